@@ -1,0 +1,59 @@
+"""The benchmark harness: timing with warm-up and repeats, and a side-by-side report."""
+
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+
+def best_of(fn, repeats: int = 5, warmup: int = 1) -> dict:
+    """Runs fn() warmup + repeats times; returns min/median/max seconds of the timed runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return {"min": min(times), "median": statistics.median(times), "max": max(times)}
+
+
+def per_call(fn, calls: int, repeats: int = 7) -> dict:
+    """Seconds per call of fn(), measured over `calls` back-to-back calls, `repeats` times."""
+    def run():
+        for _ in range(calls):
+            fn()
+    t = best_of(run, repeats=repeats, warmup=1)
+    return {k: v / calls for k, v in t.items()}
+
+
+def machine() -> dict:
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def write_report(rows: list[dict], title: str, path: Path, meta: dict) -> str:
+    """Writes a markdown table (and the same data as JSON beside it); returns the markdown."""
+    cols = list(rows[0].keys())
+    lines = [f"# {title}", "", "| " + " | ".join(cols) + " |",
+             "|" + "|".join("---" for _ in cols) + "|"]
+    for r in rows:
+        lines.append("| " + " | ".join(_fmt(r[c]) for c in cols) + " |")
+    lines += ["", "```", json.dumps(meta, indent=1), "```", ""]
+    text = "\n".join(lines)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    return text
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:,.3g}" if abs(v) < 100 else f"{v:,.0f}"
+    return str(v)

@@ -1,0 +1,61 @@
+/* error.c: the thread-local error message, the thread setting, and the op table. */
+#include <stdarg.h>
+#include <stdio.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "internal.h"
+
+static _Thread_local char pn_errbuf[512];
+
+int pn_error(int code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(pn_errbuf, sizeof pn_errbuf, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+const char *pn_last_error(void) { return pn_errbuf; }
+
+int pn_threads = 1;
+
+void pn_set_num_threads(int n) {
+    if (n < 1) n = 1;
+    pn_threads = n;
+    pn_blas_set_threads(n);
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#endif
+}
+
+int pn_get_num_threads(void) { return pn_threads; }
+
+const pn_op_def *const pn_op_table[PN_OP_COUNT] = {
+    [PN_OP_INPUT] = &pn_op_input_def,
+    [PN_OP_DENSE] = &pn_op_dense_def,
+    [PN_OP_LINEAR] = &pn_op_linear_def,
+    [PN_OP_RELU] = &pn_op_relu_def,
+    [PN_OP_SIGMOID] = &pn_op_sigmoid_def,
+    [PN_OP_TANH] = &pn_op_tanh_def,
+    [PN_OP_SOFTMAX] = &pn_op_softmax_def,
+    [PN_OP_LEAKY_RELU] = &pn_op_leaky_relu_def,
+    [PN_OP_ELU] = &pn_op_elu_def,
+    [PN_OP_SELU] = &pn_op_selu_def,
+    [PN_OP_GELU] = &pn_op_gelu_def,
+    [PN_OP_SWISH] = &pn_op_swish_def,
+    [PN_OP_SOFTPLUS] = &pn_op_softplus_def,
+};
+_Static_assert(PN_OP_COUNT == 13, "add the new op to pn_op_table");
+
+const char *pn_op_name(int op) {
+    return (op >= 0 && op < PN_OP_COUNT) ? pn_op_table[op]->name : NULL;
+}
+
+int pn_op_find(const char *name) {
+    for (int op = 0; op < PN_OP_COUNT; op++)
+        if (strcmp(pn_op_table[op]->name, name) == 0) return op;
+    return -1;
+}

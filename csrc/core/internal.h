@@ -1,0 +1,173 @@
+/*
+ * internal.h: what the core's files share and the public header does not show: the model, node
+ * and plan structs, the op table, the BLAS binding and the error helper.
+ */
+#ifndef PYNN_INTERNAL_H
+#define PYNN_INTERNAL_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pynn.h"
+
+/* BLAS: scipy-openblas32 prefixes every symbol with scipy_; a system OpenBLAS does not. */
+#include <cblas.h>
+#ifdef PN_SYSTEM_BLAS
+#define pn_sgemm cblas_sgemm
+#define pn_sgemv cblas_sgemv
+#define pn_blas_set_threads openblas_set_num_threads
+#else
+#define pn_sgemm scipy_cblas_sgemm
+#define pn_sgemv scipy_cblas_sgemv
+#define pn_blas_set_threads scipy_openblas_set_num_threads
+#endif
+
+#if defined(__GNUC__)
+#define PN_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define PN_PRINTF(a, b)
+#endif
+
+/* Stores the message for pn_last_error() and returns code, so `return pn_error(...)` reads well. */
+int pn_error(int code, const char *fmt, ...) PN_PRINTF(2, 3);
+
+/* The thread count every OpenMP loop uses (num_threads clause), set by pn_set_num_threads. */
+extern int pn_threads;
+/* An elementwise loop goes parallel only above this many elements: below it, waking the second
+ * thread costs more than it saves. */
+#define PN_PAR_MIN 65536
+/* Up to this many rows a dense layer multiplies row by row instead of calling GEMM. */
+#define PN_GEMV_ROWS 2
+/* A single row is split over the threads above this many weights. */
+#define PN_ROW_PAR_MIN 32768
+
+/* ---- variables and nodes ------------------------------------------------------------------ */
+
+typedef struct {
+    int ndim;
+    int64_t shape[PN_MAX_DIMS];
+    int64_t size;        /* elements */
+    int64_t offset;      /* into params/grads, set by pn_model_alloc */
+    int trainable;
+    float l1, l2;        /* penalties, 0 when none */
+} pn_var;
+
+typedef struct {
+    int op;
+    int n_in, in[PN_MAX_INPUTS];
+    int n_var, var[PN_MAX_VARS];
+    int iattr[PN_MAX_ATTRS];
+    float fattr[PN_MAX_ATTRS];
+    pn_dtype dtype;
+    int ndim;                      /* per-sample output shape, batch excluded */
+    int64_t shape[PN_MAX_DIMS];
+    int64_t size;                  /* elements per sample */
+} pn_node;
+
+/* What one node sees when it runs: pointers for this batch size. A NULL gradient means "not
+ * needed"; acc says whether a gradient is accumulated (+=) or written (=): the first writer of a
+ * buffer in backward order writes, so no buffer needs zeroing per step. */
+typedef struct {
+    int64_t batch;
+    const float *in[PN_MAX_INPUTS];
+    float *din[PN_MAX_INPUTS];
+    int acc_in[PN_MAX_INPUTS];
+    float *out, *dout;
+    float *var[PN_MAX_VARS];
+    float *dvar[PN_MAX_VARS];
+    int acc_var[PN_MAX_VARS];
+    float *scratch;
+} pn_ctx;
+
+typedef struct {
+    const char *name;
+    /* checks inputs, variables and attributes; sets the node's dtype, ndim and shape */
+    int (*shape)(const pn_model *m, pn_node *n);
+    void (*forward)(const pn_node *n, const pn_ctx *c);
+    void (*backward)(const pn_node *n, const pn_ctx *c);
+    /* scratch floats for a batch; NULL when none */
+    int64_t (*scratch)(const pn_node *n, int64_t batch);
+} pn_op_def;
+
+extern const pn_op_def *const pn_op_table[PN_OP_COUNT];
+
+/* One row per op, defined in the op family files. */
+extern const pn_op_def pn_op_input_def, pn_op_dense_def;
+extern const pn_op_def pn_op_linear_def, pn_op_relu_def, pn_op_sigmoid_def, pn_op_tanh_def,
+    pn_op_softmax_def, pn_op_leaky_relu_def, pn_op_elu_def, pn_op_selu_def, pn_op_gelu_def,
+    pn_op_swish_def, pn_op_softplus_def;
+
+/* ---- plans --------------------------------------------------------------------------------- */
+
+typedef enum { PN_MODE_INFER = 0, PN_MODE_TRAIN = 1, PN_MODE_INPUT_GRAD = 2 } pn_mode;
+
+typedef struct {
+    int64_t batch;
+    pn_mode mode;
+    uint64_t last_used;
+    float *arena;          /* one allocation: activations, gradients, scratch, gather buffers */
+    float **value;         /* per node: activation (batch * size); inputs point at caller data */
+    float **grad;          /* per node: activation gradient, NULL when not needed */
+    float **scratch;       /* per node */
+    int *acc_in;           /* per node * PN_MAX_INPUTS */
+    int *acc_var;          /* per node * PN_MAX_VARS */
+    unsigned char *var_written; /* per variable: some node writes its gradient */
+    int loss_node;         /* the node whose value the loss reads as logits (fused) or output */
+    int fused;             /* softmax/sigmoid output folded into the cross-entropy */
+    float *xbuf;           /* gathered input rows (train/test with idx) */
+    void *ybuf;            /* gathered targets */
+} pn_plan;
+
+#define PN_PLAN_CACHE 8
+
+struct pn_model {
+    pn_var *vars;
+    int n_vars, cap_vars;
+    float *params, *grads;
+    int64_t n_params, n_trainable; /* spans of the buffers (padding included); trainable first */
+
+    pn_node *nodes;
+    int n_nodes, cap_nodes;
+    int input;             /* the input node (-1 until added) */
+
+    int compiled, output;
+    pn_loss_kind loss;
+    int from_logits;
+    int n_metrics;
+    pn_metric_kind metrics[PN_MAX_METRICS];
+
+    int has_optimizer;
+    pn_optim_config opt;
+    float *opt_state;      /* n_slots * n_trainable */
+    int n_slots;
+    int64_t iterations;
+
+    pn_plan *plans[PN_PLAN_CACHE];
+    uint64_t clock;
+    pthread_mutex_t lock;  /* one run at a time per model: plans and buffers are shared */
+};
+
+int pn_plan_create(pn_plan **out, const pn_model *m, int64_t batch, pn_mode mode);
+void pn_plan_destroy(pn_plan *p);
+void pn_plan_forward(const pn_model *m, pn_plan *p);
+void pn_plan_backward(const pn_model *m, pn_plan *p);
+
+/* losses and metrics (loss.c) */
+int pn_loss_check_targets(const pn_model *m, const pn_tensor *y, int64_t rows);
+float pn_loss_forward(const pn_model *m, const pn_plan *p, const void *y);
+void pn_loss_backward(const pn_model *m, pn_plan *p, const void *y);
+void pn_metrics_sum(const pn_model *m, const pn_plan *p, const void *y, float *sums);
+float pn_regularizer_apply(pn_model *m, const pn_plan *p, int want_grad);
+
+/* optimizer (optimizer.c) */
+int pn_optimizer_slots(const pn_optim_config *cfg);
+void pn_optimizer_step(pn_model *m);
+
+/* shape helper for op files */
+static inline const pn_node *pn_input_node(const pn_model *m, const pn_node *n, int i) {
+    return &m->nodes[n->in[i]];
+}
+
+#endif /* PYNN_INTERNAL_H */

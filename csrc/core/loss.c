@@ -1,0 +1,256 @@
+/*
+ * loss.c: losses, metrics and weight penalties, with Keras 3's definitions and reductions.
+ *
+ * The output is viewed as R rows of C values (R = batch * all axes but the last). Each loss is a
+ * per-row value averaged over the R rows ("sum over batch size"); each metric a per-row value
+ * whose sum, divided by the rows per sample, is returned per sample.
+ *   mse   mean_c (p - y)^2                   mae  mean_c |p - y|
+ *   bce   mean_c -(y log p + (1 - y) log(1 - p))
+ *   cce   -sum_c y log p                     sparse  -log p[label]
+ * With logits z (from_logits, or a softmax/sigmoid output folded into the loss) the cross-entropies
+ * are computed from z, exactly: lse(z) - z[label], and max(z,0) - z y + log1p(e^-|z|); their
+ * gradients are (p - y) / R and (p - y) / (R C). Probabilities are clipped to [1e-7, 1 - 1e-7]
+ * as Keras does when they are not logits.
+ */
+#include <math.h>
+
+#include "internal.h"
+
+#define PN_EPS 1e-7f
+
+static void rows_cols(const pn_model *m, int64_t batch, int64_t *R, int64_t *C) {
+    const pn_node *o = &m->nodes[m->output];
+    *C = o->shape[o->ndim - 1];
+    *R = batch * (o->size / *C);
+}
+
+int pn_loss_check_targets(const pn_model *m, const pn_tensor *y, int64_t rows) {
+    if (m->loss != PN_LOSS_SPARSE_CE) return PN_OK;
+    int64_t R, C;
+    rows_cols(m, rows, &R, &C);
+    const int32_t *t = y->data;
+    for (int64_t r = 0; r < R; r++)
+        if (t[r] < 0 || t[r] >= C)
+            return pn_error(PN_EVALUE,
+                            "sparse_categorical_crossentropy: label %d is out of range for %lld "
+                            "classes (valid labels are 0..%lld)",
+                            (int)t[r], (long long)C, (long long)(C - 1));
+    return PN_OK;
+}
+
+static float logsumexp(const float *z, int64_t C) {
+    float mx = z[0];
+    for (int64_t j = 1; j < C; j++) mx = fmaxf(mx, z[j]);
+    float s = 0.0f;
+    for (int64_t j = 0; j < C; j++) s += expf(z[j] - mx);
+    return mx + logf(s);
+}
+
+static float clip_p(float p) { return fminf(fmaxf(p, PN_EPS), 1.0f - PN_EPS); }
+
+/* Returns the batch's mean loss, without penalties. */
+float pn_loss_forward(const pn_model *m, const pn_plan *p, const void *yv) {
+    int64_t R, C;
+    rows_cols(m, p->batch, &R, &C);
+    const float *out = p->value[m->output];
+    const float *z = p->value[p->loss_node]; /* logits when p->fused or from_logits */
+    int logits = p->fused || m->from_logits;
+    const float *y = yv;
+    const int32_t *lab = yv;
+    double total = 0.0;
+    for (int64_t r = 0; r < R; r++) {
+        const float *pr = out + r * C, *zr = z + r * C, *yr = y + r * C;
+        double l = 0.0;
+        switch (m->loss) {
+        case PN_LOSS_MSE:
+            for (int64_t j = 0; j < C; j++) l += (double)(pr[j] - yr[j]) * (pr[j] - yr[j]);
+            l /= (double)C;
+            break;
+        case PN_LOSS_MAE:
+            for (int64_t j = 0; j < C; j++) l += fabsf(pr[j] - yr[j]);
+            l /= (double)C;
+            break;
+        case PN_LOSS_BINARY_CE:
+            for (int64_t j = 0; j < C; j++) {
+                if (logits)
+                    l += fmaxf(zr[j], 0.0f) - zr[j] * yr[j] + log1pf(expf(-fabsf(zr[j])));
+                else {
+                    float q = clip_p(pr[j]);
+                    l -= yr[j] * logf(q) + (1.0f - yr[j]) * logf(1.0f - q);
+                }
+            }
+            l /= (double)C;
+            break;
+        case PN_LOSS_CATEGORICAL_CE:
+            if (logits) {
+                float lse = logsumexp(zr, C);
+                for (int64_t j = 0; j < C; j++) l += yr[j] * (lse - zr[j]);
+            } else {
+                float s = 0.0f;
+                for (int64_t j = 0; j < C; j++) s += pr[j];
+                for (int64_t j = 0; j < C; j++) l -= yr[j] * logf(clip_p(pr[j] / s));
+            }
+            break;
+        case PN_LOSS_SPARSE_CE:
+            if (logits)
+                l = logsumexp(zr, C) - zr[lab[r]];
+            else {
+                float s = 0.0f;
+                for (int64_t j = 0; j < C; j++) s += pr[j];
+                l = -logf(clip_p(pr[lab[r]] / s));
+            }
+            break;
+        default: break;
+        }
+        total += l;
+    }
+    return (float)(total / (double)R);
+}
+
+/* Writes dloss/d(loss node) into p->grad[p->loss_node] (the first writer, so "="). */
+void pn_loss_backward(const pn_model *m, pn_plan *p, const void *yv) {
+    int64_t R, C;
+    rows_cols(m, p->batch, &R, &C);
+    float *g = p->grad[p->loss_node];
+    if (!g) return;
+    const float *out = p->value[m->output];
+    const float *z = p->value[p->loss_node];
+    const float *y = yv;
+    const int32_t *lab = yv;
+    const float inv_r = 1.0f / (float)R, inv_rc = 1.0f / (float)(R * C);
+    for (int64_t r = 0; r < R; r++) {
+        const float *pr = out + r * C, *zr = z + r * C, *yr = y + r * C;
+        float *gr = g + r * C;
+        switch (m->loss) {
+        case PN_LOSS_MSE:
+            for (int64_t j = 0; j < C; j++) gr[j] = 2.0f * (pr[j] - yr[j]) * inv_rc;
+            break;
+        case PN_LOSS_MAE:
+            for (int64_t j = 0; j < C; j++) {
+                float d = pr[j] - yr[j];
+                gr[j] = (d > 0.0f ? 1.0f : d < 0.0f ? -1.0f : 0.0f) * inv_rc;
+            }
+            break;
+        case PN_LOSS_BINARY_CE:
+            for (int64_t j = 0; j < C; j++) {
+                if (p->fused)
+                    gr[j] = (pr[j] - yr[j]) * inv_rc;
+                else if (m->from_logits)
+                    gr[j] = (1.0f / (1.0f + expf(-zr[j])) - yr[j]) * inv_rc;
+                else {
+                    float q = pr[j];
+                    gr[j] = (q < PN_EPS || q > 1.0f - PN_EPS)
+                                ? 0.0f
+                                : (q - yr[j]) / (q * (1.0f - q)) * inv_rc;
+                }
+            }
+            break;
+        case PN_LOSS_CATEGORICAL_CE:
+        case PN_LOSS_SPARSE_CE: {
+            int sparse = m->loss == PN_LOSS_SPARSE_CE;
+            if (p->fused || m->from_logits) {
+                /* dz_j = softmax(z)_j * sum(y) - y_j */
+                float sy = 1.0f;
+                if (!sparse) {
+                    sy = 0.0f;
+                    for (int64_t j = 0; j < C; j++) sy += yr[j];
+                }
+                if (p->fused) {
+                    for (int64_t j = 0; j < C; j++) gr[j] = pr[j] * sy;
+                } else {
+                    float lse = logsumexp(zr, C);
+                    for (int64_t j = 0; j < C; j++) gr[j] = expf(zr[j] - lse) * sy;
+                }
+                if (sparse)
+                    gr[lab[r]] -= 1.0f;
+                else
+                    for (int64_t j = 0; j < C; j++) gr[j] -= yr[j];
+                for (int64_t j = 0; j < C; j++) gr[j] *= inv_r;
+            } else {
+                /* q = p / s, L = -sum y log q: dq_j = -y_j / q_j (0 where clipped),
+                 * dp_j = (dq_j - sum_k dq_k q_k) / s */
+                float s = 0.0f, dot = 0.0f;
+                for (int64_t j = 0; j < C; j++) s += pr[j];
+                for (int64_t j = 0; j < C; j++) {
+                    float q = pr[j] / s, t = sparse ? (j == lab[r] ? 1.0f : 0.0f) : yr[j];
+                    gr[j] = (q < PN_EPS || q > 1.0f - PN_EPS) ? 0.0f : -t / q;
+                    dot += gr[j] * q;
+                }
+                for (int64_t j = 0; j < C; j++) gr[j] = (gr[j] - dot) / s * inv_r;
+            }
+            break;
+        }
+        default: break;
+        }
+    }
+}
+
+static int64_t argmax(const float *x, int64_t C) {
+    int64_t best = 0;
+    for (int64_t j = 1; j < C; j++)
+        if (x[j] > x[best]) best = j;
+    return best;
+}
+
+void pn_metrics_sum(const pn_model *m, const pn_plan *p, const void *yv, float *sums) {
+    int64_t R, C;
+    rows_cols(m, p->batch, &R, &C);
+    const float *out = p->value[m->output];
+    const float *y = yv;
+    const int32_t *lab = yv;
+    double rows_per_sample = (double)R / (double)p->batch;
+    for (int k = 0; k < m->n_metrics; k++) {
+        double total = 0.0;
+        for (int64_t r = 0; r < R; r++) {
+            const float *pr = out + r * C, *yr = y + r * C;
+            double v = 0.0;
+            switch (m->metrics[k]) {
+            case PN_METRIC_BINARY_ACCURACY:
+                for (int64_t j = 0; j < C; j++) v += ((pr[j] > 0.5f ? 1.0f : 0.0f) == yr[j]);
+                v /= (double)C;
+                break;
+            case PN_METRIC_CATEGORICAL_ACCURACY:
+                v = argmax(pr, C) == argmax(yr, C);
+                break;
+            case PN_METRIC_SPARSE_ACCURACY:
+                v = argmax(pr, C) == lab[r]; /* only with the sparse loss (compile checks) */
+                break;
+            case PN_METRIC_MAE:
+                for (int64_t j = 0; j < C; j++) v += fabsf(pr[j] - yr[j]);
+                v /= (double)C;
+                break;
+            case PN_METRIC_MSE:
+                for (int64_t j = 0; j < C; j++) v += (double)(pr[j] - yr[j]) * (pr[j] - yr[j]);
+                v /= (double)C;
+                break;
+            default: break;
+            }
+            total += v;
+        }
+        sums[k] = (float)(total / rows_per_sample);
+    }
+}
+
+/* Adds l1 sum|w| + l2 sum w^2 over penalised variables; with want_grad, their gradients too. */
+float pn_regularizer_apply(pn_model *m, const pn_plan *p, int want_grad) {
+    double penalty = 0.0;
+    for (int v = 0; v < m->n_vars; v++) {
+        const pn_var *var = &m->vars[v];
+        if (!var->trainable || (var->l1 == 0.0f && var->l2 == 0.0f)) continue;
+        const float *restrict w = m->params + var->offset;
+        float *restrict g = m->grads + var->offset;
+        int acc = p->var_written[v];
+        double s1 = 0.0, s2 = 0.0;
+        for (int64_t i = 0; i < var->size; i++) {
+            s1 += fabsf(w[i]);
+            s2 += (double)w[i] * w[i];
+            if (want_grad) {
+                float d = var->l1 * (w[i] > 0.0f ? 1.0f : w[i] < 0.0f ? -1.0f : 0.0f) +
+                          2.0f * var->l2 * w[i];
+                g[i] = acc ? g[i] + d : d;
+            }
+        }
+        penalty += var->l1 * s1 + var->l2 * s2;
+    }
+    return (float)penalty;
+}

@@ -1,0 +1,159 @@
+/*
+ * optimizer.c: Keras 3's update rules, each one fused pass over the flat trainable buffer.
+ * State lives in n_slots buffers of n_trainable floats each, parallel to the parameters.
+ *
+ *   SGD      m = mu m - lr g;  w += m  (nesterov: w += mu m - lr g);  no momentum: w -= lr g
+ *   Adam     m += (1-b1)(g - m);  v += (1-b2)(g^2 - v);  (amsgrad: vh = max(vh, v), v = vh)
+ *            w -= lr sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)
+ *   AdamW    Adam with decoupled weight decay (w -= lr wd w first; default wd 0.004)
+ *   RMSprop  v = rho v + (1-rho) g^2;  centered: a = rho a + (1-rho) g, v' = v - a^2
+ *            inc = lr g / sqrt(v' + eps);  momentum: m = mu m + inc, w -= m;  else w -= inc
+ *   Adagrad  s += g^2;  w -= lr g / sqrt(s + eps)
+ * Before the update: gradients clipped (clipnorm per variable, global_clipnorm, or clipvalue),
+ * then weight decay w -= lr wd w when wd > 0.
+ */
+#include <math.h>
+
+#include "internal.h"
+
+int pn_optimizer_slots(const pn_optim_config *cfg) {
+    switch (cfg->kind) {
+    case PN_SGD: return cfg->momentum != 0.0f ? 1 : 0;
+    case PN_ADAM:
+    case PN_ADAMW: return cfg->amsgrad ? 3 : 2;
+    case PN_RMSPROP: return 1 + (cfg->centered ? 1 : 0) + (cfg->momentum != 0.0f ? 1 : 0);
+    case PN_ADAGRAD: return 1;
+    default: return 0;
+    }
+}
+
+static double sumsq(const float *restrict g, int64_t n) {
+    double s = 0.0;
+    for (int64_t i = 0; i < n; i++) s += (double)g[i] * g[i];
+    return s;
+}
+
+static void scale(float *restrict g, int64_t n, float k) {
+    for (int64_t i = 0; i < n; i++) g[i] *= k;
+}
+
+static void clip_gradients(pn_model *m) {
+    const pn_optim_config *o = &m->opt;
+    float *g = m->grads;
+    int64_t n = m->n_trainable;
+    if (o->clipnorm > 0.0f) {
+        for (int v = 0; v < m->n_vars; v++) {
+            const pn_var *var = &m->vars[v];
+            if (!var->trainable) continue;
+            float norm = (float)sqrt(sumsq(g + var->offset, var->size));
+            if (norm > o->clipnorm) scale(g + var->offset, var->size, o->clipnorm / norm);
+        }
+    } else if (o->global_clipnorm > 0.0f) {
+        float norm = (float)sqrt(sumsq(g, n));
+        if (norm > o->global_clipnorm) scale(g, n, o->global_clipnorm / norm);
+    } else if (o->clipvalue > 0.0f) {
+        float c = o->clipvalue;
+        for (int64_t i = 0; i < n; i++) g[i] = fminf(fmaxf(g[i], -c), c);
+    }
+}
+
+#define PAR_LOOP _Pragma("omp parallel for simd if (n > 4 * PN_PAR_MIN) num_threads(pn_threads)")
+
+void pn_optimizer_step(pn_model *m) {
+    const pn_optim_config *o = &m->opt;
+    int64_t n = m->n_trainable;
+    float *restrict w = m->params;
+    float *restrict g = m->grads;
+    float *s0 = m->opt_state, *s1 = s0 + n, *s2 = s1 + n;
+    const float lr = o->learning_rate;
+
+    clip_gradients(m);
+    if (o->weight_decay > 0.0f) {
+        const float k = 1.0f - lr * o->weight_decay;
+        PAR_LOOP
+        for (int64_t i = 0; i < n; i++) w[i] *= k;
+    }
+
+    switch (o->kind) {
+    case PN_SGD: {
+        const float mu = o->momentum;
+        float *restrict mom = s0;
+        if (mu == 0.0f) {
+            PAR_LOOP
+            for (int64_t i = 0; i < n; i++) w[i] -= lr * g[i];
+        } else if (o->nesterov) {
+            PAR_LOOP
+            for (int64_t i = 0; i < n; i++) {
+                mom[i] = mu * mom[i] - lr * g[i];
+                w[i] += mu * mom[i] - lr * g[i];
+            }
+        } else {
+            PAR_LOOP
+            for (int64_t i = 0; i < n; i++) {
+                mom[i] = mu * mom[i] - lr * g[i];
+                w[i] += mom[i];
+            }
+        }
+        break;
+    }
+    case PN_ADAM:
+    case PN_ADAMW: {
+        const double t = (double)(m->iterations + 1);
+        const float b1 = o->beta_1, b2 = o->beta_2, eps = o->epsilon;
+        const float alpha = (float)(lr * sqrt(1.0 - pow(b2, t)) / (1.0 - pow(b1, t)));
+        float *restrict mm = s0, *restrict vv = s1, *restrict vh = s2;
+        if (o->amsgrad) {
+            PAR_LOOP
+            for (int64_t i = 0; i < n; i++) {
+                mm[i] += (g[i] - mm[i]) * (1.0f - b1);
+                vv[i] += (g[i] * g[i] - vv[i]) * (1.0f - b2);
+                vh[i] = fmaxf(vh[i], vv[i]);
+                w[i] -= alpha * mm[i] / (sqrtf(vh[i]) + eps);
+            }
+        } else {
+            PAR_LOOP
+            for (int64_t i = 0; i < n; i++) {
+                mm[i] += (g[i] - mm[i]) * (1.0f - b1);
+                vv[i] += (g[i] * g[i] - vv[i]) * (1.0f - b2);
+                w[i] -= alpha * mm[i] / (sqrtf(vv[i]) + eps);
+            }
+        }
+        break;
+    }
+    case PN_RMSPROP: {
+        const float rho = o->rho, eps = o->epsilon, mu = o->momentum;
+        float *restrict vel = s0;
+        float *restrict avg = o->centered ? s1 : NULL;
+        float *restrict mom = mu != 0.0f ? (o->centered ? s2 : s1) : NULL;
+        PAR_LOOP
+        for (int64_t i = 0; i < n; i++) {
+            vel[i] = rho * vel[i] + (1.0f - rho) * g[i] * g[i];
+            float denom = vel[i];
+            if (avg) {
+                avg[i] = rho * avg[i] + (1.0f - rho) * g[i];
+                denom -= avg[i] * avg[i];
+            }
+            float inc = lr * g[i] / sqrtf(denom + eps);
+            if (mom) {
+                mom[i] = mu * mom[i] + inc;
+                w[i] -= mom[i];
+            } else {
+                w[i] -= inc;
+            }
+        }
+        break;
+    }
+    case PN_ADAGRAD: {
+        const float eps = o->epsilon;
+        float *restrict acc = s0;
+        PAR_LOOP
+        for (int64_t i = 0; i < n; i++) {
+            acc[i] += g[i] * g[i];
+            w[i] -= lr * g[i] / sqrtf(acc[i] + eps);
+        }
+        break;
+    }
+    default: break;
+    }
+    m->iterations++;
+}

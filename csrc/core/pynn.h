@@ -1,0 +1,204 @@
+/*
+ * pynn.h: the whole public API of libpynn, the C core of pynn.
+ *
+ * The core is plain C11 with no Python in it. A model is built in three steps and then run:
+ *
+ *   1. variables   pn_model_add_variable() declares every weight (shape, trainable); pn_model_alloc()
+ *                  then places them all in one flat float32 buffer (trainable ones first) with a
+ *                  gradient buffer of the same size beside it.
+ *   2. graph       pn_model_add_input() and pn_model_add_node() append nodes in topological order;
+ *                  each node is one row of the op table (pn_op_kind) with its inputs, variables and
+ *                  attributes; the core infers and checks every shape as the node is added.
+ *   3. compile     pn_model_set_output() names the output node, pn_model_compile() the loss and
+ *                  the metrics;
+ *                  pn_model_set_optimizer() chooses the update rule and allocates its state.
+ *
+ *   run            pn_model_train_step()  forward, loss, backward, regularizers, update: one call.
+ *                  pn_model_test_step()   forward, loss, metrics.
+ *                  pn_model_predict()     forward only, over any number of rows, in batches.
+ *
+ * Each run compiles (once, then caches) a plan for its batch size: every activation and activation
+ * gradient in one arena, so a step allocates nothing. Caller arrays are borrowed for one call only.
+ *
+ * Errors: every function that can fail returns 0 or a negative PN_E* code and leaves a message in a
+ * thread-local buffer (pn_last_error()). A failed call leaves the model as it was.
+ */
+#ifndef PYNN_H
+#define PYNN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PN_MAX_DIMS 8    /* rank of a tensor, batch axis included */
+#define PN_MAX_INPUTS 4  /* inputs of one node */
+#define PN_MAX_VARS 4    /* variables of one node */
+#define PN_MAX_ATTRS 4   /* integer and float attributes of one node */
+#define PN_MAX_METRICS 8
+
+/* ---- errors -------------------------------------------------------------------------------- */
+
+enum {
+    PN_OK = 0,
+    PN_ESHAPE = -1,    /* shapes do not fit together               (Python: ValueError)   */
+    PN_EVALUE = -2,    /* a bad argument or data value              (Python: ValueError)   */
+    PN_ETYPE = -3,     /* a wrong element type                      (Python: TypeError)    */
+    PN_ENOMEM = -4,    /* an allocation failed                      (Python: MemoryError)  */
+    PN_EIO = -5,       /* a file could not be read or written       (Python: OSError)      */
+    PN_ESTATE = -6,    /* the object is not ready for this call     (Python: RuntimeError) */
+};
+
+/* The message of the last error raised on this thread ("" if none). */
+const char *pn_last_error(void);
+
+/* ---- threads ------------------------------------------------------------------------------- */
+
+/* One setting for both pools: OpenBLAS's threads and the core's OpenMP loops. n >= 1. */
+void pn_set_num_threads(int n);
+int pn_get_num_threads(void);
+
+/* ---- element types ------------------------------------------------------------------------- */
+
+typedef enum { PN_F32 = 0, PN_I32 = 1 } pn_dtype;
+
+/* A borrowed view of caller memory: contiguous, row-major, dims[0] is the batch. */
+typedef struct {
+    int ndim;
+    int64_t dims[PN_MAX_DIMS];
+    pn_dtype dtype;
+    void *data;
+} pn_tensor;
+
+/* ---- ops ----------------------------------------------------------------------------------- */
+
+typedef enum {
+    PN_OP_INPUT = 0,
+    PN_OP_DENSE,       /* y = x W (+ b) over the last axis; vars: kernel (in, units), bias (units) */
+    PN_OP_LINEAR,      /* activations: elementwise, softmax over the last axis */
+    PN_OP_RELU,
+    PN_OP_SIGMOID,
+    PN_OP_TANH,
+    PN_OP_SOFTMAX,
+    PN_OP_LEAKY_RELU,  /* fattr[0]: negative slope */
+    PN_OP_ELU,         /* fattr[0]: alpha */
+    PN_OP_SELU,
+    PN_OP_GELU,        /* iattr[0]: 1 for the tanh approximation */
+    PN_OP_SWISH,
+    PN_OP_SOFTPLUS,
+    PN_OP_COUNT
+} pn_op_kind;
+
+/* The op's name ("dense", "relu", ...), or NULL when out of range. */
+const char *pn_op_name(int op);
+/* The op whose name is `name`, or -1. */
+int pn_op_find(const char *name);
+
+/* ---- losses, metrics, optimizers ----------------------------------------------------------- */
+
+typedef enum {
+    PN_LOSS_MSE = 0,
+    PN_LOSS_MAE,
+    PN_LOSS_BINARY_CE,
+    PN_LOSS_CATEGORICAL_CE,
+    PN_LOSS_SPARSE_CE,   /* targets are int32 class indices */
+    PN_LOSS_COUNT
+} pn_loss_kind;
+
+typedef enum {
+    PN_METRIC_BINARY_ACCURACY = 0,   /* mean over the last axis of (pred > 0.5) == target */
+    PN_METRIC_CATEGORICAL_ACCURACY,  /* argmax(pred) == argmax(target) */
+    PN_METRIC_SPARSE_ACCURACY,       /* argmax(pred) == target index */
+    PN_METRIC_MAE,
+    PN_METRIC_MSE,
+    PN_METRIC_COUNT
+} pn_metric_kind;
+
+typedef enum { PN_SGD = 0, PN_ADAM, PN_ADAMW, PN_RMSPROP, PN_ADAGRAD, PN_OPTIM_COUNT } pn_optim_kind;
+
+/* Keras 3's update rules and arguments. A clip or decay of 0 means "off". */
+typedef struct {
+    pn_optim_kind kind;
+    float learning_rate;
+    float momentum;          /* SGD, RMSprop */
+    int nesterov;            /* SGD */
+    float beta_1, beta_2;    /* Adam, AdamW */
+    float epsilon;
+    int amsgrad;             /* Adam, AdamW */
+    float rho;               /* RMSprop */
+    int centered;            /* RMSprop */
+    float initial_accumulator_value; /* Adagrad */
+    float weight_decay;      /* decoupled: w -= lr * wd * w, before the update */
+    float clipnorm;          /* each variable's gradient scaled to norm <= clipnorm */
+    float global_clipnorm;   /* all gradients scaled together to norm <= global_clipnorm */
+    float clipvalue;         /* each element clipped to [-clipvalue, clipvalue] */
+} pn_optim_config;
+
+/* ---- the model ----------------------------------------------------------------------------- */
+
+typedef struct pn_model pn_model;
+
+int pn_model_create(pn_model **out);
+void pn_model_destroy(pn_model *m);
+
+/* Variables: declared first, then placed by pn_model_alloc (trainable ones first, contiguous). */
+int pn_model_add_variable(pn_model *m, int ndim, const int64_t *shape, int trainable, int *id);
+int pn_model_alloc(pn_model *m);
+int pn_model_variable_count(const pn_model *m);
+/* Offset into the flat buffers, element count, shape. After pn_model_alloc. */
+int pn_model_variable(const pn_model *m, int id, int64_t *offset, int64_t *size, int *ndim,
+                      int64_t *shape);
+float *pn_model_params(pn_model *m);       /* all variables, flat (each 64-byte aligned) */
+float *pn_model_grads(pn_model *m);        /* their gradients, same layout */
+int64_t pn_model_param_count(const pn_model *m, int trainable_only);
+/* An L1/L2 penalty on a trainable variable: l1 * sum|w| + l2 * sum w^2, added to the loss. */
+int pn_model_set_regularizer(pn_model *m, int var, float l1, float l2);
+
+/* Graph: shapes here exclude the batch axis. */
+int pn_model_add_input(pn_model *m, int ndim, const int64_t *shape, pn_dtype dtype, int *node);
+int pn_model_add_node(pn_model *m, int op, int n_in, const int *inputs, int n_var, const int *vars,
+                      const int *iattr, const float *fattr, int *node);
+/* A node's per-sample output shape; returns its rank, or a negative code. */
+int pn_model_node_shape(const pn_model *m, int node, int64_t *shape);
+
+/* The node predict returns and the loss reads. */
+int pn_model_set_output(pn_model *m, int node);
+/* The output's per-sample shape; returns its rank, or a negative code when there is none. */
+int pn_model_output_shape(const pn_model *m, int64_t *shape);
+/* Loss (from_logits: the output holds logits) and metrics. Drops cached plans. */
+int pn_model_compile(pn_model *m, pn_loss_kind loss, int from_logits, int n_metrics,
+                     const pn_metric_kind *metrics);
+int pn_model_set_optimizer(pn_model *m, const pn_optim_config *cfg);
+int pn_model_set_learning_rate(pn_model *m, float lr);
+float pn_model_learning_rate(const pn_model *m);
+int64_t pn_model_iterations(const pn_model *m);
+void pn_model_set_iterations(pn_model *m, int64_t it);
+/* The optimizer's state (slots parallel to the trainable span of params) for saving. */
+int pn_model_optimizer_state(pn_model *m, float **state, int64_t *n);
+
+/*
+ * Run calls. x holds n_rows samples (x->dims[0]); y the matching targets (float32, or int32 class
+ * indices for the sparse loss). With idx non-NULL the batch is the rows idx[0..batch) of x and y
+ * (gathered into the plan's buffers); with idx NULL it is all of x and y.
+ * results receives 1 + n_metrics values: the batch's mean loss (regularizers included) and, for
+ * each metric, its sum over the batch's samples.
+ */
+int pn_model_train_step(pn_model *m, const pn_tensor *x, const pn_tensor *y, const int64_t *idx,
+                        int64_t batch, float *results);
+int pn_model_test_step(pn_model *m, const pn_tensor *x, const pn_tensor *y, const int64_t *idx,
+                       int64_t batch, float *results);
+/* Gradients only, no update: fills pn_model_grads() and, when dx is non-NULL, dloss/dx (x's size). */
+int pn_model_gradients(pn_model *m, const pn_tensor *x, const pn_tensor *y, float *loss, float *dx);
+/* Forward over all rows of x in batches of batch_size; out holds rows * output size floats. */
+int pn_model_predict(pn_model *m, const pn_tensor *x, int64_t batch_size, float *out);
+
+/* Applies one activation op (PN_OP_LINEAR..PN_OP_SOFTPLUS) to n rows of `cols` values. */
+int pn_activation_apply(int op, const float *fattr, const int *iattr, float *out, const float *inp,
+                        int64_t rows, int64_t cols);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PYNN_H */

@@ -1,0 +1,561 @@
+/*
+ * model_type.c: pynn._core.Model, a Python handle on a pn_model. Argument parsing, borrowing of
+ * arrays, releasing the GIL, building results: no numerics.
+ */
+#include "module.h"
+
+typedef struct {
+    PyObject_HEAD
+    pn_model *m;
+    int n_metrics; /* set by compile: a step returns 1 + n_metrics floats */
+    int sparse_y;  /* set by compile: targets are int32 class indices */
+} PnModel;
+
+static PyObject *model_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    (void)args, (void)kw;
+    PnModel *self = (PnModel *)type->tp_alloc(type, 0);
+    if (!self) return NULL;
+    int rc = pn_model_create(&self->m);
+    if (rc) {
+        Py_DECREF(self);
+        return pn_raise(rc);
+    }
+    return (PyObject *)self;
+}
+
+static void model_dealloc(PnModel *self) {
+    pn_model_destroy(self->m);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* A tuple of ints into shape[]; returns the rank or -1 with an exception set. */
+static int parse_shape(PyObject *seq, int64_t *shape, const char *what) {
+    PyObject *fast = PySequence_Fast(seq, "shape must be a sequence of ints");
+    if (!fast) return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    if (n > PN_MAX_DIMS) {
+        Py_DECREF(fast);
+        PyErr_Format(PyExc_ValueError, "%s: rank %zd is above %d", what, n, PN_MAX_DIMS);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        long long v = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(fast, i));
+        if (v == -1 && PyErr_Occurred()) {
+            Py_DECREF(fast);
+            return -1;
+        }
+        shape[i] = v;
+    }
+    Py_DECREF(fast);
+    return (int)n;
+}
+
+static PyObject *shape_tuple(int nd, const int64_t *shape) {
+    PyObject *t = PyTuple_New(nd);
+    if (!t) return NULL;
+    for (int i = 0; i < nd; i++) {
+        PyObject *v = PyLong_FromLongLong(shape[i]);
+        if (!v) {
+            Py_DECREF(t);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, i, v);
+    }
+    return t;
+}
+
+static PyObject *model_add_variable(PnModel *self, PyObject *args) {
+    PyObject *shape_o;
+    int trainable = 1, id;
+    if (!PyArg_ParseTuple(args, "O|p", &shape_o, &trainable)) return NULL;
+    int64_t shape[PN_MAX_DIMS];
+    int nd = parse_shape(shape_o, shape, "variable");
+    if (nd < 0) return NULL;
+    int rc = pn_model_add_variable(self->m, nd, shape, trainable, &id);
+    return rc ? pn_raise(rc) : PyLong_FromLong(id);
+}
+
+static PyObject *model_alloc(PnModel *self, PyObject *unused) {
+    (void)unused;
+    int rc = pn_model_alloc(self->m);
+    if (rc) return pn_raise(rc);
+    Py_RETURN_NONE;
+}
+
+/* A NumPy view onto count floats of core memory at base + offset, kept alive by the model. */
+static PyObject *view_of(PnModel *self, float *base, int64_t offset, int nd, const int64_t *shape) {
+    npy_intp dims[PN_MAX_DIMS];
+    for (int i = 0; i < nd; i++) dims[i] = (npy_intp)shape[i];
+    PyObject *a = PyArray_SimpleNewFromData(nd, dims, NPY_FLOAT32, base + offset);
+    if (!a) return NULL;
+    Py_INCREF(self);
+    if (PyArray_SetBaseObject((PyArrayObject *)a, (PyObject *)self) < 0) { /* steals self */
+        Py_DECREF(a);
+        return NULL;
+    }
+    return a;
+}
+
+static PyObject *variable_view(PnModel *self, PyObject *arg, int grad) {
+    int id = (int)PyLong_AsLong(arg);
+    if (id == -1 && PyErr_Occurred()) return NULL;
+    int64_t offset, shape[PN_MAX_DIMS];
+    int nd;
+    int rc = pn_model_variable(self->m, id, &offset, NULL, &nd, shape);
+    if (rc) return pn_raise(rc);
+    return view_of(self, grad ? pn_model_grads(self->m) : pn_model_params(self->m), offset, nd,
+                   shape);
+}
+
+static PyObject *model_variable(PnModel *self, PyObject *arg) { return variable_view(self, arg, 0); }
+static PyObject *model_gradient(PnModel *self, PyObject *arg) { return variable_view(self, arg, 1); }
+
+static PyObject *model_param_count(PnModel *self, PyObject *args) {
+    int trainable_only = 0;
+    if (!PyArg_ParseTuple(args, "|p", &trainable_only)) return NULL;
+    return PyLong_FromLongLong(pn_model_param_count(self->m, trainable_only));
+}
+
+static PyObject *model_set_regularizer(PnModel *self, PyObject *args) {
+    int var;
+    float l1, l2;
+    if (!PyArg_ParseTuple(args, "iff", &var, &l1, &l2)) return NULL;
+    int rc = pn_model_set_regularizer(self->m, var, l1, l2);
+    if (rc) return pn_raise(rc);
+    Py_RETURN_NONE;
+}
+
+static PyObject *model_add_input(PnModel *self, PyObject *args) {
+    PyObject *shape_o;
+    const char *dtype = "float32";
+    if (!PyArg_ParseTuple(args, "O|s", &shape_o, &dtype)) return NULL;
+    int64_t shape[PN_MAX_DIMS];
+    int nd = parse_shape(shape_o, shape, "input");
+    if (nd < 0) return NULL;
+    pn_dtype dt;
+    if (strcmp(dtype, "float32") == 0)
+        dt = PN_F32;
+    else if (strcmp(dtype, "int32") == 0)
+        dt = PN_I32;
+    else {
+        PyErr_Format(PyExc_TypeError, "input: dtype must be 'float32' or 'int32', got '%s'", dtype);
+        return NULL;
+    }
+    int node, rc = pn_model_add_input(self->m, nd, shape, dt, &node);
+    return rc ? pn_raise(rc) : PyLong_FromLong(node);
+}
+
+/* Up to max ints or floats from a sequence. Returns the count or -1. */
+static int parse_ints(PyObject *seq, int *out, int max, const char *what) {
+    if (!seq || seq == Py_None) return 0;
+    PyObject *fast = PySequence_Fast(seq, "expected a sequence");
+    if (!fast) return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    if (n > max) {
+        Py_DECREF(fast);
+        PyErr_Format(PyExc_ValueError, "at most %d %s", max, what);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        long v = PyLong_AsLong(PySequence_Fast_GET_ITEM(fast, i));
+        if (v == -1 && PyErr_Occurred()) {
+            Py_DECREF(fast);
+            return -1;
+        }
+        out[i] = (int)v;
+    }
+    Py_DECREF(fast);
+    return (int)n;
+}
+
+static int parse_floats(PyObject *seq, float *out, int max) {
+    if (!seq || seq == Py_None) return 0;
+    PyObject *fast = PySequence_Fast(seq, "expected a sequence");
+    if (!fast) return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    if (n > max) {
+        Py_DECREF(fast);
+        PyErr_Format(PyExc_ValueError, "at most %d float attributes", max);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double v = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(fast, i));
+        if (v == -1.0 && PyErr_Occurred()) {
+            Py_DECREF(fast);
+            return -1;
+        }
+        out[i] = (float)v;
+    }
+    Py_DECREF(fast);
+    return (int)n;
+}
+
+/* add_node(op, inputs, variables=(), iattr=(), fattr=()) -> (node, output shape) */
+static PyObject *model_add_node(PnModel *self, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"op", "inputs", "variables", "iattr", "fattr", NULL};
+    const char *name;
+    PyObject *ins_o, *vars_o = NULL, *iattr_o = NULL, *fattr_o = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "sO|OOO", kwlist, &name, &ins_o, &vars_o, &iattr_o,
+                                     &fattr_o))
+        return NULL;
+    int op = pn_op_find(name);
+    if (op <= PN_OP_INPUT) {
+        PyErr_Format(PyExc_ValueError, "unknown op '%s'", name);
+        return NULL;
+    }
+    int ins[PN_MAX_INPUTS], vars[PN_MAX_VARS], iattr[PN_MAX_ATTRS] = {0};
+    float fattr[PN_MAX_ATTRS] = {0};
+    int n_in = parse_ints(ins_o, ins, PN_MAX_INPUTS, "inputs");
+    int n_var = n_in < 0 ? -1 : parse_ints(vars_o, vars, PN_MAX_VARS, "variables");
+    if (n_in < 0 || n_var < 0 || parse_ints(iattr_o, iattr, PN_MAX_ATTRS, "attributes") < 0 ||
+        parse_floats(fattr_o, fattr, PN_MAX_ATTRS) < 0)
+        return NULL;
+    int node, rc = pn_model_add_node(self->m, op, n_in, ins, n_var, vars, iattr, fattr, &node);
+    if (rc) return pn_raise(rc);
+    int64_t shape[PN_MAX_DIMS];
+    int nd = pn_model_node_shape(self->m, node, shape);
+    PyObject *st = shape_tuple(nd, shape);
+    if (!st) return NULL;
+    return Py_BuildValue("(iN)", node, st);
+}
+
+static PyObject *model_set_output(PnModel *self, PyObject *arg) {
+    int node = (int)PyLong_AsLong(arg);
+    if (node == -1 && PyErr_Occurred()) return NULL;
+    int rc = pn_model_set_output(self->m, node);
+    if (rc) return pn_raise(rc);
+    Py_RETURN_NONE;
+}
+
+static const char *loss_names[PN_LOSS_COUNT] = {
+    [PN_LOSS_MSE] = "mean_squared_error",
+    [PN_LOSS_MAE] = "mean_absolute_error",
+    [PN_LOSS_BINARY_CE] = "binary_crossentropy",
+    [PN_LOSS_CATEGORICAL_CE] = "categorical_crossentropy",
+    [PN_LOSS_SPARSE_CE] = "sparse_categorical_crossentropy",
+};
+
+static const char *metric_names[PN_METRIC_COUNT] = {
+    [PN_METRIC_BINARY_ACCURACY] = "binary_accuracy",
+    [PN_METRIC_CATEGORICAL_ACCURACY] = "categorical_accuracy",
+    [PN_METRIC_SPARSE_ACCURACY] = "sparse_categorical_accuracy",
+    [PN_METRIC_MAE] = "mean_absolute_error",
+    [PN_METRIC_MSE] = "mean_squared_error",
+};
+
+static int find_name(const char *const *names, int n, const char *s) {
+    for (int i = 0; i < n; i++)
+        if (strcmp(names[i], s) == 0) return i;
+    return -1;
+}
+
+/* compile(loss, from_logits, metrics) */
+static PyObject *model_compile(PnModel *self, PyObject *args) {
+    const char *loss_s;
+    int from_logits;
+    PyObject *metrics_o;
+    if (!PyArg_ParseTuple(args, "spO", &loss_s, &from_logits, &metrics_o)) return NULL;
+    int loss = find_name(loss_names, PN_LOSS_COUNT, loss_s);
+    if (loss < 0) {
+        PyErr_Format(PyExc_ValueError, "unknown loss '%s'", loss_s);
+        return NULL;
+    }
+    PyObject *fast = PySequence_Fast(metrics_o, "metrics must be a sequence of names");
+    if (!fast) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    pn_metric_kind kinds[PN_MAX_METRICS];
+    if (n > PN_MAX_METRICS) {
+        Py_DECREF(fast);
+        PyErr_Format(PyExc_ValueError, "at most %d metrics", PN_MAX_METRICS);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const char *s = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(fast, i));
+        int k = s ? find_name(metric_names, PN_METRIC_COUNT, s) : -1;
+        if (k < 0) {
+            if (s) PyErr_Format(PyExc_ValueError, "unknown metric '%s'", s);
+            Py_DECREF(fast);
+            return NULL;
+        }
+        kinds[i] = (pn_metric_kind)k;
+    }
+    Py_DECREF(fast);
+    int rc = pn_model_compile(self->m, (pn_loss_kind)loss, from_logits, (int)n, kinds);
+    if (rc) return pn_raise(rc);
+    self->n_metrics = (int)n;
+    self->sparse_y = loss == PN_LOSS_SPARSE_CE;
+    Py_RETURN_NONE;
+}
+
+static const char *optim_names[PN_OPTIM_COUNT] = {
+    [PN_SGD] = "sgd", [PN_ADAM] = "adam", [PN_ADAMW] = "adamw",
+    [PN_RMSPROP] = "rmsprop", [PN_ADAGRAD] = "adagrad",
+};
+
+/* set_optimizer(kind, learning_rate=, momentum=, ...): every field of pn_optim_config by name */
+static PyObject *model_set_optimizer(PnModel *self, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"kind", "learning_rate", "momentum", "nesterov", "beta_1", "beta_2",
+                             "epsilon", "amsgrad", "rho", "centered", "initial_accumulator_value",
+                             "weight_decay", "clipnorm", "global_clipnorm", "clipvalue", NULL};
+    const char *kind;
+    pn_optim_config c = {.learning_rate = 0.001f, .beta_1 = 0.9f, .beta_2 = 0.999f,
+                         .epsilon = 1e-7f, .rho = 0.9f, .initial_accumulator_value = 0.1f};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "s|ffpfffpfpfffff", kwlist, &kind, &c.learning_rate,
+                                     &c.momentum, &c.nesterov, &c.beta_1, &c.beta_2, &c.epsilon,
+                                     &c.amsgrad, &c.rho, &c.centered, &c.initial_accumulator_value,
+                                     &c.weight_decay, &c.clipnorm, &c.global_clipnorm,
+                                     &c.clipvalue))
+        return NULL;
+    int k = find_name(optim_names, PN_OPTIM_COUNT, kind);
+    if (k < 0) {
+        PyErr_Format(PyExc_ValueError, "unknown optimizer '%s'", kind);
+        return NULL;
+    }
+    c.kind = (pn_optim_kind)k;
+    int rc = pn_model_set_optimizer(self->m, &c);
+    if (rc) return pn_raise(rc);
+    Py_RETURN_NONE;
+}
+
+static PyObject *get_learning_rate(PnModel *self, void *closure) {
+    (void)closure;
+    return PyFloat_FromDouble(pn_model_learning_rate(self->m));
+}
+
+static int set_learning_rate(PnModel *self, PyObject *v, void *closure) {
+    (void)closure;
+    double lr = v ? PyFloat_AsDouble(v) : -1.0;
+    if (lr == -1.0 && PyErr_Occurred()) return -1;
+    int rc = pn_model_set_learning_rate(self->m, (float)lr);
+    if (rc) {
+        pn_raise(rc);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *get_iterations(PnModel *self, void *closure) {
+    (void)closure;
+    return PyLong_FromLongLong(pn_model_iterations(self->m));
+}
+
+static int set_iterations(PnModel *self, PyObject *v, void *closure) {
+    (void)closure;
+    long long it = v ? PyLong_AsLongLong(v) : -1;
+    if (it == -1 && PyErr_Occurred()) return -1;
+    if (it < 0) {
+        PyErr_SetString(PyExc_ValueError, "iterations must be >= 0");
+        return -1;
+    }
+    pn_model_set_iterations(self->m, it);
+    return 0;
+}
+
+static PyObject *model_optimizer_state(PnModel *self, PyObject *unused) {
+    (void)unused;
+    float *state;
+    int64_t n;
+    pn_model_optimizer_state(self->m, &state, &n);
+    if (!state) return PyArray_SimpleNew(1, (npy_intp[]){0}, NPY_FLOAT32);
+    return view_of(self, state, 0, 1, &n);
+}
+
+/* Borrowed x, y (and idx) for one step; released by release_xy. */
+typedef struct {
+    PyArrayObject *x, *y, *idx;
+    pn_tensor tx, ty;
+} step_args;
+
+static void release_xy(step_args *a) {
+    Py_XDECREF(a->x);
+    Py_XDECREF(a->y);
+    Py_XDECREF(a->idx);
+}
+
+static int borrow_xy(PnModel *self, PyObject *xo, PyObject *yo, PyObject *idxo, step_args *a,
+                     int sparse_y) {
+    (void)self;
+    memset(a, 0, sizeof *a);
+    a->x = pn_borrow(xo, NPY_FLOAT32, "x");
+    if (!a->x) return -1;
+    a->y = pn_borrow(yo, sparse_y ? NPY_INT32 : NPY_FLOAT32, "y");
+    if (!a->y) return -1;
+    if (idxo && idxo != Py_None) {
+        a->idx = (PyArrayObject *)PyArray_FROM_OTF(idxo, NPY_INT64, NPY_ARRAY_IN_ARRAY);
+        if (!a->idx) return -1;
+        if (PyArray_NDIM(a->idx) != 1) {
+            PyErr_SetString(PyExc_ValueError, "batch indices must be one-dimensional");
+            return -1;
+        }
+    }
+    if (pn_view(a->x, &a->tx) || pn_view(a->y, &a->ty)) return -1;
+    return 0;
+}
+
+typedef int (*step_fn)(pn_model *, const pn_tensor *, const pn_tensor *, const int64_t *, int64_t,
+                       float *);
+
+/* train_step / test_step (x, y, idx=None) -> (loss, metric sums...) */
+static PyObject *run_step(PnModel *self, PyObject *const *args, Py_ssize_t nargs, step_fn fn) {
+    if (nargs < 2 || nargs > 3) {
+        PyErr_SetString(PyExc_TypeError, "expected (x, y) or (x, y, idx)");
+        return NULL;
+    }
+    step_args a;
+    if (borrow_xy(self, args[0], args[1], nargs == 3 ? args[2] : NULL, &a, self->sparse_y)) {
+        release_xy(&a);
+        return NULL;
+    }
+    float results[1 + PN_MAX_METRICS];
+    const int64_t *idx = a.idx ? PyArray_DATA(a.idx) : NULL;
+    int64_t batch = a.idx ? PyArray_DIM(a.idx, 0) : 0;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = fn(self->m, &a.tx, &a.ty, idx, batch, results);
+    Py_END_ALLOW_THREADS
+    release_xy(&a);
+    if (rc) return pn_raise(rc);
+    PyObject *t = PyTuple_New(1 + self->n_metrics);
+    if (!t) return NULL;
+    for (int i = 0; i <= self->n_metrics; i++) {
+        PyObject *v = PyFloat_FromDouble(results[i]);
+        if (!v) {
+            Py_DECREF(t);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, i, v);
+    }
+    return t;
+}
+
+static PyObject *model_train_step(PnModel *self, PyObject *const *args, Py_ssize_t nargs) {
+    return run_step(self, args, nargs, pn_model_train_step);
+}
+
+static PyObject *model_test_step(PnModel *self, PyObject *const *args, Py_ssize_t nargs) {
+    return run_step(self, args, nargs, pn_model_test_step);
+}
+
+/* gradients(x, y, input_grad=False) -> (loss, dx or None); parameter gradients in gradient(id) */
+static PyObject *model_gradients(PnModel *self, PyObject *args) {
+    PyObject *xo, *yo;
+    int want_dx = 0;
+    if (!PyArg_ParseTuple(args, "OO|p", &xo, &yo, &want_dx)) return NULL;
+    step_args a;
+    PyArrayObject *dx = NULL;
+    if (borrow_xy(self, xo, yo, NULL, &a, self->sparse_y)) goto fail;
+    if (want_dx && !(dx = (PyArrayObject *)PyArray_NewLikeArray(a.x, NPY_CORDER, NULL, 0)))
+        goto fail;
+    float loss = 0.0f;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = pn_model_gradients(self->m, &a.tx, &a.ty, &loss, dx ? PyArray_DATA(dx) : NULL);
+    Py_END_ALLOW_THREADS
+    release_xy(&a);
+    if (rc) {
+        Py_XDECREF(dx);
+        return pn_raise(rc);
+    }
+    if (!dx) return Py_BuildValue("(dO)", (double)loss, Py_None);
+    return Py_BuildValue("(dN)", (double)loss, dx);
+fail:
+    release_xy(&a);
+    Py_XDECREF(dx);
+    return NULL;
+}
+
+/* predict(x, batch_size) -> new float32 array (rows, output shape...) owned by the caller */
+static PyObject *model_predict(PnModel *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "expected (x, batch_size)");
+        return NULL;
+    }
+    long long bs = PyLong_AsLongLong(args[1]);
+    if (bs == -1 && PyErr_Occurred()) return NULL;
+    PyArrayObject *x = pn_borrow(args[0], NPY_FLOAT32, "x");
+    if (!x) return NULL;
+    pn_tensor tx;
+    if (pn_view(x, &tx)) {
+        Py_DECREF(x);
+        return NULL;
+    }
+    int64_t shape[PN_MAX_DIMS];
+    int nd = pn_model_output_shape(self->m, shape);
+    if (nd < 0) {
+        Py_DECREF(x);
+        return pn_raise(nd);
+    }
+    npy_intp dims[PN_MAX_DIMS + 1];
+    dims[0] = tx.ndim ? (npy_intp)tx.dims[0] : 0;
+    for (int i = 0; i < nd; i++) dims[i + 1] = (npy_intp)shape[i];
+    PyArrayObject *out = (PyArrayObject *)PyArray_SimpleNew(nd + 1, dims, NPY_FLOAT32);
+    if (!out) {
+        Py_DECREF(x);
+        return NULL;
+    }
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = pn_model_predict(self->m, &tx, bs, PyArray_DATA(out));
+    Py_END_ALLOW_THREADS
+    Py_DECREF(x);
+    if (rc) {
+        Py_DECREF(out);
+        return pn_raise(rc);
+    }
+    return (PyObject *)out;
+}
+
+static PyObject *model_node_shape(PnModel *self, PyObject *arg) {
+    int node = (int)PyLong_AsLong(arg);
+    if (node == -1 && PyErr_Occurred()) return NULL;
+    int64_t shape[PN_MAX_DIMS];
+    int nd = pn_model_node_shape(self->m, node, shape);
+    return nd < 0 ? pn_raise(nd) : shape_tuple(nd, shape);
+}
+
+#define FAST(f) (PyCFunction)(void (*)(void))(f), METH_FASTCALL
+#define KW(f) (PyCFunction)(void (*)(void))(f), METH_VARARGS | METH_KEYWORDS
+
+static PyMethodDef model_methods[] = {
+    {"add_variable", (PyCFunction)model_add_variable, METH_VARARGS,
+     "add_variable(shape, trainable=True) -> id"},
+    {"alloc", (PyCFunction)model_alloc, METH_NOARGS, "alloc(): place all variables in one buffer"},
+    {"variable", (PyCFunction)model_variable, METH_O, "variable(id) -> float32 view of its values"},
+    {"gradient", (PyCFunction)model_gradient, METH_O, "gradient(id) -> float32 view of its gradient"},
+    {"param_count", (PyCFunction)model_param_count, METH_VARARGS, "param_count(trainable_only=False)"},
+    {"set_regularizer", (PyCFunction)model_set_regularizer, METH_VARARGS,
+     "set_regularizer(var, l1, l2)"},
+    {"add_input", (PyCFunction)model_add_input, METH_VARARGS, "add_input(shape, dtype) -> node"},
+    {"add_node", KW(model_add_node),
+     "add_node(op, inputs, variables=(), iattr=(), fattr=()) -> (node, shape)"},
+    {"node_shape", (PyCFunction)model_node_shape, METH_O, "node_shape(node) -> tuple"},
+    {"set_output", (PyCFunction)model_set_output, METH_O, "set_output(node)"},
+    {"compile", (PyCFunction)model_compile, METH_VARARGS, "compile(loss, from_logits, metrics)"},
+    {"set_optimizer", KW(model_set_optimizer), "set_optimizer(kind, **config)"},
+    {"optimizer_state", (PyCFunction)model_optimizer_state, METH_NOARGS,
+     "optimizer_state() -> float32 view of every slot, flat"},
+    {"train_step", FAST(model_train_step), "train_step(x, y, idx=None) -> (loss, *metric_sums)"},
+    {"test_step", FAST(model_test_step), "test_step(x, y, idx=None) -> (loss, *metric_sums)"},
+    {"gradients", (PyCFunction)model_gradients, METH_VARARGS,
+     "gradients(x, y, input_grad=False) -> (loss, dx or None)"},
+    {"predict", FAST(model_predict), "predict(x, batch_size) -> array"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef model_getset[] = {
+    {"learning_rate", (getter)get_learning_rate, (setter)set_learning_rate, "learning rate", NULL},
+    {"iterations", (getter)get_iterations, (setter)set_iterations, "optimizer steps taken", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+PyTypeObject PnModelType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "pynn._core.Model",
+    .tp_basicsize = sizeof(PnModel),
+    .tp_dealloc = (destructor)model_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A model in the C core: variables, graph, loss, optimizer, plans.",
+    .tp_methods = model_methods,
+    .tp_getset = model_getset,
+    .tp_new = model_new,
+};

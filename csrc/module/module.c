@@ -1,0 +1,133 @@
+/* module.c: the pynn._core module: error mapping, array borrowing, threads, activations. */
+#define PN_MODULE_MAIN
+#include "module.h"
+
+PyObject *pn_raise(int code) {
+    PyObject *type;
+    switch (code) {
+    case PN_ESHAPE:
+    case PN_EVALUE: type = PyExc_ValueError; break;
+    case PN_ETYPE: type = PyExc_TypeError; break;
+    case PN_ENOMEM: type = PyExc_MemoryError; break;
+    case PN_EIO: type = PyExc_OSError; break;
+    default: type = PyExc_RuntimeError; break;
+    }
+    PyErr_SetString(type, pn_last_error());
+    return NULL;
+}
+
+PyArrayObject *pn_borrow(PyObject *obj, int npy_type, const char *what) {
+    if (PyArray_Check(obj)) {
+        int t = PyArray_TYPE((PyArrayObject *)obj);
+        if (!PyTypeNum_ISNUMBER(t) || PyTypeNum_ISCOMPLEX(t)) {
+            PyErr_Format(PyExc_TypeError, "%s: expected a real numeric array, got dtype %R", what,
+                         PyArray_DESCR((PyArrayObject *)obj));
+            return NULL;
+        }
+    }
+    /* FORCECAST: a float64 or uint8 array converts once, explicitly, as a whole. */
+    PyObject *a = PyArray_FROM_OTF(obj, npy_type, NPY_ARRAY_IN_ARRAY | NPY_ARRAY_FORCECAST);
+    if (!a && !PyErr_Occurred())
+        PyErr_Format(PyExc_TypeError, "%s: could not be read as an array", what);
+    return (PyArrayObject *)a;
+}
+
+int pn_view(PyArrayObject *a, pn_tensor *t) {
+    int nd = PyArray_NDIM(a);
+    if (nd > PN_MAX_DIMS) {
+        PyErr_Format(PyExc_ValueError, "arrays of rank %d are not supported (at most %d)", nd,
+                     PN_MAX_DIMS);
+        return -1;
+    }
+    t->ndim = nd;
+    for (int i = 0; i < nd; i++) t->dims[i] = PyArray_DIM(a, i);
+    t->dtype = PyArray_TYPE(a) == NPY_INT32 ? PN_I32 : PN_F32;
+    t->data = PyArray_DATA(a);
+    return 0;
+}
+
+static PyObject *set_num_threads(PyObject *self, PyObject *arg) {
+    (void)self;
+    long n = PyLong_AsLong(arg);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    if (n < 1 || n > 4096) {
+        PyErr_Format(PyExc_ValueError, "set_num_threads: n must be >= 1, got %ld", n);
+        return NULL;
+    }
+    pn_set_num_threads((int)n);
+    Py_RETURN_NONE;
+}
+
+static PyObject *get_num_threads(PyObject *self, PyObject *unused) {
+    (void)self, (void)unused;
+    return PyLong_FromLong(pn_get_num_threads());
+}
+
+/* activation(name, x, alpha=0.0, approximate=False) -> new float32 array of x's shape */
+static PyObject *activation(PyObject *self, PyObject *args, PyObject *kw) {
+    (void)self;
+    static char *kwlist[] = {"name", "x", "alpha", "approximate", NULL};
+    const char *name;
+    PyObject *xo;
+    float alpha = 0.0f;
+    int approximate = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "sO|fp", kwlist, &name, &xo, &alpha, &approximate))
+        return NULL;
+    int op = pn_op_find(name);
+    if (op < PN_OP_LINEAR) {
+        PyErr_Format(PyExc_ValueError, "unknown activation '%s'", name);
+        return NULL;
+    }
+    PyArrayObject *x = pn_borrow(xo, NPY_FLOAT32, "activation");
+    if (!x) return NULL;
+    PyArrayObject *out = (PyArrayObject *)PyArray_NewLikeArray(x, NPY_CORDER, NULL, 0);
+    if (!out) {
+        Py_DECREF(x);
+        return NULL;
+    }
+    int nd = PyArray_NDIM(x);
+    int64_t cols = nd ? PyArray_DIM(x, nd - 1) : 1;
+    int64_t size = PyArray_SIZE(x), rows = cols ? size / cols : 0;
+    float fattr[PN_MAX_ATTRS] = {alpha};
+    int iattr[PN_MAX_ATTRS] = {approximate};
+    int rc = PN_OK;
+    if (size > 0) {
+        Py_BEGIN_ALLOW_THREADS
+        rc = pn_activation_apply(op, fattr, iattr, PyArray_DATA(out), PyArray_DATA(x), rows, cols);
+        Py_END_ALLOW_THREADS
+    }
+    Py_DECREF(x);
+    if (rc) {
+        Py_DECREF(out);
+        return pn_raise(rc);
+    }
+    return (PyObject *)out;
+}
+
+static PyMethodDef methods[] = {
+    {"set_num_threads", set_num_threads, METH_O,
+     "set_num_threads(n): threads for OpenBLAS and the core's OpenMP loops together."},
+    {"get_num_threads", get_num_threads, METH_NOARGS, "get_num_threads() -> int"},
+    {"activation", (PyCFunction)(void (*)(void))activation, METH_VARARGS | METH_KEYWORDS,
+     "activation(name, x, alpha=0.0, approximate=False) -> array: one activation on an array."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef moduledef = {
+    PyModuleDef_HEAD_INIT, "pynn._core", "The C engine of pynn.", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__core(void) {
+    import_array();
+    if (PyType_Ready(&PnModelType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&moduledef);
+    if (!m) return NULL;
+    Py_INCREF(&PnModelType);
+    if (PyModule_AddObject(m, "Model", (PyObject *)&PnModelType) < 0) {
+        Py_DECREF(&PnModelType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

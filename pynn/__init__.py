@@ -1,0 +1,87 @@
+"""pynn: a fast deep-learning library for the CPU, with a C engine behind the Keras 3 interface.
+
+    import pynn as keras
+    model = keras.Sequential([keras.Input(shape=(784,)),
+                              keras.layers.Dense(128, activation="relu"),
+                              keras.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x_train, y_train, epochs=5)
+"""
+
+import os as _os
+
+# The core's OpenMP workers sleep between parallel regions instead of spinning, so they never
+# compete with OpenBLAS's threads for the cores (a user's own setting wins).
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import scipy_openblas32 as _openblas  # noqa: E402,F401  loads OpenBLAS (RTLD_GLOBAL) for _core
+
+from . import _core  # noqa: E402
+
+__version__ = "0.1.0"
+
+
+def set_num_threads(n: int) -> None:
+    """Sets the threads pynn uses: OpenBLAS's and the core's OpenMP loops, together.
+
+    Args:
+        n: number of threads, >= 1.
+
+    Example:
+        >>> pynn.set_num_threads(2)
+    """
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__}")
+    _core.set_num_threads(n)
+
+
+def get_num_threads() -> int:
+    """Returns the number of threads pynn uses."""
+    return _core.get_num_threads()
+
+
+def _default_threads() -> int:
+    try:
+        return max(1, len(_os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, _os.cpu_count() or 1)
+
+
+_core.set_num_threads(_default_threads())
+
+from . import (  # noqa: E402
+    activations,
+    callbacks,
+    datasets,
+    initializers,
+    layers,
+    losses,
+    metrics,
+    models,
+    optimizers,
+    regularizers,
+    utils,
+)
+from .layers import Input  # noqa: E402
+from .layers.base import Variable  # noqa: E402
+from .models import Model, Sequential  # noqa: E402
+
+__all__ = [
+    "Input",
+    "Model",
+    "Sequential",
+    "Variable",
+    "activations",
+    "callbacks",
+    "datasets",
+    "get_num_threads",
+    "initializers",
+    "layers",
+    "losses",
+    "metrics",
+    "models",
+    "optimizers",
+    "regularizers",
+    "set_num_threads",
+    "utils",
+]

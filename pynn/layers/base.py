@@ -1,0 +1,201 @@
+"""The Layer base class and Variable, a NumPy array that knows its name.
+
+A layer describes itself: its configuration, its weights (shape, initializer, trainable,
+regularizer) and how it lowers to core ops. It computes nothing. Until a model builds it, a
+layer's weights are NumPy arrays of its own; once the model's core exists they become views onto
+the core's flat parameter buffer, so the layer, the model and the optimizer all see one copy.
+"""
+
+import re
+
+import numpy as np
+
+from .. import initializers, regularizers
+
+_NAME_COUNTS: dict[str, int] = {}
+
+
+def unique_name(base: str) -> str:
+    """'dense', then 'dense_1', 'dense_2', ... as Keras names layers and models."""
+    n = _NAME_COUNTS.get(base, 0)
+    _NAME_COUNTS[base] = n + 1
+    return base if n == 0 else f"{base}_{n}"
+
+
+def snake_case(name: str) -> str:
+    s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s).lower()
+
+
+class Variable(np.ndarray):
+    """A float32 NumPy array with Keras's Variable attributes: name, path, trainable.
+
+    Arithmetic on it gives plain arrays; `assign` writes in place (shape checked), so a Variable
+    that views the core's parameters updates the model.
+    """
+
+    def __new__(cls, value, name: str = "variable", path: str | None = None,
+                trainable: bool = True):
+        obj = np.asarray(value, dtype=np.float32).view(cls)
+        obj._name, obj._path, obj._trainable = name, path or name, trainable
+        return obj
+
+    def __array_finalize__(self, obj):
+        self._name = getattr(obj, "_name", "variable")
+        self._path = getattr(obj, "_path", self._name)
+        self._trainable = getattr(obj, "_trainable", True)
+
+    def __array_wrap__(self, arr, context=None, return_scalar=False):
+        arr = arr.view(np.ndarray)
+        return arr[()] if return_scalar else arr
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @property
+    def trainable(self) -> bool:
+        return self._trainable
+
+    @property
+    def value(self) -> np.ndarray:
+        return self.view(np.ndarray)
+
+    def numpy(self) -> np.ndarray:
+        """A copy of the values."""
+        return np.array(self, dtype=np.float32, copy=True).view(np.ndarray)
+
+    def assign(self, value) -> None:
+        """Writes `value` into the variable in place."""
+        v = np.asarray(value, dtype=np.float32)
+        if v.shape != self.shape:
+            raise ValueError(f"Variable '{self.path}' has shape {self.shape}, "
+                             f"cannot assign a value of shape {v.shape}")
+        self.view(np.ndarray)[...] = v
+
+    def __repr__(self):
+        return (f"<Variable path={self.path}, shape={self.shape}, dtype=float32, "
+                f"value={np.array2string(self.view(np.ndarray), threshold=6)}>")
+
+
+class Layer:
+    """Base class of all layers.
+
+    Subclasses set their config in `__init__`, declare weights in `build(input_shape)` with
+    `add_weight`, give `compute_output_shape`, `get_config`, and `lower(core, node)`: the core
+    ops that compute the layer, returning the output node.
+
+    Args:
+        trainable: whether the layer's weights are updated by training.
+        name: the layer's name; Keras's snake-case class name made unique when None.
+        input_shape: the per-sample input shape, for the first layer of a Sequential model.
+    """
+
+    def __init__(self, trainable: bool = True, name: str | None = None, dtype=None, **kwargs):
+        input_shape = kwargs.pop("input_shape", None)
+        input_dim = kwargs.pop("input_dim", None)
+        batch_input_shape = kwargs.pop("batch_input_shape", None)
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}: unexpected arguments {sorted(kwargs)}")
+        if dtype not in (None, "float32", np.float32):
+            raise ValueError(f"{type(self).__name__}: only float32 layers are supported")
+        if input_shape is None and input_dim is not None:
+            input_shape = (int(input_dim),)
+        if input_shape is None and batch_input_shape is not None:
+            input_shape = tuple(batch_input_shape)[1:]
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"{type(self).__name__}: name must be a string")
+        self._input_shape_arg = tuple(input_shape) if input_shape is not None else None
+        self.name = name or unique_name(snake_case(type(self).__name__))
+        self.trainable = bool(trainable)
+        self.built = False
+        self._weight_attrs: list[str] = []
+        self._weight_regs: list = []
+        self._var_ids: list[int] = []
+
+    # -- weights --------------------------------------------------------------------------------
+    def add_weight(self, shape, initializer="glorot_uniform", trainable: bool = True,
+                   regularizer=None, name: str | None = None) -> Variable:
+        """Declares a weight, stored as attribute `name`, initialised now.
+
+        Returns:
+            The Variable (a NumPy array).
+        """
+        name = name or f"variable_{len(self._weight_attrs)}"
+        shape = tuple(int(d) for d in shape)
+        value = initializers.get(initializer)(shape)
+        if value.shape != shape:
+            raise ValueError(f"{self.name}: initializer returned shape {value.shape}, not {shape}")
+        var = Variable(value, name=name, path=f"{self.name}/{name}", trainable=trainable)
+        setattr(self, name, var)
+        self._weight_attrs.append(name)
+        self._weight_regs.append(regularizers.get(regularizer))
+        return var
+
+    @property
+    def weights(self) -> list[Variable]:
+        """All weights, trainable first (as Keras lists them)."""
+        ws = [getattr(self, a) for a in self._weight_attrs]
+        return [w for w in ws if w.trainable] + [w for w in ws if not w.trainable]
+
+    @property
+    def trainable_weights(self) -> list[Variable]:
+        return [w for w in self.weights if w.trainable and self.trainable]
+
+    @property
+    def non_trainable_weights(self) -> list[Variable]:
+        return [w for w in self.weights if not (w.trainable and self.trainable)]
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of the weights' values."""
+        return [w.numpy() for w in self.weights]
+
+    def set_weights(self, weights) -> None:
+        """Writes values into the weights, in the order of `weights`, checking each shape."""
+        weights = list(weights)
+        if len(weights) != len(self.weights):
+            raise ValueError(f"Layer '{self.name}' expects {len(self.weights)} weights, "
+                             f"got {len(weights)}")
+        for var, value in zip(self.weights, weights):
+            var.assign(value)
+
+    def count_params(self) -> int:
+        return int(sum(w.size for w in self.weights))
+
+    def _rebind(self, attr: str, view: np.ndarray) -> None:
+        """Moves a weight into core memory: copies its value into `view` and keeps the view."""
+        old = getattr(self, attr)
+        view[...] = old
+        setattr(self, attr, _as_variable(view, old))
+
+    # -- to override ----------------------------------------------------------------------------
+    def build(self, input_shape) -> None:
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def lower(self, core, node: int) -> int:
+        """Adds this layer's ops to `core` after `node`; returns the output node."""
+        return node
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "trainable": self.trainable}
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+def _as_variable(view: np.ndarray, like: Variable) -> Variable:
+    """A Variable sharing `view`'s memory, with `like`'s name and flags."""
+    v = view.view(Variable)
+    v._name, v._path, v._trainable = like.name, like.path, like.trainable
+    return v

@@ -1,0 +1,97 @@
+"""Core layers: Dense, Activation."""
+
+from .. import activations, initializers, regularizers
+from .base import Layer
+
+
+def _shape_str(shape) -> str:
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
+
+
+class Dense(Layer):
+    """Densely connected layer: `output = activation(dot(input, kernel) + bias)`, over the last
+    axis of its input.
+
+    Args:
+        units: dimensionality of the output.
+        activation: name or function of `pynn.activations`; None means linear.
+        use_bias: whether to add a bias vector.
+        kernel_initializer, bias_initializer: initializers ('glorot_uniform' and 'zeros').
+        kernel_regularizer, bias_regularizer: L1/L2 penalties added to the loss.
+
+    Example:
+        >>> model = pynn.Sequential([pynn.Input(shape=(16,)), pynn.layers.Dense(8, "relu")])
+        >>> model.output_shape
+        (None, 8)
+    """
+
+    def __init__(self, units: int, activation=None, use_bias: bool = True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
+            raise ValueError(f"Dense '{self.name}': units must be a positive int, got {units!r}")
+        for arg, v in (("activity_regularizer", activity_regularizer),
+                       ("kernel_constraint", kernel_constraint),
+                       ("bias_constraint", bias_constraint)):
+            if v is not None:
+                raise ValueError(f"Dense '{self.name}': {arg} is not supported")
+        self.units = units
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+
+    def build(self, input_shape) -> None:
+        if len(input_shape) < 2 or input_shape[-1] is None:
+            raise ValueError(f"Dense '{self.name}': input needs a known last axis, got "
+                             f"{_shape_str(input_shape)}")
+        self.add_weight((input_shape[-1], self.units), self.kernel_initializer,
+                        regularizer=self.kernel_regularizer, name="kernel")
+        if self.use_bias:
+            self.add_weight((self.units,), self.bias_initializer,
+                            regularizer=self.bias_regularizer, name="bias")
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def lower(self, core, node: int) -> int:
+        node, _ = core.add_node("dense", (node,), tuple(self._var_ids))
+        return activations.spec(self.activation).lower(core, node)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "units": self.units,
+                "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": _reg_config(self.kernel_regularizer),
+                "bias_regularizer": _reg_config(self.bias_regularizer)}
+
+
+def _reg_config(r):
+    return None if r is None else {"class_name": type(r).__name__, "config": r.get_config()}
+
+
+class Activation(Layer):
+    """Applies an activation function to its input.
+
+    Args:
+        activation: name or function of `pynn.activations`.
+
+    Example:
+        >>> layer = pynn.layers.Activation("relu")
+    """
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = activations.get(activation)
+
+    def lower(self, core, node: int) -> int:
+        return activations.spec(self.activation).lower(core, node)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "activation": activations.serialize(self.activation)}

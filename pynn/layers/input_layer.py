@@ -1,0 +1,71 @@
+"""Input: the symbolic placeholder a model starts from."""
+
+from .base import Layer
+
+
+class KerasTensor:
+    """A symbolic tensor: a shape (batch axis None) and the layer that produced it."""
+
+    def __init__(self, shape, dtype: str = "float32", name: str | None = None, layer=None):
+        self.shape = tuple(shape)
+        self.dtype = dtype
+        self.name = name
+        self._layer = layer
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __repr__(self):
+        return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
+
+
+class InputLayer(Layer):
+    """The input of a model: its per-sample shape and dtype.
+
+    Args:
+        shape: the shape of one sample (without the batch axis).
+        batch_size: accepted for Keras compatibility; the batch axis is always open.
+        dtype: 'float32', or 'int32' for indices.
+    """
+
+    def __init__(self, shape=None, batch_size=None, dtype=None, name: str | None = None,
+                 **kwargs):
+        batch_shape = kwargs.pop("batch_shape", None)
+        input_shape = kwargs.pop("input_shape", None)
+        super().__init__(name=name, **kwargs)
+        if shape is None and batch_shape is not None:
+            shape = tuple(batch_shape)[1:]
+        if shape is None:
+            shape = input_shape
+        if shape is None:
+            raise ValueError("Input: pass `shape`, the shape of one sample")
+        if isinstance(shape, int):
+            shape = (shape,)
+        shape = tuple(shape)
+        if not shape or any(d is None or isinstance(d, bool) or not isinstance(d, int) or d <= 0
+                            for d in shape):
+            raise ValueError(f"Input: shape must be positive ints (batch axis excluded), got {shape}")
+        dtype = dtype or "float32"
+        if str(dtype) not in ("float32", "int32"):
+            raise ValueError(f"Input: dtype must be 'float32' or 'int32', got {dtype}")
+        self.sample_shape = shape
+        self.dtype = str(dtype)
+        self.output = KerasTensor((None,) + shape, self.dtype, self.name, self)
+        self.built = True
+
+    def get_config(self):
+        return {"name": self.name, "shape": self.sample_shape, "dtype": self.dtype}
+
+
+def Input(shape=None, batch_size=None, dtype=None, name: str | None = None, batch_shape=None,
+          **kwargs) -> KerasTensor:
+    """A symbolic input of per-sample `shape`, to start a model.
+
+    Example:
+        >>> x = pynn.Input(shape=(784,))
+        >>> x.shape
+        (None, 784)
+    """
+    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name,
+                      batch_shape=batch_shape, **kwargs).output

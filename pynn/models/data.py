@@ -1,0 +1,30 @@
+"""Turning user data (NumPy arrays of any numeric dtype, pandas objects, nested lists) into the
+arrays the core borrows: converted once, as a whole, never element by element."""
+
+import numpy as np
+
+
+def to_array(data, what: str) -> np.ndarray:
+    """A NumPy array of real numbers from `data`, or a TypeError/ValueError naming `what`."""
+    if data is None:
+        raise ValueError(f"{what} is missing")
+    if hasattr(data, "to_numpy") and not isinstance(data, np.ndarray):  # pandas
+        data = data.to_numpy()
+    try:
+        a = np.asarray(data)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{what} could not be read as an array: {e}") from None
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{what} must hold real numbers, got dtype {a.dtype}")
+    if a.ndim == 0:
+        raise ValueError(f"{what} must have a batch axis, got a scalar")
+    return a
+
+
+def to_float32(data, what: str) -> np.ndarray:
+    """C-contiguous float32 (no copy when it already is)."""
+    return np.ascontiguousarray(to_array(data, what), dtype=np.float32)
+
+
+def shape_str(shape) -> str:
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"

@@ -1,0 +1,439 @@
+"""Model: compile, fit, evaluate, predict, summary and weights, over a core model.
+
+The training loop is Python bookkeeping around one core call per batch: `train_step(x, y, idx)`
+gathers the batch's rows, runs forward, loss, backward and the optimizer update with the GIL
+released, and returns the batch's loss and metric sums.
+"""
+
+import math
+import sys
+
+import numpy as np
+
+from .. import _core, losses, metrics as metrics_mod, optimizers
+from ..callbacks import CallbackList, History, ProgbarLogger
+from ..layers.base import unique_name
+from ..utils import random as pn_random
+from .data import shape_str, to_array, to_float32
+
+
+def _resolve_verbose(verbose) -> int:
+    if verbose == "auto":
+        return 1
+    if isinstance(verbose, bool) or verbose not in (0, 1, 2):
+        raise ValueError(f"verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
+    return int(verbose)
+
+
+def _check_batch_size(batch_size) -> int:
+    if batch_size is None:
+        return 32
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    return int(batch_size)
+
+
+class Model:
+    """Base of all models: the training and inference API of Keras 3.
+
+    Subclasses (Sequential) provide `_input_shape()` and `_lower(core, node)`.
+    """
+
+    def __init__(self, *args, name: str | None = None, trainable: bool = True, **kwargs):
+        if args or "inputs" in kwargs or "outputs" in kwargs:
+            raise TypeError("pynn.Model(inputs, outputs) (the functional API) is not available "
+                            "in this version; build the model with pynn.Sequential")
+        if kwargs:
+            raise TypeError(f"Model: unexpected arguments {sorted(kwargs)}")
+        self.name = name or unique_name("model")
+        self.trainable = trainable
+        self._core = None
+        self._compiled = False
+        self.optimizer = None
+        self.loss = None
+        self._metric_specs: list = []
+        self._metric_names: list[str] = []
+        self.history = None
+        self.stop_training = False
+
+    # -- building -------------------------------------------------------------------------------
+    @property
+    def built(self) -> bool:
+        return self._core is not None
+
+    def _layers_in_order(self) -> list:
+        return []
+
+    def _build_core(self, sample_shape: tuple) -> None:
+        """Builds every layer, creates the core model: variables in one buffer, then the graph."""
+        layers = self._layers_in_order()
+        if not layers:
+            raise ValueError(f"Model '{self.name}' has no layers")
+        shape = (None,) + tuple(sample_shape)
+        for layer in layers:
+            if not layer.built:
+                layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+        core = _core.Model()
+        owners = []
+        for layer in layers:
+            layer._var_ids = []
+            for attr in layer._weight_attrs:
+                var = getattr(layer, attr)
+                vid = core.add_variable(var.shape, var.trainable and layer.trainable)
+                layer._var_ids.append(vid)
+                owners.append((layer, attr, vid))
+        core.alloc()
+        for layer, attr, vid in owners:
+            layer._rebind(attr, core.variable(vid))
+            reg = layer._weight_regs[layer._weight_attrs.index(attr)]
+            if reg is not None:
+                core.set_regularizer(vid, reg.l1, reg.l2)
+        node = core.add_input(tuple(sample_shape), "float32")
+        for layer in layers:
+            try:
+                node = layer.lower(core, node)
+            except ValueError as e:
+                raise ValueError(f"Layer '{layer.name}': {e}") from None
+        core.set_output(node)
+        self._core = core
+        self._output_sample_shape = core.node_shape(node)
+        if self._compiled:
+            self._compile_core()
+
+    def _ensure_built(self, x: np.ndarray) -> None:
+        if self._core is None:
+            self._build_core(x.shape[1:])
+
+    def build(self, input_shape) -> None:
+        """Builds the model for inputs of `input_shape` (batch axis first, may be None)."""
+        self._build_core(tuple(input_shape)[1:])
+
+    @property
+    def output_shape(self) -> tuple:
+        self._assert_built("output_shape")
+        return (None,) + tuple(self._output_sample_shape)
+
+    def _assert_built(self, what: str) -> None:
+        if self._core is None:
+            raise ValueError(f"Model '{self.name}' has not been built yet, so {what} is unknown: "
+                             "give it an Input, an input_shape, or call it on data first")
+
+    # -- compile --------------------------------------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
+                weighted_metrics=None, run_eagerly=False, steps_per_execution=1,
+                jit_compile="auto", auto_scale_loss=True) -> None:
+        """Configures training.
+
+        Args:
+            optimizer: name ('adam', 'sgd', ...) or a pynn.optimizers instance.
+            loss: name ('sparse_categorical_crossentropy', 'mse', ...) or a pynn.losses instance.
+            metrics: list of names ('accuracy', 'mae', ...) or pynn.metrics instances.
+
+        Example:
+            >>> model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+        """
+        if loss is None:
+            raise ValueError("compile: a loss is required")
+        if loss_weights is not None or weighted_metrics is not None:
+            raise ValueError("compile: loss_weights and weighted_metrics need several outputs, "
+                             "which this model does not have")
+        if steps_per_execution != 1:
+            raise ValueError("compile: only steps_per_execution=1 is supported")
+        opt = optimizers.get(optimizer)
+        loss_obj = losses.get(loss)
+        if metrics is None:
+            metrics = []
+        if isinstance(metrics, (str, metrics_mod.Metric)):
+            metrics = [metrics]
+        if isinstance(metrics, dict):
+            raise ValueError("compile: metrics as a dict need named outputs; pass a list")
+        for m in metrics:  # unknown names fail here, before any state changes
+            metrics_mod.resolve(m, loss_obj.core_name, 0)
+        if len(metrics) > 8:
+            raise ValueError("compile: at most 8 metrics")
+        self.optimizer, self.loss, self._metric_specs = opt, loss_obj, list(metrics)
+        self._compiled = True
+        if self._core is not None:
+            self._compile_core()
+
+    def _compile_core(self) -> None:
+        units = self._output_sample_shape[-1]
+        resolved = [metrics_mod.resolve(m, self.loss.core_name, units) for m in self._metric_specs]
+        names = [name for name, _ in resolved]
+        if len(set(names)) != len(names):
+            raise ValueError(f"compile: metric names repeat: {names}")
+        self._core.compile(self.loss.core_name, self.loss.from_logits,
+                           [core for _, core in resolved])
+        self._metric_names = names
+        self.optimizer._bind(self._core)
+
+    @property
+    def metrics_names(self) -> list[str]:
+        return ["loss"] + list(self._metric_names)
+
+    def _assert_compiled(self, what: str) -> None:
+        if not self._compiled:
+            raise RuntimeError(f"You must call compile() before {what}")
+
+    # -- data -----------------------------------------------------------------------------------
+    def _prepare_x(self, x, what: str = "x") -> np.ndarray:
+        x = to_float32(x, what)
+        if x.ndim == 1:  # a vector of scalars is N samples of one feature, as Keras 2 read it
+            x = x.reshape(-1, 1)
+        if x.shape[0] == 0:
+            raise ValueError(f"{what} is empty: it has no samples")
+        self._ensure_built(x)
+        want = tuple(self._core.node_shape(0))
+        if x.shape[1:] != want:
+            raise ValueError(f"Input of model '{self.name}' has shape {shape_str((None,) + want)}"
+                             f", but the data has shape {shape_str(x.shape)}")
+        return x
+
+    def _prepare_y(self, y, n: int, what: str = "y") -> np.ndarray:
+        y = to_array(y, what)
+        if y.shape[0] != n:
+            raise ValueError(f"Data cardinality is ambiguous: x has {n} samples but {what} has "
+                             f"{y.shape[0]}; make sure all arrays contain the same number of "
+                             "samples")
+        out = tuple(self._output_sample_shape)
+        if self.loss.core_name == "sparse_categorical_crossentropy":
+            classes = out[-1]
+            want = int(np.prod(out[:-1], dtype=np.int64))
+            if y.size != n * want:
+                raise ValueError(f"{what}: sparse_categorical_crossentropy needs one integer label"
+                                 f" per sample (shape {shape_str((None,) + out[:-1])}), got "
+                                 f"{shape_str(y.shape)}")
+            if y.dtype.kind == "f" and not np.array_equal(y, np.floor(y)):
+                raise ValueError(f"{what}: class labels must be integers")
+            lo, hi = (y.min(), y.max()) if y.size else (0, 0)
+            if lo < 0 or hi >= classes:
+                raise ValueError(f"{what}: labels must lie in 0..{classes - 1} for an output of "
+                                 f"{classes} classes, got values from {lo} to {hi}")
+            return np.ascontiguousarray(y.reshape((n,) + out[:-1]), dtype=np.int32)
+        want = int(np.prod(out, dtype=np.int64))
+        if y.size != n * want:
+            raise ValueError(f"{what}: the model's output has shape {shape_str((None,) + out)}, "
+                             f"the targets have shape {shape_str(y.shape)}")
+        return np.ascontiguousarray(y.reshape((n,) + out), dtype=np.float32)
+
+    # -- fit ------------------------------------------------------------------------------------
+    def fit(self, x=None, y=None, batch_size=None, epochs: int = 1, verbose="auto",
+            callbacks=None, validation_split: float = 0.0, validation_data=None,
+            shuffle: bool = True, initial_epoch: int = 0, validation_batch_size=None,
+            validation_freq: int = 1) -> History:
+        """Trains the model.
+
+        Args:
+            x, y: inputs and targets (NumPy arrays, pandas objects or nested lists).
+            batch_size: samples per step (32).
+            epochs: the epoch to stop after.
+            verbose: 'auto' or 1 (a progress bar), 2 (a line per epoch), 0 (silent).
+            callbacks: a list of pynn.callbacks.Callback.
+            validation_split: fraction of the data, taken from its end, to validate on.
+            validation_data: (x_val, y_val) to validate on instead.
+            shuffle: shuffle the training samples every epoch.
+            initial_epoch: the epoch to start at (to resume a run).
+
+        Returns:
+            A History whose `.history` maps 'loss', each metric and their 'val_' versions to a
+            list of per-epoch values.
+        """
+        self._assert_compiled("fit")
+        verbose = _resolve_verbose(verbose)
+        batch_size = _check_batch_size(batch_size)
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+            raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
+        if not 0.0 <= validation_split < 1.0:
+            raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
+        if isinstance(validation_freq, bool) or not isinstance(validation_freq, int) \
+                or validation_freq < 1:
+            raise ValueError("validation_freq must be a positive int")
+        x = self._prepare_x(x)
+        y = self._prepare_y(y, x.shape[0])
+        val = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data must be a tuple (x_val, y_val)")
+            xv = self._prepare_x(validation_data[0], "validation x")
+            val = (xv, self._prepare_y(validation_data[1], xv.shape[0], "validation y"))
+        elif validation_split:
+            split = int(math.floor(x.shape[0] * (1.0 - validation_split)))
+            if split == 0 or split == x.shape[0]:
+                raise ValueError(f"validation_split={validation_split} leaves no training or no "
+                                 f"validation samples out of {x.shape[0]}")
+            x, y, val = x[:split], y[:split], (x[split:], y[split:])
+        val_batch = _check_batch_size(validation_batch_size or batch_size)
+
+        n = x.shape[0]
+        steps = -(-n // batch_size)
+        history = History()
+        cbs = list(callbacks or [])
+        cbs.append(history)
+        if verbose:
+            cbs.append(ProgbarLogger(verbose))
+        cb = CallbackList(cbs, self, {"epochs": epochs, "steps": steps, "verbose": verbose})
+        names = self.metrics_names
+        core = self._core
+        self.stop_training = False
+        per_batch = cb.wants("on_train_batch_end") or cb.wants("on_train_batch_begin")
+        logs: dict = {}
+        cb.on_train_begin()
+        for epoch in range(initial_epoch, epochs):
+            cb.on_epoch_begin(epoch)
+            order = pn_random.generator().permutation(n) if shuffle else np.arange(n)
+            totals = [0.0] * len(names)
+            seen = 0
+            for step in range(steps):
+                idx = order[step * batch_size:(step + 1) * batch_size]
+                if per_batch:
+                    cb.batch("on_train_batch_begin", step)
+                r = core.train_step(x, y, idx)
+                b = idx.shape[0]
+                totals[0] += r[0] * b
+                for k in range(1, len(r)):
+                    totals[k] += r[k]
+                seen += b
+                if per_batch:
+                    cb.batch("on_train_batch_end", step,
+                             {nm: t / seen for nm, t in zip(names, totals)})
+                if self.stop_training:
+                    break
+            logs = {nm: t / seen for nm, t in zip(names, totals)}
+            if val is not None and (epoch + 1) % validation_freq == 0:
+                vlogs = self._evaluate_arrays(val[0], val[1], val_batch)
+                logs.update({"val_" + k: v for k, v in vlogs.items()})
+            logs = dict(sorted(logs.items()))
+            cb.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        cb.on_train_end(logs)
+        self.history = history
+        return history
+
+    # -- evaluate / predict ---------------------------------------------------------------------
+    def _evaluate_arrays(self, x, y, batch_size, cb=None) -> dict:
+        names = self.metrics_names
+        totals = [0.0] * len(names)
+        n = x.shape[0]
+        for step, start in enumerate(range(0, n, batch_size)):
+            r = self._core.test_step(x[start:start + batch_size], y[start:start + batch_size])
+            b = min(batch_size, n - start)
+            totals[0] += r[0] * b
+            for k in range(1, len(r)):
+                totals[k] += r[k]
+            if cb is not None:
+                cb.batch("on_test_batch_end", step,
+                         {nm: t / (start + b) for nm, t in zip(names, totals)})
+        return {nm: t / n for nm, t in zip(names, totals)}
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", callbacks=None,
+                 return_dict: bool = False):
+        """Returns the loss (a float) when there are no metrics, else [loss, *metrics] (or a
+        dict with return_dict=True), averaged over all samples."""
+        self._assert_compiled("evaluate")
+        verbose = _resolve_verbose(verbose)
+        batch_size = _check_batch_size(batch_size)
+        x = self._prepare_x(x)
+        y = self._prepare_y(y, x.shape[0])
+        steps = -(-x.shape[0] // batch_size)
+        cbs = list(callbacks or [])
+        if verbose:
+            cbs.append(ProgbarLogger(verbose))
+        cb = CallbackList(cbs, self, {"steps": steps, "verbose": verbose, "is_test": True})
+        cb.on_test_begin()
+        logs = self._evaluate_arrays(x, y, batch_size, cb if cb.wants("on_test_batch_end")
+                                     else None)
+        cb.on_test_end(logs)
+        if return_dict:
+            return logs
+        values = [logs[k] for k in self.metrics_names]
+        return values[0] if len(values) == 1 else values
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None) -> np.ndarray:
+        """Returns the model's outputs for `x` as a float32 NumPy array (the caller owns it)."""
+        core = self._core
+        if (verbose == 0 and callbacks is None and batch_size is None and core is not None
+                and type(x) is np.ndarray and x.dtype == np.float32 and x.ndim > 1
+                and x.shape[0] > 0):
+            return core.predict(x, 32)  # the latency path: the core checks the shape
+        batch_size = _check_batch_size(batch_size)
+        verbose = _resolve_verbose(verbose)
+        x = self._prepare_x(x)
+        if not verbose and not callbacks:
+            return self._core.predict(x, batch_size)
+        n = x.shape[0]
+        cb = CallbackList(list(callbacks or []) + ([ProgbarLogger(verbose)] if verbose else []),
+                          self, {"steps": -(-n // batch_size), "verbose": verbose})
+        cb.on_predict_begin()
+        parts = []
+        for step, start in enumerate(range(0, n, batch_size)):
+            parts.append(self._core.predict(x[start:start + batch_size], batch_size))
+            cb.batch("on_predict_batch_end", step)
+        cb.on_predict_end()
+        return np.concatenate(parts)
+
+    def predict_on_batch(self, x) -> np.ndarray:
+        """predict for one batch, without batching or progress."""
+        x = self._prepare_x(x)
+        return self._core.predict(x, x.shape[0])
+
+    def __call__(self, x, training: bool = False) -> np.ndarray:
+        """The outputs for concrete inputs `x`, as a NumPy array (inference)."""
+        return self.predict_on_batch(x)
+
+    # -- weights --------------------------------------------------------------------------------
+    @property
+    def layers(self) -> list:
+        return list(self._layers_in_order())
+
+    @property
+    def weights(self) -> list:
+        return [w for layer in self.layers for w in layer.weights]
+
+    @property
+    def trainable_weights(self) -> list:
+        return [w for layer in self.layers for w in layer.trainable_weights]
+
+    @property
+    def non_trainable_weights(self) -> list:
+        return [w for layer in self.layers for w in layer.non_trainable_weights]
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of all weights, layer by layer."""
+        return [w.numpy() for w in self.weights]
+
+    def set_weights(self, weights) -> None:
+        """Writes all weights, layer by layer; every shape is checked before anything changes."""
+        weights = [np.asarray(w, dtype=np.float32) for w in weights]
+        mine = self.weights
+        if len(weights) != len(mine):
+            raise ValueError(f"Model '{self.name}' has {len(mine)} weights, got {len(weights)}")
+        for var, value in zip(mine, weights):
+            if var.shape != value.shape:
+                raise ValueError(f"Weight '{var.path}' has shape {var.shape}, got {value.shape}")
+        for var, value in zip(mine, weights):
+            var.assign(value)
+
+    def count_params(self) -> int:
+        self._assert_built("count_params()")
+        return int(sum(w.size for w in self.weights))
+
+    def get_layer(self, name: str | None = None, index: int | None = None):
+        """A layer by name or by index."""
+        if index is not None:
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"No such layer: {name}. Existing layers are: "
+                         f"{[layer.name for layer in self.layers]}")
+
+    def summary(self, line_length=None, positions=None, print_fn=None, **kwargs) -> None:
+        """Prints Keras's table: layers, output shapes, parameter counts."""
+        from ..utils.summary import print_summary
+
+        self._assert_built("its summary")
+        print_summary(self, line_length=line_length, print_fn=print_fn or
+                      (lambda s: print(s, file=sys.stdout)))

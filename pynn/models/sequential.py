@@ -1,0 +1,73 @@
+"""Sequential: a plain stack of layers, each with one input and one output."""
+
+from ..layers.base import Layer, unique_name
+from ..layers.input_layer import InputLayer, KerasTensor
+from .model import Model
+
+
+class Sequential(Model):
+    """A linear stack of layers.
+
+    Args:
+        layers: layers to add in order; may start with `pynn.Input(shape)`.
+        name: the model's name.
+
+    Example:
+        >>> model = pynn.Sequential([pynn.Input(shape=(4,)), pynn.layers.Dense(1)])
+        >>> model.add(pynn.layers.Activation("sigmoid"))
+    """
+
+    def __init__(self, layers=None, trainable: bool = True, name: str | None = None):
+        super().__init__(name=name or unique_name("sequential"), trainable=trainable)
+        self._stack: list[Layer] = []
+        self._sample_shape = None
+        for layer in layers or []:
+            self.add(layer, rebuild=False)
+        self._maybe_build()
+
+    def add(self, layer, rebuild: bool = True) -> None:
+        """Appends a layer (or an Input) to the stack."""
+        if isinstance(layer, KerasTensor):
+            layer = layer._layer
+        if isinstance(layer, InputLayer):
+            if self._stack or self._sample_shape is not None:
+                raise ValueError("Sequential: an Input can only come first")
+            self._sample_shape = layer.sample_shape
+            return
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential.add: expected a pynn layer, got {type(layer).__name__}")
+        if any(existing.name == layer.name for existing in self._stack):
+            raise ValueError(f"All layers added to a Sequential model should have unique names. "
+                             f"Name '{layer.name}' is already the name of a layer in this model.")
+        if not self._stack and self._sample_shape is None and layer._input_shape_arg:
+            self._sample_shape = layer._input_shape_arg
+        self._stack.append(layer)
+        if rebuild:
+            self._core = None
+            self._maybe_build()
+
+    def pop(self, rebuild: bool = True) -> Layer:
+        """Removes and returns the last layer."""
+        if not self._stack:
+            raise TypeError("There are no layers in the model.")
+        layer = self._stack.pop()
+        self._core = None
+        if rebuild:
+            self._maybe_build()
+        return layer
+
+    def _maybe_build(self) -> None:
+        if self._sample_shape is not None and self._stack:
+            self._build_core(self._sample_shape)
+
+    def _build_core(self, sample_shape) -> None:
+        self._sample_shape = tuple(sample_shape)
+        super()._build_core(sample_shape)
+
+    def _layers_in_order(self) -> list:
+        return list(self._stack)
+
+    @property
+    def input_shape(self) -> tuple:
+        self._assert_built("input_shape")
+        return (None,) + tuple(self._sample_shape)

@@ -1,0 +1,232 @@
+"""Optimizers with Keras 3's names, arguments, defaults and update rules.
+
+An optimizer holds its configuration; compile binds it to a model, whose core keeps the state
+(momenta, second moments) in flat buffers beside the parameters and applies the update inside
+the training step, in one fused pass.
+"""
+
+import math
+
+
+class Optimizer:
+    """Base class. Args common to all: learning_rate, weight_decay, clipnorm, clipvalue,
+    global_clipnorm (at most one of the three clips)."""
+
+    _kind = ""
+
+    def __init__(self, learning_rate: float = 0.001, weight_decay: float | None = None,
+                 clipnorm: float | None = None, clipvalue: float | None = None,
+                 global_clipnorm: float | None = None, name: str | None = None, **kwargs):
+        unknown = set(kwargs) - {"use_ema", "ema_momentum", "ema_overwrite_frequency",
+                                 "loss_scale_factor", "gradient_accumulation_steps"}
+        if unknown:
+            raise TypeError(f"{type(self).__name__}: unexpected arguments {sorted(unknown)}")
+        for k in ("use_ema", "loss_scale_factor", "gradient_accumulation_steps"):
+            if kwargs.get(k):
+                raise ValueError(f"{type(self).__name__}: {k} is not supported")
+        if sum(c is not None for c in (clipnorm, clipvalue, global_clipnorm)) > 1:
+            raise ValueError("Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set.")
+        for k, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
+                     ("global_clipnorm", global_clipnorm), ("weight_decay", weight_decay)):
+            if v is not None and not (v >= 0 and math.isfinite(v)):
+                raise ValueError(f"{type(self).__name__}: {k} must be a finite number >= 0, got {v}")
+        self.name = name or type(self).__name__.lower()
+        self.weight_decay = weight_decay
+        self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
+        self._learning_rate = _check_lr(learning_rate)
+        self._iterations = 0
+        self._core = None
+
+    # -- the state lives in the core once bound ------------------------------------------------
+    @property
+    def learning_rate(self) -> float:
+        return self._core.learning_rate if self._core is not None else self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        self._learning_rate = _check_lr(value)
+        if self._core is not None:
+            self._core.learning_rate = self._learning_rate
+
+    @property
+    def iterations(self) -> int:
+        return self._core.iterations if self._core is not None else self._iterations
+
+    def _core_config(self) -> dict:
+        return {}
+
+    def _bind(self, core) -> None:
+        """Creates this optimizer's state in a model's core (fresh, at step 0)."""
+        cfg = {
+            "learning_rate": self._learning_rate,
+            "weight_decay": self.weight_decay or 0.0,
+            "clipnorm": self.clipnorm or 0.0,
+            "clipvalue": self.clipvalue or 0.0,
+            "global_clipnorm": self.global_clipnorm or 0.0,
+            **self._core_config(),
+        }
+        core.set_optimizer(self._kind, **cfg)
+        self._core = core
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "learning_rate": self.learning_rate,
+                "weight_decay": self.weight_decay, "clipnorm": self.clipnorm,
+                "clipvalue": self.clipvalue, "global_clipnorm": self.global_clipnorm}
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)
+
+
+def _check_lr(lr) -> float:
+    if callable(lr):
+        raise TypeError("learning-rate schedules are not supported yet; pass a float")
+    lr = float(lr)
+    if not (lr >= 0 and math.isfinite(lr)):
+        raise ValueError(f"learning_rate must be a finite number >= 0, got {lr}")
+    return lr
+
+
+def _check_unit(name: str, v: float, upper_open: bool = True) -> float:
+    v = float(v)
+    if not (0.0 <= v < 1.0 if upper_open else 0.0 <= v <= 1.0):
+        raise ValueError(f"{name} must be in [0, 1), got {v}")
+    return v
+
+
+class SGD(Optimizer):
+    """Gradient descent with optional (Nesterov) momentum.
+
+    `m = momentum * m - lr * g; w += m` (Nesterov: `w += momentum * m - lr * g`).
+
+    Example:
+        >>> opt = pynn.optimizers.SGD(learning_rate=0.1, momentum=0.9)
+    """
+
+    _kind = "sgd"
+
+    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
+                 weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None,
+                 name: str = "SGD", **kwargs):
+        super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, name,
+                         **kwargs)
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"`momentum` must be a float between [0, 1], got {momentum}")
+        self.momentum, self.nesterov = float(momentum), bool(nesterov)
+
+    def _core_config(self):
+        return {"momentum": self.momentum, "nesterov": self.nesterov}
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+
+class Adam(Optimizer):
+    """Adam (Kingma and Ba, 2014), with Keras's epsilon placement and optional AMSGrad.
+
+    Example:
+        >>> opt = pynn.optimizers.Adam(learning_rate=1e-3)
+    """
+
+    _kind = "adam"
+
+    def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7, amsgrad: bool = False, weight_decay=None, clipnorm=None,
+                 clipvalue=None, global_clipnorm=None, name: str = "adam", **kwargs):
+        super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, name,
+                         **kwargs)
+        self.beta_1, self.beta_2 = _check_unit("beta_1", beta_1), _check_unit("beta_2", beta_2)
+        if not epsilon >= 0:
+            raise ValueError(f"epsilon must be >= 0, got {epsilon}")
+        self.epsilon, self.amsgrad = float(epsilon), bool(amsgrad)
+
+    def _core_config(self):
+        return {"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
+                "amsgrad": self.amsgrad}
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon, "amsgrad": self.amsgrad}
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov and Hutter, 2019): `w -= lr * wd * w`."""
+
+    _kind = "adamw"
+
+    def __init__(self, learning_rate: float = 0.001, weight_decay: float = 0.004,
+                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7,
+                 amsgrad: bool = False, clipnorm=None, clipvalue=None, global_clipnorm=None,
+                 name: str = "adamw", **kwargs):
+        if weight_decay is None:
+            raise ValueError("AdamW: weight_decay must be a number")
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay, clipnorm,
+                         clipvalue, global_clipnorm, name, **kwargs)
+
+
+class RMSprop(Optimizer):
+    """RMSprop: `v = rho v + (1 - rho) g^2; w -= lr g / sqrt(v + eps)`, optionally centered and
+    with momentum."""
+
+    _kind = "rmsprop"
+
+    def __init__(self, learning_rate: float = 0.001, rho: float = 0.9, momentum: float = 0.0,
+                 epsilon: float = 1e-7, centered: bool = False, weight_decay=None, clipnorm=None,
+                 clipvalue=None, global_clipnorm=None, name: str = "rmsprop", **kwargs):
+        super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, name,
+                         **kwargs)
+        self.rho = _check_unit("rho", rho)
+        self.momentum = _check_unit("momentum", momentum)
+        self.epsilon, self.centered = float(epsilon), bool(centered)
+
+    def _core_config(self):
+        return {"rho": self.rho, "momentum": self.momentum, "epsilon": self.epsilon,
+                "centered": self.centered}
+
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho, "momentum": self.momentum,
+                "epsilon": self.epsilon, "centered": self.centered}
+
+
+class Adagrad(Optimizer):
+    """Adagrad: `s += g^2; w -= lr g / sqrt(s + eps)`, s starting at initial_accumulator_value."""
+
+    _kind = "adagrad"
+
+    def __init__(self, learning_rate: float = 0.001, initial_accumulator_value: float = 0.1,
+                 epsilon: float = 1e-7, weight_decay=None, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None, name: str = "adagrad", **kwargs):
+        super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, name,
+                         **kwargs)
+        if not initial_accumulator_value >= 0:
+            raise ValueError("initial_accumulator_value must be >= 0")
+        self.initial_accumulator_value, self.epsilon = float(initial_accumulator_value), float(epsilon)
+
+    def _core_config(self):
+        return {"initial_accumulator_value": self.initial_accumulator_value,
+                "epsilon": self.epsilon}
+
+    def get_config(self):
+        return {**super().get_config(),
+                "initial_accumulator_value": self.initial_accumulator_value,
+                "epsilon": self.epsilon}
+
+
+_BY_NAME = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}
+
+
+def get(identifier) -> Optimizer:
+    """Returns an optimizer for a name ('adam', 'sgd', ...) with Keras's defaults, or an instance.
+
+    Example:
+        >>> pynn.optimizers.get("adam").learning_rate
+        0.001
+    """
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
+        return _BY_NAME[identifier.lower()]()
+    raise ValueError(
+        f"Unknown optimizer {identifier!r}. Known: {', '.join(sorted(_BY_NAME))}, "
+        "or a pynn.optimizers.Optimizer instance"
+    )

@@ -1,0 +1,66 @@
+"""Weight penalties added to the loss: Keras 3's L1, L2 and L1L2 (defaults 0.01)."""
+
+
+class Regularizer:
+    """Base class: a penalty `l1 * sum(|w|) + l2 * sum(w**2)`, computed by the core."""
+
+    l1: float = 0.0
+    l2: float = 0.0
+
+    def get_config(self) -> dict:
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)
+
+
+def _factor(name: str, v) -> float:
+    v = float(v)
+    if not v >= 0.0 or v == float("inf"):
+        raise ValueError(f"{name} must be a finite number >= 0, got {v}")
+    return v
+
+
+class L1L2(Regularizer):
+    """`l1 * sum(|w|) + l2 * sum(w**2)`."""
+
+    def __init__(self, l1: float = 0.0, l2: float = 0.0):
+        self.l1, self.l2 = _factor("l1", l1), _factor("l2", l2)
+
+    def get_config(self):
+        return {"l1": self.l1, "l2": self.l2}
+
+
+class L1(L1L2):
+    """`l1 * sum(|w|)`."""
+
+    def __init__(self, l1: float = 0.01):
+        super().__init__(l1=l1)
+
+    def get_config(self):
+        return {"l1": self.l1}
+
+
+class L2(L1L2):
+    """`l2 * sum(w**2)`."""
+
+    def __init__(self, l2: float = 0.01):
+        super().__init__(l2=l2)
+
+    def get_config(self):
+        return {"l2": self.l2}
+
+
+l1, l2, l1_l2 = L1, L2, L1L2
+
+_BY_NAME = {"l1": L1, "l2": L2, "l1_l2": L1L2, "l1l2": L1L2}
+
+
+def get(identifier) -> Regularizer | None:
+    """Returns a regularizer for None, a name ('l1', 'l2', 'l1_l2') or an instance."""
+    if identifier is None or isinstance(identifier, Regularizer):
+        return identifier
+    if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
+        return _BY_NAME[identifier.lower()]()
+    raise ValueError(f"Unknown regularizer {identifier!r}")

@@ -1,0 +1,55 @@
+"""model.summary(): Keras 3's table of layers, output shapes and parameter counts."""
+
+
+def readable_size(n_bytes: float) -> str:
+    """'397.54 KB' as Keras writes sizes (powers of 1024)."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if n_bytes < 1024 or unit == "GB":
+            return f"{n_bytes:.2f} {unit}"
+        n_bytes /= 1024
+
+
+def _shape(shape) -> str:
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
+
+
+def print_summary(model, line_length=None, print_fn=print) -> None:
+    line_length = line_length or 88
+    widths = [int(line_length * 0.45), int(line_length * 0.35)]
+    widths.append(line_length - sum(widths) - 4)
+    headers = ["Layer (type)", "Output Shape", "Param #"]
+
+    def row(cells, left="│", mid="│", right="│"):
+        parts = []
+        for i, (c, w) in enumerate(zip(cells, widths)):
+            c = str(c)
+            if len(c) > w - 2:
+                c = c[: w - 3] + "…"
+            parts.append(" " + (c.rjust(w - 2) if i == 2 else c.ljust(w - 2)) + " ")
+        return left + mid.join(parts) + right
+
+    def rule(l, m, r, ch):
+        return l + m.join(ch * w for w in widths) + r
+
+    lines = [f'Model: "{model.name}"', rule("┏", "┳", "┓", "━"),
+             row(headers, "┃", "┃", "┃"), rule("┡", "╇", "┩", "━")]
+    shape = model.input_shape
+    layers = model.layers
+    for i, layer in enumerate(layers):
+        shape = layer.compute_output_shape(shape)
+        lines.append(row([f"{layer.name} ({type(layer).__name__})", _shape(shape),
+                          f"{layer.count_params():,}"]))
+        if i < len(layers) - 1:
+            lines.append(rule("├", "┼", "┤", "─"))
+    lines.append(rule("└", "┴", "┘", "─"))
+    trainable = sum(w.size for w in model.trainable_weights)
+    total = sum(w.size for w in model.weights)
+    lines.append(f" Total params: {total:,} ({readable_size(total * 4)})")
+    lines.append(f" Trainable params: {trainable:,} ({readable_size(trainable * 4)})")
+    lines.append(f" Non-trainable params: {total - trainable:,} "
+                 f"({readable_size((total - trainable) * 4)})")
+    opt = model.optimizer
+    if opt is not None and opt._core is not None and opt.iterations > 0:
+        state = model._core.optimizer_state().size
+        lines.append(f" Optimizer params: {state:,} ({readable_size(state * 4)})")
+    print_fn("\n".join(lines))

@@ -1,0 +1,68 @@
+"""Builds pynn._core: the C core (csrc/core) and its CPython extension (csrc/module).
+
+Environment variables:
+  PYNN_BLAS=system   link a system OpenBLAS (-lopenblas, unprefixed cblas_* names) instead of
+                     PyPI's scipy-openblas32.
+  PYNN_PORTABLE=1    do not optimise for the building CPU (-march=native is the default).
+  PYNN_DEBUG=1       -O0 -g, for debuggers.
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+from glob import glob
+
+import numpy as np
+from setuptools import Extension, setup
+
+
+def compiler_accepts(flag: str) -> bool:
+    """Whether the C compiler accepts `flag` (tried on an empty file)."""
+    cc = os.environ.get("CC", "cc")
+    with tempfile.TemporaryDirectory() as d:
+        src = os.path.join(d, "t.c")
+        with open(src, "w") as f:
+            f.write("int main(void) { return 0; }\n")
+        r = subprocess.run([cc, flag, "-c", src, "-o", os.path.join(d, "t.o")],
+                           capture_output=True)
+        return r.returncode == 0
+
+
+def blas_flags():
+    """(include_dirs, library_dirs, libraries, macros) for the chosen OpenBLAS."""
+    if os.environ.get("PYNN_BLAS", "").lower() == "system":
+        return [], [], ["openblas"], [("PN_SYSTEM_BLAS", "1")]
+    import scipy_openblas32 as ob
+
+    # No rpath: pynn/__init__.py imports scipy_openblas32 first, which loads the library with
+    # RTLD_GLOBAL, so the extension's dependency on libscipy_openblas.so resolves by soname.
+    return [ob.get_include_dir()], [ob.get_lib_dir()], [ob.get_library()], []
+
+
+inc, libdirs, libs, macros = blas_flags()
+cflags = ["-std=c11", "-Wall", "-Wextra", "-fopenmp", "-fno-math-errno"]
+if os.environ.get("PYNN_DEBUG"):
+    cflags += ["-O0", "-g"]
+else:
+    cflags += ["-O3"]
+    if not os.environ.get("PYNN_PORTABLE") and compiler_accepts("-march=native"):
+        cflags.append("-march=native")
+
+sources = sorted(glob("csrc/core/*.c")) + sorted(glob("csrc/module/*.c"))
+
+ext = Extension(
+    "pynn._core",
+    sources=sources,
+    include_dirs=["csrc/core", "csrc/module", np.get_include(), *inc],
+    library_dirs=libdirs,
+    libraries=libs,
+    define_macros=macros,
+    extra_compile_args=cflags,
+    extra_link_args=["-fopenmp"],
+)
+
+if sys.platform == "win32":
+    raise SystemExit("pynn builds on Linux and macOS with a C11 compiler and OpenMP")
+
+setup(ext_modules=[ext])

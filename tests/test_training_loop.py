@@ -1,0 +1,63 @@
+"""The training loop's shape: one core call per batch, no per-sample Python work."""
+
+import sys
+
+import numpy as np
+
+import pynn
+from pynn import layers
+
+
+def _profile_calls(fn):
+    """Counts Python function calls and calls of each C function made while fn() runs."""
+    counts = {"python": 0}
+
+    def prof(frame, event, arg):
+        if event == "call":
+            counts["python"] += 1
+        elif event == "c_call":
+            name = getattr(arg, "__qualname__", getattr(arg, "__name__", "?"))
+            counts[name] = counts.get(name, 0) + 1
+
+    sys.setprofile(prof)
+    try:
+        fn()
+    finally:
+        sys.setprofile(None)
+    return counts
+
+
+def _model():
+    m = pynn.Sequential([pynn.Input(shape=(8,)), layers.Dense(4, activation="relu"),
+                         layers.Dense(3, activation="softmax")])
+    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return m
+
+
+def test_fit_makes_one_train_step_call_per_batch():
+    m = _model()
+    x = np.random.rand(100, 8).astype(np.float32)
+    y = np.random.randint(0, 3, 100)
+    counts = _profile_calls(lambda: m.fit(x, y, batch_size=16, epochs=3, verbose=0))
+    assert counts.get("Model.train_step") == 3 * 7  # ceil(100 / 16) = 7 batches a epoch
+
+
+def test_python_work_per_epoch_does_not_grow_with_samples_per_batch():
+    """Same number of batches, 100x the samples: the Python calls made are the same, so no
+    Python code runs per sample."""
+    m = _model()
+    small = np.random.rand(40, 8).astype(np.float32), np.random.randint(0, 3, 40)
+    large = np.random.rand(4000, 8).astype(np.float32), np.random.randint(0, 3, 4000)
+    m.fit(*small, batch_size=10, epochs=1, verbose=0)  # warm caches and plans
+    m.fit(*large, batch_size=1000, epochs=1, verbose=0)
+    c_small = _profile_calls(lambda: m.fit(*small, batch_size=10, epochs=2, verbose=0))
+    c_large = _profile_calls(lambda: m.fit(*large, batch_size=1000, epochs=2, verbose=0))
+    assert c_small["Model.train_step"] == c_large["Model.train_step"] == 8
+    assert c_small["python"] == c_large["python"]
+
+
+def test_predict_is_one_core_call_for_all_batches():
+    m = _model()
+    x = np.random.rand(1000, 8).astype(np.float32)
+    counts = _profile_calls(lambda: m.predict(x, batch_size=7, verbose=0))
+    assert counts.get("Model.predict") == 1
