@@ -1,0 +1,42 @@
+"""The examples run as a user runs them and reach their targets (MNIST in a short version: one
+epoch instead of five; the full run is `python examples/mnist_mlp.py`)."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_example(name: str, *args: str) -> str:
+    r = subprocess.run([sys.executable, str(ROOT / "examples" / name), *args], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+def percent(pattern: str, text: str) -> float:
+    m = re.search(pattern, text)
+    assert m, f"no match for {pattern!r} in:\n{text}"
+    return float(m.group(1))
+
+
+def test_binary_classification_example_reaches_95_percent():
+    out = run_example("binary_classification.py")
+    assert percent(r"Test accuracy:\s+([\d.]+)%", out) >= 95.0
+
+
+def test_regression_example_beats_predicting_the_mean():
+    pytest.importorskip("pandas")
+    out = run_example("regression_auto_mpg.py")
+    model = percent(r"linear model \(pynn\)\s+([\d.]+)", out)
+    baseline = percent(r"predicting the training mean\s+([\d.]+)", out)
+    assert model < 0.5 * baseline
+
+
+def test_mnist_mlp_example_one_epoch_reaches_95_percent():
+    out = run_example("mnist_mlp.py", "--epochs", "1")
+    assert percent(r"Test accuracy:\s+([\d.]+)%", out) >= 95.0
