@@ -76,7 +76,9 @@ def _core_and_vars(model, var_ids=None):
     """(core model, trainable variable ids) of a pynn model, or of a bare core with given ids."""
     if isinstance(model, _core.Model):
         return model, list(var_ids or [])
-    ids = [vid for layer in model.layers if layer.trainable for vid in layer._var_ids]
+    ids = [vid for layer in model.layers if layer.trainable
+           for attr, vid in zip(layer._weight_attrs, layer._var_ids)
+           if getattr(layer, attr).trainable]
     return model._core, ids
 
 
@@ -122,13 +124,16 @@ def _assert_grad_close(what, analytic, numeric, rtol, atol):
 
 
 def grad_check(model, x, y, var_ids=None, eps=1e-2, rtol=1e-2, atol=2e-3, max_entries=24,
-               seed=0, check_input=True):
+               seed=0, check_input=True, training=False):
     """Checks the core's gradients of the loss against central finite differences.
 
     The loss is the core's float32 test_step loss (regularizers included), so eps is large
     (1e-2) and the tolerance is relative to the largest gradient of each tensor (atol * scale)
     plus rtol of each entry. Tensors with more than `max_entries` values are checked at a random
     subset of entries.
+
+    With training=True the loss differentiated numerically is the training forward's (for
+    layers that behave differently in training, like batch normalization).
 
     Returns:
         The analytic (loss, dx, weight gradients), for further checks.
@@ -138,8 +143,8 @@ def grad_check(model, x, y, var_ids=None, eps=1e-2, rtol=1e-2, atol=2e-3, max_en
     loss, dx, grads = core_gradients(core, x, y, ids)
     assert np.isfinite(loss), f"loss is {loss}"
     rng = np.random.default_rng(seed)
-    def f():
-        return core_loss(core, x, y)
+    def f():  # training: the loss of a training forward (batch norm on batch statistics)
+        return core.gradients(x, y)[0] if training else core_loss(core, x, y)
     if check_input:
         idx = _pick(x.size, max_entries, rng)
         _assert_grad_close("dloss/dx", dx.reshape(-1)[idx], _numeric(f, x, idx, eps), rtol, atol)
@@ -175,6 +180,97 @@ def _torch_spec_act(spec) -> TorchAct:
     return TorchAct(spec.name)
 
 
+# -- channels-last layers in torch: NHWC in and out, weights kept in pynn's layout ---------------
+def _nchw(x):
+    return x.permute(0, 3, 1, 2)
+
+
+def _nhwc(x):
+    return x.permute(0, 2, 3, 1)
+
+
+def _torch_conv(layer, x, kernel, bias=None):
+    """Conv2D/Conv1D on channels-last x, with the pads pynn computes for the input's size."""
+    if layer.rank == 1:
+        x = x[:, None]
+        kernel = kernel[None]
+    sh, sw, dh, dw, top, left, bottom, right = layer._conv_attrs(tuple(x.shape[1:3]))
+    z = F.pad(_nchw(x), (left, right, top, bottom))
+    z = F.conv2d(z, kernel.permute(3, 2, 0, 1), bias, stride=(sh, sw), dilation=(dh, dw))
+    z = _nhwc(z)
+    return z[:, 0] if layer.rank == 1 else z
+
+
+def _torch_pool(layer, x):
+    if layer.rank == 1:
+        x = x[:, None]
+    ph, pw, sh, sw, top, left, bottom, right = layer._attrs(*x.shape[1:3])
+    pads = (left, right, top, bottom)
+    if layer.op == "max_pool2d":
+        z = F.max_pool2d(F.pad(_nchw(x), pads, value=-float("inf")), (ph, pw), (sh, sw))
+    else:  # Keras's average leaves the padding out of the count
+        total = F.avg_pool2d(F.pad(_nchw(x), pads), (ph, pw), (sh, sw)) * (ph * pw)
+        count = F.avg_pool2d(F.pad(torch.ones_like(_nchw(x)), pads), (ph, pw), (sh, sw)) * (ph * pw)
+        z = total / count
+    z = _nhwc(z)
+    return z[:, 0] if layer.rank == 1 else z
+
+
+def _torch_batch_norm(layer, x, *weights):
+    """Training-mode batch norm (batch statistics, biased variance) over all axes but the last."""
+    k = 0
+    gamma = beta = None
+    if layer.scale:
+        gamma, k = weights[k], k + 1
+    if layer.center:
+        beta = weights[k]
+    axes = tuple(range(x.dim() - 1))
+    mean = x.mean(axes)
+    var = ((x - mean) ** 2).mean(axes)
+    y = (x - mean) / torch.sqrt(var + layer.epsilon)
+    if gamma is not None:
+        y = y * gamma
+    return y + beta if beta is not None else y
+
+
+def _torch_zero_pad(layer, x):
+    (t, b), (le, r) = layer.padding
+    return _nhwc(F.pad(_nchw(x), (le, r, t, b)))
+
+
+TORCH_LAYERS = {
+    pynn.layers.Conv2D: _torch_conv,
+    pynn.layers.Conv1D: _torch_conv,
+    pynn.layers.MaxPooling2D: _torch_pool,
+    pynn.layers.AveragePooling2D: _torch_pool,
+    pynn.layers.MaxPooling1D: _torch_pool,
+    pynn.layers.AveragePooling1D: _torch_pool,
+    pynn.layers.GlobalAveragePooling2D: lambda layer, x: x.mean((1, 2), keepdim=layer.keepdims),
+    pynn.layers.GlobalMaxPooling2D: lambda layer, x: x.amax((1, 2), keepdim=layer.keepdims),
+    pynn.layers.Flatten: lambda layer, x: x.reshape(x.shape[0], -1),
+    pynn.layers.Reshape: lambda layer, x: x.reshape((x.shape[0],) + layer.target_shape),
+    pynn.layers.ZeroPadding2D: _torch_zero_pad,
+    pynn.layers.BatchNormalization: _torch_batch_norm,
+    pynn.layers.Dropout: lambda layer, x: x,  # only with rate 0 in parity tests
+}
+
+
+class TorchLayer(torch.nn.Module):
+    """A pynn layer computed in torch (float64) from copies of its weights in pynn's layout, so
+    the weights' gradients come out in that layout too. Activations follow as TorchAct."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.layer = layer
+        self.fn = TORCH_LAYERS[type(layer)]
+        self.weights = [torch.tensor(np.array(w, dtype=np.float64), requires_grad=w.trainable)
+                        for w in (getattr(layer, a) for a in layer._weight_attrs)]
+        self.trainable = [w for w in self.weights if w.requires_grad]
+
+    def forward(self, x):
+        return self.fn(self.layer, x, *self.weights)
+
+
 def to_torch(model) -> torch.nn.Sequential:
     """The pynn Sequential model as a float64 torch.nn.Sequential with pynn's weights copied in
     (a Dense kernel (in, units) becomes a Linear weight (units, in))."""
@@ -193,6 +289,11 @@ def to_torch(model) -> torch.nn.Sequential:
             mods.append(TorchAct(pynn.activations.serialize(layer.activation)))
         elif isinstance(layer, SpecLayer):
             mods.append(_torch_spec_act(layer.spec))
+        elif type(layer) in TORCH_LAYERS:
+            mods.append(TorchLayer(layer))
+            act = getattr(layer, "activation", None)
+            if act is not None:
+                mods.append(TorchAct(pynn.activations.serialize(act)))
         else:
             raise TypeError(f"to_torch: no torch equivalent for {type(layer).__name__}")
     return torch.nn.Sequential(*mods)
@@ -206,6 +307,8 @@ def torch_weight_grads(tmodel) -> list[np.ndarray]:
             out.append(mod.weight.grad.numpy().T)
             if mod.bias is not None:
                 out.append(mod.bias.grad.numpy())
+        elif isinstance(mod, TorchLayer):
+            out.extend(p.grad.numpy() for p in mod.trainable)
     return out
 
 
@@ -287,17 +390,21 @@ def assert_close(name, actual, expected, rtol, atol):
                                atol=atol, err_msg=name)
 
 
-def torch_parity(model, x, y, rtol=2e-4, atol=1e-5):
+def torch_parity(model, x, y, rtol=2e-4, atol=1e-5, training=False):
     """Checks pynn against its float64 torch replica: prediction, loss (regularizers included),
     dloss/dx and every weight's gradient. Gradient tolerances scale with the largest gradient.
+    With training=True the replica computes the training forward (batch norm on batch
+    statistics), which predict does not, so only the training step's loss and gradients are
+    compared.
 
     Returns:
         (pynn's core gradients, torch's results), for further checks.
     """
     x = np.asarray(x, dtype=np.float32)
     t_out, t_loss, t_dx, t_grads, _ = torch_forward(model, x, y)
-    out = model.predict(x, verbose=0)
-    assert_close("output", out, t_out, rtol, atol * max(1.0, np.abs(t_out).max()))
+    if not training:
+        out = model.predict(x, verbose=0)
+        assert_close("output", out, t_out, rtol, atol * max(1.0, np.abs(t_out).max()))
     loss, dx, grads = core_gradients(model, x, y)
     assert_close("loss", loss, t_loss, rtol, atol * max(1.0, abs(t_loss)))
     assert_close("dloss/dx", dx, t_dx, rtol, atol * max(1e-3, np.abs(t_dx).max()) * 10)

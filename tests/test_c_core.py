@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import scipy_openblas32 as openblas
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,7 +18,8 @@ def build_c_test(name: str, tmp_path: Path) -> Path:
     exe = tmp_path / name
     cmd = [cc, "-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-fopenmp",
            f"-I{ROOT / 'csrc' / 'core'}", f"-I{openblas.get_include_dir()}",
-           str(ROOT / "tests" / "c" / f"{name}.c"), *map(str, sorted((ROOT / "csrc" / "core").glob("*.c"))),
+           str(ROOT / "tests" / "c" / f"{name}.c"),
+           *map(str, sorted((ROOT / "csrc" / "core").glob("*.c"))),
            f"-L{openblas.get_lib_dir()}", f"-l{openblas.get_library()}",
            f"-Wl,-rpath,{openblas.get_lib_dir()}", "-lm", "-o", str(exe)]
     r = subprocess.run(cmd, capture_output=True, text=True)
@@ -25,8 +27,12 @@ def build_c_test(name: str, tmp_path: Path) -> Path:
     return exe
 
 
-def test_core_c_suite_passes(tmp_path):
-    exe = build_c_test("test_core", tmp_path)
+C_TESTS = sorted(p.stem for p in (ROOT / "tests" / "c").glob("test_*.c"))
+
+
+@pytest.mark.parametrize("name", C_TESTS)
+def test_core_c_suite_passes(name, tmp_path):
+    exe = build_c_test(name, tmp_path)
     r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120)
     sys.stdout.write(r.stdout)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -47,8 +47,17 @@ const pn_op_def *const pn_op_table[PN_OP_COUNT] = {
     [PN_OP_GELU] = &pn_op_gelu_def,
     [PN_OP_SWISH] = &pn_op_swish_def,
     [PN_OP_SOFTPLUS] = &pn_op_softplus_def,
+    [PN_OP_CONV2D] = &pn_op_conv2d_def,
+    [PN_OP_MAX_POOL2D] = &pn_op_max_pool2d_def,
+    [PN_OP_AVG_POOL2D] = &pn_op_avg_pool2d_def,
+    [PN_OP_GLOBAL_AVG_POOL2D] = &pn_op_global_avg_pool2d_def,
+    [PN_OP_GLOBAL_MAX_POOL2D] = &pn_op_global_max_pool2d_def,
+    [PN_OP_ZERO_PAD2D] = &pn_op_zero_pad2d_def,
+    [PN_OP_RESHAPE] = &pn_op_reshape_def,
+    [PN_OP_BATCH_NORM] = &pn_op_batch_norm_def,
+    [PN_OP_DROPOUT] = &pn_op_dropout_def,
 };
-_Static_assert(PN_OP_COUNT == 13, "add the new op to pn_op_table");
+_Static_assert(PN_OP_COUNT == 22, "add the new op to pn_op_table");
 
 const char *pn_op_name(int op) {
     return (op >= 0 && op < PN_OP_COUNT) ? pn_op_table[op]->name : NULL;

@@ -73,6 +73,8 @@ typedef struct {
  * buffer in backward order writes, so no buffer needs zeroing per step. */
 typedef struct {
     int64_t batch;
+    const pn_node *in_node[PN_MAX_INPUTS]; /* the inputs' nodes: their per-sample shapes */
+    const pn_var *var_info[PN_MAX_VARS];   /* the variables: their shapes */
     const float *in[PN_MAX_INPUTS];
     float *din[PN_MAX_INPUTS];
     int acc_in[PN_MAX_INPUTS];
@@ -81,6 +83,9 @@ typedef struct {
     float *dvar[PN_MAX_VARS];
     int acc_var[PN_MAX_VARS];
     float *scratch;
+    int training;        /* 1 in a training forward/backward: dropout drops, batch norm uses and
+                          * updates batch statistics; 0 in evaluate and predict */
+    uint64_t seed;       /* this forward's random stream (random ops hash it with node and index) */
 } pn_ctx;
 
 typedef struct {
@@ -89,8 +94,8 @@ typedef struct {
     int (*shape)(const pn_model *m, pn_node *n);
     void (*forward)(const pn_node *n, const pn_ctx *c);
     void (*backward)(const pn_node *n, const pn_ctx *c);
-    /* scratch floats for a batch; NULL when none */
-    int64_t (*scratch)(const pn_node *n, int64_t batch);
+    /* scratch floats for a batch, in a training plan or an inference one; NULL when none */
+    int64_t (*scratch)(const pn_model *m, const pn_node *n, int64_t batch, int training);
 } pn_op_def;
 
 extern const pn_op_def *const pn_op_table[PN_OP_COUNT];
@@ -100,6 +105,10 @@ extern const pn_op_def pn_op_input_def, pn_op_dense_def;
 extern const pn_op_def pn_op_linear_def, pn_op_relu_def, pn_op_sigmoid_def, pn_op_tanh_def,
     pn_op_softmax_def, pn_op_leaky_relu_def, pn_op_elu_def, pn_op_selu_def, pn_op_gelu_def,
     pn_op_swish_def, pn_op_softplus_def;
+extern const pn_op_def pn_op_conv2d_def;
+extern const pn_op_def pn_op_max_pool2d_def, pn_op_avg_pool2d_def, pn_op_global_avg_pool2d_def,
+    pn_op_global_max_pool2d_def, pn_op_zero_pad2d_def, pn_op_reshape_def;
+extern const pn_op_def pn_op_batch_norm_def, pn_op_dropout_def;
 
 /* ---- plans --------------------------------------------------------------------------------- */
 
@@ -118,6 +127,7 @@ typedef struct {
     unsigned char *var_written; /* per variable: some node writes its gradient */
     int loss_node;         /* the node whose value the loss reads as logits (fused) or output */
     int fused;             /* softmax/sigmoid output folded into the cross-entropy */
+    uint64_t seed;         /* the random stream of the current training forward */
     float *xbuf;           /* gathered input rows (train/test with idx) */
     void *ybuf;            /* gathered targets */
 } pn_plan;
@@ -145,6 +155,7 @@ struct pn_model {
     float *opt_state;      /* n_slots * n_trainable */
     int n_slots;
     int64_t iterations;
+    uint64_t seed, forwards; /* random ops: the seed, and training forwards run so far */
 
     pn_plan *plans[PN_PLAN_CACHE];
     uint64_t clock;
@@ -166,6 +177,20 @@ float pn_regularizer_apply(pn_model *m, const pn_plan *p, int want_grad);
 /* optimizer (optimizer.c) */
 int pn_optimizer_slots(const pn_optim_config *cfg);
 void pn_optimizer_step(pn_model *m);
+
+/* A counter-based random stream for random ops: the same (key, i) always gives the same bits,
+ * so masks are reproducible whatever the thread count or loop order. splitmix64's finaliser. */
+static inline uint64_t pn_hash64(uint64_t key, uint64_t i) {
+    uint64_t z = key + (i + 1) * 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* A uniform float in [0, 1) from (key, i): the top 24 bits. */
+static inline float pn_uniform(uint64_t key, uint64_t i) {
+    return (float)(pn_hash64(key, i) >> 40) * (1.0f / 16777216.0f);
+}
 
 /* shape helper for op files */
 static inline const pn_node *pn_input_node(const pn_model *m, const pn_node *n, int i) {

@@ -246,7 +246,7 @@ int pn_model_compile(pn_model *m, pn_loss_kind loss, int from_logits, int n_metr
     m->loss = loss;
     m->from_logits = from_logits != 0;
     m->n_metrics = n_metrics;
-    memcpy(m->metrics, metrics, (size_t)n_metrics * sizeof *metrics);
+    if (n_metrics > 0) memcpy(m->metrics, metrics, (size_t)n_metrics * sizeof *metrics);
     m->compiled = 1;
     return PN_OK;
 }
@@ -284,6 +284,10 @@ int pn_model_set_learning_rate(pn_model *m, float lr) {
 float pn_model_learning_rate(const pn_model *m) { return m->opt.learning_rate; }
 int64_t pn_model_iterations(const pn_model *m) { return m->iterations; }
 void pn_model_set_iterations(pn_model *m, int64_t it) { m->iterations = it; }
+void pn_model_set_seed(pn_model *m, uint64_t seed) {
+    m->seed = seed;
+    m->forwards = 0;
+}
 
 int pn_model_optimizer_state(pn_model *m, float **state, int64_t *n) {
     *state = m->opt_state;
@@ -411,6 +415,7 @@ static int run_step(pn_model *m, const pn_tensor *x, const pn_tensor *y, const i
     const void *yd = NULL;
     int rc = prepare(m, x, y, idx, batch, train ? PN_MODE_TRAIN : PN_MODE_INFER, &p, &yd);
     if (rc) goto done;
+    if (train) p->seed = pn_hash64(m->seed, m->forwards++);
     pn_plan_forward(m, p);
     float loss = pn_loss_forward(m, p, yd);
     pn_metrics_sum(m, p, yd, results + 1);
@@ -445,6 +450,7 @@ int pn_model_gradients(pn_model *m, const pn_tensor *x, const pn_tensor *y, floa
     const void *yd = NULL;
     int rc = prepare(m, x, y, NULL, 0, dx ? PN_MODE_INPUT_GRAD : PN_MODE_TRAIN, &p, &yd);
     if (rc) goto done;
+    p->seed = pn_hash64(m->seed, m->forwards++);
     pn_plan_forward(m, p);
     *loss = pn_loss_forward(m, p, yd);
     pn_loss_backward(m, p, yd);

@@ -175,15 +175,13 @@ const pn_op_def pn_op_softmax_def = {"softmax", act_shape, softmax_forward, soft
 
 int pn_activation_apply(int op, const float *fattr, const int *iattr, float *out, const float *inp,
                         int64_t rows, int64_t cols) {
-    if (op < PN_OP_LINEAR || op >= PN_OP_COUNT)
+    if (op < PN_OP_LINEAR || op > PN_OP_SOFTPLUS)
         return pn_error(PN_EVALUE, "op %d is not an activation", op);
     if (rows < 0 || cols < 1) return pn_error(PN_ESHAPE, "activation: bad shape (%lld, %lld)",
                                               (long long)rows, (long long)cols);
     pn_node n = {.op = op, .n_in = 1, .dtype = PN_F32, .ndim = 1, .shape = {cols}, .size = cols};
-    for (int i = 0; i < PN_MAX_ATTRS; i++) {
-        n.fattr[i] = fattr ? fattr[i] : 0.0f;
-        n.iattr[i] = iattr ? iattr[i] : 0;
-    }
+    n.fattr[0] = fattr ? fattr[0] : 0.0f; /* an activation has at most one attribute of each */
+    n.iattr[0] = iattr ? iattr[0] : 0;
     pn_ctx c = {.batch = rows, .in = {inp}, .out = out};
     pn_op_table[op]->forward(&n, &c);
     return PN_OK;

@@ -95,7 +95,7 @@ int pn_plan_create(pn_plan **out, const pn_model *m, int64_t batch, pn_mode mode
         const pn_op_def *def = pn_op_table[nd->op];
         if (def->scratch) {
             soff[i] = total;
-            total += round_up(def->scratch(nd, batch));
+            total += round_up(def->scratch(m, nd, batch, mode != PN_MODE_INFER));
         }
     }
     int64_t yoff = -1;
@@ -154,6 +154,7 @@ static void make_ctx(const pn_model *m, const pn_plan *p, int i, pn_ctx *c) {
     memset(c, 0, sizeof *c);
     c->batch = p->batch;
     for (int j = 0; j < nd->n_in; j++) {
+        c->in_node[j] = &m->nodes[nd->in[j]];
         c->in[j] = p->value[nd->in[j]];
         c->din[j] = p->grad[nd->in[j]];
         c->acc_in[j] = p->acc_in[i * PN_MAX_INPUTS + j];
@@ -162,12 +163,15 @@ static void make_ctx(const pn_model *m, const pn_plan *p, int i, pn_ctx *c) {
     c->dout = p->grad[i];
     for (int k = 0; k < nd->n_var; k++) {
         const pn_var *v = &m->vars[nd->var[k]];
+        c->var_info[k] = v;
         c->var[k] = m->params + v->offset;
         c->dvar[k] = (p->mode != PN_MODE_INFER && v->trainable && p->grad[i]) ? m->grads + v->offset
                                                                               : NULL;
         c->acc_var[k] = p->acc_var[i * PN_MAX_VARS + k];
     }
     c->scratch = p->scratch[i];
+    c->training = p->mode != PN_MODE_INFER;
+    c->seed = pn_hash64(p->seed, (uint64_t)i);
 }
 
 void pn_plan_forward(const pn_model *m, pn_plan *p) {

@@ -36,7 +36,7 @@ extern "C" {
 #define PN_MAX_DIMS 8    /* rank of a tensor, batch axis included */
 #define PN_MAX_INPUTS 4  /* inputs of one node */
 #define PN_MAX_VARS 4    /* variables of one node */
-#define PN_MAX_ATTRS 4   /* integer and float attributes of one node */
+#define PN_MAX_ATTRS 8   /* integer and float attributes of one node */
 #define PN_MAX_METRICS 8
 
 /* ---- errors -------------------------------------------------------------------------------- */
@@ -88,6 +88,16 @@ typedef enum {
     PN_OP_GELU,        /* iattr[0]: 1 for the tanh approximation */
     PN_OP_SWISH,
     PN_OP_SOFTPLUS,
+    /* Images are channels-last: per sample (H, W, C). Attributes are listed in the op files. */
+    PN_OP_CONV2D,      /* vars: kernel (KH, KW, Cin, Cout), bias (Cout) */
+    PN_OP_MAX_POOL2D,
+    PN_OP_AVG_POOL2D,
+    PN_OP_GLOBAL_AVG_POOL2D,
+    PN_OP_GLOBAL_MAX_POOL2D,
+    PN_OP_ZERO_PAD2D,
+    PN_OP_RESHAPE,     /* a copy with a new per-sample shape (Flatten, Reshape) */
+    PN_OP_BATCH_NORM,  /* over every axis but the last */
+    PN_OP_DROPOUT,
     PN_OP_COUNT
 } pn_op_kind;
 
@@ -174,6 +184,9 @@ int pn_model_set_optimizer(pn_model *m, const pn_optim_config *cfg);
 int pn_model_set_learning_rate(pn_model *m, float lr);
 float pn_model_learning_rate(const pn_model *m);
 int64_t pn_model_iterations(const pn_model *m);
+/* The seed of the model's random ops (dropout): each training run's masks follow from it and
+ * a counter of training forwards, so a seeded run is repeatable at any thread count. */
+void pn_model_set_seed(pn_model *m, uint64_t seed);
 void pn_model_set_iterations(pn_model *m, int64_t it);
 /* The optimizer's state (slots parallel to the trainable span of params) for saving. */
 int pn_model_optimizer_state(pn_model *m, float **state, int64_t *n);
@@ -194,7 +207,8 @@ int pn_model_gradients(pn_model *m, const pn_tensor *x, const pn_tensor *y, floa
 /* Forward over all rows of x in batches of batch_size; out holds rows * output size floats. */
 int pn_model_predict(pn_model *m, const pn_tensor *x, int64_t batch_size, float *out);
 
-/* Applies one activation op (PN_OP_LINEAR..PN_OP_SOFTPLUS) to n rows of `cols` values. */
+/* Applies one activation op (PN_OP_LINEAR..PN_OP_SOFTPLUS) to n rows of `cols` values; fattr
+ * and iattr (may be NULL) hold its one attribute of each kind (leaky_relu/elu alpha, gelu form). */
 int pn_activation_apply(int op, const float *fattr, const int *iattr, float *out, const float *inp,
                         int64_t rows, int64_t cols);
 

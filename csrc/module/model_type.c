@@ -505,6 +505,13 @@ static PyObject *model_predict(PnModel *self, PyObject *const *args, Py_ssize_t 
     return (PyObject *)out;
 }
 
+static PyObject *model_set_seed(PnModel *self, PyObject *arg) {
+    unsigned long long seed = PyLong_AsUnsignedLongLongMask(arg);
+    if (seed == (unsigned long long)-1 && PyErr_Occurred()) return NULL;
+    pn_model_set_seed(self->m, (uint64_t)seed);
+    Py_RETURN_NONE;
+}
+
 static PyObject *model_node_shape(PnModel *self, PyObject *arg) {
     int node = (int)PyLong_AsLong(arg);
     if (node == -1 && PyErr_Occurred()) return NULL;
@@ -539,6 +546,7 @@ static PyMethodDef model_methods[] = {
     {"gradients", (PyCFunction)model_gradients, METH_VARARGS,
      "gradients(x, y, input_grad=False) -> (loss, dx or None)"},
     {"predict", FAST(model_predict), "predict(x, batch_size) -> array"},
+    {"set_seed", (PyCFunction)model_set_seed, METH_O, "set_seed(seed): random ops' stream"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,7 +1,16 @@
 """Layers, one module per family as in Keras."""
 
 from .base import Layer
+from .convolutional import Conv1D, Conv2D
 from .core import Activation, Dense
 from .input_layer import Input, InputLayer, KerasTensor
+from .normalization import BatchNormalization
+from .pooling import (AveragePooling1D, AveragePooling2D, GlobalAveragePooling2D,
+                      GlobalMaxPooling2D, MaxPooling1D, MaxPooling2D)
+from .regularization import Dropout, SpatialDropout2D
+from .reshaping import Flatten, Reshape, ZeroPadding2D
 
-__all__ = ["Activation", "Dense", "Input", "InputLayer", "KerasTensor", "Layer"]
+__all__ = ["Activation", "AveragePooling1D", "AveragePooling2D", "BatchNormalization", "Conv1D",
+           "Conv2D", "Dense", "Dropout", "Flatten", "GlobalAveragePooling2D",
+           "GlobalMaxPooling2D", "Input", "InputLayer", "KerasTensor", "Layer", "MaxPooling1D",
+           "MaxPooling2D", "Reshape", "SpatialDropout2D", "ZeroPadding2D"]

@@ -76,6 +76,7 @@ class Model:
                 layer.build(shape)
             shape = layer.compute_output_shape(shape)
         core = _core.Model()
+        core.set_seed(int(pn_random.generator().integers(2**63)))
         owners = []
         for layer in layers:
             layer._var_ids = []

@@ -1,0 +1,455 @@
+/*
+ * ops_pool.c: pooling, zero padding and reshape. Images are channels-last: per sample (H, W, C).
+ *
+ * Attributes (iattr):
+ *   max_pool2d, avg_pool2d   [0] pool_h [1] pool_w [2] stride_h [3] stride_w
+ *                            [4] pad_top [5] pad_left [6] pad_bottom [7] pad_right
+ *                            OH = (H + pad_top + pad_bottom - pool_h) / stride_h + 1, OW alike.
+ *                            Padded positions never take part: max ignores them (as if -inf), avg
+ *                            divides by the count of inside positions (Keras 'same').
+ *   global_avg_pool2d, global_max_pool2d   none: (H, W, C) -> (C)
+ *   zero_pad2d               [0] top [1] bottom [2] left [3] right
+ *   reshape                  [0] target rank r (1..7), [1..r] the target dims
+ *
+ * The kernels read the input's H and W from the input node (c->in_node[0]).
+ * Max pools keep, per output element, the flat index of the winning element within its sample
+ * (int32) in scratch, so backward scatters dout to it.
+ */
+#include <stdio.h>
+
+#include "internal.h"
+
+/* ---- shared checks -------------------------------------------------------------------------- */
+
+/* One float32 input of rank 3, no variables; the input's per-sample size fits int32 indices. */
+static int image_input(const pn_model *m, const pn_node *n, const pn_node **x) {
+    const char *name = pn_op_name(n->op);
+    if (n->n_in != 1 || n->n_var != 0)
+        return pn_error(PN_EVALUE, "%s: takes one input and no weights, got %d inputs and %d "
+                        "weights", name, n->n_in, n->n_var);
+    *x = pn_input_node(m, n, 0);
+    if ((*x)->dtype != PN_F32) return pn_error(PN_ETYPE, "%s: input must be float32", name);
+    if ((*x)->ndim != 3)
+        return pn_error(PN_ESHAPE, "%s: input must have rank 3 (H, W, C) besides the batch, got "
+                        "rank %d", name, (*x)->ndim);
+    if ((*x)->size > INT32_MAX)
+        return pn_error(PN_ESHAPE, "%s: input has %lld elements per sample, at most %d supported",
+                        name, (long long)(*x)->size, INT32_MAX);
+    return PN_OK;
+}
+
+/* ---- max_pool2d and avg_pool2d -------------------------------------------------------------- */
+
+typedef struct {
+    int64_t B, H, W, C, OH, OW;
+    int64_t ph, pw, sh, sw, pt, pl;
+} pool_dims;
+
+/* x is the input node */
+static pool_dims pool_get(const pn_node *n, const pn_node *x, int64_t B) {
+    pool_dims d = {
+        .B = B, .H = x->shape[0], .W = x->shape[1], .C = n->shape[2],
+        .OH = n->shape[0], .OW = n->shape[1],
+        .ph = n->iattr[0], .pw = n->iattr[1], .sh = n->iattr[2], .sw = n->iattr[3],
+        .pt = n->iattr[4], .pl = n->iattr[5],
+    };
+    return d;
+}
+
+/* The window of output (oh, ow) clipped to the input: rows [h0, h1), columns [w0, w1). */
+static inline void pool_window(const pool_dims *d, int64_t oh, int64_t ow, int64_t *h0,
+                               int64_t *h1, int64_t *w0, int64_t *w1) {
+    int64_t hs = oh * d->sh - d->pt, ws = ow * d->sw - d->pl;
+    *h0 = hs > 0 ? hs : 0;
+    *h1 = hs + d->ph < d->H ? hs + d->ph : d->H;
+    *w0 = ws > 0 ? ws : 0;
+    *w1 = ws + d->pw < d->W ? ws + d->pw : d->W;
+}
+
+static int pool_shape(const pn_model *m, pn_node *n) {
+    const char *name = pn_op_name(n->op);
+    const pn_node *x = NULL;
+    int rc = image_input(m, n, &x);
+    if (rc) return rc;
+    const int *a = n->iattr;
+    if (a[0] < 1 || a[1] < 1)
+        return pn_error(PN_EVALUE, "%s: pool size must be >= 1, got (%d, %d)", name, a[0], a[1]);
+    if (a[2] < 1 || a[3] < 1)
+        return pn_error(PN_EVALUE, "%s: strides must be >= 1, got (%d, %d)", name, a[2], a[3]);
+    if (a[4] < 0 || a[5] < 0 || a[6] < 0 || a[7] < 0)
+        return pn_error(PN_EVALUE, "%s: padding must be >= 0, got top %d left %d bottom %d "
+                        "right %d", name, a[4], a[5], a[6], a[7]);
+    int64_t H = x->shape[0], W = x->shape[1], C = x->shape[2];
+    int64_t PH = H + a[4] + a[6], PW = W + a[5] + a[7];
+    if (a[0] > PH || a[1] > PW)
+        return pn_error(PN_ESHAPE, "%s: pool (%d, %d) is larger than the padded input (%lld, "
+                        "%lld)", name, a[0], a[1], (long long)PH, (long long)PW);
+    int64_t OH = (PH - a[0]) / a[2] + 1, OW = (PW - a[1]) / a[3] + 1;
+    /* Every window must hold at least one input position: the first starts before the input
+     * ends its padding (pad < pool), the last starts inside the input. */
+    if (a[4] >= a[0] || a[5] >= a[1] || (OH - 1) * a[2] - a[4] >= H || (OW - 1) * a[3] - a[5] >= W)
+        return pn_error(PN_EVALUE, "%s: padding top %d left %d bottom %d right %d leaves windows "
+                        "of pool (%d, %d), strides (%d, %d) wholly outside the %lld x %lld input",
+                        name, a[4], a[5], a[6], a[7], a[0], a[1], a[2], a[3], (long long)H,
+                        (long long)W);
+    n->dtype = PN_F32;
+    n->ndim = 3;
+    n->shape[0] = OH;
+    n->shape[1] = OW;
+    n->shape[2] = C;
+    return PN_OK;
+}
+
+/* ---- max_pool2d ---------------------------------------------------------------------------------
+ * out[b,oh,ow,c] = max over the window's inside (h, w) of inp[b,h,w,c]; idx = its flat index in
+ * the sample (first maximum in row-major window order; a NaN wins, as in PyTorch).
+ * dinp[b, idx[b,oh,ow,c]] += dout[b,oh,ow,c]
+ * inp is (B, H, W, C), out and idx (B, OH, OW, C).
+ */
+static void max_pool2d_forward(const pn_node *n, const pn_ctx *c) {
+    const pool_dims d = pool_get(n, c->in_node[0], c->batch);
+    const int64_t B = d.B, H = d.H, W = d.W, C = d.C, OH = d.OH, OW = d.OW;
+    const float *restrict inp = c->in[0];
+    float *restrict out = c->out;
+    int32_t *restrict idx = (int32_t *)c->scratch;
+#pragma omp parallel for collapse(2) if (B * H * W * C > PN_PAR_MIN) num_threads(pn_threads)
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t oh = 0; oh < OH; oh++) {
+            const float *restrict x = inp + b * H * W * C;
+            for (int64_t ow = 0; ow < OW; ow++) {
+                int64_t h0, h1, w0, w1;
+                pool_window(&d, oh, ow, &h0, &h1, &w0, &w1);
+                int64_t o = ((b * OH + oh) * OW + ow) * C;
+                float *restrict y = out + o;
+                int32_t *restrict id = idx + o;
+                const int32_t first = (int32_t)((h0 * W + w0) * C);
+                for (int64_t k = 0; k < C; k++) {
+                    y[k] = x[first + k];
+                    id[k] = first + (int32_t)k;
+                }
+                for (int64_t h = h0; h < h1; h++)
+                    for (int64_t w = w0; w < w1; w++) {
+                        const int32_t off = (int32_t)((h * W + w) * C);
+                        const float *restrict xp = x + off;
+                        /* branch-free, so it vectorizes to blends (no masked stores) */
+                        for (int64_t k = 0; k < C; k++) {
+                            const float v = xp[k];
+                            const int take = v > y[k] || v != v;
+                            y[k] = take ? v : y[k];
+                            id[k] = take ? off + (int32_t)k : id[k];
+                        }
+                    }
+            }
+        }
+}
+
+static void max_pool2d_backward(const pn_node *n, const pn_ctx *c) {
+    float *restrict dinp = c->din[0];
+    if (!dinp) return;
+    const int64_t B = c->batch, IS = c->in_node[0]->size, OS = n->size;
+    const float *restrict dout = c->dout;
+    const int32_t *restrict idx = (const int32_t *)c->scratch;
+    const int acc = c->acc_in[0];
+    /* a scatter: one image per thread, so no two threads write the same element */
+#pragma omp parallel for if (B * IS > PN_PAR_MIN) num_threads(pn_threads)
+    for (int64_t b = 0; b < B; b++) {
+        float *restrict dx = dinp + b * IS;
+        const float *restrict g = dout + b * OS;
+        const int32_t *restrict id = idx + b * OS;
+        if (!acc) memset(dx, 0, (size_t)IS * sizeof(float));
+        for (int64_t i = 0; i < OS; i++) dx[id[i]] += g[i];
+    }
+}
+
+/* the winners' indices (int32), kept in inference plans too: forward always records them */
+static int64_t max_pool2d_scratch(const pn_model *m, const pn_node *n, int64_t batch, int training) {
+    (void)m, (void)training;
+    return batch * n->size;
+}
+
+const pn_op_def pn_op_max_pool2d_def = {"max_pool2d", pool_shape, max_pool2d_forward,
+                                        max_pool2d_backward, max_pool2d_scratch};
+
+/* ---- avg_pool2d ---------------------------------------------------------------------------------
+ * out[b,oh,ow,c] = 1/n sum over the window's n inside (h, w) of inp[b,h,w,c]
+ * dinp[b,h,w,c] += dout[b,oh,ow,c] / n   for every window holding (h, w)
+ */
+static void avg_pool2d_forward(const pn_node *n, const pn_ctx *c) {
+    const pool_dims d = pool_get(n, c->in_node[0], c->batch);
+    const int64_t B = d.B, H = d.H, W = d.W, C = d.C, OH = d.OH, OW = d.OW;
+    const float *restrict inp = c->in[0];
+    float *restrict out = c->out;
+#pragma omp parallel for collapse(2) if (B * H * W * C > PN_PAR_MIN) num_threads(pn_threads)
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t oh = 0; oh < OH; oh++) {
+            const float *restrict x = inp + b * H * W * C;
+            for (int64_t ow = 0; ow < OW; ow++) {
+                int64_t h0, h1, w0, w1;
+                pool_window(&d, oh, ow, &h0, &h1, &w0, &w1);
+                float *restrict y = out + ((b * OH + oh) * OW + ow) * C;
+                for (int64_t k = 0; k < C; k++) y[k] = 0.0f;
+                for (int64_t h = h0; h < h1; h++)
+                    for (int64_t w = w0; w < w1; w++) {
+                        const float *restrict xp = x + (h * W + w) * C;
+                        for (int64_t k = 0; k < C; k++) y[k] += xp[k];
+                    }
+                const float s = 1.0f / (float)((h1 - h0) * (w1 - w0));
+                for (int64_t k = 0; k < C; k++) y[k] *= s;
+            }
+        }
+}
+
+static void avg_pool2d_backward(const pn_node *n, const pn_ctx *c) {
+    float *restrict dinp = c->din[0];
+    if (!dinp) return;
+    const pool_dims d = pool_get(n, c->in_node[0], c->batch);
+    const int64_t B = d.B, H = d.H, W = d.W, C = d.C, OH = d.OH, OW = d.OW;
+    const float *restrict dout = c->dout;
+    const int acc = c->acc_in[0];
+    /* windows may overlap: one image per thread */
+#pragma omp parallel for if (B * H * W * C > PN_PAR_MIN) num_threads(pn_threads)
+    for (int64_t b = 0; b < B; b++) {
+        float *restrict dx = dinp + b * H * W * C;
+        if (!acc) memset(dx, 0, (size_t)(H * W * C) * sizeof(float));
+        for (int64_t oh = 0; oh < OH; oh++)
+            for (int64_t ow = 0; ow < OW; ow++) {
+                int64_t h0, h1, w0, w1;
+                pool_window(&d, oh, ow, &h0, &h1, &w0, &w1);
+                const float *restrict g = dout + ((b * OH + oh) * OW + ow) * C;
+                const float s = 1.0f / (float)((h1 - h0) * (w1 - w0));
+                for (int64_t h = h0; h < h1; h++)
+                    for (int64_t w = w0; w < w1; w++) {
+                        float *restrict dp = dx + (h * W + w) * C;
+                        for (int64_t k = 0; k < C; k++) dp[k] += g[k] * s;
+                    }
+            }
+    }
+}
+
+const pn_op_def pn_op_avg_pool2d_def = {"avg_pool2d", pool_shape, avg_pool2d_forward,
+                                        avg_pool2d_backward, NULL};
+
+/* ---- global pools: (H, W, C) -> (C) ------------------------------------------------------- */
+
+static int global_pool_shape(const pn_model *m, pn_node *n) {
+    const pn_node *x = NULL;
+    int rc = image_input(m, n, &x);
+    if (rc) return rc;
+    n->dtype = PN_F32;
+    n->ndim = 1;
+    n->shape[0] = x->shape[2];
+    return PN_OK;
+}
+
+/* out[b,c] = 1/HW sum_hw inp[b,hw,c]            dinp[b,hw,c] += dout[b,c] / HW */
+static void global_avg_pool2d_forward(const pn_node *n, const pn_ctx *c) {
+    const int64_t B = c->batch, C = n->shape[0], HW = c->in_node[0]->size / C;
+    const float *restrict inp = c->in[0];
+    float *restrict out = c->out;
+    const float s = 1.0f / (float)HW;
+#pragma omp parallel for if (B * HW * C > PN_PAR_MIN) num_threads(pn_threads)
+    for (int64_t b = 0; b < B; b++) {
+        float *restrict y = out + b * C;
+        const float *restrict x = inp + b * HW * C;
+        for (int64_t k = 0; k < C; k++) y[k] = 0.0f;
+        for (int64_t i = 0; i < HW; i++)
+            for (int64_t k = 0; k < C; k++) y[k] += x[i * C + k];
+        for (int64_t k = 0; k < C; k++) y[k] *= s;
+    }
+}
+
+static void global_avg_pool2d_backward(const pn_node *n, const pn_ctx *c) {
+    float *restrict dinp = c->din[0];
+    if (!dinp) return;
+    const int64_t B = c->batch, C = n->shape[0], HW = c->in_node[0]->size / C;
+    const float *restrict dout = c->dout;
+    const float s = 1.0f / (float)HW;
+    const int acc = c->acc_in[0];
+#pragma omp parallel for collapse(2) if (B * HW * C > PN_PAR_MIN) num_threads(pn_threads)
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t i = 0; i < HW; i++) {
+            const float *restrict g = dout + b * C;
+            float *restrict dx = dinp + (b * HW + i) * C;
+            if (acc)
+                for (int64_t k = 0; k < C; k++) dx[k] += g[k] * s;
+            else
+                for (int64_t k = 0; k < C; k++) dx[k] = g[k] * s;
+        }
+}
+
+const pn_op_def pn_op_global_avg_pool2d_def = {"global_avg_pool2d", global_pool_shape,
+                                               global_avg_pool2d_forward,
+                                               global_avg_pool2d_backward, NULL};
+
+/* out[b,c] = max_hw inp[b,hw,c], idx[b,c] = hw * C + c of the first maximum (a NaN wins)
+ * dinp[b, idx[b,c]] += dout[b,c] */
+static void global_max_pool2d_forward(const pn_node *n, const pn_ctx *c) {
+    const int64_t B = c->batch, C = n->shape[0], HW = c->in_node[0]->size / C;
+    const float *restrict inp = c->in[0];
+    float *restrict out = c->out;
+    int32_t *restrict idx = (int32_t *)c->scratch;
+#pragma omp parallel for if (B * HW * C > PN_PAR_MIN) num_threads(pn_threads)
+    for (int64_t b = 0; b < B; b++) {
+        float *restrict y = out + b * C;
+        int32_t *restrict id = idx + b * C;
+        const float *restrict x = inp + b * HW * C;
+        for (int64_t k = 0; k < C; k++) {
+            y[k] = x[k];
+            id[k] = (int32_t)k;
+        }
+        for (int64_t i = 1; i < HW; i++) {
+            const int32_t off = (int32_t)(i * C);
+            for (int64_t k = 0; k < C; k++) {
+                const float v = x[off + k];
+                const int take = v > y[k] || v != v;
+                y[k] = take ? v : y[k];
+                id[k] = take ? off + (int32_t)k : id[k];
+            }
+        }
+    }
+}
+
+static void global_max_pool2d_backward(const pn_node *n, const pn_ctx *c) {
+    float *restrict dinp = c->din[0];
+    if (!dinp) return;
+    const int64_t B = c->batch, C = n->shape[0], HW = c->in_node[0]->size / C;
+    const float *restrict dout = c->dout;
+    const int32_t *restrict idx = (const int32_t *)c->scratch;
+    const int acc = c->acc_in[0];
+#pragma omp parallel for if (B * HW * C > PN_PAR_MIN) num_threads(pn_threads)
+    for (int64_t b = 0; b < B; b++) {
+        float *restrict dx = dinp + b * HW * C;
+        if (!acc) memset(dx, 0, (size_t)(HW * C) * sizeof(float));
+        for (int64_t k = 0; k < C; k++) dx[idx[b * C + k]] += dout[b * C + k];
+    }
+}
+
+static int64_t global_max_pool2d_scratch(const pn_model *m, const pn_node *n, int64_t batch,
+                                         int training) {
+    (void)m, (void)training;
+    return batch * n->size;
+}
+
+const pn_op_def pn_op_global_max_pool2d_def = {"global_max_pool2d", global_pool_shape,
+                                               global_max_pool2d_forward,
+                                               global_max_pool2d_backward,
+                                               global_max_pool2d_scratch};
+
+/* ---- zero_pad2d ---------------------------------------------------------------------------------
+ * out[b, h + top, w + left, c] = inp[b,h,w,c], zero elsewhere     dinp = dout's interior
+ * inp is (B, H, W, C), out (B, OH, OW, C) with OH = H + top + bottom, OW = W + left + right.
+ */
+static int zero_pad2d_shape(const pn_model *m, pn_node *n) {
+    const pn_node *x = NULL;
+    int rc = image_input(m, n, &x);
+    if (rc) return rc;
+    const int *a = n->iattr;
+    if (a[0] < 0 || a[1] < 0 || a[2] < 0 || a[3] < 0)
+        return pn_error(PN_EVALUE, "zero_pad2d: padding must be >= 0, got top %d bottom %d left "
+                        "%d right %d", a[0], a[1], a[2], a[3]);
+    n->dtype = PN_F32;
+    n->ndim = 3;
+    n->shape[0] = x->shape[0] + a[0] + a[1];
+    n->shape[1] = x->shape[1] + a[2] + a[3];
+    n->shape[2] = x->shape[2];
+    return PN_OK;
+}
+
+static void zero_pad2d_forward(const pn_node *n, const pn_ctx *c) {
+    const int64_t B = c->batch, OH = n->shape[0], OW = n->shape[1], C = n->shape[2];
+    const int64_t top = n->iattr[0], left = n->iattr[2], right = n->iattr[3];
+    const int64_t H = OH - top - n->iattr[1], W = OW - left - right;
+    const float *restrict inp = c->in[0];
+    float *restrict out = c->out;
+#pragma omp parallel for collapse(2) if (B * OH * OW * C > PN_PAR_MIN) num_threads(pn_threads)
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t oh = 0; oh < OH; oh++) {
+            float *y = out + (b * OH + oh) * OW * C;
+            int64_t h = oh - top;
+            if (h < 0 || h >= H) {
+                memset(y, 0, (size_t)(OW * C) * sizeof(float));
+                continue;
+            }
+            memset(y, 0, (size_t)(left * C) * sizeof(float));
+            memcpy(y + left * C, inp + (b * H + h) * W * C, (size_t)(W * C) * sizeof(float));
+            memset(y + (left + W) * C, 0, (size_t)(right * C) * sizeof(float));
+        }
+}
+
+static void zero_pad2d_backward(const pn_node *n, const pn_ctx *c) {
+    float *restrict dinp = c->din[0];
+    if (!dinp) return;
+    const int64_t B = c->batch, OH = n->shape[0], OW = n->shape[1], C = n->shape[2];
+    const int64_t top = n->iattr[0], left = n->iattr[2];
+    const int64_t H = OH - top - n->iattr[1], W = OW - left - n->iattr[3], WC = W * C;
+    const float *restrict dout = c->dout;
+    const int acc = c->acc_in[0];
+#pragma omp parallel for collapse(2) if (B * H * WC > PN_PAR_MIN) num_threads(pn_threads)
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < H; h++) {
+            float *restrict dx = dinp + (b * H + h) * WC;
+            const float *restrict g = dout + ((b * OH + h + top) * OW + left) * C;
+            if (acc)
+                for (int64_t i = 0; i < WC; i++) dx[i] += g[i];
+            else
+                memcpy(dx, g, (size_t)WC * sizeof(float));
+        }
+}
+
+const pn_op_def pn_op_zero_pad2d_def = {"zero_pad2d", zero_pad2d_shape, zero_pad2d_forward,
+                                        zero_pad2d_backward, NULL};
+
+/* ---- reshape (Flatten, Reshape): out = inp with a new per-sample shape ------------------------
+ * The same elements in the same order: forward copies, backward copies or adds dout back.
+ */
+static int reshape_shape(const pn_model *m, pn_node *n) {
+    if (n->n_in != 1 || n->n_var != 0)
+        return pn_error(PN_EVALUE, "reshape: takes one input and no weights, got %d inputs and %d "
+                        "weights", n->n_in, n->n_var);
+    const pn_node *x = pn_input_node(m, n, 0);
+    if (x->dtype != PN_F32) return pn_error(PN_ETYPE, "reshape: input must be float32");
+    int r = n->iattr[0];
+    if (r < 1 || r > PN_MAX_ATTRS - 1)
+        return pn_error(PN_EVALUE, "reshape: target rank must be in 1..%d, got %d",
+                        PN_MAX_ATTRS - 1, r);
+    int64_t size = 1;
+    int more = 0; /* the product already exceeds the input's size (and may not fit int64) */
+    char dims[128];
+    int len = 0;
+    for (int i = 0; i < r; i++) {
+        int dim = n->iattr[1 + i];
+        if (dim < 1)
+            return pn_error(PN_EVALUE, "reshape: target dimension %d is %d, must be >= 1", i, dim);
+        if (!more && size > x->size / dim) more = 1;
+        if (!more) size *= dim;
+        len += snprintf(dims + len, sizeof dims - (size_t)len, "%s%d", i ? ", " : "", dim);
+    }
+    if (more || size != x->size)
+        return pn_error(PN_ESHAPE, "reshape: input has %lld elements per sample, target shape "
+                        "(%s) holds %s%lld", (long long)x->size, dims, more ? "more than " : "",
+                        (long long)(more ? x->size : size));
+    n->dtype = PN_F32;
+    n->ndim = r;
+    for (int i = 0; i < r; i++) n->shape[i] = n->iattr[1 + i];
+    return PN_OK;
+}
+
+static void reshape_forward(const pn_node *n, const pn_ctx *c) {
+    memcpy(c->out, c->in[0], (size_t)(c->batch * n->size) * sizeof(float));
+}
+
+static void reshape_backward(const pn_node *n, const pn_ctx *c) {
+    float *restrict dinp = c->din[0];
+    if (!dinp) return;
+    const int64_t N = c->batch * n->size;
+    const float *restrict dout = c->dout;
+    if (!c->acc_in[0]) {
+        memcpy(dinp, dout, (size_t)N * sizeof(float));
+        return;
+    }
+#pragma omp parallel for simd if (N > PN_PAR_MIN) num_threads(pn_threads)
+    for (int64_t i = 0; i < N; i++) dinp[i] += dout[i];
+}
+
+const pn_op_def pn_op_reshape_def = {"reshape", reshape_shape, reshape_forward, reshape_backward,
+                                     NULL};

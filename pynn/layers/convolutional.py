@@ -1,0 +1,226 @@
+"""Convolution layers: Conv2D and Conv1D, channels-last as in Keras.
+
+A Conv1D lowers to the core's conv2d over a (1, steps, channels) image; its kernel is the core's
+(1, width, in, out) kernel seen without its leading 1, so both share one buffer.
+"""
+
+from .. import activations, initializers, regularizers
+from .base import Layer
+
+
+def normalize_tuple(value, n: int, what: str, layer: str, allow_zero: bool = False) -> tuple:
+    """An int or a sequence of n ints, as a tuple of n positive (or non-negative) ints."""
+    items = (value,) * n if isinstance(value, int) and not isinstance(value, bool) else value
+    try:
+        items = tuple(items)
+    except TypeError:
+        items = None
+    low = 0 if allow_zero else 1
+    if items is None or len(items) != n or any(
+            isinstance(v, bool) or not isinstance(v, int) or v < low for v in items):
+        raise ValueError(f"{layer}: {what} must be an int or a tuple of {n} ints >= {low}, "
+                         f"got {value!r}")
+    return items
+
+
+def normalize_padding(padding, layer: str, allowed=("valid", "same")) -> str:
+    p = padding.lower() if isinstance(padding, str) else padding
+    if p not in allowed:
+        raise ValueError(f"{layer}: padding must be one of {', '.join(allowed)}, got {padding!r}")
+    return p
+
+
+def normalize_data_format(data_format, layer: str) -> str:
+    if data_format in (None, "channels_last"):
+        return "channels_last"
+    if data_format == "channels_first":
+        raise ValueError(f"{layer}: data_format='channels_first' is not supported; pynn's images "
+                         "are channels_last (batch, height, width, channels)")
+    raise ValueError(f"{layer}: data_format must be 'channels_last' or 'channels_first', got "
+                     f"{data_format!r}")
+
+
+def conv_output_length(size, window: int, padding: str, stride: int, dilation: int = 1):
+    """The output length of a window sliding over `size` (None stays None), as Keras computes it."""
+    if size is None:
+        return None
+    span = (window - 1) * dilation + 1
+    if padding == "same":
+        return -(-size // stride)
+    if padding == "causal":
+        return -(-size // stride) if stride > 1 else size
+    return (size - span) // stride + 1 if size >= span else 0
+
+
+def same_pads(size: int, window: int, stride: int, dilation: int = 1) -> tuple[int, int]:
+    """'same' padding before and after, TensorFlow's rule (the extra one goes after)."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + (window - 1) * dilation + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+def check_image(input_shape, rank: int, layer: str) -> None:
+    """Refuses an input that is not (batch, *spatial, channels) with `rank` spatial axes."""
+    if len(input_shape) != rank + 2:
+        want = "(batch, steps, channels)" if rank == 1 else "(batch, height, width, channels)"
+        raise ValueError(f"{layer}: expected an input of rank {rank + 2} {want}, got shape "
+                         f"{_shape_str(input_shape)}")
+    if input_shape[-1] is None:
+        raise ValueError(f"{layer}: the channel axis of the input must be known, got "
+                         f"{_shape_str(input_shape)}")
+
+
+def _shape_str(shape) -> str:
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
+
+
+def _reg_config(r):
+    return None if r is None else {"class_name": type(r).__name__, "config": r.get_config()}
+
+
+class BaseConv(Layer):
+    """What Conv1D and Conv2D share: arguments, weights, output shape and lowering."""
+
+    rank = 2
+
+    def __init__(self, filters: int, kernel_size, strides=1, padding="valid", data_format=None,
+                 dilation_rate=1, groups: int = 1, activation=None, use_bias: bool = True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(**kwargs)
+        who = f"{type(self).__name__} '{self.name}'"
+        if isinstance(filters, bool) or not isinstance(filters, int) or filters <= 0:
+            raise ValueError(f"{who}: filters must be a positive int, got {filters!r}")
+        if groups != 1:
+            raise ValueError(f"{who}: only groups=1 is supported, got {groups!r}")
+        for arg, v in (("activity_regularizer", activity_regularizer),
+                       ("kernel_constraint", kernel_constraint),
+                       ("bias_constraint", bias_constraint)):
+            if v is not None:
+                raise ValueError(f"{who}: {arg} is not supported")
+        self.filters = filters
+        self.kernel_size = normalize_tuple(kernel_size, self.rank, "kernel_size", who)
+        self.strides = normalize_tuple(strides, self.rank, "strides", who)
+        self.dilation_rate = normalize_tuple(dilation_rate, self.rank, "dilation_rate", who)
+        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
+            raise ValueError(f"{who}: strides > 1 and dilation_rate > 1 cannot be combined "
+                             f"(as in Keras), got strides={self.strides}, "
+                             f"dilation_rate={self.dilation_rate}")
+        allowed = ("valid", "same", "causal") if self.rank == 1 else ("valid", "same")
+        self.padding = normalize_padding(padding, who, allowed)
+        self.data_format = normalize_data_format(data_format, who)
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+
+    def _who(self) -> str:
+        return f"{type(self).__name__} '{self.name}'"
+
+    def build(self, input_shape) -> None:
+        check_image(input_shape, self.rank, self._who())
+        out = self.compute_output_shape(input_shape)
+        if any(d is not None and d < 1 for d in out[1:-1]):
+            span = tuple((k - 1) * d + 1 for k, d in zip(self.kernel_size, self.dilation_rate))
+            raise ValueError(f"{self._who()}: the kernel (span {span}) is larger than the input "
+                             f"{_shape_str(input_shape)} with padding='{self.padding}'")
+        self.add_weight(self.kernel_size + (input_shape[-1], self.filters),
+                        self.kernel_initializer, regularizer=self.kernel_regularizer,
+                        name="kernel")
+        if self.use_bias:
+            self.add_weight((self.filters,), self.bias_initializer,
+                            regularizer=self.bias_regularizer, name="bias")
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        spatial = tuple(conv_output_length(s, k, self.padding, st, d) for s, k, st, d in zip(
+            input_shape[1:-1], self.kernel_size, self.strides, self.dilation_rate))
+        return (input_shape[0],) + spatial + (self.filters,)
+
+    def _conv_attrs(self, spatial) -> tuple:
+        """conv2d's attributes for a (height, width) image: strides, dilations, four pads."""
+        (h, w), (kh, kw) = spatial, self._kernel_2d()
+        (sh, sw), (dh, dw) = self._pair(self.strides), self._pair(self.dilation_rate)
+        top = bottom = left = right = 0
+        if self.padding == "same":
+            top, bottom = same_pads(h, kh, sh, dh)
+            left, right = same_pads(w, kw, sw, dw)
+        elif self.padding == "causal":
+            left = (kw - 1) * dw
+        return (sh, sw, dh, dw, top, left, bottom, right)
+
+    def _pair(self, t: tuple) -> tuple:
+        return t if self.rank == 2 else (1,) + t
+
+    def _kernel_2d(self) -> tuple:
+        return self._pair(self.kernel_size)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "filters": self.filters,
+                "kernel_size": self.kernel_size, "strides": self.strides,
+                "padding": self.padding, "data_format": self.data_format,
+                "dilation_rate": self.dilation_rate,
+                "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": _reg_config(self.kernel_regularizer),
+                "bias_regularizer": _reg_config(self.bias_regularizer)}
+
+
+class Conv2D(BaseConv):
+    """2D convolution over (batch, height, width, channels) images.
+
+    Args:
+        filters: number of output channels.
+        kernel_size: an int or (height, width).
+        strides: an int or (height, width) (1).
+        padding: 'valid' (no padding) or 'same' (output size = ceil(input / stride)).
+        data_format: 'channels_last' (None means the same).
+        dilation_rate: an int or (height, width) (1).
+        activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
+        bias_regularizer: as for Dense.
+
+    Example:
+        >>> model = pynn.Sequential([pynn.Input((28, 28, 1)), pynn.layers.Conv2D(32, 3)])
+        >>> model.output_shape
+        (None, 26, 26, 32)
+    """
+
+    rank = 2
+
+    def lower(self, core, node: int) -> int:
+        shape = core.node_shape(node)
+        node, _ = core.add_node("conv2d", (node,), tuple(self._var_ids),
+                                self._conv_attrs(shape[:2]))
+        return activations.spec(self.activation).lower(core, node)
+
+
+class Conv1D(BaseConv):
+    """1D convolution over (batch, steps, channels) sequences.
+
+    Args:
+        filters: number of output channels.
+        kernel_size: an int (or a 1-tuple).
+        strides: an int (1).
+        padding: 'valid', 'same' or 'causal' (left padding only: output t sees inputs <= t).
+        dilation_rate: an int (1).
+        Other arguments as for Conv2D.
+
+    Example:
+        >>> model = pynn.Sequential([pynn.Input((100, 8)), pynn.layers.Conv1D(16, 5)])
+        >>> model.output_shape
+        (None, 96, 16)
+    """
+
+    rank = 1
+
+    def lower(self, core, node: int) -> int:
+        steps, channels = core.node_shape(node)
+        node, _ = core.add_node("reshape", (node,), (), (3, 1, steps, channels))
+        node, (_, out_steps, filters) = core.add_node(
+            "conv2d", (node,), tuple(self._var_ids), self._conv_attrs((1, steps)))
+        node, _ = core.add_node("reshape", (node,), (), (2, out_steps, filters))
+        return activations.spec(self.activation).lower(core, node)
