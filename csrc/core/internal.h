@@ -96,7 +96,14 @@ typedef struct {
     void (*backward)(const pn_node *n, const pn_ctx *c);
     /* scratch floats for a batch, in a training plan or an inference one; NULL when none */
     int64_t (*scratch)(const pn_model *m, const pn_node *n, int64_t batch, int training);
+    unsigned flags;  /* PN_OPF_*: what backward reads, whether it may run in place */
 } pn_op_def;
+
+/* Op flags, for the plan's memory layout. Without a flag the plan assumes the safe case. */
+#define PN_OPF_BWD_NO_IN 1u  /* backward does not read the inputs' values */
+#define PN_OPF_BWD_NO_OUT 2u /* backward does not read the node's own output */
+#define PN_OPF_INPLACE 4u    /* elementwise: may write its output over its input, and in backward
+                              * (with PN_OPF_BWD_NO_IN) its input's gradient over its own */
 
 extern const pn_op_def *const pn_op_table[PN_OP_COUNT];
 
@@ -128,6 +135,7 @@ typedef struct {
     int loss_node;         /* the node whose value the loss reads as logits (fused) or output */
     int fused;             /* softmax/sigmoid output folded into the cross-entropy */
     uint64_t seed;         /* the random stream of the current training forward */
+    int64_t arena_floats;  /* the arena's size */
     float *xbuf;           /* gathered input rows (train/test with idx) */
     void *ybuf;            /* gathered targets */
 } pn_plan;

@@ -19,9 +19,11 @@ static int act_shape(const pn_model *m, pn_node *n) {
 }
 
 /* Defines NAME_forward and NAME_backward as one loop each over N = batch * size elements.
- * FWD computes y from x; GRAD computes f'(x) from x and y. a is fattr[0]. */
-#define ELEMENTWISE(NAME, FWD, GRAD)                                                              \
-    static void NAME##_fwd(float *restrict out, const float *restrict inp, int64_t N, float a) {  \
+ * FWD computes y from x; GRAD computes f'(x) from x and y. a is fattr[0]. FLAGS tell the plan
+ * what GRAD reads; ops whose GRAD reads y alone (PN_OPF_BWD_NO_IN) may run in place in training
+ * too, so out may be inp and dinp may be dout: no restrict on them. */
+#define ELEMENTWISE(NAME, FWD, GRAD, FLAGS)                                                       \
+    static void NAME##_fwd(float *out, const float *inp, int64_t N, float a) {                    \
         (void)a;                                                                                  \
         _Pragma("omp parallel for simd if (N > PN_PAR_MIN) num_threads(pn_threads)")            \
         for (int64_t i = 0; i < N; i++) {                                                         \
@@ -29,9 +31,8 @@ static int act_shape(const pn_model *m, pn_node *n) {
             out[i] = (FWD);                                                                       \
         }                                                                                         \
     }                                                                                             \
-    static void NAME##_bwd(float *restrict dinp, const float *restrict dout,                      \
-                           const float *restrict inp, const float *restrict out, int64_t N,        \
-                           float a, int acc) {                                                    \
+    static void NAME##_bwd(float *dinp, const float *dout, const float *inp, const float *out,     \
+                           int64_t N, float a, int acc) {                                         \
         (void)a, (void)inp, (void)out;                                                            \
         _Pragma("omp parallel for simd if (N > PN_PAR_MIN) num_threads(pn_threads)")            \
         for (int64_t i = 0; i < N; i++) {                                                         \
@@ -49,7 +50,8 @@ static int act_shape(const pn_model *m, pn_node *n) {
             NAME##_bwd(c->din[0], c->dout, c->in[0], c->out, c->batch * n->size, n->fattr[0],     \
                        c->acc_in[0]);                                                             \
     }                                                                                             \
-    const pn_op_def pn_op_##NAME##_def = {#NAME, act_shape, NAME##_forward, NAME##_backward, NULL};
+    const pn_op_def pn_op_##NAME##_def = {#NAME,           act_shape, NAME##_forward,            \
+                                          NAME##_backward, NULL,      (FLAGS)};
 
 static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
@@ -59,24 +61,26 @@ static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 #define INV_SQRT_2PI 0.39894228040143267794f
 
 /* y = x */
-ELEMENTWISE(linear, x, 1.0f)
-/* y = max(x, 0) */
-ELEMENTWISE(relu, x > 0.0f ? x : 0.0f, x > 0.0f ? 1.0f : 0.0f)
+ELEMENTWISE(linear, x, 1.0f, PN_OPF_INPLACE | PN_OPF_BWD_NO_IN | PN_OPF_BWD_NO_OUT)
+/* y = max(x, 0)              y' = 1 where x > 0, which is where y > 0 */
+ELEMENTWISE(relu, x > 0.0f ? x : 0.0f, y > 0.0f ? 1.0f : 0.0f, PN_OPF_INPLACE | PN_OPF_BWD_NO_IN)
 /* y = 1 / (1 + e^-x)          y' = y (1 - y) */
-ELEMENTWISE(sigmoid, sigmoidf(x), y * (1.0f - y))
+ELEMENTWISE(sigmoid, sigmoidf(x), y * (1.0f - y), PN_OPF_INPLACE | PN_OPF_BWD_NO_IN)
 /* y = tanh x                  y' = 1 - y^2 */
-ELEMENTWISE(tanh, tanhf(x), 1.0f - y * y)
+ELEMENTWISE(tanh, tanhf(x), 1.0f - y * y, PN_OPF_INPLACE | PN_OPF_BWD_NO_IN)
 /* y = x (x > 0), a x          y' = 1 or a */
-ELEMENTWISE(leaky_relu, x > 0.0f ? x : a * x, x > 0.0f ? 1.0f : a)
+ELEMENTWISE(leaky_relu, x > 0.0f ? x : a * x, x > 0.0f ? 1.0f : a, PN_OPF_INPLACE | PN_OPF_BWD_NO_OUT)
 /* y = x (x > 0), a (e^x - 1)  y' = 1 or y + a */
-ELEMENTWISE(elu, x > 0.0f ? x : a * expm1f(x), x > 0.0f ? 1.0f : y + a)
+ELEMENTWISE(elu, x > 0.0f ? x : a * expm1f(x), x > 0.0f ? 1.0f : y + a, PN_OPF_INPLACE)
 /* y = s x (x > 0), s A (e^x - 1)   y' = s or y + s A */
 ELEMENTWISE(selu, x > 0.0f ? SELU_SCALE * x : SELU_SCALE * SELU_ALPHA * expm1f(x),
-            x > 0.0f ? SELU_SCALE : y + SELU_SCALE * SELU_ALPHA)
+            y > 0.0f ? SELU_SCALE : y + SELU_SCALE * SELU_ALPHA, PN_OPF_INPLACE | PN_OPF_BWD_NO_IN)
 /* y = x sigmoid(x)            y' = s (1 + x (1 - s)) */
-ELEMENTWISE(swish, x * sigmoidf(x), sigmoidf(x) * (1.0f + x * (1.0f - sigmoidf(x))))
+ELEMENTWISE(swish, x * sigmoidf(x), sigmoidf(x) * (1.0f + x * (1.0f - sigmoidf(x))),
+            PN_OPF_INPLACE | PN_OPF_BWD_NO_OUT)
 /* y = log(1 + e^x), computed as max(x, 0) + log1p(e^-|x|)     y' = sigmoid(x) */
-ELEMENTWISE(softplus, fmaxf(x, 0.0f) + log1pf(expf(-fabsf(x))), sigmoidf(x))
+ELEMENTWISE(softplus, fmaxf(x, 0.0f) + log1pf(expf(-fabsf(x))), sigmoidf(x),
+            PN_OPF_INPLACE | PN_OPF_BWD_NO_OUT)
 
 /* ---- gelu -----------------------------------------------------------------------------------
  * exact:  y = x Phi(x) = x/2 (1 + erf(x/sqrt2))        y' = Phi(x) + x phi(x)
@@ -89,8 +93,8 @@ ELEMENTWISE(softplus, fmaxf(x, 0.0f) + log1pf(expf(-fabsf(x))), sigmoidf(x))
 
 static void gelu_forward(const pn_node *n, const pn_ctx *c) {
     int64_t N = c->batch * n->size;
-    const float *restrict inp = c->in[0];
-    float *restrict out = c->out;
+    const float *inp = c->in[0]; /* may be out: gelu runs in place in inference */
+    float *out = c->out;
     if (n->iattr[0]) {
 #pragma omp parallel for simd if (N > PN_PAR_MIN) num_threads(pn_threads)
         for (int64_t i = 0; i < N; i++) {
@@ -123,7 +127,8 @@ static void gelu_backward(const pn_node *n, const pn_ctx *c) {
     }
 }
 
-const pn_op_def pn_op_gelu_def = {"gelu", act_shape, gelu_forward, gelu_backward, NULL};
+const pn_op_def pn_op_gelu_def = {"gelu", act_shape, gelu_forward, gelu_backward, NULL,
+                                  PN_OPF_INPLACE | PN_OPF_BWD_NO_OUT};
 
 /* ---- softmax over the last axis (C values per row) ------------------------------------------
  * y = e^(x - max) / sum e^(x - max)        dx = y (dy - sum(dy y))
@@ -169,7 +174,8 @@ static void softmax_backward(const pn_node *n, const pn_ctx *c) {
     }
 }
 
-const pn_op_def pn_op_softmax_def = {"softmax", act_shape, softmax_forward, softmax_backward, NULL};
+const pn_op_def pn_op_softmax_def = {"softmax", act_shape, softmax_forward, softmax_backward, NULL,
+                                     PN_OPF_BWD_NO_IN};
 
 /* ---- applying one activation to a plain array (pynn.activations on NumPy data) -------------- */
 

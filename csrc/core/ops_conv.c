@@ -274,4 +274,4 @@ static void conv2d_backward(const pn_node *n, const pn_ctx *c) {
 }
 
 const pn_op_def pn_op_conv2d_def = {"conv2d", conv2d_shape, conv2d_forward, conv2d_backward,
-                                    conv2d_scratch};
+                                    conv2d_scratch, PN_OPF_BWD_NO_OUT};

@@ -19,7 +19,7 @@ static int input_shape(const pn_model *m, pn_node *n) {
 static void input_forward(const pn_node *n, const pn_ctx *c) { (void)n, (void)c; }
 static void input_backward(const pn_node *n, const pn_ctx *c) { (void)n, (void)c; }
 
-const pn_op_def pn_op_input_def = {"input", input_shape, input_forward, input_backward, NULL};
+const pn_op_def pn_op_input_def = {"input", input_shape, input_forward, input_backward, NULL, 0};
 
 /* ---- dense --------------------------------------------------------------------------------
  * Over the last axis, for rows = batch * (all other axes):
@@ -226,5 +226,5 @@ static int dense_shape(const pn_model *m, pn_node *n) {
     return rc;
 }
 
-const pn_op_def pn_op_dense_def = {"dense", dense_shape, dense_forward, dense_backward,
-                                   NULL};
+const pn_op_def pn_op_dense_def = {"dense", dense_shape, dense_forward, dense_backward, NULL,
+                                   PN_OPF_BWD_NO_OUT};

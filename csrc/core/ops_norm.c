@@ -301,7 +301,7 @@ static void bn_backward(const pn_node *n, const pn_ctx *c) {
 }
 
 const pn_op_def pn_op_batch_norm_def = {"batch_norm", bn_shape, bn_forward, bn_backward,
-                                        bn_scratch};
+                                        bn_scratch, PN_OPF_BWD_NO_OUT};
 
 /* ---- dropout ------------------------------------------------------------------------------
  * training:  keep_i = u_i >= rate, u_i = pn_uniform(seed, k_i) with k_i the element's flat index
@@ -414,4 +414,4 @@ static void dropout_backward(const pn_node *n, const pn_ctx *c) {
 }
 
 const pn_op_def pn_op_dropout_def = {"dropout", dropout_shape, dropout_forward, dropout_backward,
-                                     dropout_scratch};
+                                     dropout_scratch, PN_OPF_BWD_NO_IN | PN_OPF_BWD_NO_OUT};

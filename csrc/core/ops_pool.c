@@ -168,7 +168,8 @@ static int64_t max_pool2d_scratch(const pn_model *m, const pn_node *n, int64_t b
 }
 
 const pn_op_def pn_op_max_pool2d_def = {"max_pool2d", pool_shape, max_pool2d_forward,
-                                        max_pool2d_backward, max_pool2d_scratch};
+                                        max_pool2d_backward, max_pool2d_scratch,
+                                        PN_OPF_BWD_NO_IN | PN_OPF_BWD_NO_OUT};
 
 /* ---- avg_pool2d ---------------------------------------------------------------------------------
  * out[b,oh,ow,c] = 1/n sum over the window's n inside (h, w) of inp[b,h,w,c]
@@ -227,7 +228,7 @@ static void avg_pool2d_backward(const pn_node *n, const pn_ctx *c) {
 }
 
 const pn_op_def pn_op_avg_pool2d_def = {"avg_pool2d", pool_shape, avg_pool2d_forward,
-                                        avg_pool2d_backward, NULL};
+                                        avg_pool2d_backward, NULL, PN_OPF_BWD_NO_IN | PN_OPF_BWD_NO_OUT};
 
 /* ---- global pools: (H, W, C) -> (C) ------------------------------------------------------- */
 
@@ -279,7 +280,8 @@ static void global_avg_pool2d_backward(const pn_node *n, const pn_ctx *c) {
 
 const pn_op_def pn_op_global_avg_pool2d_def = {"global_avg_pool2d", global_pool_shape,
                                                global_avg_pool2d_forward,
-                                               global_avg_pool2d_backward, NULL};
+                                               global_avg_pool2d_backward, NULL,
+                                               PN_OPF_BWD_NO_IN | PN_OPF_BWD_NO_OUT};
 
 /* out[b,c] = max_hw inp[b,hw,c], idx[b,c] = hw * C + c of the first maximum (a NaN wins)
  * dinp[b, idx[b,c]] += dout[b,c] */
@@ -333,7 +335,8 @@ static int64_t global_max_pool2d_scratch(const pn_model *m, const pn_node *n, in
 const pn_op_def pn_op_global_max_pool2d_def = {"global_max_pool2d", global_pool_shape,
                                                global_max_pool2d_forward,
                                                global_max_pool2d_backward,
-                                               global_max_pool2d_scratch};
+                                               global_max_pool2d_scratch,
+                                               PN_OPF_BWD_NO_IN | PN_OPF_BWD_NO_OUT};
 
 /* ---- zero_pad2d ---------------------------------------------------------------------------------
  * out[b, h + top, w + left, c] = inp[b,h,w,c], zero elsewhere     dinp = dout's interior
@@ -397,7 +400,7 @@ static void zero_pad2d_backward(const pn_node *n, const pn_ctx *c) {
 }
 
 const pn_op_def pn_op_zero_pad2d_def = {"zero_pad2d", zero_pad2d_shape, zero_pad2d_forward,
-                                        zero_pad2d_backward, NULL};
+                                        zero_pad2d_backward, NULL, PN_OPF_BWD_NO_IN | PN_OPF_BWD_NO_OUT};
 
 /* ---- reshape (Flatten, Reshape): out = inp with a new per-sample shape ------------------------
  * The same elements in the same order: forward copies, backward copies or adds dout back.
@@ -452,4 +455,4 @@ static void reshape_backward(const pn_node *n, const pn_ctx *c) {
 }
 
 const pn_op_def pn_op_reshape_def = {"reshape", reshape_shape, reshape_forward, reshape_backward,
-                                     NULL};
+                                     NULL, PN_OPF_BWD_NO_IN | PN_OPF_BWD_NO_OUT};

@@ -27,11 +27,171 @@ void pn_plan_destroy(pn_plan *p) {
     free(p);
 }
 
+/* ---- the arena layout ------------------------------------------------------------------------
+ * Every buffer of a step (activations, activation gradients, scratch, gathered targets) is a span
+ * of the arena that is needed over an interval of the step's timeline:
+ *   t = i         node i's forward          t = n        the loss (reads output and logits)
+ *   t = 2n - i    node i's backward
+ * A value lives from its forward to its last reader: the forwards of its consumers, and in
+ * training the backwards of consumers that read their inputs and its own backward if it reads its
+ * output. A gradient lives from its first write (the backward of its last consumer, or the loss)
+ * to its node's backward. Scratch lives through its node's forward, and in training until its
+ * backward. Spans whose intervals overlap get disjoint memory; the others share it.
+ * An elementwise op whose input has no other reader runs in place: its output and its input's
+ * gradient reuse its input's value and its own gradient (in training only when its backward
+ * needs no input: relu, sigmoid, tanh, selu), which saves both the memory and its page traffic.
+ */
+typedef struct {
+    int64_t size, off;  /* floats */
+    int start, end;     /* the interval on the timeline */
+    float **slot;       /* where the plan keeps the pointer (NULL: none) */
+    int alias;          /* >= 0: this span shares span `alias` (in-place), no memory of its own */
+} span;
+
+static int overlaps(const span *a, const span *b) {
+    return a->start <= b->end && b->start <= a->end && a->off < b->off + b->size &&
+           b->off < a->off + a->size;
+}
+
+/* Places spans, largest first, each at the lowest offset that clashes with no placed span alive
+ * at the same time. Returns the arena's size. */
+static int64_t place(span *sp, int k, int *order) {
+    for (int i = 0; i < k; i++) order[i] = i;
+    for (int i = 1; i < k; i++) /* insertion sort by size, descending: k is small */
+        for (int j = i; j > 0 && sp[order[j]].size > sp[order[j - 1]].size; j--) {
+            int t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    int64_t total = 0;
+    for (int a = 0; a < k; a++) {
+        span *s = &sp[order[a]];
+        if (s->alias >= 0 || s->size == 0) continue;
+        s->off = 0;
+        for (int moved = 1; moved;) {
+            moved = 0;
+            for (int b = 0; b < a; b++) {
+                const span *t = &sp[order[b]];
+                if (t->alias < 0 && t->size > 0 && overlaps(s, t)) {
+                    s->off = t->off + t->size;
+                    moved = 1;
+                }
+            }
+        }
+        if (s->off + s->size > total) total = s->off + s->size;
+    }
+    return total;
+}
+
+static int max_i(int a, int b) { return a > b ? a : b; }
+
+/* the span that really holds span k's memory, through chains of in-place ops */
+static int final_span(const span *sp, int k) {
+    while (sp[k].alias >= 0) k = sp[k].alias;
+    return k;
+}
+
+static int layout(pn_plan *p, const pn_model *m, const unsigned char *active) {
+    const int n = m->n_nodes, train = p->mode != PN_MODE_INFER, loss_t = n;
+    const int64_t batch = p->batch;
+    /* spans: value, gradient and scratch of each node, then the gathered targets */
+    span *sp = calloc((size_t)(3 * n + 1), sizeof *sp);
+    int *order = calloc((size_t)(3 * n + 1), sizeof *order);
+    int *readers = calloc((size_t)n, sizeof *readers);
+    int *root = calloc((size_t)n, sizeof *root); /* the node whose value a node's value is */
+    if (!sp || !order || !readers || !root) {
+        free(sp), free(order), free(readers), free(root);
+        return PN_ENOMEM;
+    }
+#define V(i) sp[3 * (i)]
+#define G(i) sp[3 * (i) + 1]
+#define S(i) sp[3 * (i) + 2]
+    for (int i = 0; i < n; i++) {
+        const pn_node *nd = &m->nodes[i];
+        for (int j = 0; j < nd->n_in; j++) readers[nd->in[j]]++;
+        root[i] = i;
+        int64_t sz = round_up(batch * nd->size);
+        /* inference reads the model input from the caller; training and test steps with batch
+         * indices gather it into the arena */
+        V(i) = (span){.size = sz, .start = i, .end = i, .slot = &p->value[i], .alias = -1};
+        G(i) = (span){.size = active[i] ? sz : 0, .start = 2 * n - i, .end = 2 * n - i,
+                      .slot = active[i] ? &p->grad[i] : NULL, .alias = -1};
+        const pn_op_def *def = pn_op_table[nd->op];
+        S(i) = (span){.size = def->scratch ? round_up(def->scratch(m, nd, batch, train)) : 0,
+                      .start = i, .end = train && active[i] ? 2 * n - i : i,
+                      .slot = &p->scratch[i], .alias = -1};
+    }
+    float *ybuf = NULL;
+    sp[3 * n] = (span){.size = round_up(batch * target_size(m)), .start = 0, .end = 2 * n,
+                       .slot = &ybuf, .alias = -1};
+    if (m->input >= 0) V(m->input).start = 0;
+    readers[m->output]++; /* the loss and predict read the output */
+    if (p->loss_node != m->output) readers[p->loss_node]++;
+
+    /* in place: node i over its only input j, when nothing else reads j */
+    for (int i = 0; i < n; i++) {
+        const pn_node *nd = &m->nodes[i];
+        unsigned f = pn_op_table[nd->op]->flags;
+        if (!(f & PN_OPF_INPLACE) || nd->n_in != 1) continue;
+        int j = nd->in[0];
+        if (readers[j] != 1 || j == m->input || j == p->loss_node) continue;
+        if (train && (!(f & PN_OPF_BWD_NO_IN) || active[i] != active[j])) continue;
+        root[i] = root[j];
+        V(i).alias = 3 * root[j];
+        if (active[i]) G(j).alias = 3 * i + 1; /* i's backward writes dx over its own dy */
+    }
+
+    /* lifetimes */
+    for (int i = 0; i < n; i++) {
+        const pn_node *nd = &m->nodes[i];
+        unsigned f = pn_op_table[nd->op]->flags;
+        int bwd = 2 * n - i, runs_bwd = train && active[i];
+        for (int j = 0; j < nd->n_in; j++) {
+            span *v = &V(root[nd->in[j]]);
+            v->end = max_i(v->end, i);
+            if (runs_bwd && !(f & PN_OPF_BWD_NO_IN)) v->end = max_i(v->end, bwd);
+            if (active[nd->in[j]] && runs_bwd) { /* i's backward writes the input's gradient */
+                span *g = &G(nd->in[j]);
+                if (g->alias < 0) g->start = g->start < bwd ? g->start : bwd;
+            }
+        }
+        span *v = &V(root[i]);
+        if (runs_bwd && !(f & PN_OPF_BWD_NO_OUT)) v->end = max_i(v->end, bwd);
+    }
+    V(root[m->output]).end = max_i(V(root[m->output]).end, loss_t);
+    V(root[p->loss_node]).end = max_i(V(root[p->loss_node]).end, loss_t);
+    if (active[p->loss_node]) G(p->loss_node).start = loss_t;
+    for (int i = 0; i < n; i++) /* in-place gradients are one buffer from first to last use */
+        if (G(i).alias >= 0) {
+            span *g = &sp[final_span(sp, 3 * i + 1)];
+            g->end = max_i(g->end, G(i).end);
+        }
+
+    int64_t total = place(sp, 3 * n + 1, order);
+    int rc = PN_OK;
+    if (total > 0) {
+        p->arena = aligned_alloc(ALIGN_FLOATS * sizeof(float), (size_t)total * sizeof(float));
+        if (!p->arena) rc = PN_ENOMEM;
+    }
+    if (rc == PN_OK) {
+        for (int k = 0; k <= 3 * n; k++) {
+            const span *s = &sp[final_span(sp, k)];
+            if (sp[k].slot && s->size > 0) *sp[k].slot = p->arena + s->off;
+        }
+        p->ybuf = ybuf;
+        p->arena_floats = total;
+    }
+#undef V
+#undef G
+#undef S
+    free(sp), free(order), free(readers), free(root);
+    return rc;
+}
+
 int pn_plan_create(pn_plan **out, const pn_model *m, int64_t batch, pn_mode mode) {
     int n = m->n_nodes, rc = PN_ENOMEM;
     if (n < 1 || m->output < 0) return pn_error(PN_ESTATE, "the model has no nodes or no output");
     unsigned char *active = NULL, *written = NULL;
-    int64_t *voff = NULL, *goff = NULL, *soff = NULL;
     pn_plan *p = calloc(1, sizeof *p);
     if (!p) goto fail;
     p->batch = batch;
@@ -44,11 +204,8 @@ int pn_plan_create(pn_plan **out, const pn_model *m, int64_t batch, pn_mode mode
     p->var_written = calloc((size_t)m->n_vars + 1, 1);
     active = calloc((size_t)n, 1);
     written = calloc((size_t)n, 1);
-    voff = calloc((size_t)n, sizeof *voff);
-    goff = calloc((size_t)n, sizeof *goff);
-    soff = calloc((size_t)n, sizeof *soff);
     if (!p->value || !p->grad || !p->scratch || !p->acc_in || !p->acc_var || !p->var_written ||
-        !active || !written || !voff || !goff || !soff)
+        !active || !written)
         goto fail;
 
     const pn_node *o = &m->nodes[m->output];
@@ -76,44 +233,9 @@ int pn_plan_create(pn_plan **out, const pn_model *m, int64_t batch, pn_mode mode
         memset(written, 0, (size_t)n);
     }
 
-    /* Lay out the arena: values, then gradients, then scratch, then gather buffers. */
-    int64_t total = 0;
-    for (int i = 0; i < n; i++) {
-        const pn_node *nd = &m->nodes[i];
-        int64_t sz = round_up(batch * nd->size);
-        voff[i] = -1;
-        if (nd->op != PN_OP_INPUT || mode != PN_MODE_INFER) {
-            voff[i] = total;
-            total += sz;
-        }
-        goff[i] = -1;
-        if (active[i]) {
-            goff[i] = total;
-            total += sz;
-        }
-        soff[i] = -1;
-        const pn_op_def *def = pn_op_table[nd->op];
-        if (def->scratch) {
-            soff[i] = total;
-            total += round_up(def->scratch(m, nd, batch, mode != PN_MODE_INFER));
-        }
-    }
-    int64_t yoff = -1;
-    if (mode != PN_MODE_INFER) {
-        yoff = total;
-        total += round_up(batch * target_size(m));
-    }
-    if (total > 0) {
-        p->arena = aligned_alloc(ALIGN_FLOATS * sizeof(float), (size_t)total * sizeof(float));
-        if (!p->arena) goto fail;
-    }
-    for (int i = 0; i < n; i++) {
-        p->value[i] = voff[i] >= 0 ? p->arena + voff[i] : NULL;
-        p->grad[i] = goff[i] >= 0 ? p->arena + goff[i] : NULL;
-        p->scratch[i] = soff[i] >= 0 ? p->arena + soff[i] : NULL;
-    }
-    if (yoff >= 0) p->ybuf = p->arena + yoff;
-    p->xbuf = m->input >= 0 ? p->value[m->input] : NULL;
+    rc = layout(p, m, active);
+    if (rc) goto fail;
+    p->xbuf = p->value[m->input];
 
     /* Accumulate or write: the loss writes first, then nodes in reverse order. */
     if (mode != PN_MODE_INFER) {
@@ -143,9 +265,6 @@ fail:
     pn_plan_destroy(p);
     free(active);
     free(written);
-    free(voff);
-    free(goff);
-    free(soff);
     return rc;
 }
 
