@@ -6,7 +6,8 @@ Prints training samples/s, inference samples/s (batches of 256) and peak memory 
 the ratios; writes benchmarks/results/cnn.md (and .json). Each library trains and predicts in a
 child process of its own, so each one's peak memory (the high-water mark of resident memory
 during the work, less what the process held after importing the library and loading the data)
-is its own.
+is its own. The two alternate over several rounds (pynn, torch, pynn, torch, ...) and each
+figure is the median over the rounds, so a busy moment of a shared machine falls on both.
 
     PYNN_DATASETS=../shared/data python benchmarks/bench_cnn.py --threads 2
 """
@@ -126,7 +127,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--samples", type=int, default=6400, help="samples per timed epoch")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=2, help="timed epochs in each round")
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--worker", choices=["pynn", "torch"], help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(HERE / "results" / "cnn.md"))
     args = ap.parse_args()
@@ -134,16 +136,20 @@ def main() -> None:
         print(json.dumps(worker(args.worker, args)))
         return
 
-    results = {}
-    for lib in ("pynn", "torch"):
-        cmd = [sys.executable, __file__, "--worker", lib, "--threads", str(args.threads),
-               "--samples", str(args.samples), "--repeats", str(args.repeats)]
-        t0 = time.perf_counter()
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-        results[lib] = json.loads(out.strip().splitlines()[-1])
-        print(f"{lib}: done in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    p, t = results["pynn"], results["torch"]
-    np.testing.assert_allclose(p["first"], t["first"], rtol=1e-3, atol=1e-5)
+    runs = {"pynn": [], "torch": []}
+    for r in range(args.rounds):
+        for lib in runs:
+            cmd = [sys.executable, __file__, "--worker", lib, "--threads", str(args.threads),
+                   "--samples", str(args.samples), "--repeats", str(args.repeats)]
+            t0 = time.perf_counter()
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+            runs[lib].append(json.loads(out.strip().splitlines()[-1]))
+            print(f"round {r + 1}: {lib} done in {time.perf_counter() - t0:.0f} s",
+                  file=sys.stderr)
+    np.testing.assert_allclose(runs["pynn"][0]["first"], runs["torch"][0]["first"], rtol=1e-3,
+                               atol=1e-5)
+    p, t = ({k: float(np.median([run[k] for run in runs[lib]]))
+             for k in ("train", "infer", "peak_mb")} for lib in ("pynn", "torch"))
 
     rows = [
         {"measure": "train samples/s, batch 64", "pynn": p["train"], "pytorch": t["train"],
@@ -156,7 +162,7 @@ def main() -> None:
     import pynn
     import torch
     meta = {"threads": args.threads, "samples per epoch": args.samples, "data": "MNIST",
-            "repeats": args.repeats, "torch": torch.__version__, "pynn": pynn.__version__,
+            "repeats": args.repeats, "rounds": args.rounds, "torch": torch.__version__, "pynn": pynn.__version__,
             **harness.machine(),
             "note": "ratio > 1 means pynn is better (for memory: pytorch / pynn)"}
     print(harness.write_report(rows, "MNIST CNN: pynn vs PyTorch", Path(args.out), meta))

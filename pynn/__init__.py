@@ -10,19 +10,16 @@
 
 import os as _os
 
-# The core's OpenMP workers sleep between parallel regions instead of spinning, so they never
-# compete with OpenBLAS's threads for the cores (a user's own setting wins).
-_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import scipy_openblas32 as _openblas  # noqa: F401  loads OpenBLAS (RTLD_GLOBAL) for _core
 
-import scipy_openblas32 as _openblas  # noqa: E402,F401  loads OpenBLAS (RTLD_GLOBAL) for _core
-
-from . import _core  # noqa: E402
+from . import _core
 
 __version__ = "0.1.0"
 
 
 def set_num_threads(n: int) -> None:
-    """Sets the threads pynn uses: OpenBLAS's and the core's OpenMP loops, together.
+    """Sets the threads pynn uses: the core's OpenMP loops and its GEMMs (each thread runs
+    single-threaded OpenBLAS on its share), together.
 
     Args:
         n: number of threads, >= 1.

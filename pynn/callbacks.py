@@ -50,6 +50,42 @@ class History(Callback):
             self.history.setdefault(k, []).append(v)
 
 
+class LearningRateScheduler(Callback):
+    """Sets the optimizer's learning rate at the start of every epoch to
+    `schedule(epoch, current_lr)`, and records it in the epoch's logs as "learning_rate".
+
+    Args:
+        schedule: a function (epoch index from 0, current learning rate) -> new learning rate.
+        verbose: 1 prints each change.
+
+    Example:
+        >>> decay = pynn.callbacks.LearningRateScheduler(lambda epoch, lr: lr * 0.7 ** (epoch > 0))
+        >>> model.fit(x, y, epochs=3, callbacks=[decay])
+    """
+
+    def __init__(self, schedule, verbose: int = 0):
+        super().__init__()
+        if not callable(schedule):
+            raise TypeError("LearningRateScheduler: schedule must be a function (epoch, lr)")
+        self.schedule, self.verbose = schedule, verbose
+
+    def on_epoch_begin(self, epoch, logs=None):
+        optimizer = self.model.optimizer
+        lr = self.schedule(epoch, float(optimizer.learning_rate))
+        try:
+            lr = float(lr)
+        except (TypeError, ValueError):
+            raise ValueError(f"LearningRateScheduler: the schedule returned {lr!r}, not a "
+                             "number") from None
+        optimizer.learning_rate = lr
+        if self.verbose:
+            print(f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to {lr}.")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(self.model.optimizer.learning_rate)
+
+
 def _format_logs(logs: dict) -> str:
     return " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
 

@@ -25,7 +25,7 @@ int pn_threads = 1;
 void pn_set_num_threads(int n) {
     if (n < 1) n = 1;
     pn_threads = n;
-    pn_blas_set_threads(n);
+    pn_blas_set_threads(1); /* the core splits GEMMs over its own OpenMP threads (gemm.c) */
 #ifdef _OPENMP
     omp_set_num_threads(n);
 #endif

@@ -30,6 +30,11 @@
 #define PN_PRINTF(a, b)
 #endif
 
+/* C (M, N) = alpha op(A) op(B) + beta C, row-major (ta, tb: transpose A, B), split over the core's
+ * threads; OpenBLAS itself runs single-threaded (gemm.c). Never call it inside a parallel region. */
+void pn_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+             int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+
 /* Stores the message for pn_last_error() and returns code, so `return pn_error(...)` reads well. */
 int pn_error(int code, const char *fmt, ...) PN_PRINTF(2, 3);
 

@@ -245,8 +245,7 @@ static void conv2d_forward(const pn_node *n, const pn_ctx *c) {
         fill_bias(c->out, c->var[1], d.R, d.OC);
         beta = 1.0f;
     }
-    pn_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)d.R, (int)d.OC, (int)d.K, 1.0f, cols,
-             (int)d.K, c->var[0], (int)d.OC, beta, c->out, (int)d.OC);
+    pn_gemm(0, 0, d.R, d.OC, d.K, 1.0f, cols, d.K, c->var[0], d.OC, beta, c->out, d.OC);
 }
 
 /* dW = cols^T dout, db = sum_rows(dout), dinp = col2im(dout W^T) */
@@ -256,20 +255,17 @@ static void conv2d_backward(const pn_node *n, const pn_ctx *c) {
     const float *cols = d.direct ? c->in[0] : c->scratch;
     float *part = c->scratch + (d.direct ? 0 : 2 * d.R * d.K);
     if (c->dvar[0])               /* dW (K, OC) */
-        pn_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d.K, (int)d.OC, (int)d.R, 1.0f,
-                 cols, (int)d.K, dout, (int)d.OC, c->acc_var[0] ? 1.0f : 0.0f, c->dvar[0],
-                 (int)d.OC);
+        pn_gemm(1, 0, d.K, d.OC, d.R, 1.0f, cols, d.K, dout, d.OC, c->acc_var[0] ? 1.0f : 0.0f,
+                c->dvar[0], d.OC);
     if (n->n_var == 2 && c->dvar[1]) bias_grad(c->dvar[1], part, dout, d.R, d.OC, c->acc_var[1]);
     if (!c->din[0]) return;
     if (d.direct) {               /* dinp (R, C) = dout W^T */
-        pn_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)d.R, (int)d.K, (int)d.OC, 1.0f,
-                 dout, (int)d.OC, c->var[0], (int)d.OC, c->acc_in[0] ? 1.0f : 0.0f, c->din[0],
-                 (int)d.K);
+        pn_gemm(0, 1, d.R, d.K, d.OC, 1.0f, dout, d.OC, c->var[0], d.OC, c->acc_in[0] ? 1.0f : 0.0f,
+                c->din[0], d.K);
         return;
     }
     float *dcols = c->scratch + d.R * d.K; /* (R, K) */
-    pn_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)d.R, (int)d.K, (int)d.OC, 1.0f, dout,
-             (int)d.OC, c->var[0], (int)d.OC, 0.0f, dcols, (int)d.K);
+    pn_gemm(0, 1, d.R, d.K, d.OC, 1.0f, dout, d.OC, c->var[0], d.OC, 0.0f, dcols, d.K);
     col2im(c->din[0], dcols, &d, c->acc_in[0]);
 }
 

@@ -196,8 +196,7 @@ static void dense_forward(const pn_node *n, const pn_ctx *c) {
         }
         return;
     }
-    pn_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)OC, (int)C, 1.0f, inp,
-             (int)C, w, (int)OC, beta, out, (int)OC);
+    pn_gemm(0, 0, R, OC, C, 1.0f, inp, C, w, OC, beta, out, OC);
 }
 
 static void dense_backward(const pn_node *n, const pn_ctx *c) {
@@ -205,11 +204,11 @@ static void dense_backward(const pn_node *n, const pn_ctx *c) {
     dense_dims(n, c, &R, &C, &OC);
     const float *dout = c->dout;   /* (R, OC) */
     if (c->din[0])                 /* dinp (R, C) = dout W^T */
-        pn_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)R, (int)C, (int)OC, 1.0f, dout,
-                 (int)OC, c->var[0], (int)OC, c->acc_in[0] ? 1.0f : 0.0f, c->din[0], (int)C);
+        pn_gemm(0, 1, R, C, OC, 1.0f, dout, OC, c->var[0], OC, c->acc_in[0] ? 1.0f : 0.0f,
+                c->din[0], C);
     if (c->dvar[0])                /* dW (C, OC) = inp^T dout */
-        pn_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)C, (int)OC, (int)R, 1.0f, c->in[0],
-                 (int)C, dout, (int)OC, c->acc_var[0] ? 1.0f : 0.0f, c->dvar[0], (int)OC);
+        pn_gemm(1, 0, C, OC, R, 1.0f, c->in[0], C, dout, OC, c->acc_var[0] ? 1.0f : 0.0f,
+                c->dvar[0], OC);
     if (n->n_var == 2 && c->dvar[1]) { /* db (OC) = sum over rows of dout */
         float *restrict db = c->dvar[1];
         if (!c->acc_var[1]) memset(db, 0, (size_t)OC * sizeof(float));
