@@ -15,9 +15,7 @@ figure is the median over the rounds, so a busy moment of a shared machine falls
 import argparse
 import json
 import resource
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -136,20 +134,13 @@ def main() -> None:
         print(json.dumps(worker(args.worker, args)))
         return
 
-    runs = {"pynn": [], "torch": []}
-    for r in range(args.rounds):
-        for lib in runs:
-            cmd = [sys.executable, __file__, "--worker", lib, "--threads", str(args.threads),
-                   "--samples", str(args.samples), "--repeats", str(args.repeats)]
-            t0 = time.perf_counter()
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-            runs[lib].append(json.loads(out.strip().splitlines()[-1]))
-            print(f"round {r + 1}: {lib} done in {time.perf_counter() - t0:.0f} s",
-                  file=sys.stderr)
+    runs = harness.alternate(__file__, ("pynn", "torch"), [
+        "--threads", args.threads, "--samples", args.samples, "--repeats", args.repeats],
+        args.rounds)
     np.testing.assert_allclose(runs["pynn"][0]["first"], runs["torch"][0]["first"], rtol=1e-3,
                                atol=1e-5)
-    p, t = ({k: float(np.median([run[k] for run in runs[lib]]))
-             for k in ("train", "infer", "peak_mb")} for lib in ("pynn", "torch"))
+    p, t = ({k: harness.median_of(runs[lib], k) for k in ("train", "infer", "peak_mb")}
+            for lib in ("pynn", "torch"))
 
     rows = [
         {"measure": "train samples/s, batch 64", "pynn": p["train"], "pytorch": t["train"],

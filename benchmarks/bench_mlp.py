@@ -1,12 +1,15 @@
 """The MNIST MLP (784 -> Dense 128 relu -> Dense 10 softmax, Adam, sparse cross-entropy) trained
 in pynn and in PyTorch in one run: same initial weights, same batches in the same order, same
 thread count. Prints training samples/s at batch 32 and 256, single-sample predict latency, and
-the ratios; writes benchmarks/results/mlp.md (and .json).
+the ratios; writes benchmarks/results/mlp.md (and .json). Each library runs in a process of its
+own (so neither's idle threads slow the other), alternating over several rounds; each figure is
+the median over the rounds.
 
     PYNN_DATASETS=../shared/data python benchmarks/bench_mlp.py --threads 2
 """
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -56,64 +59,84 @@ def build_torch(pynn_model):
     return net, opt
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--samples", type=int, default=12800, help="samples per timed epoch")
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "mlp.md"))
-    args = ap.parse_args()
-
-    import pynn
-    import torch
-
-    pynn.set_num_threads(args.threads)
-    torch.set_num_threads(args.threads)
+def worker(lib: str, args) -> dict:
+    """One library's training samples/s at each batch size and its single-sample latency."""
     x, y, source = load_data(args.samples)
+    model = build_pynn(seed=1)  # pynn's initial weights, for both libraries
+    x1 = x[:1].copy()
+    out = {"source": source}
+    if lib == "pynn":
+        import pynn
+        pynn.set_num_threads(args.threads)
+        for bs in (32, 256):
+            m = build_pynn(seed=1)
+
+            def epoch():
+                m.fit(x, y, batch_size=bs, epochs=1, shuffle=False, verbose=0)
+            out[f"train{bs}"] = len(x) / harness.best_of(epoch, repeats=args.repeats)["median"]
+        out["latency"] = harness.per_call(lambda: model.predict(x1, verbose=0),
+                                          calls=2000)["median"]
+        out["probs"] = model.predict(x1, verbose=0).tolist()
+        return out
+    import torch
+    torch.set_num_threads(args.threads)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
-
-    rows = []
+    loss_fn = torch.nn.functional.cross_entropy
     for bs in (32, 256):
-        model = build_pynn(seed=1)
         net, opt = build_torch(model)
-        loss_fn = torch.nn.functional.cross_entropy
 
-        def pynn_epoch():
-            model.fit(x, y, batch_size=bs, epochs=1, shuffle=False, verbose=0)
-
-        def torch_epoch():
+        def epoch():
             for s in range(0, len(x), bs):
                 opt.zero_grad(set_to_none=True)
                 loss = loss_fn(net(xt[s:s + bs]), yt[s:s + bs])
                 loss.backward()
                 opt.step()
-
-        tp = harness.best_of(pynn_epoch, repeats=args.repeats)
-        tt = harness.best_of(torch_epoch, repeats=args.repeats)
-        sp, st = len(x) / tp["median"], len(x) / tt["median"]
-        rows.append({"measure": f"train samples/s, batch {bs}", "pynn": sp, "pytorch": st,
-                     "ratio (pynn/pytorch)": sp / st})
-
-    model = build_pynn(seed=1)
+        out[f"train{bs}"] = len(x) / harness.best_of(epoch, repeats=args.repeats)["median"]
     net, _ = build_torch(model)
-    x1 = x[:1].copy()
     x1t = torch.from_numpy(x1)
 
-    def torch_predict():
+    def predict():
         with torch.inference_mode():
             return net(x1t).softmax(-1).numpy()
+    out["latency"] = harness.per_call(predict, calls=2000)["median"]
+    out["probs"] = predict().tolist()
+    return out
 
-    lp = harness.per_call(lambda: model.predict(x1, verbose=0), calls=2000)
-    lt = harness.per_call(torch_predict, calls=2000)
-    np.testing.assert_allclose(model.predict(x1, verbose=0), torch_predict(), rtol=1e-4, atol=1e-6)
-    rows.append({"measure": "predict latency, 1 sample (us)", "pynn": lp["median"] * 1e6,
-                 "pytorch": lt["median"] * 1e6,
-                 "ratio (pynn/pytorch)": lt["median"] / lp["median"]})
 
-    meta = {"threads": args.threads, "samples per epoch": len(x), "data": source,
-            "repeats": args.repeats, "torch": torch.__version__, "pynn": pynn.__version__,
-            **harness.machine(),
-            "note": "ratio > 1 means pynn is faster (for latency: pytorch time / pynn time)"}
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--samples", type=int, default=12800, help="samples per timed epoch")
+    ap.add_argument("--repeats", type=int, default=3, help="timed epochs in each round")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--worker", choices=["pynn", "torch"], help=argparse.SUPPRESS)
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "mlp.md"))
+    args = ap.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, args)))
+        return
+
+    runs = harness.alternate(__file__, ("pynn", "torch"), [
+        "--threads", args.threads, "--samples", args.samples, "--repeats", args.repeats],
+        args.rounds)
+    np.testing.assert_allclose(runs["pynn"][0]["probs"], runs["torch"][0]["probs"], rtol=1e-4,
+                               atol=1e-6)
+    p, t = ({k: harness.median_of(runs[lib], k) for k in ("train32", "train256", "latency")}
+            for lib in ("pynn", "torch"))
+    rows = [{"measure": f"train samples/s, batch {bs}", "pynn": p[f"train{bs}"],
+             "pytorch": t[f"train{bs}"], "ratio (pynn/pytorch)": p[f"train{bs}"] / t[f"train{bs}"]}
+            for bs in (32, 256)]
+    rows.append({"measure": "predict latency, 1 sample (us)", "pynn": p["latency"] * 1e6,
+                 "pytorch": t["latency"] * 1e6,
+                 "ratio (pynn/pytorch)": t["latency"] / p["latency"]})
+
+    import pynn
+    import torch
+    meta = {"threads": args.threads, "samples per epoch": args.samples,
+            "data": runs["pynn"][0]["source"], "repeats": args.repeats, "rounds": args.rounds,
+            "torch": torch.__version__, "pynn": pynn.__version__, **harness.machine(),
+            "note": "ratio > 1 means pynn is faster (for latency: pytorch time / pynn time); "
+                    "each library runs in its own process, alternating over the rounds"}
     print(harness.write_report(rows, "MLP: pynn vs PyTorch", Path(args.out), meta))
 
 

@@ -4,6 +4,8 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -27,6 +29,30 @@ def per_call(fn, calls: int, repeats: int = 7) -> dict:
             fn()
     t = best_of(run, repeats=repeats, warmup=1)
     return {k: v / calls for k, v in t.items()}
+
+
+def alternate(script: str, libs: tuple, args: list, rounds: int) -> dict:
+    """Runs `script --worker LIB *args` in a fresh process for each library in turn, `rounds`
+    times (a, b, a, b, ...): each library runs alone, with its own threads, and a busy moment of
+    a shared machine falls on both. Each worker prints a JSON dict as its last line.
+
+    Returns:
+        {lib: [one dict per round]}.
+    """
+    runs: dict = {lib: [] for lib in libs}
+    for r in range(rounds):
+        for lib in libs:
+            t0 = time.perf_counter()
+            out = subprocess.run([sys.executable, script, "--worker", lib, *map(str, args)],
+                                 capture_output=True, text=True, check=True).stdout
+            runs[lib].append(json.loads(out.strip().splitlines()[-1]))
+            print(f"round {r + 1}: {lib} done in {time.perf_counter() - t0:.0f} s",
+                  file=sys.stderr)
+    return runs
+
+
+def median_of(runs: list, key: str) -> float:
+    return float(statistics.median(run[key] for run in runs))
 
 
 def machine() -> dict:
