@@ -12,26 +12,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "pynn.h"
+#include "check.h"
 
-static int passed, failed;
 
-#define CHECK(cond, ...)                                                                     \
-    do {                                                                                     \
-        if (cond) {                                                                          \
-            passed++;                                                                        \
-        } else {                                                                             \
-            failed++;                                                                        \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                      \
-            printf(__VA_ARGS__);                                                             \
-            printf("  [%s]\n", pn_last_error());                                             \
-        }                                                                                    \
-    } while (0)
-
-static float frand(unsigned *s) {
-    *s = *s * 1103515245u + 12345u;
-    return ((*s >> 8) & 0xFFFF) / 32768.0f - 1.0f;
-}
 
 /* One convolution: input (H, W, C), kernel (KH, KW, C, OC), strides, dilations, pads
  * (top, left, bottom, right), batch B, bias or not. */

@@ -7,26 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pynn.h"
+#include "check.h"
 
-static int passed, failed;
 
-#define CHECK(cond, ...)                                                                     \
-    do {                                                                                     \
-        if (cond) {                                                                          \
-            passed++;                                                                        \
-        } else {                                                                             \
-            failed++;                                                                        \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                      \
-            printf(__VA_ARGS__);                                                             \
-            printf("  [%s]\n", pn_last_error());                                             \
-        }                                                                                    \
-    } while (0)
-
-static float frand(unsigned *s) {
-    *s = *s * 1103515245u + 12345u;
-    return ((*s >> 8) & 0xFFFF) / 32768.0f - 1.0f;
-}
 
 /* A model: input (C) -> dense (OC) [-> activation]; kernel and bias filled from seed. */
 static pn_model *make_dense(int C, int OC, int bias, int act, unsigned seed, int *out_node) {

@@ -8,28 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pynn.h"
+#include "check.h"
 
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                                     \
-    do {                                                                                     \
-        if (cond) {                                                                          \
-            passed++;                                                                        \
-        } else {                                                                             \
-            failed++;                                                                        \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                      \
-            printf(__VA_ARGS__);                                                             \
-            printf("  [%s]\n", pn_last_error());                                             \
-        }                                                                                    \
-    } while (0)
 
 static unsigned rng_state = 12345u;
 static unsigned urand(void) {
     rng_state = rng_state * 1103515245u + 12345u;
     return rng_state >> 8;
 }
-static float frand(void) { return (float)(urand() & 0xFFFF) / 32768.0f - 1.0f; }
+static float next_float(void) { return (float)(urand() & 0xFFFF) / 32768.0f - 1.0f; }
 
 /* n distinct values spaced 0.05 apart in random order: no ties, and a step below 0.025 never
  * changes which element wins a max. */
@@ -184,8 +171,8 @@ static void check_op(const op_cfg *o, int B, int H, int W, int C, int ties) {
     float *out = malloc(sizeof(float) * B * os), *dx = malloc(sizeof(float) * B * is);
     double *ro = malloc(sizeof(double) * B * os), *rd = malloc(sizeof(double) * B * is);
     double *g = malloc(sizeof(double) * B * os);
-    for (int i = 0; i < B * is; i++) x[i] = ties ? (float)(urand() % 3) : frand();
-    for (int i = 0; i < B * os; i++) y[i] = frand();
+    for (int i = 0; i < B * is; i++) x[i] = ties ? (float)(urand() % 3) : next_float();
+    for (int i = 0; i < B * os; i++) y[i] = next_float();
     pn_tensor tx = {.ndim = 4, .dims = {B, H, W, C}, .dtype = PN_F32, .data = x};
     pn_tensor ty = {.ndim = 2, .dims = {B, os}, .dtype = PN_F32, .data = y};
 
@@ -234,7 +221,7 @@ static void check_fd(const op_cfg *o, int B, int H, int W, int C) {
     float *x = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * B * os);
     float *out = malloc(sizeof(float) * B * os), *dx = malloc(sizeof(float) * n);
     fill_distinct(x, n);
-    for (int i = 0; i < B * os; i++) y[i] = frand();
+    for (int i = 0; i < B * os; i++) y[i] = next_float();
     pn_tensor tx = {.ndim = 4, .dims = {B, H, W, C}, .dtype = PN_F32, .data = x};
     pn_tensor ty = {.ndim = 2, .dims = {B, os}, .dtype = PN_F32, .data = y};
     float loss;
@@ -335,7 +322,7 @@ static void test_reshape(void) {
         pn_model_compile(m, PN_LOSS_MSE, 0, 0, no_metrics);
         enum { B = 3, N = B * 24 };
         float x[N], y[N], out[N], dx[N], loss;
-        for (int i = 0; i < N; i++) x[i] = frand(), y[i] = frand();
+        for (int i = 0; i < N; i++) x[i] = next_float(), y[i] = next_float();
         pn_tensor tx = {.ndim = 4, .dims = {B, 4, 3, 2}, .dtype = PN_F32, .data = x};
         pn_tensor ty = {.ndim = 2, .dims = {B, 24}, .dtype = PN_F32, .data = y};
         CHECK(pn_model_predict(m, &tx, 2, out) == 0 && memcmp(out, x, sizeof x) == 0,
