@@ -190,3 +190,21 @@ def test_bad_shapes_raise_value_error_naming_the_layer(shape, make, match):
 def test_bad_arguments_raise_value_error(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+@pytest.mark.parametrize("pool", [layers.MaxPooling2D(2, padding="same"),
+                                  layers.GlobalMaxPooling2D()])
+def test_relu_moved_past_max_pooling_keeps_outputs_and_gradients(pool):
+    """A relu feeding a max pooling runs after it in the core (fewer values); outputs and
+    gradients stay those of relu-then-pool (torch computes it in the written order), including
+    windows that are all negative. (No finite differences: a kernel step of 1e-2 can change a
+    window's winner.)"""
+    m = make_model((5, 5, 2), [layers.Conv2D(3, 2, activation="relu"), pool, layers.Flatten(),
+                               layers.Dense(2)])
+    torch_parity(m, distinct((3, 5, 5, 2)), data((3, 2), seed=1))
+
+
+def test_relu_layer_before_max_pooling_is_moved_and_still_correct():
+    m = make_model((6, 6, 2), [layers.Conv2D(3, 3), layers.Activation("relu"),
+                               layers.MaxPooling2D(2), layers.Flatten(), layers.Dense(2)])
+    torch_parity(m, distinct((2, 6, 6, 2)), data((2, 2), seed=1))
