@@ -71,7 +71,7 @@ def worker(lib: str, args) -> dict:
         for bs in (32, 256):
             m = build_pynn(seed=1)
 
-            def epoch():
+            def epoch(m=m, bs=bs):
                 m.fit(x, y, batch_size=bs, epochs=1, shuffle=False, verbose=0)
             out[f"train{bs}"] = len(x) / harness.best_of(epoch, repeats=args.repeats)["median"]
         out["latency"] = harness.per_call(lambda: model.predict(x1, verbose=0),
@@ -85,7 +85,7 @@ def worker(lib: str, args) -> dict:
     for bs in (32, 256):
         net, opt = build_torch(model)
 
-        def epoch():
+        def epoch(net=net, opt=opt, bs=bs):
             for s in range(0, len(x), bs):
                 opt.zero_grad(set_to_none=True)
                 loss = loss_fn(net(xt[s:s + bs]), yt[s:s + bs])
@@ -130,8 +130,9 @@ def main() -> None:
                  "pytorch": t["latency"] * 1e6,
                  "ratio (pynn/pytorch)": t["latency"] / p["latency"]})
 
-    import pynn
     import torch
+
+    import pynn
     meta = {"threads": args.threads, "samples per epoch": args.samples,
             "data": runs["pynn"][0]["source"], "repeats": args.repeats, "rounds": args.rounds,
             "torch": torch.__version__, "pynn": pynn.__version__, **harness.machine(),

@@ -4,7 +4,7 @@ Each is usable as a layer argument (`Dense(64, activation="relu")` or
 `activation=pynn.activations.relu`) and callable on an array, computed by the core.
 """
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

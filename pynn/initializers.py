@@ -197,7 +197,8 @@ def get(identifier) -> Initializer:
         key = identifier if identifier in _BY_NAME else _snake(identifier)
         if key in _BY_NAME:
             return _BY_NAME[key]()
-        raise ValueError(f"Unknown initializer '{identifier}'. Known: {', '.join(sorted(_BY_NAME))}")
+        raise ValueError(f"Unknown initializer '{identifier}'. "
+                         f"Known: {', '.join(sorted(_BY_NAME))}")
     raise ValueError(f"Unknown initializer {identifier!r}")
 
 

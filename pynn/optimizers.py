@@ -25,11 +25,13 @@ class Optimizer:
             if kwargs.get(k):
                 raise ValueError(f"{type(self).__name__}: {k} is not supported")
         if sum(c is not None for c in (clipnorm, clipvalue, global_clipnorm)) > 1:
-            raise ValueError("Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set.")
+            raise ValueError("Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be "
+                             "set.")
         for k, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
                      ("global_clipnorm", global_clipnorm), ("weight_decay", weight_decay)):
             if v is not None and not (v >= 0 and math.isfinite(v)):
-                raise ValueError(f"{type(self).__name__}: {k} must be a finite number >= 0, got {v}")
+                raise ValueError(f"{type(self).__name__}: {k} must be a finite number >= 0, "
+                                 f"got {v}")
         self.name = name or type(self).__name__.lower()
         self.weight_decay = weight_decay
         self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
@@ -200,7 +202,8 @@ class Adagrad(Optimizer):
                          **kwargs)
         if not initial_accumulator_value >= 0:
             raise ValueError("initial_accumulator_value must be >= 0")
-        self.initial_accumulator_value, self.epsilon = float(initial_accumulator_value), float(epsilon)
+        self.initial_accumulator_value = float(initial_accumulator_value)
+        self.epsilon = float(epsilon)
 
     def _core_config(self):
         return {"initial_accumulator_value": self.initial_accumulator_value,

@@ -313,7 +313,8 @@ def torch_weight_grads(tmodel) -> list[np.ndarray]:
 
 
 def torch_penalty(model, tmodel) -> torch.Tensor:
-    """The L1/L2 penalties of the pynn model's Dense layers, written by hand on the torch weights."""
+    """The L1/L2 penalties of the pynn model's Dense layers, written by hand on the torch
+    weights."""
     total = torch.zeros((), dtype=torch.float64)
     linears = [m for m in tmodel if isinstance(m, torch.nn.Linear)]
     denses = [layer for layer in model.layers if isinstance(layer, pynn.layers.Dense)]

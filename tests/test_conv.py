@@ -4,11 +4,10 @@ paddings, dilations, odd sizes and batch 1."""
 
 import numpy as np
 import pytest
+from helpers import grad_check, make_model, torch_parity
 
 import pynn
 from pynn import layers
-
-from helpers import grad_check, make_model, torch_parity
 
 
 def data(shape, seed=0):

@@ -235,7 +235,8 @@ def test_read_idx_rejects_truncated_gzip_stream(tmp_path):
 
 @pytest.mark.parametrize("compress", [True, False], ids=["gzip", "plain"])
 def test_read_idx_rejects_payload_shorter_than_header_says(tmp_path, compress):
-    path = _write_idx(tmp_path / "x.idx", _idx_header(2051, 10, 28, 28), bytes(28 * 28 * 9), compress)
+    path = _write_idx(tmp_path / "x.idx", _idx_header(2051, 10, 28, 28), bytes(28 * 28 * 9),
+                      compress)
     with pytest.raises(ValueError, match="truncated"):
         _files.read_idx(path)
 

@@ -9,12 +9,19 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import (
+    EPS,
+    ONE_MINUS_EPS,
+    assert_close,
+    core_gradients,
+    grad_check,
+    make_model,
+    randomize_weights,
+    torch_parity,
+)
 
 from pynn import losses, regularizers
 from pynn.layers import Activation, Dense
-
-from helpers import (EPS, ONE_MINUS_EPS, assert_close, core_gradients, grad_check, make_model,
-                     randomize_weights, torch_parity)
 
 C = 4  # output units / classes
 
@@ -112,7 +119,7 @@ def test_loss_over_rank3_outputs_gradients_match_finite_differences(case):
     grad_check(*build_case(case, input_shape=(3, 5), batch=4))
 
 
-# -- the fused and the logits paths agree -----------------------------------------------------------
+# -- the fused and the logits paths agree ---------------------------------------------------------
 @pytest.mark.parametrize("act, loss_cls, kind", [
     ("softmax", losses.CategoricalCrossentropy, "onehot"),
     ("softmax", losses.SparseCategoricalCrossentropy, "sparse"),
@@ -131,7 +138,7 @@ def test_fused_output_loss_equals_from_logits_loss_on_the_logits(act, loss_cls, 
         assert_close("dloss/dweight", ga, gb, 1e-5, 1e-7)
 
 
-# -- probabilities: Keras's normalising and clipping ------------------------------------------------
+# -- probabilities: Keras's normalising and clipping ----------------------------------------------
 def keras_cce_numpy(p, y):
     """Keras 3's categorical cross-entropy on probabilities, in float64 NumPy."""
     p = p.astype(np.float64)
@@ -177,7 +184,7 @@ def test_binary_ce_on_probabilities_matches_torch_at_the_clip_bounds():
     torch_parity(m, x, y)
 
 
-# -- L1 / L2 weight penalties ----------------------------------------------------------------------
+# -- L1 / L2 weight penalties ---------------------------------------------------------------------
 REGS = {
     "l1": lambda: regularizers.L1(0.03),
     "l2": lambda: regularizers.L2(0.05),
@@ -255,7 +262,7 @@ def test_regularizer_with_cross_entropy_matches_torch():
     torch_parity(m, x, make_targets("onehot", (6, 3)))
 
 
-# -- stability on huge logits ----------------------------------------------------------------------
+# -- stability on huge logits ---------------------------------------------------------------------
 def huge_logits_model(act, loss, scale=1e4):
     """Dense(C) whose logits are of order `scale`, with distinct values per row."""
     m = make_model((3,), [Dense(C, activation=act)], loss=loss)

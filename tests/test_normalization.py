@@ -3,11 +3,10 @@
 
 import numpy as np
 import pytest
+from helpers import grad_check, make_model, torch_parity
 
 import pynn
 from pynn import layers
-
-from helpers import grad_check, make_model, torch_parity
 
 
 def data(shape, seed=0, scale=1.0, shift=0.0):

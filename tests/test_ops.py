@@ -10,14 +10,20 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import (
+    TORCH_ACTIVATIONS,
+    SpecLayer,
+    assert_close,
+    core_gradients,
+    grad_check,
+    make_model,
+    torch_parity,
+)
 
 import pynn
 from pynn import _core
 from pynn.activations import ActivationSpec
 from pynn.layers import Activation, Dense
-
-from helpers import (TORCH_ACTIVATIONS, SpecLayer, assert_close, core_gradients, grad_check,
-                     make_model, torch_parity)
 
 ACTIVATIONS = ["linear", "relu", "sigmoid", "tanh", "softmax", "leaky_relu", "elu", "selu",
                "gelu", "swish", "softplus"]
@@ -83,7 +89,7 @@ def test_dense_rank3_applies_the_same_kernel_at_every_step():
     np.testing.assert_allclose(out, x @ kernel + bias, rtol=1e-5, atol=1e-5)
 
 
-# -- activations inside a model ---------------------------------------------------------------------
+# -- activations inside a model -------------------------------------------------------------------
 @pytest.mark.parametrize("act", ACTIVATIONS)
 def test_activation_gradients_match_finite_differences(act):
     # The activation reads x directly, so its input stays away from the kinks at 0.

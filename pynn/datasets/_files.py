@@ -14,8 +14,9 @@ import threading
 import uuid
 import zipfile
 import zlib
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import BinaryIO, Iterable, Optional, Sequence, Tuple, Union
+from typing import BinaryIO, Union
 from urllib.request import urlopen
 
 import numpy as np
@@ -98,7 +99,7 @@ def _same_path(a: Path, b: Path) -> bool:
 # --------------------------------------------------------------------------
 
 # (real path, device, inode, size, mtime_ns) -> sha256 hex digest.
-_hash_cache: dict[Tuple[str, int, int, int, int], str] = {}
+_hash_cache: dict[tuple[str, int, int, int, int], str] = {}
 _hash_lock = threading.Lock()
 
 
@@ -118,7 +119,7 @@ def sha256_file(path: PathLike) -> str:
     return h.hexdigest()
 
 
-def _cache_key(path: PathLike) -> Tuple[str, int, int, int, int]:
+def _cache_key(path: PathLike) -> tuple[str, int, int, int, int]:
     st = os.stat(path)
     return (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
@@ -163,7 +164,7 @@ def verify_file(path: PathLike, expected_sha256: str) -> None:
 # --------------------------------------------------------------------------
 
 
-def fetch(url: str, fileobj: BinaryIO, desc: Optional[str] = None) -> None:
+def fetch(url: str, fileobj: BinaryIO, desc: str | None = None) -> None:
     """Streams the resource at `url` into an open binary file.
 
     Uses `urllib` from the standard library and shows a `tqdm` progress bar
@@ -272,8 +273,8 @@ def _read_exact(f: BinaryIO, n: int) -> bytes:
 
 def read_idx(
     path: PathLike,
-    expected_magic: Optional[int] = None,
-    expected_shape: Optional[Sequence[Optional[int]]] = None,
+    expected_magic: int | None = None,
+    expected_shape: Sequence[int | None] | None = None,
 ) -> np.ndarray:
     """Reads an IDX file (as used by MNIST), gzip-compressed or plain.
 
@@ -371,7 +372,7 @@ def read_idx(
 
 def read_npz(
     path: PathLike,
-    expected: dict[str, Tuple[Tuple[int, ...], np.dtype]],
+    expected: dict[str, tuple[tuple[int, ...], np.dtype]],
 ) -> dict[str, np.ndarray]:
     """Reads named arrays from an `.npz` archive without ever unpickling.
 
@@ -425,7 +426,7 @@ def read_npz(
     return out
 
 
-def first_existing(candidates: Iterable[Path]) -> Optional[Path]:
+def first_existing(candidates: Iterable[Path]) -> Path | None:
     """Returns the first path in `candidates` that is a file, or `None`."""
     for p in candidates:
         if p.is_file():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Tuple
 
 import numpy as np
 
@@ -19,8 +18,10 @@ NPZ_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
 
 #: The four original IDX files and their SHA-256 digests.
 IDX_SHA256 = {
-    "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
-    "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+    "train-images-idx3-ubyte.gz":
+        "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+    "train-labels-idx1-ubyte.gz":
+        "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
     "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
     "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
 }
@@ -35,10 +36,10 @@ _NPZ_SPEC = {
     "y_test": ((_NUM_TEST,), _U8),
 }
 
-_Split = Tuple[np.ndarray, np.ndarray]
+_Split = tuple[np.ndarray, np.ndarray]
 
 
-def load_data(path: str = "mnist.npz") -> Tuple[_Split, _Split]:
+def load_data(path: str = "mnist.npz") -> tuple[_Split, _Split]:
     """Loads the MNIST dataset.
 
     This is a dataset of 60,000 28x28 grayscale images of the 10 digits,
@@ -118,7 +119,7 @@ def load_data(path: str = "mnist.npz") -> Tuple[_Split, _Split]:
     return _load_npz(dest)
 
 
-def _load_idx(folder: Path) -> Tuple[_Split, _Split]:
+def _load_idx(folder: Path) -> tuple[_Split, _Split]:
     """Reads the four verified IDX files in `folder`."""
     for name, digest in IDX_SHA256.items():
         _files.verify_file(folder / name, digest)
@@ -138,7 +139,7 @@ def _load_idx(folder: Path) -> Tuple[_Split, _Split]:
     return _checked(folder, x_train, y_train, x_test, y_test)
 
 
-def _load_npz(file: Path) -> Tuple[_Split, _Split]:
+def _load_npz(file: Path) -> tuple[_Split, _Split]:
     """Reads a verified Keras-style `mnist.npz`."""
     _files.verify_file(file, NPZ_SHA256)
     a = _files.read_npz(file, _NPZ_SPEC)
@@ -151,7 +152,7 @@ def _checked(
     y_train: np.ndarray,
     x_test: np.ndarray,
     y_test: np.ndarray,
-) -> Tuple[_Split, _Split]:
+) -> tuple[_Split, _Split]:
     for name, y in (("y_train", y_train), ("y_test", y_test)):
         if y.size and int(y.max()) > 9:
             raise ValueError(

@@ -5,8 +5,14 @@ from .convolutional import Conv1D, Conv2D
 from .core import Activation, Dense
 from .input_layer import Input, InputLayer, KerasTensor
 from .normalization import BatchNormalization
-from .pooling import (AveragePooling1D, AveragePooling2D, GlobalAveragePooling2D,
-                      GlobalMaxPooling2D, MaxPooling1D, MaxPooling2D)
+from .pooling import (
+                      AveragePooling1D,
+                      AveragePooling2D,
+                      GlobalAveragePooling2D,
+                      GlobalMaxPooling2D,
+                      MaxPooling1D,
+                      MaxPooling2D,
+)
 from .regularization import Dropout, SpatialDropout2D
 from .reshaping import Flatten, Reshape, ZeroPadding2D
 

@@ -45,7 +45,8 @@ class InputLayer(Layer):
         shape = tuple(shape)
         if not shape or any(d is None or isinstance(d, bool) or not isinstance(d, int) or d <= 0
                             for d in shape):
-            raise ValueError(f"Input: shape must be positive ints (batch axis excluded), got {shape}")
+            raise ValueError(f"Input: shape must be positive ints (batch axis excluded), "
+                             f"got {shape}")
         dtype = dtype or "float32"
         if str(dtype) not in ("float32", "int32"):
             raise ValueError(f"Input: dtype must be 'float32' or 'int32', got {dtype}")

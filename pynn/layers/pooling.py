@@ -2,8 +2,15 @@
 (1, steps, channels) image."""
 
 from .base import Layer
-from .convolutional import (_shape_str, check_image, conv_output_length, normalize_data_format,
-                            normalize_padding, normalize_tuple, same_pads)
+from .convolutional import (
+    _shape_str,
+    check_image,
+    conv_output_length,
+    normalize_data_format,
+    normalize_padding,
+    normalize_tuple,
+    same_pads,
+)
 
 
 class BasePooling(Layer):

@@ -10,9 +10,10 @@ import sys
 
 import numpy as np
 
-from .. import _core, losses, metrics as metrics_mod, optimizers
-from ..callbacks import CallbackList, History, ProgbarLogger
+from .. import _core, losses, optimizers
+from .. import metrics as metrics_mod
 from ..activations import relu
+from ..callbacks import CallbackList, History, ProgbarLogger
 from ..layers.base import unique_name
 from ..layers.convolutional import BaseConv
 from ..layers.core import Activation, Dense

@@ -28,8 +28,8 @@ def print_summary(model, line_length=None, print_fn=print) -> None:
             parts.append(" " + (c.rjust(w - 2) if i == 2 else c.ljust(w - 2)) + " ")
         return left + mid.join(parts) + right
 
-    def rule(l, m, r, ch):
-        return l + m.join(ch * w for w in widths) + r
+    def rule(left, mid, right, ch):
+        return left + mid.join(ch * w for w in widths) + right
 
     lines = [f'Model: "{model.name}"', rule("┏", "┳", "┓", "━"),
              row(headers, "┃", "┃", "┃"), rule("┡", "╇", "┩", "━")]
