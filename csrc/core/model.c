@@ -471,6 +471,18 @@ done:
     return rc;
 }
 
+int pn_model_plan_bytes(pn_model *m, int64_t batch, int training, int64_t *bytes) {
+    if (m->output < 0) return pn_error(PN_ESTATE, "the model has no output");
+    if (training && !m->compiled) return pn_error(PN_ESTATE, "the model must be compiled first");
+    if (batch < 1) return pn_error(PN_EVALUE, "batch must be >= 1, got %lld", (long long)batch);
+    pthread_mutex_lock(&m->lock);
+    pn_plan *p = NULL;
+    int rc = get_plan(m, batch, training ? PN_MODE_TRAIN : PN_MODE_INFER, &p);
+    if (rc == PN_OK) *bytes = p->arena_floats * (int64_t)sizeof(float);
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
 int pn_model_predict(pn_model *m, const pn_tensor *x, int64_t batch_size, float *out) {
     if (m->output < 0) return pn_error(PN_ESTATE, "the model has no output");
     int rc = check_x(m, x);

@@ -206,6 +206,9 @@ int pn_model_test_step(pn_model *m, const pn_tensor *x, const pn_tensor *y, cons
 int pn_model_gradients(pn_model *m, const pn_tensor *x, const pn_tensor *y, float *loss, float *dx);
 /* Forward over all rows of x in batches of batch_size; out holds rows * output size floats. */
 int pn_model_predict(pn_model *m, const pn_tensor *x, int64_t batch_size, float *out);
+/* The arena bytes of the plan for `batch` (training: 1, or inference: 0), building it if needed:
+ * what a step of that size holds besides the weights. */
+int pn_model_plan_bytes(pn_model *m, int64_t batch, int training, int64_t *bytes);
 
 /* Applies one activation op (PN_OP_LINEAR..PN_OP_SOFTPLUS) to n rows of `cols` values; fattr
  * and iattr (may be NULL) hold its one attribute of each kind (leaky_relu/elu alpha, gelu form). */

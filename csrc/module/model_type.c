@@ -505,6 +505,17 @@ static PyObject *model_predict(PnModel *self, PyObject *const *args, Py_ssize_t 
     return (PyObject *)out;
 }
 
+/* plan_bytes(batch, training) -> the arena size of that plan, in bytes */
+static PyObject *model_plan_bytes(PnModel *self, PyObject *args) {
+    long long batch;
+    int training = 0;
+    if (!PyArg_ParseTuple(args, "L|p", &batch, &training)) return NULL;
+    int64_t bytes = 0;
+    int rc = pn_model_plan_bytes(self->m, batch, training, &bytes);
+    if (rc) return pn_raise(rc);
+    return PyLong_FromLongLong(bytes);
+}
+
 static PyObject *model_set_seed(PnModel *self, PyObject *arg) {
     unsigned long long seed = PyLong_AsUnsignedLongLongMask(arg);
     if (seed == (unsigned long long)-1 && PyErr_Occurred()) return NULL;
@@ -547,6 +558,8 @@ static PyMethodDef model_methods[] = {
      "gradients(x, y, input_grad=False) -> (loss, dx or None)"},
     {"predict", FAST(model_predict), "predict(x, batch_size) -> array"},
     {"set_seed", (PyCFunction)model_set_seed, METH_O, "set_seed(seed): random ops' stream"},
+    {"plan_bytes", (PyCFunction)model_plan_bytes, METH_VARARGS,
+     "plan_bytes(batch, training=False) -> bytes of that plan's arena"},
     {NULL, NULL, 0, NULL},
 };
 
