@@ -24,15 +24,15 @@ def test_inference_plan_holds_a_few_activations_not_one_per_layer():
 def test_training_plan_is_smaller_than_a_buffer_per_value_and_gradient():
     batch, width, depth = 64, 256, 8
     act = batch * width * F32
-    naive = (1 + 2 * depth) * act * 2  # every value and every gradient apart: 34 activations
     # In-place relus share their input's value and gradient; what stays for the backward is one
     # value per layer (each dense reads its input, each relu its output) plus the batch, and the
     # gradients take turns in a few buffers.
-    assert deep_mlp()._core.plan_bytes(batch, True) <= (depth + 4) * act < naive // 3
+    # (A buffer for every value and every gradient would be 34 activations.)
+    assert deep_mlp()._core.plan_bytes(batch, True) <= (depth + 4) * act
 
 
 def test_activations_that_need_their_input_do_not_run_in_place_in_training():
-    batch, width = 64, 256
+    batch = 64
     relu = deep_mlp(activation="relu")._core.plan_bytes(batch, True)
     gelu = deep_mlp(activation="gelu")._core.plan_bytes(batch, True)
     assert gelu > relu  # gelu's backward reads x, so its output needs a buffer of its own
