@@ -177,3 +177,9 @@ def test_core_rejects_bad_arrays_with_exceptions_not_crashes():
         core.train_step(X[:, :3].copy(), Y.astype(np.int32), np.arange(4))
     with pytest.raises(ValueError):
         core.train_step(X, Y.astype(np.int32), np.array([0, 99]))
+
+
+def test_a_batch_too_large_for_int_sizes_is_refused_not_overflowed():
+    model = pynn.Sequential([pynn.Input(shape=(4,)), layers.Dense(1 << 20)])
+    with pytest.raises(ValueError, match="too large"):
+        model._core.plan_bytes(4096)

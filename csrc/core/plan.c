@@ -191,6 +191,13 @@ static int layout(pn_plan *p, const pn_model *m, const unsigned char *active) {
 int pn_plan_create(pn_plan **out, const pn_model *m, int64_t batch, pn_mode mode) {
     int n = m->n_nodes, rc = PN_ENOMEM;
     if (n < 1 || m->output < 0) return pn_error(PN_ESTATE, "the model has no nodes or no output");
+    /* BLAS takes int sizes: every activation of the batch must count fewer than 2^31 values */
+    for (int i = 0; i < n; i++)
+        if (m->nodes[i].size > INT32_MAX / batch)
+            return pn_error(PN_EVALUE, "a batch of %lld is too large for this model: %s's output "
+                            "would hold %lld values per sample; use a smaller batch_size",
+                            (long long)batch, pn_op_name(m->nodes[i].op),
+                            (long long)m->nodes[i].size);
     unsigned char *active = NULL, *written = NULL;
     pn_plan *p = calloc(1, sizeof *p);
     if (!p) goto fail;
