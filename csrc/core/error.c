@@ -56,8 +56,9 @@ const pn_op_def *const pn_op_table[PN_OP_COUNT] = {
     [PN_OP_RESHAPE] = &pn_op_reshape_def,
     [PN_OP_BATCH_NORM] = &pn_op_batch_norm_def,
     [PN_OP_DROPOUT] = &pn_op_dropout_def,
+    [PN_OP_EMBEDDING] = &pn_op_embedding_def,
 };
-_Static_assert(PN_OP_COUNT == 22, "add the new op to pn_op_table");
+_Static_assert(PN_OP_COUNT == 23, "add the new op to pn_op_table");
 
 const char *pn_op_name(int op) {
     return (op >= 0 && op < PN_OP_COUNT) ? pn_op_table[op]->name : NULL;

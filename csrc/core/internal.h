@@ -121,6 +121,10 @@ extern const pn_op_def pn_op_conv2d_def;
 extern const pn_op_def pn_op_max_pool2d_def, pn_op_avg_pool2d_def, pn_op_global_avg_pool2d_def,
     pn_op_global_max_pool2d_def, pn_op_zero_pad2d_def, pn_op_reshape_def;
 extern const pn_op_def pn_op_batch_norm_def, pn_op_dropout_def;
+extern const pn_op_def pn_op_embedding_def;
+
+/* Refuses indices outside any embedding table that reads the model input (ops_embedding.c). */
+int pn_embedding_check(const pn_model *m, const int32_t *idx, int64_t count);
 
 /* ---- plans --------------------------------------------------------------------------------- */
 

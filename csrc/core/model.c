@@ -399,6 +399,11 @@ static int prepare(pn_model *m, const pn_tensor *x, const pn_tensor *y, const in
     } else {
         p->value[m->input] = x->data;
     }
+    if (x->dtype == PN_I32) {
+        rc = pn_embedding_check(m, (const int32_t *)p->value[m->input],
+                                batch * m->nodes[m->input].size);
+        if (rc) return rc;
+    }
     rc = pn_loss_check_targets(m, &yb, batch);
     if (rc) return rc;
     *out = p;
@@ -489,6 +494,10 @@ int pn_model_predict(pn_model *m, const pn_tensor *x, int64_t batch_size, float 
     if (rc) return rc;
     if (batch_size < 1) return pn_error(PN_EVALUE, "batch_size must be >= 1, got %lld",
                                         (long long)batch_size);
+    if (x->dtype == PN_I32) {
+        rc = pn_embedding_check(m, x->data, x->dims[0] * m->nodes[m->input].size);
+        if (rc) return rc;
+    }
     pthread_mutex_lock(&m->lock);
     int64_t n = x->dims[0], in_size = m->nodes[m->input].size, out_size = m->nodes[m->output].size;
     for (int64_t start = 0; start < n; start += batch_size) {

@@ -232,7 +232,7 @@ int pn_plan_create(pn_plan **out, const pn_model *m, int64_t batch, pn_mode mode
                 for (int j = 0; j < m->nodes[i].n_in; j++) reaches[m->nodes[i].in[j]] = 1;
         for (int i = 0; i < n; i++) {
             const pn_node *nd = &m->nodes[i];
-            int want = nd->op == PN_OP_INPUT && mode == PN_MODE_INPUT_GRAD;
+            int want = nd->op == PN_OP_INPUT && mode == PN_MODE_INPUT_GRAD && nd->dtype == PN_F32;
             for (int k = 0; k < nd->n_var; k++) want |= m->vars[nd->var[k]].trainable;
             for (int j = 0; j < nd->n_in; j++) want |= active[nd->in[j]];
             active[i] = want && reaches[i];

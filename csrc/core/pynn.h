@@ -98,6 +98,7 @@ typedef enum {
     PN_OP_RESHAPE,     /* a copy with a new per-sample shape (Flatten, Reshape) */
     PN_OP_BATCH_NORM,  /* over every axis but the last */
     PN_OP_DROPOUT,
+    PN_OP_EMBEDDING,   /* int32 indices (a model input) -> rows of a table (input_dim, output_dim) */
     PN_OP_COUNT
 } pn_op_kind;
 

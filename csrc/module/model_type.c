@@ -9,12 +9,14 @@ typedef struct {
     pn_model *m;
     int n_metrics; /* set by compile: a step returns 1 + n_metrics floats */
     int sparse_y;  /* set by compile: targets are int32 class indices */
+    int x_type;    /* NumPy type of the input: NPY_FLOAT32, or NPY_INT32 for indices */
 } PnModel;
 
 static PyObject *model_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     (void)args, (void)kw;
     PnModel *self = (PnModel *)type->tp_alloc(type, 0);
     if (!self) return NULL;
+    self->x_type = NPY_FLOAT32;
     int rc = pn_model_create(&self->m);
     if (rc) {
         Py_DECREF(self);
@@ -142,7 +144,9 @@ static PyObject *model_add_input(PnModel *self, PyObject *args) {
         return NULL;
     }
     int node, rc = pn_model_add_input(self->m, nd, shape, dt, &node);
-    return rc ? pn_raise(rc) : PyLong_FromLong(node);
+    if (rc) return pn_raise(rc);
+    self->x_type = dt == PN_I32 ? NPY_INT32 : NPY_FLOAT32;
+    return PyLong_FromLong(node);
 }
 
 /* Up to max ints or floats from a sequence. Returns the count or -1. */
@@ -374,9 +378,8 @@ static void release_xy(step_args *a) {
 
 static int borrow_xy(PnModel *self, PyObject *xo, PyObject *yo, PyObject *idxo, step_args *a,
                      int sparse_y) {
-    (void)self;
     memset(a, 0, sizeof *a);
-    a->x = pn_borrow(xo, NPY_FLOAT32, "x");
+    a->x = pn_borrow(xo, self->x_type, "x");
     if (!a->x) return -1;
     a->y = pn_borrow(yo, sparse_y ? NPY_INT32 : NPY_FLOAT32, "y");
     if (!a->y) return -1;
@@ -472,7 +475,7 @@ static PyObject *model_predict(PnModel *self, PyObject *const *args, Py_ssize_t 
     }
     long long bs = PyLong_AsLongLong(args[1]);
     if (bs == -1 && PyErr_Occurred()) return NULL;
-    PyArrayObject *x = pn_borrow(args[0], NPY_FLOAT32, "x");
+    PyArrayObject *x = pn_borrow(args[0], self->x_type, "x");
     if (!x) return NULL;
     pn_tensor tx;
     if (pn_view(x, &tx)) {

@@ -2,7 +2,7 @@
 
 from .base import Layer
 from .convolutional import Conv1D, Conv2D
-from .core import Activation, Dense
+from .core import Activation, Dense, Embedding
 from .input_layer import Input, InputLayer, KerasTensor
 from .normalization import BatchNormalization
 from .pooling import (
@@ -17,6 +17,6 @@ from .regularization import Dropout, SpatialDropout2D
 from .reshaping import Flatten, Reshape, ZeroPadding2D
 
 __all__ = ["Activation", "AveragePooling1D", "AveragePooling2D", "BatchNormalization", "Conv1D",
-           "Conv2D", "Dense", "Dropout", "Flatten", "GlobalAveragePooling2D",
+           "Conv2D", "Dense", "Dropout", "Embedding", "Flatten", "GlobalAveragePooling2D",
            "GlobalMaxPooling2D", "Input", "InputLayer", "KerasTensor", "Layer", "MaxPooling1D",
            "MaxPooling2D", "Reshape", "SpatialDropout2D", "ZeroPadding2D"]

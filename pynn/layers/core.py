@@ -1,4 +1,4 @@
-"""Core layers: Dense, Activation."""
+"""Core layers: Dense, Activation, Embedding."""
 
 from .. import activations, initializers, regularizers
 from .base import Layer
@@ -95,3 +95,66 @@ class Activation(Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "activation": activations.serialize(self.activation)}
+
+
+class Embedding(Layer):
+    """Turns int32 indices into dense vectors: row `i` of a trainable (input_dim, output_dim)
+    table for each index `i`.
+
+    Its input must be the model's int32 input (`pynn.Input(shape, dtype="int32")`). An index
+    outside 0..input_dim-1 raises ValueError before anything is read.
+
+    Args:
+        input_dim: the number of rows (the vocabulary size).
+        output_dim: the length of each vector.
+        embeddings_initializer: 'uniform' (Keras's: uniform in [-0.05, 0.05]).
+        embeddings_regularizer: an L1/L2 penalty on the table.
+        mask_zero: must be False (masks are not supported).
+
+    Example:
+        >>> model = pynn.Sequential([pynn.Input((10,), dtype="int32"),
+        ...                          pynn.layers.Embedding(1000, 16)])
+        >>> model.output_shape
+        (None, 10, 16)
+    """
+
+    def __init__(self, input_dim: int, output_dim: int, embeddings_initializer="uniform",
+                 embeddings_regularizer=None, embeddings_constraint=None, mask_zero: bool = False,
+                 weights=None, lora_rank=None, **kwargs):
+        super().__init__(**kwargs)
+        who = f"Embedding '{self.name}'"
+        for arg, v in (("input_dim", input_dim), ("output_dim", output_dim)):
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise ValueError(f"{who}: {arg} must be a positive int, got {v!r}")
+        for arg, v in (("embeddings_constraint", embeddings_constraint),
+                       ("lora_rank", lora_rank)):
+            if v is not None:
+                raise ValueError(f"{who}: {arg} is not supported")
+        if mask_zero:
+            raise ValueError(f"{who}: mask_zero=True is not supported: pynn has no masks yet")
+        self.input_dim, self.output_dim = input_dim, output_dim
+        self.embeddings_initializer = initializers.get(embeddings_initializer)
+        self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
+        self.mask_zero = False
+        self._initial_weights = weights
+
+    def build(self, input_shape) -> None:
+        self.add_weight((self.input_dim, self.output_dim), self.embeddings_initializer,
+                        regularizer=self.embeddings_regularizer, name="embeddings")
+        if self._initial_weights is not None:
+            self.set_weights(self._initial_weights)
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape) + (self.output_dim,)
+
+    def lower(self, core, node: int) -> int:
+        node, _ = core.add_node("embedding", (node,), tuple(self._var_ids))
+        return node
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "input_dim": self.input_dim,
+                "output_dim": self.output_dim,
+                "embeddings_initializer": initializers.serialize(self.embeddings_initializer),
+                "embeddings_regularizer": _reg_config(self.embeddings_regularizer),
+                "mask_zero": self.mask_zero}

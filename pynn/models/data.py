@@ -26,5 +26,15 @@ def to_float32(data, what: str) -> np.ndarray:
     return np.ascontiguousarray(to_array(data, what), dtype=np.float32)
 
 
+def to_int32(data, what: str) -> np.ndarray:
+    """C-contiguous int32 indices (no copy when it already is); floats must be whole numbers."""
+    a = to_array(data, what)
+    if a.dtype.kind == "f" and not np.array_equal(a, np.round(a)):
+        raise ValueError(f"{what} must hold integer indices for this model's int32 input")
+    if a.size and (a.min() < -2**31 or a.max() >= 2**31):
+        raise ValueError(f"{what} holds values outside the int32 range")
+    return np.ascontiguousarray(a, dtype=np.int32)
+
+
 def shape_str(shape) -> str:
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"

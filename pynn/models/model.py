@@ -19,7 +19,7 @@ from ..layers.convolutional import BaseConv
 from ..layers.core import Activation, Dense
 from ..layers.pooling import GlobalMaxPooling2D, MaxPooling1D, MaxPooling2D
 from ..utils import random as pn_random
-from .data import shape_str, to_array, to_float32
+from .data import shape_str, to_array, to_float32, to_int32
 
 
 def _resolve_verbose(verbose) -> int:
@@ -73,6 +73,7 @@ class Model:
         self._metric_names: list[str] = []
         self.history = None
         self.stop_training = False
+        self._input_dtype = "float32"  # or "int32" (indices for an Embedding), from the Input
 
     # -- building -------------------------------------------------------------------------------
     @property
@@ -108,7 +109,7 @@ class Model:
             reg = layer._weight_regs[layer._weight_attrs.index(attr)]
             if reg is not None:
                 core.set_regularizer(vid, reg.l1, reg.l2)
-        node = core.add_input(tuple(sample_shape), "float32")
+        node = core.add_input(tuple(sample_shape), self._input_dtype)
         relu_after = False
         for layer, nxt in zip(layers, layers[1:] + [None]):
             try:
@@ -205,7 +206,7 @@ class Model:
 
     # -- data -----------------------------------------------------------------------------------
     def _prepare_x(self, x, what: str = "x") -> np.ndarray:
-        x = to_float32(x, what)
+        x = to_int32(x, what) if self._input_dtype == "int32" else to_float32(x, what)
         if x.ndim == 1:  # a vector of scalars is N samples of one feature, as Keras 2 read it
             x = x.reshape(-1, 1)
         if x.shape[0] == 0:
@@ -381,7 +382,7 @@ class Model:
         """Returns the model's outputs for `x` as a float32 NumPy array (the caller owns it)."""
         core = self._core
         if (verbose == 0 and callbacks is None and batch_size is None and core is not None
-                and type(x) is np.ndarray and x.dtype == np.float32 and x.ndim > 1
+                and type(x) is np.ndarray and x.dtype == self._input_dtype and x.ndim > 1
                 and x.shape[0] > 0):
             return core.predict(x, 32)  # the latency path: the core checks the shape
         batch_size = _check_batch_size(batch_size)

@@ -33,6 +33,7 @@ class Sequential(Model):
             if self._stack or self._sample_shape is not None:
                 raise ValueError("Sequential: an Input can only come first")
             self._sample_shape = layer.sample_shape
+            self._input_dtype = layer.dtype
             return
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add: expected a pynn layer, got {type(layer).__name__}")
