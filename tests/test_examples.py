@@ -40,3 +40,8 @@ def test_regression_example_beats_predicting_the_mean():
 def test_mnist_mlp_example_one_epoch_reaches_95_percent():
     out = run_example("mnist_mlp.py", "--epochs", "1")
     assert percent(r"Test accuracy:\s+([\d.]+)%", out) >= 95.0
+
+
+def test_text_classification_example_short_run_reaches_90_percent():
+    out = run_example("text_classification.py", "--epochs", "3", "--samples", "20000")
+    assert percent(r"Validation accuracy:\s+([\d.]+)%", out) >= 90.0
