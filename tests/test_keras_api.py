@@ -486,3 +486,29 @@ def test_stop_training_from_epoch_callback_stops_after_that_epoch():
     history = model.fit(X, Y_REG, batch_size=20, epochs=10, verbose=0, callbacks=[StopAtEpoch1()])
     assert history.epoch == [0, 1] and len(history.history["loss"]) == 2
     assert model.optimizer.iterations == 4
+
+
+def test_train_on_batch_is_one_step_of_fit_and_returns_keras_values():
+    pynn.utils.set_random_seed(9)
+    a = mlp()
+    a.compile(optimizer="sgd", loss="mse", metrics=["mae"])
+    b = mlp()
+    b.compile(optimizer="sgd", loss="mse", metrics=["mae"])
+    b.set_weights(a.get_weights())
+    loss, mae = a.train_on_batch(X[:8], Y_REG[:8])
+    b.fit(X[:8], Y_REG[:8], batch_size=8, epochs=1, shuffle=False, verbose=0)
+    assert all(np.allclose(p, q) for p, q in zip(a.get_weights(), b.get_weights()))
+    assert mae == pytest.approx(b.history.history["mae"][0], rel=1e-5)
+    assert loss == pytest.approx(b.history.history["loss"][0], rel=1e-5)
+    assert a.optimizer.iterations == 1
+
+
+def test_test_on_batch_changes_nothing_and_matches_evaluate():
+    m = mlp()
+    m.compile(optimizer="adam", loss="mse")
+    before = m.get_weights()
+    loss = m.test_on_batch(X, Y_REG)
+    assert isinstance(loss, float)
+    assert loss == pytest.approx(m.evaluate(X, Y_REG, batch_size=40, verbose=0), rel=1e-6)
+    assert weights_equal(before, m.get_weights())
+    assert set(m.test_on_batch(X, Y_REG, return_dict=True)) == {"loss"}

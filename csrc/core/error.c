@@ -57,8 +57,14 @@ const pn_op_def *const pn_op_table[PN_OP_COUNT] = {
     [PN_OP_BATCH_NORM] = &pn_op_batch_norm_def,
     [PN_OP_DROPOUT] = &pn_op_dropout_def,
     [PN_OP_EMBEDDING] = &pn_op_embedding_def,
+    [PN_OP_ADD] = &pn_op_add_def,
+    [PN_OP_SUBTRACT] = &pn_op_subtract_def,
+    [PN_OP_MULTIPLY] = &pn_op_multiply_def,
+    [PN_OP_AVERAGE] = &pn_op_average_def,
+    [PN_OP_MAXIMUM] = &pn_op_maximum_def,
+    [PN_OP_CONCATENATE] = &pn_op_concatenate_def,
 };
-_Static_assert(PN_OP_COUNT == 23, "add the new op to pn_op_table");
+_Static_assert(PN_OP_COUNT == 29, "add the new op to pn_op_table");
 
 const char *pn_op_name(int op) {
     return (op >= 0 && op < PN_OP_COUNT) ? pn_op_table[op]->name : NULL;

@@ -122,6 +122,8 @@ extern const pn_op_def pn_op_max_pool2d_def, pn_op_avg_pool2d_def, pn_op_global_
     pn_op_global_max_pool2d_def, pn_op_zero_pad2d_def, pn_op_reshape_def;
 extern const pn_op_def pn_op_batch_norm_def, pn_op_dropout_def;
 extern const pn_op_def pn_op_embedding_def;
+extern const pn_op_def pn_op_add_def, pn_op_subtract_def, pn_op_multiply_def, pn_op_average_def,
+    pn_op_maximum_def, pn_op_concatenate_def;
 
 /* Refuses indices outside any embedding table that reads the model input (ops_embedding.c). */
 int pn_embedding_check(const pn_model *m, const int32_t *idx, int64_t count);

@@ -99,6 +99,8 @@ typedef enum {
     PN_OP_BATCH_NORM,  /* over every axis but the last */
     PN_OP_DROPOUT,
     PN_OP_EMBEDDING,   /* int32 indices (a model input) -> rows of a table (input_dim, output_dim) */
+    /* merges of 2..PN_MAX_INPUTS inputs (subtract: 2); concatenate's iattr[0]: per-sample axis */
+    PN_OP_ADD, PN_OP_SUBTRACT, PN_OP_MULTIPLY, PN_OP_AVERAGE, PN_OP_MAXIMUM, PN_OP_CONCATENATE,
     PN_OP_COUNT
 } pn_op_kind;
 

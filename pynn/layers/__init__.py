@@ -4,6 +4,7 @@ from .base import Layer
 from .convolutional import Conv1D, Conv2D
 from .core import Activation, Dense, Embedding
 from .input_layer import Input, InputLayer, KerasTensor
+from .merging import Add, Average, Concatenate, Maximum, Multiply, Subtract
 from .normalization import BatchNormalization
 from .pooling import (
                       AveragePooling1D,
@@ -16,7 +17,8 @@ from .pooling import (
 from .regularization import Dropout, SpatialDropout2D
 from .reshaping import Flatten, Reshape, ZeroPadding2D
 
-__all__ = ["Activation", "AveragePooling1D", "AveragePooling2D", "BatchNormalization", "Conv1D",
-           "Conv2D", "Dense", "Dropout", "Embedding", "Flatten", "GlobalAveragePooling2D",
-           "GlobalMaxPooling2D", "Input", "InputLayer", "KerasTensor", "Layer", "MaxPooling1D",
-           "MaxPooling2D", "Reshape", "SpatialDropout2D", "ZeroPadding2D"]
+__all__ = ["Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D",
+           "BatchNormalization", "Concatenate", "Conv1D", "Conv2D", "Dense", "Dropout",
+           "Embedding", "Flatten", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Input",
+           "InputLayer", "KerasTensor", "Layer", "Maximum", "MaxPooling1D", "MaxPooling2D",
+           "Multiply", "Reshape", "SpatialDropout2D", "Subtract", "ZeroPadding2D"]

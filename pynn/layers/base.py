@@ -172,6 +172,35 @@ class Layer:
         view[...] = old
         setattr(self, attr, _as_variable(view, old))
 
+    # -- calling on symbolic tensors (the functional API) -----------------------------------------
+    def __call__(self, inputs, **kwargs):
+        """Applies the layer to `pynn.Input` tensors (one, or a list for merge layers) and returns
+        the symbolic output tensor. The first call builds the layer; later calls share its
+        weights.
+
+        Example:
+            >>> x = pynn.Input(shape=(4,))
+            >>> y = pynn.layers.Dense(2)(x)
+            >>> y.shape
+            (None, 2)
+        """
+        from .input_layer import KerasTensor
+
+        if kwargs.get("training") is not None or kwargs.get("mask") is not None:
+            raise ValueError(f"{type(self).__name__} '{self.name}': training= and mask= apply "
+                             "to models called on data, not to building a graph")
+        many = isinstance(inputs, (list, tuple))
+        tensors = list(inputs) if many else [inputs]
+        if not tensors or not all(isinstance(t, KerasTensor) for t in tensors):
+            raise TypeError(f"{type(self).__name__} '{self.name}' was called on "
+                            f"{type(inputs).__name__}: call layers on pynn.Input tensors to "
+                            "build a model, and run models on data with predict or fit")
+        shapes = [t.shape for t in tensors] if many else tensors[0].shape
+        if not self.built:
+            self.build(shapes)
+        out = self.compute_output_shape(shapes)
+        return KerasTensor(out, "float32", self.name, self, tensors)
+
     # -- to override ----------------------------------------------------------------------------
     def build(self, input_shape) -> None:
         self.built = True

@@ -4,13 +4,16 @@ from .base import Layer
 
 
 class KerasTensor:
-    """A symbolic tensor: a shape (batch axis None) and the layer that produced it."""
+    """A symbolic tensor: a shape (batch axis None), the layer that produced it and the tensors
+    that layer was called on (none for an Input): the graph a functional Model is made of."""
 
-    def __init__(self, shape, dtype: str = "float32", name: str | None = None, layer=None):
+    def __init__(self, shape, dtype: str = "float32", name: str | None = None, layer=None,
+                 inputs=()):
         self.shape = tuple(shape)
         self.dtype = dtype
         self.name = name
         self._layer = layer
+        self._inputs = tuple(inputs)
 
     @property
     def ndim(self) -> int:

@@ -57,11 +57,15 @@ class Model:
     Subclasses (Sequential) provide `_input_shape()` and `_lower(core, node)`.
     """
 
+    def __new__(cls, *args, **kwargs):
+        # Model(inputs, outputs) is a functional model, as in Keras
+        if cls is Model and (args or "inputs" in kwargs or "outputs" in kwargs):
+            from .functional import Functional
+            return super().__new__(Functional)
+        return super().__new__(cls)
+
     def __init__(self, *args, name: str | None = None, trainable: bool = True, **kwargs):
-        if args or "inputs" in kwargs or "outputs" in kwargs:
-            raise TypeError("pynn.Model(inputs, outputs) (the functional API) is not available "
-                            "in this version; build the model with pynn.Sequential")
-        if kwargs:
+        if args or kwargs:
             raise TypeError(f"Model: unexpected arguments {sorted(kwargs)}")
         self.name = name or unique_name("model")
         self.trainable = trainable
@@ -88,11 +92,7 @@ class Model:
         layers = self._layers_in_order()
         if not layers:
             raise ValueError(f"Model '{self.name}' has no layers")
-        shape = (None,) + tuple(sample_shape)
-        for layer in layers:
-            if not layer.built:
-                layer.build(shape)
-            shape = layer.compute_output_shape(shape)
+        self._build_layers(layers, sample_shape)
         core = _core.Model()
         core.set_seed(int(pn_random.generator().integers(2**63)))
         owners = []
@@ -109,7 +109,24 @@ class Model:
             reg = layer._weight_regs[layer._weight_attrs.index(attr)]
             if reg is not None:
                 core.set_regularizer(vid, reg.l1, reg.l2)
-        node = core.add_input(tuple(sample_shape), self._input_dtype)
+        node = self._lower(core, core.add_input(tuple(sample_shape), self._input_dtype))
+        core.set_output(node)
+        self._core = core
+        self._output_sample_shape = core.node_shape(node)
+        if self._compiled:
+            self._compile_core()
+
+    def _build_layers(self, layers: list, sample_shape: tuple) -> None:
+        """Builds the layers of a stack, each on the output shape of the one before."""
+        shape = (None,) + tuple(sample_shape)
+        for layer in layers:
+            if not layer.built:
+                layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+
+    def _lower(self, core, node: int) -> int:
+        """Adds the stack's ops after the input node; returns the output node."""
+        layers = self._layers_in_order()
         relu_after = False
         for layer, nxt in zip(layers, layers[1:] + [None]):
             try:
@@ -123,11 +140,7 @@ class Model:
                     relu_after = False
             except ValueError as e:
                 raise ValueError(f"Layer '{layer.name}': {e}") from None
-        core.set_output(node)
-        self._core = core
-        self._output_sample_shape = core.node_shape(node)
-        if self._compiled:
-            self._compile_core()
+        return node
 
     def _ensure_built(self, x: np.ndarray) -> None:
         if self._core is None:
@@ -400,6 +413,32 @@ class Model:
             cb.batch("on_predict_batch_end", step)
         cb.on_predict_end()
         return np.concatenate(parts)
+
+    def train_on_batch(self, x, y=None, return_dict: bool = False):
+        """One training step on the whole of (x, y): forward, loss, backward, update.
+
+        Returns:
+            The batch's loss (a float) when there are no metrics, else [loss, *metrics], or a
+            dict with return_dict=True, as Keras returns them.
+        """
+        return self._on_batch(x, y, return_dict, train=True)
+
+    def test_on_batch(self, x, y=None, return_dict: bool = False):
+        """The loss and metrics of (x, y) as one batch, without updating anything."""
+        return self._on_batch(x, y, return_dict, train=False)
+
+    def _on_batch(self, x, y, return_dict: bool, train: bool):
+        self._assert_compiled("train_on_batch" if train else "test_on_batch")
+        x = self._prepare_x(x)
+        y = self._prepare_y(y, x.shape[0])
+        r = (self._core.train_step if train else self._core.test_step)(x, y)
+        n = x.shape[0]
+        logs = {name: (v if k == 0 else v / n)
+                for k, (name, v) in enumerate(zip(self.metrics_names, r))}
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
 
     def predict_on_batch(self, x) -> np.ndarray:
         """predict for one batch, without batching or progress."""

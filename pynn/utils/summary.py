@@ -13,11 +13,40 @@ def _shape(shape) -> str:
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
 
 
+def _rows(model) -> list[list[str]]:
+    """(name (type), output shape, parameters, connected to) for each layer."""
+    def params(layer):
+        return f"{layer.count_params():,}"
+    if not hasattr(model, "connections"):  # a stack: each layer's output feeds the next
+        rows, shape = [], model.input_shape
+        for layer in model.layers:
+            shape = layer.compute_output_shape(shape)
+            rows.append([f"{layer.name} ({type(layer).__name__})", _shape(shape), params(layer),
+                         ""])
+        return rows
+    first = {}
+    for t in model._calls:
+        first.setdefault(id(t._layer), t.shape)
+    rows = []
+    for layer in model.layers:
+        shape = first.get(id(layer), model.input_shape)
+        links = model.connections(layer)
+        rows.append([f"{layer.name} ({type(layer).__name__})", _shape(shape), params(layer),
+                     ", ".join(links) if links else "-"])
+    return rows
+
+
 def print_summary(model, line_length=None, print_fn=print) -> None:
     line_length = line_length or 88
-    widths = [int(line_length * 0.45), int(line_length * 0.35)]
-    widths.append(line_length - sum(widths) - 4)
-    headers = ["Layer (type)", "Output Shape", "Param #"]
+    rows = _rows(model)
+    graph = hasattr(model, "connections")  # a functional model: Keras adds "Connected to"
+    if graph:
+        line_length = max(line_length, 110)
+        widths = [int(line_length * 0.3), int(line_length * 0.22), int(line_length * 0.12)]
+    else:
+        widths = [int(line_length * 0.45), int(line_length * 0.35)]
+    widths.append(line_length - sum(widths) - len(widths) - 2)  # the borders between columns
+    headers = ["Layer (type)", "Output Shape", "Param #"] + (["Connected to"] if graph else [])
 
     def row(cells, left="│", mid="│", right="│"):
         parts = []
@@ -33,13 +62,9 @@ def print_summary(model, line_length=None, print_fn=print) -> None:
 
     lines = [f'Model: "{model.name}"', rule("┏", "┳", "┓", "━"),
              row(headers, "┃", "┃", "┃"), rule("┡", "╇", "┩", "━")]
-    shape = model.input_shape
-    layers = model.layers
-    for i, layer in enumerate(layers):
-        shape = layer.compute_output_shape(shape)
-        lines.append(row([f"{layer.name} ({type(layer).__name__})", _shape(shape),
-                          f"{layer.count_params():,}"]))
-        if i < len(layers) - 1:
+    for i, cells in enumerate(rows):
+        lines.append(row(cells if graph else cells[:3]))
+        if i < len(rows) - 1:
             lines.append(rule("├", "┼", "┤", "─"))
     lines.append(rule("└", "┴", "┘", "─"))
     trainable = sum(w.size for w in model.trainable_weights)
