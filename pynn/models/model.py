@@ -81,6 +81,14 @@ class Model:
 
     # -- building -------------------------------------------------------------------------------
     @property
+    def _input_dtype(self) -> str:
+        return self._x_dtype.name
+
+    @_input_dtype.setter
+    def _input_dtype(self, name: str) -> None:
+        self._x_dtype = np.dtype(name)  # kept as a dtype: predict's fast path compares with it
+
+    @property
     def built(self) -> bool:
         return self._core is not None
 
@@ -395,7 +403,7 @@ class Model:
         """Returns the model's outputs for `x` as a float32 NumPy array (the caller owns it)."""
         core = self._core
         if (verbose == 0 and callbacks is None and batch_size is None and core is not None
-                and type(x) is np.ndarray and x.dtype == self._input_dtype and x.ndim > 1
+                and type(x) is np.ndarray and x.dtype == self._x_dtype and x.ndim > 1
                 and x.shape[0] > 0):
             return core.predict(x, 32)  # the latency path: the core checks the shape
         batch_size = _check_batch_size(batch_size)
