@@ -178,3 +178,26 @@ def test_functional_model_fits_evaluates_and_predicts():
 def test_bad_graphs_raise_clear_errors(build, exc, match):
     with pytest.raises(exc, match=match):
         build(pynn.Input(shape=(4,)))
+
+
+def test_a_model_nested_in_another_shares_its_layers_and_stays_consistent():
+    pynn.utils.set_random_seed(6)
+    xi = pynn.Input(shape=(4,))
+    inner = pynn.Model(xi, layers.Dense(3, activation="tanh")(xi), name="inner")
+    stack = pynn.Sequential([pynn.Input(shape=(3,)), layers.Dense(2)], name="stack")
+    x = pynn.Input(shape=(4,))
+    outer = pynn.Model(x, stack(inner(x)))
+    outer.compile(optimizer=pynn.optimizers.SGD(0.1), loss="mse")
+    assert len(outer.weights) == 4
+    xs, ys = data((8, 4)), data((8, 2), 1)
+    before = inner.get_weights()
+    outer.fit(xs, ys, batch_size=8, epochs=3, verbose=0)
+    after = inner.get_weights()
+    assert not np.allclose(before[0], after[0])  # outer's training moved inner's weights
+    # the nested models compute with the trained weights, and outer = stack(inner)
+    np.testing.assert_allclose(stack.predict(inner.predict(xs, verbose=0), verbose=0),
+                               outer.predict(xs, verbose=0), rtol=1e-5, atol=1e-6)
+    inner.summary()  # rebuilt on its next use
+    np.testing.assert_allclose(outer.predict(xs, verbose=0),
+                               np.tanh(xs @ after[0] + after[1]) @ stack.get_weights()[0]
+                               + stack.get_weights()[1], rtol=1e-5, atol=1e-6)

@@ -116,6 +116,7 @@ class Layer:
         self._weight_attrs: list[str] = []
         self._weight_regs: list = []
         self._var_ids: list[int] = []
+        self._bound_to = None  # weakref to the model whose core holds the weights
 
     # -- weights --------------------------------------------------------------------------------
     def add_weight(self, shape, initializer="glorot_uniform", trainable: bool = True,

@@ -64,6 +64,14 @@ class Functional(Model):
     def input_shape(self) -> tuple:
         return self._input.shape
 
+    def _call_symbolic(self, x):
+        """Replays this model's layer calls on `x` (a nested model)."""
+        tensors = {id(self._input): x}
+        for t in self._calls:
+            ins = [tensors[id(i)] for i in t._inputs]
+            tensors[id(t)] = t._layer(ins if len(ins) > 1 or _takes_list(t._layer) else ins[0])
+        return tensors[id(self._output)]
+
     def _build_layers(self, layers: list, sample_shape: tuple) -> None:
         pass  # every layer was built when it was first called on a tensor
 

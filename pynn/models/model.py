@@ -7,6 +7,7 @@ released, and returns the batch's loss and metric sums.
 
 import math
 import sys
+import weakref
 
 import numpy as np
 
@@ -17,6 +18,7 @@ from ..callbacks import CallbackList, History, ProgbarLogger
 from ..layers.base import unique_name
 from ..layers.convolutional import BaseConv
 from ..layers.core import Activation, Dense
+from ..layers.input_layer import KerasTensor
 from ..layers.pooling import GlobalMaxPooling2D, MaxPooling1D, MaxPooling2D
 from ..utils import random as pn_random
 from .data import shape_str, to_array, to_float32, to_int32
@@ -105,6 +107,13 @@ class Model:
         core.set_seed(int(pn_random.generator().integers(2**63)))
         owners = []
         for layer in layers:
+            # A layer's weights live in one core: the last model built with it. Another model
+            # sharing the layer (a model nested in this one, say) rebuilds its core from the
+            # layer's values when it is next used.
+            previous = layer._bound_to() if layer._bound_to is not None else None
+            if previous is not None and previous is not self:
+                previous._core = None
+            layer._bound_to = weakref.ref(self)
             layer._var_ids = []
             for attr in layer._weight_attrs:
                 var = getattr(layer, attr)
@@ -164,6 +173,8 @@ class Model:
         return (None,) + tuple(self._output_sample_shape)
 
     def _assert_built(self, what: str) -> None:
+        if self._core is None and getattr(self, "_sample_shape", None) is not None:
+            self._build_core(self._sample_shape)  # its core went to a model sharing its layers
         if self._core is None:
             raise ValueError(f"Model '{self.name}' has not been built yet, so {what} is unknown: "
                              "give it an Input, an input_shape, or call it on data first")
@@ -453,9 +464,18 @@ class Model:
         x = self._prepare_x(x)
         return self._core.predict(x, x.shape[0])
 
-    def __call__(self, x, training: bool = False) -> np.ndarray:
-        """The outputs for concrete inputs `x`, as a NumPy array (inference)."""
+    def __call__(self, x, training: bool = False):
+        """On data: the outputs for `x`, as a NumPy array (inference). On a `pynn.Input` tensor:
+        the model's layers applied to it, so the model nests inside another (its layers, and
+        their weights, are shared)."""
+        if isinstance(x, KerasTensor):
+            return self._call_symbolic(x)
         return self.predict_on_batch(x)
+
+    def _call_symbolic(self, x):
+        for layer in self._layers_in_order():
+            x = layer(x)
+        return x
 
     # -- weights --------------------------------------------------------------------------------
     @property
