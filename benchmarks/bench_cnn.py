@@ -150,14 +150,8 @@ def main() -> None:
         {"measure": "peak memory over baseline (MiB)", "pynn": p["peak_mb"],
          "pytorch": t["peak_mb"], "ratio (pynn/pytorch)": t["peak_mb"] / max(p["peak_mb"], 1e-9)},
     ]
-    import torch
-
-    import pynn
-    meta = {"threads": args.threads, "samples per epoch": args.samples, "data": "MNIST",
-            "repeats": args.repeats, "rounds": args.rounds, "torch": torch.__version__,
-            "pynn": pynn.__version__,
-            **harness.machine(),
-            "note": "ratio > 1 means pynn is better (for memory: pytorch / pynn)"}
+    meta = harness.run_meta(args, "MNIST",
+                            "ratio > 1 means pynn is better (for memory: pytorch / pynn)")
     print(harness.write_report(rows, "MNIST CNN: pynn vs PyTorch", Path(args.out), meta))
 
 

@@ -130,14 +130,8 @@ def main() -> None:
                  "pytorch": t["latency"] * 1e6,
                  "ratio (pynn/pytorch)": t["latency"] / p["latency"]})
 
-    import torch
-
-    import pynn
-    meta = {"threads": args.threads, "samples per epoch": args.samples,
-            "data": runs["pynn"][0]["source"], "repeats": args.repeats, "rounds": args.rounds,
-            "torch": torch.__version__, "pynn": pynn.__version__, **harness.machine(),
-            "note": "ratio > 1 means pynn is faster (for latency: pytorch time / pynn time); "
-                    "each library runs in its own process, alternating over the rounds"}
+    meta = harness.run_meta(args, runs["pynn"][0]["source"], "ratio > 1 means pynn is faster "
+                            "(for latency: pytorch time / pynn time)")
     print(harness.write_report(rows, "MLP: pynn vs PyTorch", Path(args.out), meta))
 
 

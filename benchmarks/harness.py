@@ -55,6 +55,17 @@ def median_of(runs: list, key: str) -> float:
     return float(statistics.median(run[key] for run in runs))
 
 
+def run_meta(args, data: str, note: str) -> dict:
+    """What a report records about its run: settings, versions, the machine, how to read it."""
+    import torch
+
+    import pynn
+    return {"threads": args.threads, "samples per epoch": args.samples, "data": data,
+            "repeats": args.repeats, "rounds": args.rounds, "torch": torch.__version__,
+            "pynn": pynn.__version__, **machine(),
+            "note": note + "; each library runs in its own process, alternating over the rounds"}
+
+
 def machine() -> dict:
     return {
         "cpu": platform.processor() or platform.machine(),

@@ -57,6 +57,13 @@ l1, l2, l1_l2 = L1, L2, L1L2
 _BY_NAME = {"l1": L1, "l2": L2, "l1_l2": L1L2, "l1l2": L1L2}
 
 
+def serialize(regularizer: Regularizer | None) -> dict | None:
+    """Keras's {"class_name", "config"} form of a regularizer (None stays None)."""
+    if regularizer is None:
+        return None
+    return {"class_name": type(regularizer).__name__, "config": regularizer.get_config()}
+
+
 def get(identifier) -> Regularizer | None:
     """Returns a regularizer for None, a name ('l1', 'l2', 'l1_l2') or an instance."""
     if identifier is None or isinstance(identifier, Regularizer):

@@ -74,10 +74,6 @@ def _shape_str(shape) -> str:
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
 
 
-def _reg_config(r):
-    return None if r is None else {"class_name": type(r).__name__, "config": r.get_config()}
-
-
 class BaseConv(Layer):
     """What Conv1D and Conv2D share: arguments, weights, output shape and lowering."""
 
@@ -166,8 +162,8 @@ class BaseConv(Layer):
                 "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),
                 "bias_initializer": initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": _reg_config(self.kernel_regularizer),
-                "bias_regularizer": _reg_config(self.bias_regularizer)}
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
 
 
 class Conv2D(BaseConv):
