@@ -183,3 +183,14 @@ def test_a_batch_too_large_for_int_sizes_is_refused_not_overflowed():
     model = pynn.Sequential([pynn.Input(shape=(4,)), layers.Dense(1 << 20)])
     with pytest.raises(ValueError, match="too large"):
         model._core.plan_bytes(4096)
+
+
+def test_one_input_model_accepts_its_array_in_a_list_or_dict_and_refuses_two():
+    model = classifier()
+    want = model.predict(X, verbose=0)
+    np.testing.assert_array_equal(model.predict([X], verbose=0), want)
+    np.testing.assert_array_equal(model.predict({"input": X}, verbose=0), want)
+    with pytest.raises(ValueError, match="has 1 input, but x holds 2 arrays"):
+        model.fit([X, X], Y, verbose=0)
+    with pytest.raises(ValueError, match="has 1 input"):
+        model.predict([X, X], verbose=0)

@@ -238,6 +238,7 @@ class Model:
 
     # -- data -----------------------------------------------------------------------------------
     def _prepare_x(self, x, what: str = "x") -> np.ndarray:
+        x = self._single_input(x, what)
         x = to_int32(x, what) if self._input_dtype == "int32" else to_float32(x, what)
         if x.ndim == 1:  # a vector of scalars is N samples of one feature, as Keras 2 read it
             x = x.reshape(-1, 1)
@@ -249,6 +250,17 @@ class Model:
             raise ValueError(f"Input of model '{self.name}' has shape {shape_str((None,) + want)}"
                              f", but the data has shape {shape_str(x.shape)}")
         return x
+
+    def _single_input(self, x, what: str):
+        """The one input array of `x`: Keras also accepts it inside a list or a dict."""
+        if isinstance(x, dict):
+            x = list(x.values())
+        elif not (isinstance(x, (list, tuple)) and x and
+                  all(isinstance(a, np.ndarray) or hasattr(a, "to_numpy") for a in x)):
+            return x
+        if len(x) != 1:
+            raise ValueError(f"Model '{self.name}' has 1 input, but {what} holds {len(x)} arrays")
+        return x[0]
 
     def _prepare_y(self, y, n: int, what: str = "y") -> np.ndarray:
         y = to_array(y, what)
