@@ -143,19 +143,47 @@ static void max_pool2d_forward(const pn_node *n, const pn_ctx *c) {
         }
 }
 
+/* One image's dinp when the windows tile it (stride = pool, no padding): each input element
+ * lies in at most one window, so every element is written once (dout at its window's winner, 0
+ * elsewhere, 0 past the last window) instead of zeroing the image and scattering into it. */
+static void max_pool2d_backward_tiled(float *restrict dx, const float *restrict g,
+                                      const int32_t *restrict id, const pool_dims *d) {
+    const int64_t W = d->W, C = d->C, OH = d->OH, OW = d->OW, ph = d->ph, pw = d->pw;
+    for (int64_t h = 0; h < OH * ph; h++) {
+        float *restrict row = dx + h * W * C;
+        const int64_t o = (h / ph) * OW;
+        for (int64_t w = 0; w < OW * pw; w++) {
+            const float *restrict go = g + (o + w / pw) * C;
+            const int32_t *restrict io = id + (o + w / pw) * C;
+            const int32_t at = (int32_t)((h * W + w) * C);
+            for (int64_t k = 0; k < C; k++)
+                row[w * C + k] = io[k] == at + (int32_t)k ? go[k] : 0.0f;
+        }
+        memset(row + OW * pw * C, 0, (size_t)((W - OW * pw) * C) * sizeof(float));
+    }
+    memset(dx + OH * ph * W * C, 0, (size_t)((d->H - OH * ph) * W * C) * sizeof(float));
+}
+
 static void max_pool2d_backward(const pn_node *n, const pn_ctx *c) {
     float *restrict dinp = c->din[0];
     if (!dinp) return;
+    const pool_dims d = pool_get(n, c->in_node[0], c->batch);
     const int64_t B = c->batch, IS = c->in_node[0]->size, OS = n->size;
     const float *restrict dout = c->dout;
     const int32_t *restrict idx = (const int32_t *)c->scratch;
     const int acc = c->acc_in[0];
+    const int tiled = !acc && d.sh == d.ph && d.sw == d.pw && n->iattr[4] == 0 &&
+                      n->iattr[5] == 0 && n->iattr[6] == 0 && n->iattr[7] == 0;
     /* a scatter: one image per thread, so no two threads write the same element */
 #pragma omp parallel for if (B * IS > PN_PAR_MIN) num_threads(pn_threads)
     for (int64_t b = 0; b < B; b++) {
         float *restrict dx = dinp + b * IS;
         const float *restrict g = dout + b * OS;
         const int32_t *restrict id = idx + b * OS;
+        if (tiled) {
+            max_pool2d_backward_tiled(dx, g, id, &d);
+            continue;
+        }
         if (!acc) memset(dx, 0, (size_t)IS * sizeof(float));
         for (int64_t i = 0; i < OS; i++) dx[id[i]] += g[i];
     }
