@@ -194,3 +194,10 @@ def test_one_input_model_accepts_its_array_in_a_list_or_dict_and_refuses_two():
         model.fit([X, X], Y, verbose=0)
     with pytest.raises(ValueError, match="has 1 input"):
         model.predict([X, X], verbose=0)
+
+
+def test_calling_a_model_on_data_in_training_mode_is_refused_not_silently_inference():
+    model = classifier()
+    np.testing.assert_array_equal(model(X), model.predict(X, verbose=0))
+    with pytest.raises(ValueError, match="training=True"):
+        model(X, training=True)

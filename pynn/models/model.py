@@ -482,6 +482,12 @@ class Model:
         their weights, are shared)."""
         if isinstance(x, KerasTensor):
             return self._call_symbolic(x)
+        if training:
+            # Dropout and BatchNormalization would behave differently: say so rather than
+            # return inference outputs
+            raise ValueError(f"Model '{self.name}': calling a model on data with training=True "
+                             "is not supported in this version; train with fit or "
+                             "train_on_batch")
         return self.predict_on_batch(x)
 
     def _call_symbolic(self, x):
