@@ -12,8 +12,6 @@ figure is the median over the rounds, so a busy moment of a shared machine falls
     PYNN_DATASETS=../shared/data python benchmarks/bench_cnn.py --threads 2
 """
 
-import argparse
-import json
 import resource
 import sys
 from pathlib import Path
@@ -122,25 +120,11 @@ def worker(lib: str, args) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--samples", type=int, default=6400, help="samples per timed epoch")
-    ap.add_argument("--repeats", type=int, default=2, help="timed epochs in each round")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--worker", choices=["pynn", "torch"], help=argparse.SUPPRESS)
-    ap.add_argument("--out", default=str(HERE / "results" / "cnn.md"))
-    args = ap.parse_args()
-    if args.worker:
-        print(json.dumps(worker(args.worker, args)))
+    done = harness.compare(__file__, __doc__, 6400, 2, "cnn.md", worker,
+                           ("train", "infer", "peak_mb"), "first", rtol=1e-3, atol=1e-5)
+    if done is None:
         return
-
-    runs = harness.alternate(__file__, ("pynn", "torch"), [
-        "--threads", args.threads, "--samples", args.samples, "--repeats", args.repeats],
-        args.rounds)
-    np.testing.assert_allclose(runs["pynn"][0]["first"], runs["torch"][0]["first"], rtol=1e-3,
-                               atol=1e-5)
-    p, t = ({k: harness.median_of(runs[lib], k) for k in ("train", "infer", "peak_mb")}
-            for lib in ("pynn", "torch"))
+    args, p, t, _ = done
 
     rows = [
         {"measure": "train samples/s, batch 64", "pynn": p["train"], "pytorch": t["train"],

@@ -8,8 +8,6 @@ the median over the rounds.
     PYNN_DATASETS=../shared/data python benchmarks/bench_mlp.py --threads 2
 """
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -104,25 +102,11 @@ def worker(lib: str, args) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--samples", type=int, default=12800, help="samples per timed epoch")
-    ap.add_argument("--repeats", type=int, default=3, help="timed epochs in each round")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--worker", choices=["pynn", "torch"], help=argparse.SUPPRESS)
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "mlp.md"))
-    args = ap.parse_args()
-    if args.worker:
-        print(json.dumps(worker(args.worker, args)))
+    done = harness.compare(__file__, __doc__, 12800, 3, "mlp.md", worker,
+                           ("train32", "train256", "latency"), "probs", rtol=1e-4, atol=1e-6)
+    if done is None:
         return
-
-    runs = harness.alternate(__file__, ("pynn", "torch"), [
-        "--threads", args.threads, "--samples", args.samples, "--repeats", args.repeats],
-        args.rounds)
-    np.testing.assert_allclose(runs["pynn"][0]["probs"], runs["torch"][0]["probs"], rtol=1e-4,
-                               atol=1e-6)
-    p, t = ({k: harness.median_of(runs[lib], k) for k in ("train32", "train256", "latency")}
-            for lib in ("pynn", "torch"))
+    args, p, t, runs = done
     rows = [{"measure": f"train samples/s, batch {bs}", "pynn": p[f"train{bs}"],
              "pytorch": t[f"train{bs}"], "ratio (pynn/pytorch)": p[f"train{bs}"] / t[f"train{bs}"]}
             for bs in (32, 256)]

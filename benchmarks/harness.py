@@ -31,6 +31,38 @@ def per_call(fn, calls: int, repeats: int = 7) -> dict:
     return {k: v / calls for k, v in t.items()}
 
 
+def compare(script: str, doc: str, samples: int, repeats: int, out: str, worker, keys: tuple,
+            check: str, rtol: float, atol: float):
+    """A benchmark's command line and run: `--worker LIB` runs `worker(lib, args)` and prints its
+    JSON; otherwise the libraries alternate (see `alternate`), `check` (outputs of the same
+    weights) must agree between them, and each of `keys` is the median over the rounds.
+
+    Returns:
+        (args, pynn medians, torch medians, the runs), or None in a worker process.
+    """
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--samples", type=int, default=samples, help="samples per timed epoch")
+    ap.add_argument("--repeats", type=int, default=repeats, help="timed epochs in each round")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--worker", choices=["pynn", "torch"], help=argparse.SUPPRESS)
+    ap.add_argument("--out", default=str(Path(script).resolve().parent / "results" / out))
+    args = ap.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, args)))
+        return None
+    runs = alternate(script, ("pynn", "torch"), [
+        "--threads", args.threads, "--samples", args.samples, "--repeats", args.repeats],
+        args.rounds)
+    import numpy as np
+    np.testing.assert_allclose(runs["pynn"][0][check], runs["torch"][0][check], rtol=rtol,
+                               atol=atol)
+    p, t = ({k: median_of(runs[lib], k) for k in keys} for lib in ("pynn", "torch"))
+    return args, p, t, runs
+
+
 def alternate(script: str, libs: tuple, args: list, rounds: int) -> dict:
     """Runs `script --worker LIB *args` in a fresh process for each library in turn, `rounds`
     times (a, b, a, b, ...): each library runs alone, with its own threads, and a busy moment of

@@ -29,4 +29,17 @@ static inline float frand(unsigned *s) {
     return ((*s >> 8) & 0xFFFF) / 32768.0f - 1.0f;
 }
 
+/* A variable's values, and its gradient, in the model's flat buffers. */
+static inline float *param(pn_model *m, int var) {
+    int64_t off;
+    pn_model_variable(m, var, &off, NULL, NULL, NULL);
+    return pn_model_params(m) + off;
+}
+
+static inline float *grad(pn_model *m, int var) {
+    int64_t off;
+    pn_model_variable(m, var, &off, NULL, NULL, NULL);
+    return pn_model_grads(m) + off;
+}
+
 #endif /* PYNN_TEST_CHECK_H */

@@ -39,18 +39,6 @@ static void describe(char *s, size_t n, const cfg *g) {
              g->pr, g->B, g->bias);
 }
 
-static float *param(pn_model *m, int var) {
-    int64_t off;
-    pn_model_variable(m, var, &off, NULL, NULL, NULL);
-    return pn_model_params(m) + off;
-}
-
-static float *grad(pn_model *m, int var) {
-    int64_t off;
-    pn_model_variable(m, var, &off, NULL, NULL, NULL);
-    return pn_model_grads(m) + off;
-}
-
 /* input -> conv2d (output); variable 0 the kernel, 1 the bias; weights drawn from seed */
 static pn_model *make_conv(const cfg *g, unsigned seed) {
     pn_model *m;

@@ -36,12 +36,6 @@ static pn_model *make_dense(int C, int OC, int bias, int act, unsigned seed, int
     return m;
 }
 
-static float *param(pn_model *m, int var) {
-    int64_t off;
-    pn_model_variable(m, var, &off, NULL, NULL, NULL);
-    return pn_model_params(m) + off;
-}
-
 /* predict matches a plain triple loop, for 1 row (the GEMV path) and several (GEMM), with and
  * without bias, narrow and wide outputs */
 static void test_dense_forward(void) {

@@ -13,21 +13,6 @@
 
 #include "check.h"
 
-
-/* uniform in [-1, 1) */
-
-static float *param(pn_model *m, int var) {
-    int64_t off;
-    pn_model_variable(m, var, &off, NULL, NULL, NULL);
-    return pn_model_params(m) + off;
-}
-
-static float *grad(pn_model *m, int var) {
-    int64_t off;
-    pn_model_variable(m, var, &off, NULL, NULL, NULL);
-    return pn_model_grads(m) + off;
-}
-
 static int64_t prod(int ndim, const int64_t *shape) {
     int64_t s = 1;
     for (int i = 0; i < ndim; i++) s *= shape[i];
