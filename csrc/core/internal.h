@@ -125,8 +125,8 @@ extern const pn_op_def pn_op_embedding_def;
 extern const pn_op_def pn_op_add_def, pn_op_subtract_def, pn_op_multiply_def, pn_op_average_def,
     pn_op_maximum_def, pn_op_concatenate_def;
 
-/* Refuses indices outside any embedding table that reads the model input (ops_embedding.c). */
-int pn_embedding_check(const pn_model *m, const int32_t *idx, int64_t count);
+/* Refuses indices outside any embedding table that reads the input node `input` (ops_embedding.c). */
+int pn_embedding_check(const pn_model *m, int input, const int32_t *idx, int64_t count);
 
 /* ---- plans --------------------------------------------------------------------------------- */
 
@@ -143,12 +143,16 @@ typedef struct {
     int *acc_in;           /* per node * PN_MAX_INPUTS */
     int *acc_var;          /* per node * PN_MAX_VARS */
     unsigned char *var_written; /* per variable: some node writes its gradient */
-    int loss_node;         /* the node whose value the loss reads as logits (fused) or output */
-    int fused;             /* softmax/sigmoid output folded into the cross-entropy */
+    /* per output: the node whose value its loss reads as logits (fused) or output; whether a
+     * softmax/sigmoid output is folded into its cross-entropy; whether its loss adds (+=) to the
+     * loss node's gradient because an earlier loss wrote it */
+    int loss_node[PN_MAX_OUTPUTS];
+    int fused[PN_MAX_OUTPUTS];
+    int loss_acc[PN_MAX_OUTPUTS];
     uint64_t seed;         /* the random stream of the current training forward */
     int64_t arena_floats;  /* the arena's size */
-    float *xbuf;           /* gathered input rows (train/test with idx) */
-    void *ybuf;            /* gathered targets */
+    float *xbuf[PN_MAX_MODEL_INPUTS]; /* per input: gathered rows (train/test with idx) */
+    void *ybuf[PN_MAX_OUTPUTS];       /* per output: gathered targets */
 } pn_plan;
 
 #define PN_PLAN_CACHE 8
@@ -161,13 +165,12 @@ struct pn_model {
 
     pn_node *nodes;
     int n_nodes, cap_nodes;
-    int input;             /* the input node (-1 until added) */
+    int n_inputs, inputs[PN_MAX_MODEL_INPUTS]; /* the input nodes, in the order added */
 
-    int compiled, output;
-    pn_loss_kind loss;
-    int from_logits;
-    int n_metrics;
-    pn_metric_kind metrics[PN_MAX_METRICS];
+    int compiled;
+    int n_outputs, outputs[PN_MAX_OUTPUTS];    /* the output nodes (a node may repeat) */
+    pn_loss_config out[PN_MAX_OUTPUTS];        /* per output: loss, weight, metrics */
+    int n_results;         /* floats a step returns: total loss, per-output losses, metrics */
 
     int has_optimizer;
     pn_optim_config opt;
@@ -186,11 +189,12 @@ void pn_plan_destroy(pn_plan *p);
 void pn_plan_forward(const pn_model *m, pn_plan *p);
 void pn_plan_backward(const pn_model *m, pn_plan *p);
 
-/* losses and metrics (loss.c) */
-int pn_loss_check_targets(const pn_model *m, const pn_tensor *y, int64_t rows);
-float pn_loss_forward(const pn_model *m, const pn_plan *p, const void *y);
-void pn_loss_backward(const pn_model *m, pn_plan *p, const void *y);
-void pn_metrics_sum(const pn_model *m, const pn_plan *p, const void *y, float *sums);
+/* losses and metrics of output k (loss.c) */
+int64_t pn_loss_target_size(const pn_model *m, int k); /* target values per sample */
+int pn_loss_check_targets(const pn_model *m, int k, const pn_tensor *y, int64_t rows);
+float pn_loss_forward(const pn_model *m, const pn_plan *p, int k, const void *y);
+void pn_loss_backward(const pn_model *m, pn_plan *p, int k, const void *y);
+void pn_metrics_sum(const pn_model *m, const pn_plan *p, int k, const void *y, float *sums);
 float pn_regularizer_apply(pn_model *m, const pn_plan *p, int want_grad);
 
 /* optimizer (optimizer.c) */

@@ -11,6 +11,9 @@
  * are computed from z, exactly: lse(z) - z[label], and max(z,0) - z y + log1p(e^-|z|); their
  * gradients are (p - y) / R and (p - y) / (R C). Probabilities are clipped to [1e-7, 1 - 1e-7]
  * as Keras does when they are not logits.
+ * With several outputs each has its own loss and metrics; output k's loss gradient is scaled by
+ * its weight, and written (=) or added (+=) to its loss node's gradient (p->loss_acc[k]: an
+ * earlier loss wrote that buffer).
  */
 #include <math.h>
 
@@ -18,16 +21,21 @@
 
 #define PN_EPS 1e-7f
 
-static void rows_cols(const pn_model *m, int64_t batch, int64_t *R, int64_t *C) {
-    const pn_node *o = &m->nodes[m->output];
+static void rows_cols(const pn_model *m, int k, int64_t batch, int64_t *R, int64_t *C) {
+    const pn_node *o = &m->nodes[m->outputs[k]];
     *C = o->shape[o->ndim - 1];
     *R = batch * (o->size / *C);
 }
 
-int pn_loss_check_targets(const pn_model *m, const pn_tensor *y, int64_t rows) {
-    if (m->loss != PN_LOSS_SPARSE_CE) return PN_OK;
+int64_t pn_loss_target_size(const pn_model *m, int k) {
+    const pn_node *o = &m->nodes[m->outputs[k]];
+    return m->out[k].loss == PN_LOSS_SPARSE_CE ? o->size / o->shape[o->ndim - 1] : o->size;
+}
+
+int pn_loss_check_targets(const pn_model *m, int k, const pn_tensor *y, int64_t rows) {
+    if (m->out[k].loss != PN_LOSS_SPARSE_CE) return PN_OK;
     int64_t R, C;
-    rows_cols(m, rows, &R, &C);
+    rows_cols(m, k, rows, &R, &C);
     const int32_t *t = y->data;
     for (int64_t r = 0; r < R; r++)
         if (t[r] < 0 || t[r] >= C)
@@ -49,19 +57,19 @@ static float logsumexp(const float *z, int64_t C) {
 static float clip_p(float p) { return fminf(fmaxf(p, PN_EPS), 1.0f - PN_EPS); }
 
 /* Returns the batch's mean loss, without penalties. */
-float pn_loss_forward(const pn_model *m, const pn_plan *p, const void *yv) {
+float pn_loss_forward(const pn_model *m, const pn_plan *p, int k, const void *yv) {
     int64_t R, C;
-    rows_cols(m, p->batch, &R, &C);
-    const float *out = p->value[m->output];
-    const float *z = p->value[p->loss_node]; /* logits when p->fused or from_logits */
-    int logits = p->fused || m->from_logits;
+    rows_cols(m, k, p->batch, &R, &C);
+    const float *out = p->value[m->outputs[k]];
+    const float *z = p->value[p->loss_node[k]]; /* logits when fused or from_logits */
+    int logits = p->fused[k] || m->out[k].from_logits;
     const float *y = yv;
     const int32_t *lab = yv;
     double total = 0.0;
     for (int64_t r = 0; r < R; r++) {
         const float *pr = out + r * C, *zr = z + r * C, *yr = y + r * C;
         double l = 0.0;
-        switch (m->loss) {
+        switch (m->out[k].loss) {
         case PN_LOSS_MSE:
             for (int64_t j = 0; j < C; j++) l += (double)(pr[j] - yr[j]) * (pr[j] - yr[j]);
             l /= (double)C;
@@ -107,65 +115,64 @@ float pn_loss_forward(const pn_model *m, const pn_plan *p, const void *yv) {
     return (float)(total / (double)R);
 }
 
-/* Writes dloss/d(loss node) into p->grad[p->loss_node] (the first writer, so "="). */
-void pn_loss_backward(const pn_model *m, pn_plan *p, const void *yv) {
+/* Writes (or, with p->loss_acc[k], adds) weight * dloss/d(loss node) into output k's loss node's
+ * gradient. */
+void pn_loss_backward(const pn_model *m, pn_plan *p, int k, const void *yv) {
     int64_t R, C;
-    rows_cols(m, p->batch, &R, &C);
-    float *g = p->grad[p->loss_node];
+    rows_cols(m, k, p->batch, &R, &C);
+    float *g = p->grad[p->loss_node[k]];
     if (!g) return;
-    const float *out = p->value[m->output];
-    const float *z = p->value[p->loss_node];
+    const pn_loss_config *cfg = &m->out[k];
+    const int fused = p->fused[k], acc = p->loss_acc[k];
+    const float *out = p->value[m->outputs[k]];
+    const float *z = p->value[p->loss_node[k]];
     const float *y = yv;
     const int32_t *lab = yv;
-    const float inv_r = 1.0f / (float)R, inv_rc = 1.0f / (float)(R * C);
+    const float inv_r = cfg->weight / (float)R, inv_rc = cfg->weight / (float)(R * C);
+#define PUT(j, v) (gr[j] = acc ? gr[j] + (v) : (v))
     for (int64_t r = 0; r < R; r++) {
         const float *pr = out + r * C, *zr = z + r * C, *yr = y + r * C;
         float *gr = g + r * C;
-        switch (m->loss) {
+        switch (cfg->loss) {
         case PN_LOSS_MSE:
-            for (int64_t j = 0; j < C; j++) gr[j] = 2.0f * (pr[j] - yr[j]) * inv_rc;
+            for (int64_t j = 0; j < C; j++) PUT(j, 2.0f * (pr[j] - yr[j]) * inv_rc);
             break;
         case PN_LOSS_MAE:
             for (int64_t j = 0; j < C; j++) {
                 float d = pr[j] - yr[j];
-                gr[j] = (d > 0.0f ? 1.0f : d < 0.0f ? -1.0f : 0.0f) * inv_rc;
+                PUT(j, (d > 0.0f ? 1.0f : d < 0.0f ? -1.0f : 0.0f) * inv_rc);
             }
             break;
         case PN_LOSS_BINARY_CE:
             for (int64_t j = 0; j < C; j++) {
-                if (p->fused)
-                    gr[j] = (pr[j] - yr[j]) * inv_rc;
-                else if (m->from_logits)
-                    gr[j] = (1.0f / (1.0f + expf(-zr[j])) - yr[j]) * inv_rc;
+                if (fused)
+                    PUT(j, (pr[j] - yr[j]) * inv_rc);
+                else if (cfg->from_logits)
+                    PUT(j, (1.0f / (1.0f + expf(-zr[j])) - yr[j]) * inv_rc);
                 else {
                     float q = pr[j];
-                    gr[j] = (q < PN_EPS || q > 1.0f - PN_EPS)
-                                ? 0.0f
-                                : (q - yr[j]) / (q * (1.0f - q)) * inv_rc;
+                    PUT(j, (q < PN_EPS || q > 1.0f - PN_EPS)
+                               ? 0.0f
+                               : (q - yr[j]) / (q * (1.0f - q)) * inv_rc);
                 }
             }
             break;
         case PN_LOSS_CATEGORICAL_CE:
         case PN_LOSS_SPARSE_CE: {
-            int sparse = m->loss == PN_LOSS_SPARSE_CE;
-            if (p->fused || m->from_logits) {
+            int sparse = cfg->loss == PN_LOSS_SPARSE_CE;
+            if (fused || cfg->from_logits) {
                 /* dz_j = softmax(z)_j * sum(y) - y_j */
                 float sy = 1.0f;
                 if (!sparse) {
                     sy = 0.0f;
                     for (int64_t j = 0; j < C; j++) sy += yr[j];
                 }
-                if (p->fused) {
-                    for (int64_t j = 0; j < C; j++) gr[j] = pr[j] * sy;
-                } else {
-                    float lse = logsumexp(zr, C);
-                    for (int64_t j = 0; j < C; j++) gr[j] = expf(zr[j] - lse) * sy;
+                float lse = fused ? 0.0f : logsumexp(zr, C);
+                for (int64_t j = 0; j < C; j++) {
+                    float q = fused ? pr[j] : expf(zr[j] - lse);
+                    float t = sparse ? (j == lab[r] ? 1.0f : 0.0f) : yr[j];
+                    PUT(j, (q * sy - t) * inv_r);
                 }
-                if (sparse)
-                    gr[lab[r]] -= 1.0f;
-                else
-                    for (int64_t j = 0; j < C; j++) gr[j] -= yr[j];
-                for (int64_t j = 0; j < C; j++) gr[j] *= inv_r;
             } else {
                 /* q = p / s, L = -sum y log q: dq_j = -y_j / q_j (0 where clipped),
                  * dp_j = (dq_j - sum_k dq_k q_k) / s */
@@ -173,16 +180,20 @@ void pn_loss_backward(const pn_model *m, pn_plan *p, const void *yv) {
                 for (int64_t j = 0; j < C; j++) s += pr[j];
                 for (int64_t j = 0; j < C; j++) {
                     float q = pr[j] / s, t = sparse ? (j == lab[r] ? 1.0f : 0.0f) : yr[j];
-                    gr[j] = (q < PN_EPS || q > 1.0f - PN_EPS) ? 0.0f : -t / q;
-                    dot += gr[j] * q;
+                    if (!(q < PN_EPS || q > 1.0f - PN_EPS)) dot += -t / q * q;
                 }
-                for (int64_t j = 0; j < C; j++) gr[j] = (gr[j] - dot) / s * inv_r;
+                for (int64_t j = 0; j < C; j++) {
+                    float q = pr[j] / s, t = sparse ? (j == lab[r] ? 1.0f : 0.0f) : yr[j];
+                    float dq = (q < PN_EPS || q > 1.0f - PN_EPS) ? 0.0f : -t / q;
+                    PUT(j, (dq - dot) / s * inv_r);
+                }
             }
             break;
         }
         default: break;
         }
     }
+#undef PUT
 }
 
 static int64_t argmax(const float *x, int64_t C) {
@@ -192,19 +203,20 @@ static int64_t argmax(const float *x, int64_t C) {
     return best;
 }
 
-void pn_metrics_sum(const pn_model *m, const pn_plan *p, const void *yv, float *sums) {
+void pn_metrics_sum(const pn_model *m, const pn_plan *p, int k, const void *yv, float *sums) {
     int64_t R, C;
-    rows_cols(m, p->batch, &R, &C);
-    const float *out = p->value[m->output];
+    rows_cols(m, k, p->batch, &R, &C);
+    const pn_loss_config *cfg = &m->out[k];
+    const float *out = p->value[m->outputs[k]];
     const float *y = yv;
     const int32_t *lab = yv;
     double rows_per_sample = (double)R / (double)p->batch;
-    for (int k = 0; k < m->n_metrics; k++) {
+    for (int i = 0; i < cfg->n_metrics; i++) {
         double total = 0.0;
         for (int64_t r = 0; r < R; r++) {
             const float *pr = out + r * C, *yr = y + r * C;
             double v = 0.0;
-            switch (m->metrics[k]) {
+            switch (cfg->metrics[i]) {
             case PN_METRIC_BINARY_ACCURACY:
                 for (int64_t j = 0; j < C; j++) v += ((pr[j] > 0.5f ? 1.0f : 0.0f) == yr[j]);
                 v /= (double)C;
@@ -227,7 +239,7 @@ void pn_metrics_sum(const pn_model *m, const pn_plan *p, const void *yv, float *
             }
             total += v;
         }
-        sums[k] = (float)(total / rows_per_sample);
+        sums[i] = (float)(total / rows_per_sample);
     }
 }
 

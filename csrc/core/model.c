@@ -10,8 +10,6 @@
 int pn_model_create(pn_model **out) {
     pn_model *m = calloc(1, sizeof *m);
     if (!m) return pn_error(PN_ENOMEM, "out of memory creating a model");
-    m->input = -1;
-    m->output = -1;
     if (pthread_mutex_init(&m->lock, NULL) != 0) {
         free(m);
         return pn_error(PN_ENOMEM, "could not create the model's lock");
@@ -159,7 +157,8 @@ static int push_node(pn_model *m, pn_node *nd, int *node) {
 }
 
 int pn_model_add_input(pn_model *m, int ndim, const int64_t *shape, pn_dtype dtype, int *node) {
-    if (m->input >= 0) return pn_error(PN_EVALUE, "the model already has an input");
+    if (m->n_inputs == PN_MAX_MODEL_INPUTS)
+        return pn_error(PN_EVALUE, "a model takes at most %d inputs", PN_MAX_MODEL_INPUTS);
     if (ndim < 1 || ndim > PN_MAX_DIMS - 1)
         return pn_error(PN_ESHAPE, "input: rank %d (batch excluded) is outside 1..%d", ndim,
                         PN_MAX_DIMS - 1);
@@ -169,8 +168,13 @@ int pn_model_add_input(pn_model *m, int ndim, const int64_t *shape, pn_dtype dty
     if (rc) return rc;
     memcpy(nd.shape, shape, (size_t)ndim * sizeof *shape);
     rc = push_node(m, &nd, node);
-    if (rc == PN_OK) m->input = *node;
+    if (rc == PN_OK) m->inputs[m->n_inputs++] = *node;
     return rc;
+}
+
+int pn_model_input_count(const pn_model *m) { return m->n_inputs; }
+int pn_model_input_node(const pn_model *m, int k) {
+    return k >= 0 && k < m->n_inputs ? m->inputs[k] : -1;
 }
 
 int pn_model_add_node(pn_model *m, int op, int n_in, const int *inputs, int n_var, const int *vars,
@@ -209,47 +213,86 @@ int pn_model_node_shape(const pn_model *m, int node, int64_t *shape) {
 
 /* ---- compile and optimizer ----------------------------------------------------------------- */
 
-int pn_model_set_output(pn_model *m, int node) {
-    if (node < 0 || node >= m->n_nodes) return pn_error(PN_EVALUE, "no node %d", node);
-    if (m->input < 0) return pn_error(PN_ESTATE, "the model has no input");
-    if (m->nodes[node].dtype != PN_F32) return pn_error(PN_ETYPE, "the output must be float32");
+int pn_model_set_outputs(pn_model *m, int n, const int *nodes) {
+    if (n < 1 || n > PN_MAX_OUTPUTS)
+        return pn_error(PN_EVALUE, "a model has 1..%d outputs, got %d", PN_MAX_OUTPUTS, n);
+    if (m->n_inputs < 1) return pn_error(PN_ESTATE, "the model has no input");
+    for (int k = 0; k < n; k++) {
+        if (nodes[k] < 0 || nodes[k] >= m->n_nodes)
+            return pn_error(PN_EVALUE, "no node %d", nodes[k]);
+        if (m->nodes[nodes[k]].dtype != PN_F32)
+            return pn_error(PN_ETYPE, n > 1 ? "output %d must be float32" : "the output must be "
+                            "float32", k);
+    }
     drop_plans(m);
-    m->output = node;
+    memcpy(m->outputs, nodes, (size_t)n * sizeof *nodes);
+    m->n_outputs = n;
     m->compiled = 0;
     return PN_OK;
 }
 
-int pn_model_output_shape(const pn_model *m, int64_t *shape) {
-    if (m->output < 0) return pn_error(PN_ESTATE, "the model has no output yet");
-    return pn_model_node_shape(m, m->output, shape);
+int pn_model_set_output(pn_model *m, int node) { return pn_model_set_outputs(m, 1, &node); }
+int pn_model_output_count(const pn_model *m) { return m->n_outputs; }
+int pn_model_output_node(const pn_model *m, int k) {
+    return k >= 0 && k < m->n_outputs ? m->outputs[k] : -1;
+}
+
+int pn_model_output_shape(const pn_model *m, int k, int64_t *shape) {
+    if (m->n_outputs < 1) return pn_error(PN_ESTATE, "the model has no output yet");
+    if (k < 0 || k >= m->n_outputs)
+        return pn_error(PN_EVALUE, "no output %d: the model has %d", k, m->n_outputs);
+    return pn_model_node_shape(m, m->outputs[k], shape);
+}
+
+int pn_model_compile_outputs(pn_model *m, const pn_loss_config *cfg) {
+    if (m->n_outputs < 1) return pn_error(PN_ESTATE, "the model has no output");
+    if (!m->params) return pn_error(PN_ESTATE, "the model's variables are not allocated");
+    int n_results = 1 + (m->n_outputs > 1 ? m->n_outputs : 0);
+    for (int o = 0; o < m->n_outputs; o++) {
+        const pn_loss_config *c = &cfg[o];
+        if ((int)c->loss < 0 || c->loss >= PN_LOSS_COUNT)
+            return pn_error(PN_EVALUE, "unknown loss %d", c->loss);
+        if (!isfinite(c->weight))
+            return pn_error(PN_EVALUE, "loss weight %d must be finite, got %g", o, c->weight);
+        if (c->n_metrics < 0 || c->n_metrics > PN_MAX_METRICS)
+            return pn_error(PN_EVALUE, "at most %d metrics", PN_MAX_METRICS);
+        int sparse = c->loss == PN_LOSS_SPARSE_CE;
+        for (int k = 0; k < c->n_metrics; k++) {
+            if ((int)c->metrics[k] < 0 || c->metrics[k] >= PN_METRIC_COUNT)
+                return pn_error(PN_EVALUE, "unknown metric %d", c->metrics[k]);
+            if ((c->metrics[k] == PN_METRIC_SPARSE_ACCURACY) != sparse)
+                return pn_error(PN_EVALUE,
+                                sparse ? "with integer labels (sparse_categorical_crossentropy) the "
+                                         "only accuracy is sparse_categorical_accuracy"
+                                       : "sparse_categorical_accuracy needs integer labels "
+                                         "(sparse_categorical_crossentropy)");
+        }
+        n_results += c->n_metrics;
+    }
+    drop_plans(m);
+    for (int o = 0; o < m->n_outputs; o++) {
+        m->out[o] = cfg[o];
+        m->out[o].from_logits = cfg[o].from_logits != 0;
+    }
+    m->n_results = n_results;
+    m->compiled = 1;
+    return PN_OK;
 }
 
 int pn_model_compile(pn_model *m, pn_loss_kind loss, int from_logits, int n_metrics,
                      const pn_metric_kind *metrics) {
-    if (m->output < 0) return pn_error(PN_ESTATE, "the model has no output");
-    if (!m->params) return pn_error(PN_ESTATE, "the model's variables are not allocated");
-    if ((int)loss < 0 || loss >= PN_LOSS_COUNT) return pn_error(PN_EVALUE, "unknown loss %d", loss);
     if (n_metrics < 0 || n_metrics > PN_MAX_METRICS)
         return pn_error(PN_EVALUE, "at most %d metrics", PN_MAX_METRICS);
-    int sparse = loss == PN_LOSS_SPARSE_CE;
-    for (int k = 0; k < n_metrics; k++) {
-        if ((int)metrics[k] < 0 || metrics[k] >= PN_METRIC_COUNT)
-            return pn_error(PN_EVALUE, "unknown metric %d", metrics[k]);
-        if ((metrics[k] == PN_METRIC_SPARSE_ACCURACY) != sparse)
-            return pn_error(PN_EVALUE,
-                            sparse ? "with integer labels (sparse_categorical_crossentropy) the "
-                                     "only accuracy is sparse_categorical_accuracy"
-                                   : "sparse_categorical_accuracy needs integer labels "
-                                     "(sparse_categorical_crossentropy)");
+    pn_loss_config cfg[PN_MAX_OUTPUTS];
+    for (int o = 0; o < PN_MAX_OUTPUTS; o++) {
+        cfg[o] = (pn_loss_config){.loss = loss, .from_logits = from_logits, .weight = 1.0f,
+                                  .n_metrics = n_metrics};
+        if (n_metrics > 0) memcpy(cfg[o].metrics, metrics, (size_t)n_metrics * sizeof *metrics);
     }
-    drop_plans(m);
-    m->loss = loss;
-    m->from_logits = from_logits != 0;
-    m->n_metrics = n_metrics;
-    if (n_metrics > 0) memcpy(m->metrics, metrics, (size_t)n_metrics * sizeof *metrics);
-    m->compiled = 1;
-    return PN_OK;
+    return pn_model_compile_outputs(m, cfg);
 }
+
+int pn_model_result_count(const pn_model *m) { return m->compiled ? m->n_results : 0; }
 
 int pn_model_set_optimizer(pn_model *m, const pn_optim_config *cfg) {
     if (!m->params) return pn_error(PN_ESTATE, "the model's variables are not allocated");
@@ -323,10 +366,12 @@ static int get_plan(pn_model *m, int64_t batch, pn_mode mode, pn_plan **out) {
     return PN_OK;
 }
 
-/* x: (n, input shape...) float32 matching the input node. */
-static int check_x(const pn_model *m, const pn_tensor *x) {
-    const pn_node *in = &m->nodes[m->input];
-    if (x->dtype != in->dtype) return pn_error(PN_ETYPE, "input: wrong element type");
+/* xs[k]: (n, input k's shape...) of input k's element type. */
+static int check_x(const pn_model *m, int k, const pn_tensor *x) {
+    const pn_node *in = &m->nodes[m->inputs[k]];
+    char what[32] = "input";
+    if (m->n_inputs > 1) snprintf(what, sizeof what, "input %d", k);
+    if (x->dtype != in->dtype) return pn_error(PN_ETYPE, "%s: wrong element type", what);
     int ok = x->ndim == in->ndim + 1;
     for (int i = 0; ok && i < in->ndim; i++) ok = x->dims[i + 1] == in->shape[i];
     if (!ok || x->dims[0] < 0) {
@@ -339,29 +384,60 @@ static int check_x(const pn_model *m, const pn_tensor *x) {
                                   (long long)x->dims[i]);
         snprintf(want + w, sizeof want - w, ")");
         snprintf(got + g, sizeof got - g, ")");
-        return pn_error(PN_ESHAPE, "input: expected shape %s, got %s", want, got);
+        return pn_error(PN_ESHAPE, "%s: expected shape %s, got %s", what, want, got);
     }
     return PN_OK;
 }
 
-static int64_t target_size(const pn_model *m) {
-    const pn_node *o = &m->nodes[m->output];
-    return m->loss == PN_LOSS_SPARSE_CE ? o->size / o->shape[o->ndim - 1] : o->size;
+/* Every input checked, all with the same number of samples, written to *n. */
+static int check_xs(const pn_model *m, const pn_tensor *xs, int64_t *n) {
+    if (m->n_inputs < 1) return pn_error(PN_ESTATE, "the model has no input");
+    for (int k = 0; k < m->n_inputs; k++) {
+        int rc = check_x(m, k, &xs[k]);
+        if (rc) return rc;
+        if (xs[k].dims[0] != xs[0].dims[0])
+            return pn_error(PN_ESHAPE, "input %d has %lld samples but input 0 has %lld: every "
+                            "input needs the same number", k, (long long)xs[k].dims[0],
+                            (long long)xs[0].dims[0]);
+    }
+    *n = xs[0].dims[0];
+    return PN_OK;
 }
 
-static int check_y(const pn_model *m, const pn_tensor *x, const pn_tensor *y) {
-    pn_dtype want = m->loss == PN_LOSS_SPARSE_CE ? PN_I32 : PN_F32;
+/* Embedding indices of every int32 input (rows of it from start, count rows). */
+static int check_indices(const pn_model *m, const pn_tensor *xs, const float *const *data,
+                         int64_t rows) {
+    for (int k = 0; k < m->n_inputs; k++) {
+        if (xs[k].dtype != PN_I32) continue;
+        int rc = pn_embedding_check(m, m->inputs[k], (const int32_t *)(const void *)data[k],
+                                    rows * m->nodes[m->inputs[k]].size);
+        if (rc) return rc;
+    }
+    return PN_OK;
+}
+
+static int check_y(const pn_model *m, int k, int64_t n, const pn_tensor *y) {
+    pn_dtype want = m->out[k].loss == PN_LOSS_SPARSE_CE ? PN_I32 : PN_F32;
+    char what[32] = "y", msg[32] = "targets";
+    if (m->n_outputs > 1) {
+        snprintf(what, sizeof what, "y[%d]", k);
+        snprintf(msg, sizeof msg, "targets of output %d", k);
+    }
     if (y->dtype != want)
-        return pn_error(PN_ETYPE, "targets must be %s for this loss",
+        return pn_error(PN_ETYPE, "%s must be %s for this loss", msg,
                         want == PN_I32 ? "int32 class indices" : "float32");
-    if (y->ndim < 1 || y->dims[0] != x->dims[0])
-        return pn_error(PN_ESHAPE, "x has %lld samples but y has %lld", (long long)x->dims[0],
+    if (y->ndim < 1 || y->dims[0] != n)
+        return pn_error(PN_ESHAPE, "x has %lld samples but %s has %lld", (long long)n, what,
                         (long long)(y->ndim ? y->dims[0] : 0));
-    int64_t per = 1;
+    int64_t per = 1, ts = pn_loss_target_size(m, k);
     for (int i = 1; i < y->ndim; i++) per *= y->dims[i];
-    if (per != target_size(m))
+    if (per != ts) {
+        if (m->n_outputs > 1)
+            return pn_error(PN_ESHAPE, "each target of output %d has %lld values, the output "
+                            "needs %lld", k, (long long)per, (long long)ts);
         return pn_error(PN_ESHAPE, "each target has %lld values, the model's output needs %lld",
-                        (long long)per, (long long)target_size(m));
+                        (long long)per, (long long)ts);
+    }
     return PN_OK;
 }
 
@@ -372,13 +448,13 @@ static void gather(void *dst, const void *src, const int64_t *idx, int64_t batch
 }
 
 /* Common entry of train/test/gradients: checks, plan, gathered inputs and targets. */
-static int prepare(pn_model *m, const pn_tensor *x, const pn_tensor *y, const int64_t *idx,
+static int prepare(pn_model *m, const pn_tensor *xs, const pn_tensor *ys, const int64_t *idx,
                    int64_t batch, pn_mode mode, pn_plan **out, const void **yd) {
     if (!m->compiled) return pn_error(PN_ESTATE, "the model must be compiled before training");
-    int rc = check_x(m, x);
-    if (!rc) rc = check_y(m, x, y);
+    int64_t n = 0;
+    int rc = check_xs(m, xs, &n);
+    for (int k = 0; !rc && k < m->n_outputs; k++) rc = check_y(m, k, n, &ys[k]);
     if (rc) return rc;
-    int64_t n = x->dims[0];
     if (!idx) batch = n;
     if (batch < 1) return pn_error(PN_EVALUE, "a batch needs at least one sample");
     if (idx)
@@ -389,48 +465,73 @@ static int prepare(pn_model *m, const pn_tensor *x, const pn_tensor *y, const in
     pn_plan *p = NULL;
     rc = get_plan(m, batch, mode, &p);
     if (rc) return rc;
-    int64_t ts = target_size(m);
-    pn_tensor yb = *y;
-    if (idx) {
-        gather(p->xbuf, x->data, idx, batch, m->nodes[m->input].size);
-        gather(p->ybuf, y->data, idx, batch, ts);
-        p->value[m->input] = p->xbuf;
-        yb.data = p->ybuf;
-    } else {
-        p->value[m->input] = x->data;
+    for (int k = 0; k < m->n_inputs; k++) {
+        int in = m->inputs[k];
+        if (idx) {
+            gather(p->xbuf[k], xs[k].data, idx, batch, m->nodes[in].size);
+            p->value[in] = p->xbuf[k];
+        } else {
+            p->value[in] = xs[k].data;
+        }
     }
-    if (x->dtype == PN_I32) {
-        rc = pn_embedding_check(m, (const int32_t *)p->value[m->input],
-                                batch * m->nodes[m->input].size);
-        if (rc) return rc;
-    }
-    rc = pn_loss_check_targets(m, &yb, batch);
+    const float *xd[PN_MAX_MODEL_INPUTS];
+    for (int k = 0; k < m->n_inputs; k++) xd[k] = p->value[m->inputs[k]];
+    rc = check_indices(m, xs, xd, batch);
     if (rc) return rc;
+    for (int k = 0; k < m->n_outputs; k++) {
+        pn_tensor yb = ys[k];
+        if (idx) {
+            gather(p->ybuf[k], ys[k].data, idx, batch, pn_loss_target_size(m, k));
+            yb.data = p->ybuf[k];
+        }
+        rc = pn_loss_check_targets(m, k, &yb, batch);
+        if (rc) return rc;
+        yd[k] = yb.data;
+    }
     *out = p;
-    *yd = yb.data;
     return PN_OK;
 }
 
-static int run_step(pn_model *m, const pn_tensor *x, const pn_tensor *y, const int64_t *idx,
+/* Forward has run: the losses (total into *total; with several outputs each one's own into
+ * losses) and, when sums is non-NULL, every output's metric sums in turn. */
+static void losses_and_metrics(pn_model *m, const pn_plan *p, const void *const *yd, float *total,
+                               float *losses, float *sums) {
+    float t = 0.0f;
+    for (int k = 0; k < m->n_outputs; k++) {
+        float l = pn_loss_forward(m, p, k, yd[k]);
+        t += m->out[k].weight * l;
+        if (m->n_outputs > 1 && losses) losses[k] = l;
+        if (sums) {
+            pn_metrics_sum(m, p, k, yd[k], sums);
+            sums += m->out[k].n_metrics;
+        }
+    }
+    *total = t;
+}
+
+static void backward(pn_model *m, pn_plan *p, const void *const *yd) {
+    for (int k = 0; k < m->n_outputs; k++) pn_loss_backward(m, p, k, yd[k]);
+    pn_plan_backward(m, p);
+    for (int v = 0; v < m->n_vars; v++) /* a variable no node reaches has a zero gradient */
+        if (m->vars[v].trainable && !p->var_written[v])
+            memset(m->grads + m->vars[v].offset, 0, (size_t)m->vars[v].size * sizeof(float));
+}
+
+static int run_step(pn_model *m, const pn_tensor *xs, const pn_tensor *ys, const int64_t *idx,
                     int64_t batch, float *results, int train) {
     if (train && !m->has_optimizer)
         return pn_error(PN_ESTATE, "the model has no optimizer: compile it first");
     pthread_mutex_lock(&m->lock);
     pn_plan *p = NULL;
-    const void *yd = NULL;
-    int rc = prepare(m, x, y, idx, batch, train ? PN_MODE_TRAIN : PN_MODE_INFER, &p, &yd);
+    const void *yd[PN_MAX_OUTPUTS];
+    int rc = prepare(m, xs, ys, idx, batch, train ? PN_MODE_TRAIN : PN_MODE_INFER, &p, yd);
     if (rc) goto done;
     if (train) p->seed = pn_hash64(m->seed, m->forwards++);
     pn_plan_forward(m, p);
-    float loss = pn_loss_forward(m, p, yd);
-    pn_metrics_sum(m, p, yd, results + 1);
-    if (train) {
-        pn_loss_backward(m, p, yd);
-        pn_plan_backward(m, p);
-        for (int v = 0; v < m->n_vars; v++) /* a variable no node reaches has a zero gradient */
-            if (m->vars[v].trainable && !p->var_written[v])
-                memset(m->grads + m->vars[v].offset, 0, (size_t)m->vars[v].size * sizeof(float));
-    }
+    float loss;
+    int n_loss = m->n_outputs > 1 ? m->n_outputs : 0;
+    losses_and_metrics(m, p, yd, &loss, results + 1, results + 1 + n_loss);
+    if (train) backward(m, p, yd);
     loss += pn_regularizer_apply(m, p, train);
     if (train) pn_optimizer_step(m);
     results[0] = loss;
@@ -439,37 +540,38 @@ done:
     return rc;
 }
 
-int pn_model_train_step(pn_model *m, const pn_tensor *x, const pn_tensor *y, const int64_t *idx,
+int pn_model_train_step(pn_model *m, const pn_tensor *xs, const pn_tensor *ys, const int64_t *idx,
                         int64_t batch, float *results) {
-    return run_step(m, x, y, idx, batch, results, 1);
+    return run_step(m, xs, ys, idx, batch, results, 1);
 }
 
-int pn_model_test_step(pn_model *m, const pn_tensor *x, const pn_tensor *y, const int64_t *idx,
+int pn_model_test_step(pn_model *m, const pn_tensor *xs, const pn_tensor *ys, const int64_t *idx,
                        int64_t batch, float *results) {
-    return run_step(m, x, y, idx, batch, results, 0);
+    return run_step(m, xs, ys, idx, batch, results, 0);
 }
 
-int pn_model_gradients(pn_model *m, const pn_tensor *x, const pn_tensor *y, float *loss, float *dx) {
+int pn_model_gradients(pn_model *m, const pn_tensor *xs, const pn_tensor *ys, float *loss,
+                       float *const *dx) {
+    int want_dx = 0;
+    for (int k = 0; dx && k < m->n_inputs; k++) want_dx |= dx[k] != NULL;
     pthread_mutex_lock(&m->lock);
     pn_plan *p = NULL;
-    const void *yd = NULL;
-    int rc = prepare(m, x, y, NULL, 0, dx ? PN_MODE_INPUT_GRAD : PN_MODE_TRAIN, &p, &yd);
+    const void *yd[PN_MAX_OUTPUTS];
+    int rc = prepare(m, xs, ys, NULL, 0, want_dx ? PN_MODE_INPUT_GRAD : PN_MODE_TRAIN, &p, yd);
     if (rc) goto done;
     p->seed = pn_hash64(m->seed, m->forwards++);
     pn_plan_forward(m, p);
-    *loss = pn_loss_forward(m, p, yd);
-    pn_loss_backward(m, p, yd);
-    pn_plan_backward(m, p);
-    for (int v = 0; v < m->n_vars; v++)
-        if (m->vars[v].trainable && !p->var_written[v])
-            memset(m->grads + m->vars[v].offset, 0, (size_t)m->vars[v].size * sizeof(float));
+    losses_and_metrics(m, p, yd, loss, NULL, NULL);
+    backward(m, p, yd);
     *loss += pn_regularizer_apply(m, p, 1);
-    if (dx) {
-        size_t bytes = (size_t)(p->batch * m->nodes[m->input].size) * sizeof(float);
-        if (p->grad[m->input])
-            memcpy(dx, p->grad[m->input], bytes);
+    for (int k = 0; want_dx && k < m->n_inputs; k++) {
+        if (!dx[k]) continue;
+        int in = m->inputs[k];
+        size_t bytes = (size_t)(p->batch * m->nodes[in].size) * sizeof(float);
+        if (p->grad[in])
+            memcpy(dx[k], p->grad[in], bytes);
         else
-            memset(dx, 0, bytes);
+            memset(dx[k], 0, bytes);
     }
 done:
     pthread_mutex_unlock(&m->lock);
@@ -477,7 +579,7 @@ done:
 }
 
 int pn_model_plan_bytes(pn_model *m, int64_t batch, int training, int64_t *bytes) {
-    if (m->output < 0) return pn_error(PN_ESTATE, "the model has no output");
+    if (m->n_outputs < 1) return pn_error(PN_ESTATE, "the model has no output");
     if (training && !m->compiled) return pn_error(PN_ESTATE, "the model must be compiled first");
     if (batch < 1) return pn_error(PN_EVALUE, "batch must be >= 1, got %lld", (long long)batch);
     pthread_mutex_lock(&m->lock);
@@ -488,34 +590,54 @@ int pn_model_plan_bytes(pn_model *m, int64_t batch, int training, int64_t *bytes
     return rc;
 }
 
-int pn_model_predict(pn_model *m, const pn_tensor *x, int64_t batch_size, float *out) {
-    if (m->output < 0) return pn_error(PN_ESTATE, "the model has no output");
-    int rc = check_x(m, x);
+int pn_model_predict(pn_model *m, const pn_tensor *xs, int64_t batch_size, float *const *outs) {
+    if (m->n_outputs < 1) return pn_error(PN_ESTATE, "the model has no output");
+    int64_t n = 0;
+    int rc = check_xs(m, xs, &n);
     if (rc) return rc;
     if (batch_size < 1) return pn_error(PN_EVALUE, "batch_size must be >= 1, got %lld",
                                         (long long)batch_size);
-    if (x->dtype == PN_I32) {
-        rc = pn_embedding_check(m, x->data, x->dims[0] * m->nodes[m->input].size);
-        if (rc) return rc;
+    const float *xd[PN_MAX_MODEL_INPUTS];
+    for (int k = 0; k < m->n_inputs; k++) xd[k] = xs[k].data;
+    rc = check_indices(m, xs, xd, n);
+    if (rc) return rc;
+    /* first[k]: the first output that is the same node as output k (k itself when none) */
+    int first[PN_MAX_OUTPUTS];
+    for (int k = 0; k < m->n_outputs; k++) {
+        first[k] = k;
+        for (int j = 0; j < k && first[k] == k; j++)
+            if (m->outputs[j] == m->outputs[k]) first[k] = j;
     }
     pthread_mutex_lock(&m->lock);
-    int64_t n = x->dims[0], in_size = m->nodes[m->input].size, out_size = m->nodes[m->output].size;
     for (int64_t start = 0; start < n; start += batch_size) {
         int64_t b = n - start < batch_size ? n - start : batch_size;
         pn_plan *p;
         rc = get_plan(m, b, PN_MODE_INFER, &p);
         if (rc) break;
-        float *xin = (float *)x->data + start * in_size, *dst = out + start * out_size;
-        if (m->output == m->input) {
-            memcpy(dst, xin, (size_t)(b * out_size) * sizeof(float));
-            continue;
+        for (int k = 0; k < m->n_inputs; k++)
+            p->value[m->inputs[k]] = (float *)xs[k].data + start * m->nodes[m->inputs[k]].size;
+        /* Each output node writes straight into the caller's array: no copy. */
+        float *own[PN_MAX_OUTPUTS];
+        int computed = 0;
+        for (int k = 0; k < m->n_outputs; k++) {
+            int o = m->outputs[k];
+            if (first[k] != k || m->nodes[o].op == PN_OP_INPUT) continue;
+            own[k] = p->value[o];
+            p->value[o] = outs[k] + start * m->nodes[o].size;
+            computed = 1;
         }
-        /* The output node writes straight into the caller's array: no copy. */
-        float *own = p->value[m->output];
-        p->value[m->input] = xin;
-        p->value[m->output] = dst;
-        pn_plan_forward(m, p);
-        p->value[m->output] = own;
+        if (computed) pn_plan_forward(m, p);
+        for (int k = 0; k < m->n_outputs; k++) {
+            int o = m->outputs[k];
+            int64_t sz = b * m->nodes[o].size;
+            float *dst = outs[k] + start * m->nodes[o].size;
+            if (m->nodes[o].op == PN_OP_INPUT)
+                memcpy(dst, p->value[o], (size_t)sz * sizeof(float));
+            else if (first[k] != k)
+                memcpy(dst, outs[first[k]] + start * m->nodes[o].size, (size_t)sz * sizeof(float));
+            else
+                p->value[o] = own[k];
+        }
     }
     pthread_mutex_unlock(&m->lock);
     return rc;

@@ -35,10 +35,10 @@ static int embedding_shape(const pn_model *m, pn_node *n) {
     return PN_OK;
 }
 
-int pn_embedding_check(const pn_model *m, const int32_t *idx, int64_t count) {
+int pn_embedding_check(const pn_model *m, int input, const int32_t *idx, int64_t count) {
     for (int i = 0; i < m->n_nodes; i++) {
         const pn_node *n = &m->nodes[i];
-        if (n->op != PN_OP_EMBEDDING || n->in[0] != m->input) continue;
+        if (n->op != PN_OP_EMBEDDING || n->in[0] != input) continue;
         const int64_t V = m->vars[n->var[0]].shape[0];
         for (int64_t k = 0; k < count; k++)
             if (idx[k] < 0 || idx[k] >= V)

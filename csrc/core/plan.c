@@ -9,12 +9,6 @@
 
 static int64_t round_up(int64_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS; }
 
-/* The number of target values per sample: one label per row for the sparse loss. */
-static int64_t target_size(const pn_model *m) {
-    const pn_node *o = &m->nodes[m->output];
-    return m->loss == PN_LOSS_SPARSE_CE ? o->size / o->shape[o->ndim - 1] : o->size;
-}
-
 void pn_plan_destroy(pn_plan *p) {
     if (!p) return;
     free(p->arena);
@@ -30,13 +24,13 @@ void pn_plan_destroy(pn_plan *p) {
 /* ---- the arena layout ------------------------------------------------------------------------
  * Every buffer of a step (activations, activation gradients, scratch, gathered targets) is a span
  * of the arena that is needed over an interval of the step's timeline:
- *   t = i         node i's forward          t = n        the loss (reads output and logits)
+ *   t = i         node i's forward          t = n        the losses (read outputs and logits)
  *   t = 2n - i    node i's backward
  * A value lives from its forward to its last reader: the forwards of its consumers, and in
  * training the backwards of consumers that read their inputs and its own backward if it reads its
  * output. A gradient lives from its first write (the backward of its last consumer, or the loss)
  * to its node's backward. Scratch lives through its node's forward, and in training until its
- * backward. Spans whose intervals overlap get disjoint memory; the others share it.
+ * backward. Each output has its own gathered targets, alive through the whole step. Spans whose intervals overlap get disjoint memory; the others share it.
  * An elementwise op whose input has no other reader runs in place: its output and its input's
  * gradient reuse its input's value and its own gradient (in training only when its backward
  * needs no input: relu, sigmoid, tanh, selu), which saves both the memory and its page traffic.
@@ -92,15 +86,17 @@ static int final_span(const span *sp, int k) {
 }
 
 static int layout(pn_plan *p, const pn_model *m, const unsigned char *active) {
-    const int n = m->n_nodes, train = p->mode != PN_MODE_INFER, loss_t = n;
+    const int n = m->n_nodes, train = p->mode != PN_MODE_INFER, loss_t = n, n_out = m->n_outputs;
     const int64_t batch = p->batch;
-    /* spans: value, gradient and scratch of each node, then the gathered targets */
-    span *sp = calloc((size_t)(3 * n + 1), sizeof *sp);
-    int *order = calloc((size_t)(3 * n + 1), sizeof *order);
+    const int n_sp = 3 * n + n_out;
+    /* spans: value, gradient and scratch of each node, then each output's gathered targets */
+    span *sp = calloc((size_t)n_sp, sizeof *sp);
+    int *order = calloc((size_t)n_sp, sizeof *order);
     int *readers = calloc((size_t)n, sizeof *readers);
     int *root = calloc((size_t)n, sizeof *root); /* the node whose value a node's value is */
-    if (!sp || !order || !readers || !root) {
-        free(sp), free(order), free(readers), free(root);
+    unsigned char *is_loss = calloc((size_t)n, 1); /* a loss reads it as logits or output */
+    if (!sp || !order || !readers || !root || !is_loss) {
+        free(sp), free(order), free(readers), free(root), free(is_loss);
         return PN_ENOMEM;
     }
 #define V(i) sp[3 * (i)]
@@ -121,12 +117,15 @@ static int layout(pn_plan *p, const pn_model *m, const unsigned char *active) {
                       .start = i, .end = train && active[i] ? 2 * n - i : i,
                       .slot = &p->scratch[i], .alias = -1};
     }
-    float *ybuf = NULL;
-    sp[3 * n] = (span){.size = round_up(batch * target_size(m)), .start = 0, .end = 2 * n,
-                       .slot = &ybuf, .alias = -1};
-    if (m->input >= 0) V(m->input).start = 0;
-    readers[m->output]++; /* the loss and predict read the output */
-    if (p->loss_node != m->output) readers[p->loss_node]++;
+    float *ybuf[PN_MAX_OUTPUTS] = {NULL};
+    for (int k = 0; k < n_out; k++) {
+        sp[3 * n + k] = (span){.size = round_up(batch * pn_loss_target_size(m, k)), .start = 0,
+                               .end = 2 * n, .slot = &ybuf[k], .alias = -1};
+        readers[m->outputs[k]]++; /* the loss and predict read the output */
+        if (p->loss_node[k] != m->outputs[k]) readers[p->loss_node[k]]++;
+        is_loss[p->loss_node[k]] = 1;
+    }
+    for (int k = 0; k < m->n_inputs; k++) V(m->inputs[k]).start = 0;
 
     /* in place: node i over its only input j, when nothing else reads j */
     for (int i = 0; i < n; i++) {
@@ -134,7 +133,7 @@ static int layout(pn_plan *p, const pn_model *m, const unsigned char *active) {
         unsigned f = pn_op_table[nd->op]->flags;
         if (!(f & PN_OPF_INPLACE) || nd->n_in != 1) continue;
         int j = nd->in[0];
-        if (readers[j] != 1 || j == m->input || j == p->loss_node) continue;
+        if (readers[j] != 1 || m->nodes[j].op == PN_OP_INPUT || is_loss[j]) continue;
         if (train && (!(f & PN_OPF_BWD_NO_IN) || active[i] != active[j])) continue;
         root[i] = root[j];
         V(i).alias = 3 * root[j];
@@ -158,39 +157,43 @@ static int layout(pn_plan *p, const pn_model *m, const unsigned char *active) {
         span *v = &V(root[i]);
         if (runs_bwd && !(f & PN_OPF_BWD_NO_OUT)) v->end = max_i(v->end, bwd);
     }
-    V(root[m->output]).end = max_i(V(root[m->output]).end, loss_t);
-    V(root[p->loss_node]).end = max_i(V(root[p->loss_node]).end, loss_t);
-    if (active[p->loss_node]) G(p->loss_node).start = loss_t;
+    for (int k = 0; k < n_out; k++) {
+        int o = m->outputs[k], ln = p->loss_node[k];
+        V(root[o]).end = max_i(V(root[o]).end, loss_t);
+        V(root[ln]).end = max_i(V(root[ln]).end, loss_t);
+        if (active[ln]) G(ln).start = loss_t;
+    }
     for (int i = 0; i < n; i++) /* in-place gradients are one buffer from first to last use */
         if (G(i).alias >= 0) {
             span *g = &sp[final_span(sp, 3 * i + 1)];
             g->end = max_i(g->end, G(i).end);
         }
 
-    int64_t total = place(sp, 3 * n + 1, order);
+    int64_t total = place(sp, n_sp, order);
     int rc = PN_OK;
     if (total > 0) {
         p->arena = aligned_alloc(ALIGN_FLOATS * sizeof(float), (size_t)total * sizeof(float));
         if (!p->arena) rc = PN_ENOMEM;
     }
     if (rc == PN_OK) {
-        for (int k = 0; k <= 3 * n; k++) {
+        for (int k = 0; k < n_sp; k++) {
             const span *s = &sp[final_span(sp, k)];
             if (sp[k].slot && s->size > 0) *sp[k].slot = p->arena + s->off;
         }
-        p->ybuf = ybuf;
+        for (int k = 0; k < n_out; k++) p->ybuf[k] = ybuf[k];
         p->arena_floats = total;
     }
 #undef V
 #undef G
 #undef S
-    free(sp), free(order), free(readers), free(root);
+    free(sp), free(order), free(readers), free(root), free(is_loss);
     return rc;
 }
 
 int pn_plan_create(pn_plan **out, const pn_model *m, int64_t batch, pn_mode mode) {
     int n = m->n_nodes, rc = PN_ENOMEM;
-    if (n < 1 || m->output < 0) return pn_error(PN_ESTATE, "the model has no nodes or no output");
+    if (n < 1 || m->n_outputs < 1)
+        return pn_error(PN_ESTATE, "the model has no nodes or no output");
     /* BLAS takes int sizes: every activation of the batch must count fewer than 2^31 values */
     for (int i = 0; i < n; i++)
         if (m->nodes[i].size > INT32_MAX / batch)
@@ -215,21 +218,36 @@ int pn_plan_create(pn_plan **out, const pn_model *m, int64_t batch, pn_mode mode
         !active || !written)
         goto fail;
 
-    const pn_node *o = &m->nodes[m->output];
-    p->fused = !m->from_logits &&
-               (((m->loss == PN_LOSS_CATEGORICAL_CE || m->loss == PN_LOSS_SPARSE_CE) &&
-                 o->op == PN_OP_SOFTMAX) ||
-                (m->loss == PN_LOSS_BINARY_CE && o->op == PN_OP_SIGMOID));
-    p->loss_node = p->fused ? o->in[0] : m->output;
+    /* reaches[i]: node i leads to some output (so a loss's gradient flows back through it) */
+    unsigned char *reaches = written; /* reused as scratch; cleared below */
+    for (int k = 0; k < m->n_outputs; k++) reaches[m->outputs[k]] = 1;
+    for (int i = n - 1; i >= 0; i--)
+        if (reaches[i])
+            for (int j = 0; j < m->nodes[i].n_in; j++) reaches[m->nodes[i].in[j]] = 1;
 
-    /* A node runs backward when it leads to the loss and something behind it wants a gradient
-     * (a trainable variable, or the input in INPUT_GRAD mode). */
+    /* Output k's softmax/sigmoid is folded into its cross-entropy (the loss reads the logits and
+     * writes their gradient; the activation's backward never runs) only when nothing else needs
+     * that activation's gradient: no other output is the same node, and no node that leads to an
+     * output reads it. */
+    for (int k = 0; k < m->n_outputs; k++) {
+        const int on = m->outputs[k];
+        const pn_node *o = &m->nodes[on];
+        const pn_loss_config *cfg = &m->out[k];
+        int f = !cfg->from_logits &&
+                (((cfg->loss == PN_LOSS_CATEGORICAL_CE || cfg->loss == PN_LOSS_SPARSE_CE) &&
+                  o->op == PN_OP_SOFTMAX) ||
+                 (cfg->loss == PN_LOSS_BINARY_CE && o->op == PN_OP_SIGMOID));
+        for (int k2 = 0; f && k2 < m->n_outputs; k2++) f = k2 == k || m->outputs[k2] != on;
+        for (int i = on + 1; f && i < n; i++)
+            for (int j = 0; j < m->nodes[i].n_in; j++)
+                if (m->nodes[i].in[j] == on && reaches[i]) f = 0;
+        p->fused[k] = f;
+        p->loss_node[k] = f ? o->in[0] : on;
+    }
+
+    /* A node runs backward when it leads to a loss and something behind it wants a gradient
+     * (a trainable variable, or an input in INPUT_GRAD mode); a fused output's does not. */
     if (mode != PN_MODE_INFER) {
-        unsigned char *reaches = written; /* reused as scratch; cleared below */
-        reaches[m->output] = 1;
-        for (int i = n - 1; i >= 0; i--)
-            if (reaches[i])
-                for (int j = 0; j < m->nodes[i].n_in; j++) reaches[m->nodes[i].in[j]] = 1;
         for (int i = 0; i < n; i++) {
             const pn_node *nd = &m->nodes[i];
             int want = nd->op == PN_OP_INPUT && mode == PN_MODE_INPUT_GRAD && nd->dtype == PN_F32;
@@ -237,19 +255,27 @@ int pn_plan_create(pn_plan **out, const pn_model *m, int64_t batch, pn_mode mode
             for (int j = 0; j < nd->n_in; j++) want |= active[nd->in[j]];
             active[i] = want && reaches[i];
         }
-        memset(written, 0, (size_t)n);
+        for (int k = 0; k < m->n_outputs; k++)
+            if (p->fused[k]) active[m->outputs[k]] = 0;
     }
+    memset(written, 0, (size_t)n);
 
     rc = layout(p, m, active);
     if (rc) goto fail;
-    p->xbuf = p->value[m->input];
+    for (int k = 0; k < m->n_inputs; k++) p->xbuf[k] = p->value[m->inputs[k]];
 
-    /* Accumulate or write: the loss writes first, then nodes in reverse order. */
+    /* Accumulate or write: the losses write first, in output order, each one a writer (the second
+     * loss on a node adds to the first's gradient), then nodes in reverse order. */
     if (mode != PN_MODE_INFER) {
-        written[p->loss_node] = 1;
+        for (int k = 0; k < m->n_outputs; k++) {
+            int ln = p->loss_node[k];
+            if (!active[ln]) continue;
+            p->loss_acc[k] = written[ln];
+            written[ln] = 1;
+        }
         for (int i = n - 1; i >= 0; i--) {
             const pn_node *nd = &m->nodes[i];
-            if (!active[i] || nd->op == PN_OP_INPUT || (p->fused && i == m->output)) continue;
+            if (!active[i] || nd->op == PN_OP_INPUT) continue;
             for (int j = 0; j < nd->n_in; j++) {
                 if (!active[nd->in[j]]) continue;
                 p->acc_in[i * PN_MAX_INPUTS + j] = written[nd->in[j]];
@@ -312,7 +338,7 @@ void pn_plan_forward(const pn_model *m, pn_plan *p) {
 void pn_plan_backward(const pn_model *m, pn_plan *p) {
     for (int i = m->n_nodes - 1; i >= 0; i--) {
         const pn_node *nd = &m->nodes[i];
-        if (!p->grad[i] || nd->op == PN_OP_INPUT || (p->fused && i == m->output)) continue;
+        if (!p->grad[i] || nd->op == PN_OP_INPUT) continue;
         pn_ctx c;
         make_ctx(m, p, i, &c);
         pn_op_table[nd->op]->backward(nd, &c);

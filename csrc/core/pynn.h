@@ -6,16 +6,21 @@
  *   1. variables   pn_model_add_variable() declares every weight (shape, trainable); pn_model_alloc()
  *                  then places them all in one flat float32 buffer (trainable ones first) with a
  *                  gradient buffer of the same size beside it.
- *   2. graph       pn_model_add_input() and pn_model_add_node() append nodes in topological order;
- *                  each node is one row of the op table (pn_op_kind) with its inputs, variables and
- *                  attributes; the core infers and checks every shape as the node is added.
- *   3. compile     pn_model_set_output() names the output node, pn_model_compile() the loss and
- *                  the metrics;
- *                  pn_model_set_optimizer() chooses the update rule and allocates its state.
+ *   2. graph       pn_model_add_input() (once per model input, up to PN_MAX_MODEL_INPUTS) and
+ *                  pn_model_add_node() append nodes in topological order; each node is one row of
+ *                  the op table (pn_op_kind) with its inputs, variables and attributes; the core
+ *                  infers and checks every shape as the node is added.
+ *   3. compile     pn_model_set_outputs() names the output nodes (pn_model_set_output() the one
+ *                  output of a single-output model); pn_model_compile_outputs() gives each output
+ *                  its loss, loss weight and metrics (pn_model_compile() one loss and metric list
+ *                  for every output, weight 1); pn_model_set_optimizer() chooses the update rule
+ *                  and allocates its state.
  *
- *   run            pn_model_train_step()  forward, loss, backward, regularizers, update: one call.
- *                  pn_model_test_step()   forward, loss, metrics.
+ *   run            pn_model_train_step()  forward, losses, backward, regularizers, update: one call.
+ *                  pn_model_test_step()   forward, losses, metrics.
  *                  pn_model_predict()     forward only, over any number of rows, in batches.
+ *                  Each takes one tensor per model input (and one target per output), in the order
+ *                  the inputs were added (and the outputs set).
  *
  * Each run compiles (once, then caches) a plan for its batch size: every activation and activation
  * gradient in one arena, so a step allocates nothing. Caller arrays are borrowed for one call only.
@@ -37,7 +42,9 @@ extern "C" {
 #define PN_MAX_INPUTS 4  /* inputs of one node */
 #define PN_MAX_VARS 4    /* variables of one node */
 #define PN_MAX_ATTRS 8   /* integer and float attributes of one node */
-#define PN_MAX_METRICS 8
+#define PN_MAX_METRICS 8   /* metrics of one output */
+#define PN_MAX_MODEL_INPUTS 16 /* inputs of a model */
+#define PN_MAX_OUTPUTS 16      /* outputs of a model */
 
 /* ---- errors -------------------------------------------------------------------------------- */
 
@@ -169,20 +176,42 @@ int64_t pn_model_param_count(const pn_model *m, int trainable_only);
 /* An L1/L2 penalty on a trainable variable: l1 * sum|w| + l2 * sum w^2, added to the loss. */
 int pn_model_set_regularizer(pn_model *m, int var, float l1, float l2);
 
-/* Graph: shapes here exclude the batch axis. */
+/* Graph: shapes here exclude the batch axis. Each pn_model_add_input adds one model input (at
+ * most PN_MAX_MODEL_INPUTS); run calls take their tensors in this order. */
 int pn_model_add_input(pn_model *m, int ndim, const int64_t *shape, pn_dtype dtype, int *node);
+int pn_model_input_count(const pn_model *m);
+int pn_model_input_node(const pn_model *m, int k); /* the k-th input's node, or -1 */
 int pn_model_add_node(pn_model *m, int op, int n_in, const int *inputs, int n_var, const int *vars,
                       const int *iattr, const float *fattr, int *node);
 /* A node's per-sample output shape; returns its rank, or a negative code. */
 int pn_model_node_shape(const pn_model *m, int node, int64_t *shape);
 
-/* The node predict returns and the loss reads. */
-int pn_model_set_output(pn_model *m, int node);
-/* The output's per-sample shape; returns its rank, or a negative code when there is none. */
-int pn_model_output_shape(const pn_model *m, int64_t *shape);
-/* Loss (from_logits: the output holds logits) and metrics. Drops cached plans. */
+/* The nodes predict returns and the losses read, in order (1..PN_MAX_OUTPUTS, float32). A node
+ * may be listed twice or feed another output. Uncompiles the model and drops cached plans. */
+int pn_model_set_outputs(pn_model *m, int n, const int *nodes);
+int pn_model_set_output(pn_model *m, int node); /* pn_model_set_outputs(m, 1, &node) */
+int pn_model_output_count(const pn_model *m);
+int pn_model_output_node(const pn_model *m, int k); /* the k-th output's node, or -1 */
+/* Output k's per-sample shape; returns its rank, or a negative code when there is none. */
+int pn_model_output_shape(const pn_model *m, int k, int64_t *shape);
+
+/* One output's loss (from_logits: the output holds logits), its weight in the total loss, and
+ * its metrics. */
+typedef struct {
+    pn_loss_kind loss;
+    int from_logits;
+    float weight;
+    int n_metrics;
+    pn_metric_kind metrics[PN_MAX_METRICS];
+} pn_loss_config;
+
+/* cfg holds one entry per output. Drops cached plans. */
+int pn_model_compile_outputs(pn_model *m, const pn_loss_config *cfg);
+/* The same loss and metrics for every output, each with weight 1. */
 int pn_model_compile(pn_model *m, pn_loss_kind loss, int from_logits, int n_metrics,
                      const pn_metric_kind *metrics);
+/* The number of floats a train or test step writes to results (see below). */
+int pn_model_result_count(const pn_model *m);
 int pn_model_set_optimizer(pn_model *m, const pn_optim_config *cfg);
 int pn_model_set_learning_rate(pn_model *m, float lr);
 float pn_model_learning_rate(const pn_model *m);
@@ -195,20 +224,27 @@ void pn_model_set_iterations(pn_model *m, int64_t it);
 int pn_model_optimizer_state(pn_model *m, float **state, int64_t *n);
 
 /*
- * Run calls. x holds n_rows samples (x->dims[0]); y the matching targets (float32, or int32 class
- * indices for the sparse loss). With idx non-NULL the batch is the rows idx[0..batch) of x and y
- * (gathered into the plan's buffers); with idx NULL it is all of x and y.
- * results receives 1 + n_metrics values: the batch's mean loss (regularizers included) and, for
- * each metric, its sum over the batch's samples.
+ * Run calls. xs points to one tensor per model input, each holding the same number of samples
+ * (dims[0]); ys to one target tensor per output (float32, or int32 class indices for the sparse
+ * loss), with as many samples. With idx non-NULL the batch is the rows idx[0..batch) of every x
+ * and y (gathered into the plan's buffers); with idx NULL it is all of them.
+ * results receives pn_model_result_count() values: the batch's total loss (the sum over outputs
+ * of weight * mean loss, regularizers included); then, with more than one output, each output's
+ * own mean loss (unweighted); then each output's metrics in turn, each summed over the batch's
+ * samples. One output: 1 + n_metrics values.
  */
-int pn_model_train_step(pn_model *m, const pn_tensor *x, const pn_tensor *y, const int64_t *idx,
+int pn_model_train_step(pn_model *m, const pn_tensor *xs, const pn_tensor *ys, const int64_t *idx,
                         int64_t batch, float *results);
-int pn_model_test_step(pn_model *m, const pn_tensor *x, const pn_tensor *y, const int64_t *idx,
+int pn_model_test_step(pn_model *m, const pn_tensor *xs, const pn_tensor *ys, const int64_t *idx,
                        int64_t batch, float *results);
-/* Gradients only, no update: fills pn_model_grads() and, when dx is non-NULL, dloss/dx (x's size). */
-int pn_model_gradients(pn_model *m, const pn_tensor *x, const pn_tensor *y, float *loss, float *dx);
-/* Forward over all rows of x in batches of batch_size; out holds rows * output size floats. */
-int pn_model_predict(pn_model *m, const pn_tensor *x, int64_t batch_size, float *out);
+/* Gradients of the total loss only, no update: fills pn_model_grads() and, when dx is non-NULL,
+ * dloss/dx[k] for each input k whose dx[k] is non-NULL (that input's size; zeros for an int32
+ * input). */
+int pn_model_gradients(pn_model *m, const pn_tensor *xs, const pn_tensor *ys, float *loss,
+                       float *const *dx);
+/* Forward over all rows of the inputs in batches of batch_size; outs[k] receives output k:
+ * rows * its per-sample size floats. */
+int pn_model_predict(pn_model *m, const pn_tensor *xs, int64_t batch_size, float *const *outs);
 /* The arena bytes of the plan for `batch` (training: 1, or inference: 0), building it if needed:
  * what a step of that size holds besides the weights. */
 int pn_model_plan_bytes(pn_model *m, int64_t batch, int training, int64_t *bytes);

@@ -7,16 +7,16 @@
 typedef struct {
     PyObject_HEAD
     pn_model *m;
-    int n_metrics; /* set by compile: a step returns 1 + n_metrics floats */
-    int sparse_y;  /* set by compile: targets are int32 class indices */
-    int x_type;    /* NumPy type of the input: NPY_FLOAT32, or NPY_INT32 for indices */
+    int n_results;                        /* set by compile: the floats a step returns */
+    int n_inputs;
+    int x_type[PN_MAX_MODEL_INPUTS];      /* per input: NPY_FLOAT32, or NPY_INT32 for indices */
+    int y_type[PN_MAX_OUTPUTS];           /* set by compile: NPY_INT32 for class indices */
 } PnModel;
 
 static PyObject *model_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     (void)args, (void)kw;
     PnModel *self = (PnModel *)type->tp_alloc(type, 0);
     if (!self) return NULL;
-    self->x_type = NPY_FLOAT32;
     int rc = pn_model_create(&self->m);
     if (rc) {
         Py_DECREF(self);
@@ -145,7 +145,7 @@ static PyObject *model_add_input(PnModel *self, PyObject *args) {
     }
     int node, rc = pn_model_add_input(self->m, nd, shape, dt, &node);
     if (rc) return pn_raise(rc);
-    self->x_type = dt == PN_I32 ? NPY_INT32 : NPY_FLOAT32;
+    self->x_type[self->n_inputs++] = dt == PN_I32 ? NPY_INT32 : NPY_FLOAT32;
     return PyLong_FromLong(node);
 }
 
@@ -223,11 +223,20 @@ static PyObject *model_add_node(PnModel *self, PyObject *args, PyObject *kw) {
     return Py_BuildValue("(iN)", node, st);
 }
 
+/* set_output(node) or set_output([node, ...]): the output nodes, in order */
 static PyObject *model_set_output(PnModel *self, PyObject *arg) {
-    int node = (int)PyLong_AsLong(arg);
-    if (node == -1 && PyErr_Occurred()) return NULL;
-    int rc = pn_model_set_output(self->m, node);
+    int nodes[PN_MAX_OUTPUTS], n;
+    if (PyList_Check(arg) || PyTuple_Check(arg)) {
+        n = parse_ints(arg, nodes, PN_MAX_OUTPUTS, "outputs");
+        if (n < 0) return NULL;
+    } else {
+        n = 1;
+        nodes[0] = (int)PyLong_AsLong(arg);
+        if (nodes[0] == -1 && PyErr_Occurred()) return NULL;
+    }
+    int rc = pn_model_set_outputs(self->m, n, nodes);
     if (rc) return pn_raise(rc);
+    self->n_results = 0;
     Py_RETURN_NONE;
 }
 
@@ -253,25 +262,21 @@ static int find_name(const char *const *names, int n, const char *s) {
     return -1;
 }
 
-/* compile(loss, from_logits, metrics) */
-static PyObject *model_compile(PnModel *self, PyObject *args) {
-    const char *loss_s;
-    int from_logits;
-    PyObject *metrics_o;
-    if (!PyArg_ParseTuple(args, "spO", &loss_s, &from_logits, &metrics_o)) return NULL;
+/* One output's (loss name, from_logits, metric names) into cfg (weight left to the caller). */
+static int parse_loss(const char *loss_s, int from_logits, PyObject *metrics_o,
+                      pn_loss_config *cfg) {
     int loss = find_name(loss_names, PN_LOSS_COUNT, loss_s);
     if (loss < 0) {
         PyErr_Format(PyExc_ValueError, "unknown loss '%s'", loss_s);
-        return NULL;
+        return -1;
     }
     PyObject *fast = PySequence_Fast(metrics_o, "metrics must be a sequence of names");
-    if (!fast) return NULL;
+    if (!fast) return -1;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
-    pn_metric_kind kinds[PN_MAX_METRICS];
     if (n > PN_MAX_METRICS) {
         Py_DECREF(fast);
         PyErr_Format(PyExc_ValueError, "at most %d metrics", PN_MAX_METRICS);
-        return NULL;
+        return -1;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
         const char *s = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(fast, i));
@@ -279,16 +284,68 @@ static PyObject *model_compile(PnModel *self, PyObject *args) {
         if (k < 0) {
             if (s) PyErr_Format(PyExc_ValueError, "unknown metric '%s'", s);
             Py_DECREF(fast);
-            return NULL;
+            return -1;
         }
-        kinds[i] = (pn_metric_kind)k;
+        cfg->metrics[i] = (pn_metric_kind)k;
     }
     Py_DECREF(fast);
-    int rc = pn_model_compile(self->m, (pn_loss_kind)loss, from_logits, (int)n, kinds);
+    cfg->loss = (pn_loss_kind)loss;
+    cfg->from_logits = from_logits;
+    cfg->n_metrics = (int)n;
+    return 0;
+}
+
+static PyObject *finish_compile(PnModel *self, const pn_loss_config *cfg) {
+    int rc = pn_model_compile_outputs(self->m, cfg);
     if (rc) return pn_raise(rc);
-    self->n_metrics = (int)n;
-    self->sparse_y = loss == PN_LOSS_SPARSE_CE;
+    self->n_results = pn_model_result_count(self->m);
+    for (int k = 0; k < pn_model_output_count(self->m); k++)
+        self->y_type[k] = cfg[k].loss == PN_LOSS_SPARSE_CE ? NPY_INT32 : NPY_FLOAT32;
     Py_RETURN_NONE;
+}
+
+/* compile(loss, from_logits, metrics): the same loss and metrics for every output, weight 1 */
+static PyObject *model_compile(PnModel *self, PyObject *args) {
+    const char *loss_s;
+    int from_logits;
+    PyObject *metrics_o;
+    if (!PyArg_ParseTuple(args, "spO", &loss_s, &from_logits, &metrics_o)) return NULL;
+    pn_loss_config cfg[PN_MAX_OUTPUTS];
+    memset(cfg, 0, sizeof cfg);
+    if (parse_loss(loss_s, from_logits, metrics_o, &cfg[0])) return NULL;
+    cfg[0].weight = 1.0f;
+    for (int k = 1; k < PN_MAX_OUTPUTS; k++) cfg[k] = cfg[0];
+    return finish_compile(self, cfg);
+}
+
+/* compile_outputs([(loss, from_logits, weight, metrics), ...]): one entry per output */
+static PyObject *model_compile_outputs(PnModel *self, PyObject *arg) {
+    PyObject *fast = PySequence_Fast(arg, "compile_outputs takes a sequence of tuples");
+    if (!fast) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    if (n != pn_model_output_count(self->m)) {
+        PyErr_Format(PyExc_ValueError, "compile_outputs: the model has %d outputs, got %zd "
+                     "losses", pn_model_output_count(self->m), n);
+        Py_DECREF(fast);
+        return NULL;
+    }
+    pn_loss_config cfg[PN_MAX_OUTPUTS];
+    memset(cfg, 0, sizeof cfg);
+    for (Py_ssize_t k = 0; k < n; k++) {
+        const char *loss_s;
+        int from_logits;
+        float weight;
+        PyObject *metrics_o;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(fast, k), "spfO", &loss_s, &from_logits,
+                              &weight, &metrics_o) ||
+            parse_loss(loss_s, from_logits, metrics_o, &cfg[k])) {
+            Py_DECREF(fast);
+            return NULL;
+        }
+        cfg[k].weight = weight;
+    }
+    Py_DECREF(fast);
+    return finish_compile(self, cfg);
 }
 
 static const char *optim_names[PN_OPTIM_COUNT] = {
@@ -364,25 +421,74 @@ static PyObject *model_optimizer_state(PnModel *self, PyObject *unused) {
     return view_of(self, state, 0, 1, &n);
 }
 
-/* Borrowed x, y (and idx) for one step; released by release_xy. */
+/* The arrays of one argument: one per model input (or output), borrowed for one call. A model
+ * with one input takes its array alone (or in a list or tuple of one); several take a list or a
+ * tuple with one array each. */
 typedef struct {
-    PyArrayObject *x, *y, *idx;
-    pn_tensor tx, ty;
+    int n;
+    PyArrayObject *a[PN_MAX_MODEL_INPUTS > PN_MAX_OUTPUTS ? PN_MAX_MODEL_INPUTS : PN_MAX_OUTPUTS];
+    pn_tensor t[PN_MAX_MODEL_INPUTS > PN_MAX_OUTPUTS ? PN_MAX_MODEL_INPUTS : PN_MAX_OUTPUTS];
+} arrays;
+
+static void release_arrays(arrays *b) {
+    for (int k = 0; k < b->n; k++) Py_XDECREF(b->a[k]);
+    b->n = 0;
+}
+
+static int borrow_arrays(PyObject *o, int n, const int *types, const char *what, const char *noun,
+                         arrays *b) {
+    b->n = 0;
+    int seq = PyList_Check(o) || PyTuple_Check(o);
+    if (seq && n == 1 &&
+        !(PySequence_Fast_GET_SIZE(o) == 1 && PyArray_Check(PySequence_Fast_GET_ITEM(o, 0))))
+        seq = 0; /* one input: a nested list is that input's data */
+    if (!seq) {
+        if (n != 1) {
+            PyErr_Format(PyExc_ValueError, "%s: the model has %d %s, so it takes a list of %d "
+                         "arrays, got one array", what, n, noun, n);
+            return -1;
+        }
+        b->a[0] = pn_borrow(o, types[0], what);
+        if (!b->a[0]) return -1;
+        b->n = 1;
+        return pn_view(b->a[0], &b->t[0]);
+    }
+    Py_ssize_t len = PySequence_Fast_GET_SIZE(o);
+    if (len != n) {
+        PyErr_Format(PyExc_ValueError, "%s: the model has %d %s, got %zd arrays", what, n, noun,
+                     len);
+        return -1;
+    }
+    for (int k = 0; k < n; k++) {
+        b->a[k] = pn_borrow(PySequence_Fast_GET_ITEM(o, k), types[k], what);
+        if (!b->a[k]) return -1;
+        b->n = k + 1;
+        if (pn_view(b->a[k], &b->t[k])) return -1;
+    }
+    return 0;
+}
+
+/* Borrowed xs, ys (and idx) for one step; released by release_xy. */
+typedef struct {
+    arrays x, y;
+    PyArrayObject *idx;
 } step_args;
 
 static void release_xy(step_args *a) {
-    Py_XDECREF(a->x);
-    Py_XDECREF(a->y);
+    release_arrays(&a->x);
+    release_arrays(&a->y);
     Py_XDECREF(a->idx);
 }
 
-static int borrow_xy(PnModel *self, PyObject *xo, PyObject *yo, PyObject *idxo, step_args *a,
-                     int sparse_y) {
+static int borrow_xy(PnModel *self, PyObject *xo, PyObject *yo, PyObject *idxo, step_args *a) {
     memset(a, 0, sizeof *a);
-    a->x = pn_borrow(xo, self->x_type, "x");
-    if (!a->x) return -1;
-    a->y = pn_borrow(yo, sparse_y ? NPY_INT32 : NPY_FLOAT32, "y");
-    if (!a->y) return -1;
+    if (self->n_inputs < 1 || self->n_results < 1) {
+        PyErr_SetString(PyExc_RuntimeError, "the model must be compiled before training");
+        return -1;
+    }
+    if (borrow_arrays(xo, self->n_inputs, self->x_type, "x", "inputs", &a->x)) return -1;
+    if (borrow_arrays(yo, pn_model_output_count(self->m), self->y_type, "y", "outputs", &a->y))
+        return -1;
     if (idxo && idxo != Py_None) {
         a->idx = (PyArrayObject *)PyArray_FROM_OTF(idxo, NPY_INT64, NPY_ARRAY_IN_ARRAY);
         if (!a->idx) return -1;
@@ -391,36 +497,37 @@ static int borrow_xy(PnModel *self, PyObject *xo, PyObject *yo, PyObject *idxo, 
             return -1;
         }
     }
-    if (pn_view(a->x, &a->tx) || pn_view(a->y, &a->ty)) return -1;
     return 0;
 }
 
 typedef int (*step_fn)(pn_model *, const pn_tensor *, const pn_tensor *, const int64_t *, int64_t,
                        float *);
 
-/* train_step / test_step (x, y, idx=None) -> (loss, metric sums...) */
+#define MAX_RESULTS (1 + PN_MAX_OUTPUTS * (1 + PN_MAX_METRICS))
+
+/* train_step / test_step (x, y, idx=None) -> (loss, [output losses...], metric sums...) */
 static PyObject *run_step(PnModel *self, PyObject *const *args, Py_ssize_t nargs, step_fn fn) {
     if (nargs < 2 || nargs > 3) {
         PyErr_SetString(PyExc_TypeError, "expected (x, y) or (x, y, idx)");
         return NULL;
     }
     step_args a;
-    if (borrow_xy(self, args[0], args[1], nargs == 3 ? args[2] : NULL, &a, self->sparse_y)) {
+    if (borrow_xy(self, args[0], args[1], nargs == 3 ? args[2] : NULL, &a)) {
         release_xy(&a);
         return NULL;
     }
-    float results[1 + PN_MAX_METRICS];
+    float results[MAX_RESULTS];
     const int64_t *idx = a.idx ? PyArray_DATA(a.idx) : NULL;
     int64_t batch = a.idx ? PyArray_DIM(a.idx, 0) : 0;
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = fn(self->m, &a.tx, &a.ty, idx, batch, results);
+    rc = fn(self->m, a.x.t, a.y.t, idx, batch, results);
     Py_END_ALLOW_THREADS
     release_xy(&a);
     if (rc) return pn_raise(rc);
-    PyObject *t = PyTuple_New(1 + self->n_metrics);
+    PyObject *t = PyTuple_New(self->n_results);
     if (!t) return NULL;
-    for (int i = 0; i <= self->n_metrics; i++) {
+    for (int i = 0; i < self->n_results; i++) {
         PyObject *v = PyFloat_FromDouble(results[i]);
         if (!v) {
             Py_DECREF(t);
@@ -439,35 +546,56 @@ static PyObject *model_test_step(PnModel *self, PyObject *const *args, Py_ssize_
     return run_step(self, args, nargs, pn_model_test_step);
 }
 
-/* gradients(x, y, input_grad=False) -> (loss, dx or None); parameter gradients in gradient(id) */
+/* A list of the n arrays, or the one array itself when n is 1; steals the references. */
+static PyObject *one_or_list(PyArrayObject **a, int n) {
+    if (n == 1) return (PyObject *)a[0];
+    PyObject *l = PyList_New(n);
+    if (!l) {
+        for (int k = 0; k < n; k++) Py_DECREF(a[k]);
+        return NULL;
+    }
+    for (int k = 0; k < n; k++) PyList_SET_ITEM(l, k, (PyObject *)a[k]);
+    return l;
+}
+
+/* gradients(x, y, input_grad=False) -> (loss, dx or [dx per input] or None); parameter
+ * gradients in gradient(id) */
 static PyObject *model_gradients(PnModel *self, PyObject *args) {
     PyObject *xo, *yo;
     int want_dx = 0;
     if (!PyArg_ParseTuple(args, "OO|p", &xo, &yo, &want_dx)) return NULL;
     step_args a;
-    PyArrayObject *dx = NULL;
-    if (borrow_xy(self, xo, yo, NULL, &a, self->sparse_y)) goto fail;
-    if (want_dx && !(dx = (PyArrayObject *)PyArray_NewLikeArray(a.x, NPY_CORDER, NULL, 0)))
-        goto fail;
+    PyArrayObject *dx[PN_MAX_MODEL_INPUTS] = {NULL};
+    float *dxp[PN_MAX_MODEL_INPUTS] = {NULL};
+    if (borrow_xy(self, xo, yo, NULL, &a)) goto fail;
+    for (int k = 0; want_dx && k < a.x.n; k++) {
+        dx[k] = (PyArrayObject *)PyArray_NewLikeArray(a.x.a[k], NPY_CORDER, NULL, 0);
+        if (!dx[k]) goto fail;
+        dxp[k] = PyArray_DATA(dx[k]);
+    }
     float loss = 0.0f;
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = pn_model_gradients(self->m, &a.tx, &a.ty, &loss, dx ? PyArray_DATA(dx) : NULL);
+    rc = pn_model_gradients(self->m, a.x.t, a.y.t, &loss, want_dx ? dxp : NULL);
     Py_END_ALLOW_THREADS
+    int n = a.x.n;
     release_xy(&a);
     if (rc) {
-        Py_XDECREF(dx);
+        for (int k = 0; k < n; k++) Py_XDECREF(dx[k]);
         return pn_raise(rc);
     }
-    if (!dx) return Py_BuildValue("(dO)", (double)loss, Py_None);
-    return Py_BuildValue("(dN)", (double)loss, dx);
+    if (!want_dx) return Py_BuildValue("(dO)", (double)loss, Py_None);
+    PyObject *d = one_or_list(dx, n);
+    if (!d) return NULL;
+    return Py_BuildValue("(dN)", (double)loss, d);
 fail:
+    for (int k = 0; k < a.x.n; k++) Py_XDECREF(dx[k]);
     release_xy(&a);
-    Py_XDECREF(dx);
     return NULL;
 }
 
-/* predict(x, batch_size) -> new float32 array (rows, output shape...) owned by the caller */
+/* predict(x, batch_size) -> a new float32 array (rows, output shape...) owned by the caller, or
+ * a list of them, one per output, when the model has several */
 static PyObject *model_predict(PnModel *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2) {
         PyErr_SetString(PyExc_TypeError, "expected (x, batch_size)");
@@ -475,37 +603,43 @@ static PyObject *model_predict(PnModel *self, PyObject *const *args, Py_ssize_t 
     }
     long long bs = PyLong_AsLongLong(args[1]);
     if (bs == -1 && PyErr_Occurred()) return NULL;
-    PyArrayObject *x = pn_borrow(args[0], self->x_type, "x");
-    if (!x) return NULL;
-    pn_tensor tx;
-    if (pn_view(x, &tx)) {
-        Py_DECREF(x);
-        return NULL;
+    int n_out = pn_model_output_count(self->m);
+    if (n_out < 1) {
+        int64_t shape[PN_MAX_DIMS];
+        return pn_raise(pn_model_output_shape(self->m, 0, shape)); /* "no output yet" */
     }
-    int64_t shape[PN_MAX_DIMS];
-    int nd = pn_model_output_shape(self->m, shape);
-    if (nd < 0) {
-        Py_DECREF(x);
-        return pn_raise(nd);
-    }
-    npy_intp dims[PN_MAX_DIMS + 1];
-    dims[0] = tx.ndim ? (npy_intp)tx.dims[0] : 0;
-    for (int i = 0; i < nd; i++) dims[i + 1] = (npy_intp)shape[i];
-    PyArrayObject *out = (PyArrayObject *)PyArray_SimpleNew(nd + 1, dims, NPY_FLOAT32);
-    if (!out) {
-        Py_DECREF(x);
-        return NULL;
+    arrays x;
+    PyArrayObject *out[PN_MAX_OUTPUTS] = {NULL};
+    float *outp[PN_MAX_OUTPUTS];
+    if (borrow_arrays(args[0], self->n_inputs, self->x_type, "x", "inputs", &x)) goto fail;
+    for (int k = 0; k < n_out; k++) {
+        int64_t shape[PN_MAX_DIMS];
+        int nd = pn_model_output_shape(self->m, k, shape);
+        if (nd < 0) {
+            pn_raise(nd);
+            goto fail;
+        }
+        npy_intp dims[PN_MAX_DIMS + 1];
+        dims[0] = x.t[0].ndim ? (npy_intp)x.t[0].dims[0] : 0;
+        for (int i = 0; i < nd; i++) dims[i + 1] = (npy_intp)shape[i];
+        out[k] = (PyArrayObject *)PyArray_SimpleNew(nd + 1, dims, NPY_FLOAT32);
+        if (!out[k]) goto fail;
+        outp[k] = PyArray_DATA(out[k]);
     }
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = pn_model_predict(self->m, &tx, bs, PyArray_DATA(out));
+    rc = pn_model_predict(self->m, x.t, bs, outp);
     Py_END_ALLOW_THREADS
-    Py_DECREF(x);
+    release_arrays(&x);
     if (rc) {
-        Py_DECREF(out);
+        for (int k = 0; k < n_out; k++) Py_DECREF(out[k]);
         return pn_raise(rc);
     }
-    return (PyObject *)out;
+    return one_or_list(out, n_out);
+fail:
+    release_arrays(&x);
+    for (int k = 0; k < n_out; k++) Py_XDECREF(out[k]);
+    return NULL;
 }
 
 /* plan_bytes(batch, training) -> the arena size of that plan, in bytes */
@@ -550,16 +684,22 @@ static PyMethodDef model_methods[] = {
     {"add_node", KW(model_add_node),
      "add_node(op, inputs, variables=(), iattr=(), fattr=()) -> (node, shape)"},
     {"node_shape", (PyCFunction)model_node_shape, METH_O, "node_shape(node) -> tuple"},
-    {"set_output", (PyCFunction)model_set_output, METH_O, "set_output(node)"},
-    {"compile", (PyCFunction)model_compile, METH_VARARGS, "compile(loss, from_logits, metrics)"},
+    {"set_output", (PyCFunction)model_set_output, METH_O,
+     "set_output(node or [node, ...]): the output nodes"},
+    {"compile", (PyCFunction)model_compile, METH_VARARGS,
+     "compile(loss, from_logits, metrics): the same loss for every output"},
+    {"compile_outputs", (PyCFunction)model_compile_outputs, METH_O,
+     "compile_outputs([(loss, from_logits, weight, metrics), ...]): one per output"},
     {"set_optimizer", KW(model_set_optimizer), "set_optimizer(kind, **config)"},
     {"optimizer_state", (PyCFunction)model_optimizer_state, METH_NOARGS,
      "optimizer_state() -> float32 view of every slot, flat"},
-    {"train_step", FAST(model_train_step), "train_step(x, y, idx=None) -> (loss, *metric_sums)"},
-    {"test_step", FAST(model_test_step), "test_step(x, y, idx=None) -> (loss, *metric_sums)"},
+    {"train_step", FAST(model_train_step),
+     "train_step(x, y, idx=None) -> (loss, *output_losses, *metric_sums)"},
+    {"test_step", FAST(model_test_step),
+     "test_step(x, y, idx=None) -> (loss, *output_losses, *metric_sums)"},
     {"gradients", (PyCFunction)model_gradients, METH_VARARGS,
-     "gradients(x, y, input_grad=False) -> (loss, dx or None)"},
-    {"predict", FAST(model_predict), "predict(x, batch_size) -> array"},
+     "gradients(x, y, input_grad=False) -> (loss, dx or [dx, ...] or None)"},
+    {"predict", FAST(model_predict), "predict(x, batch_size) -> array or [array, ...]"},
     {"set_seed", (PyCFunction)model_set_seed, METH_O, "set_seed(seed): random ops' stream"},
     {"plan_bytes", (PyCFunction)model_plan_bytes, METH_VARARGS,
      "plan_bytes(batch, training=False) -> bytes of that plan's arena"},

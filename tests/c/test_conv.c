@@ -94,7 +94,7 @@ static void check_forward(const cfg *g, int pred_batch, unsigned seed) {
     if (!m) return;
     int OH = out_h(g), OW = out_w(g);
     int64_t shape[8];
-    int nd = pn_model_output_shape(m, shape);
+    int nd = pn_model_output_shape(m, 0, shape);
     CHECK(nd == 3 && shape[0] == OH && shape[1] == OW && shape[2] == g->OC,
           "%s: output shape (%lld, %lld, %lld), want (%d, %d, %d)", name, (long long)shape[0],
           (long long)shape[1], (long long)shape[2], OH, OW, g->OC);
@@ -103,7 +103,7 @@ static void check_forward(const cfg *g, int pred_batch, unsigned seed) {
     double *ref = malloc(sizeof(double) * ny);
     for (int i = 0; i < nx; i++) x[i] = frand(&seed);
     pn_tensor tx = {.ndim = 4, .dims = {g->B, g->H, g->W, g->C}, .dtype = PN_F32, .data = x};
-    int rc = pn_model_predict(m, &tx, pred_batch, y);
+    int rc = pn_model_predict(m, &tx, pred_batch, (float *[]){y});
     reference(ref, x, param(m, 0), g->bias ? param(m, 1) : NULL, g);
     double err = 0;
     for (int i = 0; i < ny; i++) err = fmax(err, fabs(ref[i] - y[i]) / (1 + fabs(ref[i])));
@@ -153,7 +153,7 @@ static void test_forward_matches_reference(void) {
 
 /* The MSE loss of the model on (x, y), in double from predict's float outputs. */
 static double mse(pn_model *m, const pn_tensor *tx, const float *y, float *buf, int ny) {
-    pn_model_predict(m, tx, tx->dims[0], buf);
+    pn_model_predict(m, tx, tx->dims[0], (float *[]){buf});
     double s = 0;
     for (int i = 0; i < ny; i++) s += ((double)buf[i] - y[i]) * ((double)buf[i] - y[i]);
     return s / ny;
@@ -201,7 +201,7 @@ static void check_gradients(const cfg *g, int stride, unsigned seed) {
     pn_tensor tx = {.ndim = 4, .dims = {g->B, g->H, g->W, g->C}, .dtype = PN_F32, .data = x};
     pn_tensor ty = {.ndim = 4, .dims = {g->B, OH, OW, g->OC}, .dtype = PN_F32, .data = y};
     float loss;
-    int rc = pn_model_gradients(m, &tx, &ty, &loss, dx);
+    int rc = pn_model_gradients(m, &tx, &ty, &loss, (float *[]){dx});
     CHECK(rc == 0, "%s: gradients rc %d", name, rc);
     memcpy(gw, grad(m, 0), sizeof(float) * nk);
     if (nb) memcpy(gw + nk, grad(m, 1), sizeof(float) * nb);
@@ -215,7 +215,7 @@ static void check_gradients(const cfg *g, int stride, unsigned seed) {
     CHECK(ek < 1e-3, "%s: kernel gradient error %g", name, ek);
     CHECK(eb < 1e-3, "%s: bias gradient error %g", name, eb);
 
-    rc = pn_model_gradients(m, &tx, &ty, &loss, dx2);
+    rc = pn_model_gradients(m, &tx, &ty, &loss, (float *[]){dx2});
     int same = rc == 0 && memcmp(dx, dx2, sizeof(float) * nx) == 0 &&
                memcmp(gw, grad(m, 0), sizeof(float) * nk) == 0 &&
                (!nb || memcmp(gw + nk, grad(m, 1), sizeof(float) * nb) == 0);
@@ -268,14 +268,14 @@ static void test_shared_kernel_accumulates(void) {
     pn_model_set_output(m, n2);
     pn_model_compile(m, PN_LOSS_MSE, 0, 0, NULL);
     int64_t os[8];
-    pn_model_output_shape(m, os);
+    pn_model_output_shape(m, 0, os);
     int B = 2, nx = B * 6 * 5 * 3, ny = B * (int)(os[0] * os[1] * os[2]);
     float *x = malloc(sizeof(float) * nx), *y = malloc(sizeof(float) * ny);
     float *buf = malloc(sizeof(float) * ny), *dx = malloc(sizeof(float) * nx), gw[84], loss;
     for (int i = 0; i < nx; i++) x[i] = frand(&seed);
     for (int i = 0; i < ny; i++) y[i] = frand(&seed);
     pn_tensor tx = {4, {B, 6, 5, 3}, PN_F32, x}, ty = {4, {B, os[0], os[1], os[2]}, PN_F32, y};
-    int rc = pn_model_gradients(m, &tx, &ty, &loss, dx);
+    int rc = pn_model_gradients(m, &tx, &ty, &loss, (float *[]){dx});
     memcpy(gw, grad(m, v[0]), sizeof(float) * 81);
     memcpy(gw + 81, grad(m, v[1]), sizeof(float) * 3);
     CHECK(rc == 0, "shared kernel: gradients rc %d", rc);
@@ -406,13 +406,14 @@ static void bench(const char *name, int H, int W, int C, int OC, int B, int want
     int reps = 200;
     double best_f = 1e30, best_g = 1e30;
     for (int trial = 0; trial < 5; trial++) {
-        pn_model_predict(m, &tx, B, out);
+        pn_model_predict(m, &tx, B, (float *[]){out});
         double t0 = now_ms();
-        for (int r = 0; r < reps; r++) pn_model_predict(m, &tx, B, out);
+        for (int r = 0; r < reps; r++) pn_model_predict(m, &tx, B, (float *[]){out});
         double t1 = now_ms();
-        pn_model_gradients(m, &tx, &ty, &loss, want_dx ? dx : NULL);
+        pn_model_gradients(m, &tx, &ty, &loss, want_dx ? (float *[]){dx} : NULL);
         double t2 = now_ms();
-        for (int r = 0; r < reps; r++) pn_model_gradients(m, &tx, &ty, &loss, want_dx ? dx : NULL);
+        for (int r = 0; r < reps; r++)
+            pn_model_gradients(m, &tx, &ty, &loss, want_dx ? (float *[]){dx} : NULL);
         double t3 = now_ms();
         best_f = fmin(best_f, (t1 - t0) / reps);
         best_g = fmin(best_g, (t3 - t2) / reps);

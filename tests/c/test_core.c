@@ -49,7 +49,7 @@ static void test_dense_forward(void) {
                 float *x = malloc(sizeof(float) * rows * C), *y = malloc(sizeof(float) * rows * OC);
                 for (int i = 0; i < rows * C; i++) x[i] = frand(&seed);
                 pn_tensor tx = {.ndim = 2, .dims = {rows, C}, .dtype = PN_F32, .data = x};
-                int rc = pn_model_predict(m, &tx, 4, y);
+                int rc = pn_model_predict(m, &tx, 4, (float *[]){y});
                 const float *w = param(m, 0), *b = bias ? param(m, 1) : NULL;
                 double err = 0;
                 for (int r = 0; r < rows; r++)
@@ -120,7 +120,7 @@ static void test_gradient_check_dense_tanh_softmax(void) {
     for (int i = 0; i < 8; i++) x[i] = frand(&seed);
     int32_t y[2] = {2, 0};
     pn_tensor tx = {2, {2, 4}, PN_F32, x}, ty = {1, {2}, PN_I32, y};
-    int rc = pn_model_gradients(m, &tx, &ty, &loss, dx);
+    int rc = pn_model_gradients(m, &tx, &ty, &loss, (float *[]){dx});
     CHECK(rc == 0, "gradients failed");
     double worst = 0;
     for (int i = 0; i < 8; i++) {
@@ -190,9 +190,9 @@ static void test_plan_cache_many_batch_sizes(void) {
     float x[40 * 6], all[40 * 5], part[40 * 5];
     for (int i = 0; i < 40 * 6; i++) x[i] = frand(&seed);
     pn_tensor tx = {2, {40, 6}, PN_F32, x};
-    int rc = pn_model_predict(m, &tx, 40, all);
+    int rc = pn_model_predict(m, &tx, 40, (float *[]){all});
     for (int bs = 1; bs <= 13 && rc == 0; bs++) {
-        rc = pn_model_predict(m, &tx, bs, part);
+        rc = pn_model_predict(m, &tx, bs, (float *[]){part});
         float worst = 0; /* one or two rows take the GEMV path: equal up to rounding */
         for (int i = 0; i < 40 * 5; i++) worst = fmaxf(worst, fabsf(all[i] - part[i]));
         CHECK(rc == 0 && worst < 1e-5f, "batch size %d: differs by %g", bs, worst);

@@ -215,7 +215,7 @@ static pn_model *build(const cfg *t, unsigned seed, int *var) {
         return NULL;
     }
     int64_t shape[8];
-    int nd = pn_model_output_shape(m, shape);
+    int nd = pn_model_output_shape(m, 0, shape);
     int64_t size = 1;
     for (int i = 0; i < nd; i++) size *= shape[i];
     CHECK(size == out_size(t), "%s: output size %lld, expected %d", t->what, (long long)size,
@@ -262,14 +262,14 @@ static void run_case(const cfg *t, int fd) {
 
     /* forward: predict in batches of 3 (a short last batch), against the reference */
     double l0 = ref_loss(t, &r);
-    int rc = pn_model_predict(m, &tx, 3, out);
+    int rc = pn_model_predict(m, &tx, 3, (float *[]){out});
     CHECK(rc == 0, "%s: predict rc %d", t->what, rc);
     double e = rel_err(out, r.out, (int64_t)B * O);
     CHECK(e < 1e-5, "%s: forward error %g", t->what, e);
 
     /* gradients against the naive backward */
     float loss = 0;
-    rc = pn_model_gradients(m, &tx, &ty, &loss, dx);
+    rc = pn_model_gradients(m, &tx, &ty, &loss, (float *[]){dx});
     CHECK(rc == 0, "%s: gradients rc %d", t->what, rc);
     CHECK(fabs(loss - l0) <= 1e-5 * (1 + fabs(l0)), "%s: loss %g, reference %g", t->what, loss,
           l0);
@@ -447,7 +447,8 @@ static void test_maximum_ties(void) {
         for (int i = 0; i < 15; i++) y[i] = frand(&seed);
         pn_tensor tx = {.ndim = 2, .dims = {3, 4}, .dtype = PN_F32, .data = x};
         pn_tensor ty = {.ndim = 2, .dims = {3, 5}, .dtype = PN_F32, .data = y};
-        CHECK(pn_model_gradients(m, &tx, &ty, &loss, dx) == 0, "maximum ties: gradients");
+        CHECK(pn_model_gradients(m, &tx, &ty, &loss, (float *[]){dx}) == 0,
+              "maximum ties: gradients");
         double g0 = 0, g1 = 0;
         int64_t off;
         pn_model_variable(m, var[0], &off, NULL, NULL, NULL);

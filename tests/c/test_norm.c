@@ -176,7 +176,7 @@ static void bn_check_training(const char *what, int ndim, const int64_t *shape, 
     memcpy(tx.dims, dims_x, sizeof dims_x);
     memcpy(ty.dims, dims_x, sizeof dims_x);
     float loss = 0;
-    rc = pn_model_gradients(t.m, &tx, &ty, &loss, dx);
+    rc = pn_model_gradients(t.m, &tx, &ty, &loss, (float *[]){dx});
     CHECK(rc == 0, "%s: gradients", what);
     CHECK(fabs(loss - loss_ref) <= 1e-5 * (1 + loss_ref), "%s: loss %.7g vs %.7g", what, loss,
           loss_ref);
@@ -246,7 +246,7 @@ static void test_bn_inference_matches_reference(void) {
                 bn_fill_x(x, R, t.C, 0.3f, 9u);
                 pn_tensor tx = {rank + 1, {B, shape[0], rank == 3 ? shape[1] : 0,
                                            rank == 3 ? shape[2] : 0}, PN_F32, x};
-                rc |= pn_model_predict(t.m, &tx, 3, out); /* batches of 3, 3 and 1 */
+                rc |= pn_model_predict(t.m, &tx, 3, (float *[]){out}); /* batches of 3, 3 and 1 */
                 bn_ref_forward(&t, x, R, 0, yr, xh, mean, var);
                 double e = rel_err(out, yr, M, 1.0);
                 CHECK(rc == 0 && e < 1e-5, "bn inference rank%d scale=%d center=%d: err %g", rank,
@@ -281,7 +281,7 @@ static void test_bn_gradients_finite_differences(void) {
         for (int64_t i = 0; i < M; i++) y[i] = frand(&s);
         pn_tensor tx = {4, {B, 2, 3, 4}, PN_F32, x}, ty = {4, {B, 2, 3, 4}, PN_F32, y};
         float loss, dg[4] = {0}, db[4] = {0};
-        rc |= pn_model_gradients(t.m, &tx, &ty, &loss, dx);
+        rc |= pn_model_gradients(t.m, &tx, &ty, &loss, (float *[]){dx});
         if (sc) memcpy(dg, grad(t.m, t.vg), sizeof dg);
         if (ce) memcpy(db, grad(t.m, t.vb), sizeof db);
         CHECK(rc == 0, "bn fd build");
@@ -337,7 +337,7 @@ static void test_bn_moving_stats_update(void) {
         double yr[60], xh[60], mean[3], var[3];
         bn_ref_forward(&t, x, R, 1, yr, xh, mean, var);
         pn_tensor tx = {3, {B, 4, 3}, PN_F32, x}, ty = {3, {B, 4, 3}, PN_F32, y};
-        rc |= pn_model_gradients(t.m, &tx, &ty, &loss, dx);
+        rc |= pn_model_gradients(t.m, &tx, &ty, &loss, (float *[]){dx});
         double err = 0;
         for (int c = 0; c < 3; c++) {
             double wm = mom == 0.0f ? mean[c] : mm0[c], wv = mom == 0.0f ? var[c] : mv0[c];
@@ -347,7 +347,7 @@ static void test_bn_moving_stats_update(void) {
         /* with momentum 0, predict now reproduces the training forward */
         if (mom == 0.0f) {
             float out[60];
-            rc = pn_model_predict(t.m, &tx, B, out);
+            rc = pn_model_predict(t.m, &tx, B, (float *[]){out});
             double e = rel_err(out, yr, M, 1.0);
             CHECK(rc == 0 && e < 1e-5, "bn predict after momentum-0 step: err %g", e);
         }
@@ -376,7 +376,7 @@ static void test_bn_frozen(void) {
     }
     bn_ref_backward(&t, dy, xh, var, R, 0, dxr, dg, db);
     pn_tensor tx = {4, {B, 3, 2, 4}, PN_F32, x}, ty = {4, {B, 3, 2, 4}, PN_F32, y};
-    rc |= pn_model_gradients(t.m, &tx, &ty, &loss, dx);
+    rc |= pn_model_gradients(t.m, &tx, &ty, &loss, (float *[]){dx});
     CHECK(rc == 0 && fabs(loss - loss_ref) < 1e-5 * (1 + loss_ref), "frozen loss %g vs %g", loss,
           loss_ref);
     CHECK(rel_err(dx, dxr, M, 1e-6) < 1e-4, "frozen dx err %g", rel_err(dx, dxr, M, 1e-6));
@@ -396,7 +396,7 @@ static void test_bn_batch_one_rank_one(void) {
     int rc = bn_make(&t, 1, shape, 1, 1, 0, 0.99f, 1e-3f, 1u);
     float x[4] = {1, -2, 3, 0.5f}, y[4] = {0}, dx[4], loss;
     pn_tensor tx = {2, {1, 4}, PN_F32, x}, ty = {2, {1, 4}, PN_F32, y};
-    rc |= pn_model_gradients(t.m, &tx, &ty, &loss, dx);
+    rc |= pn_model_gradients(t.m, &tx, &ty, &loss, (float *[]){dx});
     double want = 0;
     for (int c = 0; c < 4; c++) want += param(t.m, t.vb)[c] * param(t.m, t.vb)[c] / 4.0;
     int zero = 1;
@@ -423,7 +423,7 @@ static void test_bn_deterministic_across_threads(void) {
         res[k] = malloc(sizeof(float) * (M + 4 * 48));
         float loss;
         pn_tensor tx = {4, {B, 13, 11, 48}, PN_F32, x}, ty = {4, {B, 13, 11, 48}, PN_F32, y};
-        rc |= pn_model_gradients(t.m, &tx, &ty, &loss, res[k]);
+        rc |= pn_model_gradients(t.m, &tx, &ty, &loss, (float *[]){res[k]});
         memcpy(res[k] + M, grad(t.m, t.vg), sizeof(float) * 48);
         memcpy(res[k] + M + 48, grad(t.m, t.vb), sizeof(float) * 48);
         memcpy(res[k] + M + 96, param(t.m, t.vmm), sizeof(float) * 48);
@@ -522,7 +522,7 @@ static double dropout_step(pn_model *m, const pn_tensor *tx, const float *x, int
     float *y = calloc((size_t)M, sizeof(float)), *dx = malloc(sizeof(float) * M), loss;
     pn_tensor ty = *tx;
     ty.data = y;
-    int rc = pn_model_gradients(m, tx, &ty, &loss, dx);
+    int rc = pn_model_gradients(m, tx, &ty, &loss, (float *[]){dx});
     double s = 1.0 / (1.0 - rate), loss_ref = 0, err = 0;
     int64_t kept = 0;
     for (int64_t i = 0; i < M; i++) {
@@ -574,11 +574,11 @@ static void test_dropout_identity(void) {
     pn_tensor tx = {4, {B, 4, 5, 3}, PN_F32, x}, ty = {4, {B, 4, 5, 3}, PN_F32, y};
     for (int sp = 0; sp <= 1; sp++) {
         pn_model *m = dropout_make(3, shape, 0.5f, sp);
-        int rc = pn_model_predict(m, &tx, 4, out);
+        int rc = pn_model_predict(m, &tx, 4, (float *[]){out});
         CHECK(rc == 0 && memcmp(out, x, sizeof x) == 0, "dropout spatial=%d: predict is x", sp);
         pn_model_destroy(m);
         m = dropout_make(3, shape, 0.0f, sp);
-        rc = pn_model_gradients(m, &tx, &ty, &loss, dx);
+        rc = pn_model_gradients(m, &tx, &ty, &loss, (float *[]){dx});
         double err = 0, lref = 0;
         for (int i = 0; i < M; i++) {
             err = fmax(err, fabs(dx[i] - 2.0 * x[i] / (double)M));

@@ -161,7 +161,7 @@ static void check_op(const op_cfg *o, int B, int H, int W, int C, int ties) {
     CHECK(m != NULL, "%s builds", cfg_str(o, B, H, W, C));
     if (!m) return;
     int64_t shp[8];
-    int nd = pn_model_output_shape(m, shp);
+    int nd = pn_model_output_shape(m, 0, shp);
     int64_t got = 1;
     for (int i = 0; i < nd; i++) got *= shp[i];
     CHECK(got == os, "%s: output size %lld, expected %d", cfg_str(o, B, H, W, C), (long long)got,
@@ -177,7 +177,7 @@ static void check_op(const op_cfg *o, int B, int H, int W, int C, int ties) {
     pn_tensor ty = {.ndim = 2, .dims = {B, os}, .dtype = PN_F32, .data = y};
 
     /* forward, in batches of 2 so a batch of 3 also runs a batch of 1 */
-    int rc = pn_model_predict(m, &tx, 2, out);
+    int rc = pn_model_predict(m, &tx, 2, (float *[]){out});
     CHECK(rc == 0, "%s: predict rc %d", cfg_str(o, B, H, W, C), rc);
     ref_op(o, B, H, W, C, x, ro, NULL, NULL);
     double err = 0;
@@ -189,7 +189,7 @@ static void check_op(const op_cfg *o, int B, int H, int W, int C, int ties) {
     ref_op(o, B, H, W, C, x, ro, g, rd);
     for (int run = 0; run < 2; run++) {
         float loss;
-        rc = pn_model_gradients(m, &tx, &ty, &loss, dx);
+        rc = pn_model_gradients(m, &tx, &ty, &loss, (float *[]){dx});
         CHECK(rc == 0, "%s: gradients rc %d", cfg_str(o, B, H, W, C), rc);
         double e = 0, scale = 1e-12;
         for (int i = 0; i < B * is; i++) {
@@ -206,7 +206,7 @@ static void check_op(const op_cfg *o, int B, int H, int W, int C, int ties) {
 /* ---- gradient by central finite differences of the loss, computed in double ----------------- */
 
 static double mse(pn_model *m, const pn_tensor *tx, const float *y, float *out, int n) {
-    pn_model_predict(m, tx, 64, out);
+    pn_model_predict(m, tx, 64, (float *[]){out});
     double s = 0;
     for (int i = 0; i < n; i++) s += ((double)out[i] - y[i]) * ((double)out[i] - y[i]);
     return s / n;
@@ -225,7 +225,7 @@ static void check_fd(const op_cfg *o, int B, int H, int W, int C) {
     pn_tensor tx = {.ndim = 4, .dims = {B, H, W, C}, .dtype = PN_F32, .data = x};
     pn_tensor ty = {.ndim = 2, .dims = {B, os}, .dtype = PN_F32, .data = y};
     float loss;
-    int rc = pn_model_gradients(m, &tx, &ty, &loss, dx);
+    int rc = pn_model_gradients(m, &tx, &ty, &loss, (float *[]){dx});
     CHECK(rc == 0, "%s: gradients rc %d", cfg_str(o, B, H, W, C), rc);
     double worst = 0;
     int bad = -1;
@@ -325,9 +325,9 @@ static void test_reshape(void) {
         for (int i = 0; i < N; i++) x[i] = next_float(), y[i] = next_float();
         pn_tensor tx = {.ndim = 4, .dims = {B, 4, 3, 2}, .dtype = PN_F32, .data = x};
         pn_tensor ty = {.ndim = 2, .dims = {B, 24}, .dtype = PN_F32, .data = y};
-        CHECK(pn_model_predict(m, &tx, 2, out) == 0 && memcmp(out, x, sizeof x) == 0,
+        CHECK(pn_model_predict(m, &tx, 2, (float *[]){out}) == 0 && memcmp(out, x, sizeof x) == 0,
               "reshape: forward is a copy");
-        rc = pn_model_gradients(m, &tx, &ty, &loss, dx);
+        rc = pn_model_gradients(m, &tx, &ty, &loss, (float *[]){dx});
         double e = 0;
         for (int i = 0; i < N; i++) e = fmax(e, fabs(dx[i] - 2.0 * ((double)x[i] - y[i]) / N));
         CHECK(rc == 0 && e < 1e-6, "reshape: gradient error %g", e);
@@ -357,7 +357,7 @@ static void test_max_nan(void) {
     for (int i = 0; i < 16; i++) x[i] = (float)i;
     x[5] = NAN; /* in the first window, not its last element */
     pn_tensor tx = {.ndim = 4, .dims = {1, 4, 4, 1}, .dtype = PN_F32, .data = x};
-    pn_model_predict(m, &tx, 1, out);
+    pn_model_predict(m, &tx, 1, (float *[]){out});
     CHECK(isnan(out[0]) && out[1] == 7.0f && out[2] == 13.0f && out[3] == 15.0f,
           "max_pool2d: NaN propagates (%g %g %g %g)", out[0], out[1], out[2], out[3]);
     pn_model_destroy(m);
