@@ -16,32 +16,62 @@ class Functional(Model):
     outputs)`).
 
     Args:
-        inputs: the model's Input tensor (a list or dict of one is accepted).
-        outputs: the tensor the model computes from it (a list or dict of one is accepted).
+        inputs: the model's Input tensor, or a list or dict of them (a dict's keys name the
+            inputs, and data for them may come as a dict with the same keys).
+        outputs: the tensor the model computes, or a list or dict of them (a dict's keys name
+            the outputs; otherwise each output is named after the layer that makes it).
         name: the model's name.
 
     Example:
-        >>> x = pynn.Input(shape=(8,))
-        >>> h = pynn.layers.Dense(16, activation="relu")(x)
-        >>> model = pynn.Model(x, pynn.layers.Add()([h, pynn.layers.Dense(16)(x)]))
+        >>> a, b = pynn.Input(shape=(8,), name="a"), pynn.Input(shape=(4,), name="b")
+        >>> h = pynn.layers.Concatenate()([a, b])
+        >>> model = pynn.Model([a, b], {"score": pynn.layers.Dense(1)(h),
+        ...                             "label": pynn.layers.Dense(3, activation="softmax")(h)})
     """
 
     def __init__(self, inputs=None, outputs=None, name: str | None = None,
                  trainable: bool = True):
         super().__init__(name=name or unique_name("functional"), trainable=trainable)
-        self._input = _single(inputs, "inputs")
-        self._output = _single(outputs, "outputs")
-        if self._input._layer is None or not isinstance(self._input._layer, InputLayer):
-            raise ValueError("Model: `inputs` must be the tensor made by pynn.Input")
-        self._calls = _calls_between(self._input, self._output)
+        in_struct, ins, in_keys = _flatten(inputs, "inputs")
+        out_struct, outs, out_keys = _flatten(outputs, "outputs")
+        for t in ins:
+            if t._layer is None or not isinstance(t._layer, InputLayer):
+                raise ValueError("Model: `inputs` must be tensors made by pynn.Input")
+        if len({id(t) for t in ins}) != len(ins):
+            raise ValueError("Model: the same Input appears twice in `inputs`")
+        if len(ins) > 16 or len(outs) > 16:
+            raise ValueError(f"Model: at most 16 inputs and 16 outputs, got {len(ins)} and "
+                             f"{len(outs)}")
+        self._inputs, self._outputs = ins, outs
+        self._input_struct = in_struct
+        self._output_struct = out_struct
+        self._n_inputs = len(ins)
+        self._input_names = in_keys or [t._layer.name for t in ins]
+        self._output_names = out_keys or [t._layer.name for t in outs]
+        if len(set(self._input_names)) != len(self._input_names):
+            raise ValueError(f"Model: input names repeat: {self._input_names}; give each "
+                             "pynn.Input its own name")
+        if len(outs) > 1 and len(set(self._output_names)) != len(self._output_names):
+            # one layer's tensor twice, or two calls of one layer: Keras numbers them
+            seen: dict = {}
+            for i, nm in enumerate(self._output_names):
+                seen[nm] = seen.get(nm, 0) + 1
+                if seen[nm] > 1:
+                    self._output_names[i] = f"{nm}_{seen[nm] - 1}"
+        self._calls = _calls_between(ins, outs, self._input_names)
         layers: list[Layer] = []
         for t in self._calls:
             if t._layer not in layers:
                 layers.append(t._layer)
         self._graph_layers = layers
-        self._input_dtype = self._input.dtype
-        self._sample_shape = tuple(self._input.shape[1:])
+        self._input_dtypes = [t.dtype for t in ins]
+        self._input_dtype = ins[0].dtype
+        if self._n_inputs > 1:
+            self._x_dtype = None  # predict's single-array fast path never applies
+        self._sample_shape = tuple(ins[0].shape[1:])
         self._build_core(self._sample_shape)
+        if self._n_outputs > 1 and self._x_dtype is not None:
+            self._x_dtype = None
 
     # -- the graph ------------------------------------------------------------------------------
     def _layers_in_order(self) -> list:
@@ -49,34 +79,48 @@ class Functional(Model):
 
     @property
     def layers(self) -> list:
-        """The InputLayer, then every layer once, in the order the graph first calls them."""
-        return [self._input._layer] + list(self._graph_layers)
+        """The InputLayers, then every layer once, in the order the graph first calls them."""
+        return [t._layer for t in self._inputs] + list(self._graph_layers)
 
     @property
     def inputs(self) -> list:
-        return [self._input]
+        return list(self._inputs)
 
     @property
     def outputs(self) -> list:
-        return [self._output]
+        return list(self._outputs)
 
     @property
-    def input_shape(self) -> tuple:
-        return self._input.shape
+    def input_shape(self):
+        """(None, ...) of the input; a list of them for several inputs."""
+        shapes = [t.shape for t in self._inputs]
+        return shapes[0] if self._input_struct == "single" else shapes
 
     def _call_symbolic(self, x):
-        """Replays this model's layer calls on `x` (a nested model)."""
-        tensors = {id(self._input): x}
+        """Replays this model's layer calls on `x` (a nested model): tensors for its inputs (one,
+        a list in order, or a dict by input name); returns its outputs, structured like them."""
+        if self._n_inputs == 1:
+            if isinstance(x, dict):
+                x = list(x.values())
+            if isinstance(x, (list, tuple)):
+                if len(x) != 1:
+                    raise ValueError(f"Model '{self.name}' has 1 input, but was called on "
+                                     f"{len(x)} tensors")
+                x = x[0]
+            given = [x]
+        else:
+            given = self._match(x, self._input_names, "the tensors it was called on", "input")
+        tensors = {id(t): g for t, g in zip(self._inputs, given)}
         for t in self._calls:
             ins = [tensors[id(i)] for i in t._inputs]
             tensors[id(t)] = t._layer(ins if len(ins) > 1 or _takes_list(t._layer) else ins[0])
-        return tensors[id(self._output)]
+        return self._pack_outputs([tensors[id(o)] for o in self._outputs])
 
     def _build_layers(self, layers: list, sample_shape: tuple) -> None:
         pass  # every layer was built when it was first called on a tensor
 
-    def _lower(self, core, node: int) -> int:
-        nodes = {id(self._input): node}
+    def _lower_model(self, core, sample_shape: tuple) -> list[int]:
+        nodes = {id(t): core.add_input(tuple(t.shape[1:]), t.dtype) for t in self._inputs}
         for t in self._calls:
             layer = t._layer
             ins = [nodes[id(i)] for i in t._inputs]
@@ -85,7 +129,10 @@ class Functional(Model):
                                            else ins[0])
             except ValueError as e:
                 raise ValueError(f"Layer '{layer.name}': {e}") from None
-        return nodes[id(self._output)]
+        return [nodes[id(o)] for o in self._outputs]
+
+    def _ensure_built(self, x) -> None:
+        self._assert_built("its inputs")
 
     def connections(self, layer) -> list[str]:
         """Keras's "Connected to" entries of a layer: the producers of its inputs, as
@@ -108,28 +155,40 @@ def _takes_list(layer) -> bool:
     return isinstance(layer, Merge)
 
 
-def _single(value, what: str) -> KerasTensor:
+def _flatten(value, what: str) -> tuple[str, list, list | None]:
+    """(structure, tensors in order, dict keys or None) of Model's `inputs` or `outputs`: one
+    tensor ('single'), a list or tuple ('list'; one of one is 'single'), or a dict ('dict', in
+    key order as Keras flattens it)."""
+    keys = None
     if isinstance(value, dict):
-        value = list(value.values())
-    if isinstance(value, (list, tuple)):
-        if len(value) != 1:
-            raise ValueError(f"Model: {len(value)} {what} given; this version supports models "
-                             f"with one input and one output")
-        value = value[0]
-    if not isinstance(value, KerasTensor):
-        raise TypeError(f"Model: {what} must be tensors made by pynn.Input and layer calls, got "
-                        f"{type(value).__name__}")
-    return value
+        keys = sorted(value)
+        tensors = [value[k] for k in keys]
+        struct = "dict" if len(tensors) > 1 else "single"
+    elif isinstance(value, (list, tuple)):
+        tensors = list(value)
+        struct = "list" if len(tensors) > 1 else "single"
+    else:
+        tensors, struct = [value], "single"
+    if not tensors:
+        raise ValueError(f"Model: `{what}` is empty")
+    for t in tensors:
+        if not isinstance(t, KerasTensor):
+            raise TypeError(f"Model: {what} must be tensors made by pynn.Input and layer calls, "
+                            f"got {type(t).__name__}")
+    return struct, tensors, keys
 
 
-def _calls_between(source: KerasTensor, target: KerasTensor) -> list:
-    """The layer calls that lead from `source` to `target`, each after the calls it reads."""
+def _calls_between(sources: list, targets: list, source_names: list) -> list:
+    """The layer calls that lead from `sources` to `targets`, each after the calls it reads."""
     order, state = [], {}  # state: 1 visiting, 2 done
+    is_source = {id(t) for t in sources}
+    used = set()
 
     def visit(t):
         if state.get(id(t)) == 2:
             return
-        if t is source:
+        if id(t) in is_source:
+            used.add(id(t))
             state[id(t)] = 2
             return
         if not t._inputs:
@@ -142,7 +201,12 @@ def _calls_between(source: KerasTensor, target: KerasTensor) -> list:
         state[id(t)] = 2
         order.append(t)
 
-    visit(target)
-    if target is source:
-        raise ValueError("Model: the outputs are the inputs; add at least one layer")
+    for target in targets:
+        if id(target) in is_source:
+            raise ValueError(f"Model: the output '{target._layer.name}' is one of the inputs; "
+                             "add at least one layer")
+        visit(target)
+    for t, name in zip(sources, source_names):
+        if id(t) not in used:
+            raise ValueError(f"Model: input '{name}' is not used: no output depends on it")
     return order

@@ -24,6 +24,28 @@ from ..utils import random as pn_random
 from .data import shape_str, to_array, to_float32, to_int32
 
 
+def _as_list(value) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _rows(x) -> int:
+    """Samples in prepared inputs or targets: one array, or a list with one per input/output."""
+    return x.shape[0] if isinstance(x, np.ndarray) else x[0].shape[0]
+
+
+def _take(x, rows):
+    """The rows (a slice or an index array) of prepared inputs or targets."""
+    return x[rows] if isinstance(x, np.ndarray) else [a[rows] for a in x]
+
+
+def _is_arrays(x) -> bool:
+    """Whether x is a list or tuple of arrays (several inputs or targets), not nested data."""
+    return isinstance(x, (list, tuple)) and bool(x) and all(
+        isinstance(a, np.ndarray) or hasattr(a, "to_numpy") for a in x)
+
+
 def _resolve_verbose(verbose) -> int:
     if verbose == "auto":
         return 1
@@ -56,7 +78,8 @@ def _relu_before_max_pool(layer, nxt) -> bool:
 class Model:
     """Base of all models: the training and inference API of Keras 3.
 
-    Subclasses (Sequential) provide `_input_shape()` and `_lower(core, node)`.
+    Subclasses (Sequential) provide `_input_shape()` and `_lower(core, node)`; a model with
+    several inputs or outputs (Functional) overrides `_lower_model(core, sample_shape)`.
     """
 
     def __new__(cls, *args, **kwargs):
@@ -75,8 +98,14 @@ class Model:
         self._compiled = False
         self.optimizer = None
         self.loss = None
-        self._metric_specs: list = []
+        self._metric_specs: list = []    # per output: the metrics compile was given
         self._metric_names: list[str] = []
+        self._losses: list = []          # per output: a pynn.losses.Loss
+        self._loss_weights: list = []    # per output: a float
+        self._n_inputs = 1
+        self._input_names: list[str] = []
+        self._output_names: list[str] = []
+        self._output_struct = "single"   # how predict returns: one array, a list, or a dict
         self.history = None
         self.stop_training = False
         self._input_dtype = "float32"  # or "int32" (indices for an Embedding), from the Input
@@ -126,12 +155,22 @@ class Model:
             reg = layer._weight_regs[layer._weight_attrs.index(attr)]
             if reg is not None:
                 core.set_regularizer(vid, reg.l1, reg.l2)
-        node = self._lower(core, core.add_input(tuple(sample_shape), self._input_dtype))
-        core.set_output(node)
+        nodes = self._lower_model(core, sample_shape)
+        core.set_output(nodes if len(nodes) > 1 else nodes[0])
         self._core = core
-        self._output_sample_shape = core.node_shape(node)
+        self._output_sample_shapes = [tuple(core.node_shape(n)) for n in nodes]
+        self._output_sample_shape = self._output_sample_shapes[0]
         if self._compiled:
             self._compile_core()
+
+    def _lower_model(self, core, sample_shape: tuple) -> list[int]:
+        """Adds the model's input nodes (node k is input k) and its ops; returns the output
+        nodes."""
+        return [self._lower(core, core.add_input(tuple(sample_shape), self._input_dtype))]
+
+    @property
+    def _n_outputs(self) -> int:
+        return max(1, len(self._output_names))
 
     def _build_layers(self, layers: list, sample_shape: tuple) -> None:
         """Builds the layers of a stack, each on the output shape of the one before."""
@@ -168,9 +207,18 @@ class Model:
         self._build_core(tuple(input_shape)[1:])
 
     @property
-    def output_shape(self) -> tuple:
+    def output_shape(self):
+        """(None, ...) of the output; a list (or dict) of them for several outputs."""
         self._assert_built("output_shape")
-        return (None,) + tuple(self._output_sample_shape)
+        return self._pack_outputs([(None,) + tuple(s) for s in self._output_sample_shapes])
+
+    def _pack_outputs(self, values):
+        """values (one per output) as the model's outputs are structured: one, a list, a dict."""
+        if self._output_struct == "single":
+            return values[0]
+        if self._output_struct == "dict":
+            return dict(zip(self._output_names, values))
+        return list(values)
 
     def _assert_built(self, what: str) -> None:
         if self._core is None and getattr(self, "_sample_shape", None) is not None:
@@ -187,57 +235,192 @@ class Model:
 
         Args:
             optimizer: name ('adam', 'sgd', ...) or a pynn.optimizers instance.
-            loss: name ('sparse_categorical_crossentropy', 'mse', ...) or a pynn.losses instance.
-            metrics: list of names ('accuracy', 'mae', ...) or pynn.metrics instances.
+            loss: name ('sparse_categorical_crossentropy', 'mse', ...) or a pynn.losses instance;
+                with several outputs, one loss for all of them, a list (one per output) or a
+                dict keyed by output name.
+            loss_weights: with several outputs, a list or a dict of floats (default 1.0 each):
+                the loss minimised is the sum of weight * loss over the outputs.
+            metrics: list of names ('accuracy', 'mae', ...) or pynn.metrics instances; with
+                several outputs, a list with one entry (a metric or a list) per output, or a
+                dict {output name: metric or list}, as Keras 3 takes them.
 
         Example:
             >>> model.compile(optimizer="adam", loss="mse", metrics=["mae"])
         """
         if loss is None:
             raise ValueError("compile: a loss is required")
-        if loss_weights is not None or weighted_metrics is not None:
-            raise ValueError("compile: loss_weights and weighted_metrics need several outputs, "
-                             "which this model does not have")
+        if weighted_metrics is not None:
+            raise ValueError("compile: weighted_metrics is not supported")
         if steps_per_execution != 1:
             raise ValueError("compile: only steps_per_execution=1 is supported")
         opt = optimizers.get(optimizer)
-        loss_obj = losses.get(loss)
-        if metrics is None:
-            metrics = []
-        if isinstance(metrics, (str, metrics_mod.Metric)):
-            metrics = [metrics]
-        if isinstance(metrics, dict):
-            raise ValueError("compile: metrics as a dict need named outputs; pass a list")
-        for m in metrics:  # unknown names fail here, before any state changes
-            metrics_mod.resolve(m, loss_obj.core_name, 0)
-        if len(metrics) > 8:
-            raise ValueError("compile: at most 8 metrics")
-        self.optimizer, self.loss, self._metric_specs = opt, loss_obj, list(metrics)
+        n_out = self._n_outputs
+        names = self.output_names or ["output"]
+        loss_objs = [losses.get(spec) for spec in self._per_output(loss, "loss", names)]
+        weights = self._loss_weight_list(loss_weights, names)
+        specs = self._metric_lists(metrics, names)
+        for objs, lo in zip(specs, loss_objs):  # unknown names fail here, before state changes
+            for m in objs:
+                metrics_mod.resolve(m, lo.core_name, 0)
+            if len(objs) > 8:
+                raise ValueError("compile: at most 8 metrics" + (" per output" if n_out > 1
+                                                                 else ""))
+        self.optimizer, self._metric_specs = opt, specs
+        self._losses, self._loss_weights = loss_objs, weights
+        self.loss = loss_objs[0] if n_out == 1 else loss
         self._compiled = True
         if self._core is not None:
             self._compile_core()
 
+    def _per_output(self, value, what: str, names: list) -> list:
+        """compile's `loss`: one for all outputs, a list (one per output) or a dict by name."""
+        n = len(names)
+        if isinstance(value, dict):
+            unknown = [k for k in value if k not in names]
+            if unknown:
+                raise ValueError(f"compile: {what} names output '{unknown[0]}', which model "
+                                 f"'{self.name}' does not have; its outputs are {names}")
+            missing = [k for k in names if k not in value]
+            if missing:
+                raise ValueError(f"compile: {what} is a dict without an entry for output "
+                                 f"'{missing[0]}'; expected keys {names}")
+            return [value[k] for k in names]
+        if isinstance(value, (list, tuple)):
+            if len(value) != n:
+                raise ValueError(f"compile: {what} is a list of {len(value)}, but model "
+                                 f"'{self.name}' has {n} output{'s' if n > 1 else ''}")
+            return list(value)
+        return [value] * n
+
+    def _loss_weight_list(self, loss_weights, names: list) -> list[float]:
+        n = len(names)
+        if loss_weights is None:
+            return [1.0] * n
+        if isinstance(loss_weights, dict):
+            unknown = [k for k in loss_weights if k not in names]
+            if unknown:
+                raise ValueError(f"compile: loss_weights names output '{unknown[0]}', which "
+                                 f"model '{self.name}' does not have; its outputs are {names}")
+            weights = [loss_weights.get(k, 1.0) for k in names]
+        elif isinstance(loss_weights, (list, tuple)):
+            if len(loss_weights) != n:
+                raise ValueError(f"compile: loss_weights is a list of {len(loss_weights)}, but "
+                                 f"model '{self.name}' has {n} output{'s' if n > 1 else ''}")
+            weights = list(loss_weights)
+        elif n == 1:
+            weights = [loss_weights]
+        else:
+            raise ValueError("compile: with several outputs, loss_weights must be a list or a "
+                             f"dict, got {loss_weights!r}")
+        out = []
+        for w in weights:
+            if isinstance(w, bool) or not isinstance(w, (int, float, np.integer, np.floating)) \
+                    or not math.isfinite(w):
+                raise ValueError(f"compile: loss weights must be finite numbers, got {w!r}")
+            out.append(float(w))
+        return out
+
+    def _metric_lists(self, metrics, names: list) -> list[list]:
+        """compile's `metrics` as one list per output, following Keras 3."""
+        n = len(names)
+        if metrics is None:
+            return [[] for _ in names]
+        if n == 1:
+            if isinstance(metrics, (str, metrics_mod.Metric)):
+                metrics = [metrics]
+            if isinstance(metrics, dict):
+                if self._output_names and any(k not in names for k in metrics):
+                    bad = [k for k in metrics if k not in names][0]
+                    raise ValueError(f"compile: metrics names output '{bad}', which model "
+                                     f"'{self.name}' does not have; its outputs are {names}")
+                if not self._output_names:
+                    raise ValueError("compile: metrics as a dict need named outputs; pass a "
+                                     "list")
+                flat = []
+                for v in metrics.values():
+                    flat.extend(v if isinstance(v, (list, tuple)) else [v])
+                metrics = flat
+            return [list(metrics)]
+        if isinstance(metrics, dict):
+            unknown = [k for k in metrics if k not in names]
+            if unknown:
+                raise ValueError(f"compile: metrics names output '{unknown[0]}', which model "
+                                 f"'{self.name}' does not have; its outputs are {names}")
+            return [_as_list(metrics.get(k)) for k in names]
+        if isinstance(metrics, (list, tuple)):
+            if len(metrics) != n:
+                raise ValueError(
+                    f"compile: for a model with several outputs, metrics given as a list need "
+                    f"one entry (a metric or a list of them) per output: model '{self.name}' "
+                    f"has {n} outputs {names}, got a list of {len(metrics)}")
+            return [_as_list(m) for m in metrics]
+        raise ValueError("compile: with several outputs, metrics must be a list (one entry per "
+                         f"output) or a dict keyed by output name, got {metrics!r}")
+
     def _compile_core(self) -> None:
-        units = self._output_sample_shape[-1]
-        resolved = [metrics_mod.resolve(m, self.loss.core_name, units) for m in self._metric_specs]
-        names = [name for name, _ in resolved]
-        if len(set(names)) != len(names):
-            raise ValueError(f"compile: metric names repeat: {names}")
-        self._core.compile(self.loss.core_name, self.loss.from_logits,
-                           [core for _, core in resolved])
-        self._metric_names = names
+        n_out = len(self._losses)
+        if n_out != self._n_outputs:
+            raise ValueError(f"Model '{self.name}' has {self._n_outputs} outputs but was "
+                             f"compiled for {n_out}")
+        entries, all_names = [], []
+        for k in range(n_out):
+            loss = self._losses[k]
+            units = self._output_sample_shapes[k][-1]
+            resolved = [metrics_mod.resolve(m, loss.core_name, units)
+                        for m in self._metric_specs[k]]
+            names = [name for name, _ in resolved]
+            if n_out == 1:
+                if len(set(names)) != len(names):
+                    raise ValueError(f"compile: metric names repeat: {names}")
+            else:  # Keras 3: '<output>_<metric>', a repeat gets '_1', '_2', ...
+                names = [f"{self._output_names[k]}_{nm}" for nm in names]
+            all_names.extend(names)
+            entries.append((loss.core_name, loss.from_logits, self._loss_weights[k],
+                            [core for _, core in resolved]))
+        if n_out > 1:
+            seen: dict = {}
+            for i, nm in enumerate(all_names):
+                if nm in seen:
+                    seen[nm] += 1
+                    all_names[i] = f"{nm}_{seen[nm] - 1}"
+                else:
+                    seen[nm] = 1
+        self._core.compile_outputs(entries)
+        self._metric_names = all_names
         self.optimizer._bind(self._core)
 
     @property
     def metrics_names(self) -> list[str]:
-        return ["loss"] + list(self._metric_names)
+        """'loss' (the weighted total); with several outputs each output's '<name>_loss'; then
+        the metrics: the order of evaluate's list and of a step's results."""
+        per_output = ([f"{nm}_loss" for nm in self._output_names] if self._n_outputs > 1
+                      else [])
+        return ["loss"] + per_output + list(self._metric_names)
+
+    @property
+    def _n_means(self) -> int:
+        """How many of a step's results are batch means (the losses); the rest are sums."""
+        return 1 + (self._n_outputs if self._n_outputs > 1 else 0)
+
+    @property
+    def output_names(self) -> list[str]:
+        return list(self._output_names) if self._output_names else [
+            layer.name for layer in self.layers[-1:]]
+
+    @property
+    def input_names(self) -> list[str]:
+        return list(self._input_names)
 
     def _assert_compiled(self, what: str) -> None:
         if not self._compiled:
             raise RuntimeError(f"You must call compile() before {what}")
 
     # -- data -----------------------------------------------------------------------------------
-    def _prepare_x(self, x, what: str = "x") -> np.ndarray:
+    def _prepare_x(self, x, what: str = "x"):
+        """The inputs as the core takes them: one contiguous array per input (the array itself
+        for a one-input model, else a list in input order)."""
+        if self._n_inputs > 1:
+            return self._prepare_xs(x, what)
         x = self._single_input(x, what)
         x = to_int32(x, what) if self._input_dtype == "int32" else to_float32(x, what)
         if x.ndim == 1:  # a vector of scalars is N samples of one feature, as Keras 2 read it
@@ -255,21 +438,81 @@ class Model:
         """The one input array of `x`: Keras also accepts it inside a list or a dict."""
         if isinstance(x, dict):
             x = list(x.values())
-        elif not (isinstance(x, (list, tuple)) and x and
-                  all(isinstance(a, np.ndarray) or hasattr(a, "to_numpy") for a in x)):
+        elif not _is_arrays(x):
             return x
         if len(x) != 1:
             raise ValueError(f"Model '{self.name}' has 1 input, but {what} holds {len(x)} arrays")
         return x[0]
 
-    def _prepare_y(self, y, n: int, what: str = "y") -> np.ndarray:
+    def _match(self, data, names: list, what: str, kind: str) -> list:
+        """data for several inputs (or outputs) as a list in their order: from a list or tuple
+        (in order) or a dict (by name)."""
+        n = len(names)
+        if isinstance(data, dict):
+            unknown = [k for k in data if k not in names]
+            if unknown:
+                raise ValueError(f"{what} has an entry '{unknown[0]}', but model '{self.name}' "
+                                 f"has no {kind} of that name; its {kind}s are {names}")
+            missing = [k for k in names if k not in data]
+            if missing:
+                raise ValueError(f"{what} has no entry for {kind} '{missing[0]}' of model "
+                                 f"'{self.name}' (its {kind}s are {names})")
+            return [data[k] for k in names]
+        if isinstance(data, (list, tuple)):
+            if len(data) != n:
+                raise ValueError(f"Model '{self.name}' has {n} {kind}s, but {what} holds "
+                                 f"{len(data)} arrays")
+            return list(data)
+        if data is None:
+            raise ValueError(f"{what} is missing")
+        raise ValueError(f"Model '{self.name}' has {n} {kind}s, but {what} is a single array: "
+                         f"pass a list of {n} arrays or a dict keyed by {kind} name {names}")
+
+    def _prepare_xs(self, x, what: str) -> list:
+        self._assert_built("its inputs")
+        arrays, n = [], None
+        for k, (name, a) in enumerate(zip(self._input_names,
+                                          self._match(x, self._input_names, what, "input"))):
+            label = f"{what}['{name}']"
+            a = (to_int32(a, label) if self._input_dtypes[k] == "int32"
+                 else to_float32(a, label))
+            if a.ndim == 1:
+                a = a.reshape(-1, 1)
+            want = tuple(self._core.node_shape(k))
+            if a.shape[1:] != want:
+                raise ValueError(f"Input '{name}' of model '{self.name}' has shape "
+                                 f"{shape_str((None,) + want)}, but the data has shape "
+                                 f"{shape_str(a.shape)}")
+            if n is None:
+                n = a.shape[0]
+            elif a.shape[0] != n:
+                raise ValueError(f"Data cardinality is ambiguous: {what}['{self._input_names[0]}'"
+                                 f"] has {n} samples but {label} has {a.shape[0]}; make sure "
+                                 "all arrays contain the same number of samples")
+            arrays.append(a)
+        if n == 0:
+            raise ValueError(f"{what} is empty: it has no samples")
+        return arrays
+
+    def _prepare_y(self, y, n: int, what: str = "y"):
+        """The targets as the core takes them: one array per output (the array itself for a
+        one-output model, else a list in output order)."""
+        if self._n_outputs == 1:
+            if isinstance(y, dict) or (_is_arrays(y) and len(y) == 1):
+                y = self._single_input(y, what)
+            return self._prepare_one_y(y, n, what, 0)
+        ys = self._match(y, self._output_names, what, "output")
+        return [self._prepare_one_y(a, n, f"{what}['{name}']", k)
+                for k, (name, a) in enumerate(zip(self._output_names, ys))]
+
+    def _prepare_one_y(self, y, n: int, what: str, k: int) -> np.ndarray:
         y = to_array(y, what)
         if y.shape[0] != n:
             raise ValueError(f"Data cardinality is ambiguous: x has {n} samples but {what} has "
                              f"{y.shape[0]}; make sure all arrays contain the same number of "
                              "samples")
-        out = tuple(self._output_sample_shape)
-        if self.loss.core_name == "sparse_categorical_crossentropy":
+        out = tuple(self._output_sample_shapes[k])
+        if self._losses[k].core_name == "sparse_categorical_crossentropy":
             classes = out[-1]
             want = int(np.prod(out[:-1], dtype=np.int64))
             if y.size != n * want:
@@ -322,22 +565,24 @@ class Model:
                 or validation_freq < 1:
             raise ValueError("validation_freq must be a positive int")
         x = self._prepare_x(x)
-        y = self._prepare_y(y, x.shape[0])
+        y = self._prepare_y(y, _rows(x))
         val = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError("validation_data must be a tuple (x_val, y_val)")
             xv = self._prepare_x(validation_data[0], "validation x")
-            val = (xv, self._prepare_y(validation_data[1], xv.shape[0], "validation y"))
+            val = (xv, self._prepare_y(validation_data[1], _rows(xv), "validation y"))
         elif validation_split:
-            split = int(math.floor(x.shape[0] * (1.0 - validation_split)))
-            if split == 0 or split == x.shape[0]:
+            n = _rows(x)
+            split = int(math.floor(n * (1.0 - validation_split)))
+            if split == 0 or split == n:
                 raise ValueError(f"validation_split={validation_split} leaves no training or no "
-                                 f"validation samples out of {x.shape[0]}")
-            x, y, val = x[:split], y[:split], (x[split:], y[split:])
+                                 f"validation samples out of {n}")
+            head, tail = slice(None, split), slice(split, None)
+            x, y, val = _take(x, head), _take(y, head), (_take(x, tail), _take(y, tail))
         val_batch = _check_batch_size(validation_batch_size or batch_size)
 
-        n = x.shape[0]
+        n = _rows(x)
         steps = -(-n // batch_size)
         history = History()
         cbs = list(callbacks or [])
@@ -346,6 +591,7 @@ class Model:
             cbs.append(ProgbarLogger(verbose))
         cb = CallbackList(cbs, self, {"epochs": epochs, "steps": steps, "verbose": verbose})
         names = self.metrics_names
+        means = self._n_means
         core = self._core
         self.stop_training = False
         per_batch = cb.wants("on_train_batch_end") or cb.wants("on_train_batch_begin")
@@ -362,9 +608,8 @@ class Model:
                     cb.batch("on_train_batch_begin", step)
                 r = core.train_step(x, y, idx)
                 b = idx.shape[0]
-                totals[0] += r[0] * b
-                for k in range(1, len(r)):
-                    totals[k] += r[k]
+                for k in range(len(r)):  # losses are batch means, metrics batch sums
+                    totals[k] += r[k] * b if k < means else r[k]
                 seen += b
                 if per_batch:
                     cb.batch("on_train_batch_end", step,
@@ -386,14 +631,15 @@ class Model:
     # -- evaluate / predict ---------------------------------------------------------------------
     def _evaluate_arrays(self, x, y, batch_size, cb=None) -> dict:
         names = self.metrics_names
+        means = self._n_means
         totals = [0.0] * len(names)
-        n = x.shape[0]
+        n = _rows(x)
         for step, start in enumerate(range(0, n, batch_size)):
-            r = self._core.test_step(x[start:start + batch_size], y[start:start + batch_size])
+            rows = slice(start, start + batch_size)
+            r = self._core.test_step(_take(x, rows), _take(y, rows))
             b = min(batch_size, n - start)
-            totals[0] += r[0] * b
-            for k in range(1, len(r)):
-                totals[k] += r[k]
+            for k in range(len(r)):
+                totals[k] += r[k] * b if k < means else r[k]
             if cb is not None:
                 cb.batch("on_test_batch_end", step,
                          {nm: t / (start + b) for nm, t in zip(names, totals)})
@@ -401,14 +647,15 @@ class Model:
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", callbacks=None,
                  return_dict: bool = False):
-        """Returns the loss (a float) when there are no metrics, else [loss, *metrics] (or a
-        dict with return_dict=True), averaged over all samples."""
+        """Returns the loss (a float) when there are no metrics and one output, else [loss,
+        *output_losses, *metrics] in the order of `metrics_names` (or a dict with
+        return_dict=True), averaged over all samples."""
         self._assert_compiled("evaluate")
         verbose = _resolve_verbose(verbose)
         batch_size = _check_batch_size(batch_size)
         x = self._prepare_x(x)
-        y = self._prepare_y(y, x.shape[0])
-        steps = -(-x.shape[0] // batch_size)
+        y = self._prepare_y(y, _rows(x))
+        steps = -(-_rows(x) // batch_size)
         cbs = list(callbacks or [])
         if verbose:
             cbs.append(ProgbarLogger(verbose))
@@ -422,8 +669,9 @@ class Model:
         values = [logs[k] for k in self.metrics_names]
         return values[0] if len(values) == 1 else values
 
-    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None) -> np.ndarray:
-        """Returns the model's outputs for `x` as a float32 NumPy array (the caller owns it)."""
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """Returns the model's outputs for `x` as a float32 NumPy array (the caller owns it); a
+        list of them (a dict, by output name) for a model with a list (dict) of outputs."""
         core = self._core
         if (verbose == 0 and callbacks is None and batch_size is None and core is not None
                 and type(x) is np.ndarray and x.dtype == self._x_dtype and x.ndim > 1
@@ -433,17 +681,25 @@ class Model:
         verbose = _resolve_verbose(verbose)
         x = self._prepare_x(x)
         if not verbose and not callbacks:
-            return self._core.predict(x, batch_size)
-        n = x.shape[0]
+            return self._wrap(self._core.predict(x, batch_size))
+        n = _rows(x)
         cb = CallbackList(list(callbacks or []) + ([ProgbarLogger(verbose)] if verbose else []),
                           self, {"steps": -(-n // batch_size), "verbose": verbose})
         cb.on_predict_begin()
         parts = []
         for step, start in enumerate(range(0, n, batch_size)):
-            parts.append(self._core.predict(x[start:start + batch_size], batch_size))
+            part = self._core.predict(_take(x, slice(start, start + batch_size)), batch_size)
+            parts.append(part if isinstance(part, list) else [part])
             cb.batch("on_predict_batch_end", step)
         cb.on_predict_end()
-        return np.concatenate(parts)
+        return self._wrap([np.concatenate(p) for p in zip(*parts)])
+
+    def _wrap(self, out):
+        """The core's predict result (an array, or a list for several outputs) as the model's
+        outputs are structured."""
+        if self._output_struct == "single":
+            return out[0] if isinstance(out, list) else out
+        return self._pack_outputs(out)
 
     def train_on_batch(self, x, y=None, return_dict: bool = False):
         """One training step on the whole of (x, y): forward, loss, backward, update.
@@ -461,20 +717,21 @@ class Model:
     def _on_batch(self, x, y, return_dict: bool, train: bool):
         self._assert_compiled("train_on_batch" if train else "test_on_batch")
         x = self._prepare_x(x)
-        y = self._prepare_y(y, x.shape[0])
+        n = _rows(x)
+        y = self._prepare_y(y, n)
         r = (self._core.train_step if train else self._core.test_step)(x, y)
-        n = x.shape[0]
-        logs = {name: (v if k == 0 else v / n)
+        means = self._n_means
+        logs = {name: (v if k < means else v / n)
                 for k, (name, v) in enumerate(zip(self.metrics_names, r))}
         if return_dict:
             return logs
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
-    def predict_on_batch(self, x) -> np.ndarray:
+    def predict_on_batch(self, x):
         """predict for one batch, without batching or progress."""
         x = self._prepare_x(x)
-        return self._core.predict(x, x.shape[0])
+        return self._wrap(self._core.predict(x, _rows(x)))
 
     def __call__(self, x, training: bool = False):
         """On data: the outputs for `x`, as a NumPy array (inference). On a `pynn.Input` tensor:
