@@ -66,12 +66,10 @@ class Functional(Model):
         self._graph_layers = layers
         self._input_dtypes = [t.dtype for t in ins]
         self._input_dtype = ins[0].dtype
-        if self._n_inputs > 1:
-            self._x_dtype = None  # predict's single-array fast path never applies
+        if self._n_inputs > 1 or len(outs) > 1:
+            self._fast_dtype = None  # predict's one-array fast path does not apply
         self._sample_shape = tuple(ins[0].shape[1:])
         self._build_core(self._sample_shape)
-        if self._n_outputs > 1 and self._x_dtype is not None:
-            self._x_dtype = None
 
     # -- the graph ------------------------------------------------------------------------------
     def _layers_in_order(self) -> list:

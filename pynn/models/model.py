@@ -117,7 +117,9 @@ class Model:
 
     @_input_dtype.setter
     def _input_dtype(self, name: str) -> None:
-        self._x_dtype = np.dtype(name)  # kept as a dtype: predict's fast path compares with it
+        self._x_dtype = np.dtype(name)
+        # predict's fast path (one array in, one out) compares with it; None turns it off
+        self._fast_dtype = self._x_dtype
 
     @property
     def built(self) -> bool:
@@ -674,7 +676,7 @@ class Model:
         list of them (a dict, by output name) for a model with a list (dict) of outputs."""
         core = self._core
         if (verbose == 0 and callbacks is None and batch_size is None and core is not None
-                and type(x) is np.ndarray and x.dtype == self._x_dtype and x.ndim > 1
+                and type(x) is np.ndarray and x.dtype == self._fast_dtype and x.ndim > 1
                 and x.shape[0] > 0):
             return core.predict(x, 32)  # the latency path: the core checks the shape
         batch_size = _check_batch_size(batch_size)
@@ -737,7 +739,9 @@ class Model:
         """On data: the outputs for `x`, as a NumPy array (inference). On a `pynn.Input` tensor:
         the model's layers applied to it, so the model nests inside another (its layers, and
         their weights, are shared)."""
-        if isinstance(x, KerasTensor):
+        parts = list(x.values()) if isinstance(x, dict) else x
+        if isinstance(x, KerasTensor) or (isinstance(parts, (list, tuple)) and parts and all(
+                isinstance(t, KerasTensor) for t in parts)):
             return self._call_symbolic(x)
         if training:
             # Dropout and BatchNormalization would behave differently: say so rather than

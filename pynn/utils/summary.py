@@ -24,12 +24,12 @@ def _rows(model) -> list[list[str]]:
             rows.append([f"{layer.name} ({type(layer).__name__})", _shape(shape), params(layer),
                          ""])
         return rows
-    first = {}
+    first = {id(t._layer): t.shape for t in model.inputs}  # each InputLayer: its own shape
     for t in model._calls:
         first.setdefault(id(t._layer), t.shape)
     rows = []
     for layer in model.layers:
-        shape = first.get(id(layer), model.input_shape)
+        shape = first[id(layer)]
         links = model.connections(layer)
         rows.append([f"{layer.name} ({type(layer).__name__})", _shape(shape), params(layer),
                      ", ".join(links) if links else "-"])
