@@ -24,11 +24,7 @@ static void rows_cols(const pn_model *m, int64_t batch, int64_t *R, int64_t *C) 
     *R = batch * (o->size / *C);
 }
 
-int pn_loss_check_targets(const pn_model *m, const pn_tensor *y, int64_t rows) {
-    if (m->loss != PN_LOSS_SPARSE_CE) return PN_OK;
-    int64_t R, C;
-    rows_cols(m, rows, &R, &C);
-    const int32_t *t = y->data;
+int pn_loss_check_labels(const int32_t *t, int64_t R, int64_t C) {
     for (int64_t r = 0; r < R; r++)
         if (t[r] < 0 || t[r] >= C)
             return pn_error(PN_EVALUE,
@@ -36,6 +32,33 @@ int pn_loss_check_targets(const pn_model *m, const pn_tensor *y, int64_t rows) {
                             "classes (valid labels are 0..%lld)",
                             (int)t[r], (long long)C, (long long)(C - 1));
     return PN_OK;
+}
+
+int pn_loss_check_targets(const pn_model *m, const pn_tensor *y, int64_t rows) {
+    if (m->loss != PN_LOSS_SPARSE_CE) return PN_OK;
+    int64_t R, C;
+    rows_cols(m, rows, &R, &C);
+    return pn_loss_check_labels(y->data, R, C);
+}
+
+/* A plan's loss as rows: the output, and the logits the loss reads when they are logits. */
+static pn_loss_rows plan_rows(const pn_model *m, const pn_plan *p, const void *y) {
+    pn_loss_rows L = {.kind = m->loss, .from_logits = m->from_logits, .fused = p->fused,
+                      .out = p->value[m->output], .z = p->value[p->loss_node], .y = y};
+    rows_cols(m, p->batch, &L.R, &L.C);
+    return L;
+}
+
+float pn_loss_forward(const pn_model *m, const pn_plan *p, const void *y) {
+    pn_loss_rows L = plan_rows(m, p, y);
+    return (float)pn_loss_value(&L);
+}
+
+/* Writes dloss/d(loss node) into p->grad[p->loss_node] (the first writer, so "="). */
+void pn_loss_backward(const pn_model *m, pn_plan *p, const void *y) {
+    if (!p->grad[p->loss_node]) return;
+    pn_loss_rows L = plan_rows(m, p, y);
+    pn_loss_grad(&L, p->grad[p->loss_node], 1.0f);
 }
 
 static float logsumexp(const float *z, int64_t C) {
@@ -48,20 +71,17 @@ static float logsumexp(const float *z, int64_t C) {
 
 static float clip_p(float p) { return fminf(fmaxf(p, PN_EPS), 1.0f - PN_EPS); }
 
-/* Returns the batch's mean loss, without penalties. */
-float pn_loss_forward(const pn_model *m, const pn_plan *p, const void *yv) {
-    int64_t R, C;
-    rows_cols(m, p->batch, &R, &C);
-    const float *out = p->value[m->output];
-    const float *z = p->value[p->loss_node]; /* logits when p->fused or from_logits */
-    int logits = p->fused || m->from_logits;
-    const float *y = yv;
-    const int32_t *lab = yv;
+double pn_loss_value(const pn_loss_rows *L) {
+    const int64_t R = L->R, C = L->C;
+    const float *out = L->out, *z = L->z;
+    const int logits = L->fused || L->from_logits;
+    const float *y = L->y;
+    const int32_t *lab = L->y;
     double total = 0.0;
     for (int64_t r = 0; r < R; r++) {
         const float *pr = out + r * C, *zr = z + r * C, *yr = y + r * C;
         double l = 0.0;
-        switch (m->loss) {
+        switch (L->kind) {
         case PN_LOSS_MSE:
             for (int64_t j = 0; j < C; j++) l += (double)(pr[j] - yr[j]) * (pr[j] - yr[j]);
             l /= (double)C;
@@ -104,24 +124,21 @@ float pn_loss_forward(const pn_model *m, const pn_plan *p, const void *yv) {
         }
         total += l;
     }
-    return (float)(total / (double)R);
+    return total / (double)R;
 }
 
-/* Writes dloss/d(loss node) into p->grad[p->loss_node] (the first writer, so "="). */
-void pn_loss_backward(const pn_model *m, pn_plan *p, const void *yv) {
-    int64_t R, C;
-    rows_cols(m, p->batch, &R, &C);
-    float *g = p->grad[p->loss_node];
-    if (!g) return;
-    const float *out = p->value[m->output];
-    const float *z = p->value[p->loss_node];
-    const float *y = yv;
-    const int32_t *lab = yv;
-    const float inv_r = 1.0f / (float)R, inv_rc = 1.0f / (float)(R * C);
+/* Writes into g the gradient of the mean loss, times k, with respect to the logits z when the
+ * loss reads logits (fused or from_logits), else to the outputs. */
+void pn_loss_grad(const pn_loss_rows *L, float *g, float k) {
+    const int64_t R = L->R, C = L->C;
+    const float *out = L->out, *z = L->z;
+    const float *y = L->y;
+    const int32_t *lab = L->y;
+    const float inv_r = k / (float)R, inv_rc = k / (float)(R * C);
     for (int64_t r = 0; r < R; r++) {
         const float *pr = out + r * C, *zr = z + r * C, *yr = y + r * C;
         float *gr = g + r * C;
-        switch (m->loss) {
+        switch (L->kind) {
         case PN_LOSS_MSE:
             for (int64_t j = 0; j < C; j++) gr[j] = 2.0f * (pr[j] - yr[j]) * inv_rc;
             break;
@@ -133,9 +150,9 @@ void pn_loss_backward(const pn_model *m, pn_plan *p, const void *yv) {
             break;
         case PN_LOSS_BINARY_CE:
             for (int64_t j = 0; j < C; j++) {
-                if (p->fused)
+                if (L->fused)
                     gr[j] = (pr[j] - yr[j]) * inv_rc;
-                else if (m->from_logits)
+                else if (L->from_logits)
                     gr[j] = (1.0f / (1.0f + expf(-zr[j])) - yr[j]) * inv_rc;
                 else {
                     float q = pr[j];
@@ -147,15 +164,15 @@ void pn_loss_backward(const pn_model *m, pn_plan *p, const void *yv) {
             break;
         case PN_LOSS_CATEGORICAL_CE:
         case PN_LOSS_SPARSE_CE: {
-            int sparse = m->loss == PN_LOSS_SPARSE_CE;
-            if (p->fused || m->from_logits) {
+            int sparse = L->kind == PN_LOSS_SPARSE_CE;
+            if (L->fused || L->from_logits) {
                 /* dz_j = softmax(z)_j * sum(y) - y_j */
                 float sy = 1.0f;
                 if (!sparse) {
                     sy = 0.0f;
                     for (int64_t j = 0; j < C; j++) sy += yr[j];
                 }
-                if (p->fused) {
+                if (L->fused) {
                     for (int64_t j = 0; j < C; j++) gr[j] = pr[j] * sy;
                 } else {
                     float lse = logsumexp(zr, C);

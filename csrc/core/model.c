@@ -12,6 +12,7 @@ int pn_model_create(pn_model **out) {
     if (!m) return pn_error(PN_ENOMEM, "out of memory creating a model");
     m->input = -1;
     m->output = -1;
+    m->refs = 1;
     if (pthread_mutex_init(&m->lock, NULL) != 0) {
         free(m);
         return pn_error(PN_ENOMEM, "could not create the model's lock");
@@ -20,15 +21,23 @@ int pn_model_create(pn_model **out) {
     return PN_OK;
 }
 
+/* Frees the cached plans; one an eager call still holds is freed when that call releases it. */
 static void drop_plans(pn_model *m) {
     for (int i = 0; i < PN_PLAN_CACHE; i++) {
-        pn_plan_destroy(m->plans[i]);
+        if (m->plans[i] && m->plans[i]->busy)
+            m->plans[i]->orphan = 1;
+        else
+            pn_plan_destroy(m->plans[i]);
         m->plans[i] = NULL;
     }
 }
 
-void pn_model_destroy(pn_model *m) {
-    if (!m) return;
+void pn_model_retain(pn_model *m) { m->refs++; }
+
+void pn_model_destroy(pn_model *m) { pn_model_release(m); }
+
+void pn_model_release(pn_model *m) {
+    if (!m || --m->refs > 0) return;
     drop_plans(m);
     free(m->vars);
     free(m->params);
@@ -154,6 +163,7 @@ static int push_node(pn_model *m, pn_node *nd, int *node) {
     m->nodes[m->n_nodes] = *nd;
     *node = m->n_nodes++;
     drop_plans(m);
+    m->graph_version++;
     m->compiled = 0;
     return PN_OK;
 }
@@ -214,6 +224,7 @@ int pn_model_set_output(pn_model *m, int node) {
     if (m->input < 0) return pn_error(PN_ESTATE, "the model has no input");
     if (m->nodes[node].dtype != PN_F32) return pn_error(PN_ETYPE, "the output must be float32");
     drop_plans(m);
+    m->graph_version++;
     m->output = node;
     m->compiled = 0;
     return PN_OK;
@@ -297,34 +308,49 @@ int pn_model_optimizer_state(pn_model *m, float **state, int64_t *n) {
 
 /* ---- running ------------------------------------------------------------------------------- */
 
-static int get_plan(pn_model *m, int64_t batch, pn_mode mode, pn_plan **out) {
-    int free_slot = -1, lru = 0;
+/* The cached plan for (batch, mode) that no eager call holds, or a new one in a free slot or in
+ * place of the least recently used plan that is not held; when every slot is held, the new plan
+ * is an orphan from the start (freed when released). */
+int pn_model_get_plan(pn_model *m, int64_t batch, pn_mode mode, pn_plan **out) {
+    int free_slot = -1, lru = -1;
     for (int i = 0; i < PN_PLAN_CACHE; i++) {
         pn_plan *p = m->plans[i];
         if (!p) {
             if (free_slot < 0) free_slot = i;
             continue;
         }
+        if (p->busy) continue;
         if (p->batch == batch && p->mode == mode) {
             p->last_used = ++m->clock;
             *out = p;
             return PN_OK;
         }
-        if (m->plans[lru] && p->last_used < m->plans[lru]->last_used) lru = i;
+        if (lru < 0 || p->last_used < m->plans[lru]->last_used) lru = i;
     }
     pn_plan *p = NULL;
     int rc = pn_plan_create(&p, m, batch, mode);
     if (rc) return rc;
     int slot = free_slot >= 0 ? free_slot : lru;
-    pn_plan_destroy(m->plans[slot]);
-    m->plans[slot] = p;
+    if (slot >= 0) {
+        pn_plan_destroy(m->plans[slot]);
+        m->plans[slot] = p;
+    } else {
+        p->orphan = 1;
+    }
     p->last_used = ++m->clock;
     *out = p;
     return PN_OK;
 }
 
+void pn_model_put_plan(pn_model *m, pn_plan *p) {
+    pthread_mutex_lock(&m->lock);
+    p->busy = 0;
+    if (p->orphan) pn_plan_destroy(p);
+    pthread_mutex_unlock(&m->lock);
+}
+
 /* x: (n, input shape...) float32 matching the input node. */
-static int check_x(const pn_model *m, const pn_tensor *x) {
+int pn_model_check_input(const pn_model *m, const pn_tensor *x) {
     const pn_node *in = &m->nodes[m->input];
     if (x->dtype != in->dtype) return pn_error(PN_ETYPE, "input: wrong element type");
     int ok = x->ndim == in->ndim + 1;
@@ -375,7 +401,7 @@ static void gather(void *dst, const void *src, const int64_t *idx, int64_t batch
 static int prepare(pn_model *m, const pn_tensor *x, const pn_tensor *y, const int64_t *idx,
                    int64_t batch, pn_mode mode, pn_plan **out, const void **yd) {
     if (!m->compiled) return pn_error(PN_ESTATE, "the model must be compiled before training");
-    int rc = check_x(m, x);
+    int rc = pn_model_check_input(m, x);
     if (!rc) rc = check_y(m, x, y);
     if (rc) return rc;
     int64_t n = x->dims[0];
@@ -387,7 +413,7 @@ static int prepare(pn_model *m, const pn_tensor *x, const pn_tensor *y, const in
                 return pn_error(PN_EVALUE, "batch index %lld is outside 0..%lld",
                                 (long long)idx[b], (long long)n - 1);
     pn_plan *p = NULL;
-    rc = get_plan(m, batch, mode, &p);
+    rc = pn_model_get_plan(m, batch, mode, &p);
     if (rc) return rc;
     int64_t ts = target_size(m);
     pn_tensor yb = *y;
@@ -425,6 +451,7 @@ static int run_step(pn_model *m, const pn_tensor *x, const pn_tensor *y, const i
     float loss = pn_loss_forward(m, p, yd);
     pn_metrics_sum(m, p, yd, results + 1);
     if (train) {
+        m->eager_grads = 0; /* the step overwrites every gradient */
         pn_loss_backward(m, p, yd);
         pn_plan_backward(m, p);
         for (int v = 0; v < m->n_vars; v++) /* a variable no node reaches has a zero gradient */
@@ -458,6 +485,7 @@ int pn_model_gradients(pn_model *m, const pn_tensor *x, const pn_tensor *y, floa
     p->seed = pn_hash64(m->seed, m->forwards++);
     pn_plan_forward(m, p);
     *loss = pn_loss_forward(m, p, yd);
+    m->eager_grads = 0;
     pn_loss_backward(m, p, yd);
     pn_plan_backward(m, p);
     for (int v = 0; v < m->n_vars; v++)
@@ -482,7 +510,7 @@ int pn_model_plan_bytes(pn_model *m, int64_t batch, int training, int64_t *bytes
     if (batch < 1) return pn_error(PN_EVALUE, "batch must be >= 1, got %lld", (long long)batch);
     pthread_mutex_lock(&m->lock);
     pn_plan *p = NULL;
-    int rc = get_plan(m, batch, training ? PN_MODE_TRAIN : PN_MODE_INFER, &p);
+    int rc = pn_model_get_plan(m, batch, training ? PN_MODE_TRAIN : PN_MODE_INFER, &p);
     if (rc == PN_OK) *bytes = p->arena_floats * (int64_t)sizeof(float);
     pthread_mutex_unlock(&m->lock);
     return rc;
@@ -490,7 +518,7 @@ int pn_model_plan_bytes(pn_model *m, int64_t batch, int training, int64_t *bytes
 
 int pn_model_predict(pn_model *m, const pn_tensor *x, int64_t batch_size, float *out) {
     if (m->output < 0) return pn_error(PN_ESTATE, "the model has no output");
-    int rc = check_x(m, x);
+    int rc = pn_model_check_input(m, x);
     if (rc) return rc;
     if (batch_size < 1) return pn_error(PN_EVALUE, "batch_size must be >= 1, got %lld",
                                         (long long)batch_size);
@@ -503,7 +531,7 @@ int pn_model_predict(pn_model *m, const pn_tensor *x, int64_t batch_size, float 
     for (int64_t start = 0; start < n; start += batch_size) {
         int64_t b = n - start < batch_size ? n - start : batch_size;
         pn_plan *p;
-        rc = get_plan(m, b, PN_MODE_INFER, &p);
+        rc = pn_model_get_plan(m, b, PN_MODE_INFER, &p);
         if (rc) break;
         float *xin = (float *)x->data + start * in_size, *dst = out + start * out_size;
         if (m->output == m->input) {

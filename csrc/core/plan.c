@@ -122,7 +122,8 @@ static int layout(pn_plan *p, const pn_model *m, const unsigned char *active) {
                       .slot = &p->scratch[i], .alias = -1};
     }
     float *ybuf = NULL;
-    sp[3 * n] = (span){.size = round_up(batch * target_size(m)), .start = 0, .end = 2 * n,
+    int64_t ysize = p->mode < PN_MODE_EAGER ? round_up(batch * target_size(m)) : 0;
+    sp[3 * n] = (span){.size = ysize, .start = 0, .end = 2 * n,
                        .slot = &ybuf, .alias = -1};
     if (m->input >= 0) V(m->input).start = 0;
     readers[m->output]++; /* the loss and predict read the output */
@@ -203,6 +204,7 @@ int pn_plan_create(pn_plan **out, const pn_model *m, int64_t batch, pn_mode mode
     if (!p) goto fail;
     p->batch = batch;
     p->mode = mode;
+    p->training = mode != PN_MODE_INFER;
     p->value = calloc((size_t)n, sizeof *p->value);
     p->grad = calloc((size_t)n, sizeof *p->grad);
     p->scratch = calloc((size_t)n, sizeof *p->scratch);
@@ -216,7 +218,7 @@ int pn_plan_create(pn_plan **out, const pn_model *m, int64_t batch, pn_mode mode
         goto fail;
 
     const pn_node *o = &m->nodes[m->output];
-    p->fused = !m->from_logits &&
+    p->fused = mode < PN_MODE_EAGER && !m->from_logits &&
                (((m->loss == PN_LOSS_CATEGORICAL_CE || m->loss == PN_LOSS_SPARSE_CE) &&
                  o->op == PN_OP_SOFTMAX) ||
                 (m->loss == PN_LOSS_BINARY_CE && o->op == PN_OP_SIGMOID));
@@ -232,7 +234,8 @@ int pn_plan_create(pn_plan **out, const pn_model *m, int64_t batch, pn_mode mode
                 for (int j = 0; j < m->nodes[i].n_in; j++) reaches[m->nodes[i].in[j]] = 1;
         for (int i = 0; i < n; i++) {
             const pn_node *nd = &m->nodes[i];
-            int want = nd->op == PN_OP_INPUT && mode == PN_MODE_INPUT_GRAD && nd->dtype == PN_F32;
+            int want = nd->op == PN_OP_INPUT && nd->dtype == PN_F32 &&
+                       (mode == PN_MODE_INPUT_GRAD || mode == PN_MODE_EAGER_DX);
             for (int k = 0; k < nd->n_var; k++) want |= m->vars[nd->var[k]].trainable;
             for (int j = 0; j < nd->n_in; j++) want |= active[nd->in[j]];
             active[i] = want && reaches[i];
@@ -258,7 +261,8 @@ int pn_plan_create(pn_plan **out, const pn_model *m, int64_t batch, pn_mode mode
             for (int k = 0; k < nd->n_var; k++) {
                 int v = nd->var[k];
                 if (!m->vars[v].trainable) continue;
-                p->acc_var[i * PN_MAX_VARS + k] = p->var_written[v];
+                /* eager calls add into the gradients, which accumulate until zeroed */
+                p->acc_var[i * PN_MAX_VARS + k] = mode >= PN_MODE_EAGER || p->var_written[v];
                 p->var_written[v] = 1;
             }
         }
@@ -296,7 +300,7 @@ static void make_ctx(const pn_model *m, const pn_plan *p, int i, pn_ctx *c) {
         c->acc_var[k] = p->acc_var[i * PN_MAX_VARS + k];
     }
     c->scratch = p->scratch[i];
-    c->training = p->mode != PN_MODE_INFER;
+    c->training = p->training;
     c->seed = pn_hash64(p->seed, (uint64_t)i);
 }
 

@@ -20,6 +20,7 @@ from ..layers.convolutional import BaseConv
 from ..layers.core import Activation, Dense
 from ..layers.input_layer import KerasTensor
 from ..layers.pooling import GlobalMaxPooling2D, MaxPooling1D, MaxPooling2D
+from ..tensor import Tensor, _taping, no_grad
 from ..utils import random as pn_random
 from .data import shape_str, to_array, to_float32, to_int32
 
@@ -122,7 +123,7 @@ class Model:
                 owners.append((layer, attr, vid))
         core.alloc()
         for layer, attr, vid in owners:
-            layer._rebind(attr, core.variable(vid))
+            layer._rebind(attr, core, vid)
             reg = layer._weight_regs[layer._weight_attrs.index(attr)]
             if reg is not None:
                 core.set_regularizer(vid, reg.l1, reg.l2)
@@ -477,18 +478,30 @@ class Model:
         return self._core.predict(x, x.shape[0])
 
     def __call__(self, x, training: bool = False):
-        """On data: the outputs for `x`, as a NumPy array (inference). On a `pynn.Input` tensor:
-        the model's layers applied to it, so the model nests inside another (its layers, and
-        their weights, are shared)."""
+        """On data: the model run now, returning a `pynn.Tensor`. With training=True (or inside
+        a GradientTape, or on a Tensor that requires a gradient) the call is recorded on the tape,
+        so `loss.backward()` or `tape.gradient` can reach the weights; training=True also makes
+        Dropout drop and BatchNormalization use batch statistics, as in fit.
+
+        On a `pynn.Input` tensor: the model's layers applied to it, so the model nests inside
+        another (its layers, and their weights, are shared)."""
         if isinstance(x, KerasTensor):
             return self._call_symbolic(x)
-        if training:
-            # Dropout and BatchNormalization would behave differently: say so rather than
-            # return inference outputs
-            raise ValueError(f"Model '{self.name}': calling a model on data with training=True "
-                             "is not supported in this version; train with fit or "
-                             "train_on_batch")
-        return self.predict_on_batch(x)
+        if isinstance(x, Tensor):
+            self._ensure_built(x)
+            record = training or _taping() or x.requires_grad
+        else:
+            x = self._prepare_x(x)
+            record = training or _taping()
+        if record:
+            return self._core.call(x, bool(training))
+        with no_grad():
+            return self._core.call(x, False)
+
+    def zero_grad(self) -> None:
+        """Zeroes the gradients that backward accumulated in the model's weights."""
+        if self._core is not None:
+            self._core.zero_grads()
 
     def _call_symbolic(self, x):
         for layer in self._layers_in_order():
