@@ -1,7 +1,8 @@
 """The MNIST MLP (784 -> Dense 128 relu -> Dense 10 softmax, Adam, sparse cross-entropy) trained
 in pynn and in PyTorch in one run: same initial weights, same batches in the same order, same
-thread count. Prints training samples/s at batch 32 and 256, single-sample predict latency, and
-the ratios; writes benchmarks/results/mlp.md (and .json). Each library runs in a process of its
+thread count. Prints training samples/s at batch 32 and 256 (pynn's fit, and pynn's imperative
+loop: model(x, training=True), loss.backward(), optimizer.step(), against PyTorch's loop),
+single-sample predict latency, and the ratios; writes benchmarks/results/mlp.md (and .json). Each library runs in a process of its
 own (so neither's idle threads slow the other), alternating over several rounds; each figure is
 the median over the rounds.
 
@@ -32,15 +33,24 @@ def load_data(n: int):
     return x, y[:n].astype(np.int32), source
 
 
-def build_pynn(seed: int):
+def build_pynn(seed: int, logits: bool = False):
     import pynn
     from pynn import layers
 
     pynn.utils.set_random_seed(seed)
     model = pynn.Sequential([pynn.Input(shape=(784,)), layers.Dense(128, activation="relu"),
-                             layers.Dense(10, activation="softmax")])
+                             layers.Dense(10, activation=None if logits else "softmax")])
     model.compile(optimizer=pynn.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
     return model
+
+
+def imperative_epoch(model, x, y, bs: int, optimizer, loss_fn) -> None:
+    """One epoch of pynn's PyTorch-style loop."""
+    for s in range(0, len(x), bs):
+        optimizer.zero_grad()
+        loss = loss_fn(y[s:s + bs], model(x[s:s + bs], training=True))
+        loss.backward()
+        optimizer.step()
 
 
 def build_torch(pynn_model):
@@ -72,6 +82,14 @@ def worker(lib: str, args) -> dict:
             def epoch(m=m, bs=bs):
                 m.fit(x, y, batch_size=bs, epochs=1, shuffle=False, verbose=0)
             out[f"train{bs}"] = len(x) / harness.best_of(epoch, repeats=args.repeats)["median"]
+            m = build_pynn(seed=1, logits=True)
+            opt = pynn.optimizers.Adam(1e-3)
+            opt.build(m.trainable_weights)
+            loss_fn = pynn.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+            def loop(m=m, bs=bs, opt=opt, loss_fn=loss_fn):
+                imperative_epoch(m, x, y, bs, opt, loss_fn)
+            out[f"loop{bs}"] = len(x) / harness.best_of(loop, repeats=args.repeats)["median"]
         out["latency"] = harness.per_call(lambda: model.predict(x1, verbose=0),
                                           calls=2000)["median"]
         out["probs"] = model.predict(x1, verbose=0).tolist()
@@ -90,6 +108,7 @@ def worker(lib: str, args) -> dict:
                 loss.backward()
                 opt.step()
         out[f"train{bs}"] = len(x) / harness.best_of(epoch, repeats=args.repeats)["median"]
+        out[f"loop{bs}"] = out[f"train{bs}"]  # PyTorch's training is its loop
     net, _ = build_torch(model)
     x1t = torch.from_numpy(x1)
 
@@ -103,13 +122,17 @@ def worker(lib: str, args) -> dict:
 
 def main() -> None:
     done = harness.compare(__file__, __doc__, 12800, 3, "mlp.md", worker,
-                           ("train32", "train256", "latency"), "probs", rtol=1e-4, atol=1e-6)
+                           ("train32", "train256", "loop32", "loop256", "latency"), "probs",
+                           rtol=1e-4, atol=1e-6)
     if done is None:
         return
     args, p, t, runs = done
     rows = [{"measure": f"train samples/s, batch {bs}", "pynn": p[f"train{bs}"],
              "pytorch": t[f"train{bs}"], "ratio (pynn/pytorch)": p[f"train{bs}"] / t[f"train{bs}"]}
             for bs in (32, 256)]
+    rows += [{"measure": f"imperative loop samples/s, batch {bs}", "pynn": p[f"loop{bs}"],
+              "pytorch": t[f"loop{bs}"], "ratio (pynn/pytorch)": p[f"loop{bs}"] / t[f"loop{bs}"]}
+             for bs in (32, 256)]
     rows.append({"measure": "predict latency, 1 sample (us)", "pynn": p["latency"] * 1e6,
                  "pytorch": t["latency"] * 1e6,
                  "ratio (pynn/pytorch)": t["latency"] / p["latency"]})

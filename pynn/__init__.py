@@ -59,14 +59,18 @@ from . import (  # noqa: E402
     regularizers,
     utils,
 )
+from . import ops  # noqa: E402
 from .layers import Input  # noqa: E402
 from .layers.base import Variable  # noqa: E402
 from .models import Model, Sequential  # noqa: E402
+from .tensor import GradientTape, Tensor, no_grad  # noqa: E402
 
 __all__ = [
+    "GradientTape",
     "Input",
     "Model",
     "Sequential",
+    "Tensor",
     "Variable",
     "activations",
     "callbacks",
@@ -77,6 +81,8 @@ __all__ = [
     "losses",
     "metrics",
     "models",
+    "no_grad",
+    "ops",
     "optimizers",
     "regularizers",
     "set_num_threads",

@@ -4,6 +4,8 @@ The core computes each loss and its gradient inside the training step. A softmax
 output feeding a cross-entropy is folded into it, so the loss is computed from the logits, exactly.
 """
 
+from . import _core
+
 _CORE_NAMES = {
     "mean_squared_error": "mean_squared_error",
     "mse": "mean_squared_error",
@@ -30,6 +32,17 @@ class Loss:
         self.name = name or self.core_name
         self.reduction = reduction
         self.from_logits = False
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        """The loss of a batch, a scalar pynn.Tensor recorded on the tape: call it on a model's
+        output in a custom training loop, then `.backward()`.
+
+        Example:
+            >>> loss = pynn.losses.SparseCategoricalCrossentropy(from_logits=True)(y, logits)
+        """
+        if sample_weight is not None:
+            raise ValueError(f"{type(self).__name__}: sample_weight is not supported")
+        return _core.loss(self.core_name, self.from_logits, y_true, y_pred)
 
     def get_config(self) -> dict:
         return {"name": self.name, "reduction": self.reduction}
@@ -102,23 +115,55 @@ _CLASSES = {
 }
 
 
-def _function(core_name: str):
-    def fn(y_true, y_pred):
-        raise TypeError(
-            f"pynn.losses.{core_name} names a loss for compile(); it is computed by the core "
-            "inside fit/evaluate"
-        )
-
-    fn.__name__ = fn.__qualname__ = core_name
-    fn.__doc__ = f"The {core_name} loss, for `compile(loss=pynn.losses.{core_name})`."
-    return fn
+# -- the loss functions: per-sample values (no reduction), on the tape -------------------------------
+# Keras's functions of the same names: the mean (or sum) over the last axis, one value per sample.
+# They are also what compile(loss=pynn.losses.mse) names.
+_EPS = 1e-7
 
 
-mean_squared_error = _function("mean_squared_error")
-mean_absolute_error = _function("mean_absolute_error")
-binary_crossentropy = _function("binary_crossentropy")
-categorical_crossentropy = _function("categorical_crossentropy")
-sparse_categorical_crossentropy = _function("sparse_categorical_crossentropy")
+def mean_squared_error(y_true, y_pred):
+    """mean((y_true - y_pred)**2) over the last axis: one value per sample."""
+    from . import ops
+    return ops.mean(ops.square(ops.subtract(y_pred, y_true)), axis=-1)
+
+
+def mean_absolute_error(y_true, y_pred):
+    """mean(|y_true - y_pred|) over the last axis: one value per sample."""
+    from . import ops
+    return ops.mean(ops.abs(ops.subtract(y_pred, y_true)), axis=-1)
+
+
+def binary_crossentropy(y_true, y_pred, from_logits: bool = False):
+    """-(y log p + (1 - y) log(1 - p)), averaged over the last axis; p clipped to [1e-7, 1 - 1e-7]
+    (from logits z: max(z, 0) - z y + log(1 + exp(-|z|)), exactly)."""
+    from . import ops
+    if from_logits:
+        z = y_pred
+        return ops.mean(ops.relu(z) - z * y_true + ops.log(1.0 + ops.exp(-ops.abs(z))), axis=-1)
+    p = ops.clip(y_pred, _EPS, 1.0 - _EPS)
+    return -ops.mean(y_true * ops.log(p) + (1.0 - ops.convert_to_tensor(y_true)) *
+                     ops.log(1.0 - p), axis=-1)
+
+
+def categorical_crossentropy(y_true, y_pred, from_logits: bool = False):
+    """-sum(y log p) over the last axis, p normalised to sum 1 and clipped (or log_softmax of
+    logits)."""
+    from . import ops
+    if from_logits:
+        logp = ops.log_softmax(y_pred)
+    else:
+        logp = ops.log(ops.clip(y_pred / ops.sum(y_pred, axis=-1, keepdims=True), _EPS,
+                                1.0 - _EPS))
+    return -ops.sum(y_true * logp, axis=-1)
+
+
+def sparse_categorical_crossentropy(y_true, y_pred, from_logits: bool = False):
+    """categorical_crossentropy with integer labels: -log p[label], one value per label."""
+    from . import ops
+    classes = y_pred.shape[-1]
+    return categorical_crossentropy(ops.one_hot(y_true, classes), y_pred, from_logits)
+
+
 mse, mae = mean_squared_error, mean_absolute_error
 
 

@@ -7,6 +7,8 @@ the training step, in one fused pass.
 
 import math
 
+import numpy as np
+
 
 class Optimizer:
     """Base class. Args common to all: learning_rate, weight_decay, clipnorm, clipvalue,
@@ -69,6 +71,103 @@ class Optimizer:
         }
         core.set_optimizer(self._kind, **cfg)
         self._core = core
+
+    # -- the imperative path --------------------------------------------------------------------
+    def build(self, variables) -> None:
+        """Creates the optimizer's state for `variables` (a model's trainable weights), which
+        step() and apply() without variables then update."""
+        self._variables = list(variables)
+        self._locate(self._variables)
+
+    @property
+    def variables(self) -> list:
+        return list(getattr(self, "_variables", []))
+
+    def _locate(self, variables) -> tuple:
+        """(core, ids): the one built model holding all `variables`, and their ids in it (None
+        when they are all of its trainable weights). Binds the optimizer to that core."""
+        from .layers.base import Variable
+
+        cores, ids = {}, []
+        for v in variables:
+            core = v._owner_core() if isinstance(v, Variable) else None
+            if core is None:
+                raise ValueError(f"{type(self).__name__}: can only update the weights of a built "
+                                 f"model, and {getattr(v, 'path', type(v).__name__)!r} belongs "
+                                 "to none; put the layers in a pynn.Model (or Sequential) and "
+                                 "pass model.trainable_weights")
+            if not v.trainable:
+                raise ValueError(f"{type(self).__name__}: variable {v.path!r} is not trainable")
+            cores[id(core)] = core
+            ids.append(v._vid)
+        if len(cores) != 1:
+            raise ValueError(f"{type(self).__name__}: the variables belong to {len(cores)} "
+                             "models; use one optimizer per model")
+        core = next(iter(cores.values()))
+        if self._core is not core:
+            if self._core is not None and self.iterations > 0:
+                raise ValueError(f"{type(self).__name__} already holds the state of another "
+                                 "model's weights; create a new optimizer for this model")
+            self._bind(core)
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"{type(self).__name__}: a variable is listed twice")
+        # distinct trainable variables holding every trainable value are all of them: then the
+        # core updates its whole trainable span in one pass
+        every = sum(int(v.size) for v in variables) == core.param_count(True)
+        return core, (None if every else ids)
+
+    def apply(self, grads, trainable_variables=None) -> None:
+        """One update: each variable moves by its gradient, with this optimizer's rule (Keras 3's
+        `optimizer.apply`). None gradients are skipped.
+
+        Args:
+            grads: arrays or Tensors shaped like the variables.
+            trainable_variables: a model's weights (by default those given to build()).
+        """
+        if trainable_variables is None:
+            if not getattr(self, "_variables", None):
+                raise ValueError(f"{type(self).__name__}.apply: pass trainable_variables, or "
+                                 "call build(model.trainable_weights) first")
+            trainable_variables = self._variables
+        grads, variables = list(grads), list(trainable_variables)
+        if len(grads) != len(variables):
+            raise ValueError(f"{type(self).__name__}.apply: {len(grads)} gradients for "
+                             f"{len(variables)} variables")
+        pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
+        if not pairs:
+            return
+        core, ids = self._locate([v for _, v in pairs])
+        for g, v in pairs:
+            dst = core.gradient(v._vid)
+            src = np.asarray(g, dtype=np.float32)
+            if src.shape != dst.shape:
+                raise ValueError(f"{type(self).__name__}.apply: the gradient of {v.path!r} has "
+                                 f"shape {src.shape}, the variable {dst.shape}")
+        for g, v in pairs:  # every shape checked before any write
+            dst = core.gradient(v._vid)
+            src = np.asarray(g, dtype=np.float32)
+            if src.__array_interface__["data"][0] != dst.__array_interface__["data"][0]:
+                dst[...] = src
+        core.apply_gradients(ids)
+
+    def apply_gradients(self, grads_and_vars) -> None:
+        """apply() on (gradient, variable) pairs, as Keras 2 and TensorFlow write it."""
+        pairs = list(grads_and_vars)
+        self.apply([g for g, _ in pairs], [v for _, v in pairs])
+
+    def step(self) -> None:
+        """One update from the gradients that backward accumulated in the variables given to
+        build() (PyTorch's optimizer.step())."""
+        if not getattr(self, "_variables", None):
+            raise ValueError(f"{type(self).__name__}.step: call "
+                             "build(model.trainable_weights) first")
+        core, ids = self._locate(self._variables)
+        core.apply_gradients(ids)
+
+    def zero_grad(self) -> None:
+        """Zeroes the gradients of the model this optimizer updates (PyTorch's zero_grad)."""
+        if self._core is not None:
+            self._core.zero_grads()
 
     def get_config(self) -> dict:
         return {"name": self.name, "learning_rate": self.learning_rate,

@@ -173,7 +173,7 @@ def test_functional_model_fits_evaluates_and_predicts():
     (lambda x: layers.Concatenate(axis=0)([x, x]), ValueError, "batch axis"),
     (lambda x: layers.Subtract()([x, x, x]), ValueError, "exactly 2"),
     (lambda x: layers.Add()(x), ValueError, "list of tensors"),
-    (lambda x: layers.Dense(2)(np.ones((1, 4))), TypeError, "pynn.Input"),
+    (lambda x: layers.Add()([x, np.ones((1, 4), np.float32)]), TypeError, "a mix"),
 ])
 def test_bad_graphs_raise_clear_errors(build, exc, match):
     with pytest.raises(exc, match=match):

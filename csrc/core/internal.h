@@ -127,10 +127,68 @@ extern const pn_op_def pn_op_add_def, pn_op_subtract_def, pn_op_multiply_def, pn
 
 /* Refuses indices outside any embedding table that reads the input node `input` (ops_embedding.c). */
 int pn_embedding_check(const pn_model *m, int input, const int32_t *idx, int64_t count);
+/* Refuses indices outside 0..V-1: a table of V rows. */
+int pn_embedding_check_rows(const int32_t *idx, int64_t count, int64_t V);
+
+/* ---- eager values and tape entries (tape.c) ------------------------------------------------ */
+
+#define PN_FN_MAX_IN 16 /* inputs of an op and its variables, or of a model */
+_Static_assert(PN_FN_MAX_IN >= PN_MAX_INPUTS + PN_MAX_VARS && PN_FN_MAX_IN >= PN_MAX_MODEL_INPUTS,
+               "a tape entry holds every input of an op or a model");
+
+typedef struct pn_fn pn_fn;
+
+struct pn_value {
+    int refs;
+    int ndim;
+    int64_t dims[PN_MAX_DIMS];
+    int64_t size;
+    pn_dtype dtype;
+    void *data;
+    float *grad;          /* NULL until a backward writes it */
+    int own_data, own_grad;
+    int requires_grad;
+    pn_fn *fn;            /* the entry that made the value (owned), NULL for a leaf */
+    pn_model *model;      /* a model's variable: its grads may need zeroing first (model.c) */
+    void (*release)(void *);
+    void *release_ctx;
+    pn_value *next;       /* work lists of release and backward */
+    int mark, pending;    /* backward: visited, consumers still to run */
+};
+
+/* One tape entry: how its output was made, so backward can send dout to the inputs. */
+struct pn_fn {
+    const char *name;
+    /* adds d(out)/d(in) * out->grad into each input that requires a gradient; may fail */
+    int (*backward)(pn_fn *f, pn_value *out);
+    void (*destroy)(pn_fn *f);   /* frees what the entry saved (NULL: nothing) */
+    int n_in;
+    pn_value *in[PN_FN_MAX_IN];  /* references */
+    int iattr[PN_MAX_ATTRS];
+    float fattr[PN_MAX_ATTRS];
+    int64_t i64[2 * PN_MAX_DIMS];
+    void *saved;
+};
+
+/* A value's gradient buffer, zero-filled on first use; NULL (error set) when out of memory. */
+float *pn_value_grad_buf(pn_value *v);
+/* A new value (one reference) with its own uninitialised data. */
+int pn_value_new(pn_value **out, int ndim, const int64_t *dims, pn_dtype dtype);
+/* Whether an entry over these inputs is recorded: grad mode is on and one requires a gradient. */
+int pn_fn_wanted(int n_in, pn_value *const *in);
+/* A new entry holding references to its inputs; NULL (error set) when out of memory. */
+pn_fn *pn_fn_new(const char *name, int (*backward)(pn_fn *, pn_value *), int n_in,
+                 pn_value *const *in);
+/* Makes f the maker of out, which then requires a gradient. */
+void pn_fn_attach(pn_fn *f, pn_value *out);
+/* Frees an entry that was never attached (its inputs' references, its saved state). */
+void pn_fn_free(pn_fn *f);
 
 /* ---- plans --------------------------------------------------------------------------------- */
 
-typedef enum { PN_MODE_INFER = 0, PN_MODE_TRAIN = 1, PN_MODE_INPUT_GRAD = 2 } pn_mode;
+/* EAGER plans have no loss: an eager call's backward brings the outputs' gradients. */
+typedef enum { PN_MODE_INFER = 0, PN_MODE_TRAIN, PN_MODE_INPUT_GRAD, PN_MODE_EAGER,
+               PN_MODE_EAGER_DX } pn_mode;
 
 typedef struct {
     int64_t batch;
@@ -150,6 +208,9 @@ typedef struct {
     int fused[PN_MAX_OUTPUTS];
     int loss_acc[PN_MAX_OUTPUTS];
     uint64_t seed;         /* the random stream of the current training forward */
+    int training;          /* what the ops see as c->training (eager calls choose it) */
+    int busy;              /* held by an eager call until its backward: not shared, not evicted */
+    int orphan;            /* dropped from the cache while busy: freed when released */
     int64_t arena_floats;  /* the arena's size */
     float *xbuf[PN_MAX_MODEL_INPUTS]; /* per input: gathered rows (train/test with idx) */
     void *ybuf[PN_MAX_OUTPUTS];       /* per output: gathered targets */
@@ -182,7 +243,18 @@ struct pn_model {
     pn_plan *plans[PN_PLAN_CACHE];
     uint64_t clock;
     pthread_mutex_t lock;  /* one run at a time per model: plans and buffers are shared */
+    int refs;              /* the creator's, and one per value over a variable */
+    int eager_grads;       /* the grads hold eager accumulations (else a step's leftovers) */
+    uint64_t graph_version; /* bumped when nodes or outputs change: eager entries check it */
 };
+
+/* The plan for (batch, mode) from the cache, or a new one (model.c); the model lock is held. */
+int pn_model_get_plan(pn_model *m, int64_t batch, pn_mode mode, pn_plan **out);
+/* Releases a plan an eager call held (busy). */
+void pn_model_put_plan(pn_model *m, pn_plan *p);
+void pn_model_release(pn_model *m);
+/* Checks x against the model's input k (element type, per-sample shape). */
+int pn_model_check_input(const pn_model *m, int k, const pn_tensor *x);
 
 int pn_plan_create(pn_plan **out, const pn_model *m, int64_t batch, pn_mode mode);
 void pn_plan_destroy(pn_plan *p);
@@ -195,6 +267,20 @@ int pn_loss_check_targets(const pn_model *m, int k, const pn_tensor *y, int64_t 
 float pn_loss_forward(const pn_model *m, const pn_plan *p, int k, const void *y);
 void pn_loss_backward(const pn_model *m, pn_plan *p, int k, const void *y);
 void pn_metrics_sum(const pn_model *m, const pn_plan *p, int k, const void *y, float *sums);
+
+/* A loss over R rows of C values: the outputs, the logits it reads when they are logits (fused:
+ * out = softmax/sigmoid(z), folded into the loss; from_logits: out = z), the targets. */
+typedef struct {
+    pn_loss_kind kind;
+    int from_logits, fused;
+    int64_t R, C;
+    const float *out, *z;
+    const void *y;       /* float32 targets, or int32 labels (one per row) for the sparse loss */
+} pn_loss_rows;
+double pn_loss_value(const pn_loss_rows *L);  /* the mean over rows */
+void pn_loss_grad(const pn_loss_rows *L, float *g, float w, int acc);
+int pn_loss_check_labels(const int32_t *t, int64_t R, int64_t C);
+
 float pn_regularizer_apply(pn_model *m, const pn_plan *p, int want_grad);
 
 /* optimizer (optimizer.c) */

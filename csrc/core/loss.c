@@ -32,11 +32,7 @@ int64_t pn_loss_target_size(const pn_model *m, int k) {
     return m->out[k].loss == PN_LOSS_SPARSE_CE ? o->size / o->shape[o->ndim - 1] : o->size;
 }
 
-int pn_loss_check_targets(const pn_model *m, int k, const pn_tensor *y, int64_t rows) {
-    if (m->out[k].loss != PN_LOSS_SPARSE_CE) return PN_OK;
-    int64_t R, C;
-    rows_cols(m, k, rows, &R, &C);
-    const int32_t *t = y->data;
+int pn_loss_check_labels(const int32_t *t, int64_t R, int64_t C) {
     for (int64_t r = 0; r < R; r++)
         if (t[r] < 0 || t[r] >= C)
             return pn_error(PN_EVALUE,
@@ -44,6 +40,37 @@ int pn_loss_check_targets(const pn_model *m, int k, const pn_tensor *y, int64_t 
                             "classes (valid labels are 0..%lld)",
                             (int)t[r], (long long)C, (long long)(C - 1));
     return PN_OK;
+}
+
+int pn_loss_check_targets(const pn_model *m, int k, const pn_tensor *y, int64_t rows) {
+    if (m->out[k].loss != PN_LOSS_SPARSE_CE) return PN_OK;
+    int64_t R, C;
+    rows_cols(m, k, rows, &R, &C);
+    return pn_loss_check_labels(y->data, R, C);
+}
+
+/* Output k's loss in a plan as rows: its output, and the logits its loss reads. */
+static pn_loss_rows plan_rows(const pn_model *m, const pn_plan *p, int k, const void *y) {
+    pn_loss_rows L = {.kind = m->out[k].loss, .from_logits = m->out[k].from_logits,
+                      .fused = p->fused[k], .out = p->value[m->outputs[k]],
+                      .z = p->value[p->loss_node[k]], .y = y};
+    rows_cols(m, k, p->batch, &L.R, &L.C);
+    return L;
+}
+
+/* Returns output k's mean loss, unweighted, without penalties. */
+float pn_loss_forward(const pn_model *m, const pn_plan *p, int k, const void *y) {
+    pn_loss_rows L = plan_rows(m, p, k, y);
+    return (float)pn_loss_value(&L);
+}
+
+/* Writes (or, with p->loss_acc[k], adds) weight * dloss/d(loss node) into output k's loss node's
+ * gradient. */
+void pn_loss_backward(const pn_model *m, pn_plan *p, int k, const void *y) {
+    float *g = p->grad[p->loss_node[k]];
+    if (!g) return;
+    pn_loss_rows L = plan_rows(m, p, k, y);
+    pn_loss_grad(&L, g, m->out[k].weight, p->loss_acc[k]);
 }
 
 static float logsumexp(const float *z, int64_t C) {
@@ -56,20 +83,17 @@ static float logsumexp(const float *z, int64_t C) {
 
 static float clip_p(float p) { return fminf(fmaxf(p, PN_EPS), 1.0f - PN_EPS); }
 
-/* Returns the batch's mean loss, without penalties. */
-float pn_loss_forward(const pn_model *m, const pn_plan *p, int k, const void *yv) {
-    int64_t R, C;
-    rows_cols(m, k, p->batch, &R, &C);
-    const float *out = p->value[m->outputs[k]];
-    const float *z = p->value[p->loss_node[k]]; /* logits when fused or from_logits */
-    int logits = p->fused[k] || m->out[k].from_logits;
-    const float *y = yv;
-    const int32_t *lab = yv;
+double pn_loss_value(const pn_loss_rows *L) {
+    const int64_t R = L->R, C = L->C;
+    const float *out = L->out, *z = L->z;
+    const int logits = L->fused || L->from_logits;
+    const float *y = L->y;
+    const int32_t *lab = L->y;
     double total = 0.0;
     for (int64_t r = 0; r < R; r++) {
         const float *pr = out + r * C, *zr = z + r * C, *yr = y + r * C;
         double l = 0.0;
-        switch (m->out[k].loss) {
+        switch (L->kind) {
         case PN_LOSS_MSE:
             for (int64_t j = 0; j < C; j++) l += (double)(pr[j] - yr[j]) * (pr[j] - yr[j]);
             l /= (double)C;
@@ -112,28 +136,23 @@ float pn_loss_forward(const pn_model *m, const pn_plan *p, int k, const void *yv
         }
         total += l;
     }
-    return (float)(total / (double)R);
+    return total / (double)R;
 }
 
-/* Writes (or, with p->loss_acc[k], adds) weight * dloss/d(loss node) into output k's loss node's
- * gradient. */
-void pn_loss_backward(const pn_model *m, pn_plan *p, int k, const void *yv) {
-    int64_t R, C;
-    rows_cols(m, k, p->batch, &R, &C);
-    float *g = p->grad[p->loss_node[k]];
-    if (!g) return;
-    const pn_loss_config *cfg = &m->out[k];
-    const int fused = p->fused[k], acc = p->loss_acc[k];
-    const float *out = p->value[m->outputs[k]];
-    const float *z = p->value[p->loss_node[k]];
-    const float *y = yv;
-    const int32_t *lab = yv;
-    const float inv_r = cfg->weight / (float)R, inv_rc = cfg->weight / (float)(R * C);
+/* The gradient of the mean loss, times w, with respect to the logits z when the loss reads
+ * logits (fused or from_logits), else to the outputs: written into g, or added with acc. */
+void pn_loss_grad(const pn_loss_rows *L, float *g, float w, int acc) {
+    const int64_t R = L->R, C = L->C;
+    const int fused = L->fused;
+    const float *out = L->out, *z = L->z;
+    const float *y = L->y;
+    const int32_t *lab = L->y;
+    const float inv_r = w / (float)R, inv_rc = w / (float)(R * C);
 #define PUT(j, v) (gr[j] = acc ? gr[j] + (v) : (v))
     for (int64_t r = 0; r < R; r++) {
         const float *pr = out + r * C, *zr = z + r * C, *yr = y + r * C;
         float *gr = g + r * C;
-        switch (cfg->loss) {
+        switch (L->kind) {
         case PN_LOSS_MSE:
             for (int64_t j = 0; j < C; j++) PUT(j, 2.0f * (pr[j] - yr[j]) * inv_rc);
             break;
@@ -147,7 +166,7 @@ void pn_loss_backward(const pn_model *m, pn_plan *p, int k, const void *yv) {
             for (int64_t j = 0; j < C; j++) {
                 if (fused)
                     PUT(j, (pr[j] - yr[j]) * inv_rc);
-                else if (cfg->from_logits)
+                else if (L->from_logits)
                     PUT(j, (1.0f / (1.0f + expf(-zr[j])) - yr[j]) * inv_rc);
                 else {
                     float q = pr[j];
@@ -159,8 +178,8 @@ void pn_loss_backward(const pn_model *m, pn_plan *p, int k, const void *yv) {
             break;
         case PN_LOSS_CATEGORICAL_CE:
         case PN_LOSS_SPARSE_CE: {
-            int sparse = cfg->loss == PN_LOSS_SPARSE_CE;
-            if (fused || cfg->from_logits) {
+            int sparse = L->kind == PN_LOSS_SPARSE_CE;
+            if (fused || L->from_logits) {
                 /* dz_j = softmax(z)_j * sum(y) - y_j */
                 float sy = 1.0f;
                 if (!sparse) {

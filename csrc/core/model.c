@@ -10,6 +10,7 @@
 int pn_model_create(pn_model **out) {
     pn_model *m = calloc(1, sizeof *m);
     if (!m) return pn_error(PN_ENOMEM, "out of memory creating a model");
+    m->refs = 1;
     if (pthread_mutex_init(&m->lock, NULL) != 0) {
         free(m);
         return pn_error(PN_ENOMEM, "could not create the model's lock");
@@ -18,15 +19,23 @@ int pn_model_create(pn_model **out) {
     return PN_OK;
 }
 
+/* Frees the cached plans; one an eager call still holds is freed when that call releases it. */
 static void drop_plans(pn_model *m) {
     for (int i = 0; i < PN_PLAN_CACHE; i++) {
-        pn_plan_destroy(m->plans[i]);
+        if (m->plans[i] && m->plans[i]->busy)
+            m->plans[i]->orphan = 1;
+        else
+            pn_plan_destroy(m->plans[i]);
         m->plans[i] = NULL;
     }
 }
 
-void pn_model_destroy(pn_model *m) {
-    if (!m) return;
+void pn_model_retain(pn_model *m) { m->refs++; }
+
+void pn_model_destroy(pn_model *m) { pn_model_release(m); }
+
+void pn_model_release(pn_model *m) {
+    if (!m || --m->refs > 0) return;
     drop_plans(m);
     free(m->vars);
     free(m->params);
@@ -152,6 +161,7 @@ static int push_node(pn_model *m, pn_node *nd, int *node) {
     m->nodes[m->n_nodes] = *nd;
     *node = m->n_nodes++;
     drop_plans(m);
+    m->graph_version++;
     m->compiled = 0;
     return PN_OK;
 }
@@ -227,6 +237,7 @@ int pn_model_set_outputs(pn_model *m, int n, const int *nodes) {
     drop_plans(m);
     memcpy(m->outputs, nodes, (size_t)n * sizeof *nodes);
     m->n_outputs = n;
+    m->graph_version++;
     m->compiled = 0;
     return PN_OK;
 }
@@ -340,34 +351,49 @@ int pn_model_optimizer_state(pn_model *m, float **state, int64_t *n) {
 
 /* ---- running ------------------------------------------------------------------------------- */
 
-static int get_plan(pn_model *m, int64_t batch, pn_mode mode, pn_plan **out) {
-    int free_slot = -1, lru = 0;
+/* The cached plan for (batch, mode) that no eager call holds, or a new one in a free slot or in
+ * place of the least recently used plan that is not held; when every slot is held, the new plan
+ * is an orphan from the start (freed when released). */
+int pn_model_get_plan(pn_model *m, int64_t batch, pn_mode mode, pn_plan **out) {
+    int free_slot = -1, lru = -1;
     for (int i = 0; i < PN_PLAN_CACHE; i++) {
         pn_plan *p = m->plans[i];
         if (!p) {
             if (free_slot < 0) free_slot = i;
             continue;
         }
+        if (p->busy) continue;
         if (p->batch == batch && p->mode == mode) {
             p->last_used = ++m->clock;
             *out = p;
             return PN_OK;
         }
-        if (m->plans[lru] && p->last_used < m->plans[lru]->last_used) lru = i;
+        if (lru < 0 || p->last_used < m->plans[lru]->last_used) lru = i;
     }
     pn_plan *p = NULL;
     int rc = pn_plan_create(&p, m, batch, mode);
     if (rc) return rc;
     int slot = free_slot >= 0 ? free_slot : lru;
-    pn_plan_destroy(m->plans[slot]);
-    m->plans[slot] = p;
+    if (slot >= 0) {
+        pn_plan_destroy(m->plans[slot]);
+        m->plans[slot] = p;
+    } else {
+        p->orphan = 1;
+    }
     p->last_used = ++m->clock;
     *out = p;
     return PN_OK;
 }
 
+void pn_model_put_plan(pn_model *m, pn_plan *p) {
+    pthread_mutex_lock(&m->lock);
+    p->busy = 0;
+    if (p->orphan) pn_plan_destroy(p);
+    pthread_mutex_unlock(&m->lock);
+}
+
 /* xs[k]: (n, input k's shape...) of input k's element type. */
-static int check_x(const pn_model *m, int k, const pn_tensor *x) {
+int pn_model_check_input(const pn_model *m, int k, const pn_tensor *x) {
     const pn_node *in = &m->nodes[m->inputs[k]];
     char what[32] = "input";
     if (m->n_inputs > 1) snprintf(what, sizeof what, "input %d", k);
@@ -393,7 +419,7 @@ static int check_x(const pn_model *m, int k, const pn_tensor *x) {
 static int check_xs(const pn_model *m, const pn_tensor *xs, int64_t *n) {
     if (m->n_inputs < 1) return pn_error(PN_ESTATE, "the model has no input");
     for (int k = 0; k < m->n_inputs; k++) {
-        int rc = check_x(m, k, &xs[k]);
+        int rc = pn_model_check_input(m, k, &xs[k]);
         if (rc) return rc;
         if (xs[k].dims[0] != xs[0].dims[0])
             return pn_error(PN_ESHAPE, "input %d has %lld samples but input 0 has %lld: every "
@@ -463,7 +489,7 @@ static int prepare(pn_model *m, const pn_tensor *xs, const pn_tensor *ys, const 
                 return pn_error(PN_EVALUE, "batch index %lld is outside 0..%lld",
                                 (long long)idx[b], (long long)n - 1);
     pn_plan *p = NULL;
-    rc = get_plan(m, batch, mode, &p);
+    rc = pn_model_get_plan(m, batch, mode, &p);
     if (rc) return rc;
     for (int k = 0; k < m->n_inputs; k++) {
         int in = m->inputs[k];
@@ -510,6 +536,7 @@ static void losses_and_metrics(pn_model *m, const pn_plan *p, const void *const 
 }
 
 static void backward(pn_model *m, pn_plan *p, const void *const *yd) {
+    m->eager_grads = 0; /* the step overwrites every gradient */
     for (int k = 0; k < m->n_outputs; k++) pn_loss_backward(m, p, k, yd[k]);
     pn_plan_backward(m, p);
     for (int v = 0; v < m->n_vars; v++) /* a variable no node reaches has a zero gradient */
@@ -584,7 +611,7 @@ int pn_model_plan_bytes(pn_model *m, int64_t batch, int training, int64_t *bytes
     if (batch < 1) return pn_error(PN_EVALUE, "batch must be >= 1, got %lld", (long long)batch);
     pthread_mutex_lock(&m->lock);
     pn_plan *p = NULL;
-    int rc = get_plan(m, batch, training ? PN_MODE_TRAIN : PN_MODE_INFER, &p);
+    int rc = pn_model_get_plan(m, batch, training ? PN_MODE_TRAIN : PN_MODE_INFER, &p);
     if (rc == PN_OK) *bytes = p->arena_floats * (int64_t)sizeof(float);
     pthread_mutex_unlock(&m->lock);
     return rc;
@@ -612,7 +639,7 @@ int pn_model_predict(pn_model *m, const pn_tensor *xs, int64_t batch_size, float
     for (int64_t start = 0; start < n; start += batch_size) {
         int64_t b = n - start < batch_size ? n - start : batch_size;
         pn_plan *p;
-        rc = get_plan(m, b, PN_MODE_INFER, &p);
+        rc = pn_model_get_plan(m, b, PN_MODE_INFER, &p);
         if (rc) break;
         for (int k = 0; k < m->n_inputs; k++)
             p->value[m->inputs[k]] = (float *)xs[k].data + start * m->nodes[m->inputs[k]].size;

@@ -35,16 +35,21 @@ static int embedding_shape(const pn_model *m, pn_node *n) {
     return PN_OK;
 }
 
+int pn_embedding_check_rows(const int32_t *idx, int64_t count, int64_t V) {
+    for (int64_t k = 0; k < count; k++)
+        if (idx[k] < 0 || idx[k] >= V)
+            return pn_error(PN_EVALUE, "embedding: index %d (at position %lld of the batch) "
+                            "is outside 0..%lld (input_dim %lld)", idx[k], (long long)k,
+                            (long long)V - 1, (long long)V);
+    return PN_OK;
+}
+
 int pn_embedding_check(const pn_model *m, int input, const int32_t *idx, int64_t count) {
     for (int i = 0; i < m->n_nodes; i++) {
         const pn_node *n = &m->nodes[i];
         if (n->op != PN_OP_EMBEDDING || n->in[0] != input) continue;
-        const int64_t V = m->vars[n->var[0]].shape[0];
-        for (int64_t k = 0; k < count; k++)
-            if (idx[k] < 0 || idx[k] >= V)
-                return pn_error(PN_EVALUE, "embedding: index %d (at position %lld of the batch) "
-                                "is outside 0..%lld (input_dim %lld)", idx[k], (long long)k,
-                                (long long)V - 1, (long long)V);
+        int rc = pn_embedding_check_rows(idx, count, m->vars[n->var[0]].shape[0]);
+        if (rc) return rc;
     }
     return PN_OK;
 }

@@ -38,23 +38,37 @@ static void scale(float *restrict g, int64_t n, float k) {
     for (int64_t i = 0; i < n; i++) g[i] *= k;
 }
 
-static void clip_gradients(pn_model *m) {
+/* The variables an update touches: all trainable ones (sel NULL), or those whose sel[] is set. */
+static int selected(const pn_model *m, const unsigned char *sel, int v) {
+    return m->vars[v].trainable && (!sel || sel[v]);
+}
+
+static void clip_gradients(pn_model *m, const unsigned char *sel) {
     const pn_optim_config *o = &m->opt;
     float *g = m->grads;
-    int64_t n = m->n_trainable;
     if (o->clipnorm > 0.0f) {
         for (int v = 0; v < m->n_vars; v++) {
             const pn_var *var = &m->vars[v];
-            if (!var->trainable) continue;
+            if (!selected(m, sel, v)) continue;
             float norm = (float)sqrt(sumsq(g + var->offset, var->size));
             if (norm > o->clipnorm) scale(g + var->offset, var->size, o->clipnorm / norm);
         }
     } else if (o->global_clipnorm > 0.0f) {
-        float norm = (float)sqrt(sumsq(g, n));
-        if (norm > o->global_clipnorm) scale(g, n, o->global_clipnorm / norm);
+        double s = 0.0;
+        for (int v = 0; v < m->n_vars; v++)
+            if (selected(m, sel, v)) s += sumsq(g + m->vars[v].offset, m->vars[v].size);
+        float norm = (float)sqrt(s);
+        if (norm > o->global_clipnorm)
+            for (int v = 0; v < m->n_vars; v++)
+                if (selected(m, sel, v))
+                    scale(g + m->vars[v].offset, m->vars[v].size, o->global_clipnorm / norm);
     } else if (o->clipvalue > 0.0f) {
         float c = o->clipvalue;
-        for (int64_t i = 0; i < n; i++) g[i] = fminf(fmaxf(g[i], -c), c);
+        for (int v = 0; v < m->n_vars; v++) {
+            if (!selected(m, sel, v)) continue;
+            float *gv = g + m->vars[v].offset;
+            for (int64_t i = 0; i < m->vars[v].size; i++) gv[i] = fminf(fmaxf(gv[i], -c), c);
+        }
     }
 }
 
@@ -68,15 +82,15 @@ static inline float flush(float x) { return fabsf(x) < FLT_MIN ? 0.0f : x; }
  * for a second thread from about 32k weights on (the MNIST MLP has 100k). */
 #define PAR_LOOP _Pragma("omp parallel for simd if (n > PN_PAR_MIN / 2) num_threads(pn_threads)")
 
-void pn_optimizer_step(pn_model *m) {
+/* The update of the n parameters from offset `off` of the trainable span. */
+static void update(pn_model *m, int64_t off, int64_t n) {
     const pn_optim_config *o = &m->opt;
-    int64_t n = m->n_trainable;
-    float *restrict w = m->params;
-    float *restrict g = m->grads;
-    float *s0 = m->opt_state, *s1 = s0 + n, *s2 = s1 + n;
+    const int64_t span = m->n_trainable;
+    float *restrict w = m->params + off;
+    float *restrict g = m->grads + off;
+    float *s0 = m->opt_state + off, *s1 = s0 + span, *s2 = s1 + span;
     const float lr = o->learning_rate;
 
-    clip_gradients(m);
     if (o->weight_decay > 0.0f) {
         const float k = 1.0f - lr * o->weight_decay;
         PAR_LOOP
@@ -164,5 +178,43 @@ void pn_optimizer_step(pn_model *m) {
     }
     default: break;
     }
+}
+
+void pn_optimizer_step(pn_model *m) {
+    clip_gradients(m, NULL);
+    update(m, 0, m->n_trainable); /* one pass over the whole span, padding included */
     m->iterations++;
+}
+
+int pn_model_apply_gradients(pn_model *m, int n, const int *vars) {
+    if (!m->has_optimizer)
+        return pn_error(PN_ESTATE, "the model has no optimizer state: bind an optimizer first");
+    unsigned char *sel = NULL;
+    if (n > 0) {
+        sel = calloc((size_t)m->n_vars, 1);
+        if (!sel) return pn_error(PN_ENOMEM, "out of memory applying gradients");
+        for (int k = 0; k < n; k++) {
+            int v = vars[k];
+            int bad = v < 0 || v >= m->n_vars || !m->vars[v].trainable || sel[v];
+            if (bad) {
+                free(sel);
+                return pn_error(PN_EVALUE, v < 0 || v >= m->n_vars ? "no variable %d"
+                                : !m->vars[v].trainable ? "variable %d is not trainable"
+                                                        : "variable %d is listed twice", v);
+            }
+            sel[v] = 1;
+        }
+    }
+    pthread_mutex_lock(&m->lock);
+    if (!sel) {
+        pn_optimizer_step(m);
+    } else {
+        clip_gradients(m, sel);
+        for (int v = 0; v < m->n_vars; v++)
+            if (sel[v]) update(m, m->vars[v].offset, m->vars[v].size);
+        m->iterations++;
+    }
+    pthread_mutex_unlock(&m->lock);
+    free(sel);
+    return PN_OK;
 }

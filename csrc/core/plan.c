@@ -119,8 +119,9 @@ static int layout(pn_plan *p, const pn_model *m, const unsigned char *active) {
     }
     float *ybuf[PN_MAX_OUTPUTS] = {NULL};
     for (int k = 0; k < n_out; k++) {
-        sp[3 * n + k] = (span){.size = round_up(batch * pn_loss_target_size(m, k)), .start = 0,
-                               .end = 2 * n, .slot = &ybuf[k], .alias = -1};
+        int64_t ysize = p->mode < PN_MODE_EAGER ? round_up(batch * pn_loss_target_size(m, k)) : 0;
+        sp[3 * n + k] = (span){.size = ysize, .start = 0, .end = 2 * n, .slot = &ybuf[k],
+                               .alias = -1};
         readers[m->outputs[k]]++; /* the loss and predict read the output */
         if (p->loss_node[k] != m->outputs[k]) readers[p->loss_node[k]]++;
         is_loss[p->loss_node[k]] = 1;
@@ -206,6 +207,7 @@ int pn_plan_create(pn_plan **out, const pn_model *m, int64_t batch, pn_mode mode
     if (!p) goto fail;
     p->batch = batch;
     p->mode = mode;
+    p->training = mode != PN_MODE_INFER;
     p->value = calloc((size_t)n, sizeof *p->value);
     p->grad = calloc((size_t)n, sizeof *p->grad);
     p->scratch = calloc((size_t)n, sizeof *p->scratch);
@@ -233,7 +235,7 @@ int pn_plan_create(pn_plan **out, const pn_model *m, int64_t batch, pn_mode mode
         const int on = m->outputs[k];
         const pn_node *o = &m->nodes[on];
         const pn_loss_config *cfg = &m->out[k];
-        int f = !cfg->from_logits &&
+        int f = mode < PN_MODE_EAGER && !cfg->from_logits &&
                 (((cfg->loss == PN_LOSS_CATEGORICAL_CE || cfg->loss == PN_LOSS_SPARSE_CE) &&
                   o->op == PN_OP_SOFTMAX) ||
                  (cfg->loss == PN_LOSS_BINARY_CE && o->op == PN_OP_SIGMOID));
@@ -250,7 +252,8 @@ int pn_plan_create(pn_plan **out, const pn_model *m, int64_t batch, pn_mode mode
     if (mode != PN_MODE_INFER) {
         for (int i = 0; i < n; i++) {
             const pn_node *nd = &m->nodes[i];
-            int want = nd->op == PN_OP_INPUT && mode == PN_MODE_INPUT_GRAD && nd->dtype == PN_F32;
+            int want = nd->op == PN_OP_INPUT && nd->dtype == PN_F32 &&
+                       (mode == PN_MODE_INPUT_GRAD || mode == PN_MODE_EAGER_DX);
             for (int k = 0; k < nd->n_var; k++) want |= m->vars[nd->var[k]].trainable;
             for (int j = 0; j < nd->n_in; j++) want |= active[nd->in[j]];
             active[i] = want && reaches[i];
@@ -284,7 +287,8 @@ int pn_plan_create(pn_plan **out, const pn_model *m, int64_t batch, pn_mode mode
             for (int k = 0; k < nd->n_var; k++) {
                 int v = nd->var[k];
                 if (!m->vars[v].trainable) continue;
-                p->acc_var[i * PN_MAX_VARS + k] = p->var_written[v];
+                /* eager calls add into the gradients, which accumulate until zeroed */
+                p->acc_var[i * PN_MAX_VARS + k] = mode >= PN_MODE_EAGER || p->var_written[v];
                 p->var_written[v] = 1;
             }
         }
@@ -322,7 +326,7 @@ static void make_ctx(const pn_model *m, const pn_plan *p, int i, pn_ctx *c) {
         c->acc_var[k] = p->acc_var[i * PN_MAX_VARS + k];
     }
     c->scratch = p->scratch[i];
-    c->training = p->mode != PN_MODE_INFER;
+    c->training = p->training;
     c->seed = pn_hash64(p->seed, (uint64_t)i);
 }
 

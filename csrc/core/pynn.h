@@ -249,6 +249,103 @@ int pn_model_predict(pn_model *m, const pn_tensor *xs, int64_t batch_size, float
  * what a step of that size holds besides the weights. */
 int pn_model_plan_bytes(pn_model *m, int64_t batch, int training, int64_t *bytes);
 
+/* ---- eager values and the tape: the imperative path --------------------------------------
+ *
+ * A pn_value is a tensor computed now, which remembers how: its data, its gradient once a
+ * backward has reached it, and the tape entry (pn_fn) that made it, which holds the entry's
+ * inputs. Every eager call below computes its result at once and, when grad mode is on and an
+ * input requires a gradient, records an entry; pn_value_backward then walks the entries from a
+ * value back to the leaves, adding each leaf's gradient into its grad buffer (as PyTorch's
+ * .backward() does: gradients accumulate until zeroed).
+ *
+ * Values are reference-counted: a new value comes with one reference, owned by the caller.
+ * Entries run the same kernels as the model plans, so a model called eagerly and a model trained
+ * with pn_model_train_step compute the same numbers.
+ */
+typedef struct pn_value pn_value;
+
+/* A new value holding a copy of data (zeros when data is NULL). dims[0] need not be a batch. */
+int pn_value_create(pn_value **out, int ndim, const int64_t *dims, pn_dtype dtype,
+                    const void *data);
+/* A value over caller memory, which must outlive it: release(ctx) runs when the value is freed
+ * (may be NULL). grad, when non-NULL, is the caller's gradient buffer of the same size. */
+int pn_value_borrow(pn_value **out, int ndim, const int64_t *dims, pn_dtype dtype, void *data,
+                    float *grad, void (*release)(void *), void *ctx);
+void pn_value_retain(pn_value *v);
+void pn_value_release(pn_value *v);   /* frees the value and what only it kept alive */
+
+int pn_value_ndim(const pn_value *v);
+const int64_t *pn_value_dims(const pn_value *v);
+int64_t pn_value_size(const pn_value *v);
+pn_dtype pn_value_dtype(const pn_value *v);
+void *pn_value_data(pn_value *v);
+float *pn_value_grad(pn_value *v);     /* NULL until a backward reaches the value */
+int pn_value_requires_grad(const pn_value *v);
+/* Marks a leaf (a value no entry made) as wanting a gradient, or not. */
+int pn_value_set_requires_grad(pn_value *v, int on);
+/* The name of the entry that made v ("add", "dense", "model", ...), or NULL for a leaf. */
+const char *pn_value_fn_name(const pn_value *v);
+/* Zeroes v's gradient, if it has one. */
+void pn_value_zero_grad(pn_value *v);
+
+/* Grad mode of this thread (on by default): with it off, eager calls record nothing. */
+void pn_set_grad_enabled(int on);
+int pn_grad_enabled(void);
+
+/* Backpropagates from v: with seed NULL, v must hold one value and its gradient is 1; otherwise
+ * seed holds v's gradient (v's size). Leaves that require a gradient accumulate it; the
+ * gradients of intermediate values are freed on the way. */
+int pn_value_backward(pn_value *v, const float *seed);
+
+/* Any graph op (PN_OP_DENSE ... PN_OP_CONCATENATE) on values whose axis 0 is the batch, with the
+ * op's variables as values too: what a layer called on data runs. training: dropout drops and
+ * batch norm uses batch statistics; seed: the random stream of dropout. */
+int pn_eager_op(int op, int n_in, pn_value *const *in, int n_var, pn_value *const *vars,
+                const int *iattr, const float *fattr, int training, uint64_t seed,
+                pn_value **out);
+
+typedef enum { PN_BIN_ADD = 0, PN_BIN_SUB, PN_BIN_MUL, PN_BIN_DIV, PN_BIN_MAXIMUM,
+               PN_BIN_MINIMUM, PN_BIN_POW, PN_BIN_COUNT } pn_binop;
+typedef enum { PN_UN_NEG = 0, PN_UN_EXP, PN_UN_LOG, PN_UN_SQRT, PN_UN_ABS, PN_UN_SQUARE,
+               PN_UN_RELU, PN_UN_SIGMOID, PN_UN_TANH, PN_UN_COUNT } pn_unop;
+typedef enum { PN_RED_SUM = 0, PN_RED_MEAN, PN_RED_MAX, PN_RED_MIN, PN_RED_COUNT } pn_redop;
+
+/* a op b with NumPy broadcasting; float32 only */
+int pn_eager_binary(pn_binop op, pn_value *a, pn_value *b, pn_value **out);
+int pn_eager_unary(pn_unop op, pn_value *a, pn_value **out);
+/* Reduces over the listed axes (all of them when n_axes is 0). */
+int pn_eager_reduce(pn_redop op, pn_value *a, int n_axes, const int *axes, int keepdims,
+                    pn_value **out);
+/* Matrix product of the last two axes, NumPy's matmul rules for 1-D operands and batch axes. */
+int pn_eager_matmul(pn_value *a, pn_value *b, pn_value **out);
+/* softmax (or log_softmax) over one axis */
+int pn_eager_softmax(pn_value *a, int axis, int log, pn_value **out);
+/* A strided slice: per axis start, step (non-zero) and count; axes in `drop` (a bitmask) are
+ * indexed by one integer and disappear from the result. */
+int pn_eager_slice(pn_value *a, const int64_t *start, const int64_t *step, const int64_t *count,
+                   unsigned drop, pn_value **out);
+int pn_eager_reshape(pn_value *a, int ndim, const int64_t *dims, pn_value **out);
+int pn_eager_transpose(pn_value *a, const int *perm, pn_value **out);
+/* A loss of Keras 3 (pn_loss_kind) between targets y (float32, or int32 labels for the sparse
+ * loss) and predictions p: a scalar, the mean over samples; the gradient flows to p. */
+int pn_eager_loss(pn_loss_kind loss, int from_logits, pn_value *y, pn_value *p, pn_value **out);
+
+/* The model run now on x (one value per input), into out (one value per output): the same plan
+ * and kernels as a training step, kept by the entry until its backward. The variables' gradients accumulate into
+ * pn_model_grads(). training: dropout and batch norm as in a training step. */
+int pn_model_call(pn_model *m, pn_value *const *x, int training, pn_value **out);
+/* A value over variable `id` of the model (data in the params, gradient in the grads); it keeps
+ * the model alive. Trainable variables require a gradient. */
+int pn_model_variable_value(pn_model *m, int id, pn_value **out);
+/* Zeroes every gradient of the model. */
+void pn_model_zero_grads(pn_model *m);
+/* One optimizer update from the gradients in pn_model_grads(), of the listed trainable
+ * variables (all of them when n is 0); no loss, no regularizers. */
+int pn_model_apply_gradients(pn_model *m, int n, const int *vars);
+/* pn_model_destroy drops the caller's reference; values over the model's variables hold their
+ * own, so the model lives until the last is released. */
+void pn_model_retain(pn_model *m);
+
 /* Applies one activation op (PN_OP_LINEAR..PN_OP_SOFTPLUS) to n rows of `cols` values; fattr
  * and iattr (may be NULL) hold its one attribute of each kind (leaky_relu/elu alpha, gelu form). */
 int pn_activation_apply(int op, const float *fattr, const int *iattr, float *out, const float *inp,

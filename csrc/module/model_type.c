@@ -668,6 +668,83 @@ static PyObject *model_node_shape(PnModel *self, PyObject *arg) {
     return nd < 0 ? pn_raise(nd) : shape_tuple(nd, shape);
 }
 
+/* call(x, training) -> Tensor, or a list of one per output: the model run now on x (an array or
+ * Tensor, or a list of one per input), recorded on the tape when grad mode is on */
+static PyObject *model_call(PnModel *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) return PyErr_Format(PyExc_TypeError, "call(x, training)");
+    int training = PyObject_IsTrue(args[1]);
+    if (training < 0) return NULL;
+    int n_in = pn_model_input_count(self->m), n_out = pn_model_output_count(self->m);
+    if (n_in < 1 || n_out < 1) return PyErr_Format(PyExc_RuntimeError, "the model is not built");
+    PyObject *list = PyList_Check(args[0]) || PyTuple_Check(args[0])
+                         ? PySequence_Fast(args[0], "x")
+                         : NULL;
+    Py_ssize_t given = list ? PySequence_Fast_GET_SIZE(list) : 1;
+    if (given != n_in) {
+        Py_XDECREF(list);
+        return PyErr_Format(PyExc_ValueError, "the model has %d inputs, got %zd", n_in, given);
+    }
+    pn_value *xs[PN_MAX_MODEL_INPUTS], *outs[PN_MAX_OUTPUTS];
+    int n = 0, rc = PN_OK;
+    for (; n < n_in; n++) {
+        PyObject *o = list ? PySequence_Fast_GET_ITEM(list, n) : args[0];
+        if (!(xs[n] = pn_tensor_value(o, self->x_type[n], "x"))) break;
+    }
+    Py_XDECREF(list);
+    if (n == n_in) rc = pn_model_call(self->m, xs, training, outs);
+    for (int k = 0; k < n; k++) pn_value_release(xs[k]);
+    if (n != n_in) return NULL;
+    if (rc) return pn_raise(rc);
+    if (n_out == 1) return pn_tensor_wrap(outs[0]);
+    PyObject *res = PyList_New(n_out);
+    for (int k = 0; k < n_out; k++) {
+        PyObject *t = res ? pn_tensor_wrap(outs[k]) : (pn_value_release(outs[k]), NULL);
+        if (res && !t) Py_CLEAR(res);
+        if (res) PyList_SET_ITEM(res, k, t);
+    }
+    return res;
+}
+
+/* variable_value(id) -> Tensor over the variable's values and gradient */
+static PyObject *model_variable_value(PnModel *self, PyObject *arg) {
+    int id = (int)PyLong_AsLong(arg);
+    if (id == -1 && PyErr_Occurred()) return NULL;
+    pn_value *v = NULL;
+    int rc = pn_model_variable_value(self->m, id, &v);
+    return rc ? pn_raise(rc) : pn_tensor_wrap(v);
+}
+
+static PyObject *model_zero_grads(PnModel *self, PyObject *unused) {
+    (void)unused;
+    pn_model_zero_grads(self->m);
+    Py_RETURN_NONE;
+}
+
+/* apply_gradients(ids=None): one optimizer update from the gradient buffer */
+static PyObject *model_apply_gradients(PnModel *self, PyObject *const *args, Py_ssize_t nargs) {
+    int ids[1024], n = 0;
+    if (nargs == 1 && args[0] != Py_None) {
+        PyObject *fast = PySequence_Fast(args[0], "ids must be a sequence of ints");
+        if (!fast) return NULL;
+        Py_ssize_t k = PySequence_Fast_GET_SIZE(fast);
+        if (k > 1024) {
+            Py_DECREF(fast);
+            return PyErr_Format(PyExc_ValueError, "apply_gradients: at most 1024 variables");
+        }
+        for (Py_ssize_t i = 0; i < k; i++) ids[i] = (int)PyLong_AsLong(PySequence_Fast_GET_ITEM(fast, i));
+        Py_DECREF(fast);
+        if (PyErr_Occurred()) return NULL;
+        n = (int)k;
+        if (n == 0) Py_RETURN_NONE;
+    }
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = pn_model_apply_gradients(self->m, n, ids);
+    Py_END_ALLOW_THREADS
+    if (rc) return pn_raise(rc);
+    Py_RETURN_NONE;
+}
+
 #define FAST(f) (PyCFunction)(void (*)(void))(f), METH_FASTCALL
 #define KW(f) (PyCFunction)(void (*)(void))(f), METH_VARARGS | METH_KEYWORDS
 
@@ -701,6 +778,12 @@ static PyMethodDef model_methods[] = {
      "gradients(x, y, input_grad=False) -> (loss, dx or [dx, ...] or None)"},
     {"predict", FAST(model_predict), "predict(x, batch_size) -> array or [array, ...]"},
     {"set_seed", (PyCFunction)model_set_seed, METH_O, "set_seed(seed): random ops' stream"},
+    {"call", FAST(model_call), "call(x, training) -> Tensor, recorded on the tape"},
+    {"variable_value", (PyCFunction)model_variable_value, METH_O,
+     "variable_value(id) -> Tensor over a variable and its gradient"},
+    {"zero_grads", (PyCFunction)model_zero_grads, METH_NOARGS, "zero_grads(): all gradients to 0"},
+    {"apply_gradients", FAST(model_apply_gradients),
+     "apply_gradients(ids=None): an optimizer update from the gradients"},
     {"plan_bytes", (PyCFunction)model_plan_bytes, METH_VARARGS,
      "plan_bytes(batch, training=False) -> bytes of that plan's arena"},
     {NULL, NULL, 0, NULL},

@@ -104,12 +104,29 @@ static PyObject *activation(PyObject *self, PyObject *args, PyObject *kw) {
     return (PyObject *)out;
 }
 
+#define FASTCALL(f) (PyCFunction)(void (*)(void))(f), METH_FASTCALL
+
 static PyMethodDef methods[] = {
     {"set_num_threads", set_num_threads, METH_O,
      "set_num_threads(n): threads for OpenBLAS and the core's OpenMP loops together."},
     {"get_num_threads", get_num_threads, METH_NOARGS, "get_num_threads() -> int"},
     {"activation", (PyCFunction)(void (*)(void))activation, METH_VARARGS | METH_KEYWORDS,
      "activation(name, x, alpha=0.0, approximate=False) -> array: one activation on an array."},
+    {"set_tensor_class", pn_set_tensor_class, METH_O,
+     "set_tensor_class(cls): the Tensor subclass eager results are made as"},
+    {"set_grad_enabled", pn_py_set_grad_enabled, METH_O,
+     "set_grad_enabled(on) -> previous: whether eager calls record on this thread"},
+    {"leaf", FASTCALL(pn_py_leaf), "leaf(array, requires_grad) -> Tensor over the array"},
+    {"binary", FASTCALL(pn_py_binary), "binary(op, a, b) -> Tensor"},
+    {"unary", FASTCALL(pn_py_unary), "unary(op, a) -> Tensor"},
+    {"reduce", FASTCALL(pn_py_reduce), "reduce(op, a, axis, keepdims) -> Tensor"},
+    {"matmul", FASTCALL(pn_py_matmul), "matmul(a, b) -> Tensor"},
+    {"softmax", FASTCALL(pn_py_softmax), "softmax(a, axis, log) -> Tensor"},
+    {"slice", FASTCALL(pn_py_slice), "slice(a, starts, steps, counts, drop) -> Tensor"},
+    {"reshape", FASTCALL(pn_py_reshape), "reshape(a, shape) -> Tensor"},
+    {"transpose", FASTCALL(pn_py_transpose), "transpose(a, axes) -> Tensor"},
+    {"op", FASTCALL(pn_py_op), "op(name, inputs, variables, iattr, fattr, training, seed)"},
+    {"loss", FASTCALL(pn_py_loss), "loss(name, from_logits, y_true, y_pred) -> scalar Tensor"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -120,12 +137,11 @@ static struct PyModuleDef moduledef = {
 
 PyMODINIT_FUNC PyInit__core(void) {
     import_array();
-    if (PyType_Ready(&PnModelType) < 0) return NULL;
+    if (PyType_Ready(&PnModelType) < 0 || PyType_Ready(&PnTensorType) < 0) return NULL;
     PyObject *m = PyModule_Create(&moduledef);
     if (!m) return NULL;
-    Py_INCREF(&PnModelType);
-    if (PyModule_AddObject(m, "Model", (PyObject *)&PnModelType) < 0) {
-        Py_DECREF(&PnModelType);
+    if (PyModule_AddObjectRef(m, "Model", (PyObject *)&PnModelType) < 0 ||
+        PyModule_AddObjectRef(m, "Tensor", (PyObject *)&PnTensorType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

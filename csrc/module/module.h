@@ -25,5 +25,29 @@ PyArrayObject *pn_borrow(PyObject *obj, int npy_type, const char *what);
 int pn_view(PyArrayObject *a, pn_tensor *t);
 
 extern PyTypeObject PnModelType;
+extern PyTypeObject PnTensorType;
+
+/* A Tensor (of the class set by set_tensor_class) owning v's reference; NULL if out of memory
+ * (then v is released). */
+PyObject *pn_tensor_wrap(pn_value *v);
+/* obj (a Tensor, an array or anything NumPy reads) as a value, a new reference: no copy for a
+ * Tensor or a contiguous array of the type. npy_type NPY_FLOAT32 or NPY_INT32 converts to it;
+ * -1 keeps integers as int32 and makes the rest float32. NULL with an exception set. */
+pn_value *pn_tensor_value(PyObject *obj, int npy_type, const char *what);
+
+/* module functions of the imperative path (tensor_type.c) */
+PyObject *pn_set_tensor_class(PyObject *self, PyObject *cls);
+PyObject *pn_py_set_grad_enabled(PyObject *self, PyObject *arg);
+PyObject *pn_py_leaf(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *pn_py_binary(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *pn_py_unary(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *pn_py_reduce(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *pn_py_matmul(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *pn_py_softmax(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *pn_py_slice(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *pn_py_reshape(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *pn_py_transpose(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *pn_py_op(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *pn_py_loss(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 
 #endif

@@ -77,6 +77,33 @@ class Variable(np.ndarray):
                              f"cannot assign a value of shape {v.shape}")
         self.view(np.ndarray)[...] = v
 
+    # -- the imperative path --------------------------------------------------------------------
+    def _owner_core(self):
+        """The core model whose parameter buffer holds this variable, or None."""
+        return getattr(self, "_core_owner", None)
+
+    def _tensor(self):
+        """This variable as a leaf Tensor over the same memory, whose gradient backward fills:
+        in the model's gradient buffer once a model holds the variable, else its own."""
+        t = getattr(self, "_leaf", None)
+        if t is None:
+            from .. import _core
+            core = self._owner_core()
+            if core is not None:
+                t = core.variable_value(self._vid)
+            else:
+                t = _core.leaf(self.view(np.ndarray), self.trainable)
+            self._leaf = t
+        return t
+
+    @property
+    def grad(self):
+        """The gradient that backward accumulated for this variable (an array), or None."""
+        t = getattr(self, "_leaf", None)
+        if self._owner_core() is not None:
+            return self._owner_core().gradient(self._vid) if self.trainable else None
+        return None if t is None else t.grad
+
     def __repr__(self):
         return (f"<Variable path={self.path}, shape={self.shape}, dtype=float32, "
                 f"value={np.array2string(self.view(np.ndarray), threshold=6)}>")
@@ -167,11 +194,15 @@ class Layer:
     def count_params(self) -> int:
         return int(sum(w.size for w in self.weights))
 
-    def _rebind(self, attr: str, view: np.ndarray) -> None:
-        """Moves a weight into core memory: copies its value into `view` and keeps the view."""
+    def _rebind(self, attr: str, core, vid: int) -> None:
+        """Moves a weight into core memory: copies its value into variable `vid` of `core` and
+        keeps a view of it."""
         old = getattr(self, attr)
+        view = core.variable(vid)
         view[...] = old
-        setattr(self, attr, _as_variable(view, old))
+        var = _as_variable(view, old)
+        var._core_owner, var._vid = core, vid
+        setattr(self, attr, var)
 
     # -- calling on symbolic tensors (the functional API) -----------------------------------------
     def __call__(self, inputs, **kwargs):
@@ -187,20 +218,30 @@ class Layer:
         """
         from .input_layer import KerasTensor
 
-        if kwargs.get("training") is not None or kwargs.get("mask") is not None:
-            raise ValueError(f"{type(self).__name__} '{self.name}': training= and mask= apply "
-                             "to models called on data, not to building a graph")
         many = isinstance(inputs, (list, tuple))
         tensors = list(inputs) if many else [inputs]
+        if not any(isinstance(t, KerasTensor) for t in tensors):
+            return self._call_eager(inputs, bool(kwargs.pop("training", False) or False), kwargs)
+        if kwargs.get("training") is not None or kwargs.get("mask") is not None:
+            raise ValueError(f"{type(self).__name__} '{self.name}': training= and mask= apply "
+                             "to calls on data, not to building a graph")
         if not tensors or not all(isinstance(t, KerasTensor) for t in tensors):
-            raise TypeError(f"{type(self).__name__} '{self.name}' was called on "
-                            f"{type(inputs).__name__}: call layers on pynn.Input tensors to "
-                            "build a model, and run models on data with predict or fit")
+            raise TypeError(f"{type(self).__name__} '{self.name}' was called on a mix of "
+                            "pynn.Input tensors and data")
         shapes = [t.shape for t in tensors] if many else tensors[0].shape
         if not self.built:
             self.build(shapes)
         out = self.compute_output_shape(shapes)
         return KerasTensor(out, "float32", self.name, self, tensors)
+
+    def _call_eager(self, inputs, training: bool, kwargs: dict):
+        """The layer run now on data: its ops, each recorded on the tape (pynn.Tensor out)."""
+        from ..eager import run_layer
+
+        if kwargs.get("mask") is not None or set(kwargs) - {"mask"}:
+            raise ValueError(f"{type(self).__name__} '{self.name}': unexpected arguments "
+                             f"{sorted(kwargs)}")
+        return run_layer(self, inputs, training)
 
     # -- to override ----------------------------------------------------------------------------
     def build(self, input_shape) -> None:

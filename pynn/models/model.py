@@ -20,6 +20,7 @@ from ..layers.convolutional import BaseConv
 from ..layers.core import Activation, Dense
 from ..layers.input_layer import KerasTensor
 from ..layers.pooling import GlobalMaxPooling2D, MaxPooling1D, MaxPooling2D
+from ..tensor import Tensor, _taping, no_grad
 from ..utils import random as pn_random
 from .data import shape_str, to_array, to_float32, to_int32
 
@@ -43,7 +44,7 @@ def _take(x, rows):
 def _is_arrays(x) -> bool:
     """Whether x is a list or tuple of arrays (several inputs or targets), not nested data."""
     return isinstance(x, (list, tuple)) and bool(x) and all(
-        isinstance(a, np.ndarray) or hasattr(a, "to_numpy") for a in x)
+        isinstance(a, (np.ndarray, Tensor)) or hasattr(a, "to_numpy") for a in x)
 
 
 def _resolve_verbose(verbose) -> int:
@@ -153,7 +154,7 @@ class Model:
                 owners.append((layer, attr, vid))
         core.alloc()
         for layer, attr, vid in owners:
-            layer._rebind(attr, core.variable(vid))
+            layer._rebind(attr, core, vid)
             reg = layer._weight_regs[layer._weight_attrs.index(attr)]
             if reg is not None:
                 core.set_regularizer(vid, reg.l1, reg.l2)
@@ -736,20 +737,45 @@ class Model:
         return self._wrap(self._core.predict(x, _rows(x)))
 
     def __call__(self, x, training: bool = False):
-        """On data: the outputs for `x`, as a NumPy array (inference). On a `pynn.Input` tensor:
-        the model's layers applied to it, so the model nests inside another (its layers, and
-        their weights, are shared)."""
+        """On data: the model run now, returning a `pynn.Tensor`. With training=True (or inside
+        a GradientTape, or on a Tensor that requires a gradient) the call is recorded on the tape,
+        so `loss.backward()` or `tape.gradient` can reach the weights; training=True also makes
+        Dropout drop and BatchNormalization use batch statistics, as in fit.
+
+        On a `pynn.Input` tensor: the model's layers applied to it, so the model nests inside
+        another (its layers, and their weights, are shared)."""
         parts = list(x.values()) if isinstance(x, dict) else x
         if isinstance(x, KerasTensor) or (isinstance(parts, (list, tuple)) and parts and all(
                 isinstance(t, KerasTensor) for t in parts)):
             return self._call_symbolic(x)
-        if training:
-            # Dropout and BatchNormalization would behave differently: say so rather than
-            # return inference outputs
-            raise ValueError(f"Model '{self.name}': calling a model on data with training=True "
-                             "is not supported in this version; train with fit or "
-                             "train_on_batch")
-        return self.predict_on_batch(x)
+        x = self._call_inputs(x)
+        record = training or _taping() or any(
+            isinstance(t, Tensor) and t.requires_grad for t in (x if isinstance(x, list) else [x]))
+        if record:
+            return self._wrap(self._core.call(x, bool(training)))
+        with no_grad():
+            return self._wrap(self._core.call(x, False))
+
+    def _call_inputs(self, x):
+        """x for a call on data: what _prepare_x makes of it, except that Tensors which need a
+        gradient pass as they are, to stay on the tape (the core checks their shapes)."""
+        def needs_grad(t):
+            return isinstance(t, Tensor) and t.requires_grad
+
+        if self._n_inputs > 1:
+            self._assert_built("its inputs")
+            parts = self._match(x, self._input_names, "x", "input")
+            return list(parts) if any(map(needs_grad, parts)) else self._prepare_xs(parts, "x")
+        one = self._single_input(x, "x")
+        if needs_grad(one):
+            self._ensure_built(one)
+            return one
+        return self._prepare_x(x)
+
+    def zero_grad(self) -> None:
+        """Zeroes the gradients that backward accumulated in the model's weights."""
+        if self._core is not None:
+            self._core.zero_grads()
 
     def _call_symbolic(self, x):
         for layer in self._layers_in_order():

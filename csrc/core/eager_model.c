@@ -1,0 +1,239 @@
+/*
+ * eager_model.c: a whole model called on values, as tape entries.
+ *
+ * The call runs the model's compiled plan, the one a training step runs, in a mode without a
+ * loss (PN_MODE_EAGER): the entry holds the plan, and with it every activation, until its
+ * backward, which gets the outputs' gradients from the tape instead of from the losses. So an
+ * eager training loop does what a fit step does, with the same kernels and buffers, and only the
+ * loss and the update in between are the caller's. A plan held by an entry is taken out of
+ * sharing (busy); a second call of the model before the first one's backward gets its own plan.
+ *
+ * On the tape a call is a hidden value (one float, never read) made by the "model" entry, whose
+ * inputs are the model's inputs; each output value is made by a "model_output" entry reading that
+ * hidden value. Backward runs every output's entry first (the tape orders them so), each placing
+ * its gradient in the plan where the losses would, then the call's entry runs the plan backward
+ * once, for all outputs together.
+ *
+ * The variables' gradients accumulate into the model's gradient buffer across backwards, as
+ * PyTorch's .grad does, until pn_model_zero_grads. A training step writes that buffer whole, so
+ * the first eager backward after one starts from zero (m->eager_grads).
+ */
+#include "internal.h"
+
+typedef struct {
+    pn_model *m;
+    pn_plan *plan;        /* NULL once backward has run */
+    uint64_t version;     /* the model's graph when called */
+    unsigned char got[PN_MAX_OUTPUTS]; /* output k's gradient is in the plan */
+} call_saved;
+
+static void call_destroy(pn_fn *f) {
+    call_saved *s = f->saved;
+    if (!s) return;
+    if (s->plan) pn_model_put_plan(s->m, s->plan);
+    pn_model_release(s->m);
+    free(s);
+}
+
+void pn_model_zero_grads(pn_model *m) {
+    if (m->grads) memset(m->grads, 0, (size_t)m->n_params * sizeof(float));
+    m->eager_grads = 1;
+}
+
+static int used_up(const call_saved *s) {
+    if (!s->plan)
+        return pn_error(PN_ESTATE, "backward through this model call a second time: its "
+                        "activations were freed by the first backward; call the model again");
+    if (s->version != s->m->graph_version)
+        return pn_error(PN_ESTATE, "the model's layers changed between its call and backward");
+    return PN_OK;
+}
+
+/* Whether another output on output k's node has put its gradient in the plan already. */
+static int node_written(const call_saved *s, int k) {
+    const pn_model *m = s->m;
+    for (int j = 0; j < m->n_outputs; j++)
+        if (j != k && s->got[j] && m->outputs[j] == m->outputs[k]) return 1;
+    return 0;
+}
+
+/* Output k's gradient into the plan, where output k's loss would put it: written by the first
+ * output on its node to arrive, added by the others. */
+static int output_backward(pn_fn *f, pn_value *out) {
+    pn_value *call = f->in[0];
+    call_saved *s = call->fn->saved;
+    int rc = used_up(s);
+    if (rc) return rc;
+    const pn_model *m = s->m;
+    pn_plan *p = s->plan;
+    int k = f->iattr[0];
+    float *g = p->grad[m->outputs[k]];
+    if (g) {
+        if (node_written(s, k))
+            for (int64_t i = 0; i < out->size; i++) g[i] += out->grad[i];
+        else
+            memcpy(g, out->grad, (size_t)out->size * sizeof(float));
+    }
+    s->got[k] = 1;
+    return pn_value_grad_buf(call) ? PN_OK : PN_ENOMEM; /* so the call's entry runs */
+}
+
+static int call_backward(pn_fn *f, pn_value *call) {
+    (void)call;
+    call_saved *s = f->saved;
+    int rc = used_up(s);
+    if (rc) return rc;
+    pn_model *m = s->m;
+    pn_plan *p = s->plan;
+    pthread_mutex_lock(&m->lock);
+    if (!m->eager_grads) pn_model_zero_grads(m);
+    /* an output no gradient reached counts as zero, unless another output wrote its node */
+    for (int k = 0; k < m->n_outputs; k++) {
+        float *g = p->grad[m->outputs[k]];
+        if (g && !s->got[k] && !node_written(s, k))
+            memset(g, 0, (size_t)(p->batch * m->nodes[m->outputs[k]].size) * sizeof(float));
+    }
+    for (int k = 0; k < m->n_inputs; k++) p->value[m->inputs[k]] = f->in[k]->data;
+    pn_plan_backward(m, p);
+    pthread_mutex_unlock(&m->lock);
+    for (int k = 0; k < m->n_inputs && rc == PN_OK; k++) {
+        pn_value *x = f->in[k];
+        const float *d = p->grad[m->inputs[k]];
+        if (!x->requires_grad || !d) continue;
+        float *g = pn_value_grad_buf(x);
+        if (!g) rc = PN_ENOMEM;
+        for (int64_t i = 0; g && i < x->size; i++) g[i] += d[i];
+    }
+    s->plan = NULL;
+    pn_model_put_plan(m, p);
+    return rc;
+}
+
+/* The input values against the model's inputs; the batch size. */
+static int check_inputs(const pn_model *m, pn_value *const *xs, int64_t *batch) {
+    for (int k = 0; k < m->n_inputs; k++) {
+        const pn_value *x = xs[k];
+        pn_tensor t = {.ndim = x->ndim, .dtype = x->dtype, .data = x->data};
+        memcpy(t.dims, x->dims, (size_t)x->ndim * sizeof(int64_t));
+        int rc = pn_model_check_input(m, k, &t);
+        if (rc) return rc;
+        if (x->dims[0] != xs[0]->dims[0])
+            return pn_error(PN_ESHAPE, "input %d has %lld samples but input 0 has %lld", k,
+                            (long long)x->dims[0], (long long)xs[0]->dims[0]);
+        if (x->dtype == PN_I32 && (rc = pn_embedding_check(m, m->inputs[k], x->data, x->size)))
+            return rc;
+    }
+    *batch = xs[0]->dims[0];
+    if (*batch < 1) return pn_error(PN_EVALUE, "the input holds no samples");
+    return PN_OK;
+}
+
+/* The output values, and the forward itself, under the model's lock. */
+static int run_forward(pn_model *m, pn_value *const *xs, int64_t batch, pn_mode mode,
+                       int training, pn_plan **plan, pn_value **outs) {
+    int rc = PN_OK, n_out = 0;
+    for (; n_out < m->n_outputs && rc == PN_OK; n_out++) {
+        const pn_node *on = &m->nodes[m->outputs[n_out]];
+        int64_t dims[PN_MAX_DIMS] = {batch};
+        memcpy(dims + 1, on->shape, (size_t)on->ndim * sizeof(int64_t));
+        rc = pn_value_new(&outs[n_out], on->ndim + 1, dims, PN_F32);
+    }
+    pn_plan *p = NULL;
+    if (rc == PN_OK) {
+        pthread_mutex_lock(&m->lock);
+        rc = pn_model_get_plan(m, batch, mode, &p);
+        if (rc == PN_OK) {
+            p->busy = 1;
+            p->training = training != 0;
+            if (training) p->seed = pn_hash64(m->seed, m->forwards++);
+            for (int k = 0; k < m->n_inputs; k++) p->value[m->inputs[k]] = xs[k]->data;
+            pn_plan_forward(m, p);
+            for (int k = 0; k < m->n_outputs; k++)
+                memcpy(outs[k]->data, p->value[m->outputs[k]],
+                       (size_t)outs[k]->size * sizeof(float));
+        }
+        pthread_mutex_unlock(&m->lock);
+    }
+    if (rc) {
+        for (int k = 0; k < n_out; k++) pn_value_release(outs[k]);
+        return rc;
+    }
+    *plan = p;
+    return PN_OK;
+}
+
+int pn_model_call(pn_model *m, pn_value *const *xs, int training, pn_value **outs) {
+    if (m->n_outputs < 1 || m->n_inputs < 1) return pn_error(PN_ESTATE, "the model has no output");
+    int64_t batch = 0;
+    int rc = check_inputs(m, xs, &batch);
+    if (rc) return rc;
+    int grad_x = 0;
+    for (int k = 0; k < m->n_inputs; k++) grad_x |= xs[k]->requires_grad;
+    int record = pn_grad_enabled() && (m->n_trainable > 0 || grad_x);
+    pn_mode mode = !record ? (training ? PN_MODE_EAGER : PN_MODE_INFER)
+                           : grad_x ? PN_MODE_EAGER_DX : PN_MODE_EAGER;
+    pn_value *o[PN_MAX_OUTPUTS];
+    pn_plan *p = NULL;
+    rc = run_forward(m, xs, batch, mode, training, &p, o);
+    if (rc) return rc;
+    if (!record) {
+        pn_model_put_plan(m, p);
+        memcpy(outs, o, (size_t)m->n_outputs * sizeof *o);
+        return PN_OK;
+    }
+    /* the tape: the call's hidden value, then one entry per output reading it */
+    call_saved *s = calloc(1, sizeof *s);
+    pn_value *call = NULL;
+    pn_fn *f = NULL;
+    int64_t one = 1;
+    if (!s || pn_value_new(&call, 1, &one, PN_F32) ||
+        !(f = pn_fn_new("model", call_backward, m->n_inputs, xs))) {
+        free(s);
+        pn_value_release(call);
+        pn_model_put_plan(m, p);
+        for (int k = 0; k < m->n_outputs; k++) pn_value_release(o[k]);
+        return pn_error(PN_ENOMEM, "out of memory recording a model call");
+    }
+    pn_model_retain(m);
+    s->m = m;
+    s->plan = p;
+    s->version = m->graph_version;
+    f->saved = s;
+    f->destroy = call_destroy;
+    pn_fn_attach(f, call);
+    for (int k = 0; k < m->n_outputs && rc == PN_OK; k++) {
+        pn_fn *fk = pn_fn_new("model", output_backward, 1, &call);
+        if (!fk) {
+            rc = PN_ENOMEM;
+            break;
+        }
+        fk->iattr[0] = k;
+        pn_fn_attach(fk, o[k]);
+    }
+    pn_value_release(call); /* the outputs' entries hold it now */
+    if (rc) {
+        for (int k = 0; k < m->n_outputs; k++) pn_value_release(o[k]);
+        return rc;
+    }
+    memcpy(outs, o, (size_t)m->n_outputs * sizeof *o);
+    return PN_OK;
+}
+
+/* ---- the variables as values --------------------------------------------------------------- */
+
+static void release_model(void *ctx) { pn_model_release(ctx); }
+
+int pn_model_variable_value(pn_model *m, int id, pn_value **out) {
+    if (id < 0 || id >= m->n_vars) return pn_error(PN_EVALUE, "no variable %d", id);
+    if (!m->params) return pn_error(PN_ESTATE, "variables are not allocated yet");
+    const pn_var *var = &m->vars[id];
+    pn_value *v;
+    int rc = pn_value_borrow(&v, var->ndim, var->shape, PN_F32, m->params + var->offset,
+                             m->grads + var->offset, release_model, m);
+    if (rc) return rc;
+    pn_model_retain(m);
+    v->model = m;
+    v->requires_grad = var->trainable;
+    *out = v;
+    return PN_OK;
+}

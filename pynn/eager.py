@@ -1,0 +1,75 @@
+"""Layers called on data: the same lowering a model build uses, run op by op on Tensors.
+
+A layer describes its computation once, as core ops (`Layer.lower(core, node)`). A model build
+hands it a core model that records the ops into a graph; here it gets an _EagerGraph, whose
+add_node runs each op at once on Tensors (`_core.op`, the same kernels), recording it on the tape.
+"""
+
+import numpy as np
+
+from . import _core
+from .tensor import Tensor
+from .utils import random as pn_random
+
+
+def as_tensor(x) -> Tensor:
+    """x as a Tensor: itself, a float32 array without a copy, or a converted copy (integer data
+    stays int32, for Embedding)."""
+    if isinstance(x, Tensor):
+        return x
+    a = np.asarray(x)
+    if a.dtype == np.float32 and a.flags.c_contiguous:
+        return _core.leaf(a, False)
+    if a.dtype.kind in "iub":
+        return Tensor(a)
+    return _core.leaf(np.ascontiguousarray(a, dtype=np.float32), False)
+
+
+class _EagerGraph:
+    """Stands in for a core model while a layer lowers itself: each node is a Tensor, computed
+    when it is added."""
+
+    def __init__(self, layer, training: bool):
+        self._layer = layer
+        self._training = training
+        self._values: list[Tensor] = []
+
+    def add(self, t: Tensor) -> int:
+        self._values.append(t)
+        return len(self._values) - 1
+
+    def node_shape(self, node: int) -> tuple:
+        return tuple(self._values[node].shape[1:])
+
+    def add_node(self, op: str, inputs, variables=(), iattr=(), fattr=()):
+        layer = self._layer
+        weights = [getattr(layer, layer._weight_attrs[layer._var_ids.index(v)])._tensor()
+                   for v in variables]
+        seed = int(pn_random.generator().integers(2**63)) if op == "dropout" else 0
+        out = _core.op(op, [self._values[i] for i in inputs], weights, tuple(iattr),
+                       tuple(fattr), self._training, seed)
+        return self.add(out), tuple(out.shape[1:])
+
+    def value(self, node: int) -> Tensor:
+        return self._values[node]
+
+
+def run_layer(layer, inputs, training: bool):
+    """Runs `layer` on data or Tensors (one, or a list for merge layers) and returns the output
+    Tensor."""
+    many = isinstance(inputs, (list, tuple))
+    xs = [as_tensor(x) for x in (inputs if many else [inputs])]
+    if any(t.ndim < 1 for t in xs):
+        raise ValueError(f"{type(layer).__name__} '{layer.name}': inputs need a batch axis")
+    shapes = [(None,) + tuple(t.shape[1:]) for t in xs]
+    if not layer.built:
+        layer.build(shapes if many else shapes[0])
+    if len(layer._var_ids) != len(layer._weight_attrs):  # weights of its own, in no model
+        layer._var_ids = list(range(len(layer._weight_attrs)))
+    graph = _EagerGraph(layer, training)
+    nodes = [graph.add(t) for t in xs]
+    try:
+        out = layer.lower(graph, nodes if many else nodes[0])
+    except ValueError as e:
+        raise ValueError(f"Layer '{layer.name}': {e}") from None
+    return graph.value(out)

@@ -1,0 +1,219 @@
+/*
+ * test_eager.c: the tape through the public header: a model called eagerly agrees with its
+ * training step, graph ops run on values agree with the model's plan, entries and values free
+ * what they hold in every order, and misuse returns clear errors.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+
+enum { C = 6, H = 5, K = 3, B = 4 };
+
+/* input (C) -> dense (H) relu -> dense (K); weights from seed */
+static pn_model *make_mlp(unsigned seed) {
+    pn_model *m;
+    if (pn_model_create(&m)) return NULL;
+    int v[4], in, d1, r, d2;
+    int64_t s0[2] = {C, H}, s1[1] = {H}, s2[2] = {H, K}, s3[1] = {K}, xs[1] = {C};
+    pn_model_add_variable(m, 2, s0, 1, &v[0]);
+    pn_model_add_variable(m, 1, s1, 1, &v[1]);
+    pn_model_add_variable(m, 2, s2, 1, &v[2]);
+    pn_model_add_variable(m, 1, s3, 1, &v[3]);
+    pn_model_alloc(m);
+    for (int k = 0; k < 4; k++) {
+        int64_t size;
+        pn_model_variable(m, v[k], NULL, &size, NULL, NULL);
+        for (int64_t i = 0; i < size; i++) param(m, v[k])[i] = frand(&seed);
+    }
+    pn_model_add_input(m, 1, xs, PN_F32, &in);
+    pn_model_add_node(m, PN_OP_DENSE, 1, &in, 2, v, NULL, NULL, &d1);
+    pn_model_add_node(m, PN_OP_RELU, 1, &d1, 0, NULL, NULL, NULL, &r);
+    pn_model_add_node(m, PN_OP_DENSE, 1, &r, 2, v + 2, NULL, NULL, &d2);
+    pn_model_set_output(m, d2);
+    pn_model_compile(m, PN_LOSS_MSE, 0, 0, NULL);
+    return m;
+}
+
+static int64_t total_params(pn_model *m) {
+    int64_t off, size;
+    pn_model_variable(m, pn_model_variable_count(m) - 1, &off, &size, NULL, NULL);
+    return off + size;
+}
+
+static double max_diff(const float *a, const float *b, int64_t n) {
+    double d = 0;
+    for (int64_t i = 0; i < n; i++) d = fmax(d, fabs((double)a[i] - b[i]));
+    return d;
+}
+
+/* model call + MSE on the tape + backward gives the training step's loss and gradients; a
+ * second backward adds them again; the input's gradient matches pn_model_gradients' dx */
+static void test_model_call_matches_gradients(void) {
+    pn_model *m = make_mlp(3);
+    unsigned s = 11;
+    float x[B * C], y[B * K], dx[B * C], loss_ref;
+    for (int i = 0; i < B * C; i++) x[i] = frand(&s);
+    for (int i = 0; i < B * K; i++) y[i] = frand(&s);
+    pn_tensor tx = {.ndim = 2, .dims = {B, C}, .dtype = PN_F32, .data = x};
+    pn_tensor ty = {.ndim = 2, .dims = {B, K}, .dtype = PN_F32, .data = y};
+    float *dxs[1] = {dx};
+    CHECK(pn_model_gradients(m, &tx, &ty, &loss_ref, dxs) == 0, "gradients");
+    int64_t n = total_params(m);
+    float *want = malloc((size_t)n * sizeof(float));
+    memcpy(want, pn_model_grads(m), (size_t)n * sizeof(float));
+
+    pn_value *xv, *yv, *out, *loss;
+    int64_t xd[2] = {B, C}, yd[2] = {B, K};
+    pn_value_create(&xv, 2, xd, PN_F32, x);
+    pn_value_create(&yv, 2, yd, PN_F32, y);
+    pn_value_set_requires_grad(xv, 1);
+    for (int round = 1; round <= 2; round++) {
+        CHECK(pn_model_call(m, &xv, 1, &out) == 0, "call");
+        CHECK(pn_eager_loss(PN_LOSS_MSE, 0, yv, out, &loss) == 0, "loss");
+        CHECK(fabsf(*(float *)pn_value_data(loss) - loss_ref) < 1e-6f, "loss value");
+        CHECK(pn_value_backward(loss, NULL) == 0, "backward");
+        double d = 0;
+        for (int64_t i = 0; i < n; i++) d = fmax(d, fabs(pn_model_grads(m)[i] - round * want[i]));
+        CHECK(d < 1e-5, "round %d: parameter gradients differ by %g", round, d);
+        float twice[B * C];
+        for (int i = 0; i < B * C; i++) twice[i] = round * dx[i];
+        CHECK(max_diff(pn_value_grad(xv), twice, B * C) < 1e-5, "input gradient, round %d", round);
+        CHECK(pn_value_backward(loss, NULL) == PN_ESTATE, "a second backward through the call");
+        pn_value_release(loss);
+        pn_value_release(out);
+    }
+    pn_value_release(xv);
+    pn_value_release(yv);
+    free(want);
+    pn_model_destroy(m);
+}
+
+/* Two calls held at once each get a plan; their backwards sum; a dense op run on values over the
+ * model's variables gives the model's first layer. */
+static void test_two_calls_and_ops_on_variables(void) {
+    pn_model *m = make_mlp(5);
+    unsigned s = 2;
+    float x[2 * B * C];
+    for (int i = 0; i < 2 * B * C; i++) x[i] = frand(&s);
+    int64_t xd[2] = {B, C};
+    pn_value *a, *b, *oa, *ob;
+    pn_value_create(&a, 2, xd, PN_F32, x);
+    pn_value_create(&b, 2, xd, PN_F32, x + B * C);
+    CHECK(pn_model_call(m, &a, 1, &oa) == 0 && pn_model_call(m, &b, 1, &ob) == 0, "calls");
+    float ones[B * K];
+    for (int i = 0; i < B * K; i++) ones[i] = 1.0f;
+    pn_model_zero_grads(m);
+    pn_value_backward(ob, ones);
+    pn_value_backward(oa, ones);
+    int64_t n = total_params(m);
+    float *both = malloc((size_t)n * sizeof(float));
+    memcpy(both, pn_model_grads(m), (size_t)n * sizeof(float));
+    pn_value_release(oa);
+    pn_value_release(ob);
+    /* the same sum from one batch of both halves */
+    pn_value *ab, *oab;
+    int64_t abd[2] = {2 * B, C};
+    float ones2[2 * B * K];
+    for (int i = 0; i < 2 * B * K; i++) ones2[i] = 1.0f;
+    pn_value_create(&ab, 2, abd, PN_F32, x);
+    pn_model_zero_grads(m);
+    pn_model_call(m, &ab, 1, &oab);
+    pn_value_backward(oab, ones2);
+    CHECK(max_diff(both, pn_model_grads(m), n) < 1e-5, "two held calls sum their gradients");
+
+    /* dense on values over variables 0 and 1 = the model's first dense layer */
+    pn_value *w[2], *h;
+    pn_model_variable_value(m, 0, &w[0]);
+    pn_model_variable_value(m, 1, &w[1]);
+    CHECK(pn_value_requires_grad(w[0]), "a trainable variable requires a gradient");
+    CHECK(pn_eager_op(PN_OP_DENSE, 1, &a, 2, w, NULL, NULL, 0, 0, &h) == 0, "dense on values");
+    const float *hv = pn_value_data(h), *W = param(m, 0), *bias = param(m, 1);
+    double err = 0;
+    for (int r = 0; r < B; r++)
+        for (int j = 0; j < H; j++) {
+            double ref = bias[j];
+            for (int k = 0; k < C; k++) ref += (double)x[r * C + k] * W[k * H + j];
+            err = fmax(err, fabs(ref - hv[r * H + j]));
+        }
+    CHECK(err < 1e-5, "dense on values: error %g", err);
+    CHECK(pn_value_fn_name(h) && !strcmp(pn_value_fn_name(h), "dense"), "recorded as dense");
+    /* the model is destroyed by its creator; the values over its variables keep it alive */
+    pn_model_destroy(m);
+    float hsum[B * H];
+    for (int i = 0; i < B * H; i++) hsum[i] = 1.0f;
+    pn_value_zero_grad(w[1]);
+    CHECK(pn_value_backward(h, hsum) == 0, "backward after the model's creator let go");
+    double db = 0;
+    for (int j = 0; j < H; j++) db = fmax(db, fabs(pn_value_grad(w[1])[j] - B));
+    CHECK(db < 1e-5, "bias gradient of a sum over %d rows", B);
+    pn_value_release(h);
+    pn_value_release(w[0]);
+    pn_value_release(w[1]);
+    pn_value_release(oab);
+    pn_value_release(ab);
+    pn_value_release(a);
+    pn_value_release(b);
+    free(both);
+}
+
+/* misuse: wrong input shapes and types, a backward from a tensor without a tape, an embedding
+ * index out of range, apply_gradients without an optimizer or on bad variables */
+static void test_errors(void) {
+    pn_model *m = make_mlp(1);
+    pn_value *x, *out = NULL;
+    int64_t bad[2] = {2, C + 1};
+    pn_value_create(&x, 2, bad, PN_F32, NULL);
+    CHECK(pn_model_call(m, &x, 0, &out) == PN_ESHAPE && !out, "wrong input shape");
+    pn_value_release(x);
+    int64_t good[2] = {2, C};
+    pn_value_create(&x, 2, good, PN_F32, NULL);
+    pn_set_grad_enabled(0);
+    CHECK(pn_model_call(m, &x, 1, &out) == 0 && !pn_value_requires_grad(out), "grad mode off");
+    CHECK(pn_value_backward(out, NULL) == PN_ESTATE, "backward without a tape");
+    pn_set_grad_enabled(1);
+    pn_value_release(out);
+    CHECK(pn_model_apply_gradients(m, 0, NULL) == PN_ESTATE, "no optimizer yet");
+    pn_optim_config sgd = {.kind = PN_SGD, .learning_rate = 0.5f};
+    pn_model_set_optimizer(m, &sgd);
+    int twice[2] = {0, 0}, nope[1] = {9};
+    CHECK(pn_model_apply_gradients(m, 2, twice) == PN_EVALUE, "a variable twice");
+    CHECK(pn_model_apply_gradients(m, 1, nope) == PN_EVALUE, "no such variable");
+    /* a subset update moves only its variables */
+    float before = param(m, 2)[0];
+    pn_model_zero_grads(m);
+    for (int i = 0; i < C * H; i++) grad(m, 0)[i] = 1.0f;
+    grad(m, 2)[0] = 1.0f;
+    int first[1] = {0};
+    float w0 = param(m, 0)[0];
+    CHECK(pn_model_apply_gradients(m, 1, first) == 0, "apply to one variable");
+    CHECK(fabsf(param(m, 0)[0] - (w0 - 0.5f)) < 1e-6f && param(m, 2)[0] == before,
+          "only the listed variable moved");
+    pn_value_release(x);
+    pn_model_destroy(m);
+
+    /* embedding indices on the tape are checked before any read */
+    pn_value *table, *idx, *e = NULL;
+    int64_t td[2] = {4, 3}, id[2] = {2, 2};
+    int32_t ids[4] = {0, 3, 4, 1};
+    pn_value_create(&table, 2, td, PN_F32, NULL);
+    pn_value_create(&idx, 2, id, PN_I32, ids);
+    CHECK(pn_eager_op(PN_OP_EMBEDDING, 1, &idx, 1, &table, NULL, NULL, 0, 0, &e) == PN_EVALUE &&
+              !e, "index 4 of a 4-row table");
+    ids[2] = 2;
+    pn_value_release(idx);
+    pn_value_create(&idx, 2, id, PN_I32, ids);
+    CHECK(pn_eager_op(PN_OP_EMBEDDING, 1, &idx, 1, &table, NULL, NULL, 0, 0, &e) == 0, "lookup");
+    pn_value_release(e);
+    pn_value_release(idx);
+    pn_value_release(table);
+}
+
+int main(void) {
+    test_model_call_matches_gradients();
+    test_two_calls_and_ops_on_variables();
+    test_errors();
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
