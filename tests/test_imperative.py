@@ -268,3 +268,40 @@ def test_bad_inputs_to_a_model_call_raise():
         model(np.zeros((2, 5), np.float32))
     with pytest.raises(ValueError, match="shape"):
         model(pynn.Tensor(np.zeros((2, 5), np.float32)))
+
+
+def test_several_inputs_and_outputs_train_imperatively_as_fit_does():
+    def make():
+        pynn.utils.set_random_seed(7)
+        a, b = pynn.Input((5,), name="a"), pynn.Input((3,), name="b")
+        h = layers.Dense(8, activation="tanh")(layers.Concatenate()([a, b]))
+        head1 = layers.Dense(2, name="reg")(h)
+        head2 = layers.Dense(4, name="cls")(layers.Add()([h, layers.Dense(8)(head1)]))
+        return pynn.Model([a, b], [head1, head2])
+
+    rng = np.random.default_rng(1)
+    xa = rng.standard_normal((32, 5)).astype(np.float32)
+    xb = rng.standard_normal((32, 3)).astype(np.float32)
+    y1 = rng.standard_normal((32, 2)).astype(np.float32)
+    y2 = rng.integers(0, 4, 32).astype(np.int32)
+    ref = make()
+    ref.compile(optimizer=pynn.optimizers.SGD(0.1),
+                loss=["mse", pynn.losses.SparseCategoricalCrossentropy(from_logits=True)],
+                loss_weights=[0.5, 2.0])
+    model = make()
+    model.set_weights(ref.get_weights())
+    opt = pynn.optimizers.SGD(0.1)
+    mse = pynn.losses.MeanSquaredError()
+    for b in batches(32, 8):
+        ref.train_on_batch([xa[b], xb[b]], [y1[b], y2[b]])
+        with pynn.GradientTape() as tape:
+            reg, cls = model([xa[b], xb[b]], training=True)
+            loss = 0.5 * mse(y1[b], reg) + 2.0 * sparse_ce()(y2[b], cls)
+        opt.apply(tape.gradient(loss, model.trainable_weights), model.trainable_weights)
+    for w_ref, w in zip(ref.get_weights(), model.get_weights()):
+        np.testing.assert_allclose(w, w_ref, rtol=1e-5, atol=1e-6)
+    # an output no loss reads contributes nothing
+    model.zero_grad()
+    reg, cls = model([xa[:4], xb[:4]], training=True)
+    sparse_ce()(y2[:4], cls).backward()
+    assert np.abs(model.get_layer("cls").kernel.grad).sum() > 0
