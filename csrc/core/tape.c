@@ -63,7 +63,7 @@ int pn_value_new(pn_value **out, int ndim, const int64_t *dims, pn_dtype dtype) 
 int pn_value_create(pn_value **out, int ndim, const int64_t *dims, pn_dtype dtype,
                     const void *data) {
     if (dtype != PN_F32 && dtype != PN_I32) return pn_error(PN_ETYPE, "unknown dtype %d", dtype);
-    pn_value *v;
+    pn_value *v = NULL;
     int rc = pn_value_new(&v, ndim, dims, dtype);
     if (rc) return rc;
     if (data)
