@@ -27,17 +27,8 @@ except ImportError:  # run from a source checkout where pynn is built in place, 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     import pynn as keras
 from pynn import layers
-from pynn.datasets._files import dataset_roots
 
 WINDOW = 64
-
-
-def read_text() -> str:
-    for root in dataset_roots():
-        path = root / "tinyshakespeare" / "input.txt"
-        if path.is_file():
-            return path.read_text(encoding="ascii")
-    raise SystemExit("tinyshakespeare/input.txt not found: set PYNN_DATASETS=../shared/data")
 
 
 def make_windows(codes: np.ndarray, n: int, rng: np.random.Generator):
@@ -59,7 +50,7 @@ def main():
 
     keras.utils.set_random_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    text = read_text()
+    text = keras.datasets.tiny_shakespeare.load_data()
     vocab = sorted(set(text))
     codes = np.array([vocab.index(c) for c in vocab])[np.searchsorted(vocab, list(text))]
     # the first 90% of the play for training, the rest for validation and test

@@ -429,3 +429,55 @@ def test_download_to_absolute_path_argument(monkeypatch, tmp_path, mnist_npz):
     dest = tmp_path / "elsewhere" / "my-mnist.npz"
     mnist.load_data(path=str(dest))
     assert seen == [mnist.ORIGIN] and dest.is_file()
+
+
+# -- the other loaders ------------------------------------------------------------------------------
+SHAKESPEARE = SHARED_DATA / "tinyshakespeare" / "input.txt"
+AUTO_MPG = SHARED_DATA / "auto-mpg" / "auto-mpg.data"
+
+
+@pytest.mark.skipif(not SHAKESPEARE.is_file(), reason="tinyshakespeare not in ../shared/data")
+def test_tiny_shakespeare_loads_text_and_codes(monkeypatch):
+    monkeypatch.setenv("PYNN_DATASETS", str(SHARED_DATA))
+    text = pynn.datasets.tiny_shakespeare.load_data()
+    assert text.startswith("First Citizen:") and len(text) == 1115394
+    codes, vocab = pynn.datasets.tiny_shakespeare.load_data(as_codes=True)
+    assert len(vocab) == 65 and codes.dtype == np.uint8 and codes.shape == (1115394,)
+    assert "".join(vocab[c] for c in codes[:14]) == "First Citizen:"
+
+
+@pytest.mark.skipif(not AUTO_MPG.is_file(), reason="auto-mpg not in ../shared/data")
+def test_auto_mpg_splits_like_keras_boston_housing(monkeypatch):
+    monkeypatch.setenv("PYNN_DATASETS", str(SHARED_DATA))
+    (x, y), (xt, yt) = pynn.datasets.auto_mpg.load_data(test_split=0.25, seed=1)
+    assert x.shape == (294, 7) and xt.shape == (98, 7) and y.shape == (294,)
+    assert x.dtype == np.float32 and not np.isnan(x).any()
+    assert 9 <= y.min() and y.max() <= 47  # mpg
+    again = pynn.datasets.auto_mpg.load_data(test_split=0.25, seed=1)
+    np.testing.assert_array_equal(again[0][0], x)
+    with pytest.raises(ValueError, match="test_split"):
+        pynn.datasets.auto_mpg.load_data(test_split=1.0)
+
+
+@pytest.mark.skipif(not AUTO_MPG.is_file(), reason="auto-mpg not in ../shared/data")
+def test_a_tampered_local_file_is_rejected(monkeypatch, tmp_path):
+    folder = tmp_path / "auto-mpg"
+    folder.mkdir()
+    data = AUTO_MPG.read_bytes()
+    (folder / "auto-mpg.data").write_bytes(data.replace(b"18.0", b"81.0", 1))
+    monkeypatch.setenv("PYNN_DATASETS", str(tmp_path))
+    with pytest.raises(ValueError, match="sha256"):
+        pynn.datasets.auto_mpg.load_data()
+
+
+def test_fashion_mnist_checks_local_files_and_would_download_the_missing(monkeypatch, tmp_path):
+    folder = tmp_path / "fashion-mnist"
+    folder.mkdir()
+    for name in pynn.datasets.fashion_mnist.FILE_SHA256:
+        (folder / name).write_bytes(b"not the real file")
+    monkeypatch.setenv("PYNN_DATASETS", str(tmp_path))
+    with pytest.raises(ValueError, match="sha256"):
+        pynn.datasets.fashion_mnist.load_data()
+    monkeypatch.delenv("PYNN_DATASETS")
+    with pytest.raises(AssertionError, match="must not download"):  # the offline fixture
+        pynn.datasets.fashion_mnist.load_data()

@@ -9,6 +9,6 @@ from pynn.datasets import mnist
 ```
 """
 
-from . import mnist
+from . import auto_mpg, fashion_mnist, mnist, tiny_shakespeare
 
-__all__ = ["mnist"]
+__all__ = ["auto_mpg", "fashion_mnist", "mnist", "tiny_shakespeare"]

@@ -252,6 +252,39 @@ def download(url: str, dest: PathLike, sha256: str) -> Path:
     return dest
 
 
+def locate(subdir: str, files: dict[str, str], origin: str) -> Path:
+    """The folder holding every file of a data set, each checked against its SHA-256.
+
+    The first data root (see `dataset_roots`) whose `subdir/` holds all of `files` is used;
+    failing that, the missing files are downloaded from `origin` + name into
+    `~/.pynn/datasets/subdir/`.
+
+    Args:
+        subdir: the data set's folder name, e.g. "fashion-mnist".
+        files: file name -> expected sha256 hex digest.
+        origin: the URL prefix the files are downloaded from.
+
+    Returns:
+        The folder, as a `Path`.
+
+    Raises:
+        ValueError: a file fails its SHA-256 check.
+        OSError: a download failed.
+    """
+    for root in dataset_roots():
+        folder = root / subdir
+        if all((folder / name).is_file() for name in files):
+            break
+    else:
+        folder = cache_dir() / subdir
+        for name, digest in files.items():
+            if not (folder / name).is_file():
+                download(origin + name, folder / name, digest)
+    for name, digest in files.items():
+        verify_file(folder / name, digest)
+    return folder
+
+
 # --------------------------------------------------------------------------
 # Reading
 # --------------------------------------------------------------------------
