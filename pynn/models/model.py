@@ -829,6 +829,19 @@ class Model:
         raise ValueError(f"No such layer: {name}. Existing layers are: "
                          f"{[layer.name for layer in self.layers]}")
 
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+    def _repr_html_(self) -> str:
+        """A notebook shows a built model as its summary table."""
+        from html import escape
+
+        from ..utils.summary import summary_html
+
+        if self._core is None:
+            return f"<pre>{escape(repr(self))}</pre>"
+        return summary_html(self)
+
     def summary(self, line_length=None, positions=None, print_fn=None, **kwargs) -> None:
         """Prints Keras's table: layers, output shapes, parameter counts."""
         from ..utils.summary import print_summary

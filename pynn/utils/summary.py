@@ -67,14 +67,40 @@ def print_summary(model, line_length=None, print_fn=print) -> None:
         if i < len(rows) - 1:
             lines.append(rule("├", "┼", "┤", "─"))
     lines.append(rule("└", "┴", "┘", "─"))
+    lines += [" " + text for text in _totals(model)]
+    print_fn("\n".join(lines))
+
+
+def _totals(model) -> list[str]:
+    """The parameter counts under the table."""
     trainable = sum(w.size for w in model.trainable_weights)
     total = sum(w.size for w in model.weights)
-    lines.append(f" Total params: {total:,} ({readable_size(total * 4)})")
-    lines.append(f" Trainable params: {trainable:,} ({readable_size(trainable * 4)})")
-    lines.append(f" Non-trainable params: {total - trainable:,} "
-                 f"({readable_size((total - trainable) * 4)})")
+    lines = [f"Total params: {total:,} ({readable_size(total * 4)})",
+             f"Trainable params: {trainable:,} ({readable_size(trainable * 4)})",
+             f"Non-trainable params: {total - trainable:,} "
+             f"({readable_size((total - trainable) * 4)})"]
     opt = model.optimizer
     if opt is not None and opt._core is not None and opt.iterations > 0:
         state = model._core.optimizer_state().size
-        lines.append(f" Optimizer params: {state:,} ({readable_size(state * 4)})")
-    print_fn("\n".join(lines))
+        lines.append(f"Optimizer params: {state:,} ({readable_size(state * 4)})")
+    return lines
+
+
+def summary_html(model) -> str:
+    """The summary as an HTML table, for notebooks (Model._repr_html_)."""
+    from html import escape
+
+    graph = hasattr(model, "connections")
+    headers = ["Layer (type)", "Output Shape", "Param #"] + (["Connected to"] if graph else [])
+    cell = 'style="text-align:{};padding:2px 12px"'
+    head = "".join(f"<th {cell.format('left')}>{escape(h)}</th>" for h in headers)
+    body = ""
+    for cells in _rows(model):
+        cells = cells if graph else cells[:3]
+        body += "<tr>" + "".join(
+            f"<td {cell.format('right' if i == 2 else 'left')}><code>{escape(c)}</code></td>"
+            for i, c in enumerate(cells)) + "</tr>"
+    totals = "<br>".join(escape(t) for t in _totals(model))
+    return (f"<div><b>Model: &quot;{escape(model.name)}&quot;</b>"
+            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+            f"<p>{totals}</p></div>")

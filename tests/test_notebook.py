@@ -1,0 +1,68 @@
+"""What a notebook shows: a model's HTML summary, plot_model, plot_history."""
+
+import shutil
+import sys
+
+import numpy as np
+import pytest
+
+import pynn
+from pynn import layers
+
+
+def functional():
+    x = pynn.Input((6,), name="x")
+    h = layers.Dense(4, name="hidden")(x)
+    return pynn.Model(x, layers.Add(name="sum")([h, layers.Dense(4, name="skip")(x)]),
+                      name="net")
+
+
+def test_a_model_shows_its_summary_as_html():
+    model = functional()
+    html = model._repr_html_()
+    for text in ("net", "hidden (Dense)", "(None, 4)", "28", "Connected to", "hidden[0][0]",
+                 "Total params: 56"):
+        assert text in html, text
+    unbuilt = pynn.Sequential([layers.Dense(2)])
+    assert "built=False" in unbuilt._repr_html_()
+
+
+def test_plot_model_writes_the_graph(tmp_path):
+    model = functional()
+    path = tmp_path / "net.dot"
+    assert pynn.utils.plot_model(model, to_file=str(path), show_shapes=True) is None
+    dot = path.read_text()
+    assert dot.startswith("digraph model {") and "hidden (Dense)|output: (None, 4)" in dot
+    assert dot.count("->") == 4  # x->hidden, x->skip, hidden->sum, skip->sum
+    seq = pynn.Sequential([pynn.Input((3,)), layers.Dense(2), layers.Dense(1)])
+    assert pynn.utils.model_to_dot(seq).count("->") == 1
+    with pytest.raises(ValueError, match="rankdir"):
+        pynn.utils.model_to_dot(seq, rankdir="XY")
+
+
+@pytest.mark.skipif(shutil.which("dot") is not None, reason="Graphviz is installed here")
+def test_plot_model_without_graphviz_says_what_to_install(tmp_path):
+    with pytest.raises(ImportError, match="graphviz"):
+        pynn.utils.plot_model(functional(), to_file=str(tmp_path / "net.png"))
+
+
+def test_plot_history_needs_matplotlib_or_draws(monkeypatch):
+    model = pynn.Sequential([pynn.Input((3,)), layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse", metrics=["mae"])
+    x = np.random.default_rng(0).standard_normal((16, 3)).astype(np.float32)
+    history = model.fit(x, x[:, :1], epochs=2, validation_split=0.25, verbose=0)
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+    except ImportError:
+        with pytest.raises(ImportError, match="matplotlib"):
+            pynn.utils.plot_history(history)
+        return
+    ax = pynn.utils.plot_history(history)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["loss", "val_loss", "mae",
+                                                                   "val_mae"]
+    with pytest.raises(ValueError, match="no values"):
+        pynn.utils.plot_history(history, metrics=["accuracy"])
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    with pytest.raises(ImportError, match="matplotlib"):
+        pynn.utils.plot_history(history)
