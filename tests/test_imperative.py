@@ -25,6 +25,16 @@ def mlp(dropout: float = 0.0, batch_norm: bool = False, seed: int = 3):
     return pynn.Model(inp, layers.Dense(4)(h))
 
 
+def torch_mlp(model):
+    """PyTorch's version of mlp(), with the model's weights."""
+    net = torch.nn.Sequential(torch.nn.Linear(12, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
+    with torch.no_grad():
+        for lin, layer in zip((net[0], net[2]), model.layers[1:]):
+            lin.weight.copy_(torch.from_numpy(layer.kernel.numpy().T))
+            lin.bias.copy_(torch.from_numpy(layer.bias.numpy()))
+    return net
+
+
 def sparse_ce():
     return pynn.losses.SparseCategoricalCrossentropy(from_logits=True)
 
@@ -71,11 +81,7 @@ def test_fit_and_imperative_loops_give_the_same_weights(dropout, batch_norm):
 
 def test_imperative_loop_matches_pytorch():
     model = mlp()
-    net = torch.nn.Sequential(torch.nn.Linear(12, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
-    with torch.no_grad():
-        for lin, layer in zip((net[0], net[2]), model.layers[1:]):
-            lin.weight.copy_(torch.from_numpy(layer.kernel.numpy().T))
-            lin.bias.copy_(torch.from_numpy(layer.bias.numpy()))
+    net = torch_mlp(model)
     opt = pynn.optimizers.SGD(0.1, momentum=0.9)
     opt.build(model.trainable_weights)
     topt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
@@ -140,11 +146,7 @@ def test_a_model_called_twice_before_backward_sums_both_gradients():
 
 def test_input_gradient_through_a_model_matches_pytorch():
     model = mlp()
-    net = torch.nn.Sequential(torch.nn.Linear(12, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
-    with torch.no_grad():
-        for lin, layer in zip((net[0], net[2]), model.layers[1:]):
-            lin.weight.copy_(torch.from_numpy(layer.kernel.numpy().T))
-            lin.bias.copy_(torch.from_numpy(layer.bias.numpy()))
+    net = torch_mlp(model)
     x = pynn.Tensor(X[:6], requires_grad=True)
     sparse_ce()(Y[:6], model(x)).backward()
     xt = torch.from_numpy(X[:6]).requires_grad_()
