@@ -541,7 +541,7 @@ static int64_t arg_extreme_row(const float *restrict x, int64_t n, int is_max) {
 
 /* The walk over a with the output (axes in mask reduced) as operand 0; the reduced count. */
 static int64_t reduce_walk(const pn_value *a, unsigned mask, walk *w) {
-    int64_t ost[PN_MAX_DIMS], zero[PN_MAX_DIMS] = {0}, s = 1, count = 1;
+    int64_t ost[PN_MAX_DIMS] = {0}, zero[PN_MAX_DIMS] = {0}, s = 1, count = 1;
     for (int i = a->ndim - 1; i >= 0; i--) {
         if (mask >> i & 1u) {
             ost[i] = 0;

@@ -214,6 +214,7 @@ typedef struct {
     int64_t arena_floats;  /* the arena's size */
     float *xbuf[PN_MAX_MODEL_INPUTS]; /* per input: gathered rows (train/test with idx) */
     void *ybuf[PN_MAX_OUTPUTS];       /* per output: gathered targets */
+    float *wbuf;                      /* per output: gathered sample weights (batch each) */
 } pn_plan;
 
 #define PN_PLAN_CACHE 8
@@ -264,8 +265,8 @@ void pn_plan_backward(const pn_model *m, pn_plan *p);
 /* losses and metrics of output k (loss.c) */
 int64_t pn_loss_target_size(const pn_model *m, int k); /* target values per sample */
 int pn_loss_check_targets(const pn_model *m, int k, const pn_tensor *y, int64_t rows);
-float pn_loss_forward(const pn_model *m, const pn_plan *p, int k, const void *y);
-void pn_loss_backward(const pn_model *m, pn_plan *p, int k, const void *y);
+float pn_loss_forward(const pn_model *m, const pn_plan *p, int k, const void *y, const float *w);
+void pn_loss_backward(const pn_model *m, pn_plan *p, int k, const void *y, const float *w);
 void pn_metrics_sum(const pn_model *m, const pn_plan *p, int k, const void *y, float *sums);
 
 /* A loss over R rows of C values: the outputs, the logits it reads when they are logits (fused:
@@ -276,6 +277,8 @@ typedef struct {
     int64_t R, C;
     const float *out, *z;
     const void *y;       /* float32 targets, or int32 labels (one per row) for the sparse loss */
+    const float *w;      /* NULL, or a weight per sample: row r's is w[r / rows_per_w] */
+    int64_t rows_per_w;
 } pn_loss_rows;
 double pn_loss_value(const pn_loss_rows *L);  /* the mean over rows */
 void pn_loss_grad(const pn_loss_rows *L, float *g, float w, int acc);

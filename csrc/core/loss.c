@@ -50,26 +50,28 @@ int pn_loss_check_targets(const pn_model *m, int k, const pn_tensor *y, int64_t 
 }
 
 /* Output k's loss in a plan as rows: its output, and the logits its loss reads. */
-static pn_loss_rows plan_rows(const pn_model *m, const pn_plan *p, int k, const void *y) {
+static pn_loss_rows plan_rows(const pn_model *m, const pn_plan *p, int k, const void *y,
+                              const float *w) {
     pn_loss_rows L = {.kind = m->out[k].loss, .from_logits = m->out[k].from_logits,
                       .fused = p->fused[k], .out = p->value[m->outputs[k]],
-                      .z = p->value[p->loss_node[k]], .y = y};
+                      .z = p->value[p->loss_node[k]], .y = y, .w = w};
     rows_cols(m, k, p->batch, &L.R, &L.C);
+    L.rows_per_w = L.R / p->batch;
     return L;
 }
 
 /* Returns output k's mean loss, unweighted, without penalties. */
-float pn_loss_forward(const pn_model *m, const pn_plan *p, int k, const void *y) {
-    pn_loss_rows L = plan_rows(m, p, k, y);
+float pn_loss_forward(const pn_model *m, const pn_plan *p, int k, const void *y, const float *w) {
+    pn_loss_rows L = plan_rows(m, p, k, y, w);
     return (float)pn_loss_value(&L);
 }
 
 /* Writes (or, with p->loss_acc[k], adds) weight * dloss/d(loss node) into output k's loss node's
  * gradient. */
-void pn_loss_backward(const pn_model *m, pn_plan *p, int k, const void *y) {
+void pn_loss_backward(const pn_model *m, pn_plan *p, int k, const void *y, const float *w) {
     float *g = p->grad[p->loss_node[k]];
     if (!g) return;
-    pn_loss_rows L = plan_rows(m, p, k, y);
+    pn_loss_rows L = plan_rows(m, p, k, y, w);
     pn_loss_grad(&L, g, m->out[k].weight, p->loss_acc[k]);
 }
 
@@ -134,7 +136,7 @@ double pn_loss_value(const pn_loss_rows *L) {
             break;
         default: break;
         }
-        total += l;
+        total += L->w ? l * L->w[r / L->rows_per_w] : l;
     }
     return total / (double)R;
 }
@@ -147,11 +149,13 @@ void pn_loss_grad(const pn_loss_rows *L, float *g, float w, int acc) {
     const float *out = L->out, *z = L->z;
     const float *y = L->y;
     const int32_t *lab = L->y;
-    const float inv_r = w / (float)R, inv_rc = w / (float)(R * C);
+    const float wr = w / (float)R, wrc = w / (float)(R * C);
 #define PUT(j, v) (gr[j] = acc ? gr[j] + (v) : (v))
     for (int64_t r = 0; r < R; r++) {
         const float *pr = out + r * C, *zr = z + r * C, *yr = y + r * C;
         float *gr = g + r * C;
+        const float sw = L->w ? L->w[r / L->rows_per_w] : 1.0f; /* the row's sample weight */
+        const float inv_r = wr * sw, inv_rc = wrc * sw;
         switch (L->kind) {
         case PN_LOSS_MSE:
             for (int64_t j = 0; j < C; j++) PUT(j, 2.0f * (pr[j] - yr[j]) * inv_rc);

@@ -474,8 +474,9 @@ static void gather(void *dst, const void *src, const int64_t *idx, int64_t batch
 }
 
 /* Common entry of train/test/gradients: checks, plan, gathered inputs and targets. */
-static int prepare(pn_model *m, const pn_tensor *xs, const pn_tensor *ys, const int64_t *idx,
-                   int64_t batch, pn_mode mode, pn_plan **out, const void **yd) {
+static int prepare(pn_model *m, const pn_tensor *xs, const pn_tensor *ys,
+                   const float *const *sw, const int64_t *idx, int64_t batch, pn_mode mode,
+                   pn_plan **out, const void **yd, const float **wd) {
     if (!m->compiled) return pn_error(PN_ESTATE, "the model must be compiled before training");
     int64_t n = 0;
     int rc = check_xs(m, xs, &n);
@@ -513,6 +514,18 @@ static int prepare(pn_model *m, const pn_tensor *xs, const pn_tensor *ys, const 
         rc = pn_loss_check_targets(m, k, &yb, batch);
         if (rc) return rc;
         yd[k] = yb.data;
+        wd[k] = NULL;
+        if (!sw || !sw[k]) continue;
+        float *w = p->wbuf + k * batch;
+        if (idx)
+            gather(w, sw[k], idx, batch, 1);
+        else
+            memcpy(w, sw[k], (size_t)batch * sizeof *w);
+        for (int64_t b = 0; b < batch; b++)
+            if (!(w[b] >= 0.0f) || isinf(w[b]))
+                return pn_error(PN_EVALUE, "sample weights must be finite and >= 0, got %g",
+                                (double)w[b]);
+        wd[k] = w;
     }
     *out = p;
     return PN_OK;
@@ -520,11 +533,11 @@ static int prepare(pn_model *m, const pn_tensor *xs, const pn_tensor *ys, const 
 
 /* Forward has run: the losses (total into *total; with several outputs each one's own into
  * losses) and, when sums is non-NULL, every output's metric sums in turn. */
-static void losses_and_metrics(pn_model *m, const pn_plan *p, const void *const *yd, float *total,
-                               float *losses, float *sums) {
+static void losses_and_metrics(pn_model *m, const pn_plan *p, const void *const *yd,
+                               const float *const *wd, float *total, float *losses, float *sums) {
     float t = 0.0f;
     for (int k = 0; k < m->n_outputs; k++) {
-        float l = pn_loss_forward(m, p, k, yd[k]);
+        float l = pn_loss_forward(m, p, k, yd[k], wd[k]);
         t += m->out[k].weight * l;
         if (m->n_outputs > 1 && losses) losses[k] = l;
         if (sums) {
@@ -535,30 +548,33 @@ static void losses_and_metrics(pn_model *m, const pn_plan *p, const void *const 
     *total = t;
 }
 
-static void backward(pn_model *m, pn_plan *p, const void *const *yd) {
+static void backward(pn_model *m, pn_plan *p, const void *const *yd, const float *const *wd) {
     m->eager_grads = 0; /* the step overwrites every gradient */
-    for (int k = 0; k < m->n_outputs; k++) pn_loss_backward(m, p, k, yd[k]);
+    for (int k = 0; k < m->n_outputs; k++) pn_loss_backward(m, p, k, yd[k], wd[k]);
     pn_plan_backward(m, p);
     for (int v = 0; v < m->n_vars; v++) /* a variable no node reaches has a zero gradient */
         if (m->vars[v].trainable && !p->var_written[v])
             memset(m->grads + m->vars[v].offset, 0, (size_t)m->vars[v].size * sizeof(float));
 }
 
-static int run_step(pn_model *m, const pn_tensor *xs, const pn_tensor *ys, const int64_t *idx,
-                    int64_t batch, float *results, int train) {
+static int run_step(pn_model *m, const pn_tensor *xs, const pn_tensor *ys,
+                    const float *const *sw, const int64_t *idx, int64_t batch, float *results,
+                    int train) {
     if (train && !m->has_optimizer)
         return pn_error(PN_ESTATE, "the model has no optimizer: compile it first");
     pthread_mutex_lock(&m->lock);
     pn_plan *p = NULL;
     const void *yd[PN_MAX_OUTPUTS];
-    int rc = prepare(m, xs, ys, idx, batch, train ? PN_MODE_TRAIN : PN_MODE_INFER, &p, yd);
+    const float *wd[PN_MAX_OUTPUTS];
+    int rc = prepare(m, xs, ys, sw, idx, batch, train ? PN_MODE_TRAIN : PN_MODE_INFER, &p, yd,
+                     wd);
     if (rc) goto done;
     if (train) p->seed = pn_hash64(m->seed, m->forwards++);
     pn_plan_forward(m, p);
     float loss;
     int n_loss = m->n_outputs > 1 ? m->n_outputs : 0;
-    losses_and_metrics(m, p, yd, &loss, results + 1, results + 1 + n_loss);
-    if (train) backward(m, p, yd);
+    losses_and_metrics(m, p, yd, wd, &loss, results + 1, results + 1 + n_loss);
+    if (train) backward(m, p, yd, wd);
     loss += pn_regularizer_apply(m, p, train);
     if (train) pn_optimizer_step(m);
     results[0] = loss;
@@ -567,14 +583,16 @@ done:
     return rc;
 }
 
-int pn_model_train_step(pn_model *m, const pn_tensor *xs, const pn_tensor *ys, const int64_t *idx,
-                        int64_t batch, float *results) {
-    return run_step(m, xs, ys, idx, batch, results, 1);
+int pn_model_train_step(pn_model *m, const pn_tensor *xs, const pn_tensor *ys,
+                        const float *const *sw, const int64_t *idx, int64_t batch,
+                        float *results) {
+    return run_step(m, xs, ys, sw, idx, batch, results, 1);
 }
 
-int pn_model_test_step(pn_model *m, const pn_tensor *xs, const pn_tensor *ys, const int64_t *idx,
-                       int64_t batch, float *results) {
-    return run_step(m, xs, ys, idx, batch, results, 0);
+int pn_model_test_step(pn_model *m, const pn_tensor *xs, const pn_tensor *ys,
+                       const float *const *sw, const int64_t *idx, int64_t batch,
+                       float *results) {
+    return run_step(m, xs, ys, sw, idx, batch, results, 0);
 }
 
 int pn_model_gradients(pn_model *m, const pn_tensor *xs, const pn_tensor *ys, float *loss,
@@ -584,12 +602,14 @@ int pn_model_gradients(pn_model *m, const pn_tensor *xs, const pn_tensor *ys, fl
     pthread_mutex_lock(&m->lock);
     pn_plan *p = NULL;
     const void *yd[PN_MAX_OUTPUTS];
-    int rc = prepare(m, xs, ys, NULL, 0, want_dx ? PN_MODE_INPUT_GRAD : PN_MODE_TRAIN, &p, yd);
+    const float *wd[PN_MAX_OUTPUTS];
+    int rc = prepare(m, xs, ys, NULL, NULL, 0, want_dx ? PN_MODE_INPUT_GRAD : PN_MODE_TRAIN, &p,
+                     yd, wd);
     if (rc) goto done;
     p->seed = pn_hash64(m->seed, m->forwards++);
     pn_plan_forward(m, p);
-    losses_and_metrics(m, p, yd, loss, NULL, NULL);
-    backward(m, p, yd);
+    losses_and_metrics(m, p, yd, wd, loss, NULL, NULL);
+    backward(m, p, yd, wd);
     *loss += pn_regularizer_apply(m, p, 1);
     for (int k = 0; want_dx && k < m->n_inputs; k++) {
         if (!dx[k]) continue;

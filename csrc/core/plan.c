@@ -18,6 +18,7 @@ void pn_plan_destroy(pn_plan *p) {
     free(p->acc_in);
     free(p->acc_var);
     free(p->var_written);
+    free(p->wbuf);
     free(p);
 }
 
@@ -214,6 +215,8 @@ int pn_plan_create(pn_plan **out, const pn_model *m, int64_t batch, pn_mode mode
     p->acc_in = calloc((size_t)n * PN_MAX_INPUTS, sizeof *p->acc_in);
     p->acc_var = calloc((size_t)n * PN_MAX_VARS, sizeof *p->acc_var);
     p->var_written = calloc((size_t)m->n_vars + 1, 1);
+    if (mode < PN_MODE_EAGER && !(p->wbuf = malloc((size_t)(batch * m->n_outputs) * sizeof(float))))
+        goto fail;
     active = calloc((size_t)n, 1);
     written = calloc((size_t)n, 1);
     if (!p->value || !p->grad || !p->scratch || !p->acc_in || !p->acc_var || !p->var_written ||

@@ -232,11 +232,16 @@ int pn_model_optimizer_state(pn_model *m, float **state, int64_t *n);
  * of weight * mean loss, regularizers included); then, with more than one output, each output's
  * own mean loss (unweighted); then each output's metrics in turn, each summed over the batch's
  * samples. One output: 1 + n_metrics values.
+ * sw, when non-NULL, holds per output NULL or a weight per sample (as many as the samples of
+ * xs, finite and >= 0): each sample's loss is multiplied by its weight, and the mean stays over
+ * all samples ("sum over batch size", as Keras weighs). Metrics are not weighted.
  */
-int pn_model_train_step(pn_model *m, const pn_tensor *xs, const pn_tensor *ys, const int64_t *idx,
-                        int64_t batch, float *results);
-int pn_model_test_step(pn_model *m, const pn_tensor *xs, const pn_tensor *ys, const int64_t *idx,
-                       int64_t batch, float *results);
+int pn_model_train_step(pn_model *m, const pn_tensor *xs, const pn_tensor *ys,
+                        const float *const *sw, const int64_t *idx, int64_t batch,
+                        float *results);
+int pn_model_test_step(pn_model *m, const pn_tensor *xs, const pn_tensor *ys,
+                       const float *const *sw, const int64_t *idx, int64_t batch,
+                       float *results);
 /* Gradients of the total loss only, no update: fills pn_model_grads() and, when dx is non-NULL,
  * dloss/dx[k] for each input k whose dx[k] is non-NULL (that input's size; zeros for an int32
  * input). */

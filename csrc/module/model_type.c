@@ -468,16 +468,58 @@ static int borrow_arrays(PyObject *o, int n, const int *types, const char *what,
     return 0;
 }
 
-/* Borrowed xs, ys (and idx) for one step; released by release_xy. */
+/* Borrowed xs, ys (and idx, sample weights) for one step; released by release_xy. */
 typedef struct {
     arrays x, y;
     PyArrayObject *idx;
+    PyArrayObject *w[PN_MAX_OUTPUTS]; /* per output: its sample weights, or NULL */
+    const float *wp[PN_MAX_OUTPUTS];
+    int weighted;
 } step_args;
 
 static void release_xy(step_args *a) {
     release_arrays(&a->x);
     release_arrays(&a->y);
     Py_XDECREF(a->idx);
+    for (int k = 0; k < PN_MAX_OUTPUTS; k++) Py_XDECREF(a->w[k]);
+}
+
+/* sw: None, one array (one output), or a list with None or an array per output; each array a
+ * float32 vector of one weight per sample. */
+static int borrow_weights(PnModel *self, PyObject *sw, step_args *a) {
+    int n = pn_model_output_count(self->m);
+    int64_t samples = a->x.t[0].ndim ? a->x.t[0].dims[0] : 0;
+    int listed = PyList_Check(sw) || PyTuple_Check(sw);
+    if (listed && PySequence_Size(sw) != n) {
+        PyErr_Format(PyExc_ValueError, "sample_weight: the model has %d outputs, got %zd "
+                     "weight arrays", n, PySequence_Size(sw));
+        return -1;
+    }
+    if (!listed && n != 1) {
+        PyErr_Format(PyExc_ValueError, "sample_weight: the model has %d outputs: give a list "
+                     "with one weight array (or None) per output", n);
+        return -1;
+    }
+    for (int k = 0; k < n; k++) {
+        PyObject *o = listed ? PySequence_GetItem(sw, k) : (Py_INCREF(sw), sw);
+        if (!o) return -1;
+        if (o != Py_None) {
+            a->w[k] = pn_borrow(o, NPY_FLOAT32, "sample_weight");
+            if (a->w[k] && (PyArray_SIZE(a->w[k]) != samples)) {
+                PyErr_Format(PyExc_ValueError, "sample_weight: %lld weights for %lld samples",
+                             (long long)PyArray_SIZE(a->w[k]), (long long)samples);
+                Py_CLEAR(a->w[k]);
+            }
+            if (!a->w[k]) {
+                Py_DECREF(o);
+                return -1;
+            }
+            a->wp[k] = PyArray_DATA(a->w[k]);
+            a->weighted = 1;
+        }
+        Py_DECREF(o);
+    }
+    return 0;
 }
 
 static int borrow_xy(PnModel *self, PyObject *xo, PyObject *yo, PyObject *idxo, step_args *a) {
@@ -500,19 +542,21 @@ static int borrow_xy(PnModel *self, PyObject *xo, PyObject *yo, PyObject *idxo, 
     return 0;
 }
 
-typedef int (*step_fn)(pn_model *, const pn_tensor *, const pn_tensor *, const int64_t *, int64_t,
-                       float *);
+typedef int (*step_fn)(pn_model *, const pn_tensor *, const pn_tensor *, const float *const *,
+                       const int64_t *, int64_t, float *);
 
 #define MAX_RESULTS (1 + PN_MAX_OUTPUTS * (1 + PN_MAX_METRICS))
 
-/* train_step / test_step (x, y, idx=None) -> (loss, [output losses...], metric sums...) */
+/* train_step / test_step (x, y, idx=None, sample_weight=None)
+ *   -> (loss, [output losses...], metric sums...) */
 static PyObject *run_step(PnModel *self, PyObject *const *args, Py_ssize_t nargs, step_fn fn) {
-    if (nargs < 2 || nargs > 3) {
-        PyErr_SetString(PyExc_TypeError, "expected (x, y) or (x, y, idx)");
+    if (nargs < 2 || nargs > 4) {
+        PyErr_SetString(PyExc_TypeError, "expected (x, y, idx=None, sample_weight=None)");
         return NULL;
     }
     step_args a;
-    if (borrow_xy(self, args[0], args[1], nargs == 3 ? args[2] : NULL, &a)) {
+    if (borrow_xy(self, args[0], args[1], nargs >= 3 ? args[2] : NULL, &a) ||
+        (nargs == 4 && args[3] != Py_None && borrow_weights(self, args[3], &a))) {
         release_xy(&a);
         return NULL;
     }
@@ -521,7 +565,7 @@ static PyObject *run_step(PnModel *self, PyObject *const *args, Py_ssize_t nargs
     int64_t batch = a.idx ? PyArray_DIM(a.idx, 0) : 0;
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = fn(self->m, a.x.t, a.y.t, idx, batch, results);
+    rc = fn(self->m, a.x.t, a.y.t, a.weighted ? a.wp : NULL, idx, batch, results);
     Py_END_ALLOW_THREADS
     release_xy(&a);
     if (rc) return pn_raise(rc);
@@ -771,9 +815,9 @@ static PyMethodDef model_methods[] = {
     {"optimizer_state", (PyCFunction)model_optimizer_state, METH_NOARGS,
      "optimizer_state() -> float32 view of every slot, flat"},
     {"train_step", FAST(model_train_step),
-     "train_step(x, y, idx=None) -> (loss, *output_losses, *metric_sums)"},
+     "train_step(x, y, idx=None, sw=None) -> (loss, *output_losses, *metric_sums)"},
     {"test_step", FAST(model_test_step),
-     "test_step(x, y, idx=None) -> (loss, *output_losses, *metric_sums)"},
+     "test_step(x, y, idx=None, sw=None) -> (loss, *output_losses, *metric_sums)"},
     {"gradients", (PyCFunction)model_gradients, METH_VARARGS,
      "gradients(x, y, input_grad=False) -> (loss, dx or [dx, ...] or None)"},
     {"predict", FAST(model_predict), "predict(x, batch_size) -> array or [array, ...]"},

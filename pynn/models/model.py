@@ -41,6 +41,14 @@ def _take(x, rows):
     return x[rows] if isinstance(x, np.ndarray) else [a[rows] for a in x]
 
 
+def _take_weights(sw, rows):
+    """The rows of prepared sample weights (None, a vector, or a list with None or a vector per
+    output)."""
+    if sw is None or isinstance(sw, np.ndarray):
+        return None if sw is None else sw[rows]
+    return [None if w is None else w[rows] for w in sw]
+
+
 def _is_arrays(x) -> bool:
     """Whether x is a list or tuple of arrays (several inputs or targets), not nested data."""
     return isinstance(x, (list, tuple)) and bool(x) and all(
@@ -538,8 +546,8 @@ class Model:
     # -- fit ------------------------------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=None, epochs: int = 1, verbose="auto",
             callbacks=None, validation_split: float = 0.0, validation_data=None,
-            shuffle: bool = True, initial_epoch: int = 0, validation_batch_size=None,
-            validation_freq: int = 1) -> History:
+            shuffle: bool = True, class_weight=None, sample_weight=None, initial_epoch: int = 0,
+            validation_batch_size=None, validation_freq: int = 1) -> History:
         """Trains the model.
 
         Args:
@@ -549,8 +557,13 @@ class Model:
             verbose: 'auto' or 1 (a progress bar), 2 (a line per epoch), 0 (silent).
             callbacks: a list of pynn.callbacks.Callback.
             validation_split: fraction of the data, taken from its end, to validate on.
-            validation_data: (x_val, y_val) to validate on instead.
+            validation_data: (x_val, y_val) or (x_val, y_val, val_sample_weight) to validate
+                on instead.
             shuffle: shuffle the training samples every epoch.
+            class_weight: {class index: weight} multiplying each sample's loss by its class's
+                weight (one-output models).
+            sample_weight: a weight per sample multiplying its loss (for several outputs, a
+                list or dict with one array, or None, per output).
             initial_epoch: the epoch to start at (to resume a run).
 
         Returns:
@@ -569,12 +582,17 @@ class Model:
             raise ValueError("validation_freq must be a positive int")
         x = self._prepare_x(x)
         y = self._prepare_y(y, _rows(x))
+        sw = self._prepare_weights(sample_weight, class_weight, y, _rows(x))
         val = None
         if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a tuple (x_val, y_val)")
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise ValueError("validation_data must be a tuple (x_val, y_val) or (x_val, "
+                                 "y_val, val_sample_weight)")
             xv = self._prepare_x(validation_data[0], "validation x")
-            val = (xv, self._prepare_y(validation_data[1], _rows(xv), "validation y"))
+            yv = self._prepare_y(validation_data[1], _rows(xv), "validation y")
+            swv = validation_data[2] if len(validation_data) == 3 else None
+            val = (xv, yv, self._prepare_weights(swv, None, yv, _rows(xv),
+                                                 "validation sample_weight"))
         elif validation_split:
             n = _rows(x)
             split = int(math.floor(n * (1.0 - validation_split)))
@@ -582,7 +600,8 @@ class Model:
                 raise ValueError(f"validation_split={validation_split} leaves no training or no "
                                  f"validation samples out of {n}")
             head, tail = slice(None, split), slice(split, None)
-            x, y, val = _take(x, head), _take(y, head), (_take(x, tail), _take(y, tail))
+            val = (_take(x, tail), _take(y, tail), _take_weights(sw, tail))
+            x, y, sw = _take(x, head), _take(y, head), _take_weights(sw, head)
         val_batch = _check_batch_size(validation_batch_size or batch_size)
 
         n = _rows(x)
@@ -609,7 +628,7 @@ class Model:
                 idx = order[step * batch_size:(step + 1) * batch_size]
                 if per_batch:
                     cb.batch("on_train_batch_begin", step)
-                r = core.train_step(x, y, idx)
+                r = core.train_step(x, y, idx, sw)
                 b = idx.shape[0]
                 for k in range(len(r)):  # losses are batch means, metrics batch sums
                     totals[k] += r[k] * b if k < means else r[k]
@@ -621,7 +640,7 @@ class Model:
                     break
             logs = {nm: t / seen for nm, t in zip(names, totals)}
             if val is not None and (epoch + 1) % validation_freq == 0:
-                vlogs = self._evaluate_arrays(val[0], val[1], val_batch)
+                vlogs = self._evaluate_arrays(val[0], val[1], val_batch, sw=val[2])
                 logs.update({"val_" + k: v for k, v in vlogs.items()})
             logs = dict(sorted(logs.items()))
             cb.on_epoch_end(epoch, logs)
@@ -632,14 +651,15 @@ class Model:
         return history
 
     # -- evaluate / predict ---------------------------------------------------------------------
-    def _evaluate_arrays(self, x, y, batch_size, cb=None) -> dict:
+    def _evaluate_arrays(self, x, y, batch_size, cb=None, sw=None) -> dict:
         names = self.metrics_names
         means = self._n_means
         totals = [0.0] * len(names)
         n = _rows(x)
         for step, start in enumerate(range(0, n, batch_size)):
             rows = slice(start, start + batch_size)
-            r = self._core.test_step(_take(x, rows), _take(y, rows))
+            r = self._core.test_step(_take(x, rows), _take(y, rows), None,
+                                     _take_weights(sw, rows))
             b = min(batch_size, n - start)
             for k in range(len(r)):
                 totals[k] += r[k] * b if k < means else r[k]
@@ -648,16 +668,19 @@ class Model:
                          {nm: t / (start + b) for nm, t in zip(names, totals)})
         return {nm: t / n for nm, t in zip(names, totals)}
 
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", callbacks=None,
-                 return_dict: bool = False):
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
+                 steps=None, callbacks=None, return_dict: bool = False):
         """Returns the loss (a float) when there are no metrics and one output, else [loss,
         *output_losses, *metrics] in the order of `metrics_names` (or a dict with
         return_dict=True), averaged over all samples."""
         self._assert_compiled("evaluate")
         verbose = _resolve_verbose(verbose)
         batch_size = _check_batch_size(batch_size)
+        if steps is not None:
+            raise ValueError("evaluate: steps is for generators; give arrays and batch_size")
         x = self._prepare_x(x)
         y = self._prepare_y(y, _rows(x))
+        sw = self._prepare_weights(sample_weight, None, y, _rows(x))
         steps = -(-_rows(x) // batch_size)
         cbs = list(callbacks or [])
         if verbose:
@@ -665,7 +688,7 @@ class Model:
         cb = CallbackList(cbs, self, {"steps": steps, "verbose": verbose, "is_test": True})
         cb.on_test_begin()
         logs = self._evaluate_arrays(x, y, batch_size, cb if cb.wants("on_test_batch_end")
-                                     else None)
+                                     else None, sw)
         cb.on_test_end(logs)
         if return_dict:
             return logs
@@ -704,25 +727,75 @@ class Model:
             return out[0] if isinstance(out, list) else out
         return self._pack_outputs(out)
 
-    def train_on_batch(self, x, y=None, return_dict: bool = False):
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
+                       return_dict: bool = False):
         """One training step on the whole of (x, y): forward, loss, backward, update.
 
         Returns:
             The batch's loss (a float) when there are no metrics, else [loss, *metrics], or a
             dict with return_dict=True, as Keras returns them.
         """
-        return self._on_batch(x, y, return_dict, train=True)
+        return self._on_batch(x, y, return_dict, True, sample_weight, class_weight)
 
-    def test_on_batch(self, x, y=None, return_dict: bool = False):
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict: bool = False):
         """The loss and metrics of (x, y) as one batch, without updating anything."""
-        return self._on_batch(x, y, return_dict, train=False)
+        return self._on_batch(x, y, return_dict, False, sample_weight)
 
-    def _on_batch(self, x, y, return_dict: bool, train: bool):
+    def _prepare_weights(self, sample_weight, class_weight, y, n: int,
+                         what: str = "sample_weight"):
+        """The per-sample loss weights a step takes: None, or (one output) a float32 vector of
+        n, or a list with a vector or None per output. sample_weight times, for class_weight,
+        the weight of each sample's class (read from y as Keras reads it: the integer label,
+        the argmax of a one-hot row, or a rounded single value)."""
+        if sample_weight is None and class_weight is None:
+            return None
+        names = self._output_names or [self.name]
+        if sample_weight is None:
+            parts = [None] * len(names)
+        elif len(names) > 1 and isinstance(sample_weight, (list, tuple, dict)):
+            parts = self._match(sample_weight, names, what, "output")
+        else:
+            parts = [sample_weight] * len(names)
+        out = []
+        for part in parts:
+            if part is None:
+                out.append(None)
+                continue
+            w = np.asarray(part, dtype=np.float32).reshape(-1)
+            if w.shape[0] != n:
+                raise ValueError(f"{what} holds {w.shape[0]} weights for {n} samples")
+            if not (np.isfinite(w).all() and (w >= 0).all()):
+                raise ValueError(f"{what}: weights must be finite and >= 0")
+            out.append(w)
+        if class_weight is not None:
+            if len(names) > 1:
+                raise ValueError("`class_weight` is only supported for Models with a single "
+                                 "output.")
+            if not isinstance(class_weight, dict):
+                raise ValueError(f"class_weight must be a dict {{class: weight}}, got "
+                                 f"{type(class_weight).__name__}")
+            labels = y.reshape(n, -1)
+            labels = labels.argmax(-1) if labels.shape[1] > 1 else np.rint(labels[:, 0])
+            labels = labels.astype(np.int64)
+            table = np.ones(max([int(k) for k in class_weight] + [int(labels.max(initial=0))])
+                            + 1, np.float32)
+            for k, v in class_weight.items():
+                if int(k) < 0 or not (float(v) >= 0 and np.isfinite(float(v))):
+                    raise ValueError(f"class_weight: class {k} with weight {v}: classes are "
+                                     "indices >= 0 and weights finite and >= 0")
+                table[int(k)] = float(v)
+            cw = table[np.clip(labels, 0, None)]
+            out[0] = cw if out[0] is None else out[0] * cw
+        return out[0] if len(out) == 1 else out
+
+    def _on_batch(self, x, y, return_dict: bool, train: bool, sample_weight=None,
+                  class_weight=None):
         self._assert_compiled("train_on_batch" if train else "test_on_batch")
         x = self._prepare_x(x)
         n = _rows(x)
         y = self._prepare_y(y, n)
-        r = (self._core.train_step if train else self._core.test_step)(x, y)
+        sw = self._prepare_weights(sample_weight, class_weight, y, n)
+        r = (self._core.train_step if train else self._core.test_step)(x, y, None, sw)
         means = self._n_means
         logs = {name: (v if k < means else v / n)
                 for k, (name, v) in enumerate(zip(self.metrics_names, r))}

@@ -80,7 +80,7 @@ static void test_sgd_step_matches_hand_computation(void) {
     for (int r = 0; r < 2; r++) p[r] = b0 + x[3 * r] * w0[0] + x[3 * r + 1] * w0[1] + x[3 * r + 2] * w0[2];
     pn_tensor tx = {2, {2, 3}, PN_F32, x}, ty = {2, {2, 1}, PN_F32, y};
     float res[1];
-    int rc = pn_model_train_step(m, &tx, &ty, NULL, 0, res);
+    int rc = pn_model_train_step(m, &tx, &ty, NULL, NULL, 0, res);
     double loss = ((p[0] - y[0]) * (p[0] - y[0]) + (p[1] - y[1]) * (p[1] - y[1])) / 2;
     CHECK(rc == 0 && fabs(res[0] - loss) < 1e-5 * (1 + loss), "loss %g vs %g", res[0], loss);
     double worst = 0;
@@ -126,10 +126,10 @@ static void test_gradient_check_dense_tanh_softmax(void) {
     for (int i = 0; i < 8; i++) {
         float keep = x[i], lp, lm;
         x[i] = keep + 1e-2f;
-        pn_model_test_step(m, &tx, &ty, NULL, 0, res);
+        pn_model_test_step(m, &tx, &ty, NULL, NULL, 0, res);
         lp = res[0];
         x[i] = keep - 1e-2f;
-        pn_model_test_step(m, &tx, &ty, NULL, 0, res);
+        pn_model_test_step(m, &tx, &ty, NULL, NULL, 0, res);
         lm = res[0];
         x[i] = keep;
         worst = fmax(worst, fabs((lp - lm) / 2e-2 - dx[i]));
@@ -142,7 +142,8 @@ static void test_gradient_check_dense_tanh_softmax(void) {
 static void test_errors_leave_state_unchanged(void) {
     int node, id;
     pn_model *m = make_dense(4, 3, 1, PN_OP_SOFTMAX, 3u, &node);
-    CHECK(pn_model_train_step(m, &(pn_tensor){0}, &(pn_tensor){0}, NULL, 0, (float[1]){0}) ==
+    CHECK(pn_model_train_step(m, &(pn_tensor){0}, &(pn_tensor){0}, NULL, NULL, 0,
+                              (float[1]){0}) ==
               PN_ESTATE,
           "training before compile must fail with PN_ESTATE");
     pn_model_compile(m, PN_LOSS_SPARSE_CE, 0, 0, NULL);
@@ -153,19 +154,20 @@ static void test_errors_leave_state_unchanged(void) {
     memcpy(before, param(m, 0), sizeof(float) * 12);
     int32_t bad[2] = {1, 3};
     pn_tensor tx = {2, {2, 4}, PN_F32, x}, ty = {1, {2}, PN_I32, bad};
-    CHECK(pn_model_train_step(m, &tx, &ty, NULL, 0, res) == PN_EVALUE, "label 3 of 3 classes");
+    CHECK(pn_model_train_step(m, &tx, &ty, NULL, NULL, 0, res) == PN_EVALUE,
+          "label 3 of 3 classes");
     CHECK(strstr(pn_last_error(), "out of range") != NULL, "message: %s", pn_last_error());
     CHECK(memcmp(before, param(m, 0), sizeof(float) * 12) == 0, "weights changed");
     CHECK(pn_model_iterations(m) == 0, "iterations moved");
     pn_tensor wide = {2, {2, 5}, PN_F32, x};
     bad[1] = 0;
-    CHECK(pn_model_train_step(m, &wide, &ty, NULL, 0, res) == PN_ESHAPE, "5 features for 4");
+    CHECK(pn_model_train_step(m, &wide, &ty, NULL, NULL, 0, res) == PN_ESHAPE, "5 features for 4");
     CHECK(strstr(pn_last_error(), "(None, 4)") && strstr(pn_last_error(), "(2, 5)"),
           "message names both shapes: %s", pn_last_error());
     int64_t idx[2] = {0, 7};
-    CHECK(pn_model_train_step(m, &tx, &ty, idx, 2, res) == PN_EVALUE, "index 7 of 2 rows");
+    CHECK(pn_model_train_step(m, &tx, &ty, NULL, idx, 2, res) == PN_EVALUE, "index 7 of 2 rows");
     pn_tensor fy = {1, {2}, PN_F32, x};
-    CHECK(pn_model_train_step(m, &tx, &fy, NULL, 0, res) == PN_ETYPE, "float labels");
+    CHECK(pn_model_train_step(m, &tx, &fy, NULL, NULL, 0, res) == PN_ETYPE, "float labels");
     int64_t s[1] = {3};
     CHECK(pn_model_add_variable(m, 1, s, 1, &id) == PN_ESTATE, "variable after alloc");
     int64_t zero[1] = {0};
@@ -177,7 +179,8 @@ static void test_errors_leave_state_unchanged(void) {
     CHECK(pn_model_add_node(m2, PN_OP_RELU, 1, (int[]){0}, 0, NULL, NULL, NULL, &id) == PN_EVALUE,
           "node on a missing input");
     pn_model_destroy(m2);
-    CHECK(pn_model_train_step(m, &tx, &ty, NULL, 0, res) == 0, "a good step after the bad ones");
+    CHECK(pn_model_train_step(m, &tx, &ty, NULL, NULL, 0, res) == 0,
+          "a good step after the bad ones");
     pn_model_destroy(m);
     pn_model_destroy(NULL); /* a no-op */
 }

@@ -46,7 +46,7 @@ static int dense(pn_model *m, int in, int kvar, int bvar) {
 
 static float total_loss(pn_model *m, const pn_tensor *xs, const pn_tensor *ys) {
     float res[64];
-    if (pn_model_test_step(m, xs, ys, NULL, 0, res)) return NAN;
+    if (pn_model_test_step(m, xs, ys, NULL, NULL, 0, res)) return NAN;
     return res[0];
 }
 
@@ -148,19 +148,20 @@ static void test_two_inputs_merged(void) {
     pn_optim_config cfg = {.kind = PN_SGD, .learning_rate = 0.1f};
     pn_model_set_optimizer(m, &cfg);
     float res[1];
-    CHECK(pn_model_train_step(m, xs, &ty, (int64_t[]){4, 0, 2}, 3, res) == 0 && isfinite(res[0]),
+    CHECK(pn_model_train_step(m, xs, &ty, NULL, (int64_t[]){4, 0, 2}, 3, res) == 0 &&
+              isfinite(res[0]),
           "train step on gathered rows");
 
     /* inputs with different sample counts are refused before anything runs */
     pn_tensor bad[2] = {xs[0], {2, {4, 2}, PN_F32, b}};
     int64_t it = pn_model_iterations(m);
-    CHECK(pn_model_train_step(m, bad, &ty, NULL, 0, res) == PN_ESHAPE &&
+    CHECK(pn_model_train_step(m, bad, &ty, NULL, NULL, 0, res) == PN_ESHAPE &&
               strstr(pn_last_error(), "input 1 has 4 samples") != NULL,
           "sample counts differ");
     CHECK(pn_model_predict(m, bad, 5, (float *[]){all}) == PN_ESHAPE, "predict: counts differ");
     CHECK(pn_model_iterations(m) == it, "a refused step takes no step");
     pn_tensor wide[2] = {xs[0], {2, {5, 3}, PN_F32, a}};
-    CHECK(pn_model_test_step(m, wide, &ty, NULL, 0, res) == PN_ESHAPE &&
+    CHECK(pn_model_test_step(m, wide, &ty, NULL, NULL, 0, res) == PN_ESHAPE &&
               strstr(pn_last_error(), "input 1: expected shape (None, 2)") != NULL,
           "second input's shape");
     pn_model_destroy(m);
@@ -193,7 +194,7 @@ static void test_two_outputs_weighted(void) {
     pn_tensor tx = {2, {6, 4}, PN_F32, xv};
     pn_tensor ys[2] = {{2, {6, 2}, PN_F32, ya}, {1, {6}, PN_I32, yb}};
     float res[5];
-    CHECK(pn_model_test_step(m, &tx, ys, NULL, 0, res) == 0, "test step");
+    CHECK(pn_model_test_step(m, &tx, ys, NULL, NULL, 0, res) == 0, "test step");
     CHECK(fabsf(res[0] - (0.3f * res[1] + 2.0f * res[2])) < 1e-5f * (1 + fabsf(res[0])),
           "total %g is 0.3 * %g + 2 * %g", res[0], res[1], res[2]);
     CHECK(res[3] > 0 && res[4] >= 0 && res[4] <= 6, "metric sums %g %g", res[3], res[4]);
@@ -209,7 +210,7 @@ static void test_two_outputs_weighted(void) {
 
     /* wrong targets name the output */
     pn_tensor badys[2] = {ys[0], {2, {6, 2}, PN_F32, ya}};
-    CHECK(pn_model_test_step(m, &tx, badys, NULL, 0, res) == PN_ETYPE &&
+    CHECK(pn_model_test_step(m, &tx, badys, NULL, NULL, 0, res) == PN_ETYPE &&
               strstr(pn_last_error(), "output 1") != NULL,
           "float targets for the sparse output");
     pn_model_destroy(m);
@@ -335,7 +336,7 @@ static void test_embedding_on_second_input(void) {
     CHECK(gap < 2e-3, "float + embedding inputs: gradients differ by %g", gap);
     xs[1].data = bad;
     float res[1];
-    CHECK(pn_model_test_step(m, xs, &ty, NULL, 0, res) == PN_EVALUE &&
+    CHECK(pn_model_test_step(m, xs, &ty, NULL, NULL, 0, res) == PN_EVALUE &&
               strstr(pn_last_error(), "index 7") != NULL,
           "a bad index in the second input is refused in a step");
     CHECK(pn_model_predict(m, xs, 2, (float *[]){out}) == PN_EVALUE, "and in predict");

@@ -711,7 +711,7 @@ static void test_bn_then_dropout_trains(void) {
     int rc = 0;
     pn_model_set_seed(m, 1);
     for (int it = 0; it < 200; it++) {
-        rc |= pn_model_train_step(m, &tx, &ty, NULL, 0, res);
+        rc |= pn_model_train_step(m, &tx, &ty, NULL, NULL, 0, res);
         if (it == 0) first = res[0];
         last = res[0];
     }
