@@ -41,7 +41,7 @@ __all__ = ["deserialize_keras_object", "get_registered_name", "get_registered_ob
            "save_weights", "serialize_keras_object"]
 
 
-# -- registered classes ------------------------------------------------------------------------------
+# -- registered classes --------------------------------------------------------------------------
 _REGISTERED: dict[str, type] = {}       # "package>name" -> class
 _REGISTERED_NAMES: dict[type, str] = {}
 
@@ -109,11 +109,11 @@ def serialize_keras_object(obj) -> dict:
     if not isinstance(config, dict):
         raise TypeError(f"{type(obj).__name__}.get_config() must return a dict, got "
                         f"{type(config).__name__}")
-    registered = _REGISTERED_NAMES.get(type(obj))
-    return {"module": type(obj).__module__.rsplit(".", 1)[0] if type(obj).__module__
-            .startswith("pynn.") else type(obj).__module__,
-            "class_name": type(obj).__name__, "config": config,
-            "registered_name": registered}
+    module = type(obj).__module__
+    if module.startswith("pynn.") and module.count(".") > 1:
+        module = module.rsplit(".", 1)[0]  # pynn.layers.core -> pynn.layers, as Keras names it
+    return {"module": module, "class_name": type(obj).__name__, "config": config,
+            "registered_name": _REGISTERED_NAMES.get(type(obj))}
 
 
 def deserialize_keras_object(config, custom_objects: dict | None = None, kind: str = "layer"):
@@ -145,8 +145,8 @@ def deserialize_keras_object(config, custom_objects: dict | None = None, kind: s
         cls = table.get(class_name)
     if cls is None:
         raise ValueError(f"Could not locate {kind} class '{registered or class_name}': it is not "
-                         f"one of pynn's; pass it in custom_objects={{'{class_name}': "
-                         f"{class_name}}} or register it with "
+                         f"one of pynn's; pass the class in custom_objects (a dict "
+                         f"{{'{class_name}': the class}}) or register it with "
                          "pynn.saving.register_keras_serializable")
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise ValueError(f"custom_objects['{class_name}'] is {cls!r}, not a subclass of "
@@ -338,7 +338,7 @@ def model_from_config(config: dict, custom_objects=None):
     return cls.from_config(_expect(inner, dict, "the model's config"), custom_objects)
 
 
-# -- compile settings --------------------------------------------------------------------------------
+# -- compile settings ----------------------------------------------------------------------------
 def compile_config(model) -> dict | None:
     if not model._compiled:
         return None
@@ -404,30 +404,30 @@ def _optimizer_slots(model) -> dict[str, np.ndarray]:
     """{'optimizer/<slot>/<variable path>': view} over the core's optimizer state, or {} when the
     model has no bound optimizer state.
 
-    The state is n_slots runs of the trainable span, each parallel to the parameters; a trainable
-    variable's offset in the span is its offset in the parameter buffer, where the trainable
-    variables come first (so the lowest of their addresses is offset 0)."""
+    The state is n_slots runs of the trainable span, each parallel to the parameters. The core
+    places the variables it trains first (from offset 0) and the others after them, so a
+    variable's offset is its distance from the lowest variable address, and it is trained (has
+    slots) when that offset lies inside the span."""
     core, opt = model._core, model.optimizer
     if core is None or opt is None or getattr(opt, "_core", None) is not core:
         return {}
     state = core.optimizer_state()
     names = _slot_names(opt)
-    variables = model.trainable_weights
+    variables = model.weights
     if state.size == 0 or not names or not variables:
         return {}
-    if any(v._owner_core() is not core for v in variables) or \
-            sum(int(v.size) for v in variables) != core.param_count(True):
-        raise ValueError(f"Model '{model.name}': its trainable weights changed since compile "
-                         "(a layer's trainable flag?); compile it again before saving")
-    if state.size % len(names):
-        raise RuntimeError(f"optimizer state of {state.size} floats is not {len(names)} slots")
+    if any(v._owner_core() is not core for v in variables) or state.size % len(names):
+        raise RuntimeError(f"Model '{model.name}': its optimizer state does not lie over its "
+                           "weights; compile it again")
     span = state.size // len(names)
     base = min(v.__array_interface__["data"][0] for v in variables)
     out = {}
     for v in variables:
         off = (v.__array_interface__["data"][0] - base) // 4
+        if off >= span:
+            continue  # not trained by the core
         if off + v.size > span:
-            raise RuntimeError(f"variable {v.path} lies outside the optimizer's span")
+            raise RuntimeError(f"variable {v.path} straddles the optimizer's span")
         for k, slot in enumerate(names):
             start = k * span + off
             out[f"optimizer/{slot}/{v.path}"] = state[start:start + v.size].reshape(v.shape)
@@ -772,9 +772,15 @@ def _restore_optimizer(model, slots: dict, metadata: dict, path: str) -> None:
         raise ValueError(f"{path}: optimizer.iterations is {_brief(it)}, not a count")
     model._assert_built("its optimizer state")
     views = _optimizer_slots(model)
-    if set(views) != set(slots):
-        missing = sorted(set(views) - set(slots))
-        extra = sorted(set(slots) - set(views))
+    frozen = {v.path for v in model.weights} - {k.split("/", 2)[2] for k in views}
+    known = set(_slot_names(model.optimizer))
+    missing = sorted(set(views) - set(slots))
+    # slots of a variable this model does not train (frozen after the saved model was built)
+    # are ignored; any other difference is an error
+    extra = sorted(k for k in set(slots) - set(views)
+                   if k.count("/") < 2 or k.split("/", 2)[1] not in known
+                   or k.split("/", 2)[2] not in frozen)
+    if missing or extra:
         raise ValueError(f"{path}: the optimizer state does not match the model's optimizer: "
                          + (f"missing {missing[0]}" if missing else f"unexpected {extra[0]}"))
     for name, view in views.items():
@@ -796,24 +802,20 @@ def _assign(model, tensors: dict, path: str, by_name: bool, skip_mismatch: bool 
         raise ValueError(f"Model '{model.name}' has no weights yet (it is not built): build it, "
                          f"or call it on data, before loading {path}")
     names = [w.path for w in weights]
-    pairs = []
-    if set(names) == set(tensors) or by_name or skip_mismatch:
-        missing = [n for n in names if n not in tensors]
-        extra = [n for n in tensors if n not in names]
-        if (missing or extra) and not skip_mismatch:
-            raise ValueError(f"{path} does not match model '{model.name}': " + (
-                f"it has no weight '{missing[0]}'" if missing else
-                f"it has a weight '{extra[0]}' the model does not") +
-                f" ({len(tensors)} weights in the file, {len(names)} in the model)")
+    common = set(names) & set(tensors)
+    if set(names) == set(tensors) or (skip_mismatch and (common or by_name)):
         pairs = [(w, tensors[w.path]) for w in weights if w.path in tensors]
-    else:
+    elif not common and not by_name and len(tensors) == len(weights):
         # Another model of the same architecture, whose layers were named differently: by order
         # (the file's order is its data order, which is the order save_weights wrote).
-        if len(tensors) != len(weights):
-            raise ValueError(f"{path} holds {len(tensors)} weights, model '{model.name}' has "
-                             f"{len(weights)} (and their names differ: file '"
-                             f"{next(iter(tensors), '')}', model '{names[0]}')")
         pairs = list(zip(weights, tensors.values()))
+    else:
+        missing = [n for n in names if n not in tensors]
+        extra = [n for n in tensors if n not in names]
+        raise ValueError(f"{path} does not match model '{model.name}': " + (
+            f"it has no weight '{missing[0]}'" if missing else
+            f"it has a weight '{extra[0]}' the model does not") +
+            f" ({len(tensors)} weights in the file, {len(names)} in the model)")
     kept = []
     for var, value in pairs:
         if var.shape != value.shape:
