@@ -676,8 +676,10 @@ def _open_archive(path: str) -> tuple[dict, bytes]:
                                      "by pynn")
             limit = os.path.getsize(path)
             for name, info in members.items():
-                if name == _WEIGHTS_FILE and info.compress_type == zipfile.ZIP_STORED:
-                    cap = limit
+                if name == _WEIGHTS_FILE:
+                    # deflate expands at most about 1032-fold: a larger claim is a lie (or a bomb)
+                    cap = limit if info.compress_type == zipfile.ZIP_STORED else \
+                        1032 * info.compress_size + 1024
                 elif name in (_CONFIG_FILE, _METADATA_FILE):
                     cap = _JSON_LIMIT
                 else:

@@ -719,6 +719,22 @@ def test_corrupted_member_bytes_are_caught_by_the_crc(tmp_path):
         pynn.models.load_model(tmp_path / "flipped.keras")
 
 
+def test_a_member_claiming_more_bytes_than_it_can_hold_is_refused(tmp_path):
+    config, weights = good_parts(tmp_path)
+    save_archive(tmp_path / "big.keras", config=config, weights=weights)
+    data = bytearray((tmp_path / "big.keras").read_bytes())
+    with zipfile.ZipFile(tmp_path / "big.keras") as zf:
+        info = zf.getinfo("model.safetensors")
+    # the uncompressed size (offset 24) in the member's central directory record
+    record = bytes(data).index(b"PK\x01\x02")
+    while bytes(data[record + 46:record + 46 + len(info.filename)]) != b"model.safetensors":
+        record = bytes(data).index(b"PK\x01\x02", record + 1)
+    data[record + 24:record + 28] = struct.pack("<I", 2**32 - 2)
+    (tmp_path / "big.keras").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="claims"):
+        pynn.models.load_model(tmp_path / "big.keras")
+
+
 def test_missing_file_and_directory(tmp_path):
     with pytest.raises(FileNotFoundError):
         pynn.models.load_model(tmp_path / "none.keras")
