@@ -57,6 +57,7 @@ from . import (  # noqa: E402
     models,
     optimizers,
     regularizers,
+    saving,
     utils,
 )
 from . import ops  # noqa: E402
@@ -85,6 +86,7 @@ __all__ = [
     "ops",
     "optimizers",
     "regularizers",
+    "saving",
     "set_num_threads",
     "utils",
 ]

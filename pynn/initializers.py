@@ -194,6 +194,8 @@ def get(identifier) -> Initializer:
         return identifier
     if isinstance(identifier, type) and issubclass(identifier, Initializer):
         return identifier()
+    if isinstance(identifier, dict):  # Keras's serialized form: {"class_name", "config"}
+        return _from_dict(identifier)
     if isinstance(identifier, str):
         key = identifier if identifier in _BY_NAME else _snake(identifier)
         if key in _BY_NAME:
@@ -201,6 +203,17 @@ def get(identifier) -> Initializer:
         raise ValueError(f"Unknown initializer '{identifier}'. "
                          f"Known: {', '.join(sorted(_BY_NAME))}")
     raise ValueError(f"Unknown initializer {identifier!r}")
+
+
+def _from_dict(d: dict) -> Initializer:
+    name, config = d.get("class_name"), d.get("config", {})
+    key = _snake(name) if isinstance(name, str) else None
+    if key not in _BY_NAME or not isinstance(config, dict):
+        raise ValueError(f"Unknown initializer {d!r}. Known: {', '.join(sorted(_BY_NAME))}")
+    try:
+        return _BY_NAME[key].from_config(config)
+    except TypeError as e:
+        raise ValueError(f"Initializer {name}: bad config {config!r}: {e}") from None
 
 
 def serialize(init: Initializer) -> dict:

@@ -41,6 +41,9 @@ class BinaryAccuracy(Metric):
             raise ValueError("BinaryAccuracy: only threshold=0.5 is supported")
         self.threshold = threshold
 
+    def get_config(self) -> dict:
+        return {**super().get_config(), "threshold": self.threshold}
+
 
 class CategoricalAccuracy(Metric):
     """How often argmax(y_pred) equals argmax(y_true) (one-hot targets)."""

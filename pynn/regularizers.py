@@ -70,4 +70,12 @@ def get(identifier) -> Regularizer | None:
         return identifier
     if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
         return _BY_NAME[identifier.lower()]()
+    if isinstance(identifier, dict):  # Keras's serialized form: {"class_name", "config"}
+        name, config = identifier.get("class_name"), identifier.get("config", {})
+        key = name.lower() if isinstance(name, str) else None
+        if key in _BY_NAME and isinstance(config, dict):
+            try:
+                return _BY_NAME[key].from_config(config)
+            except TypeError as e:
+                raise ValueError(f"Regularizer {name}: bad config {config!r}: {e}") from None
     raise ValueError(f"Unknown regularizer {identifier!r}")

@@ -13,6 +13,7 @@ import numpy as np
 from .. import initializers, regularizers
 
 _NAME_COUNTS: dict[str, int] = {}
+_weight_budget = None  # set by pynn.saving while a saved model is rebuilt: caps new weights
 
 
 def unique_name(base: str) -> str:
@@ -155,6 +156,9 @@ class Layer:
         """
         name = name or f"variable_{len(self._weight_attrs)}"
         shape = tuple(int(d) for d in shape)
+        if _weight_budget is not None:
+            _weight_budget.take(int(np.prod(shape, dtype=object)), f"weight {self.name}/{name} "
+                                f"of shape {shape}")
         value = initializers.get(initializer)(shape)
         if value.shape != shape:
             raise ValueError(f"{self.name}: initializer returned shape {value.shape}, not {shape}")

@@ -59,7 +59,8 @@ class InputLayer(Layer):
         self.built = True
 
     def get_config(self):
-        return {"name": self.name, "shape": self.sample_shape, "dtype": self.dtype}
+        return {"name": self.name, "batch_shape": (None,) + tuple(self.sample_shape),
+                "dtype": self.dtype}
 
 
 def Input(shape=None, batch_size=None, dtype=None, name: str | None = None, batch_shape=None,

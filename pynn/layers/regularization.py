@@ -38,7 +38,7 @@ class Dropout(Layer):
         return node
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+        return {**super().get_config(), "rate": self.rate, "noise_shape": None, "seed": self.seed}
 
 
 class SpatialDropout2D(Dropout):
@@ -55,3 +55,8 @@ class SpatialDropout2D(Dropout):
     def build(self, input_shape) -> None:
         check_image(input_shape, 2, f"SpatialDropout2D '{self.name}'")
         self.built = True
+
+    def get_config(self) -> dict:
+        config = {**super().get_config(), "data_format": "channels_last"}
+        del config["noise_shape"]
+        return config

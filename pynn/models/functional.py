@@ -142,6 +142,16 @@ class Functional(Model):
                     out.append(f"{i._layer.name}[{self._call_index(i)}][0]")
         return out
 
+    def get_config(self) -> dict:
+        """Its layers with their calls ('inbound_nodes'), inputs and outputs, as Keras's."""
+        from .. import saving
+        return saving.functional_config(self)
+
+    @classmethod
+    def from_config(cls, config: dict, custom_objects=None):
+        from .. import saving
+        return saving.functional_from_config(cls, config, custom_objects)
+
     def _call_index(self, tensor) -> int:
         """Which call of its layer made `tensor` (0 for the first)."""
         same = [t for t in self._calls if t._layer is tensor._layer]

@@ -922,3 +922,40 @@ class Model:
         self._assert_built("its summary")
         print_summary(self, line_length=line_length, print_fn=print_fn or
                       (lambda s: print(s, file=sys.stdout)))
+
+    # -- saving (pynn/saving.py does the work) ---------------------------------------------------
+    def save(self, filepath, overwrite: bool = True, zipped: bool | None = None) -> None:
+        """Saves the model to a `.keras` (or `.pynn`) archive: its architecture and compile
+        settings (config.json) and its weights and optimizer state (model.safetensors), so
+        `pynn.models.load_model` gives a model that predicts the same and trains on exactly
+        where this one stopped. Writes a temporary file and renames it over `filepath`.
+
+        Example:
+            >>> model.save("model.keras")
+        """
+        from .. import saving
+        saving.save_model(self, filepath, overwrite=overwrite, zipped=zipped)
+
+    def save_weights(self, filepath, overwrite: bool = True) -> None:
+        """Saves the weights to a `.weights.safetensors` file (Keras's `.weights.h5`), each
+        named by its path ('dense/kernel'); any safetensors reader can read it."""
+        from .. import saving
+        saving.save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath, skip_mismatch: bool = False) -> None:
+        """Loads weights from a `.weights.safetensors` file (or a `.keras` archive), by weight
+        path, or in order when the paths differ and every shape agrees."""
+        from .. import saving
+        saving.load_weights(self, filepath, skip_mismatch=skip_mismatch)
+
+    def get_config(self) -> dict:
+        raise NotImplementedError(f"{type(self).__name__} has no get_config(); pynn serializes "
+                                  "Sequential and functional models")
+
+    @classmethod
+    def from_config(cls, config: dict, custom_objects=None):
+        """A functional model from `get_config()`'s dict (Sequential has its own)."""
+        from .. import saving
+        from .functional import Functional
+        return saving.functional_from_config(Functional if cls is Model else cls, config,
+                                             custom_objects)

@@ -72,3 +72,13 @@ class Sequential(Model):
     def input_shape(self) -> tuple:
         self._assert_built("input_shape")
         return (None,) + tuple(self._sample_shape)
+
+    def get_config(self) -> dict:
+        """Its name, trainable flag and layers (an InputLayer first when the input is known)."""
+        from .. import saving
+        return saving.sequential_config(self)
+
+    @classmethod
+    def from_config(cls, config: dict, custom_objects=None):
+        from .. import saving
+        return saving.sequential_from_config(cls, config, custom_objects)

@@ -1,0 +1,873 @@
+"""Saving and loading models: the `.keras` archive, `.weights.safetensors` files, and the configs
+(`get_config` / `from_config`) that describe models, layers, optimizers, losses and metrics.
+
+A saved model is a zip archive (`.keras`, or `.pynn`: the same format) holding
+    config.json         the architecture, the compile settings, the pynn and format versions
+    metadata.json       versions and the date saved, as Keras writes it
+    model.safetensors   every weight, named by its path ('dense/kernel'), and when the model is
+                        compiled the optimizer's slots ('optimizer/momentum/dense/kernel') and its
+                        iteration count (in the header's __metadata__)
+so the weights are readable by any safetensors reader.
+
+Loading executes no code: no pickle, no eval; a class is found only among pynn's own, those
+registered with `register_keras_serializable`, and the `custom_objects` passed in. Every size,
+offset, dtype and shape in a file is checked against the file and against the model before any
+of it is used, and a bad file gives a ValueError (or OSError) that names the problem. A save
+writes a temporary file beside the target and renames it over the target, so an interrupted save
+never destroys the previous file.
+"""
+
+import datetime
+import json
+import math
+import os
+import struct
+import tempfile
+import zipfile
+import zlib
+
+import numpy as np
+
+FORMAT_VERSION = 1
+_CONFIG_FILE, _METADATA_FILE, _WEIGHTS_FILE = "config.json", "metadata.json", "model.safetensors"
+_MODEL_SUFFIXES = (".keras", ".pynn")
+_WEIGHTS_SUFFIX = ".weights.safetensors"
+_JSON_LIMIT = 64 << 20       # bytes of config.json / metadata.json we are willing to parse
+_HEADER_LIMIT = 100 << 20    # a safetensors header, as the reference implementation caps it
+_MAX_RANK = 8
+
+__all__ = ["deserialize_keras_object", "get_registered_name", "get_registered_object",
+           "load_model", "load_weights", "register_keras_serializable", "save_model",
+           "save_weights", "serialize_keras_object"]
+
+
+# -- registered classes --------------------------------------------------------------------------
+_REGISTERED: dict[str, type] = {}       # "package>name" -> class
+_REGISTERED_NAMES: dict[type, str] = {}
+
+
+def register_keras_serializable(package: str = "Custom", name: str | None = None):
+    """Registers a class (a layer, loss, metric or optimizer) so that loading finds it by name
+    without `custom_objects`.
+
+    Args:
+        package: the package part of the registered name ('Custom').
+        name: the class part; the class's own name when None.
+
+    Example:
+        >>> @pynn.saving.register_keras_serializable(package="my_package")
+        ... class Scale(pynn.layers.Layer): ...
+    """
+    def decorator(cls):
+        if not isinstance(cls, type):
+            raise TypeError("register_keras_serializable: decorate a class")
+        key = f"{package}>{name or cls.__name__}"
+        if key in _REGISTERED and _REGISTERED[key] is not cls:
+            raise ValueError(f"{key} has already been registered to {_REGISTERED[key]}")
+        if not callable(getattr(cls, "get_config", None)):
+            raise ValueError(f"Cannot register {cls.__name__}: it has no get_config()")
+        _REGISTERED[key] = cls
+        _REGISTERED_NAMES[cls] = key
+        return cls
+
+    return decorator
+
+
+def get_registered_name(obj) -> str:
+    """The name a class (or an instance's class) is saved under: 'package>name' when
+    registered, else the class's name."""
+    cls = obj if isinstance(obj, type) else type(obj)
+    return _REGISTERED_NAMES.get(cls, cls.__name__)
+
+
+def get_registered_object(name: str, custom_objects: dict | None = None,
+                          module_objects: dict | None = None):
+    """The class registered (or given in custom_objects / module_objects) under `name`, or
+    None."""
+    for table in (custom_objects or {}, _REGISTERED, module_objects or {}):
+        if name in table:
+            return table[name]
+    return None
+
+
+def _builtins(kind: str) -> tuple[type, dict]:
+    """(base class, {class name: class}) of pynn's own serializable classes of one kind."""
+    from . import layers, losses, metrics, optimizers
+
+    module, base = {"layer": (layers, layers.Layer), "loss": (losses, losses.Loss),
+                    "metric": (metrics, metrics.Metric),
+                    "optimizer": (optimizers, optimizers.Optimizer)}[kind]
+    table = {n: c for n, c in vars(module).items()
+             if isinstance(c, type) and issubclass(c, base) and not n.startswith("_")}
+    return base, table
+
+
+def serialize_keras_object(obj) -> dict:
+    """Keras's form of a layer, loss, metric or optimizer: {module, class_name, config,
+    registered_name}."""
+    config = obj.get_config()
+    if not isinstance(config, dict):
+        raise TypeError(f"{type(obj).__name__}.get_config() must return a dict, got "
+                        f"{type(config).__name__}")
+    module = type(obj).__module__
+    if module.startswith("pynn.") and module.count(".") > 1:
+        module = module.rsplit(".", 1)[0]  # pynn.layers.core -> pynn.layers, as Keras names it
+    return {"module": module, "class_name": type(obj).__name__, "config": config,
+            "registered_name": _REGISTERED_NAMES.get(type(obj))}
+
+
+def deserialize_keras_object(config, custom_objects: dict | None = None, kind: str = "layer"):
+    """The object `serialize_keras_object` described: the class is looked up (custom_objects,
+    then registered classes, then pynn's own of that kind; nothing is imported or evaluated) and
+    built with its `from_config`.
+
+    Args:
+        config: {class_name, config, registered_name?}.
+        custom_objects: {name: class} for user-defined classes.
+        kind: 'layer', 'loss', 'metric' or 'optimizer'.
+    """
+    what = f"{kind} config"
+    _expect(config, dict, what)
+    class_name = config.get("class_name")
+    inner = config.get("config", {})
+    registered = config.get("registered_name")
+    _expect(class_name, str, f"{what}'s class_name")
+    _expect(inner, dict, f"{what} of {class_name}")
+    if registered is not None:
+        _expect(registered, str, f"{what}'s registered_name")
+    base, table = _builtins(kind)
+    custom = custom_objects or {}
+    cls = None
+    for name in (registered, class_name):
+        if name is not None and cls is None:
+            cls = custom.get(name) or _REGISTERED.get(name)
+    if cls is None:
+        cls = table.get(class_name)
+    if cls is None:
+        raise ValueError(f"Could not locate {kind} class '{registered or class_name}': it is not "
+                         f"one of pynn's; pass the class in custom_objects (a dict "
+                         f"{{'{class_name}': the class}}) or register it with "
+                         "pynn.saving.register_keras_serializable")
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise ValueError(f"custom_objects['{class_name}'] is {cls!r}, not a subclass of "
+                         f"{base.__module__}.{base.__name__}")
+    try:
+        return cls.from_config(dict(inner))
+    except (TypeError, ValueError, KeyError) as e:
+        name = inner.get("name", class_name)
+        raise ValueError(f"Could not deserialize {kind} '{name}' ({class_name}) from its "
+                         f"config: {e}") from None
+
+
+def _expect(value, types, what: str):
+    if not isinstance(value, types) or isinstance(value, bool) and types is not bool:
+        want = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+        raise ValueError(f"Invalid saved model: {what} must be a {want}, got {_brief(value)}")
+    return value
+
+
+def _brief(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+# -- model configs ---------------------------------------------------------------------------------
+def sequential_config(model) -> dict:
+    """Sequential.get_config(): its name and its layers (an InputLayer first when the input
+    shape is known)."""
+    from .layers.input_layer import InputLayer
+
+    layers = []
+    if model._sample_shape is not None:
+        inp = InputLayer(shape=model._sample_shape, dtype=model._input_dtype,
+                         name=f"{model.name}_input")
+        layers.append(serialize_keras_object(inp))
+    layers += [serialize_keras_object(layer) for layer in model._layers_in_order()]
+    config = {"name": model.name, "trainable": model.trainable, "layers": layers}
+    if model._sample_shape is not None:
+        config["build_input_shape"] = (None,) + tuple(model._sample_shape)
+    return config
+
+
+def sequential_from_config(cls, config: dict, custom_objects=None):
+    _expect(config, dict, "Sequential config")
+    specs = _expect(config.get("layers"), list, "Sequential config's layers")
+    layers = [deserialize_keras_object(s, custom_objects, "layer") for s in specs]
+    return cls(layers, trainable=_flag(config.get("trainable", True), "trainable"),
+               name=_name(config.get("name"), "Sequential"))
+
+
+def functional_config(model) -> dict:
+    """Functional.get_config(): every layer with its calls ('inbound_nodes': for each call the
+    tensors it read, as [layer name, call index, 0]), and the model's inputs and outputs in
+    their structure (one, a list, or a dict by name)."""
+    layers = model.layers
+    names = [layer.name for layer in layers]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise ValueError(f"Model '{model.name}' has two layers named '{dup}': give every layer "
+                         "a unique name to save it")
+    entries = []
+    for layer in layers:
+        entry = {**serialize_keras_object(layer), "name": layer.name, "inbound_nodes": []}
+        for t in model._calls:
+            if t._layer is layer:
+                entry["inbound_nodes"].append([_ref(model, i) for i in t._inputs])
+        entries.append(entry)
+    return {"name": model.name, "trainable": model.trainable, "layers": entries,
+            "input_layers": _structure(model, model._inputs, model._input_names,
+                                       model._input_struct),
+            "output_layers": _structure(model, model._outputs, model._output_names,
+                                        model._output_struct)}
+
+
+def _ref(model, tensor) -> list:
+    return [tensor._layer.name, model._call_index(tensor), 0]
+
+
+def _structure(model, tensors, names, struct):
+    refs = [_ref(model, t) for t in tensors]
+    if struct == "dict" or (struct == "single" and names[0] != tensors[0]._layer.name):
+        return dict(zip(names, refs))  # a dict of one keeps its key
+    return refs if struct == "list" else refs[0]
+
+
+def functional_from_config(cls, config: dict, custom_objects=None):
+    """Rebuilds a functional model: its layers from their configs, then each layer's calls in
+    order as soon as the tensors they read exist, as Keras does."""
+    from .layers.input_layer import InputLayer
+    from .models.functional import _takes_list
+
+    _expect(config, dict, "Functional config")
+    specs = _expect(config.get("layers"), list, "Functional config's layers")
+    layers, pending, made = {}, {}, {}
+    for spec in specs:
+        _expect(spec, dict, "a layer entry")
+        layer = deserialize_keras_object(spec, custom_objects, "layer")
+        name = spec.get("name", layer.name)
+        _expect(name, str, "a layer's name")
+        if name in layers:
+            raise ValueError(f"Invalid saved model: two layers are named '{name}'")
+        layers[name] = layer
+        nodes = _expect(spec.get("inbound_nodes", []), list, f"inbound_nodes of '{name}'")
+        if isinstance(layer, InputLayer):
+            if nodes:
+                raise ValueError(f"Invalid saved model: InputLayer '{name}' has inbound nodes")
+            made[name] = [layer.output]
+        else:
+            made[name] = []
+            pending[name] = [_expect(n, list, f"an inbound node of '{name}'") for n in nodes]
+
+    def tensor(ref, where: str):
+        if (not isinstance(ref, list) or len(ref) != 3 or not isinstance(ref[0], str)
+                or any(isinstance(v, bool) or not isinstance(v, int) for v in ref[1:])):
+            raise ValueError(f"Invalid saved model: {where} names a tensor as {_brief(ref)}, "
+                             "expected [layer name, call index, 0]")
+        if ref[0] not in layers:
+            raise ValueError(f"Invalid saved model: {where} reads layer '{ref[0]}', which the "
+                             "config does not define")
+        if ref[2] != 0:
+            raise ValueError(f"Invalid saved model: {where} reads output {ref[2]} of "
+                             f"'{ref[0]}'; layers have one output")
+        calls = made[ref[0]]
+        return calls[ref[1]] if 0 <= ref[1] < len(calls) else None
+
+    progress = True
+    while progress and any(pending.values()):
+        progress = False
+        for name, nodes in pending.items():
+            while nodes:
+                ins = [tensor(r, f"layer '{name}'") for r in nodes[0]]
+                if not ins or any(t is None for t in ins):
+                    break
+                layer = layers[name]
+                arg = ins if len(ins) > 1 or _takes_list(layer) else ins[0]
+                try:
+                    made[name].append(layer(arg))
+                except (TypeError, ValueError) as e:
+                    raise ValueError(f"Could not rebuild the call of layer '{name}': {e}") \
+                        from None
+                nodes.pop(0)
+                progress = True
+    stuck = [n for n, nodes in pending.items() if nodes]
+    if stuck:
+        raise ValueError(f"Invalid saved model: the calls of layer '{stuck[0]}' read tensors "
+                         "that no call makes (a cycle, or a missing layer)")
+
+    def struct(value, what):
+        if isinstance(value, dict):
+            return {k: _need(tensor(v, what), v, what) for k, v in value.items()}
+        if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
+            return [_need(tensor(v, what), v, what) for v in value]
+        return _need(tensor(value, what), value, what)
+
+    inputs = struct(config.get("input_layers"), "input_layers")
+    outputs = struct(config.get("output_layers"), "output_layers")
+    return cls(inputs, outputs, name=_name(config.get("name"), "functional"),
+               trainable=_flag(config.get("trainable", True), "trainable"))
+
+
+def _need(t, ref, what):
+    if t is None:
+        raise ValueError(f"Invalid saved model: {what} names {_brief(ref)}, which no layer "
+                         "call makes")
+    return t
+
+
+def _flag(v, what: str) -> bool:
+    return _expect(v, bool, what)
+
+
+def _name(v, default: str):
+    return default if v is None else _expect(v, str, "a model's name")
+
+
+def model_from_config(config: dict, custom_objects=None):
+    """A Sequential or functional model from its {class_name, config} (config.json's top)."""
+    from .models import Model, Sequential
+    from .models.functional import Functional
+
+    _expect(config, dict, "the model config")
+    class_name, inner = config.get("class_name"), config.get("config")
+    custom = custom_objects or {}
+    cls = custom.get(class_name) or _REGISTERED.get(config.get("registered_name") or "") or {
+        "Sequential": Sequential, "Functional": Functional, "Model": Functional}.get(class_name)
+    if not (isinstance(cls, type) and issubclass(cls, Model)):
+        raise ValueError(f"Invalid saved model: unknown model class {_brief(class_name)}; "
+                         "pynn saves Sequential and functional models")
+    return cls.from_config(_expect(inner, dict, "the model's config"), custom_objects)
+
+
+# -- compile settings ----------------------------------------------------------------------------
+def compile_config(model) -> dict | None:
+    if not model._compiled:
+        return None
+    metrics = []
+    for specs in model._metric_specs:
+        out = []
+        for m in specs:
+            if isinstance(m, str):
+                out.append(m)
+            elif isinstance(m, type):
+                out.append(serialize_keras_object(m()))
+            else:
+                out.append(serialize_keras_object(m))
+        metrics.append(out)
+    return {"optimizer": serialize_keras_object(model.optimizer),
+            "loss": [serialize_keras_object(lo) for lo in model._losses],
+            "loss_weights": list(model._loss_weights), "metrics": metrics}
+
+
+def compile_from_config(model, config: dict, custom_objects=None) -> None:
+    _expect(config, dict, "compile_config")
+    opt = deserialize_keras_object(config.get("optimizer"), custom_objects, "optimizer")
+    loss = [deserialize_keras_object(lo, custom_objects, "loss")
+            for lo in _expect(config.get("loss"), list, "compile_config's loss")]
+    weights = _expect(config.get("loss_weights"), list, "compile_config's loss_weights")
+    metrics = []
+    for specs in _expect(config.get("metrics", []), list, "compile_config's metrics"):
+        out = []
+        for m in _expect(specs, list, "compile_config's metrics"):
+            out.append(m if isinstance(m, str) else
+                       deserialize_keras_object(m, custom_objects, "metric"))
+        metrics.append(out)
+    n = model._n_outputs
+    if not (len(loss) == len(weights) == n) or len(metrics) not in (0, n):
+        raise ValueError(f"Invalid saved model: compile_config has {len(loss)} losses, "
+                         f"{len(weights)} loss weights and {len(metrics)} metric lists for a "
+                         f"model with {n} output{'s' if n > 1 else ''}")
+    if n == 1:
+        model.compile(optimizer=opt, loss=loss[0], loss_weights=weights,
+                      metrics=metrics[0] if metrics else None)
+    else:
+        model.compile(optimizer=opt, loss=loss, loss_weights=weights, metrics=metrics or None)
+
+
+# -- the optimizer's state -------------------------------------------------------------------------
+def _slot_names(opt) -> list[str]:
+    """The optimizer's state buffers, in the core's order (csrc/core/optimizer.c), by Keras's
+    names."""
+    kind = getattr(opt, "_kind", "")
+    if kind == "sgd":
+        return ["momentum"] if opt.momentum else []
+    if kind in ("adam", "adamw"):
+        return ["momentum", "velocity"] + (["velocity_hat"] if opt.amsgrad else [])
+    if kind == "rmsprop":
+        return (["velocity"] + (["average_gradient"] if opt.centered else [])
+                + (["momentum"] if opt.momentum else []))
+    if kind == "adagrad":
+        return ["accumulator"]
+    return []
+
+
+def _optimizer_slots(model) -> dict[str, np.ndarray]:
+    """{'optimizer/<slot>/<variable path>': view} over the core's optimizer state, or {} when the
+    model has no bound optimizer state.
+
+    The state is n_slots runs of the trainable span, each parallel to the parameters. The core
+    places the variables it trains first (from offset 0) and the others after them, so a
+    variable's offset is its distance from the lowest variable address, and it is trained (has
+    slots) when that offset lies inside the span."""
+    core, opt = model._core, model.optimizer
+    if core is None or opt is None or getattr(opt, "_core", None) is not core:
+        return {}
+    state = core.optimizer_state()
+    names = _slot_names(opt)
+    variables = model.weights
+    if state.size == 0 or not names or not variables:
+        return {}
+    if any(v._owner_core() is not core for v in variables) or state.size % len(names):
+        raise RuntimeError(f"Model '{model.name}': its optimizer state does not lie over its "
+                           "weights; compile it again")
+    span = state.size // len(names)
+    base = min(v.__array_interface__["data"][0] for v in variables)
+    out = {}
+    for v in variables:
+        off = (v.__array_interface__["data"][0] - base) // 4
+        if off >= span:
+            continue  # not trained by the core
+        if off + v.size > span:
+            raise RuntimeError(f"variable {v.path} straddles the optimizer's span")
+        for k, slot in enumerate(names):
+            start = k * span + off
+            out[f"optimizer/{slot}/{v.path}"] = state[start:start + v.size].reshape(v.shape)
+    return out
+
+
+# -- safetensors -----------------------------------------------------------------------------------
+def _tensor_bytes(arr: np.ndarray) -> bytes:
+    return np.ascontiguousarray(arr, dtype="<f4").tobytes()
+
+
+def write_safetensors(stream, tensors: dict, metadata: dict | None = None) -> None:
+    """Writes float32 `tensors` ({name: array}, in order) to a binary stream in the safetensors
+    format: an 8-byte little-endian header length, the JSON header (space-padded so the data
+    starts 8-byte aligned), then the raw little-endian data."""
+    header, offset = {}, 0
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    for name, arr in tensors.items():
+        n = int(np.prod(arr.shape, dtype=np.int64)) * 4
+        header[name] = {"dtype": "F32", "shape": [int(d) for d in arr.shape],
+                        "data_offsets": [offset, offset + n]}
+        offset += n
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-(8 + len(text)) % 8)
+    stream.write(struct.pack("<Q", len(text)))
+    stream.write(text)
+    for arr in tensors.values():
+        stream.write(_tensor_bytes(arr))
+
+
+def _no_duplicates(pairs):
+    out = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"the key '{k}' appears twice")
+        out[k] = v
+    return out
+
+
+def _reject_constant(name):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _parse_json(raw: bytes, what: str):
+    try:
+        return json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates,
+                          parse_constant=_reject_constant)
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{what} is not UTF-8 text: {e}") from None
+    except RecursionError:
+        raise ValueError(f"{what} is nested too deeply") from None
+    except ValueError as e:
+        raise ValueError(f"{what} is not valid JSON: {e}") from None
+
+
+def read_safetensors(data: bytes, what: str = "safetensors data") -> tuple[dict, dict]:
+    """Parses safetensors bytes; returns ({name: read-only float32 array}, metadata).
+
+    Everything is checked before any tensor is viewed: the header length against the data, the
+    header (JSON object, no repeated key), each entry's dtype (F32 only), shape and offsets, and
+    that the tensors tile the data exactly (in order, no gap, no overlap, nothing after)."""
+    size = len(data)
+    if size < 8:
+        raise ValueError(f"{what}: {size} bytes is too short for a safetensors file (an 8-byte "
+                         "header length comes first)")
+    (n,) = struct.unpack_from("<Q", data, 0)
+    if n > size - 8:
+        raise ValueError(f"{what}: the header length {n} is beyond the end of the data "
+                         f"({size - 8} bytes after the length)")
+    if n > _HEADER_LIMIT:
+        raise ValueError(f"{what}: the header length {n} exceeds the {_HEADER_LIMIT}-byte limit")
+    raw = bytes(data[8:8 + n])
+    if not raw.startswith(b"{"):
+        raise ValueError(f"{what}: the header does not start with '{{'")
+    header = _parse_json(raw, f"{what}: the header")
+    if not isinstance(header, dict):
+        raise ValueError(f"{what}: the header is not a JSON object")
+    metadata = header.pop("__metadata__", {})
+    if not isinstance(metadata, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+        raise ValueError(f"{what}: __metadata__ must map strings to strings")
+    buffer_size = size - 8 - n
+    spans = []
+    for name, entry in header.items():
+        who = f"{what}: tensor '{name}'"
+        if not name:
+            raise ValueError(f"{what}: a tensor has an empty name")
+        if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
+            raise ValueError(f"{who} must be an object with exactly dtype, shape and "
+                             f"data_offsets, got {_brief(entry)}")
+        if entry["dtype"] != "F32":
+            raise ValueError(f"{who} has dtype {_brief(entry['dtype'])}; pynn reads only F32")
+        shape, offsets = entry["shape"], entry["data_offsets"]
+        if not isinstance(shape, list) or len(shape) > _MAX_RANK or any(
+                isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in shape):
+            raise ValueError(f"{who} has shape {_brief(shape)}: expected a list of at most "
+                             f"{_MAX_RANK} non-negative ints")
+        if not isinstance(offsets, list) or len(offsets) != 2 or any(
+                isinstance(d, bool) or not isinstance(d, int) for d in offsets):
+            raise ValueError(f"{who} has data_offsets {_brief(offsets)}: expected [begin, end]")
+        begin, end = offsets
+        if not 0 <= begin <= end <= buffer_size:
+            raise ValueError(f"{who} has data_offsets [{begin}, {end}] outside the "
+                             f"{buffer_size} bytes of data")
+        if end - begin != math.prod(shape) * 4:
+            raise ValueError(f"{who}: shape {tuple(shape)} needs {math.prod(shape) * 4} bytes, "
+                             f"its data_offsets [{begin}, {end}] hold {end - begin}")
+        spans.append((begin, end, name))
+    position = 0
+    for begin, end, name in sorted(spans):
+        if begin != position:
+            problem = "overlaps the tensor before it" if begin < position else \
+                f"leaves a gap of {begin - position} bytes before it"
+            raise ValueError(f"{what}: tensor '{name}' (data_offsets [{begin}, {end}]) {problem}")
+        position = end
+    if position != buffer_size:
+        raise ValueError(f"{what}: {buffer_size - position} bytes after the last tensor are not "
+                         "part of any tensor")
+    start = 8 + n
+    tensors = {}
+    for begin, end, name in sorted(spans):  # in data order: the order the writer wrote
+        shape = tuple(header[name]["shape"])
+        arr = np.frombuffer(data, dtype="<f4", count=(end - begin) // 4, offset=start + begin)
+        tensors[name] = arr.reshape(shape)
+    return tensors, metadata
+
+
+# -- files -----------------------------------------------------------------------------------------
+def _atomic_write(filepath: str, write, overwrite: bool) -> None:
+    """Calls write(stream) on a temporary file beside `filepath`, then renames it over
+    `filepath`: the previous file stays whole until the new one is complete."""
+    if not overwrite and os.path.exists(filepath):
+        raise FileExistsError(f"{filepath} already exists; pass overwrite=True to replace it")
+    directory = os.path.dirname(os.path.abspath(filepath))
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(filepath) + ".", suffix=".tmp",
+                               dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, filepath)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _model_tensors(model) -> dict[str, np.ndarray]:
+    out = {}
+    for var in model.weights:
+        if var.path in out:
+            raise ValueError(f"Model '{model.name}' has two weights with the path '{var.path}': "
+                             "give every layer a unique name to save it")
+        out[var.path] = var
+    return out
+
+
+def _check_suffix(filepath, suffixes, what: str) -> str:
+    path = os.fspath(filepath)
+    if not isinstance(path, str):
+        path = os.fsdecode(path)
+    if not path.endswith(suffixes):
+        raise ValueError(f"Invalid filepath extension for {what}: {path!r}. " + (
+            "Use a `.keras` (or `.pynn`) file, pynn's native format (a zip of config.json and "
+            "model.safetensors); HDF5 (.h5) is not supported."
+            if suffixes == _MODEL_SUFFIXES else
+            f"The filename must end in `{_WEIGHTS_SUFFIX}` (Keras's `.weights.h5`: pynn stores "
+            "weights as safetensors)."))
+    return path
+
+
+def save_model(model, filepath, overwrite: bool = True, zipped: bool | None = None) -> None:
+    """Saves `model` to a `.keras` (or `.pynn`) archive: config.json, metadata.json and
+    model.safetensors (weights, and the optimizer's state when compiled).
+
+    Args:
+        model: a Sequential or functional model.
+        filepath: a path ending in `.keras` or `.pynn`.
+        overwrite: replace an existing file (else FileExistsError).
+        zipped: True or None (a zip archive); unzipped directories are not supported.
+
+    Example:
+        >>> model.save("model.keras")
+    """
+    from . import __version__
+
+    if zipped is False:
+        raise ValueError("save: zipped=False is not supported; pynn saves one .keras archive")
+    path = _check_suffix(filepath, _MODEL_SUFFIXES, "saving")
+    config = {"module": "pynn.models", "class_name": type(model).__name__,
+              "config": model.get_config(), "registered_name": None,
+              "compile_config": compile_config(model),
+              "pynn_version": __version__, "format_version": FORMAT_VERSION}
+    config_text = _dumps(config, f"Model '{model.name}''s config")
+    tensors = _model_tensors(model)
+    slots = _optimizer_slots(model)
+    metadata = {"format": "pynn", "format_version": str(FORMAT_VERSION)}
+    if model._compiled and model.optimizer is not None:
+        metadata["optimizer.iterations"] = str(int(model.optimizer.iterations))
+        metadata["optimizer.slots"] = ",".join(_slot_names(model.optimizer))
+    tensors.update(slots)
+    meta_text = _dumps({"keras_version": None, "pynn_version": __version__,
+                        "format_version": FORMAT_VERSION,
+                        "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")},
+                       "metadata")
+
+    def write(f):
+        with zipfile.ZipFile(f, "w") as zf:
+            zf.writestr(_CONFIG_FILE, config_text, compress_type=zipfile.ZIP_DEFLATED)
+            zf.writestr(_METADATA_FILE, meta_text, compress_type=zipfile.ZIP_DEFLATED)
+            with zf.open(_WEIGHTS_FILE, "w", force_zip64=True) as w:
+                write_safetensors(w, tensors, metadata)
+
+    _atomic_write(path, write, overwrite)
+
+
+def _dumps(obj, what: str) -> str:
+    def default(o):
+        if isinstance(o, np.generic):
+            return o.item()
+        raise TypeError(f"{what} holds {type(o).__name__} {_brief(o)}, which JSON cannot store; "
+                        "get_config() must return plain values (numbers, strings, lists, dicts)")
+    return json.dumps(obj, indent=2, default=default)
+
+
+def _open_archive(path: str) -> tuple[dict, bytes]:
+    """(config.json as a dict, model.safetensors bytes) of a .keras archive, each checked."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"File not found: filepath={path}. Please ensure the file is an "
+                                "accessible `.keras` zip file.")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path} is a directory, not a .keras file")
+    try:
+        with zipfile.ZipFile(path, "r") as zf:
+            members = {i.filename: i for i in zf.infolist()}
+            for name in (_CONFIG_FILE, _WEIGHTS_FILE):
+                if name not in members:
+                    raise ValueError(f"{path}: the archive has no {name}; it is not a model saved "
+                                     "by pynn")
+            limit = os.path.getsize(path)
+            for name, info in members.items():
+                if name == _WEIGHTS_FILE:
+                    # deflate expands at most about 1032-fold: a larger claim is a lie (or a bomb)
+                    cap = limit if info.compress_type == zipfile.ZIP_STORED else \
+                        1032 * info.compress_size + 1024
+                elif name in (_CONFIG_FILE, _METADATA_FILE):
+                    cap = _JSON_LIMIT
+                else:
+                    continue
+                if info.file_size > cap:
+                    raise ValueError(f"{path}: {name} claims {info.file_size} bytes, more than "
+                                     f"the {cap} it can hold")
+            config = _parse_json(zf.read(_CONFIG_FILE), f"{path}: {_CONFIG_FILE}")
+            weights = zf.read(_WEIGHTS_FILE)
+    except zipfile.BadZipFile as e:
+        raise ValueError(f"{path} is not a valid .keras archive (corrupted or truncated): "
+                         f"{e}") from None
+    except (EOFError, zlib.error) as e:
+        raise ValueError(f"{path}: a member of the archive is truncated or corrupted: "
+                         f"{e}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: {_CONFIG_FILE} is not a JSON object")
+    return config, weights
+
+
+class _WeightBudget:
+    """While a saved model is rebuilt, caps the weights its layers may create at what the
+    weights file holds: a config asking for a huge layer fails before allocating it."""
+
+    def __init__(self, floats: int):
+        self.floats = floats
+
+    def __enter__(self):
+        from .layers import base
+        self._previous = base._weight_budget
+        base._weight_budget = self
+        return self
+
+    def __exit__(self, *exc):
+        from .layers import base
+        base._weight_budget = self._previous
+
+    def take(self, n: int, who: str) -> None:
+        if n > self.floats:
+            raise ValueError(f"Invalid saved model: {who} needs {n} values, more than the "
+                             "weights file holds; the config does not match its weights")
+        self.floats -= n
+
+
+def load_model(filepath, custom_objects: dict | None = None, compile: bool = True,
+               safe_mode: bool = True):
+    """Loads a model saved with `model.save` (a `.keras` or `.pynn` archive).
+
+    Args:
+        filepath: the archive.
+        custom_objects: {name: class} of user-defined layers, losses, metrics or optimizers.
+        compile: compile the model as it was saved, with the optimizer's state restored, so
+            training continues exactly where it stopped.
+        safe_mode: accepted for Keras compatibility; loading never runs code from the file.
+
+    Returns:
+        The model, predicting as the saved one did.
+
+    Example:
+        >>> model = pynn.models.load_model("model.keras")
+    """
+    path = os.fspath(filepath)
+    path = path if isinstance(path, str) else os.fsdecode(path)
+    if not path.endswith(_MODEL_SUFFIXES):
+        raise ValueError(f"File format not supported: filepath={path}. pynn loads `.keras` (or "
+                         f"`.pynn`) archives saved by model.save; for `{_WEIGHTS_SUFFIX}` files "
+                         "use model.load_weights")
+    if custom_objects is not None and not isinstance(custom_objects, dict):
+        raise TypeError("load_model: custom_objects must be a dict {name: class}")
+    config, weights = _open_archive(path)
+    tensors, metadata = read_safetensors(weights, f"{path}: {_WEIGHTS_FILE}")
+    version = config.get("format_version", FORMAT_VERSION)
+    if isinstance(version, bool) or not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ValueError(f"{path} was saved in format version {_brief(version)}; this pynn "
+                         f"reads up to version {FORMAT_VERSION}")
+    with _WeightBudget(sum(int(t.size) for t in tensors.values())):
+        model = model_from_config(config, custom_objects)
+    slots = {k: v for k, v in tensors.items() if k.startswith("optimizer/")}
+    _assign(model, {k: v for k, v in tensors.items() if k not in slots}, path, by_name=True)
+    cc = config.get("compile_config")
+    if compile and cc is not None:
+        compile_from_config(model, cc, custom_objects)
+        _restore_optimizer(model, slots, metadata, path)
+    return model
+
+
+def _restore_optimizer(model, slots: dict, metadata: dict, path: str) -> None:
+    it = metadata.get("optimizer.iterations")
+    if it is None:
+        return
+    if not it.isdigit() or len(it) > 19:
+        raise ValueError(f"{path}: optimizer.iterations is {_brief(it)}, not a count")
+    model._assert_built("its optimizer state")
+    views = _optimizer_slots(model)
+    frozen = {v.path for v in model.weights} - {k.split("/", 2)[2] for k in views}
+    known = set(_slot_names(model.optimizer))
+    missing = sorted(set(views) - set(slots))
+    # slots of a variable this model does not train (frozen after the saved model was built)
+    # are ignored; any other difference is an error
+    extra = sorted(k for k in set(slots) - set(views)
+                   if k.count("/") < 2 or k.split("/", 2)[1] not in known
+                   or k.split("/", 2)[2] not in frozen)
+    if missing or extra:
+        raise ValueError(f"{path}: the optimizer state does not match the model's optimizer: "
+                         + (f"missing {missing[0]}" if missing else f"unexpected {extra[0]}"))
+    for name, view in views.items():
+        if view.shape != slots[name].shape:
+            raise ValueError(f"{path}: optimizer slot '{name}' has shape "
+                             f"{slots[name].shape}, the model needs {view.shape}")
+    for name, view in views.items():
+        view[...] = slots[name]
+    model._core.iterations = int(it)
+
+
+def _assign(model, tensors: dict, path: str, by_name: bool, skip_mismatch: bool = False) -> None:
+    """Writes `tensors` into the model's weights, by path (or in order when no path matches and
+    the counts and shapes agree); every check comes before the first write."""
+    weights = model.weights
+    if not weights and not tensors:
+        return
+    if not weights:
+        raise ValueError(f"Model '{model.name}' has no weights yet (it is not built): build it, "
+                         f"or call it on data, before loading {path}")
+    names = [w.path for w in weights]
+    common = set(names) & set(tensors)
+    if set(names) == set(tensors) or (skip_mismatch and (common or by_name)):
+        pairs = [(w, tensors[w.path]) for w in weights if w.path in tensors]
+    elif not common and not by_name and len(tensors) == len(weights):
+        # Another model of the same architecture, whose layers were named differently: by order
+        # (the file's order is its data order, which is the order save_weights wrote).
+        pairs = list(zip(weights, tensors.values()))
+    else:
+        missing = [n for n in names if n not in tensors]
+        extra = [n for n in tensors if n not in names]
+        raise ValueError(f"{path} does not match model '{model.name}': " + (
+            f"it has no weight '{missing[0]}'" if missing else
+            f"it has a weight '{extra[0]}' the model does not") +
+            f" ({len(tensors)} weights in the file, {len(names)} in the model)")
+    kept = []
+    for var, value in pairs:
+        if var.shape != value.shape:
+            if skip_mismatch:
+                continue
+            raise ValueError(f"{path}: weight '{var.path}' has shape {tuple(value.shape)} in the "
+                             f"file, the model's has shape {var.shape}")
+        kept.append((var, value))
+    for var, value in kept:
+        var.assign(value)
+
+
+def save_weights(model, filepath, overwrite: bool = True) -> None:
+    """Saves the model's weights to a `.weights.safetensors` file, each named by its path
+    ('dense/kernel').
+
+    Example:
+        >>> model.save_weights("model.weights.safetensors")
+    """
+    path = _check_suffix(filepath, (_WEIGHTS_SUFFIX,), "save_weights")
+    tensors = _model_tensors(model)
+    if not tensors:
+        raise ValueError(f"Model '{model.name}' has no weights yet (it is not built)")
+    metadata = {"format": "pynn", "format_version": str(FORMAT_VERSION)}
+    _atomic_write(path, lambda f: write_safetensors(f, tensors, metadata), overwrite)
+
+
+def load_weights(model, filepath, skip_mismatch: bool = False) -> None:
+    """Loads weights saved by `save_weights` (a `.weights.safetensors` file) or held in a
+    `.keras` archive into `model`, by weight path; when no path matches (the same architecture
+    with other layer names) by order, if every shape agrees. The optimizer's state is not
+    touched.
+
+    Args:
+        skip_mismatch: skip weights missing from the file or of another shape, instead of
+            raising.
+    """
+    path = os.fspath(filepath)
+    path = path if isinstance(path, str) else os.fsdecode(path)
+    if path.endswith(_MODEL_SUFFIXES):
+        _, data = _open_archive(path)
+        what = f"{path}: {_WEIGHTS_FILE}"
+    else:
+        _check_suffix(path, (_WEIGHTS_SUFFIX,), "load_weights")
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"File not found: filepath={path}")
+        with open(path, "rb") as f:
+            data = f.read()
+        what = path
+    tensors, _ = read_safetensors(data, what)
+    tensors = {k: v for k, v in tensors.items() if not k.startswith("optimizer/")}
+    model._assert_built("its weights")
+    _assign(model, tensors, path, by_name=False, skip_mismatch=skip_mismatch)
