@@ -61,3 +61,29 @@ def test_predict_is_one_core_call_for_all_batches():
     x = np.random.rand(1000, 8).astype(np.float32)
     counts = _profile_calls(lambda: m.predict(x, batch_size=7, verbose=0))
     assert counts.get("Model.predict") == 1
+
+
+def test_freezing_a_layer_after_build_takes_effect_at_compile_as_in_keras():
+    import pynn
+    from pynn import layers
+
+    model = pynn.Sequential([pynn.Input((4,)), layers.Dense(3, name="a"), layers.Dense(1)])
+    x = np.random.default_rng(0).standard_normal((16, 4)).astype(np.float32)
+    y = x.sum(1, keepdims=True)
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(x, y, epochs=1, verbose=0)
+    model.get_layer("a").trainable = False
+    model.compile(optimizer="sgd", loss="mse")
+    frozen = model.get_layer("a").get_weights()
+    last = model.layers[1].get_weights()
+    model.fit(x, y, epochs=2, verbose=0)
+    for a, b in zip(frozen, model.get_layer("a").get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(last[0], model.layers[1].kernel)
+    assert len(model.trainable_weights) == 2
+    model.trainable = False
+    model.compile(optimizer="sgd", loss="mse")
+    before = model.get_weights()
+    model.fit(x, y, epochs=1, verbose=0)
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)

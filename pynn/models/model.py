@@ -157,7 +157,7 @@ class Model:
             layer._var_ids = []
             for attr in layer._weight_attrs:
                 var = getattr(layer, attr)
-                vid = core.add_variable(var.shape, var.trainable and layer.trainable)
+                vid = core.add_variable(var.shape, self.trainable and var.trainable and layer.trainable)
                 layer._var_ids.append(vid)
                 owners.append((layer, attr, vid))
         core.alloc()
@@ -169,10 +169,17 @@ class Model:
         nodes = self._lower_model(core, sample_shape)
         core.set_output(nodes if len(nodes) > 1 else nodes[0])
         self._core = core
+        self._built_shape = sample_shape
+        self._trainable_flags = self._current_trainable_flags()
         self._output_sample_shapes = [tuple(core.node_shape(n)) for n in nodes]
         self._output_sample_shape = self._output_sample_shapes[0]
         if self._compiled:
             self._compile_core()
+
+    def _current_trainable_flags(self) -> tuple:
+        """Which weights train now: the model's, each layer's and each weight's own flag."""
+        return tuple(self.trainable and layer.trainable and getattr(layer, a).trainable
+                     for layer in self._layers_in_order() for a in layer._weight_attrs)
 
     def _lower_model(self, core, sample_shape: tuple) -> list[int]:
         """Adds the model's input nodes (node k is input k) and its ops; returns the output
@@ -281,7 +288,12 @@ class Model:
         self.loss = loss_objs[0] if n_out == 1 else loss
         self._compiled = True
         if self._core is not None:
-            self._compile_core()
+            if self._current_trainable_flags() != self._trainable_flags:
+                # a layer was frozen or unfrozen since the build: as in Keras, compile makes it
+                # count; the core is rebuilt around the same weight values (and compiled)
+                self._build_core(self._built_shape)
+            else:
+                self._compile_core()
 
     def _per_output(self, value, what: str, names: list) -> list:
         """compile's `loss`: one for all outputs, a list (one per output) or a dict by name."""
