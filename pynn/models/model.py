@@ -636,6 +636,7 @@ class Model:
                 vlogs = self._evaluate_arrays(val[0], val[1], val_batch, cb)
                 cb.on_test_end(vlogs)
                 logs.update({"val_" + k: v for k, v in vlogs.items()})
+                logs = dict(sorted(logs.items()))
             cb.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
@@ -668,7 +669,8 @@ class Model:
                 cb.batch("on_test_batch_end", step, {names[k]: totals[k] / seen for k in order})
             if self.stop_evaluating:
                 break
-        return {names[k]: totals[k] / seen for k in order}
+        # in metrics_names order, as Keras's evaluate returns them (batch logs are sorted)
+        return {nm: t / seen for nm, t in zip(names, totals)}
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", callbacks=None,
                  return_dict: bool = False):
