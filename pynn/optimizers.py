@@ -6,8 +6,15 @@ the training step, in one fused pass.
 """
 
 import math
+import sys
 
 import numpy as np
+
+from . import schedules
+from .schedules import LearningRateSchedule
+
+# `from pynn.optimizers.schedules import CosineDecay` works as in Keras, with this a module
+sys.modules[__name__ + ".schedules"] = schedules
 
 
 class Optimizer:
@@ -37,20 +44,58 @@ class Optimizer:
         self.name = name or type(self).__name__.lower()
         self.weight_decay = weight_decay
         self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
-        self._learning_rate = _check_lr(learning_rate)
         self._iterations = 0
         self._core = None
+        # a LearningRateSchedule (called on the step count) or a function of no arguments,
+        # evaluated before every step; None for a fixed rate
+        self._schedule = None
+        if isinstance(learning_rate, dict):  # a schedule as get_config wrote it
+            learning_rate = schedules.deserialize(learning_rate)
+        if callable(learning_rate):
+            self._schedule = learning_rate
+            self._learning_rate = self._scheduled(0)
+        else:
+            self._learning_rate = _check_lr(learning_rate)
 
     # -- the state lives in the core once bound ------------------------------------------------
     @property
     def learning_rate(self) -> float:
+        """The rate of the next step: with a schedule, its value at the current iteration."""
+        if self._schedule is not None:
+            return self._scheduled(self.iterations)
         return self._core.learning_rate if self._core is not None else self._learning_rate
 
     @learning_rate.setter
     def learning_rate(self, value: float) -> None:
-        self._learning_rate = _check_lr(value)
+        if callable(value):
+            self._schedule = value
+            self._learning_rate = self._scheduled(self.iterations)
+        else:
+            if self._schedule is not None:
+                raise TypeError(
+                    "This optimizer was created with a `LearningRateSchedule` object as its "
+                    "`learning_rate` constructor argument, hence its learning rate is not "
+                    "settable. If you need the learning rate to be settable, you should "
+                    "instantiate the optimizer with a float `learning_rate` argument.")
+            self._learning_rate = _check_lr(value)
         if self._core is not None:
             self._core.learning_rate = self._learning_rate
+
+    def _scheduled(self, step: int) -> float:
+        """The schedule's learning rate for `step`, checked."""
+        s = self._schedule
+        lr = s(step) if isinstance(s, LearningRateSchedule) else s()
+        try:
+            return _check_lr(lr)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{type(self).__name__}: the learning-rate schedule "
+                             f"{type(s).__name__} gave {lr!r} at step {step}: {e}") from None
+
+    def _apply_schedule(self) -> None:
+        """Hands the schedule's rate for the coming step to the core (a no-op for a fixed rate);
+        called before every training step."""
+        if self._schedule is not None and self._core is not None:
+            self._core.learning_rate = self._scheduled(self._core.iterations)
 
     @property
     def iterations(self) -> int:
@@ -61,6 +106,8 @@ class Optimizer:
 
     def _bind(self, core) -> None:
         """Creates this optimizer's state in a model's core (fresh, at step 0)."""
+        if self._schedule is not None:
+            self._learning_rate = self._scheduled(0)
         cfg = {
             "learning_rate": self._learning_rate,
             "weight_decay": self.weight_decay or 0.0,
@@ -148,6 +195,7 @@ class Optimizer:
             src = np.asarray(g, dtype=np.float32)
             if src.__array_interface__["data"][0] != dst.__array_interface__["data"][0]:
                 dst[...] = src
+        self._apply_schedule()
         core.apply_gradients(ids)
 
     def apply_gradients(self, grads_and_vars) -> None:
@@ -162,6 +210,7 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}.step: call "
                              "build(model.trainable_weights) first")
         core, ids = self._locate(self._variables)
+        self._apply_schedule()
         core.apply_gradients(ids)
 
     def zero_grad(self) -> None:
@@ -170,7 +219,10 @@ class Optimizer:
             self._core.zero_grads()
 
     def get_config(self) -> dict:
-        return {"name": self.name, "learning_rate": self.learning_rate,
+        lr = self.learning_rate
+        if isinstance(self._schedule, LearningRateSchedule):
+            lr = schedules.serialize(self._schedule)
+        return {"name": self.name, "learning_rate": lr,
                 "weight_decay": self.weight_decay, "clipnorm": self.clipnorm,
                 "clipvalue": self.clipvalue, "global_clipnorm": self.global_clipnorm}
 
@@ -180,8 +232,6 @@ class Optimizer:
 
 
 def _check_lr(lr) -> float:
-    if callable(lr):
-        raise TypeError("learning-rate schedules are not supported yet; pass a float")
     lr = float(lr)
     if not (lr >= 0 and math.isfinite(lr)):
         raise ValueError(f"learning_rate must be a finite number >= 0, got {lr}")

@@ -14,7 +14,7 @@ import numpy as np
 from .. import _core, losses, optimizers
 from .. import metrics as metrics_mod
 from ..activations import relu
-from ..callbacks import CallbackList, History, ProgbarLogger
+from ..callbacks import CallbackList, History
 from ..layers.base import unique_name
 from ..layers.convolutional import BaseConv
 from ..layers.core import Activation, Dense
@@ -109,6 +109,7 @@ class Model:
         self.loss = None
         self._metric_specs: list = []    # per output: the metrics compile was given
         self._metric_names: list[str] = []
+        self._metric_core_names: list[str] = []
         self._losses: list = []          # per output: a pynn.losses.Loss
         self._loss_weights: list = []    # per output: a float
         self._n_inputs = 1
@@ -116,7 +117,10 @@ class Model:
         self._output_names: list[str] = []
         self._output_struct = "single"   # how predict returns: one array, a list, or a dict
         self.history = None
-        self.stop_training = False
+        self.stop_training = False     # a callback sets it to end fit (Keras 3's flags)
+        self.stop_evaluating = False
+        self.stop_predicting = False
+        self._validates = False        # whether the running fit validates (for CSVLogger)
         self._input_dtype = "float32"  # or "int32" (indices for an Embedding), from the Input
 
     # -- building -------------------------------------------------------------------------------
@@ -385,7 +389,7 @@ class Model:
         if n_out != self._n_outputs:
             raise ValueError(f"Model '{self.name}' has {self._n_outputs} outputs but was "
                              f"compiled for {n_out}")
-        entries, all_names = [], []
+        entries, all_names, all_cores = [], [], []
         for k in range(n_out):
             loss = self._losses[k]
             units = self._output_sample_shapes[k][-1]
@@ -398,6 +402,7 @@ class Model:
             else:  # Keras 3: '<output>_<metric>', a repeat gets '_1', '_2', ...
                 names = [f"{self._output_names[k]}_{nm}" for nm in names]
             all_names.extend(names)
+            all_cores.extend(core for _, core in resolved)
             entries.append((loss.core_name, loss.from_logits, self._loss_weights[k],
                             [core for _, core in resolved]))
         if n_out > 1:
@@ -410,6 +415,7 @@ class Model:
                     seen[nm] = 1
         self._core.compile_outputs(entries)
         self._metric_names = all_names
+        self._metric_core_names = all_cores  # which way each goes, for EarlyStopping & co.
         self.optimizer._bind(self._core)
 
     @property
@@ -618,67 +624,85 @@ class Model:
 
         n = _rows(x)
         steps = -(-n // batch_size)
-        history = History()
-        cbs = list(callbacks or [])
-        cbs.append(history)
-        if verbose:
-            cbs.append(ProgbarLogger(verbose))
-        cb = CallbackList(cbs, self, {"epochs": epochs, "steps": steps, "verbose": verbose})
+        cb = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
+            callbacks, add_history=True, add_progbar=verbose != 0, model=self,
+            verbose=verbose, epochs=epochs, steps=steps)
+        self._validates = val is not None
         names = self.metrics_names
         means = self._n_means
+        n_out = len(names)
+        order = sorted(range(n_out), key=names.__getitem__)  # logs in Keras's (sorted) order
         core = self._core
+        opt = self.optimizer
+        scheduled = opt._schedule is not None
         self.stop_training = False
-        per_batch = cb.wants("on_train_batch_end") or cb.wants("on_train_batch_begin")
+        begin = cb.wants("on_train_batch_begin")
+        end = cb.wants("on_train_batch_end")
         logs: dict = {}
         cb.on_train_begin()
         for epoch in range(initial_epoch, epochs):
             cb.on_epoch_begin(epoch)
-            order = pn_random.generator().permutation(n) if shuffle else np.arange(n)
-            totals = [0.0] * len(names)
+            order_rows = pn_random.generator().permutation(n) if shuffle else np.arange(n)
+            totals = [0.0] * n_out
             seen = 0
             for step in range(steps):
-                idx = order[step * batch_size:(step + 1) * batch_size]
-                if per_batch:
+                idx = order_rows[step * batch_size:(step + 1) * batch_size]
+                if begin:
                     cb.batch("on_train_batch_begin", step)
+                if scheduled:
+                    opt._apply_schedule()
                 r = core.train_step(x, y, idx, sw)
                 b = idx.shape[0]
-                for k in range(len(r)):  # losses are batch means, metrics batch sums
+                for k in range(n_out):  # losses are batch means, metrics batch sums
                     totals[k] += r[k] * b if k < means else r[k]
                 seen += b
-                if per_batch:
+                if end:
                     cb.batch("on_train_batch_end", step,
-                             {nm: t / seen for nm, t in zip(names, totals)})
+                             {names[k]: totals[k] / seen for k in order})
                 if self.stop_training:
                     break
-            logs = {nm: t / seen for nm, t in zip(names, totals)}
+            logs = {names[k]: totals[k] / seen for k in order} if seen else {}
             if val is not None and (epoch + 1) % validation_freq == 0:
-                vlogs = self._evaluate_arrays(val[0], val[1], val_batch, sw=val[2])
+                cb.on_test_begin()
+                vlogs = self._evaluate_arrays(val[0], val[1], val_batch, cb, sw=val[2])
+                cb.on_test_end(vlogs)
                 logs.update({"val_" + k: v for k, v in vlogs.items()})
-            logs = dict(sorted(logs.items()))
+                logs = dict(sorted(logs.items()))
             cb.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
         cb.on_train_end(logs)
-        self.history = history
-        return history
+        return self.history
 
     # -- evaluate / predict ---------------------------------------------------------------------
     def _evaluate_arrays(self, x, y, batch_size, cb=None, sw=None) -> dict:
+        """The loss and metrics over (x, y) (weighed by sw), in batches; calls the test batch
+        hooks of `cb` (a CallbackList) that some callback defines."""
         names = self.metrics_names
         means = self._n_means
+        order = sorted(range(len(names)), key=names.__getitem__)
         totals = [0.0] * len(names)
         n = _rows(x)
+        begin = cb is not None and cb.wants("on_test_batch_begin")
+        end = cb is not None and cb.wants("on_test_batch_end")
+        self.stop_evaluating = False
+        seen = 0
         for step, start in enumerate(range(0, n, batch_size)):
+            if begin:
+                cb.batch("on_test_batch_begin", step)
             rows = slice(start, start + batch_size)
             r = self._core.test_step(_take(x, rows), _take(y, rows), None,
                                      _take_weights(sw, rows))
             b = min(batch_size, n - start)
             for k in range(len(r)):
                 totals[k] += r[k] * b if k < means else r[k]
-            if cb is not None:
-                cb.batch("on_test_batch_end", step,
-                         {nm: t / (start + b) for nm, t in zip(names, totals)})
-        return {nm: t / n for nm, t in zip(names, totals)}
+            seen += b
+            if end:
+                cb.batch("on_test_batch_end", step, {names[k]: totals[k] / seen for k in order})
+            if self.stop_evaluating:
+                break
+        # in metrics_names order, as Keras's evaluate returns them (batch logs are sorted)
+        return {nm: t / seen for nm, t in zip(names, totals)}
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
                  steps=None, callbacks=None, return_dict: bool = False):
@@ -694,13 +718,11 @@ class Model:
         y = self._prepare_y(y, _rows(x))
         sw = self._prepare_weights(sample_weight, None, y, _rows(x))
         steps = -(-_rows(x) // batch_size)
-        cbs = list(callbacks or [])
-        if verbose:
-            cbs.append(ProgbarLogger(verbose))
-        cb = CallbackList(cbs, self, {"steps": steps, "verbose": verbose, "is_test": True})
+        cb = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
+            callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1,
+            steps=steps)
         cb.on_test_begin()
-        logs = self._evaluate_arrays(x, y, batch_size, cb if cb.wants("on_test_batch_end")
-                                     else None, sw)
+        logs = self._evaluate_arrays(x, y, batch_size, cb, sw)
         cb.on_test_end(logs)
         if return_dict:
             return logs
@@ -721,14 +743,23 @@ class Model:
         if not verbose and not callbacks:
             return self._wrap(self._core.predict(x, batch_size))
         n = _rows(x)
-        cb = CallbackList(list(callbacks or []) + ([ProgbarLogger(verbose)] if verbose else []),
-                          self, {"steps": -(-n // batch_size), "verbose": verbose})
+        cb = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
+            callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1,
+            steps=-(-n // batch_size))
+        begin = cb.wants("on_predict_batch_begin")
+        end = cb.wants("on_predict_batch_end")
+        self.stop_predicting = False
         cb.on_predict_begin()
         parts = []
         for step, start in enumerate(range(0, n, batch_size)):
+            if begin:
+                cb.batch("on_predict_batch_begin", step)
             part = self._core.predict(_take(x, slice(start, start + batch_size)), batch_size)
             parts.append(part if isinstance(part, list) else [part])
-            cb.batch("on_predict_batch_end", step)
+            if end:
+                cb.batch("on_predict_batch_end", step, {"outputs": self._wrap(part)})
+            if self.stop_predicting:
+                break
         cb.on_predict_end()
         return self._wrap([np.concatenate(p) for p in zip(*parts)])
 
@@ -807,6 +838,8 @@ class Model:
         n = _rows(x)
         y = self._prepare_y(y, n)
         sw = self._prepare_weights(sample_weight, class_weight, y, n)
+        if train:
+            self.optimizer._apply_schedule()
         r = (self._core.train_step if train else self._core.test_step)(x, y, None, sw)
         means = self._n_means
         logs = {name: (v if k < means else v / n)
