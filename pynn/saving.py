@@ -632,6 +632,8 @@ def save_model(model, filepath, overwrite: bool = True, zipped: bool | None = No
     tensors = _model_tensors(model)
     slots = _optimizer_slots(model)
     metadata = {"format": "pynn", "format_version": str(FORMAT_VERSION)}
+    if model._core is not None:  # dropout's random stream, so training resumes exactly
+        metadata["rng.seed"], metadata["rng.forwards"] = map(str, model._core.rng_state)
     if model._compiled and model.optimizer is not None:
         metadata["optimizer.iterations"] = str(int(model.optimizer.iterations))
         metadata["optimizer.slots"] = ",".join(_slot_names(model.optimizer))
@@ -763,7 +765,19 @@ def load_model(filepath, custom_objects: dict | None = None, compile: bool = Tru
     if compile and cc is not None:
         compile_from_config(model, cc, custom_objects)
         _restore_optimizer(model, slots, metadata, path)
+    _restore_rng(model, metadata, path)
     return model
+
+
+def _restore_rng(model, metadata: dict, path: str) -> None:
+    state = (metadata.get("rng.seed"), metadata.get("rng.forwards"))
+    if state == (None, None):
+        return
+    if not all(isinstance(v, str) and v.isdigit() and len(v) <= 20 and int(v) < 2**64
+               for v in state):
+        raise ValueError(f"{path}: the random state {_brief(state)} is not two counts")
+    model._assert_built("its random state")
+    model._core.rng_state = tuple(int(v) for v in state)
 
 
 def _restore_optimizer(model, slots: dict, metadata: dict, path: str) -> None:
@@ -842,6 +856,8 @@ def save_weights(model, filepath, overwrite: bool = True) -> None:
     if not tensors:
         raise ValueError(f"Model '{model.name}' has no weights yet (it is not built)")
     metadata = {"format": "pynn", "format_version": str(FORMAT_VERSION)}
+    if model._core is not None:  # dropout's random stream, so training resumes exactly
+        metadata["rng.seed"], metadata["rng.forwards"] = map(str, model._core.rng_state)
     _atomic_write(path, lambda f: write_safetensors(f, tensors, metadata), overwrite)
 
 

@@ -194,8 +194,8 @@ def test_training_resumes_exactly(tmp_path, opt):
     resume_matches(tmp_path, "mlp", OPTIMIZERS[opt])
 
 
-@pytest.mark.parametrize("name", ["two_in_two_out", "embedding"])
-def test_training_resumes_exactly_with_several_outputs_and_embeddings(tmp_path, name):
+@pytest.mark.parametrize("name", ["two_in_two_out", "embedding", "cnn"])
+def test_training_resumes_exactly_with_several_outputs_embeddings_and_dropout(tmp_path, name):
     resume_matches(tmp_path, name, OPTIMIZERS["adam"])
 
 

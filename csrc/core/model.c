@@ -338,9 +338,16 @@ int pn_model_set_learning_rate(pn_model *m, float lr) {
 float pn_model_learning_rate(const pn_model *m) { return m->opt.learning_rate; }
 int64_t pn_model_iterations(const pn_model *m) { return m->iterations; }
 void pn_model_set_iterations(pn_model *m, int64_t it) { m->iterations = it; }
-void pn_model_set_seed(pn_model *m, uint64_t seed) {
+void pn_model_set_seed(pn_model *m, uint64_t seed) { pn_model_set_rng_state(m, seed, 0); }
+
+void pn_model_rng_state(const pn_model *m, uint64_t *seed, uint64_t *forwards) {
+    *seed = m->seed;
+    *forwards = m->forwards;
+}
+
+void pn_model_set_rng_state(pn_model *m, uint64_t seed, uint64_t forwards) {
     m->seed = seed;
-    m->forwards = 0;
+    m->forwards = forwards;
 }
 
 int pn_model_optimizer_state(pn_model *m, float **state, int64_t *n) {

@@ -219,6 +219,10 @@ int64_t pn_model_iterations(const pn_model *m);
 /* The seed of the model's random ops (dropout): each training run's masks follow from it and
  * a counter of training forwards, so a seeded run is repeatable at any thread count. */
 void pn_model_set_seed(pn_model *m, uint64_t seed);
+/* The random stream's whole state (the seed and the training forwards run so far), so a saved
+ * model resumes with the masks it would have drawn next. */
+void pn_model_rng_state(const pn_model *m, uint64_t *seed, uint64_t *forwards);
+void pn_model_set_rng_state(pn_model *m, uint64_t seed, uint64_t forwards);
 void pn_model_set_iterations(pn_model *m, int64_t it);
 /* The optimizer's state (slots parallel to the trainable span of params) for saving. */
 int pn_model_optimizer_state(pn_model *m, float **state, int64_t *n);

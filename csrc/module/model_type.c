@@ -833,7 +833,29 @@ static PyMethodDef model_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+/* rng_state: (seed, training forwards so far) of the model's random ops */
+static PyObject *get_rng_state(PnModel *self, void *c) {
+    (void)c;
+    uint64_t seed, forwards;
+    pn_model_rng_state(self->m, &seed, &forwards);
+    return Py_BuildValue("(KK)", (unsigned long long)seed, (unsigned long long)forwards);
+}
+
+static int set_rng_state(PnModel *self, PyObject *value, void *c) {
+    (void)c;
+    unsigned long long seed, forwards;
+    if (!value || !PyArg_ParseTuple(value, "KK", &seed, &forwards)) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "rng_state is a tuple (seed, forwards)");
+        return -1;
+    }
+    pn_model_set_rng_state(self->m, (uint64_t)seed, (uint64_t)forwards);
+    return 0;
+}
+
 static PyGetSetDef model_getset[] = {
+    {"rng_state", (getter)get_rng_state, (setter)set_rng_state,
+     "(seed, training forwards so far) of the random ops", NULL},
     {"learning_rate", (getter)get_learning_rate, (setter)set_learning_rate, "learning rate", NULL},
     {"iterations", (getter)get_iterations, (setter)set_iterations, "optimizer steps taken", NULL},
     {NULL, NULL, NULL, NULL, NULL},
