@@ -104,6 +104,12 @@ class History(Callback):
         if self.model is not None:
             self.model.history = self
 
+    def plot(self, metrics=None, ax=None):
+        """Draws the loss and metrics per epoch (val_ versions dashed) with matplotlib, an
+        optional extra (`pip install "pynn[plot]"`); returns the Axes."""
+        from .utils.plotting import plot_history
+        return plot_history(self, metrics=metrics, ax=ax)
+
 
 class CallbackList(Callback):
     """Calls the hooks of several callbacks in order, as Keras's CallbackList.

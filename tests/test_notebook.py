@@ -58,7 +58,7 @@ def test_plot_history_needs_matplotlib_or_draws(monkeypatch):
         with pytest.raises(ImportError, match="matplotlib"):
             pynn.utils.plot_history(history)
         return
-    ax = pynn.utils.plot_history(history)
+    ax = history.plot()
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["loss", "val_loss", "mae",
                                                                    "val_mae"]
     with pytest.raises(ValueError, match="no values"):

@@ -7,6 +7,7 @@ released, and returns the batch's loss and metric sums.
 
 import math
 import sys
+import warnings
 import weakref
 
 import numpy as np
@@ -22,7 +23,8 @@ from ..layers.input_layer import KerasTensor
 from ..layers.pooling import GlobalMaxPooling2D, MaxPooling1D, MaxPooling2D
 from ..tensor import Tensor, _taping, no_grad
 from ..utils import random as pn_random
-from .data import shape_str, to_array, to_float32, to_int32
+from .data import (BatchSource, check_steps, is_batch_source, shape_str, to_array, to_float32,
+                   to_int32)
 
 
 def _as_list(value) -> list:
@@ -565,11 +567,14 @@ class Model:
     def fit(self, x=None, y=None, batch_size=None, epochs: int = 1, verbose="auto",
             callbacks=None, validation_split: float = 0.0, validation_data=None,
             shuffle: bool = True, class_weight=None, sample_weight=None, initial_epoch: int = 0,
-            validation_batch_size=None, validation_freq: int = 1) -> History:
+            steps_per_epoch=None, validation_steps=None, validation_batch_size=None,
+            validation_freq: int = 1) -> History:
         """Trains the model.
 
         Args:
-            x, y: inputs and targets (NumPy arrays, pandas objects or nested lists).
+            x, y: inputs and targets (NumPy arrays, pandas objects or nested lists); or, as x
+                alone, a pynn.utils.PyDataset or a generator yielding (x, y) or (x, y,
+                sample_weight) batches.
             batch_size: samples per step (32).
             epochs: the epoch to stop after.
             verbose: 'auto' or 1 (a progress bar), 2 (a line per epoch), 0 (silent).
@@ -583,6 +588,9 @@ class Model:
             sample_weight: a weight per sample multiplying its loss (for several outputs, a
                 list or dict with one array, or None, per output).
             initial_epoch: the epoch to start at (to resume a run).
+            steps_per_epoch: batches per epoch (default: all the data; a generator without it
+                is read until it ends, once).
+            validation_steps: batches of a PyDataset or generator validation_data to use.
 
         Returns:
             A History whose `.history` maps 'loss', each metric and their 'val_' versions to a
@@ -598,11 +606,23 @@ class Model:
         if isinstance(validation_freq, bool) or not isinstance(validation_freq, int) \
                 or validation_freq < 1:
             raise ValueError("validation_freq must be a positive int")
-        x = self._prepare_x(x)
-        y = self._prepare_y(y, _rows(x))
-        sw = self._prepare_weights(sample_weight, class_weight, y, _rows(x))
+        if is_batch_source(x):
+            for name, value in (("y", y), ("sample_weight", sample_weight)):
+                if value is not None:
+                    raise ValueError(f"fit: `{name}` must be None when x is a PyDataset or a "
+                                     "generator: each batch holds its targets and weights")
+            if validation_split:
+                raise ValueError("fit: validation_split needs arrays; give validation_data")
+            train = BatchSource(x, steps_per_epoch, "fit")
+            steps = train.steps
+        else:
+            x = self._prepare_x(x)
+            y = self._prepare_y(y, _rows(x))
+            sw = self._prepare_weights(sample_weight, class_weight, y, _rows(x))
         val = None
-        if validation_data is not None:
+        if is_batch_source(validation_data):
+            val = BatchSource(validation_data, validation_steps, "validation_data")
+        elif validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
                 raise ValueError("validation_data must be a tuple (x_val, y_val) or (x_val, "
                                  "y_val, val_sample_weight)")
@@ -621,9 +641,11 @@ class Model:
             val = (_take(x, tail), _take(y, tail), _take_weights(sw, tail))
             x, y, sw = _take(x, head), _take(y, head), _take_weights(sw, head)
         val_batch = _check_batch_size(validation_batch_size or batch_size)
-
-        n = _rows(x)
-        steps = -(-n // batch_size)
+        if not is_batch_source(x):
+            train = (x, y, sw)
+            steps = -(-_rows(x) // batch_size)
+            if check_steps(steps_per_epoch, "fit") is not None:
+                steps = min(steps, steps_per_epoch)
         cb = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
             callbacks, add_history=True, add_progbar=verbose != 0, model=self,
             verbose=verbose, epochs=epochs, steps=steps)
@@ -642,17 +664,15 @@ class Model:
         cb.on_train_begin()
         for epoch in range(initial_epoch, epochs):
             cb.on_epoch_begin(epoch)
-            order_rows = pn_random.generator().permutation(n) if shuffle else np.arange(n)
             totals = [0.0] * n_out
             seen = 0
-            for step in range(steps):
-                idx = order_rows[step * batch_size:(step + 1) * batch_size]
+            batches = self._train_batches(train, batch_size, steps, shuffle, class_weight)
+            for step, (bx, by, idx, bsw, b) in enumerate(batches):
                 if begin:
                     cb.batch("on_train_batch_begin", step)
                 if scheduled:
                     opt._apply_schedule()
-                r = core.train_step(x, y, idx, sw)
-                b = idx.shape[0]
+                r = core.train_step(bx, by, idx, bsw)
                 for k in range(n_out):  # losses are batch means, metrics batch sums
                     totals[k] += r[k] * b if k < means else r[k]
                 seen += b
@@ -661,10 +681,15 @@ class Model:
                              {names[k]: totals[k] / seen for k in order})
                 if self.stop_training:
                     break
+            if not seen and isinstance(train, BatchSource):
+                warnings.warn("Your input ran out of data; interrupting training. Make sure "
+                              "that your dataset or generator can generate at least "
+                              "`steps_per_epoch * epochs` batches.", stacklevel=2)
+                break
             logs = {names[k]: totals[k] / seen for k in order} if seen else {}
             if val is not None and (epoch + 1) % validation_freq == 0:
                 cb.on_test_begin()
-                vlogs = self._evaluate_arrays(val[0], val[1], val_batch, cb, sw=val[2])
+                vlogs = self._evaluate_batches(self._test_batches(val, val_batch), cb)
                 cb.on_test_end(vlogs)
                 logs.update({"val_" + k: v for k, v in vlogs.items()})
                 logs = dict(sorted(logs.items()))
@@ -675,25 +700,61 @@ class Model:
         return self.history
 
     # -- evaluate / predict ---------------------------------------------------------------------
-    def _evaluate_arrays(self, x, y, batch_size, cb=None, sw=None) -> dict:
-        """The loss and metrics over (x, y) (weighed by sw), in batches; calls the test batch
-        hooks of `cb` (a CallbackList) that some callback defines."""
+    def _train_batches(self, train, batch_size: int, steps, shuffle: bool, class_weight):
+        """One epoch of training batches as (x, y, idx, sample_weight, size): rows idx of the
+        arrays (shuffled), or a BatchSource's batches, prepared."""
+        if isinstance(train, BatchSource):
+            for bx, by, bsw in train.epoch():
+                bx, by, bsw, b = self._prepare_batch(bx, by, bsw, class_weight, "fit")
+                yield bx, by, None, bsw, b
+            return
+        x, y, sw = train
+        n = _rows(x)
+        order = pn_random.generator().permutation(n) if shuffle else np.arange(n)
+        for step in range(steps):
+            idx = order[step * batch_size:(step + 1) * batch_size]
+            yield x, y, idx, sw, idx.shape[0]
+
+    def _test_batches(self, data, batch_size: int):
+        """Batches of (x, y, sample_weight) arrays or of a BatchSource, as (x, y, None,
+        sample_weight, size)."""
+        if isinstance(data, BatchSource):
+            for bx, by, bsw in data.epoch():
+                bx, by, bsw, b = self._prepare_batch(bx, by, bsw, None, "evaluate")
+                yield bx, by, None, bsw, b
+            return
+        x, y, sw = data
+        n = _rows(x)
+        for start in range(0, n, batch_size):
+            rows = slice(start, start + batch_size)
+            yield _take(x, rows), _take(y, rows), None, _take_weights(sw, rows), \
+                min(batch_size, n - start)
+
+    def _prepare_batch(self, x, y, sw, class_weight, what: str):
+        """One batch from a PyDataset or generator, made ready for a core step."""
+        if y is None:
+            raise ValueError(f"{what}: each batch must hold its targets, (x, y) or (x, y, "
+                             "sample_weight); this one holds only x")
+        x = self._prepare_x(x, f"{what}: a batch's x")
+        n = _rows(x)
+        y = self._prepare_y(y, n, f"{what}: a batch's y")
+        return x, y, self._prepare_weights(sw, class_weight, y, n), n
+
+    def _evaluate_batches(self, batches, cb=None) -> dict:
+        """The loss and metrics over (x, y, idx, sample_weight, size) batches; calls the test
+        batch hooks of `cb` (a CallbackList) that some callback defines."""
         names = self.metrics_names
         means = self._n_means
         order = sorted(range(len(names)), key=names.__getitem__)
         totals = [0.0] * len(names)
-        n = _rows(x)
         begin = cb is not None and cb.wants("on_test_batch_begin")
         end = cb is not None and cb.wants("on_test_batch_end")
         self.stop_evaluating = False
         seen = 0
-        for step, start in enumerate(range(0, n, batch_size)):
+        for step, (bx, by, _, bsw, b) in enumerate(batches):
             if begin:
                 cb.batch("on_test_batch_begin", step)
-            rows = slice(start, start + batch_size)
-            r = self._core.test_step(_take(x, rows), _take(y, rows), None,
-                                     _take_weights(sw, rows))
-            b = min(batch_size, n - start)
+            r = self._core.test_step(bx, by, None, bsw)
             for k in range(len(r)):
                 totals[k] += r[k] * b if k < means else r[k]
             seen += b
@@ -701,6 +762,8 @@ class Model:
                 cb.batch("on_test_batch_end", step, {names[k]: totals[k] / seen for k in order})
             if self.stop_evaluating:
                 break
+        if not seen:
+            raise ValueError("evaluate: the data holds no batches")
         # in metrics_names order, as Keras's evaluate returns them (batch logs are sorted)
         return {nm: t / seen for nm, t in zip(names, totals)}
 
@@ -712,17 +775,22 @@ class Model:
         self._assert_compiled("evaluate")
         verbose = _resolve_verbose(verbose)
         batch_size = _check_batch_size(batch_size)
-        if steps is not None:
-            raise ValueError("evaluate: steps is for generators; give arrays and batch_size")
-        x = self._prepare_x(x)
-        y = self._prepare_y(y, _rows(x))
-        sw = self._prepare_weights(sample_weight, None, y, _rows(x))
-        steps = -(-_rows(x) // batch_size)
+        if is_batch_source(x):
+            if y is not None or sample_weight is not None:
+                raise ValueError("evaluate: `y` and `sample_weight` must be None when x is a "
+                                 "PyDataset or a generator: each batch holds them")
+            data = BatchSource(x, steps, "evaluate")
+            steps = data.steps
+        else:
+            x = self._prepare_x(x)
+            y = self._prepare_y(y, _rows(x))
+            data = (x, y, self._prepare_weights(sample_weight, None, y, _rows(x)))
+            steps = -(-_rows(x) // batch_size)
         cb = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
             callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1,
             steps=steps)
         cb.on_test_begin()
-        logs = self._evaluate_arrays(x, y, batch_size, cb, sw)
+        logs = self._evaluate_batches(self._test_batches(data, batch_size), cb)
         cb.on_test_end(logs)
         if return_dict:
             return logs
@@ -739,28 +807,37 @@ class Model:
             return core.predict(x, 32)  # the latency path: the core checks the shape
         batch_size = _check_batch_size(batch_size)
         verbose = _resolve_verbose(verbose)
-        x = self._prepare_x(x)
-        if not verbose and not callbacks:
-            return self._wrap(self._core.predict(x, batch_size))
-        n = _rows(x)
+        if is_batch_source(x):  # each batch: x, or a tuple whose first entry is x
+            source = BatchSource(x, steps, "predict")
+            batches = (self._prepare_x(bx, "predict: a batch's x") for bx, _, _ in source.epoch())
+            n_steps = source.steps
+        else:
+            x = self._prepare_x(x)
+            if not verbose and not callbacks:
+                return self._wrap(self._core.predict(x, batch_size))
+            n = _rows(x)
+            batches = (_take(x, slice(s, s + batch_size)) for s in range(0, n, batch_size))
+            n_steps = -(-n // batch_size)
         cb = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
             callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1,
-            steps=-(-n // batch_size))
+            steps=n_steps)
         begin = cb.wants("on_predict_batch_begin")
         end = cb.wants("on_predict_batch_end")
         self.stop_predicting = False
         cb.on_predict_begin()
         parts = []
-        for step, start in enumerate(range(0, n, batch_size)):
+        for step, bx in enumerate(batches):
             if begin:
                 cb.batch("on_predict_batch_begin", step)
-            part = self._core.predict(_take(x, slice(start, start + batch_size)), batch_size)
+            part = self._core.predict(bx, max(batch_size, _rows(bx)))
             parts.append(part if isinstance(part, list) else [part])
             if end:
                 cb.batch("on_predict_batch_end", step, {"outputs": self._wrap(part)})
             if self.stop_predicting:
                 break
         cb.on_predict_end()
+        if not parts:
+            raise ValueError("predict: the data holds no batches")
         return self._wrap([np.concatenate(p) for p in zip(*parts)])
 
     def _wrap(self, out):

@@ -1,9 +1,11 @@
-"""Utilities: random seeding, label encoding, sequence padding, plots of models and training."""
+"""Utilities: random seeding, label encoding, sequence padding, batched datasets, plots of models
+and training."""
 
+from .dataset import PyDataset, Sequence
 from .numerical_utils import to_categorical
 from .plotting import model_to_dot, plot_history, plot_model
 from .random import set_random_seed
 from .sequence_utils import pad_sequences
 
-__all__ = ["model_to_dot", "pad_sequences", "plot_history", "plot_model", "set_random_seed",
-           "to_categorical"]
+__all__ = ["PyDataset", "Sequence", "model_to_dot", "pad_sequences", "plot_history",
+           "plot_model", "set_random_seed", "to_categorical"]
