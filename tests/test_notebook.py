@@ -66,3 +66,42 @@ def test_plot_history_needs_matplotlib_or_draws(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     with pytest.raises(ImportError, match="matplotlib"):
         pynn.utils.plot_history(history)
+
+
+def test_the_html_parses_into_the_layer_table():
+    from html.parser import HTMLParser
+
+    class Table(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.rows, self.cell, self.stack = [], None, []
+
+        def handle_starttag(self, tag, attrs):
+            self.stack.append(tag)
+            if tag == "tr":
+                self.rows.append([])
+            elif tag in ("td", "th"):
+                self.cell = ""
+
+        def handle_endtag(self, tag):
+            assert self.stack and self.stack[-1] == tag, f"</{tag}> closes <{self.stack[-1:]}>"
+            self.stack.pop()
+            if tag in ("td", "th"):
+                self.rows[-1].append(self.cell)
+                self.cell = None
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell += data
+
+    model = functional()
+    parser = Table()
+    parser.feed(model._repr_html_())
+    parser.close()
+    assert not parser.stack  # every tag closed
+    header, *rows = parser.rows
+    assert header == ["Layer (type)", "Output Shape", "Param #", "Connected to"]
+    assert [r[0] for r in rows] == [f"{layer.name} ({type(layer).__name__})"
+                                    for layer in model.layers]
+    assert [int(r[2].replace(",", "")) for r in rows] == [layer.count_params()
+                                                          for layer in model.layers]

@@ -618,7 +618,7 @@ class Model:
         else:
             x = self._prepare_x(x)
             y = self._prepare_y(y, _rows(x))
-            sw = self._prepare_weights(sample_weight, class_weight, y, _rows(x))
+            sw = self._prepare_weights(sample_weight, None, y, _rows(x))
         val = None
         if is_batch_source(validation_data):
             val = BatchSource(validation_data, validation_steps, "validation_data")
@@ -642,7 +642,8 @@ class Model:
             x, y, sw = _take(x, head), _take(y, head), _take_weights(sw, head)
         val_batch = _check_batch_size(validation_batch_size or batch_size)
         if not is_batch_source(x):
-            train = (x, y, sw)
+            # class weights weigh the training samples only (validation keeps sample weights)
+            train = (x, y, self._prepare_weights(sw, class_weight, y, _rows(x)))
             steps = -(-_rows(x) // batch_size)
             if check_steps(steps_per_epoch, "fit") is not None:
                 steps = min(steps, steps_per_epoch)
