@@ -101,6 +101,7 @@ class Model:
         self.loss = None
         self._metric_specs: list = []    # per output: the metrics compile was given
         self._metric_names: list[str] = []
+        self._metric_objs: list = []     # the compiled metrics, in the order of their results
         self._losses: list = []          # per output: a pynn.losses.Loss
         self._loss_weights: list = []    # per output: a float
         self._n_inputs = 1
@@ -365,7 +366,7 @@ class Model:
         if n_out != self._n_outputs:
             raise ValueError(f"Model '{self.name}' has {self._n_outputs} outputs but was "
                              f"compiled for {n_out}")
-        entries, all_names = [], []
+        entries, all_names, objs = [], [], []
         for k in range(n_out):
             loss = self._losses[k]
             units = self._output_sample_shapes[k][-1]
@@ -379,7 +380,8 @@ class Model:
                 names = [f"{self._output_names[k]}_{nm}" for nm in names]
             all_names.extend(names)
             entries.append((loss.core_name, loss.from_logits, self._loss_weights[k],
-                            [core for _, core in resolved]))
+                            [m._spec() for _, m in resolved]))
+            objs.extend(m for _, m in resolved)
         if n_out > 1:
             seen: dict = {}
             for i, nm in enumerate(all_names):
@@ -389,7 +391,7 @@ class Model:
                 else:
                     seen[nm] = 1
         self._core.compile_outputs(entries)
-        self._metric_names = all_names
+        self._metric_names, self._metric_objs = all_names, objs
         self.optimizer._bind(self._core)
 
     @property
@@ -404,6 +406,29 @@ class Model:
     def _n_means(self) -> int:
         """How many of a step's results are batch means (the losses); the rest are sums."""
         return 1 + (self._n_outputs if self._n_outputs > 1 else 0)
+
+    def _new_totals(self) -> np.ndarray:
+        """Running totals of a step's results: the losses' sums over samples, then every
+        metric's accumulators."""
+        return np.zeros(self._n_means + sum(m._size for m in self._metric_objs))
+
+    def _add_results(self, totals: np.ndarray, r: np.ndarray, batch: int) -> None:
+        """Adds one step's results (the losses are batch means, the rest accumulators)."""
+        means = self._n_means
+        totals[:means] += r[:means] * batch
+        totals[means:] += r[means:]
+
+    def _result_logs(self, totals: np.ndarray, seen: int) -> dict:
+        """The logs of `seen` samples' totals: mean losses, and each metric's value from its
+        accumulators (as its `result()` does), keyed as `metrics_names`."""
+        means = self._n_means
+        names = self.metrics_names
+        logs = {nm: float(t) / seen for nm, t in zip(names[:means], totals[:means])}
+        pos = means
+        for nm, metric in zip(names[means:], self._metric_objs):
+            logs[nm] = metric._combine(totals[pos:pos + metric._size], seen)
+            pos += metric._size
+        return logs
 
     @property
     def output_names(self) -> list[str]:
@@ -593,8 +618,6 @@ class Model:
         if verbose:
             cbs.append(ProgbarLogger(verbose))
         cb = CallbackList(cbs, self, {"epochs": epochs, "steps": steps, "verbose": verbose})
-        names = self.metrics_names
-        means = self._n_means
         core = self._core
         self.stop_training = False
         per_batch = cb.wants("on_train_batch_end") or cb.wants("on_train_batch_begin")
@@ -603,7 +626,7 @@ class Model:
         for epoch in range(initial_epoch, epochs):
             cb.on_epoch_begin(epoch)
             order = pn_random.generator().permutation(n) if shuffle else np.arange(n)
-            totals = [0.0] * len(names)
+            totals = self._new_totals()
             seen = 0
             for step in range(steps):
                 idx = order[step * batch_size:(step + 1) * batch_size]
@@ -611,15 +634,13 @@ class Model:
                     cb.batch("on_train_batch_begin", step)
                 r = core.train_step(x, y, idx)
                 b = idx.shape[0]
-                for k in range(len(r)):  # losses are batch means, metrics batch sums
-                    totals[k] += r[k] * b if k < means else r[k]
+                self._add_results(totals, r, b)
                 seen += b
                 if per_batch:
-                    cb.batch("on_train_batch_end", step,
-                             {nm: t / seen for nm, t in zip(names, totals)})
+                    cb.batch("on_train_batch_end", step, self._result_logs(totals, seen))
                 if self.stop_training:
                     break
-            logs = {nm: t / seen for nm, t in zip(names, totals)}
+            logs = self._result_logs(totals, seen)
             if val is not None and (epoch + 1) % validation_freq == 0:
                 vlogs = self._evaluate_arrays(val[0], val[1], val_batch)
                 logs.update({"val_" + k: v for k, v in vlogs.items()})
@@ -633,20 +654,16 @@ class Model:
 
     # -- evaluate / predict ---------------------------------------------------------------------
     def _evaluate_arrays(self, x, y, batch_size, cb=None) -> dict:
-        names = self.metrics_names
-        means = self._n_means
-        totals = [0.0] * len(names)
+        totals = self._new_totals()
         n = _rows(x)
         for step, start in enumerate(range(0, n, batch_size)):
             rows = slice(start, start + batch_size)
             r = self._core.test_step(_take(x, rows), _take(y, rows))
             b = min(batch_size, n - start)
-            for k in range(len(r)):
-                totals[k] += r[k] * b if k < means else r[k]
+            self._add_results(totals, r, b)
             if cb is not None:
-                cb.batch("on_test_batch_end", step,
-                         {nm: t / (start + b) for nm, t in zip(names, totals)})
-        return {nm: t / n for nm, t in zip(names, totals)}
+                cb.batch("on_test_batch_end", step, self._result_logs(totals, start + b))
+        return self._result_logs(totals, n)
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", callbacks=None,
                  return_dict: bool = False):
@@ -723,9 +740,9 @@ class Model:
         n = _rows(x)
         y = self._prepare_y(y, n)
         r = (self._core.train_step if train else self._core.test_step)(x, y)
-        means = self._n_means
-        logs = {name: (v if k < means else v / n)
-                for k, (name, v) in enumerate(zip(self.metrics_names, r))}
+        totals = self._new_totals()
+        self._add_results(totals, r, n)
+        logs = self._result_logs(totals, n)
         if return_dict:
             return logs
         values = list(logs.values())
