@@ -271,6 +271,22 @@ static void test_model_step_returns_accumulators(void) {
         if (!close_to(res[i], want[i], 1e-5)) bad = i;
     CHECK(bad < 0, "result %d: %g vs %g", bad, bad < 0 ? 0 : res[bad], bad < 0 ? 0 : want[bad]);
 
+    /* two outputs (the same node twice): output 1's metrics start after all of output 0's */
+    CHECK(pn_model_set_outputs(m, 2, (int[]){o, o}) == 0, "two outputs");
+    pn_loss_config cfg[2] = {
+        {.loss = PN_LOSS_BINARY_CE, .weight = 1.0f, .n_metrics = 1, .metrics = {mets[1]}},
+        {.loss = PN_LOSS_MSE, .weight = 1.0f, .n_metrics = 1, .metrics = {mets[0]}},
+    };
+    CHECK(pn_model_compile_outputs(m, cfg) == 0, "compile two outputs");
+    CHECK(pn_model_result_count(m) == 3 + 200 + 2, "count %d", pn_model_result_count(m));
+    float res2[205];
+    pn_tensor ys[2] = {ty, ty};
+    CHECK(pn_model_test_step(m, &tx, ys, NULL, 0, res2) == 0, "two-output step");
+    bad = -1;
+    for (int i = 0; i < 202 && bad < 0; i++) /* want: precision at 1, auc at 3 */
+        if (!close_to(res2[3 + i], i < 200 ? want[3 + i] : want[1 + i - 200], 1e-5)) bad = i;
+    CHECK(bad < 0, "two outputs: accumulator %d", bad);
+
     pn_metric sp = pn_metric_default(PN_METRIC_SPARSE_TOP_K);
     CHECK(pn_model_compile(m, PN_LOSS_MSE, 0, 1, &sp) == PN_EVALUE &&
               strstr(pn_last_error(), "integer labels"),
@@ -281,7 +297,7 @@ static void test_model_step_returns_accumulators(void) {
           "auc with integer labels");
     auc.num_thresholds = 0;
     CHECK(pn_model_compile(m, PN_LOSS_BINARY_CE, 0, 1, &auc) == PN_EVALUE, "bad spec");
-    CHECK(pn_model_result_count(m) == 204, "a refused compile keeps the previous one");
+    CHECK(pn_model_result_count(m) == 205, "a refused compile keeps the previous one");
     pn_model_destroy(m);
 }
 
