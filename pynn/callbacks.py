@@ -255,7 +255,8 @@ def _metric_direction(model, name: str) -> str | None:
     names = list(getattr(model, "_metric_names", []) or [])
     cores = list(getattr(model, "_metric_core_names", []) or [])
     if name in names and len(cores) == len(names):
-        return "up" if "accuracy" in cores[names.index(name)] else "down"
+        core = cores[names.index(name)]
+        return "up" if "accuracy" in core or core in ("precision", "recall", "auc") else "down"
     return None
 
 

@@ -262,11 +262,12 @@ void pn_plan_destroy(pn_plan *p);
 void pn_plan_forward(const pn_model *m, pn_plan *p);
 void pn_plan_backward(const pn_model *m, pn_plan *p);
 
-/* losses and metrics of output k (loss.c) */
+/* the loss of output k (loss.c) */
 int64_t pn_loss_target_size(const pn_model *m, int k); /* target values per sample */
 int pn_loss_check_targets(const pn_model *m, int k, const pn_tensor *y, int64_t rows);
 float pn_loss_forward(const pn_model *m, const pn_plan *p, int k, const void *y, const float *w);
 void pn_loss_backward(const pn_model *m, pn_plan *p, int k, const void *y, const float *w);
+/* output k's metric accumulators for the batch (metrics.c) */
 void pn_metrics_sum(const pn_model *m, const pn_plan *p, int k, const void *y, float *sums);
 
 /* A loss over R rows of C values: the outputs, the logits it reads when they are logits (fused:

@@ -1,9 +1,8 @@
 /*
- * loss.c: losses, metrics and weight penalties, with Keras 3's definitions and reductions.
+ * loss.c: losses and weight penalties, with Keras 3's definitions and reductions.
  *
  * The output is viewed as R rows of C values (R = batch * all axes but the last). Each loss is a
- * per-row value averaged over the R rows ("sum over batch size"); each metric a per-row value
- * whose sum, divided by the rows per sample, is returned per sample.
+ * per-row value averaged over the R rows ("sum over batch size"). Metrics are in metrics.c.
  *   mse   mean_c (p - y)^2                   mae  mean_c |p - y|
  *   bce   mean_c -(y log p + (1 - y) log(1 - p))
  *   cce   -sum_c y log p                     sparse  -log p[label]
@@ -217,53 +216,6 @@ void pn_loss_grad(const pn_loss_rows *L, float *g, float w, int acc) {
         }
     }
 #undef PUT
-}
-
-static int64_t argmax(const float *x, int64_t C) {
-    int64_t best = 0;
-    for (int64_t j = 1; j < C; j++)
-        if (x[j] > x[best]) best = j;
-    return best;
-}
-
-void pn_metrics_sum(const pn_model *m, const pn_plan *p, int k, const void *yv, float *sums) {
-    int64_t R, C;
-    rows_cols(m, k, p->batch, &R, &C);
-    const pn_loss_config *cfg = &m->out[k];
-    const float *out = p->value[m->outputs[k]];
-    const float *y = yv;
-    const int32_t *lab = yv;
-    double rows_per_sample = (double)R / (double)p->batch;
-    for (int i = 0; i < cfg->n_metrics; i++) {
-        double total = 0.0;
-        for (int64_t r = 0; r < R; r++) {
-            const float *pr = out + r * C, *yr = y + r * C;
-            double v = 0.0;
-            switch (cfg->metrics[i]) {
-            case PN_METRIC_BINARY_ACCURACY:
-                for (int64_t j = 0; j < C; j++) v += ((pr[j] > 0.5f ? 1.0f : 0.0f) == yr[j]);
-                v /= (double)C;
-                break;
-            case PN_METRIC_CATEGORICAL_ACCURACY:
-                v = argmax(pr, C) == argmax(yr, C);
-                break;
-            case PN_METRIC_SPARSE_ACCURACY:
-                v = argmax(pr, C) == lab[r]; /* only with the sparse loss (compile checks) */
-                break;
-            case PN_METRIC_MAE:
-                for (int64_t j = 0; j < C; j++) v += fabsf(pr[j] - yr[j]);
-                v /= (double)C;
-                break;
-            case PN_METRIC_MSE:
-                for (int64_t j = 0; j < C; j++) v += (double)(pr[j] - yr[j]) * (pr[j] - yr[j]);
-                v /= (double)C;
-                break;
-            default: break;
-            }
-            total += v;
-        }
-        sums[i] = (float)(total / rows_per_sample);
-    }
 }
 
 /* Adds l1 sum|w| + l2 sum w^2 over penalised variables; with want_grad, their gradients too. */

@@ -269,16 +269,18 @@ int pn_model_compile_outputs(pn_model *m, const pn_loss_config *cfg) {
             return pn_error(PN_EVALUE, "at most %d metrics", PN_MAX_METRICS);
         int sparse = c->loss == PN_LOSS_SPARSE_CE;
         for (int k = 0; k < c->n_metrics; k++) {
-            if ((int)c->metrics[k] < 0 || c->metrics[k] >= PN_METRIC_COUNT)
-                return pn_error(PN_EVALUE, "unknown metric %d", c->metrics[k]);
-            if ((c->metrics[k] == PN_METRIC_SPARSE_ACCURACY) != sparse)
+            int size = pn_metric_size(&c->metrics[k]);
+            if (size < 0) return size;
+            const char *name = pn_metric_name(c->metrics[k].kind);
+            if (pn_metric_sparse_targets(c->metrics[k].kind) != sparse)
                 return pn_error(PN_EVALUE,
-                                sparse ? "with integer labels (sparse_categorical_crossentropy) the "
-                                         "only accuracy is sparse_categorical_accuracy"
-                                       : "sparse_categorical_accuracy needs integer labels "
-                                         "(sparse_categorical_crossentropy)");
+                                sparse ? "%s needs float targets shaped like the output, but "
+                                         "sparse_categorical_crossentropy takes integer labels"
+                                       : "%s needs integer labels "
+                                         "(sparse_categorical_crossentropy)",
+                                name);
+            n_results += size;
         }
-        n_results += c->n_metrics;
     }
     drop_plans(m);
     for (int o = 0; o < m->n_outputs; o++) {
@@ -291,7 +293,7 @@ int pn_model_compile_outputs(pn_model *m, const pn_loss_config *cfg) {
 }
 
 int pn_model_compile(pn_model *m, pn_loss_kind loss, int from_logits, int n_metrics,
-                     const pn_metric_kind *metrics) {
+                     const pn_metric *metrics) {
     if (n_metrics < 0 || n_metrics > PN_MAX_METRICS)
         return pn_error(PN_EVALUE, "at most %d metrics", PN_MAX_METRICS);
     pn_loss_config cfg[PN_MAX_OUTPUTS];
@@ -549,7 +551,8 @@ static void losses_and_metrics(pn_model *m, const pn_plan *p, const void *const 
         if (m->n_outputs > 1 && losses) losses[k] = l;
         if (sums) {
             pn_metrics_sum(m, p, k, yd[k], sums);
-            sums += m->out[k].n_metrics;
+            for (int i = 0; i < m->out[k].n_metrics; i++)
+                sums += pn_metric_size(&m->out[k].metrics[i]);
         }
     }
     *total = t;

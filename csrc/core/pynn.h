@@ -127,14 +127,61 @@ typedef enum {
     PN_LOSS_COUNT
 } pn_loss_kind;
 
+/*
+ * Metrics, with Keras 3's definitions. A metric adds a few accumulators (sums) per batch; its
+ * value is a function of their running totals (and of the samples seen), taken at the end:
+ *   mean metrics (accuracies, MAE, MSE, top-k)  1: the sum over samples of a per-sample value
+ *                                                  (the mean over the sample's rows); / samples
+ *   precision                                   2: tp, fp        tp / (tp + fp)
+ *   recall                                      2: tp, fn        tp / (tp + fn)
+ *   AUC                                         4T: tp[T], fp[T], tn[T], fn[T] at T thresholds
+ *   RMSE                                        1: as MSE;       sqrt(sum / samples)
+ * Precision, recall and AUC count every element of the output (flattened, as Keras does with
+ * multi_label=False); a target is positive when it is non-zero. AUC's thresholds are Keras's:
+ * t_0 = -1e-7, t_i = i / (T - 1), t_{T-1} = 1 + 1e-7, a prediction (clipped to [0, 1]) counting
+ * as positive at t_i when it is above it.
+ */
 typedef enum {
-    PN_METRIC_BINARY_ACCURACY = 0,   /* mean over the last axis of (pred > 0.5) == target */
+    PN_METRIC_BINARY_ACCURACY = 0,   /* mean over the last axis of (pred > threshold) == target */
     PN_METRIC_CATEGORICAL_ACCURACY,  /* argmax(pred) == argmax(target) */
     PN_METRIC_SPARSE_ACCURACY,       /* argmax(pred) == target index */
     PN_METRIC_MAE,
     PN_METRIC_MSE,
+    PN_METRIC_TOP_K,                 /* argmax(target) among the k largest preds (ties count in) */
+    PN_METRIC_SPARSE_TOP_K,          /* the target index among the k largest preds */
+    PN_METRIC_PRECISION,
+    PN_METRIC_RECALL,
+    PN_METRIC_AUC,
+    PN_METRIC_RMSE,
     PN_METRIC_COUNT
 } pn_metric_kind;
+
+/* A metric and its parameters; pn_metric_default() gives Keras's defaults. */
+typedef struct {
+    pn_metric_kind kind;
+    int k;              /* top-k: 1.. (default 5) */
+    float threshold;    /* binary accuracy, precision, recall: in [0, 1] (default 0.5) */
+    int num_thresholds; /* AUC: 2..10000 (default 200) */
+    int from_logits;    /* AUC: the predictions are logits (a sigmoid is applied first) */
+} pn_metric;
+
+#define PN_MAX_THRESHOLDS 10000
+
+pn_metric pn_metric_default(pn_metric_kind kind);
+/* The metric's Keras name ("precision", "top_k_categorical_accuracy", ...), or NULL. */
+const char *pn_metric_name(pn_metric_kind kind);
+/* 0, or PN_EVALUE with a message naming the bad parameter. */
+int pn_metric_check(const pn_metric *m);
+/* The number of accumulators the metric adds per batch (>= 1), or a negative code. */
+int pn_metric_size(const pn_metric *m);
+/* Whether the metric reads int32 class indices (one per row) rather than float32 targets shaped
+ * like the predictions. */
+int pn_metric_sparse_targets(pn_metric_kind kind);
+/* One batch of `batch` samples: pred is (R, C) (R = batch * rows per sample), target (R, C)
+ * float32, or (R) int32 indices for a sparse metric. Writes the batch's pn_metric_size(m)
+ * accumulators into sums, to be added to running totals (sums may be reused: nothing is read). */
+int pn_metric_accumulate(const pn_metric *m, float *sums, const float *pred, const void *target,
+                         int64_t R, int64_t C, int64_t batch);
 
 typedef enum { PN_SGD = 0, PN_ADAM, PN_ADAMW, PN_RMSPROP, PN_ADAGRAD, PN_OPTIM_COUNT } pn_optim_kind;
 
@@ -202,14 +249,14 @@ typedef struct {
     int from_logits;
     float weight;
     int n_metrics;
-    pn_metric_kind metrics[PN_MAX_METRICS];
+    pn_metric metrics[PN_MAX_METRICS];
 } pn_loss_config;
 
 /* cfg holds one entry per output. Drops cached plans. */
 int pn_model_compile_outputs(pn_model *m, const pn_loss_config *cfg);
 /* The same loss and metrics for every output, each with weight 1. */
 int pn_model_compile(pn_model *m, pn_loss_kind loss, int from_logits, int n_metrics,
-                     const pn_metric_kind *metrics);
+                     const pn_metric *metrics);
 /* The number of floats a train or test step writes to results (see below). */
 int pn_model_result_count(const pn_model *m);
 int pn_model_set_optimizer(pn_model *m, const pn_optim_config *cfg);
@@ -234,8 +281,8 @@ int pn_model_optimizer_state(pn_model *m, float **state, int64_t *n);
  * and y (gathered into the plan's buffers); with idx NULL it is all of them.
  * results receives pn_model_result_count() values: the batch's total loss (the sum over outputs
  * of weight * mean loss, regularizers included); then, with more than one output, each output's
- * own mean loss (unweighted); then each output's metrics in turn, each summed over the batch's
- * samples. One output: 1 + n_metrics values.
+ * own mean loss (unweighted); then each output's metrics in turn, each as its accumulators for
+ * the batch (pn_metric_accumulate). One output with mean metrics only: 1 + n_metrics values.
  * sw, when non-NULL, holds per output NULL or a weight per sample (as many as the samples of
  * xs, finite and >= 0): each sample's loss is multiplied by its weight, and the mean stays over
  * all samples ("sum over batch size", as Keras weighs). Metrics are not weighted.

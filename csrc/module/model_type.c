@@ -248,14 +248,6 @@ static const char *loss_names[PN_LOSS_COUNT] = {
     [PN_LOSS_SPARSE_CE] = "sparse_categorical_crossentropy",
 };
 
-static const char *metric_names[PN_METRIC_COUNT] = {
-    [PN_METRIC_BINARY_ACCURACY] = "binary_accuracy",
-    [PN_METRIC_CATEGORICAL_ACCURACY] = "categorical_accuracy",
-    [PN_METRIC_SPARSE_ACCURACY] = "sparse_categorical_accuracy",
-    [PN_METRIC_MAE] = "mean_absolute_error",
-    [PN_METRIC_MSE] = "mean_squared_error",
-};
-
 static int find_name(const char *const *names, int n, const char *s) {
     for (int i = 0; i < n; i++)
         if (strcmp(names[i], s) == 0) return i;
@@ -270,7 +262,7 @@ static int parse_loss(const char *loss_s, int from_logits, PyObject *metrics_o,
         PyErr_Format(PyExc_ValueError, "unknown loss '%s'", loss_s);
         return -1;
     }
-    PyObject *fast = PySequence_Fast(metrics_o, "metrics must be a sequence of names");
+    PyObject *fast = PySequence_Fast(metrics_o, "metrics must be a sequence of metric specs");
     if (!fast) return -1;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
     if (n > PN_MAX_METRICS) {
@@ -279,14 +271,10 @@ static int parse_loss(const char *loss_s, int from_logits, PyObject *metrics_o,
         return -1;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        const char *s = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(fast, i));
-        int k = s ? find_name(metric_names, PN_METRIC_COUNT, s) : -1;
-        if (k < 0) {
-            if (s) PyErr_Format(PyExc_ValueError, "unknown metric '%s'", s);
+        if (pn_parse_metric(PySequence_Fast_GET_ITEM(fast, i), &cfg->metrics[i])) {
             Py_DECREF(fast);
             return -1;
         }
-        cfg->metrics[i] = (pn_metric_kind)k;
     }
     Py_DECREF(fast);
     cfg->loss = (pn_loss_kind)loss;
@@ -545,10 +533,8 @@ static int borrow_xy(PnModel *self, PyObject *xo, PyObject *yo, PyObject *idxo, 
 typedef int (*step_fn)(pn_model *, const pn_tensor *, const pn_tensor *, const float *const *,
                        const int64_t *, int64_t, float *);
 
-#define MAX_RESULTS (1 + PN_MAX_OUTPUTS * (1 + PN_MAX_METRICS))
-
-/* train_step / test_step (x, y, idx=None, sample_weight=None)
- *   -> (loss, [output losses...], metric sums...) */
+/* train_step / test_step (x, y, idx=None, sample_weight=None) -> float64 array (loss, [output
+ * losses...], metric accumulators...) */
 static PyObject *run_step(PnModel *self, PyObject *const *args, Py_ssize_t nargs, step_fn fn) {
     if (nargs < 2 || nargs > 4) {
         PyErr_SetString(PyExc_TypeError, "expected (x, y, idx=None, sample_weight=None)");
@@ -560,7 +546,12 @@ static PyObject *run_step(PnModel *self, PyObject *const *args, Py_ssize_t nargs
         release_xy(&a);
         return NULL;
     }
-    float results[MAX_RESULTS];
+    float small[64], *results = small;
+    if (self->n_results > 64 &&
+        !(results = PyMem_RawMalloc((size_t)self->n_results * sizeof(float)))) {
+        release_xy(&a);
+        return PyErr_NoMemory();
+    }
     const int64_t *idx = a.idx ? PyArray_DATA(a.idx) : NULL;
     int64_t batch = a.idx ? PyArray_DIM(a.idx, 0) : 0;
     int rc;
@@ -568,17 +559,18 @@ static PyObject *run_step(PnModel *self, PyObject *const *args, Py_ssize_t nargs
     rc = fn(self->m, a.x.t, a.y.t, a.weighted ? a.wp : NULL, idx, batch, results);
     Py_END_ALLOW_THREADS
     release_xy(&a);
-    if (rc) return pn_raise(rc);
-    PyObject *t = PyTuple_New(self->n_results);
-    if (!t) return NULL;
-    for (int i = 0; i < self->n_results; i++) {
-        PyObject *v = PyFloat_FromDouble(results[i]);
-        if (!v) {
-            Py_DECREF(t);
-            return NULL;
-        }
-        PyTuple_SET_ITEM(t, i, v);
+    PyObject *t = NULL;
+    if (rc) {
+        pn_raise(rc);
+        goto done;
     }
+    npy_intp dims[1] = {self->n_results};
+    t = PyArray_SimpleNew(1, dims, NPY_FLOAT64);
+    if (!t) goto done;
+    double *d = PyArray_DATA((PyArrayObject *)t);
+    for (int i = 0; i < self->n_results; i++) d[i] = results[i];
+done:
+    if (results != small) PyMem_RawFree(results);
     return t;
 }
 
@@ -815,9 +807,9 @@ static PyMethodDef model_methods[] = {
     {"optimizer_state", (PyCFunction)model_optimizer_state, METH_NOARGS,
      "optimizer_state() -> float32 view of every slot, flat"},
     {"train_step", FAST(model_train_step),
-     "train_step(x, y, idx=None, sw=None) -> (loss, *output_losses, *metric_sums)"},
+     "train_step(x, y, idx=None, sw=None) -> array [loss, *output_losses, *metric_accumulators]"},
     {"test_step", FAST(model_test_step),
-     "test_step(x, y, idx=None, sw=None) -> (loss, *output_losses, *metric_sums)"},
+     "test_step(x, y, idx=None, sw=None) -> array [loss, *output_losses, *metric_accumulators]"},
     {"gradients", (PyCFunction)model_gradients, METH_VARARGS,
      "gradients(x, y, input_grad=False) -> (loss, dx or [dx, ...] or None)"},
     {"predict", FAST(model_predict), "predict(x, batch_size) -> array or [array, ...]"},

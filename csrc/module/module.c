@@ -127,6 +127,10 @@ static PyMethodDef methods[] = {
     {"transpose", FASTCALL(pn_py_transpose), "transpose(a, axes) -> Tensor"},
     {"op", FASTCALL(pn_py_op), "op(name, inputs, variables, iattr, fattr, training, seed)"},
     {"loss", FASTCALL(pn_py_loss), "loss(name, from_logits, y_true, y_pred) -> scalar Tensor"},
+    {"metric_size", pn_py_metric_size, METH_O,
+     "metric_size(spec) -> the number of accumulators a metric adds per batch"},
+    {"metric_accumulate", FASTCALL(pn_py_metric_accumulate),
+     "metric_accumulate(spec, y_true, y_pred) -> float64 array: one batch's accumulators"},
     {NULL, NULL, 0, NULL},
 };
 

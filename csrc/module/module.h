@@ -35,6 +35,12 @@ PyObject *pn_tensor_wrap(pn_value *v);
  * -1 keeps integers as int32 and makes the rest float32. NULL with an exception set. */
 pn_value *pn_tensor_value(PyObject *obj, int npy_type, const char *what);
 
+/* metrics (metric.c): a spec from a name or a tuple (name, k, threshold, num_thresholds,
+ * from_logits); -1 with an exception set */
+int pn_parse_metric(PyObject *obj, pn_metric *out);
+PyObject *pn_py_metric_size(PyObject *self, PyObject *spec);
+PyObject *pn_py_metric_accumulate(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+
 /* module functions of the imperative path (tensor_type.c) */
 PyObject *pn_set_tensor_class(PyObject *self, PyObject *cls);
 PyObject *pn_py_set_grad_enabled(PyObject *self, PyObject *arg);

@@ -112,6 +112,7 @@ class Model:
         self._metric_specs: list = []    # per output: the metrics compile was given
         self._metric_names: list[str] = []
         self._metric_core_names: list[str] = []
+        self._metric_objs: list = []     # the compiled metrics, in the order of their results
         self._losses: list = []          # per output: a pynn.losses.Loss
         self._loss_weights: list = []    # per output: a float
         self._n_inputs = 1
@@ -391,7 +392,7 @@ class Model:
         if n_out != self._n_outputs:
             raise ValueError(f"Model '{self.name}' has {self._n_outputs} outputs but was "
                              f"compiled for {n_out}")
-        entries, all_names, all_cores = [], [], []
+        entries, all_names, objs = [], [], []
         for k in range(n_out):
             loss = self._losses[k]
             units = self._output_sample_shapes[k][-1]
@@ -404,9 +405,9 @@ class Model:
             else:  # Keras 3: '<output>_<metric>', a repeat gets '_1', '_2', ...
                 names = [f"{self._output_names[k]}_{nm}" for nm in names]
             all_names.extend(names)
-            all_cores.extend(core for _, core in resolved)
             entries.append((loss.core_name, loss.from_logits, self._loss_weights[k],
-                            [core for _, core in resolved]))
+                            [m._spec() for _, m in resolved]))
+            objs.extend(m for _, m in resolved)
         if n_out > 1:
             seen: dict = {}
             for i, nm in enumerate(all_names):
@@ -416,8 +417,8 @@ class Model:
                 else:
                     seen[nm] = 1
         self._core.compile_outputs(entries)
-        self._metric_names = all_names
-        self._metric_core_names = all_cores  # which way each goes, for EarlyStopping & co.
+        self._metric_names, self._metric_objs = all_names, objs
+        self._metric_core_names = [m.core_name for m in objs]  # for EarlyStopping & co.
         self.optimizer._bind(self._core)
 
     @property
@@ -432,6 +433,29 @@ class Model:
     def _n_means(self) -> int:
         """How many of a step's results are batch means (the losses); the rest are sums."""
         return 1 + (self._n_outputs if self._n_outputs > 1 else 0)
+
+    def _new_totals(self) -> np.ndarray:
+        """Running totals of a step's results: the losses' sums over samples, then every
+        metric's accumulators."""
+        return np.zeros(self._n_means + sum(m._size for m in self._metric_objs))
+
+    def _add_results(self, totals: np.ndarray, r: np.ndarray, batch: int) -> None:
+        """Adds one step's results (the losses are batch means, the rest accumulators)."""
+        means = self._n_means
+        totals[:means] += r[:means] * batch
+        totals[means:] += r[means:]
+
+    def _result_logs(self, totals: np.ndarray, seen: int) -> dict:
+        """The logs of `seen` samples' totals: mean losses, and each metric's value from its
+        accumulators (as its `result()` does), keyed as `metrics_names`."""
+        means = self._n_means
+        names = self.metrics_names
+        logs = {nm: float(t) / seen for nm, t in zip(names[:means], totals[:means])}
+        pos = means
+        for nm, metric in zip(names[means:], self._metric_objs):
+            logs[nm] = metric._combine(totals[pos:pos + metric._size], seen)
+            pos += metric._size
+        return logs
 
     @property
     def output_names(self) -> list[str]:
@@ -651,10 +675,6 @@ class Model:
             callbacks, add_history=True, add_progbar=verbose != 0, model=self,
             verbose=verbose, epochs=epochs, steps=steps)
         self._validates = val is not None
-        names = self.metrics_names
-        means = self._n_means
-        n_out = len(names)
-        order = sorted(range(n_out), key=names.__getitem__)  # logs in Keras's (sorted) order
         core = self._core
         opt = self.optimizer
         scheduled = opt._schedule is not None
@@ -665,7 +685,7 @@ class Model:
         cb.on_train_begin()
         for epoch in range(initial_epoch, epochs):
             cb.on_epoch_begin(epoch)
-            totals = [0.0] * n_out
+            totals = self._new_totals()
             seen = 0
             batches = self._train_batches(train, batch_size, steps, shuffle, class_weight)
             for step, (bx, by, idx, bsw, b) in enumerate(batches):
@@ -674,12 +694,11 @@ class Model:
                 if scheduled:
                     opt._apply_schedule()
                 r = core.train_step(bx, by, idx, bsw)
-                for k in range(n_out):  # losses are batch means, metrics batch sums
-                    totals[k] += r[k] * b if k < means else r[k]
+                self._add_results(totals, r, b)
                 seen += b
                 if end:
                     cb.batch("on_train_batch_end", step,
-                             {names[k]: totals[k] / seen for k in order})
+                             dict(sorted(self._result_logs(totals, seen).items())))
                 if self.stop_training:
                     break
             if not seen and isinstance(train, BatchSource):
@@ -687,7 +706,7 @@ class Model:
                               "that your dataset or generator can generate at least "
                               "`steps_per_epoch * epochs` batches.", stacklevel=2)
                 break
-            logs = {names[k]: totals[k] / seen for k in order} if seen else {}
+            logs = dict(sorted(self._result_logs(totals, seen).items())) if seen else {}
             if val is not None and (epoch + 1) % validation_freq == 0:
                 cb.on_test_begin()
                 vlogs = self._evaluate_batches(self._test_batches(val, val_batch), cb)
@@ -744,10 +763,7 @@ class Model:
     def _evaluate_batches(self, batches, cb=None) -> dict:
         """The loss and metrics over (x, y, idx, sample_weight, size) batches; calls the test
         batch hooks of `cb` (a CallbackList) that some callback defines."""
-        names = self.metrics_names
-        means = self._n_means
-        order = sorted(range(len(names)), key=names.__getitem__)
-        totals = [0.0] * len(names)
+        totals = self._new_totals()
         begin = cb is not None and cb.wants("on_test_batch_begin")
         end = cb is not None and cb.wants("on_test_batch_end")
         self.stop_evaluating = False
@@ -756,17 +772,17 @@ class Model:
             if begin:
                 cb.batch("on_test_batch_begin", step)
             r = self._core.test_step(bx, by, None, bsw)
-            for k in range(len(r)):
-                totals[k] += r[k] * b if k < means else r[k]
+            self._add_results(totals, r, b)
             seen += b
             if end:
-                cb.batch("on_test_batch_end", step, {names[k]: totals[k] / seen for k in order})
+                cb.batch("on_test_batch_end", step,
+                         dict(sorted(self._result_logs(totals, seen).items())))
             if self.stop_evaluating:
                 break
         if not seen:
             raise ValueError("evaluate: the data holds no batches")
         # in metrics_names order, as Keras's evaluate returns them (batch logs are sorted)
-        return {nm: t / seen for nm, t in zip(names, totals)}
+        return self._result_logs(totals, seen)
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
                  steps=None, callbacks=None, return_dict: bool = False):
@@ -919,9 +935,9 @@ class Model:
         if train:
             self.optimizer._apply_schedule()
         r = (self._core.train_step if train else self._core.test_step)(x, y, None, sw)
-        means = self._n_means
-        logs = {name: (v if k < means else v / n)
-                for k, (name, v) in enumerate(zip(self.metrics_names, r))}
+        totals = self._new_totals()
+        self._add_results(totals, r, n)
+        logs = self._result_logs(totals, n)
         if return_dict:
             return logs
         values = list(logs.values())

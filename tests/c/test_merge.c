@@ -14,7 +14,7 @@
 #include "check.h"
 
 /* not NULL: model.c memcpy's the metrics even when there are none */
-static const pn_metric_kind no_metrics[1] = {PN_METRIC_MSE};
+static const pn_metric no_metrics[1] = {{.kind = PN_METRIC_MSE}};
 
 #define MAXB 4 /* branches */
 

@@ -181,9 +181,9 @@ static void test_two_outputs_weighted(void) {
     int oa = dense(m, h, ka, ba), ob = node1(m, PN_OP_SOFTMAX, dense(m, h, kb, bb), 0, NULL);
     CHECK(pn_model_set_outputs(m, 2, (int[]){oa, ob}) == 0, "set_outputs");
     pn_loss_config cfg[2] = {
-        {.loss = PN_LOSS_MSE, .weight = 0.3f, .n_metrics = 1, .metrics = {PN_METRIC_MAE}},
+        {.loss = PN_LOSS_MSE, .weight = 0.3f, .n_metrics = 1, .metrics = {{.kind = PN_METRIC_MAE}}},
         {.loss = PN_LOSS_SPARSE_CE, .weight = 2.0f, .n_metrics = 1,
-         .metrics = {PN_METRIC_SPARSE_ACCURACY}},
+         .metrics = {{.kind = PN_METRIC_SPARSE_ACCURACY}}},
     };
     CHECK(pn_model_compile_outputs(m, cfg) == 0, "compile_outputs");
     CHECK(pn_model_result_count(m) == 5, "total, 2 losses, 2 metrics: %d",

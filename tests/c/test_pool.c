@@ -39,7 +39,7 @@ typedef struct {
 } op_cfg;
 
 /* not NULL: model.c memcpy's the metrics even when there are none */
-static const pn_metric_kind no_metrics[1] = {PN_METRIC_MSE};
+static const pn_metric no_metrics[1] = {{.kind = PN_METRIC_MSE}};
 
 static pn_model *make_model(const op_cfg *o, int H, int W, int C) {
     pn_model *m;
