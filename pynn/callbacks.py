@@ -12,6 +12,7 @@ them (CallbackList keeps those lists).
 
 import collections
 import csv
+import math
 import os
 import sys
 import time
@@ -681,7 +682,7 @@ class TerminateOnNaN(Callback):
 
     def on_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
-        if loss is not None and (np.isnan(loss) or np.isinf(loss)):
+        if loss is not None and not math.isfinite(loss):
             if self.raise_error:
                 raise RuntimeError(f"NaN or Inf loss encountered at batch {batch}. Loss value: "
                                    f"{loss}. Terminating training immediately.")

@@ -86,6 +86,43 @@ def _relu_before_max_pool(layer, nxt) -> bool:
             and layer.activation is relu)
 
 
+class _Totals:
+    """Running sums of steps' results: the losses (batch means, weighed by the batch's samples)
+    and every metric's accumulators; `logs()` turns them into Keras's logs, as each metric's
+    `result()` would. Made once per fit or evaluate: a step then costs a few microseconds (fit
+    calls add() and, for batch callbacks, logs() every step)."""
+
+    __slots__ = ("names", "means", "metrics", "sums", "seen", "_scale", "_batch", "_order")
+
+    def __init__(self, model):
+        self.names = model.metrics_names
+        self.means = model._n_means
+        pos, self.metrics = self.means, []
+        for nm, metric in zip(self.names[self.means:], model._metric_objs):
+            self.metrics.append((nm, metric, pos, pos + metric._size))
+            pos += metric._size
+        self.sums, self._scale = np.zeros(pos), np.ones(pos)
+        self.seen, self._batch = 0, -1
+        self._order = sorted(self.names)
+
+    def add(self, r: np.ndarray, batch: int) -> None:
+        if batch != self._batch:
+            self._scale[:self.means] = batch
+            self._batch = batch
+        r *= self._scale
+        self.sums += r
+        self.seen += batch
+
+    def logs(self, sort: bool = False) -> dict:
+        """Keyed as metrics_names (sorted, as Keras's batch and epoch logs are, with sort)."""
+        seen, sums = self.seen, self.sums
+        values = sums[:self.means].tolist()
+        logs = {nm: v / seen for nm, v in zip(self.names, values)}
+        for nm, metric, start, stop in self.metrics:
+            logs[nm] = metric._combine(sums[start:stop], seen)
+        return {k: logs[k] for k in self._order} if sort else logs
+
+
 class Model:
     """Base of all models: the training and inference API of Keras 3.
 
@@ -434,29 +471,6 @@ class Model:
         """How many of a step's results are batch means (the losses); the rest are sums."""
         return 1 + (self._n_outputs if self._n_outputs > 1 else 0)
 
-    def _new_totals(self) -> np.ndarray:
-        """Running totals of a step's results: the losses' sums over samples, then every
-        metric's accumulators."""
-        return np.zeros(self._n_means + sum(m._size for m in self._metric_objs))
-
-    def _add_results(self, totals: np.ndarray, r: np.ndarray, batch: int) -> None:
-        """Adds one step's results (the losses are batch means, the rest accumulators)."""
-        means = self._n_means
-        totals[:means] += r[:means] * batch
-        totals[means:] += r[means:]
-
-    def _result_logs(self, totals: np.ndarray, seen: int) -> dict:
-        """The logs of `seen` samples' totals: mean losses, and each metric's value from its
-        accumulators (as its `result()` does), keyed as `metrics_names`."""
-        means = self._n_means
-        names = self.metrics_names
-        logs = {nm: float(t) / seen for nm, t in zip(names[:means], totals[:means])}
-        pos = means
-        for nm, metric in zip(names[means:], self._metric_objs):
-            logs[nm] = metric._combine(totals[pos:pos + metric._size], seen)
-            pos += metric._size
-        return logs
-
     @property
     def output_names(self) -> list[str]:
         return list(self._output_names) if self._output_names else [
@@ -685,8 +699,7 @@ class Model:
         cb.on_train_begin()
         for epoch in range(initial_epoch, epochs):
             cb.on_epoch_begin(epoch)
-            totals = self._new_totals()
-            seen = 0
+            totals = _Totals(self)
             batches = self._train_batches(train, batch_size, steps, shuffle, class_weight)
             for step, (bx, by, idx, bsw, b) in enumerate(batches):
                 if begin:
@@ -694,19 +707,17 @@ class Model:
                 if scheduled:
                     opt._apply_schedule()
                 r = core.train_step(bx, by, idx, bsw)
-                self._add_results(totals, r, b)
-                seen += b
+                totals.add(r, b)
                 if end:
-                    cb.batch("on_train_batch_end", step,
-                             dict(sorted(self._result_logs(totals, seen).items())))
+                    cb.batch("on_train_batch_end", step, totals.logs(sort=True))
                 if self.stop_training:
                     break
-            if not seen and isinstance(train, BatchSource):
+            if not totals.seen and isinstance(train, BatchSource):
                 warnings.warn("Your input ran out of data; interrupting training. Make sure "
                               "that your dataset or generator can generate at least "
                               "`steps_per_epoch * epochs` batches.", stacklevel=2)
                 break
-            logs = dict(sorted(self._result_logs(totals, seen).items())) if seen else {}
+            logs = totals.logs(sort=True) if totals.seen else {}
             if val is not None and (epoch + 1) % validation_freq == 0:
                 cb.on_test_begin()
                 vlogs = self._evaluate_batches(self._test_batches(val, val_batch), cb)
@@ -763,26 +774,22 @@ class Model:
     def _evaluate_batches(self, batches, cb=None) -> dict:
         """The loss and metrics over (x, y, idx, sample_weight, size) batches; calls the test
         batch hooks of `cb` (a CallbackList) that some callback defines."""
-        totals = self._new_totals()
+        totals = _Totals(self)
         begin = cb is not None and cb.wants("on_test_batch_begin")
         end = cb is not None and cb.wants("on_test_batch_end")
         self.stop_evaluating = False
-        seen = 0
         for step, (bx, by, _, bsw, b) in enumerate(batches):
             if begin:
                 cb.batch("on_test_batch_begin", step)
             r = self._core.test_step(bx, by, None, bsw)
-            self._add_results(totals, r, b)
-            seen += b
+            totals.add(r, b)
             if end:
-                cb.batch("on_test_batch_end", step,
-                         dict(sorted(self._result_logs(totals, seen).items())))
+                cb.batch("on_test_batch_end", step, totals.logs(sort=True))
             if self.stop_evaluating:
                 break
-        if not seen:
+        if not totals.seen:
             raise ValueError("evaluate: the data holds no batches")
-        # in metrics_names order, as Keras's evaluate returns them (batch logs are sorted)
-        return self._result_logs(totals, seen)
+        return totals.logs()  # in metrics_names order, as Keras's evaluate returns them
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
                  steps=None, callbacks=None, return_dict: bool = False):
@@ -935,9 +942,9 @@ class Model:
         if train:
             self.optimizer._apply_schedule()
         r = (self._core.train_step if train else self._core.test_step)(x, y, None, sw)
-        totals = self._new_totals()
-        self._add_results(totals, r, n)
-        logs = self._result_logs(totals, n)
+        totals = _Totals(self)
+        totals.add(r, n)
+        logs = totals.logs()
         if return_dict:
             return logs
         values = list(logs.values())
