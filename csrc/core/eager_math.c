@@ -619,7 +619,7 @@ int pn_eager_reduce(pn_redop op, pn_value *a, int n_axes, const int *axes, int k
                         "%s of nothing is undefined", name, SHAPE(a), name);
     }
     /* sum and mean: double accumulators; max and min: the index of each group's winner */
-    void *buf = o->size ? calloc((size_t)o->size, extreme ? sizeof(int64_t) : sizeof(double))
+    void *buf = o->size ? pn_calloc((size_t)o->size, extreme ? sizeof(int64_t) : sizeof(double))
                         : NULL;
     if (o->size && !buf) {
         pn_value_release(o);
@@ -893,7 +893,7 @@ static int softmax_backward(pn_fn *f, pn_value *out) {
         }
         return PN_OK;
     }
-    float *dot = malloc((size_t)inner * sizeof(float));
+    float *dot = pn_malloc((size_t)inner * sizeof(float));
     if (!dot) return pn_error(PN_ENOMEM, "%s: out of memory in backward", f->name);
     for (int64_t r = 0; r < outer; r++) {
         const float *gr = g + r * L * inner, *zr = z + r * L * inner;
@@ -932,7 +932,7 @@ int pn_eager_softmax(pn_value *a, int axis, int log, pn_value **out) {
 #pragma omp parallel for num_threads(pn_threads) if (o->size > PN_PAR_MIN)
         for (int64_t r = 0; r < outer; r++) softmax_row(z + r * L, x + r * L, L, log != 0);
     } else {
-        float *t = malloc((size_t)inner * 2 * sizeof(float));
+        float *t = pn_malloc((size_t)inner * 2 * sizeof(float));
         if (!t) {
             pn_value_release(o);
             return pn_error(PN_ENOMEM, "%s: out of memory", name);

@@ -67,6 +67,7 @@ static int output_backward(pn_fn *f, pn_value *out) {
     const pn_model *m = s->m;
     pn_plan *p = s->plan;
     int k = f->iattr[0];
+    if (!pn_value_grad_buf(call)) return PN_ENOMEM; /* so the call's entry runs */
     float *g = p->grad[m->outputs[k]];
     if (g) {
         if (node_written(s, k))
@@ -75,7 +76,7 @@ static int output_backward(pn_fn *f, pn_value *out) {
             memcpy(g, out->grad, (size_t)out->size * sizeof(float));
     }
     s->got[k] = 1;
-    return pn_value_grad_buf(call) ? PN_OK : PN_ENOMEM; /* so the call's entry runs */
+    return PN_OK;
 }
 
 static int call_backward(pn_fn *f, pn_value *call) {
@@ -85,6 +86,11 @@ static int call_backward(pn_fn *f, pn_value *call) {
     if (rc) return rc;
     pn_model *m = s->m;
     pn_plan *p = s->plan;
+    /* the inputs' gradient buffers first: out of memory then leaves the model's gradients and
+     * the held plan as they were */
+    for (int k = 0; k < m->n_inputs; k++)
+        if (f->in[k]->requires_grad && p->grad[m->inputs[k]] && !pn_value_grad_buf(f->in[k]))
+            return PN_ENOMEM;
     pthread_mutex_lock(&m->lock);
     if (!m->eager_grads) pn_model_zero_grads(m);
     /* an output no gradient reached counts as zero, unless another output wrote its node */
@@ -96,13 +102,12 @@ static int call_backward(pn_fn *f, pn_value *call) {
     for (int k = 0; k < m->n_inputs; k++) p->value[m->inputs[k]] = f->in[k]->data;
     pn_plan_backward(m, p);
     pthread_mutex_unlock(&m->lock);
-    for (int k = 0; k < m->n_inputs && rc == PN_OK; k++) {
+    for (int k = 0; k < m->n_inputs; k++) {
         pn_value *x = f->in[k];
         const float *d = p->grad[m->inputs[k]];
         if (!x->requires_grad || !d) continue;
-        float *g = pn_value_grad_buf(x);
-        if (!g) rc = PN_ENOMEM;
-        for (int64_t i = 0; g && i < x->size; i++) g[i] += d[i];
+        float *g = x->grad;
+        for (int64_t i = 0; i < x->size; i++) g[i] += d[i];
     }
     s->plan = NULL;
     pn_model_put_plan(m, p);
@@ -137,6 +142,7 @@ static int run_forward(pn_model *m, pn_value *const *xs, int64_t batch, pn_mode 
         int64_t dims[PN_MAX_DIMS] = {batch};
         memcpy(dims + 1, on->shape, (size_t)on->ndim * sizeof(int64_t));
         rc = pn_value_new(&outs[n_out], on->ndim + 1, dims, PN_F32);
+        if (rc) break; /* outs[n_out] was not made: only the ones before it are released */
     }
     pn_plan *p = NULL;
     if (rc == PN_OK) {
@@ -172,27 +178,35 @@ int pn_model_call(pn_model *m, pn_value *const *xs, int training, pn_value **out
     int record = pn_grad_enabled() && (m->n_trainable > 0 || grad_x);
     pn_mode mode = !record ? (training ? PN_MODE_EAGER : PN_MODE_INFER)
                            : grad_x ? PN_MODE_EAGER_DX : PN_MODE_EAGER;
+    /* The tape's entries are made before the forward, so running out of memory for them
+     * leaves the model as it was (the forward counts toward the random stream): the call's
+     * hidden value, its entry, and one entry per output reading it. */
+    call_saved *s = NULL;
+    pn_value *call = NULL;
+    pn_fn *f = NULL, *fo[PN_MAX_OUTPUTS] = {NULL};
+    if (record) {
+        int64_t one = 1;
+        rc = (s = pn_calloc(1, sizeof *s)) ? PN_OK : PN_ENOMEM;
+        if (rc == PN_OK) rc = pn_value_new(&call, 1, &one, PN_F32);
+        if (rc == PN_OK && !(f = pn_fn_new("model", call_backward, m->n_inputs, xs))) rc = PN_ENOMEM;
+        for (int k = 0; k < m->n_outputs && rc == PN_OK; k++)
+            if (!(fo[k] = pn_fn_new("model", output_backward, 1, &call))) rc = PN_ENOMEM;
+        if (rc) pn_error(PN_ENOMEM, "out of memory recording a model call");
+    }
     pn_value *o[PN_MAX_OUTPUTS];
     pn_plan *p = NULL;
-    rc = run_forward(m, xs, batch, mode, training, &p, o);
-    if (rc) return rc;
+    if (rc == PN_OK) rc = run_forward(m, xs, batch, mode, training, &p, o);
+    if (rc) {
+        for (int k = 0; k < m->n_outputs; k++) pn_fn_free(fo[k]);
+        pn_value_release(call);
+        pn_fn_free(f);
+        free(s);
+        return rc;
+    }
     if (!record) {
         pn_model_put_plan(m, p);
         memcpy(outs, o, (size_t)m->n_outputs * sizeof *o);
         return PN_OK;
-    }
-    /* the tape: the call's hidden value, then one entry per output reading it */
-    call_saved *s = calloc(1, sizeof *s);
-    pn_value *call = NULL;
-    pn_fn *f = NULL;
-    int64_t one = 1;
-    if (!s || pn_value_new(&call, 1, &one, PN_F32) ||
-        !(f = pn_fn_new("model", call_backward, m->n_inputs, xs))) {
-        free(s);
-        pn_value_release(call);
-        pn_model_put_plan(m, p);
-        for (int k = 0; k < m->n_outputs; k++) pn_value_release(o[k]);
-        return pn_error(PN_ENOMEM, "out of memory recording a model call");
     }
     pn_model_retain(m);
     s->m = m;
@@ -201,20 +215,11 @@ int pn_model_call(pn_model *m, pn_value *const *xs, int training, pn_value **out
     f->saved = s;
     f->destroy = call_destroy;
     pn_fn_attach(f, call);
-    for (int k = 0; k < m->n_outputs && rc == PN_OK; k++) {
-        pn_fn *fk = pn_fn_new("model", output_backward, 1, &call);
-        if (!fk) {
-            rc = PN_ENOMEM;
-            break;
-        }
-        fk->iattr[0] = k;
-        pn_fn_attach(fk, o[k]);
+    for (int k = 0; k < m->n_outputs; k++) {
+        fo[k]->iattr[0] = k;
+        pn_fn_attach(fo[k], o[k]);
     }
     pn_value_release(call); /* the outputs' entries hold it now */
-    if (rc) {
-        for (int k = 0; k < m->n_outputs; k++) pn_value_release(o[k]);
-        return rc;
-    }
     memcpy(outs, o, (size_t)m->n_outputs * sizeof *o);
     return PN_OK;
 }

@@ -72,7 +72,7 @@ int pn_eager_op(int op, int n_in, pn_value *const *in, int n_var, pn_value *cons
     const char *name = pn_op_name(op);
     if (n_in < 1 || n_in > PN_MAX_INPUTS || n_var < 0 || n_var > PN_MAX_VARS)
         return pn_error(PN_EVALUE, "%s: bad number of inputs or variables", name);
-    op_saved *s = calloc(1, sizeof *s);
+    op_saved *s = pn_calloc(1, sizeof *s);
     if (!s) return pn_error(PN_ENOMEM, "out of memory running %s", name);
     int64_t batch = in[0]->ndim > 0 ? in[0]->dims[0] : 0;
     int rc = PN_OK;
@@ -126,7 +126,7 @@ int pn_eager_op(int op, int n_in, pn_value *const *in, int n_var, pn_value *cons
     const pn_op_def *def = pn_op_table[op];
     if (rc == PN_OK && def->scratch) {
         int64_t sc = def->scratch(&tmp, nd, batch, training);
-        if (sc > 0 && !(s->scratch = malloc((size_t)sc * sizeof(float))))
+        if (sc > 0 && !(s->scratch = pn_malloc((size_t)sc * sizeof(float))))
             rc = pn_error(PN_ENOMEM, "out of memory for %s's scratch", name);
     }
     pn_value *o = NULL;
@@ -143,17 +143,19 @@ int pn_eager_op(int op, int n_in, pn_value *const *in, int n_var, pn_value *cons
     s->seed = seed;
     pn_value *all[PN_FN_MAX_IN];
     memcpy(all, in, (size_t)n_in * sizeof *all);
-    memcpy(all + n_in, vars, (size_t)n_var * sizeof *all);
+    if (n_var > 0) memcpy(all + n_in, vars, (size_t)n_var * sizeof *all);
+    /* the entry before the forward: batch norm's forward updates its moving statistics, which
+     * running out of memory afterwards must not leave changed */
+    pn_fn *f = NULL;
+    if (pn_fn_wanted(n_in + n_var, all) && !(f = pn_fn_new(name, op_backward, n_in + n_var, all))) {
+        op_destroy(&(pn_fn){.saved = s});
+        pn_value_release(o);
+        return PN_ENOMEM;
+    }
     pn_ctx c;
     op_ctx(s, all, o, &c);
     def->forward(nd, &c);
-    if (pn_fn_wanted(n_in + n_var, all)) {
-        pn_fn *f = pn_fn_new(name, op_backward, n_in + n_var, all);
-        if (!f) {
-            op_destroy(&(pn_fn){.saved = s});
-            pn_value_release(o);
-            return PN_ENOMEM;
-        }
+    if (f) {
         f->saved = s;
         f->destroy = op_destroy;
         pn_fn_attach(f, o);

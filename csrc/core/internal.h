@@ -35,6 +35,13 @@
 void pn_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
              int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 
+/* The core's allocations (alloc.c): malloc, calloc, realloc and aligned_alloc, each of which a
+ * test can make fail (pn_debug_fail_alloc). Their memory is freed with free. */
+void *pn_malloc(size_t bytes);
+void *pn_calloc(size_t n, size_t size);
+void *pn_realloc(void *p, size_t bytes);
+void *pn_aligned_alloc(size_t align, size_t bytes);
+
 /* Stores the message for pn_last_error() and returns code, so `return pn_error(...)` reads well. */
 int pn_error(int code, const char *fmt, ...) PN_PRINTF(2, 3);
 

@@ -8,7 +8,7 @@
 #include "internal.h"
 
 int pn_model_create(pn_model **out) {
-    pn_model *m = calloc(1, sizeof *m);
+    pn_model *m = pn_calloc(1, sizeof *m);
     if (!m) return pn_error(PN_ENOMEM, "out of memory creating a model");
     m->refs = 1;
     if (pthread_mutex_init(&m->lock, NULL) != 0) {
@@ -70,7 +70,7 @@ int pn_model_add_variable(pn_model *m, int ndim, const int64_t *shape, int train
     if (rc) return rc;
     if (m->n_vars == m->cap_vars) {
         int cap = m->cap_vars ? 2 * m->cap_vars : 16;
-        pn_var *v = realloc(m->vars, (size_t)cap * sizeof *v);
+        pn_var *v = pn_realloc(m->vars, (size_t)cap * sizeof *v);
         if (!v) return pn_error(PN_ENOMEM, "out of memory adding a variable");
         m->vars = v;
         m->cap_vars = cap;
@@ -101,7 +101,7 @@ int pn_model_alloc(pn_model *m) {
         if (pass == 1) trainable = off;
     }
     size_t bytes = (size_t)(off > 0 ? off : VAR_ALIGN) * sizeof(float);
-    float *p = aligned_alloc(64, bytes), *g = aligned_alloc(64, bytes);
+    float *p = pn_aligned_alloc(64, bytes), *g = pn_aligned_alloc(64, bytes);
     if (!p || !g) {
         free(p);
         free(g);
@@ -153,7 +153,7 @@ int pn_model_set_regularizer(pn_model *m, int var, float l1, float l2) {
 static int push_node(pn_model *m, pn_node *nd, int *node) {
     if (m->n_nodes == m->cap_nodes) {
         int cap = m->cap_nodes ? 2 * m->cap_nodes : 16;
-        pn_node *p = realloc(m->nodes, (size_t)cap * sizeof *p);
+        pn_node *p = pn_realloc(m->nodes, (size_t)cap * sizeof *p);
         if (!p) return pn_error(PN_ENOMEM, "out of memory adding a node");
         m->nodes = p;
         m->cap_nodes = cap;
@@ -317,7 +317,7 @@ int pn_model_set_optimizer(pn_model *m, const pn_optim_config *cfg) {
     int slots = pn_optimizer_slots(cfg);
     float *state = NULL;
     size_t n = (size_t)slots * (size_t)m->n_trainable;
-    if (n > 0 && !(state = calloc(n, sizeof *state)))
+    if (n > 0 && !(state = pn_calloc(n, sizeof *state)))
         return pn_error(PN_ENOMEM, "out of memory for the optimizer's state");
     if (cfg->kind == PN_ADAGRAD)
         for (size_t i = 0; i < n; i++) state[i] = cfg->initial_accumulator_value;

@@ -191,7 +191,7 @@ int pn_model_apply_gradients(pn_model *m, int n, const int *vars) {
         return pn_error(PN_ESTATE, "the model has no optimizer state: bind an optimizer first");
     unsigned char *sel = NULL;
     if (n > 0) {
-        sel = calloc((size_t)m->n_vars, 1);
+        sel = pn_calloc((size_t)m->n_vars, 1);
         if (!sel) return pn_error(PN_ENOMEM, "out of memory applying gradients");
         for (int k = 0; k < n; k++) {
             int v = vars[k];

@@ -91,11 +91,11 @@ static int layout(pn_plan *p, const pn_model *m, const unsigned char *active) {
     const int64_t batch = p->batch;
     const int n_sp = 3 * n + n_out;
     /* spans: value, gradient and scratch of each node, then each output's gathered targets */
-    span *sp = calloc((size_t)n_sp, sizeof *sp);
-    int *order = calloc((size_t)n_sp, sizeof *order);
-    int *readers = calloc((size_t)n, sizeof *readers);
-    int *root = calloc((size_t)n, sizeof *root); /* the node whose value a node's value is */
-    unsigned char *is_loss = calloc((size_t)n, 1); /* a loss reads it as logits or output */
+    span *sp = pn_calloc((size_t)n_sp, sizeof *sp);
+    int *order = pn_calloc((size_t)n_sp, sizeof *order);
+    int *readers = pn_calloc((size_t)n, sizeof *readers);
+    int *root = pn_calloc((size_t)n, sizeof *root); /* the node whose value a node's value is */
+    unsigned char *is_loss = pn_calloc((size_t)n, 1); /* a loss reads it as logits or output */
     if (!sp || !order || !readers || !root || !is_loss) {
         free(sp), free(order), free(readers), free(root), free(is_loss);
         return PN_ENOMEM;
@@ -174,7 +174,7 @@ static int layout(pn_plan *p, const pn_model *m, const unsigned char *active) {
     int64_t total = place(sp, n_sp, order);
     int rc = PN_OK;
     if (total > 0) {
-        p->arena = aligned_alloc(ALIGN_FLOATS * sizeof(float), (size_t)total * sizeof(float));
+        p->arena = pn_aligned_alloc(ALIGN_FLOATS * sizeof(float), (size_t)total * sizeof(float));
         if (!p->arena) rc = PN_ENOMEM;
     }
     if (rc == PN_OK) {
@@ -204,21 +204,21 @@ int pn_plan_create(pn_plan **out, const pn_model *m, int64_t batch, pn_mode mode
                             (long long)batch, pn_op_name(m->nodes[i].op),
                             (long long)m->nodes[i].size);
     unsigned char *active = NULL, *written = NULL;
-    pn_plan *p = calloc(1, sizeof *p);
+    pn_plan *p = pn_calloc(1, sizeof *p);
     if (!p) goto fail;
     p->batch = batch;
     p->mode = mode;
     p->training = mode != PN_MODE_INFER;
-    p->value = calloc((size_t)n, sizeof *p->value);
-    p->grad = calloc((size_t)n, sizeof *p->grad);
-    p->scratch = calloc((size_t)n, sizeof *p->scratch);
-    p->acc_in = calloc((size_t)n * PN_MAX_INPUTS, sizeof *p->acc_in);
-    p->acc_var = calloc((size_t)n * PN_MAX_VARS, sizeof *p->acc_var);
-    p->var_written = calloc((size_t)m->n_vars + 1, 1);
-    if (mode < PN_MODE_EAGER && !(p->wbuf = malloc((size_t)(batch * m->n_outputs) * sizeof(float))))
+    p->value = pn_calloc((size_t)n, sizeof *p->value);
+    p->grad = pn_calloc((size_t)n, sizeof *p->grad);
+    p->scratch = pn_calloc((size_t)n, sizeof *p->scratch);
+    p->acc_in = pn_calloc((size_t)n * PN_MAX_INPUTS, sizeof *p->acc_in);
+    p->acc_var = pn_calloc((size_t)n * PN_MAX_VARS, sizeof *p->acc_var);
+    p->var_written = pn_calloc((size_t)m->n_vars + 1, 1);
+    if (mode < PN_MODE_EAGER && !(p->wbuf = pn_malloc((size_t)(batch * m->n_outputs) * sizeof(float))))
         goto fail;
-    active = calloc((size_t)n, 1);
-    written = calloc((size_t)n, 1);
+    active = pn_calloc((size_t)n, 1);
+    written = pn_calloc((size_t)n, 1);
     if (!p->value || !p->grad || !p->scratch || !p->acc_in || !p->acc_var || !p->var_written ||
         !active || !written)
         goto fail;

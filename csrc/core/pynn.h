@@ -61,6 +61,12 @@ enum {
 /* The message of the last error raised on this thread ("" if none). */
 const char *pn_last_error(void);
 
+/* Tests only: from now on, allocations of the core are counted from 0 and the one numbered n
+ * fails (as if out of memory), once; n < 0 turns counting and failing off (the default). */
+void pn_debug_fail_alloc(int64_t n);
+/* Allocations counted since the last pn_debug_fail_alloc(n >= 0). */
+int64_t pn_debug_alloc_count(void);
+
 /* ---- threads ------------------------------------------------------------------------------- */
 
 /* One setting for both pools: OpenBLAS's threads and the core's OpenMP loops. n >= 1. */

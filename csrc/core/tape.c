@@ -39,7 +39,7 @@ static int fill_shape(pn_value *v, int ndim, const int64_t *dims) {
 }
 
 int pn_value_new(pn_value **out, int ndim, const int64_t *dims, pn_dtype dtype) {
-    pn_value *v = calloc(1, sizeof *v);
+    pn_value *v = pn_calloc(1, sizeof *v);
     if (!v) return pn_error(PN_ENOMEM, "out of memory creating a tensor");
     int rc = fill_shape(v, ndim, dims);
     if (rc) {
@@ -47,7 +47,7 @@ int pn_value_new(pn_value **out, int ndim, const int64_t *dims, pn_dtype dtype) 
         return rc;
     }
     size_t bytes = (size_t)(v->size > 0 ? v->size : 1) * 4;
-    v->data = malloc(bytes);
+    v->data = pn_malloc(bytes);
     if (!v->data) {
         long long n = (long long)v->size;
         free(v);
@@ -77,7 +77,7 @@ int pn_value_create(pn_value **out, int ndim, const int64_t *dims, pn_dtype dtyp
 int pn_value_borrow(pn_value **out, int ndim, const int64_t *dims, pn_dtype dtype, void *data,
                     float *grad, void (*release)(void *), void *ctx) {
     if (dtype != PN_F32 && dtype != PN_I32) return pn_error(PN_ETYPE, "unknown dtype %d", dtype);
-    pn_value *v = calloc(1, sizeof *v);
+    pn_value *v = pn_calloc(1, sizeof *v);
     if (!v) return pn_error(PN_ENOMEM, "out of memory creating a tensor");
     int rc = fill_shape(v, ndim, dims);
     if (rc) {
@@ -142,7 +142,7 @@ int pn_value_set_requires_grad(pn_value *v, int on) {
 float *pn_value_grad_buf(pn_value *v) {
     if (v->model && !v->model->eager_grads) pn_model_zero_grads(v->model);
     if (!v->grad) {
-        v->grad = calloc((size_t)(v->size > 0 ? v->size : 1), sizeof(float));
+        v->grad = pn_calloc((size_t)(v->size > 0 ? v->size : 1), sizeof(float));
         if (!v->grad) {
             pn_error(PN_ENOMEM, "out of memory for a gradient of %lld values", (long long)v->size);
             return NULL;
@@ -172,7 +172,7 @@ int pn_fn_wanted(int n_in, pn_value *const *in) {
 
 pn_fn *pn_fn_new(const char *name, int (*backward)(pn_fn *, pn_value *), int n_in,
                  pn_value *const *in) {
-    pn_fn *f = calloc(1, sizeof *f);
+    pn_fn *f = pn_calloc(1, sizeof *f);
     if (!f) {
         pn_error(PN_ENOMEM, "out of memory recording '%s'", name);
         return NULL;
@@ -209,7 +209,7 @@ typedef struct {
 static int push(vec *s, pn_value *v) {
     if (s->n == s->cap) {
         size_t cap = s->cap ? 2 * s->cap : 64;
-        pn_value **p = realloc(s->v, cap * sizeof *p);
+        pn_value **p = pn_realloc(s->v, cap * sizeof *p);
         if (!p) return pn_error(PN_ENOMEM, "out of memory walking the tape");
         s->v = p;
         s->cap = cap;
