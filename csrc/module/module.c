@@ -104,6 +104,17 @@ static PyObject *activation(PyObject *self, PyObject *args, PyObject *kw) {
     return (PyObject *)out;
 }
 
+/* _debug_fail_alloc(n): tests only; the core's allocation number n from now fails once (n < 0:
+ * off). Returns the number of allocations counted since the previous call. */
+static PyObject *debug_fail_alloc(PyObject *self, PyObject *arg) {
+    (void)self;
+    long long n = PyLong_AsLongLong(arg);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    int64_t before = pn_debug_alloc_count();
+    pn_debug_fail_alloc((int64_t)n);
+    return PyLong_FromLongLong((long long)before);
+}
+
 #define FASTCALL(f) (PyCFunction)(void (*)(void))(f), METH_FASTCALL
 
 static PyMethodDef methods[] = {
@@ -131,6 +142,9 @@ static PyMethodDef methods[] = {
      "metric_size(spec) -> the number of accumulators a metric adds per batch"},
     {"metric_accumulate", FASTCALL(pn_py_metric_accumulate),
      "metric_accumulate(spec, y_true, y_pred) -> float64 array: one batch's accumulators"},
+    {"_debug_fail_alloc", debug_fail_alloc, METH_O,
+     "_debug_fail_alloc(n) -> allocations counted so far: tests only; the core's n-th allocation "
+     "from now (0-based) fails once, as if out of memory; n < 0 turns it off"},
     {NULL, NULL, 0, NULL},
 };
 
