@@ -394,6 +394,12 @@ int pn_model_get_plan(pn_model *m, int64_t batch, pn_mode mode, pn_plan **out) {
     return PN_OK;
 }
 
+/* A step is done with its plan: one made when eager calls held every slot was never cached
+ * (an orphan) and is freed now. */
+static void plan_done(pn_plan *p) {
+    if (p && p->orphan && !p->busy) pn_plan_destroy(p);
+}
+
 void pn_model_put_plan(pn_model *m, pn_plan *p) {
     pthread_mutex_lock(&m->lock);
     p->busy = 0;
@@ -501,6 +507,7 @@ static int prepare(pn_model *m, const pn_tensor *xs, const pn_tensor *ys,
     pn_plan *p = NULL;
     rc = pn_model_get_plan(m, batch, mode, &p);
     if (rc) return rc;
+    *out = p; /* even when a check below fails: the caller hands it back (plan_done) */
     for (int k = 0; k < m->n_inputs; k++) {
         int in = m->inputs[k];
         if (idx) {
@@ -536,7 +543,6 @@ static int prepare(pn_model *m, const pn_tensor *xs, const pn_tensor *ys,
                                 (double)w[b]);
         wd[k] = w;
     }
-    *out = p;
     return PN_OK;
 }
 
@@ -589,6 +595,7 @@ static int run_step(pn_model *m, const pn_tensor *xs, const pn_tensor *ys,
     if (train) pn_optimizer_step(m);
     results[0] = loss;
 done:
+    plan_done(p);
     pthread_mutex_unlock(&m->lock);
     return rc;
 }
@@ -631,6 +638,7 @@ int pn_model_gradients(pn_model *m, const pn_tensor *xs, const pn_tensor *ys, fl
             memset(dx[k], 0, bytes);
     }
 done:
+    plan_done(p);
     pthread_mutex_unlock(&m->lock);
     return rc;
 }
@@ -643,6 +651,7 @@ int pn_model_plan_bytes(pn_model *m, int64_t batch, int training, int64_t *bytes
     pn_plan *p = NULL;
     int rc = pn_model_get_plan(m, batch, training ? PN_MODE_TRAIN : PN_MODE_INFER, &p);
     if (rc == PN_OK) *bytes = p->arena_floats * (int64_t)sizeof(float);
+    if (rc == PN_OK) plan_done(p);
     pthread_mutex_unlock(&m->lock);
     return rc;
 }
@@ -695,6 +704,7 @@ int pn_model_predict(pn_model *m, const pn_tensor *xs, int64_t batch_size, float
             else
                 p->value[o] = own[k];
         }
+        plan_done(p);
     }
     pthread_mutex_unlock(&m->lock);
     return rc;

@@ -478,6 +478,34 @@ static void test_failed_eager_batch_norm_keeps_moving_statistics(void) {
     pn_value_release(x);
 }
 
+/* Eager calls waiting for their backward hold every slot of the plan cache: the run calls then
+ * use a plan of their own, which they free (LeakSanitizer checks it). */
+static void test_steps_with_every_cached_plan_held_free_their_plans(void) {
+    pn_model *m = build();
+    if (!m) return;
+    int64_t xd[2] = {BATCH, IN};
+    pn_value *x, *held[9];
+    pn_value_create(&x, 2, xd, PN_F32, X);
+    int rc = 0;
+    for (int i = 0; i < 9; i++) rc |= pn_model_call(m, &x, 1, &held[i]);
+    CHECK(rc == 0, "nine calls held");
+    pn_tensor tx_ = tx(), ty_ = ty();
+    float res[2], out[ROWS * CLASSES], dx[ROWS * IN], loss;
+    float *outs[1] = {out}, *dxs[1] = {dx};
+    int64_t bytes;
+    CHECK(pn_model_train_step(m, &tx_, &ty_, NULL, IDX, BATCH, res) == 0, "train step");
+    CHECK(pn_model_test_step(m, &tx_, &ty_, NULL, NULL, 0, res) == 0, "test step");
+    CHECK(pn_model_predict(m, &tx_, BATCH, outs) == 0, "predict");
+    CHECK(pn_model_gradients(m, &tx_, &ty_, &loss, dxs) == 0, "gradients");
+    CHECK(pn_model_plan_bytes(m, 3, 1, &bytes) == 0, "plan bytes");
+    int32_t bad[ROWS] = {0, 1, 2, 9, 0, 1, 2};
+    pn_tensor tbad = {.ndim = 1, .dims = {ROWS}, .dtype = PN_I32, .data = bad};
+    CHECK(pn_model_test_step(m, &tx_, &tbad, NULL, NULL, 0, res) == PN_EVALUE, "bad labels");
+    for (int i = 0; i < 9; i++) pn_value_release(held[i]);
+    pn_value_release(x);
+    pn_model_destroy(m);
+}
+
 int main(void) {
     make_data();
     walk_build();
@@ -490,6 +518,7 @@ int main(void) {
     walk("eager_op", run_eager_ops, 1);
     test_every_allocation_failing_after_the_first_step();
     test_failed_eager_batch_norm_keeps_moving_statistics();
+    test_steps_with_every_cached_plan_held_free_their_plans();
     printf("%s\n", summary);
     printf("%d passed, %d failed\n", passed, failed);
     return failed != 0;
