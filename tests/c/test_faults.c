@@ -18,7 +18,7 @@
 
 enum { IN = 6, WIDTH = 6, CLASSES = 3, LAYERS = 9, ROWS = 7, BATCH = 4 };
 
-static char summary[512] = "faults:";
+static char summary[1024] = "faults:";
 
 /* A message no allocation failure leaves, so a stale one cannot pass for a fresh one. */
 static void stale_message(void) {
@@ -90,15 +90,60 @@ fail:
     return NULL;
 }
 
+/* Two inputs, a merge, two outputs with their own losses (weighted) and an RMSprop. */
+static pn_model *build_multi(void) {
+    pn_model *m = NULL;
+    if (pn_model_create(&m)) return NULL;
+    int64_t shapes[5][2] = {{IN, 5}, {3, 5}, {5, 0}, {5, CLASSES}, {5, 2}};
+    int v[5], in[2], d[2], n;
+    for (int k = 0; k < 5; k++) pn_model_add_variable(m, shapes[k][1] ? 2 : 1, shapes[k], 1, &v[k]);
+    pn_model_alloc(m);
+    unsigned seed = 5;
+    for (int k = 0; k < 5; k++) {
+        int64_t size;
+        pn_model_variable(m, k, NULL, &size, NULL, NULL);
+        for (int64_t i = 0; i < size; i++) param(m, k)[i] = frand(&seed);
+    }
+    int64_t s1[1] = {IN}, s2[1] = {3};
+    pn_model_add_input(m, 1, s1, PN_F32, &in[0]);
+    pn_model_add_input(m, 1, s2, PN_F32, &in[1]);
+    pn_model_add_node(m, PN_OP_DENSE, 1, &in[0], 1, &v[0], NULL, NULL, &d[0]);
+    int vb[2] = {v[1], v[2]};
+    pn_model_add_node(m, PN_OP_DENSE, 1, &in[1], 2, vb, NULL, NULL, &d[1]);
+    pn_model_add_node(m, PN_OP_ADD, 2, d, 0, NULL, NULL, NULL, &n);
+    int r = n, o[2];
+    pn_model_add_node(m, PN_OP_RELU, 1, &r, 0, NULL, NULL, NULL, &r);
+    pn_model_add_node(m, PN_OP_DENSE, 1, &r, 1, &v[3], NULL, NULL, &n);
+    pn_model_add_node(m, PN_OP_SOFTMAX, 1, &n, 0, NULL, NULL, NULL, &o[0]);
+    pn_model_add_node(m, PN_OP_DENSE, 1, &r, 1, &v[4], NULL, NULL, &o[1]);
+    pn_model_set_outputs(m, 2, o);
+    pn_loss_config cfg[2] = {
+        {.loss = PN_LOSS_SPARSE_CE, .weight = 1.0f, .n_metrics = 1,
+         .metrics = {pn_metric_default(PN_METRIC_SPARSE_ACCURACY)}},
+        {.loss = PN_LOSS_MSE, .weight = 0.5f, .n_metrics = 1,
+         .metrics = {pn_metric_default(PN_METRIC_AUC)}},
+    };
+    cfg[1].metrics[0].num_thresholds = 10; /* 40 accumulators: the results fit in MAX_RES */
+    pn_optim_config opt = {.kind = PN_RMSPROP, .learning_rate = 0.01f, .rho = 0.9f,
+                           .momentum = 0.5f, .epsilon = 1e-7f, .centered = 1};
+    if (pn_model_compile_outputs(m, cfg) || pn_model_set_optimizer(m, &opt)) {
+        pn_model_destroy(m);
+        return NULL;
+    }
+    return m;
+}
+
 /* ---- data ------------------------------------------------------------------------------------ */
 
-static float X[ROWS * IN], SW[ROWS];
+static float X[ROWS * IN], SW[ROWS], X2[ROWS * 3], Y2[ROWS * 2];
 static int32_t Y[ROWS];
 static const int64_t IDX[BATCH] = {5, 0, 3, 6};
 
 static void make_data(void) {
     unsigned s = 3;
     for (int i = 0; i < ROWS * IN; i++) X[i] = frand(&s);
+    for (int i = 0; i < ROWS * 3; i++) X2[i] = frand(&s);
+    for (int i = 0; i < ROWS * 2; i++) Y2[i] = 0.5f + 0.5f * frand(&s);
     for (int i = 0; i < ROWS; i++) {
         Y[i] = i % CLASSES;
         SW[i] = 0.5f + 0.25f * (float)(i % 3);
@@ -127,10 +172,10 @@ static int same(const float *a, const float *b, int64_t n) {
     return 1;
 }
 
-static void walk(const char *name, scenario run, int eager) {
+static void walk(const char *name, pn_model *(*make)(void), scenario run, int eager) {
     float ref[MAX_RES], res[MAX_RES];
     memset(ref, 0, sizeof ref);
-    pn_model *m = build();
+    pn_model *m = make();
     if (!m) return;
     int64_t n = total_floats(m);
     float *p0 = malloc((size_t)n * sizeof(float)), *p1 = malloc((size_t)n * sizeof(float));
@@ -148,7 +193,7 @@ static void walk(const char *name, scenario run, int eager) {
 
     int64_t walked = 0;
     for (int64_t k = 0; k < N; k++) {
-        m = build();
+        m = make();
         if (!m) break;
         uint64_t seed0, fw0, seed, fw;
         pn_model_rng_state(m, &seed0, &fw0);
@@ -231,6 +276,44 @@ static int run_eager_model(pn_model *m, float *res) {
     pn_value_release(out);
     pn_value_release(y);
     pn_value_release(x);
+    return rc;
+}
+
+static int run_train_multi(pn_model *m, float *res) {
+    pn_tensor xs[2] = {tx(), {.ndim = 2, .dims = {ROWS, 3}, .dtype = PN_F32, .data = X2}};
+    pn_tensor ys[2] = {ty(), {.ndim = 2, .dims = {ROWS, 2}, .dtype = PN_F32, .data = Y2}};
+    const float *sw[2] = {NULL, SW};
+    return pn_model_train_step(m, xs, ys, sw, IDX, BATCH, res);
+}
+
+/* two inputs, one of them wanting its gradient; two outputs, two losses, one backward */
+static int run_eager_multi(pn_model *m, float *res) {
+    pn_value *x[2] = {NULL, NULL}, *y[2] = {NULL, NULL}, *out[2] = {NULL, NULL};
+    pn_value *l[2] = {NULL, NULL}, *loss = NULL;
+    int64_t xd[2] = {ROWS, IN}, x2d[2] = {ROWS, 3}, yd[1] = {ROWS}, y2d[2] = {ROWS, 2};
+    pn_model_zero_grads(m);
+    int rc = pn_value_create(&x[0], 2, xd, PN_F32, X);
+    if (!rc) rc = pn_value_create(&x[1], 2, x2d, PN_F32, X2);
+    if (!rc) rc = pn_value_set_requires_grad(x[1], 1);
+    if (!rc) rc = pn_value_create(&y[0], 1, yd, PN_I32, Y);
+    if (!rc) rc = pn_value_create(&y[1], 2, y2d, PN_F32, Y2);
+    if (!rc) rc = pn_model_call(m, x, 1, out);
+    if (!rc) rc = pn_eager_loss(PN_LOSS_SPARSE_CE, 0, y[0], out[0], &l[0]);
+    if (!rc) rc = pn_eager_loss(PN_LOSS_MSE, 0, y[1], out[1], &l[1]);
+    if (!rc) rc = pn_eager_binary(PN_BIN_ADD, l[0], l[1], &loss);
+    if (!rc) rc = pn_value_backward(loss, NULL);
+    if (!rc) rc = pn_model_apply_gradients(m, 0, NULL);
+    if (!rc) {
+        res[0] = *(float *)pn_value_data(loss);
+        memcpy(res + 1, pn_value_grad(x[1]), ROWS * 3 * sizeof(float));
+    }
+    pn_value_release(loss);
+    for (int k = 0; k < 2; k++) {
+        pn_value_release(l[k]);
+        pn_value_release(out[k]);
+        pn_value_release(y[k]);
+        pn_value_release(x[k]);
+    }
     return rc;
 }
 
@@ -509,13 +592,15 @@ static void test_steps_with_every_cached_plan_held_free_their_plans(void) {
 int main(void) {
     make_data();
     walk_build();
-    walk("train_step", run_train, 0);
-    walk("test_step", run_test, 0);
-    walk("predict", run_predict, 0);
-    walk("gradients", run_gradients, 0);
-    walk("eager_model", run_eager_model, 1);
-    walk("eager_math", run_eager_math, 1);
-    walk("eager_op", run_eager_ops, 1);
+    walk("train_step", build, run_train, 0);
+    walk("test_step", build, run_test, 0);
+    walk("predict", build, run_predict, 0);
+    walk("gradients", build, run_gradients, 0);
+    walk("eager_model", build, run_eager_model, 1);
+    walk("eager_math", build, run_eager_math, 1);
+    walk("eager_op", build, run_eager_ops, 1);
+    walk("train_step_2in_2out", build_multi, run_train_multi, 0);
+    walk("eager_model_2in_2out", build_multi, run_eager_multi, 1);
     test_every_allocation_failing_after_the_first_step();
     test_failed_eager_batch_norm_keeps_moving_statistics();
     test_steps_with_every_cached_plan_held_free_their_plans();
