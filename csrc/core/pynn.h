@@ -356,7 +356,9 @@ int pn_grad_enabled(void);
 
 /* Backpropagates from v: with seed NULL, v must hold one value and its gradient is 1; otherwise
  * seed holds v's gradient (v's size). Leaves that require a gradient accumulate it; the
- * gradients of intermediate values are freed on the way. */
+ * gradients of intermediate values are freed on the way. On an error (PN_ENOMEM midway) the
+ * leaves, and a called model's gradients, may hold part of this backward's sum: zero them and
+ * run the step again (intermediate gradients are always freed; nothing leaks). */
 int pn_value_backward(pn_value *v, const float *seed);
 
 /* Any graph op (PN_OP_DENSE ... PN_OP_CONCATENATE) on values whose axis 0 is the batch, with the

@@ -317,6 +317,20 @@ static int run_eager_multi(pn_model *m, float *res) {
     return rc;
 }
 
+/* a model called with grad mode off: nothing recorded, the plan handed back at once */
+static int run_eager_infer(pn_model *m, float *res) {
+    pn_value *x = NULL, *out = NULL;
+    int64_t xd[2] = {ROWS, IN};
+    int rc = pn_value_create(&x, 2, xd, PN_F32, X);
+    pn_set_grad_enabled(0);
+    if (!rc) rc = pn_model_call(m, &x, 0, &out);
+    pn_set_grad_enabled(1);
+    if (!rc) memcpy(res, pn_value_data(out), ROWS * CLASSES * sizeof(float));
+    pn_value_release(out);
+    pn_value_release(x);
+    return rc;
+}
+
 /* Values made by a scenario, released together in reverse at the end. */
 typedef struct {
     pn_value *v[64];
@@ -597,6 +611,7 @@ int main(void) {
     walk("predict", build, run_predict, 0);
     walk("gradients", build, run_gradients, 0);
     walk("eager_model", build, run_eager_model, 1);
+    walk("eager_model_infer", build, run_eager_infer, 0);
     walk("eager_math", build, run_eager_math, 1);
     walk("eager_op", build, run_eager_ops, 1);
     walk("train_step_2in_2out", build_multi, run_train_multi, 0);
