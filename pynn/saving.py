@@ -763,7 +763,11 @@ def load_model(filepath, custom_objects: dict | None = None, compile: bool = Tru
         raise ValueError(f"{path} was saved in format version {_brief(version)}; this pynn "
                          f"reads up to version {FORMAT_VERSION}")
     with _WeightBudget(sum(int(t.size) for t in tensors.values())):
-        model = model_from_config(config, custom_objects)
+        try:
+            model = model_from_config(config, custom_objects)
+        except TypeError as e:  # layers that cannot be connected so (a float input to Embedding)
+            raise ValueError(f"Invalid saved model {path}: its config does not build: "
+                             f"{e}") from None
     slots = {k: v for k, v in tensors.items() if k.startswith("optimizer/")}
     _assign(model, {k: v for k, v in tensors.items() if k not in slots}, path, by_name=True)
     cc = config.get("compile_config")

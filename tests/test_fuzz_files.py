@@ -167,6 +167,30 @@ def build_model(path: str, weights_path: str):
     return model, x
 
 
+def build_functional(path: str):
+    """A two-input functional model with convolution, normalization, embedding and merging
+    layers, compiled with SGD (momentum) and two metrics: a config with more to corrupt."""
+    import pynn
+    from pynn import layers
+
+    pynn.utils.set_random_seed(2)
+    image = pynn.Input(shape=(6, 6, 2), name="image")
+    tokens = pynn.Input(shape=(5,), dtype="int32", name="tokens")
+    h = layers.Conv2D(3, 3, padding="same", activation="relu")(image)
+    h = layers.BatchNormalization()(h)
+    h = layers.Flatten()(layers.MaxPooling2D(2)(h))
+    e = layers.Flatten()(layers.Embedding(10, 4)(tokens))
+    out = layers.Dense(3, activation="softmax")(layers.Concatenate()([h, layers.Dense(6)(e)]))
+    model = pynn.Model([image, tokens], out)
+    model.compile(optimizer=pynn.optimizers.SGD(0.01, momentum=0.9),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    rng = np.random.default_rng(1)
+    x = [rng.random((8, 6, 6, 2)).astype(np.float32), rng.integers(0, 10, (8, 5))]
+    model.fit(x, np.arange(8) % 3, epochs=1, batch_size=4, verbose=0)
+    model.save(path)
+    return model, x
+
+
 def child(kind: str, seed: int, cases: int, workdir: str) -> None:
     """Runs `cases` mutated loads; prints one JSON line of results. Writes the case index it is
     on to workdir/progress first, so a crash can be traced to its case."""
@@ -177,14 +201,17 @@ def child(kind: str, seed: int, cases: int, workdir: str) -> None:
 
     model_path = os.path.join(workdir, "orig.keras")
     weights_path = os.path.join(workdir, "orig.weights.safetensors")
-    model, x = build_model(model_path, weights_path)
-    with open(model_path if kind == "keras" else weights_path, "rb") as f:
+    if kind == "functional":
+        model, x = build_functional(model_path)
+    else:
+        model, x = build_model(model_path, weights_path)
+    with open(model_path if kind != "weights" else weights_path, "rb") as f:
         original = f.read()
     members = {}
-    if kind == "keras":
+    if kind != "weights":
         with zipfile.ZipFile(model_path) as zf:
             members = {n: zf.read(n) for n in zf.namelist()}
-    target = os.path.join(workdir, "case.keras" if kind == "keras" else
+    target = os.path.join(workdir, "case.keras" if kind != "weights" else
                           "case.weights.safetensors")
     progress = os.path.join(workdir, "progress")
     reference = model.get_weights()
@@ -198,7 +225,7 @@ def child(kind: str, seed: int, cases: int, workdir: str) -> None:
             f.write(data)
         t = time.perf_counter()
         try:
-            if kind == "keras":
+            if kind != "weights":
                 loaded = pynn.models.load_model(target)
             else:
                 model.load_weights(target)
@@ -248,7 +275,7 @@ def run_child(kind: str, seed: int, cases: int):
     return stats
 
 
-@pytest.mark.parametrize("kind", ["keras", "weights"])
+@pytest.mark.parametrize("kind", ["keras", "functional", "weights"])
 def test_mutated_files_load_or_raise_value_or_os_error(kind):
     seed = int(os.environ.get("PYNN_FUZZ_SEED", 20261123))
     stats = run_child(kind, seed, CASES)
@@ -319,6 +346,33 @@ def test_an_unknown_compression_method_raises_value_error(tmp_path):
     open(path, "wb").write(bytes(data))
     with pytest.raises(ValueError, match="cannot be read|compression"):
         pynn.models.load_model(path)
+
+
+def test_an_embedding_reading_a_float_input_raises_value_error(tmp_path):
+    import pynn
+
+    path = str(tmp_path / "f.keras")
+    build_functional(path)
+    with zipfile.ZipFile(path) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    config = json.loads(members["config.json"])
+    for layer in config["config"]["layers"]:
+        if layer["class_name"] == "InputLayer" and layer["config"].get("dtype") == "int32":
+            layer["config"]["dtype"] = "float32"
+    _rewrite(path, {**members, "config.json": json.dumps(config)})
+    with pytest.raises(ValueError, match="int32"):
+        pynn.models.load_model(path)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: __import__("pynn").layers.Conv2D(2, 2, strides=(1, 2**64)),
+    lambda: __import__("pynn").layers.MaxPooling2D(2, strides=(2**64, 1)),
+])
+def test_a_size_too_large_for_the_core_raises_value_error(make):
+    import pynn
+
+    with pytest.raises(ValueError):
+        pynn.Sequential([pynn.Input(shape=(6, 6, 2)), make()])
 
 
 if __name__ == "__main__":

@@ -210,7 +210,11 @@ class Model:
             reg = layer._weight_regs[layer._weight_attrs.index(attr)]
             if reg is not None:
                 core.set_regularizer(vid, reg.l1, reg.l2)
-        nodes = self._lower_model(core, sample_shape)
+        try:
+            nodes = self._lower_model(core, sample_shape)
+        except OverflowError as e:  # a size or attribute beyond what the core's ints hold
+            raise ValueError(f"Model '{self.name}': a layer's size or attribute is too large: "
+                             f"{e}") from None
         core.set_output(nodes if len(nodes) > 1 else nodes[0])
         self._core = core
         self._built_shape = sample_shape
