@@ -202,7 +202,7 @@ MODEL_CALLS = {
                                    None),
     "predict_on_batch.x.huge": (lambda m: m.predict_on_batch(HUGE), BAD, None),
     "predict_on_batch.x.zero_size": (lambda m: m.predict_on_batch(X[:0]), ValueError, None),
-    # -- calling the model, and a layer -------------------------------------------------------------
+    # -- calling the model, and a layer ------------------------------------------------------------
     "model_call.x.rank3": (lambda m: m(X[:, :, None]), ValueError, r"\(None, 4\)"),
     "model_call.x.complex": (lambda m: m(X.astype(np.complex64)), TypeError, None),
     "model_call.x.strings": (lambda m: m(np.full((2, 4), "a")), TypeError, None),
@@ -214,7 +214,7 @@ MODEL_CALLS = {
     "layer_call.x.strings": (lambda m: m.layers[0](np.full((2, 4), "a")), TypeError, None),
     "layer_call.x.huge": (lambda m: m.layers[0](np.broadcast_to(np.float32(0), (2**38, 4))),
                           BAD, None),
-    # -- compile: each argument (the old compile stays) ---------------------------------------------
+    # -- compile: each argument (the old compile stays) --------------------------------------------
     "compile.optimizer.int": (lambda m: m.compile(optimizer=3, loss="mse"), BAD, "optimizer"),
     "compile.optimizer.unknown": (lambda m: m.compile(optimizer="adamz", loss="mse"), ValueError,
                                   "adamz"),
@@ -234,7 +234,7 @@ MODEL_CALLS = {
                                                     metrics=["acc_z"]), ValueError, "acc_z"),
     "compile.unknown_keyword": (lambda m: m.compile(optimizer="adam", loss="mse", bogus=1),
                                 TypeError, "bogus"),
-    # -- saving ---------------------------------------------------------------------------------------
+    # -- saving ------------------------------------------------------------------------------------
     "save.filepath.int": (lambda m: m.save(3), TypeError, None),
     "save.filepath.h5": (lambda m: m.save("/tmp/pynn-battery.h5"), ValueError, "extension"),
     "save.zipped.false": (lambda m: m.save("/tmp/pynn-battery.keras", zipped=False), ValueError,
@@ -258,7 +258,7 @@ MODEL_CALLS = {
     "load_model.custom_objects.list": (lambda m: pynn.models.load_model("/tmp/x.keras",
                                                                         custom_objects=[1]),
                                        TypeError, "custom_objects"),
-    # -- weights ------------------------------------------------------------------------------------
+    # -- weights -----------------------------------------------------------------------------------
     "set_weights.too_few": (lambda m: m.set_weights(m.get_weights()[:2]), ValueError, None),
     "set_weights.strings": (lambda m: m.set_weights([np.full(w.shape, "a")
                                                      for w in m.get_weights()]), BAD, None),
@@ -358,7 +358,7 @@ def test_a_bad_constructor_argument_raises_a_clear_exception(make, exc, match):
         assert info.match(match)
 
 
-# -- optimizers' imperative API ----------------------------------------------------------------------
+# -- optimizers' imperative API --------------------------------------------------------------------
 def _built_adam(m):
     opt = pynn.optimizers.Adam(1e-2)
     opt.build(m.trainable_weights)
@@ -408,7 +408,7 @@ def test_optimizer_step_without_gradients_changes_nothing_or_raises(model):
     assert all(np.array_equal(a, b) for a, b in zip(before, after))
 
 
-# -- losses and metrics ------------------------------------------------------------------------------
+# -- losses and metrics ----------------------------------------------------------------------------
 P3 = np.full((4, 3), 1 / 3, np.float32)
 LOSS_METRIC_CALLS = {
     "MSE.call.shape_mismatch": (lambda: pynn.losses.MeanSquaredError()(np.ones((4, 3)),
@@ -464,7 +464,7 @@ def test_a_metric_keeps_its_state_after_a_failed_update():
     assert m.result() == before
 
 
-# -- pynn.Tensor and pynn.ops ------------------------------------------------------------------------
+# -- pynn.Tensor and pynn.ops ----------------------------------------------------------------------
 T = pynn.Tensor(np.ones((2, 3), np.float32))
 TENSOR_CALLS = {
     "Tensor.value.complex": (lambda: pynn.Tensor(np.ones(3, np.complex64)), BAD, None),
@@ -508,7 +508,7 @@ def test_a_bad_tensor_operation_raises_a_clear_exception(call, exc, match):
         assert info.match(match)
 
 
-# -- utils and datasets' arguments ------------------------------------------------------------------
+# -- utils and datasets' arguments -----------------------------------------------------------------
 UTIL_CALLS = {
     "to_categorical.x.negative": (lambda: pynn.utils.to_categorical([-1, 2]), ValueError, None),
     "to_categorical.x.float": (lambda: pynn.utils.to_categorical([0.5, 2]), ValueError, None),
@@ -559,7 +559,7 @@ def test_a_bad_utility_argument_raises_a_clear_exception(call, exc, match):
         assert info.match(match)
 
 
-# -- valid but unusual arrays: they work, and give what plain float32 gives ---------------------------
+# -- valid but unusual arrays: they work, and give what plain float32 gives ------------------------
 def _variants():
     base = np.asfortranarray(np.repeat(X, 2, axis=1)[:, ::2])   # non-contiguous
     ro = X.copy()
