@@ -126,6 +126,9 @@ class CallbackList(Callback):
     def __init__(self, callbacks=None, add_history: bool = False, add_progbar: bool = False,
                  model=None, **params):
         super().__init__()
+        if callbacks is not None and not isinstance(callbacks, (list, tuple)):
+            raise TypeError(f"callbacks must be a list of pynn.callbacks.Callback instances, got "
+                            f"{type(callbacks).__name__}")
         self.callbacks = list(callbacks) if callbacks else []
         for cb in self.callbacks:
             if not isinstance(cb, Callback):

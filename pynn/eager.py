@@ -18,6 +18,8 @@ def as_tensor(x) -> Tensor:
     if isinstance(x, Tensor):
         return x
     a = np.asarray(x)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"a layer's input must hold real numbers, got dtype {a.dtype}")
     if a.dtype == np.float32 and a.flags.c_contiguous:
         return _core.leaf(a, False)
     if a.dtype.kind in "iub":

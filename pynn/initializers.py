@@ -21,6 +21,14 @@ def _fans(shape) -> tuple[float, float]:
     return shape[-2] * receptive, shape[-1] * receptive
 
 
+def _seed(seed, who: str):
+    """`seed` checked: None or a non-negative int (NumPy's SeedSequence takes nothing else)."""
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
+                             or seed < 0):
+        raise ValueError(f"{who}: seed must be None or a non-negative int, got {seed!r}")
+    return seed
+
+
 class Initializer(abc.ABC):
     """Base class: subclasses implement `__call__(shape, dtype=None)` and `get_config()`."""
 
@@ -73,7 +81,7 @@ class RandomUniform(Initializer):
     """Uniform in [minval, maxval)."""
 
     def __init__(self, minval: float = -0.05, maxval: float = 0.05, seed: int | None = None):
-        self.minval, self.maxval, self.seed = minval, maxval, seed
+        self.minval, self.maxval, self.seed = minval, maxval, _seed(seed, type(self).__name__)
 
     def __call__(self, shape, dtype=None):
         g = generator(self.seed)
@@ -87,7 +95,7 @@ class RandomNormal(Initializer):
     """Normal with `mean` and `stddev`."""
 
     def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None):
-        self.mean, self.stddev, self.seed = mean, stddev, seed
+        self.mean, self.stddev, self.seed = mean, stddev, _seed(seed, type(self).__name__)
 
     def __call__(self, shape, dtype=None):
         g = generator(self.seed)
@@ -111,7 +119,7 @@ class TruncatedNormal(Initializer):
     """Normal with `mean` and `stddev`, redrawn beyond two standard deviations."""
 
     def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None):
-        self.mean, self.stddev, self.seed = mean, stddev, seed
+        self.mean, self.stddev, self.seed = mean, stddev, _seed(seed, type(self).__name__)
 
     def __call__(self, shape, dtype=None):
         return _truncated_normal(generator(self.seed), self.stddev, shape) + np.float32(self.mean)
@@ -132,7 +140,8 @@ class VarianceScaling(Initializer):
             raise ValueError(f"VarianceScaling: unknown mode '{mode}'")
         if distribution not in ("truncated_normal", "untruncated_normal", "uniform"):
             raise ValueError(f"VarianceScaling: unknown distribution '{distribution}'")
-        self.scale, self.mode, self.distribution, self.seed = scale, mode, distribution, seed
+        self.scale, self.mode, self.distribution = scale, mode, distribution
+        self.seed = _seed(seed, type(self).__name__)
 
     def __call__(self, shape, dtype=None):
         fan_in, fan_out = _fans(tuple(shape))

@@ -186,7 +186,10 @@ class Optimizer:
         core, ids = self._locate([v for _, v in pairs])
         for g, v in pairs:
             dst = core.gradient(v._vid)
-            src = np.asarray(g, dtype=np.float32)
+            src = np.asarray(g)
+            if src.dtype.kind not in "biuf":
+                raise TypeError(f"{type(self).__name__}.apply: the gradient of {v.path!r} must "
+                                f"hold real numbers, got dtype {src.dtype}")
             if src.shape != dst.shape:
                 raise ValueError(f"{type(self).__name__}.apply: the gradient of {v.path!r} has "
                                  f"shape {src.shape}, the variable {dst.shape}")
@@ -231,15 +234,21 @@ class Optimizer:
         return cls(**config)
 
 
+def _number(name: str, v) -> float:
+    if isinstance(v, (str, bytes)) or not isinstance(v, (int, float, np.number)):
+        raise TypeError(f"{name} must be a number, got {type(v).__name__} {v!r}")
+    return float(v)
+
+
 def _check_lr(lr) -> float:
-    lr = float(lr)
+    lr = _number("learning_rate", lr)
     if not (lr >= 0 and math.isfinite(lr)):
         raise ValueError(f"learning_rate must be a finite number >= 0, got {lr}")
     return lr
 
 
 def _check_unit(name: str, v: float, upper_open: bool = True) -> float:
-    v = float(v)
+    v = _number(name, v)
     if not (0.0 <= v < 1.0 if upper_open else 0.0 <= v <= 1.0):
         raise ValueError(f"{name} must be in [0, 1), got {v}")
     return v

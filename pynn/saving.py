@@ -329,6 +329,9 @@ def model_from_config(config: dict, custom_objects=None):
 
     _expect(config, dict, "the model config")
     class_name, inner = config.get("class_name"), config.get("config")
+    _expect(class_name, str, "the model's class_name")
+    if config.get("registered_name") is not None:
+        _expect(config.get("registered_name"), str, "the model's registered_name")
     custom = custom_objects or {}
     cls = custom.get(class_name) or _REGISTERED.get(config.get("registered_name") or "") or {
         "Sequential": Sequential, "Functional": Functional, "Model": Functional}.get(class_name)
@@ -697,6 +700,8 @@ def _open_archive(path: str) -> tuple[dict, bytes]:
     except (EOFError, zlib.error) as e:
         raise ValueError(f"{path}: a member of the archive is truncated or corrupted: "
                          f"{e}") from None
+    except NotImplementedError as e:  # zipfile: a compression method or feature it lacks
+        raise ValueError(f"{path}: a member of the archive cannot be read: {e}") from None
     if not isinstance(config, dict):
         raise ValueError(f"{path}: {_CONFIG_FILE} is not a JSON object")
     return config, weights
@@ -758,7 +763,11 @@ def load_model(filepath, custom_objects: dict | None = None, compile: bool = Tru
         raise ValueError(f"{path} was saved in format version {_brief(version)}; this pynn "
                          f"reads up to version {FORMAT_VERSION}")
     with _WeightBudget(sum(int(t.size) for t in tensors.values())):
-        model = model_from_config(config, custom_objects)
+        try:
+            model = model_from_config(config, custom_objects)
+        except TypeError as e:  # layers that cannot be connected so (a float input to Embedding)
+            raise ValueError(f"Invalid saved model {path}: its config does not build: "
+                             f"{e}") from None
     slots = {k: v for k, v in tensors.items() if k.startswith("optimizer/")}
     _assign(model, {k: v for k, v in tensors.items() if k not in slots}, path, by_name=True)
     cc = config.get("compile_config")

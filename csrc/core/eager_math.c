@@ -406,7 +406,7 @@ static void unary_rows(pn_unop op, float *restrict z, const float *restrict x, i
         for (int64_t i = 0; i < n; i++) z[i] = x[i] * x[i];
         break;
     case PN_UN_RELU:
-        for (int64_t i = 0; i < n; i++) z[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        for (int64_t i = 0; i < n; i++) z[i] = x[i] <= 0.0f ? 0.0f : x[i]; /* NaN propagates */
         break;
     case PN_UN_SIGMOID:
         for (int64_t i = 0; i < n; i++) z[i] = 1.0f / (1.0f + expf(-x[i]));

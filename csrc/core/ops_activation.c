@@ -62,8 +62,8 @@ static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 /* y = x */
 ELEMENTWISE(linear, x, 1.0f, PN_OPF_INPLACE | PN_OPF_BWD_NO_IN | PN_OPF_BWD_NO_OUT)
-/* y = max(x, 0)              y' = 1 where x > 0, which is where y > 0 */
-ELEMENTWISE(relu, x > 0.0f ? x : 0.0f, y > 0.0f ? 1.0f : 0.0f, PN_OPF_INPLACE | PN_OPF_BWD_NO_IN)
+/* y = max(x, 0), NaN kept    y' = 1 where x > 0, which is where y > 0 */
+ELEMENTWISE(relu, x <= 0.0f ? 0.0f : x, y > 0.0f ? 1.0f : 0.0f, PN_OPF_INPLACE | PN_OPF_BWD_NO_IN)
 /* y = 1 / (1 + e^-x)          y' = y (1 - y) */
 ELEMENTWISE(sigmoid, sigmoidf(x), y * (1.0f - y), PN_OPF_INPLACE | PN_OPF_BWD_NO_IN)
 /* y = tanh x                  y' = 1 - y^2 */

@@ -17,16 +17,24 @@ PyObject *pn_raise(int code) {
 }
 
 PyArrayObject *pn_borrow(PyObject *obj, int npy_type, const char *what) {
-    if (PyArray_Check(obj)) {
-        int t = PyArray_TYPE((PyArrayObject *)obj);
-        if (!PyTypeNum_ISNUMBER(t) || PyTypeNum_ISCOMPLEX(t)) {
-            PyErr_Format(PyExc_TypeError, "%s: expected a real numeric array, got dtype %R", what,
-                         PyArray_DESCR((PyArrayObject *)obj));
-            return NULL;
-        }
+    /* anything else (a list, a number, a string) is read as NumPy reads it first, so that "2"
+       or [1j] is refused as an array of strings or complex numbers is, not parsed or truncated */
+    PyObject *probe = NULL;
+    if (!PyArray_Check(obj)) {
+        probe = PyArray_FROM_O(obj);
+        if (!probe) return NULL;
+        obj = probe;
+    }
+    int t = PyArray_TYPE((PyArrayObject *)obj);
+    if (!PyTypeNum_ISNUMBER(t) || PyTypeNum_ISCOMPLEX(t)) {
+        PyErr_Format(PyExc_TypeError, "%s: expected a real numeric array, got dtype %R", what,
+                     PyArray_DESCR((PyArrayObject *)obj));
+        Py_XDECREF(probe);
+        return NULL;
     }
     /* FORCECAST: a float64 or uint8 array converts once, explicitly, as a whole. */
     PyObject *a = PyArray_FROM_OTF(obj, npy_type, NPY_ARRAY_IN_ARRAY | NPY_ARRAY_FORCECAST);
+    Py_XDECREF(probe);
     if (!a && !PyErr_Occurred())
         PyErr_Format(PyExc_TypeError, "%s: could not be read as an array", what);
     return (PyArrayObject *)a;

@@ -37,8 +37,11 @@ def load_data(test_split: float = 0.2, seed: int = 113):
         CC BY 4.0, UCI Machine Learning Repository (Quinlan, R. (1993), Auto MPG,
         https://doi.org/10.24432/C5859H).
     """
-    if not 0.0 <= test_split < 1.0:
-        raise ValueError(f"test_split must be in [0, 1), got {test_split}")
+    if isinstance(test_split, bool) or not isinstance(test_split, (int, float)) \
+            or not 0.0 <= test_split < 1.0:
+        raise ValueError(f"test_split must be a number in [0, 1), got {test_split!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     folder = _files.locate(_SUBDIR, FILE_SHA256, ORIGIN)
     rows = []
     for n, line in enumerate((folder / "auto-mpg.data").read_text(encoding="ascii").splitlines()):

@@ -30,6 +30,8 @@ def load_data(as_codes: bool = False):
         >>> len(vocab)
         65
     """
+    if not isinstance(as_codes, bool):
+        raise TypeError(f"as_codes must be True or False, got {as_codes!r}")
     folder = _files.locate(_SUBDIR, FILE_SHA256, ORIGIN)
     text = (folder / "input.txt").read_text(encoding="ascii")
     if not as_codes:

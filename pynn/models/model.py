@@ -210,7 +210,11 @@ class Model:
             reg = layer._weight_regs[layer._weight_attrs.index(attr)]
             if reg is not None:
                 core.set_regularizer(vid, reg.l1, reg.l2)
-        nodes = self._lower_model(core, sample_shape)
+        try:
+            nodes = self._lower_model(core, sample_shape)
+        except OverflowError as e:  # a size or attribute beyond what the core's ints hold
+            raise ValueError(f"Model '{self.name}': a layer's size or attribute is too large: "
+                             f"{e}") from None
         core.set_output(nodes if len(nodes) > 1 else nodes[0])
         self._core = core
         self._built_shape = sample_shape
@@ -392,6 +396,9 @@ class Model:
         n = len(names)
         if metrics is None:
             return [[] for _ in names]
+        if not isinstance(metrics, (str, metrics_mod.Metric, list, tuple, dict)):
+            raise TypeError(f"compile: metrics must be a list (or a dict by output) of metric "
+                            f"names or instances, got {type(metrics).__name__}")
         if n == 1:
             if isinstance(metrics, (str, metrics_mod.Metric)):
                 metrics = [metrics]
@@ -639,8 +646,13 @@ class Model:
         batch_size = _check_batch_size(batch_size)
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
-        if not 0.0 <= validation_split < 1.0:
-            raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
+        if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) \
+                or not 0.0 <= validation_split < 1.0:
+            raise ValueError(f"validation_split must be a number in [0, 1), got "
+                             f"{validation_split!r}")
+        if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, (int, np.integer)) \
+                or initial_epoch < 0:
+            raise ValueError(f"initial_epoch must be a non-negative int, got {initial_epoch!r}")
         if isinstance(validation_freq, bool) or not isinstance(validation_freq, int) \
                 or validation_freq < 1:
             raise ValueError("validation_freq must be a positive int")
@@ -678,7 +690,8 @@ class Model:
             head, tail = slice(None, split), slice(split, None)
             val = (_take(x, tail), _take(y, tail), _take_weights(sw, tail))
             x, y, sw = _take(x, head), _take(y, head), _take_weights(sw, head)
-        val_batch = _check_batch_size(validation_batch_size or batch_size)
+        val_batch = _check_batch_size(batch_size if validation_batch_size is None
+                                      else validation_batch_size)
         if not is_batch_source(x):
             # class weights weigh the training samples only (validation keeps sample weights)
             train = (x, y, self._prepare_weights(sw, class_weight, y, _rows(x)))
@@ -799,6 +812,7 @@ class Model:
         self._assert_compiled("evaluate")
         verbose = _resolve_verbose(verbose)
         batch_size = _check_batch_size(batch_size)
+        check_steps(steps, "evaluate")
         if is_batch_source(x):
             if y is not None or sample_weight is not None:
                 raise ValueError("evaluate: `y` and `sample_weight` must be None when x is a "
@@ -825,12 +839,14 @@ class Model:
         """Returns the model's outputs for `x` as a float32 NumPy array (the caller owns it); a
         list of them (a dict, by output name) for a model with a list (dict) of outputs."""
         core = self._core
-        if (verbose == 0 and callbacks is None and batch_size is None and core is not None
+        if (verbose == 0 and callbacks is None and batch_size is None and steps is None
+                and core is not None
                 and type(x) is np.ndarray and x.dtype == self._fast_dtype and x.ndim > 1
                 and x.shape[0] > 0):
             return core.predict(x, 32)  # the latency path: the core checks the shape
         batch_size = _check_batch_size(batch_size)
         verbose = _resolve_verbose(verbose)
+        check_steps(steps, "predict")
         if is_batch_source(x):  # each batch: x, or a tuple whose first entry is x
             source = BatchSource(x, steps, "predict")
             batches = (self._prepare_x(bx, "predict: a batch's x") for bx, _, _ in source.epoch())
@@ -1041,6 +1057,10 @@ class Model:
     def get_layer(self, name: str | None = None, index: int | None = None):
         """A layer by name or by index."""
         if index is not None:
+            if isinstance(index, bool) or not isinstance(index, int) \
+                    or not -len(self.layers) <= index < len(self.layers):
+                raise ValueError(f"get_layer: index {index!r} is out of range for model "
+                                 f"'{self.name}' of {len(self.layers)} layers")
             return self.layers[index]
         for layer in self.layers:
             if layer.name == name:

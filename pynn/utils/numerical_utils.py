@@ -17,6 +17,11 @@ def to_categorical(x, num_classes: int | None = None) -> np.ndarray:
         >>> pynn.utils.to_categorical([0, 2], num_classes=3)
         array([[1., 0., 0.], [0., 0., 1.]], dtype=float32)
     """
+    if num_classes is not None and (isinstance(num_classes, bool) or
+                                    not isinstance(num_classes, (int, np.integer)) or
+                                    num_classes < 1):
+        raise ValueError(f"to_categorical: num_classes must be a positive int or None, got "
+                         f"{num_classes!r}")
     y = np.asarray(x)
     if y.dtype.kind not in "iub" and not (y.dtype.kind == "f" and np.all(y == np.round(y))):
         raise ValueError("to_categorical: labels must be integers")
