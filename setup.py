@@ -5,6 +5,10 @@ Environment variables:
                      PyPI's scipy-openblas32.
   PYNN_PORTABLE=1    do not optimise for the building CPU (-march=native is the default).
   PYNN_DEBUG=1       -O0 -g, for debuggers.
+  PYNN_SANITIZE=1    AddressSanitizer and UndefinedBehaviorSanitizer (-O1 -g, UB aborts), built
+                     under build/sanitize so that a normal build's objects are never reused. Run
+                     Python with LD_PRELOAD=$(cc -print-file-name=libasan.so) and
+                     ASAN_OPTIONS=detect_leaks=0 (CPython leaves memory to the OS at exit).
 """
 
 import os
@@ -42,7 +46,15 @@ def blas_flags():
 
 inc, libdirs, libs, macros = blas_flags()
 cflags = ["-std=c11", "-Wall", "-Wextra", "-fopenmp", "-fno-math-errno"]
-if os.environ.get("PYNN_DEBUG"):
+ldflags = ["-fopenmp"]
+options = {}
+if os.environ.get("PYNN_SANITIZE"):
+    sanitize = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined"]
+    cflags += [*sanitize, "-fno-omit-frame-pointer", "-O1", "-g"]
+    ldflags += sanitize
+    # setuptools skips an extension whose .so is newer than its sources, whatever the flags.
+    options = {"build": {"build_base": os.path.join("build", "sanitize")}}
+elif os.environ.get("PYNN_DEBUG"):
     cflags += ["-O0", "-g"]
 else:
     cflags += ["-O3"]
@@ -59,10 +71,10 @@ ext = Extension(
     libraries=libs,
     define_macros=macros,
     extra_compile_args=cflags,
-    extra_link_args=["-fopenmp"],
+    extra_link_args=ldflags,
 )
 
 if sys.platform == "win32":
     raise SystemExit("pynn builds on Linux and macOS with a C11 compiler and OpenMP")
 
-setup(ext_modules=[ext])
+setup(ext_modules=[ext], options=options)
