@@ -149,8 +149,10 @@ print(json.dumps([w.tobytes().hex() for w in model.get_weights()]))
 def _train_in_child(threads: int) -> list[str]:
     root = os.path.dirname(os.path.dirname(os.path.abspath(pynn.__file__)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
+    # run from the folder that holds the imported pynn: a checkout in the working directory
+    # must not shadow it (an installed pynn has its built extension, a bare checkout does not)
     out = subprocess.run([sys.executable, "-c", _CHILD, str(threads)], capture_output=True,
-                         text=True, env=env, timeout=120)
+                         text=True, env=env, timeout=120, cwd=root)
     assert out.returncode == 0, out.stderr[-2000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
