@@ -196,7 +196,8 @@ def child(kind: str, seed: int, cases: int, workdir: str) -> None:
     on to workdir/progress first, so a crash can be traced to its case."""
     import resource
 
-    resource.setrlimit(resource.RLIMIT_AS, (AS_LIMIT, AS_LIMIT))
+    if "libasan" not in os.environ.get("LD_PRELOAD", ""):  # ASan reserves terabytes of shadow
+        resource.setrlimit(resource.RLIMIT_AS, (AS_LIMIT, AS_LIMIT))  # address space up front
     import pynn
 
     model_path = os.path.join(workdir, "orig.keras")
