@@ -43,6 +43,22 @@ def _take(x, rows):
     return x[rows] if isinstance(x, np.ndarray) else [a[rows] for a in x]
 
 
+def _by_name(data, names: list) -> tuple:
+    """A dict (by name) or a list/tuple (in order) as one entry per name: ("ok", entries), or
+    what is wrong: ("unknown", key), ("missing", name) or ("count", length)."""
+    if isinstance(data, dict):
+        unknown = [k for k in data if k not in names]
+        if unknown:
+            return "unknown", unknown[0]
+        missing = [k for k in names if k not in data]
+        if missing:
+            return "missing", missing[0]
+        return "ok", [data[k] for k in names]
+    if len(data) != len(names):
+        return "count", len(data)
+    return "ok", list(data)
+
+
 def _take_weights(sw, rows):
     """The rows of prepared sample weights (None, a vector, or a list with None or a vector per
     output)."""
@@ -345,23 +361,20 @@ class Model:
 
     def _per_output(self, value, what: str, names: list) -> list:
         """compile's `loss`: one for all outputs, a list (one per output) or a dict by name."""
+        if not isinstance(value, (dict, list, tuple)):
+            return [value] * len(names)
+        problem, detail = _by_name(value, names)
         n = len(names)
-        if isinstance(value, dict):
-            unknown = [k for k in value if k not in names]
-            if unknown:
-                raise ValueError(f"compile: {what} names output '{unknown[0]}', which model "
-                                 f"'{self.name}' does not have; its outputs are {names}")
-            missing = [k for k in names if k not in value]
-            if missing:
-                raise ValueError(f"compile: {what} is a dict without an entry for output "
-                                 f"'{missing[0]}'; expected keys {names}")
-            return [value[k] for k in names]
-        if isinstance(value, (list, tuple)):
-            if len(value) != n:
-                raise ValueError(f"compile: {what} is a list of {len(value)}, but model "
-                                 f"'{self.name}' has {n} output{'s' if n > 1 else ''}")
-            return list(value)
-        return [value] * n
+        if problem == "unknown":
+            raise ValueError(f"compile: {what} names output '{detail}', which model "
+                             f"'{self.name}' does not have; its outputs are {names}")
+        if problem == "missing":
+            raise ValueError(f"compile: {what} is a dict without an entry for output "
+                             f"'{detail}'; expected keys {names}")
+        if problem == "count":
+            raise ValueError(f"compile: {what} is a list of {detail}, but model "
+                             f"'{self.name}' has {n} output{'s' if n > 1 else ''}")
+        return detail
 
     def _loss_weight_list(self, loss_weights, names: list) -> list[float]:
         n = len(names)
@@ -524,21 +537,18 @@ class Model:
         """data for several inputs (or outputs) as a list in their order: from a list or tuple
         (in order) or a dict (by name)."""
         n = len(names)
-        if isinstance(data, dict):
-            unknown = [k for k in data if k not in names]
-            if unknown:
-                raise ValueError(f"{what} has an entry '{unknown[0]}', but model '{self.name}' "
+        if isinstance(data, (dict, list, tuple)):
+            problem, detail = _by_name(data, names)
+            if problem == "unknown":
+                raise ValueError(f"{what} has an entry '{detail}', but model '{self.name}' "
                                  f"has no {kind} of that name; its {kind}s are {names}")
-            missing = [k for k in names if k not in data]
-            if missing:
-                raise ValueError(f"{what} has no entry for {kind} '{missing[0]}' of model "
+            if problem == "missing":
+                raise ValueError(f"{what} has no entry for {kind} '{detail}' of model "
                                  f"'{self.name}' (its {kind}s are {names})")
-            return [data[k] for k in names]
-        if isinstance(data, (list, tuple)):
-            if len(data) != n:
+            if problem == "count":
                 raise ValueError(f"Model '{self.name}' has {n} {kind}s, but {what} holds "
-                                 f"{len(data)} arrays")
-            return list(data)
+                                 f"{detail} arrays")
+            return detail
         if data is None:
             raise ValueError(f"{what} is missing")
         raise ValueError(f"Model '{self.name}' has {n} {kind}s, but {what} is a single array: "
