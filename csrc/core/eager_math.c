@@ -21,6 +21,7 @@
 #include <stdio.h>
 
 #include "internal.h"
+#include "vmath.h"
 
 /* A long single row is cut into chunks of this many elements for the threads. */
 #define CHUNK 16384
@@ -391,7 +392,7 @@ static void unary_rows(pn_unop op, float *restrict z, const float *restrict x, i
         for (int64_t i = 0; i < n; i++) z[i] = -x[i];
         break;
     case PN_UN_EXP:
-        for (int64_t i = 0; i < n; i++) z[i] = expf(x[i]);
+        for (int64_t i = 0; i < n; i++) z[i] = pn_exp(x[i]);
         break;
     case PN_UN_LOG:
         for (int64_t i = 0; i < n; i++) z[i] = logf(x[i]);
@@ -409,10 +410,10 @@ static void unary_rows(pn_unop op, float *restrict z, const float *restrict x, i
         for (int64_t i = 0; i < n; i++) z[i] = x[i] <= 0.0f ? 0.0f : x[i]; /* NaN propagates */
         break;
     case PN_UN_SIGMOID:
-        for (int64_t i = 0; i < n; i++) z[i] = 1.0f / (1.0f + expf(-x[i]));
+        for (int64_t i = 0; i < n; i++) z[i] = pn_sigmoid(x[i]);
         break;
     case PN_UN_TANH:
-        for (int64_t i = 0; i < n; i++) z[i] = tanhf(x[i]);
+        for (int64_t i = 0; i < n; i++) z[i] = pn_tanh(x[i]);
         break;
     default:
         break;
@@ -829,7 +830,7 @@ static void softmax_row(float *restrict z, const float *restrict x, int64_t L, i
     for (int64_t j = 1; j < L; j++) mx = x[j] > mx ? x[j] : mx;
     float s = 0.0f;
     for (int64_t j = 0; j < L; j++) {
-        z[j] = expf(x[j] - mx);
+        z[j] = pn_exp(x[j] - mx);
         s += z[j];
     }
     if (log) { /* (x - max) first: exact near the max, so large logits lose nothing */
@@ -853,7 +854,7 @@ static void softmax_block(float *restrict z, const float *restrict x, int64_t L,
         for (int64_t i = 0; i < inner; i++) mx[i] = x[l * inner + i] > mx[i] ? x[l * inner + i] : mx[i];
     for (int64_t l = 0; l < L; l++)
         for (int64_t i = 0; i < inner; i++) {
-            z[l * inner + i] = expf(x[l * inner + i] - mx[i]);
+            z[l * inner + i] = pn_exp(x[l * inner + i] - mx[i]);
             s[i] += z[l * inner + i];
         }
     if (log) {
@@ -885,7 +886,7 @@ static int softmax_backward(pn_fn *f, pn_value *out) {
             float dot = 0.0f;
             if (log) {
                 for (int64_t j = 0; j < L; j++) dot += gr[j];
-                for (int64_t j = 0; j < L; j++) dx[j] += gr[j] - expf(zr[j]) * dot;
+                for (int64_t j = 0; j < L; j++) dx[j] += gr[j] - pn_exp(zr[j]) * dot;
             } else {
                 for (int64_t j = 0; j < L; j++) dot += gr[j] * zr[j];
                 for (int64_t j = 0; j < L; j++) dx[j] += zr[j] * (gr[j] - dot);
@@ -905,7 +906,7 @@ static int softmax_backward(pn_fn *f, pn_value *out) {
         for (int64_t l = 0; l < L; l++)
             for (int64_t i = 0; i < inner; i++) {
                 int64_t e = l * inner + i;
-                dx[e] += log ? gr[e] - expf(zr[e]) * dot[i] : zr[e] * (gr[e] - dot[i]);
+                dx[e] += log ? gr[e] - pn_exp(zr[e]) * dot[i] : zr[e] * (gr[e] - dot[i]);
             }
     }
     free(dot);

@@ -17,6 +17,7 @@
 #include <math.h>
 
 #include "internal.h"
+#include "vmath.h"
 
 #define PN_EPS 1e-7f
 
@@ -78,7 +79,8 @@ static float logsumexp(const float *z, int64_t C) {
     float mx = z[0];
     for (int64_t j = 1; j < C; j++) mx = fmaxf(mx, z[j]);
     float s = 0.0f;
-    for (int64_t j = 0; j < C; j++) s += expf(z[j] - mx);
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < C; j++) s += pn_exp(z[j] - mx);
     return mx + logf(s);
 }
 
@@ -170,7 +172,7 @@ void pn_loss_grad(const pn_loss_rows *L, float *g, float w, int acc) {
                 if (fused)
                     PUT(j, (pr[j] - yr[j]) * inv_rc);
                 else if (L->from_logits)
-                    PUT(j, (1.0f / (1.0f + expf(-zr[j])) - yr[j]) * inv_rc);
+                    PUT(j, (pn_sigmoid(zr[j]) - yr[j]) * inv_rc);
                 else {
                     float q = pr[j];
                     PUT(j, (q < PN_EPS || q > 1.0f - PN_EPS)
@@ -191,7 +193,7 @@ void pn_loss_grad(const pn_loss_rows *L, float *g, float w, int acc) {
                 }
                 float lse = fused ? 0.0f : logsumexp(zr, C);
                 for (int64_t j = 0; j < C; j++) {
-                    float q = fused ? pr[j] : expf(zr[j] - lse);
+                    float q = fused ? pr[j] : pn_exp(zr[j] - lse);
                     float t = sparse ? (j == lab[r] ? 1.0f : 0.0f) : yr[j];
                     PUT(j, (q * sy - t) * inv_r);
                 }

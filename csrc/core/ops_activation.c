@@ -6,6 +6,7 @@
 #include <math.h>
 
 #include "internal.h"
+#include "vmath.h"
 
 static int act_shape(const pn_model *m, pn_node *n) {
     if (n->n_in != 1 || n->n_var != 0)
@@ -53,7 +54,6 @@ static int act_shape(const pn_model *m, pn_node *n) {
     const pn_op_def pn_op_##NAME##_def = {#NAME,           act_shape, NAME##_forward,            \
                                           NAME##_backward, NULL,      (FLAGS)};
 
-static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 #define SELU_ALPHA 1.67326324235437728481f
 #define SELU_SCALE 1.05070098735548049342f
@@ -65,9 +65,9 @@ ELEMENTWISE(linear, x, 1.0f, PN_OPF_INPLACE | PN_OPF_BWD_NO_IN | PN_OPF_BWD_NO_O
 /* y = max(x, 0), NaN kept    y' = 1 where x > 0, which is where y > 0 */
 ELEMENTWISE(relu, x <= 0.0f ? 0.0f : x, y > 0.0f ? 1.0f : 0.0f, PN_OPF_INPLACE | PN_OPF_BWD_NO_IN)
 /* y = 1 / (1 + e^-x)          y' = y (1 - y) */
-ELEMENTWISE(sigmoid, sigmoidf(x), y * (1.0f - y), PN_OPF_INPLACE | PN_OPF_BWD_NO_IN)
+ELEMENTWISE(sigmoid, pn_sigmoid(x), y * (1.0f - y), PN_OPF_INPLACE | PN_OPF_BWD_NO_IN)
 /* y = tanh x                  y' = 1 - y^2 */
-ELEMENTWISE(tanh, tanhf(x), 1.0f - y * y, PN_OPF_INPLACE | PN_OPF_BWD_NO_IN)
+ELEMENTWISE(tanh, pn_tanh(x), 1.0f - y * y, PN_OPF_INPLACE | PN_OPF_BWD_NO_IN)
 /* y = x (x > 0), a x          y' = 1 or a */
 ELEMENTWISE(leaky_relu, x > 0.0f ? x : a * x, x > 0.0f ? 1.0f : a, PN_OPF_INPLACE | PN_OPF_BWD_NO_OUT)
 /* y = x (x > 0), a (e^x - 1)  y' = 1 or y + a */
@@ -76,10 +76,10 @@ ELEMENTWISE(elu, x > 0.0f ? x : a * expm1f(x), x > 0.0f ? 1.0f : y + a, PN_OPF_I
 ELEMENTWISE(selu, x > 0.0f ? SELU_SCALE * x : SELU_SCALE * SELU_ALPHA * expm1f(x),
             y > 0.0f ? SELU_SCALE : y + SELU_SCALE * SELU_ALPHA, PN_OPF_INPLACE | PN_OPF_BWD_NO_IN)
 /* y = x sigmoid(x)            y' = s (1 + x (1 - s)) */
-ELEMENTWISE(swish, x * sigmoidf(x), sigmoidf(x) * (1.0f + x * (1.0f - sigmoidf(x))),
+ELEMENTWISE(swish, x * pn_sigmoid(x), pn_sigmoid(x) * (1.0f + x * (1.0f - pn_sigmoid(x))),
             PN_OPF_INPLACE | PN_OPF_BWD_NO_OUT)
 /* y = log(1 + e^x), computed as max(x, 0) + log1p(e^-|x|)     y' = sigmoid(x) */
-ELEMENTWISE(softplus, fmaxf(x, 0.0f) + log1pf(expf(-fabsf(x))), sigmoidf(x),
+ELEMENTWISE(softplus, fmaxf(x, 0.0f) + log1pf(expf(-fabsf(x))), pn_sigmoid(x),
             PN_OPF_INPLACE | PN_OPF_BWD_NO_OUT)
 
 /* ---- gelu -----------------------------------------------------------------------------------
@@ -99,11 +99,11 @@ static void gelu_forward(const pn_node *n, const pn_ctx *c) {
 #pragma omp parallel for simd if (N > PN_PAR_MIN) num_threads(pn_threads)
         for (int64_t i = 0; i < N; i++) {
             float x = inp[i];
-            out[i] = 0.5f * x * (1.0f + tanhf(GELU_K * (x + GELU_C * x * x * x)));
+            out[i] = 0.5f * x * (1.0f + pn_tanh(GELU_K * (x + GELU_C * x * x * x)));
         }
     } else {
 #pragma omp parallel for simd if (N > PN_PAR_MIN) num_threads(pn_threads)
-        for (int64_t i = 0; i < N; i++) out[i] = 0.5f * inp[i] * (1.0f + erff(inp[i] * INV_SQRT2));
+        for (int64_t i = 0; i < N; i++) out[i] = 0.5f * inp[i] * (1.0f + pn_erf(inp[i] * INV_SQRT2));
     }
 }
 
@@ -113,17 +113,25 @@ static void gelu_backward(const pn_node *n, const pn_ctx *c) {
     int64_t N = c->batch * n->size;
     const float *restrict inp = c->in[0], *restrict dout = c->dout;
     int acc = c->acc_in[0], approx = n->iattr[0];
-#pragma omp parallel for if (N > PN_PAR_MIN) num_threads(pn_threads)
-    for (int64_t i = 0; i < N; i++) {
-        float x = inp[i], g;
-        if (approx) {
-            float t = tanhf(GELU_K * (x + GELU_C * x * x * x));
-            g = 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * GELU_C * x * x);
-        } else {
-            g = 0.5f * (1.0f + erff(x * INV_SQRT2)) + x * INV_SQRT_2PI * expf(-0.5f * x * x);
+    if (approx) {
+#pragma omp parallel for simd if (N > PN_PAR_MIN) num_threads(pn_threads)
+        for (int64_t i = 0; i < N; i++) {
+            float x = inp[i];
+            float t = pn_tanh(GELU_K * (x + GELU_C * x * x * x));
+            float g = 0.5f * (1.0f + t) +
+                      0.5f * x * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * GELU_C * x * x);
+            float d = dout[i] * g;
+            dinp[i] = acc ? dinp[i] + d : d;
         }
-        float d = dout[i] * g;
-        dinp[i] = acc ? dinp[i] + d : d;
+    } else {
+#pragma omp parallel for simd if (N > PN_PAR_MIN) num_threads(pn_threads)
+        for (int64_t i = 0; i < N; i++) {
+            float x = inp[i], u = x * INV_SQRT2;
+            float e = pn_exp(-u * u); /* e^(-x^2/2): erf's factor and the normal density's */
+            float g = 0.5f * (1.0f + pn_erf_with(u, e)) + x * INV_SQRT_2PI * e;
+            float d = dout[i] * g;
+            dinp[i] = acc ? dinp[i] + d : d;
+        }
     }
 }
 
@@ -141,8 +149,9 @@ static void softmax_rows(float *restrict out, const float *restrict inp, int64_t
         float mx = x[0];
         for (int64_t j = 1; j < C; j++) mx = fmaxf(mx, x[j]);
         float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
         for (int64_t j = 0; j < C; j++) {
-            y[j] = expf(x[j] - mx);
+            y[j] = pn_exp(x[j] - mx);
             sum += y[j];
         }
         float inv = 1.0f / sum;
