@@ -1,0 +1,397 @@
+/*
+ * ops_attention.c: fused multi-head scaled dot-product attention (Keras 3 MultiHeadAttention's
+ * core, between its four projections, which are dense ops).
+ *
+ * Inputs (per sample): q (Tq, H kd), k (Tk, H kd), v (Tk, H vd), and optionally a mask (Tq, Tk)
+ * of float32 or int32 (non-zero: attend, 0: masked, as Keras's attention_mask). Head h reads the
+ * columns h kd .. (h+1) kd of q and k and h vd .. (h+1) vd of v: the dense projections' outputs
+ * as they lie, so nothing is transposed or copied. Output (Tq, H vd), head h in its columns.
+ *   iattr [0] H heads  [1] kd  [2] vd  [3] causal (1: query i attends keys j <= i, Keras's and
+ *         PyTorch's top-left aligned lower triangle)
+ *   fattr [0] dropout rate on the attention probabilities, in [0, 1) (training only)
+ *
+ * Per (b, h), with a = 1 / sqrt(kd), M the combined mask (mask != 0 and, if causal, j <= i):
+ *   S = a Q K^T,  P = softmax over the keys of S where M, 0 elsewhere
+ *   Pd = P keep / (1 - rate)          keep_ij = pn_uniform(seed ^ salt, ((b H + h) Tq + i) Tk + j)
+ *                                     >= rate, the same counter-based stream as dropout's
+ *   O = Pd V
+ * backward:  dV = Pd^T dO,  dPd = dO V^T,  dP = dPd keep / (1 - rate),
+ *            dS = P (dP - rowsum(P dP)),  dQ = a dS K,  dK = a dS^T Q,  the mask gets none.
+ * A fully masked row: Keras adds -1e9 to masked scores, so such a row's softmax is uniform over
+ * all Tk keys (PyTorch gives NaN). We follow Keras: P = 1 / Tk on that row, a constant, so it
+ * sends no gradient to Q and K (only to V through O).
+ *
+ * Work: (b, h) pairs are independent; OpenMP splits them over threads. Within a pair the queries
+ * run in blocks of ATTN_BQ rows against all the keys they may see (causal: keys < the block's
+ * end), each block's scores one (ATTN_BQ, Tk) buffer; the products are single-threaded OpenBLAS
+ * calls (pn_sgemm, allowed inside a parallel region; pn_gemm is not). The buffers belong to
+ * ATTN_SLOTS work slots, not to threads: slot s runs pairs s, s + ATTN_SLOTS, ..., so the scratch
+ * size and the results do not depend on the thread count.
+ *
+ * Store or recompute: backward needs P. When Tq Tk <= ATTN_STORE_MAX (short contexts) the
+ * training forward keeps P for every (b, h) in scratch and backward reads it; above that the
+ * forward keeps only each row's log-sum-exp (kept in both cases) and backward recomputes the scores of one block at a
+ * time (flash-attention style), so no more than one block of scores per slot exists at once.
+ * Measured at B=32, T=64, D=128, H=4 (2 threads, forward + backward): see ATTN_STORE_MAX.
+ *
+ * Scratch (floats): [P: B H Tq Tk (store, training)] [lse: B H Tq (INFINITY marks a fully
+ *                   masked row)]
+ *                   then per slot: S (BQ Tk), dP (BQ Tk), Pd (BQ Tk, with dropout).
+ */
+#include <math.h>
+
+#include "internal.h"
+
+#define ATTN_BQ 64        /* query rows per block */
+#define ATTN_SLOTS 16     /* work slots, each with its own block buffers */
+#ifndef ATTN_STORE_MAX
+#define ATTN_STORE_MAX (256 * 256) /* keep P for backward up to this many scores per head */
+#endif
+#define ATTN_SALT 0x6174746e5f64726full /* "attn_dro": this op's dropout stream */
+
+typedef struct {
+    int64_t B, Tq, Tk, H, kd, vd;
+    int causal, store, drop, has_mask, mask_int;
+    float rate, scale;
+    int64_t slots, blk; /* work slots; floats per slot buffer (BQ Tk) */
+} attn_dims;
+
+static attn_dims attn_dims_of(const pn_node *n, const pn_node *q, const pn_node *k, int has_mask,
+                              int mask_int, int64_t batch, int training) {
+    attn_dims d;
+    d.B = batch;
+    d.Tq = q->shape[0];
+    d.Tk = k->shape[0];
+    d.H = n->iattr[0];
+    d.kd = n->iattr[1];
+    d.vd = n->iattr[2];
+    d.causal = n->iattr[3];
+    d.rate = n->fattr[0];
+    d.drop = training && d.rate > 0.0f;
+    d.store = training && d.Tq * d.Tk <= ATTN_STORE_MAX;
+    d.has_mask = has_mask;
+    d.mask_int = mask_int;
+    d.scale = 1.0f / sqrtf((float)d.kd);
+    d.slots = d.B * d.H < ATTN_SLOTS ? d.B * d.H : ATTN_SLOTS;
+    int64_t bq = d.Tq < ATTN_BQ ? d.Tq : ATTN_BQ;
+    d.blk = (bq * d.Tk + 15) / 16 * 16;
+    return d;
+}
+
+static int64_t attn_store_floats(const attn_dims *d) {
+    return d->store ? d->B * d->H * d->Tq * d->Tk : 0;
+}
+
+/* kept in inference too: an eager call made with training=False may still run backward */
+static int64_t attn_lse_floats(const attn_dims *d) { return (d->B * d->H * d->Tq + 15) / 16 * 16; }
+
+static int64_t attn_slot_floats(const attn_dims *d) { return (d->drop ? 3 : 2) * d->blk; }
+
+static attn_dims attn_dims_ctx(const pn_node *n, const pn_ctx *c) {
+    int has_mask = n->n_in == 4;
+    return attn_dims_of(n, c->in_node[0], c->in_node[1], has_mask,
+                        has_mask && c->in_node[3]->dtype == PN_I32, c->batch, c->training);
+}
+
+static int64_t attn_scratch(const pn_model *m, const pn_node *n, int64_t batch, int training) {
+    int has_mask = n->n_in == 4;
+    attn_dims d = attn_dims_of(n, pn_input_node(m, n, 0), pn_input_node(m, n, 1), has_mask,
+                               has_mask && pn_input_node(m, n, 3)->dtype == PN_I32, batch,
+                               training);
+    return attn_store_floats(&d) + attn_lse_floats(&d) + d.slots * attn_slot_floats(&d);
+}
+
+static int attn_shape(const pn_model *m, pn_node *n) {
+    if ((n->n_in != 3 && n->n_in != 4) || n->n_var != 0)
+        return pn_error(PN_EVALUE, "attention: takes q, k, v and an optional mask and no "
+                        "weights, got %d inputs and %d weights", n->n_in, n->n_var);
+    int H = n->iattr[0], kd = n->iattr[1], vd = n->iattr[2], causal = n->iattr[3];
+    float rate = n->fattr[0];
+    if (H < 1 || kd < 1 || vd < 1)
+        return pn_error(PN_EVALUE, "attention: heads, key_dim and value_dim must be >= 1, got "
+                        "%d, %d, %d", H, kd, vd);
+    if (causal != 0 && causal != 1)
+        return pn_error(PN_EVALUE, "attention: causal (iattr 3) must be 0 or 1, got %d", causal);
+    if (!(rate >= 0.0f && rate < 1.0f))
+        return pn_error(PN_EVALUE, "attention: dropout must be in [0, 1), got %g", rate);
+    const pn_node *q = pn_input_node(m, n, 0), *k = pn_input_node(m, n, 1),
+                  *v = pn_input_node(m, n, 2);
+    static const char *names[3] = {"query", "key", "value"};
+    const pn_node *qkv[3] = {q, k, v};
+    for (int i = 0; i < 3; i++) {
+        if (qkv[i]->dtype != PN_F32)
+            return pn_error(PN_ETYPE, "attention: the %s must be float32", names[i]);
+        if (qkv[i]->ndim != 2)
+            return pn_error(PN_ESHAPE, "attention: the %s must be (batch, steps, features), got "
+                            "rank %d", names[i], qkv[i]->ndim + 1);
+    }
+    int64_t HK = (int64_t)H * kd, HV = (int64_t)H * vd;
+    if (q->shape[1] != HK || k->shape[1] != HK)
+        return pn_error(PN_ESHAPE, "attention: query and key need %d heads x %d = %lld "
+                        "features, got %lld and %lld", H, kd, (long long)HK,
+                        (long long)q->shape[1], (long long)k->shape[1]);
+    if (v->shape[1] != HV)
+        return pn_error(PN_ESHAPE, "attention: value needs %d heads x %d = %lld features, got "
+                        "%lld", H, vd, (long long)HV, (long long)v->shape[1]);
+    if (k->shape[0] != v->shape[0])
+        return pn_error(PN_ESHAPE, "attention: key has %lld steps but value has %lld",
+                        (long long)k->shape[0], (long long)v->shape[0]);
+    if (n->n_in == 4) {
+        const pn_node *mk = pn_input_node(m, n, 3);
+        if (mk->dtype != PN_F32 && mk->dtype != PN_I32)
+            return pn_error(PN_ETYPE, "attention: the mask must be float32 or int32");
+        if (mk->ndim != 2 || mk->shape[0] != q->shape[0] || mk->shape[1] != k->shape[0])
+            return pn_error(PN_ESHAPE, "attention: the mask must be (batch, %lld, %lld) for %lld "
+                            "queries and %lld keys, got rank %d%s", (long long)q->shape[0],
+                            (long long)k->shape[0], (long long)q->shape[0],
+                            (long long)k->shape[0], mk->ndim + 1,
+                            mk->ndim == 2 ? " of another shape" : "");
+    }
+    n->dtype = PN_F32;
+    n->ndim = 2;
+    n->shape[0] = q->shape[0];
+    n->shape[1] = HV;
+    return PN_OK;
+}
+
+/* C (M, N) = alpha op(A) op(B) + beta C on this thread (row-major) */
+static void sgemm1(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                   int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+        return;
+    }
+    pn_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+             (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+}
+
+/* The keys row i of a block may see: causal limits it to i + 1. */
+static inline int64_t attn_row_keys(const attn_dims *d, int64_t i) {
+    return d->causal && i + 1 < d->Tk ? i + 1 : d->Tk;
+}
+
+/* The keys a block of rows r0..r1 reads: with a mask every row may need all of them (a fully
+ * masked row is uniform over all Tk keys). */
+static inline int64_t attn_block_keys(const attn_dims *d, int64_t r1) {
+    return d->causal && !d->has_mask && r1 < d->Tk ? r1 : d->Tk;
+}
+
+static inline int attn_masked(const attn_dims *d, const void *mrow, int64_t j) {
+    return d->mask_int ? ((const int32_t *)mrow)[j] == 0 : ((const float *)mrow)[j] == 0.0f;
+}
+
+/* Row softmax in place over the first `kn` of `ld` columns: s (scaled scores) -> P. Keys j >=
+ * the row's limit or masked get 0. Returns log-sum-exp, or INFINITY for a fully masked row
+ * (P = 1 / Tk over all kn = Tk keys). */
+static float attn_softmax_row(float *restrict p, const attn_dims *d, const void *mrow,
+                              int64_t i, int64_t kn) {
+    int64_t lim = attn_row_keys(d, i);
+    if (lim > kn) lim = kn;
+    if (mrow)
+        for (int64_t j = 0; j < lim; j++)
+            if (attn_masked(d, mrow, j)) p[j] = -INFINITY;
+    for (int64_t j = lim; j < kn; j++) p[j] = -INFINITY;
+    float mx = -INFINITY;
+    for (int64_t j = 0; j < lim; j++) mx = fmaxf(mx, p[j]);
+    if (mx == -INFINITY) {
+        float u = 1.0f / (float)d->Tk;
+        for (int64_t j = 0; j < kn; j++) p[j] = u;
+        return INFINITY;
+    }
+    float sum = 0.0f;
+    for (int64_t j = 0; j < kn; j++) {
+        float e = expf(p[j] - mx);
+        p[j] = e;
+        sum += e;
+    }
+    float inv = 1.0f / sum;
+    for (int64_t j = 0; j < kn; j++) p[j] *= inv;
+    return mx + logf(sum);
+}
+
+/* The probabilities of one block again from the scores: P = exp(S - lse). */
+static void attn_recompute_row(float *restrict p, const attn_dims *d, const void *mrow,
+                               int64_t i, int64_t kn, float lse) {
+    if (lse == INFINITY) {
+        float u = 1.0f / (float)d->Tk;
+        for (int64_t j = 0; j < kn; j++) p[j] = u;
+        return;
+    }
+    int64_t lim = attn_row_keys(d, i);
+    if (lim > kn) lim = kn;
+    if (mrow)
+        for (int64_t j = 0; j < lim; j++)
+            if (attn_masked(d, mrow, j)) p[j] = -INFINITY;
+    for (int64_t j = lim; j < kn; j++) p[j] = -INFINITY;
+    for (int64_t j = 0; j < kn; j++) p[j] = expf(p[j] - lse);
+}
+
+static inline int32_t attn_hash24(uint64_t key, uint64_t i) {
+    return (int32_t)(pn_hash64(key, i) >> 40);
+}
+
+/* out = in keep / (1 - rate) for row i of pair bh over kn keys (out may be in) */
+static void attn_dropout_row(float *out, const float *in, const attn_dims *d,
+                             uint64_t key, int64_t bh, int64_t i, int64_t kn) {
+    const float sc = 1.0f / (1.0f - d->rate);
+    const int32_t thr = (int32_t)ceil((double)d->rate * 16777216.0);
+    uint64_t base = ((uint64_t)bh * (uint64_t)d->Tq + (uint64_t)i) * (uint64_t)d->Tk;
+    for (int64_t j = 0; j < kn; j++)
+        out[j] = attn_hash24(key, base + (uint64_t)j) >= thr ? in[j] * sc : 0.0f;
+}
+
+typedef struct {
+    float *P;    /* (B H, Tq, Tk) or NULL */
+    float *lse;  /* (B H, Tq) */
+    float *slot; /* slots x attn_slot_floats */
+} attn_scratch_ptrs;
+
+static attn_scratch_ptrs attn_scratch_get(float *scratch, const attn_dims *d) {
+    attn_scratch_ptrs s;
+    int64_t np = attn_store_floats(d), nl = attn_lse_floats(d);
+    s.P = np ? scratch : NULL;
+    s.lse = nl ? scratch + np : NULL;
+    s.slot = scratch + np + nl;
+    return s;
+}
+
+static const void *attn_mask_row(const attn_dims *d, const void *mask, int64_t b, int64_t i) {
+    if (!mask) return NULL;
+    int64_t off = (b * d->Tq + i) * d->Tk;
+    return d->mask_int ? (const void *)((const int32_t *)mask + off)
+                       : (const void *)((const float *)mask + off);
+}
+
+static void attn_forward(const pn_node *n, const pn_ctx *c) {
+    attn_dims d = attn_dims_ctx(n, c);
+    attn_scratch_ptrs s = attn_scratch_get(c->scratch, &d);
+    const float *q = c->in[0], *k = c->in[1], *v = c->in[2];
+    const void *mask = d.has_mask ? (const void *)c->in[3] : NULL;
+    float *out = c->out;
+    const int64_t HK = d.H * d.kd, HV = d.H * d.vd, BH = d.B * d.H;
+    const uint64_t key = c->seed ^ ATTN_SALT;
+    const int64_t slot_floats = attn_slot_floats(&d);
+    int64_t work = BH * d.Tq * d.Tk * (d.kd + d.vd);
+#pragma omp parallel for schedule(static, 1) num_threads(pn_threads) if (work > PN_PAR_MIN)
+    for (int64_t sl = 0; sl < d.slots; sl++) {
+        float *buf = s.slot + sl * slot_floats, *pd_buf = buf + 2 * d.blk;
+        for (int64_t bh = sl; bh < BH; bh += d.slots) {
+            int64_t b = bh / d.H, h = bh % d.H;
+            const float *Q = q + b * d.Tq * HK + h * d.kd;
+            const float *K = k + b * d.Tk * HK + h * d.kd;
+            const float *V = v + b * d.Tk * HV + h * d.vd;
+            float *O = out + b * d.Tq * HV + h * d.vd;
+            for (int64_t r0 = 0; r0 < d.Tq; r0 += ATTN_BQ) {
+                int64_t r1 = r0 + ATTN_BQ < d.Tq ? r0 + ATTN_BQ : d.Tq, rows = r1 - r0;
+                int64_t kn = attn_block_keys(&d, r1);
+                /* S (rows, kn), row stride ld: the stored P itself when storing */
+                float *S = s.P ? s.P + (bh * d.Tq + r0) * d.Tk : buf;
+                int64_t ld = s.P ? d.Tk : kn;
+                sgemm1(0, 1, rows, kn, d.kd, d.scale, Q + r0 * HK, HK, K, HK, 0.0f, S, ld);
+                for (int64_t i = 0; i < rows; i++) {
+                    float *p = S + i * ld;
+                    float l = attn_softmax_row(p, &d, attn_mask_row(&d, mask, b, r0 + i), r0 + i,
+                                               kn);
+                    s.lse[bh * d.Tq + r0 + i] = l;
+                    if (s.P) /* the stored rows are full width: keys beyond kn have P = 0 */
+                        for (int64_t j = kn; j < d.Tk; j++) p[j] = 0.0f;
+                    if (d.drop) attn_dropout_row(pd_buf + i * kn, p, &d, key, bh, r0 + i, kn);
+                }
+                const float *Pd = d.drop ? pd_buf : S;
+                int64_t ldp = d.drop ? kn : ld;
+                sgemm1(0, 0, rows, d.vd, kn, 1.0f, Pd, ldp, V, HV, 0.0f, O + r0 * HV, HV);
+            }
+        }
+    }
+}
+
+/* rows x cols of a strided matrix set to zero */
+static void zero_rows(float *a, int64_t rows, int64_t cols, int64_t ld) {
+    for (int64_t r = 0; r < rows; r++) memset(a + r * ld, 0, (size_t)cols * sizeof(float));
+}
+
+static void attn_backward(const pn_node *n, const pn_ctx *c) {
+    attn_dims d = attn_dims_ctx(n, c);
+    attn_scratch_ptrs s = attn_scratch_get(c->scratch, &d);
+    const float *q = c->in[0], *k = c->in[1], *v = c->in[2], *dout = c->dout;
+    const void *mask = d.has_mask ? (const void *)c->in[3] : NULL;
+    float *dq = c->din[0], *dk = c->din[1], *dv = c->din[2];
+    const int64_t HK = d.H * d.kd, HV = d.H * d.vd, BH = d.B * d.H;
+    const uint64_t key = c->seed ^ ATTN_SALT;
+    const int64_t slot_floats = attn_slot_floats(&d);
+    if (d.has_mask && c->din[3] && !c->acc_in[3]) /* a float mask computed upstream: no gradient */
+        memset(c->din[3], 0, (size_t)(d.B * d.Tq * d.Tk) * sizeof(float));
+    if (!dq && !dk && !dv) return;
+    int64_t work = BH * d.Tq * d.Tk * (d.kd + d.vd);
+#pragma omp parallel for schedule(static, 1) num_threads(pn_threads) if (work > PN_PAR_MIN)
+    for (int64_t sl = 0; sl < d.slots; sl++) {
+        float *buf = s.slot + sl * slot_floats, *dP = buf + d.blk, *pd_buf = buf + 2 * d.blk;
+        for (int64_t bh = sl; bh < BH; bh += d.slots) {
+            int64_t b = bh / d.H, h = bh % d.H;
+            const float *Q = q + b * d.Tq * HK + h * d.kd;
+            const float *K = k + b * d.Tk * HK + h * d.kd;
+            const float *V = v + b * d.Tk * HV + h * d.vd;
+            const float *dO = dout + b * d.Tq * HV + h * d.vd;
+            float *dQ = dq ? dq + b * d.Tq * HK + h * d.kd : NULL;
+            float *dK = dk ? dk + b * d.Tk * HK + h * d.kd : NULL;
+            float *dV = dv ? dv + b * d.Tk * HV + h * d.vd : NULL;
+            /* dK and dV gather every block's share: start them at zero unless accumulating */
+            if (dK && !c->acc_in[1]) zero_rows(dK, d.Tk, d.kd, HK);
+            if (dV && !c->acc_in[2]) zero_rows(dV, d.Tk, d.vd, HV);
+            for (int64_t r0 = 0; r0 < d.Tq; r0 += ATTN_BQ) {
+                int64_t r1 = r0 + ATTN_BQ < d.Tq ? r0 + ATTN_BQ : d.Tq, rows = r1 - r0;
+                int64_t kn = attn_block_keys(&d, r1);
+                float *P;
+                int64_t ld;
+                if (s.P) {
+                    P = s.P + (bh * d.Tq + r0) * d.Tk;
+                    ld = d.Tk;
+                } else {
+                    P = buf;
+                    ld = kn;
+                    sgemm1(0, 1, rows, kn, d.kd, d.scale, Q + r0 * HK, HK, K, HK, 0.0f, P, ld);
+                    for (int64_t i = 0; i < rows; i++)
+                        attn_recompute_row(P + i * ld, &d, attn_mask_row(&d, mask, b, r0 + i),
+                                           r0 + i, kn, s.lse[bh * d.Tq + r0 + i]);
+                }
+                const float *Pd = P;
+                int64_t ldp = ld;
+                if (d.drop) {
+                    for (int64_t i = 0; i < rows; i++)
+                        attn_dropout_row(pd_buf + i * kn, P + i * ld, &d, key, bh, r0 + i, kn);
+                    Pd = pd_buf;
+                    ldp = kn;
+                }
+                /* dV (kn, vd) += Pd^T dO */
+                if (dV) sgemm1(1, 0, kn, d.vd, rows, 1.0f, Pd, ldp, dO + r0 * HV, HV, 1.0f, dV, HV);
+                if (!dQ && !dK) continue;
+                /* dPd (rows, kn) = dO V^T; then dP, then dS = P (dP - rowsum(P dP)) in place */
+                sgemm1(0, 1, rows, kn, d.vd, 1.0f, dO + r0 * HV, HV, V, HV, 0.0f, dP, kn);
+                for (int64_t i = 0; i < rows; i++) {
+                    float *restrict g = dP + i * kn;
+                    const float *restrict p = P + i * ld;
+                    if (d.drop) attn_dropout_row(g, g, &d, key, bh, r0 + i, kn);
+                    int full = s.lse[bh * d.Tq + r0 + i] == INFINITY;
+                    if (full) {
+                        for (int64_t j = 0; j < kn; j++) g[j] = 0.0f;
+                        continue;
+                    }
+                    float dot = 0.0f;
+                    for (int64_t j = 0; j < kn; j++) dot += p[j] * g[j];
+                    for (int64_t j = 0; j < kn; j++) g[j] = p[j] * (g[j] - dot);
+                }
+                /* dQ (rows, kd) (+)= a dS K;  dK (kn, kd) += a dS^T Q */
+                if (dQ)
+                    sgemm1(0, 0, rows, d.kd, kn, d.scale, dP, kn, K, HK, c->acc_in[0] ? 1.0f : 0.0f,
+                           dQ + r0 * HK, HK);
+                if (dK)
+                    sgemm1(1, 0, kn, d.kd, rows, d.scale, dP, kn, Q + r0 * HK, HK, 1.0f, dK, HK);
+            }
+        }
+    }
+}
+
+const pn_op_def pn_op_attention_def = {"attention", attn_shape, attn_forward, attn_backward,
+                                       attn_scratch, PN_OPF_BWD_NO_OUT};
