@@ -23,8 +23,9 @@
  *
  * Work: (b, h) pairs are independent; OpenMP splits them over threads. Within a pair the queries
  * run in blocks of ATTN_BQ rows against all the keys they may see (causal: keys < the block's
- * end), each block's scores one (ATTN_BQ, Tk) buffer; the products are single-threaded OpenBLAS
- * calls (pn_sgemm, allowed inside a parallel region; pn_gemm is not). The buffers belong to
+ * end), each block's scores one (ATTN_BQ, Tk) buffer; the products run on the thread that owns
+ * the pair, in a small register kernel (mm, below) over K^T and V^T copied once per pair; the
+ * softmax's exponentials in a vectorised expf (attn_expf). The buffers belong to
  * ATTN_SLOTS work slots, not to threads: slot s runs pairs s, s + ATTN_SLOTS, ..., so the scratch
  * size and the results do not depend on the thread count.
  *
@@ -85,7 +86,11 @@ static int64_t attn_store_floats(const attn_dims *d) {
 /* kept in inference too: an eager call made with training=False may still run backward */
 static int64_t attn_lse_floats(const attn_dims *d) { return (d->B * d->H * d->Tq + 15) / 16 * 16; }
 
-static int64_t attn_slot_floats(const attn_dims *d) { return (d->drop ? 3 : 2) * d->blk; }
+/* per slot: S, dP, [Pd] blocks, then K^T and V^T of the current pair */
+static int64_t attn_slot_floats(const attn_dims *d) {
+    return (d->drop ? 3 : 2) * d->blk + (d->kd * d->Tk + 15) / 16 * 16 +
+           (d->vd * d->Tk + 15) / 16 * 16;
+}
 
 static attn_dims attn_dims_ctx(const pn_node *n, const pn_ctx *c) {
     int has_mask = n->n_in == 4;
@@ -154,17 +159,216 @@ static int attn_shape(const pn_model *m, pn_node *n) {
     return PN_OK;
 }
 
-/* C (M, N) = alpha op(A) op(B) + beta C on this thread (row-major) */
-static void sgemm1(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                   int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
-    if (M <= 0 || N <= 0) return;
-    if (K <= 0) {
-        for (int64_t i = 0; i < M; i++)
-            for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
-        return;
+/* ---- small products on one thread ------------------------------------------------------------
+ * C (M, N) = alpha A B (+ C with add), A(i, k) = A[i sai + k sak] (so A or A^T, any strides),
+ * B(k, j) = B[k ldb + j] (rows of B contiguous). The blocks here are small (64 x 64 x 32 for the
+ * char GPT): OpenBLAS's packing of both operands costs more than the product, so a register
+ * kernel computes 6 rows x 16 columns at a time (12 of the 16 AVX2 registers accumulate, enough
+ * FMAs in flight), reading B's rows straight from L1.
+ */
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+
+static inline __m256i mm_lanes(int64_t left) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(left < 8 ? (left < 0 ? 0 : left) : 8)), lane);
+}
+
+static inline void mm_store(float *c, __m256 v, __m256 alpha, int add, int full, __m256i m) {
+    v = _mm256_mul_ps(v, alpha);
+    if (full) {
+        if (add) v = _mm256_add_ps(v, _mm256_loadu_ps(c));
+        _mm256_storeu_ps(c, v);
+    } else {
+        if (add) v = _mm256_add_ps(v, _mm256_maskload_ps(c, m));
+        _mm256_maskstore_ps(c, m, v);
     }
-    pn_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-             (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+}
+
+/* rows i..i+R-1 (R = 1, 4 or 6), columns j..j+16 (the last ones masked unless full) */
+__attribute__((always_inline)) static inline void mm_block(float *C, int64_t ldc, const float *A,
+                                                         int64_t sai, int64_t sak,
+                            const float *B, int64_t ldb, int64_t K, int64_t left, float alpha,
+                            int add, int R, int full) {
+    __m256i m0 = mm_lanes(left), m1 = mm_lanes(left - 8);
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+           c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    const float *a = A, *b = B;
+    for (int64_t k = 0; k < K; k++, a += sak, b += ldb) {
+        __m256 b0 = full ? _mm256_loadu_ps(b) : _mm256_maskload_ps(b, m0);
+        __m256 b1 = full ? _mm256_loadu_ps(b + 8) : _mm256_maskload_ps(b + 8, m1);
+        __m256 x = _mm256_broadcast_ss(a);
+        c00 = _mm256_fmadd_ps(x, b0, c00);
+        c01 = _mm256_fmadd_ps(x, b1, c01);
+        if (R >= 4) {
+            x = _mm256_broadcast_ss(a + sai);
+            c10 = _mm256_fmadd_ps(x, b0, c10);
+            c11 = _mm256_fmadd_ps(x, b1, c11);
+            x = _mm256_broadcast_ss(a + 2 * sai);
+            c20 = _mm256_fmadd_ps(x, b0, c20);
+            c21 = _mm256_fmadd_ps(x, b1, c21);
+            x = _mm256_broadcast_ss(a + 3 * sai);
+            c30 = _mm256_fmadd_ps(x, b0, c30);
+            c31 = _mm256_fmadd_ps(x, b1, c31);
+        }
+        if (R == 6) {
+            x = _mm256_broadcast_ss(a + 4 * sai);
+            c40 = _mm256_fmadd_ps(x, b0, c40);
+            c41 = _mm256_fmadd_ps(x, b1, c41);
+            x = _mm256_broadcast_ss(a + 5 * sai);
+            c50 = _mm256_fmadd_ps(x, b0, c50);
+            c51 = _mm256_fmadd_ps(x, b1, c51);
+        }
+    }
+    __m256 va = _mm256_set1_ps(alpha);
+    mm_store(C, c00, va, add, full, m0);
+    if (full || left > 8) mm_store(C + 8, c01, va, add, full, m1);
+    if (R == 6) {
+        mm_store(C + 4 * ldc, c40, va, add, full, m0);
+        mm_store(C + 5 * ldc, c50, va, add, full, m0);
+        if (full || left > 8) {
+            mm_store(C + 4 * ldc + 8, c41, va, add, full, m1);
+            mm_store(C + 5 * ldc + 8, c51, va, add, full, m1);
+        }
+    }
+    if (R >= 4) {
+        mm_store(C + ldc, c10, va, add, full, m0);
+        mm_store(C + 2 * ldc, c20, va, add, full, m0);
+        mm_store(C + 3 * ldc, c30, va, add, full, m0);
+        if (full || left > 8) {
+            mm_store(C + ldc + 8, c11, va, add, full, m1);
+            mm_store(C + 2 * ldc + 8, c21, va, add, full, m1);
+            mm_store(C + 3 * ldc + 8, c31, va, add, full, m1);
+        }
+    }
+}
+
+static void mm(float *C, int64_t ldc, const float *A, int64_t sai, int64_t sak, const float *B,
+               int64_t ldb, int64_t M, int64_t N, int64_t K, float alpha, int add) {
+    int64_t i = 0;
+    for (; i + 6 <= M; i += 6)
+        for (int64_t j = 0; j < N; j += 16) {
+            if (N - j >= 16)
+                mm_block(C + i * ldc + j, ldc, A + i * sai, sai, sak, B + j, ldb, K, 16, alpha,
+                         add, 6, 1);
+            else
+                mm_block(C + i * ldc + j, ldc, A + i * sai, sai, sak, B + j, ldb, K, N - j,
+                         alpha, add, 6, 0);
+        }
+    for (; i + 4 <= M; i += 4)
+        for (int64_t j = 0; j < N; j += 16) {
+            if (N - j >= 16)
+                mm_block(C + i * ldc + j, ldc, A + i * sai, sai, sak, B + j, ldb, K, 16, alpha,
+                         add, 4, 1);
+            else
+                mm_block(C + i * ldc + j, ldc, A + i * sai, sai, sak, B + j, ldb, K, N - j,
+                         alpha, add, 4, 0);
+        }
+    for (; i < M; i++)
+        for (int64_t j = 0; j < N; j += 16) {
+            if (N - j >= 16)
+                mm_block(C + i * ldc + j, ldc, A + i * sai, sai, sak, B + j, ldb, K, 16, alpha,
+                         add, 1, 1);
+            else
+                mm_block(C + i * ldc + j, ldc, A + i * sai, sai, sak, B + j, ldb, K, N - j,
+                         alpha, add, 1, 0);
+        }
+}
+#else
+static void mm(float *C, int64_t ldc, const float *A, int64_t sai, int64_t sak, const float *B,
+               int64_t ldb, int64_t M, int64_t N, int64_t K, float alpha, int add) {
+    for (int64_t i = 0; i < M; i++) {
+        float *restrict c = C + i * ldc;
+        if (!add) memset(c, 0, (size_t)N * sizeof(float));
+        for (int64_t k = 0; k < K; k++) {
+            const float a = alpha * A[i * sai + k * sak];
+            const float *restrict b = B + k * ldb;
+            for (int64_t j = 0; j < N; j++) c[j] += a * b[j];
+        }
+    }
+}
+#endif
+
+/* dst (cols, rows) = src (rows, cols)^T, src with row stride lds */
+static void transpose(float *restrict dst, const float *restrict src, int64_t rows, int64_t cols,
+                      int64_t lds) {
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) dst[c * rows + r] = src[r * lds + c];
+}
+
+/* e^x to within an ulp (glibc's expf is a call per value unless -ffast-math, which pynn does not
+ * use): Cephes's expf polynomial on r = x - n ln2, times 2^n built in the exponent bits; e^-inf
+ * and anything below the float range give 0, NaN stays NaN. */
+#define EXP_LO -87.3365447505531f
+#define EXP_HI 88.3762626647949f
+#define EXP_MAGIC 12582912.0f /* 1.5 2^23: adding it rounds to an integer */
+#define EXP_C1 0.693359375f
+#define EXP_C2 -2.12194440e-4f
+#define EXP_P0 1.9875691500E-4f
+#define EXP_P1 1.3981999507E-3f
+#define EXP_P2 8.3334519073E-3f
+#define EXP_P3 4.1665795894E-2f
+#define EXP_P4 1.6666665459E-1f
+#define EXP_P5 5.0000001201E-1f
+
+static inline float attn_expf(float x) {
+    if (x < EXP_LO) return 0.0f;
+    float xc = x > EXP_HI ? EXP_HI : x;
+    float t = xc * 1.44269504088896341f + EXP_MAGIC;
+    float n = t - EXP_MAGIC;
+    float r = xc - n * EXP_C1 - n * EXP_C2;
+    float y = ((((EXP_P0 * r + EXP_P1) * r + EXP_P2) * r + EXP_P3) * r + EXP_P4) * r + EXP_P5;
+    y = y * (r * r) + r + 1.0f;
+    int32_t ti, e;
+    memcpy(&ti, &t, sizeof ti);
+    e = ((ti - 0x4B400000) + 127) * (1 << 23);
+    float sc;
+    memcpy(&sc, &e, sizeof sc);
+    return y * sc;
+}
+
+#if defined(__AVX2__) && defined(__FMA__)
+static inline __m256 exp8(__m256 x) {
+    __m256 under = _mm256_cmp_ps(x, _mm256_set1_ps(EXP_LO), _CMP_LT_OQ);
+    __m256 xc = _mm256_min_ps(_mm256_set1_ps(EXP_HI), _mm256_max_ps(_mm256_set1_ps(EXP_LO), x));
+    __m256 t = _mm256_fmadd_ps(xc, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(EXP_MAGIC));
+    __m256 n = _mm256_sub_ps(t, _mm256_set1_ps(EXP_MAGIC));
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(EXP_C1), xc);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(EXP_C2), r);
+    __m256 y = _mm256_fmadd_ps(_mm256_set1_ps(EXP_P0), r, _mm256_set1_ps(EXP_P1));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(EXP_P2));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(EXP_P3));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(EXP_P4));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(EXP_P5));
+    y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_add_epi32(_mm256_sub_epi32(_mm256_castps_si256(t),
+                                                  _mm256_set1_epi32(0x4B400000)),
+                                 _mm256_set1_epi32(127));
+    __m256 sc = _mm256_castsi256_ps(_mm256_slli_epi32(e, 23));
+    return _mm256_andnot_ps(under, _mm256_mul_ps(y, sc));
+}
+#endif
+
+/* p[j] = e^(p[j] - m) for j < n; returns their sum */
+static float exp_shift(float *p, int64_t n, float m) {
+    int64_t j = 0;
+    float sum = 0.0f;
+#if defined(__AVX2__) && defined(__FMA__)
+    __m256 vm = _mm256_set1_ps(m), acc = _mm256_setzero_ps();
+    for (; j + 8 <= n; j += 8) {
+        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(p + j), vm));
+        _mm256_storeu_ps(p + j, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    float part[8];
+    _mm256_storeu_ps(part, acc);
+    for (int k = 0; k < 8; k++) sum += part[k];
+#endif
+    for (; j < n; j++) {
+        p[j] = attn_expf(p[j] - m);
+        sum += p[j];
+    }
+    return sum;
 }
 
 /* The keys row i of a block may see: causal limits it to i + 1. */
@@ -194,19 +398,15 @@ static float attn_softmax_row(float *restrict p, const attn_dims *d, const void 
             if (attn_masked(d, mrow, j)) p[j] = -INFINITY;
     for (int64_t j = lim; j < kn; j++) p[j] = -INFINITY;
     float mx = -INFINITY;
-    for (int64_t j = 0; j < lim; j++) mx = fmaxf(mx, p[j]);
+#pragma omp simd reduction(max : mx)
+    for (int64_t j = 0; j < lim; j++) mx = p[j] > mx ? p[j] : mx;
     if (mx == -INFINITY) {
         float u = 1.0f / (float)d->Tk;
         for (int64_t j = 0; j < kn; j++) p[j] = u;
         return INFINITY;
     }
-    float sum = 0.0f;
-    for (int64_t j = 0; j < kn; j++) {
-        float e = expf(p[j] - mx);
-        p[j] = e;
-        sum += e;
-    }
-    float inv = 1.0f / sum;
+    float sum = exp_shift(p, kn, mx), inv = 1.0f / sum;
+#pragma omp simd
     for (int64_t j = 0; j < kn; j++) p[j] *= inv;
     return mx + logf(sum);
 }
@@ -225,7 +425,7 @@ static void attn_recompute_row(float *restrict p, const attn_dims *d, const void
         for (int64_t j = 0; j < lim; j++)
             if (attn_masked(d, mrow, j)) p[j] = -INFINITY;
     for (int64_t j = lim; j < kn; j++) p[j] = -INFINITY;
-    for (int64_t j = 0; j < kn; j++) p[j] = expf(p[j] - lse);
+    exp_shift(p, kn, lse);
 }
 
 static inline int32_t attn_hash24(uint64_t key, uint64_t i) {
@@ -277,19 +477,21 @@ static void attn_forward(const pn_node *n, const pn_ctx *c) {
 #pragma omp parallel for schedule(static, 1) num_threads(pn_threads) if (work > PN_PAR_MIN)
     for (int64_t sl = 0; sl < d.slots; sl++) {
         float *buf = s.slot + sl * slot_floats, *pd_buf = buf + 2 * d.blk;
+        float *KT = buf + (d.drop ? 3 : 2) * d.blk;
         for (int64_t bh = sl; bh < BH; bh += d.slots) {
             int64_t b = bh / d.H, h = bh % d.H;
             const float *Q = q + b * d.Tq * HK + h * d.kd;
             const float *K = k + b * d.Tk * HK + h * d.kd;
             const float *V = v + b * d.Tk * HV + h * d.vd;
             float *O = out + b * d.Tq * HV + h * d.vd;
+            transpose(KT, K, d.Tk, d.kd, HK); /* (kd, Tk) */
             for (int64_t r0 = 0; r0 < d.Tq; r0 += ATTN_BQ) {
                 int64_t r1 = r0 + ATTN_BQ < d.Tq ? r0 + ATTN_BQ : d.Tq, rows = r1 - r0;
                 int64_t kn = attn_block_keys(&d, r1);
                 /* S (rows, kn), row stride ld: the stored P itself when storing */
                 float *S = s.P ? s.P + (bh * d.Tq + r0) * d.Tk : buf;
                 int64_t ld = s.P ? d.Tk : kn;
-                sgemm1(0, 1, rows, kn, d.kd, d.scale, Q + r0 * HK, HK, K, HK, 0.0f, S, ld);
+                mm(S, ld, Q + r0 * HK, HK, 1, KT, d.Tk, rows, kn, d.kd, d.scale, 0);
                 for (int64_t i = 0; i < rows; i++) {
                     float *p = S + i * ld;
                     float l = attn_softmax_row(p, &d, attn_mask_row(&d, mask, b, r0 + i), r0 + i,
@@ -301,7 +503,7 @@ static void attn_forward(const pn_node *n, const pn_ctx *c) {
                 }
                 const float *Pd = d.drop ? pd_buf : S;
                 int64_t ldp = d.drop ? kn : ld;
-                sgemm1(0, 0, rows, d.vd, kn, 1.0f, Pd, ldp, V, HV, 0.0f, O + r0 * HV, HV);
+                mm(O + r0 * HV, HV, Pd, ldp, 1, V, HV, rows, d.vd, kn, 1.0f, 0);
             }
         }
     }
@@ -328,6 +530,7 @@ static void attn_backward(const pn_node *n, const pn_ctx *c) {
 #pragma omp parallel for schedule(static, 1) num_threads(pn_threads) if (work > PN_PAR_MIN)
     for (int64_t sl = 0; sl < d.slots; sl++) {
         float *buf = s.slot + sl * slot_floats, *dP = buf + d.blk, *pd_buf = buf + 2 * d.blk;
+        float *KT = buf + (d.drop ? 3 : 2) * d.blk, *VT = KT + (d.kd * d.Tk + 15) / 16 * 16;
         for (int64_t bh = sl; bh < BH; bh += d.slots) {
             int64_t b = bh / d.H, h = bh % d.H;
             const float *Q = q + b * d.Tq * HK + h * d.kd;
@@ -340,6 +543,8 @@ static void attn_backward(const pn_node *n, const pn_ctx *c) {
             /* dK and dV gather every block's share: start them at zero unless accumulating */
             if (dK && !c->acc_in[1]) zero_rows(dK, d.Tk, d.kd, HK);
             if (dV && !c->acc_in[2]) zero_rows(dV, d.Tk, d.vd, HV);
+            if (!s.P) transpose(KT, K, d.Tk, d.kd, HK);
+            if (dQ || dK) transpose(VT, V, d.Tk, d.vd, HV);
             for (int64_t r0 = 0; r0 < d.Tq; r0 += ATTN_BQ) {
                 int64_t r1 = r0 + ATTN_BQ < d.Tq ? r0 + ATTN_BQ : d.Tq, rows = r1 - r0;
                 int64_t kn = attn_block_keys(&d, r1);
@@ -351,7 +556,7 @@ static void attn_backward(const pn_node *n, const pn_ctx *c) {
                 } else {
                     P = buf;
                     ld = kn;
-                    sgemm1(0, 1, rows, kn, d.kd, d.scale, Q + r0 * HK, HK, K, HK, 0.0f, P, ld);
+                    mm(P, ld, Q + r0 * HK, HK, 1, KT, d.Tk, rows, kn, d.kd, d.scale, 0);
                     for (int64_t i = 0; i < rows; i++)
                         attn_recompute_row(P + i * ld, &d, attn_mask_row(&d, mask, b, r0 + i),
                                            r0 + i, kn, s.lse[bh * d.Tq + r0 + i]);
@@ -365,10 +570,10 @@ static void attn_backward(const pn_node *n, const pn_ctx *c) {
                     ldp = kn;
                 }
                 /* dV (kn, vd) += Pd^T dO */
-                if (dV) sgemm1(1, 0, kn, d.vd, rows, 1.0f, Pd, ldp, dO + r0 * HV, HV, 1.0f, dV, HV);
+                if (dV) mm(dV, HV, Pd, 1, ldp, dO + r0 * HV, HV, kn, d.vd, rows, 1.0f, 1);
                 if (!dQ && !dK) continue;
                 /* dPd (rows, kn) = dO V^T; then dP, then dS = P (dP - rowsum(P dP)) in place */
-                sgemm1(0, 1, rows, kn, d.vd, 1.0f, dO + r0 * HV, HV, V, HV, 0.0f, dP, kn);
+                mm(dP, kn, dO + r0 * HV, HV, 1, VT, d.Tk, rows, kn, d.vd, 1.0f, 0);
                 for (int64_t i = 0; i < rows; i++) {
                     float *restrict g = dP + i * kn;
                     const float *restrict p = P + i * ld;
@@ -379,15 +584,16 @@ static void attn_backward(const pn_node *n, const pn_ctx *c) {
                         continue;
                     }
                     float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
                     for (int64_t j = 0; j < kn; j++) dot += p[j] * g[j];
+#pragma omp simd
                     for (int64_t j = 0; j < kn; j++) g[j] = p[j] * (g[j] - dot);
                 }
                 /* dQ (rows, kd) (+)= a dS K;  dK (kn, kd) += a dS^T Q */
                 if (dQ)
-                    sgemm1(0, 0, rows, d.kd, kn, d.scale, dP, kn, K, HK, c->acc_in[0] ? 1.0f : 0.0f,
-                           dQ + r0 * HK, HK);
+                    mm(dQ + r0 * HK, HK, dP, kn, 1, K, HK, rows, d.kd, kn, d.scale, c->acc_in[0]);
                 if (dK)
-                    sgemm1(1, 0, kn, d.kd, rows, d.scale, dP, kn, Q + r0 * HK, HK, 1.0f, dK, HK);
+                    mm(dK, HK, dP, 1, kn, Q + r0 * HK, HK, kn, d.kd, rows, d.scale, 1);
             }
         }
     }
