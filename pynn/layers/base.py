@@ -233,6 +233,8 @@ class Layer:
 
         if self._call_tensors is not None:
             return self._call_named(args, kwargs)
+        if not args and "inputs" in kwargs:  # layer(inputs=x), as Keras allows
+            args = (kwargs.pop("inputs"),)
         if len(args) != 1:
             raise TypeError(f"{type(self).__name__} '{self.name}' takes one input (a tensor, or a "
                             f"list of tensors), got {len(args)} positional arguments")
