@@ -494,3 +494,19 @@ def test_bad_data_raises_clearly():
         L.PositionEmbedding(0)
     with pytest.raises(ValueError, match="steps, features"):
         L.PositionEmbedding(4)(pynn.Input((4,)))
+
+
+# -- the GPT block's other vectorised kernel ---------------------------------------------------
+def test_exact_gelu_and_its_gradient_match_torch_across_the_range():
+    # vmath.h's erf and exp replace libm's in the exact GELU (every lane and the loop tail)
+    x = np.linspace(-12, 12, 4099).astype(np.float32)
+    np.testing.assert_allclose(pynn.activations.gelu(x),
+                               F.gelu(torch.tensor(x, dtype=torch.float64)).numpy(),
+                               rtol=1e-5, atol=2e-6)
+    layer = L.Activation("gelu")
+    xt = pynn.Tensor(x.reshape(1, -1), requires_grad=True)
+    layer(xt).sum().backward()
+    tx = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    F.gelu(tx).sum().backward()
+    np.testing.assert_allclose(xt.grad.reshape(-1), tx.grad.numpy(), rtol=1e-5, atol=2e-6)
+    assert np.isnan(pynn.activations.gelu(np.array([np.nan], np.float32)))[0]

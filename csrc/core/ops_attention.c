@@ -25,7 +25,7 @@
  * run in blocks of ATTN_BQ rows against all the keys they may see (causal: keys < the block's
  * end), each block's scores one (ATTN_BQ, Tk) buffer; the products run on the thread that owns
  * the pair, in a small register kernel (mm, below) over K^T and V^T copied once per pair; the
- * softmax's exponentials in a vectorised expf (attn_expf). The buffers belong to
+ * softmax's exponentials in a vectorised expf (vmath.h). The buffers belong to
  * ATTN_SLOTS work slots, not to threads: slot s runs pairs s, s + ATTN_SLOTS, ..., so the scratch
  * size and the results do not depend on the thread count.
  *
@@ -49,6 +49,7 @@
 #include <math.h>
 
 #include "internal.h"
+#include "vmath.h"
 
 #define ATTN_BQ 64        /* query rows per block */
 #define ATTN_SLOTS 16     /* work slots, each with its own block buffers */
@@ -316,67 +317,14 @@ static void transpose(float *restrict dst, const float *restrict src, int64_t ro
         for (int64_t c = 0; c < cols; c++) dst[c * rows + r] = src[r * lds + c];
 }
 
-/* e^x to within an ulp (glibc's expf is a call per value unless -ffast-math, which pynn does not
- * use): Cephes's expf polynomial on r = x - n ln2, times 2^n built in the exponent bits; e^-inf
- * and anything below the float range give 0, NaN stays NaN. */
-#define EXP_LO -87.3365447505531f
-#define EXP_HI 88.3762626647949f
-#define EXP_MAGIC 12582912.0f /* 1.5 2^23: adding it rounds to an integer */
-#define EXP_C1 0.693359375f
-#define EXP_C2 -2.12194440e-4f
-#define EXP_P0 1.9875691500E-4f
-#define EXP_P1 1.3981999507E-3f
-#define EXP_P2 8.3334519073E-3f
-#define EXP_P3 4.1665795894E-2f
-#define EXP_P4 1.6666665459E-1f
-#define EXP_P5 5.0000001201E-1f
-
-static inline float attn_expf(float x) {
-    if (x < EXP_LO) return 0.0f;
-    float xc = x > EXP_HI ? EXP_HI : x;
-    float t = xc * 1.44269504088896341f + EXP_MAGIC;
-    float n = t - EXP_MAGIC;
-    float r = xc - n * EXP_C1 - n * EXP_C2;
-    float y = ((((EXP_P0 * r + EXP_P1) * r + EXP_P2) * r + EXP_P3) * r + EXP_P4) * r + EXP_P5;
-    y = y * (r * r) + r + 1.0f;
-    int32_t ti, e;
-    memcpy(&ti, &t, sizeof ti);
-    e = ((ti - 0x4B400000) + 127) * (1 << 23);
-    float sc;
-    memcpy(&sc, &e, sizeof sc);
-    return y * sc;
-}
-
-#if defined(__AVX2__) && defined(__FMA__)
-static inline __m256 exp8(__m256 x) {
-    __m256 under = _mm256_cmp_ps(x, _mm256_set1_ps(EXP_LO), _CMP_LT_OQ);
-    __m256 xc = _mm256_min_ps(_mm256_set1_ps(EXP_HI), _mm256_max_ps(_mm256_set1_ps(EXP_LO), x));
-    __m256 t = _mm256_fmadd_ps(xc, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(EXP_MAGIC));
-    __m256 n = _mm256_sub_ps(t, _mm256_set1_ps(EXP_MAGIC));
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(EXP_C1), xc);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(EXP_C2), r);
-    __m256 y = _mm256_fmadd_ps(_mm256_set1_ps(EXP_P0), r, _mm256_set1_ps(EXP_P1));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(EXP_P2));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(EXP_P3));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(EXP_P4));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(EXP_P5));
-    y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    __m256i e = _mm256_add_epi32(_mm256_sub_epi32(_mm256_castps_si256(t),
-                                                  _mm256_set1_epi32(0x4B400000)),
-                                 _mm256_set1_epi32(127));
-    __m256 sc = _mm256_castsi256_ps(_mm256_slli_epi32(e, 23));
-    return _mm256_andnot_ps(under, _mm256_mul_ps(y, sc));
-}
-#endif
-
 /* p[j] = e^(p[j] - m) for j < n; returns their sum */
 static float exp_shift(float *p, int64_t n, float m) {
     int64_t j = 0;
     float sum = 0.0f;
-#if defined(__AVX2__) && defined(__FMA__)
+#ifdef PN_VMATH_AVX2
     __m256 vm = _mm256_set1_ps(m), acc = _mm256_setzero_ps();
     for (; j + 8 <= n; j += 8) {
-        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(p + j), vm));
+        __m256 e = pn_vexp8(_mm256_sub_ps(_mm256_loadu_ps(p + j), vm));
         _mm256_storeu_ps(p + j, e);
         acc = _mm256_add_ps(acc, e);
     }
@@ -385,7 +333,7 @@ static float exp_shift(float *p, int64_t n, float m) {
     for (int k = 0; k < 8; k++) sum += part[k];
 #endif
     for (; j < n; j++) {
-        p[j] = attn_expf(p[j] - m);
+        p[j] = pn_vexpf(p[j] - m);
         sum += p[j];
     }
     return sum;
