@@ -510,3 +510,22 @@ def test_exact_gelu_and_its_gradient_match_torch_across_the_range():
     F.gelu(tx).sum().backward()
     np.testing.assert_allclose(xt.grad.reshape(-1), tx.grad.numpy(), rtol=1e-5, atol=2e-6)
     assert np.isnan(pynn.activations.gelu(np.array([np.nan], np.float32)))[0]
+
+
+def test_calls_by_keyword_positional_key_and_a_nested_model():
+    T = 5
+    pynn.utils.set_random_seed(0)
+    q, v = pynn.Input((T, 8)), pynn.Input((T, 6))
+    m = pynn.Input((T, T), dtype="int32")
+    mha = L.MultiHeadAttention(2, 3)
+    inner = pynn.Model([q, v, m], mha(query=q, value=v, key=v, attention_mask=m,
+                                      use_causal_mask=True))
+    xq, xv = rnd((2, T, 8), 40), rnd((2, T, 6), 41)
+    mask = np.ones((2, T, T), np.int32)
+    mask[0, :, 3:] = 0
+    want = inner.predict([xq, xv, mask], verbose=0)
+    np.testing.assert_allclose(mha(xq, xv, xv, attention_mask=mask, use_causal_mask=True).numpy(),
+                               want, rtol=1e-5, atol=1e-6)
+    a, b, c = pynn.Input((T, 8)), pynn.Input((T, 6)), pynn.Input((T, T), dtype="int32")
+    outer = pynn.Model([a, b, c], inner([a, b, c]))
+    np.testing.assert_allclose(outer.predict([xq, xv, mask], verbose=0), want, rtol=1e-6)
