@@ -10,10 +10,14 @@ gradients: F.layer_norm, and view/transpose + F.scaled_dot_product_attention(is_
 transpose back, then an MSE loss and backward.
 
     python benchmarks/bench_attention_ops.py --threads 2
+
+Writes benchmarks/results/attention_ops.md (--out).
 """
 
 import argparse
+import platform
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -37,6 +41,7 @@ def main() -> None:
     p.add_argument("--dim", type=int, default=128)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--reps", type=int, default=50)
+    p.add_argument("--out", default=str(Path(__file__).parent / "results" / "attention_ops.md"))
     args = p.parse_args()
 
     import torch
@@ -109,11 +114,18 @@ def main() -> None:
     results["torch layer_norm fwd+bwd"] = fastest(t_ln, args.reps)
     results["torch attention fwd+bwd"] = fastest(t_attn, args.reps)
 
-    print(f"B={B} T={T} D={D} H={H} threads={args.threads} (ms, fastest of {args.reps})")
+    lines = [f"# layer_norm and causal attention, forward + backward, pynn vs torch {torch.__version__}",
+             "",
+             f"B={B} T={T} D={D} H={H}, {args.threads} threads, ms (fastest of {args.reps}), "
+             f"{platform.processor() or platform.machine()}",
+             "", "| op | pass | pynn | torch | torch / pynn |", "|---|---|---|---|---|"]
     for op in ("layer_norm", "attention"):
         for what in ("fwd", "fwd+bwd"):
             a, t = results[f"{op} {what}"], results[f"torch {op} {what}"]
-            print(f"  {op:10s} {what:8s} pynn {a:7.3f}  torch {t:7.3f}  torch/pynn {t / a:5.2f}x")
+            lines.append(f"| {op} | {what} | {a:.3f} | {t:.3f} | {t / a:.2f}x |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    Path(args.out).write_text(text)
 
 
 if __name__ == "__main__":
