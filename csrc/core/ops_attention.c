@@ -12,8 +12,11 @@
  *
  * Per (b, h), with a = 1 / sqrt(kd), M the combined mask (mask != 0 and, if causal, j <= i):
  *   S = a Q K^T,  P = softmax over the keys of S where M, 0 elsewhere
- *   Pd = P keep / (1 - rate)          keep_ij = pn_uniform(seed ^ salt, ((b H + h) Tq + i) Tk + j)
- *                                     >= rate, the same counter-based stream as dropout's
+ *   Pd = P keep / (1 - rate)          keep_ij: draw n = ((b H + h) Tq + i) Tk + j of a
+ *                                     counter-based stream, >= rate: 24 bits of
+ *                                     pn_hash64(seed ^ salt, n / 2), the top ones for even n,
+ *                                     bits 16..39 for odd n (two draws per hash: the hash is
+ *                                     most of dropout's cost)
  *   O = Pd V
  * backward:  dV = Pd^T dO,  dPd = dO V^T,  dP = dPd keep / (1 - rate),
  *            dS = P (dP - rowsum(P dP)),  dQ = a dS K,  dK = a dS^T Q,  the mask gets none.
@@ -30,7 +33,9 @@
  * size and the results do not depend on the thread count.
  *
  * Store or recompute: backward needs P. When Tq Tk <= ATTN_STORE_MAX (contexts up to 256) the
- * training forward keeps P for every (b, h) in scratch and backward reads it; above that the
+ * training forward keeps P (and with dropout the dropped Pd, so backward hashes no mask again:
+ * dropout at 0.1 cost 2x the op's training time before) for every (b, h) in scratch and
+ * backward reads them; above that the
  * forward keeps only each row's log-sum-exp (kept in both cases) and backward recomputes the
  * scores of one block at a time (flash-attention style), so no more than one block of scores per
  * slot exists at once. Measured (causal, H=4, kd=32, B T = 2048 tokens, one thread, forward +
@@ -41,7 +46,7 @@
  * Causal without a mask: a row block's products skip what lies above the diagonal (mm's causal
  * hints), about 40% of the work at T=64, and the softmax exponentiates only the visible keys.
  *
- * Scratch (floats): [P: B H Tq Tk (store, training)] [lse: B H Tq (INFINITY marks a fully
+ * Scratch (floats): [P: B H Tq Tk (store, training)] [Pd: B H Tq Tk (store, dropout)] [lse: B H Tq (INFINITY marks a fully
  *                   masked row)]
  *                   then per slot: S (BQ Tk), dP (BQ Tk), [Pd (BQ Tk), with dropout], K^T (kd Tk),
  *                   V^T (vd Tk).
@@ -87,8 +92,9 @@ static attn_dims attn_dims_of(const pn_node *n, const pn_node *q, const pn_node 
     return d;
 }
 
+/* P, and with dropout Pd too (so backward draws no mask again) */
 static int64_t attn_store_floats(const attn_dims *d) {
-    return d->store ? d->B * d->H * d->Tq * d->Tk : 0;
+    return d->store ? (d->drop ? 2 : 1) * d->B * d->H * d->Tq * d->Tk : 0;
 }
 
 /* kept in inference too: an eager call made with training=False may still run backward */
@@ -396,22 +402,64 @@ static void attn_recompute_row(float *restrict p, const attn_dims *d, const void
     exp_shift(p, lim, lse);
 }
 
-static inline int32_t attn_hash24(uint64_t key, uint64_t i) {
-    return (int32_t)(pn_hash64(key, i) >> 40);
+/* out = in keep / (1 - rate) for row i of pair bh over kn keys (out may be in) */
+#ifdef PN_VMATH_AVX2
+/* a * c mod 2^64 in each 64-bit lane (AVX2 has no 64-bit multiply) */
+static inline __m256i mul64c(__m256i a, uint64_t c) {
+    const __m256i clo = _mm256_set1_epi64x((long long)(c & 0xFFFFFFFFu)),
+                  chi = _mm256_set1_epi64x((long long)(c >> 32));
+    __m256i lo = _mm256_mul_epu32(a, clo);
+    __m256i mid = _mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(a, 32), clo),
+                                   _mm256_mul_epu32(a, chi));
+    return _mm256_add_epi64(lo, _mm256_slli_epi64(mid, 32));
 }
 
-/* out = in keep / (1 - rate) for row i of pair bh over kn keys (out may be in) */
+/* pn_hash64(key, i) for 4 counters i */
+static inline __m256i hash4(uint64_t key, __m256i i) {
+    __m256i z = _mm256_add_epi64(_mm256_set1_epi64x((long long)key),
+                                 mul64c(_mm256_add_epi64(i, _mm256_set1_epi64x(1)),
+                                        0x9E3779B97F4A7C15ull));
+    z = mul64c(_mm256_xor_si256(z, _mm256_srli_epi64(z, 30)), 0xBF58476D1CE4E5B9ull);
+    z = mul64c(_mm256_xor_si256(z, _mm256_srli_epi64(z, 27)), 0x94D049BB133111EBull);
+    return _mm256_xor_si256(z, _mm256_srli_epi64(z, 31));
+}
+#endif
+
 static void attn_dropout_row(float *out, const float *in, const attn_dims *d,
                              uint64_t key, int64_t bh, int64_t i, int64_t kn) {
     const float sc = 1.0f / (1.0f - d->rate);
-    const int32_t thr = (int32_t)ceil((double)d->rate * 16777216.0);
-    uint64_t base = ((uint64_t)bh * (uint64_t)d->Tq + (uint64_t)i) * (uint64_t)d->Tk;
-    for (int64_t j = 0; j < kn; j++)
-        out[j] = attn_hash24(key, base + (uint64_t)j) >= thr ? in[j] * sc : 0.0f;
+    const uint64_t thr = (uint64_t)ceil((double)d->rate * 16777216.0);
+    uint64_t idx = ((uint64_t)bh * (uint64_t)d->Tq + (uint64_t)i) * (uint64_t)d->Tk;
+    int64_t j = 0;
+    if (kn > 0 && (idx & 1)) { /* the row starts on an odd draw: the low half of a hash */
+        out[0] = ((pn_hash64(key, idx >> 1) >> 16) & 0xFFFFFF) >= thr ? in[0] * sc : 0.0f;
+        j = 1, idx++;
+    }
+#ifdef PN_VMATH_AVX2
+    /* 8 draws from 4 hashes: lanes (top bits, bits 16..39) of each, as 8 int32 in order */
+    const __m256i step = _mm256_setr_epi64x(0, 1, 2, 3), low24 = _mm256_set1_epi64x(0xFFFFFF);
+    const __m256i vthr = _mm256_set1_epi32((int)thr - 1);
+    const __m256 vsc = _mm256_set1_ps(sc);
+    for (; j + 8 <= kn; j += 8, idx += 8) {
+        __m256i h = hash4(key, _mm256_add_epi64(_mm256_set1_epi64x((long long)(idx >> 1)), step));
+        __m256i a = _mm256_srli_epi64(h, 40);
+        __m256i b = _mm256_and_si256(_mm256_srli_epi64(h, 16), low24);
+        __m256i draws = _mm256_or_si256(a, _mm256_slli_epi64(b, 32));
+        __m256 keep = _mm256_castsi256_ps(_mm256_cmpgt_epi32(draws, vthr));
+        _mm256_storeu_ps(out + j, _mm256_and_ps(keep, _mm256_mul_ps(_mm256_loadu_ps(in + j), vsc)));
+    }
+#endif
+    for (; j + 1 < kn; j += 2, idx += 2) {
+        uint64_t h = pn_hash64(key, idx >> 1);
+        out[j] = (h >> 40) >= thr ? in[j] * sc : 0.0f;
+        out[j + 1] = ((h >> 16) & 0xFFFFFF) >= thr ? in[j + 1] * sc : 0.0f;
+    }
+    if (j < kn) out[j] = (pn_hash64(key, idx >> 1) >> 40) >= thr ? in[j] * sc : 0.0f;
 }
 
 typedef struct {
     float *P;    /* (B H, Tq, Tk) or NULL */
+    float *Pd;   /* (B H, Tq, Tk): P after dropout, when storing with dropout; or NULL */
     float *lse;  /* (B H, Tq) */
     float *slot; /* slots x attn_slot_floats */
 } attn_scratch_ptrs;
@@ -420,6 +468,7 @@ static attn_scratch_ptrs attn_scratch_get(float *scratch, const attn_dims *d) {
     attn_scratch_ptrs s;
     int64_t np = attn_store_floats(d), nl = attn_lse_floats(d);
     s.P = np ? scratch : NULL;
+    s.Pd = np && d->drop ? scratch + np / 2 : NULL;
     s.lse = nl ? scratch + np : NULL;
     s.slot = scratch + np + nl;
     return s;
@@ -470,10 +519,14 @@ static void attn_forward(const pn_node *n, const pn_ctx *c) {
                     s.lse[bh * d.Tq + r0 + i] = l;
                     if (s.P) /* the stored rows are full width: keys beyond kn have P = 0 */
                         for (int64_t j = kn; j < d.Tk; j++) p[j] = 0.0f;
-                    if (d.drop) attn_dropout_row(pd_buf + i * kn, p, &d, key, bh, r0 + i, kn);
+                    if (s.Pd)
+                        attn_dropout_row(s.Pd + (bh * d.Tq + r0 + i) * d.Tk, p, &d, key, bh,
+                                         r0 + i, kn);
+                    else if (d.drop)
+                        attn_dropout_row(pd_buf + i * kn, p, &d, key, bh, r0 + i, kn);
                 }
-                const float *Pd = d.drop ? pd_buf : S;
-                int64_t ldp = d.drop ? kn : ld;
+                const float *Pd = s.Pd ? s.Pd + (bh * d.Tq + r0) * d.Tk : d.drop ? pd_buf : S;
+                int64_t ldp = s.Pd ? d.Tk : d.drop ? kn : ld;
                 mm(O + r0 * HV, HV, Pd, ldp, 1, V, HV, rows, d.vd, kn, 1.0f, 0, tri_k, r0);
             }
         }
@@ -537,7 +590,10 @@ static void attn_backward(const pn_node *n, const pn_ctx *c) {
                 }
                 const float *Pd = P;
                 int64_t ldp = ld;
-                if (d.drop) {
+                if (s.Pd) {
+                    Pd = s.Pd + (bh * d.Tq + r0) * d.Tk;
+                    ldp = d.Tk;
+                } else if (d.drop) {
                     for (int64_t i = 0; i < rows; i++)
                         attn_dropout_row(pd_buf + i * kn, P + i * ld, &d, key, bh, r0 + i, kn);
                     Pd = pd_buf;
@@ -554,7 +610,14 @@ static void attn_backward(const pn_node *n, const pn_ctx *c) {
                     const float *restrict p = P + i * ld;
                     /* beyond the row's causal limit dP may be unwritten (tri_n): dS is 0 there */
                     for (int64_t j = attn_row_keys(&d, r0 + i); j < kn; j++) g[j] = 0.0f;
-                    if (d.drop) attn_dropout_row(g, g, &d, key, bh, r0 + i, kn);
+                    if (s.Pd) { /* kept where Pd != 0; where P = 0, dS = 0 whatever dP is */
+                        const float *restrict pd = Pd + i * ldp;
+                        const float sc = 1.0f / (1.0f - d.rate);
+#pragma omp simd
+                        for (int64_t j = 0; j < kn; j++) g[j] = pd[j] != 0.0f ? g[j] * sc : 0.0f;
+                    } else if (d.drop) {
+                        attn_dropout_row(g, g, &d, key, bh, r0 + i, kn);
+                    }
                     int full = s.lse[bh * d.Tq + r0 + i] == INFINITY;
                     if (full) {
                         for (int64_t j = 0; j < kn; j++) g[j] = 0.0f;

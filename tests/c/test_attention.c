@@ -70,9 +70,35 @@ static int attn_allowed(const attn_case *a, const void *mask, int64_t b, int64_t
 }
 
 /* The reference without dropout: out (B, Tq, H vd); with dy non-NULL also dq, dk, dv. */
+static void attn_ref_drop(const attn_case *a, const float *q, const float *k, const float *v,
+                          const void *mask, double *out, const double *dy, double *dq,
+                          double *dk, double *dv, uint64_t drop_key);
+
 static void attn_ref(const attn_case *a, const float *q, const float *k, const float *v,
                      const void *mask, double *out, const double *dy, double *dq, double *dk,
                      double *dv) {
+    attn_ref_drop(a, q, k, v, mask, out, dy, dq, dk, dv, 0);
+}
+
+/* splitmix64's finaliser, as the core's counter-based random stream */
+static uint64_t hash64(uint64_t key, uint64_t i) {
+    uint64_t z = key + (i + 1) * 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* attention's dropout draw n: 24 bits of hash(key, n / 2), the top ones for even n */
+static int attn_keep(uint64_t key, uint64_t n, float rate) {
+    uint64_t h = hash64(key, n >> 1);
+    uint64_t draw = (n & 1) ? (h >> 16) & 0xFFFFFF : h >> 40;
+    return draw >= (uint64_t)ceil((double)rate * 16777216.0);
+}
+
+/* The reference; with drop_key non-zero, P is dropped with rate a->rate (forward only). */
+static void attn_ref_drop(const attn_case *a, const float *q, const float *k, const float *v,
+                          const void *mask, double *out, const double *dy, double *dq,
+                          double *dk, double *dv, uint64_t drop_key) {
     int64_t HK = a->H * a->kd, HV = a->H * a->vd, Tk = a->Tk;
     double *p = malloc(sizeof(double) * Tk), *dp = malloc(sizeof(double) * Tk);
     unsigned char *ok = malloc((size_t)Tk);
@@ -102,6 +128,10 @@ static void attn_ref(const attn_case *a, const float *q, const float *k, const f
                     sum += p[j];
                 }
                 for (int64_t j = 0; j < Tk; j++) p[j] /= sum;
+                if (drop_key)
+                    for (int64_t j = 0; j < Tk; j++)
+                        p[j] = attn_keep(drop_key, (uint64_t)(((b * a->H + h) * a->Tq + i) * Tk + j),
+                                         a->rate) ? p[j] / (1.0 - a->rate) : 0.0;
                 double *o = out + (b * a->Tq + i) * HV + h * a->vd;
                 for (int64_t e = 0; e < a->vd; e++) {
                     double s = 0;
@@ -273,6 +303,34 @@ static void attn_check_dropout(void) {
           "dropout: inference ignores the rate");
     free(pred), free(out);
     for (int j = 0; j < 4; j++) free(g[j]);
+    attn_data_free(&d);
+    pn_model_destroy(t.m);
+}
+
+/* The training forward's dropout mask is the documented stream: the model's seed, the step's
+ * stream (hash(seed, forwards)), the node's (hash(step, node)), xor the op's salt; draw n of
+ * row i, key j is n = ((b H + h) Tq + i) Tk + j. Tk odd, so rows also start on odd draws. */
+static void attn_check_dropout_stream(void) {
+    attn_case a = {.B = 2, .Tq = 5, .Tk = 13, .H = 2, .kd = 3, .vd = 2, .rate = 0.3f};
+    net t;
+    CHECK(attn_make(&t, &a) == 0, "dropout stream: build");
+    attn_data d;
+    attn_data_make(&d, &a, 17u);
+    int64_t M = a.B * a.Tq * a.H * a.vd;
+    double *out = malloc(sizeof(double) * M);
+    uint64_t key = hash64(hash64(99, 0), (uint64_t)t.node) ^ 0x6174746e5f64726full;
+    attn_ref_drop(&a, d.q, d.k, d.v, NULL, out, NULL, NULL, NULL, NULL, key);
+    double loss_ref = 0;
+    for (int64_t i = 0; i < M; i++) loss_ref += (out[i] - d.y[i]) * (out[i] - d.y[i]);
+    loss_ref /= (double)M;
+    float *g[4], loss = 0;
+    for (int j = 0; j < 4; j++) g[j] = malloc(sizeof(float) * 512);
+    pn_model_set_seed(t.m, 99);
+    CHECK(pn_model_gradients(t.m, d.xs, &d.ty, &loss, g) == 0, "dropout stream: gradients");
+    CHECK(fabs(loss - loss_ref) <= 1e-5 * (1 + loss_ref), "dropout stream: loss %.7g vs %.7g",
+          loss, loss_ref);
+    for (int j = 0; j < 4; j++) free(g[j]);
+    free(out);
     attn_data_free(&d);
     pn_model_destroy(t.m);
 }
@@ -493,6 +551,7 @@ int main(void) {
     attn_check("many pairs", (attn_case){.B = 9, .Tq = 8, .Tk = 8, .H = 4, .kd = 2, .vd = 2,
                                          .causal = 1});
     attn_check_dropout();
+    attn_check_dropout_stream();
     attn_check_errors();
     ln_check("layer_norm", 2, 5, 7, 1, 1, 0, 0.0f);
     ln_check("layer_norm no gamma", 2, 5, 7, 0, 1, 0, 0.5f);
