@@ -114,8 +114,8 @@ def main() -> None:
     results["torch layer_norm fwd+bwd"] = fastest(t_ln, args.reps)
     results["torch attention fwd+bwd"] = fastest(t_attn, args.reps)
 
-    lines = [f"# layer_norm and causal attention, forward + backward, pynn vs torch {torch.__version__}",
-             "",
+    title = "layer_norm and causal attention, forward + backward, pynn vs torch"
+    lines = [f"# {title} {torch.__version__}", "",
              f"B={B} T={T} D={D} H={H}, {args.threads} threads, ms (fastest of {args.reps}), "
              f"{platform.processor() or platform.machine()}",
              "", "| op | pass | pynn | torch | torch / pynn |", "|---|---|---|---|---|"]
