@@ -126,7 +126,8 @@ static void gelu_exact_bwd(float *dinp, const float *dout, const float *inp, int
 #endif
     for (; i < n; i++) {
         float x = inp[i];
-        float g = 0.5f * (1.0f + pn_verff(x * INV_SQRT2)) + x * INV_SQRT_2PI * pn_vexpf(-0.5f * x * x);
+        float g = 0.5f * (1.0f + pn_verff(x * INV_SQRT2)) +
+                  x * INV_SQRT_2PI * pn_vexpf(-0.5f * x * x);
         float d = dout[i] * g;
         dinp[i] = acc ? dinp[i] + d : d;
     }

@@ -25,10 +25,11 @@
  * sends no gradient to Q and K (only to V through O).
  *
  * Work: (b, h) pairs are independent; OpenMP splits them over threads. Within a pair the queries
- * run in blocks of ATTN_BQ rows against all the keys they may see (causal: keys < the block's
- * end), each block's scores one (ATTN_BQ, Tk) buffer; the products run on the thread that owns
- * the pair, in a small register kernel (mm, below) over K^T and V^T copied once per pair; the
- * softmax's exponentials in a vectorised expf (vmath.h). The buffers belong to
+ * run in blocks of bq rows against all the keys they may see (causal: keys < the block's end),
+ * each block's scores one (bq, Tk) buffer, bq = 64 rows, fewer for long keys (a block holds at
+ * most ATTN_BLOCK scores: 16 slots stay ~30 MB at Tk = 4096); the products run on the thread
+ * that owns the pair, in a small register kernel (mm, below) over K^T and V^T copied once per
+ * pair; the softmax's exponentials in a vectorised expf (vmath.h). The buffers belong to
  * ATTN_SLOTS work slots, not to threads: slot s runs pairs s, s + ATTN_SLOTS, ..., so the scratch
  * size and the results do not depend on the thread count.
  *
@@ -46,8 +47,8 @@
  * Causal without a mask: a row block's products skip what lies above the diagonal (mm's causal
  * hints), about 40% of the work at T=64, and the softmax exponentiates only the visible keys.
  *
- * Scratch (floats): [P: B H Tq Tk (store, training)] [Pd: B H Tq Tk (store, dropout)] [lse: B H Tq (INFINITY marks a fully
- *                   masked row)]
+ * Scratch (floats): [P: B H Tq Tk (store, training)] [Pd: B H Tq Tk (store, dropout)]
+ *                   [lse: B H Tq (INFINITY marks a fully masked row)]
  *                   then per slot: S (BQ Tk), dP (BQ Tk), [Pd (BQ Tk), with dropout], K^T (kd Tk),
  *                   V^T (vd Tk).
  */
@@ -56,7 +57,8 @@
 #include "internal.h"
 #include "vmath.h"
 
-#define ATTN_BQ 64        /* query rows per block */
+#define ATTN_BQ 64        /* query rows per block, at most */
+#define ATTN_BLOCK 65536  /* scores per block, at most (unless that leaves under 8 rows) */
 #define ATTN_SLOTS 16     /* work slots, each with its own block buffers */
 #ifndef ATTN_STORE_MAX
 #define ATTN_STORE_MAX (256 * 256) /* keep P for backward up to this many scores per head */
@@ -67,7 +69,7 @@ typedef struct {
     int64_t B, Tq, Tk, H, kd, vd;
     int causal, store, drop, has_mask, mask_int;
     float rate, scale;
-    int64_t slots, blk; /* work slots; floats per slot buffer (BQ Tk) */
+    int64_t slots, bq, blk; /* work slots; rows per block; floats per block buffer (bq Tk) */
 } attn_dims;
 
 static attn_dims attn_dims_of(const pn_node *n, const pn_node *q, const pn_node *k, int has_mask,
@@ -87,8 +89,10 @@ static attn_dims attn_dims_of(const pn_node *n, const pn_node *q, const pn_node 
     d.mask_int = mask_int;
     d.scale = 1.0f / sqrtf((float)d.kd);
     d.slots = d.B * d.H < ATTN_SLOTS ? d.B * d.H : ATTN_SLOTS;
-    int64_t bq = d.Tq < ATTN_BQ ? d.Tq : ATTN_BQ;
-    d.blk = (bq * d.Tk + 15) / 16 * 16;
+    d.bq = ATTN_BLOCK / d.Tk < ATTN_BQ ? ATTN_BLOCK / d.Tk / 8 * 8 : ATTN_BQ;
+    if (d.bq < 8) d.bq = 8;
+    if (d.bq > d.Tq) d.bq = d.Tq;
+    d.blk = (d.bq * d.Tk + 15) / 16 * 16;
     return d;
 }
 
@@ -294,8 +298,10 @@ static void mm(float *C, int64_t ldc, const float *A, int64_t sai, int64_t sak, 
                int64_t ldb, int64_t M, int64_t N, int64_t K, float alpha, int add, int tri,
                int64_t off) {
     int64_t i = 0;
-    for (; i + 6 <= M; i += 6) mm_rows(C, ldc, A, sai, sak, B, ldb, i, N, K, alpha, add, tri, off, 6);
-    for (; i + 4 <= M; i += 4) mm_rows(C, ldc, A, sai, sak, B, ldb, i, N, K, alpha, add, tri, off, 4);
+    for (; i + 6 <= M; i += 6)
+        mm_rows(C, ldc, A, sai, sak, B, ldb, i, N, K, alpha, add, tri, off, 6);
+    for (; i + 4 <= M; i += 4)
+        mm_rows(C, ldc, A, sai, sak, B, ldb, i, N, K, alpha, add, tri, off, 4);
     for (; i < M; i++) mm_rows(C, ldc, A, sai, sak, B, ldb, i, N, K, alpha, add, tri, off, 1);
 }
 #else
@@ -505,8 +511,8 @@ static void attn_forward(const pn_node *n, const pn_ctx *c) {
             const float *V = v + b * d.Tk * HV + h * d.vd;
             float *O = out + b * d.Tq * HV + h * d.vd;
             transpose(KT, K, d.Tk, d.kd, HK); /* (kd, Tk) */
-            for (int64_t r0 = 0; r0 < d.Tq; r0 += ATTN_BQ) {
-                int64_t r1 = r0 + ATTN_BQ < d.Tq ? r0 + ATTN_BQ : d.Tq, rows = r1 - r0;
+            for (int64_t r0 = 0; r0 < d.Tq; r0 += d.bq) {
+                int64_t r1 = r0 + d.bq < d.Tq ? r0 + d.bq : d.Tq, rows = r1 - r0;
                 int64_t kn = attn_block_keys(&d, r1);
                 /* S (rows, kn), row stride ld: the stored P itself when storing */
                 float *S = s.P ? s.P + (bh * d.Tq + r0) * d.Tk : buf;
@@ -571,8 +577,8 @@ static void attn_backward(const pn_node *n, const pn_ctx *c) {
             if (dV && !c->acc_in[2]) zero_rows(dV, d.Tk, d.vd, HV);
             if (!s.P) transpose(KT, K, d.Tk, d.kd, HK);
             if (dQ || dK) transpose(VT, V, d.Tk, d.vd, HV);
-            for (int64_t r0 = 0; r0 < d.Tq; r0 += ATTN_BQ) {
-                int64_t r1 = r0 + ATTN_BQ < d.Tq ? r0 + ATTN_BQ : d.Tq, rows = r1 - r0;
+            for (int64_t r0 = 0; r0 < d.Tq; r0 += d.bq) {
+                int64_t r1 = r0 + d.bq < d.Tq ? r0 + d.bq : d.Tq, rows = r1 - r0;
                 int64_t kn = attn_block_keys(&d, r1);
                 float *P;
                 int64_t ld;

@@ -130,12 +130,14 @@ static void attn_ref_drop(const attn_case *a, const float *q, const float *k, co
                 for (int64_t j = 0; j < Tk; j++) p[j] /= sum;
                 if (drop_key)
                     for (int64_t j = 0; j < Tk; j++)
-                        p[j] = attn_keep(drop_key, (uint64_t)(((b * a->H + h) * a->Tq + i) * Tk + j),
+                        p[j] = attn_keep(drop_key,
+                                         (uint64_t)(((b * a->H + h) * a->Tq + i) * Tk + j),
                                          a->rate) ? p[j] / (1.0 - a->rate) : 0.0;
                 double *o = out + (b * a->Tq + i) * HV + h * a->vd;
                 for (int64_t e = 0; e < a->vd; e++) {
                     double s = 0;
-                    for (int64_t j = 0; j < Tk; j++) s += p[j] * v[(b * Tk + j) * HV + h * a->vd + e];
+                    for (int64_t j = 0; j < Tk; j++)
+                        s += p[j] * v[(b * Tk + j) * HV + h * a->vd + e];
                     o[e] = s;
                 }
                 if (!dy) continue;
@@ -299,7 +301,8 @@ static void attn_check_dropout(void) {
     float *pred = malloc(sizeof(float) * M);
     double *out = malloc(sizeof(double) * M);
     attn_ref(&a, d.q, d.k, d.v, NULL, out, NULL, NULL, NULL, NULL);
-    CHECK(pn_model_predict(t.m, d.xs, 2, (float *[]){pred}) == 0 && rel_err(pred, out, M, 1e-3) < 1e-5,
+    CHECK(pn_model_predict(t.m, d.xs, 2, (float *[]){pred}) == 0 &&
+              rel_err(pred, out, M, 1e-3) < 1e-5,
           "dropout: inference ignores the rate");
     free(pred), free(out);
     for (int j = 0; j < 4; j++) free(g[j]);
@@ -505,7 +508,8 @@ static void posemb_check(void) {
     for (int i = 0; i < M; i++) same &= out[i] == param(m, vt)[i % 12];
     CHECK(same, "position_embedding: rows 0..T-1 for every sample");
     float loss;
-    CHECK(pn_model_gradients(m, &tx, &ty, &loss, (float *[]){dx}) == 0, "position_embedding: grads");
+    CHECK(pn_model_gradients(m, &tx, &ty, &loss, (float *[]){dx}) == 0,
+          "position_embedding: grads");
     double err = 0;
     for (int j = 0; j < 18; j++) {
         double want = 0;
@@ -548,6 +552,8 @@ int main(void) {
                                         .causal = 1});
     attn_check("recompute masked", (attn_case){.B = 1, .Tq = 257, .Tk = 257, .H = 2, .kd = 2,
                                                .vd = 2, .mask = 1});
+    attn_check("long keys, short blocks", (attn_case){.B = 1, .Tq = 40, .Tk = 2100, .H = 1,
+                                                      .kd = 2, .vd = 2, .causal = 1});
     attn_check("many pairs", (attn_case){.B = 9, .Tq = 8, .Tk = 8, .H = 4, .kd = 2, .vd = 2,
                                          .causal = 1});
     attn_check_dropout();
