@@ -47,7 +47,8 @@ class _EagerGraph:
         layer = self._layer
         weights = [getattr(layer, layer._weight_attrs[layer._var_ids.index(v)])._tensor()
                    for v in variables]
-        seed = int(pn_random.generator().integers(2**63)) if op == "dropout" else 0
+        seed = int(pn_random.generator().integers(2**63)) if op in ("dropout", "attention") \
+            else 0
         out = _core.op(op, [self._values[i] for i in inputs], weights, tuple(iattr),
                        tuple(fattr), self._training, seed)
         return self.add(out), tuple(out.shape[1:])
@@ -72,6 +73,33 @@ def run_layer(layer, inputs, training: bool):
     nodes = [graph.add(t) for t in xs]
     try:
         out = layer.lower(graph, nodes if many else nodes[0])
+    except ValueError as e:
+        raise ValueError(f"Layer '{layer.name}': {e}") from None
+    return graph.value(out)
+
+
+def run_layer_call(layer, tensors: list, spec: dict, training: bool):
+    """Runs a layer that takes named tensors (`spec['names']`, in that order) on data and returns
+    the output Tensor."""
+    xs = [as_tensor(x) for x in tensors]
+    if any(t.ndim < 1 for t in xs):
+        raise ValueError(f"{type(layer).__name__} '{layer.name}': inputs need a batch axis")
+    if len({t.shape[0] for t in xs}) > 1:
+        raise ValueError(f"{type(layer).__name__} '{layer.name}': every input needs the same "
+                         f"batch size, got " + ", ".join(f"{n} {tuple(t.shape)}"
+                                                         for n, t in zip(spec["names"], xs)))
+    names = spec["names"]
+    shapes = {n: (None,) + tuple(t.shape[1:]) for n, t in zip(names, xs)}
+    dtypes = {n: "int32" if t.dtype.kind in "iub" else "float32" for n, t in zip(names, xs)}
+    layer.compute_call_output_shape(shapes, dtypes, spec["options"])
+    if not layer.built:
+        layer.build_call(shapes)
+    if len(layer._var_ids) != len(layer._weight_attrs):  # weights of its own, in no model
+        layer._var_ids = list(range(len(layer._weight_attrs)))
+    graph = _EagerGraph(layer, training)
+    nodes = [graph.add(t) for t in xs]
+    try:
+        out = layer.lower_call(graph, nodes, spec)
     except ValueError as e:
         raise ValueError(f"Layer '{layer.name}': {e}") from None
     return graph.value(out)

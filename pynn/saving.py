@@ -212,7 +212,7 @@ def functional_config(model) -> dict:
         entry = {**serialize_keras_object(layer), "name": layer.name, "inbound_nodes": []}
         for t in model._calls:
             if t._layer is layer:
-                entry["inbound_nodes"].append([_ref(model, i) for i in t._inputs])
+                entry["inbound_nodes"].append(_inbound_node(model, t))
         entries.append(entry)
     return {"name": model.name, "trainable": model.trainable, "layers": entries,
             "input_layers": _structure(model, model._inputs, model._input_names,
@@ -223,6 +223,23 @@ def functional_config(model) -> dict:
 
 def _ref(model, tensor) -> list:
     return [tensor._layer.name, model._call_index(tensor), 0]
+
+
+def _inbound_node(model, t):
+    """One call of a layer: the list of tensors it read; a call with named tensors
+    (MultiHeadAttention's query, value, key, attention_mask and use_causal_mask) in Keras 3's form
+    {"args": [...], "kwargs": {...}}, each tensor as {"class_name": "__keras_tensor__", ...}."""
+    if t._call_spec is None:
+        return [_ref(model, i) for i in t._inputs]
+    names, n_pos = t._call_spec["names"], t._layer._call_positional
+
+    def kt(i):
+        return {"class_name": "__keras_tensor__",
+                "config": {"shape": list(i.shape), "dtype": i.dtype,
+                           "keras_history": _ref(model, i)}}
+    args = [kt(i) for i in t._inputs[:n_pos]]
+    kwargs = {n: kt(i) for n, i in zip(names[n_pos:], t._inputs[n_pos:])}
+    return {"args": args, "kwargs": {**kwargs, **t._call_spec["options"]}}
 
 
 def _structure(model, tensors, names, struct):
@@ -256,7 +273,8 @@ def functional_from_config(cls, config: dict, custom_objects=None):
             made[name] = [layer.output]
         else:
             made[name] = []
-            pending[name] = [_expect(n, list, f"an inbound node of '{name}'") for n in nodes]
+            pending[name] = [_expect(n, (list, dict), f"an inbound node of '{name}'")
+                             for n in nodes]
 
     def tensor(ref, where: str):
         if (not isinstance(ref, list) or len(ref) != 3 or not isinstance(ref[0], str)
@@ -272,15 +290,49 @@ def functional_from_config(cls, config: dict, custom_objects=None):
         calls = made[ref[0]]
         return calls[ref[1]] if 0 <= ref[1] < len(calls) else None
 
+    def named_call(node: dict, where: str):
+        """(args, kwargs) of a Keras 3 call {"args", "kwargs"} with its tensors resolved, or
+        None while a tensor it reads is not made yet."""
+        args = _expect(node.get("args", []), list, f"the args of {where}")
+        kwargs = _expect(node.get("kwargs", {}), dict, f"the kwargs of {where}")
+
+        def value(v):
+            if isinstance(v, dict) and v.get("class_name") == "__keras_tensor__":
+                cfg = _expect(v.get("config"), dict, f"a tensor of {where}")
+                return tensor(cfg.get("keras_history"), where)
+            if v is None or isinstance(v, (bool, int, float, str)):
+                return v
+            raise ValueError(f"Invalid saved model: {where} has an argument {_brief(v)}")
+        a = [value(v) for v in args]
+        k = {_expect(n, str, f"an argument name of {where}"): value(v)
+             for n, v in kwargs.items()}
+        tensors = [v for v, raw in zip(a + list(k.values()), args + list(kwargs.values()))
+                   if isinstance(raw, dict)]
+        if not tensors or any(t is None for t in tensors):
+            return None
+        return a, k
+
     progress = True
     while progress and any(pending.values()):
         progress = False
         for name, nodes in pending.items():
             while nodes:
+                layer = layers[name]
+                if isinstance(nodes[0], dict):
+                    call = named_call(nodes[0], f"layer '{name}'")
+                    if call is None:
+                        break
+                    try:
+                        made[name].append(layer(*call[0], **call[1]))
+                    except (TypeError, ValueError) as e:
+                        raise ValueError(f"Could not rebuild the call of layer '{name}': {e}") \
+                            from None
+                    nodes.pop(0)
+                    progress = True
+                    continue
                 ins = [tensor(r, f"layer '{name}'") for r in nodes[0]]
                 if not ins or any(t is None for t in ins):
                     break
-                layer = layers[name]
                 arg = ins if len(ins) > 1 or _takes_list(layer) else ins[0]
                 try:
                     made[name].append(layer(arg))

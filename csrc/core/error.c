@@ -63,8 +63,11 @@ const pn_op_def *const pn_op_table[PN_OP_COUNT] = {
     [PN_OP_AVERAGE] = &pn_op_average_def,
     [PN_OP_MAXIMUM] = &pn_op_maximum_def,
     [PN_OP_CONCATENATE] = &pn_op_concatenate_def,
+    [PN_OP_LAYER_NORM] = &pn_op_layer_norm_def,
+    [PN_OP_ATTENTION] = &pn_op_attention_def,
+    [PN_OP_POSITION_EMBEDDING] = &pn_op_position_embedding_def,
 };
-_Static_assert(PN_OP_COUNT == 29, "add the new op to pn_op_table");
+_Static_assert(PN_OP_COUNT == 32, "add the new op to pn_op_table");
 
 const char *pn_op_name(int op) {
     return (op >= 0 && op < PN_OP_COUNT) ? pn_op_table[op]->name : NULL;

@@ -28,6 +28,22 @@ const pn_op_def pn_op_input_def = {"input", input_shape, input_forward, input_ba
  * The bias is folded into the GEMM: out starts as b broadcast over rows, then beta = 1.
  */
 
+/* The kernel as a matrix (C, OC): its first k axes are the inputs (k = iattr[1], 1 when 0),
+ * the rest the units. Keras's EinsumDense kernels of MultiHeadAttention are (dim, H, kd) and
+ * (H, vd, out): the same memory as (dim, H kd) and (H vd, out). */
+static int dense_kernel_dims(const pn_node *n, const pn_var *w, int64_t *C, int64_t *OC) {
+    int k = n->iattr[1] > 1 ? n->iattr[1] : 1;
+    if (k >= w->ndim) return -1;
+    int64_t c = 1, oc = 1;
+    for (int i = 0; i < w->ndim; i++) {
+        if (i < k) c *= w->shape[i];
+        else oc *= w->shape[i];
+    }
+    *C = c;
+    *OC = oc;
+    return 0;
+}
+
 static int dense_check(const pn_model *m, pn_node *n) {
     if (n->n_in != 1) return pn_error(PN_EVALUE, "dense: takes one input, got %d", n->n_in);
     if (n->n_var < 1 || n->n_var > 2)
@@ -35,15 +51,17 @@ static int dense_check(const pn_model *m, pn_node *n) {
     const pn_node *x = pn_input_node(m, n, 0);
     if (x->dtype != PN_F32) return pn_error(PN_ETYPE, "dense: input must be float32");
     if (x->ndim < 1) return pn_error(PN_ESHAPE, "dense: input needs at least one axis besides the batch");
+    if (n->iattr[1] < 0 || n->iattr[1] >= PN_MAX_DIMS)
+        return pn_error(PN_EVALUE, "dense: the kernel's input axes (iattr[1]) must be in 0..%d, "
+                        "got %d", PN_MAX_DIMS - 1, n->iattr[1]);
     const pn_var *w = &m->vars[n->var[0]];
-    int64_t c = x->shape[x->ndim - 1];
-    if (w->ndim != 2 || w->shape[0] != c)
+    int64_t c = x->shape[x->ndim - 1], wc = -1, oc = 0;
+    if (w->ndim < 2 || dense_kernel_dims(n, w, &wc, &oc) != 0 || wc != c)
         return pn_error(PN_ESHAPE, "dense: input has %lld features, kernel expects %lld",
-                        (long long)c, (long long)(w->ndim == 2 ? w->shape[0] : -1));
-    int64_t oc = w->shape[1];
+                        (long long)c, (long long)wc);
     if (n->n_var == 2) {
         const pn_var *b = &m->vars[n->var[1]];
-        if (b->ndim != 1 || b->shape[0] != oc)
+        if (b->size != oc || (w->ndim == 2 && b->ndim != 1))
             return pn_error(PN_ESHAPE, "dense: bias has %lld elements, kernel has %lld units",
                             (long long)b->size, (long long)oc);
     }
@@ -221,7 +239,9 @@ static void dense_backward(const pn_node *n, const pn_ctx *c) {
 
 static int dense_shape(const pn_model *m, pn_node *n) {
     int rc = dense_check(m, n);
-    if (rc == PN_OK) n->iattr[0] = (int)m->vars[n->var[0]].shape[0]; /* C, for the kernels */
+    int64_t C = 0, OC = 0;
+    if (rc == PN_OK && dense_kernel_dims(n, &m->vars[n->var[0]], &C, &OC) == 0)
+        n->iattr[0] = (int)C; /* for the kernels */
     return rc;
 }
 

@@ -1,5 +1,5 @@
 /*
- * ops_embedding.c: the embedding lookup.
+ * ops_embedding.c: the embedding lookup and the learned position embedding.
  *
  * Per sample: int32 indices of any shape (...), a table (V, D), output (..., D) float32.
  *   out[r] = table[idx[r]]            dtable[idx[r]] += dout[r]      (r over the N = B * size
@@ -82,3 +82,70 @@ static void embedding_backward(const pn_node *n, const pn_ctx *c) {
 
 const pn_op_def pn_op_embedding_def = {"embedding", embedding_shape, embedding_forward,
                                        embedding_backward, NULL, PN_OPF_BWD_NO_OUT};
+
+/* ---- position_embedding -------------------------------------------------------------------
+ * keras_hub's PositionEmbedding: a learned table (L, D) of positions, L >= T; for an input of
+ * per-sample shape (..., T, D) the output has the input's shape and holds the table's rows
+ * 0..T-1 for every leading index (the input's values are not read, only its shape):
+ *   out[o, t] = table[t]          dtable[t] += sum_o dout[o, t],  rows T..L-1 get 0
+ * The input gets no gradient (zero).
+ */
+
+static int posemb_shape(const pn_model *m, pn_node *n) {
+    if (n->n_in != 1 || n->n_var != 1)
+        return pn_error(PN_EVALUE, "position_embedding: takes one input and one table, got %d "
+                        "inputs and %d variables", n->n_in, n->n_var);
+    const pn_node *x = pn_input_node(m, n, 0);
+    if (x->dtype != PN_F32) return pn_error(PN_ETYPE, "position_embedding: input must be float32");
+    if (x->ndim < 2)
+        return pn_error(PN_ESHAPE, "position_embedding: input must be (batch, steps, features) "
+                        "or of higher rank, got rank %d", x->ndim + 1);
+    const pn_var *t = &m->vars[n->var[0]];
+    int64_t T = x->shape[x->ndim - 2], D = x->shape[x->ndim - 1];
+    if (t->ndim != 2 || t->shape[1] != D)
+        return pn_error(PN_ESHAPE, "position_embedding: the table must be (sequence_length, %lld) "
+                        "for %lld features, got rank %d with %lld elements", (long long)D,
+                        (long long)D, t->ndim, (long long)t->size);
+    if (t->shape[0] < T)
+        return pn_error(PN_ESHAPE, "position_embedding: the input has %lld steps but the table "
+                        "holds sequence_length=%lld positions", (long long)T,
+                        (long long)t->shape[0]);
+    n->dtype = PN_F32;
+    n->ndim = x->ndim;
+    memcpy(n->shape, x->shape, sizeof n->shape);
+    return PN_OK;
+}
+
+static void posemb_forward(const pn_node *n, const pn_ctx *c) {
+    const int64_t D = n->shape[n->ndim - 1], T = n->shape[n->ndim - 2];
+    const int64_t outer = c->batch * (n->size / (T * D)), TD = T * D;
+    const float *table = c->var[0]; /* (L, D): rows 0..T-1 are one contiguous (T, D) block */
+    float *out = c->out;            /* (outer, T, D) */
+#pragma omp parallel for num_threads(pn_threads) if (outer * TD > PN_PAR_MIN)
+    for (int64_t o = 0; o < outer; o++) memcpy(out + o * TD, table, (size_t)TD * sizeof(float));
+}
+
+static void posemb_backward(const pn_node *n, const pn_ctx *c) {
+    const int64_t D = n->shape[n->ndim - 1], T = n->shape[n->ndim - 2];
+    const int64_t outer = c->batch * (n->size / (T * D)), TD = T * D;
+    if (c->din[0] && !c->acc_in[0])
+        memset(c->din[0], 0, (size_t)(c->batch * n->size) * sizeof(float));
+    float *restrict dtable = c->dvar[0];
+    if (!dtable) return;
+    const float *restrict dout = c->dout;
+    if (!c->acc_var[0]) memset(dtable, 0, (size_t)c->var_info[0]->size * sizeof(float));
+    /* columns of (T D) split over threads; each sums over o in order: the same at any count */
+#pragma omp parallel for num_threads(pn_threads) if (outer * TD > PN_PAR_MIN)
+    for (int64_t j0 = 0; j0 < TD; j0 += 1024) {
+        int64_t j1 = j0 + 1024 < TD ? j0 + 1024 : TD;
+        for (int64_t o = 0; o < outer; o++) {
+            const float *restrict g = dout + o * TD;
+#pragma omp simd
+            for (int64_t j = j0; j < j1; j++) dtable[j] += g[j];
+        }
+    }
+}
+
+const pn_op_def pn_op_position_embedding_def = {"position_embedding", posemb_shape,
+                                                posemb_forward, posemb_backward, NULL,
+                                                PN_OPF_BWD_NO_IN | PN_OPF_BWD_NO_OUT};

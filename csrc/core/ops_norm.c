@@ -1,5 +1,5 @@
 /*
- * ops_norm.c: batch normalization and dropout.
+ * ops_norm.c: batch normalization, dropout and layer normalization.
  *
  * Attributes:
  *   batch_norm  iattr [0] scale: 1 when a gamma variable is present
@@ -415,3 +415,192 @@ static void dropout_backward(const pn_node *n, const pn_ctx *c) {
 
 const pn_op_def pn_op_dropout_def = {"dropout", dropout_shape, dropout_forward, dropout_backward,
                                      dropout_scratch, PN_OPF_BWD_NO_IN | PN_OPF_BWD_NO_OUT};
+
+/* ---- layer_norm ---------------------------------------------------------------------------
+ * Keras 3 LayerNormalization with axis=-1, over each row of C values (R = B * size / C rows):
+ *   mean = sum(x) / C,  var = sum((x - mean)^2) / C,  r = 1 / sqrt(var + eps)
+ *   y = gamma (x - mean) r + beta                         (gamma, beta optional)
+ *   rms_scaling: y = gamma x r  (Keras 3's definition: r from the variance, x not centred)
+ * backward, with g = dy gamma and xhat = (x - mean) r:
+ *   dx = r (g - mean(g) - xhat mean(g xhat)),   dgamma = sum_rows dy xhat,  dbeta = sum_rows dy
+ *   rms: dx = r g - r^3 (x - mean) sum(g x) / C,  dgamma = sum_rows dy x r
+ * The forward reads each row once from memory (two passes over it in cache), saving mean and r
+ * per row in scratch; the backward recomputes xhat from them. dgamma and dbeta are summed per
+ * fixed block of rows, then the blocks in order: the same bits at any thread count.
+ *
+ *   iattr [0] scale (gamma present)  [1] center (beta present)  [2] rms_scaling
+ *   fattr [0] epsilon > 0 (Keras: 1e-3)
+ *   vars  [gamma (C)] [beta (C)]
+ * Scratch (floats): mean[R], r[R], partial sums (nb, 2, C).
+ */
+
+#define LN_BLOCK 16384   /* about this many elements per block of rows */
+#define LN_MAX_BLOCKS 64
+
+typedef struct {
+    int64_t R, C, rpb, nb; /* rows, features, rows per block, blocks */
+} ln_grid;
+
+static ln_grid ln_grid_of(int64_t R, int64_t C) {
+    ln_grid g = {.R = R, .C = C};
+    g.rpb = LN_BLOCK / C > 1 ? LN_BLOCK / C : 1;
+    if ((R + g.rpb - 1) / g.rpb > LN_MAX_BLOCKS) g.rpb = (R + LN_MAX_BLOCKS - 1) / LN_MAX_BLOCKS;
+    g.nb = R > 0 ? (R + g.rpb - 1) / g.rpb : 0;
+    return g;
+}
+
+static int64_t ln_features(const pn_node *n) { return n->shape[n->ndim - 1]; }
+
+static int64_t ln_scratch(const pn_model *m, const pn_node *n, int64_t batch, int training) {
+    (void)m, (void)training;
+    int64_t C = ln_features(n), R = batch * (n->size / C);
+    ln_grid g = ln_grid_of(R, C);
+    return 2 * R + 2 * g.nb * C;
+}
+
+static int ln_shape(const pn_model *m, pn_node *n) {
+    if (n->n_in != 1) return pn_error(PN_EVALUE, "layer_norm: takes one input, got %d", n->n_in);
+    const pn_node *x = pn_input_node(m, n, 0);
+    if (x->dtype != PN_F32) return pn_error(PN_ETYPE, "layer_norm: input must be float32");
+    if (x->ndim < 1)
+        return pn_error(PN_ESHAPE, "layer_norm: input needs at least one axis besides the batch");
+    int scale = n->iattr[0], center = n->iattr[1], rms = n->iattr[2];
+    if ((scale != 0 && scale != 1) || (center != 0 && center != 1) || (rms != 0 && rms != 1))
+        return pn_error(PN_EVALUE, "layer_norm: scale, center and rms_scaling (iattr 0..2) must "
+                        "be 0 or 1, got %d, %d, %d", scale, center, rms);
+    if (rms && center)
+        return pn_error(PN_EVALUE, "layer_norm: rms_scaling takes no beta (center must be 0)");
+    if (n->n_var != scale + center)
+        return pn_error(PN_EVALUE, "layer_norm: scale=%d center=%d takes %d variables ([gamma] "
+                        "[beta]), got %d", scale, center, scale + center, n->n_var);
+    int64_t C = x->shape[x->ndim - 1];
+    for (int k = 0; k < n->n_var; k++) {
+        const pn_var *v = &m->vars[n->var[k]];
+        if (v->ndim != 1 || v->shape[0] != C)
+            return pn_error(PN_ESHAPE, "layer_norm: %s must have shape (%lld,) for %lld "
+                            "features, got rank %d with %lld elements",
+                            k == 0 && scale ? "gamma" : "beta", (long long)C, (long long)C,
+                            v->ndim, (long long)v->size);
+    }
+    float eps = n->fattr[0];
+    if (!(eps > 0.0f) || isinf(eps))
+        return pn_error(PN_EVALUE, "layer_norm: epsilon must be finite and > 0, got %g", eps);
+    n->dtype = PN_F32;
+    n->ndim = x->ndim;
+    memcpy(n->shape, x->shape, sizeof n->shape);
+    return PN_OK;
+}
+
+/* one row: y = (x - mean) r gamma + beta (rms: x r gamma); returns mean and r */
+static void ln_row_forward(float *restrict y, const float *restrict x,
+                           const float *restrict gamma, const float *restrict beta, int64_t C,
+                           float eps, int rms, float *mean_out, float *r_out) {
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < C; j++) s += x[j];
+    const float mean = s / (float)C;
+    float q = 0.0f;
+#pragma omp simd reduction(+ : q)
+    for (int64_t j = 0; j < C; j++) q += (x[j] - mean) * (x[j] - mean);
+    const float r = 1.0f / sqrtf(q / (float)C + eps);
+    *mean_out = mean;
+    *r_out = r;
+    const float sh = rms ? 0.0f : mean;
+    if (gamma && beta) {
+#pragma omp simd
+        for (int64_t j = 0; j < C; j++) y[j] = (x[j] - sh) * r * gamma[j] + beta[j];
+    } else if (gamma) {
+#pragma omp simd
+        for (int64_t j = 0; j < C; j++) y[j] = (x[j] - sh) * r * gamma[j];
+    } else if (beta) {
+#pragma omp simd
+        for (int64_t j = 0; j < C; j++) y[j] = (x[j] - sh) * r + beta[j];
+    } else {
+#pragma omp simd
+        for (int64_t j = 0; j < C; j++) y[j] = (x[j] - sh) * r;
+    }
+}
+
+static void ln_forward(const pn_node *n, const pn_ctx *c) {
+    const int64_t C = ln_features(n), R = c->batch * (n->size / C);
+    const int scale = n->iattr[0], center = n->iattr[1], rms = n->iattr[2];
+    const float *gamma = scale ? c->var[0] : NULL, *beta = center ? c->var[scale] : NULL;
+    const float eps = n->fattr[0];
+    const float *x = c->in[0];
+    float *y = c->out, *mean = c->scratch, *rstd = c->scratch + R;
+#pragma omp parallel for schedule(static) num_threads(pn_threads) if (R * C > PN_PAR_MIN)
+    for (int64_t r = 0; r < R; r++)
+        ln_row_forward(y + r * C, x + r * C, gamma, beta, C, eps, rms, &mean[r], &rstd[r]);
+}
+
+static void ln_backward(const pn_node *n, const pn_ctx *c) {
+    const int64_t C = ln_features(n), R = c->batch * (n->size / C);
+    const int scale = n->iattr[0], center = n->iattr[1], rms = n->iattr[2];
+    const float *gamma = scale ? c->var[0] : NULL;
+    float *dgamma = scale ? c->dvar[0] : NULL, *dbeta = center ? c->dvar[scale] : NULL;
+    float *dx = c->din[0];
+    const int acc = c->acc_in[0];
+    const float *x = c->in[0], *dy = c->dout, *mean = c->scratch, *rstd = c->scratch + R;
+    ln_grid g = ln_grid_of(R, C);
+    float *part = c->scratch + 2 * R; /* (nb, 2, C): sum dy xhat, sum dy */
+    const int want_p = dgamma || dbeta;
+    const float invC = 1.0f / (float)C;
+#pragma omp parallel for schedule(static) num_threads(pn_threads) if (R * C > PN_PAR_MIN)
+    for (int64_t blk = 0; blk < g.nb; blk++) {
+        float *restrict pg = part + blk * 2 * C, *restrict pb = pg + C;
+        if (want_p)
+            for (int64_t j = 0; j < 2 * C; j++) pg[j] = 0.0f;
+        int64_t r1 = (blk + 1) * g.rpb < R ? (blk + 1) * g.rpb : R;
+        for (int64_t r = blk * g.rpb; r < r1; r++) {
+            const float *restrict xr = x + r * C, *restrict dyr = dy + r * C;
+            const float mu = mean[r], rs = rstd[r], sh = rms ? 0.0f : mu;
+            if (want_p) {
+#pragma omp simd
+                for (int64_t j = 0; j < C; j++) {
+                    pg[j] += dyr[j] * (xr[j] - sh) * rs;
+                    pb[j] += dyr[j];
+                }
+            }
+            if (!dx) continue;
+            float *restrict dxr = dx + r * C;
+            float sg = 0.0f, sgx = 0.0f;
+            if (rms) { /* dx = r g - r^3 (x - mean) sum(g x) / C */
+#pragma omp simd reduction(+ : sgx)
+                for (int64_t j = 0; j < C; j++) sgx += dyr[j] * (gamma ? gamma[j] : 1.0f) * xr[j];
+                const float k = rs * rs * rs * sgx * invC;
+#pragma omp simd
+                for (int64_t j = 0; j < C; j++) {
+                    float d = rs * dyr[j] * (gamma ? gamma[j] : 1.0f) - k * (xr[j] - mu);
+                    dxr[j] = acc ? dxr[j] + d : d;
+                }
+                continue;
+            }
+#pragma omp simd reduction(+ : sg, sgx)
+            for (int64_t j = 0; j < C; j++) {
+                float gj = dyr[j] * (gamma ? gamma[j] : 1.0f);
+                sg += gj;
+                sgx += gj * (xr[j] - mu) * rs;
+            }
+            const float a = sg * invC, b = sgx * invC;
+#pragma omp simd
+            for (int64_t j = 0; j < C; j++) {
+                float xh = (xr[j] - mu) * rs;
+                float d = rs * (dyr[j] * (gamma ? gamma[j] : 1.0f) - a - xh * b);
+                dxr[j] = acc ? dxr[j] + d : d;
+            }
+        }
+    }
+    if (!want_p) return;
+    for (int64_t j = 0; j < C; j++) {
+        float sgm = 0.0f, sbt = 0.0f;
+        for (int64_t blk = 0; blk < g.nb; blk++) {
+            sgm += part[blk * 2 * C + j];
+            sbt += part[blk * 2 * C + C + j];
+        }
+        if (dgamma) dgamma[j] = (c->acc_var[0] ? dgamma[j] : 0.0f) + sgm;
+        if (dbeta) dbeta[j] = (c->acc_var[scale] ? dbeta[j] : 0.0f) + sbt;
+    }
+}
+
+const pn_op_def pn_op_layer_norm_def = {"layer_norm", ln_shape, ln_forward, ln_backward,
+                                        ln_scratch, PN_OPF_BWD_NO_OUT};

@@ -89,7 +89,10 @@ typedef struct {
 
 typedef enum {
     PN_OP_INPUT = 0,
-    PN_OP_DENSE,       /* y = x W (+ b) over the last axis; vars: kernel (in, units), bias (units) */
+    PN_OP_DENSE,       /* y = x W (+ b) over the last axis; vars: kernel (in, units), bias (units);
+                        * iattr[1] = k > 1 reads a kernel of rank > 2 as (prod of its first k
+                        * axes, prod of the rest), and x's last axis as those k (MultiHeadAttention's
+                        * output projection (H, vd, out)) */
     PN_OP_LINEAR,      /* activations: elementwise, softmax over the last axis */
     PN_OP_RELU,
     PN_OP_SIGMOID,
@@ -114,6 +117,9 @@ typedef enum {
     PN_OP_EMBEDDING,   /* int32 indices (a model input) -> rows of a table (input_dim, output_dim) */
     /* merges of 2..PN_MAX_INPUTS inputs (subtract: 2); concatenate's iattr[0]: per-sample axis */
     PN_OP_ADD, PN_OP_SUBTRACT, PN_OP_MULTIPLY, PN_OP_AVERAGE, PN_OP_MAXIMUM, PN_OP_CONCATENATE,
+    PN_OP_LAYER_NORM,  /* over the last axis; vars: [gamma (C)] [beta (C)] (ops_norm.c) */
+    PN_OP_ATTENTION,   /* fused multi-head attention: q, k, v [, mask] (ops_attention.c) */
+    PN_OP_POSITION_EMBEDDING, /* learned positions (L, D) broadcast to the input's shape */
     PN_OP_COUNT
 } pn_op_kind;
 

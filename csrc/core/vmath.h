@@ -5,6 +5,10 @@
  * ternaries compile to blends, NaN propagates, and there is no undefined behaviour for any input
  * (the exponent of 2^n is built from the bits of a float, never by converting a float to int).
  *
+ * pn_exp8 is pn_exp on eight lanes in AVX2 intrinsics, for kernels written with them (the
+ * attention's softmax); it clamps at PN_EXP_HI rather than reaching infinity, which a softmax's
+ * x - max <= 0 never meets.
+ *
  * Sources of the formulas: Cephes (expf's and tanhf's polynomials), Abramowitz and Stegun
  * 7.1.26 (erf for |x| >= 0.5, absolute error below 1.5e-7) and erf's Taylor series below it.
  */
@@ -15,7 +19,13 @@
 #include <stdint.h>
 #include <string.h>
 
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define PN_VMATH_AVX2 1
+#endif
+
 #define PN_EXP_LO -87.3365447505531f  /* below: the result (subnormal) is flushed to 0 */
+#define PN_EXP_HI 88.3762626647949f   /* pn_exp8's clamp: 2^n stays normal */
 #define PN_EXP_INF 88.72283905206835f /* above: e^x overflows float */
 
 /* e^x: x = n ln2 + r with |r| <= ln2/2; e^r by Cephes's degree-6 polynomial; times 2^n, as
@@ -45,6 +55,31 @@ static inline float pn_exp(float x) {
     y = x > PN_EXP_INF ? INFINITY : y;
     return x < PN_EXP_LO ? 0.0f : y;
 }
+
+#ifdef PN_VMATH_AVX2
+static inline __m256 pn_exp8(__m256 x) {
+    const __m256 magic = _mm256_set1_ps(12582912.0f);
+    __m256 under = _mm256_cmp_ps(x, _mm256_set1_ps(PN_EXP_LO), _CMP_LT_OQ);
+    __m256 xc = _mm256_min_ps(_mm256_set1_ps(PN_EXP_HI),
+                              _mm256_max_ps(_mm256_set1_ps(PN_EXP_LO), x));
+    __m256 m = _mm256_fmadd_ps(xc, _mm256_set1_ps(1.44269504088896341f), magic);
+    __m256 n = _mm256_sub_ps(m, magic);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_fmadd_ps(_mm256_set1_ps(1.9875691500e-4f), r,
+                               _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_add_epi32(_mm256_sub_epi32(_mm256_castps_si256(m),
+                                                  _mm256_set1_epi32(0x4B400000)),
+                                 _mm256_set1_epi32(127));
+    __m256 s = _mm256_castsi256_ps(_mm256_slli_epi32(e, 23));
+    return _mm256_andnot_ps(under, _mm256_mul_ps(p, s));
+}
+#endif
 
 /* 1 / (1 + e^-x) */
 static inline float pn_sigmoid(float x) { return 1.0f / (1.0f + pn_exp(-x)); }

@@ -1,11 +1,12 @@
 """Layers, one module per family as in Keras."""
 
+from .attention import MultiHeadAttention
 from .base import Layer
 from .convolutional import Conv1D, Conv2D
-from .core import Activation, Dense, Embedding
+from .core import Activation, Dense, Embedding, PositionEmbedding
 from .input_layer import Input, InputLayer, KerasTensor
 from .merging import Add, Average, Concatenate, Maximum, Multiply, Subtract
-from .normalization import BatchNormalization
+from .normalization import BatchNormalization, LayerNormalization
 from .pooling import (
                       AveragePooling1D,
                       AveragePooling2D,
@@ -20,5 +21,6 @@ from .reshaping import Flatten, Reshape, ZeroPadding2D
 __all__ = ["Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D",
            "BatchNormalization", "Concatenate", "Conv1D", "Conv2D", "Dense", "Dropout",
            "Embedding", "Flatten", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Input",
-           "InputLayer", "KerasTensor", "Layer", "Maximum", "MaxPooling1D", "MaxPooling2D",
-           "Multiply", "Reshape", "SpatialDropout2D", "Subtract", "ZeroPadding2D"]
+           "InputLayer", "KerasTensor", "Layer", "LayerNormalization", "Maximum", "MaxPooling1D",
+           "MaxPooling2D", "MultiHeadAttention", "Multiply", "PositionEmbedding", "Reshape",
+           "SpatialDropout2D", "Subtract", "ZeroPadding2D"]

@@ -162,7 +162,10 @@ class Layer:
         value = initializers.get(initializer)(shape)
         if value.shape != shape:
             raise ValueError(f"{self.name}: initializer returned shape {value.shape}, not {shape}")
-        var = Variable(value, name=name, path=f"{self.name}/{name}", trainable=trainable)
+        # a name like 'query/kernel' (MultiHeadAttention's sublayers) is the weight's path under
+        # the layer; the Variable's own name is its last part, as in Keras
+        var = Variable(value, name=name.rsplit("/", 1)[-1], path=f"{self.name}/{name}",
+                       trainable=trainable)
         setattr(self, name, var)
         self._weight_attrs.append(name)
         self._weight_regs.append(regularizers.get(regularizer))
@@ -209,10 +212,16 @@ class Layer:
         setattr(self, attr, var)
 
     # -- calling on symbolic tensors (the functional API) -----------------------------------------
-    def __call__(self, inputs, **kwargs):
+    # A layer that takes several named tensors (MultiHeadAttention: query, value, key,
+    # attention_mask) lists their names here and implements `_bind_call`, `build_call`,
+    # `compute_call_output_shape` and `lower_call`; its calls are recorded with a call spec.
+    _call_tensors: tuple | None = None
+    _call_positional = 1  # how many of them a saved call lists as positional args
+
+    def __call__(self, *args, **kwargs):
         """Applies the layer to `pynn.Input` tensors (one, or a list for merge layers) and returns
-        the symbolic output tensor. The first call builds the layer; later calls share its
-        weights.
+        the symbolic output tensor; on data (arrays or Tensors) it runs the layer now. The first
+        call builds the layer; later calls share its weights.
 
         Example:
             >>> x = pynn.Input(shape=(4,))
@@ -222,6 +231,14 @@ class Layer:
         """
         from .input_layer import KerasTensor
 
+        if self._call_tensors is not None:
+            return self._call_named(args, kwargs)
+        if not args and "inputs" in kwargs:  # layer(inputs=x), as Keras allows
+            args = (kwargs.pop("inputs"),)
+        if len(args) != 1:
+            raise TypeError(f"{type(self).__name__} '{self.name}' takes one input (a tensor, or a "
+                            f"list of tensors), got {len(args)} positional arguments")
+        inputs = args[0]
         many = isinstance(inputs, (list, tuple))
         tensors = list(inputs) if many else [inputs]
         if not any(isinstance(t, KerasTensor) for t in tensors):
@@ -237,6 +254,52 @@ class Layer:
             self.build(shapes)
         out = self.compute_output_shape(shapes)
         return KerasTensor(out, "float32", self.name, self, tensors)
+
+    def _call_named(self, args: tuple, kwargs: dict):
+        """A call of a layer with named tensor arguments: symbolic (all pynn.Input tensors) or on
+        data (arrays or Tensors). Everything is checked before the layer is built."""
+        from .input_layer import KerasTensor
+
+        training = kwargs.pop("training", None)
+        tensors, options = self._bind_call(*args, **kwargs)  # {name: tensor} of those given
+        given = [tensors[n] for n in self._call_tensors if tensors.get(n) is not None]
+        names = [n for n in self._call_tensors if tensors.get(n) is not None]
+        symbolic = [isinstance(t, KerasTensor) for t in given]
+        spec = {"names": names, "options": options}
+        if not any(symbolic):
+            from ..eager import run_layer_call
+            return run_layer_call(self, given, spec, bool(training or False))
+        if not all(symbolic):
+            raise TypeError(f"{type(self).__name__} '{self.name}' was called on a mix of "
+                            "pynn.Input tensors and data: "
+                            + ", ".join(f"{n}={'tensor' if k else 'data'}"
+                                        for n, k in zip(names, symbolic)))
+        shapes = {n: tuple(t.shape) for n, t in zip(names, given)}
+        dtypes = {n: t.dtype for n, t in zip(names, given)}
+        out = self.compute_call_output_shape(shapes, dtypes, options)  # checks, before build
+        if not self.built:
+            self.build_call(shapes)
+        t = KerasTensor(out, "float32", self.name, self, given)
+        t._call_spec = spec
+        return t
+
+    def _bind_call(self, *args, **kwargs) -> tuple[dict, dict]:
+        raise NotImplementedError
+
+    def build_call(self, shapes: dict) -> None:
+        raise NotImplementedError
+
+    def compute_call_output_shape(self, shapes: dict, dtypes: dict, options: dict):
+        raise NotImplementedError
+
+    def lower_call(self, core, nodes: list, spec: dict) -> int:
+        """Adds the ops of one call (its tensors' nodes in `spec['names']` order)."""
+        raise NotImplementedError
+
+    def replay_call(self, tensors: list, spec: dict):
+        """Calls the layer again on `tensors` with a recorded call spec (nested models,
+        loading)."""
+        return self(**dict(zip(spec["names"], tensors)), **spec["options"])
 
     def _call_eager(self, inputs, training: bool, kwargs: dict):
         """The layer run now on data: its ops, each recorded on the tape (pynn.Tensor out)."""

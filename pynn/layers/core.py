@@ -1,4 +1,4 @@
-"""Core layers: Dense, Activation, Embedding."""
+"""Core layers: Dense, Activation, Embedding, PositionEmbedding."""
 
 from .. import activations, initializers, regularizers
 from .base import Layer
@@ -154,3 +154,55 @@ class Embedding(Layer):
                 "embeddings_initializer": initializers.serialize(self.embeddings_initializer),
                 "embeddings_regularizer": regularizers.serialize(self.embeddings_regularizer),
                 "mask_zero": self.mask_zero}
+
+
+class PositionEmbedding(Layer):
+    """A learned embedding of positions (keras_hub's PositionEmbedding): for an input of shape
+    (batch, steps, features) it returns the table's rows 0..steps-1, broadcast to the input's
+    shape; add them to the token embeddings (`Add()([x, p])` or `x + p`).
+
+    Args:
+        sequence_length: the most steps an input may have (the table's rows).
+        initializer: of the (sequence_length, features) table ('glorot_uniform').
+
+    Example:
+        >>> tokens = pynn.layers.Embedding(65, 128)(pynn.Input((64,), dtype="int32"))
+        >>> x = tokens + pynn.layers.PositionEmbedding(64)(tokens)
+    """
+
+    def __init__(self, sequence_length: int, initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(sequence_length, bool) or not isinstance(sequence_length, int) \
+                or sequence_length <= 0:
+            raise ValueError(f"PositionEmbedding '{self.name}': sequence_length must be a "
+                             f"positive int, got {sequence_length!r}")
+        self.sequence_length = sequence_length
+        self.initializer = initializers.get(initializer)
+
+    def _check(self, input_shape) -> None:
+        if len(input_shape) < 3 or input_shape[-1] is None or input_shape[-2] is None:
+            raise ValueError(f"PositionEmbedding '{self.name}': input must be (batch, steps, "
+                             f"features) with known steps and features, got "
+                             f"{_shape_str(input_shape)}")
+        if input_shape[-2] > self.sequence_length:
+            raise ValueError(f"PositionEmbedding '{self.name}': the input has "
+                             f"{input_shape[-2]} steps, more than sequence_length="
+                             f"{self.sequence_length}")
+
+    def build(self, input_shape) -> None:
+        self._check(input_shape)
+        self.add_weight((self.sequence_length, input_shape[-1]), self.initializer,
+                        name="embeddings")
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        self._check(input_shape)
+        return tuple(input_shape)
+
+    def lower(self, core, node: int) -> int:
+        node, _ = core.add_node("position_embedding", (node,), tuple(self._var_ids))
+        return node
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "sequence_length": self.sequence_length,
+                "initializer": initializers.serialize(self.initializer)}

@@ -14,10 +14,18 @@ class KerasTensor:
         self.name = name
         self._layer = layer
         self._inputs = tuple(inputs)
+        self._call_spec = None  # a call with named tensors: {names, options} (Layer._call_named)
 
     @property
     def ndim(self) -> int:
         return len(self.shape)
+
+    def __add__(self, other):
+        """`a + b` of two tensors: an Add layer's call, as Keras records it."""
+        if not isinstance(other, KerasTensor):
+            return NotImplemented
+        from .merging import Add
+        return Add()([self, other])
 
     def __repr__(self):
         return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"

@@ -1,4 +1,5 @@
-"""BatchNormalization over the last (channel) axis, as Keras 3 computes it."""
+"""BatchNormalization over the last (channel) axis and LayerNormalization over the last axis,
+as Keras 3 computes them."""
 
 from .. import initializers, regularizers
 from .base import Layer
@@ -83,5 +84,86 @@ class BatchNormalization(Layer):
                 "moving_mean_initializer": initializers.serialize(self.moving_mean_initializer),
                 "moving_variance_initializer":
                     initializers.serialize(self.moving_variance_initializer),
+                "beta_regularizer": regularizers.serialize(self.beta_regularizer),
+                "gamma_regularizer": regularizers.serialize(self.gamma_regularizer)}
+
+
+class LayerNormalization(Layer):
+    """Normalises each sample over its last axis: `gamma * (x - mean) / sqrt(var + epsilon) +
+    beta`, with the mean and (biased) variance of the row's features (Ba et al., 2016).
+
+    Args:
+        axis: the normalised axis; only the last (-1, or its positive index) is supported.
+        epsilon: added to the variance (0.001, Keras's default; PyTorch's LayerNorm uses 1e-5).
+        center: learn beta. scale: learn gamma.
+        rms_scaling: Keras's RMS scaling: `gamma * x / sqrt(var + epsilon)` (x not centred, the
+            variance still taken about the mean, as Keras 3 computes it); no beta.
+        beta_initializer, gamma_initializer: initializers ('zeros', 'ones').
+        beta_regularizer, gamma_regularizer: L1/L2 penalties.
+
+    Example:
+        >>> layer = pynn.layers.LayerNormalization(epsilon=1e-5)
+    """
+
+    def __init__(self, axis=-1, epsilon: float = 1e-3, center: bool = True, scale: bool = True,
+                 rms_scaling: bool = False, beta_initializer="zeros", gamma_initializer="ones",
+                 beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
+                 gamma_constraint=None, **kwargs):
+        super().__init__(**kwargs)
+        who = f"LayerNormalization '{self.name}'"
+        ax = list(axis) if isinstance(axis, (list, tuple)) else [axis]
+        if len(ax) != 1 or isinstance(ax[0], bool) or not isinstance(ax[0], int):
+            raise ValueError(f"{who}: only one axis, the last, is supported, got {axis!r}")
+        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) \
+                or not epsilon > 0.0:
+            raise ValueError(f"{who}: epsilon must be > 0, got {epsilon!r}")
+        if beta_constraint is not None or gamma_constraint is not None:
+            raise ValueError(f"{who}: constraints are not supported")
+        self.axis = axis
+        self._axis = ax[0]
+        self.epsilon = float(epsilon)
+        self.center, self.scale, self.rms_scaling = bool(center), bool(scale), bool(rms_scaling)
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.beta_regularizer = regularizers.get(beta_regularizer)
+        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+
+    def _check_axis(self, input_shape) -> None:
+        rank = len(input_shape)
+        if self._axis not in (-1, rank - 1) or rank < 2:
+            raise ValueError(f"LayerNormalization '{self.name}': only the last axis can be "
+                             f"normalised (axis=-1), got axis={self.axis!r} for an input "
+                             f"{_shape_str(input_shape)}")
+
+    def build(self, input_shape) -> None:
+        self._check_axis(input_shape)
+        if input_shape[-1] is None:
+            raise ValueError(f"LayerNormalization '{self.name}': the last axis of the input "
+                             f"must be known, got {_shape_str(input_shape)}")
+        c = (input_shape[-1],)
+        if self.scale or self.rms_scaling:
+            self.add_weight(c, self.gamma_initializer, regularizer=self.gamma_regularizer,
+                            name="gamma")
+        if self.center and not self.rms_scaling:
+            self.add_weight(c, self.beta_initializer, regularizer=self.beta_regularizer,
+                            name="beta")
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        self._check_axis(input_shape)
+        return tuple(input_shape)
+
+    def lower(self, core, node: int) -> int:
+        scale = int(self.scale or self.rms_scaling)
+        center = int(self.center and not self.rms_scaling)
+        node, _ = core.add_node("layer_norm", (node,), tuple(self._var_ids),
+                                (scale, center, int(self.rms_scaling)), (self.epsilon,))
+        return node
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon,
+                "center": self.center, "scale": self.scale, "rms_scaling": self.rms_scaling,
+                "beta_initializer": initializers.serialize(self.beta_initializer),
+                "gamma_initializer": initializers.serialize(self.gamma_initializer),
                 "beta_regularizer": regularizers.serialize(self.beta_regularizer),
                 "gamma_regularizer": regularizers.serialize(self.gamma_regularizer)}

@@ -111,6 +111,9 @@ class Functional(Model):
         tensors = {id(t): g for t, g in zip(self._inputs, given)}
         for t in self._calls:
             ins = [tensors[id(i)] for i in t._inputs]
+            if t._call_spec is not None:
+                tensors[id(t)] = t._layer.replay_call(ins, t._call_spec)
+                continue
             tensors[id(t)] = t._layer(ins if len(ins) > 1 or _takes_list(t._layer) else ins[0])
         return self._pack_outputs([tensors[id(o)] for o in self._outputs])
 
@@ -123,6 +126,9 @@ class Functional(Model):
             layer = t._layer
             ins = [nodes[id(i)] for i in t._inputs]
             try:
+                if t._call_spec is not None:
+                    nodes[id(t)] = layer.lower_call(core, ins, t._call_spec)
+                    continue
                 nodes[id(t)] = layer.lower(core, ins if len(ins) > 1 or _takes_list(layer)
                                            else ins[0])
             except ValueError as e:

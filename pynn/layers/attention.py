@@ -1,0 +1,214 @@
+"""MultiHeadAttention, as Keras 3 defines it: four projections (dense ops over Keras's EinsumDense
+kernels) around the core's fused attention op."""
+
+from .. import initializers, regularizers
+from .base import Layer
+from .convolutional import _shape_str
+
+
+def _positive_int(v) -> bool:
+    return not isinstance(v, bool) and isinstance(v, int) and v > 0
+
+
+class MultiHeadAttention(Layer):
+    """Multi-head attention (Vaswani et al., 2017), Keras 3's layer.
+
+    Each head projects the query, key and value (`query/kernel` (dim, num_heads, key_dim), ...),
+    computes `softmax(q k^T / sqrt(key_dim))` over the keys (masked where `attention_mask` is 0
+    and, with `use_causal_mask`, above the diagonal), applies dropout to it in training, and
+    takes the weighted sum of the values; `attention_output` projects the heads back to the
+    query's last axis (or `output_shape`). A query row whose keys are all masked attends
+    uniformly to every key, as in Keras.
+
+    Called as `mha(query, value, key=None, attention_mask=None, use_causal_mask=False)`:
+    query (batch, Tq, dim), value (batch, Tk, dim_v), key (batch, Tk, dim_k) (the value when
+    None), attention_mask (batch, Tq, Tk) of 0/1 (int32, float32 or bool): a second model
+    `Input` of shape (Tq, Tk), or an array when called on data.
+
+    Args:
+        num_heads: number of attention heads.
+        key_dim: size of each head for query and key.
+        value_dim: size of each head for value (key_dim when None).
+        dropout: dropout rate on the attention probabilities.
+        use_bias: whether the projections have biases.
+        output_shape: the size of the output's last axis (the query's when None).
+        attention_axes: only None (attention over the steps axis) is supported.
+        kernel_initializer, bias_initializer: initializers ('glorot_uniform', 'zeros').
+        kernel_regularizer, bias_regularizer: L1/L2 penalties on every projection.
+
+    Example:
+        >>> x = pynn.Input((64, 128))
+        >>> y = pynn.layers.MultiHeadAttention(4, 32)(x, x, use_causal_mask=True)
+        >>> y.shape
+        (None, 64, 128)
+    """
+
+    _call_tensors = ("query", "value", "key", "attention_mask")
+    _call_positional = 2
+
+    def __init__(self, num_heads: int, key_dim: int, value_dim: int | None = None,
+                 dropout: float = 0.0, use_bias: bool = True, output_shape=None,
+                 attention_axes=None, flash_attention=None, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
+                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None,
+                 seed=None, **kwargs):
+        super().__init__(**kwargs)
+        who = f"MultiHeadAttention '{self.name}'"
+        if not _positive_int(num_heads):
+            raise ValueError(f"{who}: num_heads must be a positive int, got {num_heads!r}")
+        if not _positive_int(key_dim):
+            raise ValueError(f"{who}: key_dim must be a positive int, got {key_dim!r}")
+        if value_dim is not None and not _positive_int(value_dim):
+            raise ValueError(f"{who}: value_dim must be a positive int or None, got "
+                             f"{value_dim!r}")
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) \
+                or not 0.0 <= dropout < 1.0:
+            raise ValueError(f"{who}: dropout must be in [0, 1), got {dropout!r}")
+        if isinstance(output_shape, (list, tuple)):
+            if len(output_shape) != 1:
+                raise ValueError(f"{who}: output_shape must be an int (or a 1-tuple), got "
+                                 f"{output_shape!r}")
+            output_shape = output_shape[0]
+        if output_shape is not None and not _positive_int(output_shape):
+            raise ValueError(f"{who}: output_shape must be a positive int, got "
+                             f"{output_shape!r}")
+        if attention_axes is not None and attention_axes not in (1, -2, [1], (1,), [-2], (-2,)):
+            raise ValueError(f"{who}: only attention_axes=None (attention over the steps of "
+                             f"(batch, steps, features) inputs) is supported, got "
+                             f"{attention_axes!r}")
+        for arg, v in (("activity_regularizer", activity_regularizer),
+                       ("kernel_constraint", kernel_constraint),
+                       ("bias_constraint", bias_constraint)):
+            if v is not None:
+                raise ValueError(f"{who}: {arg} is not supported")
+        self.num_heads, self.key_dim = num_heads, key_dim
+        self.value_dim = value_dim if value_dim is not None else key_dim
+        self._value_dim_arg = value_dim
+        self.dropout = float(dropout)
+        self.use_bias = bool(use_bias)
+        self._output_shape = output_shape
+        self.attention_axes = None
+        self.flash_attention = flash_attention
+        self.seed = seed
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+
+    def _who(self) -> str:
+        return f"MultiHeadAttention '{self.name}'"
+
+    # -- calls ----------------------------------------------------------------------------------
+    def _bind_call(self, query=None, value=None, key=None, query_mask=None, value_mask=None,
+                   key_mask=None, attention_mask=None, return_attention_scores=False,
+                   use_causal_mask=False):
+        if query is None or value is None:
+            raise ValueError(f"{self._who()}: call it as mha(query, value, key=None, "
+                             "attention_mask=None, use_causal_mask=False): query and value are "
+                             "required")
+        if query_mask is not None or value_mask is not None or key_mask is not None:
+            raise ValueError(f"{self._who()}: query_mask, value_mask and key_mask are not "
+                             "supported (pynn has no Keras masks); pass attention_mask")
+        if return_attention_scores:
+            raise ValueError(f"{self._who()}: return_attention_scores=True is not supported: "
+                             "the fused attention op does not return the scores")
+        if not isinstance(use_causal_mask, bool):
+            raise ValueError(f"{self._who()}: use_causal_mask must be True or False, got "
+                             f"{use_causal_mask!r}")
+        tensors = {"query": query, "value": value, "key": key, "attention_mask": attention_mask}
+        options = {"use_causal_mask": True} if use_causal_mask else {}
+        return tensors, options
+
+    def compute_call_output_shape(self, shapes: dict, dtypes: dict, options: dict):
+        q, v = shapes["query"], shapes["value"]
+        k = shapes.get("key", v)
+        for name, s in (("query", q), ("value", v), ("key", k)):
+            if len(s) != 3:
+                raise ValueError(f"{self._who()}: {name} must be (batch, steps, features), got "
+                                 f"{_shape_str(s)}")
+            if any(d is None for d in s[1:]):
+                raise ValueError(f"{self._who()}: {name} needs known steps and features, got "
+                                 f"{_shape_str(s)}")
+            if dtypes.get(name, "float32") != "float32":
+                raise ValueError(f"{self._who()}: {name} must be float32, got "
+                                 f"{dtypes[name]}")
+        if k[1] != v[1]:
+            raise ValueError(f"{self._who()}: key and value need the same number of steps, got "
+                             f"key {_shape_str(k)} and value {_shape_str(v)}")
+        if self.built:
+            want = {"query": self.query_kernel_dim, "value": self.value_kernel_dim,
+                    "key": self.key_kernel_dim}
+            for name, s in (("query", q), ("value", v), ("key", k)):
+                if s[-1] != want[name]:
+                    raise ValueError(f"{self._who()}: was built for a {name} of {want[name]} "
+                                     f"features, got {_shape_str(s)}")
+        m = shapes.get("attention_mask")
+        if m is not None and tuple(m[1:]) != (q[1], k[1]):
+            raise ValueError(f"{self._who()}: attention_mask must be (batch, {q[1]}, {k[1]}) "
+                             f"for a query of {q[1]} steps and a value of {k[1]}, got "
+                             f"{_shape_str(m)}")
+        return (q[0], q[1], self._output_shape or q[-1])
+
+    def build_call(self, shapes: dict) -> None:
+        self.build(shapes["query"], shapes["value"], shapes.get("key"))
+
+    def build(self, query_shape, value_shape=None, key_shape=None) -> None:
+        """Declares the projections' weights, in Keras's order (query, key, value, output)."""
+        if value_shape is None:
+            raise ValueError(f"{self._who()}: build needs the query's and the value's shapes "
+                             "(MultiHeadAttention takes two inputs: use the functional API)")
+        key_shape = key_shape if key_shape is not None else value_shape
+        self.query_kernel_dim = query_shape[-1]
+        self.value_kernel_dim = value_shape[-1]
+        self.key_kernel_dim = key_shape[-1]
+        H, kd, vd = self.num_heads, self.key_dim, self.value_dim
+        out = self._output_shape or query_shape[-1]
+        for sub, dim, head in (("query", query_shape[-1], kd), ("key", key_shape[-1], kd),
+                               ("value", value_shape[-1], vd)):
+            self.add_weight((dim, H, head), self.kernel_initializer,
+                            regularizer=self.kernel_regularizer, name=f"{sub}/kernel")
+            if self.use_bias:
+                self.add_weight((H, head), self.bias_initializer,
+                                regularizer=self.bias_regularizer, name=f"{sub}/bias")
+        self.add_weight((H, vd, out), self.kernel_initializer,
+                        regularizer=self.kernel_regularizer, name="attention_output/kernel")
+        if self.use_bias:
+            self.add_weight((out,), self.bias_initializer, regularizer=self.bias_regularizer,
+                            name="attention_output/bias")
+        self.built = True
+
+    def compute_output_shape(self, query_shape, value_shape=None, key_shape=None):
+        return tuple(query_shape[:-1]) + (self._output_shape or query_shape[-1],)
+
+    def lower(self, core, node):
+        raise ValueError(f"{self._who()}: takes a query and a value (and optionally a key and an "
+                         "attention_mask): call it in the functional API, "
+                         "mha(query, value, ...), not in a Sequential stack")
+
+    def lower_call(self, core, nodes: list, spec: dict) -> int:
+        given = dict(zip(spec["names"], nodes))
+        q, v = given["query"], given["value"]
+        k = given.get("key", v)
+        per = 2 if self.use_bias else 1
+        ids = list(self._var_ids)
+        wq, wk, wv, wo = (tuple(ids[i * per:(i + 1) * per]) for i in range(4))
+        qn, _ = core.add_node("dense", (q,), wq)
+        kn, _ = core.add_node("dense", (k,), wk)
+        vn, _ = core.add_node("dense", (v,), wv)
+        ins = (qn, kn, vn) + ((given["attention_mask"],) if "attention_mask" in given else ())
+        causal = int(spec["options"].get("use_causal_mask", False))
+        an, _ = core.add_node("attention", ins, (),
+                              (self.num_heads, self.key_dim, self.value_dim, causal),
+                              (self.dropout,))
+        out, _ = core.add_node("dense", (an,), wo, (0, 2))
+        return out
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "num_heads": self.num_heads, "key_dim": self.key_dim,
+                "value_dim": self.value_dim, "dropout": self.dropout, "use_bias": self.use_bias,
+                "output_shape": self._output_shape, "attention_axes": self.attention_axes,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+                "seed": self.seed}
