@@ -111,7 +111,8 @@ class Functional(Model):
         tensors = {id(t): g for t, g in zip(self._inputs, given)}
         for t in self._calls:
             ins = [tensors[id(i)] for i in t._inputs]
-            tensors[id(t)] = t._layer(ins if len(ins) > 1 or _takes_list(t._layer) else ins[0])
+            out = t._layer(ins if len(ins) > 1 or _takes_list(t._layer) else ins[0])
+            _store(tensors, t, out)
         return self._pack_outputs([tensors[id(o)] for o in self._outputs])
 
     def _build_layers(self, layers: list, sample_shape: tuple) -> None:
@@ -123,8 +124,8 @@ class Functional(Model):
             layer = t._layer
             ins = [nodes[id(i)] for i in t._inputs]
             try:
-                nodes[id(t)] = layer.lower(core, ins if len(ins) > 1 or _takes_list(layer)
-                                           else ins[0])
+                out = layer.lower(core, ins if len(ins) > 1 or _takes_list(layer) else ins[0])
+                _store(nodes, t, out)
             except ValueError as e:
                 raise ValueError(f"Layer '{layer.name}': {e}") from None
         return [nodes[id(o)] for o in self._outputs]
@@ -139,7 +140,7 @@ class Functional(Model):
         for t in self._calls:
             if t._layer is layer:
                 for i in t._inputs:
-                    out.append(f"{i._layer.name}[{self._call_index(i)}][0]")
+                    out.append(f"{i._layer.name}[{self._call_index(i)}][{i._index}]")
         return out
 
     def get_config(self) -> dict:
@@ -155,7 +156,20 @@ class Functional(Model):
     def _call_index(self, tensor) -> int:
         """Which call of its layer made `tensor` (0 for the first)."""
         same = [t for t in self._calls if t._layer is tensor._layer]
-        return same.index(tensor) if tensor in same else 0
+        return same.index(tensor._call) if tensor._call in same else 0
+
+
+def _store(table: dict, t, out) -> None:
+    """Records what the call `t` made (one value, or a list for a layer with several outputs)
+    under each of its output tensors."""
+    if t._siblings:
+        if not isinstance(out, (list, tuple)) or len(out) != len(t._siblings):
+            raise ValueError(f"Layer '{t._layer.name}' made {len(out) if isinstance(out, (list, tuple)) else 1} "
+                             f"outputs, expected {len(t._siblings)}")
+        for sib, o in zip(t._siblings, out):
+            table[id(sib)] = o
+    else:
+        table[id(t)] = out
 
 
 def _takes_list(layer) -> bool:
@@ -193,6 +207,8 @@ def _calls_between(sources: list, targets: list, source_names: list) -> list:
     used = set()
 
     def visit(t):
+        if id(t) not in is_source:
+            t = t._call  # the first output of a call with several stands for the call
         if state.get(id(t)) == 2:
             return
         if id(t) in is_source:
