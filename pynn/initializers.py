@@ -192,7 +192,7 @@ class Orthogonal(Initializer):
         q *= np.sign(np.diag(r))
         if rows < cols:
             q = q.T
-        return (self.gain * q).reshape(shape).astype(np.float32)
+        return np.ascontiguousarray((self.gain * q).reshape(shape), dtype=np.float32)
 
     def get_config(self):
         return {"gain": self.gain, "seed": self.seed}
