@@ -352,7 +352,7 @@ def test_gradients_match_finite_differences(cell, opts):
     grad_check(model, x, y, eps=1e-2, max_entries=16)
 
 
-@pytest.mark.parametrize("cell", list(CELLS))
+@pytest.mark.parametrize("cell", [c for c in CELLS if c != "simple_relu"])
 def test_dropout_gradients_match_finite_differences_with_masks_fixed(cell):
     layer = CELLS[cell](return_sequences=True, dropout=0.3, recurrent_dropout=0.4)
     model = pynn.Sequential([pynn.Input((5, 3)), layer])
