@@ -351,6 +351,7 @@ static void rnn_forward(const pn_node *n, const pn_ctx *c) {
     }
     float beta = 0.0f;
     if (bias) {
+#pragma omp parallel for ROWS_PAR(TB, GU / 8)
         for (int64_t r = 0; r < TB; r++) memcpy(s.gx + r * GU, bias, (size_t)GU * sizeof(float));
         beta = 1.0f;
     }
@@ -608,20 +609,22 @@ static void rnn_backward(const pn_node *n, const pn_ctx *c) {
             pn_gemm(1, 0, U, GU, TB, 1.0f, HP, U, s.dgx, GU, beta, c->dvar[1], GU);
         }
     }
-    if (n->n_var == 3 && c->dvar[2]) {
-        float *restrict db = c->dvar[2];
-        int rows = d.cell == CELL_GRU && d.reset_after ? 2 : 1;
-        if (!c->acc_var[2]) memset(db, 0, (size_t)(rows * GU) * sizeof(float));
-        for (int64_t r = 0; r < TB; r++) {
-            const float *restrict g = s.dgx + r * GU;
-            for (int64_t j = 0; j < GU; j++) db[j] += g[j];
-        }
-        if (rows == 2)
+    if (n->n_var == 3 && c->dvar[2]) { /* column sums of dgx (and dgh), columns split */
+        float *db = c->dvar[2];
+        const int rows = d.cell == CELL_GRU && d.reset_after ? 2 : 1, acc = c->acc_var[2];
+        const int64_t blocks = (GU + 63) / 64;
+#pragma omp parallel for ROWS_PAR(TB, GU / 8)
+        for (int64_t k = 0; k < rows * blocks; k++) {
+            const float *src = k < blocks ? s.dgx : s.dgh;
+            int64_t j0 = (k % blocks) * 64, j1 = j0 + 64 < GU ? j0 + 64 : GU;
+            float *restrict o = db + (k < blocks ? 0 : GU);
+            float sum[64] = {0};
             for (int64_t r = 0; r < TB; r++) {
-                const float *restrict g = s.dgh + r * GU;
-                float *restrict db1 = db + GU;
-                for (int64_t j = 0; j < GU; j++) db1[j] += g[j];
+                const float *restrict g = src + r * GU;
+                for (int64_t j = j0; j < j1; j++) sum[j - j0] += g[j];
             }
+            for (int64_t j = j0; j < j1; j++) o[j] = acc ? o[j] + sum[j - j0] : sum[j - j0];
+        }
     }
     if (c->din[0]) {
         pn_gemm(0, 1, TB, F, GU, 1.0f, s.dgx, GU, W, GU, 0.0f, s.dxt, F);
