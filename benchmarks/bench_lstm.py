@@ -117,9 +117,14 @@ def main() -> None:
     if done is None:
         return
     args, p, t, runs = done
-    rows = [{"measure": f"train tokens/s (seq {SEQ}, batch {BATCH}, {UNITS} units)",
-             "pynn": p["train"], "pytorch": t["train"],
+    what = f"train tokens/s (seq {SEQ}, batch {BATCH}, {UNITS} units)"
+    rows = [{"measure": f"{what}, median of rounds", "pynn": p["train"], "pytorch": t["train"],
              "ratio (pynn/pytorch)": p["train"] / t["train"]}]
+    # on a shared machine a round can fall on a busy moment: the best round of each shows what
+    # each library does when it has the cores to itself
+    bp, bt = (max(r["train"] for r in runs[lib]) for lib in ("pynn", "torch"))
+    rows.append({"measure": f"{what}, best round", "pynn": bp, "pytorch": bt,
+                 "ratio (pynn/pytorch)": bp / bt})
     meta = harness.run_meta(args, runs["pynn"][0]["source"], "ratio > 1 means pynn is faster; "
                             "tokens = windows x 64 characters per epoch")
     print(harness.write_report(rows, "Character LSTM: pynn vs PyTorch", Path(args.out), meta))

@@ -214,9 +214,14 @@ class SimpleRNN(RNN):
             as Keras (glorot_uniform, orthogonal, zeros).
         dropout, recurrent_dropout: fractions of the inputs and of the state dropped in training
             (one mask per sample for all timesteps, as Keras 3).
+        seed: accepted for Keras compatibility; the model's seed governs the masks
+            (`pynn.utils.set_random_seed` makes them repeatable).
         return_sequences: output every step's h (batch, timesteps, units), else the last.
         return_state: also return the final state: [output, h].
         go_backwards: process the sequence in reverse (and return it reversed).
+        stateful: must be False; unroll: accepted and ignored (the core runs the whole loop).
+
+    Call it as `layer(x)` or `layer(x, initial_state=[h])` (LSTM: `[h, c]`).
 
     Example:
         >>> layer = pynn.layers.SimpleRNN(8)
