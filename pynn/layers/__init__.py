@@ -14,7 +14,7 @@ from .pooling import (
                       MaxPooling1D,
                       MaxPooling2D,
 )
-from .recurrent import GRU, LSTM, RNN, Bidirectional, SimpleRNN, TimeDistributed
+from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN, TimeDistributed
 from .regularization import Dropout, SpatialDropout2D
 from .reshaping import Flatten, Reshape, ZeroPadding2D
 
@@ -22,5 +22,5 @@ __all__ = ["Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D
            "BatchNormalization", "Bidirectional", "Concatenate", "Conv1D", "Conv2D", "Dense",
            "Dropout", "Embedding", "Flatten", "GRU", "GlobalAveragePooling2D",
            "GlobalMaxPooling2D", "Input", "InputLayer", "KerasTensor", "LSTM", "Layer", "Maximum",
-           "MaxPooling1D", "MaxPooling2D", "Multiply", "RNN", "Reshape", "SimpleRNN",
+           "MaxPooling1D", "MaxPooling2D", "Multiply", "Reshape", "SimpleRNN",
            "SpatialDropout2D", "Subtract", "TimeDistributed", "ZeroPadding2D"]

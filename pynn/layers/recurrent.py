@@ -39,7 +39,8 @@ def _rate(v, who: str, arg: str) -> float:
 
 
 class RNN(Layer):
-    """Base of SimpleRNN, LSTM and GRU: the arguments they share, shapes and lowering.
+    """Base of SimpleRNN, LSTM and GRU: the arguments they share, shapes and lowering. (Not
+    Keras's `RNN(cell)`, which pynn does not have: it is not exported.)
 
     Subclasses set `op` (the core op), `gates` and `n_states`.
     """
@@ -527,4 +528,4 @@ class TimeDistributed(_Wrapper):
         return {**super().get_config(), "layer": saving.serialize_keras_object(self.layer)}
 
 
-__all__ = ["RNN", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed"]
+__all__ = ["SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed"]
