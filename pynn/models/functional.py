@@ -163,9 +163,10 @@ def _store(table: dict, t, out) -> None:
     """Records what the call `t` made (one value, or a list for a layer with several outputs)
     under each of its output tensors."""
     if t._siblings:
-        if not isinstance(out, (list, tuple)) or len(out) != len(t._siblings):
-            raise ValueError(f"Layer '{t._layer.name}' made {len(out) if isinstance(out, (list, tuple)) else 1} "
-                             f"outputs, expected {len(t._siblings)}")
+        made = len(out) if isinstance(out, (list, tuple)) else 1
+        if made != len(t._siblings):
+            raise ValueError(f"Layer '{t._layer.name}' made {made} outputs, expected "
+                             f"{len(t._siblings)}")
         for sib, o in zip(t._siblings, out):
             table[id(sib)] = o
     else:
