@@ -585,3 +585,20 @@ def test_initial_state_of_wrong_size_is_refused():
         L.LSTM(4)(inp, initial_state=[pynn.Input((3,)), pynn.Input((4,))])
     with pytest.raises(ValueError, match="initial state"):
         L.LSTM(4)(inp, initial_state=[pynn.Input((4,))])
+
+
+@pytest.mark.parametrize("opts", [dict(return_sequences=True),
+                                  dict(return_sequences=True, go_backwards=True),
+                                  dict(return_state=True)], ids=_opt_id)
+def test_larger_lstm_on_two_threads_matches_torch(opts):
+    # 64 units and 32 rows: every GEMM and gate pass of a step is split over the threads
+    previous = pynn.get_num_threads()
+    pynn.set_num_threads(2)
+    try:
+        layer = L.LSTM(64, **opts)
+        inp = pynn.Input((6, 8))
+        model = pynn.Model(inp, layer(inp))
+        x = np.random.default_rng(21).standard_normal((32, 6, 8)).astype(np.float32)
+        check_parity(model, lambda tx, tw: torch_outputs(layer, tw, tx), x)
+    finally:
+        pynn.set_num_threads(previous)
