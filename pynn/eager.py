@@ -27,6 +27,9 @@ def as_tensor(x) -> Tensor:
     return _core.leaf(np.ascontiguousarray(a, dtype=np.float32), False)
 
 
+_RANDOM_OPS = ("dropout", "attention", "simple_rnn", "lstm", "gru")  # ops that draw dropout masks
+
+
 class _EagerGraph:
     """Stands in for a core model while a layer lowers itself: each node is a Tensor, computed
     when it is added."""
@@ -47,8 +50,7 @@ class _EagerGraph:
         layer = self._layer
         weights = [getattr(layer, layer._weight_attrs[layer._var_ids.index(v)])._tensor()
                    for v in variables]
-        seed = int(pn_random.generator().integers(2**63)) if op in ("dropout", "attention") \
-            else 0
+        seed = int(pn_random.generator().integers(2**63)) if op in _RANDOM_OPS else 0
         out = _core.op(op, [self._values[i] for i in inputs], weights, tuple(iattr),
                        tuple(fattr), self._training, seed)
         return self.add(out), tuple(out.shape[1:])
@@ -59,7 +61,7 @@ class _EagerGraph:
 
 def run_layer(layer, inputs, training: bool):
     """Runs `layer` on data or Tensors (one, or a list for merge layers) and returns the output
-    Tensor."""
+    Tensor (a list of them for a layer with several outputs)."""
     many = isinstance(inputs, (list, tuple))
     xs = [as_tensor(x) for x in (inputs if many else [inputs])]
     if any(t.ndim < 1 for t in xs):
@@ -75,6 +77,8 @@ def run_layer(layer, inputs, training: bool):
         out = layer.lower(graph, nodes if many else nodes[0])
     except ValueError as e:
         raise ValueError(f"Layer '{layer.name}': {e}") from None
+    if isinstance(out, (list, tuple)):
+        return [graph.value(o) for o in out]
     return graph.value(out)
 
 

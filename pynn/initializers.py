@@ -174,6 +174,30 @@ def _variance_scaling(name: str, scale: float, mode: str, distribution: str):
     return _VS
 
 
+class Orthogonal(Initializer):
+    """A (semi-)orthogonal matrix, Keras's: QR of a standard normal matrix over
+    (prod(shape[:-1]), shape[-1]), signs fixed by R's diagonal, times `gain`."""
+
+    def __init__(self, gain: float = 1.0, seed: int | None = None):
+        self.gain, self.seed = float(gain), _seed(seed, "Orthogonal")
+
+    def __call__(self, shape, dtype=None):
+        shape = tuple(shape)
+        if len(shape) < 2:
+            raise ValueError(f"Orthogonal: needs a shape of rank >= 2, got {shape}")
+        rows, cols = int(np.prod(shape[:-1])), shape[-1]
+        g = generator() if self.seed is None else np.random.default_rng(self.seed)
+        a = g.standard_normal((max(rows, cols), min(rows, cols)))
+        q, r = np.linalg.qr(a)
+        q *= np.sign(np.diag(r))
+        if rows < cols:
+            q = q.T
+        return np.ascontiguousarray((self.gain * q).reshape(shape), dtype=np.float32)
+
+    def get_config(self):
+        return {"gain": self.gain, "seed": self.seed}
+
+
 GlorotUniform = _variance_scaling("GlorotUniform", 1.0, "fan_avg", "uniform")
 GlorotNormal = _variance_scaling("GlorotNormal", 1.0, "fan_avg", "truncated_normal")
 HeUniform = _variance_scaling("HeUniform", 2.0, "fan_in", "uniform")
@@ -188,6 +212,7 @@ _BY_NAME = {
     "glorot_uniform": GlorotUniform, "glorot_normal": GlorotNormal,
     "he_uniform": HeUniform, "he_normal": HeNormal,
     "lecun_uniform": LecunUniform, "lecun_normal": LecunNormal,
+    "orthogonal": Orthogonal,
     "uniform": RandomUniform, "normal": RandomNormal,  # Keras's short names
 }
 

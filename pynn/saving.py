@@ -222,7 +222,7 @@ def functional_config(model) -> dict:
 
 
 def _ref(model, tensor) -> list:
-    return [tensor._layer.name, model._call_index(tensor), 0]
+    return [tensor._layer.name, model._call_index(tensor), tensor._index]
 
 
 def _inbound_node(model, t):
@@ -284,11 +284,15 @@ def functional_from_config(cls, config: dict, custom_objects=None):
         if ref[0] not in layers:
             raise ValueError(f"Invalid saved model: {where} reads layer '{ref[0]}', which the "
                              "config does not define")
-        if ref[2] != 0:
-            raise ValueError(f"Invalid saved model: {where} reads output {ref[2]} of "
-                             f"'{ref[0]}'; layers have one output")
         calls = made[ref[0]]
-        return calls[ref[1]] if 0 <= ref[1] < len(calls) else None
+        call = calls[ref[1]] if 0 <= ref[1] < len(calls) else None
+        if call is None:
+            return None
+        outs = call if isinstance(call, list) else [call]
+        if not 0 <= ref[2] < len(outs):
+            raise ValueError(f"Invalid saved model: {where} reads output {ref[2]} of "
+                             f"'{ref[0]}', which has {len(outs)}")
+        return outs[ref[2]]
 
     def named_call(node: dict, where: str):
         """(args, kwargs) of a Keras 3 call {"args", "kwargs"} with its tensors resolved, or

@@ -45,3 +45,10 @@ def test_mnist_mlp_example_one_epoch_reaches_95_percent():
 def test_text_classification_example_short_run_reaches_90_percent():
     out = run_example("text_classification.py", "--epochs", "3", "--samples", "20000")
     assert percent(r"Validation accuracy:\s+([\d.]+)%", out) >= 90.0
+
+
+def test_char_lstm_example_quick_run_learns_and_samples():
+    out = run_example("char_lstm.py", "--quick")
+    val = percent(r"Final validation loss: ([\d.]+)", out)
+    assert val < 2.8  # a uniform guess over 65 characters costs ln 65 = 4.17 nats
+    assert "Sample (temperature 0.8):\nROMEO:" in out

@@ -120,6 +120,10 @@ typedef enum {
     PN_OP_LAYER_NORM,  /* over the last axis; vars: [gamma (C)] [beta (C)] (ops_norm.c) */
     PN_OP_ATTENTION,   /* fused multi-head attention: q, k, v [, mask] (ops_attention.c) */
     PN_OP_POSITION_EMBEDDING, /* learned positions (L, D) broadcast to the input's shape */
+    /* recurrent layers over a whole (timesteps, features) sequence; attributes in ops_rnn.c;
+     * vars: kernel (F, G U), recurrent_kernel (U, G U), optional bias */
+    PN_OP_SIMPLE_RNN, PN_OP_LSTM, PN_OP_GRU,
+    PN_OP_SLICE,       /* a per-sample range of values with a new shape (a layer's k-th output) */
     PN_OP_COUNT
 } pn_op_kind;
 
@@ -367,7 +371,7 @@ int pn_grad_enabled(void);
  * run the step again (intermediate gradients are always freed; nothing leaks). */
 int pn_value_backward(pn_value *v, const float *seed);
 
-/* Any graph op (PN_OP_DENSE ... PN_OP_CONCATENATE) on values whose axis 0 is the batch, with the
+/* Any graph op (PN_OP_DENSE ... PN_OP_SLICE) on values whose axis 0 is the batch, with the
  * op's variables as values too: what a layer called on data runs. training: dropout drops and
  * batch norm uses batch statistics; seed: the random stream of dropout. */
 int pn_eager_op(int op, int n_in, pn_value *const *in, int n_var, pn_value *const *vars,

@@ -15,12 +15,14 @@ from .pooling import (
                       MaxPooling1D,
                       MaxPooling2D,
 )
+from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN, TimeDistributed
 from .regularization import Dropout, SpatialDropout2D
 from .reshaping import Flatten, Reshape, ZeroPadding2D
 
 __all__ = ["Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D",
-           "BatchNormalization", "Concatenate", "Conv1D", "Conv2D", "Dense", "Dropout",
-           "Embedding", "Flatten", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Input",
-           "InputLayer", "KerasTensor", "Layer", "LayerNormalization", "Maximum", "MaxPooling1D",
-           "MaxPooling2D", "MultiHeadAttention", "Multiply", "PositionEmbedding", "Reshape",
-           "SpatialDropout2D", "Subtract", "ZeroPadding2D"]
+           "BatchNormalization", "Bidirectional", "Concatenate", "Conv1D", "Conv2D", "Dense",
+           "Dropout", "Embedding", "Flatten", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
+           "GRU", "Input", "InputLayer", "KerasTensor", "Layer", "LayerNormalization", "LSTM",
+           "Maximum", "MaxPooling1D", "MaxPooling2D", "MultiHeadAttention", "Multiply",
+           "PositionEmbedding", "Reshape", "SimpleRNN", "SpatialDropout2D", "Subtract",
+           "TimeDistributed", "ZeroPadding2D"]

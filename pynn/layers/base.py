@@ -253,6 +253,11 @@ class Layer:
         if not self.built:
             self.build(shapes)
         out = self.compute_output_shape(shapes)
+        if isinstance(out, list):  # several outputs: one tensor each, all one call
+            outs = [KerasTensor(s, "float32", self.name, self, tensors) for s in out]
+            for k, t in enumerate(outs):
+                t._index, t._siblings = k, outs
+            return outs
         return KerasTensor(out, "float32", self.name, self, tensors)
 
     def _call_named(self, args: tuple, kwargs: dict):
@@ -318,7 +323,8 @@ class Layer:
         return tuple(input_shape)
 
     def lower(self, core, node: int) -> int:
-        """Adds this layer's ops to `core` after `node`; returns the output node."""
+        """Adds this layer's ops to `core` after `node`; returns the output node (a list of
+        nodes for a layer with several outputs)."""
         return node
 
     def get_config(self) -> dict:

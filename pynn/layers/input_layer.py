@@ -15,6 +15,15 @@ class KerasTensor:
         self._layer = layer
         self._inputs = tuple(inputs)
         self._call_spec = None  # a call with named tensors: {names, options} (Layer._call_named)
+        # a call with several outputs (an LSTM's [output, h, c]) makes one tensor per output:
+        # this one is output _index, and _siblings lists them all (the first stands for the call)
+        self._index = 0
+        self._siblings = None
+
+    @property
+    def _call(self) -> "KerasTensor":
+        """The tensor that stands for the layer call that made this one."""
+        return self._siblings[0] if self._siblings else self
 
     @property
     def ndim(self) -> int:

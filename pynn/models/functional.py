@@ -114,7 +114,8 @@ class Functional(Model):
             if t._call_spec is not None:
                 tensors[id(t)] = t._layer.replay_call(ins, t._call_spec)
                 continue
-            tensors[id(t)] = t._layer(ins if len(ins) > 1 or _takes_list(t._layer) else ins[0])
+            out = t._layer(ins if len(ins) > 1 or _takes_list(t._layer) else ins[0])
+            _store(tensors, t, out)
         return self._pack_outputs([tensors[id(o)] for o in self._outputs])
 
     def _build_layers(self, layers: list, sample_shape: tuple) -> None:
@@ -129,8 +130,8 @@ class Functional(Model):
                 if t._call_spec is not None:
                     nodes[id(t)] = layer.lower_call(core, ins, t._call_spec)
                     continue
-                nodes[id(t)] = layer.lower(core, ins if len(ins) > 1 or _takes_list(layer)
-                                           else ins[0])
+                out = layer.lower(core, ins if len(ins) > 1 or _takes_list(layer) else ins[0])
+                _store(nodes, t, out)
             except ValueError as e:
                 raise ValueError(f"Layer '{layer.name}': {e}") from None
         return [nodes[id(o)] for o in self._outputs]
@@ -145,7 +146,7 @@ class Functional(Model):
         for t in self._calls:
             if t._layer is layer:
                 for i in t._inputs:
-                    out.append(f"{i._layer.name}[{self._call_index(i)}][0]")
+                    out.append(f"{i._layer.name}[{self._call_index(i)}][{i._index}]")
         return out
 
     def get_config(self) -> dict:
@@ -161,7 +162,21 @@ class Functional(Model):
     def _call_index(self, tensor) -> int:
         """Which call of its layer made `tensor` (0 for the first)."""
         same = [t for t in self._calls if t._layer is tensor._layer]
-        return same.index(tensor) if tensor in same else 0
+        return same.index(tensor._call) if tensor._call in same else 0
+
+
+def _store(table: dict, t, out) -> None:
+    """Records what the call `t` made (one value, or a list for a layer with several outputs)
+    under each of its output tensors."""
+    if t._siblings:
+        made = len(out) if isinstance(out, (list, tuple)) else 1
+        if made != len(t._siblings):
+            raise ValueError(f"Layer '{t._layer.name}' made {made} outputs, expected "
+                             f"{len(t._siblings)}")
+        for sib, o in zip(t._siblings, out):
+            table[id(sib)] = o
+    else:
+        table[id(t)] = out
 
 
 def _takes_list(layer) -> bool:
@@ -199,6 +214,8 @@ def _calls_between(sources: list, targets: list, source_names: list) -> list:
     used = set()
 
     def visit(t):
+        if id(t) not in is_source:
+            t = t._call  # the first output of a call with several stands for the call
         if state.get(id(t)) == 2:
             return
         if id(t) in is_source:

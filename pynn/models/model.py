@@ -261,6 +261,10 @@ class Model:
             if not layer.built:
                 layer.build(shape)
             shape = layer.compute_output_shape(shape)
+            if isinstance(shape, list):
+                raise ValueError(f"Layer '{layer.name}' has several outputs (return_state, or "
+                                 "Bidirectional with merge_mode=None): a Sequential model "
+                                 "takes one; use the functional API")
 
     def _lower(self, core, node: int) -> int:
         """Adds the stack's ops after the input node; returns the output node."""
@@ -273,6 +277,10 @@ class Model:
                     relu_after = True
                     continue
                 node = layer.lower(core, node)
+                if isinstance(node, (list, tuple)):
+                    raise ValueError("it has several outputs (return_state, or Bidirectional "
+                                     "with merge_mode=None): a Sequential model takes one; use "
+                                     "the functional API")
                 if relu_after:
                     node, _ = core.add_node("relu", (node,))
                     relu_after = False

@@ -24,14 +24,16 @@ def _rows(model) -> list[list[str]]:
             rows.append([f"{layer.name} ({type(layer).__name__})", _shape(shape), params(layer),
                          ""])
         return rows
-    first = {id(t._layer): t.shape for t in model.inputs}  # each InputLayer: its own shape
-    for t in model._calls:
-        first.setdefault(id(t._layer), t.shape)
+    first = {id(t._layer): _shape(t.shape) for t in model.inputs}  # each InputLayer's shape
+    for t in model._calls:  # a call with several outputs: the list of their shapes, as Keras
+        shape = ("[" + ", ".join(_shape(s.shape) for s in t._siblings) + "]" if t._siblings
+                 else _shape(t.shape))
+        first.setdefault(id(t._layer), shape)
     rows = []
     for layer in model.layers:
         shape = first[id(layer)]
         links = model.connections(layer)
-        rows.append([f"{layer.name} ({type(layer).__name__})", _shape(shape), params(layer),
+        rows.append([f"{layer.name} ({type(layer).__name__})", shape, params(layer),
                      ", ".join(links) if links else "-"])
     return rows
 

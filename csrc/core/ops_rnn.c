@@ -1,0 +1,674 @@
+/*
+ * ops_rnn.c: recurrent layers over whole sequences (Keras 3 SimpleRNN, LSTM, GRU), and slice,
+ * which picks one output out of a node that packs several (return_state).
+ *
+ * Each recurrent op runs the whole sequence in one forward and backpropagates through time in
+ * one backward. Sizes: B batch, T steps, F input features, U units, G gates (1, 4, 3), GU = G U.
+ *
+ * Attributes:
+ *   simple_rnn, lstm, gru   iattr [0] units U          [1] return_sequences
+ *                                 [2] go_backwards     [3] return_state (pack the states)
+ *                                 [4] activation       [5] recurrent_activation (PN_RNN_ACT_*)
+ *                                 [6] gru: reset_after
+ *                                 [7] reverse_output: the sequence in input order although
+ *                                     processed backwards (Bidirectional's backward layer)
+ *                           fattr [0] dropout          [1] recurrent_dropout, each in [0, 1)
+ *                           inputs  x (T, F), then optionally the initial states h0 (U) and,
+ *                                   for lstm, c0 (U)
+ *                           vars    kernel (F, GU), recurrent_kernel (U, GU), optional bias:
+ *                                   (GU), or (2, GU) for gru with reset_after (input, recurrent)
+ *   slice                   iattr [0] offset within a sample  [1] rank r (1..6)  [2..2+r) dims
+ *
+ * Output per sample: the sequence (T, U) (in processing order: reversed with go_backwards, as
+ * Keras) or the last h (U); with return_state the same values flat, followed by h_T and, for
+ * lstm, c_T: (T U or U) + (1 or 2) U values, which slice nodes split into the layer's outputs.
+ *
+ * Keras 3 cells (gates in Keras's column order, x_t masked by the dropout mask dm, h_{t-1} by
+ * the recurrent one rm in the recurrent product only; one mask per sample for all steps):
+ *   simple_rnn  h = act(x W + b + (h rm) U)
+ *   lstm        [i f g o] = [sig sig act sig](x W + b + (h rm) U)
+ *               c = f c + i g,  h = o act(c)
+ *   gru         reset_after: [az ar] = x W[:, :2U] + b_in,  ah = x W[:, 2U:] + b_in
+ *                            s = (h rm) U + b_rec;   z = sig(az + s_z), r = sig(ar + s_r)
+ *                            hh = act(ah + r s_h)
+ *               otherwise:   s = (h rm) U[:, :2U],  z, r as above (one bias, on x W)
+ *                            hh = act(ah + (r (h rm)) U[:, 2U:])
+ *               h = z h_prev + (1 - z) hh
+ *
+ * Layout: the steps run time-major. The forward copies x into xt (T, B, F) in processing order
+ * (masked), so the input projection of every step is one GEMM, gx (T B, GU) = xt W, and step t's
+ * gates are the contiguous block gx[t] (B, GU) that its one GEMM (h rm) U adds into. The fused
+ * gate pass then overwrites gx[t] with the activated gates, which backward reads; hs (T+1, B, U)
+ * keeps h_0..h_T, so the h_{t-1} of every step form one (T B, U) matrix and dU is one GEMM, as
+ * are dW = xt^T dgx and dxt = dgx W^T.
+ *
+ * Scratch (floats), the same for training and inference plans (an eager call may run backward
+ * after an inference-mode forward):
+ *   xt T B F | gx T B GU | hs (T+1) B U | cs (T+1) B U | aux T B U | hm T B U | dm B F | rm B U
+ *   | dgx T B GU | dgh T B GU | dh, dc, dt1, dt2 4 B U | step B GU | dxt T B F
+ * aux: lstm act(c_t); gru s_h (reset_after) or r (h rm). hm: h_{t-1} rm (with recurrent
+ * dropout). cs: lstm only. dgh: gru reset_after only (the gradient of s differs from gx's).
+ */
+#include <math.h>
+
+#include "internal.h"
+#include "vmath.h"
+
+enum { PN_RNN_ACT_LINEAR = 0, PN_RNN_ACT_TANH, PN_RNN_ACT_SIGMOID, PN_RNN_ACT_RELU,
+       PN_RNN_ACT_HARD_SIGMOID, PN_RNN_ACT_COUNT };
+
+enum { CELL_SIMPLE = 0, CELL_LSTM, CELL_GRU };
+
+/* ---- activations: vmath.h's exp, sigmoid and tanh, which vectorise in the gate loops ---- */
+
+static inline float act_f(float x, int a) {
+    switch (a) {
+    case PN_RNN_ACT_TANH: return pn_tanh(x);
+    case PN_RNN_ACT_SIGMOID: return pn_sigmoid(x);
+    case PN_RNN_ACT_RELU: return x <= 0.0f ? 0.0f : x;
+    case PN_RNN_ACT_HARD_SIGMOID: { /* relu6(x + 3) / 6 */
+        float y = (x + 3.0f) * (1.0f / 6.0f);
+        return y < 0.0f ? 0.0f : (y > 1.0f ? 1.0f : y);
+    }
+    default: return x;
+    }
+}
+
+/* f'(x) from y = f(x) */
+static inline float act_d(float y, int a) {
+    switch (a) {
+    case PN_RNN_ACT_TANH: return 1.0f - y * y;
+    case PN_RNN_ACT_SIGMOID: return y * (1.0f - y);
+    case PN_RNN_ACT_RELU: return y > 0.0f ? 1.0f : 0.0f;
+    case PN_RNN_ACT_HARD_SIGMOID: return (y > 0.0f && y < 1.0f) ? (1.0f / 6.0f) : 0.0f;
+    default: return 1.0f;
+    }
+}
+
+/* y[i] = act(y[i]) over n values; the switch outside the loop so each loop vectorises */
+static void act_inplace(float *restrict y, int64_t n, int a) {
+    switch (a) {
+    case PN_RNN_ACT_TANH:
+        for (int64_t i = 0; i < n; i++) y[i] = pn_tanh(y[i]);
+        break;
+    case PN_RNN_ACT_SIGMOID:
+        for (int64_t i = 0; i < n; i++) y[i] = pn_sigmoid(y[i]);
+        break;
+    case PN_RNN_ACT_RELU:
+        for (int64_t i = 0; i < n; i++) y[i] = y[i] <= 0.0f ? 0.0f : y[i];
+        break;
+    case PN_RNN_ACT_HARD_SIGMOID:
+        for (int64_t i = 0; i < n; i++) y[i] = act_f(y[i], PN_RNN_ACT_HARD_SIGMOID);
+        break;
+    default: break;
+    }
+}
+
+/* ---- shapes and the scratch layout --------------------------------------------------------- */
+
+static int cell_of(int op) {
+    return op == PN_OP_LSTM ? CELL_LSTM : op == PN_OP_GRU ? CELL_GRU : CELL_SIMPLE;
+}
+static int gates_of(int cell) { return cell == CELL_LSTM ? 4 : cell == CELL_GRU ? 3 : 1; }
+static int states_of(int cell) { return cell == CELL_LSTM ? 2 : 1; }
+
+typedef struct {
+    int cell, G, act, ract, rs, back, rstate, reset_after, rev;
+    int64_t B, T, F, U, GU, S; /* S: output values per sample */
+    float drop, rdrop;
+} rnn_dims;
+
+static rnn_dims rnn_get(const pn_node *n, const pn_node *x, int64_t B) {
+    rnn_dims d = {.cell = cell_of(n->op), .B = B, .T = x->shape[0], .F = x->shape[1],
+                  .U = n->iattr[0], .rs = n->iattr[1], .back = n->iattr[2],
+                  .rstate = n->iattr[3], .act = n->iattr[4], .ract = n->iattr[5],
+                  .reset_after = n->iattr[6], .rev = n->iattr[7], .drop = n->fattr[0], .rdrop = n->fattr[1]};
+    d.G = gates_of(d.cell);
+    d.GU = d.G * d.U;
+    d.S = (d.rs ? d.T * d.U : d.U) + (d.rstate ? states_of(d.cell) * d.U : 0);
+    return d;
+}
+
+typedef struct {
+    float *xt, *gx, *hs, *cs, *aux, *hm, *dm, *rm, *dgx, *dgh, *dh, *dc, *dt1, *dt2, *step, *dxt;
+} rnn_scratch;
+
+/* Places the buffers in scratch (s may be NULL: only the size); returns the floats needed. */
+static int64_t rnn_layout(const rnn_dims *d, float *s, rnn_scratch *o) {
+    const int64_t B = d->B, T = d->T, TB = T * B, U = d->U;
+    const int64_t sizes[16] = {
+        TB * d->F, TB * d->GU, (T + 1) * B * U, d->cell == CELL_LSTM ? (T + 1) * B * U : 0,
+        TB * U, d->rdrop > 0.0f ? TB * U : 0, B * d->F, B * U,
+        TB * d->GU, d->cell == CELL_GRU && d->reset_after ? TB * d->GU : 0,
+        B * U, B * U, B * U, B * U, B * d->GU, TB * d->F};
+    float **slots[16] = {&o->xt, &o->gx, &o->hs, &o->cs, &o->aux, &o->hm, &o->dm, &o->rm,
+                         &o->dgx, &o->dgh, &o->dh, &o->dc, &o->dt1, &o->dt2, &o->step, &o->dxt};
+    int64_t off = 0;
+    for (int i = 0; i < 16; i++) {
+        if (s) *slots[i] = sizes[i] ? s + off : NULL;
+        off += (sizes[i] + 15) / 16 * 16; /* each buffer 64-byte aligned when scratch is */
+    }
+    return off;
+}
+
+static int64_t rnn_scratch_size(const pn_model *m, const pn_node *n, int64_t batch,
+                                int training) {
+    (void)training;
+    rnn_dims d = rnn_get(n, pn_input_node(m, n, 0), batch);
+    rnn_scratch o;
+    return rnn_layout(&d, NULL, &o);
+}
+
+static int rnn_shape(const pn_model *m, pn_node *n) {
+    const char *name = pn_op_name(n->op);
+    const int cell = cell_of(n->op), G = gates_of(cell), ns = states_of(cell);
+    if (n->n_in != 1 && n->n_in != 1 + ns)
+        return pn_error(PN_EVALUE, "%s: takes a sequence and optionally %d initial state%s, got "
+                        "%d inputs", name, ns, ns > 1 ? "s" : "", n->n_in);
+    const pn_node *x = pn_input_node(m, n, 0);
+    if (x->dtype != PN_F32) return pn_error(PN_ETYPE, "%s: input must be float32", name);
+    if (x->ndim != 2)
+        return pn_error(PN_ESHAPE, "%s: input must have rank 2 (timesteps, features) besides "
+                        "the batch, got rank %d", name, x->ndim);
+    int64_t T = x->shape[0], F = x->shape[1], U = n->iattr[0];
+    if (U < 1) return pn_error(PN_EVALUE, "%s: units must be >= 1, got %lld", name, (long long)U);
+    if (n->n_var != 2 && n->n_var != 3)
+        return pn_error(PN_EVALUE, "%s: takes a kernel, a recurrent kernel and an optional bias",
+                        name);
+    const pn_var *w = &m->vars[n->var[0]], *u = &m->vars[n->var[1]];
+    if (w->ndim != 2 || w->shape[0] != F || w->shape[1] != G * U)
+        return pn_error(PN_ESHAPE, "%s: kernel must be (%lld, %lld) for %lld input features and "
+                        "%lld units", name, (long long)F, (long long)(G * U), (long long)F,
+                        (long long)U);
+    if (u->ndim != 2 || u->shape[0] != U || u->shape[1] != G * U)
+        return pn_error(PN_ESHAPE, "%s: recurrent kernel must be (%lld, %lld)", name,
+                        (long long)U, (long long)(G * U));
+    for (int a = 1; a <= 3; a++)
+        if (n->iattr[a] != 0 && n->iattr[a] != 1)
+            return pn_error(PN_EVALUE, "%s: flag attribute %d must be 0 or 1, got %d", name, a,
+                            n->iattr[a]);
+    if (n->iattr[7] != 0 && n->iattr[7] != 1)
+        return pn_error(PN_EVALUE, "%s: reverse_output must be 0 or 1, got %d", name, n->iattr[7]);
+    int ra = cell == CELL_GRU ? n->iattr[6] : 0;
+    if (ra != 0 && ra != 1)
+        return pn_error(PN_EVALUE, "%s: reset_after must be 0 or 1, got %d", name, ra);
+    if (n->n_var == 3) {
+        const pn_var *b = &m->vars[n->var[2]];
+        int ok = ra ? (b->ndim == 2 && b->shape[0] == 2 && b->shape[1] == G * U)
+                    : (b->ndim == 1 && b->shape[0] == G * U);
+        if (!ok)
+            return pn_error(PN_ESHAPE, "%s: bias must be %s%lld)", name, ra ? "(2, " : "(",
+                            (long long)(G * U));
+    }
+    for (int a = 4; a <= 5; a++)
+        if (n->iattr[a] < 0 || n->iattr[a] >= PN_RNN_ACT_COUNT)
+            return pn_error(PN_EVALUE, "%s: unknown activation code %d", name, n->iattr[a]);
+    for (int a = 0; a < 2; a++)
+        if (!(n->fattr[a] >= 0.0f && n->fattr[a] < 1.0f))
+            return pn_error(PN_EVALUE, "%s: %s must be in [0, 1), got %g", name,
+                            a ? "recurrent_dropout" : "dropout", n->fattr[a]);
+    for (int j = 1; j < n->n_in; j++) {
+        const pn_node *s = pn_input_node(m, n, j);
+        if (s->dtype != PN_F32 || s->ndim != 1 || s->shape[0] != U)
+            return pn_error(PN_ESHAPE, "%s: initial state %d must be float32 (%lld) per sample",
+                            name, j - 1, (long long)U);
+    }
+    if (T * F > INT32_MAX || T * G * U > INT32_MAX)
+        return pn_error(PN_ESHAPE, "%s: the sequence is too long", name);
+    n->dtype = PN_F32;
+    if (n->iattr[3]) {
+        n->ndim = 1;
+        n->shape[0] = (n->iattr[1] ? T * U : U) + ns * U;
+    } else if (n->iattr[1]) {
+        n->ndim = 2;
+        n->shape[0] = T, n->shape[1] = U;
+    } else {
+        n->ndim = 1;
+        n->shape[0] = U;
+    }
+    return PN_OK;
+}
+
+/* ---- forward --------------------------------------------------------------------------------- */
+
+/* mask[i] = keep / (1 - rate) for n draws from key (all ones without dropout) */
+static void make_mask(float *restrict mask, int64_t n, uint64_t key, float rate, int on) {
+    if (!on || rate == 0.0f) {
+        for (int64_t i = 0; i < n; i++) mask[i] = 1.0f;
+        return;
+    }
+    const float scale = 1.0f / (1.0f - rate);
+    for (int64_t i = 0; i < n; i++) mask[i] = pn_uniform(key, (uint64_t)i) >= rate ? scale : 0.0f;
+}
+
+/* Splits rows [0, R) of a gate pass over the threads when the work is large enough. A gate
+ * costs several exponentials, so the bar is lower than PN_PAR_MIN's for a plain elementwise
+ * loop: with steps of batch 32 and 256 units (32k gates), bench_lstm.py's LSTM layer (forward
+ * and backward) ran about 10% faster on two threads than with serial gate passes. */
+#define GATE_PAR_MIN 8192
+#define ROWS_PAR(R, W) if ((R) * (W) >= GATE_PAR_MIN) num_threads(pn_threads)
+
+/* lstm step, one sample: g = [i f g o] pre-activations (4U) in, activated out; cp c_{t-1},
+ * c c_t, tc act(c_t), h h_t. Called with constant act and ract on the common path, so the
+ * switches fold away and the loop vectorises. */
+static inline void lstm_row(float *restrict gi, float *restrict gf, float *restrict gg,
+                            float *restrict go, float *restrict c, float *restrict tc,
+                            float *restrict h, const float *restrict cp, int64_t U, int act,
+                            int ract) {
+    for (int64_t j = 0; j < U; j++) {
+        float i = act_f(gi[j], ract), f = act_f(gf[j], ract), gv = act_f(gg[j], act),
+              o = act_f(go[j], ract);
+        float cv = f * cp[j] + i * gv, t = act_f(cv, act);
+        gi[j] = i, gf[j] = f, gg[j] = gv, go[j] = o;
+        c[j] = cv, tc[j] = t, h[j] = o * t;
+    }
+}
+
+static void lstm_gates(float *g, float *c, float *tc, float *h, const float *cp, int64_t B,
+                       int64_t U, int act, int ract) {
+    const int fast = act == PN_RNN_ACT_TANH && ract == PN_RNN_ACT_SIGMOID;
+#pragma omp parallel for ROWS_PAR(B, 4 * U)
+    for (int64_t b = 0; b < B; b++) {
+        float *gb = g + b * 4 * U;
+        if (fast)
+            lstm_row(gb, gb + U, gb + 2 * U, gb + 3 * U, c + b * U, tc + b * U, h + b * U,
+                     cp + b * U, U, PN_RNN_ACT_TANH, PN_RNN_ACT_SIGMOID);
+        else
+            lstm_row(gb, gb + U, gb + 2 * U, gb + 3 * U, c + b * U, tc + b * U, h + b * U,
+                     cp + b * U, U, act, ract);
+    }
+}
+
+/* lstm backward, one sample: dg (4U) the pre-activation gradients, dc updated to dc_{t-1} */
+static inline void lstm_row_bwd(float *restrict dgi, float *restrict dgf, float *restrict dgg,
+                                float *restrict dgo, float *restrict dc,
+                                const float *restrict gi, const float *restrict gf,
+                                const float *restrict gg, const float *restrict go,
+                                const float *restrict tc, const float *restrict cp,
+                                const float *restrict dh, int64_t U, int act, int ract) {
+    for (int64_t j = 0; j < U; j++) {
+        float i = gi[j], f = gf[j], gv = gg[j], o = go[j], tv = tc[j];
+        float dcv = dc[j] + dh[j] * o * act_d(tv, act);
+        dgi[j] = dcv * gv * act_d(i, ract);
+        dgf[j] = dcv * cp[j] * act_d(f, ract);
+        dgg[j] = dcv * i * act_d(gv, act);
+        dgo[j] = dh[j] * tv * act_d(o, ract);
+        dc[j] = dcv * f;
+    }
+}
+
+static void rnn_forward(const pn_node *n, const pn_ctx *c) {
+    rnn_dims d = rnn_get(n, c->in_node[0], c->batch);
+    rnn_scratch s;
+    rnn_layout(&d, c->scratch, &s);
+    const int64_t B = d.B, T = d.T, F = d.F, U = d.U, GU = d.GU, TB = T * B;
+    const float *x = c->in[0];                 /* (B, T, F) */
+    const float *W = c->var[0];                /* (F, GU) */
+    const float *Uw = c->var[1];               /* (U, GU) */
+    const float *bias = n->n_var == 3 ? c->var[2] : NULL; /* (GU) or (2, GU) */
+    const int drop = c->training && d.drop > 0.0f, rdrop = c->training && d.rdrop > 0.0f;
+
+    make_mask(s.dm, B * F, pn_hash64(c->seed, 1), d.drop, drop);
+    make_mask(s.rm, B * U, pn_hash64(c->seed, 2), d.rdrop, rdrop);
+
+    /* xt[t, b] = x[b, step t's index] dm[b]; gx = xt W + b_in */
+#pragma omp parallel for ROWS_PAR(TB, F)
+    for (int64_t tb = 0; tb < TB; tb++) {
+        int64_t t = tb / B, b = tb % B, src = d.back ? T - 1 - t : t;
+        const float *restrict xr = x + (b * T + src) * F, *restrict mr = s.dm + b * F;
+        float *restrict o = s.xt + tb * F;
+        for (int64_t f = 0; f < F; f++) o[f] = xr[f] * mr[f];
+    }
+    float beta = 0.0f;
+    if (bias) {
+#pragma omp parallel for ROWS_PAR(TB, GU / 8)
+        for (int64_t r = 0; r < TB; r++) memcpy(s.gx + r * GU, bias, (size_t)GU * sizeof(float));
+        beta = 1.0f;
+    }
+    pn_gemm(0, 0, TB, GU, F, 1.0f, s.xt, F, W, GU, beta, s.gx, GU);
+
+    /* initial states */
+    if (n->n_in > 1) memcpy(s.hs, c->in[1], (size_t)(B * U) * sizeof(float));
+    else memset(s.hs, 0, (size_t)(B * U) * sizeof(float));
+    if (d.cell == CELL_LSTM) {
+        if (n->n_in > 2) memcpy(s.cs, c->in[2], (size_t)(B * U) * sizeof(float));
+        else memset(s.cs, 0, (size_t)(B * U) * sizeof(float));
+    }
+    const float *brec = (bias && d.cell == CELL_GRU && d.reset_after) ? bias + GU : NULL;
+
+    for (int64_t t = 0; t < T; t++) {
+        const float *hprev = s.hs + t * B * U; /* h_{t-1} (B, U) */
+        float *h = s.hs + (t + 1) * B * U;
+        const float *hp = hprev;               /* h_{t-1} rm: what multiplies U */
+        if (rdrop) {
+            float *restrict hm = s.hm + t * B * U;
+            for (int64_t i = 0; i < B * U; i++) hm[i] = hprev[i] * s.rm[i];
+            hp = hm;
+        }
+        float *g = s.gx + t * B * GU;          /* (B, GU) */
+        if (d.cell == CELL_SIMPLE) {
+            pn_gemm(0, 0, B, GU, U, 1.0f, hp, U, Uw, GU, 1.0f, g, GU);
+            act_inplace(g, B * U, d.act);
+            memcpy(h, g, (size_t)(B * U) * sizeof(float));
+        } else if (d.cell == CELL_LSTM) {
+            pn_gemm(0, 0, B, GU, U, 1.0f, hp, U, Uw, GU, 1.0f, g, GU);
+            lstm_gates(g, s.cs + (t + 1) * B * U, s.aux + t * B * U, h, s.cs + t * B * U, B, U,
+                       d.act, d.ract);
+        } else if (d.reset_after) {
+            float *st = s.step;                /* s = hp U + b_rec (B, 3U) */
+            if (brec)
+                for (int64_t b = 0; b < B; b++) memcpy(st + b * GU, brec, (size_t)GU * sizeof(float));
+            pn_gemm(0, 0, B, GU, U, 1.0f, hp, U, Uw, GU, brec ? 1.0f : 0.0f, st, GU);
+            float *aux = s.aux + t * B * U;
+#pragma omp parallel for ROWS_PAR(B, 3 * U)
+            for (int64_t b = 0; b < B; b++) {
+                float *restrict gz = g + b * GU, *restrict gr = gz + U, *restrict gh = gz + 2 * U;
+                const float *restrict sz = st + b * GU, *restrict sr = sz + U,
+                                      *restrict sh = sz + 2 * U, *restrict hpv = hprev + b * U;
+                float *restrict ab = aux + b * U, *restrict hb = h + b * U;
+                for (int64_t j = 0; j < U; j++) {
+                    float z = act_f(gz[j] + sz[j], d.ract), r = act_f(gr[j] + sr[j], d.ract);
+                    float hh = act_f(gh[j] + r * sh[j], d.act);
+                    gz[j] = z, gr[j] = r, gh[j] = hh, ab[j] = sh[j];
+                    hb[j] = z * hpv[j] + (1.0f - z) * hh;
+                }
+            }
+        } else {
+            float *st = s.step;                /* s[:, :2U] = hp U[:, :2U]; then (r hp) U[:, 2U:] */
+            pn_gemm(0, 0, B, 2 * U, U, 1.0f, hp, U, Uw, GU, 0.0f, st, GU);
+            float *aux = s.aux + t * B * U;
+#pragma omp parallel for ROWS_PAR(B, 2 * U)
+            for (int64_t b = 0; b < B; b++) {
+                float *restrict gz = g + b * GU, *restrict gr = gz + U;
+                const float *restrict sz = st + b * GU, *restrict sr = sz + U,
+                                      *restrict hpb = hp + b * U;
+                float *restrict ab = aux + b * U;
+                for (int64_t j = 0; j < U; j++) {
+                    float z = act_f(gz[j] + sz[j], d.ract), r = act_f(gr[j] + sr[j], d.ract);
+                    gz[j] = z, gr[j] = r, ab[j] = r * hpb[j];
+                }
+            }
+            pn_gemm(0, 0, B, U, U, 1.0f, aux, U, Uw + 2 * U, GU, 0.0f, st + 2 * U, GU);
+#pragma omp parallel for ROWS_PAR(B, U)
+            for (int64_t b = 0; b < B; b++) {
+                float *restrict gz = g + b * GU, *restrict gh = gz + 2 * U;
+                const float *restrict sh = st + b * GU + 2 * U, *restrict hpv = hprev + b * U;
+                float *restrict hb = h + b * U;
+                for (int64_t j = 0; j < U; j++) {
+                    float hh = act_f(gh[j] + sh[j], d.act), z = gz[j];
+                    gh[j] = hh;
+                    hb[j] = z * hpv[j] + (1.0f - z) * hh;
+                }
+            }
+        }
+    }
+
+    /* out[b] = the sequence (or h_T), then h_T (and c_T) */
+    float *out = c->out;
+    const int64_t S = d.S, seq = d.rs ? T * U : U;
+    for (int64_t b = 0; b < B; b++) {
+        float *o = out + b * S;
+        if (d.rs)
+            for (int64_t t = 0; t < T; t++) /* step t's h, at t or (reversed) T - 1 - t */
+                memcpy(o + (d.rev ? T - 1 - t : t) * U, s.hs + ((t + 1) * B + b) * U,
+                       (size_t)U * sizeof(float));
+        else
+            memcpy(o, s.hs + (T * B + b) * U, (size_t)U * sizeof(float));
+        if (d.rstate) {
+            memcpy(o + seq, s.hs + (T * B + b) * U, (size_t)U * sizeof(float));
+            if (d.cell == CELL_LSTM)
+                memcpy(o + seq + U, s.cs + (T * B + b) * U, (size_t)U * sizeof(float));
+        }
+    }
+}
+
+/* ---- backward -------------------------------------------------------------------------------
+ * With dh = dL/dh_t (from the output and step t+1) and, for lstm, dc = dL/dc_t:
+ *   simple_rnn  dgx_t = dh act'(h);  dh_{t-1} = (dgx_t U^T) rm
+ *   lstm        dc += dh o act'(tc);  dgx_t = [dc g sig'(i), dc c_{t-1} sig'(f), dc i act'(g),
+ *               dh tc sig'(o)];  dc_{t-1} = dc f;  dh_{t-1} = (dgx_t U^T) rm
+ *   gru         dhh = dh (1 - z) act'(hh),  dz = dh (h_{t-1} - hh) sig'(z)
+ *               reset_after: dr = dhh s_h sig'(r);  dgh_t = [dz dr dhh r];  dgx_t = [dz dr dhh]
+ *                            dh_{t-1} = dh z + (dgh_t U^T) rm
+ *               otherwise:   da = dhh U_h^T (a = r hp);  dr = da hp sig'(r);  dgx_t = [dz dr dhh]
+ *                            dh_{t-1} = dh z + (da r + dgx_t[:, :2U] U[:, :2U]^T) rm
+ * then over all steps at once: dW = xt^T dgx, dU = hp^T dgx (dgh; gru without reset_after:
+ * hp^T dgx[:, :2U] and a^T dgx[:, 2U:]), db = column sums, dx = (dgx W^T) dm, un-reversed.
+ */
+static void rnn_backward(const pn_node *n, const pn_ctx *c) {
+    rnn_dims d = rnn_get(n, c->in_node[0], c->batch);
+    rnn_scratch s;
+    rnn_layout(&d, c->scratch, &s);
+    const int64_t B = d.B, T = d.T, F = d.F, U = d.U, GU = d.GU, TB = T * B, BU = B * U;
+    const float *W = c->var[0], *Uw = c->var[1];
+    const float *dout = c->dout;
+    const int rdrop = c->training && d.rdrop > 0.0f;
+    const int64_t S = d.S, seq = d.rs ? T * U : U;
+
+    /* dh = dL/dh_T from the last output and the state; dc = dL/dc_T */
+    memset(s.dh, 0, (size_t)BU * sizeof(float));
+    memset(s.dc, 0, (size_t)BU * sizeof(float));
+    for (int64_t b = 0; b < B; b++) {
+        const float *o = dout + b * S;
+        float *restrict dh = s.dh + b * U, *restrict dc = s.dc + b * U;
+        if (!d.rs)
+            for (int64_t j = 0; j < U; j++) dh[j] += o[j];
+        if (d.rstate) {
+            for (int64_t j = 0; j < U; j++) dh[j] += o[seq + j];
+            if (d.cell == CELL_LSTM)
+                for (int64_t j = 0; j < U; j++) dc[j] += o[seq + U + j];
+        }
+    }
+
+    for (int64_t t = T - 1; t >= 0; t--) {
+        if (d.rs)
+            for (int64_t b = 0; b < B; b++) {
+                const float *restrict o = dout + b * S + (d.rev ? T - 1 - t : t) * U;
+                float *restrict dh = s.dh + b * U;
+                for (int64_t j = 0; j < U; j++) dh[j] += o[j];
+            }
+        const float *g = s.gx + t * B * GU, *hprev = s.hs + t * BU;
+        const float *hp = rdrop ? s.hm + t * BU : hprev;
+        float *dg = s.dgx + t * B * GU;
+        if (d.cell == CELL_SIMPLE) {
+            const float *restrict h = s.hs + (t + 1) * BU;
+            const float *restrict dh = s.dh;
+            for (int64_t i = 0; i < BU; i++) dg[i] = dh[i] * act_d(h[i], d.act);
+            pn_gemm(0, 1, B, U, GU, 1.0f, dg, GU, Uw, GU, 0.0f, s.dt1, U);
+        } else if (d.cell == CELL_LSTM) {
+            const float *cprev = s.cs + t * BU, *tc = s.aux + t * BU;
+            const int fast = d.act == PN_RNN_ACT_TANH && d.ract == PN_RNN_ACT_SIGMOID;
+#pragma omp parallel for ROWS_PAR(B, 4 * U)
+            for (int64_t b = 0; b < B; b++) {
+                const float *gb = g + b * GU;
+                float *db = dg + b * GU;
+                if (fast)
+                    lstm_row_bwd(db, db + U, db + 2 * U, db + 3 * U, s.dc + b * U, gb, gb + U,
+                                 gb + 2 * U, gb + 3 * U, tc + b * U, cprev + b * U,
+                                 s.dh + b * U, U, PN_RNN_ACT_TANH, PN_RNN_ACT_SIGMOID);
+                else
+                    lstm_row_bwd(db, db + U, db + 2 * U, db + 3 * U, s.dc + b * U, gb, gb + U,
+                                 gb + 2 * U, gb + 3 * U, tc + b * U, cprev + b * U,
+                                 s.dh + b * U, U, d.act, d.ract);
+            }
+            pn_gemm(0, 1, B, U, GU, 1.0f, dg, GU, Uw, GU, 0.0f, s.dt1, U);
+        } else if (d.reset_after) {
+            const float *aux = s.aux + t * BU;
+            float *dgh = s.dgh + t * B * GU;
+#pragma omp parallel for ROWS_PAR(B, 3 * U)
+            for (int64_t b = 0; b < B; b++) {
+                const float *restrict gz = g + b * GU, *restrict gr = gz + U,
+                                      *restrict gh = gz + 2 * U, *restrict sh = aux + b * U,
+                                      *restrict hpv = hprev + b * U;
+                float *restrict dx = dg + b * GU, *restrict dhh_ = dgh + b * GU;
+                float *restrict dh = s.dh + b * U;
+                for (int64_t j = 0; j < U; j++) {
+                    float z = gz[j], r = gr[j], hh = gh[j], dhv = dh[j];
+                    float dhh = dhv * (1.0f - z) * act_d(hh, d.act);
+                    float dz = dhv * (hpv[j] - hh) * act_d(z, d.ract);
+                    float dr = dhh * sh[j] * act_d(r, d.ract);
+                    dx[j] = dz, dx[U + j] = dr, dx[2 * U + j] = dhh;
+                    dhh_[j] = dz, dhh_[U + j] = dr, dhh_[2 * U + j] = dhh * r;
+                    dh[j] = dhv * z; /* the direct path; the product's part is added below */
+                }
+            }
+            pn_gemm(0, 1, B, U, GU, 1.0f, dgh, GU, Uw, GU, 0.0f, s.dt1, U);
+        } else {
+            /* dhh and dz first, then da = dhh U_h^T, then dr and the rest */
+#pragma omp parallel for ROWS_PAR(B, 2 * U)
+            for (int64_t b = 0; b < B; b++) {
+                const float *restrict gz = g + b * GU, *restrict gh = gz + 2 * U,
+                                      *restrict hpv = hprev + b * U;
+                float *restrict dx = dg + b * GU;
+                const float *restrict dh = s.dh + b * U;
+                for (int64_t j = 0; j < U; j++) {
+                    float z = gz[j], hh = gh[j], dhv = dh[j];
+                    dx[2 * U + j] = dhv * (1.0f - z) * act_d(hh, d.act);
+                    dx[j] = dhv * (hpv[j] - hh) * act_d(z, d.ract);
+                }
+            }
+            pn_gemm(0, 1, B, U, U, 1.0f, dg + 2 * U, GU, Uw + 2 * U, GU, 0.0f, s.dt2, U);
+#pragma omp parallel for ROWS_PAR(B, 2 * U)
+            for (int64_t b = 0; b < B; b++) {
+                const float *restrict gz = g + b * GU, *restrict gr = gz + U,
+                                      *restrict hpb = hp + b * U, *restrict da = s.dt2 + b * U;
+                float *restrict dx = dg + b * GU, *restrict dh = s.dh + b * U,
+                                *restrict dt = s.dt1 + b * U;
+                for (int64_t j = 0; j < U; j++) {
+                    float r = gr[j];
+                    dx[U + j] = da[j] * hpb[j] * act_d(r, d.ract);
+                    dt[j] = da[j] * r;
+                    dh[j] = dh[j] * gz[j];
+                }
+            }
+            pn_gemm(0, 1, B, U, 2 * U, 1.0f, dg, GU, Uw, GU, 1.0f, s.dt1, U);
+        }
+        /* dh_{t-1} = (direct part, gru) + dt1 rm */
+        float *restrict dh = s.dh;
+        const float *restrict dt = s.dt1, *restrict rm = s.rm;
+        if (d.cell == CELL_GRU)
+            for (int64_t i = 0; i < BU; i++) dh[i] += dt[i] * rm[i];
+        else
+            for (int64_t i = 0; i < BU; i++) dh[i] = dt[i] * rm[i];
+    }
+
+    /* the initial states' gradients */
+    if (n->n_in > 1 && c->din[1]) {
+        float *restrict o = c->din[1];
+        for (int64_t i = 0; i < BU; i++) o[i] = c->acc_in[1] ? o[i] + s.dh[i] : s.dh[i];
+    }
+    if (n->n_in > 2 && c->din[2]) {
+        float *restrict o = c->din[2];
+        for (int64_t i = 0; i < BU; i++) o[i] = c->acc_in[2] ? o[i] + s.dc[i] : s.dc[i];
+    }
+
+    /* weights, over all steps at once */
+    const float *HP = rdrop ? s.hm : s.hs; /* h_{t-1} rm of every step: (T B, U) */
+    if (c->dvar[0])
+        pn_gemm(1, 0, F, GU, TB, 1.0f, s.xt, F, s.dgx, GU, c->acc_var[0] ? 1.0f : 0.0f,
+                c->dvar[0], GU);
+    if (c->dvar[1]) {
+        float beta = c->acc_var[1] ? 1.0f : 0.0f;
+        if (d.cell == CELL_GRU && d.reset_after) {
+            pn_gemm(1, 0, U, GU, TB, 1.0f, HP, U, s.dgh, GU, beta, c->dvar[1], GU);
+        } else if (d.cell == CELL_GRU) {
+            pn_gemm(1, 0, U, 2 * U, TB, 1.0f, HP, U, s.dgx, GU, beta, c->dvar[1], GU);
+            pn_gemm(1, 0, U, U, TB, 1.0f, s.aux, U, s.dgx + 2 * U, GU, beta, c->dvar[1] + 2 * U,
+                    GU);
+        } else {
+            pn_gemm(1, 0, U, GU, TB, 1.0f, HP, U, s.dgx, GU, beta, c->dvar[1], GU);
+        }
+    }
+    if (n->n_var == 3 && c->dvar[2]) { /* column sums of dgx (and dgh), columns split */
+        float *db = c->dvar[2];
+        const int rows = d.cell == CELL_GRU && d.reset_after ? 2 : 1, acc = c->acc_var[2];
+        const int64_t blocks = (GU + 63) / 64;
+#pragma omp parallel for ROWS_PAR(TB, GU / 8)
+        for (int64_t k = 0; k < rows * blocks; k++) {
+            const float *src = k < blocks ? s.dgx : s.dgh;
+            int64_t j0 = (k % blocks) * 64, j1 = j0 + 64 < GU ? j0 + 64 : GU;
+            float *restrict o = db + (k < blocks ? 0 : GU);
+            float sum[64] = {0};
+            for (int64_t r = 0; r < TB; r++) {
+                const float *restrict g = src + r * GU;
+                for (int64_t j = j0; j < j1; j++) sum[j - j0] += g[j];
+            }
+            for (int64_t j = j0; j < j1; j++) o[j] = acc ? o[j] + sum[j - j0] : sum[j - j0];
+        }
+    }
+    if (c->din[0]) {
+        pn_gemm(0, 1, TB, F, GU, 1.0f, s.dgx, GU, W, GU, 0.0f, s.dxt, F);
+        float *dx = c->din[0];
+        const int acc = c->acc_in[0];
+#pragma omp parallel for ROWS_PAR(TB, F)
+        for (int64_t tb = 0; tb < TB; tb++) {
+            int64_t t = tb / B, b = tb % B, src = d.back ? T - 1 - t : t;
+            float *restrict o = dx + (b * T + src) * F;
+            const float *restrict v = s.dxt + tb * F, *restrict mr = s.dm + b * F;
+            if (acc)
+                for (int64_t f = 0; f < F; f++) o[f] += v[f] * mr[f];
+            else
+                for (int64_t f = 0; f < F; f++) o[f] = v[f] * mr[f];
+        }
+    }
+}
+
+const pn_op_def pn_op_simple_rnn_def = {"simple_rnn", rnn_shape, rnn_forward, rnn_backward,
+                                        rnn_scratch_size, PN_OPF_BWD_NO_IN | PN_OPF_BWD_NO_OUT};
+const pn_op_def pn_op_lstm_def = {"lstm", rnn_shape, rnn_forward, rnn_backward, rnn_scratch_size,
+                                  PN_OPF_BWD_NO_IN | PN_OPF_BWD_NO_OUT};
+const pn_op_def pn_op_gru_def = {"gru", rnn_shape, rnn_forward, rnn_backward, rnn_scratch_size,
+                                 PN_OPF_BWD_NO_IN | PN_OPF_BWD_NO_OUT};
+
+/* ---- slice: out = inp[:, offset : offset + size] with a new per-sample shape -----------------
+ * forward copies; backward adds dout into those columns (a first writer zeroes the rest).
+ */
+static int slice_shape(const pn_model *m, pn_node *n) {
+    if (n->n_in != 1 || n->n_var != 0)
+        return pn_error(PN_EVALUE, "slice: takes one input and no weights, got %d inputs and %d "
+                        "weights", n->n_in, n->n_var);
+    const pn_node *x = pn_input_node(m, n, 0);
+    if (x->dtype != PN_F32) return pn_error(PN_ETYPE, "slice: input must be float32");
+    int r = n->iattr[1];
+    if (r < 1 || r > PN_MAX_ATTRS - 2)
+        return pn_error(PN_EVALUE, "slice: rank must be in 1..%d, got %d", PN_MAX_ATTRS - 2, r);
+    int64_t off = n->iattr[0], size = 1;
+    for (int i = 0; i < r; i++) {
+        if (n->iattr[2 + i] < 1)
+            return pn_error(PN_EVALUE, "slice: dimension %d is %d, must be >= 1", i,
+                            n->iattr[2 + i]);
+        size *= n->iattr[2 + i];
+        if (size > x->size) break;
+    }
+    if (off < 0 || size > x->size || off > x->size - size)
+        return pn_error(PN_ESHAPE, "slice: values [%lld, %lld + %lld) are outside a sample of %lld",
+                        (long long)off, (long long)off, (long long)size, (long long)x->size);
+    n->dtype = PN_F32;
+    n->ndim = r;
+    for (int i = 0; i < r; i++) n->shape[i] = n->iattr[2 + i];
+    return PN_OK;
+}
+
+static void slice_forward(const pn_node *n, const pn_ctx *c) {
+    const int64_t S = c->in_node[0]->size, N = n->size, off = n->iattr[0];
+    for (int64_t b = 0; b < c->batch; b++)
+        memcpy(c->out + b * N, c->in[0] + b * S + off, (size_t)N * sizeof(float));
+}
+
+static void slice_backward(const pn_node *n, const pn_ctx *c) {
+    if (!c->din[0]) return;
+    const int64_t S = c->in_node[0]->size, N = n->size, off = n->iattr[0];
+    for (int64_t b = 0; b < c->batch; b++) {
+        float *restrict d = c->din[0] + b * S;
+        const float *restrict g = c->dout + b * N;
+        if (c->acc_in[0]) {
+            for (int64_t j = 0; j < N; j++) d[off + j] += g[j];
+        } else {
+            memset(d, 0, (size_t)S * sizeof(float));
+            memcpy(d + off, g, (size_t)N * sizeof(float));
+        }
+    }
+}
+
+const pn_op_def pn_op_slice_def = {"slice", slice_shape, slice_forward, slice_backward, NULL,
+                                   PN_OPF_BWD_NO_IN | PN_OPF_BWD_NO_OUT};
