@@ -127,8 +127,7 @@ static void gelu_backward(const pn_node *n, const pn_ctx *c) {
 #pragma omp parallel for simd if (N > PN_PAR_MIN) num_threads(pn_threads)
         for (int64_t i = 0; i < N; i++) {
             float x = inp[i], u = x * INV_SQRT2;
-            float e = pn_exp(-u * u); /* e^(-x^2/2): erf's factor and the normal density's */
-            float g = 0.5f * (1.0f + pn_erf_with(u, e)) + x * INV_SQRT_2PI * e;
+            float g = 0.5f * (1.0f + pn_erf(u)) + x * INV_SQRT_2PI * pn_exp(-u * u);
             float d = dout[i] * g;
             dinp[i] = acc ? dinp[i] + d : d;
         }
