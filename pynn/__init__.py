@@ -55,12 +55,12 @@ from . import (  # noqa: E402
     losses,
     metrics,
     models,
+    ops,  # noqa: E402
     optimizers,
     regularizers,
     saving,
     utils,
 )
-from . import ops  # noqa: E402
 from .layers import Input  # noqa: E402
 from .layers.base import Variable  # noqa: E402
 from .models import Model, Sequential  # noqa: E402

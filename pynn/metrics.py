@@ -133,9 +133,6 @@ class BinaryAccuracy(Metric):
     def get_config(self) -> dict:
         return {**super().get_config(), "threshold": self.threshold}
 
-    def get_config(self) -> dict:
-        return {**super().get_config(), "threshold": self.threshold}
-
 
 class CategoricalAccuracy(Metric):
     """How often argmax(y_pred) equals argmax(y_true) (one-hot targets)."""

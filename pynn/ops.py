@@ -11,8 +11,30 @@ Example:
 import numpy as np
 
 from . import _core
-from .tensor import (ABS, ADD, DIV, EXP, LOG, MAX, MAXIMUM, MEAN, MIN, MINIMUM, MUL, NEG, POW,
-                     RELU, SIGMOID, SQRT, SQUARE, SUB, SUM, TANH, Tensor, _resolve_shape)
+from .tensor import (
+    ABS,
+    ADD,
+    DIV,
+    EXP,
+    LOG,
+    MAX,
+    MAXIMUM,
+    MEAN,
+    MIN,
+    MINIMUM,
+    MUL,
+    NEG,
+    POW,
+    RELU,
+    SIGMOID,
+    SQRT,
+    SQUARE,
+    SUB,
+    SUM,
+    TANH,
+    Tensor,
+    _resolve_shape,
+)
 
 
 def convert_to_tensor(x, dtype=None) -> Tensor:

@@ -52,3 +52,12 @@ def test_char_lstm_example_quick_run_learns_and_samples():
     val = percent(r"Final validation loss: ([\d.]+)", out)
     assert val < 2.8  # a uniform guess over 65 characters costs ln 65 = 4.17 nats
     assert "Sample (temperature 0.8):\nROMEO:" in out
+
+
+def test_char_gpt_example_short_run_beats_a_bigram_model():
+    # Below 2.45 nats a character, the bigram model's entropy on this text (what the previous
+    # character alone can tell), the model must read further back: attention and positions work.
+    out = run_example("char_gpt.py", "--quick")
+    val = percent(r"validation loss ([\d.]+) nats/char", out)
+    assert val < 2.45
+    assert "sample:\n" in out and len(out.split("sample:\n", 1)[1]) >= 40

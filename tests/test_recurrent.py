@@ -10,10 +10,10 @@ with the masks held fixed (the random state restored before each evaluation).
 import numpy as np
 import pytest
 import torch
+from helpers import grad_check
 
 import pynn
 from pynn import layers as L
-from helpers import grad_check
 
 RTOL, ATOL = 2e-4, 2e-5
 

@@ -192,7 +192,7 @@ def test_a_custom_loss_written_with_ops_trains_a_model():
 
     opt = pynn.optimizers.Adam(0.01)
     first = None
-    for epoch in range(10):
+    for _epoch in range(10):
         for i in range(0, 300, 30):
             with pynn.GradientTape() as tape:
                 loss = my_cross_entropy(y[i:i + 30], model(x[i:i + 30], training=True))

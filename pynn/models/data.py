@@ -84,7 +84,7 @@ class BatchSource:
             if hasattr(self.data, "on_epoch_end"):
                 self.data.on_epoch_end()
             return
-        for i in range(self.steps) if self.steps is not None else iter(int, 1):
+        for _ in range(self.steps) if self.steps is not None else iter(int, 1):
             try:
                 item = next(self.data)
             except StopIteration:

@@ -23,8 +23,15 @@ from ..layers.input_layer import KerasTensor
 from ..layers.pooling import GlobalMaxPooling2D, MaxPooling1D, MaxPooling2D
 from ..tensor import Tensor, _taping, no_grad
 from ..utils import random as pn_random
-from .data import (BatchSource, check_steps, is_batch_source, shape_str, to_array, to_float32,
-                   to_int32)
+from .data import (
+    BatchSource,
+    check_steps,
+    is_batch_source,
+    shape_str,
+    to_array,
+    to_float32,
+    to_int32,
+)
 
 
 def _as_list(value) -> list:
