@@ -495,10 +495,13 @@ static int ln_shape(const pn_model *m, pn_node *n) {
 static void ln_row_forward(float *restrict y, const float *restrict x,
                            const float *restrict gamma, const float *restrict beta, int64_t C,
                            float eps, int rms, float *mean_out, float *r_out) {
+    /* the mean as x[0] + mean(x - x[0]): the deviations are small where the mean is large, so
+     * their float sum loses nothing to the mean's magnitude (whatever the summation order) */
+    const float x0 = x[0];
     float s = 0.0f;
 #pragma omp simd reduction(+ : s)
-    for (int64_t j = 0; j < C; j++) s += x[j];
-    const float mean = s / (float)C;
+    for (int64_t j = 0; j < C; j++) s += x[j] - x0;
+    const float mean = x0 + s / (float)C;
     float q = 0.0f;
 #pragma omp simd reduction(+ : q)
     for (int64_t j = 0; j < C; j++) q += (x[j] - mean) * (x[j] - mean);
