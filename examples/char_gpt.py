@@ -153,9 +153,7 @@ def main():
     print(f"train loss {history.history['loss'][-1]:.3f}, validation loss {val_loss:.3f} "
           f"nats/char (target <= 1.70)")
 
-    prompt = np.frombuffer(b"\n", dtype=np.uint8)
-    prompt = np.array([vocab.index(chr(c)) for c in prompt])
-    ids = keras.utils.generate(model, prompt, args.sample, temperature=0.8, top_k=20,
+    ids = keras.utils.generate(model, [vocab.index("\n")], args.sample, temperature=0.8, top_k=20,
                                seed=args.seed)
     print("sample:\n" + "".join(vocab[i] for i in ids))
     return val_loss

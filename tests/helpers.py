@@ -99,7 +99,7 @@ def _pick(size, max_entries, rng):
     return np.arange(size) if size <= max_entries else rng.choice(size, max_entries, replace=False)
 
 
-def _numeric(f, arr, flat_idx, eps):
+def numeric_gradient(f, arr, flat_idx, eps):
     """Central differences of f() with respect to arr.flat[i] for i in flat_idx; arr is changed
     in place and restored."""
     flat = arr.reshape(-1)
@@ -147,12 +147,13 @@ def grad_check(model, x, y, var_ids=None, eps=1e-2, rtol=1e-2, atol=2e-3, max_en
         return core.gradients(x, y)[0] if training else core_loss(core, x, y)
     if check_input:
         idx = _pick(x.size, max_entries, rng)
-        _assert_grad_close("dloss/dx", dx.reshape(-1)[idx], _numeric(f, x, idx, eps), rtol, atol)
+        _assert_grad_close("dloss/dx", dx.reshape(-1)[idx], numeric_gradient(f, x, idx, eps),
+                           rtol, atol)
     for vid, g in zip(ids, grads):
         w = core.variable(vid)  # a view onto the core's parameters: perturbing it moves the model
         idx = _pick(w.size, max_entries, rng)
-        _assert_grad_close(f"dloss/dvariable{vid}", g.reshape(-1)[idx], _numeric(f, w, idx, eps),
-                           rtol, atol)
+        _assert_grad_close(f"dloss/dvariable{vid}", g.reshape(-1)[idx],
+                           numeric_gradient(f, w, idx, eps), rtol, atol)
     return loss, dx, grads
 
 

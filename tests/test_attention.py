@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import numeric_gradient
 
 import pynn
 from pynn import layers as L
@@ -250,18 +251,9 @@ def numeric_check(model, xs, y, seed=0, eps=1e-2, n=12, training=False):
     rng = np.random.default_rng(seed)
     targets = [(xs[0], dxs[0])] + [(core.variable(v), g) for v, g in zip(ids, grads)]
     for arr, g in targets:
-        flat, gf = arr.reshape(-1), g.reshape(-1)
-        idx = rng.choice(flat.size, min(n, flat.size), replace=False)
-        num = []
-        for i in idx:
-            old = flat[i]
-            flat[i] = old + eps
-            up = f()
-            flat[i] = old - eps
-            down = f()
-            flat[i] = old
-            num.append((up - down) / (2 * eps))
-        num = np.array(num)
+        gf = g.reshape(-1)
+        idx = rng.choice(arr.size, min(n, arr.size), replace=False)
+        num = numeric_gradient(f, arr, idx, eps)
         scale = max(np.abs(gf).max(), 1e-3)
         np.testing.assert_allclose(gf[idx], num, atol=3e-3 * scale + 1e-4, rtol=2e-2)
 

@@ -288,18 +288,27 @@ class Layer:
         t._call_spec = spec
         return t
 
+    # The four hooks of a layer with named call tensors (see `_call_tensors`); the base class has
+    # none, so a subclass that sets `_call_tensors` without them fails with this message.
+    def _missing_hook(self, hook: str):
+        raise NotImplementedError(f"{type(self).__name__} sets _call_tensors, so it must define "
+                                  f"{hook}()")
+
     def _bind_call(self, *args, **kwargs) -> tuple[dict, dict]:
-        raise NotImplementedError
+        """The call's arguments as ({name: tensor} for the names in `_call_tensors`, options)."""
+        self._missing_hook("_bind_call")
 
     def build_call(self, shapes: dict) -> None:
-        raise NotImplementedError
+        """Creates the weights for tensors of these shapes ({name: shape})."""
+        self._missing_hook("build_call")
 
     def compute_call_output_shape(self, shapes: dict, dtypes: dict, options: dict):
-        raise NotImplementedError
+        """Checks the call's tensors and options; returns the output shape."""
+        self._missing_hook("compute_call_output_shape")
 
     def lower_call(self, core, nodes: list, spec: dict) -> int:
         """Adds the ops of one call (its tensors' nodes in `spec['names']` order)."""
-        raise NotImplementedError
+        self._missing_hook("lower_call")
 
     def replay_call(self, tensors: list, spec: dict):
         """Calls the layer again on `tensors` with a recorded call spec (nested models,

@@ -33,12 +33,6 @@ def _per_position(model, width: int) -> bool:
                      f"(None, T, vocabulary) or (None, vocabulary); got {shape}")
 
 
-def _next_scores(y, pos: np.ndarray) -> np.ndarray:
-    """The scores for the token after each window: at the window's last real position."""
-    y = np.asarray(y)
-    return y[np.arange(len(y)), pos] if y.ndim == 3 else y
-
-
 def generate(model, prompt, num_tokens: int, temperature: float = 1.0, top_k: int | None = None,
              seed: int | None = None, from_logits: bool | None = None,
              pad_id: int = 0) -> np.ndarray:
@@ -106,8 +100,8 @@ def generate(model, prompt, num_tokens: int, temperature: float = 1.0, top_k: in
             window.fill(pad_id)
             window[:, width - t:] = seq[:, :t]
             pos = width - 1
-        y = model.predict(window, verbose=0)
-        scores = _next_scores(y, np.full(batch, pos)).astype(np.float64)
+        y = model.predict(window, verbose=0)  # scores at the window's last real position:
+        scores = (y[:, pos] if per_position else y).astype(np.float64)
         if from_logits is None:
             from_logits = not (np.all(scores >= 0) and np.allclose(scores.sum(-1), 1, atol=1e-3))
         logits = scores if from_logits else np.log(np.maximum(scores, 1e-30))

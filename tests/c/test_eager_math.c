@@ -54,7 +54,7 @@ static int same_shape(const pn_value *v, shp s) {
 }
 
 /* the largest |got - want| / max(1, |want|) */
-static double rel_err(const float *got, const double *want, int64_t n) {
+static double elem_rel_err(const float *got, const double *want, int64_t n) {
     double e = 0;
     for (int64_t i = 0; i < n; i++) {
         double d = fabs((double)got[i] - want[i]) / fmax(1.0, fabs(want[i]));
@@ -213,7 +213,7 @@ static void test_binary_forward(void) {
                 for (int64_t i = 0; i < n; i++)
                     want[i] = ref_binary(op, ad[bcast_index(bin_cases[c].out, bin_cases[c].a, i)],
                                          bd[bcast_index(bin_cases[c].out, bin_cases[c].b, i)]);
-                double e = rel_err(pn_value_data(o), want, n);
+                double e = elem_rel_err(pn_value_data(o), want, n);
                 CHECK(e < 1e-6, "%s case %d: error %g", bin_name[op], c, e);
                 CHECK(!pn_value_requires_grad(o) && !pn_value_fn_name(o),
                       "%s case %d: nothing recorded without a gradient", bin_name[op], c);
@@ -353,7 +353,7 @@ static void test_unary(void) {
             int64_t n = pn_value_size(x);
             double *want = malloc((size_t)(n ? n : 1) * sizeof(double));
             for (int64_t i = 0; i < n; i++) want[i] = ref_unary(op, ((float *)pn_value_data(x))[i]);
-            double e = rel_err(pn_value_data(o), want, n);
+            double e = elem_rel_err(pn_value_data(o), want, n);
             CHECK(e < 1e-6, "unary %d shape %d: error %g", op, c, e);
             free(want);
             pn_value_release(o);
@@ -465,7 +465,7 @@ static void test_reduce(void) {
                 double want[64];
                 ref_reduce(&r, s, xd, &os, want);
                 CHECK(same_shape(o, os), "reduce %d case %d keep %d: shape", op, c, keep);
-                double e = rel_err(pn_value_data(o), want, pn_value_size(o));
+                double e = elem_rel_err(pn_value_data(o), want, pn_value_size(o));
                 CHECK(e < 1e-6, "reduce %d case %d keep %d: error %g", op, c, keep, e);
                 pn_value_release(o);
                 gradcheck("reduce", run_reduce, &r, 1, &x, 1e-2f);
@@ -589,7 +589,7 @@ static void test_matmul(void) {
                         want[t * n * m + i * m + j] = s;
                     }
             }
-            double e = rel_err(pn_value_data(o), want, size);
+            double e = elem_rel_err(pn_value_data(o), want, size);
             CHECK(e < 1e-5, "matmul case %d: error %g", c, e);
             free(want);
             pn_value_release(o);
@@ -661,7 +661,7 @@ static void test_softmax(void) {
                         want[(p * L + l) * inner + q] = lg ? v - log(sum) : exp(v) / sum;
                     }
                 }
-            double e = rel_err(pn_value_data(o), want, n);
+            double e = elem_rel_err(pn_value_data(o), want, n);
             CHECK(e < 1e-5, "softmax case %d log %d: error %g", c, lg, e);
             free(want);
             pn_value_release(o);
@@ -719,7 +719,7 @@ static void test_slice(void) {
                 for (int d = 0; d < s.nd; d++) src = src * s.d[d] + sc->start[d] + idx[d] * sc->step[d];
                 want[i] = xd[src];
             }
-            double e = rel_err(pn_value_data(o), want, n);
+            double e = elem_rel_err(pn_value_data(o), want, n);
             CHECK(e == 0, "slice case %d: error %g", c, e);
             free(want);
             pn_value_release(o);

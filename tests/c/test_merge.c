@@ -223,17 +223,6 @@ static pn_model *build(const cfg *t, unsigned seed, int *var) {
     return m;
 }
 
-/* max |a - b| / max(max |b|, tiny) */
-static double rel_err(const float *a, const double *b, int64_t n) {
-    double e = 0, s = 1e-12;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (d > e) e = d;
-        if (fabs(b[i]) > s) s = fabs(b[i]);
-    }
-    return e / s;
-}
-
 static void run_case(const cfg *t, int fd) {
     int var[MAXB];
     pn_model *m = build(t, 1234u + (unsigned)t->op, var);
@@ -264,7 +253,7 @@ static void run_case(const cfg *t, int fd) {
     double l0 = ref_loss(t, &r);
     int rc = pn_model_predict(m, &tx, 3, (float *[]){out});
     CHECK(rc == 0, "%s: predict rc %d", t->what, rc);
-    double e = rel_err(out, r.out, (int64_t)B * O);
+    double e = rel_err(out, r.out, (int64_t)B * O, 1e-12);
     CHECK(e < 1e-5, "%s: forward error %g", t->what, e);
 
     /* gradients against the naive backward */
@@ -274,12 +263,12 @@ static void run_case(const cfg *t, int fd) {
     CHECK(fabs(loss - l0) <= 1e-5 * (1 + fabs(l0)), "%s: loss %g, reference %g", t->what, loss,
           l0);
     ref_grad(t, &r, rdx, rdk);
-    e = rel_err(dx, rdx, (int64_t)B * C);
+    e = rel_err(dx, rdx, (int64_t)B * C, 1e-12);
     CHECK(e < 1e-4, "%s: dx error %g", t->what, e);
     for (int b = 0; b < t->nb; b++) {
         int64_t off;
         pn_model_variable(m, var[b], &off, NULL, NULL, NULL);
-        e = rel_err(pn_model_grads(m) + off, rdk[b], (int64_t)C * branch_size(t, b));
+        e = rel_err(pn_model_grads(m) + off, rdk[b], (int64_t)C * branch_size(t, b), 1e-12);
         CHECK(e < 1e-4, "%s: dkernel %d error %g", t->what, b, e);
     }
 
@@ -296,7 +285,7 @@ static void run_case(const cfg *t, int fd) {
             r.x[i] = v;
             fdx[i] = (lp - lm) / (2 * h);
         }
-        e = rel_err(dx, fdx, (int64_t)B * C);
+        e = rel_err(dx, fdx, (int64_t)B * C, 1e-12);
         CHECK(e < 1e-3, "%s: dx vs finite differences %g", t->what, e);
         free(fdx);
         for (int b = 0; b < t->nb; b++) {
@@ -313,7 +302,7 @@ static void run_case(const cfg *t, int fd) {
             }
             int64_t off;
             pn_model_variable(m, var[b], &off, NULL, NULL, NULL);
-            e = rel_err(pn_model_grads(m) + off, fdk, (int64_t)C * D);
+            e = rel_err(pn_model_grads(m) + off, fdk, (int64_t)C * D, 1e-12);
             CHECK(e < 1e-3, "%s: dkernel %d vs finite differences %g", t->what, b, e);
             free(fdk);
         }

@@ -19,16 +19,6 @@ static int64_t prod(int ndim, const int64_t *shape) {
     return s;
 }
 
-/* max |a - b| / max(max |b|, floor) */
-static double rel_err(const float *a, const double *b, int64_t n, double floor) {
-    double err = 0, mx = floor;
-    for (int64_t i = 0; i < n; i++) {
-        err = fmax(err, fabs(a[i] - b[i]));
-        mx = fmax(mx, fabs(b[i]));
-    }
-    return err / mx;
-}
-
 /* ---- batch_norm ----------------------------------------------------------------------------- */
 
 typedef struct {
