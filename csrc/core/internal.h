@@ -35,6 +35,13 @@
 void pn_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
              int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 
+/* Runs fn(arg, part, parts) for part = 0..parts-1 across the calling thread and the spinning
+ * helpers of workers.c, and returns when all have run: for work of a few microseconds, where an
+ * OpenMP region's start and barriers cost as much as the work. Parts run in any order, on any
+ * thread; never call it inside a parallel region or from a part. */
+typedef void (*pn_part_fn)(void *arg, int part, int parts);
+void pn_parallel(pn_part_fn fn, void *arg, int parts);
+
 /* The core's allocations (alloc.c): malloc, calloc, realloc and aligned_alloc, each of which a
  * test can make fail (pn_debug_fail_alloc). Their memory is freed with free. */
 void *pn_malloc(size_t bytes);
@@ -50,6 +57,33 @@ extern int pn_threads;
 /* An elementwise loop goes parallel only above this many elements: below it, waking the second
  * thread costs more than it saves. */
 #define PN_PAR_MIN 65536
+
+/* for (int64_t i = 0; i < n; i++) { body }: on the core's threads when par holds, else on the
+ * calling thread outside any OpenMP region. An `omp parallel for if (0)` is not free: libgomp
+ * builds and frees a team of one, about half a microsecond, more than a small layer's whole loop
+ * (single-sample predict ran two of them per call). The body is the last argument; a pragma
+ * inside it must be written _Pragma("..."). PN_FOR_SIMD also asks for vectorisation. */
+#define PN_FOR(par, i, n, ...)                                                                 \
+    do {                                                                                       \
+        const int64_t pn_for_n_ = (n);                                                         \
+        if ((par) && pn_threads > 1) {                                                         \
+            _Pragma("omp parallel for num_threads(pn_threads)")                                \
+            for (int64_t i = 0; i < pn_for_n_; i++) { __VA_ARGS__ }                            \
+        } else {                                                                               \
+            for (int64_t i = 0; i < pn_for_n_; i++) { __VA_ARGS__ }                            \
+        }                                                                                      \
+    } while (0)
+#define PN_FOR_SIMD(par, i, n, ...)                                                            \
+    do {                                                                                       \
+        const int64_t pn_for_n_ = (n);                                                         \
+        if ((par) && pn_threads > 1) {                                                         \
+            _Pragma("omp parallel for simd num_threads(pn_threads)")                           \
+            for (int64_t i = 0; i < pn_for_n_; i++) { __VA_ARGS__ }                            \
+        } else {                                                                               \
+            _Pragma("omp simd")                                                                \
+            for (int64_t i = 0; i < pn_for_n_; i++) { __VA_ARGS__ }                            \
+        }                                                                                      \
+    } while (0)
 /* Up to this many rows a dense layer multiplies row by row instead of calling GEMM. */
 #define PN_GEMV_ROWS 2
 /* A single row is split over the threads above this many weights: each core then streams half

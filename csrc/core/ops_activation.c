@@ -26,22 +26,13 @@ static int act_shape(const pn_model *m, pn_node *n) {
 #define ELEMENTWISE(NAME, FWD, GRAD, FLAGS)                                                       \
     static void NAME##_fwd(float *out, const float *inp, int64_t N, float a) {                    \
         (void)a;                                                                                  \
-        _Pragma("omp parallel for simd if (N > PN_PAR_MIN) num_threads(pn_threads)")            \
-        for (int64_t i = 0; i < N; i++) {                                                         \
-            float x = inp[i];                                                                     \
-            out[i] = (FWD);                                                                       \
-        }                                                                                         \
+        PN_FOR_SIMD(N > PN_PAR_MIN, i, N, float x = inp[i]; out[i] = (FWD););                   \
     }                                                                                             \
     static void NAME##_bwd(float *dinp, const float *dout, const float *inp, const float *out,     \
                            int64_t N, float a, int acc) {                                         \
         (void)a, (void)inp, (void)out;                                                            \
-        _Pragma("omp parallel for simd if (N > PN_PAR_MIN) num_threads(pn_threads)")            \
-        for (int64_t i = 0; i < N; i++) {                                                         \
-            float x = inp[i], y = out[i];                                                         \
-            (void)x, (void)y;                                                                     \
-            float d = dout[i] * (GRAD);                                                           \
-            dinp[i] = acc ? dinp[i] + d : d;                                                      \
-        }                                                                                         \
+        PN_FOR_SIMD(N > PN_PAR_MIN, i, N, float x = inp[i], y = out[i]; (void)x, (void)y;      \
+                    float d = dout[i] * (GRAD); dinp[i] = acc ? dinp[i] + d : d;);                \
     }                                                                                             \
     static void NAME##_forward(const pn_node *n, const pn_ctx *c) {                               \
         NAME##_fwd(c->out, c->in[0], c->batch * n->size, n->fattr[0]);                            \
@@ -96,14 +87,14 @@ static void gelu_forward(const pn_node *n, const pn_ctx *c) {
     const float *inp = c->in[0]; /* may be out: gelu runs in place in inference */
     float *out = c->out;
     if (n->iattr[0]) {
-#pragma omp parallel for simd if (N > PN_PAR_MIN) num_threads(pn_threads)
-        for (int64_t i = 0; i < N; i++) {
+        PN_FOR_SIMD(N > PN_PAR_MIN, i, N,
             float x = inp[i];
             out[i] = 0.5f * x * (1.0f + pn_tanh(GELU_K * (x + GELU_C * x * x * x)));
-        }
+        );
     } else {
-#pragma omp parallel for simd if (N > PN_PAR_MIN) num_threads(pn_threads)
-        for (int64_t i = 0; i < N; i++) out[i] = 0.5f * inp[i] * (1.0f + pn_erf(inp[i] * INV_SQRT2));
+        PN_FOR_SIMD(N > PN_PAR_MIN, i, N,
+            out[i] = 0.5f * inp[i] * (1.0f + pn_erf(inp[i] * INV_SQRT2));
+        );
     }
 }
 
@@ -114,23 +105,21 @@ static void gelu_backward(const pn_node *n, const pn_ctx *c) {
     const float *restrict inp = c->in[0], *restrict dout = c->dout;
     int acc = c->acc_in[0], approx = n->iattr[0];
     if (approx) {
-#pragma omp parallel for simd if (N > PN_PAR_MIN) num_threads(pn_threads)
-        for (int64_t i = 0; i < N; i++) {
+        PN_FOR_SIMD(N > PN_PAR_MIN, i, N,
             float x = inp[i];
             float t = pn_tanh(GELU_K * (x + GELU_C * x * x * x));
             float g = 0.5f * (1.0f + t) +
                       0.5f * x * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * GELU_C * x * x);
             float d = dout[i] * g;
             dinp[i] = acc ? dinp[i] + d : d;
-        }
+        );
     } else {
-#pragma omp parallel for simd if (N > PN_PAR_MIN) num_threads(pn_threads)
-        for (int64_t i = 0; i < N; i++) {
+        PN_FOR_SIMD(N > PN_PAR_MIN, i, N,
             float x = inp[i], u = x * INV_SQRT2;
             float g = 0.5f * (1.0f + pn_erf(u)) + x * INV_SQRT_2PI * pn_exp(-u * u);
             float d = dout[i] * g;
             dinp[i] = acc ? dinp[i] + d : d;
-        }
+        );
     }
 }
 
@@ -140,22 +129,21 @@ const pn_op_def pn_op_gelu_def = {"gelu", act_shape, gelu_forward, gelu_backward
 /* ---- softmax over the last axis (C values per row) ------------------------------------------
  * y = e^(x - max) / sum e^(x - max)        dx = y (dy - sum(dy y))
  */
-static void softmax_rows(float *restrict out, const float *restrict inp, int64_t R, int64_t C) {
-#pragma omp parallel for if (R * C > PN_PAR_MIN) num_threads(pn_threads)
-    for (int64_t r = 0; r < R; r++) {
-        const float *x = inp + r * C;
-        float *y = out + r * C;
-        float mx = x[0];
-        for (int64_t j = 1; j < C; j++) mx = fmaxf(mx, x[j]);
-        float sum = 0.0f;
+static void softmax_row(float *restrict y, const float *restrict x, int64_t C) {
+    float mx = x[0];
+    for (int64_t j = 1; j < C; j++) mx = fmaxf(mx, x[j]);
+    float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
-        for (int64_t j = 0; j < C; j++) {
-            y[j] = pn_exp(x[j] - mx);
-            sum += y[j];
-        }
-        float inv = 1.0f / sum;
-        for (int64_t j = 0; j < C; j++) y[j] *= inv;
+    for (int64_t j = 0; j < C; j++) {
+        y[j] = pn_exp(x[j] - mx);
+        sum += y[j];
     }
+    float inv = 1.0f / sum;
+    for (int64_t j = 0; j < C; j++) y[j] *= inv;
+}
+
+static void softmax_rows(float *restrict out, const float *restrict inp, int64_t R, int64_t C) {
+    PN_FOR(R * C > PN_PAR_MIN, r, R, softmax_row(out + r * C, inp + r * C, C););
 }
 
 static void softmax_forward(const pn_node *n, const pn_ctx *c) {
@@ -169,8 +157,7 @@ static void softmax_backward(const pn_node *n, const pn_ctx *c) {
     int64_t C = n->shape[n->ndim - 1], R = c->batch * (n->size / C);
     const float *restrict y = c->out, *restrict dout = c->dout;
     int acc = c->acc_in[0];
-#pragma omp parallel for if (R * C > PN_PAR_MIN) num_threads(pn_threads)
-    for (int64_t r = 0; r < R; r++) {
+    PN_FOR(R * C > PN_PAR_MIN, r, R,
         const float *yr = y + r * C, *dr = dout + r * C;
         float *dx = dinp + r * C;
         float dot = 0.0f;
@@ -179,7 +166,7 @@ static void softmax_backward(const pn_node *n, const pn_ctx *c) {
             float d = yr[j] * (dr[j] - dot);
             dx[j] = acc ? dx[j] + d : d;
         }
-    }
+    );
 }
 
 const pn_op_def pn_op_softmax_def = {"softmax", act_shape, softmax_forward, softmax_backward, NULL,

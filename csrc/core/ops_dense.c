@@ -1,11 +1,4 @@
 /* ops_dense.c: the input placeholder and the dense (fully connected) layer. */
-#ifdef _OPENMP
-#include <omp.h>
-#else
-static int omp_get_thread_num(void) { return 0; }
-static int omp_get_num_threads(void) { return 1; }
-#endif
-
 #include "internal.h"
 
 /* ---- input: a placeholder whose value the plan points at the caller's batch ---------------- */
@@ -153,13 +146,25 @@ static void dense_row_cols(float *restrict out, const float *restrict inp,
         _mm256_storeu_ps(out + j + 16, a2);
         _mm256_storeu_ps(out + j + 24, a3);
     }
-    for (; j < j1; j += 8) {
+    for (; j < j1; j += 8) { /* four sums over every fourth k: one would wait on each fma */
         __m256i m = tail_mask(j1 - j);
-        __m256 a = add ? _mm256_maskload_ps(out + j, m) : _mm256_setzero_ps();
+        __m256 a0 = add ? _mm256_maskload_ps(out + j, m) : _mm256_setzero_ps();
+        __m256 a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
         const float *p = w + j;
-        for (int64_t k = 0; k < C; k++, p += OC)
-            a = _mm256_fmadd_ps(_mm256_broadcast_ss(inp + k), _mm256_maskload_ps(p, m), a);
-        _mm256_maskstore_ps(out + j, m, a);
+        int64_t k = 0;
+        for (; k + 4 <= C; k += 4, p += 4 * OC) {
+            a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(inp + k), _mm256_maskload_ps(p, m), a0);
+            a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(inp + k + 1),
+                                 _mm256_maskload_ps(p + OC, m), a1);
+            a2 = _mm256_fmadd_ps(_mm256_broadcast_ss(inp + k + 2),
+                                 _mm256_maskload_ps(p + 2 * OC, m), a2);
+            a3 = _mm256_fmadd_ps(_mm256_broadcast_ss(inp + k + 3),
+                                 _mm256_maskload_ps(p + 3 * OC, m), a3);
+        }
+        for (; k < C; k++, p += OC)
+            a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(inp + k), _mm256_maskload_ps(p, m), a0);
+        _mm256_maskstore_ps(out + j, m, _mm256_add_ps(_mm256_add_ps(a0, a1),
+                                                      _mm256_add_ps(a2, a3)));
     }
 }
 #else
@@ -176,20 +181,27 @@ static void dense_row_cols(float *restrict out, const float *restrict inp,
 }
 #endif
 
-/* Two threads share a large row by columns: each streams half of W from its own core's cache. */
+typedef struct {
+    float *out;
+    const float *inp, *w;
+    int64_t C, OC;
+    int add;
+} row_job;
+
+/* Part p of a row: a block of columns, a multiple of 16 wide. */
+static void dense_row_part(void *arg, int p, int parts) {
+    const row_job *j = arg;
+    int64_t per = ((j->OC + parts - 1) / parts + 15) / 16 * 16;
+    int64_t j0 = p * per, j1 = j0 + per < j->OC ? j0 + per : j->OC;
+    if (j0 < j1) dense_row_cols(j->out, j->inp, j->w, j->C, j->OC, j0, j1, j->add);
+}
+
+/* The threads share a large row by columns: each streams its part of W from its own core's
+ * cache. The work is a few microseconds, so it runs on workers.c's spinning threads. */
 static void dense_row(float *out, const float *inp, const float *w, int64_t C, int64_t OC,
                       int add) {
-    if (pn_threads > 1 && C * OC >= PN_ROW_PAR_MIN) {
-#pragma omp parallel num_threads(pn_threads)
-        {
-            int t = omp_get_thread_num(), nt = omp_get_num_threads();
-            int64_t per = ((OC + nt - 1) / nt + 15) / 16 * 16;
-            int64_t j0 = t * per, j1 = j0 + per < OC ? j0 + per : OC;
-            if (j0 < j1) dense_row_cols(out, inp, w, C, OC, j0, j1, add);
-        }
-    } else {
-        dense_row_cols(out, inp, w, C, OC, 0, OC, add);
-    }
+    row_job j = {out, inp, w, C, OC, add};
+    pn_parallel(dense_row_part, &j, pn_threads > 1 && C * OC >= PN_ROW_PAR_MIN ? pn_threads : 1);
 }
 
 static void dense_forward(const pn_node *n, const pn_ctx *c) {
