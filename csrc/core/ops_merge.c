@@ -87,107 +87,111 @@ static int elementwise_shape(const pn_model *m, pn_node *n) {
     return PN_OK;
 }
 
-static void elementwise_forward(const pn_node *n, const pn_ctx *c) {
+/* Values s .. s + len of the output. */
+static void elementwise_forward_block(const pn_node *n, const pn_ctx *c, int64_t s, int64_t len) {
     const int op = n->op, K = n->n_in;
-    const int64_t N = c->batch * n->size, nblk = (N + BLK - 1) / BLK;
-#pragma omp parallel for num_threads(pn_threads) if (N > PN_PAR_MIN)
-    for (int64_t blk = 0; blk < nblk; blk++) {
-        const int64_t s = blk * BLK, len = N - s < BLK ? N - s : BLK;
-        float *restrict y = c->out + s;
-        memcpy(y, c->in[0] + s, (size_t)len * sizeof(float));
-        for (int j = 1; j < K; j++) {
-            const float *restrict x = c->in[j] + s;
-            switch (op) {
-            case PN_OP_ADD:
-            case PN_OP_AVERAGE:
-                for (int64_t i = 0; i < len; i++) y[i] += x[i];
-                break;
-            case PN_OP_SUBTRACT:
-                for (int64_t i = 0; i < len; i++) y[i] -= x[i];
-                break;
-            case PN_OP_MULTIPLY:
-                for (int64_t i = 0; i < len; i++) y[i] *= x[i];
-                break;
-            default: /* maximum: branch-free, so it vectorizes to blends */
-                for (int64_t i = 0; i < len; i++) {
-                    const float v = x[i];
-                    y[i] = (v > y[i] || v != v) ? v : y[i];
-                }
+    float *restrict y = c->out + s;
+    memcpy(y, c->in[0] + s, (size_t)len * sizeof(float));
+    for (int j = 1; j < K; j++) {
+        const float *restrict x = c->in[j] + s;
+        switch (op) {
+        case PN_OP_ADD:
+        case PN_OP_AVERAGE:
+            for (int64_t i = 0; i < len; i++) y[i] += x[i];
+            break;
+        case PN_OP_SUBTRACT:
+            for (int64_t i = 0; i < len; i++) y[i] -= x[i];
+            break;
+        case PN_OP_MULTIPLY:
+            for (int64_t i = 0; i < len; i++) y[i] *= x[i];
+            break;
+        default: /* maximum: branch-free, so it vectorizes to blends */
+            for (int64_t i = 0; i < len; i++) {
+                const float v = x[i];
+                y[i] = (v > y[i] || v != v) ? v : y[i];
             }
         }
-        if (op == PN_OP_AVERAGE) {
+    }
+    if (op == PN_OP_AVERAGE) {
+        const float k = (float)K;
+        for (int64_t i = 0; i < len; i++) y[i] /= k;
+    }
+}
+
+static void elementwise_forward(const pn_node *n, const pn_ctx *c) {
+    const int64_t N = c->batch * n->size, nblk = (N + BLK - 1) / BLK;
+    PN_FOR(N > PN_PAR_MIN, blk, nblk,
+           elementwise_forward_block(n, c, blk * BLK, N - blk * BLK < BLK ? N - blk * BLK : BLK););
+}
+
+/* Values s .. s + len of the inputs' gradients. */
+static void elementwise_backward_block(const pn_node *n, const pn_ctx *c, int64_t s, int64_t len) {
+    const int op = n->op, K = n->n_in;
+    const float *restrict g = c->dout + s;
+    float t[BLK];      /* multiply: one input's gradient; maximum: the running maximum */
+    int32_t win[BLK];  /* maximum: the index of the input that holds it */
+    if (op == PN_OP_MAXIMUM) {
+        const float *restrict x0 = c->in[0] + s;
+        for (int64_t i = 0; i < len; i++) {
+            t[i] = x0[i];
+            win[i] = 0;
+        }
+        for (int j = 1; j < K; j++) {
+            const float *restrict x = c->in[j] + s;
+            for (int64_t i = 0; i < len; i++) {
+                const float v = x[i];
+                const int take = v > t[i] || v != v;
+                t[i] = take ? v : t[i];
+                win[i] = take ? j : win[i];
+            }
+        }
+    }
+    for (int j = 0; j < K; j++) {
+        if (!c->din[j]) continue;
+        float *restrict d = c->din[j] + s;
+        const int acc = c->acc_in[j];
+        switch (op) {
+        case PN_OP_ADD:
+            put(d, g, len, acc);
+            break;
+        case PN_OP_SUBTRACT:
+            if (j == 0)
+                put(d, g, len, acc);
+            else if (acc)
+                for (int64_t i = 0; i < len; i++) d[i] -= g[i];
+            else
+                for (int64_t i = 0; i < len; i++) d[i] = -g[i];
+            break;
+        case PN_OP_AVERAGE: {
             const float k = (float)K;
-            for (int64_t i = 0; i < len; i++) y[i] /= k;
+            if (acc)
+                for (int64_t i = 0; i < len; i++) d[i] += g[i] / k;
+            else
+                for (int64_t i = 0; i < len; i++) d[i] = g[i] / k;
+            break;
+        }
+        case PN_OP_MULTIPLY:
+            memcpy(t, g, (size_t)len * sizeof(float));
+            for (int k = 0; k < K; k++) {
+                if (k == j) continue;
+                const float *restrict x = c->in[k] + s;
+                for (int64_t i = 0; i < len; i++) t[i] *= x[i];
+            }
+            put(d, t, len, acc);
+            break;
+        default: /* maximum */
+            if (acc)
+                for (int64_t i = 0; i < len; i++) d[i] += win[i] == j ? g[i] : 0.0f;
+            else
+                for (int64_t i = 0; i < len; i++) d[i] = win[i] == j ? g[i] : 0.0f;
         }
     }
 }
 
 static void elementwise_backward(const pn_node *n, const pn_ctx *c) {
-    const int op = n->op, K = n->n_in;
     const int64_t N = c->batch * n->size, nblk = (N + BLK - 1) / BLK;
-#pragma omp parallel for num_threads(pn_threads) if (N > PN_PAR_MIN)
-    for (int64_t blk = 0; blk < nblk; blk++) {
-        const int64_t s = blk * BLK, len = N - s < BLK ? N - s : BLK;
-        const float *restrict g = c->dout + s;
-        float t[BLK];      /* multiply: one input's gradient; maximum: the running maximum */
-        int32_t win[BLK];  /* maximum: the index of the input that holds it */
-        if (op == PN_OP_MAXIMUM) {
-            const float *restrict x0 = c->in[0] + s;
-            for (int64_t i = 0; i < len; i++) {
-                t[i] = x0[i];
-                win[i] = 0;
-            }
-            for (int j = 1; j < K; j++) {
-                const float *restrict x = c->in[j] + s;
-                for (int64_t i = 0; i < len; i++) {
-                    const float v = x[i];
-                    const int take = v > t[i] || v != v;
-                    t[i] = take ? v : t[i];
-                    win[i] = take ? j : win[i];
-                }
-            }
-        }
-        for (int j = 0; j < K; j++) {
-            if (!c->din[j]) continue;
-            float *restrict d = c->din[j] + s;
-            const int acc = c->acc_in[j];
-            switch (op) {
-            case PN_OP_ADD:
-                put(d, g, len, acc);
-                break;
-            case PN_OP_SUBTRACT:
-                if (j == 0)
-                    put(d, g, len, acc);
-                else if (acc)
-                    for (int64_t i = 0; i < len; i++) d[i] -= g[i];
-                else
-                    for (int64_t i = 0; i < len; i++) d[i] = -g[i];
-                break;
-            case PN_OP_AVERAGE: {
-                const float k = (float)K;
-                if (acc)
-                    for (int64_t i = 0; i < len; i++) d[i] += g[i] / k;
-                else
-                    for (int64_t i = 0; i < len; i++) d[i] = g[i] / k;
-                break;
-            }
-            case PN_OP_MULTIPLY:
-                memcpy(t, g, (size_t)len * sizeof(float));
-                for (int k = 0; k < K; k++) {
-                    if (k == j) continue;
-                    const float *restrict x = c->in[k] + s;
-                    for (int64_t i = 0; i < len; i++) t[i] *= x[i];
-                }
-                put(d, t, len, acc);
-                break;
-            default: /* maximum */
-                if (acc)
-                    for (int64_t i = 0; i < len; i++) d[i] += win[i] == j ? g[i] : 0.0f;
-                else
-                    for (int64_t i = 0; i < len; i++) d[i] = win[i] == j ? g[i] : 0.0f;
-            }
-        }
-    }
+    PN_FOR(N > PN_PAR_MIN, blk, nblk,
+           elementwise_backward_block(n, c, blk * BLK, N - blk * BLK < BLK ? N - blk * BLK : BLK););
 }
 
 /* ---- concatenate -------------------------------------------------------------------------------
@@ -250,23 +254,23 @@ static void concatenate_forward(const pn_node *n, const pn_ctx *c) {
     const cat_dims d = cat_get(n, c);
     const int K = n->n_in;
     float *out = c->out; /* (R, row) */
-#pragma omp parallel for num_threads(pn_threads) if (d.rows * d.row > PN_PAR_MIN)
-    for (int64_t r = 0; r < d.rows; r++)
+    PN_FOR(d.rows * d.row > PN_PAR_MIN, r, d.rows,
         for (int j = 0; j < K; j++)
             memcpy(out + r * d.row + d.off[j], c->in[j] + r * d.len[j],
                    (size_t)d.len[j] * sizeof(float));
+    );
 }
 
 static void concatenate_backward(const pn_node *n, const pn_ctx *c) {
     const cat_dims d = cat_get(n, c);
     const int K = n->n_in;
     const float *dout = c->dout; /* (R, row) */
-#pragma omp parallel for num_threads(pn_threads) if (d.rows * d.row > PN_PAR_MIN)
-    for (int64_t r = 0; r < d.rows; r++)
+    PN_FOR(d.rows * d.row > PN_PAR_MIN, r, d.rows,
         for (int j = 0; j < K; j++)
             if (c->din[j])
                 put(c->din[j] + r * d.len[j], dout + r * d.row + d.off[j], d.len[j],
                     c->acc_in[j]);
+    );
 }
 
 #define NO_IN_OUT (PN_OPF_BWD_NO_IN | PN_OPF_BWD_NO_OUT)

@@ -148,20 +148,18 @@ static void bn_reduce(const double *restrict part, bn_grid g, int64_t c, double 
 /* y = (x - mean) a + b, row by row; x and y are (R, C) */
 static void bn_normalize(float *restrict y, const float *restrict x, const float *restrict mean,
                          const float *restrict a, const float *restrict b, int64_t R, int64_t C) {
-#pragma omp parallel for schedule(static) num_threads(pn_threads) if (R * C > PN_PAR_MIN)
-    for (int64_t r = 0; r < R; r++) {
+    PN_FOR(R * C > PN_PAR_MIN, r, R,
         const float *restrict xr = x + r * C;
         float *restrict yr = y + r * C;
         for (int64_t c = 0; c < C; c++) yr[c] = (xr[c] - mean[c]) * a[c] + b[c];
-    }
+    );
 }
 
 /* dx (+)= a dy + k2 (x - mean) + k3, row by row */
 static void bn_dx(float *restrict dx, const float *restrict dy, const float *restrict x,
                   const float *restrict mean, const float *restrict a, const float *restrict k2,
                   const float *restrict k3, int64_t R, int64_t C, int acc) {
-#pragma omp parallel for schedule(static) num_threads(pn_threads) if (R * C > PN_PAR_MIN)
-    for (int64_t r = 0; r < R; r++) {
+    PN_FOR(R * C > PN_PAR_MIN, r, R,
         const float *restrict dyr = dy + r * C, *restrict xr = x + r * C;
         float *restrict dxr = dx + r * C;
         if (acc)
@@ -170,7 +168,7 @@ static void bn_dx(float *restrict dx, const float *restrict dy, const float *res
         else
             for (int64_t c = 0; c < C; c++)
                 dxr[c] = a[c] * dyr[c] + k2[c] * (xr[c] - mean[c]) + k3[c];
-    }
+    );
 }
 
 /* Which of c->var[] holds what: gamma and beta may be absent (-1). */
@@ -394,8 +392,7 @@ static void dropout_run(const pn_node *n, const pn_ctx *c, float *y, const float
         if (!acc) {
             if (y != x) memcpy(y, x, (size_t)N * sizeof(float));
         } else {
-#pragma omp parallel for simd num_threads(pn_threads) if (N > PN_PAR_MIN)
-            for (int64_t i = 0; i < N; i++) y[i] += x[i];
+            PN_FOR_SIMD(N > PN_PAR_MIN, i, N, y[i] += x[i];);
         }
     } else if (n->iattr[0]) {
         int64_t C = n->shape[n->ndim - 1];
@@ -531,9 +528,8 @@ static void ln_forward(const pn_node *n, const pn_ctx *c) {
     const float eps = n->fattr[0];
     const float *x = c->in[0];
     float *y = c->out, *mean = c->scratch, *rstd = c->scratch + R;
-#pragma omp parallel for schedule(static) num_threads(pn_threads) if (R * C > PN_PAR_MIN)
-    for (int64_t r = 0; r < R; r++)
-        ln_row_forward(y + r * C, x + r * C, gamma, beta, C, eps, rms, &mean[r], &rstd[r]);
+    PN_FOR(R * C > PN_PAR_MIN, r, R,
+           ln_row_forward(y + r * C, x + r * C, gamma, beta, C, eps, rms, &mean[r], &rstd[r]););
 }
 
 static void ln_backward(const pn_node *n, const pn_ctx *c) {
