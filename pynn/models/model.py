@@ -865,10 +865,11 @@ class Model:
         list of them (a dict, by output name) for a model with a list (dict) of outputs."""
         core = self._core
         if (verbose == 0 and callbacks is None and batch_size is None and steps is None
-                and core is not None
-                and type(x) is np.ndarray and x.dtype == self._fast_dtype and x.ndim > 1
-                and x.shape[0] > 0):
-            return core.predict(x, 32)  # the latency path: the core checks the shape
+                and core is not None and self._fast_dtype is not None):
+            # the latency path: one float array of the input's dtype, checked by the core
+            out = core.predict_array(x)
+            if out is not NotImplemented:
+                return out
         batch_size = _check_batch_size(batch_size)
         verbose = _resolve_verbose(verbose)
         check_steps(steps, "predict")
