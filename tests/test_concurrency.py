@@ -126,6 +126,48 @@ def test_two_threads_fitting_two_models_match_serial_fits():
             np.testing.assert_array_equal(a, b)
 
 
+def wide_mlp(seed):
+    """A first kernel wide enough (300 x 128) that one row is split over the core's spinning
+    threads (workers.c) rather than run on the calling thread."""
+    pynn.utils.set_random_seed(seed)
+    model = pynn.Sequential([pynn.Input(shape=(300,)), layers.Dense(128, activation="relu"),
+                             layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+
+
+def test_single_rows_from_four_threads_on_two_wide_models_match_batched_predict():
+    # one thread at a time gets the spinning pool; the others run their rows themselves
+    x = RNG.random((12, 300)).astype(np.float32)
+    models = [wide_mlp(1), wide_mlp(2)]
+    batched = [m.predict(x, verbose=0) for m in models]
+    results, errors = run_threads(4, lambda i: [models[i % 2].predict(x[r:r + 1], verbose=0)
+                                                for _ in range(50) for r in range(len(x))])
+    assert not errors, errors
+    for i in range(4):
+        for k, row in enumerate(results[i]):
+            np.testing.assert_allclose(row[0], batched[i % 2][k % len(x)], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_single_row_predict_works_in_a_forked_child():
+    # the child has none of the parent's helper threads: the pool must start afresh there
+    model = wide_mlp(3)
+    x = RNG.random((1, 300)).astype(np.float32)
+    expected = model.predict(x, verbose=0)
+    pid = os.fork()
+    if pid == 0:
+        ok = False
+        try:
+            ok = all(np.allclose(model.predict(x, verbose=0), expected) for _ in range(100))
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    np.testing.assert_array_equal(model.predict(x, verbose=0), expected)
+
+
 # -- determinism across processes ------------------------------------------------------------------
 _CHILD = r"""
 import json, sys
