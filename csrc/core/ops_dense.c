@@ -240,12 +240,18 @@ static void dense_backward(const pn_node *n, const pn_ctx *c) {
         pn_gemm(1, 0, C, OC, R, 1.0f, c->in[0], C, dout, OC, c->acc_var[0] ? 1.0f : 0.0f,
                 c->dvar[0], OC);
     if (n->n_var == 2 && c->dvar[1]) { /* db (OC) = sum over rows of dout */
-        float *restrict db = c->dvar[1];
+        float *db = c->dvar[1];
         if (!c->acc_var[1]) memset(db, 0, (size_t)OC * sizeof(float));
-        for (int64_t r = 0; r < R; r++) {
-            const float *restrict d = dout + r * OC;
-            for (int64_t j = 0; j < OC; j++) db[j] += d[j];
-        }
+        /* blocks of 64 columns, each summed down all the rows in order (the threads share the
+         * pass, which reads all of dout, and the sums do not depend on how many there are) */
+        const int64_t nblk = (OC + 63) / 64;
+        PN_FOR(R * OC > PN_PAR_MIN, blk, nblk,
+            const int64_t j0 = blk * 64, j1 = j0 + 64 < OC ? j0 + 64 : OC;
+            for (int64_t r = 0; r < R; r++) {
+                const float *restrict d = dout + r * OC;
+                for (int64_t j = j0; j < j1; j++) db[j] += d[j];
+            }
+        );
     }
 }
 
