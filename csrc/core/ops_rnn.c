@@ -50,6 +50,14 @@
  * dropout). cs: lstm only. dgh: gru reset_after only (the gradient of s differs from gx's).
  */
 #include <math.h>
+#include <sched.h>
+#include <stdatomic.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#endif
 
 #include "internal.h"
 #include "vmath.h"
@@ -131,20 +139,29 @@ static rnn_dims rnn_get(const pn_node *n, const pn_node *x, int64_t B) {
 
 typedef struct {
     float *xt, *gx, *hs, *cs, *aux, *hm, *dm, *rm, *dgx, *dgh, *dh, *dc, *dt1, *dt2, *step, *dxt;
+    float *pk, *prod; /* lstm: U packed into panels, the recurrent product of a step */
 } rnn_scratch;
+
+/* The lstm's recurrent product runs on panels of NR units (see lstm_steps_forward) */
+#define NR 16
+#define MR 6
+static int64_t panels_of(int64_t U) { return (U + NR - 1) / NR; }
 
 /* Places the buffers in scratch (s may be NULL: only the size); returns the floats needed. */
 static int64_t rnn_layout(const rnn_dims *d, float *s, rnn_scratch *o) {
-    const int64_t B = d->B, T = d->T, TB = T * B, U = d->U;
-    const int64_t sizes[16] = {
-        TB * d->F, TB * d->GU, (T + 1) * B * U, d->cell == CELL_LSTM ? (T + 1) * B * U : 0,
+    const int64_t B = d->B, T = d->T, TB = T * B, U = d->U, lstm = d->cell == CELL_LSTM;
+    const int64_t UP = panels_of(U) * NR; /* U rounded up to whole panels */
+    const int64_t sizes[18] = {
+        TB * d->F, TB * d->GU, (T + 1) * B * U, lstm ? (T + 1) * B * U : 0,
         TB * U, d->rdrop > 0.0f ? TB * U : 0, B * d->F, B * U,
         TB * d->GU, d->cell == CELL_GRU && d->reset_after ? TB * d->GU : 0,
-        B * U, B * U, B * U, B * U, B * d->GU, TB * d->F};
-    float **slots[16] = {&o->xt, &o->gx, &o->hs, &o->cs, &o->aux, &o->hm, &o->dm, &o->rm,
-                         &o->dgx, &o->dgh, &o->dh, &o->dc, &o->dt1, &o->dt2, &o->step, &o->dxt};
+        B * U, B * U, B * U, B * U, B * d->GU, TB * d->F, lstm ? 4 * UP * U : 0,
+        lstm ? B * 4 * UP : 0};
+    float **slots[18] = {&o->xt, &o->gx, &o->hs, &o->cs, &o->aux, &o->hm, &o->dm, &o->rm,
+                         &o->dgx, &o->dgh, &o->dh, &o->dc, &o->dt1, &o->dt2, &o->step, &o->dxt,
+                         &o->pk, &o->prod};
     int64_t off = 0;
-    for (int i = 0; i < 16; i++) {
+    for (int i = 0; i < 18; i++) {
         if (s) *slots[i] = sizes[i] ? s + off : NULL;
         off += (sizes[i] + 15) / 16 * 16; /* each buffer 64-byte aligned when scratch is */
     }
@@ -248,34 +265,21 @@ static void make_mask(float *restrict mask, int64_t n, uint64_t key, float rate,
 #define GATE_PAR_MIN 8192
 #define ROWS_PAR(R, W) if ((R) * (W) >= GATE_PAR_MIN) num_threads(pn_threads)
 
-/* lstm step, one sample: g = [i f g o] pre-activations (4U) in, activated out; cp c_{t-1},
- * c c_t, tc act(c_t), h h_t. Called with constant act and ract on the common path, so the
- * switches fold away and the loop vectorises. */
+/* lstm step, one sample, over w units: g = [i f g o] the input part of the pre-activations (x W
+ * + b), activated in place; p the recurrent part ((h rm) U) per gate; cp c_{t-1}, c c_t, tc
+ * act(c_t), h h_t. Called with constant act and ract on the common path, so the switches fold
+ * away and the loop vectorises. */
 static inline void lstm_row(float *restrict gi, float *restrict gf, float *restrict gg,
                             float *restrict go, float *restrict c, float *restrict tc,
-                            float *restrict h, const float *restrict cp, int64_t U, int act,
-                            int ract) {
-    for (int64_t j = 0; j < U; j++) {
-        float i = act_f(gi[j], ract), f = act_f(gf[j], ract), gv = act_f(gg[j], act),
-              o = act_f(go[j], ract);
+                            float *restrict h, const float *restrict cp, const float *restrict pi,
+                            const float *restrict pf, const float *restrict pg,
+                            const float *restrict po, int64_t w, int act, int ract) {
+    for (int64_t j = 0; j < w; j++) {
+        float i = act_f(gi[j] + pi[j], ract), f = act_f(gf[j] + pf[j], ract),
+              gv = act_f(gg[j] + pg[j], act), o = act_f(go[j] + po[j], ract);
         float cv = f * cp[j] + i * gv, t = act_f(cv, act);
         gi[j] = i, gf[j] = f, gg[j] = gv, go[j] = o;
         c[j] = cv, tc[j] = t, h[j] = o * t;
-    }
-}
-
-static void lstm_gates(float *g, float *c, float *tc, float *h, const float *cp, int64_t B,
-                       int64_t U, int act, int ract) {
-    const int fast = act == PN_RNN_ACT_TANH && ract == PN_RNN_ACT_SIGMOID;
-#pragma omp parallel for ROWS_PAR(B, 4 * U)
-    for (int64_t b = 0; b < B; b++) {
-        float *gb = g + b * 4 * U;
-        if (fast)
-            lstm_row(gb, gb + U, gb + 2 * U, gb + 3 * U, c + b * U, tc + b * U, h + b * U,
-                     cp + b * U, U, PN_RNN_ACT_TANH, PN_RNN_ACT_SIGMOID);
-        else
-            lstm_row(gb, gb + U, gb + 2 * U, gb + 3 * U, c + b * U, tc + b * U, h + b * U,
-                     cp + b * U, U, act, ract);
     }
 }
 
@@ -294,6 +298,277 @@ static inline void lstm_row_bwd(float *restrict dgi, float *restrict dgf, float 
         dgg[j] = dcv * i * act_d(gv, act);
         dgo[j] = dh[j] * tv * act_d(o, ract);
         dc[j] = dcv * f;
+    }
+}
+
+/* ---- the lstm's time loop on persistent threads ------------------------------------------------
+ * A step's recurrent product (B, U) x (U, 4U) is small (8M multiply-adds in bench_lstm.py): as a
+ * GEMM call per step, OpenBLAS repacks U every time and the threads wake twice (the product,
+ * then the gates). Instead one parallel region runs the whole sequence. Thread k owns the units
+ * of panels [q0, q1) (NR units each) in all four gates; it packs its columns of U once per call
+ * and per step multiplies h_{t-1} by them with a register-blocked kernel, then runs the gates of
+ * its units, which need no other thread's columns. Only h_t crosses threads, so a step ends in
+ * one barrier (a spin on atomics: OpenMP's barrier wakes waiters with a futex syscall). Backward
+ * likewise: thread k computes dgx_t for its units, waits, then dh_{t-1} for its units from all
+ * of dgx_t and its rows of U, which its next dgx needs and nothing else.
+ *
+ * Packed U (pk, 4 UP U floats, UP = U rounded up to whole panels, zeros past U):
+ *   forward   panel (g, q) at (g nq + q) U NR: pk[k NR + j] = U[k, g U + q NR + j]
+ *   backward  panel q at q 4U NR:               pk[k NR + j] = U[q NR + j, k]   (U^T's rows)
+ * prod holds a step's product: (B, 4 UP) forward, gate g's units at g UP; (B, UP) backward.
+ */
+
+/* Below this many multiply-adds per step, one thread runs the sequence: a barrier costs about
+ * as much as 2^16 multiply-adds. */
+#define STEP_PAR_MIN (1 << 16)
+/* A waiting thread spins this many times, then yields the core at each check (valgrind, a
+ * machine with more threads than cores) */
+#define SPIN_YIELD 4096
+
+typedef struct {
+    atomic_uint arrived, gen;
+} spin_barrier;
+
+static inline void cpu_relax(void) {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_ia32_pause();
+#endif
+}
+
+/* Returns when all n threads have called it; what each wrote before is visible to all after.
+ * The last to arrive resets the count and moves the generation on, which releases the others
+ * (each reads the generation before it arrives, so none can miss the release). */
+static void spin_wait(spin_barrier *b, int n) {
+    if (n <= 1) return;
+    unsigned gen = atomic_load_explicit(&b->gen, memory_order_relaxed);
+    if (atomic_fetch_add_explicit(&b->arrived, 1u, memory_order_acq_rel) == (unsigned)n - 1) {
+        atomic_store_explicit(&b->arrived, 0u, memory_order_relaxed);
+        atomic_store_explicit(&b->gen, gen + 1u, memory_order_release);
+        return;
+    }
+    int spins = 0;
+    while (atomic_load_explicit(&b->gen, memory_order_acquire) == gen) {
+        if (spins < SPIN_YIELD) spins++, cpu_relax();
+        else sched_yield();
+    }
+}
+
+/* c (mr, NR) = a (mr, K) bp: a's rows lda apart, bp one packed panel (K, NR), mr <= MR. With
+ * AVX2, 6 rows x 2 vectors make twelve accumulators, enough to cover the FMA latency: about 98%
+ * of peak on Zen 3 at K = 256 (OpenBLAS: about 80%, and it repacks U on every call). */
+#if defined(__AVX2__) && defined(__FMA__) && defined(__GNUC__)
+static inline __attribute__((always_inline)) void tile(const int mr, int64_t K,
+                                                       const float *restrict a, int64_t lda,
+                                                       const float *restrict bp,
+                                                       float *restrict c, int64_t ldc) {
+#define ROW_FMA(r, x, c0, c1)                                                                    \
+    if (mr > r) {                                                                                \
+        x = _mm256_broadcast_ss(a##r + k);                                                       \
+        c0 = _mm256_fmadd_ps(x, b0, c0), c1 = _mm256_fmadd_ps(x, b1, c1);                        \
+    }
+#define ROW_STORE(r, c0, c1)                                                                     \
+    if (mr > r) _mm256_storeu_ps(c + r * ldc, c0), _mm256_storeu_ps(c + r * ldc + 8, c1);
+    const float *a0 = a, *a1 = a + (mr > 1 ? lda : 0), *a2 = a + (mr > 2 ? 2 * lda : 0),
+                *a3 = a + (mr > 3 ? 3 * lda : 0), *a4 = a + (mr > 4 ? 4 * lda : 0),
+                *a5 = a + (mr > 5 ? 5 * lda : 0);
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+           c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (int64_t k = 0; k < K; k++, bp += NR) {
+        __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8), x;
+        ROW_FMA(0, x, c00, c01)
+        ROW_FMA(1, x, c10, c11)
+        ROW_FMA(2, x, c20, c21)
+        ROW_FMA(3, x, c30, c31)
+        ROW_FMA(4, x, c40, c41)
+        ROW_FMA(5, x, c50, c51)
+    }
+    ROW_STORE(0, c00, c01)
+    ROW_STORE(1, c10, c11)
+    ROW_STORE(2, c20, c21)
+    ROW_STORE(3, c30, c31)
+    ROW_STORE(4, c40, c41)
+    ROW_STORE(5, c50, c51)
+#undef ROW_FMA
+#undef ROW_STORE
+}
+#else
+/* the portable kernel: the inner loops over NR columns vectorise */
+static inline void tile(const int mr, int64_t K, const float *restrict a, int64_t lda,
+                        const float *restrict bp, float *restrict c, int64_t ldc) {
+    float acc[MR][NR] = {{0}};
+    for (int64_t k = 0; k < K; k++)
+        for (int r = 0; r < mr; r++) {
+            const float x = a[r * lda + k];
+            for (int j = 0; j < NR; j++) acc[r][j] += x * bp[k * NR + j];
+        }
+    for (int r = 0; r < mr; r++)
+        for (int j = 0; j < NR; j++) c[r * ldc + j] = acc[r][j];
+}
+#endif
+
+/* c (B, np NR) = a (B, K) [panels 0 .. np of bp], rows in tiles of MR; each panel stays in L1
+ * while the tiles of rows pass over it */
+static void panels_product(float *c, int64_t ldc, const float *a, int64_t lda, const float *bp,
+                           int64_t np, int64_t B, int64_t K) {
+    for (int64_t p = 0; p < np; p++, bp += K * NR, c += NR)
+        for (int64_t r = 0; r < B; r += MR) {
+            switch (B - r < MR ? B - r : MR) {
+            case 1: tile(1, K, a + r * lda, lda, bp, c + r * ldc, ldc); break;
+            case 2: tile(2, K, a + r * lda, lda, bp, c + r * ldc, ldc); break;
+            case 3: tile(3, K, a + r * lda, lda, bp, c + r * ldc, ldc); break;
+            case 4: tile(4, K, a + r * lda, lda, bp, c + r * ldc, ldc); break;
+            case 5: tile(5, K, a + r * lda, lda, bp, c + r * ldc, ldc); break;
+            default: tile(MR, K, a + r * lda, lda, bp, c + r * ldc, ldc); break;
+            }
+        }
+}
+
+/* The threads for a sequence's steps: one for small steps, at most one per panel */
+static int step_threads(const rnn_dims *d) {
+    const int64_t nq = panels_of(d->U);
+    if (pn_threads <= 1 || d->B * d->GU * d->U < STEP_PAR_MIN) return 1;
+    return pn_threads < nq ? pn_threads : (int)nq;
+}
+
+/* thread k of n: its panels [q0, q1) and units [u0, u1) */
+typedef struct {
+    int64_t q0, q1, u0, u1;
+} unit_slice;
+
+static unit_slice slice_of(int64_t U, int k, int n) {
+    const int64_t nq = panels_of(U);
+    unit_slice o = {.q0 = nq * k / n, .q1 = nq * (k + 1) / n};
+    o.u0 = o.q0 * NR < U ? o.q0 * NR : U;
+    o.u1 = o.q1 * NR < U ? o.q1 * NR : U;
+    return o;
+}
+
+static void thread_id(int *k, int *n) {
+#ifdef _OPENMP
+    *k = omp_get_thread_num(), *n = omp_get_num_threads();
+#else
+    *k = 0, *n = 1;
+#endif
+}
+
+/* the lstm's steps, forward: gx[t] (input part, in) becomes the activated gates; hs, cs, aux
+ * (act(c_t)) and, with recurrent dropout, hm filled for every step */
+static void lstm_steps_forward(const rnn_dims *d, const rnn_scratch *s, const float *Uw,
+                               int rdrop) {
+    const int64_t B = d->B, T = d->T, U = d->U, GU = d->GU, BU = B * U, nq = panels_of(U),
+                  UP = nq * NR, ldp = 4 * UP;
+    const int act = d->act, ract = d->ract,
+              fast = act == PN_RNN_ACT_TANH && ract == PN_RNN_ACT_SIGMOID, nt = step_threads(d);
+    spin_barrier bar;
+    atomic_init(&bar.arrived, 0u);
+    atomic_init(&bar.gen, 0u);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int k, n;
+        thread_id(&k, &n);
+        const unit_slice o = slice_of(U, k, n);
+        const int64_t u0 = o.u0, w = o.u1 - o.u0;
+        for (int g = 0; g < 4; g++)
+            for (int64_t q = o.q0; q < o.q1; q++) {
+                float *restrict bp = s->pk + (g * nq + q) * U * NR;
+                for (int64_t kk = 0; kk < U; kk++)
+                    for (int64_t j = 0; j < NR; j++)
+                        bp[kk * NR + j] = q * NR + j < U ? Uw[kk * GU + g * U + q * NR + j] : 0.0f;
+            }
+        if (rdrop)
+            for (int64_t i = 0; i < B; i++)
+                for (int64_t j = u0; j < u0 + w; j++) s->hm[i * U + j] = s->hs[i * U + j] * s->rm[i * U + j];
+        spin_wait(&bar, n);
+        for (int64_t t = 0; t < T; t++) {
+            const float *hp = (rdrop ? s->hm : s->hs) + t * BU; /* h_{t-1} rm, all units */
+            for (int g = 0; g < 4; g++)
+                panels_product(s->prod + g * UP + o.q0 * NR, ldp, hp, U,
+                               s->pk + (g * nq + o.q0) * U * NR, o.q1 - o.q0, B, U);
+            float *gt = s->gx + t * B * GU, *c = s->cs + (t + 1) * BU, *tc = s->aux + t * BU,
+                  *h = s->hs + (t + 1) * BU;
+            const float *cp = s->cs + t * BU;
+            for (int64_t b = 0; b < B; b++) {
+                float *gb = gt + b * GU + u0;
+                const float *pb = s->prod + b * ldp + u0;
+                const int64_t r = b * U + u0;
+                if (fast)
+                    lstm_row(gb, gb + U, gb + 2 * U, gb + 3 * U, c + r, tc + r, h + r, cp + r,
+                             pb, pb + UP, pb + 2 * UP, pb + 3 * UP, w, PN_RNN_ACT_TANH,
+                             PN_RNN_ACT_SIGMOID);
+                else
+                    lstm_row(gb, gb + U, gb + 2 * U, gb + 3 * U, c + r, tc + r, h + r, cp + r,
+                             pb, pb + UP, pb + 2 * UP, pb + 3 * UP, w, act, ract);
+                if (rdrop && t + 1 < T) {
+                    float *restrict hm = s->hm + (t + 1) * BU + r;
+                    const float *restrict hv = h + r, *restrict rm = s->rm + r;
+                    for (int64_t j = 0; j < w; j++) hm[j] = hv[j] * rm[j];
+                }
+            }
+            if (t + 1 < T) spin_wait(&bar, n); /* h_t complete; the region's end waits last */
+        }
+    }
+}
+
+/* the lstm's steps, backward: dh, dc (dL/dh_T, dL/dc_T, in) become dL/dh_0 and dL/dc_0; dgx
+ * filled for every step. dout adds the sequence's gradient (return_sequences). */
+static void lstm_steps_backward(const rnn_dims *d, const rnn_scratch *s, const float *Uw,
+                                const float *dout, int rdrop) {
+    const int64_t B = d->B, T = d->T, U = d->U, GU = d->GU, BU = B * U, S = d->S, nq = panels_of(U),
+                  UP = nq * NR;
+    const int act = d->act, ract = d->ract,
+              fast = act == PN_RNN_ACT_TANH && ract == PN_RNN_ACT_SIGMOID, nt = step_threads(d);
+    spin_barrier bar;
+    atomic_init(&bar.arrived, 0u);
+    atomic_init(&bar.gen, 0u);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int k, n;
+        thread_id(&k, &n);
+        const unit_slice o = slice_of(U, k, n);
+        const int64_t u0 = o.u0, w = o.u1 - o.u0;
+        for (int64_t q = o.q0; q < o.q1; q++) {
+            float *restrict bp = s->pk + q * GU * NR;
+            for (int64_t j = 0; j < NR; j++) {
+                const float *restrict ur = Uw + (q * NR + j) * GU;
+                if (q * NR + j < U)
+                    for (int64_t kk = 0; kk < GU; kk++) bp[kk * NR + j] = ur[kk];
+                else
+                    for (int64_t kk = 0; kk < GU; kk++) bp[kk * NR + j] = 0.0f;
+            }
+        }
+        for (int64_t t = T - 1; t >= 0; t--) {
+            const float *gt = s->gx + t * B * GU, *tc = s->aux + t * BU, *cp = s->cs + t * BU;
+            float *dg = s->dgx + t * B * GU;
+            for (int64_t b = 0; b < B; b++) {
+                const int64_t r = b * U + u0;
+                float *restrict dh = s->dh + r;
+                if (d->rs) {
+                    const float *restrict ob = dout + b * S + (d->rev ? T - 1 - t : t) * U + u0;
+                    for (int64_t j = 0; j < w; j++) dh[j] += ob[j];
+                }
+                const float *gb = gt + b * GU + u0;
+                float *db = dg + b * GU + u0;
+                if (fast)
+                    lstm_row_bwd(db, db + U, db + 2 * U, db + 3 * U, s->dc + r, gb, gb + U,
+                                 gb + 2 * U, gb + 3 * U, tc + r, cp + r, dh, w, PN_RNN_ACT_TANH,
+                                 PN_RNN_ACT_SIGMOID);
+                else
+                    lstm_row_bwd(db, db + U, db + 2 * U, db + 3 * U, s->dc + r, gb, gb + U,
+                                 gb + 2 * U, gb + 3 * U, tc + r, cp + r, dh, w, act, ract);
+            }
+            spin_wait(&bar, n); /* dgx_t complete */
+            /* dh_{t-1} = (dgx_t U^T) rm, this thread's units */
+            panels_product(s->prod + o.q0 * NR, UP, dg, GU, s->pk + o.q0 * GU * NR, o.q1 - o.q0,
+                           B, GU);
+            for (int64_t b = 0; b < B; b++) {
+                float *restrict dh = s->dh + b * U + u0;
+                const float *restrict pv = s->prod + b * UP + u0, *restrict rm = s->rm + b * U + u0;
+                if (rdrop)
+                    for (int64_t j = 0; j < w; j++) dh[j] = pv[j] * rm[j];
+                else
+                    for (int64_t j = 0; j < w; j++) dh[j] = pv[j];
+            }
+        }
     }
 }
 
@@ -336,7 +611,8 @@ static void rnn_forward(const pn_node *n, const pn_ctx *c) {
     }
     const float *brec = (bias && d.cell == CELL_GRU && d.reset_after) ? bias + GU : NULL;
 
-    for (int64_t t = 0; t < T; t++) {
+    if (d.cell == CELL_LSTM) lstm_steps_forward(&d, &s, Uw, rdrop);
+    for (int64_t t = 0; d.cell != CELL_LSTM && t < T; t++) {
         const float *hprev = s.hs + t * B * U; /* h_{t-1} (B, U) */
         float *h = s.hs + (t + 1) * B * U;
         const float *hp = hprev;               /* h_{t-1} rm: what multiplies U */
@@ -350,10 +626,6 @@ static void rnn_forward(const pn_node *n, const pn_ctx *c) {
             pn_gemm(0, 0, B, GU, U, 1.0f, hp, U, Uw, GU, 1.0f, g, GU);
             act_inplace(g, B * U, d.act);
             memcpy(h, g, (size_t)(B * U) * sizeof(float));
-        } else if (d.cell == CELL_LSTM) {
-            pn_gemm(0, 0, B, GU, U, 1.0f, hp, U, Uw, GU, 1.0f, g, GU);
-            lstm_gates(g, s.cs + (t + 1) * B * U, s.aux + t * B * U, h, s.cs + t * B * U, B, U,
-                       d.act, d.ract);
         } else if (d.reset_after) {
             float *st = s.step;                /* s = hp U + b_rec (B, 3U) */
             if (brec)
@@ -460,7 +732,8 @@ static void rnn_backward(const pn_node *n, const pn_ctx *c) {
         }
     }
 
-    for (int64_t t = T - 1; t >= 0; t--) {
+    if (d.cell == CELL_LSTM) lstm_steps_backward(&d, &s, Uw, dout, rdrop);
+    for (int64_t t = T - 1; d.cell != CELL_LSTM && t >= 0; t--) {
         if (d.rs)
             for (int64_t b = 0; b < B; b++) {
                 const float *restrict o = dout + b * S + (d.rev ? T - 1 - t : t) * U;
@@ -474,23 +747,6 @@ static void rnn_backward(const pn_node *n, const pn_ctx *c) {
             const float *restrict h = s.hs + (t + 1) * BU;
             const float *restrict dh = s.dh;
             for (int64_t i = 0; i < BU; i++) dg[i] = dh[i] * act_d(h[i], d.act);
-            pn_gemm(0, 1, B, U, GU, 1.0f, dg, GU, Uw, GU, 0.0f, s.dt1, U);
-        } else if (d.cell == CELL_LSTM) {
-            const float *cprev = s.cs + t * BU, *tc = s.aux + t * BU;
-            const int fast = d.act == PN_RNN_ACT_TANH && d.ract == PN_RNN_ACT_SIGMOID;
-#pragma omp parallel for ROWS_PAR(B, 4 * U)
-            for (int64_t b = 0; b < B; b++) {
-                const float *gb = g + b * GU;
-                float *db = dg + b * GU;
-                if (fast)
-                    lstm_row_bwd(db, db + U, db + 2 * U, db + 3 * U, s.dc + b * U, gb, gb + U,
-                                 gb + 2 * U, gb + 3 * U, tc + b * U, cprev + b * U,
-                                 s.dh + b * U, U, PN_RNN_ACT_TANH, PN_RNN_ACT_SIGMOID);
-                else
-                    lstm_row_bwd(db, db + U, db + 2 * U, db + 3 * U, s.dc + b * U, gb, gb + U,
-                                 gb + 2 * U, gb + 3 * U, tc + b * U, cprev + b * U,
-                                 s.dh + b * U, U, d.act, d.ract);
-            }
             pn_gemm(0, 1, B, U, GU, 1.0f, dg, GU, Uw, GU, 0.0f, s.dt1, U);
         } else if (d.reset_after) {
             const float *aux = s.aux + t * BU;
