@@ -155,7 +155,7 @@ static int64_t rnn_layout(const rnn_dims *d, float *s, rnn_scratch *o) {
         TB * d->F, TB * d->GU, (T + 1) * B * U, lstm ? (T + 1) * B * U : 0,
         TB * U, d->rdrop > 0.0f ? TB * U : 0, B * d->F, B * U,
         TB * d->GU, d->cell == CELL_GRU && d->reset_after ? TB * d->GU : 0,
-        B * U, B * U, B * U, B * U, B * d->GU, TB * d->F, lstm ? 4 * UP * U : 0,
+        B * U, B * U, B * U, B * U, B * d->GU, TB * d->F, lstm ? 4 * UP * (1 + d->F + U) : 0,
         lstm ? B * 4 * UP : 0};
     float **slots[18] = {&o->xt, &o->gx, &o->hs, &o->cs, &o->aux, &o->hm, &o->dm, &o->rm,
                          &o->dgx, &o->dgh, &o->dh, &o->dc, &o->dt1, &o->dt2, &o->step, &o->dxt,
@@ -265,18 +265,17 @@ static void make_mask(float *restrict mask, int64_t n, uint64_t key, float rate,
 #define GATE_PAR_MIN 8192
 #define ROWS_PAR(R, W) if ((R) * (W) >= GATE_PAR_MIN) num_threads(pn_threads)
 
-/* lstm step, one sample, over w units: g = [i f g o] the input part of the pre-activations (x W
- * + b), activated in place; p the recurrent part ((h rm) U) per gate; cp c_{t-1}, c c_t, tc
- * act(c_t), h h_t. Called with constant act and ract on the common path, so the switches fold
- * away and the loop vectorises. */
+/* lstm step, one sample, over w units: p = [i f g o] pre-activations in, g the activated gates
+ * out; cp c_{t-1}, c c_t, tc act(c_t), h h_t. Called with constant act and ract on the common
+ * path, so the switches fold away and the loop vectorises. */
 static inline void lstm_row(float *restrict gi, float *restrict gf, float *restrict gg,
                             float *restrict go, float *restrict c, float *restrict tc,
                             float *restrict h, const float *restrict cp, const float *restrict pi,
                             const float *restrict pf, const float *restrict pg,
                             const float *restrict po, int64_t w, int act, int ract) {
     for (int64_t j = 0; j < w; j++) {
-        float i = act_f(gi[j] + pi[j], ract), f = act_f(gf[j] + pf[j], ract),
-              gv = act_f(gg[j] + pg[j], act), o = act_f(go[j] + po[j], ract);
+        float i = act_f(pi[j], ract), f = act_f(pf[j], ract), gv = act_f(pg[j], act),
+              o = act_f(po[j], ract);
         float cv = f * cp[j] + i * gv, t = act_f(cv, act);
         gi[j] = i, gf[j] = f, gg[j] = gv, go[j] = o;
         c[j] = cv, tc[j] = t, h[j] = o * t;
@@ -353,35 +352,43 @@ static void spin_wait(spin_barrier *b, int n) {
     }
 }
 
-/* c (mr, NR) = a (mr, K) bp: a's rows lda apart, bp one packed panel (K, NR), mr <= MR. With
- * AVX2, 6 rows x 2 vectors make twelve accumulators, enough to cover the FMA latency: about 98%
- * of peak on Zen 3 at K = 256 (OpenBLAS: about 80%, and it repacks U on every call). */
+/* c (mr, NR) = init + a1 (mr, K1) bp[0 .. K1) + a2 (mr, K2) bp[K1 .. K1 + K2): a's rows lda
+ * apart, bp a packed panel (K1 + K2, NR), init NR values or NULL (zeros), mr <= MR. With AVX2,
+ * 6 rows x 2 vectors make twelve accumulators, enough to cover the FMA latency: about 98% of
+ * peak on Zen 3 at K = 256 (OpenBLAS: about 80%, and it repacks U on every call). */
 #if defined(__AVX2__) && defined(__FMA__) && defined(__GNUC__)
-static inline __attribute__((always_inline)) void tile(const int mr, int64_t K,
-                                                       const float *restrict a, int64_t lda,
-                                                       const float *restrict bp,
-                                                       float *restrict c, int64_t ldc) {
-#define ROW_FMA(r, x, c0, c1)                                                                    \
+static inline __attribute__((always_inline)) void
+tile(const int mr, const float *restrict init, const float *restrict bp, int64_t K1,
+     const float *restrict a1, int64_t lda1, int64_t K2, const float *restrict a2, int64_t lda2,
+     float *restrict c, int64_t ldc) {
+#define ROW_FMA(r, c0, c1)                                                                       \
     if (mr > r) {                                                                                \
-        x = _mm256_broadcast_ss(a##r + k);                                                       \
+        __m256 x = _mm256_broadcast_ss(x##r + k);                                                \
         c0 = _mm256_fmadd_ps(x, b0, c0), c1 = _mm256_fmadd_ps(x, b1, c1);                        \
+    }
+#define SEGMENT(a, lda, K)                                                                       \
+    {                                                                                            \
+        const float *x0 = a, *x1 = a + (mr > 1 ? lda : 0), *x2 = a + (mr > 2 ? 2 * lda : 0),     \
+                    *x3 = a + (mr > 3 ? 3 * lda : 0), *x4 = a + (mr > 4 ? 4 * lda : 0),          \
+                    *x5 = a + (mr > 5 ? 5 * lda : 0);                                            \
+        for (int64_t k = 0; k < K; k++, bp += NR) {                                              \
+            __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);                      \
+            ROW_FMA(0, c00, c01)                                                                 \
+            ROW_FMA(1, c10, c11)                                                                 \
+            ROW_FMA(2, c20, c21)                                                                 \
+            ROW_FMA(3, c30, c31)                                                                 \
+            ROW_FMA(4, c40, c41)                                                                 \
+            ROW_FMA(5, c50, c51)                                                                 \
+        }                                                                                        \
     }
 #define ROW_STORE(r, c0, c1)                                                                     \
     if (mr > r) _mm256_storeu_ps(c + r * ldc, c0), _mm256_storeu_ps(c + r * ldc + 8, c1);
-    const float *a0 = a, *a1 = a + (mr > 1 ? lda : 0), *a2 = a + (mr > 2 ? 2 * lda : 0),
-                *a3 = a + (mr > 3 ? 3 * lda : 0), *a4 = a + (mr > 4 ? 4 * lda : 0),
-                *a5 = a + (mr > 5 ? 5 * lda : 0);
-    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
-           c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-    for (int64_t k = 0; k < K; k++, bp += NR) {
-        __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8), x;
-        ROW_FMA(0, x, c00, c01)
-        ROW_FMA(1, x, c10, c11)
-        ROW_FMA(2, x, c20, c21)
-        ROW_FMA(3, x, c30, c31)
-        ROW_FMA(4, x, c40, c41)
-        ROW_FMA(5, x, c50, c51)
-    }
+    __m256 c00 = init ? _mm256_loadu_ps(init) : _mm256_setzero_ps(),
+           c01 = init ? _mm256_loadu_ps(init + 8) : _mm256_setzero_ps();
+    __m256 c10 = c00, c11 = c01, c20 = c00, c21 = c01, c30 = c00, c31 = c01, c40 = c00,
+           c41 = c01, c50 = c00, c51 = c01;
+    SEGMENT(a1, lda1, K1)
+    SEGMENT(a2, lda2, K2)
     ROW_STORE(0, c00, c01)
     ROW_STORE(1, c10, c11)
     ROW_STORE(2, c20, c21)
@@ -389,16 +396,20 @@ static inline __attribute__((always_inline)) void tile(const int mr, int64_t K,
     ROW_STORE(4, c40, c41)
     ROW_STORE(5, c50, c51)
 #undef ROW_FMA
+#undef SEGMENT
 #undef ROW_STORE
 }
 #else
 /* the portable kernel: the inner loops over NR columns vectorise */
-static inline void tile(const int mr, int64_t K, const float *restrict a, int64_t lda,
-                        const float *restrict bp, float *restrict c, int64_t ldc) {
-    float acc[MR][NR] = {{0}};
-    for (int64_t k = 0; k < K; k++)
+static inline void tile(const int mr, const float *restrict init, const float *restrict bp,
+                        int64_t K1, const float *restrict a1, int64_t lda1, int64_t K2,
+                        const float *restrict a2, int64_t lda2, float *restrict c, int64_t ldc) {
+    float acc[MR][NR];
+    for (int r = 0; r < mr; r++)
+        for (int j = 0; j < NR; j++) acc[r][j] = init ? init[j] : 0.0f;
+    for (int64_t k = 0; k < K1 + K2; k++)
         for (int r = 0; r < mr; r++) {
-            const float x = a[r * lda + k];
+            const float x = k < K1 ? a1[r * lda1 + k] : a2[r * lda2 + k - K1];
             for (int j = 0; j < NR; j++) acc[r][j] += x * bp[k * NR + j];
         }
     for (int r = 0; r < mr; r++)
@@ -406,21 +417,27 @@ static inline void tile(const int mr, int64_t K, const float *restrict a, int64_
 }
 #endif
 
-/* c (B, np NR) = a (B, K) [panels 0 .. np of bp], rows in tiles of MR; each panel stays in L1
- * while the tiles of rows pass over it */
-static void panels_product(float *c, int64_t ldc, const float *a, int64_t lda, const float *bp,
-                           int64_t np, int64_t B, int64_t K) {
-    for (int64_t p = 0; p < np; p++, bp += K * NR, c += NR)
+/* c (B, np NR) = [init +] a1 (B, K1) [a2 (B, K2)] times panels 0 .. np of bp, ps floats apart,
+ * each with its init row first when `bias`. Rows go in tiles of MR; each panel stays in L1
+ * while the tiles pass over it. */
+static void panels_product(float *c, int64_t ldc, const float *bp, int64_t ps, int bias,
+                           int64_t np, int64_t B, int64_t K1, const float *a1, int64_t lda1,
+                           int64_t K2, const float *a2, int64_t lda2) {
+    for (int64_t p = 0; p < np; p++, bp += ps, c += NR) {
+        const float *init = bias ? bp : NULL, *w = bias ? bp + NR : bp;
         for (int64_t r = 0; r < B; r += MR) {
+            const float *x1 = a1 + r * lda1, *x2 = a2 + r * lda2;
+            float *o = c + r * ldc;
             switch (B - r < MR ? B - r : MR) {
-            case 1: tile(1, K, a + r * lda, lda, bp, c + r * ldc, ldc); break;
-            case 2: tile(2, K, a + r * lda, lda, bp, c + r * ldc, ldc); break;
-            case 3: tile(3, K, a + r * lda, lda, bp, c + r * ldc, ldc); break;
-            case 4: tile(4, K, a + r * lda, lda, bp, c + r * ldc, ldc); break;
-            case 5: tile(5, K, a + r * lda, lda, bp, c + r * ldc, ldc); break;
-            default: tile(MR, K, a + r * lda, lda, bp, c + r * ldc, ldc); break;
+            case 1: tile(1, init, w, K1, x1, lda1, K2, x2, lda2, o, ldc); break;
+            case 2: tile(2, init, w, K1, x1, lda1, K2, x2, lda2, o, ldc); break;
+            case 3: tile(3, init, w, K1, x1, lda1, K2, x2, lda2, o, ldc); break;
+            case 4: tile(4, init, w, K1, x1, lda1, K2, x2, lda2, o, ldc); break;
+            case 5: tile(5, init, w, K1, x1, lda1, K2, x2, lda2, o, ldc); break;
+            default: tile(MR, init, w, K1, x1, lda1, K2, x2, lda2, o, ldc); break;
             }
         }
+    }
 }
 
 /* The threads for a sequence's steps: one for small steps, at most one per panel */
@@ -451,12 +468,14 @@ static void thread_id(int *k, int *n) {
 #endif
 }
 
-/* the lstm's steps, forward: gx[t] (input part, in) becomes the activated gates; hs, cs, aux
- * (act(c_t)) and, with recurrent dropout, hm filled for every step */
-static void lstm_steps_forward(const rnn_dims *d, const rnn_scratch *s, const float *Uw,
-                               int rdrop) {
-    const int64_t B = d->B, T = d->T, U = d->U, GU = d->GU, BU = B * U, nq = panels_of(U),
-                  UP = nq * NR, ldp = 4 * UP;
+/* the lstm's steps, forward: from xt (masked inputs, in processing order) and hs[0], cs[0] (the
+ * initial states), gx gets the activated gates of every step, hs, cs and aux (act(c_t)) the
+ * states and, with recurrent dropout, hm the masked h_{t-1}. The panels hold [b; W; U] (1 + F +
+ * U rows): a step's product x_t W + b + (h rm) U is one pass over them. */
+static void lstm_steps_forward(const rnn_dims *d, const rnn_scratch *s, const float *W,
+                               const float *Uw, const float *bias, int rdrop) {
+    const int64_t B = d->B, T = d->T, F = d->F, U = d->U, GU = d->GU, BU = B * U,
+                  nq = panels_of(U), UP = nq * NR, ldp = 4 * UP, PS = (1 + F + U) * NR;
     const int act = d->act, ract = d->ract,
               fast = act == PN_RNN_ACT_TANH && ract == PN_RNN_ACT_SIGMOID, nt = step_threads(d);
     spin_barrier bar;
@@ -470,20 +489,26 @@ static void lstm_steps_forward(const rnn_dims *d, const rnn_scratch *s, const fl
         const int64_t u0 = o.u0, w = o.u1 - o.u0;
         for (int g = 0; g < 4; g++)
             for (int64_t q = o.q0; q < o.q1; q++) {
-                float *restrict bp = s->pk + (g * nq + q) * U * NR;
-                for (int64_t kk = 0; kk < U; kk++)
-                    for (int64_t j = 0; j < NR; j++)
-                        bp[kk * NR + j] = q * NR + j < U ? Uw[kk * GU + g * U + q * NR + j] : 0.0f;
+                float *restrict bp = s->pk + (g * nq + q) * PS;
+                for (int64_t j = 0; j < NR; j++) {
+                    const int64_t col = g * U + q * NR + j, in = q * NR + j < U;
+                    bp[j] = in && bias ? bias[col] : 0.0f;
+                    for (int64_t kk = 0; kk < F; kk++)
+                        bp[(1 + kk) * NR + j] = in ? W[kk * GU + col] : 0.0f;
+                    for (int64_t kk = 0; kk < U; kk++)
+                        bp[(1 + F + kk) * NR + j] = in ? Uw[kk * GU + col] : 0.0f;
+                }
             }
         if (rdrop)
             for (int64_t i = 0; i < B; i++)
-                for (int64_t j = u0; j < u0 + w; j++) s->hm[i * U + j] = s->hs[i * U + j] * s->rm[i * U + j];
+                for (int64_t j = u0; j < u0 + w; j++)
+                    s->hm[i * U + j] = s->hs[i * U + j] * s->rm[i * U + j];
         spin_wait(&bar, n);
         for (int64_t t = 0; t < T; t++) {
             const float *hp = (rdrop ? s->hm : s->hs) + t * BU; /* h_{t-1} rm, all units */
             for (int g = 0; g < 4; g++)
-                panels_product(s->prod + g * UP + o.q0 * NR, ldp, hp, U,
-                               s->pk + (g * nq + o.q0) * U * NR, o.q1 - o.q0, B, U);
+                panels_product(s->prod + g * UP + o.q0 * NR, ldp, s->pk + (g * nq + o.q0) * PS, PS,
+                               1, o.q1 - o.q0, B, F, s->xt + t * B * F, F, U, hp, U);
             float *gt = s->gx + t * B * GU, *c = s->cs + (t + 1) * BU, *tc = s->aux + t * BU,
                   *h = s->hs + (t + 1) * BU;
             const float *cp = s->cs + t * BU;
@@ -510,9 +535,10 @@ static void lstm_steps_forward(const rnn_dims *d, const rnn_scratch *s, const fl
 }
 
 /* the lstm's steps, backward: dh, dc (dL/dh_T, dL/dc_T, in) become dL/dh_0 and dL/dc_0; dgx
- * filled for every step. dout adds the sequence's gradient (return_sequences). */
+ * filled for every step; dout adds the sequence's gradient (return_sequences). dbias (GU), when
+ * not NULL, gets dgx's column sums (the bias gradient), while the columns are in cache. */
 static void lstm_steps_backward(const rnn_dims *d, const rnn_scratch *s, const float *Uw,
-                                const float *dout, int rdrop) {
+                                const float *dout, float *dbias, int rdrop) {
     const int64_t B = d->B, T = d->T, U = d->U, GU = d->GU, BU = B * U, S = d->S, nq = panels_of(U),
                   UP = nq * NR;
     const int act = d->act, ract = d->ract,
@@ -536,6 +562,9 @@ static void lstm_steps_backward(const rnn_dims *d, const rnn_scratch *s, const f
                     for (int64_t kk = 0; kk < GU; kk++) bp[kk * NR + j] = 0.0f;
             }
         }
+        if (dbias)
+            for (int g = 0; g < 4; g++)
+                memset(dbias + g * U + u0, 0, (size_t)w * sizeof(float));
         for (int64_t t = T - 1; t >= 0; t--) {
             const float *gt = s->gx + t * B * GU, *tc = s->aux + t * BU, *cp = s->cs + t * BU;
             float *dg = s->dgx + t * B * GU;
@@ -555,11 +584,17 @@ static void lstm_steps_backward(const rnn_dims *d, const rnn_scratch *s, const f
                 else
                     lstm_row_bwd(db, db + U, db + 2 * U, db + 3 * U, s->dc + r, gb, gb + U,
                                  gb + 2 * U, gb + 3 * U, tc + r, cp + r, dh, w, act, ract);
+                if (dbias)
+                    for (int g = 0; g < 4; g++) {
+                        float *restrict sum = dbias + g * U + u0;
+                        const float *restrict v = db + g * U;
+                        for (int64_t j = 0; j < w; j++) sum[j] += v[j];
+                    }
             }
             spin_wait(&bar, n); /* dgx_t complete */
             /* dh_{t-1} = (dgx_t U^T) rm, this thread's units */
-            panels_product(s->prod + o.q0 * NR, UP, dg, GU, s->pk + o.q0 * GU * NR, o.q1 - o.q0,
-                           B, GU);
+            panels_product(s->prod + o.q0 * NR, UP, s->pk + o.q0 * GU * NR, GU * NR, 0,
+                           o.q1 - o.q0, B, GU, dg, GU, 0, dg, GU);
             for (int64_t b = 0; b < B; b++) {
                 float *restrict dh = s->dh + b * U + u0;
                 const float *restrict pv = s->prod + b * UP + u0, *restrict rm = s->rm + b * U + u0;
@@ -594,13 +629,16 @@ static void rnn_forward(const pn_node *n, const pn_ctx *c) {
         float *restrict o = s.xt + tb * F;
         for (int64_t f = 0; f < F; f++) o[f] = xr[f] * mr[f];
     }
-    float beta = 0.0f;
-    if (bias) {
+    if (d.cell != CELL_LSTM) { /* the lstm's steps multiply x_t W themselves */
+        float beta = 0.0f;
+        if (bias) {
 #pragma omp parallel for ROWS_PAR(TB, GU / 8)
-        for (int64_t r = 0; r < TB; r++) memcpy(s.gx + r * GU, bias, (size_t)GU * sizeof(float));
-        beta = 1.0f;
+            for (int64_t r = 0; r < TB; r++)
+                memcpy(s.gx + r * GU, bias, (size_t)GU * sizeof(float));
+            beta = 1.0f;
+        }
+        pn_gemm(0, 0, TB, GU, F, 1.0f, s.xt, F, W, GU, beta, s.gx, GU);
     }
-    pn_gemm(0, 0, TB, GU, F, 1.0f, s.xt, F, W, GU, beta, s.gx, GU);
 
     /* initial states */
     if (n->n_in > 1) memcpy(s.hs, c->in[1], (size_t)(B * U) * sizeof(float));
@@ -611,7 +649,7 @@ static void rnn_forward(const pn_node *n, const pn_ctx *c) {
     }
     const float *brec = (bias && d.cell == CELL_GRU && d.reset_after) ? bias + GU : NULL;
 
-    if (d.cell == CELL_LSTM) lstm_steps_forward(&d, &s, Uw, rdrop);
+    if (d.cell == CELL_LSTM) lstm_steps_forward(&d, &s, W, Uw, bias, rdrop);
     for (int64_t t = 0; d.cell != CELL_LSTM && t < T; t++) {
         const float *hprev = s.hs + t * B * U; /* h_{t-1} (B, U) */
         float *h = s.hs + (t + 1) * B * U;
@@ -732,7 +770,9 @@ static void rnn_backward(const pn_node *n, const pn_ctx *c) {
         }
     }
 
-    if (d.cell == CELL_LSTM) lstm_steps_backward(&d, &s, Uw, dout, rdrop);
+    /* the lstm's bias gradient, summed in its steps into step (GU) */
+    float *lstm_db = d.cell == CELL_LSTM && n->n_var == 3 && c->dvar[2] ? s.step : NULL;
+    if (d.cell == CELL_LSTM) lstm_steps_backward(&d, &s, Uw, dout, lstm_db, rdrop);
     for (int64_t t = T - 1; d.cell != CELL_LSTM && t >= 0; t--) {
         if (d.rs)
             for (int64_t b = 0; b < B; b++) {
@@ -835,7 +875,10 @@ static void rnn_backward(const pn_node *n, const pn_ctx *c) {
             pn_gemm(1, 0, U, GU, TB, 1.0f, HP, U, s.dgx, GU, beta, c->dvar[1], GU);
         }
     }
-    if (n->n_var == 3 && c->dvar[2]) { /* column sums of dgx (and dgh), columns split */
+    if (lstm_db) {
+        float *restrict db = c->dvar[2];
+        for (int64_t j = 0; j < GU; j++) db[j] = c->acc_var[2] ? db[j] + lstm_db[j] : lstm_db[j];
+    } else if (n->n_var == 3 && c->dvar[2]) { /* column sums of dgx (and dgh), columns split */
         float *db = c->dvar[2];
         const int rows = d.cell == CELL_GRU && d.reset_after ? 2 : 1, acc = c->acc_var[2];
         const int64_t blocks = (GU + 63) / 64;
