@@ -322,7 +322,7 @@ static inline void lstm_row_bwd(float *restrict dgi, float *restrict dgf, float 
 #define STEP_PAR_MIN (1 << 16)
 /* A waiting thread spins this many times, then yields the core at each check (valgrind, a
  * machine with more threads than cores) */
-#define SPIN_YIELD 4096
+#define SPIN_YIELD 512
 
 typedef struct {
     atomic_uint arrived, gen;
