@@ -40,14 +40,20 @@
  * gates are the contiguous block gx[t] (B, GU) that its one GEMM (h rm) U adds into. The fused
  * gate pass then overwrites gx[t] with the activated gates, which backward reads; hs (T+1, B, U)
  * keeps h_0..h_T, so the h_{t-1} of every step form one (T B, U) matrix and dU is one GEMM, as
- * are dW = xt^T dgx and dxt = dgx W^T.
+ * are dW = xt^T dgx and dxt = dgx W^T. The lstm runs its steps on persistent threads instead
+ * (lstm_steps_forward and _backward): one parallel region per direction, U packed once into
+ * panels, x_t W + b + (h rm) U one pass of a register-blocked kernel per step, one barrier per
+ * step; gx then only receives the activated gates.
  *
  * Scratch (floats), the same for training and inference plans (an eager call may run backward
  * after an inference-mode forward):
  *   xt T B F | gx T B GU | hs (T+1) B U | cs (T+1) B U | aux T B U | hm T B U | dm B F | rm B U
  *   | dgx T B GU | dgh T B GU | dh, dc, dt1, dt2 4 B U | step B GU | dxt T B F
+ *   | pk 4 UP (1 + F + U) | prod B 4 UP
  * aux: lstm act(c_t); gru s_h (reset_after) or r (h rm). hm: h_{t-1} rm (with recurrent
  * dropout). cs: lstm only. dgh: gru reset_after only (the gradient of s differs from gx's).
+ * pk, prod: lstm only, U's panels and a step's product (UP: U rounded up to whole panels of 16);
+ * the lstm's backward sums the bias gradient into step.
  */
 #include <math.h>
 #include <sched.h>
@@ -311,9 +317,10 @@ static inline void lstm_row_bwd(float *restrict dgi, float *restrict dgf, float 
  * likewise: thread k computes dgx_t for its units, waits, then dh_{t-1} for its units from all
  * of dgx_t and its rows of U, which its next dgx needs and nothing else.
  *
- * Packed U (pk, 4 UP U floats, UP = U rounded up to whole panels, zeros past U):
- *   forward   panel (g, q) at (g nq + q) U NR: pk[k NR + j] = U[k, g U + q NR + j]
- *   backward  panel q at q 4U NR:               pk[k NR + j] = U[q NR + j, k]   (U^T's rows)
+ * Panels (pk; UP = U rounded up to whole panels, zeros past U; col = g U + q NR + j):
+ *   forward   panel (g, q) at (g nq + q) (1 + F + U) NR: row 0 the bias b[col], rows 1..F
+ *             W[k, col], then rows U[k, col]; so a step's x_t W + b + (h rm) U is one pass
+ *   backward  panel q at q 4U NR: pk[k NR + j] = U[q NR + j, k]   (U^T's rows)
  * prod holds a step's product: (B, 4 UP) forward, gate g's units at g UP; (B, UP) backward.
  */
 
