@@ -330,6 +330,9 @@ static inline void lstm_row_bwd(float *restrict dgi, float *restrict dgf, float 
 /* A waiting thread spins this many times, then yields the core at each check (valgrind, a
  * machine with more threads than cores) */
 #define SPIN_YIELD 512
+/* The backward adds dgx into the weight gradients every GRAD_ROWS rows (steps x batch) or so:
+ * enough to amortise reading and writing the gradients' columns, few enough to stay in L2 */
+#define GRAD_ROWS 128
 
 typedef struct {
     atomic_uint arrived, gen;
@@ -447,6 +450,95 @@ static void panels_product(float *c, int64_t ldc, const float *bp, int64_t ps, i
     }
 }
 
+/* c (mr, NR) += a^T (mr, K) b (K, NR): a's element (r, k) at a[k lda + r] (rows of a stored
+ * matrix, read as columns), b's row k at b + k ldb, c's rows ldc apart; mr <= MR. The weight
+ * gradients' kernel: dU += h^T dgx over a few steps' rows. */
+#if defined(__AVX2__) && defined(__FMA__) && defined(__GNUC__)
+static inline __attribute__((always_inline)) void
+tile_acc(const int mr, int64_t K, const float *restrict a, int64_t lda, const float *restrict b,
+         int64_t ldb, float *restrict c, int64_t ldc) {
+#define ROW_LOAD(r, c0, c1)                                                                      \
+    __m256 c0 = _mm256_setzero_ps(), c1 = c0;                                                    \
+    if (mr > r) c0 = _mm256_loadu_ps(c + r * ldc), c1 = _mm256_loadu_ps(c + r * ldc + 8);
+#define ROW_FMA(r, c0, c1)                                                                       \
+    if (mr > r) {                                                                                \
+        __m256 x = _mm256_broadcast_ss(a + r);                                                   \
+        c0 = _mm256_fmadd_ps(x, b0, c0), c1 = _mm256_fmadd_ps(x, b1, c1);                        \
+    }
+#define ROW_STORE(r, c0, c1)                                                                     \
+    if (mr > r) _mm256_storeu_ps(c + r * ldc, c0), _mm256_storeu_ps(c + r * ldc + 8, c1);
+    ROW_LOAD(0, c00, c01)
+    ROW_LOAD(1, c10, c11)
+    ROW_LOAD(2, c20, c21)
+    ROW_LOAD(3, c30, c31)
+    ROW_LOAD(4, c40, c41)
+    ROW_LOAD(5, c50, c51)
+    for (int64_t k = 0; k < K; k++, a += lda, b += ldb) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+        ROW_FMA(0, c00, c01)
+        ROW_FMA(1, c10, c11)
+        ROW_FMA(2, c20, c21)
+        ROW_FMA(3, c30, c31)
+        ROW_FMA(4, c40, c41)
+        ROW_FMA(5, c50, c51)
+    }
+    ROW_STORE(0, c00, c01)
+    ROW_STORE(1, c10, c11)
+    ROW_STORE(2, c20, c21)
+    ROW_STORE(3, c30, c31)
+    ROW_STORE(4, c40, c41)
+    ROW_STORE(5, c50, c51)
+#undef ROW_LOAD
+#undef ROW_FMA
+#undef ROW_STORE
+}
+#else
+static inline void tile_acc(const int mr, int64_t K, const float *restrict a, int64_t lda,
+                            const float *restrict b, int64_t ldb, float *restrict c,
+                            int64_t ldc) {
+    float acc[MR][NR];
+    for (int r = 0; r < mr; r++)
+        for (int j = 0; j < NR; j++) acc[r][j] = c[r * ldc + j];
+    for (int64_t k = 0; k < K; k++)
+        for (int r = 0; r < mr; r++) {
+            const float x = a[k * lda + r];
+            for (int j = 0; j < NR; j++) acc[r][j] += x * b[k * ldb + j];
+        }
+    for (int r = 0; r < mr; r++)
+        for (int j = 0; j < NR; j++) c[r * ldc + j] = acc[r][j];
+}
+#endif
+
+/* dw (M, GU) += a^T dg over K rows, in the columns of units [u0, u0 + w) of the four gates (a
+ * thread's own): a (K, M) rows lda apart, dg (K, GU). Whole panels of NR columns go through
+ * tile_acc; the columns past the last whole one (units not a multiple of NR) are summed plainly. */
+static void grad_columns(float *dw, const float *a, int64_t lda, int64_t M, const float *dg,
+                         int64_t K, int64_t U, int64_t u0, int64_t w) {
+    const int64_t GU = 4 * U;
+    for (int g = 0; g < 4; g++) {
+        const int64_t col = g * U + u0, whole = w / NR * NR;
+        for (int64_t j = 0; j < whole; j += NR)
+            for (int64_t i = 0; i < M; i += MR) {
+                const float *ai = a + i, *b = dg + col + j;
+                float *c = dw + i * GU + col + j;
+                switch (M - i < MR ? M - i : MR) {
+                case 1: tile_acc(1, K, ai, lda, b, GU, c, GU); break;
+                case 2: tile_acc(2, K, ai, lda, b, GU, c, GU); break;
+                case 3: tile_acc(3, K, ai, lda, b, GU, c, GU); break;
+                case 4: tile_acc(4, K, ai, lda, b, GU, c, GU); break;
+                case 5: tile_acc(5, K, ai, lda, b, GU, c, GU); break;
+                default: tile_acc(MR, K, ai, lda, b, GU, c, GU); break;
+                }
+            }
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = col + whole; j < col + w; j++) {
+                float sum = 0.0f;
+                for (int64_t k = 0; k < K; k++) sum += a[k * lda + i] * dg[k * GU + j];
+                dw[i * GU + j] += sum;
+            }
+    }
+}
+
 /* The threads for a sequence's steps: one for small steps, at most one per panel */
 static int step_threads(const rnn_dims *d) {
     const int64_t nq = panels_of(d->U);
@@ -542,12 +634,16 @@ static void lstm_steps_forward(const rnn_dims *d, const rnn_scratch *s, const fl
 }
 
 /* the lstm's steps, backward: dh, dc (dL/dh_T, dL/dc_T, in) become dL/dh_0 and dL/dc_0; dgx
- * filled for every step; dout adds the sequence's gradient (return_sequences). dbias (GU), when
- * not NULL, gets dgx's column sums (the bias gradient), while the columns are in cache. */
+ * filled for every step; dout adds the sequence's gradient (return_sequences). While dgx's
+ * columns are in cache, each thread sums them into the weight gradients' columns of its units,
+ * when not NULL: dbias (GU, overwritten), dW (F, GU) += xt^T dgx and dU (U, GU) += (h rm)^T dgx
+ * (each zeroed first unless acc_w, acc_u), over blocks of steps of about GRAD_ROWS rows. */
 static void lstm_steps_backward(const rnn_dims *d, const rnn_scratch *s, const float *Uw,
-                                const float *dout, float *dbias, int rdrop) {
-    const int64_t B = d->B, T = d->T, U = d->U, GU = d->GU, BU = B * U, S = d->S, nq = panels_of(U),
-                  UP = nq * NR;
+                                const float *dout, float *dbias, float *dW, int acc_w,
+                                float *dU, int acc_u, int rdrop) {
+    const int64_t B = d->B, T = d->T, F = d->F, U = d->U, GU = d->GU, BU = B * U, S = d->S,
+                  nq = panels_of(U), UP = nq * NR, steps = B < GRAD_ROWS ? GRAD_ROWS / B : 1;
+    const float *HP = rdrop ? s->hm : s->hs; /* h_{t-1} rm of step t at rows t B */
     const int act = d->act, ract = d->ract,
               fast = act == PN_RNN_ACT_TANH && ract == PN_RNN_ACT_SIGMOID, nt = step_threads(d);
     spin_barrier bar;
@@ -569,9 +665,14 @@ static void lstm_steps_backward(const rnn_dims *d, const rnn_scratch *s, const f
                     for (int64_t kk = 0; kk < GU; kk++) bp[kk * NR + j] = 0.0f;
             }
         }
-        if (dbias)
-            for (int g = 0; g < 4; g++)
-                memset(dbias + g * U + u0, 0, (size_t)w * sizeof(float));
+        for (int g = 0; g < 4; g++) {
+            if (dbias) memset(dbias + g * U + u0, 0, (size_t)w * sizeof(float));
+            for (int64_t i = 0; dW && !acc_w && i < F; i++)
+                memset(dW + i * GU + g * U + u0, 0, (size_t)w * sizeof(float));
+            for (int64_t i = 0; dU && !acc_u && i < U; i++)
+                memset(dU + i * GU + g * U + u0, 0, (size_t)w * sizeof(float));
+        }
+        int64_t top = T; /* steps [t, top) have dgx, not yet in dW and dU */
         for (int64_t t = T - 1; t >= 0; t--) {
             const float *gt = s->gx + t * B * GU, *tc = s->aux + t * BU, *cp = s->cs + t * BU;
             float *dg = s->dgx + t * B * GU;
@@ -597,6 +698,12 @@ static void lstm_steps_backward(const rnn_dims *d, const rnn_scratch *s, const f
                         const float *restrict v = db + g * U;
                         for (int64_t j = 0; j < w; j++) sum[j] += v[j];
                     }
+            }
+            if (top - t >= steps || t == 0) {
+                const int64_t K = (top - t) * B;
+                if (dW) grad_columns(dW, s->xt + t * B * F, F, F, dg, K, U, u0, w);
+                if (dU) grad_columns(dU, HP + t * BU, U, U, dg, K, U, u0, w);
+                top = t;
             }
             spin_wait(&bar, n); /* dgx_t complete */
             /* dh_{t-1} = (dgx_t U^T) rm, this thread's units */
@@ -779,7 +886,9 @@ static void rnn_backward(const pn_node *n, const pn_ctx *c) {
 
     /* the lstm's bias gradient, summed in its steps into step (GU) */
     float *lstm_db = d.cell == CELL_LSTM && n->n_var == 3 && c->dvar[2] ? s.step : NULL;
-    if (d.cell == CELL_LSTM) lstm_steps_backward(&d, &s, Uw, dout, lstm_db, rdrop);
+    if (d.cell == CELL_LSTM) /* it also fills dW, dU and db */
+        lstm_steps_backward(&d, &s, Uw, dout, lstm_db, c->dvar[0], c->acc_var[0], c->dvar[1],
+                            c->acc_var[1], rdrop);
     for (int64_t t = T - 1; d.cell != CELL_LSTM && t >= 0; t--) {
         if (d.rs)
             for (int64_t b = 0; b < B; b++) {
@@ -867,10 +976,10 @@ static void rnn_backward(const pn_node *n, const pn_ctx *c) {
 
     /* weights, over all steps at once */
     const float *HP = rdrop ? s.hm : s.hs; /* h_{t-1} rm of every step: (T B, U) */
-    if (c->dvar[0])
+    if (c->dvar[0] && d.cell != CELL_LSTM)
         pn_gemm(1, 0, F, GU, TB, 1.0f, s.xt, F, s.dgx, GU, c->acc_var[0] ? 1.0f : 0.0f,
                 c->dvar[0], GU);
-    if (c->dvar[1]) {
+    if (c->dvar[1] && d.cell != CELL_LSTM) {
         float beta = c->acc_var[1] ? 1.0f : 0.0f;
         if (d.cell == CELL_GRU && d.reset_after) {
             pn_gemm(1, 0, U, GU, TB, 1.0f, HP, U, s.dgh, GU, beta, c->dvar[1], GU);
