@@ -643,3 +643,11 @@ def test_lstm_steps_with_dropout_agree_on_one_and_two_threads():
         pynn.set_num_threads(previous)
     for a, b in zip(*runs):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_lstm_with_saturated_gates_matches_torch():
+    # pre-activations far past the clamps of the step loop's sigmoid (+-87) and tanh (+-7.9)
+    layer = L.LSTM(16, return_sequences=True)
+    model = pynn.Sequential([pynn.Input((5, 3)), layer])
+    x = 200.0 * np.random.default_rng(36).standard_normal((3, 5, 3)).astype(np.float32)
+    check_parity(model, lambda tx, tw: torch_outputs(layer, tw, tx), x, seed=37)
