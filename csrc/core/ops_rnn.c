@@ -146,28 +146,34 @@ static rnn_dims rnn_get(const pn_node *n, const pn_node *x, int64_t B) {
 typedef struct {
     float *xt, *gx, *hs, *cs, *aux, *hm, *dm, *rm, *dgx, *dgh, *dh, *dc, *dt1, *dt2, *step, *dxt;
     float *pk, *prod; /* lstm: U packed into panels, the recurrent product of a step */
+    float *gbuf;      /* lstm: per thread, a block of dgx's columns (grad_columns) */
 } rnn_scratch;
 
 /* The lstm's recurrent product runs on panels of NR units (see lstm_steps_forward) */
 #define NR 16
 #define MR 6
 static int64_t panels_of(int64_t U) { return (U + NR - 1) / NR; }
+/* The lstm's backward adds dgx into the weight gradients every GRAD_ROWS rows (steps x batch) or
+ * so: enough to amortise reading and writing the gradients' columns, few enough to stay in L2.
+ * grad_rows: the most rows of one block. */
+#define GRAD_ROWS 128
+static int64_t grad_rows(int64_t B) { return B < GRAD_ROWS ? GRAD_ROWS / B * B : B; }
 
 /* Places the buffers in scratch (s may be NULL: only the size); returns the floats needed. */
 static int64_t rnn_layout(const rnn_dims *d, float *s, rnn_scratch *o) {
     const int64_t B = d->B, T = d->T, TB = T * B, U = d->U, lstm = d->cell == CELL_LSTM;
     const int64_t UP = panels_of(U) * NR; /* U rounded up to whole panels */
-    const int64_t sizes[18] = {
+    const int64_t sizes[19] = {
         TB * d->F, TB * d->GU, (T + 1) * B * U, lstm ? (T + 1) * B * U : 0,
         TB * U, d->rdrop > 0.0f ? TB * U : 0, B * d->F, B * U,
         TB * d->GU, d->cell == CELL_GRU && d->reset_after ? TB * d->GU : 0,
         B * U, B * U, B * U, B * U, B * d->GU, TB * d->F, lstm ? 4 * UP * (1 + d->F + U) : 0,
-        lstm ? B * 4 * UP : 0};
-    float **slots[18] = {&o->xt, &o->gx, &o->hs, &o->cs, &o->aux, &o->hm, &o->dm, &o->rm,
+        lstm ? B * 4 * UP : 0, lstm ? UP * grad_rows(B) : 0};
+    float **slots[19] = {&o->xt, &o->gx, &o->hs, &o->cs, &o->aux, &o->hm, &o->dm, &o->rm,
                          &o->dgx, &o->dgh, &o->dh, &o->dc, &o->dt1, &o->dt2, &o->step, &o->dxt,
-                         &o->pk, &o->prod};
+                         &o->pk, &o->prod, &o->gbuf};
     int64_t off = 0;
-    for (int i = 0; i < 18; i++) {
+    for (int i = 0; i < 19; i++) {
         if (s) *slots[i] = sizes[i] ? s + off : NULL;
         off += (sizes[i] + 15) / 16 * 16; /* each buffer 64-byte aligned when scratch is */
     }
@@ -393,9 +399,6 @@ static inline void lstm_row_bwd(float *restrict dgi, float *restrict dgf, float 
 /* A waiting thread spins this many times, then yields the core at each check (valgrind, a
  * machine with more threads than cores) */
 #define SPIN_YIELD 512
-/* The backward adds dgx into the weight gradients every GRAD_ROWS rows (steps x batch) or so:
- * enough to amortise reading and writing the gradients' columns, few enough to stay in L2 */
-#define GRAD_ROWS 128
 
 typedef struct {
     atomic_uint arrived, gen;
@@ -572,32 +575,50 @@ static inline void tile_acc(const int mr, int64_t K, const float *restrict a, in
 }
 #endif
 
-/* dw (M, GU) += a^T dg over K rows, in the columns of units [u0, u0 + w) of the four gates (a
- * thread's own): a (K, M) rows lda apart, dg (K, GU). Whole panels of NR columns go through
- * tile_acc; the columns past the last whole one (units not a multiple of NR) are summed plainly. */
-static void grad_columns(float *dw, const float *a, int64_t lda, int64_t M, const float *dg,
-                         int64_t K, int64_t U, int64_t u0, int64_t w) {
-    const int64_t GU = 4 * U;
+/* dw (M, GU) += a^T (M, K) b, b (K, NR) packed: tiles of MR rows of dw, whose row i is at
+ * dw + i ldw */
+static void grad_panel(float *dw, int64_t ldw, const float *a, int64_t lda, int64_t M,
+                       const float *b, int64_t K) {
+    for (int64_t i = 0; i < M; i += MR) {
+        const float *ai = a + i;
+        float *c = dw + i * ldw;
+        switch (M - i < MR ? M - i : MR) {
+        case 1: tile_acc(1, K, ai, lda, b, NR, c, ldw); break;
+        case 2: tile_acc(2, K, ai, lda, b, NR, c, ldw); break;
+        case 3: tile_acc(3, K, ai, lda, b, NR, c, ldw); break;
+        case 4: tile_acc(4, K, ai, lda, b, NR, c, ldw); break;
+        case 5: tile_acc(5, K, ai, lda, b, NR, c, ldw); break;
+        default: tile_acc(MR, K, ai, lda, b, NR, c, ldw); break;
+        }
+    }
+}
+
+/* dW (F, GU) += x^T dg and dU (U, GU) += h^T dg over K rows (either may be NULL), in the
+ * columns of units [u0, u0 + w) of the four gates (a thread's own): x (K, F), h (K, U), dg (K,
+ * GU). Each NR columns of dg are copied into buf (K, NR) first: dg's rows are 4U floats apart,
+ * which at U = 256 puts all of a column block's rows in one set of L1. The columns past the
+ * last whole NR (units not a multiple of NR) are summed plainly. */
+static void grad_columns(float *dW, const float *x, int64_t F, float *dU, const float *h,
+                         const float *dg, int64_t K, int64_t U, int64_t u0, int64_t w,
+                         float *restrict buf) {
+    const int64_t GU = 4 * U, whole = w / NR * NR;
     for (int g = 0; g < 4; g++) {
-        const int64_t col = g * U + u0, whole = w / NR * NR;
-        for (int64_t j = 0; j < whole; j += NR)
-            for (int64_t i = 0; i < M; i += MR) {
-                const float *ai = a + i, *b = dg + col + j;
-                float *c = dw + i * GU + col + j;
-                switch (M - i < MR ? M - i : MR) {
-                case 1: tile_acc(1, K, ai, lda, b, GU, c, GU); break;
-                case 2: tile_acc(2, K, ai, lda, b, GU, c, GU); break;
-                case 3: tile_acc(3, K, ai, lda, b, GU, c, GU); break;
-                case 4: tile_acc(4, K, ai, lda, b, GU, c, GU); break;
-                case 5: tile_acc(5, K, ai, lda, b, GU, c, GU); break;
-                default: tile_acc(MR, K, ai, lda, b, GU, c, GU); break;
-                }
-            }
-        for (int64_t i = 0; i < M; i++)
-            for (int64_t j = col + whole; j < col + w; j++) {
+        const int64_t col = g * U + u0;
+        for (int64_t j = col; j < col + whole; j += NR) {
+            for (int64_t k = 0; k < K; k++)
+                memcpy(buf + k * NR, dg + k * GU + j, NR * sizeof(float));
+            if (dW) grad_panel(dW + j, GU, x, F, F, buf, K);
+            if (dU) grad_panel(dU + j, GU, h, U, U, buf, K);
+        }
+        for (int64_t j = col + whole; j < col + w; j++)
+            for (int64_t i = 0; i < F + U; i++) {
+                const float *a = i < F ? x + i : h + i - F;
+                const int64_t lda = i < F ? F : U;
+                float *o = i < F ? (dW ? dW + i * GU + j : NULL) : (dU ? dU + (i - F) * GU + j : NULL);
+                if (!o) continue;
                 float sum = 0.0f;
-                for (int64_t k = 0; k < K; k++) sum += a[k * lda + i] * dg[k * GU + j];
-                dw[i * GU + j] += sum;
+                for (int64_t k = 0; k < K; k++) sum += a[k * lda] * dg[k * GU + j];
+                *o += sum;
             }
     }
 }
@@ -704,7 +725,8 @@ static void lstm_steps_backward(const rnn_dims *d, const rnn_scratch *s, const f
                                 const float *dout, float *dbias, float *dW, int acc_w,
                                 float *dU, int acc_u, int rdrop) {
     const int64_t B = d->B, T = d->T, F = d->F, U = d->U, GU = d->GU, BU = B * U, S = d->S,
-                  nq = panels_of(U), UP = nq * NR, steps = B < GRAD_ROWS ? GRAD_ROWS / B : 1;
+                  nq = panels_of(U), UP = nq * NR, steps = B < GRAD_ROWS ? GRAD_ROWS / B : 1,
+                  gk = grad_rows(B);
     const float *HP = rdrop ? s->hm : s->hs; /* h_{t-1} rm of step t at rows t B */
     const int act = d->act, ract = d->ract,
               fast = act == PN_RNN_ACT_TANH && ract == PN_RNN_ACT_SIGMOID, nt = step_threads(d);
@@ -763,8 +785,9 @@ static void lstm_steps_backward(const rnn_dims *d, const rnn_scratch *s, const f
             }
             if (top - t >= steps || t == 0) {
                 const int64_t K = (top - t) * B;
-                if (dW) grad_columns(dW, s->xt + t * B * F, F, F, dg, K, U, u0, w);
-                if (dU) grad_columns(dU, HP + t * BU, U, U, dg, K, U, u0, w);
+                if (dW || dU)
+                    grad_columns(dW, s->xt + t * B * F, F, dU, HP + t * BU, dg, K, U, u0, w,
+                                 s->gbuf + k * gk * NR);
                 top = t;
             }
             spin_wait(&bar, n); /* dgx_t complete */
