@@ -605,7 +605,8 @@ def test_larger_lstm_on_two_threads_matches_torch(opts):
     (1, 131, dict(return_state=True)),
     (7, 64, dict(return_sequences=True, use_bias=False)),
     (6, 16, dict(return_sequences=True)),
-], ids=["13x37", "1x131", "7x64", "6x16"])
+    (8, 48, dict(return_sequences=True)),
+], ids=["13x37", "1x131", "7x64", "6x16", "8x48"])
 def test_lstm_steps_at_ragged_sizes_match_torch(threads, batch, units, opts):
     previous = pynn.get_num_threads()
     pynn.set_num_threads(threads)

@@ -495,25 +495,81 @@ static inline void tile(const int mr, const float *restrict init, const float *r
 }
 #endif
 
+/* tile for mr <= 2 rows over two panels side by side (bp, bq; inits ip, iq): the rows past
+ * whole tiles of MR (2 of batch 32) with 8 accumulators instead of 4, which the FMA latency
+ * would halve */
+#if defined(__AVX2__) && defined(__FMA__) && defined(__GNUC__)
+static inline __attribute__((always_inline)) void
+tile2(const int mr, const float *restrict ip, const float *restrict iq, const float *restrict bp,
+      const float *restrict bq, int64_t K1, const float *restrict a1, int64_t lda1, int64_t K2,
+      const float *restrict a2, int64_t lda2, float *restrict c, int64_t ldc) {
+#define SEGMENT2(a, lda, K)                                                                      \
+    {                                                                                            \
+        const float *x0 = a, *x1 = a + (mr > 1 ? lda : 0);                                       \
+        for (int64_t k = 0; k < K; k++, bp += NR, bq += NR) {                                    \
+            __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8),                       \
+                   b2 = _mm256_loadu_ps(bq), b3 = _mm256_loadu_ps(bq + 8);                       \
+            __m256 x = _mm256_broadcast_ss(x0 + k);                                              \
+            c00 = _mm256_fmadd_ps(x, b0, c00), c01 = _mm256_fmadd_ps(x, b1, c01);                \
+            c02 = _mm256_fmadd_ps(x, b2, c02), c03 = _mm256_fmadd_ps(x, b3, c03);                \
+            if (mr > 1) {                                                                        \
+                x = _mm256_broadcast_ss(x1 + k);                                                 \
+                c10 = _mm256_fmadd_ps(x, b0, c10), c11 = _mm256_fmadd_ps(x, b1, c11);            \
+                c12 = _mm256_fmadd_ps(x, b2, c12), c13 = _mm256_fmadd_ps(x, b3, c13);            \
+            }                                                                                    \
+        }                                                                                        \
+    }
+    __m256 c00 = ip ? _mm256_loadu_ps(ip) : _mm256_setzero_ps(),
+           c01 = ip ? _mm256_loadu_ps(ip + 8) : _mm256_setzero_ps(),
+           c02 = iq ? _mm256_loadu_ps(iq) : _mm256_setzero_ps(),
+           c03 = iq ? _mm256_loadu_ps(iq + 8) : _mm256_setzero_ps();
+    __m256 c10 = c00, c11 = c01, c12 = c02, c13 = c03;
+    SEGMENT2(a1, lda1, K1)
+    SEGMENT2(a2, lda2, K2)
+    _mm256_storeu_ps(c, c00), _mm256_storeu_ps(c + 8, c01);
+    _mm256_storeu_ps(c + NR, c02), _mm256_storeu_ps(c + NR + 8, c03);
+    if (mr > 1) {
+        _mm256_storeu_ps(c + ldc, c10), _mm256_storeu_ps(c + ldc + 8, c11);
+        _mm256_storeu_ps(c + ldc + NR, c12), _mm256_storeu_ps(c + ldc + NR + 8, c13);
+    }
+#undef SEGMENT2
+}
+#else
+static inline void tile2(const int mr, const float *restrict ip, const float *restrict iq,
+                         const float *restrict bp, const float *restrict bq, int64_t K1,
+                         const float *restrict a1, int64_t lda1, int64_t K2,
+                         const float *restrict a2, int64_t lda2, float *restrict c, int64_t ldc) {
+    tile(mr, ip, bp, K1, a1, lda1, K2, a2, lda2, c, ldc);
+    tile(mr, iq, bq, K1, a1, lda1, K2, a2, lda2, c + NR, ldc);
+}
+#endif
+
 /* c (B, np NR) = [init +] a1 (B, K1) [a2 (B, K2)] times panels 0 .. np of bp, ps floats apart,
  * each with its init row first when `bias`. Rows go in tiles of MR; each panel stays in L1
  * while the tiles pass over it. */
 static void panels_product(float *c, int64_t ldc, const float *bp, int64_t ps, int bias,
                            int64_t np, int64_t B, int64_t K1, const float *a1, int64_t lda1,
                            int64_t K2, const float *a2, int64_t lda2) {
+    const int64_t full = B / MR * MR, rem = B - full;
+    const float *x1 = a1 + full * lda1, *x2 = a2 + full * lda2;
     for (int64_t p = 0; p < np; p++, bp += ps, c += NR) {
         const float *init = bias ? bp : NULL, *w = bias ? bp + NR : bp;
-        for (int64_t r = 0; r < B; r += MR) {
-            const float *x1 = a1 + r * lda1, *x2 = a2 + r * lda2;
-            float *o = c + r * ldc;
-            switch (B - r < MR ? B - r : MR) {
-            case 1: tile(1, init, w, K1, x1, lda1, K2, x2, lda2, o, ldc); break;
-            case 2: tile(2, init, w, K1, x1, lda1, K2, x2, lda2, o, ldc); break;
+        for (int64_t r = 0; r < full; r += MR)
+            tile(MR, init, w, K1, a1 + r * lda1, lda1, K2, a2 + r * lda2, lda2, c + r * ldc, ldc);
+        float *o = c + full * ldc;
+        if (rem > 2) { /* 3..5 rows */
+            switch (rem) {
             case 3: tile(3, init, w, K1, x1, lda1, K2, x2, lda2, o, ldc); break;
             case 4: tile(4, init, w, K1, x1, lda1, K2, x2, lda2, o, ldc); break;
-            case 5: tile(5, init, w, K1, x1, lda1, K2, x2, lda2, o, ldc); break;
-            default: tile(MR, init, w, K1, x1, lda1, K2, x2, lda2, o, ldc); break;
+            default: tile(5, init, w, K1, x1, lda1, K2, x2, lda2, o, ldc); break;
             }
+        } else if (rem > 0 && p % 2 == 1) { /* panels p - 1 and p, the former still in L2 */
+            const float *bq = bp - ps, *iq = bias ? bq : NULL, *wq = bias ? bq + NR : bq;
+            if (rem == 1) tile2(1, iq, init, wq, w, K1, x1, lda1, K2, x2, lda2, o - NR, ldc);
+            else tile2(2, iq, init, wq, w, K1, x1, lda1, K2, x2, lda2, o - NR, ldc);
+        } else if (rem > 0 && p == np - 1) { /* the last of an odd number of panels */
+            if (rem == 1) tile(1, init, w, K1, x1, lda1, K2, x2, lda2, o, ldc);
+            else tile(2, init, w, K1, x1, lda1, K2, x2, lda2, o, ldc);
         }
     }
 }
