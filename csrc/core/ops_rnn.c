@@ -386,7 +386,9 @@ static inline void lstm_row_bwd(float *restrict dgi, float *restrict dgf, float 
  * its units, which need no other thread's columns. Only h_t crosses threads, so a step ends in
  * one barrier (a spin on atomics: OpenMP's barrier wakes waiters with a futex syscall). Backward
  * likewise: thread k computes dgx_t for its units, waits, then dh_{t-1} for its units from all
- * of dgx_t and its rows of U, which its next dgx needs and nothing else.
+ * of dgx_t and its rows of U, which its next dgx needs and nothing else; every few steps it adds
+ * its own columns of dgx into the same columns of dW, dU and db. Threads write disjoint columns,
+ * and the barrier orders each write before the other threads' reads.
  *
  * Panels (pk; UP = U rounded up to whole panels, zeros past U; col = g U + q NR + j):
  *   forward   panel (g, q) at (g nq + q) (1 + F + U) NR: row 0 the bias b[col], rows 1..F
@@ -398,8 +400,8 @@ static inline void lstm_row_bwd(float *restrict dgi, float *restrict dgf, float 
 /* Below this many multiply-adds per step, one thread runs the sequence: a barrier costs about
  * as much as 2^16 multiply-adds. */
 #define STEP_PAR_MIN (1 << 16)
-/* A waiting thread spins this many times, then yields the core at each check (valgrind, a
- * machine with more threads than cores) */
+/* A waiting thread spins this many times (about 13 us on Zen 3), then yields the core at each
+ * check (valgrind, a machine with more threads than cores) */
 #define SPIN_YIELD 512
 
 typedef struct {
