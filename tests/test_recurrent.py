@@ -595,3 +595,60 @@ def test_larger_lstm_on_two_threads_matches_torch(opts):
         check_parity(model, lambda tx, tw: torch_outputs(layer, tw, tx), x)
     finally:
         pynn.set_num_threads(previous)
+
+
+# The lstm's steps run on threads that own panels of 16 units, with a 6-row kernel, once a step
+# has B 4U U >= 2^16 multiply-adds: units past whole panels, rows past whole tiles, one row.
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("batch,units,opts", [
+    (13, 37, dict(return_sequences=True, go_backwards=True)),
+    (1, 131, dict(return_state=True)),
+    (7, 64, dict(return_sequences=True, use_bias=False)),
+    (6, 16, dict(return_sequences=True)),
+    (8, 48, dict(return_sequences=True)),
+], ids=["13x37", "1x131", "7x64", "6x16", "8x48"])
+def test_lstm_steps_at_ragged_sizes_match_torch(threads, batch, units, opts):
+    previous = pynn.get_num_threads()
+    pynn.set_num_threads(threads)
+    try:
+        layer = L.LSTM(units, **opts)
+        inp = pynn.Input((4, 5))
+        model = pynn.Model(inp, layer(inp))
+        x = np.random.default_rng(31).standard_normal((batch, 4, 5)).astype(np.float32)
+        check_parity(model, lambda tx, tw: torch_outputs(layer, tw, tx), x, seed=32)
+    finally:
+        pynn.set_num_threads(previous)
+
+
+def test_lstm_steps_with_dropout_agree_on_one_and_two_threads():
+    # the masks come from the random state, so both runs drop the same values; each output and
+    # gradient is computed in the same order whatever thread owns it
+    layer = L.LSTM(37, return_sequences=True, dropout=0.2, recurrent_dropout=0.3)
+    model = pynn.Sequential([pynn.Input((4, 5)), layer])
+    randomize(model, 33)
+    model.compile(optimizer="sgd", loss="mse")
+    core = model._core
+    x = np.random.default_rng(34).standard_normal((13, 4, 5)).astype(np.float32)
+    y = np.random.default_rng(35).standard_normal((13, 4, 37)).astype(np.float32)
+    state = core.rng_state
+    previous = pynn.get_num_threads()
+    runs = []
+    try:
+        for threads in (1, 2):
+            pynn.set_num_threads(threads)
+            core.rng_state = state
+            loss, dx = core.gradients(x, y, True)
+            runs.append([loss, np.array(dx)] + [np.array(core.gradient(v))
+                                                 for v in layer._var_ids])
+    finally:
+        pynn.set_num_threads(previous)
+    for a, b in zip(*runs):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_lstm_with_saturated_gates_matches_torch():
+    # pre-activations far past the clamps of the step loop's sigmoid (+-87) and tanh (+-7.9)
+    layer = L.LSTM(16, return_sequences=True)
+    model = pynn.Sequential([pynn.Input((5, 3)), layer])
+    x = 200.0 * np.random.default_rng(36).standard_normal((3, 5, 3)).astype(np.float32)
+    check_parity(model, lambda tx, tw: torch_outputs(layer, tw, tx), x, seed=37)

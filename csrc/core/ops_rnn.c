@@ -40,16 +40,32 @@
  * gates are the contiguous block gx[t] (B, GU) that its one GEMM (h rm) U adds into. The fused
  * gate pass then overwrites gx[t] with the activated gates, which backward reads; hs (T+1, B, U)
  * keeps h_0..h_T, so the h_{t-1} of every step form one (T B, U) matrix and dU is one GEMM, as
- * are dW = xt^T dgx and dxt = dgx W^T.
+ * are dW = xt^T dgx and dxt = dgx W^T. The lstm runs its steps on persistent threads instead
+ * (lstm_steps_forward and _backward): one parallel region per direction, U packed once into
+ * panels, x_t W + b + (h rm) U one pass of a register-blocked kernel per step, one barrier per
+ * step; gx then only receives the activated gates, and the backward adds dgx into dW, dU and db
+ * every few steps while it is in cache (only dxt stays a GEMM).
  *
  * Scratch (floats), the same for training and inference plans (an eager call may run backward
  * after an inference-mode forward):
  *   xt T B F | gx T B GU | hs (T+1) B U | cs (T+1) B U | aux T B U | hm T B U | dm B F | rm B U
  *   | dgx T B GU | dgh T B GU | dh, dc, dt1, dt2 4 B U | step B GU | dxt T B F
+ *   | pk 4 UP (1 + F + U) | prod B 4 UP | gbuf UP grad_rows(B)
  * aux: lstm act(c_t); gru s_h (reset_after) or r (h rm). hm: h_{t-1} rm (with recurrent
  * dropout). cs: lstm only. dgh: gru reset_after only (the gradient of s differs from gx's).
+ * pk, prod: lstm only, U's panels and a step's product (UP: U rounded up to whole panels of 16);
+ * gbuf (UP grad_rows(B)): lstm only, a block of dgx's columns per thread; the lstm's backward
+ * sums the bias gradient into step.
  */
 #include <math.h>
+#include <sched.h>
+#include <stdatomic.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#endif
 
 #include "internal.h"
 #include "vmath.h"
@@ -131,20 +147,35 @@ static rnn_dims rnn_get(const pn_node *n, const pn_node *x, int64_t B) {
 
 typedef struct {
     float *xt, *gx, *hs, *cs, *aux, *hm, *dm, *rm, *dgx, *dgh, *dh, *dc, *dt1, *dt2, *step, *dxt;
+    float *pk, *prod; /* lstm: U packed into panels, the recurrent product of a step */
+    float *gbuf;      /* lstm: per thread, a block of dgx's columns (grad_columns) */
 } rnn_scratch;
+
+/* The lstm's recurrent product runs on panels of NR units (see lstm_steps_forward) */
+#define NR 16
+#define MR 6
+static int64_t panels_of(int64_t U) { return (U + NR - 1) / NR; }
+/* The lstm's backward adds dgx into the weight gradients every GRAD_ROWS rows (steps x batch) or
+ * so: enough to amortise reading and writing the gradients' columns, few enough to stay in L2.
+ * grad_rows: the most rows of one block. */
+#define GRAD_ROWS 128
+static int64_t grad_rows(int64_t B) { return B < GRAD_ROWS ? GRAD_ROWS / B * B : B; }
 
 /* Places the buffers in scratch (s may be NULL: only the size); returns the floats needed. */
 static int64_t rnn_layout(const rnn_dims *d, float *s, rnn_scratch *o) {
-    const int64_t B = d->B, T = d->T, TB = T * B, U = d->U;
-    const int64_t sizes[16] = {
-        TB * d->F, TB * d->GU, (T + 1) * B * U, d->cell == CELL_LSTM ? (T + 1) * B * U : 0,
+    const int64_t B = d->B, T = d->T, TB = T * B, U = d->U, lstm = d->cell == CELL_LSTM;
+    const int64_t UP = panels_of(U) * NR; /* U rounded up to whole panels */
+    const int64_t sizes[19] = {
+        TB * d->F, TB * d->GU, (T + 1) * B * U, lstm ? (T + 1) * B * U : 0,
         TB * U, d->rdrop > 0.0f ? TB * U : 0, B * d->F, B * U,
         TB * d->GU, d->cell == CELL_GRU && d->reset_after ? TB * d->GU : 0,
-        B * U, B * U, B * U, B * U, B * d->GU, TB * d->F};
-    float **slots[16] = {&o->xt, &o->gx, &o->hs, &o->cs, &o->aux, &o->hm, &o->dm, &o->rm,
-                         &o->dgx, &o->dgh, &o->dh, &o->dc, &o->dt1, &o->dt2, &o->step, &o->dxt};
+        B * U, B * U, B * U, B * U, B * d->GU, TB * d->F, lstm ? 4 * UP * (1 + d->F + U) : 0,
+        lstm ? B * 4 * UP : 0, lstm ? UP * grad_rows(B) : 0};
+    float **slots[19] = {&o->xt, &o->gx, &o->hs, &o->cs, &o->aux, &o->hm, &o->dm, &o->rm,
+                         &o->dgx, &o->dgh, &o->dh, &o->dc, &o->dt1, &o->dt2, &o->step, &o->dxt,
+                         &o->pk, &o->prod, &o->gbuf};
     int64_t off = 0;
-    for (int i = 0; i < 16; i++) {
+    for (int i = 0; i < 19; i++) {
         if (s) *slots[i] = sizes[i] ? s + off : NULL;
         off += (sizes[i] + 15) / 16 * 16; /* each buffer 64-byte aligned when scratch is */
     }
@@ -248,34 +279,83 @@ static void make_mask(float *restrict mask, int64_t n, uint64_t key, float rate,
 #define GATE_PAR_MIN 8192
 #define ROWS_PAR(R, W) if ((R) * (W) >= GATE_PAR_MIN) num_threads(pn_threads)
 
-/* lstm step, one sample: g = [i f g o] pre-activations (4U) in, activated out; cp c_{t-1},
- * c c_t, tc act(c_t), h h_t. Called with constant act and ract on the common path, so the
- * switches fold away and the loop vectorises. */
+/* lstm step, one sample, over w units: p = [i f g o] pre-activations in, g the activated gates
+ * out; cp c_{t-1}, c c_t, tc act(c_t), h h_t. Called with constant act and ract on the common
+ * path, so the switches fold away and the loop vectorises. */
 static inline void lstm_row(float *restrict gi, float *restrict gf, float *restrict gg,
                             float *restrict go, float *restrict c, float *restrict tc,
-                            float *restrict h, const float *restrict cp, int64_t U, int act,
-                            int ract) {
-    for (int64_t j = 0; j < U; j++) {
-        float i = act_f(gi[j], ract), f = act_f(gf[j], ract), gv = act_f(gg[j], act),
-              o = act_f(go[j], ract);
+                            float *restrict h, const float *restrict cp, const float *restrict pi,
+                            const float *restrict pf, const float *restrict pg,
+                            const float *restrict po, int64_t w, int act, int ract) {
+    for (int64_t j = 0; j < w; j++) {
+        float i = act_f(pi[j], ract), f = act_f(pf[j], ract), gv = act_f(pg[j], act),
+              o = act_f(po[j], ract);
         float cv = f * cp[j] + i * gv, t = act_f(cv, act);
         gi[j] = i, gf[j] = f, gg[j] = gv, go[j] = o;
         c[j] = cv, tc[j] = t, h[j] = o * t;
     }
 }
 
-static void lstm_gates(float *g, float *c, float *tc, float *h, const float *cp, int64_t B,
-                       int64_t U, int act, int ract) {
-    const int fast = act == PN_RNN_ACT_TANH && ract == PN_RNN_ACT_SIGMOID;
-#pragma omp parallel for ROWS_PAR(B, 4 * U)
-    for (int64_t b = 0; b < B; b++) {
-        float *gb = g + b * 4 * U;
-        if (fast)
-            lstm_row(gb, gb + U, gb + 2 * U, gb + 3 * U, c + b * U, tc + b * U, h + b * U,
-                     cp + b * U, U, PN_RNN_ACT_TANH, PN_RNN_ACT_SIGMOID);
-        else
-            lstm_row(gb, gb + U, gb + 2 * U, gb + 3 * U, c + b * U, tc + b * U, h + b * U,
-                     cp + b * U, U, act, ract);
+/* The lstm's common gates (sigmoid, tanh), twice as fast as vmath.h's in its step loop, which
+ * they dominated. e^x for |x| <= 87 (the caller clamps): pn_exp's reduction and polynomial
+ * without its range handling, since 2^n stays a normal float. */
+static inline float exp_lean(float x) {
+    const float magic = 12582912.0f;
+    float m = x * 1.44269504088896341f + magic;
+    uint32_t mb;
+    memcpy(&mb, &m, sizeof mb);
+    float n = m - magic;
+    float r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    uint32_t sb = (mb - 0x4B400000u + 127u) << 23;
+    float s;
+    memcpy(&s, &sb, sizeof s);
+    return p * s;
+}
+static inline float sigmoid_lean(float x) {
+    float xc = x < -87.0f ? -87.0f : x;
+    xc = xc > 87.0f ? 87.0f : xc;
+    return 1.0f / (1.0f + exp_lean(-xc));
+}
+/* tanh as a rational function (Eigen's float tanh: odd degree 13 over even degree 6, inputs
+ * clamped to +-7.9, where it rounds to +-1), within 4.1e-7 of tanh; NaN stays NaN */
+static inline float tanh_lean(float x0) {
+    float x = x0 > 7.90531110763549805f ? 7.90531110763549805f : x0;
+    x = x < -7.90531110763549805f ? -7.90531110763549805f : x;
+    float z = x * x;
+    float p = -2.76076847742355e-16f;
+    p = p * z + 2.00018790482477e-13f;
+    p = p * z - 8.60467152213735e-11f;
+    p = p * z + 5.12229709037114e-08f;
+    p = p * z + 1.48572235717979e-05f;
+    p = p * z + 6.37261928875436e-04f;
+    p = p * z + 4.89352455891786e-03f;
+    float q = 1.19825839466702e-06f;
+    q = q * z + 1.18534705686654e-04f;
+    q = q * z + 2.26843463243900e-03f;
+    q = q * z + 4.89352518554385e-03f;
+    return x * p / q;
+}
+
+/* lstm_row with act tanh and ract sigmoid */
+static inline void lstm_row_fast(float *restrict gi, float *restrict gf, float *restrict gg,
+                                 float *restrict go, float *restrict c, float *restrict tc,
+                                 float *restrict h, const float *restrict cp,
+                                 const float *restrict pi, const float *restrict pf,
+                                 const float *restrict pg, const float *restrict po, int64_t w) {
+    for (int64_t j = 0; j < w; j++) {
+        float i = sigmoid_lean(pi[j]), f = sigmoid_lean(pf[j]), gv = tanh_lean(pg[j]),
+              o = sigmoid_lean(po[j]);
+        float cv = f * cp[j] + i * gv, t = tanh_lean(cv);
+        gi[j] = i, gf[j] = f, gg[j] = gv, go[j] = o;
+        c[j] = cv, tc[j] = t, h[j] = o * t;
     }
 }
 
@@ -294,6 +374,495 @@ static inline void lstm_row_bwd(float *restrict dgi, float *restrict dgf, float 
         dgg[j] = dcv * i * act_d(gv, act);
         dgo[j] = dh[j] * tv * act_d(o, ract);
         dc[j] = dcv * f;
+    }
+}
+
+/* ---- the lstm's time loop on persistent threads ------------------------------------------------
+ * A step's recurrent product (B, U) x (U, 4U) is small (8M multiply-adds in bench_lstm.py): as a
+ * GEMM call per step, OpenBLAS repacks U every time and the threads wake twice (the product,
+ * then the gates). Instead one parallel region runs the whole sequence. Thread k owns the units
+ * of panels [q0, q1) (NR units each) in all four gates; it packs its columns of U once per call
+ * and per step multiplies h_{t-1} by them with a register-blocked kernel, then runs the gates of
+ * its units, which need no other thread's columns. Only h_t crosses threads, so a step ends in
+ * one barrier (a spin on atomics: OpenMP's barrier wakes waiters with a futex syscall). Backward
+ * likewise: thread k computes dgx_t for its units, waits, then dh_{t-1} for its units from all
+ * of dgx_t and its rows of U, which its next dgx needs and nothing else; every few steps it adds
+ * its own columns of dgx into the same columns of dW, dU and db. Threads write disjoint columns,
+ * and the barrier orders each write before the other threads' reads.
+ *
+ * Panels (pk; UP = U rounded up to whole panels, zeros past U; col = g U + q NR + j):
+ *   forward   panel (g, q) at (g nq + q) (1 + F + U) NR: row 0 the bias b[col], rows 1..F
+ *             W[k, col], then rows U[k, col]; so a step's x_t W + b + (h rm) U is one pass
+ *   backward  panel q at q 4U NR: pk[k NR + j] = U[q NR + j, k]   (U^T's rows)
+ * prod holds a step's product: (B, 4 UP) forward, gate g's units at g UP; (B, UP) backward.
+ */
+
+/* Below this many multiply-adds per step, one thread runs the sequence: a barrier costs about
+ * as much as 2^16 multiply-adds. */
+#define STEP_PAR_MIN (1 << 16)
+/* A waiting thread spins this many times (about 13 us on Zen 3), then yields the core at each
+ * check (valgrind, a machine with more threads than cores) */
+#define SPIN_YIELD 512
+
+typedef struct {
+    atomic_uint arrived, gen;
+} spin_barrier;
+
+static inline void cpu_relax(void) {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_ia32_pause();
+#endif
+}
+
+/* Returns when all n threads have called it; what each wrote before is visible to all after.
+ * The last to arrive resets the count and moves the generation on, which releases the others
+ * (each reads the generation before it arrives, so none can miss the release). */
+static void spin_wait(spin_barrier *b, int n) {
+    if (n <= 1) return;
+    unsigned gen = atomic_load_explicit(&b->gen, memory_order_relaxed);
+    if (atomic_fetch_add_explicit(&b->arrived, 1u, memory_order_acq_rel) == (unsigned)n - 1) {
+        atomic_store_explicit(&b->arrived, 0u, memory_order_relaxed);
+        atomic_store_explicit(&b->gen, gen + 1u, memory_order_release);
+        return;
+    }
+    int spins = 0;
+    while (atomic_load_explicit(&b->gen, memory_order_acquire) == gen) {
+        if (spins < SPIN_YIELD) spins++, cpu_relax();
+        else sched_yield();
+    }
+}
+
+/* c (mr, NR) = init + a1 (mr, K1) bp[0 .. K1) + a2 (mr, K2) bp[K1 .. K1 + K2): a's rows lda
+ * apart, bp a packed panel (K1 + K2, NR), init NR values or NULL (zeros), mr <= MR. With AVX2,
+ * 6 rows x 2 vectors make twelve accumulators, enough to cover the FMA latency: about 98% of
+ * peak on Zen 3 at K = 256 (OpenBLAS: about 80%, and it repacks U on every call). */
+#if defined(__AVX2__) && defined(__FMA__) && defined(__GNUC__)
+static inline __attribute__((always_inline)) void
+tile(const int mr, const float *restrict init, const float *restrict bp, int64_t K1,
+     const float *restrict a1, int64_t lda1, int64_t K2, const float *restrict a2, int64_t lda2,
+     float *restrict c, int64_t ldc) {
+#define ROW_FMA(r, c0, c1)                                                                       \
+    if (mr > r) {                                                                                \
+        __m256 x = _mm256_broadcast_ss(x##r + k);                                                \
+        c0 = _mm256_fmadd_ps(x, b0, c0), c1 = _mm256_fmadd_ps(x, b1, c1);                        \
+    }
+#define SEGMENT(a, lda, K)                                                                       \
+    {                                                                                            \
+        const float *x0 = a, *x1 = a + (mr > 1 ? lda : 0), *x2 = a + (mr > 2 ? 2 * lda : 0),     \
+                    *x3 = a + (mr > 3 ? 3 * lda : 0), *x4 = a + (mr > 4 ? 4 * lda : 0),          \
+                    *x5 = a + (mr > 5 ? 5 * lda : 0);                                            \
+        for (int64_t k = 0; k < K; k++, bp += NR) {                                              \
+            __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);                      \
+            ROW_FMA(0, c00, c01)                                                                 \
+            ROW_FMA(1, c10, c11)                                                                 \
+            ROW_FMA(2, c20, c21)                                                                 \
+            ROW_FMA(3, c30, c31)                                                                 \
+            ROW_FMA(4, c40, c41)                                                                 \
+            ROW_FMA(5, c50, c51)                                                                 \
+        }                                                                                        \
+    }
+#define ROW_STORE(r, c0, c1)                                                                     \
+    if (mr > r) _mm256_storeu_ps(c + r * ldc, c0), _mm256_storeu_ps(c + r * ldc + 8, c1);
+    __m256 c00 = init ? _mm256_loadu_ps(init) : _mm256_setzero_ps(),
+           c01 = init ? _mm256_loadu_ps(init + 8) : _mm256_setzero_ps();
+    __m256 c10 = c00, c11 = c01, c20 = c00, c21 = c01, c30 = c00, c31 = c01, c40 = c00,
+           c41 = c01, c50 = c00, c51 = c01;
+    SEGMENT(a1, lda1, K1)
+    SEGMENT(a2, lda2, K2)
+    ROW_STORE(0, c00, c01)
+    ROW_STORE(1, c10, c11)
+    ROW_STORE(2, c20, c21)
+    ROW_STORE(3, c30, c31)
+    ROW_STORE(4, c40, c41)
+    ROW_STORE(5, c50, c51)
+#undef ROW_FMA
+#undef SEGMENT
+#undef ROW_STORE
+}
+#else
+/* the portable kernel: the inner loops over NR columns vectorise */
+static inline void tile(const int mr, const float *restrict init, const float *restrict bp,
+                        int64_t K1, const float *restrict a1, int64_t lda1, int64_t K2,
+                        const float *restrict a2, int64_t lda2, float *restrict c, int64_t ldc) {
+    float acc[MR][NR];
+    for (int r = 0; r < mr; r++)
+        for (int j = 0; j < NR; j++) acc[r][j] = init ? init[j] : 0.0f;
+    for (int64_t k = 0; k < K1 + K2; k++)
+        for (int r = 0; r < mr; r++) {
+            const float x = k < K1 ? a1[r * lda1 + k] : a2[r * lda2 + k - K1];
+            for (int j = 0; j < NR; j++) acc[r][j] += x * bp[k * NR + j];
+        }
+    for (int r = 0; r < mr; r++)
+        for (int j = 0; j < NR; j++) c[r * ldc + j] = acc[r][j];
+}
+#endif
+
+/* tile for mr <= 2 rows over two panels side by side (bp, bq; inits ip, iq): the rows past
+ * whole tiles of MR (2 of batch 32) with 8 accumulators instead of 4, which the FMA latency
+ * would halve */
+#if defined(__AVX2__) && defined(__FMA__) && defined(__GNUC__)
+static inline __attribute__((always_inline)) void
+tile2(const int mr, const float *restrict ip, const float *restrict iq, const float *restrict bp,
+      const float *restrict bq, int64_t K1, const float *restrict a1, int64_t lda1, int64_t K2,
+      const float *restrict a2, int64_t lda2, float *restrict c, int64_t ldc) {
+#define SEGMENT2(a, lda, K)                                                                      \
+    {                                                                                            \
+        const float *x0 = a, *x1 = a + (mr > 1 ? lda : 0);                                       \
+        for (int64_t k = 0; k < K; k++, bp += NR, bq += NR) {                                    \
+            __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8),                       \
+                   b2 = _mm256_loadu_ps(bq), b3 = _mm256_loadu_ps(bq + 8);                       \
+            __m256 x = _mm256_broadcast_ss(x0 + k);                                              \
+            c00 = _mm256_fmadd_ps(x, b0, c00), c01 = _mm256_fmadd_ps(x, b1, c01);                \
+            c02 = _mm256_fmadd_ps(x, b2, c02), c03 = _mm256_fmadd_ps(x, b3, c03);                \
+            if (mr > 1) {                                                                        \
+                x = _mm256_broadcast_ss(x1 + k);                                                 \
+                c10 = _mm256_fmadd_ps(x, b0, c10), c11 = _mm256_fmadd_ps(x, b1, c11);            \
+                c12 = _mm256_fmadd_ps(x, b2, c12), c13 = _mm256_fmadd_ps(x, b3, c13);            \
+            }                                                                                    \
+        }                                                                                        \
+    }
+    __m256 c00 = ip ? _mm256_loadu_ps(ip) : _mm256_setzero_ps(),
+           c01 = ip ? _mm256_loadu_ps(ip + 8) : _mm256_setzero_ps(),
+           c02 = iq ? _mm256_loadu_ps(iq) : _mm256_setzero_ps(),
+           c03 = iq ? _mm256_loadu_ps(iq + 8) : _mm256_setzero_ps();
+    __m256 c10 = c00, c11 = c01, c12 = c02, c13 = c03;
+    SEGMENT2(a1, lda1, K1)
+    SEGMENT2(a2, lda2, K2)
+    _mm256_storeu_ps(c, c00), _mm256_storeu_ps(c + 8, c01);
+    _mm256_storeu_ps(c + NR, c02), _mm256_storeu_ps(c + NR + 8, c03);
+    if (mr > 1) {
+        _mm256_storeu_ps(c + ldc, c10), _mm256_storeu_ps(c + ldc + 8, c11);
+        _mm256_storeu_ps(c + ldc + NR, c12), _mm256_storeu_ps(c + ldc + NR + 8, c13);
+    }
+#undef SEGMENT2
+}
+#else
+static inline void tile2(const int mr, const float *restrict ip, const float *restrict iq,
+                         const float *restrict bp, const float *restrict bq, int64_t K1,
+                         const float *restrict a1, int64_t lda1, int64_t K2,
+                         const float *restrict a2, int64_t lda2, float *restrict c, int64_t ldc) {
+    tile(mr, ip, bp, K1, a1, lda1, K2, a2, lda2, c, ldc);
+    tile(mr, iq, bq, K1, a1, lda1, K2, a2, lda2, c + NR, ldc);
+}
+#endif
+
+/* c (B, np NR) = [init +] a1 (B, K1) [a2 (B, K2)] times panels 0 .. np of bp, ps floats apart,
+ * each with its init row first when `bias`. Rows go in tiles of MR; each panel stays in L1
+ * while the tiles pass over it. */
+static void panels_product(float *c, int64_t ldc, const float *bp, int64_t ps, int bias,
+                           int64_t np, int64_t B, int64_t K1, const float *a1, int64_t lda1,
+                           int64_t K2, const float *a2, int64_t lda2) {
+    const int64_t full = B / MR * MR, rem = B - full;
+    const float *x1 = a1 + full * lda1, *x2 = a2 + full * lda2;
+    for (int64_t p = 0; p < np; p++, bp += ps, c += NR) {
+        const float *init = bias ? bp : NULL, *w = bias ? bp + NR : bp;
+        for (int64_t r = 0; r < full; r += MR)
+            tile(MR, init, w, K1, a1 + r * lda1, lda1, K2, a2 + r * lda2, lda2, c + r * ldc, ldc);
+        float *o = c + full * ldc;
+        if (rem > 2) { /* 3..5 rows */
+            switch (rem) {
+            case 3: tile(3, init, w, K1, x1, lda1, K2, x2, lda2, o, ldc); break;
+            case 4: tile(4, init, w, K1, x1, lda1, K2, x2, lda2, o, ldc); break;
+            default: tile(5, init, w, K1, x1, lda1, K2, x2, lda2, o, ldc); break;
+            }
+        } else if (rem > 0 && p % 2 == 1) { /* panels p - 1 and p, the former still in L2 */
+            const float *bq = bp - ps, *iq = bias ? bq : NULL, *wq = bias ? bq + NR : bq;
+            if (rem == 1) tile2(1, iq, init, wq, w, K1, x1, lda1, K2, x2, lda2, o - NR, ldc);
+            else tile2(2, iq, init, wq, w, K1, x1, lda1, K2, x2, lda2, o - NR, ldc);
+        } else if (rem > 0 && p == np - 1) { /* the last of an odd number of panels */
+            if (rem == 1) tile(1, init, w, K1, x1, lda1, K2, x2, lda2, o, ldc);
+            else tile(2, init, w, K1, x1, lda1, K2, x2, lda2, o, ldc);
+        }
+    }
+}
+
+/* c (mr, NR) += a^T (mr, K) b (K, NR): a's element (r, k) at a[k lda + r] (rows of a stored
+ * matrix, read as columns), b's row k at b + k ldb, c's rows ldc apart; mr <= MR. The weight
+ * gradients' kernel: dU += h^T dgx over a few steps' rows. */
+#if defined(__AVX2__) && defined(__FMA__) && defined(__GNUC__)
+static inline __attribute__((always_inline)) void
+tile_acc(const int mr, int64_t K, const float *restrict a, int64_t lda, const float *restrict b,
+         int64_t ldb, float *restrict c, int64_t ldc) {
+#define ROW_LOAD(r, c0, c1)                                                                      \
+    __m256 c0 = _mm256_setzero_ps(), c1 = c0;                                                    \
+    if (mr > r) c0 = _mm256_loadu_ps(c + r * ldc), c1 = _mm256_loadu_ps(c + r * ldc + 8);
+#define ROW_FMA(r, c0, c1)                                                                       \
+    if (mr > r) {                                                                                \
+        __m256 x = _mm256_broadcast_ss(a + r);                                                   \
+        c0 = _mm256_fmadd_ps(x, b0, c0), c1 = _mm256_fmadd_ps(x, b1, c1);                        \
+    }
+#define ROW_STORE(r, c0, c1)                                                                     \
+    if (mr > r) _mm256_storeu_ps(c + r * ldc, c0), _mm256_storeu_ps(c + r * ldc + 8, c1);
+    ROW_LOAD(0, c00, c01)
+    ROW_LOAD(1, c10, c11)
+    ROW_LOAD(2, c20, c21)
+    ROW_LOAD(3, c30, c31)
+    ROW_LOAD(4, c40, c41)
+    ROW_LOAD(5, c50, c51)
+    for (int64_t k = 0; k < K; k++, a += lda, b += ldb) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+        ROW_FMA(0, c00, c01)
+        ROW_FMA(1, c10, c11)
+        ROW_FMA(2, c20, c21)
+        ROW_FMA(3, c30, c31)
+        ROW_FMA(4, c40, c41)
+        ROW_FMA(5, c50, c51)
+    }
+    ROW_STORE(0, c00, c01)
+    ROW_STORE(1, c10, c11)
+    ROW_STORE(2, c20, c21)
+    ROW_STORE(3, c30, c31)
+    ROW_STORE(4, c40, c41)
+    ROW_STORE(5, c50, c51)
+#undef ROW_LOAD
+#undef ROW_FMA
+#undef ROW_STORE
+}
+#else
+static inline void tile_acc(const int mr, int64_t K, const float *restrict a, int64_t lda,
+                            const float *restrict b, int64_t ldb, float *restrict c,
+                            int64_t ldc) {
+    float acc[MR][NR];
+    for (int r = 0; r < mr; r++)
+        for (int j = 0; j < NR; j++) acc[r][j] = c[r * ldc + j];
+    for (int64_t k = 0; k < K; k++)
+        for (int r = 0; r < mr; r++) {
+            const float x = a[k * lda + r];
+            for (int j = 0; j < NR; j++) acc[r][j] += x * b[k * ldb + j];
+        }
+    for (int r = 0; r < mr; r++)
+        for (int j = 0; j < NR; j++) c[r * ldc + j] = acc[r][j];
+}
+#endif
+
+/* dw (M, GU) += a^T (M, K) b, b (K, NR) packed: tiles of MR rows of dw, whose row i is at
+ * dw + i ldw */
+static void grad_panel(float *dw, int64_t ldw, const float *a, int64_t lda, int64_t M,
+                       const float *b, int64_t K) {
+    for (int64_t i = 0; i < M; i += MR) {
+        const float *ai = a + i;
+        float *c = dw + i * ldw;
+        switch (M - i < MR ? M - i : MR) {
+        case 1: tile_acc(1, K, ai, lda, b, NR, c, ldw); break;
+        case 2: tile_acc(2, K, ai, lda, b, NR, c, ldw); break;
+        case 3: tile_acc(3, K, ai, lda, b, NR, c, ldw); break;
+        case 4: tile_acc(4, K, ai, lda, b, NR, c, ldw); break;
+        case 5: tile_acc(5, K, ai, lda, b, NR, c, ldw); break;
+        default: tile_acc(MR, K, ai, lda, b, NR, c, ldw); break;
+        }
+    }
+}
+
+/* dW (F, GU) += x^T dg and dU (U, GU) += h^T dg over K rows (either may be NULL), in the
+ * columns of units [u0, u0 + w) of the four gates (a thread's own): x (K, F), h (K, U), dg (K,
+ * GU). Each NR columns of dg are copied into buf (K, NR) first: dg's rows are 4U floats apart,
+ * which at U = 256 puts all of a column block's rows in one set of L1. The columns past the
+ * last whole NR (units not a multiple of NR) are summed plainly. */
+static void grad_columns(float *dW, const float *x, int64_t F, float *dU, const float *h,
+                         const float *dg, int64_t K, int64_t U, int64_t u0, int64_t w,
+                         float *restrict buf) {
+    const int64_t GU = 4 * U, whole = w / NR * NR;
+    for (int g = 0; g < 4; g++) {
+        const int64_t col = g * U + u0;
+        for (int64_t j = col; j < col + whole; j += NR) {
+            for (int64_t k = 0; k < K; k++)
+                memcpy(buf + k * NR, dg + k * GU + j, NR * sizeof(float));
+            if (dW) grad_panel(dW + j, GU, x, F, F, buf, K);
+            if (dU) grad_panel(dU + j, GU, h, U, U, buf, K);
+        }
+        for (int64_t j = col + whole; j < col + w; j++)
+            for (int64_t i = 0; i < F + U; i++) {
+                const float *a = i < F ? x + i : h + i - F;
+                const int64_t lda = i < F ? F : U;
+                float *o = i < F ? (dW ? dW + i * GU + j : NULL) : (dU ? dU + (i - F) * GU + j : NULL);
+                if (!o) continue;
+                float sum = 0.0f;
+                for (int64_t k = 0; k < K; k++) sum += a[k * lda] * dg[k * GU + j];
+                *o += sum;
+            }
+    }
+}
+
+/* The threads for a sequence's steps: one for small steps, at most one per panel */
+static int step_threads(const rnn_dims *d) {
+    const int64_t nq = panels_of(d->U);
+    if (pn_threads <= 1 || d->B * d->GU * d->U < STEP_PAR_MIN) return 1;
+    return pn_threads < nq ? pn_threads : (int)nq;
+}
+
+/* thread k of n: its panels [q0, q1) and units [u0, u1) */
+typedef struct {
+    int64_t q0, q1, u0, u1;
+} unit_slice;
+
+static unit_slice slice_of(int64_t U, int k, int n) {
+    const int64_t nq = panels_of(U);
+    unit_slice o = {.q0 = nq * k / n, .q1 = nq * (k + 1) / n};
+    o.u0 = o.q0 * NR < U ? o.q0 * NR : U;
+    o.u1 = o.q1 * NR < U ? o.q1 * NR : U;
+    return o;
+}
+
+static void thread_id(int *k, int *n) {
+#ifdef _OPENMP
+    *k = omp_get_thread_num(), *n = omp_get_num_threads();
+#else
+    *k = 0, *n = 1;
+#endif
+}
+
+/* the lstm's steps, forward: from xt (masked inputs, in processing order) and hs[0], cs[0] (the
+ * initial states), gx gets the activated gates of every step, hs, cs and aux (act(c_t)) the
+ * states and, with recurrent dropout, hm the masked h_{t-1}. The panels hold [b; W; U] (1 + F +
+ * U rows): a step's product x_t W + b + (h rm) U is one pass over them. */
+static void lstm_steps_forward(const rnn_dims *d, const rnn_scratch *s, const float *W,
+                               const float *Uw, const float *bias, int rdrop) {
+    const int64_t B = d->B, T = d->T, F = d->F, U = d->U, GU = d->GU, BU = B * U,
+                  nq = panels_of(U), UP = nq * NR, ldp = 4 * UP, PS = (1 + F + U) * NR;
+    const int act = d->act, ract = d->ract,
+              fast = act == PN_RNN_ACT_TANH && ract == PN_RNN_ACT_SIGMOID, nt = step_threads(d);
+    spin_barrier bar;
+    atomic_init(&bar.arrived, 0u);
+    atomic_init(&bar.gen, 0u);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int k, n;
+        thread_id(&k, &n);
+        const unit_slice o = slice_of(U, k, n);
+        const int64_t u0 = o.u0, w = o.u1 - o.u0;
+        for (int g = 0; g < 4; g++)
+            for (int64_t q = o.q0; q < o.q1; q++) {
+                float *restrict bp = s->pk + (g * nq + q) * PS;
+                for (int64_t j = 0; j < NR; j++) {
+                    const int64_t col = g * U + q * NR + j, in = q * NR + j < U;
+                    bp[j] = in && bias ? bias[col] : 0.0f;
+                    for (int64_t kk = 0; kk < F; kk++)
+                        bp[(1 + kk) * NR + j] = in ? W[kk * GU + col] : 0.0f;
+                    for (int64_t kk = 0; kk < U; kk++)
+                        bp[(1 + F + kk) * NR + j] = in ? Uw[kk * GU + col] : 0.0f;
+                }
+            }
+        if (rdrop)
+            for (int64_t i = 0; i < B; i++)
+                for (int64_t j = u0; j < u0 + w; j++)
+                    s->hm[i * U + j] = s->hs[i * U + j] * s->rm[i * U + j];
+        spin_wait(&bar, n);
+        for (int64_t t = 0; t < T; t++) {
+            const float *hp = (rdrop ? s->hm : s->hs) + t * BU; /* h_{t-1} rm, all units */
+            for (int g = 0; g < 4; g++)
+                panels_product(s->prod + g * UP + o.q0 * NR, ldp, s->pk + (g * nq + o.q0) * PS, PS,
+                               1, o.q1 - o.q0, B, F, s->xt + t * B * F, F, U, hp, U);
+            float *gt = s->gx + t * B * GU, *c = s->cs + (t + 1) * BU, *tc = s->aux + t * BU,
+                  *h = s->hs + (t + 1) * BU;
+            const float *cp = s->cs + t * BU;
+            for (int64_t b = 0; b < B; b++) {
+                float *gb = gt + b * GU + u0;
+                const float *pb = s->prod + b * ldp + u0;
+                const int64_t r = b * U + u0;
+                if (fast)
+                    lstm_row_fast(gb, gb + U, gb + 2 * U, gb + 3 * U, c + r, tc + r, h + r,
+                                  cp + r, pb, pb + UP, pb + 2 * UP, pb + 3 * UP, w);
+                else
+                    lstm_row(gb, gb + U, gb + 2 * U, gb + 3 * U, c + r, tc + r, h + r, cp + r,
+                             pb, pb + UP, pb + 2 * UP, pb + 3 * UP, w, act, ract);
+                if (rdrop && t + 1 < T) {
+                    float *restrict hm = s->hm + (t + 1) * BU + r;
+                    const float *restrict hv = h + r, *restrict rm = s->rm + r;
+                    for (int64_t j = 0; j < w; j++) hm[j] = hv[j] * rm[j];
+                }
+            }
+            if (t + 1 < T) spin_wait(&bar, n); /* h_t complete; the region's end waits last */
+        }
+    }
+}
+
+/* the lstm's steps, backward: dh, dc (dL/dh_T, dL/dc_T, in) become dL/dh_0 and dL/dc_0; dgx
+ * filled for every step; dout adds the sequence's gradient (return_sequences). While dgx's
+ * columns are in cache, each thread sums them into the weight gradients' columns of its units,
+ * when not NULL: dbias (GU, overwritten), dW (F, GU) += xt^T dgx and dU (U, GU) += (h rm)^T dgx
+ * (each zeroed first unless acc_w, acc_u), over blocks of steps of about GRAD_ROWS rows. */
+static void lstm_steps_backward(const rnn_dims *d, const rnn_scratch *s, const float *Uw,
+                                const float *dout, float *dbias, float *dW, int acc_w,
+                                float *dU, int acc_u, int rdrop) {
+    const int64_t B = d->B, T = d->T, F = d->F, U = d->U, GU = d->GU, BU = B * U, S = d->S,
+                  nq = panels_of(U), UP = nq * NR, steps = B < GRAD_ROWS ? GRAD_ROWS / B : 1,
+                  gk = grad_rows(B);
+    const float *HP = rdrop ? s->hm : s->hs; /* h_{t-1} rm of step t at rows t B */
+    const int act = d->act, ract = d->ract,
+              fast = act == PN_RNN_ACT_TANH && ract == PN_RNN_ACT_SIGMOID, nt = step_threads(d);
+    spin_barrier bar;
+    atomic_init(&bar.arrived, 0u);
+    atomic_init(&bar.gen, 0u);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int k, n;
+        thread_id(&k, &n);
+        const unit_slice o = slice_of(U, k, n);
+        const int64_t u0 = o.u0, w = o.u1 - o.u0;
+        for (int64_t q = o.q0; q < o.q1; q++) {
+            float *restrict bp = s->pk + q * GU * NR;
+            for (int64_t j = 0; j < NR; j++) {
+                const float *restrict ur = Uw + (q * NR + j) * GU;
+                if (q * NR + j < U)
+                    for (int64_t kk = 0; kk < GU; kk++) bp[kk * NR + j] = ur[kk];
+                else
+                    for (int64_t kk = 0; kk < GU; kk++) bp[kk * NR + j] = 0.0f;
+            }
+        }
+        for (int g = 0; g < 4; g++) {
+            if (dbias) memset(dbias + g * U + u0, 0, (size_t)w * sizeof(float));
+            for (int64_t i = 0; dW && !acc_w && i < F; i++)
+                memset(dW + i * GU + g * U + u0, 0, (size_t)w * sizeof(float));
+            for (int64_t i = 0; dU && !acc_u && i < U; i++)
+                memset(dU + i * GU + g * U + u0, 0, (size_t)w * sizeof(float));
+        }
+        int64_t top = T; /* steps [t, top) have dgx, not yet in dW and dU */
+        for (int64_t t = T - 1; t >= 0; t--) {
+            const float *gt = s->gx + t * B * GU, *tc = s->aux + t * BU, *cp = s->cs + t * BU;
+            float *dg = s->dgx + t * B * GU;
+            for (int64_t b = 0; b < B; b++) {
+                const int64_t r = b * U + u0;
+                float *restrict dh = s->dh + r;
+                if (d->rs) {
+                    const float *restrict ob = dout + b * S + (d->rev ? T - 1 - t : t) * U + u0;
+                    for (int64_t j = 0; j < w; j++) dh[j] += ob[j];
+                }
+                const float *gb = gt + b * GU + u0;
+                float *db = dg + b * GU + u0;
+                if (fast)
+                    lstm_row_bwd(db, db + U, db + 2 * U, db + 3 * U, s->dc + r, gb, gb + U,
+                                 gb + 2 * U, gb + 3 * U, tc + r, cp + r, dh, w, PN_RNN_ACT_TANH,
+                                 PN_RNN_ACT_SIGMOID);
+                else
+                    lstm_row_bwd(db, db + U, db + 2 * U, db + 3 * U, s->dc + r, gb, gb + U,
+                                 gb + 2 * U, gb + 3 * U, tc + r, cp + r, dh, w, act, ract);
+                if (dbias)
+                    for (int g = 0; g < 4; g++) {
+                        float *restrict sum = dbias + g * U + u0;
+                        const float *restrict v = db + g * U;
+                        for (int64_t j = 0; j < w; j++) sum[j] += v[j];
+                    }
+            }
+            if (top - t >= steps || t == 0) {
+                const int64_t K = (top - t) * B;
+                if (dW || dU)
+                    grad_columns(dW, s->xt + t * B * F, F, dU, HP + t * BU, dg, K, U, u0, w,
+                                 s->gbuf + k * gk * NR);
+                top = t;
+            }
+            spin_wait(&bar, n); /* dgx_t complete */
+            /* dh_{t-1} = (dgx_t U^T) rm, this thread's units */
+            panels_product(s->prod + o.q0 * NR, UP, s->pk + o.q0 * GU * NR, GU * NR, 0,
+                           o.q1 - o.q0, B, GU, dg, GU, 0, dg, GU);
+            for (int64_t b = 0; b < B; b++) {
+                float *restrict dh = s->dh + b * U + u0;
+                const float *restrict pv = s->prod + b * UP + u0, *restrict rm = s->rm + b * U + u0;
+                if (rdrop)
+                    for (int64_t j = 0; j < w; j++) dh[j] = pv[j] * rm[j];
+                else
+                    for (int64_t j = 0; j < w; j++) dh[j] = pv[j];
+            }
+        }
     }
 }
 
@@ -319,13 +888,16 @@ static void rnn_forward(const pn_node *n, const pn_ctx *c) {
         float *restrict o = s.xt + tb * F;
         for (int64_t f = 0; f < F; f++) o[f] = xr[f] * mr[f];
     }
-    float beta = 0.0f;
-    if (bias) {
+    if (d.cell != CELL_LSTM) { /* the lstm's steps multiply x_t W themselves */
+        float beta = 0.0f;
+        if (bias) {
 #pragma omp parallel for ROWS_PAR(TB, GU / 8)
-        for (int64_t r = 0; r < TB; r++) memcpy(s.gx + r * GU, bias, (size_t)GU * sizeof(float));
-        beta = 1.0f;
+            for (int64_t r = 0; r < TB; r++)
+                memcpy(s.gx + r * GU, bias, (size_t)GU * sizeof(float));
+            beta = 1.0f;
+        }
+        pn_gemm(0, 0, TB, GU, F, 1.0f, s.xt, F, W, GU, beta, s.gx, GU);
     }
-    pn_gemm(0, 0, TB, GU, F, 1.0f, s.xt, F, W, GU, beta, s.gx, GU);
 
     /* initial states */
     if (n->n_in > 1) memcpy(s.hs, c->in[1], (size_t)(B * U) * sizeof(float));
@@ -336,7 +908,8 @@ static void rnn_forward(const pn_node *n, const pn_ctx *c) {
     }
     const float *brec = (bias && d.cell == CELL_GRU && d.reset_after) ? bias + GU : NULL;
 
-    for (int64_t t = 0; t < T; t++) {
+    if (d.cell == CELL_LSTM) lstm_steps_forward(&d, &s, W, Uw, bias, rdrop);
+    for (int64_t t = 0; d.cell != CELL_LSTM && t < T; t++) {
         const float *hprev = s.hs + t * B * U; /* h_{t-1} (B, U) */
         float *h = s.hs + (t + 1) * B * U;
         const float *hp = hprev;               /* h_{t-1} rm: what multiplies U */
@@ -350,10 +923,6 @@ static void rnn_forward(const pn_node *n, const pn_ctx *c) {
             pn_gemm(0, 0, B, GU, U, 1.0f, hp, U, Uw, GU, 1.0f, g, GU);
             act_inplace(g, B * U, d.act);
             memcpy(h, g, (size_t)(B * U) * sizeof(float));
-        } else if (d.cell == CELL_LSTM) {
-            pn_gemm(0, 0, B, GU, U, 1.0f, hp, U, Uw, GU, 1.0f, g, GU);
-            lstm_gates(g, s.cs + (t + 1) * B * U, s.aux + t * B * U, h, s.cs + t * B * U, B, U,
-                       d.act, d.ract);
         } else if (d.reset_after) {
             float *st = s.step;                /* s = hp U + b_rec (B, 3U) */
             if (brec)
@@ -460,7 +1029,12 @@ static void rnn_backward(const pn_node *n, const pn_ctx *c) {
         }
     }
 
-    for (int64_t t = T - 1; t >= 0; t--) {
+    /* the lstm's bias gradient, summed in its steps into step (GU) */
+    float *lstm_db = d.cell == CELL_LSTM && n->n_var == 3 && c->dvar[2] ? s.step : NULL;
+    if (d.cell == CELL_LSTM) /* it also fills dW, dU and db */
+        lstm_steps_backward(&d, &s, Uw, dout, lstm_db, c->dvar[0], c->acc_var[0], c->dvar[1],
+                            c->acc_var[1], rdrop);
+    for (int64_t t = T - 1; d.cell != CELL_LSTM && t >= 0; t--) {
         if (d.rs)
             for (int64_t b = 0; b < B; b++) {
                 const float *restrict o = dout + b * S + (d.rev ? T - 1 - t : t) * U;
@@ -474,23 +1048,6 @@ static void rnn_backward(const pn_node *n, const pn_ctx *c) {
             const float *restrict h = s.hs + (t + 1) * BU;
             const float *restrict dh = s.dh;
             for (int64_t i = 0; i < BU; i++) dg[i] = dh[i] * act_d(h[i], d.act);
-            pn_gemm(0, 1, B, U, GU, 1.0f, dg, GU, Uw, GU, 0.0f, s.dt1, U);
-        } else if (d.cell == CELL_LSTM) {
-            const float *cprev = s.cs + t * BU, *tc = s.aux + t * BU;
-            const int fast = d.act == PN_RNN_ACT_TANH && d.ract == PN_RNN_ACT_SIGMOID;
-#pragma omp parallel for ROWS_PAR(B, 4 * U)
-            for (int64_t b = 0; b < B; b++) {
-                const float *gb = g + b * GU;
-                float *db = dg + b * GU;
-                if (fast)
-                    lstm_row_bwd(db, db + U, db + 2 * U, db + 3 * U, s.dc + b * U, gb, gb + U,
-                                 gb + 2 * U, gb + 3 * U, tc + b * U, cprev + b * U,
-                                 s.dh + b * U, U, PN_RNN_ACT_TANH, PN_RNN_ACT_SIGMOID);
-                else
-                    lstm_row_bwd(db, db + U, db + 2 * U, db + 3 * U, s.dc + b * U, gb, gb + U,
-                                 gb + 2 * U, gb + 3 * U, tc + b * U, cprev + b * U,
-                                 s.dh + b * U, U, d.act, d.ract);
-            }
             pn_gemm(0, 1, B, U, GU, 1.0f, dg, GU, Uw, GU, 0.0f, s.dt1, U);
         } else if (d.reset_after) {
             const float *aux = s.aux + t * BU;
@@ -564,10 +1121,10 @@ static void rnn_backward(const pn_node *n, const pn_ctx *c) {
 
     /* weights, over all steps at once */
     const float *HP = rdrop ? s.hm : s.hs; /* h_{t-1} rm of every step: (T B, U) */
-    if (c->dvar[0])
+    if (c->dvar[0] && d.cell != CELL_LSTM)
         pn_gemm(1, 0, F, GU, TB, 1.0f, s.xt, F, s.dgx, GU, c->acc_var[0] ? 1.0f : 0.0f,
                 c->dvar[0], GU);
-    if (c->dvar[1]) {
+    if (c->dvar[1] && d.cell != CELL_LSTM) {
         float beta = c->acc_var[1] ? 1.0f : 0.0f;
         if (d.cell == CELL_GRU && d.reset_after) {
             pn_gemm(1, 0, U, GU, TB, 1.0f, HP, U, s.dgh, GU, beta, c->dvar[1], GU);
@@ -579,7 +1136,10 @@ static void rnn_backward(const pn_node *n, const pn_ctx *c) {
             pn_gemm(1, 0, U, GU, TB, 1.0f, HP, U, s.dgx, GU, beta, c->dvar[1], GU);
         }
     }
-    if (n->n_var == 3 && c->dvar[2]) { /* column sums of dgx (and dgh), columns split */
+    if (lstm_db) {
+        float *restrict db = c->dvar[2];
+        for (int64_t j = 0; j < GU; j++) db[j] = c->acc_var[2] ? db[j] + lstm_db[j] : lstm_db[j];
+    } else if (n->n_var == 3 && c->dvar[2]) { /* column sums of dgx (and dgh), columns split */
         float *db = c->dvar[2];
         const int rows = d.cell == CELL_GRU && d.reset_after ? 2 : 1, acc = c->acc_var[2];
         const int64_t blocks = (GU + 63) / 64;

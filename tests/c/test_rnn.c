@@ -31,6 +31,7 @@ typedef struct {
     int op, T, F, U, B;
     int rs, back, rstate, act, ract, ra, use_bias, states, rev;
     float drop, rdrop;
+    int stride; /* finite differences at every stride-th weight (0: every 5th) */
 } cfg;
 
 typedef struct {
@@ -113,7 +114,7 @@ static void reference(const net *t, const cfg *c, int64_t b, double *out) {
     const float *W = param(t->m, t->vars[0]), *R = param(t->m, t->vars[1]);
     const float *bias = c->use_bias ? param(t->m, t->vars[2]) : NULL;
     int ra = c->op == PN_OP_GRU && c->ra;
-    double h[64] = {0}, cc[64] = {0}, z[256], s[256], hn[64];
+    double h[128] = {0}, cc[128] = {0}, z[512], s[512], hn[128]; /* U <= 128 */
     if (c->states) {
         for (int j = 0; j < U; j++) h[j] = t->x[1][b * U + j];
         if (c->op == PN_OP_LSTM)
@@ -239,7 +240,7 @@ static void check_case(const cfg *c, unsigned seed) {
         int64_t size;
         pn_model_variable(t.m, t.vars[v], NULL, &size, NULL, NULL);
         float *w = param(t.m, t.vars[v]);
-        for (int64_t i = 0; i < size; i += 5) {
+        for (int64_t i = 0; i < size; i += c->stride ? c->stride : 5) {
             float old = w[i];
             w[i] = old + h;
             double up = loss_of(&t, c, training, s0, f0);
@@ -264,7 +265,7 @@ static void test_cases(void) {
     char what[160];
     unsigned seed = 7;
     for (int o = 0; o < 3; o++)
-        for (int variant = 0; variant < 7; variant++) {
+        for (int variant = 0; variant < 9; variant++) {
             cfg c = {.what = what, .op = ops[o], .T = 5, .F = 3, .U = 4, .B = 3, .act = TANH,
                      .ract = SIG, .use_bias = 1, .ra = 1};
             switch (variant) {
@@ -274,8 +275,16 @@ static void test_cases(void) {
             case 4: c.ra = 0, c.use_bias = o != 1, c.back = 1; break;
             case 5: c.drop = 0.3f, c.rdrop = 0.4f, c.rs = 1, c.ra = 0; break;
             case 6: c.T = 1, c.B = 1, c.rstate = 1, c.act = LIN, c.ract = HSIG; break;
+            /* steps large enough for the lstm's threads (B 4U U >= 2^16 multiply-adds), with
+             * units past whole panels of 16 and rows past whole tiles of 6 */
+            case 7:
+                c.T = 3, c.F = 5, c.U = 37, c.B = 13, c.rs = 1, c.states = 1, c.drop = 0.2f,
+                c.rdrop = 0.3f, c.stride = 17;
+                break;
+            case 8: c.T = 2, c.U = 67, c.B = 4, c.back = 1, c.rstate = 1, c.stride = 37; break;
             default: break;
             }
+            if (variant >= 7 && ops[o] != PN_OP_LSTM) continue;
             snprintf(what, sizeof what, "%s variant %d", names[o], variant);
             check_case(&c, seed++);
         }
