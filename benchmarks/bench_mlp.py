@@ -2,9 +2,9 @@
 in pynn and in PyTorch in one run: same initial weights, same batches in the same order, same
 thread count. Prints training samples/s at batch 32 and 256 (pynn's fit, and pynn's imperative
 loop: model(x, training=True), loss.backward(), optimizer.step(), against PyTorch's loop),
-single-sample predict latency, and the ratios; writes benchmarks/results/mlp.md (and .json). Each library runs in a process of its
-own (so neither's idle threads slow the other), alternating over several rounds; each figure is
-the median over the rounds.
+single-sample predict latency, and the ratios; writes benchmarks/results/mlp.md (and .json).
+Each library runs in a process of its own (so neither's idle threads slow the other),
+alternating over several rounds; each figure is the median over the rounds.
 
     PYNN_DATASETS=../shared/data python benchmarks/bench_mlp.py --threads 2
 """

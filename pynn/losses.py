@@ -115,7 +115,7 @@ _CLASSES = {
 }
 
 
-# -- the loss functions: per-sample values (no reduction), on the tape -------------------------------
+# -- the loss functions: per-sample values (no reduction), on the tape ---------------------------
 # Keras's functions of the same names: the mean (or sum) over the last axis, one value per sample.
 # They are also what compile(loss=pynn.losses.mse) names.
 _EPS = 1e-7

@@ -431,7 +431,7 @@ def test_download_to_absolute_path_argument(monkeypatch, tmp_path, mnist_npz):
     assert seen == [mnist.ORIGIN] and dest.is_file()
 
 
-# -- the other loaders ------------------------------------------------------------------------------
+# -- the other loaders ---------------------------------------------------------------------------
 SHAKESPEARE = SHARED_DATA / "tinyshakespeare" / "input.txt"
 AUTO_MPG = SHARED_DATA / "auto-mpg" / "auto-mpg.data"
 

@@ -43,7 +43,7 @@ def batches(n=64, bs=16):
     return [slice(i, i + bs) for i in range(0, n, bs)]
 
 
-# -- acceptance: fit and the imperative loop end with the same weights ------------------------------
+# -- acceptance: fit and the imperative loop end with the same weights ---------------------------
 @pytest.mark.parametrize("dropout,batch_norm", [(0.0, False), (0.3, True)])
 def test_fit_and_imperative_loops_give_the_same_weights(dropout, batch_norm):
     ref = mlp(dropout, batch_norm)
@@ -100,7 +100,7 @@ def test_imperative_loop_matches_pytorch():
                                rtol=1e-5, atol=1e-6)
 
 
-# -- the tape ---------------------------------------------------------------------------------------
+# -- the tape ------------------------------------------------------------------------------------
 def test_model_call_returns_a_tensor_that_numpy_reads_without_copy():
     model = mlp()
     out = model(X[:5])

@@ -51,5 +51,6 @@ def load_data() -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.nda
     def labels(name: str, n: int) -> np.ndarray:
         return _files.read_idx(folder / name, _files.IDX_MAGIC_LABELS, (n,))
 
-    return ((images("train-images-idx3-ubyte.gz", 60000), labels("train-labels-idx1-ubyte.gz", 60000)),
-            (images("t10k-images-idx3-ubyte.gz", 10000), labels("t10k-labels-idx1-ubyte.gz", 10000)))
+    train = images("train-images-idx3-ubyte.gz", 60000), labels("train-labels-idx1-ubyte.gz", 60000)
+    test = images("t10k-images-idx3-ubyte.gz", 10000), labels("t10k-labels-idx1-ubyte.gz", 10000)
+    return train, test

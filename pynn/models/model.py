@@ -224,7 +224,8 @@ class Model:
             layer._var_ids = []
             for attr in layer._weight_attrs:
                 var = getattr(layer, attr)
-                vid = core.add_variable(var.shape, self.trainable and var.trainable and layer.trainable)
+                trainable = self.trainable and var.trainable and layer.trainable
+                vid = core.add_variable(var.shape, trainable)
                 layer._var_ids.append(vid)
                 owners.append((layer, attr, vid))
         core.alloc()
