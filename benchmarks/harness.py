@@ -51,6 +51,10 @@ def compare(script: str, doc: str, samples: int, repeats: int, out: str, worker,
     ap.add_argument("--out", default=str(Path(script).resolve().parent / "results" / out))
     args = ap.parse_args()
     if args.worker:
+        if args.worker == "torch":
+            # before pynn, whose import sets GOMP_SPINCOUNT for the libgomp it loads: PyTorch
+            # loads its own first and runs with OpenMP's defaults, as its users have it
+            import torch  # noqa: F401
         print(json.dumps(worker(args.worker, args)))
         return None
     runs = alternate(script, ("pynn", "torch"), [

@@ -203,3 +203,18 @@ def _train_in_child(threads: int) -> list[str]:
 def test_same_seed_and_threads_give_bitwise_identical_weights_in_two_processes(threads):
     first, second = _train_in_child(threads), _train_in_child(threads)
     assert first == second
+
+
+@pytest.mark.parametrize("env, expected", [({}, "10000"), ({"GOMP_SPINCOUNT": "5"}, "5"),
+                                           ({"OMP_WAIT_POLICY": "active"}, "None")])
+def test_import_bounds_openmp_spinning_unless_the_user_chose(env, expected):
+    # libgomp reads GOMP_SPINCOUNT when it loads, with pynn's extension
+    root = os.path.dirname(os.path.dirname(os.path.abspath(pynn.__file__)))
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    out = subprocess.run([sys.executable, "-c",
+                          "import os, pynn; print(os.environ.get('GOMP_SPINCOUNT'))"],
+                         capture_output=True, text=True, timeout=120, cwd=root,
+                         env={**base, **env, "PYTHONPATH": root})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-1] == expected
