@@ -297,32 +297,11 @@ static inline void lstm_row(float *restrict gi, float *restrict gf, float *restr
 }
 
 /* The lstm's common gates (sigmoid, tanh), twice as fast as vmath.h's in its step loop, which
- * they dominated. e^x for |x| <= 87 (the caller clamps): pn_exp's reduction and polynomial
- * without its range handling, since 2^n stays a normal float. */
-static inline float exp_lean(float x) {
-    const float magic = 12582912.0f;
-    float m = x * 1.44269504088896341f + magic;
-    uint32_t mb;
-    memcpy(&mb, &m, sizeof mb);
-    float n = m - magic;
-    float r = x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * (r * r) + r + 1.0f;
-    uint32_t sb = (mb - 0x4B400000u + 127u) << 23;
-    float s;
-    memcpy(&s, &sb, sizeof s);
-    return p * s;
-}
+ * they dominated: sigmoid through pn_exp_lean on a clamped input, tanh as a rational function. */
 static inline float sigmoid_lean(float x) {
     float xc = x < -87.0f ? -87.0f : x;
     xc = xc > 87.0f ? 87.0f : xc;
-    return 1.0f / (1.0f + exp_lean(-xc));
+    return 1.0f / (1.0f + pn_exp_lean(-xc));
 }
 /* tanh as a rational function (Eigen's float tanh: odd degree 13 over even degree 6, inputs
  * clamped to +-7.9, where it rounds to +-1), within 4.1e-7 of tanh; NaN stays NaN */

@@ -28,17 +28,14 @@
 #define PN_EXP_HI 88.3762626647949f   /* pn_exp8's clamp: 2^n stays normal */
 #define PN_EXP_INF 88.72283905206835f /* above: e^x overflows float */
 
-/* e^x: x = n ln2 + r with |r| <= ln2/2; e^r by Cephes's degree-6 polynomial; times 2^n, as
- * 2^(n-1) * 2 when n > 0 so that n = 128 (x just below the overflow) stays representable. */
-static inline float pn_exp(float x) {
+/* e^x's core, for x with round(x log2 e) in [-126, 127]: x = n ln2 + r with |r| <= ln2/2, e^r by
+ * Cephes's degree-6 polynomial. Returns e^r; *mb holds n in its low bits (n + 0x4B400000). */
+static inline float pn_exp_reduced(float x, uint32_t *mb) {
     const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
-    float xc = x > PN_EXP_INF ? PN_EXP_INF : x;
-    xc = xc < PN_EXP_LO ? PN_EXP_LO : xc;
-    float m = xc * 1.44269504088896341f + magic;
-    uint32_t mb;
-    memcpy(&mb, &m, sizeof mb);
+    float m = x * 1.44269504088896341f + magic;
+    memcpy(mb, &m, sizeof *mb);
     float n = m - magic;                      /* round(x log2 e), as a float */
-    float r = xc - n * 0.693359375f;          /* ln2 split in two for an exact product */
+    float r = x - n * 0.693359375f;           /* ln2 split in two for an exact product */
     r = r - n * -2.12194440e-4f;
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
@@ -46,14 +43,36 @@ static inline float pn_exp(float x) {
     p = p * r + 4.1665795894e-2f;
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
-    p = p * (r * r) + r + 1.0f;
-    uint32_t bias = n > 0.0f ? 126u : 127u;
-    uint32_t sb = (mb - 0x4B400000u + bias) << 23; /* the integer n sits in m's low bits */
+    return p * (r * r) + r + 1.0f;
+}
+
+/* 2^n from pn_exp_reduced's *mb, times 2^(k - 127) */
+static inline float pn_exp_scale(uint32_t mb, uint32_t k) {
+    uint32_t sb = (mb - 0x4B400000u + k) << 23;
     float s;
     memcpy(&s, &sb, sizeof s);
-    float y = p * s * (n > 0.0f ? 2.0f : 1.0f);
+    return s;
+}
+
+/* e^x, within a few ulp; overflow to inf, underflow to 0, NaN kept. Times 2^n as 2^(n-1) * 2
+ * when n > 0, so that n = 128 (x just below the overflow) stays representable. */
+static inline float pn_exp(float x) {
+    float xc = x > PN_EXP_INF ? PN_EXP_INF : x;
+    xc = xc < PN_EXP_LO ? PN_EXP_LO : xc;
+    uint32_t mb;
+    float p = pn_exp_reduced(xc, &mb);
+    int pos = mb > 0x4B400000u; /* n > 0 */
+    float y = p * pn_exp_scale(mb, pos ? 126u : 127u) * (pos ? 2.0f : 1.0f);
     y = x > PN_EXP_INF ? INFINITY : y;
     return x < PN_EXP_LO ? 0.0f : y;
+}
+
+/* e^x for |x| <= 87 only (2^n stays a normal float): pn_exp without its range handling, for
+ * callers that clamp */
+static inline float pn_exp_lean(float x) {
+    uint32_t mb;
+    float p = pn_exp_reduced(x, &mb);
+    return p * pn_exp_scale(mb, 127u);
 }
 
 #ifdef PN_VMATH_AVX2
