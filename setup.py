@@ -52,18 +52,19 @@ inc, libdirs, libs, macros = blas_flags()
 cflags = ["-std=c11", "-Wall", "-Wextra", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
 ldflags = ["-fopenmp"]
 options = {}
+native = not os.environ.get("PYNN_PORTABLE") and compiler_accepts("-march=native")
 if os.environ.get("PYNN_SANITIZE"):
     sanitize = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined"]
     cflags += [*sanitize, "-fno-omit-frame-pointer", "-O1", "-g"]
+    # the same instruction set as the release build, so the sanitizers check its AVX2 kernels
+    cflags += ["-march=native"] if native else []
     ldflags += sanitize
     # setuptools skips an extension whose .so is newer than its sources, whatever the flags.
     options = {"build": {"build_base": os.path.join("build", "sanitize")}}
 elif os.environ.get("PYNN_DEBUG"):
     cflags += ["-O0", "-g"]
 else:
-    cflags += ["-O3"]
-    if not os.environ.get("PYNN_PORTABLE") and compiler_accepts("-march=native"):
-        cflags.append("-march=native")
+    cflags += ["-O3", *(["-march=native"] if native else [])]
 
 sources = sorted(glob("csrc/core/*.c")) + sorted(glob("csrc/module/*.c"))
 

@@ -3,11 +3,23 @@
  *
  *   C (M, N) = alpha op(A) op(B) + beta C        row-major, cblas_sgemm's arguments
  *
- * OpenBLAS runs single-threaded; a large product is cut into one block of rows (or of columns,
- * when C is wider than tall) per OpenMP thread, and each thread runs OpenBLAS on its block. So
- * the core has one pool of threads, not two: OpenBLAS's pthreads and OpenMP's never wait for
- * the same cores (on two cores, two pools spinning in turn made steps several times slower),
- * and a block's result does not depend on what the other threads do.
+ * One pool of threads: OpenBLAS runs single-threaded and the core's OpenMP threads split a large
+ * product between them, so OpenBLAS's pthreads and OpenMP's never wait for the same cores (on
+ * two cores, two pools spinning in turn made steps several times slower), and a block's result
+ * does not depend on what the other threads do.
+ *
+ * A B and A B^T with alpha 1 and beta 0 or 1 (a dense layer's output and its input gradient)
+ * run on the core's own kernel where AVX2 and FMA are there: a 6 x 16 register tile (twelve
+ * accumulators) over B packed once, by both threads together, into panels of 16 columns; the
+ * threads then split the rows of C. Blocked as OpenBLAS is (a KC x NC block of B in L2, a panel's
+ * KC rows in L1, MC rows of A in L2), but A is read where it lies: OpenBLAS, called per thread,
+ * packs A and packs all of B again in each thread, which at the widths of a small transformer
+ * (K = 128 to 512, thousands of rows) is a large part of the work. The tile can also start from
+ * a bias row (pn_gemm_bias), which saves the dense layer a pass that wrote the bias into every
+ * row of C before the product read it back. Each element of C is summed by one thread in the
+ * order of k, so results do not depend on the thread count. Anything else (A^T B, where
+ * OpenBLAS was faster, alpha != 1, other betas, small products, a build without AVX2) goes to
+ * OpenBLAS.
  */
 #ifdef _OPENMP
 #include <omp.h>
@@ -26,9 +38,184 @@ static void one(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, co
              (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
 }
 
+
+/* 0: every product goes to OpenBLAS (the C tests compare the two paths) */
+int pn_gemm_kernels = 1;
+
+#if defined(__AVX2__) && defined(__FMA__) && defined(__GNUC__)
+#include <immintrin.h>
+
+#define MR 6    /* rows of C in a register tile */
+#define NR 16   /* columns of C in a register tile: a panel of packed B */
+#define KC 256  /* k per block: a panel's slice (16 KB) and a tile's rows of A (6 KB) in L1 */
+#define NC 256  /* columns of a B block: KC x NC floats (256 KB) stay in L2 */
+#define MC 96   /* rows of A per block: MC x KC floats (96 KB) stay in L2 */
+
+/* c (mr, NR) = [c +] a (mr, K) b (K, NR), on c's first ncols columns: a's rows lda apart, b a
+ * packed panel (row k at b + k NR), c's rows ldc apart; with bias (NR values) and not acc, the
+ * sums start from bias instead of 0 */
+static inline __attribute__((always_inline)) void
+kern(const int mr, int64_t K, const float *restrict a, int64_t lda, const float *restrict b,
+     float *restrict c, int64_t ldc, int acc, int ncols, const float *restrict bias) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(ncols), lane),
+                  m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(ncols - 8), lane);
+    const int full = ncols == NR;
+    __m256 z0 = _mm256_setzero_ps(), z1 = z0;
+    if (bias) z0 = _mm256_maskload_ps(bias, m0), z1 = _mm256_maskload_ps(bias + 8, m1);
+#define LOAD(r, c0, c1)                                                                          \
+    __m256 c0 = z0, c1 = z1;                                                                     \
+    if (mr > r && acc) {                                                                         \
+        if (full) c0 = _mm256_loadu_ps(c + r * ldc), c1 = _mm256_loadu_ps(c + r * ldc + 8);      \
+        else c0 = _mm256_maskload_ps(c + r * ldc, m0),                                           \
+             c1 = _mm256_maskload_ps(c + r * ldc + 8, m1);                                       \
+    }
+#define FMA(r, c0, c1)                                                                           \
+    if (mr > r) {                                                                                \
+        __m256 x = _mm256_broadcast_ss(a + r * lda + k);                                         \
+        c0 = _mm256_fmadd_ps(x, b0, c0), c1 = _mm256_fmadd_ps(x, b1, c1);                        \
+    }
+#define STORE(r, c0, c1)                                                                         \
+    if (mr > r) {                                                                                \
+        if (full) _mm256_storeu_ps(c + r * ldc, c0), _mm256_storeu_ps(c + r * ldc + 8, c1);      \
+        else _mm256_maskstore_ps(c + r * ldc, m0, c0),                                           \
+             _mm256_maskstore_ps(c + r * ldc + 8, m1, c1);                                       \
+    }
+    LOAD(0, c00, c01)
+    LOAD(1, c10, c11)
+    LOAD(2, c20, c21)
+    LOAD(3, c30, c31)
+    LOAD(4, c40, c41)
+    LOAD(5, c50, c51)
+    for (int64_t k = 0; k < K; k++, b += NR) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+        FMA(0, c00, c01)
+        FMA(1, c10, c11)
+        FMA(2, c20, c21)
+        FMA(3, c30, c31)
+        FMA(4, c40, c41)
+        FMA(5, c50, c51)
+    }
+    STORE(0, c00, c01)
+    STORE(1, c10, c11)
+    STORE(2, c20, c21)
+    STORE(3, c30, c31)
+    STORE(4, c40, c41)
+    STORE(5, c50, c51)
+#undef LOAD
+#undef FMA
+#undef STORE
+}
+
+/* kern for mr < MR rows: each count its own instance, with the unused rows compiled out */
+static void kern_rows(int mr, int64_t K, const float *a, int64_t lda, const float *b, float *c,
+                      int64_t ldc, int acc, int ncols, const float *bias) {
+    switch (mr) {
+    case 1: kern(1, K, a, lda, b, c, ldc, acc, ncols, bias); break;
+    case 2: kern(2, K, a, lda, b, c, ldc, acc, ncols, bias); break;
+    case 3: kern(3, K, a, lda, b, c, ldc, acc, ncols, bias); break;
+    case 4: kern(4, K, a, lda, b, c, ldc, acc, ncols, bias); break;
+    case 5: kern(5, K, a, lda, b, c, ldc, acc, ncols, bias); break;
+    default: kern(MR, K, a, lda, b, c, ldc, acc, ncols, bias); break;
+    }
+}
+
+static void thread_of(int *t, int *nt) {
+#ifdef _OPENMP
+    *t = omp_get_thread_num(), *nt = omp_get_num_threads();
+#else
+    *t = 0, *nt = 1;
+#endif
+}
+
+/* C = [C +] A op(B), A (M, K) row-major; op(B) (K, N) is B (tb 0) or B^T (tb 1, B (N, K)). B is
+ * packed into panels of NR columns (panel p at bp + p K NR, row k of it at k NR, zeros past N),
+ * the threads sharing the packing, then each runs its rows of C. */
+static void own_ab(int tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                   const float *B, int64_t ldb, int acc, const float *bias, float *C,
+                   int64_t ldc, float *bp, int nt) {
+    const int64_t np = (N + NR - 1) / NR;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int t, n;
+        thread_of(&t, &n);
+        for (int64_t p = np * t / n; p < np * (t + 1) / n; p++) {
+            float *restrict o = bp + p * K * NR;
+            const int64_t w = N - p * NR < NR ? N - p * NR : NR;
+            if (w < NR) memset(o, 0, (size_t)(K * NR) * sizeof(float));
+            if (!tb)
+                for (int64_t k = 0; k < K; k++)
+                    memcpy(o + k * NR, B + k * ldb + p * NR, (size_t)w * sizeof(float));
+            else
+                for (int64_t j = 0; j < w; j++) {
+                    const float *restrict src = B + (p * NR + j) * ldb;
+                    for (int64_t k = 0; k < K; k++) o[k * NR + j] = src[k];
+                }
+        }
+#pragma omp barrier
+        const int64_t tiles = (M + MR - 1) / MR, i0 = tiles * t / n * MR,
+                      i1 = tiles * (t + 1) / n * MR < M ? tiles * (t + 1) / n * MR : M;
+        for (int64_t jc = 0; jc < np; jc += NC / NR) {
+            const int64_t jn = jc + NC / NR < np ? jc + NC / NR : np;
+            for (int64_t k0 = 0; k0 < K; k0 += KC) {
+                const int64_t kc = K - k0 < KC ? K - k0 : KC;
+                const int first = !acc && k0 == 0;
+                for (int64_t ic = i0; ic < i1; ic += MC) {
+                    const int64_t ie = ic + MC < i1 ? ic + MC : i1;
+                    for (int64_t p = jc; p < jn; p++) {
+                        const int w = (int)(N - p * NR < NR ? N - p * NR : NR);
+                        const float *b = bp + p * K * NR + k0 * NR;
+                        for (int64_t i = ic; i < ie; i += MR) {
+                            const int mr = (int)(ie - i < MR ? ie - i : MR);
+                            const float *a = A + i * lda + k0;
+                            float *c = C + i * ldc + p * NR;
+                            const float *bz = first && bias ? bias + p * NR : NULL;
+                            if (mr == MR && w == NR)
+                                kern(MR, kc, a, lda, b, c, ldc, !first, NR, bz);
+                            else kern_rows(mr, kc, a, lda, b, c, ldc, !first, w, bz);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Runs the product on the own kernels when it is one of theirs; 0 when it is not (or the packed
+ * B cannot be allocated: then OpenBLAS runs it, which needs no memory of ours). */
+static int own(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+               int64_t lda, const float *B, int64_t ldb, float beta, const float *bias, float *C,
+               int64_t ldc) {
+    if (alpha != 1.0f || (beta != 0.0f && beta != 1.0f) || K <= 0 ||
+        M * N * K < GEMM_PAR_MIN || !pn_gemm_kernels)
+        return 0;
+    if (ta || M < 4 * MR) return 0; /* A^T B: OpenBLAS was faster than this kernel reading A^T */
+    const int acc = beta != 0.0f;
+    const int64_t np = (N + NR - 1) / NR;
+    /* not pn_aligned_alloc: a failed allocation here is no error (OpenBLAS runs the product),
+     * so the fault tests' count of the core's allocations leaves it out */
+    float *bp = aligned_alloc(64, (size_t)(np * K * NR) * sizeof(float));
+    if (!bp) return 0;
+    int64_t tiles = (M + MR - 1) / MR;
+    int nt = pn_threads < tiles / 2 ? pn_threads : (int)(tiles / 2);
+    own_ab(tb, M, N, K, A, lda, B, ldb, acc, bias, C, ldc, bp, nt < 1 ? 1 : nt);
+    free(bp);
+    return 1;
+}
+#else
+static int own(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+               int64_t lda, const float *B, int64_t ldb, float beta, const float *bias, float *C,
+               int64_t ldc) {
+    (void)ta, (void)tb, (void)M, (void)N, (void)K, (void)alpha, (void)A, (void)lda, (void)B;
+    (void)ldb, (void)beta, (void)bias, (void)C, (void)ldc;
+    return 0;
+}
+#endif
+
 void pn_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
              int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
     if (M <= 0 || N <= 0) return;
+    if (own(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, NULL, C, ldc)) return;
     int nt = pn_threads;
     int by_rows = M >= N;
     int64_t len = by_rows ? M : N;
@@ -54,4 +241,16 @@ void pn_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const
         return;
     }
     one(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void pn_gemm_bias(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
+                  int64_t ldb, const float *bias, float *C, int64_t ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (!bias) {
+        pn_gemm(0, 0, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
+        return;
+    }
+    if (own(0, 0, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, bias, C, ldc)) return;
+    PN_FOR(M * N > PN_PAR_MIN, r, M, memcpy(C + r * ldc, bias, (size_t)N * sizeof(float)););
+    pn_gemm(0, 0, M, N, K, 1.0f, A, lda, B, ldb, 1.0f, C, ldc);
 }

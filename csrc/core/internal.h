@@ -34,6 +34,10 @@
  * threads; OpenBLAS itself runs single-threaded (gemm.c). Never call it inside a parallel region. */
 void pn_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
              int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+/* C (M, N) = A (M, K) B (K, N) + bias (N values added to each row; NULL: none), likewise */
+void pn_gemm_bias(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
+                  int64_t ldb, const float *bias, float *C, int64_t ldc);
+extern int pn_gemm_kernels; /* gemm.c: 0 sends every product to OpenBLAS (for the tests) */
 
 /* Runs fn(arg, part, parts) for part = 0..parts-1 across the calling thread and the spinning
  * helpers of workers.c, and returns when all have run: for work of a few microseconds, where an

@@ -211,12 +211,12 @@ static void dense_forward(const pn_node *n, const pn_ctx *c) {
     const float *w = c->var[0];    /* (C, OC) */
     const float *b = n->n_var == 2 ? c->var[1] : NULL;
     float *out = c->out;           /* (R, OC) */
-    float beta = 0.0f;
-    if (b) {
-        for (int64_t r = 0; r < R; r++) memcpy(out + r * OC, b, (size_t)OC * sizeof(float));
-        beta = 1.0f;
-    }
     if (R <= PN_GEMV_ROWS) {
+        float beta = 0.0f;
+        if (b) {
+            for (int64_t r = 0; r < R; r++) memcpy(out + r * OC, b, (size_t)OC * sizeof(float));
+            beta = 1.0f;
+        }
         for (int64_t r = 0; r < R; r++) {
             if (OC >= ROW_KERNEL_MIN_COLS)
                 dense_row(out + r * OC, inp + r * C, w, C, OC, b != NULL);
@@ -226,7 +226,7 @@ static void dense_forward(const pn_node *n, const pn_ctx *c) {
         }
         return;
     }
-    pn_gemm(0, 0, R, OC, C, 1.0f, inp, C, w, OC, beta, out, OC);
+    pn_gemm_bias(R, OC, C, inp, C, w, OC, b, out, OC);
 }
 
 static void dense_backward(const pn_node *n, const pn_ctx *c) {
