@@ -145,6 +145,30 @@ def test_predict_structures_and_batches():
     assert ml.input_shape == [(None, 5), (None, 3)]
 
 
+def test_one_output_keeps_its_dict_and_a_list_of_one_is_unpacked(tmp_path):
+    # Keras 3: outputs={"y": t} gives {"y": array} from predict and call (also nested, and after
+    # saving); outputs=[t] gives the bare array (Functional unpacks a singleton list)
+    x = data((N, 4))
+    pynn.utils.set_random_seed(3)
+    inp = pynn.Input(shape=(4,), name="x")
+    t = layers.Dense(2, name="d")(inp)
+    md, ml = pynn.Model(inp, {"y": t}), pynn.Model(inp, [t])
+    want = ml.predict(x, verbose=0)
+    assert isinstance(want, np.ndarray) and want.shape == (N, 2)
+    path = tmp_path / "one.keras"
+    md.save(path)
+    loaded = pynn.models.load_model(path)
+    for got in (md.predict(x, verbose=0), md.predict(x, batch_size=5, verbose=0),
+                md.predict_on_batch(x), md(x), loaded.predict(x, verbose=0)):
+        assert isinstance(got, dict) and list(got) == ["y"]
+        np.testing.assert_allclose(np.asarray(got["y"]), want, rtol=1e-6, atol=1e-7)
+    assert md.output_shape == {"y": (None, 2)}
+    assert isinstance(md(pynn.Input(shape=(4,))), dict)
+    md.compile(optimizer="sgd", loss="mse")  # one output: y bare or in its dict, as Keras
+    y = data((N, 2), seed=1)
+    assert md.evaluate(x, y, verbose=0) == pytest.approx(md.evaluate(x, {"y": y}, verbose=0))
+
+
 def test_one_node_as_two_outputs_and_an_output_feeding_another():
     pynn.utils.set_random_seed(4)
     x = pynn.Input(shape=(4,))

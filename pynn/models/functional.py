@@ -186,13 +186,15 @@ def _takes_list(layer) -> bool:
 
 def _flatten(value, what: str) -> tuple[str, list, list | None]:
     """(structure, tensors in order, dict keys or None) of Model's `inputs` or `outputs`: one
-    tensor ('single'), a list or tuple ('list'; one of one is 'single'), or a dict ('dict', in
-    key order as Keras flattens it)."""
+    tensor ('single'), a list or tuple ('list'; one of one is 'single', as Keras unpacks it), or
+    a dict ('dict', in key order as Keras flattens it). Outputs in a dict of one stay a dict, as
+    Keras 3's predict and call return them; inputs in a dict of one are one input, which a call
+    takes bare or in its dict."""
     keys = None
     if isinstance(value, dict):
         keys = sorted(value)
         tensors = [value[k] for k in keys]
-        struct = "dict" if len(tensors) > 1 else "single"
+        struct = "dict" if len(tensors) > 1 or what == "outputs" else "single"
     elif isinstance(value, (list, tuple)):
         tensors = list(value)
         struct = "list" if len(tensors) > 1 else "single"

@@ -870,7 +870,7 @@ class Model:
             # the latency path: one float array of the input's dtype, checked by the core
             out = core.predict_array(x)
             if out is not NotImplemented:
-                return out
+                return out if self._output_struct == "single" else self._wrap(out)
         batch_size = _check_batch_size(batch_size)
         verbose = _resolve_verbose(verbose)
         check_steps(steps, "predict")
@@ -912,7 +912,7 @@ class Model:
         outputs are structured."""
         if self._output_struct == "single":
             return out[0] if isinstance(out, list) else out
-        return self._pack_outputs(out)
+        return self._pack_outputs(out if isinstance(out, list) else [out])
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
                        return_dict: bool = False):
