@@ -82,37 +82,14 @@ ELEMENTWISE(softplus, fmaxf(x, 0.0f) + log1pf(expf(-fabsf(x))), pn_sigmoid(x),
 #define GELU_K 0.79788456080286535588f /* sqrt(2/pi) */
 #define GELU_C 0.044715f
 
-/* A training plan gives gelu a scratch of one float per element: the forward stores y' there
- * (it has erf's value at hand, and y' needs only one exp more), so backward is one multiply
- * instead of an erf and an exp per element again (backward was 5% of a small GPT's step).
- * Without the scratch (an eager call recorded outside training) backward computes y' itself. */
-static int64_t gelu_scratch(const pn_model *m, const pn_node *n, int64_t batch, int training) {
-    (void)m;
-    return training ? batch * n->size : 0;
-}
-
 static void gelu_forward(const pn_node *n, const pn_ctx *c) {
     int64_t N = c->batch * n->size;
     const float *inp = c->in[0]; /* may be out: gelu runs in place in inference */
-    float *out = c->out, *restrict d = c->scratch; /* y', when backward will need it */
-    if (n->iattr[0] && d) {
-        PN_FOR_SIMD(N > PN_PAR_MIN, i, N,
-            float x = inp[i];
-            float t = pn_tanh(GELU_K * (x + GELU_C * x * x * x));
-            d[i] = 0.5f * (1.0f + t) +
-                   0.5f * x * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * GELU_C * x * x);
-            out[i] = 0.5f * x * (1.0f + t);
-        );
-    } else if (n->iattr[0]) {
+    float *out = c->out;
+    if (n->iattr[0]) {
         PN_FOR_SIMD(N > PN_PAR_MIN, i, N,
             float x = inp[i];
             out[i] = 0.5f * x * (1.0f + pn_tanh(GELU_K * (x + GELU_C * x * x * x)));
-        );
-    } else if (d) {
-        PN_FOR_SIMD(N > PN_PAR_MIN, i, N,
-            float x = inp[i], u = x * INV_SQRT2, e = pn_erf(u);
-            d[i] = 0.5f * (1.0f + e) + x * INV_SQRT_2PI * pn_exp(-u * u);
-            out[i] = 0.5f * x * (1.0f + e);
         );
     } else {
         PN_FOR_SIMD(N > PN_PAR_MIN, i, N,
@@ -125,33 +102,28 @@ static void gelu_backward(const pn_node *n, const pn_ctx *c) {
     float *restrict dinp = c->din[0];
     if (!dinp) return;
     int64_t N = c->batch * n->size;
-    const float *restrict inp = c->in[0], *restrict dout = c->dout, *restrict d = c->scratch;
+    const float *restrict inp = c->in[0], *restrict dout = c->dout;
     int acc = c->acc_in[0], approx = n->iattr[0];
-    if (d) { /* y' from the forward */
-        PN_FOR_SIMD(N > PN_PAR_MIN, i, N,
-            float v = dout[i] * d[i];
-            dinp[i] = acc ? dinp[i] + v : v;
-        );
-    } else if (approx) {
+    if (approx) {
         PN_FOR_SIMD(N > PN_PAR_MIN, i, N,
             float x = inp[i];
             float t = pn_tanh(GELU_K * (x + GELU_C * x * x * x));
             float g = 0.5f * (1.0f + t) +
                       0.5f * x * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * GELU_C * x * x);
-            float v = dout[i] * g;
-            dinp[i] = acc ? dinp[i] + v : v;
+            float d = dout[i] * g;
+            dinp[i] = acc ? dinp[i] + d : d;
         );
     } else {
         PN_FOR_SIMD(N > PN_PAR_MIN, i, N,
             float x = inp[i], u = x * INV_SQRT2;
             float g = 0.5f * (1.0f + pn_erf(u)) + x * INV_SQRT_2PI * pn_exp(-u * u);
-            float v = dout[i] * g;
-            dinp[i] = acc ? dinp[i] + v : v;
+            float d = dout[i] * g;
+            dinp[i] = acc ? dinp[i] + d : d;
         );
     }
 }
 
-const pn_op_def pn_op_gelu_def = {"gelu", act_shape, gelu_forward, gelu_backward, gelu_scratch,
+const pn_op_def pn_op_gelu_def = {"gelu", act_shape, gelu_forward, gelu_backward, NULL,
                                   PN_OPF_INPLACE | PN_OPF_BWD_NO_OUT};
 
 /* ---- softmax over the last axis (C values per row) ------------------------------------------
