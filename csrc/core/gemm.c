@@ -18,8 +18,8 @@
  * a bias row (pn_gemm_bias), which saves the dense layer a pass that wrote the bias into every
  * row of C before the product read it back. Each element of C is summed by one thread in the
  * order of k, so results do not depend on the thread count. Anything else (A^T B, where
- * OpenBLAS was faster, alpha != 1, other betas, small products, a build without AVX2) goes to
- * OpenBLAS.
+ * OpenBLAS was faster, widths far from whole panels, alpha != 1, other betas, small products, a
+ * build without AVX2) goes to OpenBLAS.
  */
 #ifdef _OPENMP
 #include <omp.h>
@@ -190,8 +190,11 @@ static int own(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, con
         M * N * K < GEMM_PAR_MIN || !pn_gemm_kernels)
         return 0;
     if (ta || M < 4 * MR) return 0; /* A^T B: OpenBLAS was faster than this kernel reading A^T */
-    const int acc = beta != 0.0f;
     const int64_t np = (N + NR - 1) / NR;
+    /* columns padded to whole panels cost their share: past a sixteenth of N (N = 65: 15 of
+     * 80; N = 100: 12 of 112), OpenBLAS was as fast or faster */
+    if ((np * NR - N) * 16 > N) return 0;
+    const int acc = beta != 0.0f;
     /* not pn_aligned_alloc: a failed allocation here is no error (OpenBLAS runs the product),
      * so the fault tests' count of the core's allocations leaves it out */
     float *bp = aligned_alloc(64, (size_t)(np * K * NR) * sizeof(float));
