@@ -43,80 +43,25 @@ static void one(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, co
 int pn_gemm_kernels = 1;
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__GNUC__)
-#include <immintrin.h>
+#include "tile.h"
 
-#define MR 6    /* rows of C in a register tile */
-#define NR 16   /* columns of C in a register tile: a panel of packed B */
+#define MR PN_TILE_MR /* rows of C in a register tile */
+#define NR PN_TILE_NR /* columns of C in a register tile: a panel of packed B */
 #define KC 256  /* k per block: a panel's slice (16 KB) and a tile's rows of A (6 KB) in L1 */
 #define NC 256  /* columns of a B block: KC x NC floats (256 KB) stay in L2 */
 #define MC 96   /* rows of A per block: MC x KC floats (96 KB) stay in L2 */
 
-/* c (mr, NR) = [c +] a (mr, K) b (K, NR), on c's first ncols columns: a's rows lda apart, b a
- * packed panel (row k at b + k NR), c's rows ldc apart; with bias (NR values) and not acc, the
- * sums start from bias instead of 0 */
-static inline __attribute__((always_inline)) void
-kern(const int mr, int64_t K, const float *restrict a, int64_t lda, const float *restrict b,
-     float *restrict c, int64_t ldc, int acc, int ncols, const float *restrict bias) {
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(ncols), lane),
-                  m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(ncols - 8), lane);
-    const int full = ncols == NR;
-    __m256 z0 = _mm256_setzero_ps(), z1 = z0;
-    if (bias) z0 = _mm256_maskload_ps(bias, m0), z1 = _mm256_maskload_ps(bias + 8, m1);
-#define LOAD(r, c0, c1)                                                                          \
-    __m256 c0 = z0, c1 = z1;                                                                     \
-    if (mr > r && acc) {                                                                         \
-        if (full) c0 = _mm256_loadu_ps(c + r * ldc), c1 = _mm256_loadu_ps(c + r * ldc + 8);      \
-        else c0 = _mm256_maskload_ps(c + r * ldc, m0),                                           \
-             c1 = _mm256_maskload_ps(c + r * ldc + 8, m1);                                       \
-    }
-#define FMA(r, c0, c1)                                                                           \
-    if (mr > r) {                                                                                \
-        __m256 x = _mm256_broadcast_ss(a + r * lda + k);                                         \
-        c0 = _mm256_fmadd_ps(x, b0, c0), c1 = _mm256_fmadd_ps(x, b1, c1);                        \
-    }
-#define STORE(r, c0, c1)                                                                         \
-    if (mr > r) {                                                                                \
-        if (full) _mm256_storeu_ps(c + r * ldc, c0), _mm256_storeu_ps(c + r * ldc + 8, c1);      \
-        else _mm256_maskstore_ps(c + r * ldc, m0, c0),                                           \
-             _mm256_maskstore_ps(c + r * ldc + 8, m1, c1);                                       \
-    }
-    LOAD(0, c00, c01)
-    LOAD(1, c10, c11)
-    LOAD(2, c20, c21)
-    LOAD(3, c30, c31)
-    LOAD(4, c40, c41)
-    LOAD(5, c50, c51)
-    for (int64_t k = 0; k < K; k++, b += NR) {
-        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-        FMA(0, c00, c01)
-        FMA(1, c10, c11)
-        FMA(2, c20, c21)
-        FMA(3, c30, c31)
-        FMA(4, c40, c41)
-        FMA(5, c50, c51)
-    }
-    STORE(0, c00, c01)
-    STORE(1, c10, c11)
-    STORE(2, c20, c21)
-    STORE(3, c30, c31)
-    STORE(4, c40, c41)
-    STORE(5, c50, c51)
-#undef LOAD
-#undef FMA
-#undef STORE
-}
-
-/* kern for mr < MR rows: each count its own instance, with the unused rows compiled out */
+/* tile.h's kernel over one segment of A: c (mr, NR) = [c +] a (mr, K) b, on c's first ncols
+ * columns, from bias instead of zeros when not acc; mr < MR rows each their own instance */
 static void kern_rows(int mr, int64_t K, const float *a, int64_t lda, const float *b, float *c,
                       int64_t ldc, int acc, int ncols, const float *bias) {
     switch (mr) {
-    case 1: kern(1, K, a, lda, b, c, ldc, acc, ncols, bias); break;
-    case 2: kern(2, K, a, lda, b, c, ldc, acc, ncols, bias); break;
-    case 3: kern(3, K, a, lda, b, c, ldc, acc, ncols, bias); break;
-    case 4: kern(4, K, a, lda, b, c, ldc, acc, ncols, bias); break;
-    case 5: kern(5, K, a, lda, b, c, ldc, acc, ncols, bias); break;
-    default: kern(MR, K, a, lda, b, c, ldc, acc, ncols, bias); break;
+    case 1: pn_tile(1, bias, acc, ncols, b, K, a, lda, 0, a, lda, c, ldc); break;
+    case 2: pn_tile(2, bias, acc, ncols, b, K, a, lda, 0, a, lda, c, ldc); break;
+    case 3: pn_tile(3, bias, acc, ncols, b, K, a, lda, 0, a, lda, c, ldc); break;
+    case 4: pn_tile(4, bias, acc, ncols, b, K, a, lda, 0, a, lda, c, ldc); break;
+    case 5: pn_tile(5, bias, acc, ncols, b, K, a, lda, 0, a, lda, c, ldc); break;
+    default: pn_tile(MR, bias, acc, ncols, b, K, a, lda, 0, a, lda, c, ldc); break;
     }
 }
 
@@ -171,7 +116,7 @@ static void own_ab(int tb, int64_t M, int64_t N, int64_t K, const float *A, int6
                             float *c = C + i * ldc + p * NR;
                             const float *bz = first && bias ? bias + p * NR : NULL;
                             if (mr == MR && w == NR)
-                                kern(MR, kc, a, lda, b, c, ldc, !first, NR, bz);
+                                pn_tile(MR, bz, !first, NR, b, kc, a, lda, 0, a, lda, c, ldc);
                             else kern_rows(mr, kc, a, lda, b, c, ldc, !first, w, bz);
                         }
                     }

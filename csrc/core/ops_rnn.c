@@ -68,6 +68,7 @@
 #endif
 
 #include "internal.h"
+#include "tile.h"
 #include "vmath.h"
 
 enum { PN_RNN_ACT_LINEAR = 0, PN_RNN_ACT_TANH, PN_RNN_ACT_SIGMOID, PN_RNN_ACT_RELU,
@@ -152,8 +153,8 @@ typedef struct {
 } rnn_scratch;
 
 /* The lstm's recurrent product runs on panels of NR units (see lstm_steps_forward) */
-#define NR 16
-#define MR 6
+#define NR PN_TILE_NR
+#define MR PN_TILE_MR
 static int64_t panels_of(int64_t U) { return (U + NR - 1) / NR; }
 /* The lstm's backward adds dgx into the weight gradients every GRAD_ROWS rows (steps x batch) or
  * so: enough to amortise reading and writing the gradients' columns, few enough to stay in L2.
@@ -411,70 +412,14 @@ static void spin_wait(spin_barrier *b, int n) {
     }
 }
 
-/* c (mr, NR) = init + a1 (mr, K1) bp[0 .. K1) + a2 (mr, K2) bp[K1 .. K1 + K2): a's rows lda
- * apart, bp a packed panel (K1 + K2, NR), init NR values or NULL (zeros), mr <= MR. With AVX2,
- * 6 rows x 2 vectors make twelve accumulators, enough to cover the FMA latency: about 98% of
- * peak on Zen 3 at K = 256 (OpenBLAS: about 80%, and it repacks U on every call). */
-#if defined(__AVX2__) && defined(__FMA__) && defined(__GNUC__)
-static inline __attribute__((always_inline)) void
-tile(const int mr, const float *restrict init, const float *restrict bp, int64_t K1,
-     const float *restrict a1, int64_t lda1, int64_t K2, const float *restrict a2, int64_t lda2,
-     float *restrict c, int64_t ldc) {
-#define ROW_FMA(r, c0, c1)                                                                       \
-    if (mr > r) {                                                                                \
-        __m256 x = _mm256_broadcast_ss(x##r + k);                                                \
-        c0 = _mm256_fmadd_ps(x, b0, c0), c1 = _mm256_fmadd_ps(x, b1, c1);                        \
-    }
-#define SEGMENT(a, lda, K)                                                                       \
-    {                                                                                            \
-        const float *x0 = a, *x1 = a + (mr > 1 ? lda : 0), *x2 = a + (mr > 2 ? 2 * lda : 0),     \
-                    *x3 = a + (mr > 3 ? 3 * lda : 0), *x4 = a + (mr > 4 ? 4 * lda : 0),          \
-                    *x5 = a + (mr > 5 ? 5 * lda : 0);                                            \
-        for (int64_t k = 0; k < K; k++, bp += NR) {                                              \
-            __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);                      \
-            ROW_FMA(0, c00, c01)                                                                 \
-            ROW_FMA(1, c10, c11)                                                                 \
-            ROW_FMA(2, c20, c21)                                                                 \
-            ROW_FMA(3, c30, c31)                                                                 \
-            ROW_FMA(4, c40, c41)                                                                 \
-            ROW_FMA(5, c50, c51)                                                                 \
-        }                                                                                        \
-    }
-#define ROW_STORE(r, c0, c1)                                                                     \
-    if (mr > r) _mm256_storeu_ps(c + r * ldc, c0), _mm256_storeu_ps(c + r * ldc + 8, c1);
-    __m256 c00 = init ? _mm256_loadu_ps(init) : _mm256_setzero_ps(),
-           c01 = init ? _mm256_loadu_ps(init + 8) : _mm256_setzero_ps();
-    __m256 c10 = c00, c11 = c01, c20 = c00, c21 = c01, c30 = c00, c31 = c01, c40 = c00,
-           c41 = c01, c50 = c00, c51 = c01;
-    SEGMENT(a1, lda1, K1)
-    SEGMENT(a2, lda2, K2)
-    ROW_STORE(0, c00, c01)
-    ROW_STORE(1, c10, c11)
-    ROW_STORE(2, c20, c21)
-    ROW_STORE(3, c30, c31)
-    ROW_STORE(4, c40, c41)
-    ROW_STORE(5, c50, c51)
-#undef ROW_FMA
-#undef SEGMENT
-#undef ROW_STORE
-}
-#else
-/* the portable kernel: the inner loops over NR columns vectorise */
+/* c (mr, NR) = init + a1 (mr, K1) bp[0 .. K1) + a2 (mr, K2) bp[K1 .. K1 + K2): tile.h's kernel
+ * on whole panels, init NR values or NULL (zeros), mr <= MR (OpenBLAS reached about 80% of peak
+ * here, and it repacks U on every call) */
 static inline void tile(const int mr, const float *restrict init, const float *restrict bp,
                         int64_t K1, const float *restrict a1, int64_t lda1, int64_t K2,
                         const float *restrict a2, int64_t lda2, float *restrict c, int64_t ldc) {
-    float acc[MR][NR];
-    for (int r = 0; r < mr; r++)
-        for (int j = 0; j < NR; j++) acc[r][j] = init ? init[j] : 0.0f;
-    for (int64_t k = 0; k < K1 + K2; k++)
-        for (int r = 0; r < mr; r++) {
-            const float x = k < K1 ? a1[r * lda1 + k] : a2[r * lda2 + k - K1];
-            for (int j = 0; j < NR; j++) acc[r][j] += x * bp[k * NR + j];
-        }
-    for (int r = 0; r < mr; r++)
-        for (int j = 0; j < NR; j++) c[r * ldc + j] = acc[r][j];
+    pn_tile(mr, init, 0, NR, bp, K1, a1, lda1, K2, a2, lda2, c, ldc);
 }
-#endif
 
 /* tile for mr <= 2 rows over two panels side by side (bp, bq; inits ip, iq): the rows past
  * whole tiles of MR (2 of batch 32) with 8 accumulators instead of 4, which the FMA latency
@@ -632,6 +577,16 @@ static void grad_panel(float *dw, int64_t ldw, const float *a, int64_t lda, int6
     }
 }
 
+/* one column of a weight gradient: dw[i ldw] += sum over k of a (K, M)[k, i] g[k ldg], i < M */
+static void grad_column(float *dw, int64_t ldw, const float *a, int64_t lda, int64_t M,
+                        const float *g, int64_t ldg, int64_t K) {
+    for (int64_t i = 0; i < M; i++) {
+        float sum = 0.0f;
+        for (int64_t k = 0; k < K; k++) sum += a[k * lda + i] * g[k * ldg];
+        dw[i * ldw] += sum;
+    }
+}
+
 /* dW (F, GU) += x^T dg and dU (U, GU) += h^T dg over K rows (either may be NULL), in the
  * columns of units [u0, u0 + w) of the four gates (a thread's own): x (K, F), h (K, U), dg (K,
  * GU). Each NR columns of dg are copied into buf (K, NR) first: dg's rows are 4U floats apart,
@@ -649,16 +604,10 @@ static void grad_columns(float *dW, const float *x, int64_t F, float *dU, const 
             if (dW) grad_panel(dW + j, GU, x, F, F, buf, K);
             if (dU) grad_panel(dU + j, GU, h, U, U, buf, K);
         }
-        for (int64_t j = col + whole; j < col + w; j++)
-            for (int64_t i = 0; i < F + U; i++) {
-                const float *a = i < F ? x + i : h + i - F;
-                const int64_t lda = i < F ? F : U;
-                float *o = i < F ? (dW ? dW + i * GU + j : NULL) : (dU ? dU + (i - F) * GU + j : NULL);
-                if (!o) continue;
-                float sum = 0.0f;
-                for (int64_t k = 0; k < K; k++) sum += a[k * lda] * dg[k * GU + j];
-                *o += sum;
-            }
+        for (int64_t j = col + whole; j < col + w; j++) {
+            if (dW) grad_column(dW + j, GU, x, F, F, dg + j, GU, K);
+            if (dU) grad_column(dU + j, GU, h, U, U, dg + j, GU, K);
+        }
     }
 }
 
