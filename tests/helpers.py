@@ -139,8 +139,10 @@ def grad_check(model, x, y, var_ids=None, eps=1e-2, rtol=1e-2, atol=2e-3, max_en
         The analytic (loss, dx, weight gradients), for further checks.
     """
     core, ids = _core_and_vars(model, var_ids)
-    x = np.array(x, dtype=np.float32)  # a private copy: it is perturbed in place
-    loss, dx, grads = core_gradients(core, x, y, ids)
+    # a private copy: it is perturbed in place (integer inputs, indices, only without the input)
+    x = np.array(x, dtype=np.float32) if check_input else np.asarray(x)
+    loss, dx, grads = core_gradients(core, x, y, ids) if check_input else (
+        *core.gradients(x, y), [np.array(core.gradient(v)) for v in ids])
     assert np.isfinite(loss), f"loss is {loss}"
     rng = np.random.default_rng(seed)
     def f():  # training: the loss of a training forward (batch norm on batch statistics)

@@ -652,3 +652,118 @@ def test_lstm_with_saturated_gates_matches_torch():
     model = pynn.Sequential([pynn.Input((5, 3)), layer])
     x = 200.0 * np.random.default_rng(36).standard_normal((3, 5, 3)).astype(np.float32)
     check_parity(model, lambda tx, tw: torch_outputs(layer, tw, tx), x, seed=37)
+
+
+# -- an embedding folded into the lstm -------------------------------------------------------
+# When an Embedding's output feeds only an LSTM (no input dropout) and its table has at most
+# steps x batch rows, a plan folds it into the lstm: the lstm multiplies the table by its kernel
+# once, starts each step from the rows its indices pick, and sums its gate gradients by index
+# into the table's and the kernel's gradients. pynn._core._debug_folds(False) turns it off.
+def _embedding_lstm(vocab, steps, units, **opts):
+    layer = L.LSTM(units, **opts)
+    inp = pynn.Input((steps,), dtype="int32")
+    out = layer(L.Embedding(vocab, 6)(inp))
+    return pynn.Model(inp, out), layer
+
+
+def _pynn_weight_grads(model, ids, ys):
+    model.compile(optimizer="sgd", loss="mse")
+    loss, _ = model._core.gradients(ids, ys if len(ys) > 1 else ys[0], False)
+    return (loss, *model_weights(model))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("vocab,batch,steps,units,opts", [
+    (7, 13, 5, 37, dict(return_sequences=True, go_backwards=True)),
+    (7, 3, 4, 5, dict(return_state=True)),
+    (20, 32, 6, 64, dict(return_sequences=True)),
+    (5, 8, 3, 48, dict(return_sequences=True, use_bias=False)),
+    (40, 3, 4, 16, dict(return_sequences=True)),  # 40 rows > 12 steps: not folded
+], ids=["13x37-back", "3x5-state", "32x64", "8x48-nobias", "unfolded"])
+def test_embedding_into_lstm_matches_torch(threads, vocab, batch, steps, units, opts):
+    previous = pynn.get_num_threads()
+    pynn.set_num_threads(threads)
+    try:
+        model, layer = _embedding_lstm(vocab, steps, units, **opts)
+        randomize(model, 40)
+        ids = np.random.default_rng(41).integers(0, vocab, (batch, steps)).astype(np.int32)
+        outs = model.predict(ids, verbose=0)
+        outs = outs if isinstance(outs, list) else [outs]
+        rng = np.random.default_rng(42)
+        ys = [rng.standard_normal(o.shape).astype(np.float32) for o in outs]
+        loss, ws, gs = _pynn_weight_grads(model, ids, ys)
+    finally:
+        pynn.set_num_threads(previous)
+    tw = [_t(w).requires_grad_(True) for w in ws]
+    touts = torch_outputs(layer, tw[1:], tw[0][torch.from_numpy(ids).long()])
+    for o, to in zip(outs, touts):
+        np.testing.assert_allclose(o, to.detach().numpy(), rtol=RTOL, atol=ATOL)
+    tloss = sum(((to - _t(y)) ** 2).mean() for to, y in zip(touts, ys))
+    tloss.backward()
+    np.testing.assert_allclose(loss, tloss.item(), rtol=1e-4, atol=1e-6)
+    for g, w in zip(gs, tw):
+        np.testing.assert_allclose(g, w.grad.numpy(), rtol=RTOL, atol=ATOL)
+
+
+def test_folded_embedding_gradients_match_finite_differences():
+    model, _ = _embedding_lstm(7, 5, 6, return_sequences=True, go_backwards=True)
+    randomize(model, 49)
+    model.compile(optimizer="sgd", loss="mse")
+    ids = np.random.default_rng(50).integers(0, 7, (4, 5)).astype(np.int32)
+    y = np.random.default_rng(51).standard_normal((4, 5, 6)).astype(np.float32)
+    grad_check(model, ids, y, eps=1e-2, max_entries=16, check_input=False)
+
+
+def _folded_and_not(make, ids, ys, rng_state=None):
+    """[loss, weight gradients...] of make() with the fold allowed, then without (same weights)."""
+    runs = []
+    for on in (True, False):
+        previous = pynn._core._debug_folds(on)
+        try:
+            model = make()
+            randomize(model, 43)
+            if rng_state is not None:
+                model._core.rng_state = rng_state
+            loss, _, gs = _pynn_weight_grads(model, ids, ys)
+            runs.append([loss] + gs)
+        finally:
+            pynn._core._debug_folds(previous)
+    return runs
+
+
+def test_folded_embedding_with_recurrent_dropout_matches_the_unfolded_path():
+    # the recurrent mask comes from the random state and the node, the same on both paths
+    pynn.utils.set_random_seed(44)
+    ids = np.random.default_rng(45).integers(0, 9, (16, 7)).astype(np.int32)
+    y = np.random.default_rng(46).standard_normal((16, 7, 24)).astype(np.float32)
+    state = _embedding_lstm(9, 7, 24)[0]._core.rng_state
+    runs = _folded_and_not(lambda: _embedding_lstm(9, 7, 24, return_sequences=True,
+                                                   recurrent_dropout=0.3)[0], ids, [y], state)
+    for a, b in zip(*runs):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # the fold did run: the table's and the kernel's gradients are summed in another order
+    assert not all(np.array_equal(a, b) for a, b in zip(runs[0][1:3], runs[1][1:3]))
+
+
+@pytest.mark.parametrize("other", ["reader", "output", "shared_table"])
+def test_embedding_with_another_use_is_not_folded(other):
+    # another reader of the embedding's output, the output itself, or the table used twice:
+    # the embedding must run (its output is needed), so both settings give the same bits
+    inp = pynn.Input((5,), dtype="int32")
+    emb = L.Embedding(6, 4)
+
+    def make():
+        e = emb(inp)
+        h = L.LSTM(8)(e)
+        if other == "reader":
+            return pynn.Model(inp, L.Concatenate()([h, L.Flatten()(e)]))
+        if other == "output":
+            return pynn.Model(inp, [h, e])
+        return pynn.Model(inp, L.Concatenate()([h, L.Flatten()(emb(inp))]))
+    ids = np.random.default_rng(47).integers(0, 6, (4, 5)).astype(np.int32)
+    rng = np.random.default_rng(48)
+    shapes = [(4, 8), (4, 5, 4)] if other == "output" else [(4, 28)]
+    ys = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    runs = _folded_and_not(make, ids, ys)
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)

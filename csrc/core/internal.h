@@ -136,6 +136,14 @@ typedef struct {
     int training;        /* 1 in a training forward/backward: dropout drops, batch norm uses and
                           * updates batch statistics; 0 in evaluate and predict */
     uint64_t seed;       /* this forward's random stream (random ops hash it with node and index) */
+    /* an embedding folded into this node (pn_plan_fold; input 0 is then the embedding's node,
+     * with no value and no gradient): its indices (batch, steps), its table (fold_rows, F) and
+     * the table's gradient (NULL: not needed; fold_acc: add into it). fold_rows 0: none. */
+    const int32_t *fold_idx;
+    const float *fold_table;
+    float *fold_dtable;
+    int fold_acc;
+    int64_t fold_rows;
 } pn_ctx;
 
 typedef struct {
@@ -247,6 +255,8 @@ typedef struct {
     float **scratch;       /* per node */
     int *acc_in;           /* per node * PN_MAX_INPUTS */
     int *acc_var;          /* per node * PN_MAX_VARS */
+    int *fold;             /* per node: the embedding folded into it (pn_plan_fold), -1 none,
+                            * PN_FOLDED when it is that embedding (it then never runs) */
     unsigned char *var_written; /* per variable: some node writes its gradient */
     /* per output: the node whose value its loss reads as logits (fused) or output; whether a
      * softmax/sigmoid output is folded into its cross-entropy; whether its loss adds (+=) to the
@@ -295,6 +305,15 @@ struct pn_model {
     int eager_grads;       /* the grads hold eager accumulations (else a step's leftovers) */
     uint64_t graph_version; /* bumped when nodes or outputs change: eager entries check it */
 };
+
+/* The embedding node that node l (of m) folds into itself at this batch size, or -1. An lstm whose
+ * input is an embedding's output that nothing else reads (no other node, no model output),
+ * whose table no other node uses, with no input dropout and a table of at most T B rows: it
+ * then multiplies the table by its kernel once per batch, (V, F) x (F, 4U), instead of every
+ * step's embedded inputs, (T B, F) x (F, 4U), and takes the table's gradient from its own
+ * (plan.c, ops_rnn.c). The results are the same up to float rounding. */
+int pn_plan_fold(const pn_model *m, const pn_node *l, int64_t batch);
+#define PN_FOLDED (-2)
 
 /* The plan for (batch, mode) from the cache, or a new one (model.c); the model lock is held. */
 int pn_model_get_plan(pn_model *m, int64_t batch, pn_mode mode, pn_plan **out);

@@ -46,11 +46,20 @@
  * step; gx then only receives the activated gates, and the backward adds dgx into dW, dU and db
  * every few steps while it is in cache (only dxt stays a GEMM).
  *
+ * A folded embedding (the plan's pn_plan_fold: an lstm reading an embedding's output that
+ * nothing else needs, with a table E (V, F) of at most T B rows): x_t W + b is then the row of
+ * tab = E W + b (V, GU, one product per batch) that the step's index picks, so the steps'
+ * panels hold U only and each step's product starts from the gathered rows; backward sums each
+ * row of dgx into the row of dtab (V, GU) its index picks, and dW = E^T dtab, dE = dtab W^T. Per
+ * token this removes F GU multiply-adds from the forward and 2 F GU from the backward (dW's and
+ * dxt's), about a fifth of bench_lstm.py's step, and the embedding's own passes.
+ *
  * Scratch (floats), the same for training and inference plans (an eager call may run backward
  * after an inference-mode forward):
  *   xt T B F | gx T B GU | hs (T+1) B U | cs (T+1) B U | aux T B U | hm T B U | dm B F | rm B U
  *   | dgx T B GU | dgh T B GU | dh, dc, dt1, dt2 4 B U | step B GU | dxt T B F
- *   | pk 4 UP (1 + F + U) | prod B 4 UP | gbuf UP grad_rows(B)
+ *   | pk 4 UP (1 + F + U) | prod B 4 UP | gbuf UP grad_rows(B) | tab V GU | dtab V GU
+ * (xt and dxt: none with a folded embedding; tab and dtab: only with one)
  * aux: lstm act(c_t); gru s_h (reset_after) or r (h rm). hm: h_{t-1} rm (with recurrent
  * dropout). cs: lstm only. dgh: gru reset_after only (the gradient of s differs from gx's).
  * pk, prod: lstm only, U's panels and a step's product (UP: U rounded up to whole panels of 16);
@@ -132,6 +141,7 @@ static int states_of(int cell) { return cell == CELL_LSTM ? 2 : 1; }
 typedef struct {
     int cell, G, act, ract, rs, back, rstate, reset_after, rev;
     int64_t B, T, F, U, GU, S; /* S: output values per sample */
+    int64_t V;                 /* lstm with a folded embedding: the table's rows; else 0 */
     float drop, rdrop;
 } rnn_dims;
 
@@ -150,6 +160,7 @@ typedef struct {
     float *xt, *gx, *hs, *cs, *aux, *hm, *dm, *rm, *dgx, *dgh, *dh, *dc, *dt1, *dt2, *step, *dxt;
     float *pk, *prod; /* lstm: U packed into panels, the recurrent product of a step */
     float *gbuf;      /* lstm: per thread, a block of dgx's columns (grad_columns) */
+    float *tab, *dtab; /* lstm with a folded embedding: table W + b (V, GU), its gradient */
 } rnn_scratch;
 
 /* The lstm's recurrent product runs on panels of NR units (see lstm_steps_forward) */
@@ -166,17 +177,18 @@ static int64_t grad_rows(int64_t B) { return B < GRAD_ROWS ? GRAD_ROWS / B * B :
 static int64_t rnn_layout(const rnn_dims *d, float *s, rnn_scratch *o) {
     const int64_t B = d->B, T = d->T, TB = T * B, U = d->U, lstm = d->cell == CELL_LSTM;
     const int64_t UP = panels_of(U) * NR; /* U rounded up to whole panels */
-    const int64_t sizes[19] = {
-        TB * d->F, TB * d->GU, (T + 1) * B * U, lstm ? (T + 1) * B * U : 0,
+    const int64_t xs = d->V ? 0 : TB * d->F; /* xt and dxt: not with a folded embedding */
+    const int64_t sizes[21] = {
+        xs, TB * d->GU, (T + 1) * B * U, lstm ? (T + 1) * B * U : 0,
         TB * U, d->rdrop > 0.0f ? TB * U : 0, B * d->F, B * U,
         TB * d->GU, d->cell == CELL_GRU && d->reset_after ? TB * d->GU : 0,
-        B * U, B * U, B * U, B * U, B * d->GU, TB * d->F, lstm ? 4 * UP * (1 + d->F + U) : 0,
-        lstm ? B * 4 * UP : 0, lstm ? UP * grad_rows(B) : 0};
-    float **slots[19] = {&o->xt, &o->gx, &o->hs, &o->cs, &o->aux, &o->hm, &o->dm, &o->rm,
+        B * U, B * U, B * U, B * U, B * d->GU, xs, lstm ? 4 * UP * (1 + d->F + U) : 0,
+        lstm ? B * 4 * UP : 0, lstm ? UP * grad_rows(B) : 0, d->V * d->GU, d->V * d->GU};
+    float **slots[21] = {&o->xt, &o->gx, &o->hs, &o->cs, &o->aux, &o->hm, &o->dm, &o->rm,
                          &o->dgx, &o->dgh, &o->dh, &o->dc, &o->dt1, &o->dt2, &o->step, &o->dxt,
-                         &o->pk, &o->prod, &o->gbuf};
+                         &o->pk, &o->prod, &o->gbuf, &o->tab, &o->dtab};
     int64_t off = 0;
-    for (int i = 0; i < 19; i++) {
+    for (int i = 0; i < 21; i++) {
         if (s) *slots[i] = sizes[i] ? s + off : NULL;
         off += (sizes[i] + 15) / 16 * 16; /* each buffer 64-byte aligned when scratch is */
     }
@@ -187,6 +199,8 @@ static int64_t rnn_scratch_size(const pn_model *m, const pn_node *n, int64_t bat
                                 int training) {
     (void)training;
     rnn_dims d = rnn_get(n, pn_input_node(m, n, 0), batch);
+    const int e = pn_plan_fold(m, n, batch);
+    if (e >= 0) d.V = m->vars[m->nodes[e].var[0]].shape[0];
     rnn_scratch o;
     return rnn_layout(&d, NULL, &o);
 }
@@ -412,13 +426,14 @@ static void spin_wait(spin_barrier *b, int n) {
     }
 }
 
-/* c (mr, NR) = init + a1 (mr, K1) bp[0 .. K1) + a2 (mr, K2) bp[K1 .. K1 + K2): tile.h's kernel
- * on whole panels, init NR values or NULL (zeros), mr <= MR (OpenBLAS reached about 80% of peak
- * here, and it repacks U on every call) */
-static inline void tile(const int mr, const float *restrict init, const float *restrict bp,
-                        int64_t K1, const float *restrict a1, int64_t lda1, int64_t K2,
-                        const float *restrict a2, int64_t lda2, float *restrict c, int64_t ldc) {
-    pn_tile(mr, init, 0, NR, bp, K1, a1, lda1, K2, a2, lda2, c, ldc);
+/* c (mr, NR) = start + a1 (mr, K1) bp[0 .. K1) + a2 (mr, K2) bp[K1 .. K1 + K2): tile.h's kernel
+ * on whole panels; start c's own values when acc, else init (NR values, NULL: zeros); mr <= MR
+ * (OpenBLAS reached about 80% of peak here, and it repacks U on every call) */
+static inline void tile(const int mr, const float *restrict init, int acc,
+                        const float *restrict bp, int64_t K1, const float *restrict a1,
+                        int64_t lda1, int64_t K2, const float *restrict a2, int64_t lda2,
+                        float *restrict c, int64_t ldc) {
+    pn_tile(mr, init, acc, NR, bp, K1, a1, lda1, K2, a2, lda2, c, ldc);
 }
 
 /* tile for mr <= 2 rows over two panels side by side (bp, bq; inits ip, iq): the rows past
@@ -426,9 +441,10 @@ static inline void tile(const int mr, const float *restrict init, const float *r
  * would halve */
 #if defined(__AVX2__) && defined(__FMA__) && defined(__GNUC__)
 static inline __attribute__((always_inline)) void
-tile2(const int mr, const float *restrict ip, const float *restrict iq, const float *restrict bp,
-      const float *restrict bq, int64_t K1, const float *restrict a1, int64_t lda1, int64_t K2,
-      const float *restrict a2, int64_t lda2, float *restrict c, int64_t ldc) {
+tile2(const int mr, const float *restrict ip, const float *restrict iq, int acc,
+      const float *restrict bp, const float *restrict bq, int64_t K1, const float *restrict a1,
+      int64_t lda1, int64_t K2, const float *restrict a2, int64_t lda2, float *restrict c,
+      int64_t ldc) {
 #define SEGMENT2(a, lda, K)                                                                      \
     {                                                                                            \
         const float *x0 = a, *x1 = a + (mr > 1 ? lda : 0);                                       \
@@ -450,6 +466,14 @@ tile2(const int mr, const float *restrict ip, const float *restrict iq, const fl
            c02 = iq ? _mm256_loadu_ps(iq) : _mm256_setzero_ps(),
            c03 = iq ? _mm256_loadu_ps(iq + 8) : _mm256_setzero_ps();
     __m256 c10 = c00, c11 = c01, c12 = c02, c13 = c03;
+    if (acc) {
+        c00 = _mm256_loadu_ps(c), c01 = _mm256_loadu_ps(c + 8);
+        c02 = _mm256_loadu_ps(c + NR), c03 = _mm256_loadu_ps(c + NR + 8);
+        if (mr > 1) {
+            c10 = _mm256_loadu_ps(c + ldc), c11 = _mm256_loadu_ps(c + ldc + 8);
+            c12 = _mm256_loadu_ps(c + ldc + NR), c13 = _mm256_loadu_ps(c + ldc + NR + 8);
+        }
+    }
     SEGMENT2(a1, lda1, K1)
     SEGMENT2(a2, lda2, K2)
     _mm256_storeu_ps(c, c00), _mm256_storeu_ps(c + 8, c01);
@@ -462,40 +486,45 @@ tile2(const int mr, const float *restrict ip, const float *restrict iq, const fl
 }
 #else
 static inline void tile2(const int mr, const float *restrict ip, const float *restrict iq,
-                         const float *restrict bp, const float *restrict bq, int64_t K1,
+                         int acc, const float *restrict bp, const float *restrict bq, int64_t K1,
                          const float *restrict a1, int64_t lda1, int64_t K2,
                          const float *restrict a2, int64_t lda2, float *restrict c, int64_t ldc) {
-    tile(mr, ip, bp, K1, a1, lda1, K2, a2, lda2, c, ldc);
-    tile(mr, iq, bq, K1, a1, lda1, K2, a2, lda2, c + NR, ldc);
+    tile(mr, ip, acc, bp, K1, a1, lda1, K2, a2, lda2, c, ldc);
+    tile(mr, iq, acc, bq, K1, a1, lda1, K2, a2, lda2, c + NR, ldc);
 }
 #endif
 
-/* c (B, np NR) = [init +] a1 (B, K1) [a2 (B, K2)] times panels 0 .. np of bp, ps floats apart,
- * each with its init row first when `bias`. Rows go in tiles of MR; each panel stays in L1
- * while the tiles pass over it. */
-static void panels_product(float *c, int64_t ldc, const float *bp, int64_t ps, int bias,
+/* What a step's product starts from: zeros, each panel's first row (the bias), or c's own values
+ * (the rows of a folded embedding's table, gathered) */
+enum { START_ZERO = 0, START_ROW, START_C };
+
+/* c (B, np NR) = start + a1 (B, K1) [a2 (B, K2)] times panels 0 .. np of bp, ps floats apart.
+ * Rows go in tiles of MR; each panel stays in L1 while the tiles pass over it. */
+static void panels_product(float *c, int64_t ldc, const float *bp, int64_t ps, int start,
                            int64_t np, int64_t B, int64_t K1, const float *a1, int64_t lda1,
                            int64_t K2, const float *a2, int64_t lda2) {
     const int64_t full = B / MR * MR, rem = B - full;
     const float *x1 = a1 + full * lda1, *x2 = a2 + full * lda2;
+    const int row = start == START_ROW, acc = start == START_C;
     for (int64_t p = 0; p < np; p++, bp += ps, c += NR) {
-        const float *init = bias ? bp : NULL, *w = bias ? bp + NR : bp;
+        const float *init = row ? bp : NULL, *w = row ? bp + NR : bp;
         for (int64_t r = 0; r < full; r += MR)
-            tile(MR, init, w, K1, a1 + r * lda1, lda1, K2, a2 + r * lda2, lda2, c + r * ldc, ldc);
+            tile(MR, init, acc, w, K1, a1 + r * lda1, lda1, K2, a2 + r * lda2, lda2, c + r * ldc,
+                 ldc);
         float *o = c + full * ldc;
         if (rem > 2) { /* 3..5 rows */
             switch (rem) {
-            case 3: tile(3, init, w, K1, x1, lda1, K2, x2, lda2, o, ldc); break;
-            case 4: tile(4, init, w, K1, x1, lda1, K2, x2, lda2, o, ldc); break;
-            default: tile(5, init, w, K1, x1, lda1, K2, x2, lda2, o, ldc); break;
+            case 3: tile(3, init, acc, w, K1, x1, lda1, K2, x2, lda2, o, ldc); break;
+            case 4: tile(4, init, acc, w, K1, x1, lda1, K2, x2, lda2, o, ldc); break;
+            default: tile(5, init, acc, w, K1, x1, lda1, K2, x2, lda2, o, ldc); break;
             }
         } else if (rem > 0 && p % 2 == 1) { /* panels p - 1 and p, the former still in L2 */
-            const float *bq = bp - ps, *iq = bias ? bq : NULL, *wq = bias ? bq + NR : bq;
-            if (rem == 1) tile2(1, iq, init, wq, w, K1, x1, lda1, K2, x2, lda2, o - NR, ldc);
-            else tile2(2, iq, init, wq, w, K1, x1, lda1, K2, x2, lda2, o - NR, ldc);
+            const float *bq = bp - ps, *iq = row ? bq : NULL, *wq = row ? bq + NR : bq;
+            if (rem == 1) tile2(1, iq, init, acc, wq, w, K1, x1, lda1, K2, x2, lda2, o - NR, ldc);
+            else tile2(2, iq, init, acc, wq, w, K1, x1, lda1, K2, x2, lda2, o - NR, ldc);
         } else if (rem > 0 && p == np - 1) { /* the last of an odd number of panels */
-            if (rem == 1) tile(1, init, w, K1, x1, lda1, K2, x2, lda2, o, ldc);
-            else tile(2, init, w, K1, x1, lda1, K2, x2, lda2, o, ldc);
+            if (rem == 1) tile(1, init, acc, w, K1, x1, lda1, K2, x2, lda2, o, ldc);
+            else tile(2, init, acc, w, K1, x1, lda1, K2, x2, lda2, o, ldc);
         }
     }
 }
@@ -642,11 +671,15 @@ static void thread_id(int *k, int *n) {
 /* the lstm's steps, forward: from xt (masked inputs, in processing order) and hs[0], cs[0] (the
  * initial states), gx gets the activated gates of every step, hs, cs and aux (act(c_t)) the
  * states and, with recurrent dropout, hm the masked h_{t-1}. The panels hold [b; W; U] (1 + F +
- * U rows): a step's product x_t W + b + (h rm) U is one pass over them. */
+ * U rows): a step's product x_t W + b + (h rm) U is one pass over them. With a folded embedding
+ * (idx, the batch's indices (B, T), not NULL) the panels hold U only, and a step's product
+ * starts from the rows of tab = E W + b that its indices pick. */
 static void lstm_steps_forward(const rnn_dims *d, const rnn_scratch *s, const float *W,
-                               const float *Uw, const float *bias, int rdrop) {
+                               const float *Uw, const float *bias, int rdrop,
+                               const int32_t *idx) {
     const int64_t B = d->B, T = d->T, F = d->F, U = d->U, GU = d->GU, BU = B * U,
-                  nq = panels_of(U), UP = nq * NR, ldp = 4 * UP, PS = (1 + F + U) * NR;
+                  nq = panels_of(U), UP = nq * NR, ldp = 4 * UP, FP = idx ? 0 : 1 + F,
+                  PS = (FP + U) * NR; /* FP: the panels' rows before U's */
     const int act = d->act, ract = d->ract,
               fast = act == PN_RNN_ACT_TANH && ract == PN_RNN_ACT_SIGMOID, nt = step_threads(d);
     spin_barrier bar;
@@ -663,13 +696,18 @@ static void lstm_steps_forward(const rnn_dims *d, const rnn_scratch *s, const fl
                 float *restrict bp = s->pk + (g * nq + q) * PS;
                 for (int64_t j = 0; j < NR; j++) {
                     const int64_t col = g * U + q * NR + j, in = q * NR + j < U;
-                    bp[j] = in && bias ? bias[col] : 0.0f;
-                    for (int64_t kk = 0; kk < F; kk++)
+                    if (FP) bp[j] = in && bias ? bias[col] : 0.0f;
+                    for (int64_t kk = 0; FP && kk < F; kk++)
                         bp[(1 + kk) * NR + j] = in ? W[kk * GU + col] : 0.0f;
                     for (int64_t kk = 0; kk < U; kk++)
-                        bp[(1 + F + kk) * NR + j] = in ? Uw[kk * GU + col] : 0.0f;
+                        bp[(FP + kk) * NR + j] = in ? Uw[kk * GU + col] : 0.0f;
                 }
             }
+        if (idx) /* the product's columns past U stay zero; the gathers fill the others */
+            for (int64_t b = 0; b < B; b++)
+                for (int g = 0; g < 4; g++)
+                    memset(s->prod + b * ldp + g * UP + o.u1, 0,
+                           (size_t)(o.q1 * NR - o.u1) * sizeof(float));
         if (rdrop)
             for (int64_t i = 0; i < B; i++)
                 for (int64_t j = u0; j < u0 + w; j++)
@@ -677,9 +715,21 @@ static void lstm_steps_forward(const rnn_dims *d, const rnn_scratch *s, const fl
         spin_wait(&bar, n);
         for (int64_t t = 0; t < T; t++) {
             const float *hp = (rdrop ? s->hm : s->hs) + t * BU; /* h_{t-1} rm, all units */
-            for (int g = 0; g < 4; g++)
-                panels_product(s->prod + g * UP + o.q0 * NR, ldp, s->pk + (g * nq + o.q0) * PS, PS,
-                               1, o.q1 - o.q0, B, F, s->xt + t * B * F, F, U, hp, U);
+            const int64_t src = d->back ? T - 1 - t : t;
+            for (int64_t b = 0; idx && b < B; b++) {
+                const float *restrict row = s->tab + (int64_t)idx[b * T + src] * GU + u0;
+                for (int g = 0; g < 4; g++)
+                    memcpy(s->prod + b * ldp + g * UP + u0, row + g * U, (size_t)w * sizeof(float));
+            }
+            for (int g = 0; g < 4; g++) {
+                float *c = s->prod + g * UP + o.q0 * NR;
+                const float *bp = s->pk + (g * nq + o.q0) * PS;
+                if (idx)
+                    panels_product(c, ldp, bp, PS, START_C, o.q1 - o.q0, B, U, hp, U, 0, hp, U);
+                else
+                    panels_product(c, ldp, bp, PS, START_ROW, o.q1 - o.q0, B, F,
+                                   s->xt + t * B * F, F, U, hp, U);
+            }
             float *gt = s->gx + t * B * GU, *c = s->cs + (t + 1) * BU, *tc = s->aux + t * BU,
                   *h = s->hs + (t + 1) * BU;
             const float *cp = s->cs + t * BU;
@@ -708,10 +758,13 @@ static void lstm_steps_forward(const rnn_dims *d, const rnn_scratch *s, const fl
  * filled for every step; dout adds the sequence's gradient (return_sequences). While dgx's
  * columns are in cache, each thread sums them into the weight gradients' columns of its units,
  * when not NULL: dbias (GU, overwritten), dW (F, GU) += xt^T dgx and dU (U, GU) += (h rm)^T dgx
- * (each zeroed first unless acc_w, acc_u), over blocks of steps of about GRAD_ROWS rows. */
+ * (each zeroed first unless acc_w, acc_u), over blocks of steps of about GRAD_ROWS rows. With a
+ * folded embedding (idx not NULL, dW NULL) it sums each row of dgx into the row of dtab (V, GU,
+ * overwritten) that its index picks, when dtab is not NULL. */
 static void lstm_steps_backward(const rnn_dims *d, const rnn_scratch *s, const float *Uw,
                                 const float *dout, float *dbias, float *dW, int acc_w,
-                                float *dU, int acc_u, int rdrop) {
+                                float *dU, int acc_u, int rdrop, const int32_t *idx,
+                                float *dtab) {
     const int64_t B = d->B, T = d->T, F = d->F, U = d->U, GU = d->GU, BU = B * U, S = d->S,
                   nq = panels_of(U), UP = nq * NR, steps = B < GRAD_ROWS ? GRAD_ROWS / B : 1,
                   gk = grad_rows(B);
@@ -743,11 +796,14 @@ static void lstm_steps_backward(const rnn_dims *d, const rnn_scratch *s, const f
                 memset(dW + i * GU + g * U + u0, 0, (size_t)w * sizeof(float));
             for (int64_t i = 0; dU && !acc_u && i < U; i++)
                 memset(dU + i * GU + g * U + u0, 0, (size_t)w * sizeof(float));
+            for (int64_t v = 0; dtab && v < d->V; v++)
+                memset(dtab + v * GU + g * U + u0, 0, (size_t)w * sizeof(float));
         }
         int64_t top = T; /* steps [t, top) have dgx, not yet in dW and dU */
         for (int64_t t = T - 1; t >= 0; t--) {
             const float *gt = s->gx + t * B * GU, *tc = s->aux + t * BU, *cp = s->cs + t * BU;
             float *dg = s->dgx + t * B * GU;
+            const int64_t src = d->back ? T - 1 - t : t;
             for (int64_t b = 0; b < B; b++) {
                 const int64_t r = b * U + u0;
                 float *restrict dh = s->dh + r;
@@ -770,17 +826,23 @@ static void lstm_steps_backward(const rnn_dims *d, const rnn_scratch *s, const f
                         const float *restrict v = db + g * U;
                         for (int64_t j = 0; j < w; j++) sum[j] += v[j];
                     }
+                if (dtab)
+                    for (int g = 0; g < 4; g++) {
+                        float *restrict sum = dtab + (int64_t)idx[b * T + src] * GU + g * U + u0;
+                        const float *restrict v = db + g * U;
+                        for (int64_t j = 0; j < w; j++) sum[j] += v[j];
+                    }
             }
             if (top - t >= steps || t == 0) {
                 const int64_t K = (top - t) * B;
                 if (dW || dU)
-                    grad_columns(dW, s->xt + t * B * F, F, dU, HP + t * BU, dg, K, U, u0, w,
+                    grad_columns(dW, dW ? s->xt + t * B * F : NULL, F, dU, HP + t * BU, dg, K, U, u0, w,
                                  s->gbuf + k * gk * NR);
                 top = t;
             }
             spin_wait(&bar, n); /* dgx_t complete */
             /* dh_{t-1} = (dgx_t U^T) rm, this thread's units */
-            panels_product(s->prod + o.q0 * NR, UP, s->pk + o.q0 * GU * NR, GU * NR, 0,
+            panels_product(s->prod + o.q0 * NR, UP, s->pk + o.q0 * GU * NR, GU * NR, START_ZERO,
                            o.q1 - o.q0, B, GU, dg, GU, 0, dg, GU);
             for (int64_t b = 0; b < B; b++) {
                 float *restrict dh = s->dh + b * U + u0;
@@ -796,6 +858,7 @@ static void lstm_steps_backward(const rnn_dims *d, const rnn_scratch *s, const f
 
 static void rnn_forward(const pn_node *n, const pn_ctx *c) {
     rnn_dims d = rnn_get(n, c->in_node[0], c->batch);
+    d.V = c->fold_rows;
     rnn_scratch s;
     rnn_layout(&d, c->scratch, &s);
     const int64_t B = d.B, T = d.T, F = d.F, U = d.U, GU = d.GU, TB = T * B;
@@ -808,9 +871,11 @@ static void rnn_forward(const pn_node *n, const pn_ctx *c) {
     make_mask(s.dm, B * F, pn_hash64(c->seed, 1), d.drop, drop);
     make_mask(s.rm, B * U, pn_hash64(c->seed, 2), d.rdrop, rdrop);
 
+    /* a folded embedding's table times the kernel, once: tab = E W + b (V, GU) */
+    if (d.V) pn_gemm_bias(d.V, GU, F, c->fold_table, F, W, GU, bias, s.tab, GU);
     /* xt[t, b] = x[b, step t's index] dm[b]; gx = xt W + b_in */
 #pragma omp parallel for ROWS_PAR(TB, F)
-    for (int64_t tb = 0; tb < TB; tb++) {
+    for (int64_t tb = 0; tb < (d.V ? 0 : TB); tb++) {
         int64_t t = tb / B, b = tb % B, src = d.back ? T - 1 - t : t;
         const float *restrict xr = x + (b * T + src) * F, *restrict mr = s.dm + b * F;
         float *restrict o = s.xt + tb * F;
@@ -836,7 +901,8 @@ static void rnn_forward(const pn_node *n, const pn_ctx *c) {
     }
     const float *brec = (bias && d.cell == CELL_GRU && d.reset_after) ? bias + GU : NULL;
 
-    if (d.cell == CELL_LSTM) lstm_steps_forward(&d, &s, W, Uw, bias, rdrop);
+    if (d.cell == CELL_LSTM)
+        lstm_steps_forward(&d, &s, W, Uw, bias, rdrop, d.V ? c->fold_idx : NULL);
     for (int64_t t = 0; d.cell != CELL_LSTM && t < T; t++) {
         const float *hprev = s.hs + t * B * U; /* h_{t-1} (B, U) */
         float *h = s.hs + (t + 1) * B * U;
@@ -934,6 +1000,7 @@ static void rnn_forward(const pn_node *n, const pn_ctx *c) {
  */
 static void rnn_backward(const pn_node *n, const pn_ctx *c) {
     rnn_dims d = rnn_get(n, c->in_node[0], c->batch);
+    d.V = c->fold_rows;
     rnn_scratch s;
     rnn_layout(&d, c->scratch, &s);
     const int64_t B = d.B, T = d.T, F = d.F, U = d.U, GU = d.GU, TB = T * B, BU = B * U;
@@ -959,9 +1026,17 @@ static void rnn_backward(const pn_node *n, const pn_ctx *c) {
 
     /* the lstm's bias gradient, summed in its steps into step (GU) */
     float *lstm_db = d.cell == CELL_LSTM && n->n_var == 3 && c->dvar[2] ? s.step : NULL;
-    if (d.cell == CELL_LSTM) /* it also fills dW, dU and db */
-        lstm_steps_backward(&d, &s, Uw, dout, lstm_db, c->dvar[0], c->acc_var[0], c->dvar[1],
-                            c->acc_var[1], rdrop);
+    /* with a folded embedding, dgx summed by index: dtab, from which dW and dE follow */
+    float *dtab = d.V && (c->dvar[0] || c->fold_dtable) ? s.dtab : NULL;
+    if (d.cell == CELL_LSTM) /* it also fills dW (without a folded embedding), dU and db */
+        lstm_steps_backward(&d, &s, Uw, dout, lstm_db, d.V ? NULL : c->dvar[0], c->acc_var[0],
+                            c->dvar[1], c->acc_var[1], rdrop, c->fold_idx, dtab);
+    if (dtab && c->dvar[0]) /* dW = E^T dtab */
+        pn_gemm(1, 0, F, GU, d.V, 1.0f, c->fold_table, F, dtab, GU, c->acc_var[0] ? 1.0f : 0.0f,
+                c->dvar[0], GU);
+    if (dtab && c->fold_dtable) /* dE = dtab W^T */
+        pn_gemm(0, 1, d.V, F, GU, 1.0f, dtab, GU, W, GU, c->fold_acc ? 1.0f : 0.0f,
+                c->fold_dtable, F);
     for (int64_t t = T - 1; d.cell != CELL_LSTM && t >= 0; t--) {
         if (d.rs)
             for (int64_t b = 0; b < B; b++) {

@@ -3,6 +3,8 @@
  * scratch and gather buffers live in one arena allocated here, once; forward and backward then
  * only walk the nodes.
  */
+#include <stdatomic.h>
+
 #include "internal.h"
 
 #define ALIGN_FLOATS 16 /* 64-byte alignment for every buffer in the arena */
@@ -17,6 +19,7 @@ void pn_plan_destroy(pn_plan *p) {
     free(p->scratch);
     free(p->acc_in);
     free(p->acc_var);
+    free(p->fold);
     free(p->var_written);
     free(p->wbuf);
     free(p);
@@ -86,6 +89,29 @@ static int final_span(const span *sp, int k) {
     return k;
 }
 
+static atomic_int folds = 1; /* pn_debug_folds */
+
+int pn_debug_folds(int on) { return atomic_exchange(&folds, on != 0); }
+
+int pn_plan_fold(const pn_model *m, const pn_node *l, int64_t batch) {
+    if (!atomic_load_explicit(&folds, memory_order_relaxed)) return -1;
+    if (l->op != PN_OP_LSTM || l->n_in < 1 || l->fattr[0] != 0.0f) return -1;
+    const int e = l->in[0];
+    if (e < 0 || e >= m->n_nodes || m->nodes[e].op != PN_OP_EMBEDDING) return -1;
+    const pn_node *en = &m->nodes[e];
+    const int table = en->var[0];
+    if (m->vars[table].shape[0] > en->shape[0] * batch) return -1; /* rows > steps x batch */
+    for (int k = 0; k < m->n_outputs; k++)
+        if (m->outputs[k] == e) return -1;
+    int reads = 0, uses = 0; /* l's input 0 must be the only read, e the only user of the table */
+    for (int j = 0; j < m->n_nodes; j++) {
+        const pn_node *o = &m->nodes[j];
+        for (int a = 0; a < o->n_in; a++) reads += o->in[a] == e;
+        for (int v = 0; v < o->n_var; v++) uses += o->var[v] == table;
+    }
+    return reads == 1 && uses == 1 ? e : -1;
+}
+
 static int layout(pn_plan *p, const pn_model *m, const unsigned char *active) {
     const int n = m->n_nodes, train = p->mode != PN_MODE_INFER, loss_t = n, n_out = m->n_outputs;
     const int64_t batch = p->batch;
@@ -110,11 +136,14 @@ static int layout(pn_plan *p, const pn_model *m, const unsigned char *active) {
         int64_t sz = round_up(batch * nd->size);
         /* inference reads the model input from the caller; training and test steps with batch
          * indices gather it into the arena */
-        V(i) = (span){.size = sz, .start = i, .end = i, .slot = &p->value[i], .alias = -1};
-        G(i) = (span){.size = active[i] ? sz : 0, .start = 2 * n - i, .end = 2 * n - i,
-                      .slot = active[i] ? &p->grad[i] : NULL, .alias = -1};
+        const int folded = p->fold[i] == PN_FOLDED; /* no value, gradient or scratch */
+        V(i) = (span){.size = folded ? 0 : sz, .start = i, .end = i, .slot = &p->value[i],
+                      .alias = -1};
+        G(i) = (span){.size = active[i] && !folded ? sz : 0, .start = 2 * n - i,
+                      .end = 2 * n - i, .slot = active[i] ? &p->grad[i] : NULL, .alias = -1};
         const pn_op_def *def = pn_op_table[nd->op];
-        S(i) = (span){.size = def->scratch ? round_up(def->scratch(m, nd, batch, train)) : 0,
+        S(i) = (span){.size = def->scratch && !folded ? round_up(def->scratch(m, nd, batch, train))
+                                                      : 0,
                       .start = i, .end = train && active[i] ? 2 * n - i : i,
                       .slot = &p->scratch[i], .alias = -1};
     }
@@ -158,6 +187,10 @@ static int layout(pn_plan *p, const pn_model *m, const unsigned char *active) {
         }
         span *v = &V(root[i]);
         if (runs_bwd && !(f & PN_OPF_BWD_NO_OUT)) v->end = max_i(v->end, bwd);
+        if (p->fold[i] >= 0) { /* i reads the folded embedding's indices, forward and backward */
+            span *x = &V(root[m->nodes[p->fold[i]].in[0]]);
+            x->end = max_i(x->end, runs_bwd ? bwd : i);
+        }
     }
     for (int k = 0; k < n_out; k++) {
         int o = m->outputs[k], ln = p->loss_node[k];
@@ -215,13 +248,19 @@ int pn_plan_create(pn_plan **out, const pn_model *m, int64_t batch, pn_mode mode
     p->acc_in = pn_calloc((size_t)n * PN_MAX_INPUTS, sizeof *p->acc_in);
     p->acc_var = pn_calloc((size_t)n * PN_MAX_VARS, sizeof *p->acc_var);
     p->var_written = pn_calloc((size_t)m->n_vars + 1, 1);
+    p->fold = pn_malloc((size_t)n * sizeof *p->fold);
     if (mode < PN_MODE_EAGER && !(p->wbuf = pn_malloc((size_t)(batch * m->n_outputs) * sizeof(float))))
         goto fail;
     active = pn_calloc((size_t)n, 1);
     written = pn_calloc((size_t)n, 1);
     if (!p->value || !p->grad || !p->scratch || !p->acc_in || !p->acc_var || !p->var_written ||
-        !active || !written)
+        !p->fold || !active || !written)
         goto fail;
+    for (int i = 0; i < n; i++) p->fold[i] = -1;
+    for (int i = 0; i < n; i++) {
+        int e = pn_plan_fold(m, &m->nodes[i], batch);
+        if (e >= 0) p->fold[i] = e, p->fold[e] = PN_FOLDED;
+    }
 
     /* reaches[i]: node i leads to some output (so a loss's gradient flows back through it) */
     unsigned char *reaches = written; /* reused as scratch; cleared below */
@@ -331,11 +370,21 @@ static void make_ctx(const pn_model *m, const pn_plan *p, int i, pn_ctx *c) {
     c->scratch = p->scratch[i];
     c->training = p->training;
     c->seed = pn_hash64(p->seed, (uint64_t)i);
+    if (p->fold[i] >= 0) {
+        const int e = p->fold[i];
+        const pn_var *t = &m->vars[m->nodes[e].var[0]];
+        c->fold_idx = (const int32_t *)(const void *)p->value[m->nodes[e].in[0]];
+        c->fold_table = m->params + t->offset;
+        c->fold_dtable = p->mode != PN_MODE_INFER && t->trainable && p->grad[i] ? m->grads + t->offset
+                                                                               : NULL;
+        c->fold_acc = p->acc_var[e * PN_MAX_VARS];
+        c->fold_rows = t->shape[0];
+    }
 }
 
 void pn_plan_forward(const pn_model *m, pn_plan *p) {
     for (int i = 0; i < m->n_nodes; i++) {
-        if (m->nodes[i].op == PN_OP_INPUT) continue;
+        if (m->nodes[i].op == PN_OP_INPUT || p->fold[i] == PN_FOLDED) continue;
         pn_ctx c;
         make_ctx(m, p, i, &c);
         pn_op_table[m->nodes[i].op]->forward(&m->nodes[i], &c);

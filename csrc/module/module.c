@@ -123,6 +123,15 @@ static PyObject *debug_fail_alloc(PyObject *self, PyObject *arg) {
     return PyLong_FromLongLong((long long)before);
 }
 
+/* _debug_folds(on) -> the previous setting: tests only; False stops new plans from folding an
+ * embedding into an lstm, so both paths can be compared */
+static PyObject *debug_folds(PyObject *self, PyObject *arg) {
+    (void)self;
+    int on = PyObject_IsTrue(arg);
+    if (on < 0) return NULL;
+    return PyBool_FromLong(pn_debug_folds(on));
+}
+
 #define FASTCALL(f) (PyCFunction)(void (*)(void))(f), METH_FASTCALL
 
 static PyMethodDef methods[] = {
@@ -153,6 +162,9 @@ static PyMethodDef methods[] = {
     {"_debug_fail_alloc", debug_fail_alloc, METH_O,
      "_debug_fail_alloc(n) -> allocations counted so far: tests only; the core's n-th allocation "
      "from now (0-based) fails once, as if out of memory; n < 0 turns it off"},
+    {"_debug_folds", debug_folds, METH_O,
+     "_debug_folds(on) -> the previous setting: tests only; False stops new plans from folding "
+     "an embedding into an lstm"},
     {NULL, NULL, 0, NULL},
 };
 
