@@ -31,8 +31,12 @@ static int act_shape(const pn_model *m, pn_node *n) {
     static void NAME##_bwd(float *dinp, const float *dout, const float *inp, const float *out,     \
                            int64_t N, float a, int acc) {                                         \
         (void)a, (void)inp, (void)out;                                                            \
-        PN_FOR_SIMD(N > PN_PAR_MIN, i, N, float x = inp[i], y = out[i]; (void)x, (void)y;      \
-                    float d = dout[i] * (GRAD); dinp[i] = acc ? dinp[i] + d : d;);                \
+        if (acc) /* two loops: a written gradient is not read first */                           \
+            PN_FOR_SIMD(N > PN_PAR_MIN, i, N, float x = inp[i], y = out[i]; (void)x, (void)y;  \
+                        dinp[i] += dout[i] * (GRAD););                                            \
+        else                                                                                      \
+            PN_FOR_SIMD(N > PN_PAR_MIN, i, N, float x = inp[i], y = out[i]; (void)x, (void)y;  \
+                        dinp[i] = dout[i] * (GRAD););                                             \
     }                                                                                             \
     static void NAME##_forward(const pn_node *n, const pn_ctx *c) {                               \
         NAME##_fwd(c->out, c->in[0], c->batch * n->size, n->fattr[0]);                            \
@@ -103,23 +107,30 @@ static void gelu_backward(const pn_node *n, const pn_ctx *c) {
     if (!dinp) return;
     int64_t N = c->batch * n->size;
     const float *restrict inp = c->in[0], *restrict dout = c->dout;
-    int acc = c->acc_in[0], approx = n->iattr[0];
-    if (approx) {
-        PN_FOR_SIMD(N > PN_PAR_MIN, i, N,
-            float x = inp[i];
-            float t = pn_tanh(GELU_K * (x + GELU_C * x * x * x));
-            float g = 0.5f * (1.0f + t) +
-                      0.5f * x * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * GELU_C * x * x);
-            float d = dout[i] * g;
-            dinp[i] = acc ? dinp[i] + d : d;
-        );
+    /* four loops (form, accumulate or write): a written gradient is not read first, which saves
+     * a quarter of the memory traffic of a pass that memory bounds */
+    if (n->iattr[0]) {
+#define GELU_TANH_GRAD(STORE)                                                                    \
+        PN_FOR_SIMD(N > PN_PAR_MIN, i, N,                                                        \
+            float x = inp[i];                                                                    \
+            float t = pn_tanh(GELU_K * (x + GELU_C * x * x * x));                                \
+            float g = 0.5f * (1.0f + t) +                                                        \
+                      0.5f * x * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * GELU_C * x * x);       \
+            dinp[i] STORE dout[i] * g;                                                           \
+        )
+        if (c->acc_in[0]) GELU_TANH_GRAD(+=);
+        else GELU_TANH_GRAD(=);
+#undef GELU_TANH_GRAD
     } else {
-        PN_FOR_SIMD(N > PN_PAR_MIN, i, N,
-            float x = inp[i], u = x * INV_SQRT2;
-            float g = 0.5f * (1.0f + pn_erf(u)) + x * INV_SQRT_2PI * pn_exp(-u * u);
-            float d = dout[i] * g;
-            dinp[i] = acc ? dinp[i] + d : d;
-        );
+#define GELU_ERF_GRAD(STORE)                                                                     \
+        PN_FOR_SIMD(N > PN_PAR_MIN, i, N,                                                        \
+            float x = inp[i], u = x * INV_SQRT2;                                                 \
+            float g = 0.5f * (1.0f + pn_erf(u)) + x * INV_SQRT_2PI * pn_exp(-u * u);             \
+            dinp[i] STORE dout[i] * g;                                                           \
+        )
+        if (c->acc_in[0]) GELU_ERF_GRAD(+=);
+        else GELU_ERF_GRAD(=);
+#undef GELU_ERF_GRAD
     }
 }
 
