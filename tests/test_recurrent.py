@@ -654,13 +654,14 @@ def test_lstm_with_saturated_gates_matches_torch():
     check_parity(model, lambda tx, tw: torch_outputs(layer, tw, tx), x, seed=37)
 
 
-# -- an embedding folded into the lstm -------------------------------------------------------
-# When an Embedding's output feeds only an LSTM (no input dropout) and its table has at most
-# steps x batch rows, a plan folds it into the lstm: the lstm multiplies the table by its kernel
-# once, starts each step from the rows its indices pick, and sums its gate gradients by index
-# into the table's and the kernel's gradients. pynn._core._debug_folds(False) turns it off.
-def _embedding_lstm(vocab, steps, units, **opts):
-    layer = L.LSTM(units, **opts)
+# -- an embedding folded into the recurrent layer ---------------------------------------------
+# When an Embedding's output feeds only a recurrent layer (no input dropout) and its table has at
+# most steps x batch rows, a plan folds it into the layer: the layer multiplies the table by its
+# kernel once and takes each step's input projection as the row its index picks (the lstm's
+# steps start their product from it), and sums its gate gradients by index into the table's and
+# the kernel's gradients. pynn._core._debug_folds(False) turns it off.
+def _embedding_lstm(vocab, steps, units, cell="lstm", **opts):
+    layer = {"lstm": L.LSTM, "gru": L.GRU, "simple": L.SimpleRNN}[cell](units, **opts)
     inp = pynn.Input((steps,), dtype="int32")
     out = layer(L.Embedding(vocab, 6)(inp))
     return pynn.Model(inp, out), layer
@@ -672,21 +673,11 @@ def _pynn_weight_grads(model, ids, ys):
     return (loss, *model_weights(model))
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("vocab,batch,steps,units,opts", [
-    (7, 13, 5, 37, dict(return_sequences=True, go_backwards=True)),
-    (7, 3, 4, 5, dict(return_state=True)),
-    (20, 32, 6, 64, dict(return_sequences=True)),
-    (5, 8, 3, 48, dict(return_sequences=True, use_bias=False)),
-    (40, 3, 4, 16, dict(return_sequences=True)),  # 40 rows > 12 steps: not folded
-], ids=["13x37-back", "3x5-state", "32x64", "8x48-nobias", "unfolded"])
-def test_embedding_into_lstm_matches_torch(threads, vocab, batch, steps, units, opts):
+def _check_embedding_parity(model, layer, ids, threads):
     previous = pynn.get_num_threads()
     pynn.set_num_threads(threads)
     try:
-        model, layer = _embedding_lstm(vocab, steps, units, **opts)
         randomize(model, 40)
-        ids = np.random.default_rng(41).integers(0, vocab, (batch, steps)).astype(np.int32)
         outs = model.predict(ids, verbose=0)
         outs = outs if isinstance(outs, list) else [outs]
         rng = np.random.default_rng(42)
@@ -705,8 +696,36 @@ def test_embedding_into_lstm_matches_torch(threads, vocab, batch, steps, units, 
         np.testing.assert_allclose(g, w.grad.numpy(), rtol=RTOL, atol=ATOL)
 
 
-def test_folded_embedding_gradients_match_finite_differences():
-    model, _ = _embedding_lstm(7, 5, 6, return_sequences=True, go_backwards=True)
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("vocab,batch,steps,units,opts", [
+    (7, 13, 5, 37, dict(return_sequences=True, go_backwards=True)),
+    (7, 3, 4, 5, dict(return_state=True)),
+    (20, 32, 6, 64, dict(return_sequences=True)),
+    (5, 8, 3, 48, dict(return_sequences=True, use_bias=False)),
+    (40, 3, 4, 16, dict(return_sequences=True)),  # 40 rows > 12 steps: not folded
+], ids=["13x37-back", "3x5-state", "32x64", "8x48-nobias", "unfolded"])
+def test_embedding_into_lstm_matches_torch(threads, vocab, batch, steps, units, opts):
+    model, layer = _embedding_lstm(vocab, steps, units, **opts)
+    ids = np.random.default_rng(41).integers(0, vocab, (batch, steps)).astype(np.int32)
+    _check_embedding_parity(model, layer, ids, threads)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("cell,opts", [
+    ("gru", dict(return_sequences=True, go_backwards=True)),
+    ("gru", dict(reset_after=False, return_state=True)),
+    ("simple", dict(return_sequences=True)),
+    ("simple", dict(go_backwards=True, use_bias=False)),
+], ids=["gru-back", "gru-reset-before-state", "simple", "simple-back-nobias"])
+def test_embedding_into_gru_and_simple_rnn_matches_torch(threads, cell, opts):
+    model, layer = _embedding_lstm(9, 6, 40, cell, **opts)
+    ids = np.random.default_rng(52).integers(0, 9, (16, 6)).astype(np.int32)
+    _check_embedding_parity(model, layer, ids, threads)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "simple"])
+def test_folded_embedding_gradients_match_finite_differences(cell):
+    model, _ = _embedding_lstm(7, 5, 6, cell, return_sequences=True, go_backwards=True)
     randomize(model, 49)
     model.compile(optimizer="sgd", loss="mse")
     ids = np.random.default_rng(50).integers(0, 7, (4, 5)).astype(np.int32)
@@ -731,13 +750,14 @@ def _folded_and_not(make, ids, ys, rng_state=None):
     return runs
 
 
-def test_folded_embedding_with_recurrent_dropout_matches_the_unfolded_path():
+@pytest.mark.parametrize("cell", ["lstm", "gru", "simple"])
+def test_folded_embedding_with_recurrent_dropout_matches_the_unfolded_path(cell):
     # the recurrent mask comes from the random state and the node, the same on both paths
     pynn.utils.set_random_seed(44)
     ids = np.random.default_rng(45).integers(0, 9, (16, 7)).astype(np.int32)
     y = np.random.default_rng(46).standard_normal((16, 7, 24)).astype(np.float32)
     state = _embedding_lstm(9, 7, 24)[0]._core.rng_state
-    runs = _folded_and_not(lambda: _embedding_lstm(9, 7, 24, return_sequences=True,
+    runs = _folded_and_not(lambda: _embedding_lstm(9, 7, 24, cell, return_sequences=True,
                                                    recurrent_dropout=0.3)[0], ids, [y], state)
     for a, b in zip(*runs):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

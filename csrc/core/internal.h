@@ -306,12 +306,12 @@ struct pn_model {
     uint64_t graph_version; /* bumped when nodes or outputs change: eager entries check it */
 };
 
-/* The embedding node that node l (of m) folds into itself at this batch size, or -1. An lstm whose
- * input is an embedding's output that nothing else reads (no other node, no model output),
- * whose table no other node uses, with no input dropout and a table of at most T B rows: it
- * then multiplies the table by its kernel once per batch, (V, F) x (F, 4U), instead of every
- * step's embedded inputs, (T B, F) x (F, 4U), and takes the table's gradient from its own
- * (plan.c, ops_rnn.c). The results are the same up to float rounding. */
+/* The embedding node that node l (of m) folds into itself at this batch size, or -1: a recurrent
+ * op (simple_rnn, lstm, gru) whose input is an embedding's output that nothing else reads (no
+ * other node, no model output), whose table no other node uses, with no input dropout and a
+ * table of at most T B rows. The op then multiplies the table by its kernel once per batch,
+ * (V, F) x (F, G U), instead of every step's embedded inputs, (T B, F) x (F, G U), and takes
+ * the table's gradient from its own (plan.c, ops_rnn.c). Results agree up to float rounding. */
 int pn_plan_fold(const pn_model *m, const pn_node *l, int64_t batch);
 #define PN_FOLDED (-2)
 

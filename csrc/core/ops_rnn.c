@@ -46,13 +46,14 @@
  * step; gx then only receives the activated gates, and the backward adds dgx into dW, dU and db
  * every few steps while it is in cache (only dxt stays a GEMM).
  *
- * A folded embedding (the plan's pn_plan_fold: an lstm reading an embedding's output that
- * nothing else needs, with a table E (V, F) of at most T B rows): x_t W + b is then the row of
- * tab = E W + b (V, GU, one product per batch) that the step's index picks, so the steps'
- * panels hold U only and each step's product starts from the gathered rows; backward sums each
- * row of dgx into the row of dtab (V, GU) its index picks, and dW = E^T dtab, dE = dtab W^T. Per
- * token this removes F GU multiply-adds from the forward and 2 F GU from the backward (dW's and
- * dxt's), about a fifth of bench_lstm.py's step, and the embedding's own passes.
+ * A folded embedding (the plan's pn_plan_fold: a recurrent op reading an embedding's output
+ * that nothing else needs, with a table E (V, F) of at most T B rows): x_t W + b is then the row
+ * of tab = E W + b (V, GU, one product per batch) that the step's index picks: gx gathers them
+ * (the lstm's steps start each product from them, its panels holding U only); backward sums
+ * each row of dgx into the row of dtab (V, GU) its index picks (the lstm in its steps, while in
+ * cache), and dW = E^T dtab, dE = dtab W^T. Per token this removes F GU multiply-adds from the
+ * forward and 2 F GU from the backward (dW's and dxt's), about a fifth of bench_lstm.py's step,
+ * and the embedding's own passes.
  *
  * Scratch (floats), the same for training and inference plans (an eager call may run backward
  * after an inference-mode forward):
@@ -141,7 +142,7 @@ static int states_of(int cell) { return cell == CELL_LSTM ? 2 : 1; }
 typedef struct {
     int cell, G, act, ract, rs, back, rstate, reset_after, rev;
     int64_t B, T, F, U, GU, S; /* S: output values per sample */
-    int64_t V;                 /* lstm with a folded embedding: the table's rows; else 0 */
+    int64_t V;                 /* with a folded embedding: the table's rows; else 0 */
     float drop, rdrop;
 } rnn_dims;
 
@@ -160,7 +161,7 @@ typedef struct {
     float *xt, *gx, *hs, *cs, *aux, *hm, *dm, *rm, *dgx, *dgh, *dh, *dc, *dt1, *dt2, *step, *dxt;
     float *pk, *prod; /* lstm: U packed into panels, the recurrent product of a step */
     float *gbuf;      /* lstm: per thread, a block of dgx's columns (grad_columns) */
-    float *tab, *dtab; /* lstm with a folded embedding: table W + b (V, GU), its gradient */
+    float *tab, *dtab; /* with a folded embedding: table W + b (V, GU), its gradient */
 } rnn_scratch;
 
 /* The lstm's recurrent product runs on panels of NR units (see lstm_steps_forward) */
@@ -881,7 +882,15 @@ static void rnn_forward(const pn_node *n, const pn_ctx *c) {
         float *restrict o = s.xt + tb * F;
         for (int64_t f = 0; f < F; f++) o[f] = xr[f] * mr[f];
     }
-    if (d.cell != CELL_LSTM) { /* the lstm's steps multiply x_t W themselves */
+    if (d.cell != CELL_LSTM && d.V) { /* gx = the rows of tab that the indices pick */
+        const int32_t *idx = c->fold_idx;
+#pragma omp parallel for ROWS_PAR(TB, GU / 8)
+        for (int64_t tb = 0; tb < TB; tb++) {
+            int64_t t = tb / B, b = tb % B, src = d.back ? T - 1 - t : t;
+            memcpy(s.gx + tb * GU, s.tab + (int64_t)idx[b * T + src] * GU,
+                   (size_t)GU * sizeof(float));
+        }
+    } else if (d.cell != CELL_LSTM) { /* the lstm's steps multiply x_t W themselves */
         float beta = 0.0f;
         if (bias) {
 #pragma omp parallel for ROWS_PAR(TB, GU / 8)
@@ -998,6 +1007,25 @@ static void rnn_forward(const pn_node *n, const pn_ctx *c) {
  * then over all steps at once: dW = xt^T dgx, dU = hp^T dgx (dgh; gru without reset_after:
  * hp^T dgx[:, :2U] and a^T dgx[:, 2U:]), db = column sums, dx = (dgx W^T) dm, un-reversed.
  */
+/* dtab (V, GU) = the rows of dgx (T B, GU, processing order) summed by the index of their step
+ * and sample (a folded embedding's); column blocks split over the threads, rows in order, so the
+ * sums do not depend on the thread count */
+static void sum_rows_by_index(float *dtab, const float *dgx, const int32_t *idx,
+                              const rnn_dims *d) {
+    const int64_t B = d->B, T = d->T, TB = T * B, GU = d->GU, blocks = (GU + 63) / 64;
+#pragma omp parallel for ROWS_PAR(TB, GU / 8)
+    for (int64_t k = 0; k < blocks; k++) {
+        const int64_t j0 = k * 64, w = j0 + 64 < GU ? 64 : GU - j0;
+        for (int64_t v = 0; v < d->V; v++) memset(dtab + v * GU + j0, 0, (size_t)w * sizeof(float));
+        for (int64_t tb = 0; tb < TB; tb++) {
+            const int64_t t = tb / B, b = tb % B, src = d->back ? T - 1 - t : t;
+            float *restrict o = dtab + (int64_t)idx[b * T + src] * GU + j0;
+            const float *restrict g = dgx + tb * GU + j0;
+            for (int64_t j = 0; j < w; j++) o[j] += g[j];
+        }
+    }
+}
+
 static void rnn_backward(const pn_node *n, const pn_ctx *c) {
     rnn_dims d = rnn_get(n, c->in_node[0], c->batch);
     d.V = c->fold_rows;
@@ -1031,12 +1059,7 @@ static void rnn_backward(const pn_node *n, const pn_ctx *c) {
     if (d.cell == CELL_LSTM) /* it also fills dW (without a folded embedding), dU and db */
         lstm_steps_backward(&d, &s, Uw, dout, lstm_db, d.V ? NULL : c->dvar[0], c->acc_var[0],
                             c->dvar[1], c->acc_var[1], rdrop, c->fold_idx, dtab);
-    if (dtab && c->dvar[0]) /* dW = E^T dtab */
-        pn_gemm(1, 0, F, GU, d.V, 1.0f, c->fold_table, F, dtab, GU, c->acc_var[0] ? 1.0f : 0.0f,
-                c->dvar[0], GU);
-    if (dtab && c->fold_dtable) /* dE = dtab W^T */
-        pn_gemm(0, 1, d.V, F, GU, 1.0f, dtab, GU, W, GU, c->fold_acc ? 1.0f : 0.0f,
-                c->fold_dtable, F);
+
     for (int64_t t = T - 1; d.cell != CELL_LSTM && t >= 0; t--) {
         if (d.rs)
             for (int64_t b = 0; b < B; b++) {
@@ -1124,7 +1147,16 @@ static void rnn_backward(const pn_node *n, const pn_ctx *c) {
 
     /* weights, over all steps at once */
     const float *HP = rdrop ? s.hm : s.hs; /* h_{t-1} rm of every step: (T B, U) */
-    if (c->dvar[0] && d.cell != CELL_LSTM)
+    if (dtab) {
+        if (d.cell != CELL_LSTM) sum_rows_by_index(dtab, s.dgx, c->fold_idx, &d);
+        if (c->dvar[0]) /* dW = E^T dtab */
+            pn_gemm(1, 0, F, GU, d.V, 1.0f, c->fold_table, F, dtab, GU,
+                    c->acc_var[0] ? 1.0f : 0.0f, c->dvar[0], GU);
+        if (c->fold_dtable) /* dE = dtab W^T */
+            pn_gemm(0, 1, d.V, F, GU, 1.0f, dtab, GU, W, GU, c->fold_acc ? 1.0f : 0.0f,
+                    c->fold_dtable, F);
+    }
+    if (c->dvar[0] && d.cell != CELL_LSTM && !d.V)
         pn_gemm(1, 0, F, GU, TB, 1.0f, s.xt, F, s.dgx, GU, c->acc_var[0] ? 1.0f : 0.0f,
                 c->dvar[0], GU);
     if (c->dvar[1] && d.cell != CELL_LSTM) {

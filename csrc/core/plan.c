@@ -95,7 +95,8 @@ int pn_debug_folds(int on) { return atomic_exchange(&folds, on != 0); }
 
 int pn_plan_fold(const pn_model *m, const pn_node *l, int64_t batch) {
     if (!atomic_load_explicit(&folds, memory_order_relaxed)) return -1;
-    if (l->op != PN_OP_LSTM || l->n_in < 1 || l->fattr[0] != 0.0f) return -1;
+    if (l->op != PN_OP_LSTM && l->op != PN_OP_GRU && l->op != PN_OP_SIMPLE_RNN) return -1;
+    if (l->n_in < 1 || l->fattr[0] != 0.0f) return -1; /* input dropout: x_t is not E's row */
     const int e = l->in[0];
     if (e < 0 || e >= m->n_nodes || m->nodes[e].op != PN_OP_EMBEDDING) return -1;
     const pn_node *en = &m->nodes[e];

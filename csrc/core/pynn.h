@@ -66,8 +66,8 @@ const char *pn_last_error(void);
 void pn_debug_fail_alloc(int64_t n);
 /* Allocations counted since the last pn_debug_fail_alloc(n >= 0). */
 int64_t pn_debug_alloc_count(void);
-/* Tests only: on = 0 stops new plans from folding an embedding into an lstm (pn_plan_fold), so
- * a test can compare both paths; returns the previous setting. */
+/* Tests only: on = 0 stops new plans from folding an embedding into a recurrent op
+ * (pn_plan_fold), so a test can compare both paths; returns the previous setting. */
 int pn_debug_folds(int on);
 
 /* ---- threads ------------------------------------------------------------------------------- */

@@ -124,7 +124,7 @@ static PyObject *debug_fail_alloc(PyObject *self, PyObject *arg) {
 }
 
 /* _debug_folds(on) -> the previous setting: tests only; False stops new plans from folding an
- * embedding into an lstm, so both paths can be compared */
+ * embedding into a recurrent layer, so both paths can be compared */
 static PyObject *debug_folds(PyObject *self, PyObject *arg) {
     (void)self;
     int on = PyObject_IsTrue(arg);
@@ -164,7 +164,7 @@ static PyMethodDef methods[] = {
      "from now (0-based) fails once, as if out of memory; n < 0 turns it off"},
     {"_debug_folds", debug_folds, METH_O,
      "_debug_folds(on) -> the previous setting: tests only; False stops new plans from folding "
-     "an embedding into an lstm"},
+     "an embedding into a recurrent layer"},
     {NULL, NULL, 0, NULL},
 };
 
