@@ -75,9 +75,16 @@ void pn_loss_backward(const pn_model *m, pn_plan *p, int k, const void *y, const
     pn_loss_grad(&L, g, m->out[k].weight, p->loss_acc[k]);
 }
 
+/* Rows are split over the threads above this many values (each costs an exponential or so) */
+#define LOSS_PAR_MIN 16384
+/* pn_loss_value sums its rows in this many fixed blocks, then the blocks in order: the same
+ * total at any thread count */
+#define LOSS_BLOCKS 64
+
 static float logsumexp(const float *z, int64_t C) {
-    float mx = z[0];
-    for (int64_t j = 1; j < C; j++) mx = fmaxf(mx, z[j]);
+    float mx = z[0]; /* a NaN logit makes the sum below NaN, whichever the max */
+#pragma omp simd reduction(max : mx)
+    for (int64_t j = 1; j < C; j++) mx = z[j] > mx ? z[j] : mx;
     float s = 0.0f;
 #pragma omp simd reduction(+ : s)
     for (int64_t j = 0; j < C; j++) s += pn_exp(z[j] - mx);
@@ -86,59 +93,67 @@ static float logsumexp(const float *z, int64_t C) {
 
 static float clip_p(float p) { return fminf(fmaxf(p, PN_EPS), 1.0f - PN_EPS); }
 
-double pn_loss_value(const pn_loss_rows *L) {
-    const int64_t R = L->R, C = L->C;
-    const float *out = L->out, *z = L->z;
+/* row r's loss, times its sample weight */
+static double row_loss(const pn_loss_rows *L, int64_t r) {
+    const int64_t C = L->C;
     const int logits = L->fused || L->from_logits;
-    const float *y = L->y;
     const int32_t *lab = L->y;
-    double total = 0.0;
-    for (int64_t r = 0; r < R; r++) {
-        const float *pr = out + r * C, *zr = z + r * C, *yr = y + r * C;
-        double l = 0.0;
-        switch (L->kind) {
-        case PN_LOSS_MSE:
-            for (int64_t j = 0; j < C; j++) l += (double)(pr[j] - yr[j]) * (pr[j] - yr[j]);
-            l /= (double)C;
-            break;
-        case PN_LOSS_MAE:
-            for (int64_t j = 0; j < C; j++) l += fabsf(pr[j] - yr[j]);
-            l /= (double)C;
-            break;
-        case PN_LOSS_BINARY_CE:
-            for (int64_t j = 0; j < C; j++) {
-                if (logits)
-                    l += fmaxf(zr[j], 0.0f) - zr[j] * yr[j] + log1pf(expf(-fabsf(zr[j])));
-                else {
-                    float q = clip_p(pr[j]);
-                    l -= yr[j] * logf(q) + (1.0f - yr[j]) * logf(1.0f - q);
-                }
-            }
-            l /= (double)C;
-            break;
-        case PN_LOSS_CATEGORICAL_CE:
-            if (logits) {
-                float lse = logsumexp(zr, C);
-                for (int64_t j = 0; j < C; j++) l += yr[j] * (lse - zr[j]);
-            } else {
-                float s = 0.0f;
-                for (int64_t j = 0; j < C; j++) s += pr[j];
-                for (int64_t j = 0; j < C; j++) l -= yr[j] * logf(clip_p(pr[j] / s));
-            }
-            break;
-        case PN_LOSS_SPARSE_CE:
+    const float *pr = L->out + r * C, *zr = L->z + r * C, *yr = (const float *)L->y + r * C;
+    double l = 0.0;
+    switch (L->kind) {
+    case PN_LOSS_MSE:
+        for (int64_t j = 0; j < C; j++) l += (double)(pr[j] - yr[j]) * (pr[j] - yr[j]);
+        l /= (double)C;
+        break;
+    case PN_LOSS_MAE:
+        for (int64_t j = 0; j < C; j++) l += fabsf(pr[j] - yr[j]);
+        l /= (double)C;
+        break;
+    case PN_LOSS_BINARY_CE:
+        for (int64_t j = 0; j < C; j++) {
             if (logits)
-                l = logsumexp(zr, C) - zr[lab[r]];
+                l += fmaxf(zr[j], 0.0f) - zr[j] * yr[j] + log1pf(expf(-fabsf(zr[j])));
             else {
-                float s = 0.0f;
-                for (int64_t j = 0; j < C; j++) s += pr[j];
-                l = -logf(clip_p(pr[lab[r]] / s));
+                float q = clip_p(pr[j]);
+                l -= yr[j] * logf(q) + (1.0f - yr[j]) * logf(1.0f - q);
             }
-            break;
-        default: break;
         }
-        total += L->w ? l * L->w[r / L->rows_per_w] : l;
+        l /= (double)C;
+        break;
+    case PN_LOSS_CATEGORICAL_CE:
+        if (logits) {
+            float lse = logsumexp(zr, C);
+            for (int64_t j = 0; j < C; j++) l += yr[j] * (lse - zr[j]);
+        } else {
+            float s = 0.0f;
+            for (int64_t j = 0; j < C; j++) s += pr[j];
+            for (int64_t j = 0; j < C; j++) l -= yr[j] * logf(clip_p(pr[j] / s));
+        }
+        break;
+    case PN_LOSS_SPARSE_CE:
+        if (logits)
+            l = logsumexp(zr, C) - zr[lab[r]];
+        else {
+            float s = 0.0f;
+            for (int64_t j = 0; j < C; j++) s += pr[j];
+            l = -logf(clip_p(pr[lab[r]] / s));
+        }
+        break;
+    default: break;
     }
+    return L->w ? l * L->w[r / L->rows_per_w] : l;
+}
+
+double pn_loss_value(const pn_loss_rows *L) {
+    const int64_t R = L->R, nb = R < LOSS_BLOCKS ? R : LOSS_BLOCKS;
+    double part[LOSS_BLOCKS], total = 0.0;
+#pragma omp parallel for num_threads(pn_threads) if (R * L->C >= LOSS_PAR_MIN)
+    for (int64_t b = 0; b < nb; b++) {
+        double sum = 0.0;
+        for (int64_t r = R * b / nb; r < R * (b + 1) / nb; r++) sum += row_loss(L, r);
+        part[b] = sum;
+    }
+    for (int64_t b = 0; b < nb; b++) total += part[b];
     return total / (double)R;
 }
 
@@ -152,6 +167,7 @@ void pn_loss_grad(const pn_loss_rows *L, float *g, float w, int acc) {
     const int32_t *lab = L->y;
     const float wr = w / (float)R, wrc = w / (float)(R * C);
 #define PUT(j, v) (gr[j] = acc ? gr[j] + (v) : (v))
+#pragma omp parallel for num_threads(pn_threads) if (R * C >= LOSS_PAR_MIN)
     for (int64_t r = 0; r < R; r++) {
         const float *pr = out + r * C, *zr = z + r * C, *yr = y + r * C;
         float *gr = g + r * C;
