@@ -250,6 +250,8 @@ TORCH_LAYERS = {
     pynn.layers.AveragePooling1D: _torch_pool,
     pynn.layers.GlobalAveragePooling2D: lambda layer, x: x.mean((1, 2), keepdim=layer.keepdims),
     pynn.layers.GlobalMaxPooling2D: lambda layer, x: x.amax((1, 2), keepdim=layer.keepdims),
+    pynn.layers.GlobalAveragePooling1D: lambda layer, x: x.mean(1, keepdim=layer.keepdims),
+    pynn.layers.GlobalMaxPooling1D: lambda layer, x: x.amax(1, keepdim=layer.keepdims),
     pynn.layers.Flatten: lambda layer, x: x.reshape(x.shape[0], -1),
     pynn.layers.Reshape: lambda layer, x: x.reshape((x.shape[0],) + layer.target_shape),
     pynn.layers.ZeroPadding2D: _torch_zero_pad,

@@ -119,6 +119,28 @@ def test_pooling1d_matches_torch(cls):
     torch_parity(m, distinct((2, 9, 3)), data((2,) + out, seed=1))
 
 
+@pytest.mark.parametrize("keepdims", [False, True])
+@pytest.mark.parametrize("cls", [layers.GlobalAveragePooling1D, layers.GlobalMaxPooling1D])
+def test_global_pooling1d_matches_torch_and_finite_differences(cls, keepdims):
+    m = make_model((9, 3), [cls(keepdims=keepdims)])
+    assert m.output_shape == ((None, 1, 3) if keepdims else (None, 3))
+    out = m.output_shape[1:]
+    torch_parity(m, distinct((2, 9, 3)), data((2,) + out, seed=1))
+    grad_check(m, distinct((2, 9, 3)), data((2,) + out, seed=2), max_entries=40)
+
+
+def test_relu_conv1d_into_global_max_pooling1d_matches_torch():
+    # the relu moves after the pooling (max(relu(x)) = relu(max(x))): same values and gradients
+    m = make_model((12, 4), [layers.Conv1D(5, 3, activation="relu"),
+                             layers.GlobalMaxPooling1D(), layers.Dense(2)])
+    torch_parity(m, data((3, 12, 4)), data((3, 2), seed=1))
+
+
+def test_global_pooling1d_refuses_images():
+    with pytest.raises(ValueError, match="rank 3"):
+        make_model((4, 4, 2), [layers.GlobalAveragePooling1D()])
+
+
 def test_reshape_and_flatten_match_torch_and_numpy():
     m = make_model((4, 6), [layers.Reshape((3, -1)), layers.Dense(3), layers.Flatten()])
     assert m.output_shape == (None, 9)

@@ -272,6 +272,8 @@ LAYERS = [
     lambda: layers.AveragePooling1D(2, padding="same"),
     lambda: layers.GlobalAveragePooling2D(keepdims=True),
     lambda: layers.GlobalMaxPooling2D(),
+    lambda: layers.GlobalAveragePooling1D(keepdims=True),
+    lambda: layers.GlobalMaxPooling1D(),
     lambda: layers.Dropout(0.3, seed=4),
     lambda: layers.SpatialDropout2D(0.2),
     lambda: layers.Flatten(),

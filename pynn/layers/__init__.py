@@ -10,7 +10,9 @@ from .normalization import BatchNormalization, LayerNormalization
 from .pooling import (
                       AveragePooling1D,
                       AveragePooling2D,
+                      GlobalAveragePooling1D,
                       GlobalAveragePooling2D,
+                      GlobalMaxPooling1D,
                       GlobalMaxPooling2D,
                       MaxPooling1D,
                       MaxPooling2D,
@@ -21,7 +23,8 @@ from .reshaping import Flatten, Reshape, ZeroPadding2D
 
 __all__ = ["Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D",
            "BatchNormalization", "Bidirectional", "Concatenate", "Conv1D", "Conv2D", "Dense",
-           "Dropout", "Embedding", "Flatten", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
+           "Dropout", "Embedding", "Flatten", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
+           "GlobalMaxPooling1D", "GlobalMaxPooling2D",
            "GRU", "Input", "InputLayer", "KerasTensor", "Layer", "LayerNormalization", "LSTM",
            "Maximum", "MaxPooling1D", "MaxPooling2D", "MultiHeadAttention", "Multiply",
            "PositionEmbedding", "Reshape", "SimpleRNN", "SpatialDropout2D", "Subtract",

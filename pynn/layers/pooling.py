@@ -106,7 +106,10 @@ class AveragePooling1D(BasePooling):
     rank, op = 1, "avg_pool2d"
 
 
-class BaseGlobalPooling2D(Layer):
+class BaseGlobalPooling(Layer):
+    """The mean or maximum over all spatial axes (1 or 2) of channels-last input."""
+
+    rank = 2
     op = "global_avg_pool2d"
 
     def __init__(self, data_format=None, keepdims: bool = False, **kwargs):
@@ -116,18 +119,22 @@ class BaseGlobalPooling2D(Layer):
         self.keepdims = bool(keepdims)
 
     def build(self, input_shape) -> None:
-        check_image(input_shape, 2, f"{type(self).__name__} '{self.name}'")
+        check_image(input_shape, self.rank, f"{type(self).__name__} '{self.name}'")
         self.built = True
 
     def compute_output_shape(self, input_shape):
         if self.keepdims:
-            return (input_shape[0], 1, 1, input_shape[-1])
+            return (input_shape[0],) + (1,) * self.rank + (input_shape[-1],)
         return (input_shape[0], input_shape[-1])
 
     def lower(self, core, node: int) -> int:
+        if self.rank == 1:  # (steps, channels) as a (1, steps, channels) image
+            steps, channels = core.node_shape(node)
+            node, _ = core.add_node("reshape", (node,), (), (3, 1, steps, channels))
         node, (channels,) = core.add_node(self.op, (node,))
         if self.keepdims:
-            node, _ = core.add_node("reshape", (node,), (), (3, 1, 1, channels))
+            node, _ = core.add_node("reshape", (node,), (),
+                                    (self.rank + 1,) + (1,) * self.rank + (channels,))
         return node
 
     def get_config(self) -> dict:
@@ -135,7 +142,7 @@ class BaseGlobalPooling2D(Layer):
                 "keepdims": self.keepdims}
 
 
-class GlobalAveragePooling2D(BaseGlobalPooling2D):
+class GlobalAveragePooling2D(BaseGlobalPooling):
     """The mean over height and width: (batch, h, w, c) -> (batch, c).
 
     Args:
@@ -143,11 +150,33 @@ class GlobalAveragePooling2D(BaseGlobalPooling2D):
         keepdims: keep the spatial axes as size 1: (batch, 1, 1, c).
     """
 
-    op = "global_avg_pool2d"
+    rank, op = 2, "global_avg_pool2d"
 
 
-class GlobalMaxPooling2D(BaseGlobalPooling2D):
+class GlobalMaxPooling2D(BaseGlobalPooling):
     """The maximum over height and width: (batch, h, w, c) -> (batch, c). Arguments as
     GlobalAveragePooling2D."""
 
-    op = "global_max_pool2d"
+    rank, op = 2, "global_max_pool2d"
+
+
+class GlobalAveragePooling1D(BaseGlobalPooling):
+    """The mean over the steps: (batch, steps, c) -> (batch, c).
+
+    Args:
+        data_format: 'channels_last' (None means the same).
+        keepdims: keep the steps axis as size 1: (batch, 1, c).
+
+    Example:
+        >>> pynn.layers.GlobalAveragePooling1D().compute_output_shape((None, 64, 32))
+        (None, 32)
+    """
+
+    rank, op = 1, "global_avg_pool2d"
+
+
+class GlobalMaxPooling1D(BaseGlobalPooling):
+    """The maximum over the steps: (batch, steps, c) -> (batch, c). Arguments as
+    GlobalAveragePooling1D."""
+
+    rank, op = 1, "global_max_pool2d"

@@ -20,7 +20,7 @@ from ..layers.base import unique_name
 from ..layers.convolutional import BaseConv
 from ..layers.core import Activation, Dense
 from ..layers.input_layer import KerasTensor
-from ..layers.pooling import GlobalMaxPooling2D, MaxPooling1D, MaxPooling2D
+from ..layers.pooling import GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPooling1D, MaxPooling2D
 from ..tensor import Tensor, _taping, no_grad
 from ..utils import random as pn_random
 from .data import (
@@ -97,7 +97,7 @@ def _check_batch_size(batch_size) -> int:
     return int(batch_size)
 
 
-_MAX_POOLS = (MaxPooling1D, MaxPooling2D, GlobalMaxPooling2D)
+_MAX_POOLS = (MaxPooling1D, MaxPooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D)
 
 
 def _relu_before_max_pool(layer, nxt) -> bool:
