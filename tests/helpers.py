@@ -257,6 +257,10 @@ TORCH_LAYERS = {
     pynn.layers.ZeroPadding2D: _torch_zero_pad,
     pynn.layers.BatchNormalization: _torch_batch_norm,
     pynn.layers.Dropout: lambda layer, x: x,  # only with rate 0 in parity tests
+    pynn.layers.ReLU: lambda layer, x: F.leaky_relu(x, layer.negative_slope),
+    pynn.layers.LeakyReLU: lambda layer, x: F.leaky_relu(x, layer.negative_slope),
+    pynn.layers.ELU: lambda layer, x: F.elu(x, layer.alpha),
+    pynn.layers.Softmax: lambda layer, x: F.softmax(x, dim=-1),
 }
 
 

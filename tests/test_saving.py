@@ -274,6 +274,8 @@ LAYERS = [
     lambda: layers.GlobalMaxPooling2D(),
     lambda: layers.GlobalAveragePooling1D(keepdims=True),
     lambda: layers.GlobalMaxPooling1D(),
+    lambda: layers.ReLU(negative_slope=0.1), lambda: layers.LeakyReLU(0.2),
+    lambda: layers.ELU(alpha=0.5), lambda: layers.Softmax(),
     lambda: layers.Dropout(0.3, seed=4),
     lambda: layers.SpatialDropout2D(0.2),
     lambda: layers.Flatten(),

@@ -1,5 +1,6 @@
 """Layers, one module per family as in Keras."""
 
+from .activations import ELU, LeakyReLU, ReLU, Softmax
 from .attention import MultiHeadAttention
 from .base import Layer
 from .convolutional import Conv1D, Conv2D
@@ -23,9 +24,9 @@ from .reshaping import Flatten, Reshape, ZeroPadding2D
 
 __all__ = ["Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D",
            "BatchNormalization", "Bidirectional", "Concatenate", "Conv1D", "Conv2D", "Dense",
-           "Dropout", "Embedding", "Flatten", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
-           "GlobalMaxPooling1D", "GlobalMaxPooling2D",
-           "GRU", "Input", "InputLayer", "KerasTensor", "Layer", "LayerNormalization", "LSTM",
+           "Dropout", "ELU", "Embedding", "Flatten", "GlobalAveragePooling1D",
+           "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GRU", "Input",
+           "InputLayer", "KerasTensor", "Layer", "LayerNormalization", "LeakyReLU", "LSTM",
            "Maximum", "MaxPooling1D", "MaxPooling2D", "MultiHeadAttention", "Multiply",
-           "PositionEmbedding", "Reshape", "SimpleRNN", "SpatialDropout2D", "Subtract",
-           "TimeDistributed", "ZeroPadding2D"]
+           "PositionEmbedding", "ReLU", "Reshape", "SimpleRNN", "Softmax", "SpatialDropout2D",
+           "Subtract", "TimeDistributed", "ZeroPadding2D"]
