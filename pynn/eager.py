@@ -84,7 +84,7 @@ def run_layer(layer, inputs, training: bool):
 
 def run_layer_call(layer, tensors: list, spec: dict, training: bool):
     """Runs a layer that takes named tensors (`spec['names']`, in that order) on data and returns
-    the output Tensor."""
+    the output Tensor (a tuple of them for a call with several outputs)."""
     xs = [as_tensor(x) for x in tensors]
     if any(t.ndim < 1 for t in xs):
         raise ValueError(f"{type(layer).__name__} '{layer.name}': inputs need a batch axis")
@@ -106,4 +106,6 @@ def run_layer_call(layer, tensors: list, spec: dict, training: bool):
         out = layer.lower_call(graph, nodes, spec)
     except ValueError as e:
         raise ValueError(f"Layer '{layer.name}': {e}") from None
+    if isinstance(out, (list, tuple)):  # several outputs (attention scores): a tuple, as Keras
+        return tuple(graph.value(o) for o in out)
     return graph.value(out)

@@ -288,7 +288,7 @@ def functional_from_config(cls, config: dict, custom_objects=None):
         call = calls[ref[1]] if 0 <= ref[1] < len(calls) else None
         if call is None:
             return None
-        outs = call if isinstance(call, list) else [call]
+        outs = call if isinstance(call, (list, tuple)) else [call]
         if not 0 <= ref[2] < len(outs):
             raise ValueError(f"Invalid saved model: {where} reads output {ref[2]} of "
                              f"'{ref[0]}', which has {len(outs)}")

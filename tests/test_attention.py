@@ -23,8 +23,10 @@ def rnd(shape, seed, scale=1.0):
     return (np.random.default_rng(seed).normal(size=shape) * scale).astype(np.float32)
 
 
-def torch_mha(weights, query, value, key=None, mask=None, causal=False, heads=2, use_bias=True):
-    """Keras 3's MultiHeadAttention in torch; weights in Keras's order, as float64 leaves."""
+def torch_mha(weights, query, value, key=None, mask=None, causal=False, heads=2, use_bias=True,
+              scores=False):
+    """Keras 3's MultiHeadAttention in torch; weights in Keras's order, as float64 leaves. With
+    scores, (output, the attention probabilities (batch, heads, Tq, Tk))."""
     per = 2 if use_bias else 1
     wq, wk, wv, wo = (weights[i * per:(i + 1) * per] for i in range(4))
     key = value if key is None else key
@@ -46,7 +48,8 @@ def torch_mha(weights, query, value, key=None, mask=None, causal=False, heads=2,
     p = torch.softmax(s, dim=-1)
     o = torch.einsum("bhqs,bshv->bqhv", p, v)
     out = torch.einsum("bqhv,hvo->bqo", o, wo[0])
-    return out + wo[1] if use_bias else out
+    out = out + wo[1] if use_bias else out
+    return (out, p) if scores else out
 
 
 def build(tq, tk, dq, dv, heads=2, key_dim=4, value_dim=None, mask=False, causal=False,
@@ -459,7 +462,7 @@ def test_bad_calls_raise_before_building():
     with pytest.raises(ValueError, match="attention_mask must be"):
         mha(q, v, attention_mask=pynn.Input((5, 5), dtype="int32"))
     with pytest.raises(ValueError, match="return_attention_scores"):
-        mha(q, v, return_attention_scores=True)
+        mha(q, v, return_attention_scores="yes")
     with pytest.raises(ValueError, match="query and value are required"):
         mha(q)
     with pytest.raises(TypeError, match="mix"):
@@ -521,3 +524,100 @@ def test_calls_by_keyword_positional_key_and_a_nested_model():
     a, b, c = pynn.Input((T, 8)), pynn.Input((T, 6)), pynn.Input((T, T), dtype="int32")
     outer = pynn.Model([a, b, c], inner([a, b, c]))
     np.testing.assert_allclose(outer.predict([xq, xv, mask], verbose=0), want, rtol=1e-6)
+
+
+# -- return_attention_scores -----------------------------------------------------------------------
+def build_with_scores(T, tk, case, heads=2, key_dim=3, seed=0):
+    """A model whose outputs are MultiHeadAttention's (output, scores), compiled with mse on
+    both; returns (model, layer)."""
+    pynn.utils.set_random_seed(seed)
+    q = pynn.Input((T, 6), name="q")
+    ins, v, kw = [q], q, {}
+    if case == "cross":
+        v = pynn.Input((tk, 5), name="v")
+        ins.append(v)
+    if case == "mask":
+        kw["attention_mask"] = pynn.Input((T, tk), dtype="int32", name="mask")
+        ins.append(kw["attention_mask"])
+    mha = L.MultiHeadAttention(heads, key_dim)
+    out, scores = mha(q, v, return_attention_scores=True, use_causal_mask=case == "causal", **kw)
+    model = pynn.Model(ins, [out, scores])
+    model.compile(optimizer="sgd", loss="mse")
+    rng = np.random.default_rng(seed + 1)
+    for w in model.weights:
+        w.assign(rng.normal(scale=0.4, size=w.shape).astype(np.float32))
+    return model, mha
+
+
+def scores_inputs(T, tk, case):
+    xs = [rnd((3, T, 6), 30)]
+    if case == "cross":
+        xs.append(rnd((3, tk, 5), 31))
+    if case == "mask":
+        m = np.ones((3, T, tk), np.int32)
+        m[0, :, 3:] = 0
+        m[1, 2, :] = 0  # a fully masked row: uniform scores, no gradient through them
+        xs.append(m)
+    return xs
+
+
+@pytest.mark.parametrize("case", ["plain", "causal", "mask", "cross"])
+def test_attention_scores_and_their_gradients_match_torch(case):
+    T, tk = 7, (5 if case == "cross" else 7)
+    model, mha = build_with_scores(T, tk, case)
+    xs = scores_inputs(T, tk, case)
+    ys = [rnd((3, T, 6), 32), rnd((3, 2, T, tk), 33, scale=0.2)]
+    arg = xs if len(xs) > 1 else xs[0]
+    out, scores = model.predict(arg, verbose=0)
+    core = model._core
+    loss, dxs = core.gradients(arg, ys, True)
+    dxs = dxs if isinstance(dxs, list) else [dxs]
+    grads = [np.array(core.gradient(v)) for v in mha._var_ids]
+
+    tw = [torch.tensor(w.numpy(), dtype=torch.float64, requires_grad=True) for w in mha.weights]
+    tq = torch.tensor(xs[0], dtype=torch.float64, requires_grad=True)
+    tv = torch.tensor(xs[1], dtype=torch.float64, requires_grad=True) if case == "cross" else tq
+    tout, tp = torch_mha(tw, tq, tv, mask=xs[-1] if case == "mask" else None,
+                         causal=case == "causal", heads=2, scores=True)
+    tloss = sum(((a - torch.tensor(y, dtype=torch.float64)) ** 2).mean()
+                for a, y in zip((tout, tp), ys))
+    tloss.backward()
+    np.testing.assert_allclose(out, tout.detach().numpy(), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(scores, tp.detach().numpy(), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(scores.sum(-1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(loss, tloss.item(), rtol=1e-4)
+    np.testing.assert_allclose(dxs[0], tq.grad.numpy(), rtol=1e-3, atol=1e-6)
+    if case == "cross":
+        np.testing.assert_allclose(dxs[1], tv.grad.numpy(), rtol=1e-3, atol=1e-6)
+    for w, g, tw_ in zip(mha.weights, grads, tw):
+        np.testing.assert_allclose(g, tw_.grad.numpy(), rtol=1e-3, atol=1e-6, err_msg=w.path)
+    if case == "mask":
+        np.testing.assert_allclose(scores[1, :, 2], 1.0 / tk, rtol=1e-6)
+    if case == "causal":
+        assert np.all(np.triu(scores[0, 0], 1) == 0.0)
+
+
+@pytest.mark.parametrize("case", ["plain", "causal", "mask"])
+def test_attention_scores_gradients_match_finite_differences(case):
+    T = 5
+    model, _ = build_with_scores(T, T, case)
+    numeric_check(model, scores_inputs(T, T, case),
+                  [rnd((3, T, 6), 34), rnd((3, 2, T, T), 35, scale=0.2)])
+
+
+def test_attention_scores_on_data_in_a_nested_model_and_after_saving(tmp_path):
+    model, mha = build_with_scores(6, 6, "causal")
+    x = rnd((2, 6, 6), 36)
+    out, scores = model.predict(x, verbose=0)
+    eager = mha(x, x, return_attention_scores=True, use_causal_mask=True)
+    assert isinstance(eager, tuple) and len(eager) == 2
+    np.testing.assert_allclose(np.asarray(eager[1]), scores, rtol=1e-6, atol=1e-7)
+    inp = pynn.Input((6, 6))
+    outer = pynn.Model(inp, model(inp))  # the functional model nested, replaying the call
+    for a, b in zip(outer.predict(x, verbose=0), (out, scores)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    path = tmp_path / "scores.keras"
+    model.save(path)
+    loaded = pynn.models.load_model(path)
+    for a, b in zip(loaded.predict(x, verbose=0), (out, scores)):
+        np.testing.assert_array_equal(a, b)

@@ -70,8 +70,9 @@ const pn_op_def *const pn_op_table[PN_OP_COUNT] = {
     [PN_OP_LSTM] = &pn_op_lstm_def,
     [PN_OP_GRU] = &pn_op_gru_def,
     [PN_OP_SLICE] = &pn_op_slice_def,
+    [PN_OP_ATTENTION_SCORES] = &pn_op_attention_scores_def,
 };
-_Static_assert(PN_OP_COUNT == 36, "add the new op to pn_op_table");
+_Static_assert(PN_OP_COUNT == 37, "add the new op to pn_op_table");
 
 const char *pn_op_name(int op) {
     return (op >= 0 && op < PN_OP_COUNT) ? pn_op_table[op]->name : NULL;

@@ -177,7 +177,8 @@ extern const pn_op_def pn_op_batch_norm_def, pn_op_dropout_def;
 extern const pn_op_def pn_op_embedding_def;
 extern const pn_op_def pn_op_add_def, pn_op_subtract_def, pn_op_multiply_def, pn_op_average_def,
     pn_op_maximum_def, pn_op_concatenate_def;
-extern const pn_op_def pn_op_layer_norm_def, pn_op_attention_def, pn_op_position_embedding_def;
+extern const pn_op_def pn_op_layer_norm_def, pn_op_attention_def, pn_op_attention_scores_def,
+    pn_op_position_embedding_def;
 extern const pn_op_def pn_op_simple_rnn_def, pn_op_lstm_def, pn_op_gru_def, pn_op_slice_def;
 
 /* Refuses indices outside any embedding table that reads the input node `input` (ops_embedding.c). */

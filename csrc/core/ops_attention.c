@@ -124,58 +124,73 @@ static int64_t attn_scratch(const pn_model *m, const pn_node *n, int64_t batch, 
     return attn_store_floats(&d) + attn_lse_floats(&d) + d.slots * attn_slot_floats(&d);
 }
 
-static int attn_shape(const pn_model *m, pn_node *n) {
-    if ((n->n_in != 3 && n->n_in != 4) || n->n_var != 0)
-        return pn_error(PN_EVALUE, "attention: takes q, k, v and an optional mask and no "
-                        "weights, got %d inputs and %d weights", n->n_in, n->n_var);
-    int H = n->iattr[0], kd = n->iattr[1], vd = n->iattr[2], causal = n->iattr[3];
+/* attention (scores = 0: q, k, v [, mask] -> (Tq, H vd)) and attention_scores (scores = 1:
+ * q, k [, mask] -> (H, Tq, Tk)): the same checks of heads, sizes and mask */
+static int attn_check(const pn_model *m, pn_node *n, int scores) {
+    const char *name = scores ? "attention_scores" : "attention";
+    const int nqkv = scores ? 2 : 3; /* the mask, if any, follows q, k (and v) */
+    if ((n->n_in != nqkv && n->n_in != nqkv + 1) || n->n_var != 0)
+        return pn_error(PN_EVALUE, "%s: takes %s and an optional mask and no weights, got %d "
+                        "inputs and %d weights", name, scores ? "q, k" : "q, k, v", n->n_in,
+                        n->n_var);
+    int H = n->iattr[0], kd = n->iattr[1], vd = scores ? 1 : n->iattr[2], causal = n->iattr[3];
     float rate = n->fattr[0];
     if (H < 1 || kd < 1 || vd < 1)
-        return pn_error(PN_EVALUE, "attention: heads, key_dim and value_dim must be >= 1, got "
-                        "%d, %d, %d", H, kd, vd);
+        return pn_error(PN_EVALUE, "%s: heads, key_dim and value_dim must be >= 1, got %d, %d, "
+                        "%d", name, H, kd, vd);
     if (causal != 0 && causal != 1)
-        return pn_error(PN_EVALUE, "attention: causal (iattr 3) must be 0 or 1, got %d", causal);
-    if (!(rate >= 0.0f && rate < 1.0f))
-        return pn_error(PN_EVALUE, "attention: dropout must be in [0, 1), got %g", rate);
-    const pn_node *q = pn_input_node(m, n, 0), *k = pn_input_node(m, n, 1),
-                  *v = pn_input_node(m, n, 2);
+        return pn_error(PN_EVALUE, "%s: causal (iattr 3) must be 0 or 1, got %d", name, causal);
+    if (!(rate >= 0.0f && rate < 1.0f) || (scores && rate != 0.0f))
+        return pn_error(PN_EVALUE, "%s: dropout must be in [0, 1)%s, got %g", name,
+                        scores ? " (the scores are taken before it: 0)" : "", rate);
     static const char *names[3] = {"query", "key", "value"};
-    const pn_node *qkv[3] = {q, k, v};
-    for (int i = 0; i < 3; i++) {
+    const pn_node *qkv[3] = {NULL, NULL, NULL};
+    for (int i = 0; i < nqkv; i++) {
+        qkv[i] = pn_input_node(m, n, i);
         if (qkv[i]->dtype != PN_F32)
-            return pn_error(PN_ETYPE, "attention: the %s must be float32", names[i]);
+            return pn_error(PN_ETYPE, "%s: the %s must be float32", name, names[i]);
         if (qkv[i]->ndim != 2)
-            return pn_error(PN_ESHAPE, "attention: the %s must be (batch, steps, features), got "
-                            "rank %d", names[i], qkv[i]->ndim + 1);
+            return pn_error(PN_ESHAPE, "%s: the %s must be (batch, steps, features), got rank "
+                            "%d", name, names[i], qkv[i]->ndim + 1);
     }
+    const pn_node *q = qkv[0], *k = qkv[1], *v = qkv[2];
     int64_t HK = (int64_t)H * kd, HV = (int64_t)H * vd;
     if (q->shape[1] != HK || k->shape[1] != HK)
-        return pn_error(PN_ESHAPE, "attention: query and key need %d heads x %d = %lld "
-                        "features, got %lld and %lld", H, kd, (long long)HK,
-                        (long long)q->shape[1], (long long)k->shape[1]);
-    if (v->shape[1] != HV)
-        return pn_error(PN_ESHAPE, "attention: value needs %d heads x %d = %lld features, got "
-                        "%lld", H, vd, (long long)HV, (long long)v->shape[1]);
-    if (k->shape[0] != v->shape[0])
-        return pn_error(PN_ESHAPE, "attention: key has %lld steps but value has %lld",
+        return pn_error(PN_ESHAPE, "%s: query and key need %d heads x %d = %lld features, got "
+                        "%lld and %lld", name, H, kd, (long long)HK, (long long)q->shape[1],
+                        (long long)k->shape[1]);
+    if (v && v->shape[1] != HV)
+        return pn_error(PN_ESHAPE, "%s: value needs %d heads x %d = %lld features, got %lld",
+                        name, H, vd, (long long)HV, (long long)v->shape[1]);
+    if (v && k->shape[0] != v->shape[0])
+        return pn_error(PN_ESHAPE, "%s: key has %lld steps but value has %lld", name,
                         (long long)k->shape[0], (long long)v->shape[0]);
-    if (n->n_in == 4) {
-        const pn_node *mk = pn_input_node(m, n, 3);
+    if (n->n_in == nqkv + 1) {
+        const pn_node *mk = pn_input_node(m, n, nqkv);
         if (mk->dtype != PN_F32 && mk->dtype != PN_I32)
-            return pn_error(PN_ETYPE, "attention: the mask must be float32 or int32");
+            return pn_error(PN_ETYPE, "%s: the mask must be float32 or int32", name);
         if (mk->ndim != 2 || mk->shape[0] != q->shape[0] || mk->shape[1] != k->shape[0])
-            return pn_error(PN_ESHAPE, "attention: the mask must be (batch, %lld, %lld) for %lld "
-                            "queries and %lld keys, got rank %d%s", (long long)q->shape[0],
-                            (long long)k->shape[0], (long long)q->shape[0],
-                            (long long)k->shape[0], mk->ndim + 1,
+            return pn_error(PN_ESHAPE, "%s: the mask must be (batch, %lld, %lld) for %lld "
+                            "queries and %lld keys, got rank %d%s", name,
+                            (long long)q->shape[0], (long long)k->shape[0],
+                            (long long)q->shape[0], (long long)k->shape[0], mk->ndim + 1,
                             mk->ndim == 2 ? " of another shape" : "");
     }
+    if (scores && (double)H * (double)q->shape[0] * (double)k->shape[0] > INT32_MAX)
+        return pn_error(PN_ESHAPE, "%s: %d heads x %lld x %lld scores per sample are too many",
+                        name, H, (long long)q->shape[0], (long long)k->shape[0]);
     n->dtype = PN_F32;
-    n->ndim = 2;
-    n->shape[0] = q->shape[0];
-    n->shape[1] = HV;
+    if (scores) {
+        n->ndim = 3;
+        n->shape[0] = H, n->shape[1] = q->shape[0], n->shape[2] = k->shape[0];
+    } else {
+        n->ndim = 2;
+        n->shape[0] = q->shape[0], n->shape[1] = HV;
+    }
     return PN_OK;
 }
+
+static int attn_shape(const pn_model *m, pn_node *n) { return attn_check(m, n, 0); }
 
 /* ---- small products on one thread ------------------------------------------------------------
  * C (M, N) = alpha A B (+ C with add), A(i, k) = A[i sai + k sak] (so A or A^T, any strides),
@@ -649,3 +664,110 @@ static void attn_backward(const pn_node *n, const pn_ctx *c) {
 
 const pn_op_def pn_op_attention_def = {"attention", attn_shape, attn_forward, attn_backward,
                                        attn_scratch, PN_OPF_BWD_NO_OUT};
+
+/* ---- attention_scores ------------------------------------------------------------------------
+ * Keras's return_attention_scores: P of every head, (H, Tq, Tk) per sample, before dropout (as
+ * Keras returns it), from the same q and k (and mask) as the attention op beside it. The scores
+ * are computed again rather than kept from that op: they are asked for to be looked at, and the
+ * attention op does not keep P beyond short contexts.
+ *   iattr [0] H  [1] kd  [3] causal;  inputs q (Tq, H kd), k (Tk, H kd) [, mask (Tq, Tk)]
+ * backward (from dP, the output's gradient): dS = P (dP - rowsum(P dP)) (0 on a fully masked
+ * row, whose P is the constant 1 / Tk), dQ = a dS K, dK = a dS^T Q.
+ * Scratch: lse (B H Tq, INFINITY marks a fully masked row), then per slot K^T (kd Tk) in forward,
+ * dS (Tq Tk) in backward.
+ */
+static attn_dims scores_dims(const pn_node *n, const pn_node *q, const pn_node *k,
+                             const pn_node *mask, int64_t batch) {
+    return attn_dims_of(n, q, k, mask != NULL, mask && mask->dtype == PN_I32, batch, 0);
+}
+
+static int64_t scores_slot_floats(const attn_dims *d) {
+    int64_t kt = d->kd * d->Tk, ds = d->Tq * d->Tk;
+    return ((kt > ds ? kt : ds) + 15) / 16 * 16;
+}
+
+static int64_t scores_scratch(const pn_model *m, const pn_node *n, int64_t batch, int training) {
+    (void)training;
+    attn_dims d = scores_dims(n, pn_input_node(m, n, 0), pn_input_node(m, n, 1),
+                              n->n_in == 3 ? pn_input_node(m, n, 2) : NULL, batch);
+    return attn_lse_floats(&d) + d.slots * scores_slot_floats(&d);
+}
+
+static int scores_shape(const pn_model *m, pn_node *n) { return attn_check(m, n, 1); }
+
+static attn_dims scores_dims_ctx(const pn_node *n, const pn_ctx *c) {
+    return scores_dims(n, c->in_node[0], c->in_node[1], n->n_in == 3 ? c->in_node[2] : NULL,
+                       c->batch);
+}
+
+static void scores_forward(const pn_node *n, const pn_ctx *c) {
+    attn_dims d = scores_dims_ctx(n, c);
+    const float *q = c->in[0], *k = c->in[1];
+    const void *mask = d.has_mask ? (const void *)c->in[2] : NULL;
+    const int64_t HK = d.H * d.kd, BH = d.B * d.H, TT = d.Tq * d.Tk;
+    float *lse = c->scratch, *slots = c->scratch + attn_lse_floats(&d);
+    const int64_t slot_floats = scores_slot_floats(&d);
+    const int tri_n = d.causal && !d.has_mask ? MM_TRI_N : MM_FULL;
+#pragma omp parallel for schedule(static, 1) num_threads(pn_threads) if (BH * TT * d.kd > PN_PAR_MIN)
+    for (int64_t sl = 0; sl < d.slots; sl++) {
+        float *KT = slots + sl * slot_floats;
+        for (int64_t bh = sl; bh < BH; bh += d.slots) {
+            int64_t b = bh / d.H, h = bh % d.H;
+            const float *Q = q + b * d.Tq * HK + h * d.kd, *K = k + b * d.Tk * HK + h * d.kd;
+            float *P = c->out + bh * TT; /* sample b's head h */
+            transpose(KT, K, d.Tk, d.kd, HK);
+            mm(P, d.Tk, Q, HK, 1, KT, d.Tk, d.Tq, d.Tk, d.kd, d.scale, 0, tri_n, 0);
+            for (int64_t i = 0; i < d.Tq; i++)
+                lse[bh * d.Tq + i] = attn_softmax_row(P + i * d.Tk, &d,
+                                                      attn_mask_row(&d, mask, b, i), i, d.Tk);
+        }
+    }
+}
+
+static void scores_backward(const pn_node *n, const pn_ctx *c) {
+    attn_dims d = scores_dims_ctx(n, c);
+    const float *q = c->in[0], *k = c->in[1], *out = c->out, *dout = c->dout;
+    float *dq = c->din[0], *dk = c->din[1];
+    const int64_t HK = d.H * d.kd, BH = d.B * d.H, TT = d.Tq * d.Tk;
+    if (d.has_mask && c->din[2] && !c->acc_in[2]) /* a float mask computed upstream: none */
+        memset(c->din[2], 0, (size_t)(d.B * TT) * sizeof(float));
+    if (!dq && !dk) return;
+    const float *lse = c->scratch;
+    float *slots = c->scratch + attn_lse_floats(&d);
+    const int64_t slot_floats = scores_slot_floats(&d);
+    const int tri = d.causal && !d.has_mask, tri_k = tri ? MM_TRI_K : MM_FULL,
+              tri_kt = tri ? MM_TRI_KT : MM_FULL;
+#pragma omp parallel for schedule(static, 1) num_threads(pn_threads) if (BH * TT * d.kd > PN_PAR_MIN)
+    for (int64_t sl = 0; sl < d.slots; sl++) {
+        float *dS = slots + sl * slot_floats;
+        for (int64_t bh = sl; bh < BH; bh += d.slots) {
+            int64_t b = bh / d.H, h = bh % d.H;
+            const float *Q = q + b * d.Tq * HK + h * d.kd, *K = k + b * d.Tk * HK + h * d.kd;
+            const float *P = out + bh * TT, *dP = dout + bh * TT;
+            for (int64_t i = 0; i < d.Tq; i++) {
+                const float *restrict p = P + i * d.Tk, *restrict g = dP + i * d.Tk;
+                float *restrict s = dS + i * d.Tk;
+                if (lse[bh * d.Tq + i] == INFINITY) {
+                    memset(s, 0, (size_t)d.Tk * sizeof(float));
+                    continue;
+                }
+                float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+                for (int64_t j = 0; j < d.Tk; j++) dot += p[j] * g[j];
+#pragma omp simd
+                for (int64_t j = 0; j < d.Tk; j++) s[j] = p[j] * (g[j] - dot);
+            }
+            if (dq)
+                mm(dq + b * d.Tq * HK + h * d.kd, HK, dS, d.Tk, 1, K, HK, d.Tq, d.kd, d.Tk,
+                   d.scale, c->acc_in[0], tri_k, 0);
+            if (dk) {
+                float *dK = dk + b * d.Tk * HK + h * d.kd;
+                if (!c->acc_in[1]) zero_rows(dK, d.Tk, d.kd, HK);
+                mm(dK, HK, dS, 1, d.Tk, Q, HK, d.Tk, d.kd, d.Tq, d.scale, 1, tri_kt, 0);
+            }
+        }
+    }
+}
+
+const pn_op_def pn_op_attention_scores_def = {"attention_scores", scores_shape, scores_forward,
+                                              scores_backward, scores_scratch, 0};

@@ -127,6 +127,7 @@ typedef enum {
      * vars: kernel (F, G U), recurrent_kernel (U, G U), optional bias */
     PN_OP_SIMPLE_RNN, PN_OP_LSTM, PN_OP_GRU,
     PN_OP_SLICE,       /* a per-sample range of values with a new shape (a layer's k-th output) */
+    PN_OP_ATTENTION_SCORES, /* attention's probabilities (H, Tq, Tk): q, k [, mask] */
     PN_OP_COUNT
 } pn_op_kind;
 

@@ -20,10 +20,12 @@ class MultiHeadAttention(Layer):
     query's last axis (or `output_shape`). A query row whose keys are all masked attends
     uniformly to every key, as in Keras.
 
-    Called as `mha(query, value, key=None, attention_mask=None, use_causal_mask=False)`:
-    query (batch, Tq, dim), value (batch, Tk, dim_v), key (batch, Tk, dim_k) (the value when
-    None), attention_mask (batch, Tq, Tk) of 0/1 (int32, float32 or bool): a second model
-    `Input` of shape (Tq, Tk), or an array when called on data.
+    Called as `mha(query, value, key=None, attention_mask=None, return_attention_scores=False,
+    use_causal_mask=False)`: query (batch, Tq, dim), value (batch, Tk, dim_v), key (batch, Tk,
+    dim_k) (the value when None), attention_mask (batch, Tq, Tk) of 0/1 (int32, float32 or
+    bool): a second model `Input` of shape (Tq, Tk), or an array when called on data. With
+    return_attention_scores, a tuple (output, scores): the probabilities of every head before
+    dropout, (batch, num_heads, Tq, Tk), which gradients flow through like the output's.
 
     Args:
         num_heads: number of attention heads.
@@ -109,14 +111,16 @@ class MultiHeadAttention(Layer):
         if query_mask is not None or value_mask is not None or key_mask is not None:
             raise ValueError(f"{self._who()}: query_mask, value_mask and key_mask are not "
                              "supported (pynn has no Keras masks); pass attention_mask")
-        if return_attention_scores:
-            raise ValueError(f"{self._who()}: return_attention_scores=True is not supported: "
-                             "the fused attention op does not return the scores")
+        if not isinstance(return_attention_scores, bool):
+            raise ValueError(f"{self._who()}: return_attention_scores must be True or False, "
+                             f"got {return_attention_scores!r}")
         if not isinstance(use_causal_mask, bool):
             raise ValueError(f"{self._who()}: use_causal_mask must be True or False, got "
                              f"{use_causal_mask!r}")
         tensors = {"query": query, "value": value, "key": key, "attention_mask": attention_mask}
         options = {"use_causal_mask": True} if use_causal_mask else {}
+        if return_attention_scores:
+            options["return_attention_scores"] = True
         return tensors, options
 
     def compute_call_output_shape(self, shapes: dict, dtypes: dict, options: dict):
@@ -147,7 +151,10 @@ class MultiHeadAttention(Layer):
             raise ValueError(f"{self._who()}: attention_mask must be (batch, {q[1]}, {k[1]}) "
                              f"for a query of {q[1]} steps and a value of {k[1]}, got "
                              f"{_shape_str(m)}")
-        return (q[0], q[1], self._output_shape or q[-1])
+        out = (q[0], q[1], self._output_shape or q[-1])
+        if options.get("return_attention_scores"):  # and the scores (batch, heads, Tq, Tk)
+            return [out, (q[0], self.num_heads, q[1], k[1])]
+        return out
 
     def build_call(self, shapes: dict) -> None:
         self.build(shapes["query"], shapes["value"], shapes.get("key"))
@@ -197,11 +204,14 @@ class MultiHeadAttention(Layer):
         vn, _ = core.add_node("dense", (v,), wv)
         ins = (qn, kn, vn) + ((given["attention_mask"],) if "attention_mask" in given else ())
         causal = int(spec["options"].get("use_causal_mask", False))
-        an, _ = core.add_node("attention", ins, (),
-                              (self.num_heads, self.key_dim, self.value_dim, causal),
-                              (self.dropout,))
+        attrs = (self.num_heads, self.key_dim, self.value_dim, causal)
+        an, _ = core.add_node("attention", ins, (), attrs, (self.dropout,))
         out, _ = core.add_node("dense", (an,), wo, (0, 2))
-        return out
+        if not spec["options"].get("return_attention_scores"):
+            return out
+        # the probabilities before dropout, as Keras returns them: (heads, Tq, Tk) per sample
+        scores, _ = core.add_node("attention_scores", (qn, kn) + ins[3:], (), attrs)
+        return [out, scores]
 
     def get_config(self) -> dict:
         return {**super().get_config(), "num_heads": self.num_heads, "key_dim": self.key_dim,

@@ -284,6 +284,11 @@ class Layer:
         out = self.compute_call_output_shape(shapes, dtypes, options)  # checks, before build
         if not self.built:
             self.build_call(shapes)
+        if isinstance(out, list):  # several outputs (attention scores): a tuple, as Keras
+            outs = [KerasTensor(s, "float32", self.name, self, given) for s in out]
+            for k, t in enumerate(outs):
+                t._index, t._siblings, t._call_spec = k, outs, spec
+            return tuple(outs)
         t = KerasTensor(out, "float32", self.name, self, given)
         t._call_spec = spec
         return t

@@ -112,7 +112,7 @@ class Functional(Model):
         for t in self._calls:
             ins = [tensors[id(i)] for i in t._inputs]
             if t._call_spec is not None:
-                tensors[id(t)] = t._layer.replay_call(ins, t._call_spec)
+                _store(tensors, t, t._layer.replay_call(ins, t._call_spec))
                 continue
             out = t._layer(ins if len(ins) > 1 or _takes_list(t._layer) else ins[0])
             _store(tensors, t, out)
@@ -128,7 +128,7 @@ class Functional(Model):
             ins = [nodes[id(i)] for i in t._inputs]
             try:
                 if t._call_spec is not None:
-                    nodes[id(t)] = layer.lower_call(core, ins, t._call_spec)
+                    _store(nodes, t, layer.lower_call(core, ins, t._call_spec))
                     continue
                 out = layer.lower(core, ins if len(ins) > 1 or _takes_list(layer) else ins[0])
                 _store(nodes, t, out)
