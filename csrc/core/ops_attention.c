@@ -502,6 +502,20 @@ static const void *attn_mask_row(const attn_dims *d, const void *mask, int64_t b
                        : (const void *)((const float *)mask + off);
 }
 
+/* dS = P (dP - rowsum(P dP)) over n keys (ds may be dp: in place); 0 on a fully masked row (lse
+ * INFINITY), whose P is the constant 1 / Tk */
+static void softmax_grad_row(float *ds, const float *p, const float *dp, int64_t n, float lse) {
+    if (lse == INFINITY) {
+        memset(ds, 0, (size_t)n * sizeof(float));
+        return;
+    }
+    float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+    for (int64_t j = 0; j < n; j++) dot += p[j] * dp[j];
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) ds[j] = p[j] * (dp[j] - dot);
+}
+
 static void attn_forward(const pn_node *n, const pn_ctx *c) {
     attn_dims d = attn_dims_ctx(n, c);
     attn_scratch_ptrs s = attn_scratch_get(c->scratch, &d);
@@ -639,16 +653,7 @@ static void attn_backward(const pn_node *n, const pn_ctx *c) {
                     } else if (d.drop) {
                         attn_dropout_row(g, g, &d, key, bh, r0 + i, kn);
                     }
-                    int full = s.lse[bh * d.Tq + r0 + i] == INFINITY;
-                    if (full) {
-                        for (int64_t j = 0; j < kn; j++) g[j] = 0.0f;
-                        continue;
-                    }
-                    float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-                    for (int64_t j = 0; j < kn; j++) dot += p[j] * g[j];
-#pragma omp simd
-                    for (int64_t j = 0; j < kn; j++) g[j] = p[j] * (g[j] - dot);
+                    softmax_grad_row(g, p, g, kn, s.lse[bh * d.Tq + r0 + i]);
                 }
                 /* dQ (rows, kd) (+)= a dS K;  dK (kn, kd) += a dS^T Q */
                 if (dQ)
@@ -707,8 +712,9 @@ static void scores_forward(const pn_node *n, const pn_ctx *c) {
     const int64_t HK = d.H * d.kd, BH = d.B * d.H, TT = d.Tq * d.Tk;
     float *lse = c->scratch, *slots = c->scratch + attn_lse_floats(&d);
     const int64_t slot_floats = scores_slot_floats(&d);
-    const int tri_n = d.causal && !d.has_mask ? MM_TRI_N : MM_FULL;
-#pragma omp parallel for schedule(static, 1) num_threads(pn_threads) if (BH * TT * d.kd > PN_PAR_MIN)
+    const int tri_n = d.causal && !d.has_mask ? MM_TRI_N : MM_FULL,
+              par = BH * TT * d.kd > PN_PAR_MIN;
+#pragma omp parallel for schedule(static, 1) num_threads(pn_threads) if (par)
     for (int64_t sl = 0; sl < d.slots; sl++) {
         float *KT = slots + sl * slot_floats;
         for (int64_t bh = sl; bh < BH; bh += d.slots) {
@@ -736,27 +742,17 @@ static void scores_backward(const pn_node *n, const pn_ctx *c) {
     float *slots = c->scratch + attn_lse_floats(&d);
     const int64_t slot_floats = scores_slot_floats(&d);
     const int tri = d.causal && !d.has_mask, tri_k = tri ? MM_TRI_K : MM_FULL,
-              tri_kt = tri ? MM_TRI_KT : MM_FULL;
-#pragma omp parallel for schedule(static, 1) num_threads(pn_threads) if (BH * TT * d.kd > PN_PAR_MIN)
+              tri_kt = tri ? MM_TRI_KT : MM_FULL, par = BH * TT * d.kd > PN_PAR_MIN;
+#pragma omp parallel for schedule(static, 1) num_threads(pn_threads) if (par)
     for (int64_t sl = 0; sl < d.slots; sl++) {
         float *dS = slots + sl * slot_floats;
         for (int64_t bh = sl; bh < BH; bh += d.slots) {
             int64_t b = bh / d.H, h = bh % d.H;
             const float *Q = q + b * d.Tq * HK + h * d.kd, *K = k + b * d.Tk * HK + h * d.kd;
             const float *P = out + bh * TT, *dP = dout + bh * TT;
-            for (int64_t i = 0; i < d.Tq; i++) {
-                const float *restrict p = P + i * d.Tk, *restrict g = dP + i * d.Tk;
-                float *restrict s = dS + i * d.Tk;
-                if (lse[bh * d.Tq + i] == INFINITY) {
-                    memset(s, 0, (size_t)d.Tk * sizeof(float));
-                    continue;
-                }
-                float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-                for (int64_t j = 0; j < d.Tk; j++) dot += p[j] * g[j];
-#pragma omp simd
-                for (int64_t j = 0; j < d.Tk; j++) s[j] = p[j] * (g[j] - dot);
-            }
+            for (int64_t i = 0; i < d.Tq; i++)
+                softmax_grad_row(dS + i * d.Tk, P + i * d.Tk, dP + i * d.Tk, d.Tk,
+                                 lse[bh * d.Tq + i]);
             if (dq)
                 mm(dq + b * d.Tq * HK + h * d.kd, HK, dS, d.Tk, 1, K, HK, d.Tq, d.kd, d.Tk,
                    d.scale, c->acc_in[0], tri_k, 0);

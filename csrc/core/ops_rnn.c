@@ -720,7 +720,8 @@ static void lstm_steps_forward(const rnn_dims *d, const rnn_scratch *s, const fl
             for (int64_t b = 0; idx && b < B; b++) {
                 const float *restrict row = s->tab + (int64_t)idx[b * T + src] * GU + u0;
                 for (int g = 0; g < 4; g++)
-                    memcpy(s->prod + b * ldp + g * UP + u0, row + g * U, (size_t)w * sizeof(float));
+                    memcpy(s->prod + b * ldp + g * UP + u0, row + g * U,
+                           (size_t)w * sizeof(float));
             }
             for (int g = 0; g < 4; g++) {
                 float *c = s->prod + g * UP + o.q0 * NR;
@@ -753,6 +754,12 @@ static void lstm_steps_forward(const rnn_dims *d, const rnn_scratch *s, const fl
             if (t + 1 < T) spin_wait(&bar, n); /* h_t complete; the region's end waits last */
         }
     }
+}
+
+/* row[g U + j] += db[g U + j] for the four gates, j < w (row and db at a thread's first unit) */
+static inline void add_gates(float *restrict row, const float *restrict db, int64_t U, int64_t w) {
+    for (int g = 0; g < 4; g++)
+        for (int64_t j = 0; j < w; j++) row[g * U + j] += db[g * U + j];
 }
 
 /* the lstm's steps, backward: dh, dc (dL/dh_T, dL/dc_T, in) become dL/dh_0 and dL/dc_0; dgx
@@ -821,24 +828,14 @@ static void lstm_steps_backward(const rnn_dims *d, const rnn_scratch *s, const f
                 else
                     lstm_row_bwd(db, db + U, db + 2 * U, db + 3 * U, s->dc + r, gb, gb + U,
                                  gb + 2 * U, gb + 3 * U, tc + r, cp + r, dh, w, act, ract);
-                if (dbias)
-                    for (int g = 0; g < 4; g++) {
-                        float *restrict sum = dbias + g * U + u0;
-                        const float *restrict v = db + g * U;
-                        for (int64_t j = 0; j < w; j++) sum[j] += v[j];
-                    }
-                if (dtab)
-                    for (int g = 0; g < 4; g++) {
-                        float *restrict sum = dtab + (int64_t)idx[b * T + src] * GU + g * U + u0;
-                        const float *restrict v = db + g * U;
-                        for (int64_t j = 0; j < w; j++) sum[j] += v[j];
-                    }
+                if (dbias) add_gates(dbias + u0, db, U, w);
+                if (dtab) add_gates(dtab + (int64_t)idx[b * T + src] * GU + u0, db, U, w);
             }
             if (top - t >= steps || t == 0) {
                 const int64_t K = (top - t) * B;
                 if (dW || dU)
-                    grad_columns(dW, dW ? s->xt + t * B * F : NULL, F, dU, HP + t * BU, dg, K, U, u0, w,
-                                 s->gbuf + k * gk * NR);
+                    grad_columns(dW, dW ? s->xt + t * B * F : NULL, F, dU, HP + t * BU, dg, K, U,
+                                 u0, w, s->gbuf + k * gk * NR);
                 top = t;
             }
             spin_wait(&bar, n); /* dgx_t complete */
@@ -875,12 +872,14 @@ static void rnn_forward(const pn_node *n, const pn_ctx *c) {
     /* a folded embedding's table times the kernel, once: tab = E W + b (V, GU) */
     if (d.V) pn_gemm_bias(d.V, GU, F, c->fold_table, F, W, GU, bias, s.tab, GU);
     /* xt[t, b] = x[b, step t's index] dm[b]; gx = xt W + b_in */
+    if (!d.V) {
 #pragma omp parallel for ROWS_PAR(TB, F)
-    for (int64_t tb = 0; tb < (d.V ? 0 : TB); tb++) {
-        int64_t t = tb / B, b = tb % B, src = d.back ? T - 1 - t : t;
-        const float *restrict xr = x + (b * T + src) * F, *restrict mr = s.dm + b * F;
-        float *restrict o = s.xt + tb * F;
-        for (int64_t f = 0; f < F; f++) o[f] = xr[f] * mr[f];
+        for (int64_t tb = 0; tb < TB; tb++) {
+            int64_t t = tb / B, b = tb % B, src = d.back ? T - 1 - t : t;
+            const float *restrict xr = x + (b * T + src) * F, *restrict mr = s.dm + b * F;
+            float *restrict o = s.xt + tb * F;
+            for (int64_t f = 0; f < F; f++) o[f] = xr[f] * mr[f];
+        }
     }
     if (d.cell != CELL_LSTM && d.V) { /* gx = the rows of tab that the indices pick */
         const int32_t *idx = c->fold_idx;
@@ -994,6 +993,26 @@ static void rnn_forward(const pn_node *n, const pn_ctx *c) {
     }
 }
 
+/* dtab (V, GU) = the rows of dgx (T B, GU, processing order) summed by the index of their step
+ * and sample (a folded embedding's); column blocks split over the threads, rows in order, so the
+ * sums do not depend on the thread count */
+static void sum_rows_by_index(float *dtab, const float *dgx, const int32_t *idx,
+                              const rnn_dims *d) {
+    const int64_t B = d->B, T = d->T, TB = T * B, GU = d->GU, blocks = (GU + 63) / 64;
+#pragma omp parallel for ROWS_PAR(TB, GU / 8)
+    for (int64_t k = 0; k < blocks; k++) {
+        const int64_t j0 = k * 64, w = j0 + 64 < GU ? 64 : GU - j0;
+        for (int64_t v = 0; v < d->V; v++)
+            memset(dtab + v * GU + j0, 0, (size_t)w * sizeof(float));
+        for (int64_t tb = 0; tb < TB; tb++) {
+            const int64_t t = tb / B, b = tb % B, src = d->back ? T - 1 - t : t;
+            float *restrict o = dtab + (int64_t)idx[b * T + src] * GU + j0;
+            const float *restrict g = dgx + tb * GU + j0;
+            for (int64_t j = 0; j < w; j++) o[j] += g[j];
+        }
+    }
+}
+
 /* ---- backward -------------------------------------------------------------------------------
  * With dh = dL/dh_t (from the output and step t+1) and, for lstm, dc = dL/dc_t:
  *   simple_rnn  dgx_t = dh act'(h);  dh_{t-1} = (dgx_t U^T) rm
@@ -1007,25 +1026,6 @@ static void rnn_forward(const pn_node *n, const pn_ctx *c) {
  * then over all steps at once: dW = xt^T dgx, dU = hp^T dgx (dgh; gru without reset_after:
  * hp^T dgx[:, :2U] and a^T dgx[:, 2U:]), db = column sums, dx = (dgx W^T) dm, un-reversed.
  */
-/* dtab (V, GU) = the rows of dgx (T B, GU, processing order) summed by the index of their step
- * and sample (a folded embedding's); column blocks split over the threads, rows in order, so the
- * sums do not depend on the thread count */
-static void sum_rows_by_index(float *dtab, const float *dgx, const int32_t *idx,
-                              const rnn_dims *d) {
-    const int64_t B = d->B, T = d->T, TB = T * B, GU = d->GU, blocks = (GU + 63) / 64;
-#pragma omp parallel for ROWS_PAR(TB, GU / 8)
-    for (int64_t k = 0; k < blocks; k++) {
-        const int64_t j0 = k * 64, w = j0 + 64 < GU ? 64 : GU - j0;
-        for (int64_t v = 0; v < d->V; v++) memset(dtab + v * GU + j0, 0, (size_t)w * sizeof(float));
-        for (int64_t tb = 0; tb < TB; tb++) {
-            const int64_t t = tb / B, b = tb % B, src = d->back ? T - 1 - t : t;
-            float *restrict o = dtab + (int64_t)idx[b * T + src] * GU + j0;
-            const float *restrict g = dgx + tb * GU + j0;
-            for (int64_t j = 0; j < w; j++) o[j] += g[j];
-        }
-    }
-}
-
 static void rnn_backward(const pn_node *n, const pn_ctx *c) {
     rnn_dims d = rnn_get(n, c->in_node[0], c->batch);
     d.V = c->fold_rows;

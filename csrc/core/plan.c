@@ -376,8 +376,8 @@ static void make_ctx(const pn_model *m, const pn_plan *p, int i, pn_ctx *c) {
         const pn_var *t = &m->vars[m->nodes[e].var[0]];
         c->fold_idx = (const int32_t *)(const void *)p->value[m->nodes[e].in[0]];
         c->fold_table = m->params + t->offset;
-        c->fold_dtable = p->mode != PN_MODE_INFER && t->trainable && p->grad[i] ? m->grads + t->offset
-                                                                               : NULL;
+        const int wants = p->mode != PN_MODE_INFER && t->trainable && p->grad[i];
+        c->fold_dtable = wants ? m->grads + t->offset : NULL;
         c->fold_acc = p->acc_var[e * PN_MAX_VARS];
         c->fold_rows = t->shape[0];
     }

@@ -254,11 +254,18 @@ class Layer:
             self.build(shapes)
         out = self.compute_output_shape(shapes)
         if isinstance(out, list):  # several outputs: one tensor each, all one call
-            outs = [KerasTensor(s, "float32", self.name, self, tensors) for s in out]
-            for k, t in enumerate(outs):
-                t._index, t._siblings = k, outs
-            return outs
+            return self._sibling_tensors(out, tensors)
         return KerasTensor(out, "float32", self.name, self, tensors)
+
+    def _sibling_tensors(self, shapes: list, inputs, spec: dict | None = None) -> list:
+        """One output tensor per shape of one call with several outputs (the first stands for
+        the call), each with the call's spec when it took named tensors."""
+        from .input_layer import KerasTensor
+
+        outs = [KerasTensor(s, "float32", self.name, self, inputs) for s in shapes]
+        for k, t in enumerate(outs):
+            t._index, t._siblings, t._call_spec = k, outs, spec
+        return outs
 
     def _call_named(self, args: tuple, kwargs: dict):
         """A call of a layer with named tensor arguments: symbolic (all pynn.Input tensors) or on
@@ -285,10 +292,7 @@ class Layer:
         if not self.built:
             self.build_call(shapes)
         if isinstance(out, list):  # several outputs (attention scores): a tuple, as Keras
-            outs = [KerasTensor(s, "float32", self.name, self, given) for s in out]
-            for k, t in enumerate(outs):
-                t._index, t._siblings, t._call_spec = k, outs, spec
-            return tuple(outs)
+            return tuple(self._sibling_tensors(out, given, spec))
         t = KerasTensor(out, "float32", self.name, self, given)
         t._call_spec = spec
         return t
