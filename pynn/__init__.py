@@ -28,7 +28,9 @@ __version__ = "0.1.0"
 
 def set_num_threads(n: int) -> None:
     """Sets the threads pynn uses: the core's OpenMP loops and its GEMMs (each thread runs
-    single-threaded OpenBLAS on its share), together.
+    single-threaded OpenBLAS on its share), together. Capped by OMP_THREAD_LIMIT; a child process
+    made by fork() stays single-threaded (OpenMP's threads do not survive fork: use the "spawn"
+    start method for workers that need several).
 
     Args:
         n: number of threads, >= 1.
@@ -38,22 +40,22 @@ def set_num_threads(n: int) -> None:
     """
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__}")
+    if n > 1 and _core.forked_child():
+        import warnings
+
+        warnings.warn("set_num_threads: this process is a child of fork(), where OpenMP cannot "
+                      "start threads; pynn stays single-threaded here (start workers with the "
+                      "'spawn' method to use several)", RuntimeWarning, stacklevel=2)
     _core.set_num_threads(n)
 
 
 def get_num_threads() -> int:
-    """Returns the number of threads pynn uses."""
+    """Returns the number of threads pynn uses: by default OMP_NUM_THREADS, else the CPUs this
+    process may run on, capped by OMP_THREAD_LIMIT, as PyTorch reads them."""
     return _core.get_num_threads()
 
 
-def _default_threads() -> int:
-    try:
-        return max(1, len(_os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, _os.cpu_count() or 1)
-
-
-_core.set_num_threads(_default_threads())
+_core.set_num_threads(_core.default_num_threads())
 
 from . import (  # noqa: E402
     activations,

@@ -794,13 +794,19 @@ int pn_eager_matmul(pn_value *a, pn_value *b, pn_value **out) {
     if (k == 0) /* an empty sum */
         memset(C, 0, (size_t)o->size * sizeof(float));
     else if (b->ndim <= 2)
-        pn_gemm(0, 0, s.batches * n, m, k, 1.0f, A, k, B, m, 0.0f, C, m);
+        rc = pn_gemm_polled(s.batches * n, m, k, A, k, B, m, C, m);
     else
-        for (int64_t t = 0; t < s.batches; t++) {
+        for (int64_t t = 0; t < s.batches && rc == PN_OK; t++) {
             int64_t off[2];
             unravel(&s.w, s.w.nd, t, off);
-            pn_gemm(0, 0, n, m, k, 1.0f, A + off[0], k, B + off[1], m, 0.0f, C + t * n * m, m);
+            if (t > 0) rc = pn_poll_interrupt();
+            if (rc == PN_OK)
+                rc = pn_gemm_polled(n, m, k, A + off[0], k, B + off[1], m, C + t * n * m, m);
         }
+    if (rc) { /* interrupted: the half-made result goes */
+        pn_value_release(o);
+        return rc;
+    }
     pn_fn *f;
     pn_value *in[2] = {a, b};
     if ((rc = record("matmul", matmul_backward, 2, in, o, &f))) return rc;

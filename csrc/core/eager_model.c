@@ -6,7 +6,7 @@
  * backward, which gets the outputs' gradients from the tape instead of from the losses. So an
  * eager training loop does what a fit step does, with the same kernels and buffers, and only the
  * loss and the update in between are the caller's. A plan held by an entry is taken out of
- * sharing (busy); a second call of the model before the first one's backward gets its own plan.
+ * sharing (held); a second call of the model before the first one's backward gets its own plan.
  *
  * On the tape a call is a hidden value (one float, never read) made by the "model" entry, whose
  * inputs are the model's inputs; each output value is made by a "model_output" entry reading that
@@ -91,7 +91,7 @@ static int call_backward(pn_fn *f, pn_value *call) {
     for (int k = 0; k < m->n_inputs; k++)
         if (f->in[k]->requires_grad && p->grad[m->inputs[k]] && !pn_value_grad_buf(f->in[k]))
             return PN_ENOMEM;
-    pthread_mutex_lock(&m->lock);
+    if ((rc = pn_model_lock(m))) return rc;
     if (!m->eager_grads) pn_model_zero_grads(m);
     /* an output no gradient reached counts as zero, unless another output wrote its node */
     for (int k = 0; k < m->n_outputs; k++) {
@@ -101,7 +101,7 @@ static int call_backward(pn_fn *f, pn_value *call) {
     }
     for (int k = 0; k < m->n_inputs; k++) p->value[m->inputs[k]] = f->in[k]->data;
     pn_plan_backward(m, p);
-    pthread_mutex_unlock(&m->lock);
+    pn_model_unlock(m);
     for (int k = 0; k < m->n_inputs; k++) {
         pn_value *x = f->in[k];
         const float *d = p->grad[m->inputs[k]];
@@ -145,11 +145,10 @@ static int run_forward(pn_model *m, pn_value *const *xs, int64_t batch, pn_mode 
         if (rc) break; /* outs[n_out] was not made: only the ones before it are released */
     }
     pn_plan *p = NULL;
-    if (rc == PN_OK) {
-        pthread_mutex_lock(&m->lock);
+    if (rc == PN_OK && (rc = pn_model_lock(m)) == PN_OK) {
         rc = pn_model_get_plan(m, batch, mode, &p);
         if (rc == PN_OK) {
-            p->busy = 1;
+            atomic_store(&p->held, p->orphan ? PLAN_HELD_ORPHAN : PLAN_HELD);
             p->training = training != 0;
             if (training) p->seed = pn_hash64(m->seed, m->forwards++);
             for (int k = 0; k < m->n_inputs; k++) p->value[m->inputs[k]] = xs[k]->data;
@@ -158,7 +157,7 @@ static int run_forward(pn_model *m, pn_value *const *xs, int64_t batch, pn_mode 
                 memcpy(outs[k]->data, p->value[m->outputs[k]],
                        (size_t)outs[k]->size * sizeof(float));
         }
-        pthread_mutex_unlock(&m->lock);
+        pn_model_unlock(m);
     }
     if (rc) {
         for (int k = 0; k < n_out; k++) pn_value_release(outs[k]);

@@ -1,10 +1,6 @@
-/* error.c: the thread-local error message, the thread setting, and the op table. */
+/* error.c: the thread-local error message and the op table. */
 #include <stdarg.h>
 #include <stdio.h>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "internal.h"
 
@@ -19,19 +15,6 @@ int pn_error(int code, const char *fmt, ...) {
 }
 
 const char *pn_last_error(void) { return pn_errbuf; }
-
-int pn_threads = 1;
-
-void pn_set_num_threads(int n) {
-    if (n < 1) n = 1;
-    pn_threads = n;
-    pn_blas_set_threads(1); /* the core splits GEMMs over its own OpenMP threads (gemm.c) */
-#ifdef _OPENMP
-    omp_set_num_threads(n);
-#endif
-}
-
-int pn_get_num_threads(void) { return pn_threads; }
 
 const pn_op_def *const pn_op_table[PN_OP_COUNT] = {
     [PN_OP_INPUT] = &pn_op_input_def,

@@ -39,8 +39,19 @@ static void one(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, co
 }
 
 
+/* thread t of the nt that OpenMP granted the region */
+static void thread_of(int *t, int *nt) {
+#ifdef _OPENMP
+    *t = omp_get_thread_num(), *nt = omp_get_num_threads();
+#else
+    *t = 0, *nt = 1;
+#endif
+}
+
 /* 0: every product goes to OpenBLAS (the C tests compare the two paths) */
 int pn_gemm_kernels = 1;
+/* products the own kernels ran (the C tests check that a shape took them) */
+_Atomic int64_t pn_gemm_own_runs;
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__GNUC__)
 #include "tile.h"
@@ -63,14 +74,6 @@ static void kern_rows(int mr, int64_t K, const float *a, int64_t lda, const floa
     case 5: pn_tile(5, bias, acc, ncols, b, K, a, lda, 0, a, lda, c, ldc); break;
     default: pn_tile(MR, bias, acc, ncols, b, K, a, lda, 0, a, lda, c, ldc); break;
     }
-}
-
-static void thread_of(int *t, int *nt) {
-#ifdef _OPENMP
-    *t = omp_get_thread_num(), *nt = omp_get_num_threads();
-#else
-    *t = 0, *nt = 1;
-#endif
 }
 
 /* C = [C +] A op(B), A (M, K) row-major; op(B) (K, N) is B (tb 0) or B^T (tb 1, B (N, K)). B is
@@ -147,6 +150,7 @@ static int own(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, con
     int64_t tiles = (M + MR - 1) / MR;
     int nt = pn_threads < tiles / 2 ? pn_threads : (int)(tiles / 2);
     own_ab(tb, M, N, K, A, lda, B, ldb, acc, bias, C, ldc, bp, nt < 1 ? 1 : nt);
+    atomic_fetch_add_explicit(&pn_gemm_own_runs, 1, memory_order_relaxed);
     free(bp);
     return 1;
 }
@@ -164,18 +168,14 @@ void pn_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const
              int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
     if (M <= 0 || N <= 0) return;
     if (own(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, NULL, C, ldc)) return;
-    int nt = pn_threads;
     int by_rows = M >= N;
     int64_t len = by_rows ? M : N;
-    if (nt > 1 && M * N * K >= GEMM_PAR_MIN && len >= 2 * GEMM_ALIGN) {
-        int64_t per = ((len + nt - 1) / nt + GEMM_ALIGN - 1) / GEMM_ALIGN * GEMM_ALIGN;
-#pragma omp parallel num_threads(nt)
+    if (pn_threads > 1 && M * N * K >= GEMM_PAR_MIN && len >= 2 * GEMM_ALIGN) {
+#pragma omp parallel num_threads(pn_threads)
         {
-#ifdef _OPENMP
-            int64_t t = omp_get_thread_num();
-#else
-            int64_t t = 0;
-#endif
+            int t, nt; /* the team OpenMP granted, which may be smaller than asked */
+            thread_of(&t, &nt);
+            int64_t per = ((len + nt - 1) / nt + GEMM_ALIGN - 1) / GEMM_ALIGN * GEMM_ALIGN;
             int64_t lo = t * per, hi = lo + per < len ? lo + per : len;
             if (lo < hi) {
                 if (by_rows) /* rows lo..hi of op(A) and of C */
@@ -201,4 +201,24 @@ void pn_gemm_bias(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, 
     if (own(0, 0, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, bias, C, ldc)) return;
     PN_FOR(M * N > PN_PAR_MIN, r, M, memcpy(C + r * ldc, bias, (size_t)N * sizeof(float)););
     pn_gemm(0, 0, M, N, K, 1.0f, A, lda, B, ldb, 1.0f, C, ldc);
+}
+
+/* Products of more multiply-adds than this answer an interrupt between blocks of rows of about
+ * this many (4 GFLOP: tens of milliseconds on two cores). */
+#define POLL_MACS (INT64_C(1) << 31)
+
+int pn_gemm_polled(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
+                   int64_t ldb, float *C, int64_t ldc) {
+    int64_t per = M;
+    if (N * K > 0 && M * N * K > POLL_MACS) {
+        per = POLL_MACS / (N * K);
+        per = per < 64 ? 64 : per; /* blocks of a few tiles at least, whatever N and K */
+    }
+    for (int64_t lo = 0; lo < M; lo += per) {
+        int rc = lo > 0 ? pn_poll_interrupt() : PN_OK;
+        if (rc) return rc;
+        pn_gemm(0, 0, M - lo < per ? M - lo : per, N, K, 1.0f, A + lo * lda, lda, B, ldb, 0.0f,
+                C + lo * ldc, ldc);
+    }
+    return PN_OK;
 }

@@ -6,6 +6,7 @@
 #define PYNN_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,11 @@ void pn_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const
 void pn_gemm_bias(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
                   int64_t ldb, const float *bias, float *C, int64_t ldc);
 extern int pn_gemm_kernels; /* gemm.c: 0 sends every product to OpenBLAS (for the tests) */
+extern _Atomic int64_t pn_gemm_own_runs; /* gemm.c: products its own kernels ran */
+/* C (M, N) = A (M, K) B (K, N) as pn_gemm computes it, in blocks of rows when large, with
+ * pn_poll_interrupt() between blocks: PN_EINTR leaves C partly written (eager results only). */
+int pn_gemm_polled(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
+                   int64_t ldb, float *C, int64_t ldc);
 
 /* Runs fn(arg, part, parts) for part = 0..parts-1 across the calling thread and the spinning
  * helpers of workers.c, and returns when all have run: for work of a few microseconds, where an
@@ -56,8 +62,27 @@ void *pn_aligned_alloc(size_t align, size_t bytes);
 /* Stores the message for pn_last_error() and returns code, so `return pn_error(...)` reads well. */
 int pn_error(int code, const char *fmt, ...) PN_PRINTF(2, 3);
 
-/* The thread count every OpenMP loop uses (num_threads clause), set by pn_set_num_threads. */
+/* The thread count every OpenMP loop asks for (num_threads clause), set by pn_set_num_threads.
+ * OpenMP may grant fewer: a region splits its work by omp_get_num_threads(), never by this. */
 extern int pn_threads;
+
+/* process.c: registers the fork handlers (once); pn_set_num_threads and pn_model_create call it. */
+void pn_process_init(void);
+/* PN_EINTR (with its message) when the interrupt hook, asked at most every 50 ms, says stop. Call
+ * it on the calling thread between batches or blocks, never inside a parallel region. The hook
+ * may wait for Python's GIL while the caller holds a model's lock: so no thread waits for a
+ * model's lock holding the GIL (pn_model_lock waits between the wait hooks, which release it;
+ * pn_model_put_plan takes no lock). */
+int pn_poll_interrupt(void);
+/* model.c's fork handlers: the registry of live models is locked across fork; in the child every
+ * model's lock is made anew, and a model whose weights another thread was writing is marked. */
+void pn_models_before_fork(void);
+void pn_models_after_fork_parent(void);
+void pn_models_after_fork_child(void);
+/* The model's lock; PN_ESTATE (not locked) when this thread holds it already (a signal handler
+ * run by the interrupt hook, calling the model it interrupted) or a fork tore its weights. */
+int pn_model_lock(pn_model *m);
+void pn_model_unlock(pn_model *m);
 /* An elementwise loop goes parallel only above this many elements: below it, waking the second
  * thread costs more than it saves. */
 #define PN_PAR_MIN 65536
@@ -267,8 +292,13 @@ typedef struct {
     int loss_acc[PN_MAX_OUTPUTS];
     uint64_t seed;         /* the random stream of the current training forward */
     int training;          /* what the ops see as c->training (eager calls choose it) */
-    int busy;              /* held by an eager call until its backward: not shared, not evicted */
-    int orphan;            /* dropped from the cache while busy: freed when released */
+    /* PLAN_HELD: an eager call holds it until its backward (not shared, not evicted);
+     * PLAN_HELD_ORPHAN: held, and no longer in the cache, so the holder frees it. Set under the
+     * model's lock; released without it (pn_model_put_plan), so a Tensor freed while another
+     * thread runs the model never waits for that run. */
+    _Atomic int held;
+    int orphan;            /* never cached (every slot was held when it was made): freed after
+                            * its run */
     int64_t arena_floats;  /* the arena's size */
     float *xbuf[PN_MAX_MODEL_INPUTS]; /* per input: gathered rows (train/test with idx) */
     void *ybuf[PN_MAX_OUTPUTS];       /* per output: gathered targets */
@@ -302,6 +332,9 @@ struct pn_model {
     pn_plan *plans[PN_PLAN_CACHE];
     uint64_t clock;
     pthread_mutex_t lock;  /* one run at a time per model: plans and buffers are shared */
+    int writing;           /* a run holding the lock writes the weights (a step, a set) */
+    int torn;              /* the process forked while another thread was writing the weights */
+    pn_model *prev, *next; /* the registry of live models, for the fork handlers */
     int refs;              /* the creator's, and one per value over a variable */
     int eager_grads;       /* the grads hold eager accumulations (else a step's leftovers) */
     uint64_t graph_version; /* bumped when nodes or outputs change: eager entries check it */
@@ -318,7 +351,8 @@ int pn_plan_fold(const pn_model *m, const pn_node *l, int64_t batch);
 
 /* The plan for (batch, mode) from the cache, or a new one (model.c); the model lock is held. */
 int pn_model_get_plan(pn_model *m, int64_t batch, pn_mode mode, pn_plan **out);
-/* Releases a plan an eager call held (busy). */
+enum { PLAN_FREE = 0, PLAN_HELD = 1, PLAN_HELD_ORPHAN = 2 };
+/* Releases a plan an eager call held, without the model's lock. */
 void pn_model_put_plan(pn_model *m, pn_plan *p);
 void pn_model_release(pn_model *m);
 /* Checks x against the model's input k (element type, per-sample shape). */

@@ -3,29 +3,102 @@
  * gradients, predict). Every run takes the model's lock, checks its arguments before touching
  * any state, finds or builds the plan for its batch size, and releases the lock.
  */
+#define _GNU_SOURCE /* pthread_mutexattr_settype's declaration with -std=c11 */
+#include <errno.h>
 #include <math.h>
 
 #include "internal.h"
 
+/* Every live model, for the fork handlers: a child of fork() must make each model's lock anew. */
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static pn_model *registry;
+
+/* Error-checking: a thread that locks a model it is running already (a signal handler that the
+ * interrupt hook runs during a predict, calling that model) gets EDEADLK, not a wait for itself. */
+static int init_lock(pthread_mutex_t *lock) {
+    pthread_mutexattr_t attr;
+    int rc = pthread_mutexattr_init(&attr);
+    if (rc) return rc;
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK);
+    rc = pthread_mutex_init(lock, &attr);
+    pthread_mutexattr_destroy(&attr);
+    return rc;
+}
+
 int pn_model_create(pn_model **out) {
+    pn_process_init();
     pn_model *m = pn_calloc(1, sizeof *m);
     if (!m) return pn_error(PN_ENOMEM, "out of memory creating a model");
     m->refs = 1;
-    if (pthread_mutex_init(&m->lock, NULL) != 0) {
+    if (init_lock(&m->lock) != 0) {
         free(m);
         return pn_error(PN_ENOMEM, "could not create the model's lock");
     }
+    pthread_mutex_lock(&registry_lock);
+    m->next = registry;
+    if (registry) registry->prev = m;
+    registry = m;
+    pthread_mutex_unlock(&registry_lock);
     *out = m;
     return PN_OK;
+}
+
+static pn_wait_begin_fn wait_begin;
+static pn_wait_end_fn wait_end;
+
+void pn_set_wait_hooks(pn_wait_begin_fn begin, pn_wait_end_fn end) {
+    wait_begin = begin;
+    wait_end = end;
+}
+
+/* pthread_mutex_lock's result; a wait for another thread's run happens between the wait hooks */
+static int lock_waiting(pn_model *m) {
+    int rc = pthread_mutex_trylock(&m->lock);
+    if (rc != EBUSY) return rc;
+    void *token = wait_begin ? wait_begin() : NULL;
+    rc = pthread_mutex_lock(&m->lock);
+    if (wait_end) wait_end(token);
+    return rc;
+}
+
+int pn_model_lock(pn_model *m) {
+    if (lock_waiting(m) == EDEADLK)
+        return pn_error(PN_ESTATE, "the model is running on this thread already: a signal "
+                        "handler called it during one of its calls");
+    if (m->torn) {
+        pthread_mutex_unlock(&m->lock);
+        return pn_error(PN_ESTATE, "this process was forked while another thread was updating "
+                        "the model's weights, so its weights here may be partly updated: set "
+                        "them again (set_weights or load_weights) before using the model");
+    }
+    return PN_OK;
+}
+
+void pn_model_unlock(pn_model *m) { pthread_mutex_unlock(&m->lock); }
+
+/* fork(): no model is created or freed across it; in the child, the thread that held a model's
+ * lock does not exist, so every lock is made anew, and a model whose weights that thread was
+ * writing (a training step, set_weights) is torn until its weights are set again. */
+void pn_models_before_fork(void) { pthread_mutex_lock(&registry_lock); }
+
+void pn_models_after_fork_parent(void) { pthread_mutex_unlock(&registry_lock); }
+
+void pn_models_after_fork_child(void) {
+    for (pn_model *m = registry; m; m = m->next) {
+        init_lock(&m->lock);
+        if (m->writing) m->torn = 1;
+        m->writing = 0;
+    }
+    pthread_mutex_init(&registry_lock, NULL);
 }
 
 /* Frees the cached plans; one an eager call still holds is freed when that call releases it. */
 static void drop_plans(pn_model *m) {
     for (int i = 0; i < PN_PLAN_CACHE; i++) {
-        if (m->plans[i] && m->plans[i]->busy)
-            m->plans[i]->orphan = 1;
-        else
-            pn_plan_destroy(m->plans[i]);
+        int held = PLAN_HELD;
+        if (m->plans[i] && !atomic_compare_exchange_strong(&m->plans[i]->held, &held,
+                                                           PLAN_HELD_ORPHAN))
+            pn_plan_destroy(m->plans[i]); /* not held: nobody else has it */
         m->plans[i] = NULL;
     }
 }
@@ -36,6 +109,11 @@ void pn_model_destroy(pn_model *m) { pn_model_release(m); }
 
 void pn_model_release(pn_model *m) {
     if (!m || --m->refs > 0) return;
+    pthread_mutex_lock(&registry_lock);
+    if (m->prev) m->prev->next = m->next;
+    else registry = m->next;
+    if (m->next) m->next->prev = m->prev;
+    pthread_mutex_unlock(&registry_lock);
     drop_plans(m);
     free(m->vars);
     free(m->params);
@@ -135,6 +213,50 @@ int pn_model_variable(const pn_model *m, int id, int64_t *offset, int64_t *size,
     if (size) *size = v->size;
     if (ndim) *ndim = v->ndim;
     if (shape) memcpy(shape, v->shape, (size_t)v->ndim * sizeof *shape);
+    return PN_OK;
+}
+
+/* Both under the model's lock, so that a run on another thread sees every variable old or every
+ * one new; ids are checked before the lock. Writing every variable mends a model that a fork tore
+ * (its weights are then whole again), which is why the write skips pn_model_lock's check. */
+static int check_ids(const pn_model *m, int n, const int *ids) {
+    if (!m->params) return pn_error(PN_ESTATE, "variables are not allocated yet");
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= m->n_vars) return pn_error(PN_EVALUE, "no variable %d", ids[i]);
+    return PN_OK;
+}
+
+int pn_model_write_variables(pn_model *m, int n, const int *ids, const float *const *src) {
+    int rc = check_ids(m, n, ids);
+    if (rc) return rc;
+    unsigned char *seen = n > 0 ? pn_calloc((size_t)m->n_vars, 1) : NULL;
+    if (n > 0 && !seen) return pn_error(PN_ENOMEM, "out of memory writing variables");
+    int distinct = 0;
+    if (lock_waiting(m) == EDEADLK) {
+        free(seen);
+        return pn_error(PN_ESTATE, "the model is running on this thread already: a signal "
+                        "handler wrote its weights during one of its calls");
+    }
+    for (int i = 0; i < n; i++) {
+        const pn_var *v = &m->vars[ids[i]];
+        memcpy(m->params + v->offset, src[i], (size_t)v->size * sizeof(float));
+        distinct += !seen[ids[i]];
+        seen[ids[i]] = 1;
+    }
+    if (distinct == m->n_vars) m->torn = 0;
+    pthread_mutex_unlock(&m->lock);
+    free(seen);
+    return PN_OK;
+}
+
+int pn_model_read_variables(pn_model *m, int n, const int *ids, float *const *dst) {
+    int rc = check_ids(m, n, ids);
+    if (rc || (rc = pn_model_lock(m))) return rc;
+    for (int i = 0; i < n; i++) {
+        const pn_var *v = &m->vars[ids[i]];
+        memcpy(dst[i], m->params + v->offset, (size_t)v->size * sizeof(float));
+    }
+    pn_model_unlock(m);
     return PN_OK;
 }
 
@@ -339,7 +461,12 @@ int pn_model_set_learning_rate(pn_model *m, float lr) {
 
 float pn_model_learning_rate(const pn_model *m) { return m->opt.learning_rate; }
 int64_t pn_model_iterations(const pn_model *m) { return m->iterations; }
-void pn_model_set_iterations(pn_model *m, int64_t it) { m->iterations = it; }
+int pn_model_set_iterations(pn_model *m, int64_t it) {
+    if (it < 0 || it > PN_MAX_ITERATIONS)
+        return pn_error(PN_EVALUE, "iterations must be in 0..2^53, got %lld", (long long)it);
+    m->iterations = it;
+    return PN_OK;
+}
 void pn_model_set_seed(pn_model *m, uint64_t seed) { pn_model_set_rng_state(m, seed, 0); }
 
 void pn_model_rng_state(const pn_model *m, uint64_t *seed, uint64_t *forwards) {
@@ -371,7 +498,7 @@ int pn_model_get_plan(pn_model *m, int64_t batch, pn_mode mode, pn_plan **out) {
             if (free_slot < 0) free_slot = i;
             continue;
         }
-        if (p->busy) continue;
+        if (atomic_load(&p->held)) continue;
         if (p->batch == batch && p->mode == mode) {
             p->last_used = ++m->clock;
             *out = p;
@@ -397,14 +524,14 @@ int pn_model_get_plan(pn_model *m, int64_t batch, pn_mode mode, pn_plan **out) {
 /* A step is done with its plan: one made when eager calls held every slot was never cached
  * (an orphan) and is freed now. */
 static void plan_done(pn_plan *p) {
-    if (p && p->orphan && !p->busy) pn_plan_destroy(p);
+    if (p && p->orphan && !atomic_load(&p->held)) pn_plan_destroy(p);
 }
 
 void pn_model_put_plan(pn_model *m, pn_plan *p) {
-    pthread_mutex_lock(&m->lock);
-    p->busy = 0;
-    if (p->orphan) pn_plan_destroy(p);
-    pthread_mutex_unlock(&m->lock);
+    (void)m;
+    int held = PLAN_HELD;
+    if (!atomic_compare_exchange_strong(&p->held, &held, PLAN_FREE))
+        pn_plan_destroy(p); /* PLAN_HELD_ORPHAN: out of the cache, ours alone */
 }
 
 /* xs[k]: (n, input k's shape...) of input k's element type. */
@@ -578,13 +705,14 @@ static int run_step(pn_model *m, const pn_tensor *xs, const pn_tensor *ys,
                     int train) {
     if (train && !m->has_optimizer)
         return pn_error(PN_ESTATE, "the model has no optimizer: compile it first");
-    pthread_mutex_lock(&m->lock);
+    int rc = pn_model_lock(m);
+    if (rc) return rc;
     pn_plan *p = NULL;
     const void *yd[PN_MAX_OUTPUTS];
     const float *wd[PN_MAX_OUTPUTS];
-    int rc = prepare(m, xs, ys, sw, idx, batch, train ? PN_MODE_TRAIN : PN_MODE_INFER, &p, yd,
-                     wd);
+    rc = prepare(m, xs, ys, sw, idx, batch, train ? PN_MODE_TRAIN : PN_MODE_INFER, &p, yd, wd);
     if (rc) goto done;
+    m->writing = train;
     if (train) p->seed = pn_hash64(m->seed, m->forwards++);
     pn_plan_forward(m, p);
     float loss;
@@ -594,9 +722,10 @@ static int run_step(pn_model *m, const pn_tensor *xs, const pn_tensor *ys,
     loss += pn_regularizer_apply(m, p, train);
     if (train) pn_optimizer_step(m);
     results[0] = loss;
+    m->writing = 0;
 done:
     plan_done(p);
-    pthread_mutex_unlock(&m->lock);
+    pn_model_unlock(m);
     return rc;
 }
 
@@ -616,11 +745,12 @@ int pn_model_gradients(pn_model *m, const pn_tensor *xs, const pn_tensor *ys, fl
                        float *const *dx) {
     int want_dx = 0;
     for (int k = 0; dx && k < m->n_inputs; k++) want_dx |= dx[k] != NULL;
-    pthread_mutex_lock(&m->lock);
+    int rc = pn_model_lock(m);
+    if (rc) return rc;
     pn_plan *p = NULL;
     const void *yd[PN_MAX_OUTPUTS];
     const float *wd[PN_MAX_OUTPUTS];
-    int rc = prepare(m, xs, ys, NULL, NULL, 0, want_dx ? PN_MODE_INPUT_GRAD : PN_MODE_TRAIN, &p,
+    rc = prepare(m, xs, ys, NULL, NULL, 0, want_dx ? PN_MODE_INPUT_GRAD : PN_MODE_TRAIN, &p,
                      yd, wd);
     if (rc) goto done;
     p->seed = pn_hash64(m->seed, m->forwards++);
@@ -639,7 +769,7 @@ int pn_model_gradients(pn_model *m, const pn_tensor *xs, const pn_tensor *ys, fl
     }
 done:
     plan_done(p);
-    pthread_mutex_unlock(&m->lock);
+    pn_model_unlock(m);
     return rc;
 }
 
@@ -647,12 +777,13 @@ int pn_model_plan_bytes(pn_model *m, int64_t batch, int training, int64_t *bytes
     if (m->n_outputs < 1) return pn_error(PN_ESTATE, "the model has no output");
     if (training && !m->compiled) return pn_error(PN_ESTATE, "the model must be compiled first");
     if (batch < 1) return pn_error(PN_EVALUE, "batch must be >= 1, got %lld", (long long)batch);
-    pthread_mutex_lock(&m->lock);
+    int rc = pn_model_lock(m);
+    if (rc) return rc;
     pn_plan *p = NULL;
-    int rc = pn_model_get_plan(m, batch, training ? PN_MODE_TRAIN : PN_MODE_INFER, &p);
+    rc = pn_model_get_plan(m, batch, training ? PN_MODE_TRAIN : PN_MODE_INFER, &p);
     if (rc == PN_OK) *bytes = p->arena_floats * (int64_t)sizeof(float);
     if (rc == PN_OK) plan_done(p);
-    pthread_mutex_unlock(&m->lock);
+    pn_model_unlock(m);
     return rc;
 }
 
@@ -674,10 +805,11 @@ int pn_model_predict(pn_model *m, const pn_tensor *xs, int64_t batch_size, float
         for (int j = 0; j < k && first[k] == k; j++)
             if (m->outputs[j] == m->outputs[k]) first[k] = j;
     }
-    pthread_mutex_lock(&m->lock);
+    if ((rc = pn_model_lock(m))) return rc;
     for (int64_t start = 0; start < n; start += batch_size) {
         int64_t b = n - start < batch_size ? n - start : batch_size;
         pn_plan *p;
+        if (start > 0 && (rc = pn_poll_interrupt())) break;
         rc = pn_model_get_plan(m, b, PN_MODE_INFER, &p);
         if (rc) break;
         for (int k = 0; k < m->n_inputs; k++)
@@ -706,6 +838,6 @@ int pn_model_predict(pn_model *m, const pn_tensor *xs, int64_t batch_size, float
         }
         plan_done(p);
     }
-    pthread_mutex_unlock(&m->lock);
+    pn_model_unlock(m);
     return rc;
 }

@@ -226,7 +226,12 @@ int pn_model_apply_gradients(pn_model *m, int n, const int *vars) {
             sel[v] = 1;
         }
     }
-    pthread_mutex_lock(&m->lock);
+    int rc = pn_model_lock(m);
+    if (rc) {
+        free(sel);
+        return rc;
+    }
+    m->writing = 1;
     if (!sel) {
         pn_optimizer_step(m);
     } else {
@@ -235,7 +240,8 @@ int pn_model_apply_gradients(pn_model *m, int n, const int *vars) {
             if (sel[v]) update(m, m->vars[v].offset, m->vars[v].size);
         m->iterations++;
     }
-    pthread_mutex_unlock(&m->lock);
+    m->writing = 0;
+    pn_model_unlock(m);
     free(sel);
     return PN_OK;
 }

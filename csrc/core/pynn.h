@@ -56,6 +56,8 @@ enum {
     PN_ENOMEM = -4,    /* an allocation failed                      (Python: MemoryError)  */
     PN_EIO = -5,       /* a file could not be read or written       (Python: OSError)      */
     PN_ESTATE = -6,    /* the object is not ready for this call     (Python: RuntimeError) */
+    PN_EINTR = -7,     /* the interrupt hook asked the call to stop (Python: the pending
+                          signal's exception, KeyboardInterrupt for Ctrl-C) */
 };
 
 /* The message of the last error raised on this thread ("" if none). */
@@ -72,9 +74,30 @@ int pn_debug_folds(int on);
 
 /* ---- threads ------------------------------------------------------------------------------- */
 
-/* One setting for both pools: OpenBLAS's threads and the core's OpenMP loops. n >= 1. */
+/* One setting for both pools: OpenBLAS's threads and the core's OpenMP loops. n >= 1, capped
+ * by OMP_THREAD_LIMIT; always 1 in a child of fork(), where OpenMP cannot start threads. Parallel
+ * loops are correct with however many threads OpenMP grants (fewer under OMP_DYNAMIC). */
 void pn_set_num_threads(int n);
 int pn_get_num_threads(void);
+/* OpenMP's default, as PyTorch reads it: OMP_NUM_THREADS, else the CPUs this process may use,
+ * capped by OMP_THREAD_LIMIT (1 in a forked child). */
+int pn_default_num_threads(void);
+/* 1 in a child of fork() (the core runs single-threaded there), else 0. */
+int pn_forked_child(void);
+
+/* ---- interrupts ---------------------------------------------------------------------------- */
+
+/* Long calls (predict over many batches, large eager products) call the hook, on the calling
+ * thread, at most every 50 ms between batches or blocks; when it returns nonzero the call stops
+ * with PN_EINTR, leaving its objects as they were between two batches. NULL: no hook. */
+typedef int (*pn_interrupt_fn)(void);
+void pn_set_interrupt_hook(pn_interrupt_fn hook);
+/* A call that finds its model's lock held by a run on another thread calls begin() before it
+ * waits and end(begin's result) after: the extension releases Python's GIL there, so that no
+ * thread waits for a model holding the GIL that the run's interrupt hook may need. */
+typedef void *(*pn_wait_begin_fn)(void);
+typedef void (*pn_wait_end_fn)(void *token);
+void pn_set_wait_hooks(pn_wait_begin_fn begin, pn_wait_end_fn end);
 
 /* ---- element types ------------------------------------------------------------------------- */
 
@@ -237,6 +260,10 @@ int pn_model_variable_count(const pn_model *m);
 /* Offset into the flat buffers, element count, shape. After pn_model_alloc. */
 int pn_model_variable(const pn_model *m, int id, int64_t *offset, int64_t *size, int *ndim,
                       int64_t *shape);
+/* Copies into (write) or out of (read) n variables, src[i] / dst[i] holding variable ids[i]'s
+ * size, all under the model's lock: a run on another thread sees all old or all new values. */
+int pn_model_write_variables(pn_model *m, int n, const int *ids, const float *const *src);
+int pn_model_read_variables(pn_model *m, int n, const int *ids, float *const *dst);
 float *pn_model_params(pn_model *m);       /* all variables, flat (each 64-byte aligned) */
 float *pn_model_grads(pn_model *m);        /* their gradients, same layout */
 int64_t pn_model_param_count(const pn_model *m, int trainable_only);
@@ -290,7 +317,10 @@ void pn_model_set_seed(pn_model *m, uint64_t seed);
  * model resumes with the masks it would have drawn next. */
 void pn_model_rng_state(const pn_model *m, uint64_t *seed, uint64_t *forwards);
 void pn_model_set_rng_state(pn_model *m, uint64_t seed, uint64_t forwards);
-void pn_model_set_iterations(pn_model *m, int64_t it);
+/* The optimizer's step count: 0..PN_MAX_ITERATIONS (2^53, exact as the double that Adam's bias
+ * correction reads; counting on from there by one a step cannot overflow). PN_EVALUE outside. */
+#define PN_MAX_ITERATIONS (INT64_C(1) << 53)
+int pn_model_set_iterations(pn_model *m, int64_t it);
 /* The optimizer's state (slots parallel to the trainable span of params) for saving. */
 int pn_model_optimizer_state(pn_model *m, float **state, int64_t *n);
 

@@ -4,6 +4,8 @@
  */
 #include "module.h"
 
+#include <limits.h>
+
 typedef struct {
     PyObject_HEAD
     pn_model *m;
@@ -112,6 +114,115 @@ static PyObject *variable_view(PnModel *self, PyObject *arg, int grad) {
 static PyObject *model_variable(PnModel *self, PyObject *arg) { return variable_view(self, arg, 0); }
 static PyObject *model_gradient(PnModel *self, PyObject *arg) { return variable_view(self, arg, 1); }
 
+/* The ids of a sequence of variable ids, n of them at most; -1 with an exception set. */
+static int variable_ids(PyObject *seq, int *ids, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; i++) {
+        long id = PyLong_AsLong(PySequence_Fast_GET_ITEM(seq, i));
+        if (id == -1 && PyErr_Occurred()) return -1;
+        ids[i] = id < INT32_MIN || id > INT32_MAX ? -1 : (int)id;
+    }
+    return 0;
+}
+
+/* write_variables(ids, values): values[i] (float32, C-contiguous, of variable ids[i]'s size)
+ * into the variables, all under the model's lock, so a run on another thread sees every value
+ * old or every one new */
+static PyObject *model_write_variables(PnModel *self, PyObject *args) {
+    PyObject *ids_o, *vals_o, *ids_seq = NULL, *vals_seq = NULL, *result = NULL;
+    if (!PyArg_ParseTuple(args, "OO", &ids_o, &vals_o)) return NULL;
+    if (!(ids_seq = PySequence_Fast(ids_o, "ids must be a sequence")) ||
+        !(vals_seq = PySequence_Fast(vals_o, "values must be a sequence")))
+        goto done;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(ids_seq);
+    if (PySequence_Fast_GET_SIZE(vals_seq) != n || n > INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "write_variables: one value per id");
+        goto done;
+    }
+    int *ids = PyMem_Calloc((size_t)n + 1, sizeof *ids);
+    const float **src = PyMem_Calloc((size_t)n + 1, sizeof *src);
+    if (!ids || !src) {
+        PyErr_NoMemory();
+        goto free_arrays;
+    }
+    if (variable_ids(ids_seq, ids, n)) goto free_arrays;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *v = PySequence_Fast_GET_ITEM(vals_seq, i);
+        int64_t size;
+        int rc = pn_model_variable(self->m, ids[i], NULL, &size, NULL, NULL);
+        if (rc) {
+            pn_raise(rc);
+            goto free_arrays;
+        }
+        if (!PyArray_Check(v) || PyArray_TYPE((PyArrayObject *)v) != NPY_FLOAT32 ||
+            !PyArray_IS_C_CONTIGUOUS((PyArrayObject *)v) ||
+            PyArray_SIZE((PyArrayObject *)v) != size) {
+            PyErr_Format(PyExc_ValueError, "write_variables: value %zd must be a C-contiguous "
+                         "float32 array of %lld values", i, (long long)size);
+            goto free_arrays;
+        }
+        src[i] = PyArray_DATA((PyArrayObject *)v);
+    }
+    int rc;
+    Py_BEGIN_ALLOW_THREADS /* the lock may be held by a run on another thread */
+    rc = pn_model_write_variables(self->m, (int)n, ids, src);
+    Py_END_ALLOW_THREADS
+    if (rc) pn_raise(rc);
+    else result = Py_NewRef(Py_None);
+free_arrays:
+    PyMem_Free(ids);
+    PyMem_Free(src);
+done:
+    Py_XDECREF(ids_seq);
+    Py_XDECREF(vals_seq);
+    return result;
+}
+
+/* read_variables(ids) -> a list of new float32 arrays, copies of the variables' values taken
+ * together under the model's lock */
+static PyObject *model_read_variables(PnModel *self, PyObject *ids_o) {
+    PyObject *ids_seq = PySequence_Fast(ids_o, "ids must be a sequence"), *list = NULL;
+    if (!ids_seq) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(ids_seq);
+    int *ids = PyMem_Calloc((size_t)n + 1, sizeof *ids);
+    float **dst = PyMem_Calloc((size_t)n + 1, sizeof *dst);
+    if (!ids || !dst || n > INT32_MAX) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (variable_ids(ids_seq, ids, n) || !(list = PyList_New(n))) goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t shape[PN_MAX_DIMS];
+        int nd, rc = pn_model_variable(self->m, ids[i], NULL, NULL, &nd, shape);
+        if (rc) {
+            pn_raise(rc);
+            Py_CLEAR(list);
+            goto done;
+        }
+        npy_intp dims[PN_MAX_DIMS];
+        for (int d = 0; d < nd; d++) dims[d] = (npy_intp)shape[d];
+        PyObject *a = PyArray_SimpleNew(nd, dims, NPY_FLOAT32);
+        if (!a) {
+            Py_CLEAR(list);
+            goto done;
+        }
+        dst[i] = PyArray_DATA((PyArrayObject *)a);
+        PyList_SET_ITEM(list, i, a);
+    }
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = pn_model_read_variables(self->m, (int)n, ids, dst);
+    Py_END_ALLOW_THREADS
+    if (rc) {
+        pn_raise(rc);
+        Py_CLEAR(list);
+    }
+done:
+    PyMem_Free(ids);
+    PyMem_Free(dst);
+    Py_DECREF(ids_seq);
+    return list;
+}
+
 static PyObject *model_param_count(PnModel *self, PyObject *args) {
     int trainable_only = 0;
     if (!PyArg_ParseTuple(args, "|p", &trainable_only)) return NULL;
@@ -162,7 +273,12 @@ static int parse_ints(PyObject *seq, int *out, int max, const char *what) {
     }
     for (Py_ssize_t i = 0; i < n; i++) {
         long v = PyLong_AsLong(PySequence_Fast_GET_ITEM(fast, i));
-        if (v == -1 && PyErr_Occurred()) {
+        if ((v == -1 && PyErr_Occurred()) || v < INT_MIN || v > INT_MAX) {
+            if (!PyErr_Occurred() || PyErr_ExceptionMatches(PyExc_OverflowError)) {
+                PyErr_Clear();
+                PyErr_Format(PyExc_ValueError, "%s: %R is outside the range of a C int", what,
+                             PySequence_Fast_GET_ITEM(fast, i));
+            }
             Py_DECREF(fast);
             return -1;
         }
@@ -391,12 +507,18 @@ static PyObject *get_iterations(PnModel *self, void *closure) {
 static int set_iterations(PnModel *self, PyObject *v, void *closure) {
     (void)closure;
     long long it = v ? PyLong_AsLongLong(v) : -1;
-    if (it == -1 && PyErr_Occurred()) return -1;
-    if (it < 0) {
-        PyErr_SetString(PyExc_ValueError, "iterations must be >= 0");
+    if (it == -1 && PyErr_Occurred()) {
+        if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            PyErr_Clear();
+            PyErr_SetString(PyExc_ValueError, "iterations must be in 0..2^53");
+        }
         return -1;
     }
-    pn_model_set_iterations(self->m, it);
+    int rc = pn_model_set_iterations(self->m, it);
+    if (rc) {
+        pn_raise(rc);
+        return -1;
+    }
     return 0;
 }
 
@@ -809,6 +931,10 @@ static PyMethodDef model_methods[] = {
      "add_variable(shape, trainable=True) -> id"},
     {"alloc", (PyCFunction)model_alloc, METH_NOARGS, "alloc(): place all variables in one buffer"},
     {"variable", (PyCFunction)model_variable, METH_O, "variable(id) -> float32 view of its values"},
+    {"write_variables", (PyCFunction)model_write_variables, METH_VARARGS,
+     "write_variables(ids, values): copies values in, all under the model's lock"},
+    {"read_variables", (PyCFunction)model_read_variables, METH_O,
+     "read_variables(ids) -> [array]: copies of the values, taken under the model's lock"},
     {"gradient", (PyCFunction)model_gradient, METH_O, "gradient(id) -> float32 view of its gradient"},
     {"param_count", (PyCFunction)model_param_count, METH_VARARGS, "param_count(trainable_only=False)"},
     {"set_regularizer", (PyCFunction)model_set_regularizer, METH_VARARGS,
@@ -857,10 +983,21 @@ static PyObject *get_rng_state(PnModel *self, void *c) {
 
 static int set_rng_state(PnModel *self, PyObject *value, void *c) {
     (void)c;
-    unsigned long long seed, forwards;
-    if (!value || !PyArg_ParseTuple(value, "KK", &seed, &forwards)) {
+    PyObject *so, *fo;
+    if (!value || !PyArg_ParseTuple(value, "OO", &so, &fo)) {
         if (!PyErr_Occurred())
             PyErr_SetString(PyExc_TypeError, "rng_state is a tuple (seed, forwards)");
+        return -1;
+    }
+    /* not "KK", which wraps a negative or a too large number silently */
+    unsigned long long seed = PyLong_AsUnsignedLongLong(so);
+    unsigned long long forwards = PyErr_Occurred() ? 0 : PyLong_AsUnsignedLongLong(fo);
+    if (PyErr_Occurred()) {
+        if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            PyErr_Clear();
+            PyErr_SetString(PyExc_ValueError, "rng_state: seed and forwards are integers in "
+                            "0..2^64-1");
+        }
         return -1;
     }
     pn_model_set_rng_state(self->m, (uint64_t)seed, (uint64_t)forwards);

@@ -10,6 +10,10 @@ PyObject *pn_raise(int code) {
     case PN_ETYPE: type = PyExc_TypeError; break;
     case PN_ENOMEM: type = PyExc_MemoryError; break;
     case PN_EIO: type = PyExc_OSError; break;
+    case PN_EINTR: /* the signal handler's exception, which check_signals left set */
+        if (PyErr_Occurred()) return NULL;
+        type = PyExc_KeyboardInterrupt;
+        break;
     default: type = PyExc_RuntimeError; break;
     }
     PyErr_SetString(type, pn_last_error());
@@ -69,6 +73,49 @@ static PyObject *set_num_threads(PyObject *self, PyObject *arg) {
 static PyObject *get_num_threads(PyObject *self, PyObject *unused) {
     (void)self, (void)unused;
     return PyLong_FromLong(pn_get_num_threads());
+}
+
+static PyObject *default_num_threads(PyObject *self, PyObject *unused) {
+    (void)self, (void)unused;
+    return PyLong_FromLong(pn_default_num_threads());
+}
+
+static PyObject *forked_child(PyObject *self, PyObject *unused) {
+    (void)self, (void)unused;
+    return PyBool_FromLong(pn_forked_child());
+}
+
+/* Python's main thread, the only one whose signal handlers run */
+static unsigned long main_thread;
+
+/* The core's interrupt hook (a long call asks it between batches, with the GIL released): on the
+ * main thread, runs the handlers of pending signals; the exception a handler raises
+ * (KeyboardInterrupt for Ctrl-C) stops the call and stays set for pn_raise(PN_EINTR). */
+static int check_signals(void) {
+    if (PyThread_get_thread_ident() != main_thread) return 0;
+    PyGILState_STATE g = PyGILState_Ensure();
+    int stop = PyErr_CheckSignals() < 0;
+    PyGILState_Release(g);
+    return stop;
+}
+
+/* The core's wait hooks: a thread about to wait for a model's lock releases the GIL if it holds
+ * it (the run holding the lock may need the GIL for check_signals), and takes it back after. */
+static void *release_gil(void) { return PyGILState_Check() ? PyEval_SaveThread() : NULL; }
+
+static void restore_gil(void *tstate) {
+    if (tstate) PyEval_RestoreThread(tstate);
+}
+
+static int find_main_thread(void) {
+    PyObject *threading = PyImport_ImportModule("threading");
+    PyObject *t = threading ? PyObject_CallMethod(threading, "main_thread", NULL) : NULL;
+    PyObject *ident = t ? PyObject_GetAttrString(t, "ident") : NULL;
+    if (ident) main_thread = PyLong_AsUnsignedLong(ident);
+    Py_XDECREF(ident);
+    Py_XDECREF(t);
+    Py_XDECREF(threading);
+    return PyErr_Occurred() ? -1 : 0;
 }
 
 /* activation(name, x, alpha=0.0, approximate=False) -> new float32 array of x's shape */
@@ -138,6 +185,11 @@ static PyMethodDef methods[] = {
     {"set_num_threads", set_num_threads, METH_O,
      "set_num_threads(n): threads for OpenBLAS and the core's OpenMP loops together."},
     {"get_num_threads", get_num_threads, METH_NOARGS, "get_num_threads() -> int"},
+    {"default_num_threads", default_num_threads, METH_NOARGS,
+     "default_num_threads() -> int: OMP_NUM_THREADS, else the usable CPUs, capped by "
+     "OMP_THREAD_LIMIT (1 in a forked child)"},
+    {"forked_child", forked_child, METH_NOARGS,
+     "forked_child() -> bool: whether this process is a child of fork() (single-threaded)"},
     {"activation", (PyCFunction)(void (*)(void))activation, METH_VARARGS | METH_KEYWORDS,
      "activation(name, x, alpha=0.0, approximate=False) -> array: one activation on an array."},
     {"set_tensor_class", pn_set_tensor_class, METH_O,
@@ -176,6 +228,9 @@ static struct PyModuleDef moduledef = {
 PyMODINIT_FUNC PyInit__core(void) {
     import_array();
     if (PyType_Ready(&PnModelType) < 0 || PyType_Ready(&PnTensorType) < 0) return NULL;
+    if (find_main_thread() < 0) return NULL;
+    pn_set_interrupt_hook(check_signals);
+    pn_set_wait_hooks(release_gil, restore_gil);
     PyObject *m = PyModule_Create(&moduledef);
     if (!m) return NULL;
     if (PyModule_AddObjectRef(m, "Model", (PyObject *)&PnModelType) < 0 ||
