@@ -102,9 +102,33 @@ def run_meta(args, data: str, note: str) -> dict:
             "note": note + "; each library runs in its own process, alternating over the rounds"}
 
 
+def cpu_model() -> tuple[str, str]:
+    """The CPU's model name and its vector extensions (AVX2, AVX-512, AMX...), from
+    /proc/cpuinfo where there is one: figures from one CPU family do not hold on another."""
+    name, flags, ids = platform.processor() or platform.machine(), set(), {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and name in ("", platform.machine()):
+                    name = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+                elif key.strip() in ("cpu family", "model") and key.strip() not in ids:
+                    ids[key.strip()] = value.strip()
+    except OSError:
+        pass
+    if ids:  # "AMD EPYC" alone does not tell Zen 3 (family 25, model 1) from Zen 4 (17)
+        name += f" (family {ids.get('cpu family', '?')}, model {ids.get('model', '?')})"
+    wanted = ["avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16"]
+    return name, " ".join(f for f in wanted if f in flags) or "unknown"
+
+
 def machine() -> dict:
+    cpu, vector = cpu_model()
     return {
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu,
+        "vector extensions": vector,
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),

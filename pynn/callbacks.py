@@ -662,8 +662,11 @@ class CSVLogger(Callback):
                 self.writer.writeheader()
         row = {"epoch": epoch}
         row.update((k, handle_value(logs.get(k, "NA"))) for k in self.keys)
-        self.writer.writerow(row)
-        self.csv_file.flush()
+        try:
+            self.writer.writerow(row)
+            self.csv_file.flush()
+        except OSError as e:  # a failed write (disk full) names no file: name the log
+            raise OSError(e.errno, e.strerror, self.filename) from e
 
     def on_train_end(self, logs=None):
         if self.csv_file is not None and not self.csv_file.closed:

@@ -18,9 +18,12 @@ never destroys the previous file.
 """
 
 import datetime
+import errno
+import io
 import json
 import math
 import os
+import stat
 import struct
 import tempfile
 import zipfile
@@ -35,6 +38,11 @@ _WEIGHTS_SUFFIX = ".weights.safetensors"
 _JSON_LIMIT = 64 << 20       # bytes of config.json / metadata.json we are willing to parse
 _HEADER_LIMIT = 100 << 20    # a safetensors header, as the reference implementation caps it
 _MAX_RANK = 8
+# The largest int a config, or a dimension of a saved tensor, may hold: the core takes a layer's
+# sizes as C ints, so a larger one would wrap around there.
+_MAX_SIZE = 2**31 - 1
+_MAX_ITERATIONS = 2**53      # the optimizer's step count: its bias corrections use a double
+_MAX_UINT64 = 2**64 - 1      # the random stream's seed and position: the core's uint64_t
 
 __all__ = ["deserialize_keras_object", "get_registered_name", "get_registered_object",
            "load_model", "load_weights", "register_keras_serializable", "save_model",
@@ -207,43 +215,46 @@ def functional_config(model) -> dict:
         dup = next(n for n in names if names.count(n) > 1)
         raise ValueError(f"Model '{model.name}' has two layers named '{dup}': give every layer "
                          "a unique name to save it")
+    numbers = model._call_numbers()  # once, so the config takes time linear in the calls
+    calls: dict = {}
+    for t in model._calls:
+        calls.setdefault(id(t._layer), []).append(t)
     entries = []
     for layer in layers:
         entry = {**serialize_keras_object(layer), "name": layer.name, "inbound_nodes": []}
-        for t in model._calls:
-            if t._layer is layer:
-                entry["inbound_nodes"].append(_inbound_node(model, t))
+        for t in calls.get(id(layer), []):
+            entry["inbound_nodes"].append(_inbound_node(model, t, numbers))
         entries.append(entry)
     return {"name": model.name, "trainable": model.trainable, "layers": entries,
             "input_layers": _structure(model, model._inputs, model._input_names,
-                                       model._input_struct),
+                                       model._input_struct, numbers),
             "output_layers": _structure(model, model._outputs, model._output_names,
-                                        model._output_struct)}
+                                        model._output_struct, numbers)}
 
 
-def _ref(model, tensor) -> list:
-    return [tensor._layer.name, model._call_index(tensor), tensor._index]
+def _ref(model, tensor, numbers: dict | None = None) -> list:
+    return [tensor._layer.name, model._call_index(tensor, numbers), tensor._index]
 
 
-def _inbound_node(model, t):
+def _inbound_node(model, t, numbers: dict | None = None):
     """One call of a layer: the list of tensors it read; a call with named tensors
     (MultiHeadAttention's query, value, key, attention_mask and use_causal_mask) in Keras 3's form
     {"args": [...], "kwargs": {...}}, each tensor as {"class_name": "__keras_tensor__", ...}."""
     if t._call_spec is None:
-        return [_ref(model, i) for i in t._inputs]
+        return [_ref(model, i, numbers) for i in t._inputs]
     names, n_pos = t._call_spec["names"], t._layer._call_positional
 
     def kt(i):
         return {"class_name": "__keras_tensor__",
                 "config": {"shape": list(i.shape), "dtype": i.dtype,
-                           "keras_history": _ref(model, i)}}
+                           "keras_history": _ref(model, i, numbers)}}
     args = [kt(i) for i in t._inputs[:n_pos]]
     kwargs = {n: kt(i) for n, i in zip(names[n_pos:], t._inputs[n_pos:])}
     return {"args": args, "kwargs": {**kwargs, **t._call_spec["options"]}}
 
 
-def _structure(model, tensors, names, struct):
-    refs = [_ref(model, t) for t in tensors]
+def _structure(model, tensors, names, struct, numbers: dict | None = None):
+    refs = [_ref(model, t, numbers) for t in tensors]
     if struct == "dict" or (struct == "single" and names[0] != tensors[0]._layer.name):
         return dict(zip(names, refs))  # a dict of one keeps its key
     return refs if struct == "list" else refs[0]
@@ -595,6 +606,8 @@ def read_safetensors(data: bytes, what: str = "safetensors data") -> tuple[dict,
         if end - begin != math.prod(shape) * 4:
             raise ValueError(f"{who}: shape {tuple(shape)} needs {math.prod(shape) * 4} bytes, "
                              f"its data_offsets [{begin}, {end}] hold {end - begin}")
+        if max(shape, default=0) > _MAX_SIZE:  # an empty tensor's size bounds no dimension
+            raise ValueError(f"{who} has shape {_brief(shape)}: a dimension beyond {_MAX_SIZE}")
         spans.append((begin, end, name))
     position = 0
     for begin, end, name in sorted(spans):
@@ -618,26 +631,51 @@ def read_safetensors(data: bytes, what: str = "safetensors data") -> tuple[dict,
 # -- files -----------------------------------------------------------------------------------------
 def _atomic_write(filepath: str, write, overwrite: bool) -> None:
     """Calls write(stream) on a temporary file beside `filepath`, then renames it over
-    `filepath`: the previous file stays whole until the new one is complete."""
-    if not overwrite and os.path.exists(filepath):
+    `filepath`: the previous file stays whole until the new one is complete.
+
+    Only the contents change, as when a file is written in place: through a symlink the link's
+    target is replaced and the link kept; an existing file keeps its permission bits (and its
+    owner and group where the user may set them); a new file gets 0666 less the umask. An
+    OSError (disk full, a read-only folder) names `filepath`, not the temporary file, which is
+    removed on every failure."""
+    if not overwrite and os.path.lexists(filepath):  # a dangling symlink counts: it is taken
         raise FileExistsError(f"{filepath} already exists; pass overwrite=True to replace it")
-    directory = os.path.dirname(os.path.abspath(filepath))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(filepath) + ".", suffix=".tmp",
-                               dir=directory)
+    target = os.path.realpath(filepath)
+    tmp = None
     try:
+        try:
+            old = os.stat(target)
+        except FileNotFoundError:
+            old = None
+        if old is not None and not stat.S_ISREG(old.st_mode):
+            # renaming over a folder, a device or a pipe would destroy it, not write into it
+            raise OSError(errno.EISDIR if stat.S_ISDIR(old.st_mode) else errno.EINVAL,
+                          "not a regular file", filepath)
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(target) + ".", suffix=".tmp",
+                                   dir=os.path.dirname(target))
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, filepath)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        if old is None:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+        else:
+            try:  # before chmod: chown clears the set-id bits
+                os.chown(tmp, old.st_uid, old.st_gid)
+            except OSError:
+                pass  # only root may give a file away; the save goes on with the user's own
+            os.chmod(tmp, stat.S_IMODE(old.st_mode))
+        os.replace(tmp, target)
+    except BaseException as e:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        if isinstance(e, OSError) and e.errno is not None and e.filename != filepath:
+            raise OSError(e.errno, e.strerror, filepath) from e
         raise
 
 
@@ -678,11 +716,17 @@ def save_model(model, filepath, overwrite: bool = True, zipped: bool | None = No
     Example:
         >>> model.save("model.keras")
     """
-    from . import __version__
-
     if zipped is False:
         raise ValueError("save: zipped=False is not supported; pynn saves one .keras archive")
     path = _check_suffix(filepath, _MODEL_SUFFIXES, "saving")
+    _atomic_write(path, _model_writer(model), overwrite)
+
+
+def _model_writer(model):
+    """write(stream), which writes the model's archive to a binary stream (a file, or memory
+    when pickling). Everything is gathered, and checked, now: before a file is opened."""
+    from . import __version__
+
     config = {"module": "pynn.models", "class_name": type(model).__name__,
               "config": model.get_config(), "registered_name": None,
               "compile_config": compile_config(model),
@@ -693,23 +737,28 @@ def save_model(model, filepath, overwrite: bool = True, zipped: bool | None = No
     metadata = {"format": "pynn", "format_version": str(FORMAT_VERSION)}
     if model._core is not None:  # dropout's random stream, so training resumes exactly
         metadata["rng.seed"], metadata["rng.forwards"] = map(str, model._core.rng_state)
-    if model._compiled and model.optimizer is not None:
+    # an unbuilt model has no optimizer state yet (its optimizer binds when the model builds)
+    if model._compiled and model.optimizer is not None and model._core is not None:
         metadata["optimizer.iterations"] = str(int(model.optimizer.iterations))
         metadata["optimizer.slots"] = ",".join(_slot_names(model.optimizer))
     tensors.update(slots)
+    return lambda f: _write_archive(f, config_text, tensors, metadata)
+
+
+def _write_archive(stream, config_text: str, tensors: dict, metadata: dict) -> None:
+    """Writes a `.keras` archive to a binary stream: config.json, metadata.json (the versions and
+    the date) and model.safetensors (`tensors`, with `metadata` in its header)."""
+    from . import __version__
+
     meta_text = _dumps({"keras_version": None, "pynn_version": __version__,
                         "format_version": FORMAT_VERSION,
                         "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")},
                        "metadata")
-
-    def write(f):
-        with zipfile.ZipFile(f, "w") as zf:
-            zf.writestr(_CONFIG_FILE, config_text, compress_type=zipfile.ZIP_DEFLATED)
-            zf.writestr(_METADATA_FILE, meta_text, compress_type=zipfile.ZIP_DEFLATED)
-            with zf.open(_WEIGHTS_FILE, "w", force_zip64=True) as w:
-                write_safetensors(w, tensors, metadata)
-
-    _atomic_write(path, write, overwrite)
+    with zipfile.ZipFile(stream, "w") as zf:
+        zf.writestr(_CONFIG_FILE, config_text, compress_type=zipfile.ZIP_DEFLATED)
+        zf.writestr(_METADATA_FILE, meta_text, compress_type=zipfile.ZIP_DEFLATED)
+        with zf.open(_WEIGHTS_FILE, "w", force_zip64=True) as w:
+            write_safetensors(w, tensors, metadata)
 
 
 def _dumps(obj, what: str) -> str:
@@ -728,14 +777,20 @@ def _open_archive(path: str) -> tuple[dict, bytes]:
                                 "accessible `.keras` zip file.")
     if os.path.isdir(path):
         raise IsADirectoryError(f"{path} is a directory, not a .keras file")
+    return _read_archive(path, path, os.path.getsize(path))
+
+
+def _read_archive(source, path: str, limit: int) -> tuple[dict, bytes]:
+    """(config.json as a dict, model.safetensors bytes) of a .keras archive read from `source`
+    (a file's path, or a binary stream), each checked; `path` names the archive in errors and
+    `limit` is its size in bytes."""
     try:
-        with zipfile.ZipFile(path, "r") as zf:
+        with zipfile.ZipFile(source, "r") as zf:
             members = {i.filename: i for i in zf.infolist()}
             for name in (_CONFIG_FILE, _WEIGHTS_FILE):
                 if name not in members:
                     raise ValueError(f"{path}: the archive has no {name}; it is not a model saved "
                                      "by pynn")
-            limit = os.path.getsize(path)
             for name, info in members.items():
                 if name == _WEIGHTS_FILE:
                     # deflate expands at most about 1032-fold: a larger claim is a lie (or a bomb)
@@ -813,44 +868,90 @@ def load_model(filepath, custom_objects: dict | None = None, compile: bool = Tru
     if custom_objects is not None and not isinstance(custom_objects, dict):
         raise TypeError("load_model: custom_objects must be a dict {name: class}")
     config, weights = _open_archive(path)
+    return _model_from_archive(config, weights, path, custom_objects, compile)
+
+
+def _model_from_archive(config: dict, weights: bytes, path: str, custom_objects,
+                        compile: bool):
+    """The model an archive's config.json and model.safetensors bytes describe, with its
+    weights, compile settings, optimizer state and random state; `path` names it in errors."""
     tensors, metadata = read_safetensors(weights, f"{path}: {_WEIGHTS_FILE}")
     version = config.get("format_version", FORMAT_VERSION)
-    if isinstance(version, bool) or not isinstance(version, int) or version > FORMAT_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or \
+            not 1 <= version <= FORMAT_VERSION:
         raise ValueError(f"{path} was saved in format version {_brief(version)}; this pynn "
-                         f"reads up to version {FORMAT_VERSION}")
+                         f"reads versions 1 to {FORMAT_VERSION}")
+    _check_config_ints(config, path)
     with _WeightBudget(sum(int(t.size) for t in tensors.values())):
         try:
             model = model_from_config(config, custom_objects)
         except TypeError as e:  # layers that cannot be connected so (a float input to Embedding)
             raise ValueError(f"Invalid saved model {path}: its config does not build: "
                              f"{e}") from None
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
     slots = {k: v for k, v in tensors.items() if k.startswith("optimizer/")}
     _assign(model, {k: v for k, v in tensors.items() if k not in slots}, path, by_name=True)
     cc = config.get("compile_config")
     if compile and cc is not None:
-        compile_from_config(model, cc, custom_objects)
+        try:
+            compile_from_config(model, cc, custom_objects)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
         _restore_optimizer(model, slots, metadata, path)
     _restore_rng(model, metadata, path)
     return model
 
 
+def _check_config_ints(config: dict, path: str) -> None:
+    """Every int in config.json but a seed lies within ±_MAX_SIZE: layers hand their sizes to
+    the core as C ints, where a larger one would wrap around to another size. (Seeds go to
+    NumPy, which takes any size; the initializers check them.)"""
+    stack = [(config, "")]
+    while stack:  # a loop, not recursion: the JSON may be nested as deeply as json parses
+        value, where = stack.pop()
+        if isinstance(value, dict):
+            stack += [(v, f"{where}.{k}" if where else k) for k, v in value.items()
+                      if k != "seed"]
+        elif isinstance(value, list):
+            stack += [(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        elif isinstance(value, int) and not isinstance(value, bool) and \
+                not -_MAX_SIZE <= value <= _MAX_SIZE:
+            raise ValueError(f"{path}: {_CONFIG_FILE}: {where} is {_brief(value)}, beyond the "
+                             f"±{_MAX_SIZE} a size or count in a config may be")
+
+
+def _metadata_count(metadata: dict, key: str, limit: int, path: str) -> int | None:
+    """The count stored under `key` in model.safetensors's __metadata__ (None when absent):
+    decimal ASCII digits, from 0 to `limit`."""
+    text = metadata.get(key)
+    if text is None:
+        return None
+    # isascii: str.isdigit and int() also take other scripts' digits ('١٢') and superscripts
+    if not (text.isascii() and text.isdigit() and len(text) <= len(str(limit))
+            and int(text) <= limit):
+        raise ValueError(f"{path}: {_WEIGHTS_FILE}: __metadata__ {key} is {_brief(text)}, not "
+                         f"a count from 0 to {limit}")
+    return int(text)
+
+
 def _restore_rng(model, metadata: dict, path: str) -> None:
-    state = (metadata.get("rng.seed"), metadata.get("rng.forwards"))
-    if state == (None, None):
+    seed = _metadata_count(metadata, "rng.seed", _MAX_UINT64, path)
+    forwards = _metadata_count(metadata, "rng.forwards", _MAX_UINT64, path)
+    if seed is None and forwards is None:
         return
-    if not all(isinstance(v, str) and v.isdigit() and len(v) <= 20 and int(v) < 2**64
-               for v in state):
-        raise ValueError(f"{path}: the random state {_brief(state)} is not two counts")
+    if seed is None or forwards is None:
+        missing = "rng.seed" if seed is None else "rng.forwards"
+        raise ValueError(f"{path}: {_WEIGHTS_FILE}: __metadata__ has no {missing}; the random "
+                         "state is a seed and a count of forwards")
     model._assert_built("its random state")
-    model._core.rng_state = tuple(int(v) for v in state)
+    model._core.rng_state = (seed, forwards)
 
 
 def _restore_optimizer(model, slots: dict, metadata: dict, path: str) -> None:
-    it = metadata.get("optimizer.iterations")
+    it = _metadata_count(metadata, "optimizer.iterations", _MAX_ITERATIONS, path)
     if it is None:
         return
-    if not it.isdigit() or len(it) > 19:
-        raise ValueError(f"{path}: optimizer.iterations is {_brief(it)}, not a count")
     model._assert_built("its optimizer state")
     views = _optimizer_slots(model)
     frozen = {v.path for v in model.weights} - {k.split("/", 2)[2] for k in views}
@@ -870,7 +971,7 @@ def _restore_optimizer(model, slots: dict, metadata: dict, path: str) -> None:
                              f"{slots[name].shape}, the model needs {view.shape}")
     for name, view in views.items():
         view[...] = slots[name]
-    model._core.iterations = int(it)
+    model._core.iterations = it
 
 
 def _assign(model, tensors: dict, path: str, by_name: bool, skip_mismatch: bool = False) -> None:
@@ -905,8 +1006,9 @@ def _assign(model, tensors: dict, path: str, by_name: bool, skip_mismatch: bool 
             raise ValueError(f"{path}: weight '{var.path}' has shape {tuple(value.shape)} in the "
                              f"file, the model's has shape {var.shape}")
         kept.append((var, value))
-    for var, value in kept:
-        var.assign(value)
+    from .layers.base import assign_values
+
+    assign_values(kept)  # together, under the model's lock
 
 
 def save_weights(model, filepath, overwrite: bool = True) -> None:
@@ -952,3 +1054,145 @@ def load_weights(model, filepath, skip_mismatch: bool = False) -> None:
     tensors = {k: v for k, v in tensors.items() if not k.startswith("optimizer/")}
     model._assert_built("its weights")
     _assign(model, tensors, path, by_name=False, skip_mismatch=skip_mismatch)
+
+
+# -- pickling --------------------------------------------------------------------------------------
+# pickle, copy.copy and copy.deepcopy go through the archive, as Keras 3's do: a model or a layer
+# pickles as a call of `_unpickle_model` or `_unpickle_layer` on its archive's bytes, a Tensor or a
+# Variable as a call of `_unpickle_tensor` or `_unpickle_variable` on its raw values. A pickle so
+# holds no code and no object's __dict__, and the archive is checked as load_model checks a file.
+# (A pickle from someone else is never safe to load: pickle itself can call anything.)
+_PICKLED = {"model": "<pickled model>", "layer": "<pickled layer>"}
+_TENSOR_DTYPES = {"float32": "<f4", "int32": "<i4"}  # a Tensor's dtypes, pickled little-endian
+
+
+def _archive_bytes(obj, kind: str) -> bytes:
+    """The archive of a model or a layer (`kind`), in memory. What stops it (a class unpickling
+    could not find, a config JSON cannot hold) is a TypeError, as pickle raises for an object it
+    cannot pickle."""
+    _check_findable(obj, kind)
+    buffer = io.BytesIO()
+    try:
+        (_model_writer if kind == "model" else _layer_writer)(obj)(buffer)
+    except (ValueError, NotImplementedError) as e:
+        raise TypeError(f"Cannot pickle or copy {kind} '{obj.name}': {e}") from None
+    return buffer.getvalue()
+
+
+def _check_findable(obj, kind: str) -> None:
+    """Raises TypeError when a class of `obj` (a model: its own, its layers' (and the layers they
+    wrap), its optimizer's, losses' and metrics'; a layer: its own and its wrapped layers') is
+    neither pynn's nor registered: unpickling, which has no custom_objects, could not find it.
+    So does a learning-rate schedule other than pynn's, which the archive cannot describe."""
+    from . import schedules
+    from .layers import Layer
+    from .models import Sequential
+    from .models.functional import Functional
+
+    classes, stack = [], [obj]
+    if kind == "model":
+        if type(obj) not in (Sequential, Functional):
+            raise TypeError(f"Cannot pickle or copy model '{obj.name}': it is a "
+                            f"{type(obj).__name__}; pynn pickles (and saves) Sequential and "
+                            "functional models")
+        stack = list(obj.layers)
+        schedule = getattr(obj.optimizer, "_schedule", None)
+        if schedule is not None and \
+                schedules._BY_NAME.get(type(schedule).__name__) is not type(schedule):
+            raise TypeError(f"Cannot pickle or copy model '{obj.name}': its optimizer's learning "
+                            f"rate comes from {_brief(schedule)}, which unpickling could not "
+                            "rebuild; pynn pickles fixed rates and its own schedules")
+        if obj._compiled:
+            classes += [(type(obj.optimizer), "optimizer")]
+            classes += [(type(loss), "loss") for loss in obj._losses]
+            classes += [(m if isinstance(m, type) else type(m), "metric")
+                        for specs in obj._metric_specs for m in specs if not isinstance(m, str)]
+    seen = set()
+    while stack:  # layers, and the layers they wrap (Bidirectional's, TimeDistributed's)
+        layer = stack.pop()
+        if id(layer) not in seen:
+            seen.add(id(layer))
+            classes.append((type(layer), "layer"))
+            stack += [v for v in vars(layer).values() if isinstance(v, Layer)]
+    for cls, what in classes:
+        if cls not in _REGISTERED_NAMES and _builtins(what)[1].get(cls.__name__) is not cls:
+            raise TypeError(f"Cannot pickle or copy {kind} '{obj.name}': its {what} class "
+                            f"{cls.__module__}.{cls.__qualname__} is neither pynn's nor "
+                            "registered, so unpickling could not find it; register it with "
+                            "pynn.saving.register_keras_serializable")
+
+
+def _unpickle_model(data: bytes):
+    """The model `Model.__reduce__` pickled: its archive read and checked as load_model reads a
+    file, compiled (when it was) with its optimizer state, and with its random state."""
+    what = _PICKLED["model"]
+    config, weights = _read_archive(io.BytesIO(data), what, len(data))
+    return _model_from_archive(config, weights, what, None, True)
+
+
+def _layer_writer(layer):
+    """write(stream), which writes a standalone layer's archive: config.json holds its config and
+    the arguments it was built with (`build_config`, as Keras writes it), model.safetensors its
+    weights by path."""
+    from . import __version__
+
+    build = layer._build_args
+    config = {**serialize_keras_object(layer),
+              "build_config": None if build is None else {"args": list(build[0]),
+                                                          "kwargs": build[1]},
+              "pynn_version": __version__, "format_version": FORMAT_VERSION}
+    config_text = _dumps(config, f"Layer '{layer.name}''s config")
+    tensors = {w.path: w for w in layer.weights}
+    metadata = {"format": "pynn", "format_version": str(FORMAT_VERSION)}
+    return lambda f: _write_archive(f, config_text, tensors, metadata)
+
+
+def _unpickle_layer(data: bytes):
+    """The layer `Layer.__reduce__` pickled: made from its config, built with the arguments it
+    was built with, its weights restored; a layer of its own, in no model."""
+    what = _PICKLED["layer"]
+    config, weights = _read_archive(io.BytesIO(data), what, len(data))
+    tensors, _ = read_safetensors(weights, f"{what}: {_WEIGHTS_FILE}")
+    build = config.get("build_config")
+    with _WeightBudget(sum(int(t.size) for t in tensors.values())):
+        layer = deserialize_keras_object(config, None, "layer")
+        if build is not None:
+            _expect(build, dict, "build_config")
+            args = _expect(build.get("args"), list, "build_config's args")
+            kwargs = _expect(build.get("kwargs"), dict, "build_config's kwargs")
+            layer.build(*_as_shapes(args), **_as_shapes(kwargs))
+    _assign(layer, tensors, what, by_name=True)
+    return layer
+
+
+def _as_shapes(value):
+    """Build arguments back from JSON: a shape (a list of ints and None) as a tuple, in lists and
+    dicts alike."""
+    if isinstance(value, dict):
+        return {k: _as_shapes(v) for k, v in value.items()}
+    if isinstance(value, list):
+        if all(d is None or isinstance(d, int) and not isinstance(d, bool) for d in value):
+            return tuple(value)
+        return [_as_shapes(v) for v in value]
+    return value
+
+
+def _unpickle_tensor(dtype: str, shape: tuple, data: bytes, requires_grad: bool):
+    """The Tensor `Tensor.__reduce__` pickled: a new leaf of these values (raw little-endian
+    bytes)."""
+    from .tensor import Tensor
+
+    if dtype not in _TENSOR_DTYPES:
+        raise ValueError(f"A pickled Tensor has dtype {_brief(dtype)}; pynn's Tensors are "
+                         "float32 or int32")
+    values = np.frombuffer(data, _TENSOR_DTYPES[dtype]).reshape(shape)
+    return Tensor(values, requires_grad=bool(requires_grad))
+
+
+def _unpickle_variable(data: bytes, shape: tuple, name: str, path: str, trainable: bool):
+    """The Variable `Variable.__reduce__` pickled: a standalone one (in no model) of these values
+    (raw little-endian float32 bytes), name, path and trainable flag."""
+    from .layers.base import Variable
+
+    values = np.frombuffer(data, "<f4").reshape(shape).copy()
+    return Variable(values, name=name, path=path, trainable=bool(trainable))

@@ -188,6 +188,17 @@ class Tensor(_core.Tensor):
         """A copy of the values that records nothing and needs no gradient."""
         return Tensor(np.asarray(self))
 
+    def __reduce__(self):
+        """pickle, copy.copy and copy.deepcopy: a new leaf Tensor of the same dtype, shape, values
+        and requires_grad (without the operation that made this one, or its gradient). The
+        pickle holds them as plain data: the values as raw little-endian bytes (see
+        pynn.saving)."""
+        from . import saving
+        a = np.asarray(self)
+        return saving._unpickle_tensor, (a.dtype.name, a.shape,
+                                         a.astype(a.dtype.newbyteorder("<")).tobytes(),
+                                         self.requires_grad)
+
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         """np.exp(t), np.add(a, t), ...: the ufuncs pynn has run on the tape; the others on the
         values, as NumPy arrays (without gradient)."""

@@ -78,16 +78,17 @@ static void kern_rows(int mr, int64_t K, const float *a, int64_t lda, const floa
 
 /* C = [C +] A op(B), A (M, K) row-major; op(B) (K, N) is B (tb 0) or B^T (tb 1, B (N, K)). B is
  * packed into panels of NR columns (panel p at bp + p K NR, row k of it at k NR, zeros past N),
- * the threads sharing the packing, then each runs its rows of C. */
+ * the threads sharing the packing (unless pack is 0: bp holds it already), then each runs its
+ * rows of C. */
 static void own_ab(int tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
                    const float *B, int64_t ldb, int acc, const float *bias, float *C,
-                   int64_t ldc, float *bp, int nt) {
+                   int64_t ldc, float *bp, int nt, int pack) {
     const int64_t np = (N + NR - 1) / NR;
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         int t, n;
         thread_of(&t, &n);
-        for (int64_t p = np * t / n; p < np * (t + 1) / n; p++) {
+        for (int64_t p = np * t / n; pack && p < np * (t + 1) / n; p++) {
             float *restrict o = bp + p * K * NR;
             const int64_t w = N - p * NR < NR ? N - p * NR : NR;
             if (w < NR) memset(o, 0, (size_t)(K * NR) * sizeof(float));
@@ -129,11 +130,18 @@ static void own_ab(int tb, int64_t M, int64_t N, int64_t K, const float *A, int6
     }
 }
 
-/* Runs the product on the own kernels when it is one of theirs; 0 when it is not (or the packed
- * B cannot be allocated: then OpenBLAS runs it, which needs no memory of ours). */
+/* Products of more multiply-adds than this, when polled, answer an interrupt between blocks of
+ * rows of about this many (17 GFLOP: about 0.1 s on two cores; fewer rows a block would read
+ * packed B from memory again too often). */
+#define POLL_MACS (INT64_C(1) << 33)
+
+/* Runs the product on the own kernels when it is one of theirs: 1 when it ran; 0 when it is not
+ * (or the packed B cannot be allocated: then OpenBLAS runs it, which needs no memory of ours);
+ * with `polled`, B is packed once and C's rows run in blocks with pn_poll_interrupt() between,
+ * and PN_EINTR (C partly written) when it says stop. */
 static int own(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                int64_t lda, const float *B, int64_t ldb, float beta, const float *bias, float *C,
-               int64_t ldc) {
+               int64_t ldc, int polled) {
     if (alpha != 1.0f || (beta != 0.0f && beta != 1.0f) || K <= 0 ||
         M * N * K < GEMM_PAR_MIN || !pn_gemm_kernels)
         return 0;
@@ -147,19 +155,31 @@ static int own(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, con
      * so the fault tests' count of the core's allocations leaves it out */
     float *bp = aligned_alloc(64, (size_t)(np * K * NR) * sizeof(float));
     if (!bp) return 0;
-    int64_t tiles = (M + MR - 1) / MR;
-    int nt = pn_threads < tiles / 2 ? pn_threads : (int)(tiles / 2);
-    own_ab(tb, M, N, K, A, lda, B, ldb, acc, bias, C, ldc, bp, nt < 1 ? 1 : nt);
-    atomic_fetch_add_explicit(&pn_gemm_own_runs, 1, memory_order_relaxed);
+    int64_t per = M, rc = 1;
+    if (polled && M * N * K > POLL_MACS) { /* whole blocks of MC rows, at least one */
+        per = POLL_MACS / (N * K) / MC * MC;
+        per = per < MC ? MC : per;
+    }
+    for (int64_t lo = 0; lo < M && rc == 1; lo += per) {
+        if (lo > 0 && pn_poll_interrupt()) {
+            rc = PN_EINTR;
+            break;
+        }
+        const int64_t rows = M - lo < per ? M - lo : per, tiles = (rows + MR - 1) / MR;
+        const int nt = pn_threads < tiles / 2 ? pn_threads : (int)(tiles / 2);
+        own_ab(tb, rows, N, K, A + lo * lda, lda, B, ldb, acc, bias, C + lo * ldc, ldc, bp,
+               nt < 1 ? 1 : nt, lo == 0);
+    }
     free(bp);
-    return 1;
+    atomic_fetch_add_explicit(&pn_gemm_own_runs, 1, memory_order_relaxed);
+    return (int)rc;
 }
 #else
 static int own(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                int64_t lda, const float *B, int64_t ldb, float beta, const float *bias, float *C,
-               int64_t ldc) {
+               int64_t ldc, int polled) {
     (void)ta, (void)tb, (void)M, (void)N, (void)K, (void)alpha, (void)A, (void)lda, (void)B;
-    (void)ldb, (void)beta, (void)bias, (void)C, (void)ldc;
+    (void)ldb, (void)beta, (void)bias, (void)C, (void)ldc, (void)polled;
     return 0;
 }
 #endif
@@ -167,7 +187,7 @@ static int own(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, con
 void pn_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
              int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
     if (M <= 0 || N <= 0) return;
-    if (own(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, NULL, C, ldc)) return;
+    if (own(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, NULL, C, ldc, 0)) return;
     int by_rows = M >= N;
     int64_t len = by_rows ? M : N;
     if (pn_threads > 1 && M * N * K >= GEMM_PAR_MIN && len >= 2 * GEMM_ALIGN) {
@@ -198,25 +218,23 @@ void pn_gemm_bias(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, 
         pn_gemm(0, 0, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
         return;
     }
-    if (own(0, 0, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, bias, C, ldc)) return;
+    if (own(0, 0, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, bias, C, ldc, 0)) return;
     PN_FOR(M * N > PN_PAR_MIN, r, M, memcpy(C + r * ldc, bias, (size_t)N * sizeof(float)););
     pn_gemm(0, 0, M, N, K, 1.0f, A, lda, B, ldb, 1.0f, C, ldc);
 }
 
-/* Products of more multiply-adds than this answer an interrupt between blocks of rows of about
- * this many (4 GFLOP: tens of milliseconds on two cores). */
-#define POLL_MACS (INT64_C(1) << 31)
-
 int pn_gemm_polled(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
                    int64_t ldb, float *C, int64_t ldc) {
+    int rc = own(0, 0, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, NULL, C, ldc, 1);
+    if (rc) return rc < 0 ? rc : PN_OK;
+    /* OpenBLAS packs B again in every call: blocks of at least 512 rows keep that small */
     int64_t per = M;
     if (N * K > 0 && M * N * K > POLL_MACS) {
         per = POLL_MACS / (N * K);
-        per = per < 64 ? 64 : per; /* blocks of a few tiles at least, whatever N and K */
+        per = per < 512 ? 512 : per;
     }
     for (int64_t lo = 0; lo < M; lo += per) {
-        int rc = lo > 0 ? pn_poll_interrupt() : PN_OK;
-        if (rc) return rc;
+        if (lo > 0 && (rc = pn_poll_interrupt())) return rc;
         pn_gemm(0, 0, M - lo < per ? M - lo : per, N, K, 1.0f, A + lo * lda, lda, B, ldb, 0.0f,
                 C + lo * ldc, ldc);
     }

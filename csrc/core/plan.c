@@ -46,37 +46,48 @@ typedef struct {
     int alias;          /* >= 0: this span shares span `alias` (in-place), no memory of its own */
 } span;
 
-static int overlaps(const span *a, const span *b) {
-    return a->start <= b->end && b->start <= a->end && a->off < b->off + b->size &&
-           b->off < a->off + a->size;
+/* qsort's comparisons read the spans here (C11's qsort takes no context) */
+static _Thread_local const span *sort_base;
+
+/* order: largest first, ties in span order (the order a stable sort keeps) */
+static int by_size(const void *x, const void *y) {
+    const int a = *(const int *)x, b = *(const int *)y;
+    const int64_t sa = sort_base[a].size, sb = sort_base[b].size;
+    return sa != sb ? (sa < sb ? 1 : -1) : (a > b) - (a < b);
+}
+
+static int by_offset(const void *x, const void *y) {
+    const int64_t a = sort_base[*(const int *)x].off, b = sort_base[*(const int *)y].off;
+    return (a > b) - (a < b);
 }
 
 /* Places spans, largest first, each at the lowest offset that clashes with no placed span alive
- * at the same time. Returns the arena's size. */
-static int64_t place(span *sp, int k, int *order) {
+ * at the same time: the placed spans alive then, in order of offset, leave it the first gap it
+ * fits in (the lowest such offset, as moving it past each clash until none is left would
+ * find, without comparing every pair of spans). order and near hold k ints. Returns the arena's
+ * size. */
+static int64_t place(span *sp, int k, int *order, int *near) {
     for (int i = 0; i < k; i++) order[i] = i;
-    for (int i = 1; i < k; i++) /* insertion sort by size, descending: k is small */
-        for (int j = i; j > 0 && sp[order[j]].size > sp[order[j - 1]].size; j--) {
-            int t = order[j];
-            order[j] = order[j - 1];
-            order[j - 1] = t;
-        }
+    sort_base = sp;
+    qsort(order, (size_t)k, sizeof *order, by_size);
     int64_t total = 0;
+    int placed = 0; /* order[0 .. placed): spans with memory of their own, placed */
     for (int a = 0; a < k; a++) {
         span *s = &sp[order[a]];
         if (s->alias >= 0 || s->size == 0) continue;
-        s->off = 0;
-        for (int moved = 1; moved;) {
-            moved = 0;
-            for (int b = 0; b < a; b++) {
-                const span *t = &sp[order[b]];
-                if (t->alias < 0 && t->size > 0 && overlaps(s, t)) {
-                    s->off = t->off + t->size;
-                    moved = 1;
-                }
-            }
+        int c = 0;
+        for (int b = 0; b < placed; b++) {
+            const span *t = &sp[order[b]];
+            if (t->start <= s->end && s->start <= t->end) near[c++] = order[b];
         }
+        sort_base = sp;
+        qsort(near, (size_t)c, sizeof *near, by_offset);
+        s->off = 0;
+        for (int b = 0; b < c && sp[near[b]].off < s->off + s->size; b++)
+            if (sp[near[b]].off + sp[near[b]].size > s->off)
+                s->off = sp[near[b]].off + sp[near[b]].size;
         if (s->off + s->size > total) total = s->off + s->size;
+        order[placed++] = order[a];
     }
     return total;
 }
@@ -120,11 +131,12 @@ static int layout(pn_plan *p, const pn_model *m, const unsigned char *active) {
     /* spans: value, gradient and scratch of each node, then each output's gathered targets */
     span *sp = pn_calloc((size_t)n_sp, sizeof *sp);
     int *order = pn_calloc((size_t)n_sp, sizeof *order);
+    int *near = pn_calloc((size_t)n_sp, sizeof *near); /* place()'s candidates */
     int *readers = pn_calloc((size_t)n, sizeof *readers);
     int *root = pn_calloc((size_t)n, sizeof *root); /* the node whose value a node's value is */
     unsigned char *is_loss = pn_calloc((size_t)n, 1); /* a loss reads it as logits or output */
-    if (!sp || !order || !readers || !root || !is_loss) {
-        free(sp), free(order), free(readers), free(root), free(is_loss);
+    if (!sp || !order || !near || !readers || !root || !is_loss) {
+        free(sp), free(order), free(near), free(readers), free(root), free(is_loss);
         return PN_ENOMEM;
     }
 #define V(i) sp[3 * (i)]
@@ -205,7 +217,7 @@ static int layout(pn_plan *p, const pn_model *m, const unsigned char *active) {
             g->end = max_i(g->end, G(i).end);
         }
 
-    int64_t total = place(sp, n_sp, order);
+    int64_t total = place(sp, n_sp, order, near);
     int rc = PN_OK;
     if (total > 0) {
         p->arena = pn_aligned_alloc(ALIGN_FLOATS * sizeof(float), (size_t)total * sizeof(float));
@@ -222,7 +234,7 @@ static int layout(pn_plan *p, const pn_model *m, const unsigned char *active) {
 #undef V
 #undef G
 #undef S
-    free(sp), free(order), free(readers), free(root), free(is_loss);
+    free(sp), free(order), free(near), free(readers), free(root), free(is_loss);
     return rc;
 }
 

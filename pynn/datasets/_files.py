@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import threading
 import uuid
@@ -377,9 +378,19 @@ def read_idx(
                     f"IDX file {name!r} has shape {shape}, expected {want}."
                 )
             dtype = _IDX_DTYPES[type_code]
+            nbytes = math.prod(shape) * dtype.itemsize
+            # A header can claim any size: check it against the file before allocating it.
+            # Deflate expands at most about 1032-fold.
+            size = os.fstat(f.fileno()).st_size
+            room = 1032 * size if isinstance(f, gzip.GzipFile) else size - 4 - 4 * ndim
+            if nbytes > room:
+                raise ValueError(
+                    f"IDX file {name!r} is truncated or corrupt: its dimensions {shape} "
+                    f"call for {nbytes} bytes of data, more than its {size} bytes can hold."
+                )
             out = np.empty(shape, dtype=dtype)
             view = memoryview(out.reshape(-1)).cast("B")
-            nbytes, pos = len(view), 0
+            pos = 0
             while pos < nbytes:
                 n = f.readinto(view[pos:])
                 if not n:

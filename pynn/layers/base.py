@@ -6,6 +6,7 @@ layer's weights are NumPy arrays of its own; once the model's core exists they b
 the core's flat parameter buffer, so the layer, the model and the optimizer all see one copy.
 """
 
+import functools
 import re
 
 import numpy as np
@@ -50,6 +51,14 @@ class Variable(np.ndarray):
         arr = arr.view(np.ndarray)
         return arr[()] if return_scalar else arr
 
+    def __reduce__(self):
+        """pickle: a standalone Variable (in no model) with the same values, name, path and
+        trainable flag; the pickle holds them as plain data (see pynn.saving). copy.copy and
+        copy.deepcopy, NumPy's, give the same."""
+        from .. import saving
+        return saving._unpickle_variable, (self.numpy().astype("<f4").tobytes(), self.shape,
+                                           self.name, self.path, self.trainable)
+
     @property
     def name(self) -> str:
         return self._name
@@ -67,16 +76,13 @@ class Variable(np.ndarray):
         return self.view(np.ndarray)
 
     def numpy(self) -> np.ndarray:
-        """A copy of the values."""
-        return np.array(self, dtype=np.float32, copy=True).view(np.ndarray)
+        """A copy of the values (taken under the model's lock once a model holds them)."""
+        return read_values([self])[0]
 
     def assign(self, value) -> None:
-        """Writes `value` into the variable in place."""
-        v = np.asarray(value, dtype=np.float32)
-        if v.shape != self.shape:
-            raise ValueError(f"Variable '{self.path}' has shape {self.shape}, "
-                             f"cannot assign a value of shape {v.shape}")
-        self.view(np.ndarray)[...] = v
+        """Writes `value` into the variable in place (under the model's lock once a model holds
+        it, so that a predict on another thread sees the old value or the new one, never a mix)."""
+        assign_values([(self, value)])
 
     # -- the imperative path --------------------------------------------------------------------
     def _owner_core(self):
@@ -108,6 +114,16 @@ class Variable(np.ndarray):
     def __repr__(self):
         return (f"<Variable path={self.path}, shape={self.shape}, dtype=float32, "
                 f"value={np.array2string(self.view(np.ndarray), threshold=6)}>")
+
+
+def _records_build(build):
+    """Wraps a layer class's `build` so that the layer keeps the arguments it was built with
+    (`_build_args`, Keras's build config), from which a pickled layer is built again."""
+    @functools.wraps(build)
+    def wrapper(self, *args, **kwargs):
+        build(self, *args, **kwargs)
+        self._build_args = (args, kwargs)  # after the call: a subclass's build outlasts super()'s
+    return wrapper
 
 
 class Layer:
@@ -145,6 +161,12 @@ class Layer:
         self._weight_regs: list = []
         self._var_ids: list[int] = []
         self._bound_to = None  # weakref to the model whose core holds the weights
+        self._build_args = None  # (args, kwargs) of the last build, once built
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "build" in vars(cls):
+            cls.build = _records_build(cls.build)
 
     # -- weights --------------------------------------------------------------------------------
     def add_weight(self, shape, initializer="glorot_uniform", trainable: bool = True,
@@ -187,7 +209,7 @@ class Layer:
 
     def get_weights(self) -> list[np.ndarray]:
         """Copies of the weights' values."""
-        return [w.numpy() for w in self.weights]
+        return read_values(self.weights)
 
     def set_weights(self, weights) -> None:
         """Writes values into the weights, in the order of `weights`, checking each shape."""
@@ -195,8 +217,7 @@ class Layer:
         if len(weights) != len(self.weights):
             raise ValueError(f"Layer '{self.name}' expects {len(self.weights)} weights, "
                              f"got {len(weights)}")
-        for var, value in zip(self.weights, weights):
-            var.assign(value)
+        assign_values(zip(self.weights, weights))
 
     def count_params(self) -> int:
         return int(sum(w.size for w in self.weights))
@@ -334,6 +355,7 @@ class Layer:
         return run_layer(self, inputs, training)
 
     # -- to override ----------------------------------------------------------------------------
+    @_records_build
     def build(self, input_shape) -> None:
         self.built = True
 
@@ -354,6 +376,56 @@ class Layer:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+    def __reduce__(self):
+        """pickle, copy.copy and copy.deepcopy, as Keras 3 does them: a standalone layer (in no
+        model) of the same config, built as this one was, with copies of its weights. The pickle
+        holds only the layer's `.keras`-style archive, in bytes (see pynn.saving)."""
+        from .. import saving
+        return saving._unpickle_layer, (saving._archive_bytes(self, "layer"),)
+
+
+def assign_values(pairs) -> None:
+    """Writes each (variable, value) pair after checking every shape. The variables a model's
+    core holds are written together under its lock, so a run on another thread sees all of them
+    old or all of them new."""
+    checked = []
+    for var, value in pairs:
+        v = np.asarray(value, dtype=np.float32)
+        if v.shape != var.shape:
+            raise ValueError(f"Variable '{var.path}' has shape {var.shape}, "
+                             f"cannot assign a value of shape {v.shape}")
+        checked.append((var, v))
+    by_core: dict = {}
+    for var, v in checked:
+        core = var._owner_core()
+        if core is None:
+            var.view(np.ndarray)[...] = v
+        else:
+            by_core.setdefault(id(core), (core, [], []))
+            by_core[id(core)][1].append(var._vid)
+            by_core[id(core)][2].append(np.ascontiguousarray(v))
+    for core, ids, values in by_core.values():
+        core.write_variables(ids, values)
+
+
+def read_values(variables) -> list[np.ndarray]:
+    """Copies of the variables' values; those of one model's core are read together under its
+    lock, so they come from one moment (not half before and half after a training step)."""
+    out: list = [None] * len(variables)
+    by_core: dict = {}
+    for i, var in enumerate(variables):
+        core = var._owner_core()
+        if core is None:
+            out[i] = np.array(var, dtype=np.float32, copy=True).view(np.ndarray)
+        else:
+            by_core.setdefault(id(core), (core, [], []))
+            by_core[id(core)][1].append(var._vid)
+            by_core[id(core)][2].append(i)
+    for core, ids, where in by_core.values():
+        for i, value in zip(where, core.read_variables(ids)):
+            out[i] = value
+    return out
 
 
 def _as_variable(view: np.ndarray, like: Variable) -> Variable:

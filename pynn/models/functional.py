@@ -60,8 +60,10 @@ class Functional(Model):
                     self._output_names[i] = f"{nm}_{seen[nm] - 1}"
         self._calls = _calls_between(ins, outs, self._input_names)
         layers: list[Layer] = []
+        listed = set()  # ids of the layers in `layers`: a lookup, not a scan of the list
         for t in self._calls:
-            if t._layer not in layers:
+            if id(t._layer) not in listed:
+                listed.add(id(t._layer))
                 layers.append(t._layer)
         self._graph_layers = layers
         self._input_dtypes = [t.dtype for t in ins]
@@ -142,11 +144,15 @@ class Functional(Model):
     def connections(self, layer) -> list[str]:
         """Keras's "Connected to" entries of a layer: the producers of its inputs, as
         'name[call][0]'."""
-        out = []
+        return self._connections().get(id(layer), [])
+
+    def _connections(self) -> dict:
+        """{id(layer): its connections()} of every called layer, in one pass over the calls."""
+        numbers, out = self._call_numbers(), {}
         for t in self._calls:
-            if t._layer is layer:
-                for i in t._inputs:
-                    out.append(f"{i._layer.name}[{self._call_index(i)}][{i._index}]")
+            links = out.setdefault(id(t._layer), [])
+            for i in t._inputs:
+                links.append(f"{i._layer.name}[{self._call_index(i, numbers)}][{i._index}]")
         return out
 
     def get_config(self) -> dict:
@@ -159,10 +165,21 @@ class Functional(Model):
         from .. import saving
         return saving.functional_from_config(cls, config, custom_objects)
 
-    def _call_index(self, tensor) -> int:
-        """Which call of its layer made `tensor` (0 for the first)."""
-        same = [t for t in self._calls if t._layer is tensor._layer]
-        return same.index(tensor._call) if tensor._call in same else 0
+    def _call_index(self, tensor, numbers: dict | None = None) -> int:
+        """Which call of its layer made `tensor` (0 for the first, or for an Input); `numbers`
+        is `_call_numbers()`, which a loop over many tensors makes once."""
+        if numbers is None:
+            numbers = self._call_numbers()
+        return numbers.get(id(tensor._call), 0)
+
+    def _call_numbers(self) -> dict:
+        """{id(call): which call of its layer it is} of this model's calls. Made afresh by
+        each use, not kept on the model, so a copy of the model never reads another's ids."""
+        counts, numbers = {}, {}
+        for t in self._calls:
+            numbers[id(t)] = counts.get(id(t._layer), 0)
+            counts[id(t._layer)] = numbers[id(t)] + 1
+        return numbers
 
 
 def _store(table: dict, t, out) -> None:
@@ -215,24 +232,38 @@ def _calls_between(sources: list, targets: list, source_names: list) -> list:
     is_source = {id(t) for t in sources}
     used = set()
 
-    def visit(t):
-        if id(t) not in is_source:
-            t = t._call  # the first output of a call with several stands for the call
-        if state.get(id(t)) == 2:
-            return
-        if id(t) in is_source:
-            used.add(id(t))
+    def visit(target):
+        # depth first with a stack of (call, its inputs still to visit), not recursion: a chain
+        # of thousands of layers is deeper than Python's recursion limit
+        stack = [(target, None)]
+        while stack:
+            t, pending = stack[-1]
+            if pending is None:  # entering t
+                if id(t) not in is_source:
+                    t = t._call  # the first output of a call with several stands for the call
+                if state.get(id(t)) == 2:
+                    stack.pop()
+                    continue
+                if id(t) in is_source:
+                    used.add(id(t))
+                    state[id(t)] = 2
+                    stack.pop()
+                    continue
+                if not t._inputs:
+                    what = t._layer.name if t._layer is not None else "a tensor"
+                    raise ValueError(f"Model: the outputs depend on '{what}', which is not the "
+                                     "model's input: every path to the outputs must start at "
+                                     "`inputs`")
+                state[id(t)] = 1
+                pending = iter(t._inputs)
+                stack[-1] = (t, pending)
+            i = next(pending, None)
+            if i is not None:
+                stack.append((i, None))
+                continue
             state[id(t)] = 2
-            return
-        if not t._inputs:
-            what = t._layer.name if t._layer is not None else "a tensor"
-            raise ValueError(f"Model: the outputs depend on '{what}', which is not the model's "
-                             "input: every path to the outputs must start at `inputs`")
-        state[id(t)] = 1
-        for i in t._inputs:
-            visit(i)
-        state[id(t)] = 2
-        order.append(t)
+            order.append(t)
+            stack.pop()
 
     for target in targets:
         if id(target) in is_source:

@@ -5,6 +5,7 @@ gathers the batch's rows, runs forward, loss, backward and the optimizer update 
 released, and returns the batch's loss and metric sums.
 """
 
+import copyreg
 import math
 import sys
 import warnings
@@ -16,7 +17,7 @@ from .. import _core, losses, optimizers
 from .. import metrics as metrics_mod
 from ..activations import relu
 from ..callbacks import CallbackList, History
-from ..layers.base import unique_name
+from ..layers.base import assign_values, read_values, unique_name
 from ..layers.convolutional import BaseConv
 from ..layers.core import Activation, Dense
 from ..layers.input_layer import KerasTensor
@@ -98,6 +99,17 @@ def _check_batch_size(batch_size) -> int:
 
 
 _MAX_POOLS = (MaxPooling1D, MaxPooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D)
+
+
+def _refuse_to_pickle(core):
+    """pickle and copy of a core model (reached through an optimizer compiled into a model):
+    its state lives in C memory and belongs to its pynn model."""
+    raise TypeError("A pynn core model (a model's graph, weights and optimizer state, in C "
+                    "memory) cannot be pickled or copied by itself: pickle or copy the pynn model "
+                    "that holds it (an optimizer compiled into a model goes with the model)")
+
+
+copyreg.pickle(_core.Model, _refuse_to_pickle)
 
 
 def _relu_before_max_pool(layer, nxt) -> bool:
@@ -1062,11 +1074,13 @@ class Model:
         return [w for layer in self.layers for w in layer.non_trainable_weights]
 
     def get_weights(self) -> list[np.ndarray]:
-        """Copies of all weights, layer by layer."""
-        return [w.numpy() for w in self.weights]
+        """Copies of all weights, layer by layer, taken together under the model's lock."""
+        return read_values(self.weights)
 
     def set_weights(self, weights) -> None:
-        """Writes all weights, layer by layer; every shape is checked before anything changes."""
+        """Writes all weights, layer by layer; every shape is checked before anything changes,
+        and the writes happen together under the model's lock (a predict on another thread
+        sees the old weights or the new ones, never a mix)."""
         weights = [np.asarray(w, dtype=np.float32) for w in weights]
         mine = self.weights
         if len(weights) != len(mine):
@@ -1074,8 +1088,7 @@ class Model:
         for var, value in zip(mine, weights):
             if var.shape != value.shape:
                 raise ValueError(f"Weight '{var.path}' has shape {var.shape}, got {value.shape}")
-        for var, value in zip(mine, weights):
-            var.assign(value)
+        assign_values(zip(mine, weights))
 
     def count_params(self) -> int:
         self._assert_built("count_params()")
@@ -1117,6 +1130,15 @@ class Model:
                       (lambda s: print(s, file=sys.stdout)))
 
     # -- saving (pynn/saving.py does the work) ---------------------------------------------------
+    def __reduce__(self):
+        """pickle, copy.copy and copy.deepcopy, as Keras 3 does them: through the model's `.keras`
+        archive, in memory (config, weights, compile settings, optimizer state and random
+        state), so the copy is independent of this model, predicts the same and trains on
+        exactly as this one would. The pickle holds only the archive's bytes: unpickling runs no
+        code from it."""
+        from .. import saving
+        return saving._unpickle_model, (saving._archive_bytes(self, "model"),)
+
     def save(self, filepath, overwrite: bool = True, zipped: bool | None = None) -> None:
         """Saves the model to a `.keras` (or `.pynn`) archive: its architecture and compile
         settings (config.json) and its weights and optimizer state (model.safetensors), so

@@ -21,12 +21,20 @@ class Sequential(Model):
         super().__init__(name=name or unique_name("sequential"), trainable=trainable)
         self._stack: list[Layer] = []
         self._sample_shape = None
+        names: set[str] = set()  # the stack's names, so each uniqueness check is one lookup
         for layer in layers or []:
-            self.add(layer, rebuild=False)
+            self._append(layer, names)
         self._maybe_build()
 
     def add(self, layer, rebuild: bool = True) -> None:
         """Appends a layer (or an Input) to the stack."""
+        if self._append(layer, {existing.name for existing in self._stack}) and rebuild:
+            self._core = None
+            self._maybe_build()
+
+    def _append(self, layer, names: set) -> bool:
+        """add() without the rebuild: checks `layer` against `names` (the stack's names, which
+        it extends); returns whether a layer, not an Input, was appended."""
         if isinstance(layer, KerasTensor):
             layer = layer._layer
         if isinstance(layer, InputLayer):
@@ -34,18 +42,17 @@ class Sequential(Model):
                 raise ValueError("Sequential: an Input can only come first")
             self._sample_shape = layer.sample_shape
             self._input_dtype = layer.dtype
-            return
+            return False
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add: expected a pynn layer, got {type(layer).__name__}")
-        if any(existing.name == layer.name for existing in self._stack):
+        if layer.name in names:
             raise ValueError(f"All layers added to a Sequential model should have unique names. "
                              f"Name '{layer.name}' is already the name of a layer in this model.")
         if not self._stack and self._sample_shape is None and layer._input_shape_arg:
             self._sample_shape = layer._input_shape_arg
         self._stack.append(layer)
-        if rebuild:
-            self._core = None
-            self._maybe_build()
+        names.add(layer.name)
+        return True
 
     def pop(self, rebuild: bool = True) -> Layer:
         """Removes and returns the last layer."""

@@ -29,10 +29,10 @@ def _rows(model) -> list[list[str]]:
         shape = ("[" + ", ".join(_shape(s.shape) for s in t._siblings) + "]" if t._siblings
                  else _shape(t.shape))
         first.setdefault(id(t._layer), shape)
-    rows = []
+    rows, connections = [], model._connections()  # every layer's, in one pass over the calls
     for layer in model.layers:
         shape = first[id(layer)]
-        links = model.connections(layer)
+        links = connections.get(id(layer), [])
         rows.append([f"{layer.name} ({type(layer).__name__})", shape, params(layer),
                      ", ".join(links) if links else "-"])
     return rows

@@ -178,11 +178,36 @@ static void test_iterations_range(void) {
     pn_model_destroy(m);
 }
 
+static int asked;
+static int stop_now(void) { return ++asked > 0; }
+
+/* a large eager product (pn_gemm_polled): pn_gemm's result without a hook; with a hook that says
+ * stop, PN_EINTR after its first block of rows */
+static void test_polled_product(void) {
+    const int64_t M = 1024, N = 2048, K = 4096 + 16; /* past 2^33 multiply-adds */
+    float *a = malloc(sizeof(float) * M * K), *b = malloc(sizeof(float) * K * N);
+    float *c = malloc(sizeof(float) * M * N), *d = malloc(sizeof(float) * M * N);
+    unsigned seed = 9;
+    for (int64_t i = 0; i < M * K; i++) a[i] = frand(&seed);
+    for (int64_t i = 0; i < K * N; i++) b[i] = frand(&seed);
+    pn_set_num_threads(2);
+    pn_gemm(0, 0, M, N, K, 1.0f, a, K, b, N, 0.0f, c, N);
+    CHECK(pn_gemm_polled(M, N, K, a, K, b, N, d, N) == PN_OK &&
+              memcmp(c, d, sizeof(float) * M * N) == 0,
+          "the polled product is pn_gemm's to the bit");
+    pn_set_interrupt_hook(stop_now);
+    CHECK(pn_gemm_polled(M, N, K, a, K, b, N, d, N) == PN_EINTR && asked == 1,
+          "a hook that says stop ends the product (asked %d times)", asked);
+    pn_set_interrupt_hook(NULL);
+    free(a), free(b), free(c), free(d);
+}
+
 int main(void) {
     test_gemm_starved();
     test_model_starved();
     test_thread_setting();
     test_iterations_range();
+    test_polled_product();
     printf("test_threads: %d passed, %d failed\n", passed, failed);
     return failed != 0;
 }
