@@ -132,8 +132,9 @@ static void own_ab(int tb, int64_t M, int64_t N, int64_t K, const float *A, int6
 
 /* Products of more multiply-adds than this, when polled, answer an interrupt between blocks of
  * rows of about this many (17 GFLOP: about 0.1 s on two cores; fewer rows a block would read
- * packed B from memory again too often). */
-#define POLL_MACS (INT64_C(1) << 33)
+ * packed B from memory again too often). A variable, so the C tests can make blocks small. */
+int64_t pn_gemm_poll_macs = INT64_C(1) << 33;
+#define POLL_MACS pn_gemm_poll_macs
 
 /* Runs the product on the own kernels when it is one of theirs: 1 when it ran; 0 when it is not
  * (or the packed B cannot be allocated: then OpenBLAS runs it, which needs no memory of ours);

@@ -40,6 +40,7 @@ void pn_gemm_bias(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, 
                   int64_t ldb, const float *bias, float *C, int64_t ldc);
 extern int pn_gemm_kernels; /* gemm.c: 0 sends every product to OpenBLAS (for the tests) */
 extern _Atomic int64_t pn_gemm_own_runs; /* gemm.c: products its own kernels ran */
+extern int64_t pn_gemm_poll_macs; /* gemm.c: multiply-adds of a polled product's row block */
 /* C (M, N) = A (M, K) B (K, N) as pn_gemm computes it, in blocks of rows when large, with
  * pn_poll_interrupt() between blocks: PN_EINTR leaves C partly written (eager results only). */
 int pn_gemm_polled(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,

@@ -184,7 +184,8 @@ static int stop_now(void) { return ++asked > 0; }
 /* a large eager product (pn_gemm_polled): pn_gemm's result without a hook; with a hook that says
  * stop, PN_EINTR after its first block of rows */
 static void test_polled_product(void) {
-    const int64_t M = 1024, N = 2048, K = 4096 + 16; /* past 2^33 multiply-adds */
+    const int64_t M = 600, N = 256, K = 512 + 16; /* 81 Mi multiply-adds */
+    pn_gemm_poll_macs = INT64_C(1) << 24;          /* blocks of 96 rows (MC), 7 of them */
     float *a = malloc(sizeof(float) * M * K), *b = malloc(sizeof(float) * K * N);
     float *c = malloc(sizeof(float) * M * N), *d = malloc(sizeof(float) * M * N);
     unsigned seed = 9;
@@ -199,6 +200,7 @@ static void test_polled_product(void) {
     CHECK(pn_gemm_polled(M, N, K, a, K, b, N, d, N) == PN_EINTR && asked == 1,
           "a hook that says stop ends the product (asked %d times)", asked);
     pn_set_interrupt_hook(NULL);
+    pn_gemm_poll_macs = INT64_C(1) << 33;
     free(a), free(b), free(c), free(d);
 }
 
