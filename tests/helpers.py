@@ -422,3 +422,27 @@ def torch_parity(model, x, y, rtol=2e-4, atol=1e-5, training=False):
     for k, (g, tg) in enumerate(zip(grads, t_grads)):
         assert_close(f"dloss/dweight[{k}]", g, tg, rtol, atol * max(1e-3, np.abs(tg).max()) * 10)
     return (loss, dx, grads), (t_out, t_loss, t_dx, t_grads)
+
+
+class Affine(pynn.layers.Layer):
+    """A user layer for the saving and pickling tests: x W + b with its own `units` and a
+    `note` in its config."""
+
+    def __init__(self, units, note="", **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.note = units, note
+
+    def build(self, input_shape):
+        self.add_weight((input_shape[-1], self.units), "glorot_uniform", name="w")
+        self.add_weight((self.units,), "ones", name="b")
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def lower(self, core, node):
+        node, _ = core.add_node("dense", (node,), tuple(self._var_ids))
+        return node
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "note": self.note}

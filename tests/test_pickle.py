@@ -10,6 +10,7 @@ import pickle
 import pickletools
 import zipfile
 
+import helpers
 import numpy as np
 import pytest
 
@@ -154,27 +155,8 @@ def test_learning_rate_schedule_resumes_exactly_in_the_copy():
 
 
 @saving.register_keras_serializable(package="test_pickle")
-class Affine(layers.Layer):
-    """A registered user layer: x W + b, with a `note` in its config."""
-
-    def __init__(self, units, note="", **kwargs):
-        super().__init__(**kwargs)
-        self.units, self.note = units, note
-
-    def build(self, input_shape):
-        self.add_weight((input_shape[-1], self.units), "glorot_uniform", name="w")
-        self.add_weight((self.units,), "ones", name="b")
-        self.built = True
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:-1]) + (self.units,)
-
-    def lower(self, core, node):
-        node, _ = core.add_node("dense", (node,), tuple(self._var_ids))
-        return node
-
-    def get_config(self):
-        return {**super().get_config(), "units": self.units, "note": self.note}
+class Affine(helpers.Affine):
+    """A registered user layer (the saving tests' Affine, unregistered there)."""
 
 
 def test_registered_custom_layer_round_trips_in_a_model_and_alone():

@@ -11,6 +11,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from helpers import Affine
 
 import pynn
 from pynn import layers, saving
@@ -338,27 +339,6 @@ def test_functional_config_names_each_call_of_a_shared_layer():
 
 
 # -- custom objects --------------------------------------------------------------------------------
-class Affine(pynn.layers.Layer):
-    """A user layer: x W + b with its own `units` and a `note` in its config."""
-
-    def __init__(self, units, note="", **kwargs):
-        super().__init__(**kwargs)
-        self.units, self.note = units, note
-
-    def build(self, input_shape):
-        self.add_weight((input_shape[-1], self.units), "glorot_uniform", name="w")
-        self.add_weight((self.units,), "ones", name="b")
-        self.built = True
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:-1]) + (self.units,)
-
-    def lower(self, core, node):
-        node, _ = core.add_node("dense", (node,), tuple(self._var_ids))
-        return node
-
-    def get_config(self):
-        return {**super().get_config(), "units": self.units, "note": self.note}
 
 
 class HalfMSE(pynn.losses.MeanSquaredError):
