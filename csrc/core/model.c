@@ -237,12 +237,14 @@ int pn_model_write_variables(pn_model *m, int n, const int *ids, const float *co
         return pn_error(PN_ESTATE, "the model is running on this thread already: a signal "
                         "handler wrote its weights during one of its calls");
     }
+    m->writing = 1;
     for (int i = 0; i < n; i++) {
         const pn_var *v = &m->vars[ids[i]];
         memcpy(m->params + v->offset, src[i], (size_t)v->size * sizeof(float));
         distinct += !seen[ids[i]];
         seen[ids[i]] = 1;
     }
+    m->writing = 0;
     if (distinct == m->n_vars) m->torn = 0;
     pthread_mutex_unlock(&m->lock);
     free(seen);
