@@ -1153,6 +1153,7 @@ def _unpickle_layer(data: bytes):
     what = _PICKLED["layer"]
     config, weights = _read_archive(io.BytesIO(data), what, len(data))
     tensors, _ = read_safetensors(weights, f"{what}: {_WEIGHTS_FILE}")
+    _check_config_ints(config, what)
     build = config.get("build_config")
     with _WeightBudget(sum(int(t.size) for t in tensors.values())):
         layer = deserialize_keras_object(config, None, "layer")
@@ -1185,7 +1186,7 @@ def _unpickle_tensor(dtype: str, shape: tuple, data: bytes, requires_grad: bool)
     if dtype not in _TENSOR_DTYPES:
         raise ValueError(f"A pickled Tensor has dtype {_brief(dtype)}; pynn's Tensors are "
                          "float32 or int32")
-    values = np.frombuffer(data, _TENSOR_DTYPES[dtype]).reshape(shape)
+    values = np.frombuffer(data, _TENSOR_DTYPES[dtype]).reshape(shape).copy()  # writable
     return Tensor(values, requires_grad=bool(requires_grad))
 
 
