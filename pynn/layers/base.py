@@ -252,6 +252,7 @@ class Layer:
         """
         from .input_layer import KerasTensor
 
+        self._check_runnable()
         if self._call_tensors is not None:
             return self._call_named(args, kwargs)
         if not args and "inputs" in kwargs:  # layer(inputs=x), as Keras allows
@@ -365,7 +366,23 @@ class Layer:
     def lower(self, core, node: int) -> int:
         """Adds this layer's ops to `core` after `node`; returns the output node (a list of
         nodes for a layer with several outputs)."""
+        self._check_runnable()
         return node
+
+    def _check_runnable(self) -> None:
+        """Raises unless pynn can run this layer: a layer runs as the core ops its `lower` adds
+        (or `lower_call`, for named call tensors). A subclass with neither, such as one written
+        for Keras with a Python `call()`, would otherwise pass its input through unchanged."""
+        cls = type(self)
+        if cls.lower is not Layer.lower or cls._call_tensors is not None:
+            return
+        what = ("defines call(), Python code that pynn cannot run yet" if hasattr(cls, "call")
+                else "defines neither call() nor lower()")
+        raise NotImplementedError(
+            f"{cls.__name__} '{self.name}' {what}: pynn runs a layer as the core ops its lower() "
+            "adds. Build it from pynn's layers (a Sequential or a functional model as a "
+            "layer), or give it lower(core, node) with the ops it computes. (pynn raises "
+            "rather than pass the input through unchanged.)")
 
     def get_config(self) -> dict:
         return {"name": self.name, "trainable": self.trainable}

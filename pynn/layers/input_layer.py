@@ -75,6 +75,9 @@ class InputLayer(Layer):
         self.output = KerasTensor((None,) + shape, self.dtype, self.name, self)
         self.built = True
 
+
+    def lower(self, core, node: int) -> int:
+        return node  # the model's input node itself
     def get_config(self):
         return {"name": self.name, "batch_shape": (None,) + tuple(self.sample_shape),
                 "dtype": self.dtype}
