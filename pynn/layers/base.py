@@ -276,8 +276,38 @@ class Layer:
             self.build(shapes)
         out = self.compute_output_shape(shapes)
         if isinstance(out, list):  # several outputs: one tensor each, all one call
-            return self._sibling_tensors(out, tensors)
-        return KerasTensor(out, "float32", self.name, self, tensors)
+            return self._record_call(tensors, self._sibling_tensors(out, tensors))
+        return self._record_call(tensors, KerasTensor(out, "float32", self.name, self, tensors))
+
+    def _record_call(self, inputs: list, outputs):
+        """Keeps a symbolic call's tensors for `input` and `output` (Keras's inbound nodes);
+        returns `outputs`."""
+        if "_inbound" not in vars(self):
+            self._inbound = []
+        self._inbound.append((list(inputs), outputs))
+        return outputs
+
+    def _first_call(self, what: str):
+        calls = vars(self).get("_inbound")
+        if not calls:
+            raise AttributeError(f"The layer {self.name} has never been called and thus has no "
+                                 f"defined {what}.")
+        return calls[0]
+
+    @property
+    def input(self):
+        """The tensor the layer's first symbolic call read (a list when it read several), as
+        Keras's `layer.input`: with `output`, what an inference sub-model is built from."""
+        inputs = self._first_call("input")[0]
+        return inputs[0] if len(inputs) == 1 else inputs
+
+    @property
+    def output(self):
+        """The tensor the layer's first symbolic call made (a list when it made several)."""
+        outputs = self._first_call("output")[1]
+        if isinstance(outputs, (list, tuple)):
+            return outputs[0] if len(outputs) == 1 else list(outputs)
+        return outputs
 
     def _sibling_tensors(self, shapes: list, inputs, spec: dict | None = None) -> list:
         """One output tensor per shape of one call with several outputs (the first stands for
@@ -314,10 +344,10 @@ class Layer:
         if not self.built:
             self.build_call(shapes)
         if isinstance(out, list):  # several outputs (attention scores): a tuple, as Keras
-            return tuple(self._sibling_tensors(out, given, spec))
+            return self._record_call(given, tuple(self._sibling_tensors(out, given, spec)))
         t = KerasTensor(out, "float32", self.name, self, given)
         t._call_spec = spec
-        return t
+        return self._record_call(given, t)
 
     # The four hooks of a layer with named call tensors (see `_call_tensors`); the base class has
     # none, so a subclass that sets `_call_tensors` without them fails with this message.

@@ -72,12 +72,17 @@ class InputLayer(Layer):
             raise ValueError(f"Input: dtype must be 'float32' or 'int32', got {dtype}")
         self.sample_shape = shape
         self.dtype = str(dtype)
-        self.output = KerasTensor((None,) + shape, self.dtype, self.name, self)
+        self._output = KerasTensor((None,) + shape, self.dtype, self.name, self)
         self.built = True
 
 
     def lower(self, core, node: int) -> int:
         return node  # the model's input node itself
+
+    @property
+    def output(self):
+        """The symbolic tensor this input stands for (what `pynn.Input` returns)."""
+        return self._output
     def get_config(self):
         return {"name": self.name, "batch_shape": (None,) + tuple(self.sample_shape),
                 "dtype": self.dtype}

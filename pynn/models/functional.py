@@ -87,6 +87,22 @@ class Functional(Model):
         return list(self._inputs)
 
     @property
+    def input(self):
+        """The model's inputs as it was given them: a tensor, a list, or a dict by name."""
+        return self._as_given(self._inputs, self._input_names, self._input_struct)
+
+    @property
+    def output(self):
+        """The model's outputs as it was given them: a tensor, a list, or a dict by name."""
+        return self._as_given(self._outputs, self._output_names, self._output_struct)
+
+    @staticmethod
+    def _as_given(tensors: list, names: list, struct: str):
+        if struct == "single":
+            return tensors[0]
+        return dict(zip(names, tensors)) if struct == "dict" else list(tensors)
+
+    @property
     def outputs(self) -> list:
         return list(self._outputs)
 
