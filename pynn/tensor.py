@@ -20,10 +20,12 @@ import numpy as np
 
 from . import _core
 
-# operation codes of the core (pynn.h: pn_binop, pn_unop, pn_redop)
-ADD, SUB, MUL, DIV, MAXIMUM, MINIMUM, POW = range(7)
-NEG, EXP, LOG, SQRT, ABS, SQUARE, RELU, SIGMOID, TANH = range(9)
-SUM, MEAN, MAX, MIN = range(4)
+# the core's math ops, by the names its tables give them (eager_math.c)
+ADD, SUB, MUL, DIV, MAXIMUM, MINIMUM, POW = ("add", "subtract", "multiply", "divide", "maximum",
+                                             "minimum", "power")
+NEG, EXP, LOG, SQRT, ABS, SQUARE, RELU, SIGMOID, TANH = ("negative", "exp", "log", "sqrt", "abs",
+                                                         "square", "relu", "sigmoid", "tanh")
+SUM, MEAN, MAX, MIN = "sum", "mean", "max", "min"
 
 
 class Tensor(_core.Tensor):

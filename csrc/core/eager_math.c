@@ -289,58 +289,60 @@ static int broadcast(const char *name, const pn_value *a, const pn_value *b, wal
     return PN_OK;
 }
 
-static int binary_backward(pn_fn *f, pn_value *out) {
-    pn_binop op = (pn_binop)f->iattr[0];
-    pn_value *a = f->in[0], *b = f->in[1];
+int pn_math_binary_shape(pn_binop op, const pn_value *a, const pn_value *b, int *nd,
+                         int64_t *dims) {
+    walk w;
+    return broadcast(bin_names[op], a, b, &w, nd, dims);
+}
+
+void pn_math_binary_grad(pn_binop op, int k, float *gx, const pn_value *o, const pn_value *a,
+                         const pn_value *b) {
     walk w;
     int nd;
     int64_t dims[PN_MAX_DIMS];
     broadcast(bin_names[op], a, b, &w, &nd, dims); /* cannot fail: forward passed */
-    const float *g = out->grad, *z = out->data, *ad = a->data, *bd = b->data;
-    int64_t size = out->size, len = walk_len(&w), rows = size / (len ? len : 1);
+    const float *g = o->grad, *z = o->data, *ad = a->data, *bd = b->data;
+    int64_t size = o->size, len = walk_len(&w), rows = size / (len ? len : 1);
     int64_t sa = w.st[0][w.nd - 1], sb = w.st[1][w.nd - 1];
-    for (int k = 0; k < 2; k++) {
-        pn_value *x = f->in[k];
-        if (!x->requires_grad) continue;
-        float *gx = pn_value_grad_buf(x);
-        if (!gx) return PN_ENOMEM;
-        if (size == 0) continue;
-        /* threads only when this operand is not broadcast: then no two rows share a gradient */
-        int par = x->size == size && size > PN_PAR_MIN;
-        (void)par; /* read only by the OpenMP clauses */
-        if (rows == 1) {
-            int64_t nch = (len + CHUNK - 1) / CHUNK;
+    const pn_value *x = k ? b : a;
+    if (size == 0) return;
+    /* threads only when this operand is not broadcast: then no two rows share a gradient */
+    int par = x->size == size && size > PN_PAR_MIN;
+    (void)par; /* read only by the OpenMP clauses */
+    if (rows == 1) {
+        int64_t nch = (len + CHUNK - 1) / CHUNK;
 #pragma omp parallel for num_threads(pn_threads) if (par)
-            for (int64_t c = 0; c < nch; c++) {
-                int64_t lo = c * CHUNK, n = len - lo < CHUNK ? len - lo : CHUNK;
-                binary_grad_row(op, k, gx + lo * w.st[k][0], w.st[k][0], g + lo, z + lo,
-                                ad + lo * sa, sa, bd + lo * sb, sb, n);
-            }
-        } else {
-#pragma omp parallel for num_threads(pn_threads) if (par)
-            for (int64_t r = 0; r < rows; r++) {
-                int64_t off[2];
-                unravel(&w, w.nd - 1, r, off);
-                binary_grad_row(op, k, gx + off[k], k ? sb : sa, g + r * len, z + r * len,
-                                ad + off[0], sa, bd + off[1], sb, len);
-            }
+        for (int64_t c = 0; c < nch; c++) {
+            int64_t lo = c * CHUNK, n = len - lo < CHUNK ? len - lo : CHUNK;
+            binary_grad_row(op, k, gx + lo * w.st[k][0], w.st[k][0], g + lo, z + lo,
+                            ad + lo * sa, sa, bd + lo * sb, sb, n);
         }
+    } else {
+#pragma omp parallel for num_threads(pn_threads) if (par)
+        for (int64_t r = 0; r < rows; r++) {
+            int64_t off[2];
+            unravel(&w, w.nd - 1, r, off);
+            binary_grad_row(op, k, gx + off[k], k ? sb : sa, g + r * len, z + r * len,
+                            ad + off[0], sa, bd + off[1], sb, len);
+        }
+    }
+}
+
+static int binary_backward(pn_fn *f, pn_value *out) {
+    for (int k = 0; k < 2; k++) {
+        if (!f->in[k]->requires_grad) continue;
+        float *gx = pn_value_grad_buf(f->in[k]);
+        if (!gx) return PN_ENOMEM;
+        pn_math_binary_grad((pn_binop)f->iattr[0], k, gx, out, f->in[0], f->in[1]);
     }
     return PN_OK;
 }
 
-int pn_eager_binary(pn_binop op, pn_value *a, pn_value *b, pn_value **out) {
-    if ((int)op < 0 || op >= PN_BIN_COUNT) return pn_error(PN_EVALUE, "unknown binary op %d", op);
-    const char *name = bin_names[op];
-    int rc = check_input(name, a);
-    if (rc == PN_OK) rc = check_input(name, b);
-    if (rc) return rc;
+void pn_math_binary(pn_binop op, pn_value *o, const pn_value *a, const pn_value *b) {
     walk w;
     int nd;
     int64_t dims[PN_MAX_DIMS];
-    pn_value *o;
-    if ((rc = broadcast(name, a, b, &w, &nd, dims)) || (rc = pn_value_new(&o, nd, dims, PN_F32)))
-        return rc;
+    broadcast(bin_names[op], a, b, &w, &nd, dims); /* checked by the caller */
     float *z = o->data;
     const float *ad = a->data, *bd = b->data;
     int64_t size = o->size, len = walk_len(&w), rows = len ? size / len : 0;
@@ -360,6 +362,21 @@ int pn_eager_binary(pn_binop op, pn_value *a, pn_value *b, pn_value **out) {
             binary_row(op, z + r * len, ad + off[0], sa, bd + off[1], sb, len);
         }
     }
+}
+
+int pn_eager_binary(pn_binop op, pn_value *a, pn_value *b, pn_value **out) {
+    if ((int)op < 0 || op >= PN_BIN_COUNT) return pn_error(PN_EVALUE, "unknown binary op %d", op);
+    const char *name = bin_names[op];
+    int rc = check_input(name, a);
+    if (rc == PN_OK) rc = check_input(name, b);
+    if (rc) return rc;
+    int nd;
+    int64_t dims[PN_MAX_DIMS];
+    pn_value *o;
+    if ((rc = pn_math_binary_shape(op, a, b, &nd, dims)) ||
+        (rc = pn_value_new(&o, nd, dims, PN_F32)))
+        return rc;
+    pn_math_binary(op, o, a, b);
     pn_fn *f;
     pn_value *in[2] = {a, b};
     if ((rc = record(name, binary_backward, 2, in, o, &f))) return rc;
@@ -378,13 +395,33 @@ int pn_eager_binary(pn_binop op, pn_value *a, pn_value *b, pn_value **out) {
  *   relu      z = max(x, 0)              dx = g where x > 0
  *   sigmoid   z = 1 / (1 + e^-x)         dx = g z (1 - z)
  *   tanh      z = tanh x                 dx = g (1 - z^2)
+ *   sin, cos, tan, arctan                dx = g cos x, -g sin x, g (1 + z^2), g / (1 + x^2)
+ *   erf       z = erf x                  dx = g 2/sqrt(pi) e^(-x^2)
+ *   log1p     z = log(1 + x)             dx = g / (1 + x)
+ *   expm1     z = e^x - 1                dx = g (z + 1)
+ *   reciprocal z = 1 / x                 dx = -g z^2
+ *   rsqrt     z = 1 / sqrt x             dx = -g z^3 / 2
+ *   sign, floor, ceil, round (half to even, as NumPy)   dx = 0
+ *   softplus  z = log(1 + e^x)           dx = g sigmoid(x)
+ *   silu      z = x sigmoid(x)           dx = g (s + x s (1 - s)), s = sigmoid(x)
+ *   gelu      z = x Phi(x) (exact, erf)  dx = g (Phi(x) + x phi(x))
+ *   log_sigmoid z = -softplus(-x)        dx = g sigmoid(-x)
  */
 
 static const char *const un_names[PN_UN_COUNT] = {
     [PN_UN_NEG] = "negative", [PN_UN_EXP] = "exp",         [PN_UN_LOG] = "log",
     [PN_UN_SQRT] = "sqrt",    [PN_UN_ABS] = "abs",         [PN_UN_SQUARE] = "square",
     [PN_UN_RELU] = "relu",    [PN_UN_SIGMOID] = "sigmoid", [PN_UN_TANH] = "tanh",
+    [PN_UN_SIN] = "sin",      [PN_UN_COS] = "cos",         [PN_UN_TAN] = "tan",
+    [PN_UN_ARCTAN] = "arctan", [PN_UN_ERF] = "erf",        [PN_UN_LOG1P] = "log1p",
+    [PN_UN_EXPM1] = "expm1",  [PN_UN_RECIPROCAL] = "reciprocal", [PN_UN_RSQRT] = "rsqrt",
+    [PN_UN_SIGN] = "sign",    [PN_UN_FLOOR] = "floor",     [PN_UN_CEIL] = "ceil",
+    [PN_UN_ROUND] = "round",  [PN_UN_SOFTPLUS] = "softplus", [PN_UN_SILU] = "silu",
+    [PN_UN_GELU] = "gelu",    [PN_UN_LOG_SIGMOID] = "log_sigmoid",
 };
+_Static_assert(PN_UN_COUNT == 26, "name the new unary op in un_names");
+
+static float softplus1(float x) { return x > 20.0f ? x : log1pf(pn_exp(x)); }
 
 static void unary_rows(pn_unop op, float *restrict z, const float *restrict x, int64_t n) {
     switch (op) {
@@ -414,6 +451,58 @@ static void unary_rows(pn_unop op, float *restrict z, const float *restrict x, i
         break;
     case PN_UN_TANH:
         for (int64_t i = 0; i < n; i++) z[i] = pn_tanh(x[i]);
+        break;
+    case PN_UN_SIN:
+        for (int64_t i = 0; i < n; i++) z[i] = sinf(x[i]);
+        break;
+    case PN_UN_COS:
+        for (int64_t i = 0; i < n; i++) z[i] = cosf(x[i]);
+        break;
+    case PN_UN_TAN:
+        for (int64_t i = 0; i < n; i++) z[i] = tanf(x[i]);
+        break;
+    case PN_UN_ARCTAN:
+        for (int64_t i = 0; i < n; i++) z[i] = atanf(x[i]);
+        break;
+    case PN_UN_ERF:
+        for (int64_t i = 0; i < n; i++) z[i] = erff(x[i]);
+        break;
+    case PN_UN_LOG1P:
+        for (int64_t i = 0; i < n; i++) z[i] = log1pf(x[i]);
+        break;
+    case PN_UN_EXPM1:
+        for (int64_t i = 0; i < n; i++) z[i] = expm1f(x[i]);
+        break;
+    case PN_UN_RECIPROCAL:
+        for (int64_t i = 0; i < n; i++) z[i] = 1.0f / x[i];
+        break;
+    case PN_UN_RSQRT:
+        for (int64_t i = 0; i < n; i++) z[i] = 1.0f / sqrtf(x[i]);
+        break;
+    case PN_UN_SIGN:
+        for (int64_t i = 0; i < n; i++)
+            z[i] = x[i] > 0.0f ? 1.0f : x[i] < 0.0f ? -1.0f : x[i]; /* 0, -0 and NaN stay */
+        break;
+    case PN_UN_FLOOR:
+        for (int64_t i = 0; i < n; i++) z[i] = floorf(x[i]);
+        break;
+    case PN_UN_CEIL:
+        for (int64_t i = 0; i < n; i++) z[i] = ceilf(x[i]);
+        break;
+    case PN_UN_ROUND:
+        for (int64_t i = 0; i < n; i++) z[i] = nearbyintf(x[i]); /* ties to even by default */
+        break;
+    case PN_UN_SOFTPLUS:
+        for (int64_t i = 0; i < n; i++) z[i] = softplus1(x[i]);
+        break;
+    case PN_UN_SILU:
+        for (int64_t i = 0; i < n; i++) z[i] = x[i] * pn_sigmoid(x[i]);
+        break;
+    case PN_UN_GELU:
+        for (int64_t i = 0; i < n; i++) z[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678f));
+        break;
+    case PN_UN_LOG_SIGMOID:
+        for (int64_t i = 0; i < n; i++) z[i] = -softplus1(-x[i]);
         break;
     default:
         break;
@@ -451,8 +540,78 @@ static void unary_grad_rows(pn_unop op, float *restrict gx, const float *restric
     case PN_UN_TANH:
         for (int64_t i = 0; i < n; i++) gx[i] += g[i] * (1.0f - z[i] * z[i]);
         break;
+    case PN_UN_SIN:
+        for (int64_t i = 0; i < n; i++) gx[i] += g[i] * cosf(x[i]);
+        break;
+    case PN_UN_COS:
+        for (int64_t i = 0; i < n; i++) gx[i] -= g[i] * sinf(x[i]);
+        break;
+    case PN_UN_TAN:
+        for (int64_t i = 0; i < n; i++) gx[i] += g[i] * (1.0f + z[i] * z[i]);
+        break;
+    case PN_UN_ARCTAN:
+        for (int64_t i = 0; i < n; i++) gx[i] += g[i] / (1.0f + x[i] * x[i]);
+        break;
+    case PN_UN_ERF:
+        for (int64_t i = 0; i < n; i++) gx[i] += g[i] * 1.12837917f * pn_exp(-x[i] * x[i]);
+        break;
+    case PN_UN_LOG1P:
+        for (int64_t i = 0; i < n; i++) gx[i] += g[i] / (1.0f + x[i]);
+        break;
+    case PN_UN_EXPM1:
+        for (int64_t i = 0; i < n; i++) gx[i] += g[i] * (z[i] + 1.0f);
+        break;
+    case PN_UN_RECIPROCAL:
+        for (int64_t i = 0; i < n; i++) gx[i] -= g[i] * z[i] * z[i];
+        break;
+    case PN_UN_RSQRT:
+        for (int64_t i = 0; i < n; i++) gx[i] -= 0.5f * g[i] * z[i] * z[i] * z[i];
+        break;
+    case PN_UN_SIGN:
+    case PN_UN_FLOOR:
+    case PN_UN_CEIL:
+    case PN_UN_ROUND:
+        break; /* piecewise constant: no gradient */
+    case PN_UN_SOFTPLUS:
+        for (int64_t i = 0; i < n; i++) gx[i] += g[i] * pn_sigmoid(x[i]);
+        break;
+    case PN_UN_SILU:
+        for (int64_t i = 0; i < n; i++) {
+            float s = pn_sigmoid(x[i]);
+            gx[i] += g[i] * (s + x[i] * s * (1.0f - s));
+        }
+        break;
+    case PN_UN_GELU:
+        for (int64_t i = 0; i < n; i++) {
+            float cdf = 0.5f * (1.0f + erff(x[i] * 0.70710678f));
+            float pdf = 0.39894228f * pn_exp(-0.5f * x[i] * x[i]);
+            gx[i] += g[i] * (cdf + x[i] * pdf);
+        }
+        break;
+    case PN_UN_LOG_SIGMOID:
+        for (int64_t i = 0; i < n; i++) gx[i] += g[i] * pn_sigmoid(-x[i]);
+        break;
     default:
         break;
+    }
+}
+
+void pn_math_unary(pn_unop op, float *z, const float *x, int64_t n) {
+    int64_t nch = (n + CHUNK - 1) / CHUNK;
+#pragma omp parallel for num_threads(pn_threads) if (n > PN_PAR_MIN)
+    for (int64_t c = 0; c < nch; c++) {
+        int64_t lo = c * CHUNK;
+        unary_rows(op, z + lo, x + lo, n - lo < CHUNK ? n - lo : CHUNK);
+    }
+}
+
+void pn_math_unary_grad(pn_unop op, float *gx, const float *g, const float *x, const float *z,
+                        int64_t n) {
+    int64_t nch = (n + CHUNK - 1) / CHUNK;
+#pragma omp parallel for num_threads(pn_threads) if (n > PN_PAR_MIN)
+    for (int64_t c = 0; c < nch; c++) {
+        int64_t lo = c * CHUNK;
+        unary_grad_rows(op, gx + lo, g + lo, x + lo, z + lo, n - lo < CHUNK ? n - lo : CHUNK);
     }
 }
 
@@ -460,14 +619,7 @@ static int unary_backward(pn_fn *f, pn_value *out) {
     pn_value *a = f->in[0];
     float *gx = pn_value_grad_buf(a);
     if (!gx) return PN_ENOMEM;
-    const float *g = out->grad, *x = a->data, *z = out->data;
-    int64_t n = out->size, nch = (n + CHUNK - 1) / CHUNK;
-#pragma omp parallel for num_threads(pn_threads) if (n > PN_PAR_MIN)
-    for (int64_t c = 0; c < nch; c++) {
-        int64_t lo = c * CHUNK;
-        unary_grad_rows((pn_unop)f->iattr[0], gx + lo, g + lo, x + lo, z + lo,
-                        n - lo < CHUNK ? n - lo : CHUNK);
-    }
+    pn_math_unary_grad((pn_unop)f->iattr[0], gx, out->grad, a->data, out->data, out->size);
     return PN_OK;
 }
 
@@ -477,14 +629,7 @@ int pn_eager_unary(pn_unop op, pn_value *a, pn_value **out) {
     pn_value *o;
     int rc = check_input(name, a);
     if (rc || (rc = pn_value_new(&o, a->ndim, a->dims, PN_F32))) return rc;
-    int64_t n = a->size, nch = (n + CHUNK - 1) / CHUNK;
-    float *z = o->data;
-    const float *x = a->data;
-#pragma omp parallel for num_threads(pn_threads) if (n > PN_PAR_MIN)
-    for (int64_t c = 0; c < nch; c++) {
-        int64_t lo = c * CHUNK;
-        unary_rows(op, z + lo, x + lo, n - lo < CHUNK ? n - lo : CHUNK);
-    }
+    pn_math_unary(op, o->data, a->data, a->size);
     pn_fn *f;
     if ((rc = record(name, unary_backward, 1, &a, o, &f))) return rc;
     if (f) f->iattr[0] = op;
@@ -556,21 +701,16 @@ static int64_t reduce_walk(const pn_value *a, unsigned mask, walk *w) {
     return count;
 }
 
-static int reduce_backward(pn_fn *f, pn_value *out) {
-    pn_redop op = (pn_redop)f->iattr[0];
-    pn_value *a = f->in[0];
-    float *gx = pn_value_grad_buf(a);
-    if (!gx) return PN_ENOMEM;
-    const float *g = out->grad;
+void pn_math_reduce_grad(pn_redop op, float *gx, const float *g, const pn_value *a,
+                         unsigned mask, const int64_t *idx, int64_t out_size) {
     if (op == PN_RED_MAX || op == PN_RED_MIN) {
-        const int64_t *idx = f->saved;
-        for (int64_t k = 0; k < out->size; k++) gx[idx[k]] += g[k];
-        return PN_OK;
+        for (int64_t k = 0; k < out_size; k++) gx[idx[k]] += g[k];
+        return;
     }
     walk w;
-    int64_t count = reduce_walk(a, (unsigned)f->iattr[1], &w);
+    int64_t count = reduce_walk(a, mask, &w);
     float scale = op == PN_RED_MEAN ? 1.0f / (float)count : 1.0f;
-    if (a->size == 0) return PN_OK;
+    if (a->size == 0) return;
     int64_t len = walk_len(&w), rows = a->size / len, so = w.st[0][w.nd - 1];
 #pragma omp parallel for num_threads(pn_threads) if (a->size > PN_PAR_MIN)
     for (int64_t r = 0; r < rows; r++) {
@@ -580,7 +720,97 @@ static int reduce_backward(pn_fn *f, pn_value *out) {
         const float *gz = g + off[0];
         for (int64_t j = 0; j < len; j++) gr[j] += scale * gz[j * so];
     }
+}
+
+static int reduce_backward(pn_fn *f, pn_value *out) {
+    float *gx = pn_value_grad_buf(f->in[0]);
+    if (!gx) return PN_ENOMEM;
+    pn_math_reduce_grad((pn_redop)f->iattr[0], gx, out->grad, f->in[0], (unsigned)f->iattr[1],
+                        f->saved, out->size);
     return PN_OK;
+}
+
+int pn_math_reduce_shape(pn_redop op, const pn_value *a, unsigned mask, int keepdims, int *ond,
+                         int64_t *odims) {
+    const char *name = red_names[op];
+    int nd = a->ndim;
+    if (mask >> nd)
+        return pn_error(PN_EVALUE, "%s: an axis is out of bounds for a tensor of rank %d", name,
+                        nd);
+    int64_t count = 1;
+    *ond = 0;
+    for (int i = 0; i < nd; i++)
+        if (!(mask >> i & 1u))
+            odims[(*ond)++] = a->dims[i];
+        else {
+            count *= a->dims[i];
+            if (keepdims) odims[(*ond)++] = 1;
+        }
+    int64_t osize = 1;
+    for (int i = 0; i < *ond; i++) osize *= odims[i];
+    if ((op == PN_RED_MAX || op == PN_RED_MIN) && count == 0 && osize > 0)
+        return pn_error(PN_EVALUE, "%s: the reduced axes of a tensor of shape %s are empty, and "
+                        "%s of nothing is undefined", name, SHAPE(a), name);
+    return PN_OK;
+}
+
+void pn_math_reduce(pn_redop op, pn_value *o, const pn_value *a, unsigned mask, void *buf) {
+    walk w;
+    int64_t count = reduce_walk(a, mask, &w);
+    int extreme = op == PN_RED_MAX || op == PN_RED_MIN;
+    float *z = o->data;
+    const float *x = a->data;
+    int64_t len = walk_len(&w), rows = len ? a->size / len : 0, so = w.st[0][w.nd - 1];
+    if (!extreme) {
+        double *acc = buf;
+        for (int64_t k = 0; k < o->size; k++) acc[k] = 0.0;
+        for (int64_t r = 0; r < rows; r++) {
+            int64_t off[2];
+            unravel(&w, w.nd - 1, r, off);
+            const float *xr = x + r * len;
+            if (so == 0) { /* the row folds into one output */
+                acc[off[0]] += sum_row(xr, len);
+            } else {
+                double *ar = acc + off[0];
+                for (int64_t j = 0; j < len; j++) ar[j * so] += xr[j];
+            }
+        }
+        double scale = op == PN_RED_MEAN ? 1.0 / (double)count : 1.0;
+        if (op == PN_RED_MEAN && count == 0) scale = NAN; /* NumPy: the mean of nothing is NaN */
+        for (int64_t k = 0; k < o->size; k++) z[k] = (float)(acc[k] * scale);
+        return;
+    }
+    int64_t *idx = buf;
+    int is_max = op == PN_RED_MAX;
+    for (int64_t k = 0; k < o->size; k++) {
+        idx[k] = -1;
+        z[k] = 0.0f;
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t off[2];
+        unravel(&w, w.nd - 1, r, off);
+        if (so == 0) { /* the row folds into one output: its winner, then against the rest */
+            int64_t j = arg_extreme_row(x + r * len, len, is_max);
+            float v = x[r * len + j], best = z[off[0]];
+            int wins = idx[off[0]] < 0 || (is_max ? v > best : v < best) ||
+                       (v != v && best == best);
+            if (wins) {
+                z[off[0]] = v;
+                idx[off[0]] = r * len + j;
+            }
+            continue;
+        }
+        for (int64_t j = 0; j < len; j++) {
+            int64_t k = off[0] + j * so;
+            float v = x[r * len + j], best = z[k];
+            /* strictly better, so ties keep the first; a NaN beats any number */
+            int wins = idx[k] < 0 || (is_max ? v > best : v < best) || (v != v && best == best);
+            if (wins) {
+                z[k] = v;
+                idx[k] = r * len + j;
+            }
+        }
+    }
 }
 
 int pn_eager_reduce(pn_redop op, pn_value *a, int n_axes, const int *axes, int keepdims,
@@ -604,81 +834,20 @@ int pn_eager_reduce(pn_redop op, pn_value *a, int n_axes, const int *axes, int k
     }
     int ond = 0;
     int64_t odims[PN_MAX_DIMS];
-    for (int i = 0; i < nd; i++)
-        if (!(mask >> i & 1u))
-            odims[ond++] = a->dims[i];
-        else if (keepdims)
-            odims[ond++] = 1;
-    walk w;
-    int64_t count = reduce_walk(a, mask, &w);
+    if ((rc = pn_math_reduce_shape(op, a, mask, keepdims, &ond, odims))) return rc;
     int extreme = op == PN_RED_MAX || op == PN_RED_MIN;
     pn_value *o;
     if ((rc = pn_value_new(&o, ond, odims, PN_F32))) return rc;
-    if (extreme && count == 0 && o->size > 0) {
-        pn_value_release(o);
-        return pn_error(PN_EVALUE, "%s: the reduced axes of a tensor of shape %s are empty, and "
-                        "%s of nothing is undefined", name, SHAPE(a), name);
-    }
     /* sum and mean: double accumulators; max and min: the index of each group's winner */
-    void *buf = o->size ? pn_calloc((size_t)o->size, extreme ? sizeof(int64_t) : sizeof(double))
-                        : NULL;
-    if (o->size && !buf) {
+    void *buf = pn_malloc((size_t)(o->size ? o->size : 1) * 8);
+    if (!buf) {
         pn_value_release(o);
         return pn_error(PN_ENOMEM, "%s: out of memory", name);
     }
-    float *z = o->data;
-    const float *x = a->data;
-    int64_t len = walk_len(&w), rows = len ? a->size / len : 0, so = w.st[0][w.nd - 1];
+    pn_math_reduce(op, o, a, mask, buf);
     if (!extreme) {
-        double *acc = buf;
-        for (int64_t r = 0; r < rows; r++) {
-            int64_t off[2];
-            unravel(&w, w.nd - 1, r, off);
-            const float *xr = x + r * len;
-            if (so == 0) { /* the row folds into one output */
-                acc[off[0]] += sum_row(xr, len);
-            } else {
-                double *ar = acc + off[0];
-                for (int64_t j = 0; j < len; j++) ar[j * so] += xr[j];
-            }
-        }
-        double scale = op == PN_RED_MEAN ? 1.0 / (double)count : 1.0;
-        if (op == PN_RED_MEAN && count == 0) scale = NAN; /* NumPy: the mean of nothing is NaN */
-        for (int64_t k = 0; k < o->size; k++) z[k] = (float)(acc[k] * scale);
         free(buf);
         buf = NULL;
-    } else {
-        int64_t *idx = buf;
-        int is_max = op == PN_RED_MAX;
-        for (int64_t k = 0; k < o->size; k++) {
-            idx[k] = -1;
-            z[k] = 0.0f;
-        }
-        for (int64_t r = 0; r < rows; r++) {
-            int64_t off[2];
-            unravel(&w, w.nd - 1, r, off);
-            if (so == 0) { /* the row folds into one output: its winner, then against the rest */
-                int64_t j = arg_extreme_row(x + r * len, len, is_max);
-                float v = x[r * len + j], best = z[off[0]];
-                int wins = idx[off[0]] < 0 || (is_max ? v > best : v < best) ||
-                           (v != v && best == best);
-                if (wins) {
-                    z[off[0]] = v;
-                    idx[off[0]] = r * len + j;
-                }
-                continue;
-            }
-            for (int64_t j = 0; j < len; j++) {
-                int64_t k = off[0] + j * so;
-                float v = x[r * len + j], best = z[k];
-                /* strictly better, so ties keep the first; a NaN beats any number */
-                int wins = idx[k] < 0 || (is_max ? v > best : v < best) || (v != v && best == best);
-                if (wins) {
-                    z[k] = v;
-                    idx[k] = r * len + j;
-                }
-            }
-        }
     }
     pn_fn *f;
     if ((rc = record(name, reduce_backward, 1, &a, o, &f))) {
@@ -750,22 +919,24 @@ static int matmul_shape(const pn_value *a, const pn_value *b, mm_shape *s, int *
     return PN_OK;
 }
 
-static int matmul_backward(pn_fn *f, pn_value *out) {
-    pn_value *a = f->in[0], *b = f->in[1];
+int pn_math_matmul_shape(const pn_value *a, const pn_value *b, int *nd, int64_t *dims) {
+    mm_shape s;
+    return matmul_shape(a, b, &s, nd, dims);
+}
+
+void pn_math_matmul_grad(float *ga, float *gb, const float *G, const pn_value *a,
+                         const pn_value *b) {
     mm_shape s;
     int nd;
     int64_t dims[PN_MAX_DIMS];
     matmul_shape(a, b, &s, &nd, dims); /* cannot fail: forward passed */
-    float *ga = NULL, *gb = NULL;
-    if (a->requires_grad && !(ga = pn_value_grad_buf(a))) return PN_ENOMEM;
-    if (b->requires_grad && !(gb = pn_value_grad_buf(b))) return PN_ENOMEM;
     int64_t n = s.n, k = s.k, m = s.m;
-    if (out->size == 0 || k == 0) return PN_OK; /* nothing flows */
-    const float *A = a->data, *B = b->data, *G = out->grad;
+    if (s.batches * n * m == 0 || k == 0) return; /* nothing flows */
+    const float *A = a->data, *B = b->data;
     if (b->ndim <= 2) { /* A's batches stacked: one GEMM each */
         if (ga) pn_gemm(0, 1, s.batches * n, k, m, 1.0f, G, m, B, m, 1.0f, ga, k);
         if (gb) pn_gemm(1, 0, k, m, s.batches * n, 1.0f, A, k, G, m, 1.0f, gb, m);
-        return PN_OK;
+        return;
     }
     /* one batch at a time: a broadcast operand accumulates its batches' products in turn */
     for (int64_t t = 0; t < s.batches; t++) {
@@ -775,27 +946,39 @@ static int matmul_backward(pn_fn *f, pn_value *out) {
         if (ga) pn_gemm(0, 1, n, k, m, 1.0f, Gt, m, B + off[1], m, 1.0f, ga + off[0], k);
         if (gb) pn_gemm(1, 0, k, m, n, 1.0f, A + off[0], k, Gt, m, 1.0f, gb + off[1], m);
     }
+}
+
+static int matmul_backward(pn_fn *f, pn_value *out) {
+    pn_value *a = f->in[0], *b = f->in[1];
+    float *ga = NULL, *gb = NULL;
+    if (a->requires_grad && !(ga = pn_value_grad_buf(a))) return PN_ENOMEM;
+    if (b->requires_grad && !(gb = pn_value_grad_buf(b))) return PN_ENOMEM;
+    pn_math_matmul_grad(ga, gb, out->grad, a, b);
     return PN_OK;
 }
 
-int pn_eager_matmul(pn_value *a, pn_value *b, pn_value **out) {
-    int rc = check_input("matmul", a);
-    if (rc == PN_OK) rc = check_input("matmul", b);
-    if (rc) return rc;
+int pn_math_matmul(pn_value *o, const pn_value *a, const pn_value *b, int polled) {
     mm_shape s;
-    int nd;
+    int nd, rc = PN_OK;
     int64_t dims[PN_MAX_DIMS];
-    pn_value *o;
-    if ((rc = matmul_shape(a, b, &s, &nd, dims)) || (rc = pn_value_new(&o, nd, dims, PN_F32)))
-        return rc;
+    matmul_shape(a, b, &s, &nd, dims); /* checked by the caller */
     int64_t n = s.n, k = s.k, m = s.m;
     const float *A = a->data, *B = b->data;
     float *C = o->data;
-    if (k == 0) /* an empty sum */
+    if (k == 0 || o->size == 0) { /* an empty sum */
         memset(C, 0, (size_t)o->size * sizeof(float));
-    else if (b->ndim <= 2)
+    } else if (!polled) {
+        if (b->ndim <= 2)
+            pn_gemm(0, 0, s.batches * n, m, k, 1.0f, A, k, B, m, 0.0f, C, m);
+        else
+            for (int64_t t = 0; t < s.batches; t++) {
+                int64_t off[2];
+                unravel(&s.w, s.w.nd, t, off);
+                pn_gemm(0, 0, n, m, k, 1.0f, A + off[0], k, B + off[1], m, 0.0f, C + t * n * m, m);
+            }
+    } else if (b->ndim <= 2) {
         rc = pn_gemm_polled(s.batches * n, m, k, A, k, B, m, C, m);
-    else
+    } else {
         for (int64_t t = 0; t < s.batches && rc == PN_OK; t++) {
             int64_t off[2];
             unravel(&s.w, s.w.nd, t, off);
@@ -803,7 +986,20 @@ int pn_eager_matmul(pn_value *a, pn_value *b, pn_value **out) {
             if (rc == PN_OK)
                 rc = pn_gemm_polled(n, m, k, A + off[0], k, B + off[1], m, C + t * n * m, m);
         }
-    if (rc) { /* interrupted: the half-made result goes */
+    }
+    return rc;
+}
+
+int pn_eager_matmul(pn_value *a, pn_value *b, pn_value **out) {
+    int rc = check_input("matmul", a);
+    if (rc == PN_OK) rc = check_input("matmul", b);
+    if (rc) return rc;
+    int nd;
+    int64_t dims[PN_MAX_DIMS];
+    pn_value *o;
+    if ((rc = pn_math_matmul_shape(a, b, &nd, dims)) || (rc = pn_value_new(&o, nd, dims, PN_F32)))
+        return rc;
+    if ((rc = pn_math_matmul(o, a, b, 1))) { /* interrupted: the half-made result goes */
         pn_value_release(o);
         return rc;
     }
@@ -875,33 +1071,27 @@ static void softmax_block(float *restrict z, const float *restrict x, int64_t L,
     }
 }
 
-static int softmax_backward(pn_fn *f, pn_value *out) {
-    pn_value *a = f->in[0];
-    int log = f->iattr[1];
-    float *gx = pn_value_grad_buf(a);
-    if (!gx) return PN_ENOMEM;
-    if (out->size == 0) return PN_OK;
+void pn_math_softmax_grad(float *gx, const float *g, const float *z, const pn_value *a, int axis,
+                          int log, float *dot) {
+    if (a->size == 0) return;
     int64_t outer, L, inner;
-    softmax_dims(a, f->iattr[0], &outer, &L, &inner);
-    const float *g = out->grad, *z = out->data;
+    softmax_dims(a, axis, &outer, &L, &inner);
     if (inner == 1) {
-#pragma omp parallel for num_threads(pn_threads) if (out->size > PN_PAR_MIN)
+#pragma omp parallel for num_threads(pn_threads) if (a->size > PN_PAR_MIN)
         for (int64_t r = 0; r < outer; r++) {
             const float *gr = g + r * L, *zr = z + r * L;
             float *dx = gx + r * L;
-            float dot = 0.0f;
+            float d = 0.0f;
             if (log) {
-                for (int64_t j = 0; j < L; j++) dot += gr[j];
-                for (int64_t j = 0; j < L; j++) dx[j] += gr[j] - pn_exp(zr[j]) * dot;
+                for (int64_t j = 0; j < L; j++) d += gr[j];
+                for (int64_t j = 0; j < L; j++) dx[j] += gr[j] - pn_exp(zr[j]) * d;
             } else {
-                for (int64_t j = 0; j < L; j++) dot += gr[j] * zr[j];
-                for (int64_t j = 0; j < L; j++) dx[j] += zr[j] * (gr[j] - dot);
+                for (int64_t j = 0; j < L; j++) d += gr[j] * zr[j];
+                for (int64_t j = 0; j < L; j++) dx[j] += zr[j] * (gr[j] - d);
             }
         }
-        return PN_OK;
+        return;
     }
-    float *dot = pn_malloc((size_t)inner * sizeof(float));
-    if (!dot) return pn_error(PN_ENOMEM, "%s: out of memory in backward", f->name);
     for (int64_t r = 0; r < outer; r++) {
         const float *gr = g + r * L * inner, *zr = z + r * L * inner;
         float *dx = gx + r * L * inner;
@@ -915,8 +1105,39 @@ static int softmax_backward(pn_fn *f, pn_value *out) {
                 dx[e] += log ? gr[e] - pn_exp(zr[e]) * dot[i] : zr[e] * (gr[e] - dot[i]);
             }
     }
+}
+
+int64_t pn_math_softmax_scratch(const pn_value *a, int axis) {
+    int64_t outer, L, inner;
+    softmax_dims(a, axis, &outer, &L, &inner);
+    return inner == 1 ? 0 : 2 * inner;
+}
+
+static int softmax_backward(pn_fn *f, pn_value *out) {
+    pn_value *a = f->in[0];
+    float *gx = pn_value_grad_buf(a);
+    if (!gx) return PN_ENOMEM;
+    int64_t t = pn_math_softmax_scratch(a, f->iattr[0]);
+    float *dot = t ? pn_malloc((size_t)t * sizeof(float)) : NULL;
+    if (t && !dot) return pn_error(PN_ENOMEM, "%s: out of memory in backward", f->name);
+    pn_math_softmax_grad(gx, out->grad, out->data, a, f->iattr[0], f->iattr[1], dot);
     free(dot);
     return PN_OK;
+}
+
+void pn_math_softmax(pn_value *o, const pn_value *a, int axis, int log, float *t) {
+    int64_t outer, L, inner;
+    softmax_dims(a, axis, &outer, &L, &inner);
+    float *z = o->data;
+    const float *x = a->data;
+    if (o->size == 0) return;
+    if (inner == 1) {
+#pragma omp parallel for num_threads(pn_threads) if (o->size > PN_PAR_MIN)
+        for (int64_t r = 0; r < outer; r++) softmax_row(z + r * L, x + r * L, L, log != 0);
+    } else {
+        for (int64_t r = 0; r < outer; r++)
+            softmax_block(z + r * L * inner, x + r * L * inner, L, inner, log != 0, t);
+    }
 }
 
 int pn_eager_softmax(pn_value *a, int axis, int log, pn_value **out) {
@@ -929,25 +1150,14 @@ int pn_eager_softmax(pn_value *a, int axis, int log, pn_value **out) {
     if (axis < 0) axis += a->ndim;
     pn_value *o;
     if ((rc = pn_value_new(&o, a->ndim, a->dims, PN_F32))) return rc;
-    int64_t outer, L, inner;
-    softmax_dims(a, axis, &outer, &L, &inner);
-    float *z = o->data;
-    const float *x = a->data;
-    if (o->size == 0) {
-        /* nothing to compute */
-    } else if (inner == 1) {
-#pragma omp parallel for num_threads(pn_threads) if (o->size > PN_PAR_MIN)
-        for (int64_t r = 0; r < outer; r++) softmax_row(z + r * L, x + r * L, L, log != 0);
-    } else {
-        float *t = pn_malloc((size_t)inner * 2 * sizeof(float));
-        if (!t) {
-            pn_value_release(o);
-            return pn_error(PN_ENOMEM, "%s: out of memory", name);
-        }
-        for (int64_t r = 0; r < outer; r++)
-            softmax_block(z + r * L * inner, x + r * L * inner, L, inner, log != 0, t);
-        free(t);
+    int64_t tn = pn_math_softmax_scratch(a, axis);
+    float *t = tn ? pn_malloc((size_t)tn * sizeof(float)) : NULL;
+    if (tn && !t) {
+        pn_value_release(o);
+        return pn_error(PN_ENOMEM, "%s: out of memory", name);
     }
+    pn_math_softmax(o, a, axis, log, t);
+    free(t);
     pn_fn *f;
     if ((rc = record(name, softmax_backward, 1, &a, o, &f))) return rc;
     if (f) {
@@ -977,33 +1187,33 @@ static void slice_walk(const pn_value *a, const int64_t *start, const int64_t *s
     walk_init(w, a->ndim, count, s, zero);
 }
 
+void pn_math_slice_grad(float *gx, const float *g, const pn_value *a, const int64_t *start,
+                        const int64_t *step, const int64_t *count, int64_t out_size) {
+    if (out_size == 0) return;
+    walk w;
+    int64_t base;
+    slice_walk(a, start, step, count, &w, &base);
+    scatter_add(gx, g, &w, base, out_size);
+}
+
 static int slice_backward(pn_fn *f, pn_value *out) {
     pn_value *a = f->in[0];
     float *gx = pn_value_grad_buf(a);
     if (!gx) return PN_ENOMEM;
-    if (out->size == 0) return PN_OK;
     unsigned drop = (unsigned)f->iattr[0];
     int64_t count[PN_MAX_DIMS];
     for (int i = 0, j = 0; i < a->ndim; i++) count[i] = drop >> i & 1u ? 1 : out->dims[j++];
-    walk w;
-    int64_t base;
-    slice_walk(a, f->i64, f->i64 + PN_MAX_DIMS, count, &w, &base);
-    scatter_add(gx, out->grad, &w, base, out->size);
+    pn_math_slice_grad(gx, out->grad, a, f->i64, f->i64 + PN_MAX_DIMS, count, out->size);
     return PN_OK;
 }
 
-int pn_eager_slice(pn_value *a, const int64_t *start, const int64_t *step, const int64_t *count,
-                   unsigned drop, pn_value **out) {
-    int rc = check_input("slice", a);
-    if (rc) return rc;
+int pn_math_slice_shape(const pn_value *a, const int64_t *start, const int64_t *step,
+                        const int64_t *count, unsigned drop, int *ond, int64_t *odims) {
     int nd = a->ndim;
-    if (nd > 0 && (!start || !step || !count))
-        return pn_error(PN_EVALUE, "slice: start, step and count are needed for every axis");
     if (drop >> nd)
         return pn_error(PN_EVALUE, "slice: an integer index names an axis beyond the tensor's "
                         "rank %d (mask 0x%x)", nd, drop);
-    int ond = 0;
-    int64_t odims[PN_MAX_DIMS];
+    *ond = 0;
     for (int i = 0; i < nd; i++) {
         int64_t dim = a->dims[i], b = start[i], s = step[i], c = count[i];
         if (s == 0) return pn_error(PN_EVALUE, "slice: the step of axis %d is zero", i);
@@ -1024,16 +1234,33 @@ int pn_eager_slice(pn_value *a, const int64_t *start, const int64_t *step, const
                             "of bounds for axis %d with size %lld", (long long)c, (long long)b,
                             (long long)s, i, (long long)dim);
         }
-        if (!(drop >> i & 1u)) odims[ond++] = c;
+        if (!(drop >> i & 1u)) odims[(*ond)++] = c;
     }
+    return PN_OK;
+}
+
+void pn_math_slice(pn_value *o, const pn_value *a, const int64_t *start, const int64_t *step,
+                   const int64_t *count) {
+    if (o->size == 0) return;
+    walk w;
+    int64_t base;
+    slice_walk(a, start, step, count, &w, &base);
+    gather(o->data, a->data, &w, base, o->size);
+}
+
+int pn_eager_slice(pn_value *a, const int64_t *start, const int64_t *step, const int64_t *count,
+                   unsigned drop, pn_value **out) {
+    int rc = check_input("slice", a);
+    if (rc) return rc;
+    int nd = a->ndim;
+    if (nd > 0 && (!start || !step || !count))
+        return pn_error(PN_EVALUE, "slice: start, step and count are needed for every axis");
+    int ond = 0;
+    int64_t odims[PN_MAX_DIMS];
+    if ((rc = pn_math_slice_shape(a, start, step, count, drop, &ond, odims))) return rc;
     pn_value *o;
     if ((rc = pn_value_new(&o, ond, odims, PN_F32))) return rc;
-    if (o->size > 0) {
-        walk w;
-        int64_t base;
-        slice_walk(a, start, step, count, &w, &base);
-        gather(o->data, a->data, &w, base, o->size);
-    }
+    pn_math_slice(o, a, start, step, count);
     pn_fn *f;
     if ((rc = record("slice", slice_backward, 1, &a, o, &f))) return rc;
     if (f) {
@@ -1100,23 +1327,8 @@ static void transpose_walk(const pn_value *a, const int *perm, walk *w, int64_t 
     walk_init(w, a->ndim, odims, s, zero);
 }
 
-static int transpose_backward(pn_fn *f, pn_value *out) {
-    pn_value *a = f->in[0];
-    float *gx = pn_value_grad_buf(a);
-    if (!gx) return PN_ENOMEM;
-    if (out->size == 0) return PN_OK;
-    walk w;
-    int64_t odims[PN_MAX_DIMS];
-    transpose_walk(a, f->iattr, &w, odims);
-    scatter_add(gx, out->grad, &w, 0, out->size);
-    return PN_OK;
-}
-
-int pn_eager_transpose(pn_value *a, const int *perm, pn_value **out) {
-    int rc = check_input("transpose", a);
-    if (rc) return rc;
+int pn_math_transpose_shape(const pn_value *a, const int *perm, int64_t *odims) {
     int nd = a->ndim;
-    if (nd > 0 && !perm) return pn_error(PN_EVALUE, "transpose: the axes are missing");
     unsigned seen = 0;
     for (int j = 0; j < nd; j++) {
         if (perm[j] < 0 || perm[j] >= nd)
@@ -1125,17 +1337,75 @@ int pn_eager_transpose(pn_value *a, const int *perm, pn_value **out) {
         if (seen >> perm[j] & 1u)
             return pn_error(PN_EVALUE, "transpose: axis %d is repeated in the axes", perm[j]);
         seen |= 1u << perm[j];
+        odims[j] = a->dims[perm[j]];
     }
+    return PN_OK;
+}
+
+void pn_math_transpose(pn_value *o, const pn_value *a, const int *perm) {
+    if (o->size == 0) return;
     walk w;
     int64_t odims[PN_MAX_DIMS];
     transpose_walk(a, perm, &w, odims);
+    gather(o->data, a->data, &w, 0, o->size);
+}
+
+void pn_math_transpose_grad(float *gx, const float *g, const pn_value *a, const int *perm) {
+    if (a->size == 0) return;
+    walk w;
+    int64_t odims[PN_MAX_DIMS];
+    transpose_walk(a, perm, &w, odims);
+    scatter_add(gx, g, &w, 0, a->size);
+}
+
+static int transpose_backward(pn_fn *f, pn_value *out) {
+    float *gx = pn_value_grad_buf(f->in[0]);
+    if (!gx) return PN_ENOMEM;
+    pn_math_transpose_grad(gx, out->grad, f->in[0], f->iattr);
+    return PN_OK;
+}
+
+int pn_eager_transpose(pn_value *a, const int *perm, pn_value **out) {
+    int rc = check_input("transpose", a);
+    if (rc) return rc;
+    int nd = a->ndim;
+    if (nd > 0 && !perm) return pn_error(PN_EVALUE, "transpose: the axes are missing");
+    int64_t odims[PN_MAX_DIMS];
+    if ((rc = pn_math_transpose_shape(a, perm, odims))) return rc;
     pn_value *o;
     if ((rc = pn_value_new(&o, nd, odims, PN_F32))) return rc;
-    if (o->size > 0) gather(o->data, a->data, &w, 0, o->size);
+    pn_math_transpose(o, a, perm);
     pn_fn *f;
     if ((rc = record("transpose", transpose_backward, 1, &a, o, &f))) return rc;
     if (f)
         for (int j = 0; j < nd; j++) f->iattr[j] = perm[j];
     *out = o;
     return PN_OK;
+}
+
+/* ---- names ---------------------------------------------------------------------------------- */
+
+static int find_name(const char *const *names, int n, const char *name) {
+    for (int i = 0; i < n; i++)
+        if (names[i] && strcmp(names[i], name) == 0) return i;
+    return -1;
+}
+
+const char *pn_binop_name(int op) { return op >= 0 && op < PN_BIN_COUNT ? bin_names[op] : NULL; }
+const char *pn_unop_name(int op) { return op >= 0 && op < PN_UN_COUNT ? un_names[op] : NULL; }
+const char *pn_redop_name(int op) { return op >= 0 && op < PN_RED_COUNT ? red_names[op] : NULL; }
+int pn_binop_find(const char *name) { return find_name(bin_names, PN_BIN_COUNT, name); }
+int pn_unop_find(const char *name) { return find_name(un_names, PN_UN_COUNT, name); }
+int pn_redop_find(const char *name) { return find_name(red_names, PN_RED_COUNT, name); }
+
+void pn_math_view(pn_value *v, int ndim, const int64_t *dims, const void *data) {
+    memset(v, 0, sizeof *v);
+    v->ndim = ndim;
+    v->size = 1;
+    for (int i = 0; i < ndim; i++) {
+        v->dims[i] = dims[i];
+        v->size *= dims[i];
+    }
+    v->dtype = PN_F32;
+    v->data = (void *)data;
 }

@@ -28,7 +28,7 @@ static void op_destroy(pn_fn *f) {
 static void op_ctx(const op_saved *s, pn_value *const *vals, pn_value *out, pn_ctx *c) {
     const pn_node *nd = &s->node;
     memset(c, 0, sizeof *c);
-    c->batch = out->dims[0];
+    c->batch = c->full_batch = out->dims[0];
     for (int j = 0; j < nd->n_in; j++) {
         c->in_node[j] = &s->in_node[j];
         c->in[j] = vals[j]->data;
@@ -70,6 +70,8 @@ int pn_eager_op(int op, int n_in, pn_value *const *in, int n_var, pn_value *cons
                 pn_value **out) {
     if (op <= PN_OP_INPUT || op >= PN_OP_COUNT) return pn_error(PN_EVALUE, "unknown op %d", op);
     const char *name = pn_op_name(op);
+    if (op >= PN_OP_VARIABLE) /* math ops run eagerly through pn_eager_binary and the rest */
+        return pn_error(PN_EVALUE, "%s: a graph-only op (its eager form is the math call)", name);
     if (n_in < 1 || n_in > PN_MAX_INPUTS || n_var < 0 || n_var > PN_MAX_VARS)
         return pn_error(PN_EVALUE, "%s: bad number of inputs or variables", name);
     op_saved *s = pn_calloc(1, sizeof *s);

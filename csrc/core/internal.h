@@ -139,6 +139,9 @@ typedef struct {
     int iattr[PN_MAX_ATTRS];
     float fattr[PN_MAX_ATTRS];
     pn_dtype dtype;
+    int unbatched;                 /* the value has no batch axis: computed once per step from
+                                    * variables and constants; ndim and shape are then the
+                                    * whole tensor's, and its op runs with a batch of 1 */
     int ndim;                      /* per-sample output shape, batch excluded */
     int64_t shape[PN_MAX_DIMS];
     int64_t size;                  /* elements per sample */
@@ -148,7 +151,8 @@ typedef struct {
  * needed"; acc says whether a gradient is accumulated (+=) or written (=): the first writer of a
  * buffer in backward order writes, so no buffer needs zeroing per step. */
 typedef struct {
-    int64_t batch;
+    int64_t batch;       /* the node's own: 1 for an unbatched node */
+    int64_t full_batch;  /* the run's: what a batched input holds */
     const pn_node *in_node[PN_MAX_INPUTS]; /* the inputs' nodes: their per-sample shapes */
     const pn_var *var_info[PN_MAX_VARS];   /* the variables: their shapes */
     const float *in[PN_MAX_INPUTS];
@@ -186,26 +190,16 @@ typedef struct {
 /* Op flags, for the plan's memory layout. Without a flag the plan assumes the safe case. */
 #define PN_OPF_BWD_NO_IN 1u  /* backward does not read the inputs' values */
 #define PN_OPF_BWD_NO_OUT 2u /* backward does not read the node's own output */
+#define PN_OPF_MIXED 8u      /* takes batched and unbatched inputs together (broadcasting) */
 #define PN_OPF_INPLACE 4u    /* elementwise: may write its output over its input, and in backward
                               * (with PN_OPF_BWD_NO_IN) its input's gradient over its own */
 
 extern const pn_op_def *const pn_op_table[PN_OP_COUNT];
 
 /* One row per op, defined in the op family files. */
-extern const pn_op_def pn_op_input_def, pn_op_dense_def;
-extern const pn_op_def pn_op_linear_def, pn_op_relu_def, pn_op_sigmoid_def, pn_op_tanh_def,
-    pn_op_softmax_def, pn_op_leaky_relu_def, pn_op_elu_def, pn_op_selu_def, pn_op_gelu_def,
-    pn_op_swish_def, pn_op_softplus_def;
-extern const pn_op_def pn_op_conv2d_def;
-extern const pn_op_def pn_op_max_pool2d_def, pn_op_avg_pool2d_def, pn_op_global_avg_pool2d_def,
-    pn_op_global_max_pool2d_def, pn_op_zero_pad2d_def, pn_op_reshape_def;
-extern const pn_op_def pn_op_batch_norm_def, pn_op_dropout_def;
-extern const pn_op_def pn_op_embedding_def;
-extern const pn_op_def pn_op_add_def, pn_op_subtract_def, pn_op_multiply_def, pn_op_average_def,
-    pn_op_maximum_def, pn_op_concatenate_def;
-extern const pn_op_def pn_op_layer_norm_def, pn_op_attention_def, pn_op_attention_scores_def,
-    pn_op_position_embedding_def;
-extern const pn_op_def pn_op_simple_rnn_def, pn_op_lstm_def, pn_op_gru_def, pn_op_slice_def;
+#define PN_OP(e, d) extern const pn_op_def pn_op_##d##_def;
+#include "ops.def"
+#undef PN_OP
 
 /* Refuses indices outside any embedding table that reads the input node `input` (ops_embedding.c). */
 int pn_embedding_check(const pn_model *m, int input, const int32_t *idx, int64_t count);
@@ -265,6 +259,48 @@ pn_fn *pn_fn_new(const char *name, int (*backward)(pn_fn *, pn_value *), int n_i
 void pn_fn_attach(pn_fn *f, pn_value *out);
 /* Frees an entry that was never attached (its inputs' references, its saved state). */
 void pn_fn_free(pn_fn *f);
+
+/* ---- NumPy-style math kernels (eager_math.c) -------------------------------------------------
+ * The tape's math entries and the graph's math ops (ops_math.c) run these same functions, on
+ * views: pn_values that pn_math_view fills over memory they do not own (no references, no entry).
+ * The *_shape functions check operands and give the result's shape (an error names the op);
+ * the kernels assume they passed. Gradient kernels accumulate (+=). */
+void pn_math_view(pn_value *v, int ndim, const int64_t *dims, const void *data);
+int pn_math_binary_shape(pn_binop op, const pn_value *a, const pn_value *b, int *nd,
+                         int64_t *dims);
+void pn_math_binary(pn_binop op, pn_value *o, const pn_value *a, const pn_value *b);
+/* operand k's gradient (k = 0: a, 1: b) from o's values (data) and gradient (grad) */
+void pn_math_binary_grad(pn_binop op, int k, float *gx, const pn_value *o, const pn_value *a,
+                         const pn_value *b);
+void pn_math_unary(pn_unop op, float *z, const float *x, int64_t n);
+void pn_math_unary_grad(pn_unop op, float *gx, const float *g, const float *x, const float *z,
+                        int64_t n);
+/* mask: the reduced axes as bits; buf: o->size doubles (sum, mean) or int64 indices (max, min,
+ * which their gradient reads) */
+int pn_math_reduce_shape(pn_redop op, const pn_value *a, unsigned mask, int keepdims, int *nd,
+                         int64_t *dims);
+void pn_math_reduce(pn_redop op, pn_value *o, const pn_value *a, unsigned mask, void *buf);
+void pn_math_reduce_grad(pn_redop op, float *gx, const float *g, const pn_value *a,
+                         unsigned mask, const int64_t *idx, int64_t out_size);
+int pn_math_matmul_shape(const pn_value *a, const pn_value *b, int *nd, int64_t *dims);
+/* polled: in row blocks with pn_poll_interrupt between them (PN_EINTR); else it returns 0 */
+int pn_math_matmul(pn_value *o, const pn_value *a, const pn_value *b, int polled);
+void pn_math_matmul_grad(float *ga, float *gb, const float *g, const pn_value *a,
+                         const pn_value *b);
+/* axis in 0..ndim-1; scratch: pn_math_softmax_scratch floats */
+int64_t pn_math_softmax_scratch(const pn_value *a, int axis);
+void pn_math_softmax(pn_value *o, const pn_value *a, int axis, int log, float *scratch);
+void pn_math_softmax_grad(float *gx, const float *g, const float *z, const pn_value *a, int axis,
+                          int log, float *scratch);
+int pn_math_slice_shape(const pn_value *a, const int64_t *start, const int64_t *step,
+                        const int64_t *count, unsigned drop, int *nd, int64_t *dims);
+void pn_math_slice(pn_value *o, const pn_value *a, const int64_t *start, const int64_t *step,
+                   const int64_t *count);
+void pn_math_slice_grad(float *gx, const float *g, const pn_value *a, const int64_t *start,
+                        const int64_t *step, const int64_t *count, int64_t out_size);
+int pn_math_transpose_shape(const pn_value *a, const int *perm, int64_t *dims);
+void pn_math_transpose(pn_value *o, const pn_value *a, const int *perm);
+void pn_math_transpose_grad(float *gx, const float *g, const pn_value *a, const int *perm);
 
 /* ---- plans --------------------------------------------------------------------------------- */
 

@@ -311,6 +311,71 @@ int pn_model_input_node(const pn_model *m, int k) {
     return k >= 0 && k < m->n_inputs ? m->inputs[k] : -1;
 }
 
+/* Fills node nd's dtype, shape, size and batchedness from its inputs in m, or refuses it. */
+static int infer(const pn_model *m, pn_node *nd) {
+    const char *name = pn_op_name(nd->op);
+    /* batched when any input is (an op without inputs makes an unbatched value, unless its
+     * shape function says otherwise); only broadcasting ops mix the two kinds */
+    int n_batched = 0;
+    for (int j = 0; j < nd->n_in; j++) n_batched += !m->nodes[nd->in[j]].unbatched;
+    nd->unbatched = n_batched == 0;
+    if (n_batched > 0 && n_batched < nd->n_in && !(pn_op_table[nd->op]->flags & PN_OPF_MIXED))
+        return pn_error(PN_ESHAPE, "%s: takes tensors with a batch axis, or tensors without "
+                        "one (made from weights and constants), not both", name);
+    int rc = pn_op_table[nd->op]->shape(m, nd);
+    if (rc) return rc;
+    if (!nd->unbatched && nd->ndim > PN_MAX_DIMS - 1)
+        return pn_error(PN_ESHAPE, "%s: its output would have rank %d with the batch axis; at "
+                        "most %d", name, nd->ndim + 1, PN_MAX_DIMS);
+    return check_shape(name, nd->ndim, nd->shape, &nd->size);
+}
+
+int pn_infer_node(int op, int n_in, const pn_shape_desc *in, int n_var, const pn_shape_desc *vars,
+                  const int *iattr, const float *fattr, pn_shape_desc *out) {
+    if (op <= PN_OP_INPUT || op >= PN_OP_COUNT) return pn_error(PN_EVALUE, "unknown op %d", op);
+    if (n_in < 0 || n_in > PN_MAX_INPUTS || n_var < 0 || n_var > PN_MAX_VARS)
+        return pn_error(PN_EVALUE, "%s: too many inputs or variables", pn_op_name(op));
+    pn_node nodes[PN_MAX_INPUTS];
+    pn_var vs[PN_MAX_VARS];
+    pn_node nd = {.op = op, .n_in = n_in, .n_var = n_var};
+    for (int j = 0; j < n_in; j++) {
+        pn_node x = {.op = PN_OP_INPUT, .dtype = in[j].dtype, .ndim = in[j].ndim,
+                     .unbatched = in[j].unbatched != 0};
+        if (in[j].dtype != PN_F32 && in[j].dtype != PN_I32)
+            return pn_error(PN_ETYPE, "%s: unknown dtype", pn_op_name(op));
+        memcpy(x.shape, in[j].shape, sizeof x.shape);
+        int rc = check_shape(pn_op_name(op), x.ndim, x.shape, &x.size);
+        if (rc) return rc;
+        nodes[j] = x;
+        nd.in[j] = j;
+    }
+    for (int k = 0; k < n_var; k++) {
+        pn_var v = {.ndim = vars[k].ndim};
+        memcpy(v.shape, vars[k].shape, sizeof v.shape);
+        int rc = check_shape(pn_op_name(op), v.ndim, v.shape, &v.size);
+        if (rc) return rc;
+        vs[k] = v;
+        nd.var[k] = k;
+    }
+    for (int a = 0; a < PN_MAX_ATTRS; a++) {
+        nd.iattr[a] = iattr ? iattr[a] : 0;
+        nd.fattr[a] = fattr ? fattr[a] : 0.0f;
+    }
+    pn_model tmp;
+    memset(&tmp, 0, sizeof tmp);
+    tmp.nodes = nodes;
+    tmp.n_nodes = n_in;
+    tmp.vars = vs;
+    tmp.n_vars = n_var;
+    int rc = infer(&tmp, &nd);
+    if (rc) return rc;
+    out->ndim = nd.ndim;
+    memcpy(out->shape, nd.shape, sizeof out->shape);
+    out->dtype = nd.dtype;
+    out->unbatched = nd.unbatched;
+    return PN_OK;
+}
+
 int pn_model_add_node(pn_model *m, int op, int n_in, const int *inputs, int n_var, const int *vars,
                       const int *iattr, const float *fattr, int *node) {
     if (op <= PN_OP_INPUT || op >= PN_OP_COUNT) return pn_error(PN_EVALUE, "unknown op %d", op);
@@ -332,11 +397,14 @@ int pn_model_add_node(pn_model *m, int op, int n_in, const int *inputs, int n_va
         nd.iattr[a] = iattr ? iattr[a] : 0;
         nd.fattr[a] = fattr ? fattr[a] : 0.0f;
     }
-    int rc = pn_op_table[op]->shape(m, &nd);
-    if (rc) return rc;
-    rc = check_shape(name, nd.ndim, nd.shape, &nd.size);
+    int rc = infer(m, &nd);
     if (rc) return rc;
     return push_node(m, &nd, node);
+}
+
+int pn_model_node_unbatched(const pn_model *m, int node) {
+    if (node < 0 || node >= m->n_nodes) return pn_error(PN_EVALUE, "no node %d", node);
+    return m->nodes[node].unbatched;
 }
 
 int pn_model_node_shape(const pn_model *m, int node, int64_t *shape) {
@@ -354,6 +422,12 @@ int pn_model_set_outputs(pn_model *m, int n, const int *nodes) {
     for (int k = 0; k < n; k++) {
         if (nodes[k] < 0 || nodes[k] >= m->n_nodes)
             return pn_error(PN_EVALUE, "no node %d", nodes[k]);
+        if (m->nodes[nodes[k]].unbatched)
+            return pn_error(PN_ESHAPE, "output %d has no batch axis (it is computed from weights "
+                            "and constants only): a model's outputs are per sample", k);
+        if (m->nodes[nodes[k]].ndim == 0)
+            return pn_error(PN_ESHAPE, "output %d holds one value per sample (shape (None,)); "
+                            "give it an axis (shape (None, 1)), as the losses read rows", k);
         if (m->nodes[nodes[k]].dtype != PN_F32)
             return pn_error(PN_ETYPE, n > 1 ? "output %d must be float32" : "the output must be "
                             "float32", k);

@@ -16,8 +16,18 @@ static int embedding_shape(const pn_model *m, pn_node *n) {
     const pn_node *x = pn_input_node(m, n, 0);
     if (x->dtype != PN_I32)
         return pn_error(PN_ETYPE, "embedding: indices must be int32");
-    if (x->op != PN_OP_INPUT)
-        return pn_error(PN_EVALUE, "embedding: indices must come straight from a model input");
+    const pn_var *t0 = &m->vars[n->var[0]];
+    if (x->op == PN_OP_ARANGE) { /* positions: in range once, here */
+        int64_t first = x->iattr[0], last = first + (x->shape[0] - 1) * x->iattr[1];
+        if (t0->ndim == 2 && (first < 0 || last < 0 || first >= t0->shape[0] ||
+                              last >= t0->shape[0]))
+            return pn_error(PN_EVALUE, "embedding: positions %lld..%lld are outside 0..%lld "
+                            "(input_dim %lld)", (long long)first, (long long)last,
+                            (long long)t0->shape[0] - 1, (long long)t0->shape[0]);
+    } else if (x->op != PN_OP_INPUT) {
+        return pn_error(PN_EVALUE, "embedding: indices must come straight from a model input "
+                        "(or an arange)");
+    }
     if (x->ndim + 1 > PN_MAX_DIMS - 1)
         return pn_error(PN_ESHAPE, "embedding: indices of rank %d leave no room for the "
                         "embedding axis", x->ndim);

@@ -440,9 +440,9 @@ static int reshape_shape(const pn_model *m, pn_node *n) {
     const pn_node *x = pn_input_node(m, n, 0);
     if (x->dtype != PN_F32) return pn_error(PN_ETYPE, "reshape: input must be float32");
     int r = n->iattr[0];
-    if (r < 1 || r > PN_MAX_ATTRS - 1)
+    if (r < 1 || r > PN_MAX_DIMS - 1)
         return pn_error(PN_EVALUE, "reshape: target rank must be in 1..%d, got %d",
-                        PN_MAX_ATTRS - 1, r);
+                        PN_MAX_DIMS - 1, r);
     int64_t size = 1;
     int more = 0; /* the product already exceeds the input's size (and may not fit int64) */
     char dims[128];

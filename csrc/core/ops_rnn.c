@@ -1225,8 +1225,8 @@ static int slice_shape(const pn_model *m, pn_node *n) {
     const pn_node *x = pn_input_node(m, n, 0);
     if (x->dtype != PN_F32) return pn_error(PN_ETYPE, "slice: input must be float32");
     int r = n->iattr[1];
-    if (r < 1 || r > PN_MAX_ATTRS - 2)
-        return pn_error(PN_EVALUE, "slice: rank must be in 1..%d, got %d", PN_MAX_ATTRS - 2, r);
+    if (r < 1 || r > PN_MAX_DIMS - 1)
+        return pn_error(PN_EVALUE, "slice: rank must be in 1..%d, got %d", PN_MAX_DIMS - 1, r);
     int64_t off = n->iattr[0], size = 1;
     for (int i = 0; i < r; i++) {
         if (n->iattr[2 + i] < 1)

@@ -146,7 +146,8 @@ static int layout(pn_plan *p, const pn_model *m, const unsigned char *active) {
         const pn_node *nd = &m->nodes[i];
         for (int j = 0; j < nd->n_in; j++) readers[nd->in[j]]++;
         root[i] = i;
-        int64_t sz = round_up(batch * nd->size);
+        const int64_t nb = nd->unbatched ? 1 : batch; /* the batch the node runs with */
+        int64_t sz = round_up(nb * nd->size);
         /* inference reads the model input from the caller; training and test steps with batch
          * indices gather it into the arena */
         const int folded = p->fold[i] == PN_FOLDED; /* no value, gradient or scratch */
@@ -155,7 +156,7 @@ static int layout(pn_plan *p, const pn_model *m, const unsigned char *active) {
         G(i) = (span){.size = active[i] && !folded ? sz : 0, .start = 2 * n - i,
                       .end = 2 * n - i, .slot = active[i] ? &p->grad[i] : NULL, .alias = -1};
         const pn_op_def *def = pn_op_table[nd->op];
-        S(i) = (span){.size = def->scratch && !folded ? round_up(def->scratch(m, nd, batch, train))
+        S(i) = (span){.size = def->scratch && !folded ? round_up(def->scratch(m, nd, nb, train))
                                                       : 0,
                       .start = i, .end = train && active[i] ? 2 * n - i : i,
                       .slot = &p->scratch[i], .alias = -1};
@@ -363,7 +364,8 @@ fail:
 static void make_ctx(const pn_model *m, const pn_plan *p, int i, pn_ctx *c) {
     const pn_node *nd = &m->nodes[i];
     memset(c, 0, sizeof *c);
-    c->batch = p->batch;
+    c->batch = nd->unbatched ? 1 : p->batch;
+    c->full_batch = p->batch;
     for (int j = 0; j < nd->n_in; j++) {
         c->in_node[j] = &m->nodes[nd->in[j]];
         c->in[j] = p->value[nd->in[j]];

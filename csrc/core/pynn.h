@@ -41,7 +41,7 @@ extern "C" {
 #define PN_MAX_DIMS 8    /* rank of a tensor, batch axis included */
 #define PN_MAX_INPUTS 4  /* inputs of one node */
 #define PN_MAX_VARS 4    /* variables of one node */
-#define PN_MAX_ATTRS 8   /* integer and float attributes of one node */
+#define PN_MAX_ATTRS 28  /* integer and float attributes of one node */
 #define PN_MAX_METRICS 8   /* metrics of one output */
 #define PN_MAX_MODEL_INPUTS 16 /* inputs of a model */
 #define PN_MAX_OUTPUTS 16      /* outputs of a model */
@@ -113,44 +113,11 @@ typedef struct {
 
 /* ---- ops ----------------------------------------------------------------------------------- */
 
+/* The op kinds, PN_OP_INPUT = 0 onwards: one per row of ops.def, which documents each. */
 typedef enum {
-    PN_OP_INPUT = 0,
-    PN_OP_DENSE,       /* y = x W (+ b) over the last axis; vars: kernel (in, units), bias (units);
-                        * iattr[1] = k > 1 reads a kernel of rank > 2 as (prod of its first k
-                        * axes, prod of the rest), and x's last axis as those k (MultiHeadAttention's
-                        * output projection (H, vd, out)) */
-    PN_OP_LINEAR,      /* activations: elementwise, softmax over the last axis */
-    PN_OP_RELU,
-    PN_OP_SIGMOID,
-    PN_OP_TANH,
-    PN_OP_SOFTMAX,
-    PN_OP_LEAKY_RELU,  /* fattr[0]: negative slope */
-    PN_OP_ELU,         /* fattr[0]: alpha */
-    PN_OP_SELU,
-    PN_OP_GELU,        /* iattr[0]: 1 for the tanh approximation */
-    PN_OP_SWISH,
-    PN_OP_SOFTPLUS,
-    /* Images are channels-last: per sample (H, W, C). Attributes are listed in the op files. */
-    PN_OP_CONV2D,      /* vars: kernel (KH, KW, Cin, Cout), bias (Cout) */
-    PN_OP_MAX_POOL2D,
-    PN_OP_AVG_POOL2D,
-    PN_OP_GLOBAL_AVG_POOL2D,
-    PN_OP_GLOBAL_MAX_POOL2D,
-    PN_OP_ZERO_PAD2D,
-    PN_OP_RESHAPE,     /* a copy with a new per-sample shape (Flatten, Reshape) */
-    PN_OP_BATCH_NORM,  /* over every axis but the last */
-    PN_OP_DROPOUT,
-    PN_OP_EMBEDDING,   /* int32 indices (a model input) -> rows of a table (input_dim, output_dim) */
-    /* merges of 2..PN_MAX_INPUTS inputs (subtract: 2); concatenate's iattr[0]: per-sample axis */
-    PN_OP_ADD, PN_OP_SUBTRACT, PN_OP_MULTIPLY, PN_OP_AVERAGE, PN_OP_MAXIMUM, PN_OP_CONCATENATE,
-    PN_OP_LAYER_NORM,  /* over the last axis; vars: [gamma (C)] [beta (C)] (ops_norm.c) */
-    PN_OP_ATTENTION,   /* fused multi-head attention: q, k, v [, mask] (ops_attention.c) */
-    PN_OP_POSITION_EMBEDDING, /* learned positions (L, D) broadcast to the input's shape */
-    /* recurrent layers over a whole (timesteps, features) sequence; attributes in ops_rnn.c;
-     * vars: kernel (F, G U), recurrent_kernel (U, G U), optional bias */
-    PN_OP_SIMPLE_RNN, PN_OP_LSTM, PN_OP_GRU,
-    PN_OP_SLICE,       /* a per-sample range of values with a new shape (a layer's k-th output) */
-    PN_OP_ATTENTION_SCORES, /* attention's probabilities (H, Tq, Tk): q, k [, mask] */
+#define PN_OP(e, d) PN_OP_##e,
+#include "ops.def"
+#undef PN_OP
     PN_OP_COUNT
 } pn_op_kind;
 
@@ -277,6 +244,20 @@ int pn_model_input_count(const pn_model *m);
 int pn_model_input_node(const pn_model *m, int k); /* the k-th input's node, or -1 */
 int pn_model_add_node(pn_model *m, int op, int n_in, const int *inputs, int n_var, const int *vars,
                       const int *iattr, const float *fattr, int *node);
+/* A tensor's description for pn_infer_node: its shape (per sample unless unbatched), dtype. */
+typedef struct {
+    int ndim;
+    int64_t shape[PN_MAX_DIMS];
+    pn_dtype dtype;
+    int unbatched;
+} pn_shape_desc;
+/* The node an op would make from inputs and variables of these shapes, without a model (what
+ * tracing a layer's call() asks): the same checks and shape as pn_model_add_node. */
+int pn_infer_node(int op, int n_in, const pn_shape_desc *in, int n_var, const pn_shape_desc *vars,
+                  const int *iattr, const float *fattr, pn_shape_desc *out);
+/* 1 when the node's value has no batch axis (made from variables and constants only: its
+ * shape is then the whole tensor's), 0 when it has, or a negative code. */
+int pn_model_node_unbatched(const pn_model *m, int node);
 /* A node's per-sample output shape; returns its rank, or a negative code. */
 int pn_model_node_shape(const pn_model *m, int node, int64_t *shape);
 
@@ -415,7 +396,18 @@ int pn_eager_op(int op, int n_in, pn_value *const *in, int n_var, pn_value *cons
 typedef enum { PN_BIN_ADD = 0, PN_BIN_SUB, PN_BIN_MUL, PN_BIN_DIV, PN_BIN_MAXIMUM,
                PN_BIN_MINIMUM, PN_BIN_POW, PN_BIN_COUNT } pn_binop;
 typedef enum { PN_UN_NEG = 0, PN_UN_EXP, PN_UN_LOG, PN_UN_SQRT, PN_UN_ABS, PN_UN_SQUARE,
-               PN_UN_RELU, PN_UN_SIGMOID, PN_UN_TANH, PN_UN_COUNT } pn_unop;
+               PN_UN_RELU, PN_UN_SIGMOID, PN_UN_TANH, PN_UN_SIN, PN_UN_COS, PN_UN_TAN,
+               PN_UN_ARCTAN, PN_UN_ERF, PN_UN_LOG1P, PN_UN_EXPM1, PN_UN_RECIPROCAL, PN_UN_RSQRT,
+               PN_UN_SIGN, PN_UN_FLOOR, PN_UN_CEIL, PN_UN_ROUND, PN_UN_SOFTPLUS, PN_UN_SILU,
+               PN_UN_GELU, PN_UN_LOG_SIGMOID, PN_UN_COUNT } pn_unop;
+/* The name of a binary op, unary op or reduction ("add", "sin", "sum"), NULL when out of
+ * range; the code of a name, or -1. */
+const char *pn_binop_name(int op);
+const char *pn_unop_name(int op);
+const char *pn_redop_name(int op);
+int pn_binop_find(const char *name);
+int pn_unop_find(const char *name);
+int pn_redop_find(const char *name);
 typedef enum { PN_RED_SUM = 0, PN_RED_MEAN, PN_RED_MAX, PN_RED_MIN, PN_RED_COUNT } pn_redop;
 
 /* a op b with NumPy broadcasting; float32 only */

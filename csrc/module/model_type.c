@@ -339,6 +339,85 @@ static PyObject *model_add_node(PnModel *self, PyObject *args, PyObject *kw) {
     return Py_BuildValue("(iN)", node, st);
 }
 
+/* One (shape, dtype, unbatched) triple into d; -1 with an exception set. */
+static int parse_desc(PyObject *o, pn_shape_desc *d, const char *what) {
+    PyObject *shape_o, *unb_o;
+    const char *dtype;
+    memset(d, 0, sizeof *d);
+    if (!PyTuple_Check(o) || !PyArg_ParseTuple(o, "OsO", &shape_o, &dtype, &unb_o)) {
+        if (!PyErr_Occurred())
+            PyErr_Format(PyExc_TypeError, "%s: expected (shape, dtype, unbatched)", what);
+        return -1;
+    }
+    if ((d->ndim = parse_shape(shape_o, d->shape, what)) < 0) return -1;
+    if (strcmp(dtype, "float32") == 0)
+        d->dtype = PN_F32;
+    else if (strcmp(dtype, "int32") == 0)
+        d->dtype = PN_I32;
+    else {
+        PyErr_Format(PyExc_TypeError, "%s: dtype must be 'float32' or 'int32', got '%s'", what,
+                     dtype);
+        return -1;
+    }
+    int u = PyObject_IsTrue(unb_o);
+    if (u < 0) return -1;
+    d->unbatched = u;
+    return 0;
+}
+
+/* infer(op, inputs, variables, iattr, fattr) -> (shape, dtype, unbatched): the node the op would
+ * make from inputs given as (shape, dtype, unbatched) and variables as shapes (tracing) */
+PyObject *pn_py_infer(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 5 || !PyUnicode_Check(args[0]))
+        return PyErr_Format(PyExc_TypeError, "infer(op, inputs, variables, iattr, fattr)");
+    const char *name = PyUnicode_AsUTF8(args[0]);
+    if (!name) return NULL;
+    int op = pn_op_find(name);
+    if (op <= PN_OP_INPUT) return PyErr_Format(PyExc_ValueError, "unknown op '%s'", name);
+    pn_shape_desc in[PN_MAX_INPUTS], vars[PN_MAX_VARS], out;
+    PyObject *fi = PySequence_Fast(args[1], "inputs must be a sequence");
+    if (!fi) return NULL;
+    Py_ssize_t n_in = PySequence_Fast_GET_SIZE(fi);
+    if (n_in > PN_MAX_INPUTS) {
+        Py_DECREF(fi);
+        return PyErr_Format(PyExc_ValueError, "%s: at most %d inputs", name, PN_MAX_INPUTS);
+    }
+    for (Py_ssize_t j = 0; j < n_in; j++)
+        if (parse_desc(PySequence_Fast_GET_ITEM(fi, j), &in[j], name) < 0) {
+            Py_DECREF(fi);
+            return NULL;
+        }
+    Py_DECREF(fi);
+    PyObject *fv = PySequence_Fast(args[2], "variables must be a sequence");
+    if (!fv) return NULL;
+    Py_ssize_t n_var = PySequence_Fast_GET_SIZE(fv);
+    if (n_var > PN_MAX_VARS) {
+        Py_DECREF(fv);
+        return PyErr_Format(PyExc_ValueError, "%s: at most %d variables", name, PN_MAX_VARS);
+    }
+    for (Py_ssize_t k = 0; k < n_var; k++) {
+        memset(&vars[k], 0, sizeof vars[k]);
+        if ((vars[k].ndim = parse_shape(PySequence_Fast_GET_ITEM(fv, k), vars[k].shape, name)) <
+            0) {
+            Py_DECREF(fv);
+            return NULL;
+        }
+    }
+    Py_DECREF(fv);
+    int iattr[PN_MAX_ATTRS] = {0};
+    float fattr[PN_MAX_ATTRS] = {0};
+    if (parse_ints(args[3], iattr, PN_MAX_ATTRS, "attributes") < 0 ||
+        parse_floats(args[4], fattr, PN_MAX_ATTRS) < 0)
+        return NULL;
+    int rc = pn_infer_node(op, (int)n_in, in, (int)n_var, vars, iattr, fattr, &out);
+    if (rc) return pn_raise(rc);
+    PyObject *st = shape_tuple(out.ndim, out.shape);
+    if (!st) return NULL;
+    return Py_BuildValue("(NsO)", st, out.dtype == PN_I32 ? "int32" : "float32",
+                         out.unbatched ? Py_True : Py_False);
+}
+
 /* set_output(node) or set_output([node, ...]): the output nodes, in order */
 static PyObject *model_set_output(PnModel *self, PyObject *arg) {
     int nodes[PN_MAX_OUTPUTS], n;
@@ -846,6 +925,13 @@ static PyObject *model_node_shape(PnModel *self, PyObject *arg) {
     return nd < 0 ? pn_raise(nd) : shape_tuple(nd, shape);
 }
 
+static PyObject *model_node_unbatched(PnModel *self, PyObject *arg) {
+    int node = (int)PyLong_AsLong(arg);
+    if (node == -1 && PyErr_Occurred()) return NULL;
+    int u = pn_model_node_unbatched(self->m, node);
+    return u < 0 ? pn_raise(u) : PyBool_FromLong(u);
+}
+
 /* call(x, training) -> Tensor, or a list of one per output: the model run now on x (an array or
  * Tensor, or a list of one per input), recorded on the tape when grad mode is on */
 static PyObject *model_call(PnModel *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -943,6 +1029,8 @@ static PyMethodDef model_methods[] = {
     {"add_node", KW(model_add_node),
      "add_node(op, inputs, variables=(), iattr=(), fattr=()) -> (node, shape)"},
     {"node_shape", (PyCFunction)model_node_shape, METH_O, "node_shape(node) -> tuple"},
+    {"node_unbatched", (PyCFunction)model_node_unbatched, METH_O,
+     "node_unbatched(node) -> bool: the node's value has no batch axis"},
     {"set_output", (PyCFunction)model_set_output, METH_O,
      "set_output(node or [node, ...]): the output nodes"},
     {"compile", (PyCFunction)model_compile, METH_VARARGS,

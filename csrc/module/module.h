@@ -46,6 +46,8 @@ PyObject *pn_set_tensor_class(PyObject *self, PyObject *cls);
 PyObject *pn_py_set_grad_enabled(PyObject *self, PyObject *arg);
 PyObject *pn_py_leaf(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 PyObject *pn_py_binary(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *pn_py_infer(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *pn_py_op_code(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 PyObject *pn_py_unary(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 PyObject *pn_py_reduce(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 PyObject *pn_py_matmul(PyObject *self, PyObject *const *args, Py_ssize_t nargs);

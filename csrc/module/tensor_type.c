@@ -385,12 +385,40 @@ static int parse_axes(PyObject *o, int *axes, int *n) {
     return PyErr_Occurred() ? -1 : 0;
 }
 
+/* The code of a math op given by name ("add", "sin", "sum"); -1 with an exception set. */
+static int math_code(PyObject *o, int (*find)(const char *), const char *what) {
+    const char *name = PyUnicode_Check(o) ? PyUnicode_AsUTF8(o) : NULL;
+    if (!name) {
+        if (!PyErr_Occurred()) PyErr_Format(PyExc_TypeError, "a %s op is given by name", what);
+        return -1;
+    }
+    int op = find(name);
+    if (op < 0) PyErr_Format(PyExc_ValueError, "unknown %s op '%s'", what, name);
+    return op;
+}
+
+/* op_code(kind, name) -> int: a math op's code, for a graph node's attributes */
+PyObject *pn_py_op_code(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 2 || !PyUnicode_Check(args[0]))
+        return PyErr_Format(PyExc_TypeError, "op_code(kind, name)");
+    const char *kind = PyUnicode_AsUTF8(args[0]);
+    if (!kind) return NULL;
+    int (*find)(const char *) = strcmp(kind, "binary") == 0  ? pn_binop_find
+                                : strcmp(kind, "unary") == 0 ? pn_unop_find
+                                : strcmp(kind, "reduce") == 0 ? pn_redop_find
+                                                              : NULL;
+    if (!find) return PyErr_Format(PyExc_ValueError, "unknown op kind '%s'", kind);
+    int op = math_code(args[1], find, kind);
+    return op < 0 ? NULL : PyLong_FromLong(op);
+}
+
 /* binary(op, a, b) */
 PyObject *pn_py_binary(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
     if (nargs != 3) return PyErr_Format(PyExc_TypeError, "binary(op, a, b)");
-    int op = (int)PyLong_AsLong(args[0]);
-    if (op == -1 && PyErr_Occurred()) return NULL;
+    int op = math_code(args[0], pn_binop_find, "binary");
+    if (op < 0) return NULL;
     pn_value *v[2] = {pn_tensor_value(args[1], NPY_FLOAT32, "operand"), NULL};
     if (!v[0]) return NULL;
     if (!(v[1] = pn_tensor_value(args[2], NPY_FLOAT32, "operand"))) return drop(v, 1);
@@ -403,8 +431,8 @@ PyObject *pn_py_binary(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
 PyObject *pn_py_unary(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
     if (nargs != 2) return PyErr_Format(PyExc_TypeError, "unary(op, a)");
-    int op = (int)PyLong_AsLong(args[0]);
-    if (op == -1 && PyErr_Occurred()) return NULL;
+    int op = math_code(args[0], pn_unop_find, "unary");
+    if (op < 0) return NULL;
     pn_value *a = pn_tensor_value(args[1], NPY_FLOAT32, "operand");
     if (!a) return NULL;
     pn_value *out = NULL;
@@ -416,8 +444,8 @@ PyObject *pn_py_unary(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
 PyObject *pn_py_reduce(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
     if (nargs != 4) return PyErr_Format(PyExc_TypeError, "reduce(op, a, axis, keepdims)");
-    int op = (int)PyLong_AsLong(args[0]);
-    if (op == -1 && PyErr_Occurred()) return NULL;
+    int op = math_code(args[0], pn_redop_find, "reduce");
+    if (op < 0) return NULL;
     int axes[PN_MAX_DIMS], n;
     if (parse_axes(args[2], axes, &n) < 0) return NULL;
     int keep = PyObject_IsTrue(args[3]);
