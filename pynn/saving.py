@@ -242,12 +242,26 @@ def _inbound_node(model, t, numbers: dict | None = None):
     {"args": [...], "kwargs": {...}}, each tensor as {"class_name": "__keras_tensor__", ...}."""
     if t._call_spec is None:
         return [_ref(model, i, numbers) for i in t._inputs]
-    names, n_pos = t._call_spec["names"], t._layer._call_positional
 
     def kt(i):
         return {"class_name": "__keras_tensor__",
                 "config": {"shape": list(i.shape), "dtype": i.dtype,
                            "keras_history": _ref(model, i, numbers)}}
+    if "trace" in t._call_spec:  # a traced call(): its arguments as given, tensors as refs
+        from .layers.tracing import Slot
+        spec = t._call_spec
+
+        def value(v):
+            if isinstance(v, Slot):
+                return kt(t._inputs[v.index])
+            if isinstance(v, (list, tuple)) and any(isinstance(x, Slot) for x in v):
+                raise ValueError(f"Layer '{t._layer.name}': a call with a list of tensors in "
+                                 "one argument cannot be saved yet; pass them as separate "
+                                 "arguments")
+            return v
+        return {"args": [value(v) for v in spec["args"]],
+                "kwargs": {k: value(v) for k, v in spec["kwargs"].items()}}
+    names, n_pos = t._call_spec["names"], t._layer._call_positional
     args = [kt(i) for i in t._inputs[:n_pos]]
     kwargs = {n: kt(i) for n, i in zip(names[n_pos:], t._inputs[n_pos:])}
     return {"args": args, "kwargs": {**kwargs, **t._call_spec["options"]}}
@@ -346,6 +360,11 @@ def functional_from_config(cls, config: dict, custom_objects=None):
                     progress = True
                     continue
                 ins = [tensor(r, f"layer '{name}'") for r in nodes[0]]
+                if not ins and getattr(layer, "_is_source", False):  # a constant, an arange
+                    made[name].append(layer([]))
+                    nodes.pop(0)
+                    progress = True
+                    continue
                 if not ins or any(t is None for t in ins):
                     break
                 arg = ins if len(ins) > 1 or _takes_list(layer) else ins[0]

@@ -512,7 +512,8 @@ const pn_op_def pn_op_random_def = {"random", random_shape, random_forward, rand
 
 /* ---- cast: to float32 (iattr[0] 0) or int32 (1, toward zero as NumPy's astype; NaN and
  * values beyond int32 give INT32_MIN, as x86's conversion does). The gradient of a cast to
- * float32 from float32 passes through; other casts have none. */
+ * float32 from float32 passes through unless iattr[1] is 1 (stop_gradient); other casts have
+ * none. */
 
 static int cast_shape(const pn_model *m, pn_node *n) {
     if (n->n_in != 1 || n->n_var != 0)
@@ -545,7 +546,7 @@ static void cast_forward(const pn_node *n, const pn_ctx *c) {
 
 static void cast_backward(const pn_node *n, const pn_ctx *c) {
     float *d = din_buf(c, 0);
-    if (!d || n->dtype != PN_F32 || c->in_node[0]->dtype != PN_F32) return;
+    if (!d || n->iattr[1] || n->dtype != PN_F32 || c->in_node[0]->dtype != PN_F32) return;
     for (int64_t i = 0; i < c->batch * n->size; i++) d[i] += c->dout[i];
 }
 

@@ -8,6 +8,7 @@ the core's flat parameter buffer, so the layer, the model and the optimizer all 
 
 import functools
 import re
+import weakref
 
 import numpy as np
 
@@ -123,6 +124,7 @@ def _records_build(build):
     def wrapper(self, *args, **kwargs):
         build(self, *args, **kwargs)
         self._build_args = (args, kwargs)  # after the call: a subclass's build outlasts super()'s
+        self.built = True  # as Keras marks a layer built, whether build() said so or not
     return wrapper
 
 
@@ -169,14 +171,34 @@ class Layer:
             cls.build = _records_build(cls.build)
 
     # -- weights --------------------------------------------------------------------------------
-    def add_weight(self, shape, initializer="glorot_uniform", trainable: bool = True,
-                   regularizer=None, name: str | None = None) -> Variable:
-        """Declares a weight, stored as attribute `name`, initialised now.
+    def add_weight(self, shape=(), initializer="glorot_uniform", dtype=None,
+                   trainable: bool = True, regularizer=None, constraint=None,
+                   name: str | None = None, **kwargs) -> Variable:
+        """Declares a weight, stored as attribute `name`, initialised now (Keras 3's
+        arguments; `autocast` and `aggregation` are accepted and have no effect).
 
         Returns:
             The Variable (a NumPy array).
         """
-        name = name or f"variable_{len(self._weight_attrs)}"
+        if isinstance(dtype, bool):  # an older positional order: (shape, initializer, trainable)
+            dtype, trainable = None, dtype
+        if dtype not in (None, "float32", np.float32):
+            raise ValueError(f"{self.name}: add_weight supports float32 weights, got {dtype}")
+        if constraint is not None:
+            raise NotImplementedError(f"{self.name}: weight constraints are not supported yet")
+        unknown = set(kwargs) - {"autocast", "aggregation", "overwrite_with_gradient"}
+        if unknown:
+            raise TypeError(f"add_weight: unexpected arguments {sorted(unknown)}")
+        if initializer is None:
+            initializer = "glorot_uniform"
+        shape = () if shape is None else shape
+        if name is not None and name in self._weight_attrs:
+            raise ValueError(f"{self.name}: a weight named '{name}' exists already")
+        attr = name or f"variable_{len(self._weight_attrs)}"
+        name = attr
+        if hasattr(type(self), name) or (name in vars(self) and
+                                         not isinstance(vars(self)[name], Variable)):
+            attr = f"_weight_{name}"  # an attribute of the layer's own: keep it, store beside
         shape = tuple(int(d) for d in shape)
         if _weight_budget is not None:
             _weight_budget.take(int(np.prod(shape, dtype=object)), f"weight {self.name}/{name} "
@@ -188,24 +210,71 @@ class Layer:
         # the layer; the Variable's own name is its last part, as in Keras
         var = Variable(value, name=name.rsplit("/", 1)[-1], path=f"{self.name}/{name}",
                        trainable=trainable)
-        setattr(self, name, var)
-        self._weight_attrs.append(name)
+        var._owner, var._attr = weakref.ref(self), attr
+        object.__setattr__(self, attr, var)
+        self._weight_attrs.append(attr)
         self._weight_regs.append(regularizers.get(regularizer))
         return var
 
     @property
     def weights(self) -> list[Variable]:
-        """All weights, trainable first (as Keras lists them)."""
+        """All weights, trainable first (as Keras lists them); a layer with a call() of its own
+        lists its sublayers' weights after its own."""
         ws = [getattr(self, a) for a in self._weight_attrs]
-        return [w for w in ws if w.trainable] + [w for w in ws if not w.trainable]
+        ws = [w for w in ws if w.trainable] + [w for w in ws if not w.trainable]
+        if self._is_traced():
+            seen = {id(w) for w in ws}
+            for sub in self._sublayers():
+                for w in sub.weights:
+                    if id(w) not in seen:
+                        seen.add(id(w))
+                        ws.append(w)
+        return ws
 
     @property
     def trainable_weights(self) -> list[Variable]:
-        return [w for w in self.weights if w.trainable and self.trainable]
+        return [w for w in self.weights if w.trainable and self.trainable and
+                _owner_trainable(w)]
 
     @property
     def non_trainable_weights(self) -> list[Variable]:
-        return [w for w in self.weights if not (w.trainable and self.trainable)]
+        return [w for w in self.weights if not (w.trainable and self.trainable and
+                                                _owner_trainable(w))]
+
+    # -- sublayers (a layer with a call() of its own) --------------------------------------------
+    def _is_traced(self) -> bool:
+        """Whether pynn runs this layer by tracing its Python call() (a layer written the Keras
+        way) rather than by its lower()."""
+        cls = type(self)
+        return cls.lower is Layer.lower and cls._call_tensors is None and \
+            callable(getattr(cls, "call", None))
+
+    def _sublayers(self) -> list:
+        """The layers this one holds in its attributes (directly, or in lists, tuples and
+        dicts), as Keras tracks them, and those its traced calls used: each once."""
+        out, seen = [], {id(self)}
+
+        def add(v):
+            if isinstance(v, Layer) and id(v) not in seen:
+                seen.add(id(v))
+                out.append(v)
+            elif isinstance(v, (list, tuple)):
+                for x in v:
+                    add(x)
+            elif isinstance(v, dict):
+                for x in v.values():
+                    add(x)
+        for k, v in vars(self).items():
+            if k not in ("_bound_to", "_inbound", "_traces"):
+                add(v)
+        for trace in vars(self).get("_traces", {}).values():
+            for layer in trace.layers():
+                add(layer)
+        return out
+
+    def _inner_layers(self) -> list:
+        """The layers whose weights and constants a model holding this one must also hold."""
+        return self._sublayers() if self._is_traced() else []
 
     def get_weights(self) -> list[np.ndarray]:
         """Copies of the weights' values."""
@@ -250,8 +319,16 @@ class Layer:
             >>> y.shape
             (None, 2)
         """
+        from . import tracing
         from .input_layer import KerasTensor
 
+        if tracing.tracing() and args and not tracing.find_tensors((args, kwargs), KerasTensor):
+            # data met inside a traced call() (an arange of positions for an Embedding): a
+            # constant of the graph, so the layer's weights stay in the model
+            from .op_layer import constant_tensor
+            args = (constant_tensor(np.asarray(args[0])),) + tuple(args[1:])
+        if self._is_traced():
+            return self._call_traced(args, kwargs)
         self._check_runnable()
         if self._call_tensors is not None:
             return self._call_named(args, kwargs)
@@ -277,7 +354,85 @@ class Layer:
         out = self.compute_output_shape(shapes)
         if isinstance(out, list):  # several outputs: one tensor each, all one call
             return self._record_call(tensors, self._sibling_tensors(out, tensors))
-        return self._record_call(tensors, KerasTensor(out, "float32", self.name, self, tensors))
+        t = KerasTensor(out, "float32", self.name, self, tensors)
+        t._unbatched = all(i._unbatched for i in tensors)
+        return self._record_call(tensors, t)
+
+    def _call_traced(self, args: tuple, kwargs: dict):
+        """A call of a layer with a call() of its own: traced on symbolic tensors (recorded as
+        one call of this layer, whose ops are the trace), run now on data."""
+        from . import tracing
+        from .input_layer import KerasTensor
+
+        tensors = tracing.find_tensors((args, kwargs), KerasTensor)
+        if not tensors:
+            return self._call_traced_eager(args, kwargs)
+        if not self.built:
+            first = args[0] if args else next(iter(kwargs.values()))
+            self._build_for(first)
+        swap, spec_args, spec_kwargs = {}, None, None
+        for k, t in enumerate(tensors):
+            swap[id(t)] = tracing.Slot(k)
+        spec_args = tracing.replace_tensors(list(args), swap)
+        spec_kwargs = tracing.replace_tensors(dict(kwargs), swap)
+        key = (tuple((tuple(t.shape), t.dtype, t._unbatched) for t in tensors),
+               repr(spec_args), repr(sorted(spec_kwargs.items(), key=lambda kv: kv[0])))
+        traces = vars(self).setdefault("_traces", {})
+        trace = traces.get(key)
+        if trace is None:
+            trace = tracing.run_trace(self, args, kwargs, tensors)
+            traces[key] = trace
+        spec = {"trace": trace, "args": spec_args, "kwargs": spec_kwargs}
+        outs = [KerasTensor(o.shape, o.dtype, self.name, self, tensors) for o in trace.outputs]
+        for k, o in enumerate(outs):
+            o._index, o._call_spec = k, spec
+            o._siblings = outs if len(outs) > 1 else None
+        self._record_call(tensors, tracing.pack_outputs(trace.structure, outs))
+        return tracing.pack_outputs(trace.structure, outs)
+
+    def _build_for(self, first) -> None:
+        """Builds the layer for its first argument (its shape, or a list of them), as Keras
+        does before the first call."""
+        def shape_of(v):
+            if isinstance(v, (list, tuple)):
+                return [shape_of(x) for x in v]
+            if isinstance(v, dict):
+                return {k: shape_of(x) for k, x in v.items()}
+            return tuple(getattr(v, "shape", np.shape(v)))
+        shape = shape_of(first)
+        if type(self).build is not Layer.build:
+            self.build(shape)
+        self.built = True
+
+    def _call_traced_eager(self, args: tuple, kwargs: dict):
+        """call() run now on data: arrays become Tensors, each op runs on the tape."""
+        from ..tensor import Tensor
+        from ..eager import as_tensor
+
+        def conv(v):
+            if isinstance(v, Tensor) or isinstance(v, Variable):
+                return v
+            if isinstance(v, np.ndarray):
+                return as_tensor(v)
+            if isinstance(v, list) and v and all(isinstance(x, np.ndarray) for x in v):
+                return [as_tensor(x) for x in v]
+            return v
+        args = tuple(conv(a) for a in args)
+        kwargs = {k: conv(v) if k not in ("training", "mask") else v for k, v in kwargs.items()}
+        if not self.built:
+            self._build_for(args[0] if args else next(iter(kwargs.values())))
+        if "training" in kwargs and not _takes_arg(type(self).call, "training"):
+            kwargs.pop("training")
+        return self.call(*args, **kwargs)
+
+    def lower_call(self, core, nodes: list, spec: dict):
+        """Adds the ops of one call (its tensors' nodes in `spec['names']` order); a traced call
+        replays its trace."""
+        if "trace" in spec:
+            from . import tracing
+            out = tracing.replay(core, spec["trace"], nodes)
+            return out if len(out) > 1 else out[0]
+        self._missing_hook("lower_call")
 
     def _record_call(self, inputs: list, outputs):
         """Keeps a symbolic call's tensors for `input` and `output` (Keras's inbound nodes);
@@ -367,13 +522,25 @@ class Layer:
         """Checks the call's tensors and options; returns the output shape."""
         self._missing_hook("compute_call_output_shape")
 
-    def lower_call(self, core, nodes: list, spec: dict) -> int:
-        """Adds the ops of one call (its tensors' nodes in `spec['names']` order)."""
-        self._missing_hook("lower_call")
-
     def replay_call(self, tensors: list, spec: dict):
         """Calls the layer again on `tensors` with a recorded call spec (nested models,
         loading)."""
+        if "trace" in spec:
+            from .tracing import Slot
+            swap = {}
+
+            def put(v):
+                if isinstance(v, Slot):
+                    return tensors[v.index]
+                if isinstance(v, list):
+                    return [put(x) for x in v]
+                if isinstance(v, tuple):
+                    return tuple(put(x) for x in v)
+                if isinstance(v, dict):
+                    return {k: put(x) for k, x in v.items()}
+                return v
+            del swap
+            return self(*put(spec["args"]), **put(spec["kwargs"]))
         return self(**dict(zip(spec["names"], tensors)), **spec["options"])
 
     def _call_eager(self, inputs, training: bool, kwargs: dict):
@@ -391,11 +558,29 @@ class Layer:
         self.built = True
 
     def compute_output_shape(self, input_shape):
+        if self._is_traced():  # traced on a placeholder of that shape
+            from .input_layer import KerasTensor
+            out = self(KerasTensor(tuple(input_shape)))
+            if isinstance(out, (list, tuple)):
+                return [tuple(o.shape) for o in out]
+            return tuple(out.shape)
         return tuple(input_shape)
 
     def lower(self, core, node: int) -> int:
         """Adds this layer's ops to `core` after `node`; returns the output node (a list of
-        nodes for a layer with several outputs)."""
+        nodes for a layer with several outputs). A layer with a call() of its own replays the
+        trace made for an input of that node's shape (in a Sequential model)."""
+        if self._is_traced():
+            from . import tracing
+            from .input_layer import KerasTensor
+            unbatched = core.node_unbatched(node)
+            shape = tuple(core.node_shape(node))
+            t = KerasTensor(shape if unbatched else (None,) + shape)
+            t._unbatched = unbatched
+            out = self(t)  # the trace for this shape (made now if it is new)
+            outs = out if isinstance(out, (list, tuple)) else [out]
+            nodes = tracing.replay(core, outs[0]._call_spec["trace"], [node])
+            return nodes if len(nodes) > 1 else nodes[0]
         self._check_runnable()
         return node
 
@@ -430,6 +615,23 @@ class Layer:
         holds only the layer's `.keras`-style archive, in bytes (see pynn.saving)."""
         from .. import saving
         return saving._unpickle_layer, (saving._archive_bytes(self, "layer"),)
+
+
+def _owner_trainable(w) -> bool:
+    """Whether the layer that made weight w trains (a frozen sublayer's weights do not)."""
+    owner = getattr(w, "_owner", None)
+    layer = owner() if owner is not None else None
+    return layer is None or layer.trainable
+
+
+def _takes_arg(fn, name: str) -> bool:
+    """Whether fn accepts an argument `name` (or **kwargs)."""
+    import inspect
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return True
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 def assign_values(pairs) -> None:
@@ -476,7 +678,8 @@ def read_values(variables) -> list[np.ndarray]:
 
 
 def _as_variable(view: np.ndarray, like: Variable) -> Variable:
-    """A Variable sharing `view`'s memory, with `like`'s name and flags."""
+    """A Variable sharing `view`'s memory, with `like`'s name, flags and owner."""
     v = view.view(Variable)
     v._name, v._path, v._trainable = like.name, like.path, like.trainable
+    v._owner, v._attr = getattr(like, "_owner", None), getattr(like, "_attr", None)
     return v

@@ -19,6 +19,9 @@ class KerasTensor:
         # this one is output _index, and _siblings lists them all (the first stands for the call)
         self._index = 0
         self._siblings = None
+        # a value of weights and constants only (in a traced call): no batch axis, `shape` is
+        # the whole tensor's
+        self._unbatched = False
 
     @property
     def _call(self) -> "KerasTensor":
@@ -29,12 +32,107 @@ class KerasTensor:
     def ndim(self) -> int:
         return len(self.shape)
 
+    # -- operators: pynn.ops on symbolic tensors ----------------------------------------------
+    __array_ufunc__ = None  # NumPy defers to the reflected operators below (array + tensor)
+
     def __add__(self, other):
-        """`a + b` of two tensors: an Add layer's call, as Keras records it."""
-        if not isinstance(other, KerasTensor):
-            return NotImplemented
-        from .merging import Add
-        return Add()([self, other])
+        """`a + b`: two tensors of one shape make an Add layer's call, as Keras records it;
+        other operands (broadcasting, numbers, weights) an op."""
+        if isinstance(other, KerasTensor) and other.shape == self.shape and \
+                not self._unbatched and not other._unbatched and self.dtype == other.dtype \
+                == "float32":
+            from .merging import Add
+            return Add()([self, other])
+        from .. import ops
+        return ops.add(self, other)
+
+    def __radd__(self, other):
+        from .. import ops
+        return ops.add(other, self)
+
+    def __sub__(self, other):
+        from .. import ops
+        return ops.subtract(self, other)
+
+    def __rsub__(self, other):
+        from .. import ops
+        return ops.subtract(other, self)
+
+    def __mul__(self, other):
+        from .. import ops
+        return ops.multiply(self, other)
+
+    def __rmul__(self, other):
+        from .. import ops
+        return ops.multiply(other, self)
+
+    def __truediv__(self, other):
+        from .. import ops
+        return ops.divide(self, other)
+
+    def __rtruediv__(self, other):
+        from .. import ops
+        return ops.divide(other, self)
+
+    def __pow__(self, other):
+        from .. import ops
+        return ops.power(self, other)
+
+    def __rpow__(self, other):
+        from .. import ops
+        return ops.power(other, self)
+
+    def __matmul__(self, other):
+        from .. import ops
+        return ops.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        from .. import ops
+        return ops.matmul(other, self)
+
+    def __neg__(self):
+        from .. import ops
+        return ops.negative(self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        from .. import ops
+        return ops.abs(self)
+
+    def __getitem__(self, key):
+        from .. import ops
+        return ops.core._getitem(self, key)
+
+    def __bool__(self):
+        from .tracing import where
+        raise TypeError(f"A symbolic tensor{where()} has no value yet, so Python cannot branch "
+                        "on it (if/while/and/or): pynn traces call() once when the model is "
+                        "built. Use pynn.ops.where for a choice per element.")
+
+    def __len__(self):
+        if not self.shape or self.shape[0] is None:
+            raise TypeError("len() of a symbolic tensor whose first axis is the batch is unknown "
+                            "until it runs")
+        return self.shape[0]
+
+    def __iter__(self):
+        raise TypeError("a symbolic tensor cannot be iterated over: index it (x[:, 0]) or use "
+                        "pynn.ops.unstack")
+
+    def __array__(self, *args, **kwargs):
+        from .tracing import where
+        raise TypeError(f"A symbolic tensor{where()} has no values to convert to a NumPy array: "
+                        "use pynn.ops functions on it (they are recorded and run in the model)")
+
+    @property
+    def T(self):
+        from .. import ops
+        return ops.transpose(self)
+
+    def numpy(self):
+        self.__array__()
 
     def __repr__(self):
         return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"

@@ -58,7 +58,7 @@ class Functional(Model):
                 seen[nm] = seen.get(nm, 0) + 1
                 if seen[nm] > 1:
                     self._output_names[i] = f"{nm}_{seen[nm] - 1}"
-        self._calls = _calls_between(ins, outs, self._input_names)
+        self._calls = calls_between(ins, outs, self._input_names)
         layers: list[Layer] = []
         listed = set()  # ids of the layers in `layers`: a lookup, not a scan of the list
         for t in self._calls:
@@ -132,7 +132,7 @@ class Functional(Model):
             if t._call_spec is not None:
                 _store(tensors, t, t._layer.replay_call(ins, t._call_spec))
                 continue
-            out = t._layer(ins if len(ins) > 1 or _takes_list(t._layer) else ins[0])
+            out = t._layer(ins if len(ins) != 1 or _takes_list(t._layer) else ins[0])
             _store(tensors, t, out)
         return self._pack_outputs([tensors[id(o)] for o in self._outputs])
 
@@ -141,17 +141,7 @@ class Functional(Model):
 
     def _lower_model(self, core, sample_shape: tuple) -> list[int]:
         nodes = {id(t): core.add_input(tuple(t.shape[1:]), t.dtype) for t in self._inputs}
-        for t in self._calls:
-            layer = t._layer
-            ins = [nodes[id(i)] for i in t._inputs]
-            try:
-                if t._call_spec is not None:
-                    _store(nodes, t, layer.lower_call(core, ins, t._call_spec))
-                    continue
-                out = layer.lower(core, ins if len(ins) > 1 or _takes_list(layer) else ins[0])
-                _store(nodes, t, out)
-            except ValueError as e:
-                raise ValueError(f"Layer '{layer.name}': {e}") from None
+        lower_calls(core, self._calls, nodes)
         return [nodes[id(o)] for o in self._outputs]
 
     def _ensure_built(self, x) -> None:
@@ -198,6 +188,22 @@ class Functional(Model):
         return numbers
 
 
+def lower_calls(core, calls: list, nodes: dict) -> None:
+    """Adds the ops of each layer call in `calls` (in order) to `core`; `nodes` maps the id of
+    each tensor already lowered to its node, and receives the calls' outputs."""
+    for t in calls:
+        layer = t._layer
+        ins = [nodes[id(i)] for i in t._inputs]
+        try:
+            if t._call_spec is not None:
+                _store(nodes, t, layer.lower_call(core, ins, t._call_spec))
+                continue
+            out = layer.lower(core, ins if len(ins) != 1 or _takes_list(layer) else ins[0])
+            _store(nodes, t, out)
+        except ValueError as e:
+            raise ValueError(f"Layer '{layer.name}': {e}") from None
+
+
 def _store(table: dict, t, out) -> None:
     """Records what the call `t` made (one value, or a list for a layer with several outputs)
     under each of its output tensors."""
@@ -214,7 +220,8 @@ def _store(table: dict, t, out) -> None:
 
 def _takes_list(layer) -> bool:
     from ..layers.merging import Merge
-    return isinstance(layer, Merge)
+    from ..layers.op_layer import OpLayer
+    return isinstance(layer, (Merge, OpLayer))
 
 
 def _flatten(value, what: str) -> tuple[str, list, list | None]:
@@ -242,8 +249,10 @@ def _flatten(value, what: str) -> tuple[str, list, list | None]:
     return struct, tensors, keys
 
 
-def _calls_between(sources: list, targets: list, source_names: list) -> list:
-    """The layer calls that lead from `sources` to `targets`, each after the calls it reads."""
+def calls_between(sources: list, targets: list, source_names: list | None) -> list:
+    """The layer calls that lead from `sources` to `targets`, each after the calls it reads.
+    With `source_names`, every source must be used (a model's inputs); calls of sources (a
+    weight, a constant) start paths of their own."""
     order, state = [], {}  # state: 1 visiting, 2 done
     is_source = {id(t) for t in sources}
     used = set()
@@ -263,6 +272,11 @@ def _calls_between(sources: list, targets: list, source_names: list) -> list:
                 if id(t) in is_source:
                     used.add(id(t))
                     state[id(t)] = 2
+                    stack.pop()
+                    continue
+                if not t._inputs and getattr(t._layer, "_is_source", False):
+                    state[id(t)] = 2
+                    order.append(t)
                     stack.pop()
                     continue
                 if not t._inputs:
@@ -286,7 +300,7 @@ def _calls_between(sources: list, targets: list, source_names: list) -> list:
             raise ValueError(f"Model: the output '{target._layer.name}' is one of the inputs; "
                              "add at least one layer")
         visit(target)
-    for t, name in zip(sources, source_names):
+    for t, name in zip(sources, source_names or []):
         if id(t) not in used:
             raise ValueError(f"Model: input '{name}' is not used: no output depends on it")
     return order

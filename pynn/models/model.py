@@ -112,6 +112,21 @@ def _refuse_to_pickle(core):
 copyreg.pickle(_core.Model, _refuse_to_pickle)
 
 
+def _with_inner(layers: list) -> list:
+    """The layers and, after each, the layers inside it (a traced layer's sublayers and ops),
+    each once: every layer whose weights and constants the model's core holds."""
+    out, seen = [], set()
+    stack = list(reversed(layers))
+    while stack:
+        layer = stack.pop()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        out.append(layer)
+        stack.extend(reversed(layer._inner_layers()))
+    return out
+
+
 def _relu_before_max_pool(layer, nxt) -> bool:
     """Whether `layer` ends in a relu that feeds the max pooling layer `nxt`. Then the relu runs
     after the pooling instead: max(relu(x)) = relu(max(x)), and the gradients agree too (where the
@@ -224,8 +239,8 @@ class Model:
         self._build_layers(layers, sample_shape)
         core = _core.Model()
         core.set_seed(int(pn_random.generator().integers(2**63)))
-        owners = []
-        for layer in layers:
+        owners, constants = [], []
+        for layer in _with_inner(layers):
             # A layer's weights live in one core: the last model built with it. Another model
             # sharing the layer (a model nested in this one, say) rebuilds its core from the
             # layer's values when it is next used.
@@ -240,7 +255,13 @@ class Model:
                 vid = core.add_variable(var.shape, trainable)
                 layer._var_ids.append(vid)
                 owners.append((layer, attr, vid))
+            # constants of traced ops: hidden, non-trainable variables
+            layer._const_ids = [core.add_variable(c.shape, False)
+                                for c in getattr(layer, "_constants", ())]
+            constants += zip(layer._constants, layer._const_ids) if layer._const_ids else []
         core.alloc()
+        for value, vid in constants:
+            core.variable(vid)[...] = value
         for layer, attr, vid in owners:
             layer._rebind(attr, core, vid)
             reg = layer._weight_regs[layer._weight_attrs.index(attr)]
@@ -263,7 +284,8 @@ class Model:
     def _current_trainable_flags(self) -> tuple:
         """Which weights train now: the model's, each layer's and each weight's own flag."""
         return tuple(self.trainable and layer.trainable and getattr(layer, a).trainable
-                     for layer in self._layers_in_order() for a in layer._weight_attrs)
+                     for layer in _with_inner(self._layers_in_order())
+                     for a in layer._weight_attrs)
 
     def _lower_model(self, core, sample_shape: tuple) -> list[int]:
         """Adds the model's input nodes (node k is input k) and its ops; returns the output

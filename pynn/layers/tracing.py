@@ -1,0 +1,171 @@
+"""Tracing a layer's Python `call()` into core ops.
+
+A layer written the Keras way (a `call()` of pynn.ops and other layers) runs in the core like a
+built-in layer: when it is first called on symbolic tensors of a given shape, its `call` runs
+once on placeholder KerasTensors, and every op and layer call it makes is recorded. That record,
+a Trace, is the layer's subgraph: the model lowers it into its core graph (`replay`), so `fit`
+runs the user's code as core nodes. Called on data instead, `call` simply runs, each op on the
+tape.
+
+Python cannot branch on a symbolic value (`if ops.sum(x) > 0:`): that raises an error naming
+the layer. Nothing a call does is skipped.
+"""
+
+import threading
+
+_state = threading.local()
+
+
+def _stack() -> list:
+    if not hasattr(_state, "stack"):
+        _state.stack = []
+    return _state.stack
+
+
+def where() -> str:
+    """' in call() of layer X' while a trace runs, for messages; '' otherwise."""
+    stack = _stack()
+    if not stack:
+        return ""
+    layer = stack[-1][0]
+    return f" (in call() of {type(layer).__name__} '{layer.name}')"
+
+
+def current_reads():
+    """The weight reads of the innermost running trace ({(layer id, attr): tensor}), so a weight
+    read twice in one call is one node; None outside a trace."""
+    stack = _stack()
+    return stack[-1][1] if stack else None
+
+
+def tracing() -> bool:
+    return bool(_stack())
+
+
+class Trace:
+    """One traced call: its placeholder inputs, the calls it made (in order, each after those
+    it reads) and its outputs (flat), with the structure `call` returned them in."""
+
+    def __init__(self, inputs: list, calls: list, outputs: list, structure):
+        self.inputs = inputs
+        self.calls = calls
+        self.outputs = outputs
+        self.structure = structure  # 'single', ('list', n), ('tuple', n) or ('dict', keys)
+
+    def layers(self) -> list:
+        """The layers its calls use, each once, in call order."""
+        seen, out = set(), []
+        for t in self.calls:
+            if id(t._layer) not in seen:
+                seen.add(id(t._layer))
+                out.append(t._layer)
+        return out
+
+
+def run_trace(layer, args: tuple, kwargs: dict, tensors: list) -> Trace:
+    """Runs `layer.call(*args, **kwargs)` with each KerasTensor of `tensors` (in the order they
+    occur in args and kwargs) replaced by a placeholder of its shape; returns the Trace."""
+    from ..models.functional import calls_between
+    from .input_layer import KerasTensor
+
+    placeholders = []
+    for t in tensors:
+        p = KerasTensor(t.shape, t.dtype, t.name, None, ())
+        p._unbatched = t._unbatched
+        placeholders.append(p)
+    swap = {id(t): p for t, p in zip(tensors, placeholders)}
+    args2 = replace_tensors(args, swap)
+    kwargs2 = replace_tensors(kwargs, swap)
+    _stack().append((layer, {}))
+    try:
+        out = layer.call(*args2, **kwargs2)
+    finally:
+        _stack().pop()
+    structure, flat = flatten_outputs(out, layer)
+    ids = {id(p) for p in placeholders}
+    from .op_layer import OpLayer
+    outputs = []
+    for o in flat:
+        if not isinstance(o, KerasTensor):
+            from .op_layer import constant_tensor
+            o = constant_tensor(o)
+        if id(o) in ids or o._unbatched:  # an input passed through, or a value of weights
+            if o._unbatched:
+                raise ValueError(f"{type(layer).__name__} '{layer.name}': call() returned a "
+                                 "value computed from weights and constants only, without a "
+                                 "batch axis; a layer's outputs are per sample")
+            o = OpLayer("cast", (0,), name=f"{layer.name}_identity")([o])
+        outputs.append(o)
+    calls = calls_between(placeholders, outputs, None)
+    return Trace(placeholders, calls, outputs, structure)
+
+
+class Slot:
+    """Where the k-th tensor of a call's arguments stood (a call spec keeps its arguments with
+    the tensors taken out, to replay or save the call)."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int):
+        self.index = index
+
+    def __repr__(self):
+        return f"<tensor {self.index}>"
+
+
+def replace_tensors(value, swap: dict):
+    """value (args, kwargs, nested lists, tuples and dicts) with tensors swapped by id."""
+    if id(value) in swap:
+        return swap[id(value)]
+    if isinstance(value, list):
+        return [replace_tensors(v, swap) for v in value]
+    if isinstance(value, tuple):
+        return tuple(replace_tensors(v, swap) for v in value)
+    if isinstance(value, dict):
+        return {k: replace_tensors(v, swap) for k, v in value.items()}
+    return value
+
+
+def find_tensors(value, kind) -> list:
+    """The objects of type `kind` in value (nested lists, tuples, dicts), in order."""
+    out: list = []
+
+    def walk(v):
+        if isinstance(v, kind):
+            out.append(v)
+        elif isinstance(v, (list, tuple)):
+            for x in v:
+                walk(x)
+        elif isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+
+    walk(value)
+    return out
+
+
+def flatten_outputs(out, layer) -> tuple:
+    if isinstance(out, dict):
+        keys = list(out)
+        return ("dict", keys), [out[k] for k in keys]
+    if isinstance(out, (list, tuple)):
+        return ("tuple" if isinstance(out, tuple) else "list", len(out)), list(out)
+    return "single", [out]
+
+
+def pack_outputs(structure, values: list):
+    if structure == "single":
+        return values[0]
+    kind, arg = structure
+    if kind == "dict":
+        return dict(zip(arg, values))
+    return tuple(values) if kind == "tuple" else list(values)
+
+
+def replay(core, trace: Trace, in_nodes: list) -> list:
+    """Lowers a trace into `core` with its inputs at `in_nodes`; returns its output nodes."""
+    from ..models.functional import lower_calls
+
+    nodes = {id(p): n for p, n in zip(trace.inputs, in_nodes)}
+    lower_calls(core, trace.calls, nodes)
+    return [nodes[id(o)] for o in trace.outputs]
