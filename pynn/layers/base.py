@@ -406,8 +406,8 @@ class Layer:
 
     def _call_traced_eager(self, args: tuple, kwargs: dict):
         """call() run now on data: arrays become Tensors, each op runs on the tape."""
-        from ..tensor import Tensor
         from ..eager import as_tensor
+        from ..tensor import Tensor
 
         def conv(v):
             if isinstance(v, Tensor) or isinstance(v, Variable):

@@ -2,7 +2,6 @@
 symbolic tensors (recorded in the model's graph), on Tensors (recorded on the tape) and on
 arrays and numbers (run now)."""
 
-import builtins
 
 import numpy as np
 
