@@ -45,6 +45,8 @@ def stop_gradient(x):
 def shape(x) -> tuple:
     """x's shape as a tuple: None for the batch axis of a symbolic tensor."""
     if isinstance(x, KerasTensor):
+        from .. import random as _random  # the batch size of noise drawn with this shape
+        _random._note_shape_source(x)
         return tuple(x.shape)
     return tuple(np.shape(_base.eager(x)))
 
