@@ -68,6 +68,7 @@ from . import (  # noqa: E402
     models,
     ops,  # noqa: E402
     optimizers,
+    random,
     regularizers,
     saving,
     utils,
@@ -96,6 +97,7 @@ __all__ = [
     "no_grad",
     "ops",
     "optimizers",
+    "random",
     "regularizers",
     "saving",
     "set_num_threads",
