@@ -44,6 +44,12 @@ class Loss:
             raise ValueError(f"{type(self).__name__}: sample_weight is not supported")
         return _core.loss(self.core_name, self.from_logits, y_true, y_pred)
 
+    @property
+    def in_core(self) -> bool:
+        """Whether the core's training step computes this loss (else it runs on the tape only:
+        call it in a custom train_step)."""
+        return self.core_name in _CLASSES
+
     def get_config(self) -> dict:
         return {"name": self.name, "reduction": self.reduction}
 
@@ -106,6 +112,38 @@ class SparseCategoricalCrossentropy(Loss):
         return {**super().get_config(), "from_logits": self.from_logits}
 
 
+class KLDivergence(Loss):
+    """Kullback-Leibler divergence `sum(y_true * log(y_true / y_pred))` over the last axis, both
+    clipped to [1e-7, 1], averaged over the batch (Keras 3's KLDivergence).
+
+    Computed with pynn.ops on the tape (not by the core's training step): call it on Tensors, as
+    in a custom train_step.
+
+    Example:
+        >>> kl = pynn.losses.KLDivergence()
+        >>> loss = kl(ops.softmax(teacher / T, axis=1), ops.softmax(student / T, axis=1))
+    """
+
+    core_name = "kl_divergence"
+
+    def __init__(self, reduction: str = "sum_over_batch_size", name: str = "kl_divergence",
+                 dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        """The mean over the batch of kl_divergence(y_true, y_pred) (weighted by sample_weight,
+        one weight per sample, then divided by the batch size as Keras does)."""
+        from . import ops
+        values = kl_divergence(y_true, y_pred)
+        if sample_weight is not None:
+            w = ops.convert_to_tensor(sample_weight, "float32")
+            vshape, wshape = tuple(ops.shape(values)), tuple(ops.shape(w))
+            if len(wshape) == len(vshape) + 1 and wshape[-1] == 1:  # (batch, 1) weights
+                w = ops.squeeze(w, axis=-1)
+            values = ops.multiply(values, w)
+        return ops.mean(values)
+
+
 _CLASSES = {
     "mean_squared_error": MeanSquaredError,
     "mean_absolute_error": MeanAbsoluteError,
@@ -164,7 +202,30 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits: bool = False):
     return categorical_crossentropy(ops.one_hot(y_true, classes), y_pred, from_logits)
 
 
+def kl_divergence(y_true, y_pred):
+    """sum(y_true * log(y_true / y_pred)) over the last axis, y_true and y_pred clipped to
+    [1e-7, 1] (Keras 3's kl_divergence): one value per sample.
+
+    Example:
+        >>> pynn.losses.kl_divergence([[0.5, 0.5]], [[0.9, 0.1]]).shape
+        (1,)
+    """
+    from . import ops
+    y_pred = ops.convert_to_tensor(y_pred, "float32")
+    y_true = ops.convert_to_tensor(y_true, "float32")
+    y_true = ops.clip(y_true, _EPS, 1.0)
+    y_pred = ops.clip(y_pred, _EPS, 1.0)
+    return ops.sum(ops.multiply(y_true, ops.log(ops.divide(y_true, y_pred))), axis=-1)
+
+
 mse, mae = mean_squared_error, mean_absolute_error
+# Keras 2's names, which Keras 3 keeps as legacy aliases (and in losses.get)
+kld = KLD = kullback_leibler_divergence = kl_divergence
+
+
+# losses computed with pynn.ops (on the tape), by the names Keras 3's losses.get knows them
+_TAPE_NAMES = {"kl_divergence": KLDivergence, "KLDivergence": KLDivergence, "kld": KLDivergence,
+               "KLD": KLDivergence, "kullback_leibler_divergence": KLDivergence}
 
 
 def get(identifier) -> Loss:
@@ -182,7 +243,9 @@ def get(identifier) -> Loss:
     name = identifier if isinstance(identifier, str) else getattr(identifier, "__name__", None)
     if name in _CORE_NAMES and (isinstance(identifier, str) or globals().get(name) is identifier):
         return _CLASSES[_CORE_NAMES[name]]()
+    if name in _TAPE_NAMES and (isinstance(identifier, str) or globals().get(name) is identifier):
+        return _TAPE_NAMES[name]()
     raise ValueError(
         f"Unknown loss {identifier!r}. Known: {', '.join(sorted(_CORE_NAMES))}, "
-        "or a pynn.losses.Loss instance"
+        f"{', '.join(sorted(_TAPE_NAMES))}, or a pynn.losses.Loss instance"
     )
