@@ -24,7 +24,8 @@ from . import _core
 __all__ = [
     "Metric", "BinaryAccuracy", "CategoricalAccuracy", "SparseCategoricalAccuracy",
     "TopKCategoricalAccuracy", "SparseTopKCategoricalAccuracy", "MeanAbsoluteError",
-    "MeanSquaredError", "RootMeanSquaredError", "Precision", "Recall", "AUC", "get",
+    "MeanSquaredError", "RootMeanSquaredError", "Precision", "Recall", "AUC", "Mean", "Sum",
+    "get",
 ]
 
 
@@ -426,6 +427,69 @@ _BY_NAME.update({_snake(c.__name__): c for c in _CLASSES})
 _BY_NAME.update({"mse": MeanSquaredError, "MSE": MeanSquaredError,
                  "mae": MeanAbsoluteError, "MAE": MeanAbsoluteError})
 _ACCURACY = ("accuracy", "acc")
+
+
+class Mean(Metric):
+    """The running (weighted) mean of the values given to update_state, as Keras's
+    keras.metrics.Mean: what a custom train_step tracks its loss with.
+
+    Example:
+        >>> m = pynn.metrics.Mean(name="loss")
+        >>> m.update_state([1, 3])
+        >>> float(m.result())
+        2.0
+    """
+
+    def reset_state(self) -> None:
+        self._total, self._weight = 0.0, 0.0
+
+    def update_state(self, values, sample_weight=None) -> None:
+        v = np.asarray(values, dtype=np.float64)
+        if sample_weight is None:
+            self._total += float(v.sum())
+            self._weight += float(v.size)
+        else:
+            w = np.broadcast_to(np.asarray(sample_weight, dtype=np.float64), v.shape)
+            self._total += float((v * w).sum())
+            self._weight += float(w.sum())
+
+    def result(self) -> float:
+        return self._total / self._weight if self._weight else 0.0
+
+    def __call__(self, values, sample_weight=None) -> float:
+        self.update_state(values, sample_weight)
+        return self.result()
+
+    @property
+    def variables(self) -> list[np.ndarray]:
+        return [np.array(self._total), np.array(self._weight)]
+
+
+class Sum(Mean):
+    """The running sum of the values given to update_state (keras.metrics.Sum)."""
+
+    def result(self) -> float:
+        return self._total
+
+
+class CompileMetrics(Metric):
+    """The metrics given to compile, as one entry of `model.metrics` (Keras 3's
+    'compile_metrics'): update_state updates each, result() is a dict of their results."""
+
+    def __init__(self, metrics: list, names: list):
+        self.metrics, self._names = list(metrics), list(names)
+        super().__init__(name="compile_metrics")
+
+    def reset_state(self) -> None:
+        for m in getattr(self, "metrics", []):
+            m.reset_state()
+
+    def update_state(self, y_true, y_pred, sample_weight=None) -> None:
+        for m in self.metrics:
+            m.update_state(y_true, y_pred, sample_weight)
+
+    def result(self) -> dict:
+        return {n: m.result() for n, m in zip(self._names, self.metrics)}
 
 
 def resolve(identifier, loss_name: str, output_units: int) -> tuple[str, Metric]:

@@ -80,6 +80,8 @@ class Optimizer:
             self._learning_rate = _check_lr(value)
         if self._core is not None:
             self._core.learning_rate = self._learning_rate
+        for core in vars(self).get("_others", {}).values():
+            core.learning_rate = self._learning_rate
 
     def _scheduled(self, step: int) -> float:
         """The schedule's learning rate for `step`, checked."""
@@ -91,11 +93,12 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}: the learning-rate schedule "
                              f"{type(s).__name__} gave {lr!r} at step {step}: {e}") from None
 
-    def _apply_schedule(self) -> None:
+    def _apply_schedule(self, core=None) -> None:
         """Hands the schedule's rate for the coming step to the core (a no-op for a fixed rate);
         called before every training step."""
-        if self._schedule is not None and self._core is not None:
-            self._core.learning_rate = self._scheduled(self._core.iterations)
+        core = core if core is not None else self._core
+        if self._schedule is not None and core is not None:
+            core.learning_rate = self._scheduled(core.iterations)
 
     @property
     def iterations(self) -> int:
@@ -130,9 +133,40 @@ class Optimizer:
     def variables(self) -> list:
         return list(getattr(self, "_variables", []))
 
-    def _locate(self, variables) -> tuple:
+    def _locate_all(self, variables) -> list:
+        """[(core, ids)] for the built models holding `variables` (a VAE's encoder and decoder
+        are two), in order of first appearance; ids None where they are all of that model's
+        trainable weights. Binds the optimizer to each: the same rule and settings, with state
+        of its own in each model."""
+        from .layers.base import Variable
+
+        groups: dict = {}
+        for v in variables:
+            core = v._owner_core() if isinstance(v, Variable) else None
+            key = id(core) if core is not None else None
+            groups.setdefault(key, []).append(v)
+        if None in groups or len(groups) == 1:
+            return [self._locate(variables)]
+        out = []
+        for vs in groups.values():
+            core = vs[0]._owner_core()
+            if self._core is not None and core is not self._core:
+                others = vars(self).setdefault("_others", {})
+                if id(core) not in others:
+                    main = self._core
+                    self._core = None
+                    self._bind(core)
+                    self._core = main
+                    others[id(core)] = core
+                out.append(self._locate(vs, core))
+            else:
+                out.append(self._locate(vs))
+        return out
+
+    def _locate(self, variables, bound=None) -> tuple:
         """(core, ids): the one built model holding all `variables`, and their ids in it (None
-        when they are all of its trainable weights). Binds the optimizer to that core."""
+        when they are all of its trainable weights). Binds the optimizer to that core (unless
+        `bound`: a further model this optimizer was bound to already)."""
         from .layers.base import Variable
 
         cores, ids = {}, []
@@ -151,7 +185,9 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}: the variables belong to {len(cores)} "
                              "models; use one optimizer per model")
         core = next(iter(cores.values()))
-        if self._core is not core:
+        if bound is not None or id(core) in vars(self).get("_others", {}):
+            pass  # a further model this optimizer updates (its state is there already)
+        elif self._core is not core:
             if self._core is not None and self.iterations > 0:
                 raise ValueError(f"{type(self).__name__} already holds the state of another "
                                  "model's weights; create a new optimizer for this model")
@@ -183,7 +219,13 @@ class Optimizer:
         pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
         if not pairs:
             return
-        core, ids = self._locate([v for _, v in pairs])
+        groups = self._locate_all([v for _, v in pairs])
+        if len(groups) > 1:  # several models: each takes its own variables' update
+            for core, _ in groups:
+                mine = [(g, v) for g, v in pairs if v._owner_core() is core]
+                self.apply([g for g, _ in mine], [v for _, v in mine])
+            return
+        core, ids = groups[0]
         for g, v in pairs:
             dst = core.gradient(v._vid)
             src = np.asarray(g)
@@ -198,7 +240,7 @@ class Optimizer:
             src = np.asarray(g, dtype=np.float32)
             if src.__array_interface__["data"][0] != dst.__array_interface__["data"][0]:
                 dst[...] = src
-        self._apply_schedule()
+        self._apply_schedule(core)
         core.apply_gradients(ids)
 
     def apply_gradients(self, grads_and_vars) -> None:
@@ -212,9 +254,9 @@ class Optimizer:
         if not getattr(self, "_variables", None):
             raise ValueError(f"{type(self).__name__}.step: call "
                              "build(model.trainable_weights) first")
-        core, ids = self._locate(self._variables)
-        self._apply_schedule()
-        core.apply_gradients(ids)
+        for core, ids in self._locate_all(self._variables):
+            self._apply_schedule(core)
+            core.apply_gradients(ids)
 
     def zero_grad(self) -> None:
         """Zeroes the gradients of the model this optimizer updates (PyTorch's zero_grad)."""

@@ -116,7 +116,6 @@ def test_evaluate_with_labels_out_of_range_raises_and_changes_nothing():
     ("optimizer", lambda m: m.compile(optimizer="adamm", loss="mse"), "Unknown optimizer 'adamm'"),
     ("metric", lambda m: m.compile(optimizer="adam", loss="mse", metrics=["accuracyy"]),
      "Unknown metric 'accuracyy'"),
-    ("no_loss", lambda m: m.compile(optimizer="adam"), "loss"),
 ])
 def test_unknown_names_in_compile_raise_value_error_and_keep_the_old_compile(what, call, match):
     model = classifier()

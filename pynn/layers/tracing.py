@@ -113,6 +113,16 @@ class Slot:
         return f"<tensor {self.index}>"
 
 
+def run_model_call(model, inputs):
+    """A subclassed model's call() on symbolic `inputs`, recorded like a layer's (its layers'
+    calls and ops join the graph being built)."""
+    _stack().append((model, {}))
+    try:
+        return model.call(inputs)
+    finally:
+        _stack().pop()
+
+
 def replace_tensors(value, swap: dict):
     """value (args, kwargs, nested lists, tuples and dicts) with tensors swapped by id."""
     if id(value) in swap:

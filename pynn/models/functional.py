@@ -6,7 +6,7 @@ graph in that order. A layer called twice is one set of weights used by two call
 by two calls gets both gradients added (the core's plan accumulates them).
 """
 
-from ..layers.base import Layer, unique_name
+from ..layers.base import Layer, snake_case, unique_name
 from ..layers.input_layer import InputLayer, KerasTensor
 from .model import Model
 
@@ -30,8 +30,14 @@ class Functional(Model):
     """
 
     def __init__(self, inputs=None, outputs=None, name: str | None = None,
-                 trainable: bool = True):
-        super().__init__(name=name or unique_name("functional"), trainable=trainable)
+                 trainable: bool = True, **kwargs):
+        user = getattr(type(self), "_user_class", None)  # a subclass of Model joined with this
+        default = snake_case(user.__name__) if user is not None else "functional"
+        super().__init__(name=name or unique_name(default), trainable=trainable, **kwargs)
+        self._init_graph(inputs, outputs)
+
+    def _init_graph(self, inputs, outputs) -> None:
+        """Takes the graph from `inputs` to `outputs` as the model's, and builds its core."""
         in_struct, ins, in_keys = _flatten(inputs, "inputs")
         out_struct, outs, out_keys = _flatten(outputs, "outputs")
         for t in ins:

@@ -112,6 +112,40 @@ def _refuse_to_pickle(core):
 copyreg.pickle(_core.Model, _refuse_to_pickle)
 
 
+_FUNCTIONAL_CLASSES: dict = {}
+
+
+def _with_functional(cls):
+    """cls joined with Functional (cls first, so its methods win): a subclass of Model built
+    from inputs and outputs, or traced from its call()."""
+    from .functional import Functional
+    if issubclass(cls, Functional):
+        return cls
+    mixed = _FUNCTIONAL_CLASSES.get(cls)
+    if mixed is None:
+        mixed = type(cls.__name__, (cls, Functional), {"__module__": cls.__module__,
+                                                      "__qualname__": cls.__qualname__,
+                                                      "_user_class": cls})
+        _FUNCTIONAL_CLASSES[cls] = mixed
+    return mixed
+
+
+def unpack_x_y_sample_weight(data):
+    """(x, y, sample_weight) of a step's data, as Keras's keras.utils.unpack_x_y_sample_weight."""
+    if isinstance(data, list):
+        data = tuple(data)
+    if not isinstance(data, tuple):
+        return data, None, None
+    if len(data) == 1:
+        return data[0], None, None
+    if len(data) == 2:
+        return data[0], data[1], None
+    if len(data) == 3:
+        return data
+    raise ValueError(f"Data is expected to be in format `x`, `(x,)`, `(x, y)`, or "
+                     f"`(x, y, sample_weight)`, found: {data}")
+
+
 def _with_inner(layers: list) -> list:
     """The layers and, after each, the layers inside it (a traced layer's sublayers and ops),
     each once: every layer whose weights and constants the model's core holds."""
@@ -181,13 +215,22 @@ class Model:
     """
 
     def __new__(cls, *args, **kwargs):
-        # Model(inputs, outputs) is a functional model, as in Keras
+        # Model(inputs, outputs) is a functional model, as in Keras; so is a subclass of Model
+        # made that way (CustomModel(inputs, outputs) overriding train_step): its class is
+        # joined with Functional, as Keras 3 injects it
+        from .functional import Functional
+        from .sequential import Sequential
+        functional = len(args) == 2 or (len(args) == 1 and "outputs" in kwargs) or (
+            "inputs" in kwargs and "outputs" in kwargs)
         if cls is Model and (args or "inputs" in kwargs or "outputs" in kwargs):
-            from .functional import Functional
             return super().__new__(Functional)
+        if functional and not issubclass(cls, (Functional, Sequential)):
+            return super().__new__(_with_functional(cls))
         return super().__new__(cls)
 
     def __init__(self, *args, name: str | None = None, trainable: bool = True, **kwargs):
+        kwargs.pop("dtype", None)  # Keras's Layer arguments a subclass may pass on
+        kwargs.pop("autocast", None)
         if args or kwargs:
             raise TypeError(f"Model: unexpected arguments {sorted(kwargs)}")
         self.name = name or unique_name("model")
@@ -278,8 +321,10 @@ class Model:
         self._trainable_flags = self._current_trainable_flags()
         self._output_sample_shapes = [tuple(core.node_shape(n)) for n in nodes]
         self._output_sample_shape = self._output_sample_shapes[0]
-        if self._compiled:
+        if self._compiled and self._losses:
             self._compile_core()
+        elif self._compiled and self.optimizer is not None:
+            self.optimizer._bind(core)  # compiled without a loss: the optimizer alone
 
     def _current_trainable_flags(self) -> tuple:
         """Which weights train now: the model's, each layer's and each weight's own flag."""
@@ -336,7 +381,198 @@ class Model:
 
     def build(self, input_shape) -> None:
         """Builds the model for inputs of `input_shape` (batch axis first, may be None)."""
+        if self._is_subclassed():
+            from ..layers.input_layer import Input
+            shapes = input_shape if isinstance(input_shape, list) else [input_shape]
+            ins = [Input(shape=tuple(sh)[1:]) for sh in shapes]
+            self._trace_call(ins if isinstance(input_shape, list) else ins[0])
+            return
         self._build_core(tuple(input_shape)[1:])
+
+    # -- subclassed models: layers made in __init__, wired by call() -----------------------------
+    def _is_subclassed(self) -> bool:
+        """Whether this is a subclass of Model with a call() of its own, not yet traced."""
+        from .functional import Functional
+        from .sequential import Sequential
+        return callable(getattr(type(self), "call", None)) and \
+            not isinstance(self, (Functional, Sequential))
+
+    def _build_from_data(self, x) -> None:
+        """A subclassed model's first use on data: its call() traced on inputs of the data's
+        per-sample shapes and dtypes, then built as the functional model that trace is."""
+        if not self._is_subclassed():
+            return
+        from ..layers.input_layer import Input
+
+        def spec(a):
+            a = np.asarray(a)
+            if a.ndim < 1:
+                raise ValueError(f"Model '{self.name}': inputs need a batch axis")
+            return Input(shape=a.shape[1:], dtype="int32" if a.dtype.kind in "iub"
+                         else "float32")
+        if isinstance(x, dict):
+            ins = {k: spec(v) for k, v in x.items()}
+        elif isinstance(x, (list, tuple)) and x and all(isinstance(v, (np.ndarray, Tensor))
+                                                        for v in x):
+            ins = [spec(v) for v in x] if len(x) > 1 else spec(x[0])
+        else:
+            ins = spec(x)
+        self._trace_call(ins)
+
+    def _trace_call(self, inputs) -> None:
+        from ..layers import tracing
+        outputs = tracing.run_model_call(self, inputs)
+        self.__class__ = _with_functional(type(self))
+        self._init_graph(inputs, outputs)
+
+    def _tracked(self) -> list:
+        """The layers and models held in this model's attributes (directly, or in lists, tuples
+        and dicts), as Keras tracks them."""
+        from ..layers.base import Layer
+        out, seen = [], {id(self)}
+
+        def add(v):
+            if isinstance(v, (Layer, Model)) and id(v) not in seen:
+                seen.add(id(v))
+                out.append(v)
+            elif isinstance(v, (list, tuple)):
+                for x in v:
+                    add(x)
+            elif isinstance(v, dict):
+                for x in v.values():
+                    add(x)
+        for k, v in vars(self).items():
+            if not k.startswith("_") or k in ("_layers",):
+                add(v)
+        return out
+
+    # -- the steps fit, evaluate and predict run (Keras 3's Trainer) ------------------------------
+    def _custom(self, step: str) -> bool:
+        """Whether `step` runs in Python: the subclass overrides it, or (train and test) the
+        model was compiled without a loss."""
+        mine = getattr(type(self), step) is not getattr(Model, step)
+        if step == "predict_step":
+            return mine or self._core is None and not self._is_subclassed()
+        return mine or not self._losses
+
+    def train_step(self, data):
+        """One training step on a batch `data` ((x,), (x, y) or (x, y, sample_weight) Tensors),
+        on the tape: forward, compute_loss, gradients, optimizer.apply; returns the metrics'
+        results. fit runs it when a subclass overrides it or the model has no compiled loss
+        (otherwise the core runs the same step fused)."""
+        from ..tensor import GradientTape
+        x, y, sw = unpack_x_y_sample_weight(data)
+        with GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sw)
+        weights = self.trainable_weights
+        self.optimizer.apply(tape.gradient(loss, weights), weights)
+        return self.compute_metrics(x, y, y_pred, sw, loss=loss)
+
+    def test_step(self, data):
+        """One evaluation step on a batch: forward, compute_loss, metrics."""
+        x, y, sw = unpack_x_y_sample_weight(data)
+        with no_grad():
+            y_pred = self(x, training=False)
+            loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sw, training=False)
+        return self.compute_metrics(x, y, y_pred, sw, loss=loss)
+
+    def predict_step(self, data):
+        """The model's outputs for a batch (as NumPy arrays)."""
+        x, _, _ = unpack_x_y_sample_weight(data)
+        with no_grad():
+            out = self(x, training=False)
+        if isinstance(out, dict):
+            return {k: np.asarray(v) for k, v in out.items()}
+        if isinstance(out, (list, tuple)):
+            return [np.asarray(v) for v in out]
+        return np.asarray(out)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The compiled losses of y_pred against y (weighted per output), plus the losses the
+        model's layers added (`model.losses`): a scalar Tensor."""
+        from .. import ops
+        total = None
+        if self._losses:
+            preds = y_pred if isinstance(y_pred, (list, tuple)) else (
+                list(y_pred.values()) if isinstance(y_pred, dict) else [y_pred])
+            ys = y if isinstance(y, (list, tuple)) else (
+                [y[k] for k in self._output_names] if isinstance(y, dict) else [y])
+            for lo, w, yt, yp in zip(self._losses, self._loss_weights, ys, preds):
+                term = lo(yt, yp, sample_weight=sample_weight) if sample_weight is not None \
+                    else lo(yt, yp)
+                term = term if w == 1.0 else ops.multiply(term, w)
+                total = term if total is None else ops.add(total, term)
+        for extra in self.losses:
+            total = extra if total is None else ops.add(total, extra)
+        if total is None:
+            raise ValueError(f"Model '{self.name}' has no loss to compute: compile it with a "
+                             "loss, add losses with add_loss, or override train_step")
+        return total
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None, loss=None) -> dict:
+        """Updates `model.metrics` with the batch (the loss tracker with the loss) and returns
+        their results."""
+        for m in self.metrics:
+            if m.name == "loss":
+                if loss is not None:
+                    m.update_state(loss)
+            else:
+                m.update_state(y, y_pred, sample_weight)
+        return self.get_metrics_result()
+
+    def get_metrics_result(self) -> dict:
+        out = {}
+        for m in self.metrics:
+            r = m.result()
+            if isinstance(r, dict):
+                out.update(r)
+            else:
+                out[m.name] = r
+        return out
+
+    @property
+    def metrics(self) -> list:
+        """The metrics a Python step updates and fit resets each epoch: the loss tracker, then
+        the compiled metrics (as one entry, `compile_metrics`), as Keras 3 lists them."""
+        if not self._compiled:
+            return []
+        tracker = vars(self).get("_loss_tracker")
+        if tracker is None:
+            tracker = self._loss_tracker = metrics_mod.Mean(name="loss")
+        out = [tracker] if self._losses or self.losses else []
+        if self._metric_objs:
+            cm = vars(self).get("_compile_metrics")
+            if cm is None or cm.metrics != self._metric_objs:
+                cm = self._compile_metrics = metrics_mod.CompileMetrics(
+                    self._metric_objs, self._metric_names)
+            out.append(cm)
+        return out
+
+    @property
+    def losses(self) -> list:
+        """The losses the model's layers added in their last call (add_loss), as Tensors."""
+        out = []
+        for layer in self._all_layers():
+            out.extend(getattr(layer, "_eager_losses", []))
+        return out
+
+    def _all_layers(self) -> list:
+        layers = self._layers_in_order() or [x for x in self._tracked()
+                                             if not isinstance(x, Model)]
+        return _with_inner(layers)
+
+    @property
+    def trainable_variables(self) -> list:
+        return self.trainable_weights
+
+    @property
+    def non_trainable_variables(self) -> list:
+        return self.non_trainable_weights
+
+    @property
+    def variables(self) -> list:
+        return self.weights
 
     @property
     def output_shape(self):
@@ -379,8 +615,6 @@ class Model:
         Example:
             >>> model.compile(optimizer="adam", loss="mse", metrics=["mae"])
         """
-        if loss is None:
-            raise ValueError("compile: a loss is required")
         if weighted_metrics is not None:
             raise ValueError("compile: weighted_metrics is not supported")
         if steps_per_execution != 1:
@@ -388,9 +622,14 @@ class Model:
         opt = optimizers.get(optimizer)
         n_out = self._n_outputs
         names = self.output_names or ["output"]
-        loss_objs = [losses.get(spec) for spec in self._per_output(loss, "loss", names)]
+        # without a loss: a model whose train_step (or its layers' add_loss) makes one
+        loss_objs = [] if loss is None else [losses.get(spec) for spec in
+                                             self._per_output(loss, "loss", names)]
         weights = self._loss_weight_list(loss_weights, names)
         specs = self._metric_lists(metrics, names)
+        if loss is None and any(specs):
+            raise ValueError("compile: metrics need a loss to be compiled with (its kind picks "
+                             "each metric's form); pass a loss, or track metrics in train_step")
         for objs, lo in zip(specs, loss_objs):  # unknown names fail here, before state changes
             for m in objs:
                 metrics_mod.resolve(m, lo.core_name, 0)
@@ -399,9 +638,12 @@ class Model:
                                                                  else ""))
         self.optimizer, self._metric_specs = opt, specs
         self._losses, self._loss_weights = loss_objs, weights
-        self.loss = loss_objs[0] if n_out == 1 else loss
+        self.loss = loss_objs[0] if n_out == 1 and loss_objs else loss
         self._compiled = True
-        if self._core is not None:
+        self._metric_objs = [] if loss is None else self._metric_objs
+        if self._core is not None and loss is None:
+            self.optimizer._bind(self._core)
+        elif self._core is not None:
             if self._current_trainable_flags() != self._trainable_flags:
                 # a layer was frozen or unfrozen since the build: as in Keras, compile makes it
                 # count; the core is rebuilt around the same weight values (and compiled)
@@ -704,6 +946,15 @@ class Model:
         self._assert_compiled("fit")
         verbose = _resolve_verbose(verbose)
         batch_size = _check_batch_size(batch_size)
+        if not is_batch_source(x):
+            self._build_from_data(x)
+        if self._custom("train_step"):
+            from . import trainer
+            if class_weight is not None:
+                raise ValueError("fit: class_weight is not supported with a Python train_step")
+            return trainer.fit(self, x, y, batch_size, epochs, verbose, callbacks,
+                               validation_split, validation_data, shuffle, sample_weight,
+                               initial_epoch, steps_per_epoch, validation_steps)
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
         if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) \
@@ -873,6 +1124,12 @@ class Model:
         verbose = _resolve_verbose(verbose)
         batch_size = _check_batch_size(batch_size)
         check_steps(steps, "evaluate")
+        if not is_batch_source(x):
+            self._build_from_data(x)
+        if self._custom("test_step"):
+            from . import trainer
+            return trainer.evaluate(self, x, y, batch_size, verbose, sample_weight, steps,
+                                    callbacks, return_dict)
         if is_batch_source(x):
             if y is not None or sample_weight is not None:
                 raise ValueError("evaluate: `y` and `sample_weight` must be None when x is a "
@@ -898,6 +1155,12 @@ class Model:
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Returns the model's outputs for `x` as a float32 NumPy array (the caller owns it); a
         list of them (a dict, by output name) for a model with a list (dict) of outputs."""
+        if not is_batch_source(x):
+            self._build_from_data(x)
+        if self._custom("predict_step"):
+            from . import trainer
+            return trainer.predict(self, x, _check_batch_size(batch_size),
+                                   _resolve_verbose(verbose), steps, callbacks)
         core = self._core
         if (verbose == 0 and callbacks is None and batch_size is None and steps is None
                 and core is not None and self._fast_dtype is not None):
@@ -1044,6 +1307,11 @@ class Model:
         if isinstance(x, KerasTensor) or (isinstance(parts, (list, tuple)) and parts and all(
                 isinstance(t, KerasTensor) for t in parts)):
             return self._call_symbolic(x)
+        if self._is_subclassed():
+            self._build_from_data(x)
+        elif self._core is None and not self._layers_in_order() and self._tracked():
+            raise ValueError(f"Model '{self.name}' has no call() and no layers of its own to "
+                             "run: call its parts (such as self.encoder) instead")
         x = self._call_inputs(x)
         record = training or _taping() or any(
             isinstance(t, Tensor) and t.requires_grad for t in (x if isinstance(x, list) else [x]))
@@ -1074,6 +1342,9 @@ class Model:
             self._core.zero_grads()
 
     def _call_symbolic(self, x):
+        if self._is_subclassed():  # its call() on the tensors, recorded where it is called
+            from ..layers import tracing
+            return tracing.run_model_call(self, x)
         for layer in self._layers_in_order():
             x = layer(x)
         return x
@@ -1081,19 +1352,32 @@ class Model:
     # -- weights --------------------------------------------------------------------------------
     @property
     def layers(self) -> list:
-        return list(self._layers_in_order())
+        return list(self._layers_in_order()) or self._tracked()
+
+    def _weight_lists(self, kind: str) -> list:
+        out, seen = [], set()
+        for layer in self.layers:
+            for w in getattr(layer, kind):
+                if id(w) not in seen:
+                    seen.add(id(w))
+                    out.append(w)
+        return out
 
     @property
     def weights(self) -> list:
-        return [w for layer in self.layers for w in layer.weights]
+        return self._weight_lists("weights")
 
     @property
     def trainable_weights(self) -> list:
-        return [w for layer in self.layers for w in layer.trainable_weights]
+        if not self.trainable:
+            return []
+        return self._weight_lists("trainable_weights")
 
     @property
     def non_trainable_weights(self) -> list:
-        return [w for layer in self.layers for w in layer.non_trainable_weights]
+        if not self.trainable:
+            return self.weights
+        return self._weight_lists("non_trainable_weights")
 
     def get_weights(self) -> list[np.ndarray]:
         """Copies of all weights, layer by layer, taken together under the model's lock."""
