@@ -46,6 +46,9 @@ class _EagerGraph:
     def node_shape(self, node: int) -> tuple:
         return tuple(self._values[node].shape[1:])
 
+    def node_dtype(self, node: int) -> str:
+        return "int32" if self._values[node].dtype.kind in "iu" else "float32"
+
     def add_node(self, op: str, inputs, variables=(), iattr=(), fattr=()):
         layer = self._layer
         weights = [getattr(layer, layer._weight_attrs[layer._var_ids.index(v)])._tensor()

@@ -94,6 +94,12 @@ def test_bad_embedding_arguments_raise_value_error(make, match):
         make()
 
 
-def test_embedding_on_a_float_input_is_refused_at_build():
-    with pytest.raises((TypeError, ValueError), match="int32"):
-        pynn.Sequential([pynn.Input(shape=(5,)), layers.Embedding(10, 4)])
+def test_embedding_on_a_float_input_casts_it_as_keras_does():
+    # Keras casts a float index input to int32 (truncating); out-of-range values still raise
+    model = pynn.Sequential([pynn.Input(shape=(3,)), layers.Embedding(10, 4)])
+    ints = np.array([[1, 2, 9], [0, 4, 7]], dtype=np.int32)
+    want = model.predict(ints, verbose=0)
+    np.testing.assert_array_equal(model.predict(ints.astype(np.float32) + 0.25, verbose=0), want)
+    np.testing.assert_array_equal(model(ints.astype(np.float32)).numpy(), want)
+    with pytest.raises(ValueError, match="index|range"):
+        model.predict(np.array([[1.0, 2.0, 10.0]], dtype=np.float32), verbose=0)

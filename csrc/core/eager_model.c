@@ -127,6 +127,9 @@ static int check_inputs(const pn_model *m, pn_value *const *xs, int64_t *batch) 
                             (long long)x->dims[0], (long long)xs[0]->dims[0]);
         if (x->dtype == PN_I32 && (rc = pn_embedding_check(m, m->inputs[k], x->data, x->size)))
             return rc;
+        if (x->dtype == PN_F32 &&
+            (rc = pn_embedding_check_f32(m, m->inputs[k], x->data, x->size)))
+            return rc;
     }
     *batch = xs[0]->dims[0];
     if (*batch < 1) return pn_error(PN_EVALUE, "the input holds no samples");

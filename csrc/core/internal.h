@@ -203,6 +203,9 @@ extern const pn_op_def *const pn_op_table[PN_OP_COUNT];
 
 /* Refuses indices outside any embedding table that reads the input node `input` (ops_embedding.c). */
 int pn_embedding_check(const pn_model *m, int input, const int32_t *idx, int64_t count);
+/* Likewise for a float32 model input that an embedding reads through a cast to int32 (a
+ * Keras model whose Input is float): each value, truncated, must be a row of the table. */
+int pn_embedding_check_f32(const pn_model *m, int input, const float *x, int64_t count);
 /* Refuses indices outside 0..V-1: a table of V rows. */
 int pn_embedding_check_rows(const int32_t *idx, int64_t count, int64_t V);
 

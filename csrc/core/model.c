@@ -402,6 +402,11 @@ int pn_model_add_node(pn_model *m, int op, int n_in, const int *inputs, int n_va
     return push_node(m, &nd, node);
 }
 
+int pn_model_node_dtype(const pn_model *m, int node) {
+    if (node < 0 || node >= m->n_nodes) return pn_error(PN_EVALUE, "no node %d", node);
+    return (int)m->nodes[node].dtype;
+}
+
 int pn_model_node_unbatched(const pn_model *m, int node) {
     if (node < 0 || node >= m->n_nodes) return pn_error(PN_EVALUE, "no node %d", node);
     return m->nodes[node].unbatched;
@@ -652,9 +657,11 @@ static int check_xs(const pn_model *m, const pn_tensor *xs, int64_t *n) {
 static int check_indices(const pn_model *m, const pn_tensor *xs, const float *const *data,
                          int64_t rows) {
     for (int k = 0; k < m->n_inputs; k++) {
-        if (xs[k].dtype != PN_I32) continue;
-        int rc = pn_embedding_check(m, m->inputs[k], (const int32_t *)(const void *)data[k],
-                                    rows * m->nodes[m->inputs[k]].size);
+        int64_t n = rows * m->nodes[m->inputs[k]].size;
+        int rc = xs[k].dtype == PN_I32
+                     ? pn_embedding_check(m, m->inputs[k], (const int32_t *)(const void *)data[k],
+                                          n)
+                     : pn_embedding_check_f32(m, m->inputs[k], data[k], n);
         if (rc) return rc;
     }
     return PN_OK;

@@ -24,9 +24,10 @@ static int embedding_shape(const pn_model *m, pn_node *n) {
             return pn_error(PN_EVALUE, "embedding: positions %lld..%lld are outside 0..%lld "
                             "(input_dim %lld)", (long long)first, (long long)last,
                             (long long)t0->shape[0] - 1, (long long)t0->shape[0]);
-    } else if (x->op != PN_OP_INPUT) {
+    } else if (x->op != PN_OP_INPUT &&
+               !(x->op == PN_OP_CAST && m->nodes[x->in[0]].op == PN_OP_INPUT)) {
         return pn_error(PN_EVALUE, "embedding: indices must come straight from a model input "
-                        "(or an arange)");
+                        "(or its cast to int32, or an arange)");
     }
     if (x->ndim + 1 > PN_MAX_DIMS - 1)
         return pn_error(PN_ESHAPE, "embedding: indices of rank %d leave no room for the "
@@ -51,6 +52,22 @@ int pn_embedding_check_rows(const int32_t *idx, int64_t count, int64_t V) {
             return pn_error(PN_EVALUE, "embedding: index %d (at position %lld of the batch) "
                             "is outside 0..%lld (input_dim %lld)", idx[k], (long long)k,
                             (long long)V - 1, (long long)V);
+    return PN_OK;
+}
+
+int pn_embedding_check_f32(const pn_model *m, int input, const float *x, int64_t count) {
+    for (int i = 0; i < m->n_nodes; i++) {
+        const pn_node *n = &m->nodes[i];
+        if (n->op != PN_OP_EMBEDDING) continue;
+        const pn_node *c = &m->nodes[n->in[0]];
+        if (c->op != PN_OP_CAST || c->in[0] != input) continue;
+        const int64_t V = m->vars[n->var[0]].shape[0];
+        for (int64_t k = 0; k < count; k++)
+            if (!(x[k] > -1.0f && x[k] < (float)V)) /* truncates into 0..V-1; NaN fails */
+                return pn_error(PN_EVALUE, "embedding: index %g (at position %lld of the batch) "
+                                "is outside 0..%lld (input_dim %lld)", (double)x[k],
+                                (long long)k, (long long)V - 1, (long long)V);
+    }
     return PN_OK;
 }
 

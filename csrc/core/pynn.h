@@ -242,6 +242,7 @@ int pn_model_set_regularizer(pn_model *m, int var, float l1, float l2);
 int pn_model_add_input(pn_model *m, int ndim, const int64_t *shape, pn_dtype dtype, int *node);
 int pn_model_input_count(const pn_model *m);
 int pn_model_input_node(const pn_model *m, int k); /* the k-th input's node, or -1 */
+/* iattr and fattr are NULL (all zero) or arrays of PN_MAX_ATTRS values each. */
 int pn_model_add_node(pn_model *m, int op, int n_in, const int *inputs, int n_var, const int *vars,
                       const int *iattr, const float *fattr, int *node);
 /* A tensor's description for pn_infer_node: its shape (per sample unless unbatched), dtype. */
@@ -258,6 +259,8 @@ int pn_infer_node(int op, int n_in, const pn_shape_desc *in, int n_var, const pn
 /* 1 when the node's value has no batch axis (made from variables and constants only: its
  * shape is then the whole tensor's), 0 when it has, or a negative code. */
 int pn_model_node_unbatched(const pn_model *m, int node);
+/* A node's element type (pn_dtype), or a negative code. */
+int pn_model_node_dtype(const pn_model *m, int node);
 /* A node's per-sample output shape; returns its rank, or a negative code. */
 int pn_model_node_shape(const pn_model *m, int node, int64_t *shape);
 

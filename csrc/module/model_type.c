@@ -925,6 +925,13 @@ static PyObject *model_node_shape(PnModel *self, PyObject *arg) {
     return nd < 0 ? pn_raise(nd) : shape_tuple(nd, shape);
 }
 
+static PyObject *model_node_dtype(PnModel *self, PyObject *arg) {
+    int node = (int)PyLong_AsLong(arg);
+    if (node == -1 && PyErr_Occurred()) return NULL;
+    int d = pn_model_node_dtype(self->m, node);
+    return d < 0 ? pn_raise(d) : PyUnicode_FromString(d == PN_I32 ? "int32" : "float32");
+}
+
 static PyObject *model_node_unbatched(PnModel *self, PyObject *arg) {
     int node = (int)PyLong_AsLong(arg);
     if (node == -1 && PyErr_Occurred()) return NULL;
@@ -1029,6 +1036,8 @@ static PyMethodDef model_methods[] = {
     {"add_node", KW(model_add_node),
      "add_node(op, inputs, variables=(), iattr=(), fattr=()) -> (node, shape)"},
     {"node_shape", (PyCFunction)model_node_shape, METH_O, "node_shape(node) -> tuple"},
+    {"node_dtype", (PyCFunction)model_node_dtype, METH_O,
+     "node_dtype(node) -> 'float32' or 'int32'"},
     {"node_unbatched", (PyCFunction)model_node_unbatched, METH_O,
      "node_unbatched(node) -> bool: the node's value has no batch axis"},
     {"set_output", (PyCFunction)model_set_output, METH_O,

@@ -27,7 +27,7 @@ def unique_name(base: str) -> str:
 
 def snake_case(name: str) -> str:
     s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s).lower()
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", s).lower()
 
 
 class Variable(np.ndarray):
@@ -342,9 +342,11 @@ class Layer:
         tensors = list(inputs) if many else [inputs]
         if not any(isinstance(t, KerasTensor) for t in tensors):
             return self._call_eager(inputs, bool(kwargs.pop("training", False) or False), kwargs)
-        if kwargs.get("training") is not None or kwargs.get("mask") is not None:
-            raise ValueError(f"{type(self).__name__} '{self.name}': training= and mask= apply "
-                             "to calls on data, not to building a graph")
+        # training= in a graph: the core decides at each run (fit trains, predict infers)
+        kwargs.pop("training", None)
+        if kwargs.get("mask") is not None:
+            raise ValueError(f"{type(self).__name__} '{self.name}': mask= applies to calls on "
+                             "data, not to building a graph")
         if not tensors or not all(isinstance(t, KerasTensor) for t in tensors):
             raise TypeError(f"{type(self).__name__} '{self.name}' was called on a mix of "
                             "pynn.Input tensors and data")

@@ -1,5 +1,7 @@
 """Core layers: Dense, Activation, Embedding, PositionEmbedding."""
 
+import numpy as np
+
 from .. import activations, initializers, regularizers
 from .base import Layer
 
@@ -145,8 +147,17 @@ class Embedding(Layer):
         return tuple(input_shape) + (self.output_dim,)
 
     def lower(self, core, node: int) -> int:
+        if core.node_dtype(node) != "int32":  # a float Input of token ids, as Keras allows
+            node, _ = core.add_node("cast", (node,), (), (1,))
         node, _ = core.add_node("embedding", (node,), tuple(self._var_ids))
         return node
+
+    def _call_eager(self, inputs, training: bool, kwargs: dict):
+        from ..tensor import Tensor
+        a = np.asarray(inputs)
+        if a.dtype.kind == "f":  # token ids given as floats: truncated, as Keras casts them
+            inputs = Tensor(a.astype(np.int32))
+        return super()._call_eager(inputs, training, kwargs)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "input_dim": self.input_dim,

@@ -43,8 +43,8 @@ static int attn_make(net *t, const attn_case *a) {
         rc |= pn_model_add_input(t->m, 2, sm, a->mask == 1 ? PN_I32 : PN_F32, &in[3]);
         t->n_in = 4;
     }
-    int iattr[8] = {(int)a->H, (int)a->kd, (int)a->vd, a->causal};
-    float fattr[8] = {a->rate};
+    int iattr[PN_MAX_ATTRS] = {(int)a->H, (int)a->kd, (int)a->vd, a->causal};
+    float fattr[PN_MAX_ATTRS] = {a->rate};
     rc |= pn_model_add_node(t->m, PN_OP_ATTENTION, t->n_in, in, 0, NULL, iattr, fattr, &t->node);
     rc |= pn_model_set_output(t->m, t->node);
     rc |= pn_model_compile(t->m, PN_LOSS_MSE, 0, 0, NULL);
@@ -343,8 +343,8 @@ static void attn_check_errors(void) {
     int vb, r1;
     pn_model_add_input(m, 2, sbad, PN_F32, &vb);
     pn_model_add_input(m, 1, s1, PN_F32, &r1);
-    int ok[8] = {2, 3, 2, 0};
-    float f0[8] = {0};
+    int ok[PN_MAX_ATTRS] = {2, 3, 2, 0};
+    float f0[PN_MAX_ATTRS] = {0};
     CHECK(pn_model_add_node(m, PN_OP_ATTENTION, 3, (int[]){q, k, v}, 0, NULL, ok, f0, &n) == 0,
           "attention: a good node");
     CHECK(pn_model_add_node(m, PN_OP_ATTENTION, 4, (int[]){q, k, v, mf}, 0, NULL, ok, f0, &n) == 0,
@@ -355,14 +355,14 @@ static void attn_check_errors(void) {
               PN_ESHAPE, "attention: key and value steps differ");
     CHECK(pn_model_add_node(m, PN_OP_ATTENTION, 3, (int[]){q, k, r1}, 0, NULL, ok, f0, &n) ==
               PN_ESHAPE, "attention: a value of rank 2");
-    int bad_heads[8] = {4, 3, 2, 0}, zero_kd[8] = {2, 0, 2, 0}, bad_causal[8] = {2, 3, 2, 2};
+    int bad_heads[PN_MAX_ATTRS] = {4, 3, 2, 0}, zero_kd[PN_MAX_ATTRS] = {2, 0, 2, 0}, bad_causal[PN_MAX_ATTRS] = {2, 3, 2, 2};
     CHECK(pn_model_add_node(m, PN_OP_ATTENTION, 3, (int[]){q, k, v}, 0, NULL, bad_heads, f0, &n) ==
               PN_ESHAPE, "attention: heads x key_dim differs from the features");
     CHECK(pn_model_add_node(m, PN_OP_ATTENTION, 3, (int[]){q, k, v}, 0, NULL, zero_kd, f0, &n) ==
               PN_EVALUE, "attention: key_dim 0");
     CHECK(pn_model_add_node(m, PN_OP_ATTENTION, 3, (int[]){q, k, v}, 0, NULL, bad_causal, f0, &n) ==
               PN_EVALUE, "attention: causal 2");
-    float f1[8] = {1.0f};
+    float f1[PN_MAX_ATTRS] = {1.0f};
     CHECK(pn_model_add_node(m, PN_OP_ATTENTION, 3, (int[]){q, k, v}, 0, NULL, ok, f1, &n) ==
               PN_EVALUE, "attention: dropout 1");
     CHECK(pn_model_add_node(m, PN_OP_ATTENTION, 2, (int[]){q, k}, 0, NULL, ok, f0, &n) ==
@@ -385,8 +385,8 @@ static void ln_check(const char *what, int64_t B, int64_t T, int64_t C, int scal
         for (int64_t c = 0; c < C; c++) param(m, vars[k])[c] = (k == 0 && scale ? 1.0f : 0.0f) +
                                                                0.5f * frand(&s);
     rc |= pn_model_add_input(m, 2, shape, PN_F32, &in);
-    int iattr[8] = {scale, center, rms};
-    float fattr[8] = {1e-3f};
+    int iattr[PN_MAX_ATTRS] = {scale, center, rms};
+    float fattr[PN_MAX_ATTRS] = {1e-3f};
     rc |= pn_model_add_node(m, PN_OP_LAYER_NORM, 1, &in, nv, vars, iattr, fattr, &node);
     rc |= pn_model_set_output(m, node);
     rc |= pn_model_compile(m, PN_LOSS_MSE, 0, 0, NULL);
@@ -461,16 +461,16 @@ static void ln_check_errors(void) {
     pn_model_add_variable(m, 1, c5, 1, &vb);
     pn_model_alloc(m);
     pn_model_add_input(m, 2, shape, PN_F32, &in);
-    float eps[8] = {1e-3f}, zero[8] = {0};
-    CHECK(pn_model_add_node(m, PN_OP_LAYER_NORM, 1, &in, 1, &vg, (int[8]){1, 0, 0}, eps, &n) == 0,
+    float eps[PN_MAX_ATTRS] = {1e-3f}, zero[PN_MAX_ATTRS] = {0};
+    CHECK(pn_model_add_node(m, PN_OP_LAYER_NORM, 1, &in, 1, &vg, (int[PN_MAX_ATTRS]){1, 0, 0}, eps, &n) == 0,
           "layer_norm: gamma only");
-    CHECK(pn_model_add_node(m, PN_OP_LAYER_NORM, 1, &in, 2, (int[]){vg, vb}, (int[8]){1, 1, 0},
+    CHECK(pn_model_add_node(m, PN_OP_LAYER_NORM, 1, &in, 2, (int[]){vg, vb}, (int[PN_MAX_ATTRS]){1, 1, 0},
                             eps, &n) == PN_ESHAPE, "layer_norm: beta of the wrong size");
-    CHECK(pn_model_add_node(m, PN_OP_LAYER_NORM, 1, &in, 1, &vg, (int[8]){1, 0, 0}, zero, &n) ==
+    CHECK(pn_model_add_node(m, PN_OP_LAYER_NORM, 1, &in, 1, &vg, (int[PN_MAX_ATTRS]){1, 0, 0}, zero, &n) ==
               PN_EVALUE, "layer_norm: epsilon 0");
-    CHECK(pn_model_add_node(m, PN_OP_LAYER_NORM, 1, &in, 1, &vg, (int[8]){0, 0, 0}, eps, &n) ==
+    CHECK(pn_model_add_node(m, PN_OP_LAYER_NORM, 1, &in, 1, &vg, (int[PN_MAX_ATTRS]){0, 0, 0}, eps, &n) ==
               PN_EVALUE, "layer_norm: a variable too many");
-    CHECK(pn_model_add_node(m, PN_OP_LAYER_NORM, 1, &in, 2, (int[]){vg, vg}, (int[8]){1, 1, 1},
+    CHECK(pn_model_add_node(m, PN_OP_LAYER_NORM, 1, &in, 2, (int[]){vg, vg}, (int[PN_MAX_ATTRS]){1, 1, 1},
                             eps, &n) == PN_EVALUE, "layer_norm: rms_scaling with beta");
     pn_model_destroy(m);
 }

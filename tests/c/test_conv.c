@@ -54,7 +54,7 @@ static pn_model *make_conv(const cfg *g, unsigned seed) {
         for (int i = 0; i < g->OC; i++) param(m, vb)[i] = frand(&seed);
     pn_model_add_input(m, 3, xs, PN_F32, &in);
     int vars[2] = {vk, vb};
-    int ia[8] = {g->sh, g->sw, g->dh, g->dw, g->pt, g->pl, g->pb, g->pr};
+    int ia[PN_MAX_ATTRS] = {g->sh, g->sw, g->dh, g->dw, g->pt, g->pl, g->pb, g->pr};
     int rc = pn_model_add_node(m, PN_OP_CONV2D, 1, &in, g->bias ? 2 : 1, vars, ia, NULL, &node);
     if (rc || pn_model_set_output(m, node)) {
         pn_model_destroy(m);
@@ -262,7 +262,7 @@ static void test_shared_kernel_accumulates(void) {
     for (int i = 0; i < 81; i++) param(m, v[0])[i] = 0.5f * frand(&seed);
     for (int i = 0; i < 3; i++) param(m, v[1])[i] = frand(&seed);
     pn_model_add_input(m, 3, xs, PN_F32, &in);
-    int same[8] = {1, 1, 1, 1, 1, 1, 1, 1}, s2[8] = {2, 1, 1, 2, 0, 1, 1, 0};
+    int same[PN_MAX_ATTRS] = {1, 1, 1, 1, 1, 1, 1, 1}, s2[PN_MAX_ATTRS] = {2, 1, 1, 2, 0, 1, 1, 0};
     CHECK(pn_model_add_node(m, PN_OP_CONV2D, 1, &in, 2, v, same, NULL, &n1) == 0, "conv 1");
     CHECK(pn_model_add_node(m, PN_OP_CONV2D, 1, &n1, 2, v, s2, NULL, &n2) == 0, "conv 2");
     pn_model_set_output(m, n2);
@@ -309,7 +309,7 @@ static void test_bad_attributes_refused(void) {
     int64_t xs[3] = {5, 5, 2};
     int in;
     pn_model_add_input(m, 3, xs, PN_F32, &in);
-    const int ok[8] = {1, 1, 1, 1, 0, 0, 0, 0};
+    const int ok[PN_MAX_ATTRS] = {1, 1, 1, 1, 0, 0, 0, 0};
     struct {
         const char *what;
         int input, n_var, vars[2], slot, value; /* slot < 0: attributes as ok */
@@ -336,7 +336,7 @@ static void test_bad_attributes_refused(void) {
     };
     int node;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        int ia[8], vars[3] = {cases[i].vars[0], cases[i].vars[1], vb};
+        int ia[PN_MAX_ATTRS], vars[3] = {cases[i].vars[0], cases[i].vars[1], vb};
         memcpy(ia, ok, sizeof ia);
         if (cases[i].slot >= 0) ia[cases[i].slot] = cases[i].value;
         int rc = pn_model_add_node(m, PN_OP_CONV2D, 1, &cases[i].input, cases[i].n_var, vars, ia,
@@ -349,7 +349,7 @@ static void test_bad_attributes_refused(void) {
     CHECK(pn_model_add_node(m, PN_OP_CONV2D, 2, two, 2, vars, ok, NULL, &node) != 0 &&
               strstr(pn_last_error(), "conv2d"), "two inputs accepted");
     /* padding makes a kernel that is too large fit: 'same' for 6x3 on 5x5 */
-    int pad[8] = {1, 1, 1, 1, 2, 1, 3, 1};
+    int pad[PN_MAX_ATTRS] = {1, 1, 1, 1, 2, 1, 3, 1};
     int64_t shape[8];
     int rc = pn_model_add_node(m, PN_OP_CONV2D, 1, &in, 1, &vkbig, pad, NULL, &node);
     CHECK(rc == 0 && pn_model_node_shape(m, node, shape) == 3 && shape[0] == 5 && shape[1] == 5 &&
@@ -367,7 +367,7 @@ static void refused_input(int ndim, const int64_t *xs, pn_dtype dtype, const cha
     pn_model_add_variable(m, 4, ks, 1, &vk);
     pn_model_alloc(m);
     CHECK(pn_model_add_input(m, ndim, xs, dtype, &in) == 0, "input not added");
-    int ia[8] = {1, 1, 1, 1, 0, 0, 0, 0};
+    int ia[PN_MAX_ATTRS] = {1, 1, 1, 1, 0, 0, 0, 0};
     int rc = pn_model_add_node(m, PN_OP_CONV2D, 1, &in, 1, &vk, ia, NULL, &node);
     const char *msg = pn_last_error();
     CHECK(rc != 0 && strstr(msg, "conv2d") && strstr(msg, needle),

@@ -116,7 +116,7 @@ static void test_gradient_check_dense_tanh_softmax(void) {
     pn_model_add_node(m, PN_OP_SOFTMAX, 1, &n, 0, NULL, NULL, NULL, &n);
     pn_model_set_output(m, n);
     pn_model_compile(m, PN_LOSS_SPARSE_CE, 0, 0, NULL);
-    float x[8], dx[8], loss, res[1];
+    float x[PN_MAX_ATTRS], dx[8], loss, res[1];
     for (int i = 0; i < 8; i++) x[i] = frand(&seed);
     int32_t y[2] = {2, 0};
     pn_tensor tx = {2, {2, 4}, PN_F32, x}, ty = {1, {2}, PN_I32, y};
@@ -150,7 +150,7 @@ static void test_errors_leave_state_unchanged(void) {
     pn_optim_config cfg = {.kind = PN_ADAM, .learning_rate = 0.01f, .beta_1 = 0.9f,
                            .beta_2 = 0.999f, .epsilon = 1e-7f};
     CHECK(pn_model_set_optimizer(m, &cfg) == 0, "adam");
-    float before[16], x[8] = {0}, res[2];
+    float before[16], x[PN_MAX_ATTRS] = {0}, res[2];
     memcpy(before, param(m, 0), sizeof(float) * 12);
     int32_t bad[2] = {1, 3};
     pn_tensor tx = {2, {2, 4}, PN_F32, x}, ty = {1, {2}, PN_I32, bad};

@@ -452,18 +452,18 @@ static int run_eager_ops(pn_model *m, float *res) {
     pn_value_set_requires_grad(w, 1);
     pn_value_set_requires_grad(gamma, 1);
     pn_value_set_requires_grad(beta, 1);
-    int conv[8] = {1, 1, 1, 1, 0, 0, 0, 0};
+    int conv[PN_MAX_ATTRS] = {1, 1, 1, 1, 0, 0, 0, 0};
     E(pn_eager_op(PN_OP_CONV2D, 1, &x, 1, &k, conv, NULL, 1, 0, OUT)); /* (2,3,3,3) */
     pn_value *bnv[4] = {gamma, beta, mean, var};
-    int bn[8] = {1, 1, 0, 0, 0, 0, 0, 0};
-    float bnf[8] = {0.99f, 1e-3f};
+    int bn[PN_MAX_ATTRS] = {1, 1, 0, 0, 0, 0, 0, 0};
+    float bnf[PN_MAX_ATTRS] = {0.99f, 1e-3f};
     E(pn_eager_op(PN_OP_BATCH_NORM, 1, &LAST, 4, bnv, bn, bnf, 1, 0, OUT));
-    float drop[8] = {0.25f};
-    int spatial[8] = {1};
+    float drop[PN_MAX_ATTRS] = {0.25f};
+    int spatial[PN_MAX_ATTRS] = {1};
     E(pn_eager_op(PN_OP_DROPOUT, 1, &LAST, 0, NULL, spatial, drop, 1, 7, OUT));
     pn_value *h = LAST;
     pn_value *two[2] = {h, h};
-    int cat[8] = {2};
+    int cat[PN_MAX_ATTRS] = {2};
     E(pn_eager_op(PN_OP_CONCATENATE, 2, two, 0, NULL, cat, NULL, 1, 0, OUT)); /* (2,3,3,6) */
     int64_t fd[2] = {2, 54};
     E(pn_eager_reshape(LAST, 2, fd, OUT));
@@ -550,8 +550,8 @@ static void test_failed_eager_batch_norm_keeps_moving_statistics(void) {
     pn_value_set_requires_grad(x, 1);
     for (int i = 0; i < 4; i++) pn_value_create(&v[i], 1, cd, PN_F32, NULL);
     for (int i = 0; i < 2; i++) pn_value_set_requires_grad(v[i], 1);
-    int bn[8] = {1, 1, 0};
-    float bnf[8] = {0.9f, 1e-3f};
+    int bn[PN_MAX_ATTRS] = {1, 1, 0};
+    float bnf[PN_MAX_ATTRS] = {0.9f, 1e-3f};
     pn_debug_fail_alloc(INT64_MAX);
     pn_value *o = NULL;
     int rc = pn_eager_op(PN_OP_BATCH_NORM, 1, &x, 4, v, bn, bnf, 1, 0, &o);

@@ -199,12 +199,12 @@ static pn_model *build(const cfg *t, unsigned seed, int *var) {
         ok &= pn_model_add_node(m, PN_OP_DENSE, 1, &xn, 1, &var[b], NULL, NULL, &nodes[b]) ==
               PN_OK;
         if (t->rank == 2) {
-            int ia[8] = {2, t->dims[b][0], t->dims[b][1]};
+            int ia[PN_MAX_ATTRS] = {2, t->dims[b][0], t->dims[b][1]};
             ok &= pn_model_add_node(m, PN_OP_RESHAPE, 1, &nodes[b], 0, NULL, ia, NULL,
                                     &nodes[b]) == PN_OK;
         }
     }
-    int ins[4], ia[8] = {t->axis};
+    int ins[4], ia[PN_MAX_ATTRS] = {t->axis};
     for (int j = 0; j < t->n_in; j++) ins[j] = t->src[j] < 0 ? xn : nodes[t->src[j]];
     ok = ok && pn_model_add_node(m, t->op, t->n_in, ins, 0, NULL, ia, NULL, &merge) == PN_OK;
     ok = ok && pn_model_set_output(m, merge) == PN_OK;
@@ -456,7 +456,7 @@ static void test_maximum_ties(void) {
 
 static void refused(pn_model *m, int op, int n_in, const int *ins, int n_var, const int *vars,
                     int axis, const char *must, const char *what) {
-    int ia[8] = {axis}, node = -1;
+    int ia[PN_MAX_ATTRS] = {axis}, node = -1;
     int rc = pn_model_add_node(m, op, n_in, ins, n_var, vars, ia, NULL, &node);
     CHECK(rc < 0, "%s: accepted", what);
     CHECK(rc >= 0 || strstr(pn_last_error(), must) != NULL, "%s: message lacks '%s'", what, must);
@@ -473,7 +473,7 @@ static void test_refused(void) {
     pn_model_add_input(m, 1, xs, PN_F32, &xn);
     pn_model_add_node(m, PN_OP_DENSE, 1, &xn, 1, &vk, NULL, NULL, &a4);   /* (4) */
     pn_model_add_node(m, PN_OP_DENSE, 1, &xn, 1, &vk2, NULL, NULL, &b5);  /* (5) */
-    int ia22[8] = {2, 2, 2}, ia23[8] = {2, 2, 3}, ia32[8] = {2, 3, 2}, ia123[8] = {3, 1, 2, 2};
+    int ia22[PN_MAX_ATTRS] = {2, 2, 2}, ia23[PN_MAX_ATTRS] = {2, 2, 3}, ia32[PN_MAX_ATTRS] = {2, 3, 2}, ia123[PN_MAX_ATTRS] = {3, 1, 2, 2};
     int d6;
     pn_model_add_node(m, PN_OP_RESHAPE, 1, &a4, 0, NULL, ia22, NULL, &r22);   /* (2, 2) */
     pn_model_add_node(m, PN_OP_RESHAPE, 1, &a4, 0, NULL, ia123, NULL, &r123); /* (1, 2, 2) */
@@ -519,7 +519,7 @@ static void test_refused(void) {
     refused(m, PN_OP_CONCATENATE, 2, r2, 0, NULL, 0, "axis 0", "(2, 2), (2, 3) on axis 0");
     /* ... and what fits is accepted: (2, 2) + (2, 3) on axis 1 -> (2, 5) */
     int node;
-    int ia1[8] = {1};
+    int ia1[PN_MAX_ATTRS] = {1};
     CHECK(pn_model_add_node(m, PN_OP_CONCATENATE, 2, r2, 0, NULL, ia1, NULL, &node) == 0,
           "(2, 2), (2, 3) on axis 1");
     int64_t shape[8];

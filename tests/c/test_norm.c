@@ -63,8 +63,8 @@ static int bn_make(bn_net *t, int ndim, const int64_t *shape, int scale, int cen
         param(t->m, t->vmv)[c] = 0.6f + 0.5f * fabsf(frand(&seed));
     }
     rc |= pn_model_add_input(t->m, ndim, shape, PN_F32, &in);
-    int iattr[8] = {scale, center, frozen};
-    float fattr[8] = {mom, eps};
+    int iattr[PN_MAX_ATTRS] = {scale, center, frozen};
+    float fattr[PN_MAX_ATTRS] = {mom, eps};
     rc |= pn_model_add_node(t->m, PN_OP_BATCH_NORM, 1, &in, nv, vars, iattr, fattr, &t->node);
     rc |= pn_model_set_output(t->m, t->node);
     rc |= pn_model_compile(t->m, PN_LOSS_MSE, 0, 0, NULL);
@@ -230,7 +230,7 @@ static void test_bn_inference_matches_reference(void) {
                 float *x = malloc(sizeof(float) * M), *out = malloc(sizeof(float) * M);
                 double *yr = malloc(sizeof(double) * M), *xh = malloc(sizeof(double) * M);
                 double mean[8], var[8];
-                float mm0[8], mv0[8];
+                float mm0[PN_MAX_ATTRS], mv0[8];
                 memcpy(mm0, param(t.m, t.vmm), sizeof(float) * t.C);
                 memcpy(mv0, param(t.m, t.vmv), sizeof(float) * t.C);
                 bn_fill_x(x, R, t.C, 0.3f, 9u);
@@ -438,8 +438,8 @@ static void test_bn_bad_attributes(void) {
     pn_model_add_variable(m, 2, c22, 1, &v22);
     pn_model_alloc(m);
     pn_model_add_input(m, 2, xs, PN_F32, &in);
-    int ok[8] = {1, 1}, sc2[8] = {2, 1}, ce_neg[8] = {1, -1}, fr2[8] = {1, 1, 2}, none[8] = {0};
-    float f[8] = {0.99f, 1e-3f};
+    int ok[PN_MAX_ATTRS] = {1, 1}, sc2[PN_MAX_ATTRS] = {2, 1}, ce_neg[PN_MAX_ATTRS] = {1, -1}, fr2[PN_MAX_ATTRS] = {1, 1, 2}, none[PN_MAX_ATTRS] = {0};
+    float f[PN_MAX_ATTRS] = {0.99f, 1e-3f};
     CHECK(pn_model_add_node(m, PN_OP_BATCH_NORM, 1, &in, 4, v4, ok, f, &node) == 0, "good bn");
     CHECK(pn_model_add_node(m, PN_OP_BATCH_NORM, 1, &in, 2, v4 + 2, none, f, &node) == 0,
           "bn without gamma and beta");
@@ -464,11 +464,11 @@ static void test_bn_bad_attributes(void) {
     float fbad[][2] = {{-0.1f, 1e-3f}, {1.5f, 1e-3f}, {NAN, 1e-3f}, {0.9f, 0.0f},
                        {0.9f, -1e-3f}, {0.9f, NAN}, {0.9f, INFINITY}};
     for (int k = 0; k < 7; k++) {
-        float fa[8] = {fbad[k][0], fbad[k][1]};
+        float fa[PN_MAX_ATTRS] = {fbad[k][0], fbad[k][1]};
         CHECK(pn_model_add_node(m, PN_OP_BATCH_NORM, 1, &in, 4, v4, ok, fa, &node) == PN_EVALUE,
               "momentum %g epsilon %g", fbad[k][0], fbad[k][1]);
     }
-    float edge[8] = {1.0f, 1e-3f};
+    float edge[PN_MAX_ATTRS] = {1.0f, 1e-3f};
     CHECK(pn_model_add_node(m, PN_OP_BATCH_NORM, 1, &in, 4, v4, ok, edge, &node) == 0,
           "momentum 1 is allowed");
     CHECK(pn_model_add_node(m, PN_OP_BATCH_NORM, 0, &in, 4, v4, ok, f, &node) == PN_EVALUE,
@@ -492,8 +492,8 @@ static pn_model *dropout_make(int ndim, const int64_t *shape, float rate, int sp
     int in, node, rc = pn_model_create(&m);
     rc |= pn_model_alloc(m);
     rc |= pn_model_add_input(m, ndim, shape, PN_F32, &in);
-    int iattr[8] = {spatial};
-    float fattr[8] = {rate};
+    int iattr[PN_MAX_ATTRS] = {spatial};
+    float fattr[PN_MAX_ATTRS] = {rate};
     rc |= pn_model_add_node(m, PN_OP_DROPOUT, 1, &in, 0, NULL, iattr, fattr, &node);
     rc |= pn_model_set_output(m, node);
     rc |= pn_model_compile(m, PN_LOSS_MSE, 0, 0, NULL);
@@ -641,14 +641,14 @@ static void test_dropout_bad_attributes(void) {
     pn_model_add_node(m, PN_OP_RELU, 1, &in, 0, NULL, NULL, NULL, &in1);
     float rates[5] = {-0.1f, 1.0f, 1.5f, NAN, INFINITY};
     for (int k = 0; k < 5; k++) {
-        float f[8] = {rates[k]};
+        float f[PN_MAX_ATTRS] = {rates[k]};
         CHECK(pn_model_add_node(m, PN_OP_DROPOUT, 1, &in, 0, NULL, NULL, f, &node) == PN_EVALUE,
               "dropout rate %g", rates[k]);
     }
     CHECK(strstr(pn_last_error(), "dropout") && strstr(pn_last_error(), "rate"), "message: %s",
           pn_last_error());
-    float f[8] = {0.5f};
-    int two[8] = {2}, neg[8] = {-1}, sp[8] = {1};
+    float f[PN_MAX_ATTRS] = {0.5f};
+    int two[PN_MAX_ATTRS] = {2}, neg[PN_MAX_ATTRS] = {-1}, sp[PN_MAX_ATTRS] = {1};
     CHECK(pn_model_add_node(m, PN_OP_DROPOUT, 1, &in, 0, NULL, two, f, &node) == PN_EVALUE,
           "iattr 2");
     CHECK(pn_model_add_node(m, PN_OP_DROPOUT, 1, &in, 0, NULL, neg, f, &node) == PN_EVALUE,
@@ -660,7 +660,7 @@ static void test_dropout_bad_attributes(void) {
           "two inputs");
     CHECK(pn_model_add_node(m, PN_OP_DROPOUT, 1, &in, 0, NULL, sp, f, &node) == 0,
           "spatial on rank 2");
-    CHECK(pn_model_add_node(m, PN_OP_DROPOUT, 1, &in, 0, NULL, NULL, (float[8]){0}, &node) == 0,
+    CHECK(pn_model_add_node(m, PN_OP_DROPOUT, 1, &in, 0, NULL, NULL, (float[PN_MAX_ATTRS]){0}, &node) == 0,
           "rate 0");
     pn_model_destroy(m);
     pn_model_create(&m);
@@ -689,8 +689,8 @@ static void test_bn_then_dropout_trains(void) {
     pn_model_add_input(m, 1, xs, PN_F32, &in);
     pn_model_add_node(m, PN_OP_DENSE, 1, &in, 1, &vk, NULL, NULL, &n);
     pn_model_add_node(m, PN_OP_BATCH_NORM, 1, &n, 4, (int[]){vg, vb, vmm, vmv},
-                      (int[8]){1, 1}, (float[8]){0.99f, 1e-3f}, &n);
-    pn_model_add_node(m, PN_OP_DROPOUT, 1, &n, 0, NULL, NULL, (float[8]){0.25f}, &n);
+                      (int[PN_MAX_ATTRS]){1, 1}, (float[PN_MAX_ATTRS]){0.99f, 1e-3f}, &n);
+    pn_model_add_node(m, PN_OP_DROPOUT, 1, &n, 0, NULL, NULL, (float[PN_MAX_ATTRS]){0.25f}, &n);
     pn_model_set_output(m, n);
     pn_model_compile(m, PN_LOSS_MSE, 0, 0, NULL);
     pn_optim_config cfg = {.kind = PN_SGD, .learning_rate = 0.05f};

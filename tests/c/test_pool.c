@@ -35,7 +35,7 @@ static void fill_distinct(float *x, int n) {
 
 typedef struct {
     int op;
-    int iattr[8];
+    int iattr[PN_MAX_ATTRS];
 } op_cfg;
 
 /* not NULL: model.c memcpy's the metrics even when there are none */
@@ -304,7 +304,7 @@ static void test_finite_differences(void) {
 
 static void test_reshape(void) {
     /* (4, 3, 2) -> flatten (24) and -> (6, 4): the same elements in the same order */
-    const int targets[][8] = {{1, 24}, {2, 6, 4}, {3, 2, 3, 4}, {4, 1, 24, 1, 1}};
+    const int targets[][PN_MAX_ATTRS] = {{1, 24}, {2, 6, 4}, {3, 2, 3, 4}, {4, 1, 24, 1, 1}};
     for (int t = 0; t < 4; t++) {
         pn_model *m;
         pn_model_create(&m);
@@ -384,14 +384,14 @@ static void expect_refused(int op, int r, const int64_t *xs, pn_dtype dt, int n_
 
 static void test_refused(void) {
     const int64_t img[3] = {7, 5, 3}, flat[2] = {7, 5}, small[3] = {4, 4, 1};
-    const int ok_pool[8] = {2, 2, 2, 2, 0, 0, 0, 0};
+    const int ok_pool[PN_MAX_ATTRS] = {2, 2, 2, 2, 0, 0, 0, 0};
     const int ops[2] = {PN_OP_MAX_POOL2D, PN_OP_AVG_POOL2D};
     for (int k = 0; k < 2; k++) {
         int op = ops[k];
         expect_refused(op, 2, flat, PN_F32, 0, ok_pool, "rank 2 input");
         expect_refused(op, 3, img, PN_I32, 0, ok_pool, "int32 input");
         expect_refused(op, 3, img, PN_F32, 1, ok_pool, "a weight");
-        const int bad[][8] = {
+        const int bad[][PN_MAX_ATTRS] = {
             {0, 2, 2, 2, 0, 0, 0, 0},  /* pool_h 0 */
             {2, -1, 2, 2, 0, 0, 0, 0}, /* pool_w < 0 */
             {2, 2, 0, 2, 0, 0, 0, 0},  /* stride_h 0 */
@@ -414,17 +414,17 @@ static void test_refused(void) {
             expect_refused(op, 3, img, PN_F32, 0, bad[i], what);
         }
         /* a 4x4 input, pool 2 stride 2, bottom pad 2: OH 3, the last window wholly padding */
-        const int pad2[8] = {2, 2, 2, 2, 0, 0, 2, 0};
+        const int pad2[PN_MAX_ATTRS] = {2, 2, 2, 2, 0, 0, 2, 0};
         expect_refused(op, 3, small, PN_F32, 0, pad2, "last window in the padding");
     }
-    const int none[8] = {0};
+    const int none[PN_MAX_ATTRS] = {0};
     expect_refused(PN_OP_GLOBAL_AVG_POOL2D, 2, flat, PN_F32, 0, none, "rank 2 input");
     expect_refused(PN_OP_GLOBAL_MAX_POOL2D, 2, flat, PN_F32, 0, none, "rank 2 input");
     expect_refused(PN_OP_GLOBAL_MAX_POOL2D, 3, img, PN_F32, 1, none, "a weight");
-    const int pads[][8] = {{-1, 0, 0, 0}, {0, -1, 0, 0}, {0, 0, -1, 0}, {0, 0, 0, -2}};
+    const int pads[][PN_MAX_ATTRS] = {{-1, 0, 0, 0}, {0, -1, 0, 0}, {0, 0, -1, 0}, {0, 0, 0, -2}};
     for (int i = 0; i < 4; i++) expect_refused(PN_OP_ZERO_PAD2D, 3, img, PN_F32, 0, pads[i], "pad");
     expect_refused(PN_OP_ZERO_PAD2D, 2, flat, PN_F32, 0, none, "rank 2 input");
-    const int shapes[][8] = {
+    const int shapes[][PN_MAX_ATTRS] = {
         {0},                                          /* rank 0 */
         {8, 1, 1, 1, 1, 1, 1, 1},                     /* rank 8 */
         {-1, 105},                                    /* negative rank */
@@ -439,7 +439,7 @@ static void test_refused(void) {
         snprintf(what, sizeof what, "target #%d", i);
         expect_refused(PN_OP_RESHAPE, 3, img, PN_F32, 0, shapes[i], what);
     }
-    const int flat105[8] = {1, 105};
+    const int flat105[PN_MAX_ATTRS] = {1, 105};
     expect_refused(PN_OP_RESHAPE, 3, img, PN_I32, 0, flat105, "int32 input");
     expect_refused(PN_OP_RESHAPE, 3, img, PN_F32, 1, flat105, "a weight");
 }

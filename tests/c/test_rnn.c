@@ -76,8 +76,8 @@ static int make(net *t, const cfg *c, unsigned seed) {
             t->x_size[1 + k] = (int64_t)c->B * c->U;
             t->n_in++;
         }
-    int ia[8] = {c->U, c->rs, c->back, c->rstate, c->act, c->ract, c->ra, c->rev};
-    float fa[8] = {c->drop, c->rdrop};
+    int ia[PN_MAX_ATTRS] = {c->U, c->rs, c->back, c->rstate, c->act, c->ract, c->ra, c->rev};
+    float fa[PN_MAX_ATTRS] = {c->drop, c->rdrop};
     rc |= pn_model_add_node(t->m, c->op, t->n_in, t->in, t->n_var, t->vars, ia, fa, &t->node);
     if (rc) return rc;
     int64_t shape[PN_MAX_DIMS];
@@ -297,15 +297,15 @@ static void test_slice(void) {
     net t;
     CHECK(make(&t, &c, 3) == 0, "slice: builds the lstm");
     int sl, bad;
-    int ia[8] = {6 + 2, 1, 2}; /* c_T: after the sequence (6) and h (2) */
+    int ia[PN_MAX_ATTRS] = {6 + 2, 1, 2}; /* c_T: after the sequence (6) and h (2) */
     CHECK(pn_model_add_node(t.m, PN_OP_SLICE, 1, &t.node, 0, NULL, ia, NULL, &sl) == 0,
           "slice: adds");
     int64_t shape[PN_MAX_DIMS];
     CHECK(pn_model_node_shape(t.m, sl, shape) == 1 && shape[0] == 2, "slice: shape (2)");
-    int ib[8] = {9, 1, 2};
+    int ib[PN_MAX_ATTRS] = {9, 1, 2};
     CHECK(pn_model_add_node(t.m, PN_OP_SLICE, 1, &t.node, 0, NULL, ib, NULL, &bad) == PN_ESHAPE,
           "slice: past the end is refused");
-    int ic[8] = {0, 0};
+    int ic[PN_MAX_ATTRS] = {0, 0};
     CHECK(pn_model_add_node(t.m, PN_OP_SLICE, 1, &t.node, 0, NULL, ic, NULL, &bad) == PN_EVALUE,
           "slice: rank 0 is refused");
     pn_model_set_output(t.m, sl);
@@ -339,7 +339,7 @@ static void test_bad_attributes(void) {
     int64_t xs[2] = {5, 3}, x1[1] = {15};
     pn_model_add_input(m, 2, xs, PN_F32, &in);
     pn_model_add_input(m, 1, x1, PN_F32, &in1);
-    int ok[8] = {4, 0, 0, 0, TANH, SIG, 0, 0};
+    int ok[PN_MAX_ATTRS] = {4, 0, 0, 0, TANH, SIG, 0, 0};
     CHECK(pn_model_add_node(m, PN_OP_LSTM, 1, &in, 3, v, ok, NULL, &node) == 0, "lstm adds");
     CHECK(pn_model_add_node(m, PN_OP_LSTM, 1, &in1, 3, v, ok, NULL, &node) == PN_ESHAPE,
           "a rank-1 input is refused");
@@ -348,13 +348,13 @@ static void test_bad_attributes(void) {
           "a kernel for other features is refused");
     CHECK(pn_model_add_node(m, PN_OP_GRU, 1, &in, 3, v, ok, NULL, &node) == PN_ESHAPE,
           "gru with lstm's weights is refused");
-    int bad_act[8] = {4, 0, 0, 0, 9, SIG, 0, 0};
+    int bad_act[PN_MAX_ATTRS] = {4, 0, 0, 0, 9, SIG, 0, 0};
     CHECK(pn_model_add_node(m, PN_OP_LSTM, 1, &in, 3, v, bad_act, NULL, &node) == PN_EVALUE,
           "an unknown activation is refused");
-    int bad_flag[8] = {4, 2, 0, 0, TANH, SIG, 0, 0};
+    int bad_flag[PN_MAX_ATTRS] = {4, 2, 0, 0, TANH, SIG, 0, 0};
     CHECK(pn_model_add_node(m, PN_OP_LSTM, 1, &in, 3, v, bad_flag, NULL, &node) == PN_EVALUE,
           "a flag of 2 is refused");
-    float bad_rate[8] = {1.0f};
+    float bad_rate[PN_MAX_ATTRS] = {1.0f};
     CHECK(pn_model_add_node(m, PN_OP_LSTM, 1, &in, 3, v, ok, bad_rate, &node) == PN_EVALUE,
           "dropout 1 is refused");
     int two[2] = {in, in1};
@@ -384,7 +384,7 @@ static void test_eager_matches_plan(void) {
         pn_value_create(&w[k], nd, shape, PN_F32, param(t.m, t.vars[k]));
         pn_value_set_requires_grad(w[k], 1);
     }
-    int ia[8] = {2, 1, 0, 0, TANH, SIG, 1, 0};
+    int ia[PN_MAX_ATTRS] = {2, 1, 0, 0, TANH, SIG, 1, 0};
     int rc = pn_eager_op(PN_OP_GRU, 1, &x, 3, w, ia, NULL, 1, 5, &out);
     CHECK(rc == 0, "eager: runs");
     double err = 0;

@@ -107,7 +107,7 @@ static pn_model *lstm_model(void) {
         pn_model_params(m)[i] = 0.3f * frand(&seed);
     pn_model_add_input(m, 2, xs, PN_F32, &in);
     pn_model_add_node(m, PN_OP_DENSE, 1, &in, 2, v, NULL, NULL, &n);
-    int lstm[8] = {U, 0, 0, 0, TANH, SIG, 0, 0};
+    int lstm[PN_MAX_ATTRS] = {U, 0, 0, 0, TANH, SIG, 0, 0};
     pn_model_add_node(m, PN_OP_LSTM, 1, &n, 3, v + 2, lstm, NULL, &n);
     pn_model_add_node(m, PN_OP_DENSE, 1, &n, 1, v + 5, NULL, NULL, &n);
     pn_model_set_output(m, n);
