@@ -168,6 +168,13 @@ static void scatter_add(float *restrict gx, const float *restrict g, const walk 
  *             (ties go to x, the first operand, as the merge layers do; a NaN propagates)
  *   power     z = x^y         dx = g y x^(y-1)  (0 where y == 0, so 0^0 has dx 0, as PyTorch)
  *                             dy = g z log x    (0 where x == 0 by convention; NaN for x < 0)
+ *   equal, not_equal, less, less_equal, greater, greater_equal: z = 1 where x (op) y holds,
+ *             else 0 (IEEE: a NaN compares unequal to everything)             no gradient
+ *   logical_and, logical_or, logical_xor: on truth values (x != 0: NaN is true)  no gradient
+ *   floor_divide z = floor(x / y) as NumPy's divmod computes it               no gradient
+ *   mod       z = x - floor(x / y) y, the sign of y (NumPy, Python)  dx = g, dy = -g floor(x / y)
+ *   arctan2   z = atan2(x, y)          dx = g y / (x^2 + y^2)   dy = -g x / (x^2 + y^2)
+ *   hypot     z = sqrt(x^2 + y^2)      dx = g x / z             dy = g y / z   (0 where z == 0)
  * An operand broadcast over an axis receives its gradient summed over that axis.
  */
 
@@ -175,7 +182,41 @@ static const char *const bin_names[PN_BIN_COUNT] = {
     [PN_BIN_ADD] = "add",         [PN_BIN_SUB] = "subtract", [PN_BIN_MUL] = "multiply",
     [PN_BIN_DIV] = "divide",      [PN_BIN_MAXIMUM] = "maximum",
     [PN_BIN_MINIMUM] = "minimum", [PN_BIN_POW] = "power",
+    [PN_BIN_EQUAL] = "equal",     [PN_BIN_NOT_EQUAL] = "not_equal", [PN_BIN_LESS] = "less",
+    [PN_BIN_LESS_EQUAL] = "less_equal", [PN_BIN_GREATER] = "greater",
+    [PN_BIN_GREATER_EQUAL] = "greater_equal", [PN_BIN_LOGICAL_AND] = "logical_and",
+    [PN_BIN_LOGICAL_OR] = "logical_or", [PN_BIN_LOGICAL_XOR] = "logical_xor",
+    [PN_BIN_FLOOR_DIVIDE] = "floor_divide", [PN_BIN_MOD] = "mod", [PN_BIN_ARCTAN2] = "arctan2",
+    [PN_BIN_HYPOT] = "hypot",
 };
+_Static_assert(PN_BIN_COUNT == 20, "name the new binary op in bin_names");
+
+/* NumPy's npy_divmod in float: the floor quotient, and the remainder (sign of b) in *mod */
+static float floor_divmod(float a, float b, float *mod) {
+    float m = fmodf(a, b);
+    if (b == 0.0f) { /* NaN remainder, a / b (inf or NaN) quotient, as NumPy */
+        *mod = m;
+        return a / b;
+    }
+    float div = (a - m) / b;
+    if (m != 0.0f) {
+        if ((b < 0.0f) != (m < 0.0f)) {
+            m += b;
+            div -= 1.0f;
+        }
+    } else {
+        m = copysignf(0.0f, b);
+    }
+    float fd;
+    if (div != 0.0f) {
+        fd = floorf(div);
+        if (div - fd > 0.5f) fd += 1.0f;
+    } else {
+        fd = copysignf(0.0f, a / b);
+    }
+    *mod = m;
+    return fd;
+}
 
 /* One row of n outputs: o[j] = a[j sa] (op) b[j sb]. */
 static void binary_row(pn_binop op, float *restrict o, const float *restrict a, int64_t sa,
@@ -207,6 +248,51 @@ static void binary_row(pn_binop op, float *restrict o, const float *restrict a, 
         break;
     case PN_BIN_POW:
         for (int64_t j = 0; j < n; j++) o[j] = powf(a[j * sa], b[j * sb]);
+        break;
+    case PN_BIN_EQUAL:
+        for (int64_t j = 0; j < n; j++) o[j] = a[j * sa] == b[j * sb] ? 1.0f : 0.0f;
+        break;
+    case PN_BIN_NOT_EQUAL:
+        for (int64_t j = 0; j < n; j++) o[j] = a[j * sa] != b[j * sb] ? 1.0f : 0.0f;
+        break;
+    case PN_BIN_LESS:
+        for (int64_t j = 0; j < n; j++) o[j] = a[j * sa] < b[j * sb] ? 1.0f : 0.0f;
+        break;
+    case PN_BIN_LESS_EQUAL:
+        for (int64_t j = 0; j < n; j++) o[j] = a[j * sa] <= b[j * sb] ? 1.0f : 0.0f;
+        break;
+    case PN_BIN_GREATER:
+        for (int64_t j = 0; j < n; j++) o[j] = a[j * sa] > b[j * sb] ? 1.0f : 0.0f;
+        break;
+    case PN_BIN_GREATER_EQUAL:
+        for (int64_t j = 0; j < n; j++) o[j] = a[j * sa] >= b[j * sb] ? 1.0f : 0.0f;
+        break;
+    case PN_BIN_LOGICAL_AND:
+        for (int64_t j = 0; j < n; j++)
+            o[j] = (a[j * sa] != 0.0f) && (b[j * sb] != 0.0f) ? 1.0f : 0.0f;
+        break;
+    case PN_BIN_LOGICAL_OR:
+        for (int64_t j = 0; j < n; j++)
+            o[j] = (a[j * sa] != 0.0f) || (b[j * sb] != 0.0f) ? 1.0f : 0.0f;
+        break;
+    case PN_BIN_LOGICAL_XOR:
+        for (int64_t j = 0; j < n; j++)
+            o[j] = (a[j * sa] != 0.0f) != (b[j * sb] != 0.0f) ? 1.0f : 0.0f;
+        break;
+    case PN_BIN_FLOOR_DIVIDE:
+        for (int64_t j = 0; j < n; j++) {
+            float m;
+            o[j] = floor_divmod(a[j * sa], b[j * sb], &m);
+        }
+        break;
+    case PN_BIN_MOD:
+        for (int64_t j = 0; j < n; j++) floor_divmod(a[j * sa], b[j * sb], &o[j]);
+        break;
+    case PN_BIN_ARCTAN2:
+        for (int64_t j = 0; j < n; j++) o[j] = atan2f(a[j * sa], b[j * sb]);
+        break;
+    case PN_BIN_HYPOT:
+        for (int64_t j = 0; j < n; j++) o[j] = hypotf(a[j * sa], b[j * sb]);
         break;
     default:
         break;
@@ -261,7 +347,28 @@ static void binary_grad_row(pn_binop op, int k, float *restrict gx, int64_t sx,
                 gx[j * sx] += x == 0.0f ? 0.0f : g[j] * z[j] * logf(x);
             }
         break;
-    default:
+    case PN_BIN_MOD:
+        if (k == 0)
+            for (int64_t j = 0; j < n; j++) gx[j * sx] += g[j];
+        else
+            for (int64_t j = 0; j < n; j++) {
+                float m;
+                gx[j * sx] -= g[j] * floor_divmod(a[j * sa], b[j * sb], &m);
+            }
+        break;
+    case PN_BIN_ARCTAN2:
+        for (int64_t j = 0; j < n; j++) {
+            float x = a[j * sa], y = b[j * sb], r = x * x + y * y;
+            gx[j * sx] += g[j] * (k == 0 ? y : -x) / r;
+        }
+        break;
+    case PN_BIN_HYPOT:
+        for (int64_t j = 0; j < n; j++) {
+            float v = k == 0 ? a[j * sa] : b[j * sb];
+            gx[j * sx] += z[j] == 0.0f ? 0.0f : g[j] * v / z[j];
+        }
+        break;
+    default: /* comparisons, logical ops, floor_divide: piecewise constant, no gradient */
         break;
     }
 }
@@ -406,6 +513,7 @@ int pn_eager_binary(pn_binop op, pn_value *a, pn_value *b, pn_value **out) {
  *   silu      z = x sigmoid(x)           dx = g (s + x s (1 - s)), s = sigmoid(x)
  *   gelu      z = x Phi(x) (exact, erf)  dx = g (Phi(x) + x phi(x))
  *   log_sigmoid z = -softplus(-x)        dx = g sigmoid(-x)
+ *   logical_not, isnan, isinf, isfinite, signbit: float32 0/1    no gradient
  */
 
 static const char *const un_names[PN_UN_COUNT] = {
@@ -418,8 +526,10 @@ static const char *const un_names[PN_UN_COUNT] = {
     [PN_UN_SIGN] = "sign",    [PN_UN_FLOOR] = "floor",     [PN_UN_CEIL] = "ceil",
     [PN_UN_ROUND] = "round",  [PN_UN_SOFTPLUS] = "softplus", [PN_UN_SILU] = "silu",
     [PN_UN_GELU] = "gelu",    [PN_UN_LOG_SIGMOID] = "log_sigmoid",
+    [PN_UN_LOGICAL_NOT] = "logical_not", [PN_UN_ISNAN] = "isnan", [PN_UN_ISINF] = "isinf",
+    [PN_UN_ISFINITE] = "isfinite", [PN_UN_SIGNBIT] = "signbit",
 };
-_Static_assert(PN_UN_COUNT == 26, "name the new unary op in un_names");
+_Static_assert(PN_UN_COUNT == 31, "name the new unary op in un_names");
 
 static float softplus1(float x) { return x > 20.0f ? x : log1pf(pn_exp(x)); }
 
@@ -504,6 +614,21 @@ static void unary_rows(pn_unop op, float *restrict z, const float *restrict x, i
     case PN_UN_LOG_SIGMOID:
         for (int64_t i = 0; i < n; i++) z[i] = -softplus1(-x[i]);
         break;
+    case PN_UN_LOGICAL_NOT:
+        for (int64_t i = 0; i < n; i++) z[i] = x[i] == 0.0f ? 1.0f : 0.0f;
+        break;
+    case PN_UN_ISNAN:
+        for (int64_t i = 0; i < n; i++) z[i] = isnan(x[i]) ? 1.0f : 0.0f;
+        break;
+    case PN_UN_ISINF:
+        for (int64_t i = 0; i < n; i++) z[i] = isinf(x[i]) ? 1.0f : 0.0f;
+        break;
+    case PN_UN_ISFINITE:
+        for (int64_t i = 0; i < n; i++) z[i] = isfinite(x[i]) ? 1.0f : 0.0f;
+        break;
+    case PN_UN_SIGNBIT:
+        for (int64_t i = 0; i < n; i++) z[i] = signbit(x[i]) ? 1.0f : 0.0f;
+        break;
     default:
         break;
     }
@@ -571,6 +696,11 @@ static void unary_grad_rows(pn_unop op, float *restrict gx, const float *restric
     case PN_UN_FLOOR:
     case PN_UN_CEIL:
     case PN_UN_ROUND:
+    case PN_UN_LOGICAL_NOT:
+    case PN_UN_ISNAN:
+    case PN_UN_ISINF:
+    case PN_UN_ISFINITE:
+    case PN_UN_SIGNBIT:
         break; /* piecewise constant: no gradient */
     case PN_UN_SOFTPLUS:
         for (int64_t i = 0; i < n; i++) gx[i] += g[i] * pn_sigmoid(x[i]);
@@ -642,12 +772,21 @@ int pn_eager_unary(pn_unop op, pn_value *a, pn_value **out) {
  *   mean  z = sum_R x / |R|        dx = g / |R|
  *   max   z = max_R x              dx = g at the first maximal element of each group, 0 elsewhere
  *   min   z = min_R x              likewise (a NaN counts as the extreme: it propagates)
+ *   prod  z = prod_R x             dx = g prod_{R, others} x: g z / x without zeros in the
+ *                                  group; with one zero only that element's, the product of the
+ *                                  rest; with two or more, 0. The forward keeps, per group, the
+ *                                  product of its nonzero values and its count of zeros.
  * The walk runs over the input (contiguous) with the output as operand 0, stride 0 on the
  * reduced axes. Sums accumulate in double.
  */
 
 static const char *const red_names[PN_RED_COUNT] = {
-    [PN_RED_SUM] = "sum", [PN_RED_MEAN] = "mean", [PN_RED_MAX] = "max", [PN_RED_MIN] = "min"};
+    [PN_RED_SUM] = "sum", [PN_RED_MEAN] = "mean", [PN_RED_MAX] = "max", [PN_RED_MIN] = "min",
+    [PN_RED_PROD] = "prod"};
+
+int64_t pn_math_reduce_buf_bytes(pn_redop op, int64_t out_size) {
+    return (op == PN_RED_PROD ? 16 : 8) * out_size;
+}
 
 /* The sum of x[0..n): 16 float lanes over blocks of 1024 (vectorised), the blocks summed in
  * double, so a long row keeps about float precision per block and loses nothing across them. */
@@ -702,13 +841,31 @@ static int64_t reduce_walk(const pn_value *a, unsigned mask, walk *w) {
 }
 
 void pn_math_reduce_grad(pn_redop op, float *gx, const float *g, const pn_value *a,
-                         unsigned mask, const int64_t *idx, int64_t out_size) {
+                         unsigned mask, const void *buf, int64_t out_size) {
     if (op == PN_RED_MAX || op == PN_RED_MIN) {
+        const int64_t *idx = buf;
         for (int64_t k = 0; k < out_size; k++) gx[idx[k]] += g[k];
         return;
     }
     walk w;
     int64_t count = reduce_walk(a, mask, &w);
+    if (op == PN_RED_PROD) {
+        const double *nz = buf, *zeros = nz + out_size;
+        if (a->size == 0) return;
+        int64_t len = walk_len(&w), rows = a->size / len, so = w.st[0][w.nd - 1];
+        const float *x = a->data;
+        for (int64_t r = 0; r < rows; r++) {
+            int64_t off[2];
+            unravel(&w, w.nd - 1, r, off);
+            for (int64_t j = 0; j < len; j++) {
+                int64_t k = off[0] + j * so, e = r * len + j;
+                double d = zeros[k] == 0.0 ? nz[k] / x[e] : zeros[k] == 1.0 && x[e] == 0.0f ? nz[k]
+                                                                                             : 0.0;
+                gx[e] += (float)(g[k] * d);
+            }
+        }
+        return;
+    }
     float scale = op == PN_RED_MEAN ? 1.0f / (float)count : 1.0f;
     if (a->size == 0) return;
     int64_t len = walk_len(&w), rows = a->size / len, so = w.st[0][w.nd - 1];
@@ -761,6 +918,25 @@ void pn_math_reduce(pn_redop op, pn_value *o, const pn_value *a, unsigned mask, 
     float *z = o->data;
     const float *x = a->data;
     int64_t len = walk_len(&w), rows = len ? a->size / len : 0, so = w.st[0][w.nd - 1];
+    if (op == PN_RED_PROD) { /* in double: the nonzero values' product and the zeros' count */
+        double *nz = buf, *zeros = nz + o->size;
+        for (int64_t k = 0; k < o->size; k++) nz[k] = 1.0, zeros[k] = 0.0;
+        for (int64_t r = 0; r < rows; r++) {
+            int64_t off[2];
+            unravel(&w, w.nd - 1, r, off);
+            const float *xr = x + r * len;
+            for (int64_t j = 0; j < len; j++) {
+                int64_t k = off[0] + j * so;
+                if (xr[j] == 0.0f)
+                    zeros[k] += 1.0;
+                else
+                    nz[k] *= xr[j];
+            }
+        }
+        for (int64_t k = 0; k < o->size; k++) /* 0 times NaN or inf stays NaN, as NumPy */
+            z[k] = (float)(zeros[k] > 0.0 ? 0.0 * nz[k] : nz[k]);
+        return;
+    }
     if (!extreme) {
         double *acc = buf;
         for (int64_t k = 0; k < o->size; k++) acc[k] = 0.0;
@@ -835,17 +1011,18 @@ int pn_eager_reduce(pn_redop op, pn_value *a, int n_axes, const int *axes, int k
     int ond = 0;
     int64_t odims[PN_MAX_DIMS];
     if ((rc = pn_math_reduce_shape(op, a, mask, keepdims, &ond, odims))) return rc;
-    int extreme = op == PN_RED_MAX || op == PN_RED_MIN;
+    int keep = op == PN_RED_MAX || op == PN_RED_MIN || op == PN_RED_PROD;
     pn_value *o;
     if ((rc = pn_value_new(&o, ond, odims, PN_F32))) return rc;
-    /* sum and mean: double accumulators; max and min: the index of each group's winner */
-    void *buf = pn_malloc((size_t)(o->size ? o->size : 1) * 8);
+    /* sum and mean: double accumulators; max and min: the index of each group's winner; prod:
+     * what its gradient reads */
+    void *buf = pn_malloc((size_t)pn_math_reduce_buf_bytes(op, o->size ? o->size : 1));
     if (!buf) {
         pn_value_release(o);
         return pn_error(PN_ENOMEM, "%s: out of memory", name);
     }
     pn_math_reduce(op, o, a, mask, buf);
-    if (!extreme) {
+    if (!keep) {
         free(buf);
         buf = NULL;
     }

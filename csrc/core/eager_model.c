@@ -155,12 +155,15 @@ static int run_forward(pn_model *m, pn_value *const *xs, int64_t batch, pn_mode 
             p->training = training != 0;
             if (training) p->seed = pn_hash64(m->seed, m->forwards++);
             for (int k = 0; k < m->n_inputs; k++) p->value[m->inputs[k]] = xs[k]->data;
+            pn_fault_take();
             pn_plan_forward(m, p);
-            for (int k = 0; k < m->n_outputs; k++)
+            rc = pn_fault_take(); /* bad data in a node (an index out of range) */
+            for (int k = 0; k < m->n_outputs && rc == PN_OK; k++)
                 memcpy(outs[k]->data, p->value[m->outputs[k]],
                        (size_t)outs[k]->size * sizeof(float));
         }
         pn_model_unlock(m);
+        if (rc && p) pn_model_put_plan(m, p);
     }
     if (rc) {
         for (int k = 0; k < n_out; k++) pn_value_release(outs[k]);

@@ -16,6 +16,7 @@ typedef struct {
     float *scratch;
     int training;
     uint64_t seed;
+    int whole;           /* inputs without a batch axis (pn_eager_math_op): a batch of 1 */
 } op_saved;
 
 static void op_destroy(pn_fn *f) {
@@ -28,7 +29,7 @@ static void op_destroy(pn_fn *f) {
 static void op_ctx(const op_saved *s, pn_value *const *vals, pn_value *out, pn_ctx *c) {
     const pn_node *nd = &s->node;
     memset(c, 0, sizeof *c);
-    c->batch = c->full_batch = out->dims[0];
+    c->batch = c->full_batch = s->whole ? 1 : out->dims[0];
     for (int j = 0; j < nd->n_in; j++) {
         c->in_node[j] = &s->in_node[j];
         c->in[j] = vals[j]->data;
@@ -70,6 +71,8 @@ int pn_eager_op(int op, int n_in, pn_value *const *in, int n_var, pn_value *cons
                 pn_value **out) {
     if (op <= PN_OP_INPUT || op >= PN_OP_COUNT) return pn_error(PN_EVALUE, "unknown op %d", op);
     const char *name = pn_op_name(op);
+    if (op >= PN_OP_WHERE && op <= PN_OP_PAD && n_var == 0) /* whole tensors, no batch axis */
+        return pn_eager_math_op(op, n_in, in, iattr, fattr, out);
     if (op >= PN_OP_VARIABLE) /* math ops run eagerly through pn_eager_binary and the rest */
         return pn_error(PN_EVALUE, "%s: a graph-only op (its eager form is the math call)", name);
     if (n_in < 1 || n_in > PN_MAX_INPUTS || n_var < 0 || n_var > PN_MAX_VARS)
@@ -157,6 +160,90 @@ int pn_eager_op(int op, int n_in, pn_value *const *in, int n_var, pn_value *cons
     pn_ctx c;
     op_ctx(s, all, o, &c);
     def->forward(nd, &c);
+    if (f) {
+        f->saved = s;
+        f->destroy = op_destroy;
+        pn_fn_attach(f, o);
+    } else {
+        op_destroy(&(pn_fn){.saved = s});
+    }
+    *out = o;
+    return PN_OK;
+}
+
+/* ---- whole-tensor ops on values ---------------------------------------------------------------
+ * The inputs are unbatched nodes (their shapes whole), so the op runs once with a batch of 1:
+ * its shape function checks them, its forward computes, and a fault (bad indices) fails the call
+ * with no result and no entry. */
+int pn_eager_math_op(int op, int n_in, pn_value *const *in, const int *iattr, const float *fattr,
+                     pn_value **out) {
+    if (op < PN_OP_WHERE || op > PN_OP_PAD)
+        return pn_error(PN_EVALUE, "op %d does not run on whole tensors", op);
+    const char *name = pn_op_name(op);
+    if (n_in < 1 || n_in > PN_MAX_INPUTS)
+        return pn_error(PN_EVALUE, "%s: bad number of inputs", name);
+    for (int j = 0; j < n_in; j++)
+        if (!in[j]) return pn_error(PN_EVALUE, "%s: input %d is missing (NULL)", name, j);
+    op_saved *s = pn_calloc(1, sizeof *s);
+    if (!s) return pn_error(PN_ENOMEM, "out of memory running %s", name);
+    s->whole = 1;
+    s->training = 1;
+    for (int j = 0; j < n_in; j++) {
+        const pn_value *x = in[j];
+        s->in_node[j] = (pn_node){.op = PN_OP_INPUT, .dtype = x->dtype, .ndim = x->ndim,
+                                  .size = x->size, .unbatched = 1};
+        memcpy(s->in_node[j].shape, x->dims, (size_t)x->ndim * sizeof(int64_t));
+        s->node.in[j] = j;
+    }
+    pn_model tmp;
+    memset(&tmp, 0, sizeof tmp);
+    tmp.nodes = s->in_node;
+    tmp.n_nodes = n_in;
+    tmp.n_inputs = n_in;
+    pn_node *nd = &s->node;
+    nd->op = op;
+    nd->n_in = n_in;
+    nd->unbatched = 1;
+    for (int a = 0; a < PN_MAX_ATTRS; a++) {
+        nd->iattr[a] = iattr ? iattr[a] : 0;
+        nd->fattr[a] = fattr ? fattr[a] : 0.0f;
+    }
+    const pn_op_def *def = pn_op_table[op];
+    int rc = def->shape(&tmp, nd);
+    if (rc == PN_OK) { /* every size in int32 range, as a model's nodes */
+        nd->size = 1;
+        for (int i = 0; i < nd->ndim && rc == PN_OK; i++) {
+            if (nd->shape[i] < 0 || (nd->shape[i] > 0 && nd->size > INT32_MAX / nd->shape[i]))
+                rc = pn_error(PN_EVALUE, "%s: the output would hold too many values", name);
+            else
+                nd->size *= nd->shape[i];
+        }
+    }
+    if (rc == PN_OK && def->scratch) {
+        int64_t sc = def->scratch(&tmp, nd, 1, 1);
+        if (sc > 0 && !(s->scratch = pn_malloc((size_t)sc * sizeof(float))))
+            rc = pn_error(PN_ENOMEM, "out of memory for %s's scratch", name);
+    }
+    pn_value *o = NULL;
+    if (rc == PN_OK) rc = pn_value_new(&o, nd->ndim, nd->shape, nd->dtype);
+    pn_fn *f = NULL;
+    /* an int32 result (indices) has no gradient: nothing to record */
+    if (rc == PN_OK && nd->dtype == PN_F32 && pn_fn_wanted(n_in, in) &&
+        !(f = pn_fn_new(name, op_backward, n_in, in)))
+        rc = PN_ENOMEM;
+    if (rc == PN_OK) {
+        pn_ctx c;
+        op_ctx(s, in, o, &c);
+        pn_fault_take();
+        def->forward(nd, &c);
+        rc = pn_fault_take();
+    }
+    if (rc) {
+        pn_fn_free(f);
+        pn_value_release(o);
+        op_destroy(&(pn_fn){.saved = s});
+        return rc;
+    }
     if (f) {
         f->saved = s;
         f->destroy = op_destroy;

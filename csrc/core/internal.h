@@ -278,13 +278,14 @@ void pn_math_binary_grad(pn_binop op, int k, float *gx, const pn_value *o, const
 void pn_math_unary(pn_unop op, float *z, const float *x, int64_t n);
 void pn_math_unary_grad(pn_unop op, float *gx, const float *g, const float *x, const float *z,
                         int64_t n);
-/* mask: the reduced axes as bits; buf: o->size doubles (sum, mean) or int64 indices (max, min,
- * which their gradient reads) */
+/* mask: the reduced axes as bits; buf: pn_math_reduce_buf_bytes: o->size doubles (sum, mean),
+ * int64 indices (max, min) or two doubles (prod), the last two read by the gradient */
+int64_t pn_math_reduce_buf_bytes(pn_redop op, int64_t out_size);
 int pn_math_reduce_shape(pn_redop op, const pn_value *a, unsigned mask, int keepdims, int *nd,
                          int64_t *dims);
 void pn_math_reduce(pn_redop op, pn_value *o, const pn_value *a, unsigned mask, void *buf);
 void pn_math_reduce_grad(pn_redop op, float *gx, const float *g, const pn_value *a,
-                         unsigned mask, const int64_t *idx, int64_t out_size);
+                         unsigned mask, const void *buf, int64_t out_size);
 int pn_math_matmul_shape(const pn_value *a, const pn_value *b, int *nd, int64_t *dims);
 /* polled: in row blocks with pn_poll_interrupt between them (PN_EINTR); else it returns 0 */
 int pn_math_matmul(pn_value *o, const pn_value *a, const pn_value *b, int polled);
@@ -304,6 +305,63 @@ void pn_math_slice_grad(float *gx, const float *g, const pn_value *a, const int6
 int pn_math_transpose_shape(const pn_value *a, const int *perm, int64_t *dims);
 void pn_math_transpose(pn_value *o, const pn_value *a, const int *perm);
 void pn_math_transpose_grad(float *gx, const float *g, const pn_value *a, const int *perm);
+
+/* ---- graph math ops' shared helpers (ops_math.c) ---------------------------------------------- */
+
+/* The whole tensor of node n for a batch: (batch, *shape), or shape when unbatched. */
+void pn_node_view(pn_value *v, const pn_node *n, int64_t batch, const void *data);
+/* input j's view in a run (batched inputs have the plan's batch, c->full_batch); the output's */
+void pn_in_view(pn_value *v, const pn_ctx *c, int j);
+void pn_out_view(pn_value *v, const pn_node *n, const pn_ctx *c);
+/* The gradient buffer of input j, zeroed when this node is its first writer; NULL if none. */
+float *pn_din_buf(const pn_ctx *c, int j);
+/* Sets n's shape from a whole-tensor result (nd, dims) computed with a batch of 1 standing in
+ * for the batch: a batched result must keep the batch axis first, where every batched operand
+ * has it. `rank_b` is the whole rank of the batched operands (-1: none). */
+int pn_set_result_shape(const char *name, pn_node *n, int nd, const int64_t *dims, int rank_b);
+
+/* ---- selection, indexing and ordering kernels (ops_select.c) ----------------------------------
+ * Whole tensors; axis in 0..ndim-1; (outer, L, inner): the tensor around the axis. Gradient
+ * kernels accumulate. A kernel that reads int32 indices returns PN_EVALUE (message set) when one
+ * is out of range, having written 0 for it and read nothing out of bounds. */
+int pn_math_where_shape(const pn_value *c, const pn_value *a, const pn_value *b, int *nd,
+                        int64_t *dims);
+void pn_math_where(pn_value *o, const pn_value *c, const pn_value *a, const pn_value *b);
+void pn_math_where_grad(float *ga, float *gb, const float *g, const pn_value *o,
+                        const pn_value *c, const pn_value *a, const pn_value *b);
+int pn_math_take_shape(const pn_value *x, const pn_value *idx, int axis, int *nd,
+                       int64_t *dims);
+int pn_math_take(pn_value *o, const pn_value *x, const pn_value *idx, int axis);
+void pn_math_take_grad(float *gx, const float *g, const pn_value *x, const pn_value *idx,
+                       int axis);
+int pn_math_take_along_shape(const pn_value *x, const pn_value *idx, int axis, int *nd,
+                             int64_t *dims);
+int pn_math_take_along(pn_value *o, const pn_value *x, const pn_value *idx, int axis);
+void pn_math_take_along_grad(float *gx, const float *g, const pn_value *o, const pn_value *x,
+                             const pn_value *idx, int axis);
+void pn_math_cumulative(int prod, float *z, const float *x, int64_t outer, int64_t L,
+                        int64_t inner);
+void pn_math_cumulative_grad(int prod, float *gx, const float *g, const float *x, const float *z,
+                             int64_t outer, int64_t L, int64_t inner);
+/* work: pn_math_sort_work(L) floats; perm: one int32 per element */
+int64_t pn_math_sort_work(int64_t L);
+void pn_math_sort(int32_t *perm, const float *x, int64_t outer, int64_t L, int64_t inner,
+                  int desc, float *work);
+void pn_math_sort_values(float *z, const int32_t *perm, const float *x, int64_t outer, int64_t L,
+                         int64_t inner);
+void pn_math_sort_grad(float *gx, const float *g, const int32_t *perm, int64_t outer, int64_t L,
+                       int64_t inner);
+void pn_math_arg_reduce(int32_t *z, const float *x, int64_t outer, int64_t L, int64_t inner,
+                        int is_min);
+/* mode 0 constant (value), 1 reflect, 2 symmetric; before/after per axis */
+int pn_math_pad_shape(const pn_value *x, const int64_t *before, const int64_t *after, int mode,
+                      int64_t *dims);
+void pn_math_pad(pn_value *o, const pn_value *x, const int64_t *before, int mode, float value);
+void pn_math_pad_grad(float *gx, const float *g, const pn_value *o, const pn_value *x,
+                      const int64_t *before, int mode);
+/* The first fault of this thread's forward since the last call (bad data a kernel found, its
+ * message set), clearing it; 0 when none. Whoever runs a forward asks after it. */
+int pn_fault_take(void);
 
 /* ---- plans --------------------------------------------------------------------------------- */
 

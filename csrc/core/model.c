@@ -698,6 +698,14 @@ static void gather(void *dst, const void *src, const int64_t *idx, int64_t batch
         memcpy((char *)dst + (size_t)b * bytes, (const char *)src + (size_t)idx[b] * bytes, bytes);
 }
 
+/* The plan's forward; a fault a node found in its data (an index out of range), with its
+ * message, or 0. */
+static int plan_forward(const pn_model *m, pn_plan *p) {
+    pn_fault_take();
+    pn_plan_forward(m, p);
+    return pn_fault_take();
+}
+
 /* Common entry of train/test/gradients: checks, plan, gathered inputs and targets. */
 static int prepare(pn_model *m, const pn_tensor *xs, const pn_tensor *ys,
                    const float *const *sw, const int64_t *idx, int64_t batch, pn_mode mode,
@@ -797,7 +805,10 @@ static int run_step(pn_model *m, const pn_tensor *xs, const pn_tensor *ys,
     if (rc) goto done;
     m->writing = train;
     if (train) p->seed = pn_hash64(m->seed, m->forwards++);
-    pn_plan_forward(m, p);
+    if ((rc = plan_forward(m, p))) { /* bad data in a node: no loss, no update */
+        m->writing = 0;
+        goto done;
+    }
     float loss;
     int n_loss = m->n_outputs > 1 ? m->n_outputs : 0;
     losses_and_metrics(m, p, yd, wd, &loss, results + 1, results + 1 + n_loss);
@@ -837,7 +848,7 @@ int pn_model_gradients(pn_model *m, const pn_tensor *xs, const pn_tensor *ys, fl
                      yd, wd);
     if (rc) goto done;
     p->seed = pn_hash64(m->seed, m->forwards++);
-    pn_plan_forward(m, p);
+    if ((rc = plan_forward(m, p))) goto done;
     losses_and_metrics(m, p, yd, wd, loss, NULL, NULL);
     backward(m, p, yd, wd);
     *loss += pn_regularizer_apply(m, p, 1);
@@ -907,7 +918,7 @@ int pn_model_predict(pn_model *m, const pn_tensor *xs, int64_t batch_size, float
             p->value[o] = outs[k] + start * m->nodes[o].size;
             computed = 1;
         }
-        if (computed) pn_plan_forward(m, p);
+        if (computed) rc = plan_forward(m, p);
         for (int k = 0; k < m->n_outputs; k++) {
             int o = m->outputs[k];
             int64_t sz = b * m->nodes[o].size;
@@ -920,6 +931,7 @@ int pn_model_predict(pn_model *m, const pn_tensor *xs, int64_t batch_size, float
                 p->value[o] = own[k];
         }
         plan_done(p);
+        if (rc) break;
     }
     pn_model_unlock(m);
     return rc;

@@ -20,7 +20,7 @@
 #include "internal.h"
 
 /* The whole tensor of node n for this batch: (batch, *shape), or shape when unbatched. */
-static void node_view(pn_value *v, const pn_node *n, int64_t batch, const void *data) {
+void pn_node_view(pn_value *v, const pn_node *n, int64_t batch, const void *data) {
     int64_t dims[PN_MAX_DIMS];
     int nd = 0;
     if (!n->unbatched) dims[nd++] = batch;
@@ -29,16 +29,16 @@ static void node_view(pn_value *v, const pn_node *n, int64_t batch, const void *
 }
 
 /* input j's view in a run (batched inputs have the plan's batch, c->full_batch) */
-static void in_view(pn_value *v, const pn_ctx *c, int j) {
-    node_view(v, c->in_node[j], c->in_node[j]->unbatched ? 1 : c->full_batch, c->in[j]);
+void pn_in_view(pn_value *v, const pn_ctx *c, int j) {
+    pn_node_view(v, c->in_node[j], c->in_node[j]->unbatched ? 1 : c->full_batch, c->in[j]);
 }
 
-static void out_view(pn_value *v, const pn_node *n, const pn_ctx *c) {
-    node_view(v, n, c->batch, c->out);
+void pn_out_view(pn_value *v, const pn_node *n, const pn_ctx *c) {
+    pn_node_view(v, n, c->batch, c->out);
 }
 
 /* The gradient buffer of input j, zeroed when this node is its first writer; NULL if none. */
-static float *din_buf(const pn_ctx *c, int j) {
+float *pn_din_buf(const pn_ctx *c, int j) {
     float *d = c->din[j];
     if (d && !c->acc_in[j]) {
         const pn_node *x = c->in_node[j];
@@ -50,8 +50,8 @@ static float *din_buf(const pn_ctx *c, int j) {
 /* Sets n's shape from a whole-tensor result (nd, dims) computed with a batch of 1 standing in
  * for the batch: a batched result must keep the batch axis first, where every batched operand
  * has it. `rank_b` is the whole rank of the batched operands (-1: none). */
-static int set_result_shape(const char *name, pn_node *n, int nd, const int64_t *dims,
-                            int rank_b) {
+int pn_set_result_shape(const char *name, pn_node *n, int nd, const int64_t *dims,
+                        int rank_b) {
     if (n->unbatched) {
         n->ndim = nd;
         memcpy(n->shape, dims, (size_t)nd * sizeof *dims);
@@ -75,7 +75,7 @@ static int operand_views(const pn_model *m, const pn_node *n, pn_value *v, int *
         if (x->dtype != PN_F32)
             return pn_error(PN_ETYPE, "%s: operands must be float32 (cast int32 tensors first)",
                             pn_op_name(n->op));
-        node_view(&v[j], x, 1, NULL);
+        pn_node_view(&v[j], x, 1, NULL);
         if (!x->unbatched) {
             if (*rank_b >= 0 && *rank_b != v[j].ndim)
                 return pn_error(PN_ESHAPE, "%s: tensors with a batch axis must have the same "
@@ -137,17 +137,17 @@ static int binary_shape(const pn_model *m, pn_node *n) {
     }
     if ((rc = pn_math_binary_shape((pn_binop)n->iattr[0], &v[0], &v[1], &nd, dims))) return rc;
     n->dtype = PN_F32;
-    return set_result_shape(pn_binop_name(n->iattr[0]), n, nd, dims, rank_b);
+    return pn_set_result_shape(pn_binop_name(n->iattr[0]), n, nd, dims, rank_b);
 }
 
 /* the operands in order: input 0 and input 1, or input 0 and the scalar (either side) */
 static void binary_operands(const pn_node *n, const pn_ctx *c, pn_value *a, pn_value *b,
                             const float *scalar, int *x_at) {
     pn_value x;
-    in_view(&x, c, 0);
+    pn_in_view(&x, c, 0);
     if (n->n_in == 2) {
         *a = x;
-        in_view(b, c, 1);
+        pn_in_view(b, c, 1);
         *x_at = 0;
         return;
     }
@@ -162,7 +162,7 @@ static void binary_forward(const pn_node *n, const pn_ctx *c) {
     pn_value a, b, o;
     int x_at;
     binary_operands(n, c, &a, &b, &n->fattr[0], &x_at);
-    out_view(&o, n, c);
+    pn_out_view(&o, n, c);
     pn_math_binary((pn_binop)n->iattr[0], &o, &a, &b);
 }
 
@@ -170,10 +170,10 @@ static void binary_backward(const pn_node *n, const pn_ctx *c) {
     pn_value a, b, o;
     int x_at;
     binary_operands(n, c, &a, &b, &n->fattr[0], &x_at);
-    out_view(&o, n, c);
+    pn_out_view(&o, n, c);
     o.grad = c->dout;
     for (int j = 0; j < n->n_in; j++) {
-        float *d = din_buf(c, j);
+        float *d = pn_din_buf(c, j);
         if (d) pn_math_binary_grad((pn_binop)n->iattr[0], n->n_in == 2 ? j : x_at, d, &o, &a, &b);
     }
 }
@@ -201,16 +201,16 @@ static void unary_forward(const pn_node *n, const pn_ctx *c) {
 }
 
 static void unary_backward(const pn_node *n, const pn_ctx *c) {
-    float *d = din_buf(c, 0);
+    float *d = pn_din_buf(c, 0);
     if (d) pn_math_unary_grad((pn_unop)n->iattr[0], d, c->dout, c->in[0], c->out,
                               c->batch * n->size);
 }
 
 const pn_op_def pn_op_unary_def = {"unary", unary_shape, unary_forward, unary_backward, NULL, 0};
 
-/* ---- reduce: sum, mean, max or min over the axes in iattr[1] (bit 0: the batch axis of a
- * batched input), keeping them as 1s when iattr[2] is 1. Scratch: a double (sum, mean) or an
- * index (max, min) per output value; the indices live until backward. */
+/* ---- reduce: sum, mean, max, min or prod over the axes in iattr[1] (bit 0: the batch axis of a
+ * batched input), keeping them as 1s when iattr[2] is 1. Scratch: a double (sum, mean), an
+ * index (max, min) or two doubles (prod) per output value; the last two live until backward. */
 
 static int reduce_shape(const pn_model *m, pn_node *n) {
     if (n->n_in != 1 || n->n_var != 0)
@@ -220,7 +220,7 @@ static int reduce_shape(const pn_model *m, pn_node *n) {
     const pn_node *x = pn_input_node(m, n, 0);
     if (x->dtype != PN_F32) return pn_error(PN_ETYPE, "%s: the input must be float32", name);
     pn_value v;
-    node_view(&v, x, 1, NULL);
+    pn_node_view(&v, x, 1, NULL);
     unsigned mask = (unsigned)n->iattr[1];
     int nd;
     int64_t dims[PN_MAX_DIMS];
@@ -228,27 +228,27 @@ static int reduce_shape(const pn_model *m, pn_node *n) {
     if (rc) return rc;
     n->dtype = PN_F32;
     if (!x->unbatched && (mask & 1u)) n->unbatched = 1; /* over the batch: one value per step */
-    return set_result_shape(name, n, nd, dims, nd);
+    return pn_set_result_shape(name, n, nd, dims, nd);
 }
 
 static int64_t reduce_scratch(const pn_model *m, const pn_node *n, int64_t batch, int training) {
     (void)m, (void)training;
-    return 2 * batch * n->size; /* 8 bytes per output value */
+    return pn_math_reduce_buf_bytes((pn_redop)n->iattr[0], batch * n->size) / 4;
 }
 
 static void reduce_forward(const pn_node *n, const pn_ctx *c) {
     pn_value x, o;
-    in_view(&x, c, 0);
-    out_view(&o, n, c);
+    pn_in_view(&x, c, 0);
+    pn_out_view(&o, n, c);
     pn_math_reduce((pn_redop)n->iattr[0], &o, &x, (unsigned)n->iattr[1], c->scratch);
 }
 
 static void reduce_backward(const pn_node *n, const pn_ctx *c) {
     pn_value x;
-    in_view(&x, c, 0);
-    float *d = din_buf(c, 0);
+    pn_in_view(&x, c, 0);
+    float *d = pn_din_buf(c, 0);
     if (d) pn_math_reduce_grad((pn_redop)n->iattr[0], d, c->dout, &x, (unsigned)n->iattr[1],
-                               (const int64_t *)(const void *)c->scratch, c->batch * n->size);
+                               c->scratch, c->batch * n->size);
 }
 
 const pn_op_def pn_op_reduce_def = {"reduce", reduce_shape, reduce_forward, reduce_backward,
@@ -265,23 +265,23 @@ static int matmul_shape(const pn_model *m, pn_node *n) {
     int rc = operand_views(m, n, v, &rank_b);
     if (rc || (rc = pn_math_matmul_shape(&v[0], &v[1], &nd, dims))) return rc;
     n->dtype = PN_F32;
-    return set_result_shape("matmul", n, nd, dims, rank_b);
+    return pn_set_result_shape("matmul", n, nd, dims, rank_b);
 }
 
 static void matmul_forward(const pn_node *n, const pn_ctx *c) {
     pn_value a, b, o;
-    in_view(&a, c, 0);
-    in_view(&b, c, 1);
-    out_view(&o, n, c);
+    pn_in_view(&a, c, 0);
+    pn_in_view(&b, c, 1);
+    pn_out_view(&o, n, c);
     pn_math_matmul(&o, &a, &b, 0);
 }
 
 static void matmul_backward(const pn_node *n, const pn_ctx *c) {
     (void)n;
     pn_value a, b;
-    in_view(&a, c, 0);
-    in_view(&b, c, 1);
-    pn_math_matmul_grad(din_buf(c, 0), din_buf(c, 1), c->dout, &a, &b);
+    pn_in_view(&a, c, 0);
+    pn_in_view(&b, c, 1);
+    pn_math_matmul_grad(pn_din_buf(c, 0), pn_din_buf(c, 1), c->dout, &a, &b);
 }
 
 const pn_op_def pn_op_matmul_def = {"matmul", matmul_shape, matmul_forward, matmul_backward, NULL,
@@ -301,7 +301,7 @@ static int transpose_shape(const pn_model *m, pn_node *n) {
     const pn_node *x = pn_input_node(m, n, 0);
     if (x->dtype != PN_F32) return pn_error(PN_ETYPE, "transpose: the input must be float32");
     pn_value v;
-    node_view(&v, x, 1, NULL);
+    pn_node_view(&v, x, 1, NULL);
     for (int j = 0; j < x->ndim; j++)
         if (n->iattr[j] < 0 || n->iattr[j] >= x->ndim)
             return pn_error(PN_EVALUE, "transpose: axis %d is out of bounds for a tensor of %d "
@@ -312,14 +312,14 @@ static int transpose_shape(const pn_model *m, pn_node *n) {
     int rc = pn_math_transpose_shape(&v, p, dims);
     if (rc) return rc;
     n->dtype = PN_F32;
-    return set_result_shape("transpose", n, v.ndim, dims, x->unbatched ? -1 : v.ndim);
+    return pn_set_result_shape("transpose", n, v.ndim, dims, x->unbatched ? -1 : v.ndim);
 }
 
 static void transpose_forward(const pn_node *n, const pn_ctx *c) {
     pn_value x, o;
     int p[PN_MAX_DIMS];
-    in_view(&x, c, 0);
-    out_view(&o, n, c);
+    pn_in_view(&x, c, 0);
+    pn_out_view(&o, n, c);
     whole_perm(c->in_node[0], n->iattr, p);
     pn_math_transpose(&o, &x, p);
 }
@@ -327,9 +327,9 @@ static void transpose_forward(const pn_node *n, const pn_ctx *c) {
 static void transpose_backward(const pn_node *n, const pn_ctx *c) {
     pn_value x;
     int p[PN_MAX_DIMS];
-    in_view(&x, c, 0);
+    pn_in_view(&x, c, 0);
     whole_perm(c->in_node[0], n->iattr, p);
-    float *d = din_buf(c, 0);
+    float *d = pn_din_buf(c, 0);
     if (d) pn_math_transpose_grad(d, c->dout, &x, p);
 }
 
@@ -359,21 +359,21 @@ static int strided_slice_shape(const pn_model *m, pn_node *n) {
     const pn_node *x = pn_input_node(m, n, 0);
     if (x->dtype != PN_F32) return pn_error(PN_ETYPE, "slice: the input must be float32");
     pn_value v;
-    node_view(&v, x, 1, NULL);
+    pn_node_view(&v, x, 1, NULL);
     int64_t start[PN_MAX_DIMS], step[PN_MAX_DIMS], count[PN_MAX_DIMS], dims[PN_MAX_DIMS];
     whole_slice(x, n->iattr, 1, start, step, count);
     unsigned drop = (unsigned)n->iattr[0] << (x->unbatched ? 0 : 1);
     int nd, rc = pn_math_slice_shape(&v, start, step, count, drop, &nd, dims);
     if (rc) return rc;
     n->dtype = PN_F32;
-    return set_result_shape("slice", n, nd, dims, x->unbatched ? -1 : nd);
+    return pn_set_result_shape("slice", n, nd, dims, x->unbatched ? -1 : nd);
 }
 
 static void strided_slice_forward(const pn_node *n, const pn_ctx *c) {
     pn_value x, o;
     int64_t start[PN_MAX_DIMS], step[PN_MAX_DIMS], count[PN_MAX_DIMS];
-    in_view(&x, c, 0);
-    out_view(&o, n, c);
+    pn_in_view(&x, c, 0);
+    pn_out_view(&o, n, c);
     whole_slice(c->in_node[0], n->iattr, c->full_batch, start, step, count);
     pn_math_slice(&o, &x, start, step, count);
 }
@@ -381,9 +381,9 @@ static void strided_slice_forward(const pn_node *n, const pn_ctx *c) {
 static void strided_slice_backward(const pn_node *n, const pn_ctx *c) {
     pn_value x;
     int64_t start[PN_MAX_DIMS], step[PN_MAX_DIMS], count[PN_MAX_DIMS];
-    in_view(&x, c, 0);
+    pn_in_view(&x, c, 0);
     whole_slice(c->in_node[0], n->iattr, c->full_batch, start, step, count);
-    float *d = din_buf(c, 0);
+    float *d = pn_din_buf(c, 0);
     if (d) pn_math_slice_grad(d, c->dout, &x, start, step, count, c->batch * n->size);
 }
 
@@ -411,21 +411,21 @@ static int64_t softmax_axis_scratch(const pn_model *m, const pn_node *n, int64_t
                                     int training) {
     (void)m, (void)training;
     pn_value v;
-    node_view(&v, n, batch, NULL);
+    pn_node_view(&v, n, batch, NULL);
     return pn_math_softmax_scratch(&v, n->iattr[0] + !n->unbatched);
 }
 
 static void softmax_axis_forward(const pn_node *n, const pn_ctx *c) {
     pn_value x, o;
-    in_view(&x, c, 0);
-    out_view(&o, n, c);
+    pn_in_view(&x, c, 0);
+    pn_out_view(&o, n, c);
     pn_math_softmax(&o, &x, n->iattr[0] + !n->unbatched, n->iattr[1], c->scratch);
 }
 
 static void softmax_axis_backward(const pn_node *n, const pn_ctx *c) {
     pn_value x;
-    in_view(&x, c, 0);
-    float *d = din_buf(c, 0);
+    pn_in_view(&x, c, 0);
+    float *d = pn_din_buf(c, 0);
     if (d) pn_math_softmax_grad(d, c->dout, c->out, &x, n->iattr[0] + !n->unbatched, n->iattr[1],
                                 c->scratch);
 }
@@ -504,7 +504,7 @@ static void random_forward(const pn_node *n, const pn_ctx *c) {
 
 static void random_backward(const pn_node *n, const pn_ctx *c) {
     (void)n;
-    din_buf(c, 0); /* the batch's source gets no gradient: zero when first */
+    pn_din_buf(c, 0); /* the batch's source gets no gradient: zero when first */
 }
 
 const pn_op_def pn_op_random_def = {"random", random_shape, random_forward, random_backward, NULL,
@@ -545,7 +545,7 @@ static void cast_forward(const pn_node *n, const pn_ctx *c) {
 }
 
 static void cast_backward(const pn_node *n, const pn_ctx *c) {
-    float *d = din_buf(c, 0);
+    float *d = pn_din_buf(c, 0);
     if (!d || n->iattr[1] || n->dtype != PN_F32 || c->in_node[0]->dtype != PN_F32) return;
     for (int64_t i = 0; i < c->batch * n->size; i++) d[i] += c->dout[i];
 }

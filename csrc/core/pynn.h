@@ -396,13 +396,19 @@ int pn_eager_op(int op, int n_in, pn_value *const *in, int n_var, pn_value *cons
                 const int *iattr, const float *fattr, int training, uint64_t seed,
                 pn_value **out);
 
+/* Comparisons and logical ops give float32 0/1 (a nonzero operand, NaN included, is true) and
+ * no gradient; floor_divide and mod follow Python's signs (NumPy's divmod). */
 typedef enum { PN_BIN_ADD = 0, PN_BIN_SUB, PN_BIN_MUL, PN_BIN_DIV, PN_BIN_MAXIMUM,
-               PN_BIN_MINIMUM, PN_BIN_POW, PN_BIN_COUNT } pn_binop;
+               PN_BIN_MINIMUM, PN_BIN_POW, PN_BIN_EQUAL, PN_BIN_NOT_EQUAL, PN_BIN_LESS,
+               PN_BIN_LESS_EQUAL, PN_BIN_GREATER, PN_BIN_GREATER_EQUAL, PN_BIN_LOGICAL_AND,
+               PN_BIN_LOGICAL_OR, PN_BIN_LOGICAL_XOR, PN_BIN_FLOOR_DIVIDE, PN_BIN_MOD,
+               PN_BIN_ARCTAN2, PN_BIN_HYPOT, PN_BIN_COUNT } pn_binop;
 typedef enum { PN_UN_NEG = 0, PN_UN_EXP, PN_UN_LOG, PN_UN_SQRT, PN_UN_ABS, PN_UN_SQUARE,
                PN_UN_RELU, PN_UN_SIGMOID, PN_UN_TANH, PN_UN_SIN, PN_UN_COS, PN_UN_TAN,
                PN_UN_ARCTAN, PN_UN_ERF, PN_UN_LOG1P, PN_UN_EXPM1, PN_UN_RECIPROCAL, PN_UN_RSQRT,
                PN_UN_SIGN, PN_UN_FLOOR, PN_UN_CEIL, PN_UN_ROUND, PN_UN_SOFTPLUS, PN_UN_SILU,
-               PN_UN_GELU, PN_UN_LOG_SIGMOID, PN_UN_COUNT } pn_unop;
+               PN_UN_GELU, PN_UN_LOG_SIGMOID, PN_UN_LOGICAL_NOT, PN_UN_ISNAN, PN_UN_ISINF,
+               PN_UN_ISFINITE, PN_UN_SIGNBIT, PN_UN_COUNT } pn_unop;
 /* The name of a binary op, unary op or reduction ("add", "sin", "sum"), NULL when out of
  * range; the code of a name, or -1. */
 const char *pn_binop_name(int op);
@@ -411,7 +417,8 @@ const char *pn_redop_name(int op);
 int pn_binop_find(const char *name);
 int pn_unop_find(const char *name);
 int pn_redop_find(const char *name);
-typedef enum { PN_RED_SUM = 0, PN_RED_MEAN, PN_RED_MAX, PN_RED_MIN, PN_RED_COUNT } pn_redop;
+typedef enum { PN_RED_SUM = 0, PN_RED_MEAN, PN_RED_MAX, PN_RED_MIN, PN_RED_PROD,
+               PN_RED_COUNT } pn_redop;
 
 /* a op b with NumPy broadcasting; float32 only */
 int pn_eager_binary(pn_binop op, pn_value *a, pn_value *b, pn_value **out);
@@ -429,6 +436,12 @@ int pn_eager_slice(pn_value *a, const int64_t *start, const int64_t *step, const
                    unsigned drop, pn_value **out);
 int pn_eager_reshape(pn_value *a, int ndim, const int64_t *dims, pn_value **out);
 int pn_eager_transpose(pn_value *a, const int *perm, pn_value **out);
+/* A whole-tensor graph op of ops_select.c (PN_OP_WHERE, PN_OP_GATHER, PN_OP_CUMULATIVE,
+ * PN_OP_SORT, PN_OP_ARG_REDUCE, PN_OP_PAD) run now on values without a batch axis: its shape
+ * function checks them, its forward and backward are the graph's (attributes as in ops.def).
+ * Bad data (an index out of range) gives PN_EVALUE and no result. */
+int pn_eager_math_op(int op, int n_in, pn_value *const *in, const int *iattr, const float *fattr,
+                     pn_value **out);
 /* A loss of Keras 3 (pn_loss_kind) between targets y (float32, or int32 labels for the sparse
  * loss) and predictions p: a scalar, the mean over samples; the gradient flows to p. */
 int pn_eager_loss(pn_loss_kind loss, int from_logits, pn_value *y, pn_value *p, pn_value **out);

@@ -150,8 +150,10 @@ static void gradcheck(const char *what, op_fn fn, const void *ctx, int n, pn_val
 
 /* ---- binary ------------------------------------------------------------------------------- */
 
-static const char *bin_name[PN_BIN_COUNT] = {"add", "sub", "mul", "div", "maximum", "minimum",
-                                             "pow"};
+static const char *bin_name[PN_BIN_COUNT] = {
+    "add", "sub", "mul", "div", "maximum", "minimum", "pow", "equal", "not_equal", "less",
+    "less_equal", "greater", "greater_equal", "logical_and", "logical_or", "logical_xor",
+    "floor_divide", "mod", "arctan2", "hypot"};
 
 static double ref_binary(int op, double x, double y) {
     switch (op) {
@@ -161,6 +163,19 @@ static double ref_binary(int op, double x, double y) {
     case PN_BIN_DIV: return (float)x / (float)y;
     case PN_BIN_MAXIMUM: return x >= y ? x : y;
     case PN_BIN_MINIMUM: return x <= y ? x : y;
+    case PN_BIN_EQUAL: return x == y;
+    case PN_BIN_NOT_EQUAL: return x != y;
+    case PN_BIN_LESS: return x < y;
+    case PN_BIN_LESS_EQUAL: return x <= y;
+    case PN_BIN_GREATER: return x > y;
+    case PN_BIN_GREATER_EQUAL: return x >= y;
+    case PN_BIN_LOGICAL_AND: return x != 0 && y != 0;
+    case PN_BIN_LOGICAL_OR: return x != 0 || y != 0;
+    case PN_BIN_LOGICAL_XOR: return (x != 0) != (y != 0);
+    case PN_BIN_FLOOR_DIVIDE: return floor(x / y);
+    case PN_BIN_MOD: return x - floor(x / y) * y; /* Python's sign: y's */
+    case PN_BIN_ARCTAN2: return atan2(x, y);
+    case PN_BIN_HYPOT: return hypot(x, y);
     default: return pow(x, y);
     }
 }
@@ -172,9 +187,16 @@ static int run_binary(pn_value *const *in, const void *ctx, pn_value **out) {
 /* operand value kinds per op: no division by ~0, positive bases, max/min never within a step */
 static void bin_kinds(int op, int *ka, int *kb) {
     *ka = *kb = UNIFORM;
-    if (op == PN_BIN_DIV) *kb = AWAY_FROM_0;
+    if (op == PN_BIN_DIV || op == PN_BIN_FLOOR_DIVIDE || op == PN_BIN_MOD ||
+        op == PN_BIN_ARCTAN2)
+        *kb = AWAY_FROM_0;
+    if (op == PN_BIN_HYPOT || op == PN_BIN_ARCTAN2) *ka = *kb = AWAY_FROM_0; /* no branch cut */
     if (op == PN_BIN_POW) *ka = POSITIVE;
-    if (op == PN_BIN_MAXIMUM || op == PN_BIN_MINIMUM) *ka = GRID_A, *kb = GRID_B;
+    /* comparisons: never within a step of equal; logical ops: never within a step of 0 */
+    if (op == PN_BIN_MAXIMUM || op == PN_BIN_MINIMUM || (op >= PN_BIN_EQUAL &&
+                                                         op <= PN_BIN_GREATER_EQUAL))
+        *ka = GRID_A, *kb = GRID_B;
+    if (op >= PN_BIN_LOGICAL_AND && op <= PN_BIN_LOGICAL_XOR) *ka = *kb = GRID_A;
 }
 
 static const struct {
@@ -242,6 +264,8 @@ static void test_binary_gradients(void) {
     static const int cases[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
     for (int op = 0; op < PN_BIN_COUNT; op++)
         for (size_t j = 0; j < sizeof cases / sizeof cases[0]; j++) {
+            /* jumps wherever x / y is an integer: checked on fixed values below */
+            if (op == PN_BIN_FLOOR_DIVIDE || op == PN_BIN_MOD) continue;
             int c = cases[j], ka, kb;
             bin_kinds(op, &ka, &kb);
             pn_value *in[2] = {mk(bin_cases[c].a, 7 + c, ka, 1), mk(bin_cases[c].b, 70 + c, kb, 1)};
@@ -355,6 +379,11 @@ static double ref_unary(int op, double x) {
     case PN_UN_SOFTPLUS: return log1p(exp(x));
     case PN_UN_SILU: return x / (1 + exp(-x));
     case PN_UN_GELU: return 0.5 * x * (1 + erf(x / sqrt(2.0)));
+    case PN_UN_LOGICAL_NOT: return x == 0;
+    case PN_UN_ISNAN: return isnan(x);
+    case PN_UN_ISINF: return isinf(x);
+    case PN_UN_ISFINITE: return isfinite(x);
+    case PN_UN_SIGNBIT: return signbit(x) != 0;
     default: return -log1p(exp(-x)); /* log_sigmoid */
     }
 }
@@ -369,7 +398,7 @@ static void test_unary(void) {
                        : UNIFORM;
         /* piecewise constant: no gradient to check (a step inside the numerical one's reach) */
         int steps = op == PN_UN_SIGN || op == PN_UN_FLOOR || op == PN_UN_CEIL ||
-                    op == PN_UN_ROUND;
+                    op == PN_UN_ROUND || op >= PN_UN_LOGICAL_NOT;
         for (int c = 0; c < 4; c++) {
             pn_value *x = mk(shapes[c], 5 + c, kind, 1), *o = NULL;
             CHECK(pn_eager_unary(op, x, &o) == 0 && same_shape(o, shapes[c]), "unary %d", op);
@@ -430,7 +459,8 @@ static void ref_reduce(const red_ctx *r, shp s, const float *x, shp *os, double 
     int64_t on = shp_size(k), n = shp_size(s), count = on ? n / on : 0;
     int64_t *cnt = calloc((size_t)(on ? on : 1), sizeof(int64_t));
     for (int64_t o = 0; o < on; o++) z[o] = r->op == PN_RED_MAX ? -INFINITY
-                                          : r->op == PN_RED_MIN ? INFINITY : 0;
+                                          : r->op == PN_RED_MIN ? INFINITY
+                                          : r->op == PN_RED_PROD ? 1 : 0;
     for (int64_t i = 0; i < n; i++) {
         /* index i of s -> index of k */
         int64_t rem = i, o = 0, idx[PN_MAX_DIMS];
@@ -441,6 +471,7 @@ static void ref_reduce(const red_ctx *r, shp s, const float *x, shp *os, double 
         for (int d = 0; d < s.nd; d++) o = o * k.d[d] + (mask >> d & 1 ? 0 : idx[d]);
         if (r->op == PN_RED_MAX) z[o] = fmax(z[o], x[i]);
         else if (r->op == PN_RED_MIN) z[o] = fmin(z[o], x[i]);
+        else if (r->op == PN_RED_PROD) z[o] *= x[i];
         else z[o] += x[i];
         cnt[o]++;
     }
@@ -1023,6 +1054,270 @@ static void test_errors(void) {
 }
 
 /* big tensors: the threaded paths of a same-shape op, a bias row and their gradients */
+/* ---- selection, indexing and ordering (ops_select.c, through pn_eager_math_op) -------------- */
+
+typedef struct {
+    int op, iattr[PN_MAX_ATTRS];
+    float fattr[PN_MAX_ATTRS];
+    int n;
+} sel_ctx;
+
+static int run_sel(pn_value *const *in, const void *ctx, pn_value **out) {
+    const sel_ctx *c = ctx;
+    return pn_eager_math_op(c->op, c->n, in, c->iattr, c->fattr, out);
+}
+
+static pn_value *vals(int nd, const int64_t *d, const float *v, int rg) {
+    pn_value *x = NULL;
+    pn_value_create(&x, nd, d, PN_F32, v);
+    if (rg) pn_value_set_requires_grad(x, 1);
+    return x;
+}
+
+static pn_value *ints(int nd, const int64_t *d, const int32_t *v) {
+    pn_value *x = NULL;
+    pn_value_create(&x, nd, d, PN_I32, v);
+    return x;
+}
+
+static int same_floats(const pn_value *o, const float *want, int64_t n) {
+    if (pn_value_size(o) != n) return 0;
+    const float *z = pn_value_data((pn_value *)o);
+    for (int64_t i = 0; i < n; i++)
+        if (!(z[i] == want[i] || (isnan(z[i]) && isnan(want[i])))) return 0;
+    return 1;
+}
+
+static void test_select_binary(void) {
+    /* NaN: unequal to everything, true as a truth value */
+    int64_t d2[1] = {2};
+    float av[2] = {NAN, 0.0f}, bv[2] = {NAN, 0.0f};
+    pn_value *a = vals(1, d2, av, 0), *b = vals(1, d2, bv, 0), *o;
+    static const float want[][2] = {{0, 1}, {1, 0}, {0, 0}, {0, 1}, {0, 0}, {0, 1},
+                                    {1, 0}, {1, 0}, {0, 0}};
+    for (int op = PN_BIN_EQUAL; op <= PN_BIN_LOGICAL_XOR; op++) {
+        CHECK(pn_eager_binary(op, a, b, &o) == 0 && same_floats(o, want[op - PN_BIN_EQUAL], 2),
+              "%s with NaN", bin_name[op]);
+        pn_value_release(o);
+    }
+    pn_value_release(a);
+    pn_value_release(b);
+    /* floor_divide and mod: Python's signs; dmod/dy = -floor(x / y) */
+    int64_t d4[1] = {4};
+    float x4[4] = {7, -7, 7, -7}, y4[4] = {2, 2, -2, -2};
+    float fd[4] = {3, -4, -4, 3}, md[4] = {1, 1, -1, -1};
+    a = vals(1, d4, x4, 1);
+    b = vals(1, d4, y4, 1);
+    CHECK(pn_eager_binary(PN_BIN_FLOOR_DIVIDE, a, b, &o) == 0 && same_floats(o, fd, 4),
+          "floor_divide signs");
+    pn_value_release(o);
+    CHECK(pn_eager_binary(PN_BIN_MOD, a, b, &o) == 0 && same_floats(o, md, 4), "mod signs");
+    float ones[4] = {1, 1, 1, 1};
+    pn_value_backward(o, ones);
+    const float *ga = pn_value_grad(a), *gb = pn_value_grad(b);
+    CHECK(ga && gb && ga[0] == 1 && ga[3] == 1 && gb[0] == -3 && gb[1] == 4 && gb[2] == 4 &&
+          gb[3] == -3, "mod gradients");
+    pn_value_release(o);
+    pn_value_release(a);
+    pn_value_release(b);
+    /* unary tests of special values */
+    int64_t d5[1] = {5};
+    float sv[5] = {NAN, INFINITY, -0.0f, 0.0f, -2.0f};
+    static const float uw[5][5] = {{0, 0, 1, 1, 0}, {1, 0, 0, 0, 0}, {0, 1, 0, 0, 0},
+                                   {0, 0, 1, 1, 1}, {0, 0, 1, 0, 1}};
+    a = vals(1, d5, sv, 0);
+    for (int op = PN_UN_LOGICAL_NOT; op <= PN_UN_SIGNBIT; op++) {
+        CHECK(pn_eager_unary(op, a, &o) == 0 && same_floats(o, uw[op - PN_UN_LOGICAL_NOT], 5),
+              "unary %d on special values", op);
+        pn_value_release(o);
+    }
+    pn_value_release(a);
+    /* prod with zeros: one zero gives that element the product of the rest; two give none */
+    int64_t d23[2] = {2, 3};
+    float pv[6] = {2, 0, 3, 0, 4, 0};
+    a = vals(2, d23, pv, 1);
+    int last[1] = {1};
+    CHECK(pn_eager_reduce(PN_RED_PROD, a, 1, last, 0, &o) == 0, "prod with zeros");
+    float g2[2] = {1, 1};
+    pn_value_backward(o, g2);
+    ga = pn_value_grad(a);
+    CHECK(ga[0] == 0 && ga[1] == 6 && ga[2] == 0 && ga[3] == 0 && ga[4] == 0 && ga[5] == 0,
+          "prod: gradients with zeros");
+    pn_value_release(o);
+    pn_value_release(a);
+}
+
+static void test_where(void) {
+    int64_t dc[2] = {3, 1}, da[1] = {4}, db[2] = {3, 4};
+    float cv[3] = {1, 0, -2}, av[4] = {1, 2, 3, 4}, bv[12];
+    for (int i = 0; i < 12; i++) bv[i] = -(float)i;
+    pn_value *in[3] = {vals(2, dc, cv, 0), vals(1, da, av, 1), vals(2, db, bv, 1)}, *o;
+    sel_ctx c = {.op = PN_OP_WHERE, .n = 3};
+    CHECK(run_sel(in, &c, &o) == 0 && pn_value_ndim(o) == 2 && pn_value_dims(o)[1] == 4,
+          "where: shape");
+    float want[12];
+    for (int r = 0; r < 3; r++)
+        for (int j = 0; j < 4; j++) want[r * 4 + j] = cv[r] != 0 ? av[j] : bv[r * 4 + j];
+    CHECK(same_floats(o, want, 12), "where: values");
+    pn_value_release(o);
+    gradcheck("where", run_sel, &c, 3, in, 1e-2f);
+    /* an inf in the branch not taken does not reach the result or the gradient */
+    av[0] = INFINITY;
+    pn_value *inf_a = vals(1, da, av, 1), *in2[3] = {in[0], inf_a, in[2]};
+    CHECK(run_sel(in2, &c, &o) == 0 && isfinite(((float *)pn_value_data(o))[4]), "where: inf");
+    pn_value_release(o);
+    int64_t bad[1] = {5};
+    pn_value *bb = vals(1, bad, bv, 0), *in3[3] = {in[0], in[1], bb};
+    o = NULL;
+    CHECK(run_sel(in3, &c, &o) == PN_ESHAPE && !o, "where: shapes that do not broadcast");
+    pn_value_release(bb);
+    pn_value_release(inf_a);
+    for (int k = 0; k < 3; k++) pn_value_release(in[k]);
+}
+
+static void test_gather(void) {
+    int64_t dx[2] = {3, 4}, di[2] = {2, 2};
+    float xv[12];
+    for (int i = 0; i < 12; i++) xv[i] = (float)i * 0.5f - 2.0f;
+    int32_t iv[4] = {2, -1, 0, 2}; /* -1 is 3 on axis 1, 2 on axis 0 */
+    pn_value *x = vals(2, dx, xv, 1), *idx = ints(2, di, iv), *in[2] = {x, idx}, *o;
+    /* take along axis 1: (3, 2, 2) */
+    sel_ctx c = {.op = PN_OP_GATHER, .n = 2, .iattr = {0, 1}};
+    CHECK(run_sel(in, &c, &o) == 0 && pn_value_ndim(o) == 3 && pn_value_dims(o)[0] == 3,
+          "take axis 1: shape");
+    float want[16];
+    for (int r = 0; r < 3; r++)
+        for (int k = 0; k < 4; k++) want[r * 4 + k] = xv[r * 4 + (iv[k] + 4) % 4];
+    CHECK(same_floats(o, want, 12), "take axis 1: values");
+    pn_value_release(o);
+    gradcheck("take axis 1 (repeated indices)", run_sel, &c, 2, in, 1e-2f);
+    /* take along axis 0 */
+    c.iattr[1] = 0;
+    CHECK(run_sel(in, &c, &o) == 0 && pn_value_dims(o)[2] == 4, "take axis 0: shape");
+    for (int k = 0; k < 4; k++)
+        for (int j = 0; j < 4; j++) want[k * 4 + j] = xv[((iv[k] + 3) % 3) * 4 + j];
+    CHECK(same_floats(o, want, 16), "take axis 0: values");
+    pn_value_release(o);
+    gradcheck("take axis 0", run_sel, &c, 2, in, 1e-2f);
+    /* out of range: an error, no result, nothing read */
+    int32_t badv[4] = {0, 3, -4, 1};
+    pn_value *bad = ints(2, di, badv), *inb[2] = {x, bad};
+    o = NULL;
+    CHECK(run_sel(inb, &c, &o) == PN_EVALUE && !o, "take: index 3 of 3 rows is an error");
+    CHECK(strstr(pn_last_error(), "out of bounds") != NULL, "take: the message says why");
+    pn_value_release(bad);
+    /* take_along_axis: indices (3, 2) along axis 1 */
+    int64_t da[2] = {3, 2};
+    int32_t av[6] = {3, 0, -1, 1, 2, 2};
+    pn_value *ai = ints(2, da, av), *ina[2] = {x, ai};
+    sel_ctx ca = {.op = PN_OP_GATHER, .n = 2, .iattr = {1, 1}};
+    CHECK(run_sel(ina, &ca, &o) == 0 && pn_value_dims(o)[1] == 2, "take_along_axis: shape");
+    for (int r = 0; r < 3; r++)
+        for (int k = 0; k < 2; k++) want[r * 2 + k] = xv[r * 4 + (av[r * 2 + k] + 4) % 4];
+    CHECK(same_floats(o, want, 6), "take_along_axis: values");
+    pn_value_release(o);
+    gradcheck("take_along_axis", run_sel, &ca, 2, ina, 1e-2f);
+    av[0] = 4;
+    pn_value *ab = ints(2, da, av), *inab[2] = {x, ab};
+    o = NULL;
+    CHECK(run_sel(inab, &ca, &o) == PN_EVALUE && !o, "take_along_axis: index 4 of 4");
+    pn_value_release(ab);
+    pn_value_release(ai);
+    /* float indices are refused */
+    pn_value *inf[2] = {x, x};
+    CHECK(run_sel(inf, &c, &o) == PN_ETYPE, "take: float indices are a type error");
+    pn_value_release(idx);
+    pn_value_release(x);
+}
+
+static void test_cumulative_sort_pad(void) {
+    int64_t d[2] = {3, 4};
+    float xv[12] = {0.5f, -1.2f, 0.8f, 1.5f, -0.7f, 0.0f, 1.1f, 0.9f, 1.3f, -0.6f, 0.4f, -1.4f};
+    pn_value *x = vals(2, d, xv, 1), *o;
+    for (int prod = 0; prod < 2; prod++)
+        for (int axis = 0; axis < 2; axis++) {
+            sel_ctx c = {.op = PN_OP_CUMULATIVE, .n = 1, .iattr = {prod, axis}};
+            CHECK(run_sel(&x, &c, &o) == 0, "cumulative");
+            double want[12];
+            for (int r = 0; r < 3; r++)
+                for (int j = 0; j < 4; j++) {
+                    double acc = prod ? 1 : 0;
+                    for (int k = 0; k <= (axis ? j : r); k++) {
+                        float v = axis ? xv[r * 4 + k] : xv[k * 4 + j];
+                        acc = prod ? acc * v : acc + v;
+                    }
+                    want[r * 4 + j] = acc;
+                }
+            CHECK(elem_rel_err(pn_value_data(o), want, 12) < 1e-6, "cum%s axis %d",
+                  prod ? "prod" : "sum", axis);
+            pn_value_release(o);
+            gradcheck(prod ? "cumprod (a zero)" : "cumsum", run_sel, &c, 1, &x, 1e-2f);
+        }
+    /* sort, argsort (ascending and descending), with a NaN last (first when descending) */
+    float sv[5] = {0.3f, NAN, -1.0f, 2.0f, 0.3f};
+    int64_t d5[1] = {5};
+    pn_value *s = vals(1, d5, sv, 1);
+    sel_ctx cs = {.op = PN_OP_SORT, .n = 1, .iattr = {0, 0, 0}};
+    float asc[5] = {-1.0f, 0.3f, 0.3f, 2.0f, NAN};
+    CHECK(run_sel(&s, &cs, &o) == 0 && same_floats(o, asc, 5), "sort ascending, NaN last");
+    float g5[5] = {1, 2, 3, 4, 5};
+    pn_value_backward(o, g5);
+    const float *gs = pn_value_grad(s);
+    CHECK(gs[2] == 1 && gs[0] == 2 && gs[4] == 3 && gs[3] == 4 && gs[1] == 5,
+          "sort: the gradient follows the permutation (ties stable)");
+    pn_value_release(o);
+    cs.iattr[1] = 1;
+    cs.iattr[2] = 1;
+    CHECK(run_sel(&s, &cs, &o) == 0 && pn_value_dtype(o) == PN_I32 && !pn_value_requires_grad(o),
+          "argsort: int32, no gradient");
+    const int32_t *pi = pn_value_data(o);
+    CHECK(pi[0] == 1 && pi[1] == 3 && pi[2] == 0 && pi[3] == 4 && pi[4] == 2,
+          "argsort descending: NaN first, ties in order");
+    pn_value_release(o);
+    pn_value_release(s);
+    sel_ctx c2 = {.op = PN_OP_SORT, .n = 1, .iattr = {0, 0, 1}};
+    gradcheck("sort along axis 0", run_sel, &c2, 1, &x, 1e-3f);
+    /* argmax / argmin: the first extreme, a NaN wins */
+    sel_ctx cm = {.op = PN_OP_ARG_REDUCE, .n = 1, .iattr = {1, 0, 0}};
+    CHECK(run_sel(&x, &cm, &o) == 0 && pn_value_ndim(o) == 1 && pn_value_dtype(o) == PN_I32,
+          "argmax: shape");
+    pi = pn_value_data(o);
+    CHECK(pi[0] == 3 && pi[1] == 2 && pi[2] == 0, "argmax values");
+    pn_value_release(o);
+    cm.iattr[1] = 1;
+    cm.iattr[2] = 1;
+    CHECK(run_sel(&x, &cm, &o) == 0 && pn_value_ndim(o) == 2, "argmin keepdims");
+    pi = pn_value_data(o);
+    CHECK(pi[0] == 1 && pi[1] == 0 && pi[2] == 3, "argmin values");
+    pn_value_release(o);
+    /* pad: constant, reflect and symmetric, against NumPy's results */
+    static const float pads[3][3 * 7] = { /* np.pad(x, ((1, 0), (2, 1)), mode) */
+        {9, 9, 9, 9, 9, 9, 9, 9, 9, 0.5f, -1.2f, 0.80000001f, 1.5f, 9, 9, 9, -0.69999999f,
+         0, 1.1f, 0.89999998f, 9},
+        {1.1f, 0, -0.69999999f, 0, 1.1f, 0.89999998f, 1.1f, 0.80000001f, -1.2f, 0.5f, -1.2f,
+         0.80000001f, 1.5f, 0.80000001f, 1.1f, 0, -0.69999999f, 0, 1.1f, 0.89999998f, 1.1f},
+        {-1.2f, 0.5f, 0.5f, -1.2f, 0.80000001f, 1.5f, 1.5f, -1.2f, 0.5f, 0.5f, -1.2f,
+         0.80000001f, 1.5f, 1.5f, 0, -0.69999999f, -0.69999999f, 0, 1.1f, 0.89999998f,
+         0.89999998f},
+    };
+    int64_t d24[2] = {2, 4};
+    pn_value *x2 = vals(2, d24, xv, 1);
+    for (int mode = 0; mode < 3; mode++) {
+        sel_ctx cp = {.op = PN_OP_PAD, .n = 1, .iattr = {mode, 1, 0, 2, 1}, .fattr = {9}};
+        CHECK(run_sel(&x2, &cp, &o) == 0 && pn_value_dims(o)[0] == 3 && pn_value_dims(o)[1] == 7,
+              "pad mode %d: shape", mode);
+        CHECK(same_floats(o, pads[mode], 21), "pad mode %d: values", mode);
+        pn_value_release(o);
+        cp.iattr[3] = 6; /* wider than the axis: reflected again */
+        gradcheck("pad", run_sel, &cp, 1, &x2, 1e-2f);
+    }
+    sel_ctx cn = {.op = PN_OP_PAD, .n = 1, .iattr = {0, -1, 0, 0, 0}};
+    o = NULL;
+    CHECK(run_sel(&x2, &cn, &o) == PN_EVALUE && !o, "pad: a negative width is refused");
+    pn_value_release(x2);
+    pn_value_release(x);
+}
+
 static void test_big(void) {
     shp s = {2, {300, 300}}, row = {1, {300}};
     pn_value *a = mk(s, 1, UNIFORM, 1), *b = mk(s, 2, UNIFORM, 1), *r = mk(row, 3, UNIFORM, 1);
@@ -1069,6 +1364,10 @@ int main(void) {
     test_reshape_transpose();
     test_tape();
     test_errors();
+    test_select_binary();
+    test_where();
+    test_gather();
+    test_cumulative_sort_pad();
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }
