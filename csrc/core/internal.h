@@ -347,10 +347,11 @@ void pn_math_cumulative_grad(int prod, float *gx, const float *g, const float *x
 int64_t pn_math_sort_work(int64_t L);
 void pn_math_sort(int32_t *perm, const float *x, int64_t outer, int64_t L, int64_t inner,
                   int desc, float *work);
-void pn_math_sort_values(float *z, const int32_t *perm, const float *x, int64_t outer, int64_t L,
-                         int64_t inner);
+/* the first K of each line: values (float) or indices (int32) */
+void pn_math_sort_values(void *z, int indices, const int32_t *perm, const float *x,
+                         int64_t outer, int64_t L, int64_t inner, int64_t K);
 void pn_math_sort_grad(float *gx, const float *g, const int32_t *perm, int64_t outer, int64_t L,
-                       int64_t inner);
+                       int64_t inner, int64_t K);
 void pn_math_arg_reduce(int32_t *z, const float *x, int64_t outer, int64_t L, int64_t inner,
                         int is_min);
 /* mode 0 constant (value), 1 reflect, 2 symmetric; before/after per axis */

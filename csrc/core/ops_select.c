@@ -520,7 +520,8 @@ const pn_op_def pn_op_cumulative_def = {"cumulative", cumulative_shape, cumulati
  *   ascending: NaN last (NumPy); descending: NaN first, ties in their original order
  *   values  z_l = x_perm(l)        dx_perm(l) += g_l
  *   argsort z_l = perm(l), int32   no gradient
- * perm (one int32 per element, the node's scratch) lives until backward; work: 3 L floats.
+ * for l < K: the first K of each line (top_k: descending, K = k), K = L for a whole sort.
+ * perm (one int32 per input element, the node's scratch) lives until backward; work: 3 L floats.
  */
 
 static int before(float a, float b, int desc) {
@@ -560,40 +561,57 @@ void pn_math_sort(int32_t *perm, const float *x, int64_t outer, int64_t L, int64
         }
 }
 
-/* z from perm: the sorted values, or the indices as int32 */
-void pn_math_sort_values(float *z, const int32_t *perm, const float *x, int64_t outer, int64_t L,
-                         int64_t inner) {
+/* z (outer, K, inner) from perm: the first K sorted values of each line, or (indices) their
+ * positions as int32 */
+void pn_math_sort_values(void *z, int indices, const int32_t *perm, const float *x,
+                         int64_t outer, int64_t L, int64_t inner, int64_t K) {
+    float *zf = z;
+    int32_t *zi = z;
     for (int64_t t = 0; t < outer; t++)
         for (int64_t i = 0; i < inner; i++) {
-            int64_t base = t * L * inner + i;
-            for (int64_t l = 0; l < L; l++)
-                z[base + l * inner] = x[base + (int64_t)perm[base + l * inner] * inner];
+            int64_t base = t * L * inner + i, ob = t * K * inner + i;
+            for (int64_t l = 0; l < K; l++) {
+                int32_t p = perm[base + l * inner];
+                if (indices)
+                    zi[ob + l * inner] = p;
+                else
+                    zf[ob + l * inner] = x[base + (int64_t)p * inner];
+            }
         }
 }
 
 void pn_math_sort_grad(float *gx, const float *g, const int32_t *perm, int64_t outer, int64_t L,
-                       int64_t inner) {
+                       int64_t inner, int64_t K) {
     for (int64_t t = 0; t < outer; t++)
         for (int64_t i = 0; i < inner; i++) {
-            int64_t base = t * L * inner + i;
-            for (int64_t l = 0; l < L; l++)
-                gx[base + (int64_t)perm[base + l * inner] * inner] += g[base + l * inner];
+            int64_t base = t * L * inner + i, ob = t * K * inner + i;
+            for (int64_t l = 0; l < K; l++)
+                gx[base + (int64_t)perm[base + l * inner] * inner] += g[ob + l * inner];
         }
 }
+
+/* iattr[3] > 0: keep the first iattr[3] of each line (top_k), else all */
+static int64_t sort_keep(const pn_node *n, int64_t L) { return n->iattr[3] > 0 ? n->iattr[3] : L; }
 
 static int sort_shape(const pn_model *m, pn_node *n) {
     int ax, rc = one_input_axis(m, n, n->iattr[1] ? "argsort" : "sort", 0, &ax);
     if (rc) return rc;
     const pn_node *x = pn_input_node(m, n, 0);
-    if (x->shape[n->iattr[0]] > INT32_MAX)
+    int64_t L = x->shape[n->iattr[0]];
+    if (L > INT32_MAX)
         return pn_error(PN_EVALUE, "sort: an axis of more than 2^31 - 1 values");
+    if (n->iattr[3] < 0 || n->iattr[3] > L)
+        return pn_error(PN_EVALUE, "top_k: k = %d is outside 1..%lld, the axis' size",
+                        n->iattr[3], (long long)L);
     same_shape_as_input(m, n, n->iattr[1] ? PN_I32 : PN_F32);
+    n->shape[n->iattr[0]] = sort_keep(n, L);
     return PN_OK;
 }
 
 static int64_t sort_scratch(const pn_model *m, const pn_node *n, int64_t batch, int training) {
-    (void)m, (void)training;
-    return batch * n->size + pn_math_sort_work(n->shape[n->iattr[0]]);
+    (void)training;
+    const pn_node *x = pn_input_node(m, n, 0);
+    return batch * x->size + pn_math_sort_work(x->shape[n->iattr[0]]);
 }
 
 static void sort_forward(const pn_node *n, const pn_ctx *c) {
@@ -603,10 +621,7 @@ static void sort_forward(const pn_node *n, const pn_ctx *c) {
     axis_dims(&x, n->iattr[0] + !n->unbatched, &outer, &L, &inner);
     int32_t *perm = (int32_t *)(void *)c->scratch;
     pn_math_sort(perm, c->in[0], outer, L, inner, n->iattr[2] != 0, c->scratch + x.size);
-    if (n->iattr[1])
-        memcpy(c->out, perm, (size_t)x.size * sizeof *perm);
-    else
-        pn_math_sort_values(c->out, perm, c->in[0], outer, L, inner);
+    pn_math_sort_values(c->out, n->iattr[1], perm, c->in[0], outer, L, inner, sort_keep(n, L));
 }
 
 static void sort_backward(const pn_node *n, const pn_ctx *c) {
@@ -616,7 +631,8 @@ static void sort_backward(const pn_node *n, const pn_ctx *c) {
     axis_dims(&x, n->iattr[0] + !n->unbatched, &outer, &L, &inner);
     float *d = pn_din_buf(c, 0);
     if (d && !n->iattr[1])
-        pn_math_sort_grad(d, c->dout, (const int32_t *)(const void *)c->scratch, outer, L, inner);
+        pn_math_sort_grad(d, c->dout, (const int32_t *)(const void *)c->scratch, outer, L, inner,
+                          sort_keep(n, L));
 }
 
 const pn_op_def pn_op_sort_def = {"sort", sort_shape, sort_forward, sort_backward, sort_scratch,

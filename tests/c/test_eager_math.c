@@ -1234,6 +1234,7 @@ static void test_cumulative_sort_pad(void) {
     int64_t d[2] = {3, 4};
     float xv[12] = {0.5f, -1.2f, 0.8f, 1.5f, -0.7f, 0.0f, 1.1f, 0.9f, 1.3f, -0.6f, 0.4f, -1.4f};
     pn_value *x = vals(2, d, xv, 1), *o;
+    const int32_t *pi;
     for (int prod = 0; prod < 2; prod++)
         for (int axis = 0; axis < 2; axis++) {
             sel_ctx c = {.op = PN_OP_CUMULATIVE, .n = 1, .iattr = {prod, axis}};
@@ -1270,13 +1271,29 @@ static void test_cumulative_sort_pad(void) {
     cs.iattr[2] = 1;
     CHECK(run_sel(&s, &cs, &o) == 0 && pn_value_dtype(o) == PN_I32 && !pn_value_requires_grad(o),
           "argsort: int32, no gradient");
-    const int32_t *pi = pn_value_data(o);
+    pi = pn_value_data(o);
     CHECK(pi[0] == 1 && pi[1] == 3 && pi[2] == 0 && pi[3] == 4 && pi[4] == 2,
           "argsort descending: NaN first, ties in order");
     pn_value_release(o);
     pn_value_release(s);
     sel_ctx c2 = {.op = PN_OP_SORT, .n = 1, .iattr = {0, 0, 1}};
     gradcheck("sort along axis 0", run_sel, &c2, 1, &x, 1e-3f);
+    /* top_k: the first k of a descending sort, values with a gradient and int32 indices */
+    sel_ctx ck = {.op = PN_OP_SORT, .n = 1, .iattr = {1, 0, 1, 2}};
+    float top[6] = {1.5f, 0.8f, 1.1f, 0.9f, 1.3f, 0.4f};
+    CHECK(run_sel(&x, &ck, &o) == 0 && pn_value_dims(o)[1] == 2 && same_floats(o, top, 6),
+          "top_k values");
+    pn_value_release(o);
+    gradcheck("top_k", run_sel, &ck, 1, &x, 1e-2f);
+    ck.iattr[1] = 1;
+    CHECK(run_sel(&x, &ck, &o) == 0 && pn_value_dtype(o) == PN_I32, "top_k indices");
+    pi = pn_value_data(o);
+    CHECK(pi[0] == 3 && pi[1] == 2 && pi[2] == 2 && pi[3] == 3 && pi[4] == 0 && pi[5] == 2,
+          "top_k indices' values");
+    pn_value_release(o);
+    ck.iattr[3] = 5;
+    o = NULL;
+    CHECK(run_sel(&x, &ck, &o) == PN_EVALUE && !o, "top_k: k beyond the axis");
     /* argmax / argmin: the first extreme, a NaN wins */
     sel_ctx cm = {.op = PN_OP_ARG_REDUCE, .n = 1, .iattr = {1, 0, 0}};
     CHECK(run_sel(&x, &cm, &o) == 0 && pn_value_ndim(o) == 1 && pn_value_dtype(o) == PN_I32,
