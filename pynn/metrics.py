@@ -440,6 +440,10 @@ class Mean(Metric):
         2.0
     """
 
+    def __init__(self, name: str | None = None, dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        self.reset_state()
+
     def reset_state(self) -> None:
         self._total, self._weight = 0.0, 0.0
 

@@ -7,6 +7,18 @@ class Regularizer:
     l1: float = 0.0
     l2: float = 0.0
 
+    def __call__(self, x):
+        """The penalty of `x` (a weight, a Tensor or an array), on the tape as Keras computes it
+        for `layer.losses`."""
+        from . import ops
+        out = 0.0
+        if self.l1:
+            out = ops.multiply(ops.sum(ops.abs(x)), self.l1)
+        if self.l2:
+            term = ops.multiply(ops.sum(ops.square(x)), self.l2)
+            out = term if isinstance(out, float) else ops.add(out, term)
+        return out
+
     def get_config(self) -> dict:
         return {}
 

@@ -19,6 +19,7 @@ never destroys the previous file.
 
 import datetime
 import errno
+import inspect
 import io
 import json
 import math
@@ -55,8 +56,8 @@ _REGISTERED_NAMES: dict[type, str] = {}
 
 
 def register_keras_serializable(package: str = "Custom", name: str | None = None):
-    """Registers a class (a layer, loss, metric or optimizer) so that loading finds it by name
-    without `custom_objects`.
+    """Registers a class (a layer, loss, metric or optimizer), or a function (a Lambda layer's,
+    a loss), so that loading finds it by name without `custom_objects`.
 
     Args:
         package: the package part of the registered name ('Custom').
@@ -67,12 +68,12 @@ def register_keras_serializable(package: str = "Custom", name: str | None = None
         ... class Scale(pynn.layers.Layer): ...
     """
     def decorator(cls):
-        if not isinstance(cls, type):
-            raise TypeError("register_keras_serializable: decorate a class")
+        if not isinstance(cls, type) and not inspect.isfunction(cls):
+            raise TypeError("register_keras_serializable: decorate a class or a function")
         key = f"{package}>{name or cls.__name__}"
         if key in _REGISTERED and _REGISTERED[key] is not cls:
             raise ValueError(f"{key} has already been registered to {_REGISTERED[key]}")
-        if not callable(getattr(cls, "get_config", None)):
+        if isinstance(cls, type) and not callable(getattr(cls, "get_config", None)):
             raise ValueError(f"Cannot register {cls.__name__}: it has no get_config()")
         _REGISTERED[key] = cls
         _REGISTERED_NAMES[cls] = key
@@ -160,6 +161,8 @@ def deserialize_keras_object(config, custom_objects: dict | None = None, kind: s
         raise ValueError(f"custom_objects['{class_name}'] is {cls!r}, not a subclass of "
                          f"{base.__module__}.{base.__name__}")
     try:
+        if "custom_objects" in inspect.signature(cls.from_config).parameters:
+            return cls.from_config(dict(inner), custom_objects=custom_objects)
         return cls.from_config(dict(inner))
     except (TypeError, ValueError, KeyError) as e:
         name = inner.get("name", class_name)

@@ -405,6 +405,11 @@ class GradientTape:
                      if isinstance(s, Variable) and s._owner_core() is not None}.values():
             core.zero_grads()
         self._used = True
+        if not target.requires_grad:  # the target does not depend on any source
+            grads = [None] * len(leaves)
+            if keys is not None:
+                return dict(zip(keys, grads))
+            return grads if isinstance(sources, (list, tuple)) else grads[0]
         target.backward(output_gradients)
         grads = [Tensor(leaf.grad) if leaf.grad is not None and leaf.requires_grad else None
                  for leaf in leaves]

@@ -4,7 +4,7 @@ from .activations import ELU, LeakyReLU, ReLU, Softmax
 from .attention import MultiHeadAttention
 from .base import Layer
 from .convolutional import Conv1D, Conv2D
-from .core import Activation, Dense, Embedding, PositionEmbedding
+from .core import Activation, Dense, Embedding, Lambda, PositionEmbedding
 from .input_layer import Input, InputLayer, KerasTensor
 from .merging import Add, Average, Concatenate, Maximum, Multiply, Subtract
 from .normalization import BatchNormalization, LayerNormalization
@@ -26,7 +26,8 @@ __all__ = ["Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D
            "BatchNormalization", "Bidirectional", "Concatenate", "Conv1D", "Conv2D", "Dense",
            "Dropout", "ELU", "Embedding", "Flatten", "GlobalAveragePooling1D",
            "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GRU", "Input",
-           "InputLayer", "KerasTensor", "Layer", "LayerNormalization", "LeakyReLU", "LSTM",
+           "InputLayer", "KerasTensor", "Lambda", "Layer", "LayerNormalization", "LeakyReLU",
+           "LSTM",
            "Maximum", "MaxPooling1D", "MaxPooling2D", "MultiHeadAttention", "Multiply",
            "PositionEmbedding", "ReLU", "Reshape", "SimpleRNN", "Softmax", "SpatialDropout2D",
            "Subtract", "TimeDistributed", "ZeroPadding2D"]

@@ -83,7 +83,26 @@ class Variable(np.ndarray):
     def assign(self, value) -> None:
         """Writes `value` into the variable in place (under the model's lock once a model holds
         it, so that a predict on another thread sees the old value or the new one, never a mix)."""
+        self._check_assign("assign", value)
         assign_values([(self, value)])
+
+    def assign_add(self, delta) -> None:
+        """Adds `delta` to the variable in place (on data: a layer's state such as a running
+        total; inside a traced call() it raises, as the graph cannot write a variable)."""
+        self._check_assign("assign_add", delta)
+        assign_values([(self, self.numpy() + np.asarray(delta, np.float32))])
+
+    def assign_sub(self, delta) -> None:
+        self._check_assign("assign_sub", delta)
+        assign_values([(self, self.numpy() - np.asarray(delta, np.float32))])
+
+    def _check_assign(self, what: str, value) -> None:
+        from .input_layer import KerasTensor
+        from .tracing import where
+        if isinstance(value, KerasTensor):
+            raise NotImplementedError(f"Variable '{self.path}'.{what}() of a symbolic value"
+                                      f"{where()}: a model's graph cannot write variables; "
+                                      "compute state updates on data (in train_step)")
 
     # -- the imperative path --------------------------------------------------------------------
     def _owner_core(self):
@@ -242,6 +261,36 @@ class Layer:
                                                 _owner_trainable(w))]
 
     # -- sublayers (a layer with a call() of its own) --------------------------------------------
+    def add_loss(self, loss) -> None:
+        """Adds a loss term (summed to a scalar) to the model's loss, as Keras: called in
+        `call()`, on the call's tensors. fit minimises the compiled loss plus these; after a
+        call on data they are in `layer.losses`."""
+        from .. import ops
+        from . import tracing
+        from .input_layer import KerasTensor
+
+        if isinstance(loss, KerasTensor):
+            if not tracing.tracing():
+                raise ValueError(f"{type(self).__name__} '{self.name}': add_loss() on a symbolic "
+                                 "tensor works inside call(); outside it, pass the loss to "
+                                 "compile() or add it in a layer's call()")
+            tracing.note_loss(ops.sum(loss))
+            return
+        from ..eager import as_tensor
+        from ..tensor import Tensor
+        value = loss if isinstance(loss, Tensor) else as_tensor(np.asarray(loss, np.float32))
+        if value.ndim:
+            value = ops.sum(value)
+        vars(self).setdefault("_eager_losses", []).append(value)
+
+    @property
+    def losses(self) -> list:
+        """The losses this layer and its sublayers added (add_loss) in their last call on
+        data, then their weights' regularization penalties, as scalar Tensors (Keras's
+        `layer.losses`)."""
+        from .tracing import _layers_below
+        return layer_losses(_layers_below(self))
+
     def _is_traced(self) -> bool:
         """Whether pynn runs this layer by tracing its Python call() (a layer written the Keras
         way) rather than by its lower()."""
@@ -368,7 +417,8 @@ class Layer:
 
         tensors = tracing.find_tensors((args, kwargs), KerasTensor)
         if not tensors:
-            return self._call_traced_eager(args, kwargs)
+            with tracing.eager_call(self):
+                return self._call_traced_eager(args, kwargs)
         if not self.built:
             first = args[0] if args else next(iter(kwargs.values()))
             self._build_for(first)
@@ -524,12 +574,11 @@ class Layer:
         """Checks the call's tensors and options; returns the output shape."""
         self._missing_hook("compute_call_output_shape")
 
-    def replay_call(self, tensors: list, spec: dict):
+    def replay_call(self, tensors: list, spec: dict, **extra):
         """Calls the layer again on `tensors` with a recorded call spec (nested models,
-        loading)."""
+        loading); `extra` (training=) is passed on."""
         if "trace" in spec:
             from .tracing import Slot
-            swap = {}
 
             def put(v):
                 if isinstance(v, Slot):
@@ -541,9 +590,8 @@ class Layer:
                 if isinstance(v, dict):
                     return {k: put(x) for k, x in v.items()}
                 return v
-            del swap
-            return self(*put(spec["args"]), **put(spec["kwargs"]))
-        return self(**dict(zip(spec["names"], tensors)), **spec["options"])
+            return self(*put(spec["args"]), **{**put(spec["kwargs"]), **extra})
+        return self(**dict(zip(spec["names"], tensors)), **spec["options"], **extra)
 
     def _call_eager(self, inputs, training: bool, kwargs: dict):
         """The layer run now on data: its ops, each recorded on the tape (pynn.Tensor out)."""
@@ -617,6 +665,19 @@ class Layer:
         holds only the layer's `.keras`-style archive, in bytes (see pynn.saving)."""
         from .. import saving
         return saving._unpickle_layer, (saving._archive_bytes(self, "layer"),)
+
+
+def layer_losses(layers: list) -> list:
+    """The add_loss values of `layers`' last calls on data, then their weights' penalties."""
+    out = []
+    for layer in layers:
+        out.extend(vars(layer).get("_eager_losses", []))
+    for layer in layers:
+        for attr, reg in zip(getattr(layer, "_weight_attrs", ()), getattr(layer, "_weight_regs",
+                                                                          ())):
+            if reg is not None and (reg.l1 or reg.l2):
+                out.append(reg(getattr(layer, attr)))
+    return out
 
 
 def _owner_trainable(w) -> bool:

@@ -217,3 +217,88 @@ class PositionEmbedding(Layer):
     def get_config(self) -> dict:
         return {**super().get_config(), "sequence_length": self.sequence_length,
                 "initializer": initializers.serialize(self.initializer)}
+
+
+class Lambda(Layer):
+    """Wraps a Python function of `pynn.ops` as a layer, as Keras's `Lambda`: the function is
+    traced into the model's graph like a custom layer's call(), so it runs in the core at
+    `fit` speed.
+
+    Args:
+        function: called as `function(inputs, **arguments)`; it may also take `mask` and
+            `training`.
+        output_shape: accepted for Keras compatibility; the shape is found by tracing.
+        mask: accepted for Keras compatibility (masks are not propagated).
+        arguments: extra keyword arguments for `function`.
+
+    Saving keeps the function by name: a named function loads again when it is registered
+    (`pynn.saving.register_keras_serializable`) or passed in `custom_objects`. A `lambda` cannot
+    be reloaded (pynn never runs code from a file); loading one raises ValueError.
+
+    Example:
+        >>> layer = pynn.layers.Lambda(lambda x: pynn.ops.square(x) + 1)
+    """
+
+    def __init__(self, function, output_shape=None, mask=None, arguments=None, **kwargs):
+        super().__init__(**kwargs)
+        if not callable(function):
+            raise TypeError(f"Lambda: function must be callable, got {type(function).__name__}")
+        if arguments is not None and not isinstance(arguments, dict):
+            raise TypeError("Lambda: arguments must be a dict of keyword arguments")
+        self.function = function
+        self.arguments = dict(arguments or {})
+        self._output_shape = output_shape
+        self.mask = mask
+
+    def call(self, inputs, mask=None, training=None):
+        kwargs = dict(self.arguments)
+        if mask is not None and _takes(self.function, "mask"):
+            kwargs["mask"] = mask
+        if training is not None and _takes(self.function, "training"):
+            kwargs["training"] = training
+        return self.function(inputs, **kwargs)
+
+    def get_config(self) -> dict:
+        fn = self.function
+        if getattr(fn, "__name__", "<lambda>") == "<lambda>":
+            function = {"class_name": "__lambda__", "config": {"name": "<lambda>"}}
+        else:
+            from ..saving import _REGISTERED_NAMES
+            function = {"module": getattr(fn, "__module__", None), "class_name": "function",
+                        "config": _REGISTERED_NAMES.get(fn, fn.__name__),
+                        "registered_name": "function"}
+        config = {**super().get_config(), "function": function, "arguments": self.arguments}
+        if self._output_shape is not None and not callable(self._output_shape):
+            config["output_shape"] = list(self._output_shape)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict, custom_objects: dict | None = None):
+        config = dict(config)
+        spec = config.pop("function", None)
+        if isinstance(spec, dict) and spec.get("class_name") == "__lambda__":
+            raise ValueError("This file holds a Lambda layer whose function is a Python lambda: "
+                             "its code is not loaded (pynn never runs code from a file). Define "
+                             "the function with def, register it with pynn.saving."
+                             "register_keras_serializable() or pass it in custom_objects, and "
+                             "save the model again.")
+        name = spec.get("config") if isinstance(spec, dict) else spec
+        if not isinstance(name, str):
+            raise ValueError(f"Lambda: cannot read the function of {config.get('name')!r}")
+        from ..saving import get_registered_object
+        fn = get_registered_object(name, custom_objects)
+        if fn is None and ">" in name:  # registered when saved, given by its own name now
+            fn = get_registered_object(name.split(">", 1)[1], custom_objects)
+        if fn is None or isinstance(fn, type) or not callable(fn):
+            raise ValueError(f"Lambda '{config.get('name')}': its function '{name}' is not "
+                             f"known; pass it in custom_objects ({{'{name}': the function}}) or "
+                             "register it with pynn.saving.register_keras_serializable")
+        return cls(fn, **config)
+
+
+def _takes(fn, name: str) -> bool:
+    import inspect
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False

@@ -64,9 +64,14 @@ class OpLayer(Layer):
             return [getattr(layer, attr).shape]
         return []
 
-    def __call__(self, inputs):
+    def __call__(self, inputs, training=None):
         """Records the op on `inputs` (a list of KerasTensors, empty for a source)."""
         inputs = list(inputs)
+        if any(not isinstance(t, KerasTensor) for t in inputs):
+            raise NotImplementedError(
+                f"'{self.name}', a keras.ops call on the model's tensors, cannot run in Python "
+                "on data (the model is run call by call because a layer adds losses with "
+                "add_loss): move the op into a layer's call() or a layers.Lambda")
         descs = [(tuple(t.shape) if t._unbatched else tuple(t.shape[1:]), t.dtype,
                   t._unbatched) for t in inputs]
         try:

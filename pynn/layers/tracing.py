@@ -42,15 +42,58 @@ def tracing() -> bool:
     return bool(_stack())
 
 
+def note_loss(loss) -> None:
+    """Keeps a symbolic loss a traced call added (add_loss) with the trace being run."""
+    _stack()[-1][2].append(loss)
+
+
+def eager_call(layer):
+    """A context for a call on data: the outermost one clears the losses its layers added in
+    their previous call (Keras's `layer.losses` holds those of the last call only)."""
+    return _EagerCall(layer)
+
+
+def _layers_below(top) -> list:
+    """top and every layer it holds, at any depth (a model's layers included), each once."""
+    out, seen, todo = [], set(), [top]
+    while todo:
+        layer = todo.pop()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        out.append(layer)
+        todo.extend(layer._sublayers() if hasattr(layer, "_sublayers") else [])
+        if hasattr(layer, "_all_layers"):
+            todo.extend(layer._all_layers())
+    return out
+
+
+class _EagerCall:
+    def __init__(self, layer):
+        self.layer = layer
+
+    def __enter__(self):
+        depth = getattr(_state, "eager_depth", 0)
+        if depth == 0:
+            for layer in _layers_below(self.layer):
+                if vars(layer).get("_eager_losses"):
+                    layer._eager_losses = []
+        _state.eager_depth = depth + 1
+
+    def __exit__(self, *exc):
+        _state.eager_depth -= 1
+
+
 class Trace:
     """One traced call: its placeholder inputs, the calls it made (in order, each after those
     it reads) and its outputs (flat), with the structure `call` returned them in."""
 
-    def __init__(self, inputs: list, calls: list, outputs: list, structure):
+    def __init__(self, inputs: list, calls: list, outputs: list, structure, losses=()):
         self.inputs = inputs
         self.calls = calls
         self.outputs = outputs
         self.structure = structure  # 'single', ('list', n), ('tuple', n) or ('dict', keys)
+        self.losses = list(losses)  # scalars the call added with add_loss
 
     def layers(self) -> list:
         """The layers its calls use, each once, in call order."""
@@ -76,7 +119,8 @@ def run_trace(layer, args: tuple, kwargs: dict, tensors: list) -> Trace:
     swap = {id(t): p for t, p in zip(tensors, placeholders)}
     args2 = replace_tensors(args, swap)
     kwargs2 = replace_tensors(kwargs, swap)
-    _stack().append((layer, {}))
+    added: list = []
+    _stack().append((layer, {}, added))
     try:
         out = layer.call(*args2, **kwargs2)
     finally:
@@ -96,8 +140,8 @@ def run_trace(layer, args: tuple, kwargs: dict, tensors: list) -> Trace:
                                  "batch axis; a layer's outputs are per sample")
             o = OpLayer("cast", (0,), name=f"{layer.name}_identity")([o])
         outputs.append(o)
-    calls = calls_between(placeholders, outputs, None)
-    return Trace(placeholders, calls, outputs, structure)
+    calls = calls_between(placeholders, outputs + added, None)
+    return Trace(placeholders, calls, outputs, structure, added)
 
 
 class Slot:
@@ -113,14 +157,18 @@ class Slot:
         return f"<tensor {self.index}>"
 
 
-def run_model_call(model, inputs):
+def run_model_call(model, inputs) -> tuple:
     """A subclassed model's call() on symbolic `inputs`, recorded like a layer's (its layers'
-    calls and ops join the graph being built)."""
-    _stack().append((model, {}))
+    calls and ops join the graph being built); returns (outputs, the losses it added)."""
+    added: list = []
+    _stack().append((model, {}, added))
     try:
-        return model.call(inputs)
+        out = model.call(inputs)
     finally:
         _stack().pop()
+    if _stack():  # called inside another traced call: its losses are that call's
+        _stack()[-1][2].extend(added)
+    return out, added
 
 
 def replace_tensors(value, swap: dict):

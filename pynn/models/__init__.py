@@ -1,5 +1,6 @@
 """Models: Sequential and the Model base with the training loop."""
 
+from .cloning import clone_model
 from .model import Model
 from .sequential import Sequential
 
@@ -10,4 +11,4 @@ def load_model(filepath, custom_objects=None, compile: bool = True, safe_mode: b
     return _load(filepath, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
 
 
-__all__ = ["Model", "Sequential", "load_model"]
+__all__ = ["Model", "Sequential", "clone_model", "load_model"]

@@ -118,9 +118,10 @@ class Functional(Model):
         shapes = [t.shape for t in self._inputs]
         return shapes[0] if self._input_struct == "single" else shapes
 
-    def _call_symbolic(self, x):
+    def _call_symbolic(self, x, training=None):
         """Replays this model's layer calls on `x` (a nested model): tensors for its inputs (one,
-        a list in order, or a dict by input name); returns its outputs, structured like them."""
+        a list in order, or a dict by input name); returns its outputs, structured like them.
+        On data (Tensors), with `training`, it runs the model in Python call by call."""
         if self._n_inputs == 1:
             if isinstance(x, dict):
                 x = list(x.values())
@@ -133,12 +134,13 @@ class Functional(Model):
         else:
             given = self._match(x, self._input_names, "the tensors it was called on", "input")
         tensors = {id(t): g for t, g in zip(self._inputs, given)}
+        extra = {} if training is None else {"training": training}
         for t in self._calls:
             ins = [tensors[id(i)] for i in t._inputs]
             if t._call_spec is not None:
-                _store(tensors, t, t._layer.replay_call(ins, t._call_spec))
+                _store(tensors, t, t._layer.replay_call(ins, t._call_spec, **extra))
                 continue
-            out = t._layer(ins if len(ins) != 1 or _takes_list(t._layer) else ins[0])
+            out = t._layer(ins if len(ins) != 1 or _takes_list(t._layer) else ins[0], **extra)
             _store(tensors, t, out)
         return self._pack_outputs([tensors[id(o)] for o in self._outputs])
 

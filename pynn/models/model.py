@@ -17,7 +17,7 @@ from .. import _core, losses, optimizers
 from .. import metrics as metrics_mod
 from ..activations import relu
 from ..callbacks import CallbackList, History
-from ..layers.base import assign_values, read_values, unique_name
+from ..layers.base import _takes_arg, assign_values, read_values, unique_name
 from ..layers.convolutional import BaseConv
 from ..layers.core import Activation, Dense
 from ..layers.input_layer import KerasTensor
@@ -421,9 +421,10 @@ class Model:
 
     def _trace_call(self, inputs) -> None:
         from ..layers import tracing
-        outputs = tracing.run_model_call(self, inputs)
+        outputs, added = tracing.run_model_call(self, inputs)
         self.__class__ = _with_functional(type(self))
         self._init_graph(inputs, outputs)
+        self._added_losses = added
 
     def _tracked(self) -> list:
         """The layers and models held in this model's attributes (directly, or in lists, tuples
@@ -453,7 +454,18 @@ class Model:
         mine = getattr(type(self), step) is not getattr(Model, step)
         if step == "predict_step":
             return mine or self._core is None and not self._is_subclassed()
-        return mine or not self._losses
+        # losses added in call() (add_loss) are computed on the tape, with the compiled ones
+        return mine or not self._losses or self._adds_losses()
+
+    def _adds_losses(self) -> bool:
+        """Whether the model's call, or a layer's call in it, adds losses (add_loss)."""
+        if vars(self).get("_added_losses"):
+            return True
+        for layer in self._all_layers():
+            for trace in vars(layer).get("_traces", {}).values():
+                if trace.losses:
+                    return True
+        return False
 
     def train_step(self, data):
         """One training step on a batch `data` ((x,), (x, y) or (x, y, sample_weight) Tensors),
@@ -540,7 +552,7 @@ class Model:
         tracker = vars(self).get("_loss_tracker")
         if tracker is None:
             tracker = self._loss_tracker = metrics_mod.Mean(name="loss")
-        out = [tracker] if self._losses or self.losses else []
+        out = [tracker] if self._losses or self._adds_losses() or self.losses else []
         if self._metric_objs:
             cm = vars(self).get("_compile_metrics")
             if cm is None or cm.metrics != self._metric_objs:
@@ -549,13 +561,18 @@ class Model:
             out.append(cm)
         return out
 
+    def add_loss(self, loss) -> None:
+        """Adds a loss term in the model's call(), as a layer's add_loss (see Layer.add_loss)."""
+        from ..layers.base import Layer
+        Layer.add_loss(self, loss)
+
     @property
     def losses(self) -> list:
-        """The losses the model's layers added in their last call (add_loss), as Tensors."""
-        out = []
-        for layer in self._all_layers():
-            out.extend(getattr(layer, "_eager_losses", []))
-        return out
+        """The losses the model's layers added in their last call on data (add_loss), then
+        their weights' regularization penalties, as scalar Tensors."""
+        from ..layers.base import layer_losses
+        from ..layers.tracing import _layers_below
+        return layer_losses(_layers_below(self))
 
     def _all_layers(self) -> list:
         layers = self._layers_in_order() or [x for x in self._tracked()
@@ -1312,6 +1329,13 @@ class Model:
         elif self._core is None and not self._layers_in_order() and self._tracked():
             raise ValueError(f"Model '{self.name}' has no call() and no layers of its own to "
                              "run: call its parts (such as self.encoder) instead")
+        if self._adds_losses():  # call() runs in Python, so its add_loss terms are computed
+            from ..layers import tracing
+            with tracing.eager_call(self):
+                if training or _taping():
+                    return self._run_python(x, bool(training))
+                with no_grad():
+                    return self._run_python(x, False)
         x = self._call_inputs(x)
         record = training or _taping() or any(
             isinstance(t, Tensor) and t.requires_grad for t in (x if isinstance(x, list) else [x]))
@@ -1319,6 +1343,24 @@ class Model:
             return self._wrap(self._core.call(x, bool(training)))
         with no_grad():
             return self._wrap(self._core.call(x, False))
+
+    def _run_python(self, x, training: bool):
+        """The model run on data in Python, layer call by layer call (each on the tape): a
+        subclass's own call(), or the functional graph's calls replayed; what add_loss needs."""
+        from ..eager import as_tensor
+
+        def conv(v):
+            if isinstance(v, dict):
+                return {k: conv(a) for k, a in v.items()}
+            if isinstance(v, (list, tuple)):
+                return [conv(a) for a in v]
+            return v if isinstance(v, Tensor) else as_tensor(np.asarray(v))
+        x = conv(x)
+        user = getattr(type(self), "_user_class", None)
+        if user is not None and "call" in vars(user):
+            fn = type(self).call
+            return self.call(x, training=training) if _takes_arg(fn, "training") else self.call(x)
+        return self._call_symbolic(x, training=training)
 
     def _call_inputs(self, x):
         """x for a call on data: what _prepare_x makes of it, except that Tensors which need a
@@ -1341,12 +1383,13 @@ class Model:
         if self._core is not None:
             self._core.zero_grads()
 
-    def _call_symbolic(self, x):
+    def _call_symbolic(self, x, training=None):
         if self._is_subclassed():  # its call() on the tensors, recorded where it is called
             from ..layers import tracing
-            return tracing.run_model_call(self, x)
+            return tracing.run_model_call(self, x)[0]
+        extra = {} if training is None else {"training": training}
         for layer in self._layers_in_order():
-            x = layer(x)
+            x = layer(x, **extra)
         return x
 
     # -- weights --------------------------------------------------------------------------------
