@@ -310,3 +310,138 @@ def _concat_by_slices(ts, axis):
     """Concatenation along `axis` as a sum of zero-padded pieces (so gradients flow)."""
     raise NotImplementedError("concatenate along the first axis of Tensors that need a "
                               "gradient is not supported; concatenate along another axis")
+
+
+# -- selection, indexing and ordering (csrc/core/ops_select.c) ------------------------------------
+# Each runs one core op: recorded on symbolic tensors, run now through _core.op on data (whole
+# tensors, no batch axis), with the tape's gradient when an operand needs one.
+
+def _f32(x):
+    """An eager operand as float32 (an int32 Tensor or array converted; it has no gradient)."""
+    x = eager(x)
+    if isinstance(x, Tensor):
+        return x if x.dtype == np.float32 else Tensor(np.asarray(x).astype(np.float32))
+    return np.asarray(x, dtype=np.float32)
+
+
+def _i32(x):
+    """Eager indices as int32 (float values truncated toward zero, as a cast)."""
+    x = eager(x)
+    if isinstance(x, Tensor) and x.dtype == np.int32:
+        return x
+    a = np.asarray(x)
+    if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+        raise ValueError("indices must be finite numbers")
+    if a.dtype.kind in "iu" and a.size and (a.min() < -2**31 or a.max() >= 2**31):
+        raise ValueError("indices beyond int32")
+    return np.ascontiguousarray(a.astype(np.int32))
+
+
+def _sym_f32(x) -> KerasTensor:
+    return as_float(symbolic(x, False))
+
+
+def _sym_i32(x) -> KerasTensor:
+    t = symbolic(x, False)
+    return t if t.dtype == "int32" else record("cast", [t], (1,), name="cast")
+
+
+def _run(op: str, inputs: list, iattr=(), fattr=()):
+    return _core.op(op, inputs, [], tuple(iattr), tuple(fattr), False, 0)
+
+
+def _whole_axis(axis: int, nd: int, what: str) -> int:
+    if not -nd <= axis < nd:
+        raise ValueError(f"{what}: axis {axis} is out of bounds for a tensor of rank {nd}")
+    return axis % nd
+
+
+def where(condition, x1, x2):
+    """condition ? x1 : x2 elementwise, NumPy broadcasting; the condition is true where nonzero.
+    The gradient flows to x1 where it is chosen and to x2 elsewhere."""
+    if not is_symbolic(condition, x1, x2):
+        return _run("where", [_f32(condition), _f32(x1), _f32(x2)])
+    return record("where", [_sym_f32(condition), _sym_f32(x1), _sym_f32(x2)], name="where")
+
+
+def gather(x, indices, axis: int, along: bool = False):
+    """take (along=False: x.shape[:axis] + indices.shape + x.shape[axis+1:]) or
+    take_along_axis (along=True) along a NumPy axis of the whole tensor, with int32 indices
+    (negative ones count from the end; others out of range raise ValueError when run)."""
+    name = "take_along_axis" if along else "take"
+    if not is_symbolic(x, indices):
+        xv, iv = _f32(x), _i32(indices)
+        nd = np.ndim(xv) if not isinstance(xv, Tensor) else xv.ndim
+        return _run("gather", [xv, iv], (int(along), _whole_axis(axis, nd, name)))
+    tx, ti = _sym_f32(x), _sym_i32(indices)
+    nd = len(tx.shape)
+    ax = _whole_axis(axis, nd, name)
+    batched = not (tx._unbatched and ti._unbatched)
+    if along:
+        if batched and ax == 0:
+            raise ValueError(f"{name}: cannot run along the batch axis (axis 0) of a symbolic "
+                             "tensor")
+        return record("gather", [tx, ti], (1, ax - 1 if batched else ax), name=name)
+    if not tx._unbatched:
+        if ax == 0:
+            raise ValueError(f"{name}: cannot take along the batch axis (axis 0) of a symbolic "
+                             "tensor")
+        ax -= 1
+    return record("gather", [tx, ti], (0, ax), name=name)
+
+
+def cumulative(kind: str, x, axis: int):
+    """cumsum or cumprod along a NumPy axis."""
+    code = {"cumsum": 0, "cumprod": 1}[kind]
+    if not is_symbolic(x):
+        xv = _f32(x)
+        nd = xv.ndim
+        return _run("cumulative", [xv], (code, _whole_axis(axis, nd, kind)))
+    t = _sym_f32(x)
+    return record("cumulative", [t], (code, node_axis(t, axis)), name=kind)
+
+
+def sort(x, axis: int = -1, indices: bool = False, descending: bool = False, k: int = 0):
+    """The values (with a gradient through the permutation) or the int32 permutation of a stable
+    sort along `axis` (NaN last ascending, first descending); k > 0 keeps the first k."""
+    name = "top_k" if k else ("argsort" if indices else "sort")
+    if not is_symbolic(x):
+        xv = _f32(x)
+        ax = _whole_axis(axis, xv.ndim, name)
+        return _run("sort", [xv], (ax, int(indices), int(descending), int(k)))
+    t = _sym_f32(x)
+    return record("sort", [t], (node_axis(t, axis), int(indices), int(descending), int(k)),
+                  name=name)
+
+
+def arg_reduce(kind: str, x, axis: int, keepdims: bool = False):
+    """int32 argmax or argmin along one axis (the first extreme; a NaN counts as one)."""
+    code = {"argmax": 0, "argmin": 1}[kind]
+    if not is_symbolic(x):
+        xv = _f32(x)
+        return _run("arg_reduce", [xv], (_whole_axis(axis, xv.ndim, kind), code,
+                                         int(bool(keepdims))))
+    t = _sym_f32(x)
+    return record("arg_reduce", [t], (node_axis(t, axis), code, int(bool(keepdims))), name=kind)
+
+
+_PAD_MODES = {"constant": 0, "reflect": 1, "symmetric": 2}
+
+
+def pad(x, widths, mode: str = "constant", value: float = 0.0):
+    """x padded by widths[i] = (before, after) on each axis of the whole tensor."""
+    if mode not in _PAD_MODES:
+        raise ValueError(f"pad: mode must be one of {sorted(_PAD_MODES)}, got {mode!r}")
+    iattr = [_PAD_MODES[mode]]
+    if not is_symbolic(x):
+        xv = _f32(x)
+        for b, a in widths:
+            iattr += [int(b), int(a)]
+        return _run("pad", [xv], iattr, (float(value),))
+    t = _sym_f32(x)
+    own = widths if t._unbatched else widths[1:]
+    if not t._unbatched and tuple(widths[0]) != (0, 0):
+        raise ValueError("pad: the batch axis (axis 0) of a symbolic tensor cannot be padded")
+    for b, a in own:
+        iattr += [int(b), int(a)]
+    return record("pad", [t], iattr, (float(value),), name="pad")
