@@ -210,7 +210,7 @@ def associative_scan(f, elems, reverse: bool = False, axis: int = 0):
     if n is None:
         raise NotImplementedError("associative_scan: cannot scan the batch axis of a symbolic "
                                   "tensor")
-    cols = [[N._take_axis(e, ax, slice(i, i + 1), nd) for i in range(n)] for e in flat]
+    cols = [[N._take_axis(e, ax, builtins.slice(i, i + 1), nd) for i in range(n)] for e in flat]
     order = list(range(n))[::-1] if reverse else list(range(n))
     acc = None
     outs = [None] * n
@@ -274,15 +274,19 @@ def slice_update(inputs, start_indices, updates):
 
 
 def saturate_cast(x, dtype):
-    """x clipped to dtype's range, then cast."""
+    """x clipped to dtype's range, then cast (to float32 or int32, pynn's dtypes)."""
     from . import numpy as N
     x = N._v(x)
     name = N._dtype(dtype)
-    info = np.iinfo(np.dtype(dtype if not isinstance(dtype, str) or dtype != "bool" else
-                             "int32")) if name == "int32" else None
-    if info is not None:
-        x = N.clip(x, float(max(info.min, -2**31)), float(min(info.max, 2**31 - 1)))
-    return cast(x, dtype)
+    if name == "float32":
+        return cast(x, "float32")
+    info = np.iinfo(np.dtype("int32" if dtype in ("bool", bool) else dtype))
+    lo, hi = max(int(info.min), -2**31), min(int(info.max), 2**31 - 1)
+    if is_symbolic(x):  # the bounds as float32 holds them, inside int32's range
+        return cast(N.clip(x, float(np.float32(lo)), float(np.nextafter(np.float32(hi), 0))),
+                    dtype)
+    a = np.asarray(_base.eager(x)).astype(np.float64)
+    return Tensor(np.clip(np.trunc(a), lo, hi).astype(np.int32))
 
 
 def unstack(x, num=None, axis: int = 0):

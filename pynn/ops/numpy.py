@@ -652,8 +652,9 @@ def array(x, dtype=None):
 def copy(x):
     """A new tensor with x's values (the gradient passes through)."""
     x = _v(x)
-    if _sym(x):
-        return x
+    if _sym(x):  # a new node: the identity cast
+        t = _base.symbolic(x, False)
+        return _base.record("cast", [t], (0 if t.dtype == "float32" else 1,), name="copy")
     t = _base.tensor(x)
     if t.dtype != np.float32 or not t.requires_grad:
         return Tensor(np.array(t))
@@ -1369,7 +1370,7 @@ def correlate(x1, x2, mode: str = "valid"):
     if m > n:  # NumPy swaps them and reverses the result
         return flip(correlate(v, a, mode), 0)
     from .nn import _zero_pad
-    lo, hi = {"valid": (0, 0), "same": ((m - 1) // 2, m - 1 - (m - 1) // 2),
+    lo, hi = {"valid": (0, 0), "same": (m // 2, m - 1 - m // 2),
               "full": (m - 1, m - 1)}[mode]
     a = _zero_pad(a, 0, lo, hi)
     k = n + lo + hi - m + 1
