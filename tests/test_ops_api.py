@@ -863,3 +863,115 @@ def test_segment_functions_and_extract_sequences():
     s = data((2, 7))
     want = np.stack([s[:, i:i + 3] for i in range(0, 5, 2)], 1)
     check_three_ways(lambda t: ops.extract_sequences(t, 3, 2), [s], want)
+
+
+# -- composed with the comparisons and selections of _select ---------------------------------------
+NANS = np.array([[1.0, np.nan, -2.0, 4.0], [np.nan, np.nan, np.nan, np.nan],
+                 [0.5, 3.0, np.inf, -np.inf]], np.float32)
+SELECT_CASES = [  # id, fn, reference, runs in a model
+    ("all", lambda x: ops.all(x, 1), lambda x: np.all(x, 1), True),
+    ("any", lambda x: ops.any(ops.greater(x, 0.5), 1),
+     lambda x: np.any(x > 0.5, 1), True),
+    ("count_nonzero", lambda x: ops.count_nonzero(ops.greater(x, 0.0), 1),
+     lambda x: np.count_nonzero(x > 0, 1), True),
+    ("isclose", lambda x: ops.isclose(x, x + 1e-6), lambda x: np.isclose(x, x + 1e-6), True),
+    ("allclose", lambda x: ops.allclose(x, x * 1.5), lambda x: np.allclose(x, x * 1.5), False),
+    ("median", lambda x: ops.median(x, 1), lambda x: np.median(x, 1), True),
+    ("median_all", ops.median, np.median, False),
+    ("quantile", lambda x: ops.quantile(x, [0.1, 0.7], 1), lambda x: np.quantile(x, [0.1, 0.7], 1),
+     False),
+    ("quantile_keep", lambda x: ops.quantile(x, 0.3, 1, keepdims=True),
+     lambda x: np.quantile(x, 0.3, 1, keepdims=True), True),
+    ("percentile_lower", lambda x: ops.percentile(x, 40, 1, method="lower"),
+     lambda x: np.percentile(x, 40, 1, method="lower"), True),
+    ("quantile_midpoint", lambda x: ops.quantile(x, 0.4, 1, method="midpoint"),
+     lambda x: np.quantile(x, 0.4, 1, method="midpoint"), True),
+    ("quantile_nearest", lambda x: ops.quantile(x, 0.6, 1, method="nearest"),
+     lambda x: np.quantile(x, 0.6, 1, method="nearest"), True),
+    ("sparsemax", ops.sparsemax, None, True),
+    ("fmax", lambda x: ops.fmax(x, ops.flip(x, 1)), lambda x: np.fmax(x, np.flip(x, 1)), True),
+    ("tril_where", lambda x: ops.tril(x), np.tril, False),
+]
+
+
+def _sparsemax_ref(x):
+    out = np.empty_like(x)
+    for i, row in enumerate(x):
+        z = np.sort(row)[::-1]
+        k = np.arange(1, len(z) + 1)
+        support = 1 + k * z > np.cumsum(z)
+        tau = (z[support].sum() - 1) / support.sum()
+        out[i] = np.maximum(row - tau, 0)
+    return out
+
+
+@pytest.mark.parametrize("fn,ref,sym", [c[1:] for c in SELECT_CASES],
+                         ids=[c[0] for c in SELECT_CASES])
+def test_functions_composed_with_comparisons_match_numpy(fn, ref, sym):
+    ref = ref or _sparsemax_ref
+    check_three_ways(fn, [A], np.asarray(ref(A.astype(np.float64)), np.float64), sym=sym,
+                     rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["median", "sparsemax", "tril_where"])
+def test_composed_gradients_match_finite_differences(name):
+    fn = {c[0]: c[1] for c in SELECT_CASES}[name]
+    check_gradient(fn, [A.copy()])
+
+
+@pytest.mark.parametrize("name", ["nansum", "nanmean", "nanmax", "nanmin", "nanprod", "nanvar",
+                                  "nanstd", "nanargmax", "nanargmin", "nancumsum", "nancumprod",
+                                  "nanmedian", "nanquantile", "nanpercentile"])
+def test_nan_functions_match_numpy(name):
+    x = NANS[[0, 2]] if name in ("nanargmax", "nanargmin") else NANS
+    x = np.where(np.isinf(x), 1.5, x).astype(np.float32)
+    args = {"nanquantile": (0.3,), "nanpercentile": (30,)}.get(name, ())
+    kwargs = {} if name in ("nancumsum", "nancumprod") else {"axis": 1}
+    if name in ("nancumsum", "nancumprod"):
+        kwargs = {"axis": 1}
+    with np.errstate(all="ignore"), __import__("warnings").catch_warnings():
+        __import__("warnings").simplefilter("ignore")
+        want = getattr(np, name)(x, *args, **kwargs)
+    np.testing.assert_allclose(getattr(ops, name)(x, *args, **kwargs), want, rtol=1e-5)
+
+
+def test_nan_to_num_isposinf_isneginf_fmin():
+    big = np.finfo(np.float32).max
+    np.testing.assert_array_equal(ops.nan_to_num(NANS), np.nan_to_num(NANS))
+    np.testing.assert_array_equal(ops.nan_to_num(NANS, nan=1.0, posinf=2.0, neginf=-3.0),
+                                  np.nan_to_num(NANS, nan=1.0, posinf=2.0, neginf=-3.0))
+    assert np.asarray(ops.nan_to_num(NANS))[2, 2] == big
+    np.testing.assert_array_equal(ops.isposinf(NANS), np.isposinf(NANS))
+    np.testing.assert_array_equal(ops.isneginf(NANS), np.isneginf(NANS))
+    np.testing.assert_array_equal(ops.fmin(NANS, 0.0), np.fmin(NANS, 0.0))
+    check_three_ways(lambda t: ops.nan_to_num(ops.log(t)), [np.array([[0.0, 1.0]], np.float32)],
+                     [[-big, 0.0]])
+
+
+def test_one_hot_multi_hot_and_sparse_crossentropy_in_a_model():
+    labels = np.array([[0, 2], [1, 1], [3, 0]], np.float32)
+    check_three_ways(lambda t: ops.one_hot(t, 4), [labels], np.eye(4)[labels.astype(int)])
+    check_three_ways(lambda t: ops.multi_hot(t, 4), [labels],
+                     [[1, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 1]])
+    logits = data((3, 4))
+    y = np.array([[0], [3], [1]], np.float32)
+    want = F.cross_entropy(torch.tensor(logits), torch.tensor([0, 3, 1]), reduction="none")
+    check_three_ways(lambda t, p: ops.sparse_categorical_crossentropy(t, p, from_logits=True),
+                     [y, logits], want.numpy(), rtol=1e-5)
+
+
+def test_scatter_and_scatter_update():
+    idx = np.array([[0, 1], [2, 0], [0, 1]])
+    vals = np.array([1.0, 2.0, 3.0], np.float32)
+    want = np.zeros((3, 2), np.float32)
+    np.add.at(want, tuple(idx.T), vals)
+    np.testing.assert_allclose(ops.scatter(idx, vals, (3, 2)), want)
+    x = data((3, 2))
+    upd = x.copy()
+    upd[0, 1], upd[2, 0] = 5.0, 6.0
+    np.testing.assert_allclose(ops.scatter_update(x, [[0, 1], [2, 0]], [5.0, 6.0]), upd)
+    rows = x.copy()
+    rows[1] = [7.0, 8.0]
+    np.testing.assert_allclose(ops.scatter_update(x, [[1]], [[7.0, 8.0]]), rows)
+    check_gradient(lambda v: ops.scatter(idx, v, (3, 2)), [vals.copy()])
+    check_gradient(lambda t, v: ops.scatter_update(t, [[0, 1]], v), [x.copy(), vals[:1].copy()])

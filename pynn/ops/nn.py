@@ -54,10 +54,17 @@ def log_sigmoid(x):
     return unary("log_sigmoid", x)
 
 
-def one_hot(x, num_classes: int, axis: int = -1, dtype=None):
-    """Integer labels as one-hot float32 rows (data only; no gradient)."""
+def one_hot(x, num_classes: int, axis: int = -1, dtype=None, sparse: bool = False):
+    """Integer labels as one-hot float32 rows (no gradient). On data a label outside
+    [0, num_classes) raises ValueError; in a model its row is all zeros (as Keras's JAX)."""
+    if sparse:
+        raise NotImplementedError("one_hot: pynn has no sparse tensors (sparse=True)")
     if _base.is_symbolic(x):
-        raise NotImplementedError("one_hot of a symbolic tensor is not supported yet")
+        N = _np()
+        out = N.equal(N.expand_dims(x, -1), np.arange(num_classes, dtype=np.float32))
+        if axis != -1:
+            out = N.moveaxis(out, -1, axis)
+        return out if dtype is None else _base.cast(out, N._dtype(dtype))
     labels = np.asarray(_base.eager(x)).astype(np.int64)
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
         raise ValueError(f"one_hot: labels must lie in 0..{num_classes - 1}")

@@ -953,7 +953,11 @@ def tile(x, repeats):
 
 
 def _tri_mask(shape, k: int, lower: bool) -> np.ndarray:
+    if len(shape) < 2:
+        raise ValueError(f"tril/triu: x must have at least 2 axes, got shape {shape}")
     n, m = shape[-2], shape[-1]
+    if n is None:
+        raise ValueError("tril/triu: the matrix rows would be a symbolic tensor's batch axis")
     return np.tri(n, m, k, dtype=np.float32) if lower else \
         1.0 - np.tri(n, m, k - 1, dtype=np.float32)
 
@@ -1491,14 +1495,6 @@ def isin(x1, x2, assume_unique: bool = False, invert: bool = False):
                         invert=invert))
 
 
-def isposinf(x):
-    return _out(np.isposinf(_data(x, "isposinf")))
-
-
-def isneginf(x):
-    return _out(np.isneginf(_data(x, "isneginf")))
-
-
 def nextafter(x1, x2):
     """The next float32 after x1 toward x2."""
     a = _data(x1, "nextafter").astype(np.float32)
@@ -1547,27 +1543,315 @@ right_shift = bitwise_right_shift
 
 
 # -- comparisons, selection, sorting: pynn/ops/_select.py -----------------------------------------
-_SELECT_NAMES = ("equal", "not_equal", "less", "less_equal", "greater", "greater_equal",
-                 "logical_and", "logical_or", "logical_xor", "logical_not", "floor_divide", "mod",
-                 "arctan2", "hypot", "isnan", "isinf", "isfinite", "signbit", "where", "take",
-                 "take_along_axis", "cumsum", "cumprod", "sort", "argsort", "top_k", "argmax",
-                 "argmin", "prod", "pad")
-try:
-    from . import _select
-except ImportError:  # not built yet: argmax and argmin on data only
-    _select = None
+from ._select import (  # noqa: E402  (they build on the functions above)
+    arctan2,
+    argmax,
+    argmin,
+    argsort,
+    cumprod,
+    cumsum,
+    equal,
+    floor_divide,
+    greater,
+    greater_equal,
+    hypot,
+    isfinite,
+    isinf,
+    isnan,
+    less,
+    less_equal,
+    logical_and,
+    logical_not,
+    logical_or,
+    logical_xor,
+    mod,
+    not_equal,
+    pad,
+    prod,
+    select,
+    signbit,
+    sort,
+    take,
+    take_along_axis,
+    top_k,
+    where,
+)
 
-    def argmax(x, axis=None, keepdims: bool = False):
-        """Indices of the maxima, as int32 (no gradient; data only)."""
-        return _out(_data(x, "argmax").argmax(axis, keepdims=keepdims))
+_SELECTED = (arctan2, argmax, argmin, argsort, cumprod, cumsum, equal, floor_divide, greater,
+             greater_equal, hypot, isfinite, isinf, isnan, less, less_equal, logical_and,
+             logical_not, logical_or, logical_xor, mod, not_equal, pad, prod, select, signbit,
+             sort, take, take_along_axis, top_k, where)  # re-exported as keras.ops's
 
-    def argmin(x, axis=None, keepdims: bool = False):
-        return _out(_data(x, "argmin").argmin(axis, keepdims=keepdims))
-else:
-    for _name in _SELECT_NAMES:
-        if hasattr(_select, _name):
-            globals()[_name] = getattr(_select, _name)
 
+# -- composed with them ---------------------------------------------------------------------------
+# Truth values are float32 0/1, as _select's comparisons give them (Keras: bool).
+def all(x, axis=None, keepdims: bool = False):  # noqa: A001
+    """1 where every value along axis is non-zero, else 0."""
+    return min(not_equal(_v(x), 0.0), axis, keepdims)
+
+
+def any(x, axis=None, keepdims: bool = False):  # noqa: A001
+    """1 where some value along axis is non-zero, else 0."""
+    return max(not_equal(_v(x), 0.0), axis, keepdims)
+
+
+def count_nonzero(x, axis=None):
+    """The number of non-zero values along axis (int32)."""
+    return _base.cast(sum(not_equal(_v(x), 0.0), axis), "int32")
+
+
+def isclose(x1, x2, rtol: float = 1e-5, atol: float = 1e-8, equal_nan: bool = False):
+    """|x1 - x2| <= atol + rtol |x2| (equal infinities too; NaNs when equal_nan)."""
+    a, b = _v(x1), _v(x2)
+    close = less_equal(abs(subtract(a, b)), add(multiply(abs(b), rtol), atol))
+    out = logical_or(equal(a, b), close)
+    if equal_nan:
+        out = logical_or(out, logical_and(isnan(a), isnan(b)))
+    return out
+
+
+def allclose(x1, x2, rtol: float = 1e-5, atol: float = 1e-8, equal_nan: bool = False):
+    return all(isclose(x1, x2, rtol, atol, equal_nan))
+
+
+def isposinf(x):
+    x = _v(x)
+    return logical_and(isinf(x), greater(x, 0.0))
+
+
+def isneginf(x):
+    x = _v(x)
+    return logical_and(isinf(x), less(x, 0.0))
+
+
+def nan_to_num(x, nan: float = 0.0, posinf=None, neginf=None):
+    """x with NaN, +inf and -inf replaced (by default: 0, and float32's largest and lowest)."""
+    x = _v(x)
+    big = float(np.finfo(np.float32).max)
+    posinf = big if posinf is None else posinf
+    neginf = -big if neginf is None else neginf
+    out = where(isnan(x), nan, x)
+    out = where(isposinf(x), posinf, out)
+    return where(isneginf(x), neginf, out)
+
+
+def fmax(x1, x2):
+    """maximum that ignores a NaN (NaN only where both are)."""
+    a, b = _v(x1), _v(x2)
+    return where(isnan(a), b, where(isnan(b), a, maximum(a, b)))
+
+
+def fmin(x1, x2):
+    a, b = _v(x1), _v(x2)
+    return where(isnan(a), b, where(isnan(b), a, minimum(a, b)))
+
+
+def _quantile(x, q, axis, method: str, keepdims: bool, fn: str):
+    """Quantiles (q in [0, 1]) by sorting along the axes: linear interpolation between
+    neighbours, or lower, higher, midpoint, nearest (NumPy's methods)."""
+    methods = ("linear", "lower", "higher", "midpoint", "nearest")
+    if method not in methods:
+        raise ValueError(f"{fn}: method must be one of {methods}, got {method!r}")
+    x = _v(x)
+    qs = _data(q, f"{fn} (q)").astype(np.float64)
+    if np.any(qs < 0) or np.any(qs > 1):
+        raise ValueError(f"{fn}: q must lie in [0, 1] (percentile: [0, 100])")
+    nd = _ndim(x)
+    axes = _axes(axis, nd, fn)
+    rest = [i for i in range(nd) if i not in axes]
+    y = transpose(x, rest + list(axes)) if rest + list(axes) != list(range(nd)) else x
+    shape = _shape(y)
+    n = int(np.prod([_shape(x)[a] for a in axes], dtype=np.int64))
+    y = sort(_reshape_keep(y, shape[:len(rest)] + (n,)), -1)
+    m = len(rest)
+    outs = []
+    for qv in qs.reshape(-1):
+        pos = qv * (n - 1)
+        lo, hi = int(np.floor(pos)), int(np.ceil(pos))
+        frac = pos - lo
+        if method == "lower":
+            hi, frac = lo, 0.0
+        elif method == "higher":
+            lo, frac = hi, 0.0
+        elif method == "nearest":
+            lo = hi = int(np.round(pos))
+            frac = 0.0
+        elif method == "midpoint":
+            frac = 0.5 if hi != lo else 0.0
+        a = _take_axis(y, m, lo, m + 1)
+        v = a if hi == lo or frac == 0 else add(multiply(a, 1.0 - frac),
+                                               multiply(_take_axis(y, m, hi, m + 1), frac))
+        if keepdims:
+            full = list(_shape(x))
+            for ax in axes:
+                full[ax] = 1
+            v = _reshape_keep(v, tuple(full))
+        outs.append(v)
+    if qs.ndim == 0:
+        return outs[0]
+    return stack(outs, 0)
+
+
+def quantile(x, q, axis=None, method: str = "linear", keepdims: bool = False):
+    """The q-th quantiles of x along axis (q in [0, 1]; an array of q: a first axis)."""
+    return _quantile(x, q, axis, method, keepdims, "quantile")
+
+
+def percentile(x, q, axis=None, method: str = "linear", keepdims: bool = False):
+    """The q-th percentiles (q in [0, 100])."""
+    qs = np.asarray(_data(q, "percentile (q)"), np.float64) / 100.0
+    return _quantile(x, qs, axis, method, keepdims, "percentile")
+
+
+def median(x, axis=None, keepdims: bool = False):
+    return _quantile(x, 0.5, axis, "linear", keepdims, "median")
+
+
+# NaN-ignoring reductions: NaN replaced by the reduction's identity, counts without the NaNs
+def nansum(x, axis=None, keepdims: bool = False):
+    x = _v(x)
+    return sum(where(isnan(x), 0.0, x), axis, keepdims)
+
+
+def nanprod(x, axis=None, keepdims: bool = False):
+    x = _v(x)
+    return prod(where(isnan(x), 1.0, x), axis, keepdims)
+
+
+def nanmean(x, axis=None, keepdims: bool = False):
+    """The mean of the non-NaN values (NaN where there are none)."""
+    x = _v(x)
+    return divide(nansum(x, axis, keepdims), sum(logical_not(isnan(x)), axis, keepdims))
+
+
+def nanvar(x, axis=None, keepdims: bool = False):
+    x = _v(x)
+    m = nanmean(x, axis, keepdims=True)
+    return nanmean(square(subtract(x, m)), axis, keepdims)
+
+
+def nanstd(x, axis=None, keepdims: bool = False):
+    return sqrt(nanvar(x, axis, keepdims))
+
+
+def nanmax(x, axis=None, keepdims: bool = False):
+    """The maximum of the non-NaN values (NaN where all are NaN)."""
+    x = _v(x)
+    out = max(where(isnan(x), -np.inf, x), axis, keepdims)
+    none = min(isnan(x), axis, keepdims)  # 1 where every value is NaN
+    return where(none, np.nan, out)
+
+
+def nanmin(x, axis=None, keepdims: bool = False):
+    x = _v(x)
+    out = min(where(isnan(x), np.inf, x), axis, keepdims)
+    return where(min(isnan(x), axis, keepdims), np.nan, out)
+
+
+def nanargmax(x, axis=None, keepdims: bool = False):
+    """argmax ignoring NaNs (a row of NaNs gives 0... as Keras: NumPy raises)."""
+    x = _v(x)
+    return argmax(where(isnan(x), -np.inf, x), axis, keepdims)
+
+
+def nanargmin(x, axis=None, keepdims: bool = False):
+    x = _v(x)
+    return argmin(where(isnan(x), np.inf, x), axis, keepdims)
+
+
+def nancumsum(x, axis=None, dtype=None):
+    x = _v(x)
+    return cumsum(where(isnan(x), 0.0, x), axis)
+
+
+def nancumprod(x, axis=None, dtype=None):
+    x = _v(x)
+    return cumprod(where(isnan(x), 1.0, x), axis)
+
+
+def _nanquantile(x, q, axis, method, keepdims, fn):
+    import warnings
+    a = _data(x, fn)
+    with warnings.catch_warnings():  # an all-NaN row gives NaN, as Keras's
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _out(getattr(np, fn)(a, q, axis=axis, method=method, keepdims=keepdims))
+
+
+def nanquantile(x, q, axis=None, method: str = "linear", keepdims: bool = False):
+    """quantile ignoring NaNs (on data only: the count of values differs by row)."""
+    return _nanquantile(x, q, axis, method, keepdims, "nanquantile")
+
+
+def nanpercentile(x, q, axis=None, method: str = "linear", keepdims: bool = False):
+    return _nanquantile(x, q, axis, method, keepdims, "nanpercentile")
+
+
+def nanmedian(x, axis=None, keepdims: bool = False):
+    return _nanquantile(x, 0.5, axis, "linear", keepdims, "nanquantile")
+
+
+# -- scatter (indices on data; gradients reach the values) ----------------------------------------
+def _scatter_matrix(indices, shape, fn: str):
+    """(rows of the flattened leading axes, the one-hot matrix that places each update) for
+    indices (N, k) into shape."""
+    idx = _ints_of(indices, fn)
+    if idx.ndim == 1:
+        idx = idx[:, None]
+    k = idx.shape[-1]
+    idx = idx.reshape(-1, k)
+    lead = tuple(int(d) for d in shape[:k])
+    if np.any(idx < 0) or np.any(idx >= np.array(lead)):
+        raise ValueError(f"{fn}: an index lies outside shape {tuple(shape)}")
+    flat = np.ravel_multi_index(idx.T, lead) if k else np.zeros(len(idx), np.int64)
+    rows = int(np.prod(lead, dtype=np.int64))
+    mat = np.zeros((rows, len(idx)), np.float32)
+    np.add.at(mat, (flat, np.arange(len(idx))), 1.0)
+    return mat, idx, k
+
+
+def scatter(indices, values, shape):
+    """Zeros of `shape` with values added at indices ((N, k) positions of the first k axes);
+    repeated indices add up."""
+    shape = tuple(int(d) for d in shape)
+    mat, idx, k = _scatter_matrix(indices, shape, "scatter")
+    v = reshape(_v(values), (len(idx), -1))
+    return reshape(matmul(mat, v), shape)
+
+
+def scatter_update(inputs, indices, updates, reduction=None):
+    """inputs with the slices at indices replaced by updates (reduction "add": added to)."""
+    x = _v(inputs)
+    shape = _shape(x)
+    if builtins.any(d is None for d in shape):
+        raise NotImplementedError("scatter_update: indices into a symbolic tensor's batch axis "
+                                  "are not supported")
+    if reduction not in (None, "add"):
+        raise NotImplementedError(f"scatter_update: reduction {reduction!r} is not supported "
+                                  "(None or 'add')")
+    mat, idx, k = _scatter_matrix(indices, shape, "scatter_update")
+    u = reshape(_v(updates), (len(idx), -1))
+    placed = reshape(matmul(mat, u), shape)
+    if reduction == "add":
+        return add(x, placed)
+    if np.any(mat.sum(1) > 1):
+        raise ValueError("scatter_update: an index repeats; which update wins is undefined")
+    keep = (mat.sum(1) == 0).astype(np.float32).reshape(shape[:k] + (1,) * (len(shape) - k))
+    return add(multiply(x, keep), placed)
+
+
+def sparsemax(x, axis: int = -1):
+    """The Euclidean projection of x onto the simplex along axis (sparse probabilities)."""
+    x = _v(x)
+    nd = _ndim(x)
+    ax = _axis(axis, nd, "sparsemax")
+    n = _shape(x)[ax]
+    z = flip(sort(x, ax), ax)  # largest first
+    k = np.arange(1, n + 1, dtype=np.float32).reshape([n if i == ax else 1 for i in range(nd)])
+    cs = cumsum(z, ax)
+    support = greater(add(multiply(z, k), 1.0), cs)
+    kz = sum(support, ax, keepdims=True)
+    tau = divide(subtract(sum(multiply(z, support), ax, keepdims=True), 1.0), kz)
+    return _unary("relu", subtract(x, tau))
 
 __all__ = sorted(n for n, v in list(globals().items())
                  if not n.startswith("_") and callable(v) and not isinstance(v, type) and
