@@ -581,10 +581,12 @@ def linspace(start, stop, num: int = 50, endpoint: bool = True, retstep: bool = 
         raise ValueError(f"linspace: num must be >= 0, got {num}")
     div = (num - 1) if endpoint else num
     if not (_sym(start, stop) or isinstance(start, Tensor) or isinstance(stop, Tensor)):
-        out = np.linspace(start, stop, num, endpoint=endpoint, retstep=retstep, axis=axis)
+        dt = _dtype(dtype)  # NumPy rounds toward -inf for an integer dtype
+        out = np.linspace(start, stop, num, endpoint=endpoint, retstep=retstep, axis=axis,
+                          dtype=np.int64 if dt == "int32" else np.float64)
         if retstep:
-            return Tensor(out[0].astype(_dtype(dtype))), Tensor(np.float32(out[1]))
-        return Tensor(out.astype(_dtype(dtype)))
+            return Tensor(out[0].astype(dt)), Tensor(np.float32(out[1]))
+        return Tensor(out.astype(dt))
     nd = builtins.max(_ndim(start), _ndim(stop))
     t = np.arange(num, dtype=np.float64) / builtins.max(div, 1)
     t = t.reshape((num,) + (1,) * nd).astype(np.float32)
