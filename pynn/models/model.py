@@ -486,7 +486,9 @@ class Model:
         x, y, sw = unpack_x_y_sample_weight(data)
         with no_grad():
             y_pred = self(x, training=False)
-            loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sw, training=False)
+            extra = {"training": False} if _takes_arg(type(self).compute_loss, "training") \
+                else {}
+            loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sw, **extra)
         return self.compute_metrics(x, y, y_pred, sw, loss=loss)
 
     def predict_step(self, data):
@@ -552,7 +554,7 @@ class Model:
         tracker = vars(self).get("_loss_tracker")
         if tracker is None:
             tracker = self._loss_tracker = metrics_mod.Mean(name="loss")
-        out = [tracker] if self._losses or self._adds_losses() or self.losses else []
+        out = [tracker]  # Keras 3 tracks the loss whenever the model is compiled
         if self._metric_objs:
             cm = vars(self).get("_compile_metrics")
             if cm is None or cm.metrics != self._metric_objs:
@@ -644,9 +646,16 @@ class Model:
                                              self._per_output(loss, "loss", names)]
         weights = self._loss_weight_list(loss_weights, names)
         specs = self._metric_lists(metrics, names)
+        loose = []  # without a loss: metric objects for a Python step (one output)
         if loss is None and any(specs):
-            raise ValueError("compile: metrics need a loss to be compiled with (its kind picks "
-                             "each metric's form); pass a loss, or track metrics in train_step")
+            if n_out > 1:
+                raise ValueError("compile: metrics without a loss take a model with one output")
+            for m in specs[0]:
+                if isinstance(m, str) and m in metrics_mod._ACCURACY:
+                    raise ValueError(f"compile: metric '{m}' takes its form from the loss; "
+                                     "without a loss name the metric (such as pynn.metrics."
+                                     "SparseCategoricalAccuracy())")
+                loose.append(metrics_mod.resolve(m, "", 0))
         for objs, lo in zip(specs, loss_objs):  # unknown names fail here, before state changes
             for m in objs:
                 metrics_mod.resolve(m, lo.core_name, 0)
@@ -657,7 +666,9 @@ class Model:
         self._losses, self._loss_weights = loss_objs, weights
         self.loss = loss_objs[0] if n_out == 1 and loss_objs else loss
         self._compiled = True
-        self._metric_objs = [] if loss is None else self._metric_objs
+        if loss is None:
+            self._metric_names = [k for k, _ in loose]
+            self._metric_objs = [m for _, m in loose]
         if self._core is not None and loss is None:
             self.optimizer._bind(self._core)
         elif self._core is not None:
@@ -827,6 +838,9 @@ class Model:
             raise ValueError(f"{what} is empty: it has no samples")
         self._ensure_built(x)
         want = tuple(self._core.node_shape(0))
+        if x.shape[1:] + (1,) == want and len(want) > 1:
+            # Keras adds a trailing axis of 1 (images without their channel axis)
+            x = np.ascontiguousarray(x.reshape((x.shape[0],) + want))
         if x.shape[1:] != want:
             raise ValueError(f"Input of model '{self.name}' has shape {shape_str((None,) + want)}"
                              f", but the data has shape {shape_str(x.shape)}")
