@@ -62,3 +62,55 @@ def test_a_user_layer_with_lower_runs():
     out = pynn.Sequential([pynn.Input((3,)), layer]).predict(X, verbose=0)
     w, b = layer.get_weights()
     np.testing.assert_allclose(out, X @ w + b, rtol=1e-6)
+
+
+class _Linear(pynn.layers.Layer):
+    """The subclassing guide's Linear: add_weight + ops.matmul + bias."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(input_shape[-1], self.units), initializer="random_normal")
+        self.b = self.add_weight(shape=(self.units,), initializer="zeros")
+
+    def call(self, x):
+        return pynn.ops.matmul(x, self.w) + self.b
+
+
+def _mlp(unit):
+    pynn.utils.set_random_seed(0)
+    model = pynn.Sequential([pynn.Input(shape=(12,)), unit(8), pynn.layers.Activation("relu"),
+                             unit(3)])
+    model.compile(pynn.optimizers.Adam(1e-2),
+                  pynn.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def test_a_linear_layer_written_with_ops_trains_exactly_as_dense():
+    # matmul(x, w) + b over a layer's weights lowers as the core's dense node: same kernels,
+    # so the same weights bit for bit after training (and Dense's speed)
+    rng = np.random.default_rng(0)
+    x, y = rng.random((64, 12), dtype=np.float32), rng.integers(0, 3, 64)
+    dense, linear = _mlp(pynn.layers.Dense), _mlp(_Linear)
+    linear.set_weights(dense.get_weights())
+    hd = dense.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0).history["loss"]
+    hl = linear.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0).history["loss"]
+    assert hd == hl
+    for a, b in zip(dense.get_weights(), linear.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_matmul_read_twice_is_not_folded_into_dense():
+    class Twice(_Linear):
+        def call(self, x):
+            h = pynn.ops.matmul(x, self.w)
+            return h + self.b + 0.5 * h
+
+    layer = Twice(4)
+    model = pynn.Sequential([pynn.Input(shape=(3,)), layer])
+    x = np.random.default_rng(1).random((5, 3), dtype=np.float32)
+    w, b = (np.asarray(v) for v in layer.get_weights())
+    np.testing.assert_allclose(model.predict(x, verbose=0), 1.5 * (x @ w) + b, rtol=1e-5,
+                               atol=1e-6)

@@ -157,3 +157,63 @@ def weight_tensor(var) -> KerasTensor:
     if reads is not None:
         reads[key] = t
     return t
+
+
+def dense_fusions(calls: list, keep: list) -> tuple[dict, set]:
+    """Where a traced call() computes a Dense layer with pynn.ops (`matmul(x, w) + b`, w and b a
+    layer's weights), the calls that lower as one core dense node instead of a weight read, a
+    matmul, a bias read and a broadcasting add: the same values and gradients, at Dense's speed.
+
+    Returns ({id of the matmul's output tensor: (kernel read, bias read or None, output tensor)},
+    ids of the calls folded into it). `keep`: tensors read outside `calls` (outputs, losses)."""
+    uses: dict = {}
+    for t in calls:
+        for i in t._inputs:
+            uses[id(i)] = uses.get(id(i), 0) + 1
+    for t in keep:
+        uses[id(t)] = uses.get(id(t), 0) + 2  # never folded away
+    readers: dict = {}
+    for t in calls:
+        for i in t._inputs:
+            readers.setdefault(id(i), []).append(t)
+    add = _core.op_code("binary", "add")
+
+    def weight_read(t, ndim):
+        layer = t._layer
+        if not (isinstance(layer, OpLayer) and layer.op == "variable") or uses.get(id(t)) != 1:
+            return False
+        owner, attr = layer._weight[0](), layer._weight[1]
+        return owner is not None and getattr(owner, attr).ndim == ndim
+
+    fused, folded = {}, set()
+    for t in calls:
+        layer = t._layer
+        if not (isinstance(layer, OpLayer) and layer.op == "matmul" and len(t._inputs) == 2):
+            continue
+        x, w = t._inputs
+        if x._unbatched or x.dtype != "float32" or not weight_read(w, 2):
+            continue
+        bias, out = None, t
+        after = readers.get(id(t), [])
+        if uses.get(id(t)) == 1 and len(after) == 1:
+            nxt = after[0]
+            lay = nxt._layer
+            if isinstance(lay, OpLayer) and lay.op == "binary" and lay.iattr[:1] == (add,) \
+                    and len(lay.iattr) == 1 and len(nxt._inputs) == 2:
+                other = nxt._inputs[1] if nxt._inputs[0] is t else nxt._inputs[0]
+                if weight_read(other, 1) and tuple(other.shape) == (t.shape[-1],):
+                    bias, out = other, nxt
+                    folded.update((id(other), id(nxt)))
+        fused[id(t)] = (w, bias, out)
+        folded.add(id(w))
+    return fused, folded
+
+
+def lower_dense(core, x_node: int, kernel_read, bias_read) -> int:
+    """The core dense node for a fused matmul (+ bias) of `dense_fusions`."""
+    def vid(read):
+        owner, attr = read._layer._weight[0](), read._layer._weight[1]
+        return owner._var_ids[owner._weight_attrs.index(attr)]
+    variables = (vid(kernel_read),) + ((vid(bias_read),) if bias_read is not None else ())
+    node, _ = core.add_node("dense", (x_node,), variables)
+    return node

@@ -225,5 +225,5 @@ def replay(core, trace: Trace, in_nodes: list) -> list:
     from ..models.functional import lower_calls
 
     nodes = {id(p): n for p, n in zip(trace.inputs, in_nodes)}
-    lower_calls(core, trace.calls, nodes)
+    lower_calls(core, trace.calls, nodes, trace.outputs + trace.losses)
     return [nodes[id(o)] for o in trace.outputs]

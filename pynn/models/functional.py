@@ -149,7 +149,7 @@ class Functional(Model):
 
     def _lower_model(self, core, sample_shape: tuple) -> list[int]:
         nodes = {id(t): core.add_input(tuple(t.shape[1:]), t.dtype) for t in self._inputs}
-        lower_calls(core, self._calls, nodes)
+        lower_calls(core, self._calls, nodes, self._outputs)
         return [nodes[id(o)] for o in self._outputs]
 
     def _ensure_built(self, x) -> None:
@@ -196,11 +196,21 @@ class Functional(Model):
         return numbers
 
 
-def lower_calls(core, calls: list, nodes: dict) -> None:
+def lower_calls(core, calls: list, nodes: dict, keep: list | None = None) -> None:
     """Adds the ops of each layer call in `calls` (in order) to `core`; `nodes` maps the id of
-    each tensor already lowered to its node, and receives the calls' outputs."""
+    each tensor already lowered to its node, and receives the calls' outputs. With `keep` (the
+    tensors read after these calls), a Dense written with pynn.ops becomes one dense node."""
+    from ..layers.op_layer import dense_fusions, lower_dense
+
+    fused, folded = dense_fusions(calls, keep) if keep is not None else ({}, set())
     for t in calls:
+        if id(t) in folded:
+            continue
         layer = t._layer
+        if id(t) in fused:  # its kernel and bias reads are folded: only x is lowered
+            kernel, bias, out = fused[id(t)]
+            nodes[id(out)] = lower_dense(core, nodes[id(t._inputs[0])], kernel, bias)
+            continue
         ins = [nodes[id(i)] for i in t._inputs]
         try:
             if t._call_spec is not None:
