@@ -41,7 +41,12 @@ class Loss:
             >>> loss = pynn.losses.SparseCategoricalCrossentropy(from_logits=True)(y, logits)
         """
         if sample_weight is not None:
-            raise ValueError(f"{type(self).__name__}: sample_weight is not supported")
+            if self.core_name not in _CLASSES:
+                raise ValueError(f"{type(self).__name__}: sample_weight is not supported")
+            fn = globals()[self.core_name]
+            values = fn(y_true, y_pred, from_logits=True) if self.from_logits else \
+                fn(y_true, y_pred)
+            return _weighted_mean(values, sample_weight)
         return _core.loss(self.core_name, self.from_logits, y_true, y_pred)
 
     @property
@@ -136,12 +141,23 @@ class KLDivergence(Loss):
         from . import ops
         values = kl_divergence(y_true, y_pred)
         if sample_weight is not None:
-            w = ops.convert_to_tensor(sample_weight, "float32")
-            vshape, wshape = tuple(ops.shape(values)), tuple(ops.shape(w))
-            if len(wshape) == len(vshape) + 1 and wshape[-1] == 1:  # (batch, 1) weights
-                w = ops.squeeze(w, axis=-1)
-            values = ops.multiply(values, w)
+            return _weighted_mean(values, sample_weight)
         return ops.mean(values)
+
+
+def _weighted_mean(values, sample_weight):
+    """Keras 3's "sum_over_batch_size" reduction of weighted per-sample loss values:
+    sum(values * sample_weight) / values.size. A (batch, 1) weight squeezes to (batch,); a
+    weight of lower rank than the values (one per sample of a sequence loss) broadcasts over
+    their trailing axes."""
+    from . import ops
+    w = ops.convert_to_tensor(sample_weight, "float32")
+    vrank = len(ops.shape(values))
+    while len(ops.shape(w)) > vrank and ops.shape(w)[-1] == 1:
+        w = ops.squeeze(w, axis=-1)
+    while len(ops.shape(w)) < vrank:
+        w = ops.expand_dims(w, axis=-1)
+    return ops.mean(ops.multiply(values, w))
 
 
 _CLASSES = {
@@ -196,9 +212,13 @@ def categorical_crossentropy(y_true, y_pred, from_logits: bool = False):
 
 
 def sparse_categorical_crossentropy(y_true, y_pred, from_logits: bool = False):
-    """categorical_crossentropy with integer labels: -log p[label], one value per label."""
+    """categorical_crossentropy with integer labels: -log p[label], one value per label (labels
+    shaped (batch, 1) as well as (batch,), as in Keras)."""
     from . import ops
     classes = y_pred.shape[-1]
+    y_true = ops.convert_to_tensor(y_true)
+    if len(ops.shape(y_true)) == len(ops.shape(y_pred)) and ops.shape(y_true)[-1] == 1:
+        y_true = ops.squeeze(y_true, axis=-1)
     return categorical_crossentropy(ops.one_hot(y_true, classes), y_pred, from_logits)
 
 

@@ -82,12 +82,31 @@ class Metric:
         shaped like it (or integer labels, one per row, for the sparse metrics)."""
         if not self.core_name:
             raise NotImplementedError(f"{type(self).__name__} must define update_state")
-        if sample_weight is not None:
-            raise ValueError(f"{self.name}: sample_weight is not supported; pass "
-                             "sample_weight=None")
         y_pred = _as_array(y_pred)
+        if sample_weight is not None and y_pred.ndim:
+            self._update_weighted(_as_array(y_true), y_pred, sample_weight)
+            return
         self._totals += _core.metric_accumulate(self._spec(), _as_array(y_true), y_pred)
         self._count += y_pred.shape[0] if y_pred.ndim else 1
+
+    def _update_weighted(self, y_true, y_pred, sample_weight) -> None:
+        """update_state with one weight per sample, as Keras weighs them: each sample's
+        accumulators (its metric value, or its confusion counts) times its weight, and the
+        weights summed in place of the sample count."""
+        n = y_pred.shape[0]
+        w = np.asarray(sample_weight, dtype=np.float64)
+        while w.ndim > 1 and w.shape[-1] == 1:
+            w = w[..., 0]
+        if w.ndim == 0:
+            w = np.full(n, float(w))
+        if w.shape != (n,):
+            raise ValueError(f"{self.name}: sample_weight must hold one weight per sample "
+                             f"(shape ({n},) or ({n}, 1)), got shape {np.shape(sample_weight)}")
+        spec = self._spec()
+        for i in np.flatnonzero(w):
+            self._totals += w[i] * _core.metric_accumulate(spec, y_true[i:i + 1],
+                                                           y_pred[i:i + 1])
+        self._count += float(w.sum())
 
     def result(self) -> float:
         """The metric's value over everything added since the last reset."""
@@ -489,8 +508,10 @@ class CompileMetrics(Metric):
             m.reset_state()
 
     def update_state(self, y_true, y_pred, sample_weight=None) -> None:
+        # compile's `metrics` are unweighted in Keras 3 (only `weighted_metrics`, which pynn
+        # lacks, get the sample_weight): a custom train_step passing it gets the same figures
         for m in self.metrics:
-            m.update_state(y_true, y_pred, sample_weight)
+            m.update_state(y_true, y_pred)
 
     def result(self) -> dict:
         return {n: m.result() for n, m in zip(self._names, self.metrics)}

@@ -319,9 +319,14 @@ def test_bad_arguments_raise_value_error(make, match):
         make()
 
 
-def test_sample_weight_is_refused_clearly():
+def test_sample_weight_per_sample_or_refused_clearly():
+    # one weight per sample is supported (issue 16; figures against Keras in
+    # test_keras_io_examples2.py); any other shape is refused, naming sample_weight
+    m = metrics.AUC()
+    m.update_state([0, 1], [0.2, 0.8], sample_weight=[1, 2])
+    assert float(m.result()) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="sample_weight"):
-        metrics.AUC().update_state([0, 1], [0.2, 0.8], sample_weight=[1, 2])
+        metrics.AUC().update_state([0, 1], [0.2, 0.8], sample_weight=[1, 2, 3])
 
 
 def test_bad_data_raises_value_error():
