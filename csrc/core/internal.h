@@ -201,6 +201,10 @@ extern const pn_op_def *const pn_op_table[PN_OP_COUNT];
 #include "ops.def"
 #undef PN_OP
 
+/* The one float32 input of rank 3 (H, W, C) of an image op with no variables, whose per-sample
+ * size fits int32 indices, in *x; else an error naming the op (ops_shape.c). */
+int pn_image_input(const pn_model *m, const pn_node *n, const pn_node **x);
+
 /* Refuses indices outside any embedding table that reads the input node `input` (ops_embedding.c). */
 int pn_embedding_check(const pn_model *m, int input, const int32_t *idx, int64_t count);
 /* Likewise for a float32 model input that an embedding reads through a cast to int32 (a

@@ -1,18 +1,5 @@
-/* ops_dense.c: the input placeholder and the dense (fully connected) layer. */
+/* ops_dense.c: the dense (fully connected) layer. */
 #include "internal.h"
-
-/* ---- input: a placeholder whose value the plan points at the caller's batch ---------------- */
-
-static int input_shape(const pn_model *m, pn_node *n) {
-    (void)m;
-    if (n->n_in != 0 || n->n_var != 0) return pn_error(PN_EVALUE, "input: takes no inputs");
-    return PN_OK;
-}
-
-static void input_forward(const pn_node *n, const pn_ctx *c) { (void)n, (void)c; }
-static void input_backward(const pn_node *n, const pn_ctx *c) { (void)n, (void)c; }
-
-const pn_op_def pn_op_input_def = {"input", input_shape, input_forward, input_backward, NULL, 0};
 
 /* ---- dense --------------------------------------------------------------------------------
  * Over the last axis, for rows = batch * (all other axes):

@@ -1,5 +1,6 @@
 /*
- * ops_pool.c: pooling, zero padding and reshape. Images are channels-last: per sample (H, W, C).
+ * ops_pool.c: pooling. Images are channels-last: per sample (H, W, C). Zero padding and reshape,
+ * which move values without arithmetic, are in ops_shape.c.
  *
  * Attributes (iattr):
  *   max_pool2d, avg_pool2d   [0] pool_h [1] pool_w [2] stride_h [3] stride_w
@@ -8,35 +9,12 @@
  *                            Padded positions never take part: max ignores them (as if -inf), avg
  *                            divides by the count of inside positions (Keras 'same').
  *   global_avg_pool2d, global_max_pool2d   none: (H, W, C) -> (C)
- *   zero_pad2d               [0] top [1] bottom [2] left [3] right
- *   reshape                  [0] target rank r (1..7), [1..r] the target dims
  *
  * The kernels read the input's H and W from the input node (c->in_node[0]).
  * Max pools keep, per output element, the flat index of the winning element within its sample
  * (int32) in scratch, so backward scatters dout to it.
  */
-#include <stdio.h>
-
 #include "internal.h"
-
-/* ---- shared checks -------------------------------------------------------------------------- */
-
-/* One float32 input of rank 3, no variables; the input's per-sample size fits int32 indices. */
-static int image_input(const pn_model *m, const pn_node *n, const pn_node **x) {
-    const char *name = pn_op_name(n->op);
-    if (n->n_in != 1 || n->n_var != 0)
-        return pn_error(PN_EVALUE, "%s: takes one input and no weights, got %d inputs and %d "
-                        "weights", name, n->n_in, n->n_var);
-    *x = pn_input_node(m, n, 0);
-    if ((*x)->dtype != PN_F32) return pn_error(PN_ETYPE, "%s: input must be float32", name);
-    if ((*x)->ndim != 3)
-        return pn_error(PN_ESHAPE, "%s: input must have rank 3 (H, W, C) besides the batch, got "
-                        "rank %d", name, (*x)->ndim);
-    if ((*x)->size > INT32_MAX)
-        return pn_error(PN_ESHAPE, "%s: input has %lld elements per sample, at most %d supported",
-                        name, (long long)(*x)->size, INT32_MAX);
-    return PN_OK;
-}
 
 /* ---- max_pool2d and avg_pool2d -------------------------------------------------------------- */
 
@@ -69,7 +47,7 @@ static inline void pool_window(const pool_dims *d, int64_t oh, int64_t ow, int64
 static int pool_shape(const pn_model *m, pn_node *n) {
     const char *name = pn_op_name(n->op);
     const pn_node *x = NULL;
-    int rc = image_input(m, n, &x);
+    int rc = pn_image_input(m, n, &x);
     if (rc) return rc;
     const int *a = n->iattr;
     if (a[0] < 1 || a[1] < 1)
@@ -262,7 +240,7 @@ const pn_op_def pn_op_avg_pool2d_def = {"avg_pool2d", pool_shape, avg_pool2d_for
 
 static int global_pool_shape(const pn_model *m, pn_node *n) {
     const pn_node *x = NULL;
-    int rc = image_input(m, n, &x);
+    int rc = pn_image_input(m, n, &x);
     if (rc) return rc;
     n->dtype = PN_F32;
     n->ndim = 1;
@@ -365,122 +343,3 @@ const pn_op_def pn_op_global_max_pool2d_def = {"global_max_pool2d", global_pool_
                                                global_max_pool2d_backward,
                                                global_max_pool2d_scratch,
                                                PN_OPF_BWD_NO_IN | PN_OPF_BWD_NO_OUT};
-
-/* ---- zero_pad2d ---------------------------------------------------------------------------------
- * out[b, h + top, w + left, c] = inp[b,h,w,c], zero elsewhere     dinp = dout's interior
- * inp is (B, H, W, C), out (B, OH, OW, C) with OH = H + top + bottom, OW = W + left + right.
- */
-static int zero_pad2d_shape(const pn_model *m, pn_node *n) {
-    const pn_node *x = NULL;
-    int rc = image_input(m, n, &x);
-    if (rc) return rc;
-    const int *a = n->iattr;
-    if (a[0] < 0 || a[1] < 0 || a[2] < 0 || a[3] < 0)
-        return pn_error(PN_EVALUE, "zero_pad2d: padding must be >= 0, got top %d bottom %d left "
-                        "%d right %d", a[0], a[1], a[2], a[3]);
-    n->dtype = PN_F32;
-    n->ndim = 3;
-    n->shape[0] = x->shape[0] + a[0] + a[1];
-    n->shape[1] = x->shape[1] + a[2] + a[3];
-    n->shape[2] = x->shape[2];
-    return PN_OK;
-}
-
-static void zero_pad2d_forward(const pn_node *n, const pn_ctx *c) {
-    const int64_t B = c->batch, OH = n->shape[0], OW = n->shape[1], C = n->shape[2];
-    const int64_t top = n->iattr[0], left = n->iattr[2], right = n->iattr[3];
-    const int64_t H = OH - top - n->iattr[1], W = OW - left - right;
-    const float *restrict inp = c->in[0];
-    float *restrict out = c->out;
-#pragma omp parallel for collapse(2) if (B * OH * OW * C > PN_PAR_MIN) num_threads(pn_threads)
-    for (int64_t b = 0; b < B; b++)
-        for (int64_t oh = 0; oh < OH; oh++) {
-            float *y = out + (b * OH + oh) * OW * C;
-            int64_t h = oh - top;
-            if (h < 0 || h >= H) {
-                memset(y, 0, (size_t)(OW * C) * sizeof(float));
-                continue;
-            }
-            memset(y, 0, (size_t)(left * C) * sizeof(float));
-            memcpy(y + left * C, inp + (b * H + h) * W * C, (size_t)(W * C) * sizeof(float));
-            memset(y + (left + W) * C, 0, (size_t)(right * C) * sizeof(float));
-        }
-}
-
-static void zero_pad2d_backward(const pn_node *n, const pn_ctx *c) {
-    float *restrict dinp = c->din[0];
-    if (!dinp) return;
-    const int64_t B = c->batch, OH = n->shape[0], OW = n->shape[1], C = n->shape[2];
-    const int64_t top = n->iattr[0], left = n->iattr[2];
-    const int64_t H = OH - top - n->iattr[1], W = OW - left - n->iattr[3], WC = W * C;
-    const float *restrict dout = c->dout;
-    const int acc = c->acc_in[0];
-#pragma omp parallel for collapse(2) if (B * H * WC > PN_PAR_MIN) num_threads(pn_threads)
-    for (int64_t b = 0; b < B; b++)
-        for (int64_t h = 0; h < H; h++) {
-            float *restrict dx = dinp + (b * H + h) * WC;
-            const float *restrict g = dout + ((b * OH + h + top) * OW + left) * C;
-            if (acc)
-                for (int64_t i = 0; i < WC; i++) dx[i] += g[i];
-            else
-                memcpy(dx, g, (size_t)WC * sizeof(float));
-        }
-}
-
-const pn_op_def pn_op_zero_pad2d_def = {"zero_pad2d", zero_pad2d_shape, zero_pad2d_forward,
-                                        zero_pad2d_backward, NULL, PN_OPF_BWD_NO_IN | PN_OPF_BWD_NO_OUT};
-
-/* ---- reshape (Flatten, Reshape): out = inp with a new per-sample shape ------------------------
- * The same elements in the same order: forward copies, backward copies or adds dout back.
- */
-static int reshape_shape(const pn_model *m, pn_node *n) {
-    if (n->n_in != 1 || n->n_var != 0)
-        return pn_error(PN_EVALUE, "reshape: takes one input and no weights, got %d inputs and %d "
-                        "weights", n->n_in, n->n_var);
-    const pn_node *x = pn_input_node(m, n, 0);
-    if (x->dtype != PN_F32) return pn_error(PN_ETYPE, "reshape: input must be float32");
-    int r = n->iattr[0];
-    if (r < 1 || r > PN_MAX_DIMS - 1)
-        return pn_error(PN_EVALUE, "reshape: target rank must be in 1..%d, got %d",
-                        PN_MAX_DIMS - 1, r);
-    int64_t size = 1;
-    int more = 0; /* the product already exceeds the input's size (and may not fit int64) */
-    char dims[128];
-    int len = 0;
-    for (int i = 0; i < r; i++) {
-        int dim = n->iattr[1 + i];
-        if (dim < 1)
-            return pn_error(PN_EVALUE, "reshape: target dimension %d is %d, must be >= 1", i, dim);
-        if (!more && size > x->size / dim) more = 1;
-        if (!more) size *= dim;
-        len += snprintf(dims + len, sizeof dims - (size_t)len, "%s%d", i ? ", " : "", dim);
-    }
-    if (more || size != x->size)
-        return pn_error(PN_ESHAPE, "reshape: input has %lld elements per sample, target shape "
-                        "(%s) holds %s%lld", (long long)x->size, dims, more ? "more than " : "",
-                        (long long)(more ? x->size : size));
-    n->dtype = PN_F32;
-    n->ndim = r;
-    for (int i = 0; i < r; i++) n->shape[i] = n->iattr[1 + i];
-    return PN_OK;
-}
-
-static void reshape_forward(const pn_node *n, const pn_ctx *c) {
-    memcpy(c->out, c->in[0], (size_t)(c->batch * n->size) * sizeof(float));
-}
-
-static void reshape_backward(const pn_node *n, const pn_ctx *c) {
-    float *restrict dinp = c->din[0];
-    if (!dinp) return;
-    const int64_t N = c->batch * n->size;
-    const float *restrict dout = c->dout;
-    if (!c->acc_in[0]) {
-        memcpy(dinp, dout, (size_t)N * sizeof(float));
-        return;
-    }
-#pragma omp parallel for simd if (N > PN_PAR_MIN) num_threads(pn_threads)
-    for (int64_t i = 0; i < N; i++) dinp[i] += dout[i];
-}
-
-const pn_op_def pn_op_reshape_def = {"reshape", reshape_shape, reshape_forward, reshape_backward,
-                                     NULL, PN_OPF_BWD_NO_IN | PN_OPF_BWD_NO_OUT};

@@ -1,6 +1,6 @@
 /*
- * ops_rnn.c: recurrent layers over whole sequences (Keras 3 SimpleRNN, LSTM, GRU), and slice,
- * which picks one output out of a node that packs several (return_state).
+ * ops_rnn.c: recurrent layers over whole sequences (Keras 3 SimpleRNN, LSTM, GRU). Their packed
+ * outputs (return_state) are split by slice nodes (ops_shape.c).
  *
  * Each recurrent op runs the whole sequence in one forward and backpropagates through time in
  * one backward. Sizes: B batch, T steps, F input features, U units, G gates (1, 4, 3), GU = G U.
@@ -17,7 +17,6 @@
  *                                   for lstm, c0 (U)
  *                           vars    kernel (F, GU), recurrent_kernel (U, GU), optional bias:
  *                                   (GU), or (2, GU) for gru with reset_after (input, recurrent)
- *   slice                   iattr [0] offset within a sample  [1] rank r (1..6)  [2..2+r) dims
  *
  * Output per sample: the sequence (T, U) (in processing order: reversed with go_backwards, as
  * Keras) or the last h (U); with return_state the same values flat, followed by h_T and, for
@@ -1214,56 +1213,3 @@ const pn_op_def pn_op_lstm_def = {"lstm", rnn_shape, rnn_forward, rnn_backward, 
                                   PN_OPF_BWD_NO_IN | PN_OPF_BWD_NO_OUT};
 const pn_op_def pn_op_gru_def = {"gru", rnn_shape, rnn_forward, rnn_backward, rnn_scratch_size,
                                  PN_OPF_BWD_NO_IN | PN_OPF_BWD_NO_OUT};
-
-/* ---- slice: out = inp[:, offset : offset + size] with a new per-sample shape -----------------
- * forward copies; backward adds dout into those columns (a first writer zeroes the rest).
- */
-static int slice_shape(const pn_model *m, pn_node *n) {
-    if (n->n_in != 1 || n->n_var != 0)
-        return pn_error(PN_EVALUE, "slice: takes one input and no weights, got %d inputs and %d "
-                        "weights", n->n_in, n->n_var);
-    const pn_node *x = pn_input_node(m, n, 0);
-    if (x->dtype != PN_F32) return pn_error(PN_ETYPE, "slice: input must be float32");
-    int r = n->iattr[1];
-    if (r < 1 || r > PN_MAX_DIMS - 1)
-        return pn_error(PN_EVALUE, "slice: rank must be in 1..%d, got %d", PN_MAX_DIMS - 1, r);
-    int64_t off = n->iattr[0], size = 1;
-    for (int i = 0; i < r; i++) {
-        if (n->iattr[2 + i] < 1)
-            return pn_error(PN_EVALUE, "slice: dimension %d is %d, must be >= 1", i,
-                            n->iattr[2 + i]);
-        size *= n->iattr[2 + i];
-        if (size > x->size) break;
-    }
-    if (off < 0 || size > x->size || off > x->size - size)
-        return pn_error(PN_ESHAPE, "slice: values [%lld, %lld + %lld) are outside a sample of %lld",
-                        (long long)off, (long long)off, (long long)size, (long long)x->size);
-    n->dtype = PN_F32;
-    n->ndim = r;
-    for (int i = 0; i < r; i++) n->shape[i] = n->iattr[2 + i];
-    return PN_OK;
-}
-
-static void slice_forward(const pn_node *n, const pn_ctx *c) {
-    const int64_t S = c->in_node[0]->size, N = n->size, off = n->iattr[0];
-    for (int64_t b = 0; b < c->batch; b++)
-        memcpy(c->out + b * N, c->in[0] + b * S + off, (size_t)N * sizeof(float));
-}
-
-static void slice_backward(const pn_node *n, const pn_ctx *c) {
-    if (!c->din[0]) return;
-    const int64_t S = c->in_node[0]->size, N = n->size, off = n->iattr[0];
-    for (int64_t b = 0; b < c->batch; b++) {
-        float *restrict d = c->din[0] + b * S;
-        const float *restrict g = c->dout + b * N;
-        if (c->acc_in[0]) {
-            for (int64_t j = 0; j < N; j++) d[off + j] += g[j];
-        } else {
-            memset(d, 0, (size_t)S * sizeof(float));
-            memcpy(d + off, g, (size_t)N * sizeof(float));
-        }
-    }
-}
-
-const pn_op_def pn_op_slice_def = {"slice", slice_shape, slice_forward, slice_backward, NULL,
-                                   PN_OPF_BWD_NO_IN | PN_OPF_BWD_NO_OUT};
