@@ -757,11 +757,18 @@ def _model_writer(model):
     tensors = _model_tensors(model)
     slots = _optimizer_slots(model)
     metadata = {"format": "pynn", "format_version": str(FORMAT_VERSION)}
+    pending = vars(model).get("_pending_state")  # loaded, for a core not built yet
     if model._core is not None:  # dropout's random stream, so training resumes exactly
         metadata["rng.seed"], metadata["rng.forwards"] = map(str, model._core.rng_state)
+    elif pending is not None and pending[2] is not None:
+        metadata["rng.seed"], metadata["rng.forwards"] = map(str, pending[2])
     # an unbuilt model has no optimizer state yet (its optimizer binds when the model builds)
     if model._compiled and model.optimizer is not None and model._core is not None:
         metadata["optimizer.iterations"] = str(int(model.optimizer.iterations))
+        metadata["optimizer.slots"] = ",".join(_slot_names(model.optimizer))
+    elif pending is not None and pending[1] is not None:
+        slots = dict(pending[0])
+        metadata["optimizer.iterations"] = str(int(pending[1]))
         metadata["optimizer.slots"] = ",".join(_slot_names(model.optimizer))
     tensors.update(slots)
     return lambda f: _write_archive(f, config_text, tensors, metadata)
@@ -967,6 +974,10 @@ def _restore_rng(model, metadata: dict, path: str) -> None:
         raise ValueError(f"{path}: {_WEIGHTS_FILE}: __metadata__ has no {missing}; the random "
                          "state is a seed and a count of forwards")
     model._assert_built("its random state")
+    if model._core is None:  # lengths from the data: kept for the first core
+        slots, it, _ = vars(model).get("_pending_state") or ({}, None, None)
+        model._pending_state = (slots, it, (seed, forwards))
+        return
     model._core.rng_state = (seed, forwards)
 
 
@@ -975,6 +986,9 @@ def _restore_optimizer(model, slots: dict, metadata: dict, path: str) -> None:
     if it is None:
         return
     model._assert_built("its optimizer state")
+    if model._core is None:  # lengths from the data: checked now, applied to the first core
+        _pend_optimizer(model, slots, it, path)
+        return
     views = _optimizer_slots(model)
     frozen = {v.path for v in model.weights} - {k.split("/", 2)[2] for k in views}
     known = set(_slot_names(model.optimizer))
@@ -994,6 +1008,23 @@ def _restore_optimizer(model, slots: dict, metadata: dict, path: str) -> None:
     for name, view in views.items():
         view[...] = slots[name]
     model._core.iterations = it
+
+
+def _pend_optimizer(model, slots: dict, iterations: int, path: str) -> None:
+    """Optimizer slots for a model whose core waits for data: each must name a known slot of
+    the optimizer and a trainable weight of the model, with the weight's shape."""
+    known = set(_slot_names(model.optimizer))
+    shapes = {v.path: v.shape for v in model.trainable_weights}
+    for name, value in slots.items():
+        parts = name.split("/", 2)
+        if len(parts) != 3 or parts[1] not in known or parts[2] not in shapes:
+            raise ValueError(f"{path}: the optimizer state does not match the model's "
+                             f"optimizer: unexpected {name}")
+        if value.shape != shapes[parts[2]]:
+            raise ValueError(f"{path}: optimizer slot '{name}' has shape {value.shape}, the "
+                             f"model needs {shapes[parts[2]]}")
+    _, _, rng = vars(model).get("_pending_state") or ({}, None, None)
+    model._pending_state = ({k: np.array(v) for k, v in slots.items()}, iterations, rng)
 
 
 def _assign(model, tensors: dict, path: str, by_name: bool, skip_mismatch: bool = False) -> None:

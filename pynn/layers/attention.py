@@ -130,13 +130,13 @@ class MultiHeadAttention(Layer):
             if len(s) != 3:
                 raise ValueError(f"{self._who()}: {name} must be (batch, steps, features), got "
                                  f"{_shape_str(s)}")
-            if any(d is None for d in s[1:]):
-                raise ValueError(f"{self._who()}: {name} needs known steps and features, got "
+            if s[-1] is None:  # steps may be None: known from the data at each run
+                raise ValueError(f"{self._who()}: {name} needs known features, got "
                                  f"{_shape_str(s)}")
             if dtypes.get(name, "float32") != "float32":
                 raise ValueError(f"{self._who()}: {name} must be float32, got "
                                  f"{dtypes[name]}")
-        if k[1] != v[1]:
+        if k[1] != v[1] and None not in (k[1], v[1]):
             raise ValueError(f"{self._who()}: key and value need the same number of steps, got "
                              f"key {_shape_str(k)} and value {_shape_str(v)}")
         if self.built:
@@ -147,7 +147,9 @@ class MultiHeadAttention(Layer):
                     raise ValueError(f"{self._who()}: was built for a {name} of {want[name]} "
                                      f"features, got {_shape_str(s)}")
         m = shapes.get("attention_mask")
-        if m is not None and tuple(m[1:]) != (q[1], k[1]):
+        if m is not None and (len(m) != 3 or any(
+                a is not None and b is not None and a != b
+                for a, b in zip(m[1:], (q[1], k[1])))):
             raise ValueError(f"{self._who()}: attention_mask must be (batch, {q[1]}, {k[1]}) "
                              f"for a query of {q[1]} steps and a value of {k[1]}, got "
                              f"{_shape_str(m)}")

@@ -422,25 +422,77 @@ class Layer:
         if not self.built:
             first = args[0] if args else next(iter(kwargs.values()))
             self._build_for(first)
-        swap, spec_args, spec_kwargs = {}, None, None
-        for k, t in enumerate(tensors):
-            swap[id(t)] = tracing.Slot(k)
+        swap = {id(t): tracing.Slot(k) for k, t in enumerate(tensors)}
         spec_args = tracing.replace_tensors(list(args), swap)
         spec_kwargs = tracing.replace_tensors(dict(kwargs), swap)
-        key = (tuple((tuple(t.shape), t.dtype, t._unbatched) for t in tensors),
-               repr(spec_args), repr(sorted(spec_kwargs.items(), key=lambda kv: kv[0])))
-        traces = vars(self).setdefault("_traces", {})
-        trace = traces.get(key)
-        if trace is None:
-            trace = tracing.run_trace(self, args, kwargs, tensors)
-            traces[key] = trace
+        if any(None in t.shape[1:] for t in tensors if not t._unbatched):
+            trace, shapes = self._probe_trace(spec_args, spec_kwargs, tensors)
+        else:
+            trace = self._trace_for(spec_args, spec_kwargs, tensors)
+            shapes = [o.shape for o in trace.outputs]
         spec = {"trace": trace, "args": spec_args, "kwargs": spec_kwargs}
-        outs = [KerasTensor(o.shape, o.dtype, self.name, self, tensors) for o in trace.outputs]
+        outs = [KerasTensor(shape, o.dtype, self.name, self, tensors)
+                for shape, o in zip(shapes, trace.outputs)]
         for k, o in enumerate(outs):
             o._index, o._call_spec = k, spec
             o._siblings = outs if len(outs) > 1 else None
         self._record_call(tensors, tracing.pack_outputs(trace.structure, outs))
         return tracing.pack_outputs(trace.structure, outs)
+
+    _MAX_TRACES = 32  # traces kept per layer (one per input signature; oldest dropped)
+
+    def _trace_for(self, spec_args, spec_kwargs, tensors: list):
+        """The trace of call() for tensors of these shapes (cached per signature)."""
+        from . import tracing
+
+        key = (tuple((tuple(t.shape), t.dtype, t._unbatched) for t in tensors),
+               repr(spec_args), repr(sorted(spec_kwargs.items(), key=lambda kv: kv[0])))
+        traces = vars(self).setdefault("_traces", {})
+        trace = traces.pop(key, None)
+        if trace is None:
+            swap = {k: t for k, t in enumerate(tensors)}
+            args = _fill_slots(spec_args, swap)
+            kwargs = _fill_slots(spec_kwargs, swap)
+            trace = tracing.run_trace(self, args, kwargs, tensors)
+            while len(traces) >= self._MAX_TRACES:
+                traces.pop(next(iter(traces)))
+        traces[key] = trace  # most recently used last
+        return trace
+
+    # lengths a None dim is traced at to find which output dims follow it (tried in order)
+    _PROBES = ((32, 33), (8, 9), (2, 3))
+
+    def _probe_trace(self, spec_args, spec_kwargs, tensors: list):
+        """Traces a call on tensors with None (data-given) lengths at two probe lengths: an
+        output dim that changes with them is None. Returns (a trace, the output shapes); the
+        model traces again at the data's lengths when it builds its core."""
+        from .input_layer import KerasTensor
+
+        error = None
+        for probes in self._PROBES:
+            runs = []
+            try:
+                for p in probes:
+                    fixed = []
+                    for t in tensors:
+                        c = KerasTensor(tuple(p if d is None and i else d
+                                              for i, d in enumerate(t.shape)), t.dtype)
+                        c._unbatched = t._unbatched
+                        fixed.append(c)
+                    runs.append(self._trace_for(spec_args, spec_kwargs, fixed))
+            except ValueError as e:  # too short for the layer's ops: try other lengths
+                error = e
+                continue
+            a, b = runs
+            shapes = []
+            for oa, ob in zip(a.outputs, b.outputs):
+                if len(oa.shape) != len(ob.shape):
+                    raise ValueError(f"{type(self).__name__} '{self.name}': its output's rank "
+                                     "depends on the input's length")
+                shapes.append(tuple(None if da != db else da
+                                    for da, db in zip(oa.shape, ob.shape)))
+            return a, shapes
+        raise error
 
     def _build_for(self, first) -> None:
         """Builds the layer for its first argument (its shape, or a list of them), as Keras
@@ -482,13 +534,21 @@ class Layer:
         replays its trace."""
         if "trace" in spec:
             from . import tracing
-            out = tracing.replay(core, spec["trace"], nodes)
+            trace = spec["trace"]
+            concrete = [_node_tensor(core, n) for n in nodes]
+            if any(tuple(c.shape) != tuple(p.shape) for c, p in zip(concrete, trace.inputs)):
+                # a model of data-given lengths: the trace for this build's shapes
+                trace = self._trace_for(spec["args"], spec["kwargs"], concrete)
+            out = tracing.replay(core, trace, nodes)
             return out if len(out) > 1 else out[0]
         self._missing_hook("lower_call")
 
     def _record_call(self, inputs: list, outputs):
         """Keeps a symbolic call's tensors for `input` and `output` (Keras's inbound nodes);
         returns `outputs`."""
+        from .tracing import is_quiet
+        if is_quiet():
+            return outputs
         if "_inbound" not in vars(self):
             self._inbound = []
         self._inbound.append((list(inputs), outputs))
@@ -578,19 +638,9 @@ class Layer:
         """Calls the layer again on `tensors` with a recorded call spec (nested models,
         loading); `extra` (training=) is passed on."""
         if "trace" in spec:
-            from .tracing import Slot
-
-            def put(v):
-                if isinstance(v, Slot):
-                    return tensors[v.index]
-                if isinstance(v, list):
-                    return [put(x) for x in v]
-                if isinstance(v, tuple):
-                    return tuple(put(x) for x in v)
-                if isinstance(v, dict):
-                    return {k: put(x) for k, x in v.items()}
-                return v
-            return self(*put(spec["args"]), **{**put(spec["kwargs"]), **extra})
+            given = dict(enumerate(tensors))
+            return self(*_fill_slots(spec["args"], given),
+                        **{**_fill_slots(spec["kwargs"], given), **extra})
         return self(**dict(zip(spec["names"], tensors)), **spec["options"], **extra)
 
     def _call_eager(self, inputs, training: bool, kwargs: dict):
@@ -609,8 +659,10 @@ class Layer:
 
     def compute_output_shape(self, input_shape):
         if self._is_traced():  # traced on a placeholder of that shape
+            from . import tracing
             from .input_layer import KerasTensor
-            out = self(KerasTensor(tuple(input_shape)))
+            with tracing.quiet():
+                out = self(KerasTensor(tuple(input_shape)))
             if isinstance(out, (list, tuple)):
                 return [tuple(o.shape) for o in out]
             return tuple(out.shape)
@@ -622,12 +674,8 @@ class Layer:
         trace made for an input of that node's shape (in a Sequential model)."""
         if self._is_traced():
             from . import tracing
-            from .input_layer import KerasTensor
-            unbatched = core.node_unbatched(node)
-            shape = tuple(core.node_shape(node))
-            t = KerasTensor(shape if unbatched else (None,) + shape)
-            t._unbatched = unbatched
-            out = self(t)  # the trace for this shape (made now if it is new)
+            with tracing.quiet():  # the trace for this shape (made now if it is new)
+                out = self(_node_tensor(core, node))
             outs = out if isinstance(out, (list, tuple)) else [out]
             nodes = tracing.replay(core, outs[0]._call_spec["trace"], [node])
             return nodes if len(nodes) > 1 else nodes[0]
@@ -665,6 +713,30 @@ class Layer:
         holds only the layer's `.keras`-style archive, in bytes (see pynn.saving)."""
         from .. import saving
         return saving._unpickle_layer, (saving._archive_bytes(self, "layer"),)
+
+
+def _fill_slots(value, tensors: dict):
+    """A call spec's arguments with each Slot replaced by its tensor."""
+    from .tracing import Slot
+    if isinstance(value, Slot):
+        return tensors[value.index]
+    if isinstance(value, list):
+        return [_fill_slots(v, tensors) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_fill_slots(v, tensors) for v in value)
+    if isinstance(value, dict):
+        return {k: _fill_slots(v, tensors) for k, v in value.items()}
+    return value
+
+
+def _node_tensor(core, node: int):
+    """A placeholder KerasTensor of a core node's shape and dtype."""
+    from .input_layer import KerasTensor
+    unbatched = bool(core.node_unbatched(node))
+    shape = tuple(core.node_shape(node))
+    t = KerasTensor(shape if unbatched else (None,) + shape, core.node_dtype(node))
+    t._unbatched = unbatched
+    return t
 
 
 def layer_losses(layers: list) -> list:

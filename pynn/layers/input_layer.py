@@ -161,10 +161,10 @@ class InputLayer(Layer):
         if isinstance(shape, int):
             shape = (shape,)
         shape = tuple(shape)
-        if not shape or any(d is None or isinstance(d, bool) or not isinstance(d, int) or d <= 0
-                            for d in shape):
-            raise ValueError(f"Input: shape must be positive ints (batch axis excluded), "
-                             f"got {shape}")
+        if not shape or any(d is not None and (isinstance(d, bool) or not isinstance(d, int)
+                                                or d <= 0) for d in shape):
+            raise ValueError(f"Input: shape must be positive ints or None (a length known only "
+                             f"from the data; batch axis excluded), got {shape}")
         dtype = dtype or "float32"
         if str(dtype) not in ("float32", "int32"):
             raise ValueError(f"Input: dtype must be 'float32' or 'int32', got {dtype}")
@@ -173,7 +173,6 @@ class InputLayer(Layer):
         self._output = KerasTensor((None,) + shape, self.dtype, self.name, self)
         self.built = True
 
-
     def lower(self, core, node: int) -> int:
         return node  # the model's input node itself
 
@@ -181,6 +180,7 @@ class InputLayer(Layer):
     def output(self):
         """The symbolic tensor this input stands for (what `pynn.Input` returns)."""
         return self._output
+
     def get_config(self):
         return {"name": self.name, "batch_shape": (None,) + tuple(self.sample_shape),
                 "dtype": self.dtype}

@@ -120,8 +120,8 @@ class RNN(Layer):
         if len(x) != 3:
             raise ValueError(f"{who}: expects input of rank 3 (batch, timesteps, features), got "
                              f"{_shape_str(x)}")
-        if x[1] is None or x[2] is None:
-            raise ValueError(f"{who}: the number of timesteps and features must be known, got "
+        if x[2] is None:  # timesteps may be None: known from the data at each run
+            raise ValueError(f"{who}: the number of features must be known, got "
                              f"{_shape_str(x)}")
         if states and len(states) != self.n_states:
             raise ValueError(f"{who}: takes {self.n_states} initial state"

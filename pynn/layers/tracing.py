@@ -42,6 +42,24 @@ def tracing() -> bool:
     return bool(_stack())
 
 
+def quiet():
+    """A context in which symbolic calls are not kept as the layers' calls (layer.input and
+    layer.output): pynn's own calls on placeholders, made to trace a shape."""
+    return _Quiet()
+
+
+class _Quiet:
+    def __enter__(self):
+        _state.quiet = getattr(_state, "quiet", 0) + 1
+
+    def __exit__(self, *exc):
+        _state.quiet -= 1
+
+
+def is_quiet() -> bool:
+    return bool(getattr(_state, "quiet", 0))
+
+
 def note_loss(loss) -> None:
     """Keeps a symbolic loss a traced call added (add_loss) with the trace being run."""
     _stack()[-1][2].append(loss)

@@ -147,12 +147,23 @@ class Functional(Model):
     def _build_layers(self, layers: list, sample_shape: tuple) -> None:
         pass  # every layer was built when it was first called on a tensor
 
+    def _input_sample_shapes(self, sample_shape: tuple) -> list[tuple]:
+        if vars(self).get("_dyn_shapes") is None and vars(self).get("_concrete"):
+            return list(self._concrete)  # a concrete build of a dynamic model
+        return [tuple(t.shape[1:]) for t in self._inputs]
+
+    def _template_output_shapes(self, layers: list, sample_shape: tuple) -> list[tuple]:
+        return [tuple(o.shape[1:]) for o in self._outputs]
+
     def _lower_model(self, core, sample_shape: tuple) -> list[int]:
-        nodes = {id(t): core.add_input(tuple(t.shape[1:]), t.dtype) for t in self._inputs}
+        shapes = self._input_sample_shapes(sample_shape)
+        nodes = {id(t): core.add_input(shape, t.dtype) for t, shape in zip(self._inputs, shapes)}
         lower_calls(core, self._calls, nodes, self._outputs)
         return [nodes[id(o)] for o in self._outputs]
 
     def _ensure_built(self, x) -> None:
+        if vars(self).get("_dyn_shapes"):
+            self._use_shapes([x.shape[1:]])
         self._assert_built("its inputs")
 
     def connections(self, layer) -> list[str]:

@@ -269,16 +269,25 @@ class Model:
 
     @property
     def built(self) -> bool:
-        return self._core is not None
+        return self._core is not None or bool(vars(self).get("_dyn_shapes"))
 
     def _layers_in_order(self) -> list:
         return []
 
+    def _input_sample_shapes(self, sample_shape: tuple) -> list[tuple]:
+        """Every input's per-sample shape, given the first's."""
+        return [tuple(sample_shape)]
+
     def _build_core(self, sample_shape: tuple) -> None:
-        """Builds every layer, creates the core model: variables in one buffer, then the graph."""
+        """Builds every layer, creates the core model: variables in one buffer, then the graph.
+        With a length unknown (None) the layers are built and the core waits for data."""
         layers = self._layers_in_order()
         if not layers:
             raise ValueError(f"Model '{self.name}' has no layers")
+        shapes = self._input_sample_shapes(sample_shape)
+        if any(d is None for shape in shapes for d in shape):
+            self._defer_core(layers, shapes)
+            return
         self._build_layers(layers, sample_shape)
         core = _core.Model()
         core.set_seed(int(pn_random.generator().integers(2**63)))
@@ -325,6 +334,74 @@ class Model:
             self._compile_core()
         elif self._compiled and self.optimizer is not None:
             self.optimizer._bind(core)  # compiled without a loss: the optimizer alone
+
+    # -- inputs whose lengths come from the data (Input(shape=(None, ...))) ------------------------
+    # The model keeps the graph with None dims as its template; a core is built for the shapes of
+    # the data it runs on and rebuilt when they change, the weights, the optimizer's state and the
+    # random stream carried over. One core is held at a time, so memory stays bounded however
+    # many lengths are seen; a traced call() is traced once per concrete shape (bounded cache).
+    def _defer_core(self, layers: list, shapes: list) -> None:
+        self._build_layers(layers, shapes[0])
+        self._dyn_shapes = [tuple(s) for s in shapes]
+        self._concrete = None
+        self._core = None
+        self._built_shape = None
+        self._output_sample_shapes = self._template_output_shapes(layers, shapes[0])
+        self._output_sample_shape = self._output_sample_shapes[0]
+        self._trainable_flags = self._current_trainable_flags()
+
+    def _template_output_shapes(self, layers: list, sample_shape: tuple) -> list[tuple]:
+        shape = (None,) + tuple(sample_shape)
+        for layer in layers:
+            shape = layer.compute_output_shape(shape)
+        return [tuple(shape[1:])]
+
+    def _use_shapes(self, shapes: list) -> None:
+        """Makes the core the one for inputs of these per-sample shapes (a dynamic model)."""
+        template = self._dyn_shapes
+        shapes = [tuple(int(d) for d in s) for s in shapes]
+        for k, (got, want) in enumerate(zip(shapes, template)):
+            if len(got) != len(want) or any(w is not None and g != w for g, w in zip(got, want)):
+                name = self._input_names[k] if len(template) > 1 else "x"
+                raise ValueError(f"Input {name} of model '{self.name}' has shape "
+                                 f"{shape_str((None,) + want)}, but the data has shape "
+                                 f"{shape_str((None,) + got)}")
+        if self._core is not None and self._concrete == shapes:
+            return
+        state = self._training_state()
+        self._concrete = shapes
+        self._build_concrete(shapes)
+        self._restore_training_state(state)
+
+    def _build_concrete(self, shapes: list) -> None:
+        dyn = self._dyn_shapes
+        self._dyn_shapes = None  # a concrete build
+        try:
+            Model._build_core(self, shapes[0])
+        finally:
+            self._dyn_shapes = dyn
+        self._built_shape = None  # the template stays the model's shape
+
+    def _training_state(self):
+        """What a rebuilt core must carry on: optimizer slots, step count, random stream."""
+        if self._core is None:  # state loaded from a file before any data came
+            return vars(self).pop("_pending_state", None)
+        from ..saving import _optimizer_slots
+        slots = {k: v.copy() for k, v in _optimizer_slots(self).items()}
+        return slots, self._core.iterations, self._core.rng_state
+
+    def _restore_training_state(self, state) -> None:
+        if state is None:
+            return
+        from ..saving import _optimizer_slots
+        slots, iterations, rng = state
+        for name, view in _optimizer_slots(self).items():
+            if name in slots and slots[name].shape == view.shape:
+                view[...] = slots[name]
+        if iterations is not None:
+            self._core.iterations = iterations
+        if rng is not None:
+            self._core.rng_state = rng
 
     def _current_trainable_flags(self) -> tuple:
         """Which weights train now: the model's, each layer's and each weight's own flag."""
@@ -376,7 +453,9 @@ class Model:
         return node
 
     def _ensure_built(self, x: np.ndarray) -> None:
-        if self._core is None:
+        if vars(self).get("_dyn_shapes"):
+            self._use_shapes([x.shape[1:]])
+        elif self._core is None:
             self._build_core(x.shape[1:])
 
     def build(self, input_shape) -> None:
@@ -608,6 +687,8 @@ class Model:
         return list(values)
 
     def _assert_built(self, what: str) -> None:
+        if vars(self).get("_dyn_shapes"):
+            return  # the template answers; a core comes with data
         if self._core is None and getattr(self, "_sample_shape", None) is not None:
             self._build_core(self._sample_shape)  # its core went to a model sharing its layers
         if self._core is None:
@@ -879,14 +960,18 @@ class Model:
 
     def _prepare_xs(self, x, what: str) -> list:
         self._assert_built("its inputs")
-        arrays, n = [], None
+        converted = []
         for k, (name, a) in enumerate(zip(self._input_names,
                                           self._match(x, self._input_names, what, "input"))):
             label = f"{what}['{name}']"
             a = (to_int32(a, label) if self._input_dtypes[k] == "int32"
                  else to_float32(a, label))
-            if a.ndim == 1:
-                a = a.reshape(-1, 1)
+            converted.append(a.reshape(-1, 1) if a.ndim == 1 else a)
+        if vars(self).get("_dyn_shapes"):
+            self._use_shapes([a.shape[1:] for a in converted])
+        arrays, n = [], None
+        for k, (name, a) in enumerate(zip(self._input_names, converted)):
+            label = f"{what}['{name}']"
             want = tuple(self._core.node_shape(k))
             if a.shape[1:] != want:
                 raise ValueError(f"Input '{name}' of model '{self.name}' has shape "
@@ -1194,7 +1279,8 @@ class Model:
                                    _resolve_verbose(verbose), steps, callbacks)
         core = self._core
         if (verbose == 0 and callbacks is None and batch_size is None and steps is None
-                and core is not None and self._fast_dtype is not None):
+                and core is not None and self._fast_dtype is not None
+                and not vars(self).get("_dyn_shapes")):
             # the latency path: one float array of the input's dtype, checked by the core
             out = core.predict_array(x)
             if out is not NotImplemented:

@@ -72,6 +72,13 @@ class Sequential(Model):
         self._sample_shape = tuple(sample_shape)
         super()._build_core(sample_shape)
 
+    def _build_concrete(self, shapes: list) -> None:
+        template = self._sample_shape
+        try:
+            super()._build_concrete(shapes)
+        finally:
+            self._sample_shape = template  # the model's shape keeps its None dims
+
     def _layers_in_order(self) -> list:
         return list(self._stack)
 
