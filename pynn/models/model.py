@@ -383,15 +383,24 @@ class Model:
         self._built_shape = None  # the template stays the model's shape
 
     def _training_state(self):
-        """What a rebuilt core must carry on: optimizer slots, step count, random stream."""
-        if self._core is None:  # state loaded from a file before any data came
+        """What a rebuilt core must carry on: optimizer slots, step count, random stream; the
+        old core itself (its buffers are read once the new one is built), or the state a file
+        gave before any data came."""
+        if self._core is None:
             return vars(self).pop("_pending_state", None)
-        from ..saving import _optimizer_slots
-        slots = {k: v.copy() for k, v in _optimizer_slots(self).items()}
-        return slots, self._core.iterations, self._core.rng_state
+        return self._core
 
     def _restore_training_state(self, state) -> None:
         if state is None:
+            return
+        if isinstance(state, _core.Model):
+            # the trainable weights come first in both cores and in the same order, so the
+            # slots are one flat copy (a changed set of trainable weights starts them afresh)
+            old, new = state.optimizer_state(), self._core.optimizer_state()
+            if old.shape == new.shape:
+                new[...] = old
+            self._core.iterations = state.iterations
+            self._core.rng_state = state.rng_state
             return
         from ..saving import _optimizer_slots
         slots, iterations, rng = state
