@@ -3,10 +3,12 @@ matmul, transpose, strided_slice, softmax_axis, reshape, concatenate, cast) trai
 against the same computation on the tape: the weights' change of one SGD step equals the tape's
 gradient (issue 16). Values against NumPy on the three drivers are in test_ops_api.py."""
 
+import numpy as np
 import pytest
 from test_ops_select import _one_step, away
 
-from pynn import ops
+import pynn
+from pynn import layers, ops
 
 X = away((5, 6), 40)
 Y4 = away((5, 4), 41)
@@ -65,3 +67,26 @@ Y4 = away((5, 4), 41)
 )
 def test_one_graph_step_matches_the_tape(name, build):
     _one_step(build, X, Y4)
+
+
+class _Branchy(layers.Layer):
+    def call(self, x, training=None):
+        return ops.square(x) * 0.5 if training else x
+
+
+def test_training_select_routes_values_and_gradients_by_mode():
+    # the graph holds both branches; a training step follows the training one
+    x, y, lr = away((5, 6), 43), away((5, 4), 44), 0.1
+    inp = pynn.Input((6,))
+    dense = layers.Dense(4)
+    model = pynn.Model(inp, _Branchy()(dense(inp)))
+    model.compile(optimizer=pynn.optimizers.SGD(learning_rate=lr), loss="mse")
+    w0 = [w.copy() for w in model.get_weights()]
+    np.testing.assert_allclose(model.predict(x, verbose=0), x @ w0[0] + w0[1], rtol=1e-5)
+    kernel = pynn.Tensor(w0[0], requires_grad=True)
+    bias = pynn.Tensor(w0[1], requires_grad=True)
+    out = _Branchy()(ops.matmul(pynn.Tensor(x), kernel) + bias, training=True)
+    ((out - y) ** 2).mean().backward()
+    model.train_on_batch(x, y)
+    for before, after, t in zip(w0, model.get_weights(), (kernel, bias)):
+        np.testing.assert_allclose((before - after) / lr, t.grad, rtol=1e-4, atol=1e-6)

@@ -114,3 +114,42 @@ def test_a_matmul_read_twice_is_not_folded_into_dense():
     w, b = (np.asarray(v) for v in layer.get_weights())
     np.testing.assert_allclose(model.predict(x, verbose=0), 1.5 * (x @ w) + b, rtol=1e-5,
                                atol=1e-6)
+
+
+class _CustomDropout(pynn.layers.Layer):
+    """The subclassing guide's layer: Python branches on `training`."""
+
+    def __init__(self, rate, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = rate
+
+    def call(self, inputs, training=None):
+        if training:
+            return pynn.random.dropout(inputs, rate=self.rate)
+        return inputs
+
+
+def test_a_call_that_branches_on_training_runs_its_training_branch_in_fit():
+    x = np.ones((64, 50), np.float32)
+    model = pynn.Sequential([pynn.Input(shape=(50,)), _CustomDropout(0.5)])
+    np.testing.assert_array_equal(model.predict(x, verbose=0), x)  # inference: the identity
+    dropped = np.asarray(model(x, training=True))
+    assert 0.4 < (dropped == 0).mean() < 0.6 and set(np.unique(dropped)) <= {0.0, 2.0}
+    inp = pynn.Input(shape=(50,))
+    net = pynn.Model(inp, pynn.layers.Dense(1, kernel_initializer="ones")(
+        _CustomDropout(0.5)(inp)))
+    net.compile(pynn.optimizers.SGD(0.0), "mse")  # lr 0: the weights stay
+    y = np.zeros((64, 1), np.float32)
+    train = [net.train_on_batch(x, y) for _ in range(3)]
+    assert net.evaluate(x, y, verbose=0) == pytest.approx(2500.0)  # sum of 50 ones, squared
+    assert len(set(train)) == 3 and all(t != pytest.approx(2500.0) for t in train)
+
+
+def test_a_call_that_takes_training_without_branching_is_traced_once():
+    class Twice(pynn.layers.Layer):
+        def call(self, x, training=None):
+            return x * 2.0
+
+    layer = Twice()
+    out = layer(pynn.Input(shape=(3,)))
+    assert "train" not in out._call_spec

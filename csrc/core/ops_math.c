@@ -552,3 +552,37 @@ static void cast_backward(const pn_node *n, const pn_ctx *c) {
 
 const pn_op_def pn_op_cast_def = {"cast", cast_shape, cast_forward, cast_backward, NULL,
                                   PN_OPF_BWD_NO_IN | PN_OPF_BWD_NO_OUT};
+
+/* ---- training_select: input 0 in a training run, input 1 otherwise (the two traces of a
+ * call() whose Python code branches on `training`); the gradient goes to the input chosen. */
+
+static int training_select_shape(const pn_model *m, pn_node *n) {
+    if (n->n_in != 2 || n->n_var != 0)
+        return pn_error(PN_EVALUE, "training_select: takes two inputs and no variables");
+    const pn_node *a = pn_input_node(m, n, 0), *b = pn_input_node(m, n, 1);
+    if (a->ndim != b->ndim || memcmp(a->shape, b->shape, (size_t)a->ndim * sizeof *a->shape) ||
+        a->dtype != b->dtype || a->unbatched != b->unbatched)
+        return pn_error(PN_ESHAPE, "training_select: the training and inference values differ "
+                                   "in shape, dtype or batch axis");
+    n->dtype = a->dtype;
+    n->ndim = a->ndim;
+    memcpy(n->shape, a->shape, (size_t)a->ndim * sizeof *a->shape);
+    return PN_OK;
+}
+
+static void training_select_forward(const pn_node *n, const pn_ctx *c) {
+    memcpy(c->out, c->in[c->training ? 0 : 1], (size_t)(c->batch * n->size) * 4);
+}
+
+static void training_select_backward(const pn_node *n, const pn_ctx *c) {
+    const int k = c->training ? 0 : 1;
+    pn_din_buf(c, 1 - k); /* the other branch gets no gradient: zero when first */
+    float *d = pn_din_buf(c, k);
+    if (!d || n->dtype != PN_F32) return;
+    for (int64_t i = 0; i < c->batch * n->size; i++) d[i] += c->dout[i];
+}
+
+const pn_op_def pn_op_training_select_def = {"training_select", training_select_shape,
+                                             training_select_forward,
+                                             training_select_backward, NULL,
+                                             PN_OPF_BWD_NO_IN | PN_OPF_BWD_NO_OUT};

@@ -425,12 +425,30 @@ class Layer:
         swap = {id(t): tracing.Slot(k) for k, t in enumerate(tensors)}
         spec_args = tracing.replace_tensors(list(args), swap)
         spec_kwargs = tracing.replace_tensors(dict(kwargs), swap)
-        if any(None in t.shape[1:] for t in tensors if not t._unbatched):
-            trace, shapes = self._probe_trace(spec_args, spec_kwargs, tensors)
-        else:
-            trace = self._trace_for(spec_args, spec_kwargs, tensors)
-            shapes = [o.shape for o in trace.outputs]
-        spec = {"trace": trace, "args": spec_args, "kwargs": spec_kwargs}
+        variants = [spec_kwargs]
+        if spec_kwargs.get("training") is None and _takes_arg(type(self).call, "training"):
+            # Python may branch on `training`: traced both ways; when the two differ, the core
+            # picks at each run (fit trains, evaluate and predict infer)
+            variants = [{**spec_kwargs, "training": False}, {**spec_kwargs, "training": True}]
+        dynamic = any(None in t.shape[1:] for t in tensors if not t._unbatched)
+        made = []
+        for kw in variants:
+            if dynamic:
+                made.append((*self._probe_trace(spec_args, kw, tensors), kw))
+            else:
+                trace = self._trace_for(spec_args, kw, tensors)
+                made.append((trace, [o.shape for o in trace.outputs], kw))
+        if len(made) == 2 and tracing.signature(made[0][0]) == tracing.signature(made[1][0]):
+            made = made[:1]
+        trace, shapes, kw = made[0]
+        spec = {"trace": trace, "args": spec_args, "kwargs": kw}
+        if len(made) == 2:
+            other, other_shapes, other_kw = made[1]
+            if other_shapes != shapes or other.structure != trace.structure:
+                raise ValueError(f"{type(self).__name__} '{self.name}': call() returns outputs "
+                                 f"of other shapes in training ({other_shapes}) than in "
+                                 f"inference ({shapes})")
+            spec["train"] = {"trace": other, "kwargs": other_kw}
         outs = [KerasTensor(shape, o.dtype, self.name, self, tensors)
                 for shape, o in zip(shapes, trace.outputs)]
         for k, o in enumerate(outs):
@@ -533,15 +551,22 @@ class Layer:
         """Adds the ops of one call (its tensors' nodes in `spec['names']` order); a traced call
         replays its trace."""
         if "trace" in spec:
-            from . import tracing
-            trace = spec["trace"]
-            concrete = [_node_tensor(core, n) for n in nodes]
-            if any(tuple(c.shape) != tuple(p.shape) for c, p in zip(concrete, trace.inputs)):
-                # a model of data-given lengths: the trace for this build's shapes
-                trace = self._trace_for(spec["args"], spec["kwargs"], concrete)
-            out = tracing.replay(core, trace, nodes)
+            out = self._replay(core, nodes, spec["args"], spec["trace"], spec["kwargs"])
+            if "train" in spec:  # call() branches on training: both, the core picks per run
+                train = self._replay(core, nodes, spec["args"], spec["train"]["trace"],
+                                     spec["train"]["kwargs"])
+                out = [core.add_node("training_select", (a, b))[0] for a, b in zip(train, out)]
             return out if len(out) > 1 else out[0]
         self._missing_hook("lower_call")
+
+    def _replay(self, core, nodes: list, spec_args, trace, spec_kwargs) -> list:
+        """A trace's ops after `nodes`; traced again first when the nodes' shapes differ from
+        the trace's (a model of data-given lengths builds a core for the data's shapes)."""
+        from . import tracing
+        concrete = [_node_tensor(core, n) for n in nodes]
+        if any(tuple(c.shape) != tuple(p.shape) for c, p in zip(concrete, trace.inputs)):
+            trace = self._trace_for(spec_args, spec_kwargs, concrete)
+        return tracing.replay(core, trace, nodes)
 
     def _record_call(self, inputs: list, outputs):
         """Keeps a symbolic call's tensors for `input` and `output` (Keras's inbound nodes);
@@ -677,8 +702,7 @@ class Layer:
             with tracing.quiet():  # the trace for this shape (made now if it is new)
                 out = self(_node_tensor(core, node))
             outs = out if isinstance(out, (list, tuple)) else [out]
-            nodes = tracing.replay(core, outs[0]._call_spec["trace"], [node])
-            return nodes if len(nodes) > 1 else nodes[0]
+            return self.lower_call(core, [node], outs[0]._call_spec)
         self._check_runnable()
         return node
 

@@ -162,6 +162,32 @@ def run_trace(layer, args: tuple, kwargs: dict, tensors: list) -> Trace:
     return Trace(placeholders, calls, outputs, structure, added)
 
 
+def signature(trace: Trace) -> list:
+    """What a trace computes, as comparable values: each call's layer (an op with its
+    attributes, constants and weight, or the layer itself), where its inputs come from, and
+    which values it returns. Two traces of one call() with equal signatures are one graph."""
+    where = {id(p): ("input", k) for k, p in enumerate(trace.inputs)}
+    out = []
+    for k, t in enumerate(trace.calls):
+        layer = t._layer
+        if hasattr(layer, "op") and hasattr(layer, "iattr"):  # an OpLayer
+            weight = layer._weight and (id(layer._weight[0]()), layer._weight[1])
+            what = (layer.op, layer.iattr, layer.fattr, weight,
+                    tuple(c.tobytes() for c in layer._constants))
+        else:
+            what = id(layer)
+        spec = t._call_spec
+        if spec is not None:
+            spec = (id(spec.get("trace")), id((spec.get("train") or {}).get("trace")),
+                    repr(spec.get("args")), repr(spec.get("kwargs")), repr(spec.get("names")),
+                    repr(spec.get("options")))
+        out.append((what, spec, tuple(where.get(id(i)) for i in t._inputs)))
+        for j, sib in enumerate(t._siblings or [t]):
+            where[id(sib)] = ("call", k, j)
+    out.append(tuple(where.get(id(o)) for o in trace.outputs + trace.losses))
+    return out
+
+
 class Slot:
     """Where the k-th tensor of a call's arguments stood (a call spec keeps its arguments with
     the tensors taken out, to replay or save the call)."""
