@@ -2,8 +2,8 @@
 kernels) around the core's fused attention op."""
 
 from .. import initializers, regularizers
+from ..utils.shape_utils import shape_str
 from .base import Layer
-from .convolutional import _shape_str
 
 
 def _positive_int(v) -> bool:
@@ -129,30 +129,30 @@ class MultiHeadAttention(Layer):
         for name, s in (("query", q), ("value", v), ("key", k)):
             if len(s) != 3:
                 raise ValueError(f"{self._who()}: {name} must be (batch, steps, features), got "
-                                 f"{_shape_str(s)}")
+                                 f"{shape_str(s)}")
             if s[-1] is None:  # steps may be None: known from the data at each run
                 raise ValueError(f"{self._who()}: {name} needs known features, got "
-                                 f"{_shape_str(s)}")
+                                 f"{shape_str(s)}")
             if dtypes.get(name, "float32") != "float32":
                 raise ValueError(f"{self._who()}: {name} must be float32, got "
                                  f"{dtypes[name]}")
         if k[1] != v[1] and None not in (k[1], v[1]):
             raise ValueError(f"{self._who()}: key and value need the same number of steps, got "
-                             f"key {_shape_str(k)} and value {_shape_str(v)}")
+                             f"key {shape_str(k)} and value {shape_str(v)}")
         if self.built:
             want = {"query": self.query_kernel_dim, "value": self.value_kernel_dim,
                     "key": self.key_kernel_dim}
             for name, s in (("query", q), ("value", v), ("key", k)):
                 if s[-1] != want[name]:
                     raise ValueError(f"{self._who()}: was built for a {name} of {want[name]} "
-                                     f"features, got {_shape_str(s)}")
+                                     f"features, got {shape_str(s)}")
         m = shapes.get("attention_mask")
         if m is not None and (len(m) != 3 or any(
                 a is not None and b is not None and a != b
                 for a, b in zip(m[1:], (q[1], k[1])))):
             raise ValueError(f"{self._who()}: attention_mask must be (batch, {q[1]}, {k[1]}) "
                              f"for a query of {q[1]} steps and a value of {k[1]}, got "
-                             f"{_shape_str(m)}")
+                             f"{shape_str(m)}")
         out = (q[0], q[1], self._output_shape or q[-1])
         if options.get("return_attention_scores"):  # and the scores (batch, heads, Tq, Tk)
             return [out, (q[0], self.num_heads, q[1], k[1])]

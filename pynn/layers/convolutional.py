@@ -5,6 +5,7 @@ A Conv1D lowers to the core's conv2d over a (1, steps, channels) image; its kern
 """
 
 from .. import activations, initializers, regularizers
+from ..utils.shape_utils import shape_str
 from .base import Layer
 
 
@@ -64,14 +65,10 @@ def check_image(input_shape, rank: int, layer: str) -> None:
     if len(input_shape) != rank + 2:
         want = "(batch, steps, channels)" if rank == 1 else "(batch, height, width, channels)"
         raise ValueError(f"{layer}: expected an input of rank {rank + 2} {want}, got shape "
-                         f"{_shape_str(input_shape)}")
+                         f"{shape_str(input_shape)}")
     if input_shape[-1] is None:
         raise ValueError(f"{layer}: the channel axis of the input must be known, got "
-                         f"{_shape_str(input_shape)}")
-
-
-def _shape_str(shape) -> str:
-    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
+                         f"{shape_str(input_shape)}")
 
 
 class BaseConv(Layer):
@@ -122,7 +119,7 @@ class BaseConv(Layer):
         if any(d is not None and d < 1 for d in out[1:-1]):
             span = tuple((k - 1) * d + 1 for k, d in zip(self.kernel_size, self.dilation_rate))
             raise ValueError(f"{self._who()}: the kernel (span {span}) is larger than the input "
-                             f"{_shape_str(input_shape)} with padding='{self.padding}'")
+                             f"{shape_str(input_shape)} with padding='{self.padding}'")
         self.add_weight(self.kernel_size + (input_shape[-1], self.filters),
                         self.kernel_initializer, regularizer=self.kernel_regularizer,
                         name="kernel")

@@ -3,11 +3,8 @@
 import numpy as np
 
 from .. import activations, initializers, regularizers
+from ..utils.shape_utils import shape_str
 from .base import Layer
-
-
-def _shape_str(shape) -> str:
-    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
 
 
 class Dense(Layer):
@@ -50,7 +47,7 @@ class Dense(Layer):
     def build(self, input_shape) -> None:
         if len(input_shape) < 2 or input_shape[-1] is None:
             raise ValueError(f"Dense '{self.name}': input needs a known last axis, got "
-                             f"{_shape_str(input_shape)}")
+                             f"{shape_str(input_shape)}")
         self.add_weight((input_shape[-1], self.units), self.kernel_initializer,
                         regularizer=self.kernel_regularizer, name="kernel")
         if self.use_bias:
@@ -194,7 +191,7 @@ class PositionEmbedding(Layer):
         if len(input_shape) < 3 or input_shape[-1] is None or input_shape[-2] is None:
             raise ValueError(f"PositionEmbedding '{self.name}': input must be (batch, steps, "
                              f"features) with known steps and features, got "
-                             f"{_shape_str(input_shape)}")
+                             f"{shape_str(input_shape)}")
         if input_shape[-2] > self.sequence_length:
             raise ValueError(f"PositionEmbedding '{self.name}': the input has "
                              f"{input_shape[-2]} steps, more than sequence_length="

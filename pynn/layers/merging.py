@@ -1,8 +1,8 @@
 """Merge layers: Add, Subtract, Multiply, Average, Maximum, Concatenate. Each takes a list of
 2 to 4 tensors (Subtract exactly 2)."""
 
+from ..utils.shape_utils import shape_str
 from .base import Layer
-from .convolutional import _shape_str
 
 _MAX_INPUTS = 4  # the core's inputs per node
 
@@ -34,7 +34,7 @@ class Merge(Layer):
         for s in shapes[1:]:
             if s[1:] != shapes[0][1:]:
                 raise ValueError(f"{self._who()}: inputs must have the same shape, got "
-                                 f"{', '.join(_shape_str(x) for x in shapes)}")
+                                 f"{', '.join(shape_str(x) for x in shapes)}")
         self.built = True
 
     def compute_output_shape(self, input_shape):
@@ -107,12 +107,12 @@ class Concatenate(Merge):
         rank = len(shapes[0])
         if any(len(s) != rank for s in shapes):
             raise ValueError(f"{self._who()}: inputs must have the same rank, got "
-                             f"{', '.join(_shape_str(x) for x in shapes)}")
+                             f"{', '.join(shape_str(x) for x in shapes)}")
         a = self._sample_axis(rank) + 1
         for s in shapes[1:]:
             if s[1:a] + s[a + 1:] != shapes[0][1:a] + shapes[0][a + 1:]:
                 raise ValueError(f"{self._who()}: inputs must agree on every axis but {self.axis}"
-                                 f", got {', '.join(_shape_str(x) for x in shapes)}")
+                                 f", got {', '.join(shape_str(x) for x in shapes)}")
         self.built = True
 
     def compute_output_shape(self, input_shape):

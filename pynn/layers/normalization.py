@@ -2,8 +2,8 @@
 as Keras 3 computes them."""
 
 from .. import initializers, regularizers
+from ..utils.shape_utils import shape_str
 from .base import Layer
-from .convolutional import _shape_str
 
 
 class BatchNormalization(Layer):
@@ -55,7 +55,7 @@ class BatchNormalization(Layer):
     def build(self, input_shape) -> None:
         if len(input_shape) < 2 or input_shape[-1] is None:
             raise ValueError(f"BatchNormalization '{self.name}': the last axis of the input "
-                             f"must be known, got {_shape_str(input_shape)}")
+                             f"must be known, got {shape_str(input_shape)}")
         c = (input_shape[-1],)
         if self.scale:
             self.add_weight(c, self.gamma_initializer, regularizer=self.gamma_regularizer,
@@ -133,13 +133,13 @@ class LayerNormalization(Layer):
         if self._axis not in (-1, rank - 1) or rank < 2:
             raise ValueError(f"LayerNormalization '{self.name}': only the last axis can be "
                              f"normalised (axis=-1), got axis={self.axis!r} for an input "
-                             f"{_shape_str(input_shape)}")
+                             f"{shape_str(input_shape)}")
 
     def build(self, input_shape) -> None:
         self._check_axis(input_shape)
         if input_shape[-1] is None:
             raise ValueError(f"LayerNormalization '{self.name}': the last axis of the input "
-                             f"must be known, got {_shape_str(input_shape)}")
+                             f"must be known, got {shape_str(input_shape)}")
         c = (input_shape[-1],)
         if self.scale or self.rms_scaling:
             self.add_weight(c, self.gamma_initializer, regularizer=self.gamma_regularizer,

@@ -1,9 +1,9 @@
 """Pooling layers, channels-last as in Keras. The 1D layers lower to the 2D ops over a
 (1, steps, channels) image."""
 
+from ..utils.shape_utils import shape_str
 from .base import Layer
 from .convolutional import (
-    _shape_str,
     check_image,
     conv_output_length,
     normalize_data_format,
@@ -33,7 +33,7 @@ class BasePooling(Layer):
         out = self.compute_output_shape(input_shape)
         if any(d is not None and d < 1 for d in out[1:-1]):
             raise ValueError(f"{type(self).__name__} '{self.name}': pool_size {self.pool_size} "
-                             f"is larger than the input {_shape_str(input_shape)}")
+                             f"is larger than the input {shape_str(input_shape)}")
         self.built = True
 
     def compute_output_shape(self, input_shape):

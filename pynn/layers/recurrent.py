@@ -9,8 +9,8 @@ so the layer has several outputs in the functional API.
 import numpy as np
 
 from .. import activations, initializers, regularizers
+from ..utils.shape_utils import shape_str
 from .base import Layer
-from .convolutional import _shape_str
 
 # activation name -> the core's code (ops_rnn.c, PN_RNN_ACT_*)
 _ACT_CODES = {"linear": 0, "tanh": 1, "sigmoid": 2, "relu": 3, "hard_sigmoid": 4}
@@ -119,17 +119,17 @@ class RNN(Layer):
         who = self._who()
         if len(x) != 3:
             raise ValueError(f"{who}: expects input of rank 3 (batch, timesteps, features), got "
-                             f"{_shape_str(x)}")
+                             f"{shape_str(x)}")
         if x[2] is None:  # timesteps may be None: known from the data at each run
             raise ValueError(f"{who}: the number of features must be known, got "
-                             f"{_shape_str(x)}")
+                             f"{shape_str(x)}")
         if states and len(states) != self.n_states:
             raise ValueError(f"{who}: takes {self.n_states} initial state"
                              f"{'s' if self.n_states > 1 else ''}, got {len(states)}")
         for s in states:
             if len(s) != 2 or s[1] != self.units:
                 raise ValueError(f"{who}: an initial state must be (batch, {self.units}), got "
-                                 f"{_shape_str(s)}")
+                                 f"{shape_str(s)}")
         return x, states
 
     # -- weights --------------------------------------------------------------------------------
@@ -498,7 +498,7 @@ class TimeDistributed(_Wrapper):
         s = tuple(input_shape)
         if len(s) < 3:
             raise ValueError(f"TimeDistributed '{self.name}': expects input of rank >= 3 "
-                             f"(batch, timesteps, ...), got {_shape_str(s)}")
+                             f"(batch, timesteps, ...), got {shape_str(s)}")
         return (s[0],) + s[2:]
 
     def build(self, input_shape) -> None:

@@ -2,8 +2,9 @@
 
 import math
 
+from ..utils.shape_utils import shape_str
 from .base import Layer
-from .convolutional import _shape_str, check_image, normalize_data_format
+from .convolutional import check_image, normalize_data_format
 
 
 def _known(shape) -> bool:
@@ -65,11 +66,11 @@ class Reshape(Layer):
         total, known = math.prod(rest), math.prod(d for d in self.target_shape if d != -1)
         if -1 in self.target_shape:
             if total % known:
-                raise ValueError(f"Reshape '{self.name}': cannot reshape {_shape_str(input_shape)}"
+                raise ValueError(f"Reshape '{self.name}': cannot reshape {shape_str(input_shape)}"
                                  f" ({total} values a sample) to {self.target_shape}")
             return tuple(total // known if d == -1 else d for d in self.target_shape)
         if known != total:
-            raise ValueError(f"Reshape '{self.name}': cannot reshape {_shape_str(input_shape)} "
+            raise ValueError(f"Reshape '{self.name}': cannot reshape {shape_str(input_shape)} "
                              f"({total} values a sample) to {self.target_shape} ({known})")
         return self.target_shape
 

@@ -1,5 +1,7 @@
 """model.summary(): Keras 3's table of layers, output shapes and parameter counts."""
 
+from .shape_utils import shape_str
+
 
 def readable_size(n_bytes: float) -> str:
     """'397.54 KB' as Keras writes sizes (powers of 1024)."""
@@ -7,10 +9,6 @@ def readable_size(n_bytes: float) -> str:
         if n_bytes < 1024 or unit == "GB":
             return f"{n_bytes:.2f} {unit}"
         n_bytes /= 1024
-
-
-def _shape(shape) -> str:
-    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
 
 
 def _rows(model) -> list[list[str]]:
@@ -21,13 +19,13 @@ def _rows(model) -> list[list[str]]:
         rows, shape = [], model.input_shape
         for layer in model.layers:
             shape = layer.compute_output_shape(shape)
-            rows.append([f"{layer.name} ({type(layer).__name__})", _shape(shape), params(layer),
+            rows.append([f"{layer.name} ({type(layer).__name__})", shape_str(shape), params(layer),
                          ""])
         return rows
-    first = {id(t._layer): _shape(t.shape) for t in model.inputs}  # each InputLayer's shape
+    first = {id(t._layer): shape_str(t.shape) for t in model.inputs}  # each InputLayer's shape
     for t in model._calls:  # a call with several outputs: the list of their shapes, as Keras
-        shape = ("[" + ", ".join(_shape(s.shape) for s in t._siblings) + "]" if t._siblings
-                 else _shape(t.shape))
+        shape = ("[" + ", ".join(shape_str(s.shape) for s in t._siblings) + "]" if t._siblings
+                 else shape_str(t.shape))
         first.setdefault(id(t._layer), shape)
     rows, connections = [], model._connections()  # every layer's, in one pass over the calls
     for layer in model.layers:
