@@ -8,6 +8,7 @@ by two calls gets both gradients added (the core's plan accumulates them).
 
 from ..layers.base import Layer, snake_case, unique_name
 from ..layers.input_layer import InputLayer, KerasTensor
+from .data import match
 from .model import Model
 
 
@@ -132,7 +133,7 @@ class Functional(Model):
                 x = x[0]
             given = [x]
         else:
-            given = self._match(x, self._input_names, "the tensors it was called on", "input")
+            given = match(self, x, self._input_names, "the tensors it was called on", "input")
         tensors = {id(t): g for t, g in zip(self._inputs, given)}
         extra = {} if training is None else {"training": training}
         for t in self._calls:

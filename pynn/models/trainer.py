@@ -1,74 +1,610 @@
-"""The training loop of a model whose steps are Python: a `train_step`, `test_step` or
-`predict_step` of the user's (Keras 3's way of customising fit), or a model compiled without a
-loss.
+"""Keras 3's Trainer, a base class of Model: compile, fit, evaluate, predict, the *_on_batch
+methods and the steps they run.
 
-Such a step runs on the tape: it calls the model (or its parts) on the batch, computes a loss with
-pynn.ops, takes gradients with a GradientTape (or loss.backward()) and applies them with the
-optimizer. The loop here does what fit, evaluate and predict do around it: batches (shuffled each
-epoch), callbacks, the progress bar, History, validation, and resetting `model.metrics` at the
-start of each epoch. The built-in steps of a compiled model take the core's fused path instead
-(model.py).
+A compiled model's built-in steps take the core's fused path: fit is Python bookkeeping around
+one core call per batch, `train_step(x, y, idx, sample_weight)`, which gathers the batch's rows,
+runs forward, loss, backward and the optimizer update with the GIL released, and returns the
+batch's loss and metric sums (`_Totals` turns them into logs).
+
+A model whose steps are Python takes the loop at the end of this file: a `train_step`,
+`test_step` or `predict_step` of the user's (Keras 3's way of customising fit), or a model
+compiled without a loss. Such a step runs on the tape: it calls the model (or its parts) on the
+batch, computes a loss with pynn.ops, takes gradients with a GradientTape (or loss.backward())
+and applies them with the optimizer. The loop does what fit, evaluate and predict do around it:
+batches (shuffled each epoch), callbacks, the progress bar, History, validation, and resetting
+`model.metrics` at the start of each epoch.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
-from ..callbacks import CallbackList
-from ..tensor import Tensor
+from .. import metrics as metrics_mod
+from ..callbacks import CallbackList, History
+from ..layers.base import _takes_arg
+from ..tensor import GradientTape, no_grad
 from ..utils import random as pn_random
-from .data import BatchSource, is_batch_source
+from . import compile_utils
+from .data import (
+    BatchSource,
+    as_arrays,
+    as_tensors,
+    check_steps,
+    is_batch_source,
+    n_samples,
+    prepare_batch,
+    prepare_weights,
+    prepare_x,
+    prepare_y,
+    take,
+    unpack_x_y_sample_weight,
+)
 
 
-def _rows(x) -> int:
-    if isinstance(x, dict):
-        x = next(iter(x.values()))
-    if isinstance(x, (list, tuple)):
-        x = x[0]
-    return int(np.shape(x)[0])
+def _resolve_verbose(verbose) -> int:
+    if verbose == "auto":
+        return 1
+    if isinstance(verbose, bool) or verbose not in (0, 1, 2):
+        raise ValueError(f"verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
+    return int(verbose)
 
 
-def _take(x, rows):
-    if x is None:
-        return None
-    if isinstance(x, dict):
-        return {k: _take(v, rows) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_take(v, rows) for v in x]
-    return x[rows]
+def _check_batch_size(batch_size) -> int:
+    if batch_size is None:
+        return 32
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    return int(batch_size)
 
 
-def _as_arrays(x):
-    """x as NumPy arrays (nested in the lists and dicts it came in), float32 or int32."""
-    if x is None:
-        return None
-    if isinstance(x, dict):
-        return {k: _as_arrays(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)) and x and not np.isscalar(x[0]) and \
-            np.ndim(x[0]) > 0 and len({np.shape(v)[0] for v in x}) == 1 and \
-            not isinstance(x[0], (int, float)):
-        return [_as_arrays(v) for v in x]
-    a = np.asarray(x)
-    if a.dtype.kind in "iub":
-        return a.astype(np.int32)
-    if a.dtype.kind == "f":
-        return a.astype(np.float32)
-    raise TypeError(f"the data must hold numbers, got dtype {a.dtype}")
+class _Totals:
+    """Running sums of steps' results: the losses (batch means, weighed by the batch's samples)
+    and every metric's accumulators; `logs()` turns them into Keras's logs, as each metric's
+    `result()` would. Made once per fit or evaluate: a step then costs a few microseconds (fit
+    calls add() and, for batch callbacks, logs() every step)."""
+
+    __slots__ = ("names", "means", "metrics", "sums", "seen", "_scale", "_batch", "_order")
+
+    def __init__(self, model):
+        self.names = model.metrics_names
+        self.means = model._n_means
+        pos, self.metrics = self.means, []
+        for nm, metric in zip(self.names[self.means:], model._metric_objs):
+            self.metrics.append((nm, metric, pos, pos + metric._size))
+            pos += metric._size
+        self.sums, self._scale = np.zeros(pos), np.ones(pos)
+        self.seen, self._batch = 0, -1
+        self._order = sorted(self.names)
+
+    def add(self, r: np.ndarray, batch: int) -> None:
+        if batch != self._batch:
+            self._scale[:self.means] = batch
+            self._batch = batch
+        r *= self._scale
+        self.sums += r
+        self.seen += batch
+
+    def logs(self, sort: bool = False) -> dict:
+        """Keyed as metrics_names (sorted, as Keras's batch and epoch logs are, with sort)."""
+        seen, sums = self.seen, self.sums
+        values = sums[:self.means].tolist()
+        logs = {nm: v / seen for nm, v in zip(self.names, values)}
+        for nm, metric, start, stop in self.metrics:
+            logs[nm] = metric._combine(sums[start:stop], seen)
+        return {k: logs[k] for k in self._order} if sort else logs
 
 
-def _tensors(x):
-    """A batch for a step: arrays as Tensors, in their lists and dicts."""
-    if x is None:
-        return None
-    if isinstance(x, dict):
-        return {k: _tensors(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_tensors(v) for v in x]
-    return Tensor(np.ascontiguousarray(x))
+class Trainer:
+    """What Model inherits to train and evaluate: compile, fit, evaluate, predict, the steps
+    (train_step, test_step, predict_step, compute_loss, compute_metrics) a subclass may
+    override, and the metrics they report. It works on the model's core, inputs and outputs,
+    which Model provides."""
+
+    def __init__(self):
+        self._compiled = False
+        self.optimizer = None
+        self.loss = None
+        self._metric_specs: list = []    # per output: the metrics compile was given
+        self._metric_names: list[str] = []
+        self._metric_core_names: list[str] = []
+        self._metric_objs: list = []     # the compiled metrics, in the order of their results
+        self._losses: list = []          # per output: a pynn.losses.Loss
+        self._loss_weights: list = []    # per output: a float
+        self.history = None
+        self.stop_training = False     # a callback sets it to end fit (Keras 3's flags)
+        self.stop_evaluating = False
+        self.stop_predicting = False
+        self._validates = False        # whether the running fit validates (for CSVLogger)
+
+    # -- compile --------------------------------------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
+                weighted_metrics=None, run_eagerly=False, steps_per_execution=1,
+                jit_compile="auto", auto_scale_loss=True) -> None:
+        """Configures training.
+
+        Args:
+            optimizer: name ('adam', 'sgd', ...) or a pynn.optimizers instance.
+            loss: name ('sparse_categorical_crossentropy', 'mse', ...) or a pynn.losses instance;
+                with several outputs, one loss for all of them, a list (one per output) or a
+                dict keyed by output name.
+            loss_weights: with several outputs, a list or a dict of floats (default 1.0 each):
+                the loss minimised is the sum of weight * loss over the outputs.
+            metrics: list of names ('accuracy', 'mae', ...) or pynn.metrics instances; with
+                several outputs, a list with one entry (a metric or a list) per output, or a
+                dict {output name: metric or list}, as Keras 3 takes them.
+
+        Example:
+            >>> model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+        """
+        opt, loss_objs, weights, specs, loose = compile_utils.resolve(
+            self, optimizer, loss, loss_weights, metrics, weighted_metrics,
+            steps_per_execution)
+        n_out = self._n_outputs
+        self.optimizer, self._metric_specs = opt, specs
+        self._losses, self._loss_weights = loss_objs, weights
+        self.loss = loss_objs[0] if n_out == 1 and loss_objs else loss
+        self._compiled = True
+        if loss is None:
+            self._metric_names = [k for k, _ in loose]
+            self._metric_objs = [m for _, m in loose]
+        if self._core is not None and loss is None:
+            self.optimizer._bind(self._core)
+        elif self._core is not None:
+            if self._current_trainable_flags() != self._trainable_flags:
+                # a layer was frozen or unfrozen since the build: as in Keras, compile makes it
+                # count; the core is rebuilt around the same weight values (and compiled)
+                self._build_core(self._built_shape)
+            else:
+                compile_utils.compile_core(self)
+
+    @property
+    def metrics_names(self) -> list[str]:
+        """'loss' (the weighted total); with several outputs each output's '<name>_loss'; then
+        the metrics: the order of evaluate's list and of a step's results."""
+        per_output = ([f"{nm}_loss" for nm in self._output_names] if self._n_outputs > 1
+                      else [])
+        return ["loss"] + per_output + list(self._metric_names)
+
+    @property
+    def _n_means(self) -> int:
+        """How many of a step's results are batch means (the losses); the rest are sums."""
+        return 1 + (self._n_outputs if self._n_outputs > 1 else 0)
+
+    def _assert_compiled(self, what: str) -> None:
+        if not self._compiled:
+            raise RuntimeError(f"You must call compile() before {what}")
+
+    # -- the steps fit, evaluate and predict run ---------------------------------------------------
+    def _custom(self, step: str) -> bool:
+        """Whether `step` runs in Python: the subclass overrides it, or (train and test) the
+        model was compiled without a loss."""
+        mine = getattr(type(self), step) is not getattr(Trainer, step)
+        if step == "predict_step":
+            return mine or self._core is None and not self._is_subclassed()
+        # losses added in call() (add_loss) are computed on the tape, with the compiled ones
+        return mine or not self._losses or self._adds_losses()
+
+    def train_step(self, data):
+        """One training step on a batch `data` ((x,), (x, y) or (x, y, sample_weight) Tensors),
+        on the tape: forward, compute_loss, gradients, optimizer.apply; returns the metrics'
+        results. fit runs it when a subclass overrides it or the model has no compiled loss
+        (otherwise the core runs the same step fused)."""
+        x, y, sw = unpack_x_y_sample_weight(data)
+        with GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sw)
+        weights = self.trainable_weights
+        self.optimizer.apply(tape.gradient(loss, weights), weights)
+        return self.compute_metrics(x, y, y_pred, sw, loss=loss)
+
+    def test_step(self, data):
+        """One evaluation step on a batch: forward, compute_loss, metrics."""
+        x, y, sw = unpack_x_y_sample_weight(data)
+        with no_grad():
+            y_pred = self(x, training=False)
+            extra = {"training": False} if _takes_arg(type(self).compute_loss, "training") \
+                else {}
+            loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sw, **extra)
+        return self.compute_metrics(x, y, y_pred, sw, loss=loss)
+
+    def predict_step(self, data):
+        """The model's outputs for a batch (as NumPy arrays)."""
+        x, _, _ = unpack_x_y_sample_weight(data)
+        with no_grad():
+            out = self(x, training=False)
+        if isinstance(out, dict):
+            return {k: np.asarray(v) for k, v in out.items()}
+        if isinstance(out, (list, tuple)):
+            return [np.asarray(v) for v in out]
+        return np.asarray(out)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The compiled losses of y_pred against y (weighted per output), plus the losses the
+        model's layers added (`model.losses`): a scalar Tensor."""
+        from .. import ops
+        total = None
+        if self._losses:
+            preds = y_pred if isinstance(y_pred, (list, tuple)) else (
+                list(y_pred.values()) if isinstance(y_pred, dict) else [y_pred])
+            ys = y if isinstance(y, (list, tuple)) else (
+                [y[k] for k in self._output_names] if isinstance(y, dict) else [y])
+            for lo, w, yt, yp in zip(self._losses, self._loss_weights, ys, preds):
+                term = lo(yt, yp, sample_weight=sample_weight) if sample_weight is not None \
+                    else lo(yt, yp)
+                term = term if w == 1.0 else ops.multiply(term, w)
+                total = term if total is None else ops.add(total, term)
+        for extra in self.losses:
+            total = extra if total is None else ops.add(total, extra)
+        if total is None:
+            raise ValueError(f"Model '{self.name}' has no loss to compute: compile it with a "
+                             "loss, add losses with add_loss, or override train_step")
+        return total
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None, loss=None) -> dict:
+        """Updates `model.metrics` with the batch (the loss tracker with the loss) and returns
+        their results."""
+        for m in self.metrics:
+            if m.name == "loss":
+                if loss is not None:
+                    m.update_state(loss)
+            else:
+                m.update_state(y, y_pred, sample_weight)
+        return self.get_metrics_result()
+
+    def get_metrics_result(self) -> dict:
+        out = {}
+        for m in self.metrics:
+            r = m.result()
+            if isinstance(r, dict):
+                out.update(r)
+            else:
+                out[m.name] = r
+        return out
+
+    @property
+    def metrics(self) -> list:
+        """The metrics a Python step updates and fit resets each epoch: the loss tracker, then
+        the compiled metrics (as one entry, `compile_metrics`), as Keras 3 lists them."""
+        if not self._compiled:
+            return []
+        tracker = vars(self).get("_loss_tracker")
+        if tracker is None:
+            tracker = self._loss_tracker = metrics_mod.Mean(name="loss")
+        out = [tracker]  # Keras 3 tracks the loss whenever the model is compiled
+        if self._metric_objs:
+            cm = vars(self).get("_compile_metrics")
+            if cm is None or cm.metrics != self._metric_objs:
+                cm = self._compile_metrics = metrics_mod.CompileMetrics(
+                    self._metric_objs, self._metric_names)
+            out.append(cm)
+        return out
+
+    # -- fit ------------------------------------------------------------------------------------
+    def fit(self, x=None, y=None, batch_size=None, epochs: int = 1, verbose="auto",
+            callbacks=None, validation_split: float = 0.0, validation_data=None,
+            shuffle: bool = True, class_weight=None, sample_weight=None, initial_epoch: int = 0,
+            steps_per_epoch=None, validation_steps=None, validation_batch_size=None,
+            validation_freq: int = 1) -> History:
+        """Trains the model.
+
+        Args:
+            x, y: inputs and targets (NumPy arrays, pandas objects or nested lists); or, as x
+                alone, a pynn.utils.PyDataset or a generator yielding (x, y) or (x, y,
+                sample_weight) batches.
+            batch_size: samples per step (32).
+            epochs: the epoch to stop after.
+            verbose: 'auto' or 1 (a progress bar), 2 (a line per epoch), 0 (silent).
+            callbacks: a list of pynn.callbacks.Callback.
+            validation_split: fraction of the data, taken from its end, to validate on.
+            validation_data: (x_val, y_val) or (x_val, y_val, val_sample_weight) to validate
+                on instead.
+            shuffle: shuffle the training samples every epoch.
+            class_weight: {class index: weight} multiplying each sample's loss by its class's
+                weight (one-output models).
+            sample_weight: a weight per sample multiplying its loss (for several outputs, a
+                list or dict with one array, or None, per output).
+            initial_epoch: the epoch to start at (to resume a run).
+            steps_per_epoch: batches per epoch (default: all the data; a generator without it
+                is read until it ends, once).
+            validation_steps: batches of a PyDataset or generator validation_data to use.
+
+        Returns:
+            A History whose `.history` maps 'loss', each metric and their 'val_' versions to a
+            list of per-epoch values.
+        """
+        self._assert_compiled("fit")
+        verbose = _resolve_verbose(verbose)
+        batch_size = _check_batch_size(batch_size)
+        if not is_batch_source(x):
+            self._build_from_data(x)
+        if self._custom("train_step"):
+            if class_weight is not None:
+                raise ValueError("fit: class_weight is not supported with a Python train_step")
+            return fit_python(self, x, y, batch_size, epochs, verbose, callbacks,
+                              validation_split, validation_data, shuffle, sample_weight,
+                              initial_epoch, steps_per_epoch, validation_steps)
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+            raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
+        if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) \
+                or not 0.0 <= validation_split < 1.0:
+            raise ValueError(f"validation_split must be a number in [0, 1), got "
+                             f"{validation_split!r}")
+        if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, (int, np.integer)) \
+                or initial_epoch < 0:
+            raise ValueError(f"initial_epoch must be a non-negative int, got {initial_epoch!r}")
+        if isinstance(validation_freq, bool) or not isinstance(validation_freq, int) \
+                or validation_freq < 1:
+            raise ValueError("validation_freq must be a positive int")
+        if is_batch_source(x):
+            for name, value in (("y", y), ("sample_weight", sample_weight)):
+                if value is not None:
+                    raise ValueError(f"fit: `{name}` must be None when x is a PyDataset or a "
+                                     "generator: each batch holds its targets and weights")
+            if validation_split:
+                raise ValueError("fit: validation_split needs arrays; give validation_data")
+            train = BatchSource(x, steps_per_epoch, "fit")
+            steps = train.steps
+        else:
+            x = prepare_x(self, x)
+            y = prepare_y(self, y, n_samples(x))
+            sw = prepare_weights(self, sample_weight, None, y, n_samples(x))
+        val = None
+        if is_batch_source(validation_data):
+            val = BatchSource(validation_data, validation_steps, "validation_data")
+        elif validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise ValueError("validation_data must be a tuple (x_val, y_val) or (x_val, "
+                                 "y_val, val_sample_weight)")
+            xv = prepare_x(self, validation_data[0], "validation x")
+            yv = prepare_y(self, validation_data[1], n_samples(xv), "validation y")
+            swv = validation_data[2] if len(validation_data) == 3 else None
+            val = (xv, yv, prepare_weights(self, swv, None, yv, n_samples(xv),
+                                           "validation sample_weight"))
+        elif validation_split:
+            n = n_samples(x)
+            split = int(math.floor(n * (1.0 - validation_split)))
+            if split == 0 or split == n:
+                raise ValueError(f"validation_split={validation_split} leaves no training or no "
+                                 f"validation samples out of {n}")
+            head, tail = slice(None, split), slice(split, None)
+            val = (take(x, tail), take(y, tail), take(sw, tail))
+            x, y, sw = take(x, head), take(y, head), take(sw, head)
+        val_batch = _check_batch_size(batch_size if validation_batch_size is None
+                                      else validation_batch_size)
+        if not is_batch_source(x):
+            # class weights weigh the training samples only (validation keeps sample weights)
+            train = (x, y, prepare_weights(self, sw, class_weight, y, n_samples(x)))
+            steps = -(-n_samples(x) // batch_size)
+            if check_steps(steps_per_epoch, "fit") is not None:
+                steps = min(steps, steps_per_epoch)
+        cb = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
+            callbacks, add_history=True, add_progbar=verbose != 0, model=self,
+            verbose=verbose, epochs=epochs, steps=steps)
+        self._validates = val is not None
+        core = self._core
+        opt = self.optimizer
+        scheduled = opt._schedule is not None
+        self.stop_training = False
+        begin = cb.wants("on_train_batch_begin")
+        end = cb.wants("on_train_batch_end")
+        logs: dict = {}
+        cb.on_train_begin()
+        for epoch in range(initial_epoch, epochs):
+            cb.on_epoch_begin(epoch)
+            totals = _Totals(self)
+            batches = self._train_batches(train, batch_size, steps, shuffle, class_weight)
+            for step, (bx, by, idx, bsw, b) in enumerate(batches):
+                if begin:
+                    cb.batch("on_train_batch_begin", step)
+                if scheduled:
+                    opt._apply_schedule()
+                r = core.train_step(bx, by, idx, bsw)
+                totals.add(r, b)
+                if end:
+                    cb.batch("on_train_batch_end", step, totals.logs(sort=True))
+                if self.stop_training:
+                    break
+            if not totals.seen and isinstance(train, BatchSource):
+                warnings.warn("Your input ran out of data; interrupting training. Make sure "
+                              "that your dataset or generator can generate at least "
+                              "`steps_per_epoch * epochs` batches.", stacklevel=2)
+                break
+            logs = totals.logs(sort=True) if totals.seen else {}
+            if val is not None and (epoch + 1) % validation_freq == 0:
+                cb.on_test_begin()
+                vlogs = self._evaluate_batches(self._test_batches(val, val_batch), cb)
+                cb.on_test_end(vlogs)
+                logs.update({"val_" + k: v for k, v in vlogs.items()})
+                logs = dict(sorted(logs.items()))
+            cb.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        cb.on_train_end(logs)
+        return self.history
+
+    # -- evaluate / predict ---------------------------------------------------------------------
+    def _train_batches(self, train, batch_size: int, steps, shuffle: bool, class_weight):
+        """One epoch of training batches as (x, y, idx, sample_weight, size): rows idx of the
+        arrays (shuffled), or a BatchSource's batches, prepared."""
+        if isinstance(train, BatchSource):
+            for bx, by, bsw in train.epoch():
+                bx, by, bsw, b = prepare_batch(self, bx, by, bsw, class_weight, "fit")
+                yield bx, by, None, bsw, b
+            return
+        x, y, sw = train
+        n = n_samples(x)
+        order = pn_random.generator().permutation(n) if shuffle else np.arange(n)
+        for step in range(steps):
+            idx = order[step * batch_size:(step + 1) * batch_size]
+            yield x, y, idx, sw, idx.shape[0]
+
+    def _test_batches(self, data, batch_size: int):
+        """Batches of (x, y, sample_weight) arrays or of a BatchSource, as (x, y, None,
+        sample_weight, size)."""
+        if isinstance(data, BatchSource):
+            for bx, by, bsw in data.epoch():
+                bx, by, bsw, b = prepare_batch(self, bx, by, bsw, None, "evaluate")
+                yield bx, by, None, bsw, b
+            return
+        x, y, sw = data
+        n = n_samples(x)
+        for start in range(0, n, batch_size):
+            rows = slice(start, start + batch_size)
+            yield take(x, rows), take(y, rows), None, take(sw, rows), \
+                min(batch_size, n - start)
+
+    def _evaluate_batches(self, batches, cb=None) -> dict:
+        """The loss and metrics over (x, y, idx, sample_weight, size) batches; calls the test
+        batch hooks of `cb` (a CallbackList) that some callback defines."""
+        totals = _Totals(self)
+        begin = cb is not None and cb.wants("on_test_batch_begin")
+        end = cb is not None and cb.wants("on_test_batch_end")
+        self.stop_evaluating = False
+        for step, (bx, by, _, bsw, b) in enumerate(batches):
+            if begin:
+                cb.batch("on_test_batch_begin", step)
+            r = self._core.test_step(bx, by, None, bsw)
+            totals.add(r, b)
+            if end:
+                cb.batch("on_test_batch_end", step, totals.logs(sort=True))
+            if self.stop_evaluating:
+                break
+        if not totals.seen:
+            raise ValueError("evaluate: the data holds no batches")
+        return totals.logs()  # in metrics_names order, as Keras's evaluate returns them
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
+                 steps=None, callbacks=None, return_dict: bool = False):
+        """Returns the loss (a float) when there are no metrics and one output, else [loss,
+        *output_losses, *metrics] in the order of `metrics_names` (or a dict with
+        return_dict=True), averaged over all samples."""
+        self._assert_compiled("evaluate")
+        verbose = _resolve_verbose(verbose)
+        batch_size = _check_batch_size(batch_size)
+        check_steps(steps, "evaluate")
+        if not is_batch_source(x):
+            self._build_from_data(x)
+        if self._custom("test_step"):
+            return evaluate_python(self, x, y, batch_size, verbose, sample_weight, steps,
+                                   callbacks, return_dict)
+        if is_batch_source(x):
+            if y is not None or sample_weight is not None:
+                raise ValueError("evaluate: `y` and `sample_weight` must be None when x is a "
+                                 "PyDataset or a generator: each batch holds them")
+            data = BatchSource(x, steps, "evaluate")
+            steps = data.steps
+        else:
+            x = prepare_x(self, x)
+            y = prepare_y(self, y, n_samples(x))
+            data = (x, y, prepare_weights(self, sample_weight, None, y, n_samples(x)))
+            steps = -(-n_samples(x) // batch_size)
+        cb = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
+            callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1,
+            steps=steps)
+        cb.on_test_begin()
+        logs = self._evaluate_batches(self._test_batches(data, batch_size), cb)
+        cb.on_test_end(logs)
+        if return_dict:
+            return logs
+        values = [logs[k] for k in self.metrics_names]
+        return values[0] if len(values) == 1 else values
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """Returns the model's outputs for `x` as a float32 NumPy array (the caller owns it); a
+        list of them (a dict, by output name) for a model with a list (dict) of outputs."""
+        if not is_batch_source(x):
+            self._build_from_data(x)
+        if self._custom("predict_step"):
+            return predict_python(self, x, _check_batch_size(batch_size),
+                                  _resolve_verbose(verbose), steps, callbacks)
+        core = self._core
+        if (verbose == 0 and callbacks is None and batch_size is None and steps is None
+                and core is not None and self._fast_dtype is not None
+                and not vars(self).get("_dyn_shapes")):
+            # the latency path: one float array of the input's dtype, checked by the core
+            out = core.predict_array(x)
+            if out is not NotImplemented:
+                return out if self._output_struct == "single" else self._wrap(out)
+        batch_size = _check_batch_size(batch_size)
+        verbose = _resolve_verbose(verbose)
+        check_steps(steps, "predict")
+        if is_batch_source(x):  # each batch: x, or a tuple whose first entry is x
+            source = BatchSource(x, steps, "predict")
+            batches = (prepare_x(self, bx, "predict: a batch's x")
+                       for bx, _, _ in source.epoch())
+            n_steps = source.steps
+        else:
+            x = prepare_x(self, x)
+            if not verbose and not callbacks:
+                return self._wrap(self._core.predict(x, batch_size))
+            n = n_samples(x)
+            batches = (take(x, slice(s, s + batch_size)) for s in range(0, n, batch_size))
+            n_steps = -(-n // batch_size)
+        cb = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
+            callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1,
+            steps=n_steps)
+        begin = cb.wants("on_predict_batch_begin")
+        end = cb.wants("on_predict_batch_end")
+        self.stop_predicting = False
+        cb.on_predict_begin()
+        parts = []
+        for step, bx in enumerate(batches):
+            if begin:
+                cb.batch("on_predict_batch_begin", step)
+            part = self._core.predict(bx, max(batch_size, n_samples(bx)))
+            parts.append(part if isinstance(part, list) else [part])
+            if end:
+                cb.batch("on_predict_batch_end", step, {"outputs": self._wrap(part)})
+            if self.stop_predicting:
+                break
+        cb.on_predict_end()
+        if not parts:
+            raise ValueError("predict: the data holds no batches")
+        return self._wrap([np.concatenate(p) for p in zip(*parts)])
+
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
+                       return_dict: bool = False):
+        """One training step on the whole of (x, y): forward, loss, backward, update.
+
+        Returns:
+            The batch's loss (a float) when there are no metrics, else [loss, *metrics], or a
+            dict with return_dict=True, as Keras returns them.
+        """
+        return self._on_batch(x, y, return_dict, True, sample_weight, class_weight)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict: bool = False):
+        """The loss and metrics of (x, y) as one batch, without updating anything."""
+        return self._on_batch(x, y, return_dict, False, sample_weight)
+
+    def _on_batch(self, x, y, return_dict: bool, train: bool, sample_weight=None,
+                  class_weight=None):
+        self._assert_compiled("train_on_batch" if train else "test_on_batch")
+        x = prepare_x(self, x)
+        n = n_samples(x)
+        y = prepare_y(self, y, n)
+        sw = prepare_weights(self, sample_weight, class_weight, y, n)
+        if train:
+            self.optimizer._apply_schedule()
+        r = (self._core.train_step if train else self._core.test_step)(x, y, None, sw)
+        totals = _Totals(self)
+        totals.add(r, n)
+        logs = totals.logs()
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
+    def predict_on_batch(self, x):
+        """predict for one batch, without batching or progress."""
+        x = prepare_x(self, x)
+        return self._wrap(self._core.predict(x, n_samples(x)))
 
 
+# -- the loop of Python steps ---------------------------------------------------------------------
 def _data(x, y, sw) -> tuple:
     """What a step receives, as Keras 3 gives it: (x,), (x, y) or (x, y, sample_weight)."""
     if y is None and sw is None:
@@ -102,10 +638,10 @@ def _batches(model, data, batch_size: int, shuffle: bool, steps):
     """Batches of (x, y, sw) arrays, or of a BatchSource."""
     if isinstance(data, BatchSource):
         for bx, by, bsw in data.epoch():
-            yield _as_arrays(bx), _as_arrays(by), _as_arrays(bsw)
+            yield as_arrays(bx), as_arrays(by), as_arrays(bsw)
         return
     x, y, sw = data
-    n = _rows(x)
+    n = n_samples(x)
     order = pn_random.generator().permutation(n) if shuffle else np.arange(n)
     n_steps = -(-n // batch_size)
     if steps is not None:
@@ -114,28 +650,30 @@ def _batches(model, data, batch_size: int, shuffle: bool, steps):
         idx = order[step * batch_size:(step + 1) * batch_size]
         if not shuffle:
             idx = slice(step * batch_size, (step + 1) * batch_size)
-        yield _take(x, idx), _take(y, idx), _take(sw, idx)
+        yield take(x, idx), take(y, idx), take(sw, idx)
 
 
-def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
-        shuffle, sample_weight, initial_epoch, steps_per_epoch, validation_steps):
+def fit_python(model, x, y, batch_size, epochs, verbose, callbacks, validation_split,
+               validation_data, shuffle, sample_weight, initial_epoch, steps_per_epoch,
+               validation_steps):
+    """Trainer.fit for a model whose train_step runs in Python (its arguments checked)."""
     if model.optimizer is None:
         raise ValueError(f"Model '{model.name}': compile() it (with an optimizer) before fit")
     if is_batch_source(x):
         train = BatchSource(x, steps_per_epoch, "fit")
         steps = train.steps
     else:
-        x, y, sw = _as_arrays(x), _as_arrays(y), _as_arrays(sample_weight)
-        n = _rows(x)
+        x, y, sw = as_arrays(x), as_arrays(y), as_arrays(sample_weight)
+        n = n_samples(x)
         if validation_split:
             split = int(math.floor(n * (1.0 - validation_split)))
             if split == 0 or split == n:
                 raise ValueError(f"validation_split={validation_split} leaves no training or "
                                  f"no validation samples out of {n}")
             head, tail = slice(None, split), slice(split, None)
-            validation_data = (_take(x, tail), _take(y, tail)) + (
-                (_take(sw, tail),) if sw is not None else ())
-            x, y, sw = _take(x, head), _take(y, head), _take(sw, head)
+            validation_data = (take(x, tail), take(y, tail)) + (
+                (take(sw, tail),) if sw is not None else ())
+            x, y, sw = take(x, head), take(y, head), take(sw, head)
             n = split
         train = (x, y, sw)
         steps = -(-n // batch_size)
@@ -156,14 +694,14 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
         for step, (bx, by, bsw) in enumerate(_batches(model, train, batch_size, shuffle,
                                                       steps_per_epoch)):
             cb.batch("on_train_batch_begin", step)
-            step_logs = _scalar_logs(model.train_step(_data(_tensors(bx), _tensors(by),
-                                                            _tensors(bsw))))
+            step_logs = _scalar_logs(model.train_step(_data(as_tensors(bx), as_tensors(by),
+                                                            as_tensors(bsw))))
             cb.batch("on_train_batch_end", step, step_logs)
             if model.stop_training:
                 break
         logs = dict(step_logs)
         if val is not None:
-            vlogs = _evaluate_batches(model, val, batch_size, cb)
+            vlogs = _evaluate_python(model, val, batch_size, cb)
             logs.update({"val_" + k: v for k, v in vlogs.items()})
         cb.on_epoch_end(epoch, logs)
         if model.stop_training:
@@ -180,49 +718,53 @@ def _validation(validation_data, steps):
     if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
         raise ValueError("validation_data must be a tuple (x_val, y_val) or (x_val, y_val, "
                          "val_sample_weight)")
-    xv, yv = _as_arrays(validation_data[0]), _as_arrays(validation_data[1])
-    swv = _as_arrays(validation_data[2]) if len(validation_data) == 3 else None
+    xv, yv = as_arrays(validation_data[0]), as_arrays(validation_data[1])
+    swv = as_arrays(validation_data[2]) if len(validation_data) == 3 else None
     return (xv, yv, swv)
 
 
-def _evaluate_batches(model, data, batch_size: int, cb) -> dict:
+def _evaluate_python(model, data, batch_size: int, cb) -> dict:
     _reset(model)
     cb.on_test_begin()
     logs: dict = {}
     for step, (bx, by, bsw) in enumerate(_batches(model, data, batch_size, False, None)):
         cb.batch("on_test_batch_begin", step)
-        logs = _scalar_logs(model.test_step(_data(_tensors(bx), _tensors(by), _tensors(bsw))))
+        logs = _scalar_logs(model.test_step(_data(as_tensors(bx), as_tensors(by),
+                                                  as_tensors(bsw))))
         cb.batch("on_test_batch_end", step, logs)
     cb.on_test_end(logs)
     return logs
 
 
-def evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbacks, return_dict):
+def evaluate_python(model, x, y, batch_size, verbose, sample_weight, steps, callbacks,
+                    return_dict):
+    """Trainer.evaluate for a model whose test_step runs in Python."""
     if is_batch_source(x):
         data = BatchSource(x, steps, "evaluate")
         n_steps = data.steps
     else:
-        data = (_as_arrays(x), _as_arrays(y), _as_arrays(sample_weight))
-        n_steps = -(-_rows(data[0]) // batch_size)
+        data = (as_arrays(x), as_arrays(y), as_arrays(sample_weight))
+        n_steps = -(-n_samples(data[0]) // batch_size)
     cb = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
         callbacks, add_progbar=verbose != 0, model=model, verbose=verbose, epochs=1,
         steps=n_steps)
-    logs = _evaluate_batches(model, data, batch_size, cb)
+    logs = _evaluate_python(model, data, batch_size, cb)
     if return_dict:
         return logs
     values = list(logs.values())
     return values[0] if len(values) == 1 else values
 
 
-def predict(model, x, batch_size, verbose, steps, callbacks):
+def predict_python(model, x, batch_size, verbose, steps, callbacks):
+    """Trainer.predict for a model whose predict_step runs in Python."""
     if is_batch_source(x):
         source = BatchSource(x, steps, "predict")
-        batches = (_as_arrays(bx) for bx, _, _ in source.epoch())
+        batches = (as_arrays(bx) for bx, _, _ in source.epoch())
         n_steps = source.steps
     else:
-        x = _as_arrays(x)
-        n = _rows(x)
-        batches = (_take(x, slice(s, s + batch_size)) for s in range(0, n, batch_size))
+        x = as_arrays(x)
+        n = n_samples(x)
+        batches = (take(x, slice(s, s + batch_size)) for s in range(0, n, batch_size))
         n_steps = -(-n // batch_size)
     cb = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
         callbacks, add_progbar=verbose != 0, model=model, verbose=verbose, epochs=1,
@@ -231,7 +773,7 @@ def predict(model, x, batch_size, verbose, steps, callbacks):
     parts = []
     for step, bx in enumerate(batches):
         cb.batch("on_predict_batch_begin", step)
-        out = model.predict_step((_tensors(bx),))
+        out = model.predict_step((as_tensors(bx),))
         parts.append(out)
         cb.batch("on_predict_batch_end", step, {"outputs": out})
     cb.on_predict_end()

@@ -1,0 +1,181 @@
+"""compile()'s arguments, resolved per output: the optimizer, a loss and a loss weight for each
+output, each output's metrics and their names (Keras 3's '<output>_<metric>' with several
+outputs), and the core compiled with them. Everything is checked before the model changes: a
+compile that fails leaves the model as it was.
+"""
+
+import math
+
+import numpy as np
+
+from .. import losses, optimizers
+from .. import metrics as metrics_mod
+from .data import by_name
+
+
+def _as_list(value) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def resolve(model, optimizer, loss, loss_weights, metrics, weighted_metrics,
+            steps_per_execution) -> tuple:
+    """compile's arguments for `model`, checked: (optimizer, a pynn.losses.Loss per output (none
+    without a loss), a float per output, the metrics given per output, and without a loss the
+    (name, metric) pairs a Python step updates)."""
+    if weighted_metrics is not None:
+        raise ValueError("compile: weighted_metrics is not supported")
+    if steps_per_execution != 1:
+        raise ValueError("compile: only steps_per_execution=1 is supported")
+    opt = optimizers.get(optimizer)
+    n_out = model._n_outputs
+    names = model.output_names or ["output"]
+    # without a loss: a model whose train_step (or its layers' add_loss) makes one
+    loss_objs = [] if loss is None else [losses.get(spec) for spec in
+                                         per_output(model, loss, "loss", names)]
+    weights = loss_weight_list(model, loss_weights, names)
+    specs = metric_lists(model, metrics, names)
+    loose = []  # without a loss: metric objects for a Python step (one output)
+    if loss is None and any(specs):
+        if n_out > 1:
+            raise ValueError("compile: metrics without a loss take a model with one output")
+        for m in specs[0]:
+            if isinstance(m, str) and m in metrics_mod._ACCURACY:
+                raise ValueError(f"compile: metric '{m}' takes its form from the loss; "
+                                 "without a loss name the metric (such as pynn.metrics."
+                                 "SparseCategoricalAccuracy())")
+            loose.append(metrics_mod.resolve(m, "", 0))
+    for objs, lo in zip(specs, loss_objs):  # unknown names fail here, before state changes
+        for m in objs:
+            metrics_mod.resolve(m, lo.core_name, 0)
+        if len(objs) > 8:
+            raise ValueError("compile: at most 8 metrics" + (" per output" if n_out > 1
+                                                             else ""))
+    return opt, loss_objs, weights, specs, loose
+
+
+def per_output(model, value, what: str, names: list) -> list:
+    """compile's `loss`: one for all outputs, a list (one per output) or a dict by name."""
+    if not isinstance(value, (dict, list, tuple)):
+        return [value] * len(names)
+    problem, detail = by_name(value, names)
+    n = len(names)
+    if problem == "unknown":
+        raise ValueError(f"compile: {what} names output '{detail}', which model "
+                         f"'{model.name}' does not have; its outputs are {names}")
+    if problem == "missing":
+        raise ValueError(f"compile: {what} is a dict without an entry for output "
+                         f"'{detail}'; expected keys {names}")
+    if problem == "count":
+        raise ValueError(f"compile: {what} is a list of {detail}, but model "
+                         f"'{model.name}' has {n} output{'s' if n > 1 else ''}")
+    return detail
+
+
+def loss_weight_list(model, loss_weights, names: list) -> list[float]:
+    """compile's `loss_weights` as a float per output (1.0 where none is given)."""
+    n = len(names)
+    if loss_weights is None:
+        return [1.0] * n
+    if isinstance(loss_weights, dict):
+        unknown = [k for k in loss_weights if k not in names]
+        if unknown:
+            raise ValueError(f"compile: loss_weights names output '{unknown[0]}', which "
+                             f"model '{model.name}' does not have; its outputs are {names}")
+        weights = [loss_weights.get(k, 1.0) for k in names]
+    elif isinstance(loss_weights, (list, tuple)):
+        if len(loss_weights) != n:
+            raise ValueError(f"compile: loss_weights is a list of {len(loss_weights)}, but "
+                             f"model '{model.name}' has {n} output{'s' if n > 1 else ''}")
+        weights = list(loss_weights)
+    elif n == 1:
+        weights = [loss_weights]
+    else:
+        raise ValueError("compile: with several outputs, loss_weights must be a list or a "
+                         f"dict, got {loss_weights!r}")
+    out = []
+    for w in weights:
+        if isinstance(w, bool) or not isinstance(w, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(w):
+            raise ValueError(f"compile: loss weights must be finite numbers, got {w!r}")
+        out.append(float(w))
+    return out
+
+
+def metric_lists(model, metrics, names: list) -> list[list]:
+    """compile's `metrics` as one list per output, following Keras 3."""
+    n = len(names)
+    if metrics is None:
+        return [[] for _ in names]
+    if not isinstance(metrics, (str, metrics_mod.Metric, list, tuple, dict)):
+        raise TypeError(f"compile: metrics must be a list (or a dict by output) of metric "
+                        f"names or instances, got {type(metrics).__name__}")
+    if n == 1:
+        if isinstance(metrics, (str, metrics_mod.Metric)):
+            metrics = [metrics]
+        if isinstance(metrics, dict):
+            if model._output_names and any(k not in names for k in metrics):
+                bad = [k for k in metrics if k not in names][0]
+                raise ValueError(f"compile: metrics names output '{bad}', which model "
+                                 f"'{model.name}' does not have; its outputs are {names}")
+            if not model._output_names:
+                raise ValueError("compile: metrics as a dict need named outputs; pass a "
+                                 "list")
+            flat = []
+            for v in metrics.values():
+                flat.extend(v if isinstance(v, (list, tuple)) else [v])
+            metrics = flat
+        return [list(metrics)]
+    if isinstance(metrics, dict):
+        unknown = [k for k in metrics if k not in names]
+        if unknown:
+            raise ValueError(f"compile: metrics names output '{unknown[0]}', which model "
+                             f"'{model.name}' does not have; its outputs are {names}")
+        return [_as_list(metrics.get(k)) for k in names]
+    if isinstance(metrics, (list, tuple)):
+        if len(metrics) != n:
+            raise ValueError(
+                f"compile: for a model with several outputs, metrics given as a list need "
+                f"one entry (a metric or a list of them) per output: model '{model.name}' "
+                f"has {n} outputs {names}, got a list of {len(metrics)}")
+        return [_as_list(m) for m in metrics]
+    raise ValueError("compile: with several outputs, metrics must be a list (one entry per "
+                     f"output) or a dict keyed by output name, got {metrics!r}")
+
+
+def compile_core(model) -> None:
+    """Compiles the model's core with its losses, loss weights and metrics (resolved now that
+    each output's size is known), names the metrics, and binds the optimizer to the core."""
+    n_out = len(model._losses)
+    if n_out != model._n_outputs:
+        raise ValueError(f"Model '{model.name}' has {model._n_outputs} outputs but was "
+                         f"compiled for {n_out}")
+    entries, all_names, objs = [], [], []
+    for k in range(n_out):
+        loss = model._losses[k]
+        units = model._output_sample_shapes[k][-1]
+        resolved = [metrics_mod.resolve(m, loss.core_name, units)
+                    for m in model._metric_specs[k]]
+        names = [name for name, _ in resolved]
+        if n_out == 1:
+            if len(set(names)) != len(names):
+                raise ValueError(f"compile: metric names repeat: {names}")
+        else:  # Keras 3: '<output>_<metric>', a repeat gets '_1', '_2', ...
+            names = [f"{model._output_names[k]}_{nm}" for nm in names]
+        all_names.extend(names)
+        entries.append((loss.core_name, loss.from_logits, model._loss_weights[k],
+                        [m._spec() for _, m in resolved]))
+        objs.extend(m for _, m in resolved)
+    if n_out > 1:
+        seen: dict = {}
+        for i, nm in enumerate(all_names):
+            if nm in seen:
+                seen[nm] += 1
+                all_names[i] = f"{nm}_{seen[nm] - 1}"
+            else:
+                seen[nm] = 1
+    model._core.compile_outputs(entries)
+    model._metric_names, model._metric_objs = all_names, objs
+    model._metric_core_names = [m.core_name for m in objs]  # for EarlyStopping & co.
+    model.optimizer._bind(model._core)
