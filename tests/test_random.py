@@ -250,3 +250,24 @@ def test_data_only_draws_refuse_a_trace():
 
     with pytest.raises(NotImplementedError, match="truncated_normal"):
         Bad()(keras.Input((4,)))
+
+
+def test_noise_in_a_model_is_new_at_every_inference_run_and_training_stays_repeatable():
+    class Noise(pynn.layers.Layer):
+        def call(self, x):
+            return x + pynn.random.normal(shape=pynn.ops.shape(x))
+
+    def run(extra_predicts):
+        pynn.utils.set_random_seed(5)
+        model = pynn.Sequential([pynn.Input(shape=(4,)), Noise(), pynn.layers.Dense(1)])
+        model.compile("sgd", "mse")
+        x = np.zeros((8, 4), np.float32)
+        predictions = [model.predict(x, verbose=0) for _ in range(extra_predicts)]
+        model.fit(x, np.ones((8, 1)), epochs=2, verbose=0)
+        return predictions, model.get_weights()
+
+    (a, b), w_after_predicts = run(2)
+    assert not np.allclose(a, b)  # a VAE's sampling draws anew in each predict, as in Keras
+    _, w_straight = run(0)
+    for u, v in zip(w_after_predicts, w_straight):  # predict does not shift training's noise
+        np.testing.assert_array_equal(u, v)

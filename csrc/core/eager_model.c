@@ -153,7 +153,10 @@ static int run_forward(pn_model *m, pn_value *const *xs, int64_t batch, pn_mode 
         if (rc == PN_OK) {
             atomic_store(&p->held, p->orphan ? PLAN_HELD_ORPHAN : PLAN_HELD);
             p->training = training != 0;
-            if (training) p->seed = pn_hash64(m->seed, m->forwards++);
+            if (training)
+                p->seed = pn_hash64(m->seed, m->forwards++);
+            else
+                pn_model_infer_seed(m, p);
             for (int k = 0; k < m->n_inputs; k++) p->value[m->inputs[k]] = xs[k]->data;
             pn_fault_take();
             pn_plan_forward(m, p);

@@ -431,6 +431,8 @@ struct pn_model {
     int n_slots;
     int64_t iterations;
     uint64_t seed, forwards; /* random ops: the seed, and training forwards run so far */
+    uint64_t infer_forwards; /* inference forwards so far: random ops' noise in predict and
+                              * evaluate (a stream of its own: training stays repeatable) */
 
     pn_plan *plans[PN_PLAN_CACHE];
     uint64_t clock;
@@ -464,6 +466,7 @@ int pn_model_check_input(const pn_model *m, int k, const pn_tensor *x);
 int pn_plan_create(pn_plan **out, const pn_model *m, int64_t batch, pn_mode mode);
 void pn_plan_destroy(pn_plan *p);
 void pn_plan_forward(const pn_model *m, pn_plan *p);
+void pn_model_infer_seed(pn_model *m, pn_plan *p); /* model.c: an inference run's stream */
 void pn_plan_backward(const pn_model *m, pn_plan *p);
 
 /* the loss of output k (loss.c) */

@@ -698,6 +698,11 @@ static void gather(void *dst, const void *src, const int64_t *idx, int64_t batch
         memcpy((char *)dst + (size_t)b * bytes, (const char *)src + (size_t)idx[b] * bytes, bytes);
 }
 
+/* A fresh random stream for an inference forward (random ops draw new noise each run). */
+void pn_model_infer_seed(pn_model *m, pn_plan *p) {
+    p->seed = pn_hash64(m->seed ^ UINT64_C(0x9e3779b97f4a7c15), m->infer_forwards++);
+}
+
 /* The plan's forward; a fault a node found in its data (an index out of range), with its
  * message, or 0. */
 static int plan_forward(const pn_model *m, pn_plan *p) {
@@ -804,7 +809,10 @@ static int run_step(pn_model *m, const pn_tensor *xs, const pn_tensor *ys,
     rc = prepare(m, xs, ys, sw, idx, batch, train ? PN_MODE_TRAIN : PN_MODE_INFER, &p, yd, wd);
     if (rc) goto done;
     m->writing = train;
-    if (train) p->seed = pn_hash64(m->seed, m->forwards++);
+    if (train)
+        p->seed = pn_hash64(m->seed, m->forwards++);
+    else
+        pn_model_infer_seed(m, p);
     if ((rc = plan_forward(m, p))) { /* bad data in a node: no loss, no update */
         m->writing = 0;
         goto done;
@@ -918,6 +926,7 @@ int pn_model_predict(pn_model *m, const pn_tensor *xs, int64_t batch_size, float
             p->value[o] = outs[k] + start * m->nodes[o].size;
             computed = 1;
         }
+        pn_model_infer_seed(m, p);
         if (computed) rc = plan_forward(m, p);
         for (int k = 0; k < m->n_outputs; k++) {
             int o = m->outputs[k];
