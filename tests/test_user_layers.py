@@ -153,3 +153,26 @@ def test_a_call_that_takes_training_without_branching_is_traced_once():
     layer = Twice()
     out = layer(pynn.Input(shape=(3,)))
     assert "train" not in out._call_spec
+
+
+def test_freezing_a_custom_layer_freezes_its_sublayers():
+    class Block(pynn.layers.Layer):
+        def __init__(self):
+            super().__init__()
+            self.inner = pynn.layers.Dense(3)
+
+        def call(self, x):
+            return self.inner(x) * 2.0
+
+    block = Block()
+    model = pynn.Sequential([pynn.Input(shape=(4,)), block, pynn.layers.Dense(1)])
+    block.trainable = False
+    assert block.inner.trainable is False and block.trainable_weights == []
+    model.compile("sgd", "mse")
+    frozen = [w.copy() for w in block.inner.get_weights()]
+    head = model.layers[-1].get_weights()[0].copy()
+    model.fit(np.ones((8, 4), np.float32), np.zeros((8, 1)), epochs=2, verbose=0)
+    for a, b in zip(frozen, block.inner.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(head, model.layers[-1].get_weights()[0])
+    assert len(model.trainable_weights) == 2

@@ -291,6 +291,18 @@ class Layer:
         from .tracing import _layers_below
         return layer_losses(_layers_below(self))
 
+    @property
+    def trainable(self) -> bool:
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value) -> None:
+        """Freezes (or unfreezes) the layer and every layer inside it, as Keras does."""
+        self._trainable = bool(value)
+        if "_weight_attrs" in vars(self):  # past __init__: its sublayers follow
+            for layer in self._sublayers():
+                layer.trainable = value
+
     def _is_traced(self) -> bool:
         """Whether pynn runs this layer by tracing its Python call() (a layer written the Keras
         way) rather than by its lower()."""
