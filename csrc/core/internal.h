@@ -386,6 +386,8 @@ typedef struct {
     int *acc_var;          /* per node * PN_MAX_VARS */
     int *fold;             /* per node: the embedding folded into it (pn_plan_fold), -1 none,
                             * PN_FOLDED when it is that embedding (it then never runs) */
+    unsigned char *swap;   /* per node: PN_SWAP_SKIP, a relu moved after a max pool (it never
+                            * runs); PN_SWAP_RELU_AFTER, that pool; 0 otherwise (passes.c) */
     unsigned char *var_written; /* per variable: some node writes its gradient */
     /* per output: the node whose value its loss reads as logits (fused) or output; whether a
      * softmax/sigmoid output is folded into its cross-entropy; whether its loss adds (+=) to the
@@ -445,12 +447,28 @@ struct pn_model {
     uint64_t graph_version; /* bumped when nodes or outputs change: eager entries check it */
 };
 
+/* ---- the plan's passes (passes.c): rewrites marked in a plan, the graph unchanged ----------- */
+
+/* p->fused and p->loss_node: which softmax/sigmoid outputs fold into their cross-entropy;
+ * reaches[i]: node i leads to an output */
+void pn_pass_fuse_losses(const pn_model *m, pn_plan *p, const unsigned char *reaches);
+/* p->fold: the embeddings folded into recurrent ops (pn_plan_fold) */
+void pn_pass_fold(const pn_model *m, pn_plan *p);
+/* p->swap: each relu -> [reshape ...] -> max pool whose relu runs after the pool instead; after
+ * pn_pass_fuse_losses (it reads p->loss_node). PN_ENOMEM (no message) when out of memory. */
+int pn_pass_relu_pool(const pn_model *m, pn_plan *p);
+enum { PN_SWAP_SKIP = 1, PN_SWAP_RELU_AFTER = 2 };
+/* The moved relu of a pool (PN_SWAP_RELU_AFTER), in place: on c->out after its forward, or on
+ * c->dout (from c->out) before its backward. */
+void pn_plan_relu_after(const pn_node *pool, const pn_ctx *c, int backward);
+
 /* The embedding node that node l (of m) folds into itself at this batch size, or -1: a recurrent
  * op (simple_rnn, lstm, gru) whose input is an embedding's output that nothing else reads (no
  * other node, no model output), whose table no other node uses, with no input dropout and a
  * table of at most T B rows. The op then multiplies the table by its kernel once per batch,
  * (V, F) x (F, G U), instead of every step's embedded inputs, (T B, F) x (F, G U), and takes
- * the table's gradient from its own (plan.c, ops_rnn.c). Results agree up to float rounding. */
+ * the table's gradient from its own (passes.c, ops_rnn.c, ops_lstm.c). Results agree up to float
+ * rounding. */
 int pn_plan_fold(const pn_model *m, const pn_node *l, int64_t batch);
 #define PN_FOLDED (-2)
 

@@ -3,8 +3,6 @@
  * scratch and gather buffers live in one arena allocated here, once; forward and backward then
  * only walk the nodes.
  */
-#include <stdatomic.h>
-
 #include "internal.h"
 
 #define ALIGN_FLOATS 16 /* 64-byte alignment for every buffer in the arena */
@@ -20,6 +18,7 @@ void pn_plan_destroy(pn_plan *p) {
     free(p->acc_in);
     free(p->acc_var);
     free(p->fold);
+    free(p->swap);
     free(p->var_written);
     free(p->wbuf);
     free(p);
@@ -100,28 +99,11 @@ static int final_span(const span *sp, int k) {
     return k;
 }
 
-static atomic_int folds = 1; /* pn_debug_folds */
-
-int pn_debug_folds(int on) { return atomic_exchange(&folds, on != 0); }
-
-int pn_plan_fold(const pn_model *m, const pn_node *l, int64_t batch) {
-    if (!atomic_load_explicit(&folds, memory_order_relaxed)) return -1;
-    if (l->op != PN_OP_LSTM && l->op != PN_OP_GRU && l->op != PN_OP_SIMPLE_RNN) return -1;
-    if (l->n_in < 1 || l->fattr[0] != 0.0f) return -1; /* input dropout: x_t is not E's row */
-    const int e = l->in[0];
-    if (e < 0 || e >= m->n_nodes || m->nodes[e].op != PN_OP_EMBEDDING) return -1;
-    const pn_node *en = &m->nodes[e];
-    const int table = en->var[0];
-    if (m->vars[table].shape[0] > en->shape[0] * batch) return -1; /* rows > steps x batch */
-    for (int k = 0; k < m->n_outputs; k++)
-        if (m->outputs[k] == e) return -1;
-    int reads = 0, uses = 0; /* l's input 0 must be the only read, e the only user of the table */
-    for (int j = 0; j < m->n_nodes; j++) {
-        const pn_node *o = &m->nodes[j];
-        for (int a = 0; a < o->n_in; a++) reads += o->in[a] == e;
-        for (int v = 0; v < o->n_var; v++) uses += o->var[v] == table;
-    }
-    return reads == 1 && uses == 1 ? e : -1;
+/* whether node i's backward reads its own output (a pool with the relu after it does: the
+ * relu's gradient) */
+static int reads_out(const pn_plan *p, const pn_model *m, int i) {
+    return !(pn_op_table[m->nodes[i].op]->flags & PN_OPF_BWD_NO_OUT) ||
+           p->swap[i] == PN_SWAP_RELU_AFTER;
 }
 
 static int layout(pn_plan *p, const pn_model *m, const unsigned char *active) {
@@ -172,23 +154,33 @@ static int layout(pn_plan *p, const pn_model *m, const unsigned char *active) {
     }
     for (int k = 0; k < m->n_inputs; k++) V(m->inputs[k]).start = 0;
 
-    /* in place: node i over its only input j, when nothing else reads j */
+    /* in place: node i over its only input j, when nothing else reads j; in training only when
+     * neither backward reads what the other overwrites: i's reads no input (its input's value
+     * is gone, and it writes dx over its own dy), j's reads no output (its value became i's),
+     * unless j runs no backward. A relu the relu/max-pool swap skips is in place over its input
+     * (passes.c checked the rest): it writes nothing, so both values stay. */
     for (int i = 0; i < n; i++) {
         const pn_node *nd = &m->nodes[i];
         unsigned f = pn_op_table[nd->op]->flags;
-        if (!(f & PN_OPF_INPLACE) || nd->n_in != 1) continue;
-        int j = nd->in[0];
-        if (readers[j] != 1 || m->nodes[j].op == PN_OP_INPUT || is_loss[j]) continue;
-        if (train && (!(f & PN_OPF_BWD_NO_IN) || active[i] != active[j])) continue;
+        if (p->swap[i] != PN_SWAP_SKIP) {
+            if (!(f & PN_OPF_INPLACE) || nd->n_in != 1) continue;
+            int j = nd->in[0];
+            if (readers[j] != 1 || m->nodes[j].op == PN_OP_INPUT || is_loss[j]) continue;
+            if (train && (!(f & PN_OPF_BWD_NO_IN) || active[i] != active[j] ||
+                          (active[j] && reads_out(p, m, j))))
+                continue;
+        }
+        const int j = nd->in[0];
         root[i] = root[j];
         V(i).alias = 3 * root[j];
         if (active[i]) G(j).alias = 3 * i + 1; /* i's backward writes dx over its own dy */
     }
 
-    /* lifetimes */
+    /* lifetimes (a skipped relu has none of its own: its reader's are its input's) */
     for (int i = 0; i < n; i++) {
         const pn_node *nd = &m->nodes[i];
         unsigned f = pn_op_table[nd->op]->flags;
+        if (p->swap[i] == PN_SWAP_SKIP) continue;
         int bwd = 2 * n - i, runs_bwd = train && active[i];
         for (int j = 0; j < nd->n_in; j++) {
             span *v = &V(root[nd->in[j]]);
@@ -200,7 +192,7 @@ static int layout(pn_plan *p, const pn_model *m, const unsigned char *active) {
             }
         }
         span *v = &V(root[i]);
-        if (runs_bwd && !(f & PN_OPF_BWD_NO_OUT)) v->end = max_i(v->end, bwd);
+        if (runs_bwd && reads_out(p, m, i)) v->end = max_i(v->end, bwd);
         if (p->fold[i] >= 0) { /* i reads the folded embedding's indices, forward and backward */
             span *x = &V(root[m->nodes[p->fold[i]].in[0]]);
             x->end = max_i(x->end, runs_bwd ? bwd : i);
@@ -263,18 +255,15 @@ int pn_plan_create(pn_plan **out, const pn_model *m, int64_t batch, pn_mode mode
     p->acc_var = pn_calloc((size_t)n * PN_MAX_VARS, sizeof *p->acc_var);
     p->var_written = pn_calloc((size_t)m->n_vars + 1, 1);
     p->fold = pn_malloc((size_t)n * sizeof *p->fold);
+    p->swap = pn_malloc((size_t)n);
     if (mode < PN_MODE_EAGER && !(p->wbuf = pn_malloc((size_t)(batch * m->n_outputs) * sizeof(float))))
         goto fail;
     active = pn_calloc((size_t)n, 1);
     written = pn_calloc((size_t)n, 1);
     if (!p->value || !p->grad || !p->scratch || !p->acc_in || !p->acc_var || !p->var_written ||
-        !p->fold || !active || !written)
+        !p->fold || !p->swap || !active || !written)
         goto fail;
-    for (int i = 0; i < n; i++) p->fold[i] = -1;
-    for (int i = 0; i < n; i++) {
-        int e = pn_plan_fold(m, &m->nodes[i], batch);
-        if (e >= 0) p->fold[i] = e, p->fold[e] = PN_FOLDED;
-    }
+    pn_pass_fold(m, p);
 
     /* reaches[i]: node i leads to some output (so a loss's gradient flows back through it) */
     unsigned char *reaches = written; /* reused as scratch; cleared below */
@@ -283,25 +272,8 @@ int pn_plan_create(pn_plan **out, const pn_model *m, int64_t batch, pn_mode mode
         if (reaches[i])
             for (int j = 0; j < m->nodes[i].n_in; j++) reaches[m->nodes[i].in[j]] = 1;
 
-    /* Output k's softmax/sigmoid is folded into its cross-entropy (the loss reads the logits and
-     * writes their gradient; the activation's backward never runs) only when nothing else needs
-     * that activation's gradient: no other output is the same node, and no node that leads to an
-     * output reads it. */
-    for (int k = 0; k < m->n_outputs; k++) {
-        const int on = m->outputs[k];
-        const pn_node *o = &m->nodes[on];
-        const pn_loss_config *cfg = &m->out[k];
-        int f = mode < PN_MODE_EAGER && !cfg->from_logits &&
-                (((cfg->loss == PN_LOSS_CATEGORICAL_CE || cfg->loss == PN_LOSS_SPARSE_CE) &&
-                  o->op == PN_OP_SOFTMAX) ||
-                 (cfg->loss == PN_LOSS_BINARY_CE && o->op == PN_OP_SIGMOID));
-        for (int k2 = 0; f && k2 < m->n_outputs; k2++) f = k2 == k || m->outputs[k2] != on;
-        for (int i = on + 1; f && i < n; i++)
-            for (int j = 0; j < m->nodes[i].n_in; j++)
-                if (m->nodes[i].in[j] == on && reaches[i]) f = 0;
-        p->fused[k] = f;
-        p->loss_node[k] = f ? o->in[0] : on;
-    }
+    pn_pass_fuse_losses(m, p, reaches);
+    if (pn_pass_relu_pool(m, p)) goto fail; /* rc is PN_ENOMEM */
 
     /* A node runs backward when it leads to a loss and something behind it wants a gradient
      * (a trainable variable, or an input in INPUT_GRAD mode); a fused output's does not. */
@@ -397,21 +369,28 @@ static void make_ctx(const pn_model *m, const pn_plan *p, int i, pn_ctx *c) {
     }
 }
 
+/* Nodes in order; a folded embedding and a swapped relu do not run (passes.c), and a pool the
+ * relu moved to applies it to its output. */
 void pn_plan_forward(const pn_model *m, pn_plan *p) {
     for (int i = 0; i < m->n_nodes; i++) {
-        if (m->nodes[i].op == PN_OP_INPUT || p->fold[i] == PN_FOLDED) continue;
+        if (m->nodes[i].op == PN_OP_INPUT || p->fold[i] == PN_FOLDED || p->swap[i] == PN_SWAP_SKIP)
+            continue;
         pn_ctx c;
         make_ctx(m, p, i, &c);
         pn_op_table[m->nodes[i].op]->forward(&m->nodes[i], &c);
+        if (p->swap[i] == PN_SWAP_RELU_AFTER) pn_plan_relu_after(&m->nodes[i], &c, 0);
     }
 }
 
+/* Nodes in reverse order, those with a gradient; a pool the relu moved to first takes the relu's
+ * gradient of its dout. */
 void pn_plan_backward(const pn_model *m, pn_plan *p) {
     for (int i = m->n_nodes - 1; i >= 0; i--) {
         const pn_node *nd = &m->nodes[i];
-        if (!p->grad[i] || nd->op == PN_OP_INPUT) continue;
+        if (!p->grad[i] || nd->op == PN_OP_INPUT || p->swap[i] == PN_SWAP_SKIP) continue;
         pn_ctx c;
         make_ctx(m, p, i, &c);
+        if (p->swap[i] == PN_SWAP_RELU_AFTER) pn_plan_relu_after(nd, &c, 1);
         pn_op_table[nd->op]->backward(nd, &c);
     }
 }

@@ -71,6 +71,9 @@ int64_t pn_debug_alloc_count(void);
 /* Tests only: on = 0 stops new plans from folding an embedding into a recurrent op
  * (pn_plan_fold), so a test can compare both paths; returns the previous setting. */
 int pn_debug_folds(int on);
+/* Tests only: on = 0 stops new plans from moving a relu after the max pool it feeds
+ * (passes.c), so a test can compare both paths; returns the previous setting. */
+int pn_debug_swaps(int on);
 
 /* ---- threads ------------------------------------------------------------------------------- */
 

@@ -179,6 +179,15 @@ static PyObject *debug_folds(PyObject *self, PyObject *arg) {
     return PyBool_FromLong(pn_debug_folds(on));
 }
 
+/* _debug_swaps(on) -> the previous setting: tests only; False stops new plans from moving a
+ * relu after the max pool it feeds, so both paths can be compared */
+static PyObject *debug_swaps(PyObject *self, PyObject *arg) {
+    (void)self;
+    int on = PyObject_IsTrue(arg);
+    if (on < 0) return NULL;
+    return PyBool_FromLong(pn_debug_swaps(on));
+}
+
 #define FASTCALL(f) (PyCFunction)(void (*)(void))(f), METH_FASTCALL
 
 static PyMethodDef methods[] = {
@@ -220,6 +229,9 @@ static PyMethodDef methods[] = {
     {"_debug_folds", debug_folds, METH_O,
      "_debug_folds(on) -> the previous setting: tests only; False stops new plans from folding "
      "an embedding into a recurrent layer"},
+    {"_debug_swaps", debug_swaps, METH_O,
+     "_debug_swaps(on) -> the previous setting: tests only; False stops new plans from moving "
+     "a relu after the max pool it feeds"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,7 +1,8 @@
 /*
- * test_pool.c: the pooling, zero padding and reshape ops (ops_pool.c) through the public header:
- * forward against naive loops, gradients against finite differences and a naive backward, bad
- * attributes refused. Prints "N passed, M failed" and exits non-zero on failure.
+ * test_pool.c: the pooling, zero padding and reshape ops (ops_pool.c, ops_shape.c) through the
+ * public header: forward against naive loops, gradients against finite differences and a naive
+ * backward, bad attributes refused; the plan's relu/max-pool swap (passes.c) against the plan
+ * without it. Prints "N passed, M failed" and exits non-zero on failure.
  */
 #include <math.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "internal.h" /* the plan's marks, to see that the swap happens */
 
 
 static unsigned rng_state = 12345u;
@@ -444,12 +446,101 @@ static void test_refused(void) {
     expect_refused(PN_OP_RESHAPE, 3, img, PN_F32, 1, flat105, "a weight");
 }
 
+/* ---- the relu/max-pool swap (passes.c) ----------------------------------------------------------
+ * input -> linear -> relu [-> reshape (1, H W, C)] -> pool: with the swap the relu runs on the
+ * pool's output; predictions and input gradients must be the same as without it, ties and
+ * zero maxima included. */
+static void check_swap(const op_cfg *o, int B, int H, int W, int C, int reshape, int ties) {
+    float *out[2] = {NULL, NULL}, *dx[2] = {NULL, NULL};
+    int marks[2] = {0, 0};
+    int64_t os = 0;
+    const int is = H * W * C;
+    float *x = malloc(sizeof(float) * B * is);
+    for (int i = 0; i < B * is; i++) x[i] = ties ? (float)(urand() % 3) - 1.0f : next_float();
+    pn_tensor tx = {.ndim = 4, .dims = {B, H, W, C}, .dtype = PN_F32, .data = x};
+    for (int on = 0; on < 2; on++) {
+        int prev = pn_debug_swaps(on);
+        pn_model *m;
+        int64_t xs[3] = {H, W, C};
+        int in, lin, relu, rs, pool;
+        const int rattr[PN_MAX_ATTRS] = {3, 1, H * W, C};
+        int rc = pn_model_create(&m) || pn_model_alloc(m) ||
+                 pn_model_add_input(m, 3, xs, PN_F32, &in) ||
+                 pn_model_add_node(m, PN_OP_LINEAR, 1, &in, 0, NULL, NULL, NULL, &lin) ||
+                 pn_model_add_node(m, PN_OP_RELU, 1, &lin, 0, NULL, NULL, NULL, &relu);
+        if (!rc && reshape)
+            rc = pn_model_add_node(m, PN_OP_RESHAPE, 1, &relu, 0, NULL, rattr, NULL, &rs);
+        int iattr[PN_MAX_ATTRS];
+        memcpy(iattr, o->iattr, sizeof iattr);
+        if (reshape && o->op == PN_OP_MAX_POOL2D) /* a 1 x pool_w pool, no padding in H */
+            iattr[0] = 1, iattr[2] = 1, iattr[4] = 0, iattr[6] = 0;
+        rc = rc || pn_model_add_node(m, o->op, 1, reshape ? &rs : &relu, 0, NULL, iattr, NULL,
+                                     &pool) ||
+             pn_model_set_output(m, pool) || pn_model_compile(m, PN_LOSS_MSE, 0, 0, no_metrics);
+        CHECK(rc == 0, "swap model builds");
+        if (rc) {
+            pn_model_destroy(m);
+            pn_debug_swaps(prev);
+            break;
+        }
+        int64_t shp[8];
+        int nd = pn_model_output_shape(m, 0, shp);
+        os = 1;
+        for (int i = 0; i < nd; i++) os *= shp[i];
+        out[on] = malloc(sizeof(float) * B * os);
+        dx[on] = malloc(sizeof(float) * B * is);
+        float *y = malloc(sizeof(float) * B * os), loss;
+        for (int i = 0; i < B * os; i++) y[i] = 0.25f * (float)(i % 5) - 0.5f;
+        pn_tensor ty = {.ndim = 2, .dims = {B, os}, .dtype = PN_F32, .data = y};
+        CHECK(pn_model_predict(m, &tx, 2, (float *[]){out[on]}) == 0, "swap predict");
+        for (int run = 0; run < 2; run++) /* the second finds the first's values in the plan */
+            CHECK(pn_model_gradients(m, &tx, &ty, &loss, (float *[]){dx[on]}) == 0,
+                  "swap gradients");
+        pn_plan *p = NULL;
+        CHECK(pn_plan_create(&p, m, B, PN_MODE_TRAIN) == 0, "swap plan");
+        if (p) marks[on] = p->swap[relu] == PN_SWAP_SKIP && p->swap[pool] == PN_SWAP_RELU_AFTER;
+        pn_plan_destroy(p);
+        free(y);
+        pn_model_destroy(m);
+        pn_debug_swaps(prev);
+    }
+    if (out[0] && out[1]) {
+        int same_out = 1, same_dx = 1;
+        for (int64_t i = 0; i < B * os; i++) same_out &= out[0][i] == out[1][i];
+        for (int i = 0; i < B * is; i++) same_dx &= dx[0][i] == dx[1][i];
+        const char *what = cfg_str(o, B, H, W, C);
+        CHECK(same_out, "%s%s%s: the swap changes the output", what, reshape ? " reshaped" : "",
+              ties ? " ties" : "");
+        CHECK(same_dx, "%s%s%s: the swap changes the input gradient", what,
+              reshape ? " reshaped" : "", ties ? " ties" : "");
+        CHECK(!marks[0] && marks[1], "%s%s: the swap is made only when on (%d, %d)", what,
+              reshape ? " reshaped" : "", marks[0], marks[1]);
+    }
+    free(out[0]), free(out[1]), free(dx[0]), free(dx[1]), free(x);
+}
+
+static void test_relu_swap(void) {
+    const op_cfg cases[] = {
+        {PN_OP_MAX_POOL2D, {2, 2, 2, 2, 0, 0, 0, 0}},
+        {PN_OP_MAX_POOL2D, {3, 3, 1, 1, 0, 0, 0, 0}}, /* overlapping windows */
+        {PN_OP_MAX_POOL2D, {2, 2, 2, 2, 0, 0, 1, 1}}, /* Keras 'same' */
+        {PN_OP_GLOBAL_MAX_POOL2D, {0}},
+    };
+    for (int k = 0; k < 4; k++)
+        for (int reshape = 0; reshape < 2; reshape++)
+            for (int ties = 0; ties < 2; ties++) {
+                check_swap(&cases[k], 3, 7, 5, 3, reshape, ties);
+                check_swap(&cases[k], 4, 26, 27, 32, reshape, ties); /* parallel loops */
+            }
+}
+
 int main(void) {
     test_forward_and_gradients();
     test_finite_differences();
     test_reshape();
     test_max_nan();
     test_refused();
+    test_relu_swap();
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }
