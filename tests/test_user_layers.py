@@ -176,3 +176,17 @@ def test_freezing_a_custom_layer_freezes_its_sublayers():
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(head, model.layers[-1].get_weights()[0])
     assert len(model.trainable_weights) == 2
+
+
+def test_keras_3_layer_members():
+    layer = pynn.layers.Dense(3, name="d")
+    layer.build((None, 4))
+    assert layer.variables == layer.weights and layer.trainable_variables == layer.weights
+    assert layer.non_trainable_variables == [] and layer.path == "d"
+    assert layer.dtype == layer.compute_dtype == "float32" and layer.compute_mask(None) is None
+    assert layer.get_build_config() == {"input_shape": (None, 4)}
+    twin = pynn.layers.Dense(3)
+    twin.build_from_config(layer.get_build_config())
+    assert twin.built and twin.kernel.shape == (4, 3)
+    extra = layer.add_variable((2,), "zeros", name="extra")
+    assert extra.shape == (2,) and layer.weights[-1] is extra

@@ -260,6 +260,46 @@ class Layer:
         return [w for w in self.weights if not (w.trainable and self.trainable and
                                                 _owner_trainable(w))]
 
+    # Keras 3's other names for the weights, and its dtype and masking attributes (pynn's layers
+    # compute in float32 and propagate no masks)
+    @property
+    def variables(self) -> list[Variable]:
+        return self.weights
+
+    @property
+    def trainable_variables(self) -> list[Variable]:
+        return self.trainable_weights
+
+    @property
+    def non_trainable_variables(self) -> list[Variable]:
+        return self.non_trainable_weights
+
+    def add_variable(self, shape, initializer, dtype=None, trainable: bool = True,
+                     name: str | None = None, **kwargs) -> Variable:
+        """Keras 3's add_variable: add_weight with the initializer required."""
+        return self.add_weight(shape=shape, initializer=initializer, dtype=dtype,
+                               trainable=trainable, name=name, **kwargs)
+
+    dtype = compute_dtype = variable_dtype = input_dtype = "float32"
+    supports_masking = False
+    input_spec = None
+
+    @property
+    def path(self) -> str:
+        return self.name
+
+    def compute_mask(self, inputs, previous_mask=None):
+        return None  # pynn's layers make and propagate no masks
+
+    def get_build_config(self) -> dict:
+        args = self._build_args
+        return {"input_shape": args[0][0] if args and args[0] else None}
+
+    def build_from_config(self, config: dict) -> None:
+        shape = config.get("input_shape")
+        if shape is not None and not self.built:
+            self.build(tuple(shape) if not isinstance(shape, list) else shape)
+
     # -- sublayers (a layer with a call() of its own) --------------------------------------------
     def add_loss(self, loss) -> None:
         """Adds a loss term (summed to a scalar) to the model's loss, as Keras: called in
