@@ -266,7 +266,7 @@ class Model(Trainer):
             self._core.iterations = state.iterations
             self._core.rng_state = state.rng_state
             return
-        from ..saving import _optimizer_slots
+        from ..saving.archive import _optimizer_slots
         slots, iterations, rng = state
         for name, view in _optimizer_slots(self).items():
             if name in slots and slots[name].shape == view.shape:
@@ -645,7 +645,7 @@ class Model(Trainer):
         print_summary(self, line_length=line_length, print_fn=print_fn or
                       (lambda s: print(s, file=sys.stdout)))
 
-    # -- saving (pynn/saving.py does the work) ---------------------------------------------------
+    # -- saving (pynn/saving/ does the work) ----------------------------------------------------
     def __reduce__(self):
         """pickle, copy.copy and copy.deepcopy, as Keras 3 does them: through the model's `.keras`
         archive, in memory (config, weights, compile settings, optimizer state and random
