@@ -470,7 +470,7 @@ def test_interrupted_save_keeps_the_previous_file(tmp_path, monkeypatch, what):
     before = path.read_bytes()
     model.weights[0].assign(np.zeros(model.weights[0].shape))
     calls = []
-    real = saving._tensor_bytes
+    real = saving.archive._tensor_bytes
 
     def failing(arr):
         calls.append(1)
@@ -478,7 +478,7 @@ def test_interrupted_save_keeps_the_previous_file(tmp_path, monkeypatch, what):
             raise KeyboardInterrupt  # the write stops halfway through the weights
         return real(arr)
 
-    monkeypatch.setattr(saving, "_tensor_bytes", failing)
+    monkeypatch.setattr(saving.archive, "_tensor_bytes", failing)
     with pytest.raises(KeyboardInterrupt):
         save(path)
     assert path.read_bytes() == before

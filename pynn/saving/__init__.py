@@ -9,9 +9,6 @@ Example:
 
 # ruff: noqa: F401  (the names below are re-exported: pynn.saving was one module)
 
-import sys
-import types
-
 from . import archive, serialization
 from .archive import (
     FORMAT_VERSION,
@@ -56,16 +53,3 @@ for _fn in (_unpickle_model, _unpickle_layer, _unpickle_tensor, _unpickle_variab
     _fn.__module__ = __name__
 del _fn
 
-
-class _Package(types.ModuleType):
-    """pynn.saving was one module: a name set on it (a test's monkeypatch of _tensor_bytes, say)
-    is set in the modules that define and use it too, as it would have been then."""
-
-    def __setattr__(self, name: str, value) -> None:
-        for module in (serialization, archive):
-            if name in vars(module):
-                setattr(module, name, value)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
