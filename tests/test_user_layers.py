@@ -4,6 +4,7 @@ with nothing to run raises. A layer whose call() returned x * 2 once acted as th
 Sequential, functional models and direct calls alike, with no error.
 """
 
+import json
 import re
 
 import helpers
@@ -190,3 +191,17 @@ def test_keras_3_layer_members():
     assert twin.built and twin.kernel.shape == (4, 3)
     extra = layer.add_variable((2,), "zeros", name="extra")
     assert extra.shape == (2,) and layer.weights[-1] is extra
+
+
+def test_keras_3_model_members():
+    model = pynn.Sequential([pynn.Input(shape=(3,)), pynn.layers.Dense(2)], name="m")
+    model.compile("adam", "mse", metrics=["mae"])
+    assert model.get_compile_config()["loss"][0]["class_name"] == "MeanSquaredError"
+    assert json.loads(model.to_json())["class_name"] == "Sequential"
+    model.fit(np.ones((4, 3)), np.zeros((4, 2)), epochs=1, verbose=0)
+    model.reset_metrics()
+    assert all(m.result() == 0 or m.result() == {"mae": 0.0} for m in model.metrics)
+    assert model.compute_output_shape((None, 3)) == (None, 2) and model.path == "m"
+    twin = pynn.Sequential([pynn.Input(shape=(3,)), pynn.layers.Dense(2)])
+    twin.compile_from_config(model.get_compile_config())
+    assert twin.optimizer.__class__.__name__ == "Adam"

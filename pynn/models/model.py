@@ -683,6 +683,46 @@ class Model(Trainer):
         raise NotImplementedError(f"{type(self).__name__} has no get_config(); pynn serializes "
                                   "Sequential and functional models")
 
+    def get_compile_config(self) -> dict | None:
+        """compile()'s arguments as a config (None when not compiled), as saved in `.keras`."""
+        from .. import saving
+        return saving.compile_config(self)
+
+    def compile_from_config(self, config: dict) -> None:
+        from .. import saving
+        saving.compile_from_config(self, config)
+
+    def to_json(self, **kwargs) -> str:
+        """The model's config as JSON (Keras's {class_name, config} form)."""
+        import json
+
+        from .. import saving
+        return json.dumps(saving.serialize_keras_object(self), **kwargs)
+
+    def reset_metrics(self) -> None:
+        """Resets the state of every metric the model tracks."""
+        for m in self.metrics:
+            m.reset_state()
+
+    def compute_output_shape(self, input_shape):
+        """The output shape for inputs of `input_shape` (the model's own shape when they agree)."""
+        return self.output_shape
+
+    # compile's run_eagerly and jit_compile choose nothing in pynn: steps run in the C core
+    # (or in Python when train_step is overridden)
+    run_eagerly = False
+    jit_compile = False
+    dtype = compute_dtype = variable_dtype = input_dtype = "float32"
+    supports_masking = False
+    input_spec = None
+
+    @property
+    def path(self) -> str:
+        return self.name
+
+    def compute_mask(self, inputs, previous_mask=None):
+        return None
+
     @classmethod
     def from_config(cls, config: dict, custom_objects=None):
         """A functional model from `get_config()`'s dict (Sequential has its own)."""
