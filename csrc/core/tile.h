@@ -1,6 +1,6 @@
 /*
  * tile.h: the core's register tile, shared by its own matrix products (gemm.c) and the lstm's
- * step product (ops_rnn.c).
+ * step product (ops_lstm.c).
  *
  *   c (mr, 16) = start + a1 (mr, K1) bp[0 .. K1) + a2 (mr, K2) bp[K1 .. K1 + K2)
  *

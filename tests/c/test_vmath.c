@@ -1,6 +1,7 @@
 /*
- * test_vmath.c: the vectorisable exp, sigmoid, tanh and erf of csrc/core/vmath.h against libm in
- * double precision, over a dense sweep of their useful ranges, and at the special values.
+ * test_vmath.c: the vectorisable exp, sigmoid, tanh and erf of csrc/core/vmath.h (and the lean
+ * sigmoid and tanh of the lstm's gates) against libm in double precision, over a dense sweep of
+ * their useful ranges, and at the special values.
  */
 #include <math.h>
 
@@ -34,6 +35,20 @@ int main(void) {
     CHECK(e < 1e-6, "erf: relative error %g", e);
     e = worst(pn_erf, erf, -6.0f, 6.0f, 2000000, 1.0);
     CHECK(e < 5e-7, "erf: absolute error %g", e); /* 3.3e-7 with FMA, 4.5e-7 without */
+
+    e = worst(pn_sigmoid_lean, sigmoid_ref, -80.0f, 80.0f, 2000000, 0.0);
+    CHECK(e < 2.5e-7, "sigmoid_lean: relative error %g", e);
+    e = worst(pn_tanh_lean, tanh, -20.0f, 20.0f, 2000000, 1.0);
+    CHECK(e < 4.2e-7, "tanh_lean: absolute error %g", e);
+    CHECK(isnan(pn_sigmoid_lean(NAN)) && isnan(pn_tanh_lean(NAN)), "lean: NaN propagates");
+    CHECK(pn_tanh_lean(INFINITY) == 1.0f && pn_tanh_lean(-INFINITY) == -1.0f &&
+              pn_tanh_lean(0.0f) == 0.0f && pn_sigmoid_lean(0.0f) == 0.5f &&
+              pn_sigmoid_lean(INFINITY) == 1.0f && pn_sigmoid_lean(-INFINITY) < 1e-37f,
+          "lean limits: tanh %g %g, sigmoid %g", (double)pn_tanh_lean(INFINITY),
+          (double)pn_tanh_lean(-INFINITY), (double)pn_sigmoid_lean(-INFINITY));
+    CHECK(pn_hard_sigmoid(-3.0f) == 0.0f && pn_hard_sigmoid(3.0f) == 1.0f &&
+              pn_hard_sigmoid(0.0f) == 0.5f && pn_hard_sigmoid(-INFINITY) == 0.0f,
+          "hard_sigmoid: relu6(x + 3) / 6");
 
     CHECK(isnan(pn_exp(NAN)) && isnan(pn_tanh(NAN)) && isnan(pn_erf(NAN)) &&
               isnan(pn_sigmoid(NAN)), "NaN propagates");
