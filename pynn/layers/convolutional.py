@@ -184,11 +184,11 @@ class Conv2D(BaseConv):
 
     rank = 2
 
-    def lower(self, core, node: int, activation: bool = True) -> int:
+    def lower(self, core, node: int) -> int:
         shape = core.node_shape(node)
         node, _ = core.add_node("conv2d", (node,), tuple(self._var_ids),
                                 self._conv_attrs(shape[:2]))
-        return activations.spec(self.activation).lower(core, node) if activation else node
+        return activations.spec(self.activation).lower(core, node)
 
 
 class Conv1D(BaseConv):
@@ -210,10 +210,10 @@ class Conv1D(BaseConv):
 
     rank = 1
 
-    def lower(self, core, node: int, activation: bool = True) -> int:
+    def lower(self, core, node: int) -> int:
         steps, channels = core.node_shape(node)
         node, _ = core.add_node("reshape", (node,), (), (3, 1, steps, channels))
         node, (_, out_steps, filters) = core.add_node(
             "conv2d", (node,), tuple(self._var_ids), self._conv_attrs((1, steps)))
         node, _ = core.add_node("reshape", (node,), (), (2, out_steps, filters))
-        return activations.spec(self.activation).lower(core, node) if activation else node
+        return activations.spec(self.activation).lower(core, node)

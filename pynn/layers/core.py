@@ -58,9 +58,9 @@ class Dense(Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
 
-    def lower(self, core, node: int, activation: bool = True) -> int:
+    def lower(self, core, node: int) -> int:
         node, _ = core.add_node("dense", (node,), tuple(self._var_ids))
-        return activations.spec(self.activation).lower(core, node) if activation else node
+        return activations.spec(self.activation).lower(core, node)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "units": self.units,
@@ -85,8 +85,8 @@ class Activation(Layer):
         super().__init__(**kwargs)
         self.activation = activations.get(activation)
 
-    def lower(self, core, node: int, activation: bool = True) -> int:
-        return activations.spec(self.activation).lower(core, node) if activation else node
+    def lower(self, core, node: int) -> int:
+        return activations.spec(self.activation).lower(core, node)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "activation": activations.serialize(self.activation)}

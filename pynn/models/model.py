@@ -14,20 +14,14 @@ import weakref
 import numpy as np
 
 from .. import _core
-from ..activations import relu
 from ..layers.base import _takes_arg, assign_values, read_values, unique_name
-from ..layers.convolutional import BaseConv
-from ..layers.core import Activation, Dense
 from ..layers.input_layer import KerasTensor
-from ..layers.pooling import GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPooling1D, MaxPooling2D
 from ..tensor import Tensor, _taping, no_grad
 from ..utils import random as pn_random
 from ..utils.shape_utils import shape_str
 from . import compile_utils
 from .data import match, prepare_x, prepare_xs, single_input
 from .trainer import Trainer
-
-_MAX_POOLS = (MaxPooling1D, MaxPooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D)
 
 
 def _refuse_to_pickle(core):
@@ -72,15 +66,6 @@ def _with_inner(layers: list) -> list:
         out.append(layer)
         stack.extend(reversed(layer._inner_layers()))
     return out
-
-
-def _relu_before_max_pool(layer, nxt) -> bool:
-    """Whether `layer` ends in a relu that feeds the max pooling layer `nxt`. Then the relu runs
-    after the pooling instead: max(relu(x)) = relu(max(x)), and the gradients agree too (where the
-    window's maximum is positive both route dout to it, else both give 0), so the relu and its
-    backward touch a quarter of the values (a 2x2 pool); about 8% of an MNIST CNN step."""
-    return (isinstance(nxt, _MAX_POOLS) and isinstance(layer, (Activation, BaseConv, Dense))
-            and layer.activation is relu)
 
 
 class Model(Trainer):
@@ -305,22 +290,13 @@ class Model(Trainer):
 
     def _lower(self, core, node: int) -> int:
         """Adds the stack's ops after the input node; returns the output node."""
-        layers = self._layers_in_order()
-        relu_after = False
-        for layer, nxt in zip(layers, layers[1:] + [None]):
+        for layer in self._layers_in_order():
             try:
-                if _relu_before_max_pool(layer, nxt):
-                    node = layer.lower(core, node, activation=False)
-                    relu_after = True
-                    continue
                 node = layer.lower(core, node)
                 if isinstance(node, (list, tuple)):
                     raise ValueError("it has several outputs (return_state, or Bidirectional "
                                      "with merge_mode=None): a Sequential model takes one; use "
                                      "the functional API")
-                if relu_after:
-                    node, _ = core.add_node("relu", (node,))
-                    relu_after = False
             except ValueError as e:
                 raise ValueError(f"Layer '{layer.name}': {e}") from None
         return node
