@@ -11,7 +11,21 @@ import numpy as np
 from . import _core
 
 
-def _apply(name: str, x, alpha: float = 0.0, approximate: bool = False) -> np.ndarray:
+def _apply(name: str, x, alpha: float = 0.0, approximate: bool = False):
+    """The activation of an array (computed now), or of a symbolic tensor, a Tensor or a
+    weight through pynn.ops (recorded in the graph being traced, or on the tape)."""
+    from .layers.base import Variable
+    from .layers.input_layer import KerasTensor
+    from .tensor import Tensor
+    if isinstance(x, (KerasTensor, Tensor, Variable)):
+        from .ops import nn
+        if name == "linear":
+            return x
+        if name in ("leaky_relu", "elu"):
+            return getattr(nn, name)(x, alpha)
+        if name == "gelu":
+            return nn.gelu(x, approximate)
+        return getattr(nn, name)(x)
     return _core.activation(name, np.asarray(x), alpha, approximate)
 
 

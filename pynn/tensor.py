@@ -44,44 +44,45 @@ class Tensor(_core.Tensor):
     __slots__ = ()
     __array_priority__ = 1000  # ndarray <op> Tensor calls the Tensor's reflected operator
 
-    # -- arithmetic -----------------------------------------------------------------------------
+    # -- arithmetic (a layer's weight as the other operand is read as its leaf Tensor, so the
+    # gradient reaches it) ------------------------------------------------------------------------
     def __add__(self, other):
-        return _core.binary(ADD, self, other)
+        return _core.binary(ADD, self, _leaf(other))
 
     def __radd__(self, other):
-        return _core.binary(ADD, other, self)
+        return _core.binary(ADD, _leaf(other), self)
 
     def __sub__(self, other):
-        return _core.binary(SUB, self, other)
+        return _core.binary(SUB, self, _leaf(other))
 
     def __rsub__(self, other):
-        return _core.binary(SUB, other, self)
+        return _core.binary(SUB, _leaf(other), self)
 
     def __mul__(self, other):
-        return _core.binary(MUL, self, other)
+        return _core.binary(MUL, self, _leaf(other))
 
     def __rmul__(self, other):
-        return _core.binary(MUL, other, self)
+        return _core.binary(MUL, _leaf(other), self)
 
     def __truediv__(self, other):
-        return _core.binary(DIV, self, other)
+        return _core.binary(DIV, self, _leaf(other))
 
     def __rtruediv__(self, other):
-        return _core.binary(DIV, other, self)
+        return _core.binary(DIV, _leaf(other), self)
 
     def __pow__(self, other):
         if isinstance(other, (int, float)) and other == 2:
             return _core.unary(SQUARE, self)
-        return _core.binary(POW, self, other)
+        return _core.binary(POW, self, _leaf(other))
 
     def __rpow__(self, other):
-        return _core.binary(POW, other, self)
+        return _core.binary(POW, _leaf(other), self)
 
     def __matmul__(self, other):
-        return _core.matmul(self, other)
+        return _core.matmul(self, _leaf(other))
 
     def __rmatmul__(self, other):
-        return _core.matmul(other, self)
+        return _core.matmul(_leaf(other), self)
 
     def __neg__(self):
         return _core.unary(NEG, self)
@@ -294,6 +295,13 @@ def _slice_args(key, shape: tuple):
 
 # -- the tape's controls ---------------------------------------------------------------------------
 _state = threading.local()
+
+
+def _leaf(value):
+    """A layer's weight (a Variable) as its leaf Tensor; anything else as it is."""
+    if isinstance(value, np.ndarray) and hasattr(value, "_tensor"):
+        return value._tensor()
+    return value
 
 
 def _taping() -> bool:

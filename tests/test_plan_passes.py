@@ -4,11 +4,10 @@ in functional models too; an activation run in place over another's output never
 gradient of one whose backward reads its own output."""
 import numpy as np
 import pytest
+from helpers import core_gradients, make_model, randomize_weights, torch_parity
 
 import pynn
 from pynn import _core, layers
-
-from helpers import core_gradients, make_model, randomize_weights, torch_parity
 
 
 # -- in place: node i over j's output, in training only when j's backward does not read it ----

@@ -205,3 +205,26 @@ def test_keras_3_model_members():
     twin = pynn.Sequential([pynn.Input(shape=(3,)), pynn.layers.Dense(2)])
     twin.compile_from_config(model.get_compile_config())
     assert twin.optimizer.__class__.__name__ == "Adam"
+
+
+def test_arithmetic_on_a_weight_keeps_it_trainable_in_the_graph_and_on_the_tape():
+    # `self.b * 2.0` (operators on a Variable, not pynn.ops) must read the weight, not copy it
+    class Shift(pynn.layers.Layer):
+        def build(self, input_shape):
+            self.b = self.add_weight(shape=(3,), initializer="ones")
+
+        def call(self, x):
+            return x + self.b * 2.0 - (-self.b) / 4.0
+
+    layer = Shift()
+    x = pynn.Tensor(np.ones((2, 3), np.float32))
+    with pynn.GradientTape() as tape:
+        loss = pynn.ops.sum(layer(x))
+    np.testing.assert_allclose(np.asarray(tape.gradient(loss, [layer.b])[0]), [4.5] * 3)
+    model = pynn.Sequential([pynn.Input(shape=(3,)), Shift()])
+    model.compile(pynn.optimizers.SGD(0.01), "mse")
+    model.fit(np.ones((4, 3)), np.zeros((4, 3)), verbose=0)
+    # d mse / d b = 2 * 3.25 * 2.25 / 3 per element (the mean over 3 outputs): one step of 0.01
+    np.testing.assert_allclose(model.get_weights()[0], [1 - 0.01 * 2 * 3.25 * 2.25 / 3] * 3,
+                               rtol=1e-5)
+    assert type(layer.b * 2.0) is np.ndarray  # outside a call, plain NumPy as before

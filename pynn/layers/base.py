@@ -33,7 +33,10 @@ def snake_case(name: str) -> str:
 class Variable(np.ndarray):
     """A float32 NumPy array with Keras's Variable attributes: name, path, trainable.
 
-    Arithmetic on it gives plain arrays; `assign` writes in place (shape checked), so a Variable
+    Arithmetic on it gives plain arrays, except where a gradient or a graph needs it to be the
+    weight itself: in a layer's call() being traced (a graph node reading the weight), under a
+    GradientTape or in a layer's call() on data (a Tensor on the tape), or with a Tensor or a
+    symbolic tensor as the other operand. `assign` writes in place (shape checked), so a Variable
     that views the core's parameters updates the model.
     """
 
@@ -51,6 +54,70 @@ class Variable(np.ndarray):
     def __array_wrap__(self, arr, context=None, return_scalar=False):
         arr = arr.view(np.ndarray)
         return arr[()] if return_scalar else arr
+
+    def _op(self, name: str, other, reflected: bool):
+        """self (op) other through pynn.ops when the result must stay tied to the weight."""
+        from ..tensor import Tensor, _taping
+        from . import tracing
+        from .input_layer import KerasTensor
+        if (tracing.tracing() or _taping() or tracing.in_eager_call()
+                or isinstance(other, (Tensor, KerasTensor))):
+            from .. import ops
+            me = self
+            if tracing.tracing():  # a read of the weight in the graph being traced
+                from ..ops import _base
+                me = _base.symbolic(self, allow_scalar=False)
+            a, b = (other, me) if reflected else (me, other)
+            return getattr(ops, name)(a, b)
+        return NotImplemented
+
+    def __add__(self, o):
+        r = self._op("add", o, False)
+        return np.ndarray.__add__(self, o) if r is NotImplemented else r
+
+    def __radd__(self, o):
+        r = self._op("add", o, True)
+        return np.ndarray.__radd__(self, o) if r is NotImplemented else r
+
+    def __sub__(self, o):
+        r = self._op("subtract", o, False)
+        return np.ndarray.__sub__(self, o) if r is NotImplemented else r
+
+    def __rsub__(self, o):
+        r = self._op("subtract", o, True)
+        return np.ndarray.__rsub__(self, o) if r is NotImplemented else r
+
+    def __mul__(self, o):
+        r = self._op("multiply", o, False)
+        return np.ndarray.__mul__(self, o) if r is NotImplemented else r
+
+    def __rmul__(self, o):
+        r = self._op("multiply", o, True)
+        return np.ndarray.__rmul__(self, o) if r is NotImplemented else r
+
+    def __truediv__(self, o):
+        r = self._op("divide", o, False)
+        return np.ndarray.__truediv__(self, o) if r is NotImplemented else r
+
+    def __rtruediv__(self, o):
+        r = self._op("divide", o, True)
+        return np.ndarray.__rtruediv__(self, o) if r is NotImplemented else r
+
+    def __pow__(self, o):
+        r = self._op("power", o, False)
+        return np.ndarray.__pow__(self, o) if r is NotImplemented else r
+
+    def __matmul__(self, o):
+        r = self._op("matmul", o, False)
+        return np.ndarray.__matmul__(self, o) if r is NotImplemented else r
+
+    def __rmatmul__(self, o):
+        r = self._op("matmul", o, True)
+        return np.ndarray.__rmatmul__(self, o) if r is NotImplemented else r
+
+    def __neg__(self):
+        r = self._op("multiply", -1.0, False)
+        return np.ndarray.__neg__(self) if r is NotImplemented else r
 
     def __reduce__(self):
         """pickle: a standalone Variable (in no model) with the same values, name, path and

@@ -217,3 +217,73 @@ class Conv1D(BaseConv):
             "conv2d", (node,), tuple(self._var_ids), self._conv_attrs((1, steps)))
         node, _ = core.add_node("reshape", (node,), (), (2, out_steps, filters))
         return activations.spec(self.activation).lower(core, node)
+
+
+class Conv2DTranspose(Layer):
+    """The transposed 2-D convolution (Keras's Conv2DTranspose, "deconvolution"): it maps
+    (batch, H, W, C) to (batch, H*s, W*s, filters) with padding 'same' ((H-1)*s + k with
+    'valid'). Its call() is pynn.ops.conv_transpose, traced into the model's graph; the kernel is
+    (kh, kw, filters, in_channels), as in Keras.
+
+    Example:
+        >>> up = pynn.layers.Conv2DTranspose(64, 4, strides=2, padding="same")
+    """
+
+    def __init__(self, filters: int, kernel_size, strides=(1, 1), padding="valid",
+                 output_padding=None, data_format=None, dilation_rate=(1, 1), activation=None,
+                 use_bias: bool = True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
+                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        who = f"Conv2DTranspose '{self.name}'"
+        if isinstance(filters, bool) or not isinstance(filters, int) or filters <= 0:
+            raise ValueError(f"{who}: filters must be a positive int, got {filters!r}")
+        for arg, v in (("activity_regularizer", activity_regularizer),
+                       ("kernel_constraint", kernel_constraint),
+                       ("bias_constraint", bias_constraint)):
+            if v is not None:
+                raise ValueError(f"{who}: {arg} is not supported")
+        self.filters = filters
+        self.kernel_size = normalize_tuple(kernel_size, 2, "kernel_size", who)
+        self.strides = normalize_tuple(strides, 2, "strides", who)
+        self.dilation_rate = normalize_tuple(dilation_rate, 2, "dilation_rate", who)
+        self.output_padding = (None if output_padding is None else
+                               normalize_tuple(output_padding, 2, "output_padding", who))
+        self.padding = normalize_padding(padding, who, ("valid", "same"))
+        self.data_format = normalize_data_format(data_format, who)
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+
+    def build(self, input_shape) -> None:
+        check_image(input_shape, 2, f"Conv2DTranspose '{self.name}'")
+        self.add_weight(self.kernel_size + (self.filters, input_shape[-1]),
+                        self.kernel_initializer, regularizer=self.kernel_regularizer,
+                        name="kernel")
+        if self.use_bias:
+            self.add_weight((self.filters,), self.bias_initializer,
+                            regularizer=self.bias_regularizer, name="bias")
+
+    def call(self, inputs):
+        from .. import ops
+        y = ops.conv_transpose(inputs, self.kernel, strides=self.strides, padding=self.padding,
+                               output_padding=self.output_padding,
+                               dilation_rate=self.dilation_rate)
+        if self.use_bias:
+            y = y + self.bias
+        return self.activation(y)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "filters": self.filters,
+                "kernel_size": self.kernel_size, "strides": self.strides,
+                "padding": self.padding, "output_padding": self.output_padding,
+                "data_format": self.data_format, "dilation_rate": self.dilation_rate,
+                "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}

@@ -65,6 +65,11 @@ def note_loss(loss) -> None:
     _stack()[-1][2].append(loss)
 
 
+def in_eager_call() -> bool:
+    """Whether a layer's call() runs on data on this thread (its ops go on the tape)."""
+    return getattr(_state, "eager_depth", 0) > 0
+
+
 def eager_call(layer):
     """A context for a call on data: the outermost one clears the losses its layers added in
     their previous call (Keras's `layer.losses` holds those of the last call only)."""
