@@ -33,10 +33,14 @@ void pn_plan_destroy(pn_plan *p) {
  * training the backwards of consumers that read their inputs and its own backward if it reads its
  * output. A gradient lives from its first write (the backward of its last consumer, or the loss)
  * to its node's backward. Scratch lives through its node's forward, and in training until its
- * backward. Each output has its own gathered targets, alive through the whole step. Spans whose intervals overlap get disjoint memory; the others share it.
+ * backward. Each output has its own gathered targets, alive through the whole step. Spans whose
+ * intervals overlap get disjoint memory; the others share it.
  * An elementwise op whose input has no other reader runs in place: its output and its input's
  * gradient reuse its input's value and its own gradient (in training only when its backward
- * needs no input: relu, sigmoid, tanh, selu), which saves both the memory and its page traffic.
+ * needs no input: relu, sigmoid, tanh, selu, and the input's backward needs not its own output:
+ * a dense or a conv, not a sigmoid), which saves both the memory and its page traffic. The passes
+ * (passes.c) mark nodes that change the layout: a folded embedding has no buffers, a skipped relu
+ * is in place over its input, a pool with the relu after it keeps its output for its backward.
  */
 typedef struct {
     int64_t size, off;  /* floats */
