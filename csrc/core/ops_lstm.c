@@ -471,15 +471,16 @@ static inline void add_gates(float *restrict row, const float *restrict db, int6
  * filled for every step; dout adds the sequence's gradient (return_sequences). While dgx's
  * columns are in cache, each thread sums them into the weight gradients' columns of its units,
  * when not NULL: dbias (GU, overwritten), dW (F, GU) += xt^T dgx and dU (U, GU) += (h rm)^T dgx
- * (each zeroed first unless acc_w, acc_u), over blocks of steps of about PN_RNN_GRAD_ROWS rows. With a
- * folded embedding (idx not NULL, dW NULL) it sums each row of dgx into the row of dtab (V, GU,
- * overwritten) that its index picks, when dtab is not NULL. */
+ * (each zeroed first unless acc_w, acc_u), over blocks of steps of about PN_RNN_GRAD_ROWS rows.
+ * With a folded embedding (idx not NULL, dW NULL) it sums each row of dgx into the row of dtab
+ * (V, GU, overwritten) that its index picks, when dtab is not NULL. */
 static void lstm_steps_backward(const pn_rnn_dims *d, const pn_rnn_scratch *s, const float *Uw,
                                 const float *dout, float *dbias, float *dW, int acc_w,
                                 float *dU, int acc_u, int rdrop, const int32_t *idx,
                                 float *dtab) {
     const int64_t B = d->B, T = d->T, F = d->F, U = d->U, GU = d->GU, BU = B * U, S = d->S,
-                  nq = pn_rnn_panels(U), UP = nq * NR, steps = B < PN_RNN_GRAD_ROWS ? PN_RNN_GRAD_ROWS / B : 1,
+                  nq = pn_rnn_panels(U), UP = nq * NR,
+                  steps = B < PN_RNN_GRAD_ROWS ? PN_RNN_GRAD_ROWS / B : 1,
                   gk = pn_rnn_grad_rows(B);
     const float *HP = rdrop ? s->hm : s->hs; /* h_{t-1} rm of step t at rows t B */
     const int act = d->act, ract = d->ract,

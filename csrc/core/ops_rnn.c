@@ -51,8 +51,9 @@
  * keeps h_0..h_T, so the h_{t-1} of every step form one (T B, U) matrix and dU is one GEMM, as
  * are dW = xt^T dgx and dxt = dgx W^T. The lstm runs its steps on persistent threads instead
  * (ops_lstm.c): one parallel region per direction, U packed once into panels, x_t W + b +
- * (h rm) U one pass of a register-blocked kernel per step, one barrier per step; gx then only receives the activated gates, and the backward adds dgx into dW, dU and db
- * every few steps while it is in cache (only dxt stays a GEMM).
+ * (h rm) U one pass of a register-blocked kernel per step, one barrier per step; gx then only
+ * receives the activated gates, and the backward adds dgx into dW, dU and db every few steps
+ * while it is in cache (only dxt stays a GEMM).
  *
  * A folded embedding (the plan's pn_plan_fold: a recurrent op reading an embedding's output
  * that nothing else needs, with a table E (V, F) of at most T B rows): x_t W + b is then the row
@@ -67,13 +68,13 @@
  * after an inference-mode forward):
  *   xt T B F | gx T B GU | hs (T+1) B U | cs (T+1) B U | aux T B U | hm T B U | dm B F | rm B U
  *   | dgx T B GU | dgh T B GU | dh, dc, dt1, dt2 4 B U | step B GU | dxt T B F
- *   | pk 4 UP (1 + F + U) | prod B 4 UP | gbuf UP grad_rows(B) | tab V GU | dtab V GU
+ *   | pk 4 UP (1 + F + U) | prod B 4 UP | gbuf UP pn_rnn_grad_rows(B) | tab V GU | dtab V GU
  * (xt and dxt: none with a folded embedding; tab and dtab: only with one)
  * aux: lstm act(c_t); gru s_h (reset_after) or r (h rm). hm: h_{t-1} rm (with recurrent
  * dropout). cs: lstm only. dgh: gru reset_after only (the gradient of s differs from gx's).
  * pk, prod: lstm only, U's panels and a step's product (UP: U rounded up to whole panels of 16);
- * gbuf (UP grad_rows(B)): lstm only, a block of dgx's columns per thread; the lstm's backward
- * sums the bias gradient into step.
+ * gbuf (UP pn_rnn_grad_rows(B)): lstm only, a block of dgx's columns per thread; the lstm's
+ * backward sums the bias gradient into step.
  */
 #include "ops_rnn.h"
 

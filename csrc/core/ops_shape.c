@@ -107,7 +107,8 @@ static void zero_pad2d_backward(const pn_node *n, const pn_ctx *c) {
 }
 
 const pn_op_def pn_op_zero_pad2d_def = {"zero_pad2d", zero_pad2d_shape, zero_pad2d_forward,
-                                        zero_pad2d_backward, NULL, PN_OPF_BWD_NO_IN | PN_OPF_BWD_NO_OUT};
+                                        zero_pad2d_backward, NULL,
+                                        PN_OPF_BWD_NO_IN | PN_OPF_BWD_NO_OUT};
 
 /* ---- reshape (Flatten, Reshape): out = inp with a new per-sample shape ------------------------
  * The same elements in the same order: forward copies, backward copies or adds dout back.
