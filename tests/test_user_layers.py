@@ -228,3 +228,18 @@ def test_arithmetic_on_a_weight_keeps_it_trainable_in_the_graph_and_on_the_tape(
     np.testing.assert_allclose(model.get_weights()[0], [1 - 0.01 * 2 * 3.25 * 2.25 / 3] * 3,
                                rtol=1e-5)
     assert type(layer.b * 2.0) is np.ndarray  # outside a call, plain NumPy as before
+
+
+def test_sequential_input_output_and_layer_outputs_build_feature_extractors():
+    model = pynn.Sequential([pynn.Input(shape=(4,)), pynn.layers.Dense(3, name="hidden"),
+                             pynn.layers.Dense(2)])
+    assert model.input.shape == (None, 4) and model.output.shape == (None, 2)
+    features = pynn.Model(inputs=model.inputs, outputs=model.get_layer("hidden").output)
+    x = np.random.default_rng(0).random((3, 4), dtype=np.float32)
+    np.testing.assert_allclose(features.predict(x, verbose=0),
+                               np.asarray(model.layers[0](x)), rtol=1e-6)
+    lazy = pynn.Sequential([pynn.layers.Dense(2)])
+    with pytest.raises(AttributeError, match="no defined input"):
+        _ = lazy.input
+    lazy.predict(x, verbose=0)
+    assert lazy.output.shape == (None, 2)

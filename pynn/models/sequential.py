@@ -42,6 +42,7 @@ class Sequential(Model):
                 raise ValueError("Sequential: an Input can only come first")
             self._sample_shape = layer.sample_shape
             self._input_dtype = layer.dtype
+            self._input_tensor = layer.output
             return False
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add: expected a pynn layer, got {type(layer).__name__}")
@@ -71,6 +72,44 @@ class Sequential(Model):
     def _build_core(self, sample_shape) -> None:
         self._sample_shape = tuple(sample_shape)
         super()._build_core(sample_shape)
+        self._symbolic = None  # the stack's graph, made again for `input`, `output`
+        self._graph()
+
+    # -- the stack as a graph: model.input/output and each layer's input/output, as Keras 3's
+    # Sequential (a functional graph once its input is known) gives them ---------------------
+    def _graph(self) -> tuple:
+        g = vars(self).get("_symbolic")
+        if g is not None:
+            return g
+        if self._sample_shape is None:
+            raise AttributeError(f"Sequential model '{self.name}' has no defined input yet: give "
+                                 "it an Input, or call it on data first")
+        from ..layers.input_layer import Input
+        x = vars(self).get("_input_tensor")
+        if x is None or tuple(x.shape[1:]) != tuple(self._sample_shape):
+            x = self._input_tensor = Input(shape=self._sample_shape,
+                                           dtype=getattr(self, "_input_dtype", "float32"))
+        y = x
+        for layer in self._stack:
+            y = layer(y)
+        self._symbolic = (x, y)
+        return self._symbolic
+
+    @property
+    def input(self):
+        return self._graph()[0]
+
+    @property
+    def output(self):
+        return self._graph()[1]
+
+    @property
+    def inputs(self) -> list:
+        return [self._graph()[0]]
+
+    @property
+    def outputs(self) -> list:
+        return [self._graph()[1]]
 
     def _build_concrete(self, shapes: list) -> None:
         template = self._sample_shape
