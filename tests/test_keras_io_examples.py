@@ -59,3 +59,14 @@ def test_bidirectional_lstm_imdb_on_variable_length_input(monkeypatch):
     monkeypatch.setenv("EXAMPLE_EPOCHS", "2")
     monkeypatch.setenv("EXAMPLE_MAXLEN", "40")
     assert _load("bidirectional_lstm_imdb").main() > 0.55  # 0.67 measured; chance 0.5
+
+
+def test_vae_with_a_gradient_tape_train_step(small):
+    # VAE(encoder, decoder): a Model subclass taking models (not the graph's tensors); fit(x)
+    # hands train_step the batch itself, as Keras packs it
+    small.setenv("EXAMPLE_SAMPLES", "512")
+    small.setenv("EXAMPLE_EPOCHS", "2")
+    history = _load("vae").main()
+    assert history["loss"][1] < history["loss"][0]
+    assert history["loss"][1] == pytest.approx(history["reconstruction_loss"][1]
+                                               + history["kl_loss"][1], rel=1e-4)

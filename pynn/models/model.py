@@ -68,6 +68,15 @@ def _with_inner(layers: list) -> list:
     return out
 
 
+def _tensors(value) -> bool:
+    """Whether value is a symbolic tensor, or a list, tuple or dict of them."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return bool(value) and all(isinstance(v, KerasTensor) for v in value)
+    return isinstance(value, KerasTensor)
+
+
 class Model(Trainer):
     """Base of all models: the training and inference API of Keras 3 (from Trainer), over a
     core model built from the layers.
@@ -86,7 +95,10 @@ class Model(Trainer):
             "inputs" in kwargs and "outputs" in kwargs)
         if cls is Model and (args or "inputs" in kwargs or "outputs" in kwargs):
             return super().__new__(Functional)
-        if functional and not issubclass(cls, (Functional, Sequential)):
+        # a subclass takes its own arguments (VAE(encoder, decoder)): it is functional only when
+        # they are the graph's tensors
+        given = args[0] if args else kwargs.get("inputs")
+        if functional and not issubclass(cls, (Functional, Sequential)) and _tensors(given):
             return super().__new__(_with_functional(cls))
         return super().__new__(cls)
 

@@ -605,10 +605,11 @@ class Trainer:
 
 
 # -- the loop of Python steps ---------------------------------------------------------------------
-def _data(x, y, sw) -> tuple:
-    """What a step receives, as Keras 3 gives it: (x,), (x, y) or (x, y, sample_weight)."""
+def _data(x, y, sw):
+    """What a step receives, as Keras 3 packs it: x alone (a one-tuple when x is a list or
+    tuple), (x, y) or (x, y, sample_weight)."""
     if y is None and sw is None:
-        return (x,)
+        return (x,) if isinstance(x, (list, tuple)) else x
     return (x, y) if sw is None else (x, y, sw)
 
 
@@ -773,7 +774,7 @@ def predict_python(model, x, batch_size, verbose, steps, callbacks):
     parts = []
     for step, bx in enumerate(batches):
         cb.batch("on_predict_batch_begin", step)
-        out = model.predict_step((as_tensors(bx),))
+        out = model.predict_step(_data(as_tensors(bx), None, None))
         parts.append(out)
         cb.batch("on_predict_batch_end", step, {"outputs": out})
     cb.on_predict_end()
