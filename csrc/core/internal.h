@@ -193,6 +193,8 @@ typedef struct {
 #define PN_OPF_MIXED 8u      /* takes batched and unbatched inputs together (broadcasting) */
 #define PN_OPF_INPLACE 4u    /* elementwise: may write its output over its input, and in backward
                               * (with PN_OPF_BWD_NO_IN) its input's gradient over its own */
+#define PN_OPF_ACTIVATION 16u /* an activation: one input, an output of its shape, at most one
+                               * float and one int attribute (pn_activation_apply runs it alone) */
 
 extern const pn_op_def *const pn_op_table[PN_OP_COUNT];
 

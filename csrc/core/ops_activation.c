@@ -46,8 +46,8 @@ static int act_shape(const pn_model *m, pn_node *n) {
             NAME##_bwd(c->din[0], c->dout, c->in[0], c->out, c->batch * n->size, n->fattr[0],     \
                        c->acc_in[0]);                                                             \
     }                                                                                             \
-    const pn_op_def pn_op_##NAME##_def = {#NAME,           act_shape, NAME##_forward,            \
-                                          NAME##_backward, NULL,      (FLAGS)};
+    const pn_op_def pn_op_##NAME##_def = {#NAME, act_shape, NAME##_forward, NAME##_backward, NULL, \
+                                          (FLAGS) | PN_OPF_ACTIVATION};
 
 
 #define SELU_ALPHA 1.67326324235437728481f
@@ -135,7 +135,7 @@ static void gelu_backward(const pn_node *n, const pn_ctx *c) {
 }
 
 const pn_op_def pn_op_gelu_def = {"gelu", act_shape, gelu_forward, gelu_backward, NULL,
-                                  PN_OPF_INPLACE | PN_OPF_BWD_NO_OUT};
+                                  PN_OPF_INPLACE | PN_OPF_BWD_NO_OUT | PN_OPF_ACTIVATION};
 
 /* ---- softmax over the last axis (C values per row) ------------------------------------------
  * y = e^(x - max) / sum e^(x - max)        dx = y (dy - sum(dy y))
@@ -181,13 +181,18 @@ static void softmax_backward(const pn_node *n, const pn_ctx *c) {
 }
 
 const pn_op_def pn_op_softmax_def = {"softmax", act_shape, softmax_forward, softmax_backward, NULL,
-                                     PN_OPF_BWD_NO_IN};
+                                     PN_OPF_BWD_NO_IN | PN_OPF_ACTIVATION};
 
 /* ---- applying one activation to a plain array (pynn.activations on NumPy data) -------------- */
 
+int pn_activation_find(const char *name) {
+    int op = pn_op_find(name);
+    return op >= 0 && (pn_op_table[op]->flags & PN_OPF_ACTIVATION) ? op : -1;
+}
+
 int pn_activation_apply(int op, const float *fattr, const int *iattr, float *out, const float *inp,
                         int64_t rows, int64_t cols) {
-    if (op < PN_OP_LINEAR || op > PN_OP_SOFTPLUS)
+    if (op < 0 || op >= PN_OP_COUNT || !(pn_op_table[op]->flags & PN_OPF_ACTIVATION))
         return pn_error(PN_EVALUE, "op %d is not an activation", op);
     if (rows < 0 || cols < 1) return pn_error(PN_ESHAPE, "activation: bad shape (%lld, %lld)",
                                               (long long)rows, (long long)cols);

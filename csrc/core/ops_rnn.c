@@ -78,6 +78,20 @@
  */
 #include "ops_rnn.h"
 
+#include <string.h>
+
+/* ---- gate activations by name (the layers' activation and recurrent_activation) ------------ */
+
+static const char *const rnn_act_names[PN_RNN_ACT_COUNT] = {
+    [PN_RNN_ACT_LINEAR] = "linear", [PN_RNN_ACT_TANH] = "tanh", [PN_RNN_ACT_SIGMOID] = "sigmoid",
+    [PN_RNN_ACT_RELU] = "relu",     [PN_RNN_ACT_HARD_SIGMOID] = "hard_sigmoid"};
+
+int pn_rnn_activation_find(const char *name) {
+    for (int a = 0; a < PN_RNN_ACT_COUNT; a++)
+        if (strcmp(rnn_act_names[a], name) == 0) return a;
+    return -1;
+}
+
 /* ---- shapes and the scratch layout --------------------------------------------------------- */
 
 static int cell_of(int op) {

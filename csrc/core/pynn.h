@@ -465,7 +465,13 @@ int pn_model_apply_gradients(pn_model *m, int n, const int *vars);
  * own, so the model lives until the last is released. */
 void pn_model_retain(pn_model *m);
 
-/* Applies one activation op (PN_OP_LINEAR..PN_OP_SOFTPLUS) to n rows of `cols` values; fattr
+/* The op code of the activation called `name` ("relu", "gelu", ...), -1 when no activation has
+ * that name; and the code of a recurrent layer's gate activation ("tanh", "sigmoid", "relu",
+ * "linear", "hard_sigmoid"; iattr[4] and iattr[5] of the recurrent ops), -1 when unknown. */
+int pn_activation_find(const char *name);
+int pn_rnn_activation_find(const char *name);
+
+/* Applies one activation op (see pn_activation_find) to `rows` rows of `cols` values; fattr
  * and iattr (may be NULL) hold its one attribute of each kind (leaky_relu/elu alpha, gelu form). */
 int pn_activation_apply(int op, const float *fattr, const int *iattr, float *out, const float *inp,
                         int64_t rows, int64_t cols);

@@ -128,8 +128,8 @@ static PyObject *activation(PyObject *self, PyObject *args, PyObject *kw) {
     int approximate = 0;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "sO|fp", kwlist, &name, &xo, &alpha, &approximate))
         return NULL;
-    int op = pn_op_find(name);
-    if (op < PN_OP_LINEAR) {
+    int op = pn_activation_find(name);
+    if (op < 0) {
         PyErr_Format(PyExc_ValueError, "unknown activation '%s'", name);
         return NULL;
     }

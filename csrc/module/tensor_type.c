@@ -397,7 +397,8 @@ static int math_code(PyObject *o, int (*find)(const char *), const char *what) {
     return op;
 }
 
-/* op_code(kind, name) -> int: a math op's code, for a graph node's attributes */
+/* op_code(kind, name) -> int: the code of a math op ("binary", "unary", "reduce") or of a
+ * recurrent layer's gate activation ("rnn_activation"), for a graph node's attributes */
 PyObject *pn_py_op_code(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
     if (nargs != 2 || !PyUnicode_Check(args[0]))
@@ -407,7 +408,8 @@ PyObject *pn_py_op_code(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     int (*find)(const char *) = strcmp(kind, "binary") == 0  ? pn_binop_find
                                 : strcmp(kind, "unary") == 0 ? pn_unop_find
                                 : strcmp(kind, "reduce") == 0 ? pn_redop_find
-                                                              : NULL;
+                                : strcmp(kind, "rnn_activation") == 0 ? pn_rnn_activation_find
+                                                                      : NULL;
     if (!find) return PyErr_Format(PyExc_ValueError, "unknown op kind '%s'", kind);
     int op = math_code(args[1], find, kind);
     return op < 0 ? NULL : PyLong_FromLong(op);

@@ -8,21 +8,20 @@ so the layer has several outputs in the functional API.
 
 import numpy as np
 
-from .. import activations, initializers, regularizers
+from .. import _core, activations, initializers, regularizers
 from ..utils.shape_utils import shape_str
 from .base import Layer
 
-# activation name -> the core's code (ops_rnn.c, PN_RNN_ACT_*)
-_ACT_CODES = {"linear": 0, "tanh": 1, "sigmoid": 2, "relu": 3, "hard_sigmoid": 4}
-
 
 def _act_name(identifier, who: str, arg: str) -> str:
-    if identifier == "hard_sigmoid":
-        return "hard_sigmoid"
-    name = activations.serialize(activations.get(identifier))
-    if name not in _ACT_CODES:
-        raise ValueError(f"{who}: {arg} '{name}' is not supported in recurrent layers; use one "
-                         f"of {', '.join(sorted(_ACT_CODES))}")
+    """The gate activation's name, checked against the ones the core's cells run."""
+    name = ("hard_sigmoid" if identifier == "hard_sigmoid"
+            else activations.serialize(activations.get(identifier)))
+    try:
+        _core.op_code("rnn_activation", name)
+    except ValueError:
+        raise ValueError(f"{who}: {arg} '{name}' is not supported in recurrent layers; use "
+                         "'tanh', 'sigmoid', 'relu', 'linear' or 'hard_sigmoid'") from None
     return name
 
 
@@ -164,8 +163,9 @@ class RNN(Layer):
 
     def _iattr(self) -> tuple:
         return (self.units, int(self.return_sequences), int(self.go_backwards),
-                int(self.return_state), _ACT_CODES[self.activation],
-                _ACT_CODES[self.recurrent_activation], int(getattr(self, "reset_after", False)),
+                int(self.return_state), _core.op_code("rnn_activation", self.activation),
+                _core.op_code("rnn_activation", self.recurrent_activation),
+                int(getattr(self, "reset_after", False)),
                 int(self._reverse_output))
 
     def lower(self, core, node):

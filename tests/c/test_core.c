@@ -219,6 +219,14 @@ static void test_op_table(void) {
     pn_activation_apply(PN_OP_SOFTMAX, NULL, NULL, out, in, 2, 2);
     CHECK(fabsf(out[0] + out[1] - 1) < 1e-6f && fabsf(out[2] + out[3] - 1) < 1e-6f, "softmax rows");
     CHECK(pn_activation_apply(PN_OP_DENSE, NULL, NULL, out, in, 1, 4) == PN_EVALUE, "not an activation");
+    CHECK(pn_activation_apply(PN_OP_CONV2D, NULL, NULL, out, in, 1, 4) == PN_EVALUE, "conv2d");
+    CHECK(pn_activation_apply(-1, NULL, NULL, out, in, 1, 4) == PN_EVALUE, "negative op");
+    CHECK(pn_activation_find("gelu") == PN_OP_GELU && pn_activation_find("softmax") == PN_OP_SOFTMAX,
+          "activations by name");
+    CHECK(pn_activation_find("dense") == -1 && pn_activation_find("nope") == -1, "not activations");
+    CHECK(pn_rnn_activation_find("hard_sigmoid") >= 0 && pn_rnn_activation_find("tanh") >= 0 &&
+              pn_rnn_activation_find("gelu") == -1,
+          "gate activations by name");
 }
 
 int main(void) {
