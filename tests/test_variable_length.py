@@ -1,6 +1,7 @@
 """Inputs whose lengths come from the data: Input(shape=(None,)), Input(shape=(None, F)) (issue
-16). The model keeps its graph with None dims; a core is built for the data's shapes and
-rebuilt when they change, carrying the weights, the optimizer's state and the random stream."""
+16). The model keeps its graph with None dims; its one core holds a graph per input shape seen
+(the last few, least recently used dropped first) over one set of weights, optimizer state and
+random stream."""
 
 import numpy as np
 import pytest
@@ -159,3 +160,97 @@ def test_save_and_load_before_and_after_training_resume_exactly(tmp_path):
     assert int(again.optimizer.iterations) == int(model.optimizer.iterations) == 4
     for a, b in zip(model.get_weights(), again.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_tape_over_calls_on_two_lengths_gets_both_gradients():
+    # each call's backward runs on the graph it was called on, into the one set of weights
+    pynn.utils.set_random_seed(10)
+    inputs = pynn.Input(shape=(None, 3))
+    model = pynn.Model(inputs, layers.Dense(1)(layers.LSTM(4)(inputs)))
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(2, 5, 3)), rng.normal(size=(2, 7, 3))
+
+    def grads(*xs):
+        with pynn.GradientTape() as tape:
+            loss = sum(ops.sum(model(x)) for x in xs)
+        return [np.asarray(g) for g in tape.gradient(loss, model.trainable_weights)]
+
+    for both, ga, gb in zip(grads(a, b), grads(a), grads(b)):
+        np.testing.assert_allclose(both, ga + gb, rtol=1e-5, atol=1e-6)
+
+
+def test_many_lengths_keep_one_core_and_a_bounded_set_of_graphs():
+    model = _imdb_like(11)
+    x, y = _tokens(4, 3, 0)
+    model.train_on_batch(x, y)
+    core = model._core
+    for length in list(range(3, 23)) + [5, 4]:
+        model.train_on_batch(*_tokens(4, length, length))
+    assert model._core is core  # no rebuild: the weights never moved
+    assert len(model._graphs.ids) <= model._graphs.LIMIT
+    assert int(model.optimizer.iterations) == 23
+
+
+def test_adam_across_lengths_matches_pytorch():
+    torch = pytest.importorskip("torch")
+    pynn.utils.set_random_seed(12)
+    inputs = pynn.Input(shape=(None, 3))
+    pooled = layers.GlobalAveragePooling1D()(layers.Dense(2)(inputs))
+    model = pynn.Model(inputs, pooled)
+    model.compile(pynn.optimizers.Adam(0.05, epsilon=1e-8), "mse")
+    kernel, bias = model.get_weights()
+    w = torch.tensor(kernel, requires_grad=True)
+    c = torch.tensor(bias, requires_grad=True)
+    opt = torch.optim.Adam([w, c], lr=0.05, eps=1e-8)
+    rng = np.random.default_rng(1)
+    for length in (4, 6, 4, 9, 6):
+        x = rng.normal(size=(5, length, 3)).astype(np.float32)
+        y = rng.normal(size=(5, 2)).astype(np.float32)
+        model.train_on_batch(x, y)
+        opt.zero_grad()
+        out = (torch.tensor(x) @ w + c).mean(dim=1)
+        torch.mean((out - torch.tensor(y)) ** 2).backward()
+        opt.step()
+    np.testing.assert_allclose(model.get_weights()[0], w.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.get_weights()[1], c.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_compiling_again_reaches_every_length():
+    pynn.utils.set_random_seed(13)
+    inputs = pynn.Input(shape=(None, 2))
+    model = pynn.Model(inputs, layers.GlobalAveragePooling1D()(layers.Dense(1)(inputs)))
+    model.compile("sgd", "mse")
+    rng = np.random.default_rng(2)
+    data = {n: (rng.normal(size=(6, n, 2)), rng.normal(size=(6, 1))) for n in (3, 5)}
+    for n in (3, 5):
+        model.evaluate(*data[n], verbose=0)
+    model.compile("sgd", "mae")  # graphs built for the old loss are not used again
+    for n in (5, 3):
+        x, y = data[n]
+        want = np.mean(np.abs(model.predict(x, verbose=0) - y))
+        assert model.evaluate(x, y, verbose=0) == pytest.approx(want, rel=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["sequential", "functional"])
+def test_freezing_a_layer_and_compiling_again_takes_effect_on_every_length(kind):
+    pynn.utils.set_random_seed(14)
+    if kind == "sequential":
+        model = pynn.Sequential([pynn.Input(shape=(None, 3)), layers.GRU(4), layers.Dense(2)])
+    else:
+        inputs = pynn.Input(shape=(None, 3))
+        model = pynn.Model(inputs, layers.Dense(2)(layers.GRU(4)(inputs)))
+    gru = next(layer for layer in model.layers if isinstance(layer, layers.GRU))
+    model.compile("adam", "mse")
+    rng = np.random.default_rng(3)
+    for length in (5, 7):
+        model.fit(rng.random((8, length, 3)), rng.random((8, 2)), epochs=1, verbose=0)
+    gru.trainable = False
+    frozen = [w.copy() for w in gru.get_weights()]
+    dense = model.layers[-1].get_weights()[0].copy()
+    model.compile("adam", "mse")
+    for length in (5, 6):
+        model.fit(rng.random((8, length, 3)), rng.random((8, 2)), epochs=1, verbose=0)
+    for a, b in zip(frozen, gru.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(dense, model.layers[-1].get_weights()[0])
+    assert int(model.optimizer.iterations) == 2

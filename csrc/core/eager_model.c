@@ -22,8 +22,9 @@
 
 typedef struct {
     pn_model *m;
+    pn_graph *g;          /* the graph called (counted in g->calls while this entry lives) */
     pn_plan *plan;        /* NULL once backward has run */
-    uint64_t version;     /* the model's graph when called */
+    uint64_t version;     /* g's version when called */
     unsigned char got[PN_MAX_OUTPUTS]; /* output k's gradient is in the plan */
 } call_saved;
 
@@ -31,6 +32,7 @@ static void call_destroy(pn_fn *f) {
     call_saved *s = f->saved;
     if (!s) return;
     if (s->plan) pn_model_put_plan(s->m, s->plan);
+    atomic_fetch_sub(&s->g->calls, 1);
     pn_model_release(s->m);
     free(s);
 }
@@ -44,16 +46,16 @@ static int used_up(const call_saved *s) {
     if (!s->plan)
         return pn_error(PN_ESTATE, "backward through this model call a second time: its "
                         "activations were freed by the first backward; call the model again");
-    if (s->version != s->m->graph_version)
+    if (s->version != s->g->graph_version)
         return pn_error(PN_ESTATE, "the model's layers changed between its call and backward");
     return PN_OK;
 }
 
 /* Whether another output on output k's node has put its gradient in the plan already. */
 static int node_written(const call_saved *s, int k) {
-    const pn_model *m = s->m;
-    for (int j = 0; j < m->n_outputs; j++)
-        if (j != k && s->got[j] && m->outputs[j] == m->outputs[k]) return 1;
+    const pn_graph *g = s->g;
+    for (int j = 0; j < g->n_outputs; j++)
+        if (j != k && s->got[j] && g->outputs[j] == g->outputs[k]) return 1;
     return 0;
 }
 
@@ -64,11 +66,10 @@ static int output_backward(pn_fn *f, pn_value *out) {
     call_saved *s = call->fn->saved;
     int rc = used_up(s);
     if (rc) return rc;
-    const pn_model *m = s->m;
     pn_plan *p = s->plan;
     int k = f->iattr[0];
     if (!pn_value_grad_buf(call)) return PN_ENOMEM; /* so the call's entry runs */
-    float *g = p->grad[m->outputs[k]];
+    float *g = p->grad[s->g->outputs[k]];
     if (g) {
         if (node_written(s, k))
             for (int64_t i = 0; i < out->size; i++) g[i] += out->grad[i];
@@ -85,29 +86,33 @@ static int call_backward(pn_fn *f, pn_value *call) {
     int rc = used_up(s);
     if (rc) return rc;
     pn_model *m = s->m;
+    const pn_graph *g = s->g;
     pn_plan *p = s->plan;
     /* the inputs' gradient buffers first: out of memory then leaves the model's gradients and
      * the held plan as they were */
-    for (int k = 0; k < m->n_inputs; k++)
-        if (f->in[k]->requires_grad && p->grad[m->inputs[k]] && !pn_value_grad_buf(f->in[k]))
+    for (int k = 0; k < g->n_inputs; k++)
+        if (f->in[k]->requires_grad && p->grad[g->inputs[k]] && !pn_value_grad_buf(f->in[k]))
             return PN_ENOMEM;
     if ((rc = pn_model_lock(m))) return rc;
     if (!m->eager_grads) pn_model_zero_grads(m);
     /* an output no gradient reached counts as zero, unless another output wrote its node */
-    for (int k = 0; k < m->n_outputs; k++) {
-        float *g = p->grad[m->outputs[k]];
-        if (g && !s->got[k] && !node_written(s, k))
-            memset(g, 0, (size_t)(p->batch * m->nodes[m->outputs[k]].size) * sizeof(float));
+    for (int k = 0; k < g->n_outputs; k++) {
+        float *d = p->grad[g->outputs[k]];
+        if (d && !s->got[k] && !node_written(s, k))
+            memset(d, 0, (size_t)(p->batch * g->nodes[g->outputs[k]].size) * sizeof(float));
     }
-    for (int k = 0; k < m->n_inputs; k++) p->value[m->inputs[k]] = f->in[k]->data;
+    for (int k = 0; k < g->n_inputs; k++) p->value[g->inputs[k]] = f->in[k]->data;
+    pn_graph *current = m->g; /* the graph called, which another may have replaced since */
+    m->g = s->g;
     pn_plan_backward(m, p);
+    m->g = current;
     pn_model_unlock(m);
-    for (int k = 0; k < m->n_inputs; k++) {
+    for (int k = 0; k < g->n_inputs; k++) {
         pn_value *x = f->in[k];
-        const float *d = p->grad[m->inputs[k]];
+        const float *d = p->grad[g->inputs[k]];
         if (!x->requires_grad || !d) continue;
-        float *g = x->grad;
-        for (int64_t i = 0; i < x->size; i++) g[i] += d[i];
+        float *gx = x->grad;
+        for (int64_t i = 0; i < x->size; i++) gx[i] += d[i];
     }
     s->plan = NULL;
     pn_model_put_plan(m, p);
@@ -116,7 +121,7 @@ static int call_backward(pn_fn *f, pn_value *call) {
 
 /* The input values against the model's inputs; the batch size. */
 static int check_inputs(const pn_model *m, pn_value *const *xs, int64_t *batch) {
-    for (int k = 0; k < m->n_inputs; k++) {
+    for (int k = 0; k < m->g->n_inputs; k++) {
         const pn_value *x = xs[k];
         pn_tensor t = {.ndim = x->ndim, .dtype = x->dtype, .data = x->data};
         memcpy(t.dims, x->dims, (size_t)x->ndim * sizeof(int64_t));
@@ -125,10 +130,10 @@ static int check_inputs(const pn_model *m, pn_value *const *xs, int64_t *batch) 
         if (x->dims[0] != xs[0]->dims[0])
             return pn_error(PN_ESHAPE, "input %d has %lld samples but input 0 has %lld", k,
                             (long long)x->dims[0], (long long)xs[0]->dims[0]);
-        if (x->dtype == PN_I32 && (rc = pn_embedding_check(m, m->inputs[k], x->data, x->size)))
+        if (x->dtype == PN_I32 && (rc = pn_embedding_check(m, m->g->inputs[k], x->data, x->size)))
             return rc;
         if (x->dtype == PN_F32 &&
-            (rc = pn_embedding_check_f32(m, m->inputs[k], x->data, x->size)))
+            (rc = pn_embedding_check_f32(m, m->g->inputs[k], x->data, x->size)))
             return rc;
     }
     *batch = xs[0]->dims[0];
@@ -137,11 +142,11 @@ static int check_inputs(const pn_model *m, pn_value *const *xs, int64_t *batch) 
 }
 
 /* The output values, and the forward itself, under the model's lock. */
-static int run_forward(pn_model *m, pn_value *const *xs, int64_t batch, pn_mode mode,
-                       int training, pn_plan **plan, pn_value **outs) {
+static int run_forward(pn_model *m, const pn_graph *g, pn_value *const *xs, int64_t batch,
+                       pn_mode mode, int training, pn_plan **plan, pn_value **outs) {
     int rc = PN_OK, n_out = 0;
-    for (; n_out < m->n_outputs && rc == PN_OK; n_out++) {
-        const pn_node *on = &m->nodes[m->outputs[n_out]];
+    for (; n_out < g->n_outputs && rc == PN_OK; n_out++) {
+        const pn_node *on = &g->nodes[g->outputs[n_out]];
         int64_t dims[PN_MAX_DIMS] = {batch};
         memcpy(dims + 1, on->shape, (size_t)on->ndim * sizeof(int64_t));
         rc = pn_value_new(&outs[n_out], on->ndim + 1, dims, PN_F32);
@@ -149,7 +154,10 @@ static int run_forward(pn_model *m, pn_value *const *xs, int64_t batch, pn_mode 
     }
     pn_plan *p = NULL;
     if (rc == PN_OK && (rc = pn_model_lock(m)) == PN_OK) {
-        rc = pn_model_get_plan(m, batch, mode, &p);
+        if (m->g != g) /* the inputs were checked against another graph */
+            rc = pn_error(PN_ESTATE, "the model's graph changed during the call (another "
+                          "thread chose another input shape)");
+        if (rc == PN_OK) rc = pn_model_get_plan(m, batch, mode, &p);
         if (rc == PN_OK) {
             atomic_store(&p->held, p->orphan ? PLAN_HELD_ORPHAN : PLAN_HELD);
             p->training = training != 0;
@@ -157,12 +165,12 @@ static int run_forward(pn_model *m, pn_value *const *xs, int64_t batch, pn_mode 
                 p->seed = pn_hash64(m->seed, m->forwards++);
             else
                 pn_model_infer_seed(m, p);
-            for (int k = 0; k < m->n_inputs; k++) p->value[m->inputs[k]] = xs[k]->data;
+            for (int k = 0; k < g->n_inputs; k++) p->value[g->inputs[k]] = xs[k]->data;
             pn_fault_take();
             pn_plan_forward(m, p);
             rc = pn_fault_take(); /* bad data in a node (an index out of range) */
-            for (int k = 0; k < m->n_outputs && rc == PN_OK; k++)
-                memcpy(outs[k]->data, p->value[m->outputs[k]],
+            for (int k = 0; k < g->n_outputs && rc == PN_OK; k++)
+                memcpy(outs[k]->data, p->value[g->outputs[k]],
                        (size_t)outs[k]->size * sizeof(float));
         }
         pn_model_unlock(m);
@@ -177,12 +185,13 @@ static int run_forward(pn_model *m, pn_value *const *xs, int64_t batch, pn_mode 
 }
 
 int pn_model_call(pn_model *m, pn_value *const *xs, int training, pn_value **outs) {
-    if (m->n_outputs < 1 || m->n_inputs < 1) return pn_error(PN_ESTATE, "the model has no output");
+    pn_graph *g = m->g; /* run_forward checks it is still the current one */
+    if (g->n_outputs < 1 || g->n_inputs < 1) return pn_error(PN_ESTATE, "the model has no output");
     int64_t batch = 0;
     int rc = check_inputs(m, xs, &batch);
     if (rc) return rc;
     int grad_x = 0;
-    for (int k = 0; k < m->n_inputs; k++) grad_x |= xs[k]->requires_grad;
+    for (int k = 0; k < g->n_inputs; k++) grad_x |= xs[k]->requires_grad;
     int record = pn_grad_enabled() && (m->n_trainable > 0 || grad_x);
     pn_mode mode = !record ? (training ? PN_MODE_EAGER : PN_MODE_INFER)
                            : grad_x ? PN_MODE_EAGER_DX : PN_MODE_EAGER;
@@ -196,16 +205,17 @@ int pn_model_call(pn_model *m, pn_value *const *xs, int training, pn_value **out
         int64_t one = 1;
         rc = (s = pn_calloc(1, sizeof *s)) ? PN_OK : PN_ENOMEM;
         if (rc == PN_OK) rc = pn_value_new(&call, 1, &one, PN_F32);
-        if (rc == PN_OK && !(f = pn_fn_new("model", call_backward, m->n_inputs, xs))) rc = PN_ENOMEM;
-        for (int k = 0; k < m->n_outputs && rc == PN_OK; k++)
+        if (rc == PN_OK && !(f = pn_fn_new("model", call_backward, g->n_inputs, xs)))
+            rc = PN_ENOMEM;
+        for (int k = 0; k < g->n_outputs && rc == PN_OK; k++)
             if (!(fo[k] = pn_fn_new("model", output_backward, 1, &call))) rc = PN_ENOMEM;
         if (rc) pn_error(PN_ENOMEM, "out of memory recording a model call");
     }
     pn_value *o[PN_MAX_OUTPUTS];
     pn_plan *p = NULL;
-    if (rc == PN_OK) rc = run_forward(m, xs, batch, mode, training, &p, o);
+    if (rc == PN_OK) rc = run_forward(m, g, xs, batch, mode, training, &p, o);
     if (rc) {
-        for (int k = 0; k < m->n_outputs; k++) pn_fn_free(fo[k]);
+        for (int k = 0; k < g->n_outputs; k++) pn_fn_free(fo[k]);
         pn_value_release(call);
         pn_fn_free(f);
         free(s);
@@ -213,22 +223,24 @@ int pn_model_call(pn_model *m, pn_value *const *xs, int training, pn_value **out
     }
     if (!record) {
         pn_model_put_plan(m, p);
-        memcpy(outs, o, (size_t)m->n_outputs * sizeof *o);
+        memcpy(outs, o, (size_t)g->n_outputs * sizeof *o);
         return PN_OK;
     }
     pn_model_retain(m);
     s->m = m;
+    s->g = g;
+    atomic_fetch_add(&g->calls, 1);
     s->plan = p;
-    s->version = m->graph_version;
+    s->version = g->graph_version;
     f->saved = s;
     f->destroy = call_destroy;
     pn_fn_attach(f, call);
-    for (int k = 0; k < m->n_outputs; k++) {
+    for (int k = 0; k < g->n_outputs; k++) {
         fo[k]->iattr[0] = k;
         pn_fn_attach(fo[k], o[k]);
     }
     pn_value_release(call); /* the outputs' entries hold it now */
-    memcpy(outs, o, (size_t)m->n_outputs * sizeof *o);
+    memcpy(outs, o, (size_t)g->n_outputs * sizeof *o);
     return PN_OK;
 }
 

@@ -103,14 +103,13 @@ int pn_eager_op(int op, int n_in, pn_value *const *in, int n_var, pn_value *cons
     if (rc == PN_OK && batch < 1)
         rc = pn_error(PN_ESHAPE, "%s: the batch is empty", name);
     /* the op's shape function sees a model made of just these inputs and variables */
+    pn_graph g = {.nodes = s->in_node, .n_nodes = n_in, .n_inputs = n_in};
+    for (int j = 0; j < n_in; j++) g.inputs[j] = j;
     pn_model tmp;
     memset(&tmp, 0, sizeof tmp);
-    tmp.nodes = s->in_node;
-    tmp.n_nodes = n_in;
+    tmp.g = &g;
     tmp.vars = s->var;
     tmp.n_vars = n_var;
-    tmp.n_inputs = n_in;
-    for (int j = 0; j < n_in; j++) tmp.inputs[j] = j;
     pn_node *nd = &s->node;
     nd->op = op;
     nd->n_in = n_in;
@@ -195,11 +194,10 @@ int pn_eager_math_op(int op, int n_in, pn_value *const *in, const int *iattr, co
         memcpy(s->in_node[j].shape, x->dims, (size_t)x->ndim * sizeof(int64_t));
         s->node.in[j] = j;
     }
+    pn_graph g = {.nodes = s->in_node, .n_nodes = n_in, .n_inputs = n_in};
     pn_model tmp;
     memset(&tmp, 0, sizeof tmp);
-    tmp.nodes = s->in_node;
-    tmp.n_nodes = n_in;
-    tmp.n_inputs = n_in;
+    tmp.g = &g;
     pn_node *nd = &s->node;
     nd->op = op;
     nd->n_in = n_in;

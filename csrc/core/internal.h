@@ -145,6 +145,7 @@ typedef struct {
     int ndim;                      /* per-sample output shape, batch excluded */
     int64_t shape[PN_MAX_DIMS];
     int64_t size;                  /* elements per sample */
+    float *data;                   /* constant: its values, owned by the graph; else NULL */
 } pn_node;
 
 /* What one node sees when it runs: pointers for this batch size. A NULL gradient means "not
@@ -414,12 +415,10 @@ typedef struct {
 
 #define PN_PLAN_CACHE 8
 
-struct pn_model {
-    pn_var *vars;
-    int n_vars, cap_vars;
-    float *params, *grads;
-    int64_t n_params, n_trainable; /* spans of the buffers (padding included); trainable first */
-
+/* A graph: nodes, inputs, outputs and their losses, and the plans that run them. A model holds
+ * up to PN_MAX_GRAPHS over one set of variables (one per input shape of a model whose inputs
+ * have lengths the data gives); m->g is the one that building and running use. */
+typedef struct pn_graph {
     pn_node *nodes;
     int n_nodes, cap_nodes;
     int n_inputs, inputs[PN_MAX_MODEL_INPUTS]; /* the input nodes, in the order added */
@@ -428,6 +427,22 @@ struct pn_model {
     int n_outputs, outputs[PN_MAX_OUTPUTS];    /* the output nodes (a node may repeat) */
     pn_loss_config out[PN_MAX_OUTPUTS];        /* per output: loss, weight, metrics */
     int n_results;         /* floats a step returns: total loss, per-output losses, metrics */
+
+    pn_plan *plans[PN_PLAN_CACHE];
+    uint64_t clock;
+    uint64_t graph_version; /* changes when nodes or outputs change: eager entries check it */
+    _Atomic int calls;      /* eager calls on the tape that may still read it (not dropped) */
+} pn_graph;
+
+struct pn_model {
+    pn_var *vars;
+    int n_vars, cap_vars;
+    float *params, *grads;
+    int64_t n_params, n_trainable; /* spans of the buffers (padding included); trainable first */
+
+    pn_graph *g;                       /* the current graph: one of graphs[] */
+    pn_graph *graphs[PN_MAX_GRAPHS];   /* by id; NULL where dropped */
+    uint64_t versions;                 /* graph versions handed out: unique across graphs */
 
     int has_optimizer;
     pn_optim_config opt;
@@ -438,15 +453,12 @@ struct pn_model {
     uint64_t infer_forwards; /* inference forwards so far: random ops' noise in predict and
                               * evaluate (a stream of its own: training stays repeatable) */
 
-    pn_plan *plans[PN_PLAN_CACHE];
-    uint64_t clock;
     pthread_mutex_t lock;  /* one run at a time per model: plans and buffers are shared */
     int writing;           /* a run holding the lock writes the weights (a step, a set) */
     int torn;              /* the process forked while another thread was writing the weights */
     pn_model *prev, *next; /* the registry of live models, for the fork handlers */
     int refs;              /* the creator's, and one per value over a variable */
     int eager_grads;       /* the grads hold eager accumulations (else a step's leftovers) */
-    uint64_t graph_version; /* bumped when nodes or outputs change: eager entries check it */
 };
 
 /* ---- the plan's passes (passes.c): rewrites marked in a plan, the graph unchanged ----------- */
@@ -534,7 +546,7 @@ static inline float pn_uniform(uint64_t key, uint64_t i) {
 
 /* shape helper for op files */
 static inline const pn_node *pn_input_node(const pn_model *m, const pn_node *n, int i) {
-    return &m->nodes[n->in[i]];
+    return &m->g->nodes[n->in[i]];
 }
 
 #endif /* PYNN_INTERNAL_H */

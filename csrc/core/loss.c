@@ -22,14 +22,14 @@
 #define PN_EPS 1e-7f
 
 static void rows_cols(const pn_model *m, int k, int64_t batch, int64_t *R, int64_t *C) {
-    const pn_node *o = &m->nodes[m->outputs[k]];
+    const pn_node *o = &m->g->nodes[m->g->outputs[k]];
     *C = o->shape[o->ndim - 1];
     *R = batch * (o->size / *C);
 }
 
 int64_t pn_loss_target_size(const pn_model *m, int k) {
-    const pn_node *o = &m->nodes[m->outputs[k]];
-    return m->out[k].loss == PN_LOSS_SPARSE_CE ? o->size / o->shape[o->ndim - 1] : o->size;
+    const pn_node *o = &m->g->nodes[m->g->outputs[k]];
+    return m->g->out[k].loss == PN_LOSS_SPARSE_CE ? o->size / o->shape[o->ndim - 1] : o->size;
 }
 
 int pn_loss_check_labels(const int32_t *t, int64_t R, int64_t C) {
@@ -43,7 +43,7 @@ int pn_loss_check_labels(const int32_t *t, int64_t R, int64_t C) {
 }
 
 int pn_loss_check_targets(const pn_model *m, int k, const pn_tensor *y, int64_t rows) {
-    if (m->out[k].loss != PN_LOSS_SPARSE_CE) return PN_OK;
+    if (m->g->out[k].loss != PN_LOSS_SPARSE_CE) return PN_OK;
     int64_t R, C;
     rows_cols(m, k, rows, &R, &C);
     return pn_loss_check_labels(y->data, R, C);
@@ -52,8 +52,8 @@ int pn_loss_check_targets(const pn_model *m, int k, const pn_tensor *y, int64_t 
 /* Output k's loss in a plan as rows: its output, and the logits its loss reads. */
 static pn_loss_rows plan_rows(const pn_model *m, const pn_plan *p, int k, const void *y,
                               const float *w) {
-    pn_loss_rows L = {.kind = m->out[k].loss, .from_logits = m->out[k].from_logits,
-                      .fused = p->fused[k], .out = p->value[m->outputs[k]],
+    pn_loss_rows L = {.kind = m->g->out[k].loss, .from_logits = m->g->out[k].from_logits,
+                      .fused = p->fused[k], .out = p->value[m->g->outputs[k]],
                       .z = p->value[p->loss_node[k]], .y = y, .w = w};
     rows_cols(m, k, p->batch, &L.R, &L.C);
     L.rows_per_w = L.R / p->batch;
@@ -72,7 +72,7 @@ void pn_loss_backward(const pn_model *m, pn_plan *p, int k, const void *y, const
     float *g = p->grad[p->loss_node[k]];
     if (!g) return;
     pn_loss_rows L = plan_rows(m, p, k, y, w);
-    pn_loss_grad(&L, g, m->out[k].weight, p->loss_acc[k]);
+    pn_loss_grad(&L, g, m->g->out[k].weight, p->loss_acc[k]);
 }
 
 /* Rows are split over the threads above this many values (each costs an exponential or so) */

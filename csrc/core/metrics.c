@@ -226,10 +226,10 @@ int pn_metric_accumulate(const pn_metric *m, float *sums, const float *pred, con
 /* Output k's metrics for the plan's batch, each metric's accumulators in turn. Compile checked
  * the specs and the kind of targets; the loss checked sparse labels. */
 void pn_metrics_sum(const pn_model *m, const pn_plan *p, int k, const void *y, float *sums) {
-    const pn_node *o = &m->nodes[m->outputs[k]];
+    const pn_node *o = &m->g->nodes[m->g->outputs[k]];
     const int64_t C = o->shape[o->ndim - 1], R = p->batch * (o->size / C);
-    const pn_loss_config *cfg = &m->out[k];
-    const float *out = p->value[m->outputs[k]];
+    const pn_loss_config *cfg = &m->g->out[k];
+    const float *out = p->value[m->g->outputs[k]];
     for (int i = 0; i < cfg->n_metrics; i++) {
         pn_metric_accumulate(&cfg->metrics[i], sums, out, y, R, C, p->batch);
         sums += pn_metric_size(&cfg->metrics[i]);

@@ -28,9 +28,16 @@ static int init_lock(pthread_mutex_t *lock) {
 int pn_model_create(pn_model **out) {
     pn_process_init();
     pn_model *m = pn_calloc(1, sizeof *m);
-    if (!m) return pn_error(PN_ENOMEM, "out of memory creating a model");
+    pn_graph *g = pn_calloc(1, sizeof *g);
+    if (!m || !g) {
+        free(m);
+        free(g);
+        return pn_error(PN_ENOMEM, "out of memory creating a model");
+    }
+    m->graphs[0] = m->g = g;
     m->refs = 1;
     if (init_lock(&m->lock) != 0) {
+        free(g);
         free(m);
         return pn_error(PN_ENOMEM, "could not create the model's lock");
     }
@@ -92,15 +99,33 @@ void pn_models_after_fork_child(void) {
     pthread_mutex_init(&registry_lock, NULL);
 }
 
-/* Frees the cached plans; one an eager call still holds is freed when that call releases it. */
-static void drop_plans(pn_model *m) {
+/* Frees a graph's cached plans; one an eager call still holds is freed when that call releases
+ * it. */
+static void drop_graph_plans(pn_graph *g) {
     for (int i = 0; i < PN_PLAN_CACHE; i++) {
         int held = PLAN_HELD;
-        if (m->plans[i] && !atomic_compare_exchange_strong(&m->plans[i]->held, &held,
+        if (g->plans[i] && !atomic_compare_exchange_strong(&g->plans[i]->held, &held,
                                                            PLAN_HELD_ORPHAN))
-            pn_plan_destroy(m->plans[i]); /* not held: nobody else has it */
-        m->plans[i] = NULL;
+            pn_plan_destroy(g->plans[i]); /* not held: nobody else has it */
+        g->plans[i] = NULL;
     }
+}
+
+static void drop_plans(pn_model *m) { drop_graph_plans(m->g); }
+
+/* The current graph changed: its plans go, and eager calls made before it see a new version. */
+static void graph_changed(pn_model *m) {
+    drop_plans(m);
+    m->g->graph_version = ++m->versions;
+    m->g->compiled = 0;
+}
+
+static void free_graph(pn_graph *g) {
+    if (!g) return;
+    drop_graph_plans(g);
+    for (int i = 0; i < g->n_nodes; i++) free(g->nodes[i].data);
+    free(g->nodes);
+    free(g);
 }
 
 void pn_model_retain(pn_model *m) { m->refs++; }
@@ -114,11 +139,10 @@ void pn_model_release(pn_model *m) {
     else registry = m->next;
     if (m->next) m->next->prev = m->prev;
     pthread_mutex_unlock(&registry_lock);
-    drop_plans(m);
+    for (int i = 0; i < PN_MAX_GRAPHS; i++) free_graph(m->graphs[i]);
     free(m->vars);
     free(m->params);
     free(m->grads);
-    free(m->nodes);
     free(m->opt_state);
     pthread_mutex_destroy(&m->lock);
     free(m);
@@ -275,23 +299,21 @@ int pn_model_set_regularizer(pn_model *m, int var, float l1, float l2) {
 /* ---- graph --------------------------------------------------------------------------------- */
 
 static int push_node(pn_model *m, pn_node *nd, int *node) {
-    if (m->n_nodes == m->cap_nodes) {
-        int cap = m->cap_nodes ? 2 * m->cap_nodes : 16;
-        pn_node *p = pn_realloc(m->nodes, (size_t)cap * sizeof *p);
+    if (m->g->n_nodes == m->g->cap_nodes) {
+        int cap = m->g->cap_nodes ? 2 * m->g->cap_nodes : 16;
+        pn_node *p = pn_realloc(m->g->nodes, (size_t)cap * sizeof *p);
         if (!p) return pn_error(PN_ENOMEM, "out of memory adding a node");
-        m->nodes = p;
-        m->cap_nodes = cap;
+        m->g->nodes = p;
+        m->g->cap_nodes = cap;
     }
-    m->nodes[m->n_nodes] = *nd;
-    *node = m->n_nodes++;
-    drop_plans(m);
-    m->graph_version++;
-    m->compiled = 0;
+    m->g->nodes[m->g->n_nodes] = *nd;
+    *node = m->g->n_nodes++;
+    graph_changed(m);
     return PN_OK;
 }
 
 int pn_model_add_input(pn_model *m, int ndim, const int64_t *shape, pn_dtype dtype, int *node) {
-    if (m->n_inputs == PN_MAX_MODEL_INPUTS)
+    if (m->g->n_inputs == PN_MAX_MODEL_INPUTS)
         return pn_error(PN_EVALUE, "a model takes at most %d inputs", PN_MAX_MODEL_INPUTS);
     if (ndim < 1 || ndim > PN_MAX_DIMS - 1)
         return pn_error(PN_ESHAPE, "input: rank %d (batch excluded) is outside 1..%d", ndim,
@@ -302,13 +324,13 @@ int pn_model_add_input(pn_model *m, int ndim, const int64_t *shape, pn_dtype dty
     if (rc) return rc;
     memcpy(nd.shape, shape, (size_t)ndim * sizeof *shape);
     rc = push_node(m, &nd, node);
-    if (rc == PN_OK) m->inputs[m->n_inputs++] = *node;
+    if (rc == PN_OK) m->g->inputs[m->g->n_inputs++] = *node;
     return rc;
 }
 
-int pn_model_input_count(const pn_model *m) { return m->n_inputs; }
+int pn_model_input_count(const pn_model *m) { return m->g->n_inputs; }
 int pn_model_input_node(const pn_model *m, int k) {
-    return k >= 0 && k < m->n_inputs ? m->inputs[k] : -1;
+    return k >= 0 && k < m->g->n_inputs ? m->g->inputs[k] : -1;
 }
 
 /* Fills node nd's dtype, shape, size and batchedness from its inputs in m, or refuses it. */
@@ -317,7 +339,7 @@ static int infer(const pn_model *m, pn_node *nd) {
     /* batched when any input is (an op without inputs makes an unbatched value, unless its
      * shape function says otherwise); only broadcasting ops mix the two kinds */
     int n_batched = 0;
-    for (int j = 0; j < nd->n_in; j++) n_batched += !m->nodes[nd->in[j]].unbatched;
+    for (int j = 0; j < nd->n_in; j++) n_batched += !m->g->nodes[nd->in[j]].unbatched;
     nd->unbatched = n_batched == 0;
     if (n_batched > 0 && n_batched < nd->n_in && !(pn_op_table[nd->op]->flags & PN_OPF_MIXED))
         return pn_error(PN_ESHAPE, "%s: takes tensors with a batch axis, or tensors without "
@@ -361,10 +383,10 @@ int pn_infer_node(int op, int n_in, const pn_shape_desc *in, int n_var, const pn
         nd.iattr[a] = iattr ? iattr[a] : 0;
         nd.fattr[a] = fattr ? fattr[a] : 0.0f;
     }
+    pn_graph g = {.nodes = nodes, .n_nodes = n_in};
     pn_model tmp;
     memset(&tmp, 0, sizeof tmp);
-    tmp.nodes = nodes;
-    tmp.n_nodes = n_in;
+    tmp.g = &g;
     tmp.vars = vs;
     tmp.n_vars = n_var;
     int rc = infer(&tmp, &nd);
@@ -384,7 +406,7 @@ int pn_model_add_node(pn_model *m, int op, int n_in, const int *inputs, int n_va
         return pn_error(PN_EVALUE, "%s: too many inputs or variables", name);
     pn_node nd = {.op = op, .n_in = n_in, .n_var = n_var};
     for (int j = 0; j < n_in; j++) {
-        if (inputs[j] < 0 || inputs[j] >= m->n_nodes)
+        if (inputs[j] < 0 || inputs[j] >= m->g->n_nodes)
             return pn_error(PN_EVALUE, "%s: input %d is not an existing node", name, inputs[j]);
         nd.in[j] = inputs[j];
     }
@@ -402,20 +424,92 @@ int pn_model_add_node(pn_model *m, int op, int n_in, const int *inputs, int n_va
     return push_node(m, &nd, node);
 }
 
+int pn_model_add_constant(pn_model *m, int ndim, const int64_t *shape, const float *data,
+                          int *node) {
+    pn_node nd = {.op = PN_OP_CONSTANT, .dtype = PN_F32, .unbatched = 1, .ndim = ndim};
+    int rc = check_shape("constant", ndim, shape, &nd.size);
+    if (rc) return rc;
+    memcpy(nd.shape, shape, (size_t)ndim * sizeof *shape);
+    if (!(nd.data = pn_aligned_alloc(64, (size_t)(nd.size > 0 ? nd.size : 1) * sizeof(float))))
+        return pn_error(PN_ENOMEM, "out of memory for a constant of %lld values",
+                        (long long)nd.size);
+    memcpy(nd.data, data, (size_t)nd.size * sizeof(float));
+    if ((rc = push_node(m, &nd, node))) free(nd.data);
+    return rc;
+}
+
+/* ---- graphs over one set of variables ------------------------------------------------------ */
+
+int pn_model_add_graph(pn_model *m, int *id) {
+    int slot = 0;
+    while (slot < PN_MAX_GRAPHS && m->graphs[slot]) slot++;
+    if (slot == PN_MAX_GRAPHS)
+        return pn_error(PN_ESTATE, "a model holds at most %d graphs: drop one first",
+                        PN_MAX_GRAPHS);
+    pn_graph *g = pn_calloc(1, sizeof *g);
+    if (!g) return pn_error(PN_ENOMEM, "out of memory adding a graph");
+    int rc = pn_model_lock(m);
+    if (rc) {
+        free(g);
+        return rc;
+    }
+    g->graph_version = ++m->versions;
+    m->graphs[slot] = m->g = g;
+    pn_model_unlock(m);
+    *id = slot;
+    return PN_OK;
+}
+
+static int check_graph(const pn_model *m, int id) {
+    if (id < 0 || id >= PN_MAX_GRAPHS || !m->graphs[id])
+        return pn_error(PN_EVALUE, "the model has no graph %d", id);
+    return PN_OK;
+}
+
+int pn_model_use_graph(pn_model *m, int id) {
+    int rc = check_graph(m, id);
+    if (rc || (rc = pn_model_lock(m))) return rc;
+    m->g = m->graphs[id];
+    pn_model_unlock(m);
+    return PN_OK;
+}
+
+int pn_model_drop_graph(pn_model *m, int id) {
+    int rc = check_graph(m, id);
+    if (rc) return rc;
+    pn_graph *g = m->graphs[id];
+    if (g == m->g) return pn_error(PN_ESTATE, "graph %d is the current one", id);
+    if ((rc = pn_model_lock(m))) return rc;
+    if (atomic_load(&g->calls) > 0)
+        rc = pn_error(PN_ESTATE, "graph %d is held by eager calls still on a tape", id);
+    if (rc == PN_OK) {
+        m->graphs[id] = NULL;
+        free_graph(g);
+    }
+    pn_model_unlock(m);
+    return rc;
+}
+
+int pn_model_current_graph(const pn_model *m) {
+    for (int i = 0; i < PN_MAX_GRAPHS; i++)
+        if (m->graphs[i] == m->g) return i;
+    return -1;
+}
+
 int pn_model_node_dtype(const pn_model *m, int node) {
-    if (node < 0 || node >= m->n_nodes) return pn_error(PN_EVALUE, "no node %d", node);
-    return (int)m->nodes[node].dtype;
+    if (node < 0 || node >= m->g->n_nodes) return pn_error(PN_EVALUE, "no node %d", node);
+    return (int)m->g->nodes[node].dtype;
 }
 
 int pn_model_node_unbatched(const pn_model *m, int node) {
-    if (node < 0 || node >= m->n_nodes) return pn_error(PN_EVALUE, "no node %d", node);
-    return m->nodes[node].unbatched;
+    if (node < 0 || node >= m->g->n_nodes) return pn_error(PN_EVALUE, "no node %d", node);
+    return m->g->nodes[node].unbatched;
 }
 
 int pn_model_node_shape(const pn_model *m, int node, int64_t *shape) {
-    if (node < 0 || node >= m->n_nodes) return pn_error(PN_EVALUE, "no node %d", node);
-    memcpy(shape, m->nodes[node].shape, (size_t)m->nodes[node].ndim * sizeof *shape);
-    return m->nodes[node].ndim;
+    if (node < 0 || node >= m->g->n_nodes) return pn_error(PN_EVALUE, "no node %d", node);
+    memcpy(shape, m->g->nodes[node].shape, (size_t)m->g->nodes[node].ndim * sizeof *shape);
+    return m->g->nodes[node].ndim;
 }
 
 /* ---- compile and optimizer ----------------------------------------------------------------- */
@@ -423,46 +517,44 @@ int pn_model_node_shape(const pn_model *m, int node, int64_t *shape) {
 int pn_model_set_outputs(pn_model *m, int n, const int *nodes) {
     if (n < 1 || n > PN_MAX_OUTPUTS)
         return pn_error(PN_EVALUE, "a model has 1..%d outputs, got %d", PN_MAX_OUTPUTS, n);
-    if (m->n_inputs < 1) return pn_error(PN_ESTATE, "the model has no input");
+    if (m->g->n_inputs < 1) return pn_error(PN_ESTATE, "the model has no input");
     for (int k = 0; k < n; k++) {
-        if (nodes[k] < 0 || nodes[k] >= m->n_nodes)
+        if (nodes[k] < 0 || nodes[k] >= m->g->n_nodes)
             return pn_error(PN_EVALUE, "no node %d", nodes[k]);
-        if (m->nodes[nodes[k]].unbatched)
+        if (m->g->nodes[nodes[k]].unbatched)
             return pn_error(PN_ESHAPE, "output %d has no batch axis (it is computed from weights "
                             "and constants only): a model's outputs are per sample", k);
-        if (m->nodes[nodes[k]].ndim == 0)
+        if (m->g->nodes[nodes[k]].ndim == 0)
             return pn_error(PN_ESHAPE, "output %d holds one value per sample (shape (None,)); "
                             "give it an axis (shape (None, 1)), as the losses read rows", k);
-        if (m->nodes[nodes[k]].dtype != PN_F32)
+        if (m->g->nodes[nodes[k]].dtype != PN_F32)
             return pn_error(PN_ETYPE, n > 1 ? "output %d must be float32" : "the output must be "
                             "float32", k);
     }
-    drop_plans(m);
-    memcpy(m->outputs, nodes, (size_t)n * sizeof *nodes);
-    m->n_outputs = n;
-    m->graph_version++;
-    m->compiled = 0;
+    memcpy(m->g->outputs, nodes, (size_t)n * sizeof *nodes);
+    m->g->n_outputs = n;
+    graph_changed(m);
     return PN_OK;
 }
 
 int pn_model_set_output(pn_model *m, int node) { return pn_model_set_outputs(m, 1, &node); }
-int pn_model_output_count(const pn_model *m) { return m->n_outputs; }
+int pn_model_output_count(const pn_model *m) { return m->g->n_outputs; }
 int pn_model_output_node(const pn_model *m, int k) {
-    return k >= 0 && k < m->n_outputs ? m->outputs[k] : -1;
+    return k >= 0 && k < m->g->n_outputs ? m->g->outputs[k] : -1;
 }
 
 int pn_model_output_shape(const pn_model *m, int k, int64_t *shape) {
-    if (m->n_outputs < 1) return pn_error(PN_ESTATE, "the model has no output yet");
-    if (k < 0 || k >= m->n_outputs)
-        return pn_error(PN_EVALUE, "no output %d: the model has %d", k, m->n_outputs);
-    return pn_model_node_shape(m, m->outputs[k], shape);
+    if (m->g->n_outputs < 1) return pn_error(PN_ESTATE, "the model has no output yet");
+    if (k < 0 || k >= m->g->n_outputs)
+        return pn_error(PN_EVALUE, "no output %d: the model has %d", k, m->g->n_outputs);
+    return pn_model_node_shape(m, m->g->outputs[k], shape);
 }
 
 int pn_model_compile_outputs(pn_model *m, const pn_loss_config *cfg) {
-    if (m->n_outputs < 1) return pn_error(PN_ESTATE, "the model has no output");
+    if (m->g->n_outputs < 1) return pn_error(PN_ESTATE, "the model has no output");
     if (!m->params) return pn_error(PN_ESTATE, "the model's variables are not allocated");
-    int n_results = 1 + (m->n_outputs > 1 ? m->n_outputs : 0);
-    for (int o = 0; o < m->n_outputs; o++) {
+    int n_results = 1 + (m->g->n_outputs > 1 ? m->g->n_outputs : 0);
+    for (int o = 0; o < m->g->n_outputs; o++) {
         const pn_loss_config *c = &cfg[o];
         if ((int)c->loss < 0 || c->loss >= PN_LOSS_COUNT)
             return pn_error(PN_EVALUE, "unknown loss %d", c->loss);
@@ -486,12 +578,12 @@ int pn_model_compile_outputs(pn_model *m, const pn_loss_config *cfg) {
         }
     }
     drop_plans(m);
-    for (int o = 0; o < m->n_outputs; o++) {
-        m->out[o] = cfg[o];
-        m->out[o].from_logits = cfg[o].from_logits != 0;
+    for (int o = 0; o < m->g->n_outputs; o++) {
+        m->g->out[o] = cfg[o];
+        m->g->out[o].from_logits = cfg[o].from_logits != 0;
     }
-    m->n_results = n_results;
-    m->compiled = 1;
+    m->g->n_results = n_results;
+    m->g->compiled = 1;
     return PN_OK;
 }
 
@@ -508,7 +600,7 @@ int pn_model_compile(pn_model *m, pn_loss_kind loss, int from_logits, int n_metr
     return pn_model_compile_outputs(m, cfg);
 }
 
-int pn_model_result_count(const pn_model *m) { return m->compiled ? m->n_results : 0; }
+int pn_model_result_count(const pn_model *m) { return m->g->compiled ? m->g->n_results : 0; }
 
 int pn_model_set_optimizer(pn_model *m, const pn_optim_config *cfg) {
     if (!m->params) return pn_error(PN_ESTATE, "the model's variables are not allocated");
@@ -574,30 +666,30 @@ int pn_model_optimizer_state(pn_model *m, float **state, int64_t *n) {
 int pn_model_get_plan(pn_model *m, int64_t batch, pn_mode mode, pn_plan **out) {
     int free_slot = -1, lru = -1;
     for (int i = 0; i < PN_PLAN_CACHE; i++) {
-        pn_plan *p = m->plans[i];
+        pn_plan *p = m->g->plans[i];
         if (!p) {
             if (free_slot < 0) free_slot = i;
             continue;
         }
         if (atomic_load(&p->held)) continue;
         if (p->batch == batch && p->mode == mode) {
-            p->last_used = ++m->clock;
+            p->last_used = ++m->g->clock;
             *out = p;
             return PN_OK;
         }
-        if (lru < 0 || p->last_used < m->plans[lru]->last_used) lru = i;
+        if (lru < 0 || p->last_used < m->g->plans[lru]->last_used) lru = i;
     }
     pn_plan *p = NULL;
     int rc = pn_plan_create(&p, m, batch, mode);
     if (rc) return rc;
     int slot = free_slot >= 0 ? free_slot : lru;
     if (slot >= 0) {
-        pn_plan_destroy(m->plans[slot]);
-        m->plans[slot] = p;
+        pn_plan_destroy(m->g->plans[slot]);
+        m->g->plans[slot] = p;
     } else {
         p->orphan = 1;
     }
-    p->last_used = ++m->clock;
+    p->last_used = ++m->g->clock;
     *out = p;
     return PN_OK;
 }
@@ -617,9 +709,9 @@ void pn_model_put_plan(pn_model *m, pn_plan *p) {
 
 /* xs[k]: (n, input k's shape...) of input k's element type. */
 int pn_model_check_input(const pn_model *m, int k, const pn_tensor *x) {
-    const pn_node *in = &m->nodes[m->inputs[k]];
+    const pn_node *in = &m->g->nodes[m->g->inputs[k]];
     char what[32] = "input";
-    if (m->n_inputs > 1) snprintf(what, sizeof what, "input %d", k);
+    if (m->g->n_inputs > 1) snprintf(what, sizeof what, "input %d", k);
     if (x->dtype != in->dtype) return pn_error(PN_ETYPE, "%s: wrong element type", what);
     int ok = x->ndim == in->ndim + 1;
     for (int i = 0; ok && i < in->ndim; i++) ok = x->dims[i + 1] == in->shape[i];
@@ -640,8 +732,8 @@ int pn_model_check_input(const pn_model *m, int k, const pn_tensor *x) {
 
 /* Every input checked, all with the same number of samples, written to *n. */
 static int check_xs(const pn_model *m, const pn_tensor *xs, int64_t *n) {
-    if (m->n_inputs < 1) return pn_error(PN_ESTATE, "the model has no input");
-    for (int k = 0; k < m->n_inputs; k++) {
+    if (m->g->n_inputs < 1) return pn_error(PN_ESTATE, "the model has no input");
+    for (int k = 0; k < m->g->n_inputs; k++) {
         int rc = pn_model_check_input(m, k, &xs[k]);
         if (rc) return rc;
         if (xs[k].dims[0] != xs[0].dims[0])
@@ -656,21 +748,21 @@ static int check_xs(const pn_model *m, const pn_tensor *xs, int64_t *n) {
 /* Embedding indices of every int32 input (rows of it from start, count rows). */
 static int check_indices(const pn_model *m, const pn_tensor *xs, const float *const *data,
                          int64_t rows) {
-    for (int k = 0; k < m->n_inputs; k++) {
-        int64_t n = rows * m->nodes[m->inputs[k]].size;
+    for (int k = 0; k < m->g->n_inputs; k++) {
+        int in = m->g->inputs[k];
+        int64_t n = rows * m->g->nodes[in].size;
         int rc = xs[k].dtype == PN_I32
-                     ? pn_embedding_check(m, m->inputs[k], (const int32_t *)(const void *)data[k],
-                                          n)
-                     : pn_embedding_check_f32(m, m->inputs[k], data[k], n);
+                     ? pn_embedding_check(m, in, (const int32_t *)(const void *)data[k], n)
+                     : pn_embedding_check_f32(m, in, data[k], n);
         if (rc) return rc;
     }
     return PN_OK;
 }
 
 static int check_y(const pn_model *m, int k, int64_t n, const pn_tensor *y) {
-    pn_dtype want = m->out[k].loss == PN_LOSS_SPARSE_CE ? PN_I32 : PN_F32;
+    pn_dtype want = m->g->out[k].loss == PN_LOSS_SPARSE_CE ? PN_I32 : PN_F32;
     char what[32] = "y", msg[32] = "targets";
-    if (m->n_outputs > 1) {
+    if (m->g->n_outputs > 1) {
         snprintf(what, sizeof what, "y[%d]", k);
         snprintf(msg, sizeof msg, "targets of output %d", k);
     }
@@ -683,7 +775,7 @@ static int check_y(const pn_model *m, int k, int64_t n, const pn_tensor *y) {
     int64_t per = 1, ts = pn_loss_target_size(m, k);
     for (int i = 1; i < y->ndim; i++) per *= y->dims[i];
     if (per != ts) {
-        if (m->n_outputs > 1)
+        if (m->g->n_outputs > 1)
             return pn_error(PN_ESHAPE, "each target of output %d has %lld values, the output "
                             "needs %lld", k, (long long)per, (long long)ts);
         return pn_error(PN_ESHAPE, "each target has %lld values, the model's output needs %lld",
@@ -715,10 +807,10 @@ static int plan_forward(const pn_model *m, pn_plan *p) {
 static int prepare(pn_model *m, const pn_tensor *xs, const pn_tensor *ys,
                    const float *const *sw, const int64_t *idx, int64_t batch, pn_mode mode,
                    pn_plan **out, const void **yd, const float **wd) {
-    if (!m->compiled) return pn_error(PN_ESTATE, "the model must be compiled before training");
+    if (!m->g->compiled) return pn_error(PN_ESTATE, "the model must be compiled before training");
     int64_t n = 0;
     int rc = check_xs(m, xs, &n);
-    for (int k = 0; !rc && k < m->n_outputs; k++) rc = check_y(m, k, n, &ys[k]);
+    for (int k = 0; !rc && k < m->g->n_outputs; k++) rc = check_y(m, k, n, &ys[k]);
     if (rc) return rc;
     if (!idx) batch = n;
     if (batch < 1) return pn_error(PN_EVALUE, "a batch needs at least one sample");
@@ -731,20 +823,20 @@ static int prepare(pn_model *m, const pn_tensor *xs, const pn_tensor *ys,
     rc = pn_model_get_plan(m, batch, mode, &p);
     if (rc) return rc;
     *out = p; /* even when a check below fails: the caller hands it back (plan_done) */
-    for (int k = 0; k < m->n_inputs; k++) {
-        int in = m->inputs[k];
+    for (int k = 0; k < m->g->n_inputs; k++) {
+        int in = m->g->inputs[k];
         if (idx) {
-            gather(p->xbuf[k], xs[k].data, idx, batch, m->nodes[in].size);
+            gather(p->xbuf[k], xs[k].data, idx, batch, m->g->nodes[in].size);
             p->value[in] = p->xbuf[k];
         } else {
             p->value[in] = xs[k].data;
         }
     }
     const float *xd[PN_MAX_MODEL_INPUTS];
-    for (int k = 0; k < m->n_inputs; k++) xd[k] = p->value[m->inputs[k]];
+    for (int k = 0; k < m->g->n_inputs; k++) xd[k] = p->value[m->g->inputs[k]];
     rc = check_indices(m, xs, xd, batch);
     if (rc) return rc;
-    for (int k = 0; k < m->n_outputs; k++) {
+    for (int k = 0; k < m->g->n_outputs; k++) {
         pn_tensor yb = ys[k];
         if (idx) {
             gather(p->ybuf[k], ys[k].data, idx, batch, pn_loss_target_size(m, k));
@@ -774,14 +866,14 @@ static int prepare(pn_model *m, const pn_tensor *xs, const pn_tensor *ys,
 static void losses_and_metrics(pn_model *m, const pn_plan *p, const void *const *yd,
                                const float *const *wd, float *total, float *losses, float *sums) {
     float t = 0.0f;
-    for (int k = 0; k < m->n_outputs; k++) {
+    for (int k = 0; k < m->g->n_outputs; k++) {
         float l = pn_loss_forward(m, p, k, yd[k], wd[k]);
-        t += m->out[k].weight * l;
-        if (m->n_outputs > 1 && losses) losses[k] = l;
+        t += m->g->out[k].weight * l;
+        if (m->g->n_outputs > 1 && losses) losses[k] = l;
         if (sums) {
             pn_metrics_sum(m, p, k, yd[k], sums);
-            for (int i = 0; i < m->out[k].n_metrics; i++)
-                sums += pn_metric_size(&m->out[k].metrics[i]);
+            for (int i = 0; i < m->g->out[k].n_metrics; i++)
+                sums += pn_metric_size(&m->g->out[k].metrics[i]);
         }
     }
     *total = t;
@@ -789,7 +881,7 @@ static void losses_and_metrics(pn_model *m, const pn_plan *p, const void *const 
 
 static void backward(pn_model *m, pn_plan *p, const void *const *yd, const float *const *wd) {
     m->eager_grads = 0; /* the step overwrites every gradient */
-    for (int k = 0; k < m->n_outputs; k++) pn_loss_backward(m, p, k, yd[k], wd[k]);
+    for (int k = 0; k < m->g->n_outputs; k++) pn_loss_backward(m, p, k, yd[k], wd[k]);
     pn_plan_backward(m, p);
     for (int v = 0; v < m->n_vars; v++) /* a variable no node reaches has a zero gradient */
         if (m->vars[v].trainable && !p->var_written[v])
@@ -818,7 +910,7 @@ static int run_step(pn_model *m, const pn_tensor *xs, const pn_tensor *ys,
         goto done;
     }
     float loss;
-    int n_loss = m->n_outputs > 1 ? m->n_outputs : 0;
+    int n_loss = m->g->n_outputs > 1 ? m->g->n_outputs : 0;
     losses_and_metrics(m, p, yd, wd, &loss, results + 1, results + 1 + n_loss);
     if (train) backward(m, p, yd, wd);
     loss += pn_regularizer_apply(m, p, train);
@@ -846,7 +938,7 @@ int pn_model_test_step(pn_model *m, const pn_tensor *xs, const pn_tensor *ys,
 int pn_model_gradients(pn_model *m, const pn_tensor *xs, const pn_tensor *ys, float *loss,
                        float *const *dx) {
     int want_dx = 0;
-    for (int k = 0; dx && k < m->n_inputs; k++) want_dx |= dx[k] != NULL;
+    for (int k = 0; dx && k < m->g->n_inputs; k++) want_dx |= dx[k] != NULL;
     int rc = pn_model_lock(m);
     if (rc) return rc;
     pn_plan *p = NULL;
@@ -860,10 +952,10 @@ int pn_model_gradients(pn_model *m, const pn_tensor *xs, const pn_tensor *ys, fl
     losses_and_metrics(m, p, yd, wd, loss, NULL, NULL);
     backward(m, p, yd, wd);
     *loss += pn_regularizer_apply(m, p, 1);
-    for (int k = 0; want_dx && k < m->n_inputs; k++) {
+    for (int k = 0; want_dx && k < m->g->n_inputs; k++) {
         if (!dx[k]) continue;
-        int in = m->inputs[k];
-        size_t bytes = (size_t)(p->batch * m->nodes[in].size) * sizeof(float);
+        int in = m->g->inputs[k];
+        size_t bytes = (size_t)(p->batch * m->g->nodes[in].size) * sizeof(float);
         if (p->grad[in])
             memcpy(dx[k], p->grad[in], bytes);
         else
@@ -876,8 +968,8 @@ done:
 }
 
 int pn_model_plan_bytes(pn_model *m, int64_t batch, int training, int64_t *bytes) {
-    if (m->n_outputs < 1) return pn_error(PN_ESTATE, "the model has no output");
-    if (training && !m->compiled) return pn_error(PN_ESTATE, "the model must be compiled first");
+    if (m->g->n_outputs < 1) return pn_error(PN_ESTATE, "the model has no output");
+    if (training && !m->g->compiled) return pn_error(PN_ESTATE, "the model must be compiled first");
     if (batch < 1) return pn_error(PN_EVALUE, "batch must be >= 1, got %lld", (long long)batch);
     int rc = pn_model_lock(m);
     if (rc) return rc;
@@ -890,22 +982,22 @@ int pn_model_plan_bytes(pn_model *m, int64_t batch, int training, int64_t *bytes
 }
 
 int pn_model_predict(pn_model *m, const pn_tensor *xs, int64_t batch_size, float *const *outs) {
-    if (m->n_outputs < 1) return pn_error(PN_ESTATE, "the model has no output");
+    if (m->g->n_outputs < 1) return pn_error(PN_ESTATE, "the model has no output");
     int64_t n = 0;
     int rc = check_xs(m, xs, &n);
     if (rc) return rc;
     if (batch_size < 1) return pn_error(PN_EVALUE, "batch_size must be >= 1, got %lld",
                                         (long long)batch_size);
     const float *xd[PN_MAX_MODEL_INPUTS];
-    for (int k = 0; k < m->n_inputs; k++) xd[k] = xs[k].data;
+    for (int k = 0; k < m->g->n_inputs; k++) xd[k] = xs[k].data;
     rc = check_indices(m, xs, xd, n);
     if (rc) return rc;
     /* first[k]: the first output that is the same node as output k (k itself when none) */
     int first[PN_MAX_OUTPUTS];
-    for (int k = 0; k < m->n_outputs; k++) {
+    for (int k = 0; k < m->g->n_outputs; k++) {
         first[k] = k;
         for (int j = 0; j < k && first[k] == k; j++)
-            if (m->outputs[j] == m->outputs[k]) first[k] = j;
+            if (m->g->outputs[j] == m->g->outputs[k]) first[k] = j;
     }
     if ((rc = pn_model_lock(m))) return rc;
     for (int64_t start = 0; start < n; start += batch_size) {
@@ -914,28 +1006,31 @@ int pn_model_predict(pn_model *m, const pn_tensor *xs, int64_t batch_size, float
         if (start > 0 && (rc = pn_poll_interrupt())) break;
         rc = pn_model_get_plan(m, b, PN_MODE_INFER, &p);
         if (rc) break;
-        for (int k = 0; k < m->n_inputs; k++)
-            p->value[m->inputs[k]] = (float *)xs[k].data + start * m->nodes[m->inputs[k]].size;
+        for (int k = 0; k < m->g->n_inputs; k++) {
+            int in = m->g->inputs[k];
+            p->value[in] = (float *)xs[k].data + start * m->g->nodes[in].size;
+        }
         /* Each output node writes straight into the caller's array: no copy. */
         float *own[PN_MAX_OUTPUTS];
         int computed = 0;
-        for (int k = 0; k < m->n_outputs; k++) {
-            int o = m->outputs[k];
-            if (first[k] != k || m->nodes[o].op == PN_OP_INPUT) continue;
+        for (int k = 0; k < m->g->n_outputs; k++) {
+            int o = m->g->outputs[k];
+            if (first[k] != k || m->g->nodes[o].op == PN_OP_INPUT) continue;
             own[k] = p->value[o];
-            p->value[o] = outs[k] + start * m->nodes[o].size;
+            p->value[o] = outs[k] + start * m->g->nodes[o].size;
             computed = 1;
         }
         pn_model_infer_seed(m, p);
         if (computed) rc = plan_forward(m, p);
-        for (int k = 0; k < m->n_outputs; k++) {
-            int o = m->outputs[k];
-            int64_t sz = b * m->nodes[o].size;
-            float *dst = outs[k] + start * m->nodes[o].size;
-            if (m->nodes[o].op == PN_OP_INPUT)
+        for (int k = 0; k < m->g->n_outputs; k++) {
+            int o = m->g->outputs[k];
+            int64_t sz = b * m->g->nodes[o].size;
+            float *dst = outs[k] + start * m->g->nodes[o].size;
+            if (m->g->nodes[o].op == PN_OP_INPUT)
                 memcpy(dst, p->value[o], (size_t)sz * sizeof(float));
             else if (first[k] != k)
-                memcpy(dst, outs[first[k]] + start * m->nodes[o].size, (size_t)sz * sizeof(float));
+                memcpy(dst, outs[first[k]] + start * m->g->nodes[o].size,
+                       (size_t)sz * sizeof(float));
             else
                 p->value[o] = own[k];
         }

@@ -25,7 +25,7 @@ static int embedding_shape(const pn_model *m, pn_node *n) {
                             "(input_dim %lld)", (long long)first, (long long)last,
                             (long long)t0->shape[0] - 1, (long long)t0->shape[0]);
     } else if (x->op != PN_OP_INPUT &&
-               !(x->op == PN_OP_CAST && m->nodes[x->in[0]].op == PN_OP_INPUT)) {
+               !(x->op == PN_OP_CAST && m->g->nodes[x->in[0]].op == PN_OP_INPUT)) {
         return pn_error(PN_EVALUE, "embedding: indices must come straight from a model input "
                         "(or its cast to int32, or an arange)");
     }
@@ -56,10 +56,10 @@ int pn_embedding_check_rows(const int32_t *idx, int64_t count, int64_t V) {
 }
 
 int pn_embedding_check_f32(const pn_model *m, int input, const float *x, int64_t count) {
-    for (int i = 0; i < m->n_nodes; i++) {
-        const pn_node *n = &m->nodes[i];
+    for (int i = 0; i < m->g->n_nodes; i++) {
+        const pn_node *n = &m->g->nodes[i];
         if (n->op != PN_OP_EMBEDDING) continue;
-        const pn_node *c = &m->nodes[n->in[0]];
+        const pn_node *c = &m->g->nodes[n->in[0]];
         if (c->op != PN_OP_CAST || c->in[0] != input) continue;
         const int64_t V = m->vars[n->var[0]].shape[0];
         for (int64_t k = 0; k < count; k++)
@@ -72,8 +72,8 @@ int pn_embedding_check_f32(const pn_model *m, int input, const float *x, int64_t
 }
 
 int pn_embedding_check(const pn_model *m, int input, const int32_t *idx, int64_t count) {
-    for (int i = 0; i < m->n_nodes; i++) {
-        const pn_node *n = &m->nodes[i];
+    for (int i = 0; i < m->g->n_nodes; i++) {
+        const pn_node *n = &m->g->nodes[i];
         if (n->op != PN_OP_EMBEDDING || n->in[0] != input) continue;
         int rc = pn_embedding_check_rows(idx, count, m->vars[n->var[0]].shape[0]);
         if (rc) return rc;

@@ -117,6 +117,23 @@ const pn_op_def pn_op_variable_def = {"variable", variable_shape, variable_forwa
                                       variable_backward, NULL,
                                       PN_OPF_BWD_NO_IN | PN_OPF_BWD_NO_OUT};
 
+/* ---- constant: an array's values (n->data, the graph's), unbatched, no gradient ----------- */
+
+static int constant_shape(const pn_model *m, pn_node *n) {
+    (void)m, (void)n;
+    return pn_error(PN_EVALUE, "constant: made by pn_model_add_constant, with its values");
+}
+
+static void constant_forward(const pn_node *n, const pn_ctx *c) {
+    memcpy(c->out, n->data, (size_t)n->size * sizeof(float));
+}
+
+static void constant_backward(const pn_node *n, const pn_ctx *c) { (void)n, (void)c; }
+
+const pn_op_def pn_op_constant_def = {"constant", constant_shape, constant_forward,
+                                      constant_backward, NULL,
+                                      PN_OPF_BWD_NO_IN | PN_OPF_BWD_NO_OUT};
+
 /* ---- binary: z = a (op) b, broadcast (see eager_math.c for each op's derivative) ----------
  * Two inputs; or one input and a scalar fattr[0], which is the left operand when iattr[1] is 1
  * (2 - x) and the right one otherwise (x * 2). */

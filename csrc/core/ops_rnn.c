@@ -139,7 +139,7 @@ int64_t pn_rnn_scratch_size(const pn_model *m, const pn_node *n, int64_t batch,
     (void)training;
     pn_rnn_dims d = rnn_get(n, pn_input_node(m, n, 0), batch);
     const int e = pn_plan_fold(m, n, batch);
-    if (e >= 0) d.V = m->vars[m->nodes[e].var[0]].shape[0];
+    if (e >= 0) d.V = m->vars[m->g->nodes[e].var[0]].shape[0];
     pn_rnn_scratch o;
     return rnn_layout(&d, NULL, &o);
 }

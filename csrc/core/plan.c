@@ -106,12 +106,13 @@ static int final_span(const span *sp, int k) {
 /* whether node i's backward reads its own output (a pool with the relu after it does: the
  * relu's gradient) */
 static int reads_out(const pn_plan *p, const pn_model *m, int i) {
-    return !(pn_op_table[m->nodes[i].op]->flags & PN_OPF_BWD_NO_OUT) ||
+    return !(pn_op_table[m->g->nodes[i].op]->flags & PN_OPF_BWD_NO_OUT) ||
            p->swap[i] == PN_SWAP_RELU_AFTER;
 }
 
 static int layout(pn_plan *p, const pn_model *m, const unsigned char *active) {
-    const int n = m->n_nodes, train = p->mode != PN_MODE_INFER, loss_t = n, n_out = m->n_outputs;
+    const int n = m->g->n_nodes, train = p->mode != PN_MODE_INFER, loss_t = n,
+              n_out = m->g->n_outputs;
     const int64_t batch = p->batch;
     const int n_sp = 3 * n + n_out;
     /* spans: value, gradient and scratch of each node, then each output's gathered targets */
@@ -129,7 +130,7 @@ static int layout(pn_plan *p, const pn_model *m, const unsigned char *active) {
 #define G(i) sp[3 * (i) + 1]
 #define S(i) sp[3 * (i) + 2]
     for (int i = 0; i < n; i++) {
-        const pn_node *nd = &m->nodes[i];
+        const pn_node *nd = &m->g->nodes[i];
         for (int j = 0; j < nd->n_in; j++) readers[nd->in[j]]++;
         root[i] = i;
         const int64_t nb = nd->unbatched ? 1 : batch; /* the batch the node runs with */
@@ -152,11 +153,11 @@ static int layout(pn_plan *p, const pn_model *m, const unsigned char *active) {
         int64_t ysize = p->mode < PN_MODE_EAGER ? round_up(batch * pn_loss_target_size(m, k)) : 0;
         sp[3 * n + k] = (span){.size = ysize, .start = 0, .end = 2 * n, .slot = &ybuf[k],
                                .alias = -1};
-        readers[m->outputs[k]]++; /* the loss and predict read the output */
-        if (p->loss_node[k] != m->outputs[k]) readers[p->loss_node[k]]++;
+        readers[m->g->outputs[k]]++; /* the loss and predict read the output */
+        if (p->loss_node[k] != m->g->outputs[k]) readers[p->loss_node[k]]++;
         is_loss[p->loss_node[k]] = 1;
     }
-    for (int k = 0; k < m->n_inputs; k++) V(m->inputs[k]).start = 0;
+    for (int k = 0; k < m->g->n_inputs; k++) V(m->g->inputs[k]).start = 0;
 
     /* in place: node i over its only input j, when nothing else reads j; in training only when
      * neither backward reads what the other overwrites: i's reads no input (its input's value
@@ -164,12 +165,12 @@ static int layout(pn_plan *p, const pn_model *m, const unsigned char *active) {
      * unless j runs no backward. A relu the relu/max-pool swap skips is in place over its input
      * (passes.c checked the rest): it writes nothing, so both values stay. */
     for (int i = 0; i < n; i++) {
-        const pn_node *nd = &m->nodes[i];
+        const pn_node *nd = &m->g->nodes[i];
         unsigned f = pn_op_table[nd->op]->flags;
         if (p->swap[i] != PN_SWAP_SKIP) {
             if (!(f & PN_OPF_INPLACE) || nd->n_in != 1) continue;
             int j = nd->in[0];
-            if (readers[j] != 1 || m->nodes[j].op == PN_OP_INPUT || is_loss[j]) continue;
+            if (readers[j] != 1 || m->g->nodes[j].op == PN_OP_INPUT || is_loss[j]) continue;
             if (train && (!(f & PN_OPF_BWD_NO_IN) || active[i] != active[j] ||
                           (active[j] && reads_out(p, m, j))))
                 continue;
@@ -182,7 +183,7 @@ static int layout(pn_plan *p, const pn_model *m, const unsigned char *active) {
 
     /* lifetimes (a skipped relu has none of its own: its reader's are its input's) */
     for (int i = 0; i < n; i++) {
-        const pn_node *nd = &m->nodes[i];
+        const pn_node *nd = &m->g->nodes[i];
         unsigned f = pn_op_table[nd->op]->flags;
         if (p->swap[i] == PN_SWAP_SKIP) continue;
         int bwd = 2 * n - i, runs_bwd = train && active[i];
@@ -198,12 +199,12 @@ static int layout(pn_plan *p, const pn_model *m, const unsigned char *active) {
         span *v = &V(root[i]);
         if (runs_bwd && reads_out(p, m, i)) v->end = max_i(v->end, bwd);
         if (p->fold[i] >= 0) { /* i reads the folded embedding's indices, forward and backward */
-            span *x = &V(root[m->nodes[p->fold[i]].in[0]]);
+            span *x = &V(root[m->g->nodes[p->fold[i]].in[0]]);
             x->end = max_i(x->end, runs_bwd ? bwd : i);
         }
     }
     for (int k = 0; k < n_out; k++) {
-        int o = m->outputs[k], ln = p->loss_node[k];
+        int o = m->g->outputs[k], ln = p->loss_node[k];
         V(root[o]).end = max_i(V(root[o]).end, loss_t);
         V(root[ln]).end = max_i(V(root[ln]).end, loss_t);
         if (active[ln]) G(ln).start = loss_t;
@@ -236,16 +237,16 @@ static int layout(pn_plan *p, const pn_model *m, const unsigned char *active) {
 }
 
 int pn_plan_create(pn_plan **out, const pn_model *m, int64_t batch, pn_mode mode) {
-    int n = m->n_nodes, rc = PN_ENOMEM;
-    if (n < 1 || m->n_outputs < 1)
+    int n = m->g->n_nodes, rc = PN_ENOMEM;
+    if (n < 1 || m->g->n_outputs < 1)
         return pn_error(PN_ESTATE, "the model has no nodes or no output");
     /* BLAS takes int sizes: every activation of the batch must count fewer than 2^31 values */
     for (int i = 0; i < n; i++)
-        if (m->nodes[i].size > INT32_MAX / batch)
+        if (m->g->nodes[i].size > INT32_MAX / batch)
             return pn_error(PN_EVALUE, "a batch of %lld is too large for this model: %s's output "
                             "would hold %lld values per sample; use a smaller batch_size",
-                            (long long)batch, pn_op_name(m->nodes[i].op),
-                            (long long)m->nodes[i].size);
+                            (long long)batch, pn_op_name(m->g->nodes[i].op),
+                            (long long)m->g->nodes[i].size);
     unsigned char *active = NULL, *written = NULL;
     pn_plan *p = pn_calloc(1, sizeof *p);
     if (!p) goto fail;
@@ -260,7 +261,8 @@ int pn_plan_create(pn_plan **out, const pn_model *m, int64_t batch, pn_mode mode
     p->var_written = pn_calloc((size_t)m->n_vars + 1, 1);
     p->fold = pn_malloc((size_t)n * sizeof *p->fold);
     p->swap = pn_malloc((size_t)n);
-    if (mode < PN_MODE_EAGER && !(p->wbuf = pn_malloc((size_t)(batch * m->n_outputs) * sizeof(float))))
+    if (mode < PN_MODE_EAGER &&
+        !(p->wbuf = pn_malloc((size_t)(batch * m->g->n_outputs) * sizeof(float))))
         goto fail;
     active = pn_calloc((size_t)n, 1);
     written = pn_calloc((size_t)n, 1);
@@ -271,10 +273,10 @@ int pn_plan_create(pn_plan **out, const pn_model *m, int64_t batch, pn_mode mode
 
     /* reaches[i]: node i leads to some output (so a loss's gradient flows back through it) */
     unsigned char *reaches = written; /* reused as scratch; cleared below */
-    for (int k = 0; k < m->n_outputs; k++) reaches[m->outputs[k]] = 1;
+    for (int k = 0; k < m->g->n_outputs; k++) reaches[m->g->outputs[k]] = 1;
     for (int i = n - 1; i >= 0; i--)
         if (reaches[i])
-            for (int j = 0; j < m->nodes[i].n_in; j++) reaches[m->nodes[i].in[j]] = 1;
+            for (int j = 0; j < m->g->nodes[i].n_in; j++) reaches[m->g->nodes[i].in[j]] = 1;
 
     pn_pass_fuse_losses(m, p, reaches);
     if (pn_pass_relu_pool(m, p)) goto fail; /* rc is PN_ENOMEM */
@@ -283,33 +285,33 @@ int pn_plan_create(pn_plan **out, const pn_model *m, int64_t batch, pn_mode mode
      * (a trainable variable, or an input in INPUT_GRAD mode); a fused output's does not. */
     if (mode != PN_MODE_INFER) {
         for (int i = 0; i < n; i++) {
-            const pn_node *nd = &m->nodes[i];
+            const pn_node *nd = &m->g->nodes[i];
             int want = nd->op == PN_OP_INPUT && nd->dtype == PN_F32 &&
                        (mode == PN_MODE_INPUT_GRAD || mode == PN_MODE_EAGER_DX);
             for (int k = 0; k < nd->n_var; k++) want |= m->vars[nd->var[k]].trainable;
             for (int j = 0; j < nd->n_in; j++) want |= active[nd->in[j]];
             active[i] = want && reaches[i];
         }
-        for (int k = 0; k < m->n_outputs; k++)
-            if (p->fused[k]) active[m->outputs[k]] = 0;
+        for (int k = 0; k < m->g->n_outputs; k++)
+            if (p->fused[k]) active[m->g->outputs[k]] = 0;
     }
     memset(written, 0, (size_t)n);
 
     rc = layout(p, m, active);
     if (rc) goto fail;
-    for (int k = 0; k < m->n_inputs; k++) p->xbuf[k] = p->value[m->inputs[k]];
+    for (int k = 0; k < m->g->n_inputs; k++) p->xbuf[k] = p->value[m->g->inputs[k]];
 
     /* Accumulate or write: the losses write first, in output order, each one a writer (the second
      * loss on a node adds to the first's gradient), then nodes in reverse order. */
     if (mode != PN_MODE_INFER) {
-        for (int k = 0; k < m->n_outputs; k++) {
+        for (int k = 0; k < m->g->n_outputs; k++) {
             int ln = p->loss_node[k];
             if (!active[ln]) continue;
             p->loss_acc[k] = written[ln];
             written[ln] = 1;
         }
         for (int i = n - 1; i >= 0; i--) {
-            const pn_node *nd = &m->nodes[i];
+            const pn_node *nd = &m->g->nodes[i];
             if (!active[i] || nd->op == PN_OP_INPUT) continue;
             for (int j = 0; j < nd->n_in; j++) {
                 if (!active[nd->in[j]]) continue;
@@ -338,12 +340,12 @@ fail:
 }
 
 static void make_ctx(const pn_model *m, const pn_plan *p, int i, pn_ctx *c) {
-    const pn_node *nd = &m->nodes[i];
+    const pn_node *nd = &m->g->nodes[i];
     memset(c, 0, sizeof *c);
     c->batch = nd->unbatched ? 1 : p->batch;
     c->full_batch = p->batch;
     for (int j = 0; j < nd->n_in; j++) {
-        c->in_node[j] = &m->nodes[nd->in[j]];
+        c->in_node[j] = &m->g->nodes[nd->in[j]];
         c->in[j] = p->value[nd->in[j]];
         c->din[j] = p->grad[nd->in[j]];
         c->acc_in[j] = p->acc_in[i * PN_MAX_INPUTS + j];
@@ -363,8 +365,8 @@ static void make_ctx(const pn_model *m, const pn_plan *p, int i, pn_ctx *c) {
     c->seed = pn_hash64(p->seed, (uint64_t)i);
     if (p->fold[i] >= 0) {
         const int e = p->fold[i];
-        const pn_var *t = &m->vars[m->nodes[e].var[0]];
-        c->fold_idx = (const int32_t *)(const void *)p->value[m->nodes[e].in[0]];
+        const pn_var *t = &m->vars[m->g->nodes[e].var[0]];
+        c->fold_idx = (const int32_t *)(const void *)p->value[m->g->nodes[e].in[0]];
         c->fold_table = m->params + t->offset;
         const int wants = p->mode != PN_MODE_INFER && t->trainable && p->grad[i];
         c->fold_dtable = wants ? m->grads + t->offset : NULL;
@@ -376,21 +378,22 @@ static void make_ctx(const pn_model *m, const pn_plan *p, int i, pn_ctx *c) {
 /* Nodes in order; a folded embedding and a swapped relu do not run (passes.c), and a pool the
  * relu moved to applies it to its output. */
 void pn_plan_forward(const pn_model *m, pn_plan *p) {
-    for (int i = 0; i < m->n_nodes; i++) {
-        if (m->nodes[i].op == PN_OP_INPUT || p->fold[i] == PN_FOLDED || p->swap[i] == PN_SWAP_SKIP)
+    for (int i = 0; i < m->g->n_nodes; i++) {
+        if (m->g->nodes[i].op == PN_OP_INPUT || p->fold[i] == PN_FOLDED ||
+            p->swap[i] == PN_SWAP_SKIP)
             continue;
         pn_ctx c;
         make_ctx(m, p, i, &c);
-        pn_op_table[m->nodes[i].op]->forward(&m->nodes[i], &c);
-        if (p->swap[i] == PN_SWAP_RELU_AFTER) pn_plan_relu_after(&m->nodes[i], &c, 0);
+        pn_op_table[m->g->nodes[i].op]->forward(&m->g->nodes[i], &c);
+        if (p->swap[i] == PN_SWAP_RELU_AFTER) pn_plan_relu_after(&m->g->nodes[i], &c, 0);
     }
 }
 
 /* Nodes in reverse order, those with a gradient; a pool the relu moved to first takes the relu's
  * gradient of its dout. */
 void pn_plan_backward(const pn_model *m, pn_plan *p) {
-    for (int i = m->n_nodes - 1; i >= 0; i--) {
-        const pn_node *nd = &m->nodes[i];
+    for (int i = m->g->n_nodes - 1; i >= 0; i--) {
+        const pn_node *nd = &m->g->nodes[i];
         if (!p->grad[i] || nd->op == PN_OP_INPUT || p->swap[i] == PN_SWAP_SKIP) continue;
         pn_ctx c;
         make_ctx(m, p, i, &c);

@@ -25,6 +25,10 @@
  * Each run compiles (once, then caches) a plan for its batch size: every activation and activation
  * gradient in one arena, so a step allocates nothing. Caller arrays are borrowed for one call only.
  *
+ * Graphs: steps 2 and 3 build the model's current graph. pn_model_add_graph() starts another over
+ * the same variables and optimizer (a model whose input lengths come from the data has one per
+ * input shape); pn_model_use_graph() chooses which one building and running use.
+ *
  * Errors: every function that can fail returns 0 or a negative PN_E* code and leaves a message in a
  * thread-local buffer (pn_last_error()). A failed call leaves the model as it was.
  */
@@ -44,6 +48,7 @@ extern "C" {
 #define PN_MAX_ATTRS 28  /* integer and float attributes of one node */
 #define PN_MAX_METRICS 8   /* metrics of one output */
 #define PN_MAX_MODEL_INPUTS 16 /* inputs of a model */
+#define PN_MAX_GRAPHS 16       /* graphs of a model over one set of variables */
 #define PN_MAX_OUTPUTS 16      /* outputs of a model */
 
 /* ---- errors -------------------------------------------------------------------------------- */
@@ -248,6 +253,21 @@ int pn_model_input_node(const pn_model *m, int k); /* the k-th input's node, or 
 /* iattr and fattr are NULL (all zero) or arrays of PN_MAX_ATTRS values each. */
 int pn_model_add_node(pn_model *m, int op, int n_in, const int *inputs, int n_var, const int *vars,
                       const int *iattr, const float *fattr, int *node);
+/* An unbatched float32 node holding a copy of `data` (ndim axes of `shape`): a constant of a
+ * traced call, kept by the graph rather than among the variables. */
+int pn_model_add_constant(pn_model *m, int ndim, const int64_t *shape, const float *data,
+                          int *node);
+
+/* Graphs over the model's variables: pn_model_add_graph makes a new empty graph (inputs, nodes,
+ * outputs and losses of its own; optimizer, iterations and random stream shared) the current one
+ * and gives its id; pn_model_use_graph makes graph `id` current; pn_model_drop_graph frees one
+ * that is not current and that no eager call still needs (PN_ESTATE otherwise). Graph 0 is made
+ * with the model. An eager call's backward runs on the graph it was called on. */
+int pn_model_add_graph(pn_model *m, int *id);
+int pn_model_use_graph(pn_model *m, int id);
+int pn_model_drop_graph(pn_model *m, int id);
+int pn_model_current_graph(const pn_model *m);
+
 /* A tensor's description for pn_infer_node: its shape (per sample unless unbatched), dtype. */
 typedef struct {
     int ndim;

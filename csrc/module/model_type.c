@@ -6,19 +6,39 @@
 
 #include <limits.h>
 
+/* What the handle keeps of each of the model's graphs */
 typedef struct {
-    PyObject_HEAD
-    pn_model *m;
     int n_results;                        /* set by compile: the floats a step returns */
     int n_inputs;
     int x_type[PN_MAX_MODEL_INPUTS];      /* per input: NPY_FLOAT32, or NPY_INT32 for indices */
     int y_type[PN_MAX_OUTPUTS];           /* set by compile: NPY_INT32 for class indices */
+} graph_info;
+
+typedef struct {
+    PyObject_HEAD
+    pn_model *m;
+    graph_info graphs[PN_MAX_GRAPHS];
+    graph_info *g;                        /* the current graph's */
+    int running;                          /* runs between their checks and their end, on any
+                                           * thread: the current graph cannot change then */
 } PnModel;
+
+/* A run's core call, with the GIL released; the graph stays the one its arguments were checked
+ * against (use_graph refuses while a run is in flight). */
+#define RUN(self, call)                                                                        \
+    do {                                                                                       \
+        (self)->running++;                                                                     \
+        Py_BEGIN_ALLOW_THREADS                                                                 \
+        call;                                                                                  \
+        Py_END_ALLOW_THREADS                                                                   \
+        (self)->running--;                                                                     \
+    } while (0)
 
 static PyObject *model_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     (void)args, (void)kw;
     PnModel *self = (PnModel *)type->tp_alloc(type, 0);
     if (!self) return NULL;
+    self->g = &self->graphs[0];
     int rc = pn_model_create(&self->m);
     if (rc) {
         Py_DECREF(self);
@@ -256,7 +276,7 @@ static PyObject *model_add_input(PnModel *self, PyObject *args) {
     }
     int node, rc = pn_model_add_input(self->m, nd, shape, dt, &node);
     if (rc) return pn_raise(rc);
-    self->x_type[self->n_inputs++] = dt == PN_I32 ? NPY_INT32 : NPY_FLOAT32;
+    self->g->x_type[self->g->n_inputs++] = dt == PN_I32 ? NPY_INT32 : NPY_FLOAT32;
     return PyLong_FromLong(node);
 }
 
@@ -337,6 +357,57 @@ static PyObject *model_add_node(PnModel *self, PyObject *args, PyObject *kw) {
     PyObject *st = shape_tuple(nd, shape);
     if (!st) return NULL;
     return Py_BuildValue("(iN)", node, st);
+}
+
+/* add_constant(array) -> node: an unbatched float32 node holding a copy of the array */
+static PyObject *model_add_constant(PnModel *self, PyObject *arg) {
+    PyArrayObject *a = (PyArrayObject *)PyArray_FROMANY(arg, NPY_FLOAT32, 0, PN_MAX_DIMS,
+                                                        NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED);
+    if (!a) return NULL;
+    int64_t shape[PN_MAX_DIMS];
+    int nd = PyArray_NDIM(a);
+    for (int d = 0; d < nd; d++) shape[d] = (int64_t)PyArray_DIM(a, d);
+    int node, rc = pn_model_add_constant(self->m, nd, shape, PyArray_DATA(a), &node);
+    Py_DECREF(a);
+    return rc ? pn_raise(rc) : PyLong_FromLong(node);
+}
+
+static int graph_switch_allowed(PnModel *self) {
+    if (!self->running) return 0;
+    PyErr_SetString(PyExc_RuntimeError, "the model is running on another thread: a model whose "
+                    "input lengths come from the data runs one input shape at a time");
+    return -1;
+}
+
+/* add_graph() -> id: a new, empty graph over the same variables, now the current one */
+static PyObject *model_add_graph(PnModel *self, PyObject *unused) {
+    (void)unused;
+    if (graph_switch_allowed(self)) return NULL;
+    int id, rc = pn_model_add_graph(self->m, &id);
+    if (rc) return pn_raise(rc);
+    self->g = &self->graphs[id];
+    memset(self->g, 0, sizeof *self->g);
+    return PyLong_FromLong(id);
+}
+
+/* use_graph(id): building and running use graph id */
+static PyObject *model_use_graph(PnModel *self, PyObject *arg) {
+    int id = (int)PyLong_AsLong(arg);
+    if (id == -1 && PyErr_Occurred()) return NULL;
+    if (graph_switch_allowed(self)) return NULL;
+    int rc = pn_model_use_graph(self->m, id);
+    if (rc) return pn_raise(rc);
+    self->g = &self->graphs[id];
+    Py_RETURN_NONE;
+}
+
+/* drop_graph(id): frees a graph that is not the current one */
+static PyObject *model_drop_graph(PnModel *self, PyObject *arg) {
+    int id = (int)PyLong_AsLong(arg);
+    if (id == -1 && PyErr_Occurred()) return NULL;
+    int rc = pn_model_drop_graph(self->m, id);
+    if (rc) return pn_raise(rc);
+    Py_RETURN_NONE;
 }
 
 /* One (shape, dtype, unbatched) triple into d; -1 with an exception set. */
@@ -431,7 +502,7 @@ static PyObject *model_set_output(PnModel *self, PyObject *arg) {
     }
     int rc = pn_model_set_outputs(self->m, n, nodes);
     if (rc) return pn_raise(rc);
-    self->n_results = 0;
+    self->g->n_results = 0;
     Py_RETURN_NONE;
 }
 
@@ -481,9 +552,9 @@ static int parse_loss(const char *loss_s, int from_logits, PyObject *metrics_o,
 static PyObject *finish_compile(PnModel *self, const pn_loss_config *cfg) {
     int rc = pn_model_compile_outputs(self->m, cfg);
     if (rc) return pn_raise(rc);
-    self->n_results = pn_model_result_count(self->m);
+    self->g->n_results = pn_model_result_count(self->m);
     for (int k = 0; k < pn_model_output_count(self->m); k++)
-        self->y_type[k] = cfg[k].loss == PN_LOSS_SPARSE_CE ? NPY_INT32 : NPY_FLOAT32;
+        self->g->y_type[k] = cfg[k].loss == PN_LOSS_SPARSE_CE ? NPY_INT32 : NPY_FLOAT32;
     Py_RETURN_NONE;
 }
 
@@ -713,12 +784,12 @@ static int borrow_weights(PnModel *self, PyObject *sw, step_args *a) {
 
 static int borrow_xy(PnModel *self, PyObject *xo, PyObject *yo, PyObject *idxo, step_args *a) {
     memset(a, 0, sizeof *a);
-    if (self->n_inputs < 1 || self->n_results < 1) {
+    if (self->g->n_inputs < 1 || self->g->n_results < 1) {
         PyErr_SetString(PyExc_RuntimeError, "the model must be compiled before training");
         return -1;
     }
-    if (borrow_arrays(xo, self->n_inputs, self->x_type, "x", "inputs", &a->x)) return -1;
-    if (borrow_arrays(yo, pn_model_output_count(self->m), self->y_type, "y", "outputs", &a->y))
+    if (borrow_arrays(xo, self->g->n_inputs, self->g->x_type, "x", "inputs", &a->x)) return -1;
+    if (borrow_arrays(yo, pn_model_output_count(self->m), self->g->y_type, "y", "outputs", &a->y))
         return -1;
     if (idxo && idxo != Py_None) {
         a->idx = (PyArrayObject *)PyArray_FROM_OTF(idxo, NPY_INT64, NPY_ARRAY_IN_ARRAY);
@@ -748,28 +819,26 @@ static PyObject *run_step(PnModel *self, PyObject *const *args, Py_ssize_t nargs
         return NULL;
     }
     float small[64], *results = small;
-    if (self->n_results > 64 &&
-        !(results = PyMem_RawMalloc((size_t)self->n_results * sizeof(float)))) {
+    if (self->g->n_results > 64 &&
+        !(results = PyMem_RawMalloc((size_t)self->g->n_results * sizeof(float)))) {
         release_xy(&a);
         return PyErr_NoMemory();
     }
     const int64_t *idx = a.idx ? PyArray_DATA(a.idx) : NULL;
     int64_t batch = a.idx ? PyArray_DIM(a.idx, 0) : 0;
     int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = fn(self->m, a.x.t, a.y.t, a.weighted ? a.wp : NULL, idx, batch, results);
-    Py_END_ALLOW_THREADS
+    RUN(self, rc = fn(self->m, a.x.t, a.y.t, a.weighted ? a.wp : NULL, idx, batch, results));
     release_xy(&a);
     PyObject *t = NULL;
     if (rc) {
         pn_raise(rc);
         goto done;
     }
-    npy_intp dims[1] = {self->n_results};
+    npy_intp dims[1] = {self->g->n_results};
     t = PyArray_SimpleNew(1, dims, NPY_FLOAT64);
     if (!t) goto done;
     double *d = PyArray_DATA((PyArrayObject *)t);
-    for (int i = 0; i < self->n_results; i++) d[i] = results[i];
+    for (int i = 0; i < self->g->n_results; i++) d[i] = results[i];
 done:
     if (results != small) PyMem_RawFree(results);
     return t;
@@ -812,9 +881,7 @@ static PyObject *model_gradients(PnModel *self, PyObject *args) {
     }
     float loss = 0.0f;
     int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = pn_model_gradients(self->m, a.x.t, a.y.t, &loss, want_dx ? dxp : NULL);
-    Py_END_ALLOW_THREADS
+    RUN(self, rc = pn_model_gradients(self->m, a.x.t, a.y.t, &loss, want_dx ? dxp : NULL));
     int n = a.x.n;
     release_xy(&a);
     if (rc) {
@@ -850,10 +917,10 @@ static PyObject *model_predict(PnModel *self, PyObject *const *args, Py_ssize_t 
  * one output; NotImplemented otherwise. Model.predict's latency path: its checks cost ~0.25 us
  * in Python, a few percent of a single-sample predict. */
 static PyObject *model_predict_array(PnModel *self, PyObject *x) {
-    if (self->n_inputs != 1 || pn_model_output_count(self->m) != 1 || !PyArray_CheckExact(x))
+    if (self->g->n_inputs != 1 || pn_model_output_count(self->m) != 1 || !PyArray_CheckExact(x))
         Py_RETURN_NOTIMPLEMENTED;
     PyArrayObject *a = (PyArrayObject *)x;
-    if (PyArray_TYPE(a) != self->x_type[0] || !PyArray_ISNOTSWAPPED(a) || PyArray_NDIM(a) < 2 ||
+    if (PyArray_TYPE(a) != self->g->x_type[0] || !PyArray_ISNOTSWAPPED(a) || PyArray_NDIM(a) < 2 ||
         PyArray_DIM(a, 0) < 1)
         Py_RETURN_NOTIMPLEMENTED;
     return predict_batches(self, x, 32);
@@ -868,7 +935,7 @@ static PyObject *predict_batches(PnModel *self, PyObject *xo, long long bs) {
     arrays x;
     PyArrayObject *out[PN_MAX_OUTPUTS] = {NULL};
     float *outp[PN_MAX_OUTPUTS];
-    if (borrow_arrays(xo, self->n_inputs, self->x_type, "x", "inputs", &x)) goto fail;
+    if (borrow_arrays(xo, self->g->n_inputs, self->g->x_type, "x", "inputs", &x)) goto fail;
     for (int k = 0; k < n_out; k++) {
         int64_t shape[PN_MAX_DIMS];
         int nd = pn_model_output_shape(self->m, k, shape);
@@ -884,9 +951,7 @@ static PyObject *predict_batches(PnModel *self, PyObject *xo, long long bs) {
         outp[k] = PyArray_DATA(out[k]);
     }
     int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = pn_model_predict(self->m, x.t, bs, outp);
-    Py_END_ALLOW_THREADS
+    RUN(self, rc = pn_model_predict(self->m, x.t, bs, outp));
     release_arrays(&x);
     if (rc) {
         for (int k = 0; k < n_out; k++) Py_DECREF(out[k]);
@@ -959,7 +1024,7 @@ static PyObject *model_call(PnModel *self, PyObject *const *args, Py_ssize_t nar
     int n = 0, rc = PN_OK;
     for (; n < n_in; n++) {
         PyObject *o = list ? PySequence_Fast_GET_ITEM(list, n) : args[0];
-        if (!(xs[n] = pn_tensor_value(o, self->x_type[n], "x"))) break;
+        if (!(xs[n] = pn_tensor_value(o, self->g->x_type[n], "x"))) break;
     }
     Py_XDECREF(list);
     if (n == n_in) rc = pn_model_call(self->m, xs, training, outs);
@@ -1036,6 +1101,13 @@ static PyMethodDef model_methods[] = {
     {"add_node", KW(model_add_node),
      "add_node(op, inputs, variables=(), iattr=(), fattr=()) -> (node, shape)"},
     {"node_shape", (PyCFunction)model_node_shape, METH_O, "node_shape(node) -> tuple"},
+    {"add_constant", (PyCFunction)model_add_constant, METH_O,
+     "add_constant(array) -> node: an unbatched node holding a copy of the array"},
+    {"add_graph", (PyCFunction)model_add_graph, METH_NOARGS,
+     "add_graph() -> id: a new empty graph over the same variables, made current"},
+    {"use_graph", (PyCFunction)model_use_graph, METH_O, "use_graph(id): make graph id current"},
+    {"drop_graph", (PyCFunction)model_drop_graph, METH_O,
+     "drop_graph(id): free a graph that is not current and no tape still needs"},
     {"node_dtype", (PyCFunction)model_node_dtype, METH_O,
      "node_dtype(node) -> 'float32' or 'int32'"},
     {"node_unbatched", (PyCFunction)model_node_unbatched, METH_O,

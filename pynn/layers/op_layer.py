@@ -7,7 +7,7 @@ that runs them.
 
 Three kinds of operand reach the graph besides tensors: a Python number (an attribute of the
 node), a weight of a layer (a `variable` node over the layer's core variable) and an array
-constant (a `variable` node over a hidden, non-trainable core variable holding it).
+constant (a `constant` node: the graph holds a copy of the array).
 """
 
 import weakref
@@ -87,10 +87,10 @@ class OpLayer(Layer):
 
     def lower(self, core, nodes) -> int:
         nodes = list(nodes) if isinstance(nodes, (list, tuple)) else [nodes]
-        variables = ()
         if self.op == "constant":
-            variables = (self._const_ids[0],)
-        elif self.op == "variable":
+            return core.add_constant(self._constants[0])
+        variables = ()
+        if self.op == "variable":
             layer, attr = self._weight[0](), self._weight[1]
             variables = (layer._var_ids[layer._weight_attrs.index(attr)],)
         node, _ = core.add_node(self._core_op(), tuple(nodes), variables, self.iattr,

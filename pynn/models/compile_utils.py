@@ -147,6 +147,16 @@ def metric_lists(model, metrics, names: list) -> list[list]:
 def compile_core(model) -> None:
     """Compiles the model's core with its losses, loss weights and metrics (resolved now that
     each output's size is known), names the metrics, and binds the optimizer to the core."""
+    graphs = vars(model).get("_graphs")
+    if graphs is not None and graphs.core is model._core:
+        graphs.drop_others()  # a dynamic model's other input shapes: built again with this loss
+    compile_graph(model)
+    model.optimizer._bind(model._core)
+
+
+def compile_graph(model) -> None:
+    """Compiles the core's current graph with the model's losses, loss weights and metrics
+    (resolved now that each output's size is known) and names the metrics."""
     n_out = len(model._losses)
     if n_out != model._n_outputs:
         raise ValueError(f"Model '{model.name}' has {model._n_outputs} outputs but was "
@@ -178,4 +188,3 @@ def compile_core(model) -> None:
     model._core.compile_outputs(entries)
     model._metric_names, model._metric_objs = all_names, objs
     model._metric_core_names = [m.core_name for m in objs]  # for EarlyStopping & co.
-    model.optimizer._bind(model._core)

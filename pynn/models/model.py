@@ -1,6 +1,6 @@
 """Model: the base of Sequential, functional and subclassed models: building the core from the
-layers (and rebuilding it for new input lengths), calling the model on data or on symbolic
-tensors, weights, summary and saving.
+layers (with a graph per input shape for inputs whose lengths come from the data), calling the
+model on data or on symbolic tensors, weights, summary and saving.
 
 Training and inference (compile, fit, evaluate, predict and their steps) come from Trainer
 (trainer.py), as in Keras 3; compile's arguments are resolved in compile_utils.py and the data
@@ -38,6 +38,58 @@ copyreg.pickle(_core.Model, _refuse_to_pickle)
 _FUNCTIONAL_CLASSES: dict = {}
 
 
+class _Graphs:
+    """The graphs of a dynamic model's core, by input shapes, least recently used first."""
+
+    LIMIT = 8
+
+    def __init__(self, core, key: tuple, gid: int, output_shapes: list):
+        self.core = core
+        self.ids = {key: gid}
+        self.outputs = {key: list(output_shapes)}
+        self.current = key
+        self.stale: list[int] = []  # dropped from the cache, kept by a tape: dropped later
+
+    def use(self, key: tuple):
+        """Makes the graph for `key` current; its output shapes, or None when there is none."""
+        if key not in self.ids:
+            return None
+        self.core.use_graph(self.ids[key])
+        self.ids[key] = self.ids.pop(key)  # now the most recently used
+        self.current = key
+        return self.outputs[key]
+
+    def make_room(self) -> None:
+        """Drops least recently used graphs down to LIMIT - 1: not the current one, nor one a
+        recorded eager call still needs (dropped later, once its tape is gone)."""
+        self.stale = [gid for gid in self.stale if not self._drop(gid)]
+        for key in list(self.ids):
+            if len(self.ids) < self.LIMIT:
+                return
+            if key != self.current and self._drop(self.ids[key]):
+                del self.ids[key], self.outputs[key]
+
+    def _drop(self, gid: int) -> bool:
+        try:
+            self.core.drop_graph(gid)
+            return True
+        except RuntimeError:  # held by a tape
+            return False
+
+    def add(self, key: tuple, gid: int, output_shapes: list) -> None:
+        self.ids[key] = gid
+        self.outputs[key] = list(output_shapes)
+        self.current = key
+
+    def drop_others(self) -> None:
+        """Keeps the current graph only: the others were compiled for an earlier loss."""
+        for key in [k for k in self.ids if k != self.current]:
+            if not self._drop(self.ids[key]):
+                self.stale.append(self.ids[key])
+            del self.ids[key], self.outputs[key]
+
+
+
 def _with_functional(cls):
     """cls joined with Functional (cls first, so its methods win): a subclass of Model built
     from inputs and outputs, or traced from its call()."""
@@ -55,7 +107,7 @@ def _with_functional(cls):
 
 def _with_inner(layers: list) -> list:
     """The layers and, after each, the layers inside it (a traced layer's sublayers and ops),
-    each once: every layer whose weights and constants the model's core holds."""
+    each once: every layer whose weights the model's core holds."""
     out, seen = [], set()
     stack = list(reversed(layers))
     while stack:
@@ -152,7 +204,7 @@ class Model(Trainer):
         self._build_layers(layers, sample_shape)
         core = _core.Model()
         core.set_seed(int(pn_random.generator().integers(2**63)))
-        owners, constants = [], []
+        owners = []
         for layer in _with_inner(layers):
             # A layer's weights live in one core: the last model built with it. Another model
             # sharing the layer (a model nested in this one, say) rebuilds its core from the
@@ -168,39 +220,36 @@ class Model(Trainer):
                 vid = core.add_variable(var.shape, trainable)
                 layer._var_ids.append(vid)
                 owners.append((layer, attr, vid))
-            # constants of traced ops: hidden, non-trainable variables
-            layer._const_ids = [core.add_variable(c.shape, False)
-                                for c in getattr(layer, "_constants", ())]
-            constants += zip(layer._constants, layer._const_ids) if layer._const_ids else []
         core.alloc()
-        for value, vid in constants:
-            core.variable(vid)[...] = value
         for layer, attr, vid in owners:
             layer._rebind(attr, core, vid)
             reg = layer._weight_regs[layer._weight_attrs.index(attr)]
             if reg is not None:
                 core.set_regularizer(vid, reg.l1, reg.l2)
+        self._lower_graph(core, sample_shape)
+        self._core = core
+        self._built_shape = sample_shape
+        self._trainable_flags = self._current_trainable_flags()
+        if self._compiled and self._losses:
+            compile_utils.compile_core(self)
+
+    def _lower_graph(self, core, sample_shape: tuple) -> None:
+        """Adds the model's nodes and outputs to the core's current graph."""
         try:
             nodes = self._lower_model(core, sample_shape)
         except OverflowError as e:  # a size or attribute beyond what the core's ints hold
             raise ValueError(f"Model '{self.name}': a layer's size or attribute is too large: "
                              f"{e}") from None
         core.set_output(nodes if len(nodes) > 1 else nodes[0])
-        self._core = core
-        self._built_shape = sample_shape
-        self._trainable_flags = self._current_trainable_flags()
         self._output_sample_shapes = [tuple(core.node_shape(n)) for n in nodes]
         self._output_sample_shape = self._output_sample_shapes[0]
-        if self._compiled and self._losses:
-            compile_utils.compile_core(self)
-        elif self._compiled and self.optimizer is not None:
-            self.optimizer._bind(core)  # compiled without a loss: the optimizer alone
 
     # -- inputs whose lengths come from the data (Input(shape=(None, ...))) ------------------------
-    # The model keeps the graph with None dims as its template; a core is built for the shapes of
-    # the data it runs on and rebuilt when they change, the weights, the optimizer's state and the
-    # random stream carried over. One core is held at a time, so memory stays bounded however
-    # many lengths are seen; a traced call() is traced once per concrete shape (bounded cache).
+    # The model keeps the graph with None dims as its template. Data of new per-sample shapes
+    # gets a graph of its own in the one core, over the same weights, optimizer state and random
+    # stream (pn_model_add_graph); the last _MAX_GRAPHS shapes stay built (least recently used
+    # dropped first), so memory stays bounded however many lengths are seen. A traced call() is
+    # traced once per concrete shape (bounded cache).
     def _defer_core(self, layers: list, shapes: list) -> None:
         self._build_layers(layers, shapes[0])
         self._dyn_shapes = [tuple(s) for s in shapes]
@@ -218,7 +267,8 @@ class Model(Trainer):
         return [tuple(shape[1:])]
 
     def _use_shapes(self, shapes: list) -> None:
-        """Makes the core the one for inputs of these per-sample shapes (a dynamic model)."""
+        """Makes the core's current graph the one for inputs of these per-sample shapes (a
+        dynamic model)."""
         template = self._dyn_shapes
         shapes = [tuple(int(d) for d in s) for s in shapes]
         for k, (got, want) in enumerate(zip(shapes, template)):
@@ -229,10 +279,49 @@ class Model(Trainer):
                                  f"{shape_str((None,) + got)}")
         if self._core is not None and self._concrete == shapes:
             return
-        state = self._training_state()
+        key = tuple(shapes)
+        graphs = vars(self).get("_graphs")
+        if self._core is None or graphs is None or graphs.core is not self._core:
+            # the first data, or a core rebuilt: a new core whose graph 0 takes these shapes
+            state = self._training_state()
+            self._concrete = shapes
+            self._build_concrete(shapes)
+            self._restore_training_state(state)
+            self._graphs = _Graphs(self._core, key, 0, self._output_sample_shapes)
+            return
+        found = graphs.use(key)
+        if found is None:
+            found = self._add_graph(graphs, key, shapes)
         self._concrete = shapes
-        self._build_concrete(shapes)
-        self._restore_training_state(state)
+        self._output_sample_shapes = list(found)
+        self._output_sample_shape = found[0]
+
+    def _add_graph(self, graphs, key: tuple, shapes: list) -> list:
+        """Lowers the model for these shapes into a new graph of the core; its output shapes."""
+        core, previous = self._core, graphs.current
+        graphs.make_room()
+        try:
+            gid = core.add_graph()
+        except RuntimeError:
+            raise RuntimeError(
+                f"Model '{self.name}' was called on more input shapes than it can hold at once "
+                "while a GradientTape keeps each call for its backward: compute the gradients "
+                "(or drop the tape) before calling it on further shapes") from None
+        dyn, self._dyn_shapes = self._dyn_shapes, None  # a concrete lowering
+        concrete, self._concrete = self._concrete, shapes
+        try:
+            self._lower_graph(core, shapes[0])
+            if self._compiled and self._losses:
+                compile_utils.compile_graph(self)
+        except BaseException:
+            core.use_graph(graphs.ids[previous])
+            core.drop_graph(gid)
+            self._concrete = concrete
+            raise
+        finally:
+            self._dyn_shapes = dyn
+        graphs.add(key, gid, self._output_sample_shapes)
+        return self._output_sample_shapes
 
     def _build_concrete(self, shapes: list) -> None:
         dyn = self._dyn_shapes

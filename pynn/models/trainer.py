@@ -156,8 +156,13 @@ class Trainer:
         elif self._core is not None:
             if self._current_trainable_flags() != self._trainable_flags:
                 # a layer was frozen or unfrozen since the build: as in Keras, compile makes it
-                # count; the core is rebuilt around the same weight values (and compiled)
-                self._build_core(self._built_shape)
+                # count; the core is rebuilt around the same weight values (and compiled), for
+                # a model whose input lengths come from the data when the next data comes
+                if vars(self).get("_dyn_shapes"):
+                    self._core, self._concrete = None, None
+                    self._trainable_flags = self._current_trainable_flags()
+                else:
+                    self._build_core(self._built_shape)
             else:
                 compile_utils.compile_core(self)
 

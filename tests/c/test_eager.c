@@ -210,10 +210,75 @@ static void test_errors(void) {
     pn_value_release(table);
 }
 
+/* Graphs over one set of variables: graph 1 takes (2, C) per sample and adds a constant before
+ * graph 0's layers. Its output is graph 0's on the shifted rows; calls on both graphs held
+ * across a switch get, together, the gradients each gets alone; a graph a tape still needs, or
+ * the current one, cannot be dropped; at most PN_MAX_GRAPHS. */
+static void test_graphs(void) {
+    pn_model *m = make_mlp(7);
+    int v[4] = {0, 1, 2, 3}, in, shifted, d1, r, d2, id, add[PN_MAX_ATTRS] = {PN_BIN_ADD};
+    int64_t xs[2] = {2, C}, cs[1] = {C};
+    float shift[C];
+    unsigned s = 4;
+    for (int i = 0; i < C; i++) shift[i] = frand(&s);
+    CHECK(pn_model_add_graph(m, &id) == 0 && id == 1 && pn_model_current_graph(m) == 1, "add");
+    CHECK(pn_model_add_node(m, PN_OP_CONSTANT, 0, NULL, 0, NULL, NULL, NULL, &d1) == PN_EVALUE,
+          "a constant comes with its values");
+    int nodes[2];
+    pn_model_add_input(m, 2, xs, PN_F32, &in);
+    CHECK(pn_model_add_constant(m, 1, cs, shift, &nodes[1]) == 0, "constant");
+    nodes[0] = in;
+    CHECK(pn_model_add_node(m, PN_OP_BINARY, 2, nodes, 0, NULL, add, NULL, &shifted) == 0, "add");
+    pn_model_add_node(m, PN_OP_DENSE, 1, &shifted, 2, v, NULL, NULL, &d1);
+    pn_model_add_node(m, PN_OP_RELU, 1, &d1, 0, NULL, NULL, NULL, &r);
+    pn_model_add_node(m, PN_OP_DENSE, 1, &r, 2, v + 2, NULL, NULL, &d2);
+    CHECK(pn_model_set_output(m, d2) == 0 && pn_model_compile(m, PN_LOSS_MSE, 0, 0, NULL) == 0,
+          "graph 1 compiled");
+
+    float x1[B * 2 * C], x0[2 * B * C], ones[2 * B * K];
+    for (int i = 0; i < B * 2 * C; i++) x1[i] = frand(&s);
+    for (int i = 0; i < 2 * B * C; i++) x0[i] = x1[i] + shift[i % C];
+    for (int i = 0; i < 2 * B * K; i++) ones[i] = 1.0f;
+    int64_t d1s[3] = {B, 2, C}, d0s[2] = {2 * B, C}, n = total_params(m);
+    pn_value *a, *b, *oa, *ob;
+    pn_value_create(&a, 3, d1s, PN_F32, x1);
+    pn_value_create(&b, 2, d0s, PN_F32, x0);
+    CHECK(pn_model_call(m, &a, 1, &oa) == 0, "call on graph 1");
+    CHECK(pn_model_drop_graph(m, 1) == PN_ESTATE, "the current graph is not dropped");
+    CHECK(pn_model_use_graph(m, 0) == 0 && pn_model_call(m, &b, 1, &ob) == 0, "call on graph 0");
+    CHECK(max_diff(pn_value_data(oa), pn_value_data(ob), 2 * B * K) < 1e-6,
+          "graph 1 = graph 0 on the shifted rows");
+    CHECK(pn_model_drop_graph(m, 1) == PN_ESTATE, "a graph a tape needs is not dropped");
+    float *alone = calloc((size_t)n, sizeof(float));
+    pn_model_zero_grads(m);
+    pn_value_backward(ob, ones);
+    for (int64_t i = 0; i < n; i++) alone[i] += 2 * pn_model_grads(m)[i];
+    pn_value_release(ob);
+    pn_model_zero_grads(m);
+    CHECK(pn_model_call(m, &b, 1, &ob) == 0, "call on graph 0 again");
+    pn_value_backward(oa, ones); /* on graph 1, while graph 0 is current */
+    pn_value_backward(ob, ones);
+    CHECK(max_diff(pn_model_grads(m), alone, n) < 1e-5, "held calls on two graphs sum");
+    CHECK(pn_model_current_graph(m) == 0, "a backward leaves the current graph as it was");
+    pn_value_release(oa);
+    pn_value_release(ob);
+    CHECK(pn_model_drop_graph(m, 1) == 0, "dropped once its tape is gone");
+    CHECK(pn_model_use_graph(m, 1) == PN_EVALUE && pn_model_use_graph(m, 99) == PN_EVALUE,
+          "no such graph");
+    int made = 1, rc = 0;
+    while ((rc = pn_model_add_graph(m, &id)) == 0) made++;
+    CHECK(rc == PN_ESTATE && made == PN_MAX_GRAPHS, "at most %d graphs (%d)", PN_MAX_GRAPHS, made);
+    pn_value_release(a);
+    pn_value_release(b);
+    free(alone);
+    pn_model_destroy(m);
+}
+
 int main(void) {
     test_model_call_matches_gradients();
     test_two_calls_and_ops_on_variables();
     test_errors();
+    test_graphs();
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

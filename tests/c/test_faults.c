@@ -84,6 +84,12 @@ static pn_model *build(void) {
     pn_optim_config opt = {.kind = PN_ADAM, .learning_rate = 0.01f, .beta_1 = 0.9f,
                            .beta_2 = 0.999f, .epsilon = 1e-7f};
     TRY(pn_model_set_optimizer(m, &opt));
+    /* a second graph over the same variables, holding a constant, then back to the first */
+    int graph, constant;
+    float zeros[IN] = {0};
+    TRY(pn_model_add_graph(m, &graph));
+    TRY(pn_model_add_constant(m, 1, xs, zeros, &constant));
+    TRY(pn_model_use_graph(m, 0));
     return m;
 fail:
     pn_model_destroy(m);
