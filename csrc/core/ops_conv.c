@@ -17,6 +17,16 @@
  * dinp = dout W^T directly.
  * Scratch: cols (R, K), kept from forward for dW; in training also dcols (R, K) and per-chunk
  * bias sums.
+ *
+ * conv2d_transpose (Keras's Conv2DTranspose, Conv1DTranspose) is conv2d's input gradient as a
+ * forward op. Per sample: input (IH, IW, Cin), kernel (KH, KW, Cout, Cin) (rank 3: (KW, Cout,
+ * Cin)), optional bias (Cout), output (OH, OW, Cout). It is the conv2d whose input is this op's
+ * output and whose output is this op's input:
+ *   iattr: [0..3] strides and dilations  [4] pad_top  [5] pad_left  of that conv2d;
+ *          [6] OH  [7] OW  (Keras's output size, from its padding and output_padding; the
+ *          conv2d's taps that fall outside it are dropped)
+ *   out = col2im(x W^T) + b,   dx = im2col(dout) W,   dW = im2col(dout)^T x,   db as conv2d.
+ * Scratch: the (R, K) matrix, R = B IH IW, K = KH KW Cout; in training the bias sums too.
  */
 #include "internal.h"
 
@@ -271,3 +281,120 @@ static void conv2d_backward(const pn_node *n, const pn_ctx *c) {
 
 const pn_op_def pn_op_conv2d_def = {"conv2d", conv2d_shape, conv2d_forward, conv2d_backward,
                                     conv2d_scratch, PN_OPF_BWD_NO_OUT};
+
+/* ---- conv2d_transpose ------------------------------------------------------------------------ */
+
+/* The dims of the conv2d this op is the transpose of: its input is the node's output (OH, OW,
+ * Cout), its output the node's input x (IH, IW, Cin). */
+static conv_dims transpose_dims(const pn_node *n, const pn_node *x, const pn_var *w,
+                                int64_t batch) {
+    conv_dims d;
+    d.B = batch;
+    d.H = n->shape[0];
+    d.W = n->shape[1];
+    d.C = n->shape[2];
+    kernel_hw(w, &d.KH, &d.KW);
+    d.OH = x->shape[0];
+    d.OW = x->shape[1];
+    d.OC = x->shape[2];
+    d.sh = n->iattr[0];
+    d.sw = n->iattr[1];
+    d.dh = n->iattr[2];
+    d.dw = n->iattr[3];
+    d.pt = n->iattr[4];
+    d.pl = n->iattr[5];
+    d.R = d.B * d.OH * d.OW;
+    d.K = d.KH * d.KW * d.C;
+    d.direct = d.KH == 1 && d.KW == 1 && d.sh == 1 && d.sw == 1 && d.pt == 0 && d.pl == 0 &&
+               d.H == d.OH && d.W == d.OW;
+    return d;
+}
+
+static int conv2d_transpose_shape(const pn_model *m, pn_node *n) {
+    const char *name = "conv2d_transpose";
+    if (n->n_in != 1) return pn_error(PN_EVALUE, "%s: takes one input, got %d", name, n->n_in);
+    if (n->n_var < 1 || n->n_var > 2)
+        return pn_error(PN_EVALUE, "%s: takes a kernel and an optional bias, got %d variables",
+                        name, n->n_var);
+    const pn_node *x = pn_input_node(m, n, 0);
+    if (x->dtype != PN_F32) return pn_error(PN_ETYPE, "%s: input must be float32", name);
+    if (x->ndim != 3)
+        return pn_error(PN_ESHAPE, "%s: input must be (height, width, channels) per sample, got "
+                        "rank %d", name, x->ndim);
+    const pn_var *w = &m->vars[n->var[0]];
+    if (w->ndim != 4 && w->ndim != 3)
+        return pn_error(PN_ESHAPE, "%s: kernel must be (KH, KW, out_channels, in_channels) or "
+                        "(KW, out_channels, in_channels), got rank %d", name, w->ndim);
+    int64_t KH, KW, F = w->shape[w->ndim - 2], C = x->shape[2];
+    kernel_hw(w, &KH, &KW);
+    if (w->shape[w->ndim - 1] != C)
+        return pn_error(PN_ESHAPE, "%s: input has %lld channels, kernel expects %lld", name,
+                        (long long)C, (long long)w->shape[w->ndim - 1]);
+    if (n->n_var == 2 && m->vars[n->var[1]].size != F)
+        return pn_error(PN_ESHAPE, "%s: bias has %lld elements, kernel has %lld filters", name,
+                        (long long)m->vars[n->var[1]].size, (long long)F);
+    const int *a = n->iattr;
+    if (a[0] < 1 || a[1] < 1 || a[2] < 1 || a[3] < 1)
+        return pn_error(PN_EVALUE, "%s: strides and dilation rates must be >= 1, got (%d, %d) "
+                        "and (%d, %d)", name, a[0], a[1], a[2], a[3]);
+    if (a[4] < 0 || a[5] < 0 || a[6] < 1 || a[7] < 1)
+        return pn_error(PN_EVALUE, "%s: pads must be >= 0 and the output size >= 1, got pads "
+                        "(%d, %d), size (%d, %d)", name, a[4], a[5], a[6], a[7]);
+    if (KH * KW * F > INT32_MAX || C > INT32_MAX)
+        return pn_error(PN_ESHAPE, "%s: kernel (%lld, %lld, %lld, %lld) is too large", name,
+                        (long long)KH, (long long)KW, (long long)F, (long long)C);
+    n->dtype = PN_F32;
+    n->ndim = 3;
+    n->shape[0] = a[6];
+    n->shape[1] = a[7];
+    n->shape[2] = F;
+    return PN_OK;
+}
+
+static int64_t conv2d_transpose_scratch(const pn_model *m, const pn_node *n, int64_t batch,
+                                        int training) {
+    conv_dims d = transpose_dims(n, pn_input_node(m, n, 0), &m->vars[n->var[0]], batch);
+    return (d.direct ? 0 : d.R * d.K) + (training ? BIAS_CHUNKS * d.C : 0);
+}
+
+/* out = col2im(x W^T) + b */
+static void conv2d_transpose_forward(const pn_node *n, const pn_ctx *c) {
+    const conv_dims d = transpose_dims(n, c->in_node[0], c->var_info[0], c->batch);
+    const int64_t pixels = d.B * d.H * d.W;
+    float beta = 0.0f;
+    if (n->n_var == 2) {
+        fill_bias(c->out, c->var[1], pixels, d.C);
+        beta = 1.0f;
+    }
+    if (d.direct) { /* out (R, Cout) = x W^T */
+        pn_gemm(0, 1, d.R, d.K, d.OC, 1.0f, c->in[0], d.OC, c->var[0], d.OC, beta, c->out, d.K);
+        return;
+    }
+    float *dcols = c->scratch; /* (R, K) */
+    pn_gemm(0, 1, d.R, d.K, d.OC, 1.0f, c->in[0], d.OC, c->var[0], d.OC, 0.0f, dcols, d.K);
+    col2im(c->out, dcols, &d, n->n_var == 2);
+}
+
+/* cols = im2col(dout): dW = cols^T x, dx = cols W, db = sum_pixels(dout) */
+static void conv2d_transpose_backward(const pn_node *n, const pn_ctx *c) {
+    const conv_dims d = transpose_dims(n, c->in_node[0], c->var_info[0], c->batch);
+    const float *cols = c->dout;
+    if (!d.direct) {
+        im2col(c->scratch, c->dout, &d);
+        cols = c->scratch;
+    }
+    float *part = c->scratch + (d.direct ? 0 : d.R * d.K);
+    if (c->dvar[0]) /* dW (K, Cin) */
+        pn_gemm(1, 0, d.K, d.OC, d.R, 1.0f, cols, d.K, c->in[0], d.OC,
+                c->acc_var[0] ? 1.0f : 0.0f, c->dvar[0], d.OC);
+    if (n->n_var == 2 && c->dvar[1])
+        bias_grad(c->dvar[1], part, c->dout, d.B * d.H * d.W, d.C, c->acc_var[1]);
+    if (c->din[0]) /* dx (R, Cin) */
+        pn_gemm(0, 0, d.R, d.OC, d.K, 1.0f, cols, d.K, c->var[0], d.OC,
+                c->acc_in[0] ? 1.0f : 0.0f, c->din[0], d.OC);
+}
+
+const pn_op_def pn_op_conv2d_transpose_def = {"conv2d_transpose", conv2d_transpose_shape,
+                                              conv2d_transpose_forward,
+                                              conv2d_transpose_backward,
+                                              conv2d_transpose_scratch, PN_OPF_BWD_NO_OUT};

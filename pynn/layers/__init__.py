@@ -3,7 +3,7 @@
 from .activations import ELU, LeakyReLU, ReLU, Softmax
 from .attention import MultiHeadAttention
 from .base import Layer
-from .convolutional import Conv1D, Conv2D, Conv2DTranspose
+from .convolutional import Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose
 from .core import Activation, Dense, Embedding, Lambda, PositionEmbedding
 from .input_layer import Input, InputLayer, KerasTensor
 from .merging import Add, Average, Concatenate, Maximum, Multiply, Subtract
@@ -24,7 +24,7 @@ from .reshaping import Flatten, Reshape, ZeroPadding2D
 
 __all__ = ["Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D",
            "BatchNormalization", "Bidirectional", "Concatenate", "Conv1D", "Conv2D",
-           "Conv2DTranspose", "Dense",
+           "Conv1DTranspose", "Conv2DTranspose", "Dense",
            "Dropout", "ELU", "Embedding", "Flatten", "GlobalAveragePooling1D",
            "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GRU", "Input",
            "InputLayer", "KerasTensor", "Lambda", "Layer", "LayerNormalization", "LeakyReLU",

@@ -219,24 +219,40 @@ class Conv1D(BaseConv):
         return activations.spec(self.activation).lower(core, node)
 
 
-class Conv2DTranspose(Layer):
-    """The transposed 2-D convolution (Keras's Conv2DTranspose, "deconvolution"): it maps
-    (batch, H, W, C) to (batch, H*s, W*s, filters) with padding 'same' ((H-1)*s + k with
-    'valid'). Its call() is pynn.ops.conv_transpose, traced into the model's graph; the kernel is
-    (kh, kw, filters, in_channels), as in Keras.
+def transpose_geometry(size: int, kernel: int, stride: int, dilation: int, padding: str,
+                       output_padding) -> tuple[int, int]:
+    """(output size, top pad of the conv2d it transposes) along one axis, as Keras computes a
+    transposed convolution's output: 'same' gives size * stride, 'valid' (size - 1) * stride +
+    max(span, stride); output_padding, when given, sets the extra rows at the end."""
+    span = (kernel - 1) * dilation + 1
+    if padding == "valid":
+        extra = max(span, stride) - span if output_padding is None else output_padding
+        lo, hi = span - 1, span - 1 + extra
+    else:
+        pad_len = (stride + span - 2 if output_padding is None
+                   else span + span % 2 - 2 + output_padding)
+        lo = min(pad_len // 2 + pad_len % 2, span - 1)
+        hi = pad_len - lo
+    return (size - 1) * stride + 1 + lo + hi - span + 1, span - 1 - lo
 
-    Example:
-        >>> up = pynn.layers.Conv2DTranspose(64, 4, strides=2, padding="same")
-    """
 
-    def __init__(self, filters: int, kernel_size, strides=(1, 1), padding="valid",
-                 output_padding=None, data_format=None, dilation_rate=(1, 1), activation=None,
+class BaseConvTranspose(Layer):
+    """What Conv1DTranspose and Conv2DTranspose share: the transposed convolution
+    ("deconvolution"), conv's input gradient as a layer. It maps (batch, *spatial, C) to (batch,
+    *spatial * strides, filters) with padding 'same' ((size - 1) * s + k with 'valid'); the
+    kernel is (*kernel_size, filters, in_channels), as in Keras. One core op
+    (conv2d_transpose, csrc/core/ops_conv.c)."""
+
+    rank = 2
+
+    def __init__(self, filters: int, kernel_size, strides=1, padding="valid",
+                 output_padding=None, data_format=None, dilation_rate=1, activation=None,
                  use_bias: bool = True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None,
                  **kwargs):
         super().__init__(**kwargs)
-        who = f"Conv2DTranspose '{self.name}'"
+        who = f"{type(self).__name__} '{self.name}'"
         if isinstance(filters, bool) or not isinstance(filters, int) or filters <= 0:
             raise ValueError(f"{who}: filters must be a positive int, got {filters!r}")
         for arg, v in (("activity_regularizer", activity_regularizer),
@@ -244,12 +260,19 @@ class Conv2DTranspose(Layer):
                        ("bias_constraint", bias_constraint)):
             if v is not None:
                 raise ValueError(f"{who}: {arg} is not supported")
+        n = self.rank
         self.filters = filters
-        self.kernel_size = normalize_tuple(kernel_size, 2, "kernel_size", who)
-        self.strides = normalize_tuple(strides, 2, "strides", who)
-        self.dilation_rate = normalize_tuple(dilation_rate, 2, "dilation_rate", who)
+        self.kernel_size = normalize_tuple(kernel_size, n, "kernel_size", who)
+        self.strides = normalize_tuple(strides, n, "strides", who)
+        self.dilation_rate = normalize_tuple(dilation_rate, n, "dilation_rate", who)
         self.output_padding = (None if output_padding is None else
-                               normalize_tuple(output_padding, 2, "output_padding", who))
+                               normalize_tuple(output_padding, n, "output_padding", who,
+                                               allow_zero=True))
+        if self.output_padding is not None:
+            for p, s in zip(self.output_padding, self.strides):
+                if p >= s:
+                    raise ValueError(f"{who}: output_padding {self.output_padding} must be "
+                                     f"smaller than strides {self.strides}")
         self.padding = normalize_padding(padding, who, ("valid", "same"))
         self.data_format = normalize_data_format(data_format, who)
         self.activation = activations.get(activation)
@@ -260,22 +283,34 @@ class Conv2DTranspose(Layer):
         self.bias_regularizer = regularizers.get(bias_regularizer)
 
     def build(self, input_shape) -> None:
-        check_image(input_shape, 2, f"Conv2DTranspose '{self.name}'")
+        check_image(input_shape, self.rank, f"{type(self).__name__} '{self.name}'")
         self.add_weight(self.kernel_size + (self.filters, input_shape[-1]),
                         self.kernel_initializer, regularizer=self.kernel_regularizer,
                         name="kernel")
         if self.use_bias:
             self.add_weight((self.filters,), self.bias_initializer,
                             regularizer=self.bias_regularizer, name="bias")
+        self.built = True
 
-    def call(self, inputs):
-        from .. import ops
-        y = ops.conv_transpose(inputs, self.kernel, strides=self.strides, padding=self.padding,
-                               output_padding=self.output_padding,
-                               dilation_rate=self.dilation_rate)
-        if self.use_bias:
-            y = y + self.bias
-        return self.activation(y)
+    def _geometry(self, spatial) -> list:
+        pads = self.output_padding or (None,) * self.rank
+        return [transpose_geometry(n, k, s, d, self.padding, p) for n, k, s, d, p in zip(
+            spatial, self.kernel_size, self.strides, self.dilation_rate, pads)]
+
+    def compute_output_shape(self, input_shape):
+        spatial = tuple(None if n is None else size for n, (size, _) in zip(
+            input_shape[1:-1], self._geometry([n or 1 for n in input_shape[1:-1]])))
+        return (input_shape[0],) + spatial + (self.filters,)
+
+    def _lower_2d(self, core, node: int, spatial: tuple) -> int:
+        """conv2d_transpose on a (height, width) image (a 1-D one: (1, steps))."""
+        geo, strides, dilation = self._geometry(spatial), self.strides, self.dilation_rate
+        if self.rank == 1:
+            geo, strides, dilation = [(1, 0)] + geo, (1,) + strides, (1,) + dilation
+        (sh, sw), (dh, dw) = strides, dilation
+        attrs = (sh, sw, dh, dw, geo[0][1], geo[1][1], geo[0][0], geo[1][0])
+        node, _ = core.add_node("conv2d_transpose", (node,), tuple(self._var_ids), attrs)
+        return node
 
     def get_config(self) -> dict:
         return {**super().get_config(), "filters": self.filters,
@@ -287,3 +322,50 @@ class Conv2DTranspose(Layer):
                 "bias_initializer": initializers.serialize(self.bias_initializer),
                 "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
                 "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
+
+
+class Conv2DTranspose(BaseConvTranspose):
+    """The transposed 2-D convolution over (batch, height, width, channels) images.
+
+    Args:
+        filters: the output channels.
+        kernel_size, strides, dilation_rate: an int or (height, width).
+        padding: 'valid' or 'same' (output size = input * strides).
+        output_padding: None, or an int or (height, width) of extra rows and columns at the end
+            (each smaller than its stride).
+        Other arguments as for Conv2D.
+
+    Example:
+        >>> up = pynn.layers.Conv2DTranspose(64, 4, strides=2, padding="same")
+        >>> pynn.Sequential([pynn.Input((7, 7, 8)), up]).output_shape
+        (None, 14, 14, 64)
+    """
+
+    rank = 2
+
+    def lower(self, core, node: int) -> int:
+        h, w, _ = core.node_shape(node)
+        node = self._lower_2d(core, node, (h, w))
+        return activations.spec(self.activation).lower(core, node)
+
+
+class Conv1DTranspose(BaseConvTranspose):
+    """The transposed 1-D convolution over (batch, steps, channels) sequences.
+
+    Args: as Conv2DTranspose, each an int (or a 1-tuple).
+
+    Example:
+        >>> up = pynn.layers.Conv1DTranspose(8, 3, strides=2, padding="same")
+        >>> pynn.Sequential([pynn.Input((10, 4)), up]).output_shape
+        (None, 20, 8)
+    """
+
+    rank = 1
+
+    def lower(self, core, node: int) -> int:
+        steps, channels = core.node_shape(node)
+        node, _ = core.add_node("reshape", (node,), (), (3, 1, steps, channels))
+        node = self._lower_2d(core, node, (steps,))
+        _, out_steps, filters = core.node_shape(node)
+        node, _ = core.add_node("reshape", (node,), (), (2, out_steps, filters))
+        return activations.spec(self.activation).lower(core, node)

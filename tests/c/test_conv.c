@@ -1,6 +1,7 @@
 /*
- * test_conv.c: the conv2d op through libpynn's public header: forward against a plain loop,
- * gradients against central differences, refusals of bad attributes and shapes.
+ * test_conv.c: the conv2d and conv2d_transpose ops through libpynn's public header: forward
+ * against a plain loop, gradients against central differences, refusals of bad attributes and
+ * shapes.
  * Prints "N passed, M failed" and exits non-zero on failure.
  * With the arguments "bench [threads]" it times the MNIST CNN's two convolutions at batch 64
  * instead; run it with OMP_WAIT_POLICY=PASSIVE, as pynn sets, or libgomp's spinning threads
@@ -427,6 +428,124 @@ static void bench(const char *name, int H, int W, int C, int OC, int B, int want
     pn_model_destroy(m);
 }
 
+/* ---- conv2d_transpose ------------------------------------------------------------------------
+ * Input (IH, IW, C), kernel (KH, KW, F, C), the strides, dilations and (top, left) pads of the
+ * conv2d it transposes, output (OH, OW, F), batch B, bias or not. */
+typedef struct {
+    int IH, IW, C, KH, KW, F, sh, sw, dh, dw, pt, pl, OH, OW, B, bias;
+} tcfg;
+
+static pn_model *make_transpose(const tcfg *g, unsigned seed) {
+    pn_model *m;
+    if (pn_model_create(&m)) return NULL;
+    int vk, vb = -1, in, node;
+    int64_t ks[4] = {g->KH, g->KW, g->F, g->C}, bs[1] = {g->F}, xs[3] = {g->IH, g->IW, g->C};
+    pn_model_add_variable(m, 4, ks, 1, &vk);
+    if (g->bias) pn_model_add_variable(m, 1, bs, 1, &vb);
+    pn_model_alloc(m);
+    for (int i = 0; i < g->KH * g->KW * g->F * g->C; i++) param(m, vk)[i] = frand(&seed);
+    for (int i = 0; g->bias && i < g->F; i++) param(m, vb)[i] = frand(&seed);
+    pn_model_add_input(m, 3, xs, PN_F32, &in);
+    int vars[2] = {vk, vb};
+    int ia[PN_MAX_ATTRS] = {g->sh, g->sw, g->dh, g->dw, g->pt, g->pl, g->OH, g->OW};
+    if (pn_model_add_node(m, PN_OP_CONV2D_TRANSPOSE, 1, &in, g->bias ? 2 : 1, vars, ia, NULL,
+                          &node) ||
+        pn_model_set_output(m, node) || pn_model_compile(m, PN_LOSS_MSE, 0, 0, NULL)) {
+        pn_model_destroy(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* Forward against the defining loop (every input pixel spreads through every tap that lands
+ * inside the output), then input, kernel and bias gradients against central differences. */
+static void check_transpose(const tcfg *g, unsigned seed) {
+    pn_model *m = make_transpose(g, seed);
+    CHECK(m != NULL, "transpose %dx%d s(%d,%d): model not built", g->KH, g->KW, g->sh, g->sw);
+    if (!m) return;
+    int nx = g->B * g->IH * g->IW * g->C, ny = g->B * g->OH * g->OW * g->F;
+    int nk = g->KH * g->KW * g->F * g->C, nb = g->bias ? g->F : 0;
+    float *x = malloc(sizeof(float) * nx), *y = malloc(sizeof(float) * ny);
+    float *buf = malloc(sizeof(float) * ny), *dx = malloc(sizeof(float) * nx);
+    float *gw = malloc(sizeof(float) * (nk + nb));
+    double *ref = calloc((size_t)ny, sizeof(double));
+    for (int i = 0; i < nx; i++) x[i] = frand(&seed);
+    for (int i = 0; i < ny; i++) y[i] = frand(&seed);
+    const float *w = param(m, 0);
+    for (int b = 0; b < g->B; b++)
+        for (int oh = 0; oh < g->IH; oh++)
+            for (int ow = 0; ow < g->IW; ow++)
+                for (int kh = 0; kh < g->KH; kh++)
+                    for (int kw = 0; kw < g->KW; kw++) {
+                        int i = oh * g->sh - g->pt + kh * g->dh;
+                        int j = ow * g->sw - g->pl + kw * g->dw;
+                        if (i < 0 || i >= g->OH || j < 0 || j >= g->OW) continue;
+                        for (int f = 0; f < g->F; f++)
+                            for (int c = 0; c < g->C; c++)
+                                ref[((b * g->OH + i) * g->OW + j) * g->F + f] +=
+                                    (double)x[((b * g->IH + oh) * g->IW + ow) * g->C + c] *
+                                    w[((kh * g->KW + kw) * g->F + f) * g->C + c];
+                    }
+    for (int i = 0; nb && i < ny; i++) ref[i] += param(m, 1)[i % g->F];
+    pn_tensor tx = {.ndim = 4, .dims = {g->B, g->IH, g->IW, g->C}, .dtype = PN_F32, .data = x};
+    pn_tensor ty = {.ndim = 4, .dims = {g->B, g->OH, g->OW, g->F}, .dtype = PN_F32, .data = y};
+    pn_model_predict(m, &tx, g->B, (float *[]){buf});
+    double err = rel_err(buf, ref, ny, 1.0);
+    CHECK(err < 1e-5, "transpose %dx%d s(%d,%d): forward error %g", g->KH, g->KW, g->sh, g->sw,
+          err);
+    float loss;
+    CHECK(pn_model_gradients(m, &tx, &ty, &loss, (float *[]){dx}) == 0, "transpose gradients");
+    memcpy(gw, grad(m, 0), sizeof(float) * nk);
+    if (nb) memcpy(gw + nk, grad(m, 1), sizeof(float) * nb);
+    double ex = fd_error(m, &tx, y, buf, ny, x, dx, nx, 1);
+    double ek = fd_error(m, &tx, y, buf, ny, param(m, 0), gw, nk, 1);
+    double eb = nb ? fd_error(m, &tx, y, buf, ny, param(m, 1), gw + nk, nb, 1) : 0;
+    CHECK(ex < 1e-3 && ek < 1e-3 && eb < 1e-3,
+          "transpose %dx%d s(%d,%d): gradient errors x %g kernel %g bias %g", g->KH, g->KW, g->sh,
+          g->sw, ex, ek, eb);
+    free(x);
+    free(y);
+    free(buf);
+    free(dx);
+    free(gw);
+    free(ref);
+    pn_model_destroy(m);
+}
+
+static void test_transpose(void) {
+    /* Keras 'same', stride 2, kernel 4: out = 2 in, top pad 1 */
+    check_transpose(&(tcfg){3, 4, 2, 4, 4, 3, 2, 2, 1, 1, 1, 1, 6, 8, 2, 1}, 21u);
+    /* 'valid', strides (2, 3), kernel (3, 2): out (7, 11) */
+    check_transpose(&(tcfg){3, 4, 2, 3, 2, 3, 2, 3, 1, 1, 0, 0, 7, 11, 2, 1}, 22u);
+    /* dilation 2, an output past the taps (output_padding), no bias */
+    check_transpose(&(tcfg){4, 3, 3, 3, 2, 2, 1, 2, 2, 1, 2, 0, 5, 8, 2, 0}, 23u);
+    /* 1x1 stride 1: the direct path */
+    check_transpose(&(tcfg){4, 3, 3, 1, 1, 5, 1, 1, 1, 1, 0, 0, 4, 3, 2, 1}, 24u);
+    /* bad attributes: no output size, a negative pad, the kernel's channels */
+    pn_model *m;
+    pn_model_create(&m);
+    int v, in, node;
+    int64_t ks[4] = {3, 3, 4, 2}, xs[3] = {5, 5, 3};
+    pn_model_add_variable(m, 4, ks, 1, &v);
+    pn_model_alloc(m);
+    pn_model_add_input(m, 3, xs, PN_F32, &in);
+    int ia[PN_MAX_ATTRS] = {2, 2, 1, 1, 1, 1, 10, 10};
+    CHECK(pn_model_add_node(m, PN_OP_CONV2D_TRANSPOSE, 1, &in, 1, &v, ia, NULL, &node) ==
+              PN_ESHAPE, "kernel for 2 input channels on 3");
+    int64_t xs2[3] = {5, 5, 2};
+    pn_model_add_input(m, 3, xs2, PN_F32, &in);
+    ia[6] = 0;
+    CHECK(pn_model_add_node(m, PN_OP_CONV2D_TRANSPOSE, 1, &in, 1, &v, ia, NULL, &node) ==
+              PN_EVALUE, "no output size");
+    ia[6] = 10, ia[4] = -1;
+    CHECK(pn_model_add_node(m, PN_OP_CONV2D_TRANSPOSE, 1, &in, 1, &v, ia, NULL, &node) ==
+              PN_EVALUE, "negative pad");
+    ia[4] = 1;
+    CHECK(pn_model_add_node(m, PN_OP_CONV2D_TRANSPOSE, 1, &in, 1, &v, ia, NULL, &node) == 0,
+          "a good one");
+    pn_model_destroy(m);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "bench") == 0) {
         int threads = argc > 2 ? atoi(argv[2]) : 1;
@@ -437,6 +556,7 @@ int main(int argc, char **argv) {
     }
     test_forward_matches_reference();
     test_gradients_match_finite_differences();
+    test_transpose();
     test_shared_kernel_accumulates();
     test_bad_attributes_refused();
     test_bad_inputs_refused();
