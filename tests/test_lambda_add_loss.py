@@ -116,6 +116,91 @@ def test_fit_and_evaluate_add_the_added_losses(kind):
     assert model.evaluate(xd, yd, batch_size=16, verbose=0) == pytest.approx(want, rel=1e-5)
 
 
+class NoisyPenalty(layers.Layer):
+    """Adds a loss in training only: its call() branches on `training`."""
+
+    def call(self, inputs, training=None):
+        if training:
+            self.add_loss(0.5 * ops.mean(ops.square(inputs)))
+        else:
+            self.add_loss(0.25 * ops.mean(inputs))
+        return inputs
+
+
+class Entropy(layers.Layer):
+    """A penalty on the model's own softmax output (the loss fusion must step aside)."""
+
+    def call(self, probs):
+        self.add_loss(0.3 * ops.sum(probs * ops.log(probs + 1e-6)) / 16.0)
+        return probs
+
+
+class WithModelLoss(pynn.Model):
+    def __init__(self):
+        super().__init__()
+        self.hidden = layers.Dense(4, activation="tanh")
+        self.penalty = NoisyPenalty()
+        self.out = layers.Dense(3)
+
+    def call(self, inputs):
+        h = self.hidden(inputs)
+        self.add_loss(0.2 * ops.mean(ops.abs(h)))
+        return self.out(self.penalty(h))
+
+
+class OnTape(pynn.Model):
+    """The default steps, overridden: fit and evaluate then run them in Python, on the tape."""
+
+    def train_step(self, data):
+        return super().train_step(data)
+
+    def test_step(self, data):
+        return super().test_step(data)
+
+
+class WithModelLossOnTape(WithModelLoss, OnTape):
+    pass
+
+
+def _added_loss_model(kind, on_tape):
+    pynn.utils.set_random_seed(5)
+    if kind == "subclassed":
+        model = WithModelLossOnTape() if on_tape else WithModelLoss()
+        model(np.zeros((2, 3), np.float32))
+        return model, "mse"
+    x = pynn.Input(shape=(3,))
+    h = NoisyPenalty()(ActivityRegularization(0.05)(layers.Dense(4, activation="tanh")(x)))
+    loss = "mse"
+    if kind == "softmax":
+        out, loss = Entropy()(layers.Dense(3, activation="softmax")(h)), "categorical_crossentropy"
+    else:
+        out = layers.Dense(3)(h)
+    return (OnTape if on_tape else pynn.Model)(x, out), loss
+
+
+@pytest.mark.parametrize("kind", ["functional", "subclassed", "softmax"])
+def test_the_core_runs_added_losses_as_the_tape_does(kind):
+    """fit's fused core step (the added losses as graph nodes) against the same step on the
+    tape: the same losses, weights and evaluate."""
+    fast, loss = _added_loss_model(kind, False)
+    slow, _ = _added_loss_model(kind, True)
+    slow.set_weights(fast.get_weights())
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(16, 3)).astype(np.float32)
+    y = rng.random((16, 3)).astype(np.float32)
+    y /= y.sum(axis=1, keepdims=True)
+    for m in (fast, slow):
+        m.compile(pynn.optimizers.SGD(0.1), loss)
+    assert not fast._custom("train_step") and slow._custom("train_step")
+    h_fast = fast.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history["loss"]
+    h_slow = slow.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(h_fast, h_slow, rtol=1e-5)
+    for a, b in zip(fast.get_weights(), slow.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert fast.evaluate(x, y, verbose=0) == pytest.approx(slow.evaluate(x, y, verbose=0),
+                                                           rel=1e-5)
+
+
 def test_fit_without_a_compiled_loss_minimises_the_added_loss():
     x = pynn.Input(shape=(3,))
     h = layers.Lambda(ops.square)(layers.Dense(2)(x))
@@ -190,3 +275,34 @@ def test_tape_gradient_of_a_target_no_source_reaches_is_none():
     with pynn.GradientTape() as tape:
         loss = pynn.Tensor(np.float32(2.0))
     assert tape.gradient(loss, [w]) == [None]
+
+
+def test_calls_on_data_pass_training_down_to_the_layers_inside():
+    # Keras propagates `training` from the outer call to every layer called inside it
+    class Block(layers.Layer):
+        def __init__(self):
+            super().__init__()
+            self.drop = layers.Dropout(0.5)
+
+        def call(self, x):  # no training argument: the Dropout inherits the caller's
+            return self.drop(x)
+
+    class Net(pynn.Model):
+        def __init__(self):
+            super().__init__()
+            self.block = Block()
+            self.penalty = NoisyPenalty()
+
+        def call(self, x):
+            return self.penalty(self.block(x))
+
+    net = Net()
+    x = np.ones((64, 32), np.float32)
+    assert np.array_equal(np.asarray(net(x)), x)  # inference: no dropout
+    dropped = np.asarray(net(x, training=True))
+    assert (dropped == 0).mean() > 0.3 and np.allclose(dropped[dropped != 0], 2.0)
+    # the penalty's call() branches on training: it sees the outer call's
+    net(x, training=True)
+    assert float(net.losses[0].numpy()) == pytest.approx(0.5 * (dropped ** 2).mean(), rel=0.3)
+    net(x)
+    assert float(net.losses[0].numpy()) == pytest.approx(0.25, rel=1e-6)

@@ -398,6 +398,8 @@ typedef struct {
     int loss_node[PN_MAX_OUTPUTS];
     int fused[PN_MAX_OUTPUTS];
     int loss_acc[PN_MAX_OUTPUTS];
+    int with_added;        /* the added losses are computed, and seed their gradient (1) */
+    int added_acc[PN_MAX_ADDED_LOSSES]; /* added loss k adds to its node's gradient */
     uint64_t seed;         /* the random stream of the current training forward */
     int training;          /* what the ops see as c->training (eager calls choose it) */
     /* PLAN_HELD: an eager call holds it until its backward (not shared, not evicted);
@@ -427,6 +429,7 @@ typedef struct pn_graph {
     int n_outputs, outputs[PN_MAX_OUTPUTS];    /* the output nodes (a node may repeat) */
     pn_loss_config out[PN_MAX_OUTPUTS];        /* per output: loss, weight, metrics */
     int n_results;         /* floats a step returns: total loss, per-output losses, metrics */
+    int n_added, added[PN_MAX_ADDED_LOSSES]; /* scalar nodes added to the loss (add_loss) */
 
     pn_plan *plans[PN_PLAN_CACHE];
     uint64_t clock;

@@ -538,6 +538,24 @@ int pn_model_set_outputs(pn_model *m, int n, const int *nodes) {
 }
 
 int pn_model_set_output(pn_model *m, int node) { return pn_model_set_outputs(m, 1, &node); }
+
+int pn_model_set_added_losses(pn_model *m, int n, const int *nodes) {
+    if (n < 0 || n > PN_MAX_ADDED_LOSSES)
+        return pn_error(PN_EVALUE, "at most %d added losses, got %d", PN_MAX_ADDED_LOSSES, n);
+    for (int k = 0; k < n; k++) {
+        if (nodes[k] < 0 || nodes[k] >= m->g->n_nodes)
+            return pn_error(PN_EVALUE, "added loss %d: node %d does not exist", k, nodes[k]);
+        const pn_node *nd = &m->g->nodes[nodes[k]];
+        if (nd->dtype != PN_F32 || !nd->unbatched || nd->size != 1)
+            return pn_error(PN_ESHAPE, "added loss %d must be a float32 scalar over the batch "
+                            "(no batch axis)", k);
+    }
+    drop_plans(m);
+    if (n > 0) memcpy(m->g->added, nodes, (size_t)n * sizeof *nodes);
+    m->g->n_added = n;
+    m->g->graph_version = ++m->versions;
+    return PN_OK;
+}
 int pn_model_output_count(const pn_model *m) { return m->g->n_outputs; }
 int pn_model_output_node(const pn_model *m, int k) {
     return k >= 0 && k < m->g->n_outputs ? m->g->outputs[k] : -1;
@@ -866,6 +884,7 @@ static int prepare(pn_model *m, const pn_tensor *xs, const pn_tensor *ys,
 static void losses_and_metrics(pn_model *m, const pn_plan *p, const void *const *yd,
                                const float *const *wd, float *total, float *losses, float *sums) {
     float t = 0.0f;
+    for (int k = 0; p->with_added && k < m->g->n_added; k++) t += p->value[m->g->added[k]][0];
     for (int k = 0; k < m->g->n_outputs; k++) {
         float l = pn_loss_forward(m, p, k, yd[k], wd[k]);
         t += m->g->out[k].weight * l;
@@ -882,6 +901,10 @@ static void losses_and_metrics(pn_model *m, const pn_plan *p, const void *const 
 static void backward(pn_model *m, pn_plan *p, const void *const *yd, const float *const *wd) {
     m->eager_grads = 0; /* the step overwrites every gradient */
     for (int k = 0; k < m->g->n_outputs; k++) pn_loss_backward(m, p, k, yd[k], wd[k]);
+    for (int k = 0; p->with_added && k < m->g->n_added; k++) {
+        float *g = p->grad[m->g->added[k]];
+        if (g) g[0] = p->added_acc[k] ? g[0] + 1.0f : 1.0f;
+    }
     pn_plan_backward(m, p);
     for (int v = 0; v < m->n_vars; v++) /* a variable no node reaches has a zero gradient */
         if (m->vars[v].trainable && !p->var_written[v])

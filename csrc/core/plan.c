@@ -157,6 +157,10 @@ static int layout(pn_plan *p, const pn_model *m, const unsigned char *active) {
         if (p->loss_node[k] != m->g->outputs[k]) readers[p->loss_node[k]]++;
         is_loss[p->loss_node[k]] = 1;
     }
+    for (int k = 0; p->with_added && k < m->g->n_added; k++) {
+        readers[m->g->added[k]]++; /* the step's total reads it */
+        is_loss[m->g->added[k]] = 1;
+    }
     for (int k = 0; k < m->g->n_inputs; k++) V(m->g->inputs[k]).start = 0;
 
     /* in place: node i over its only input j, when nothing else reads j; in training only when
@@ -208,6 +212,11 @@ static int layout(pn_plan *p, const pn_model *m, const unsigned char *active) {
         V(root[o]).end = max_i(V(root[o]).end, loss_t);
         V(root[ln]).end = max_i(V(root[ln]).end, loss_t);
         if (active[ln]) G(ln).start = loss_t;
+    }
+    for (int k = 0; p->with_added && k < m->g->n_added; k++) {
+        int e = m->g->added[k];
+        V(root[e]).end = max_i(V(root[e]).end, loss_t);
+        if (active[e]) G(e).start = loss_t;
     }
     for (int i = 0; i < n; i++) /* in-place gradients are one buffer from first to last use */
         if (G(i).alias >= 0) {
@@ -271,9 +280,12 @@ int pn_plan_create(pn_plan **out, const pn_model *m, int64_t batch, pn_mode mode
         goto fail;
     pn_pass_fold(m, p);
 
-    /* reaches[i]: node i leads to some output (so a loss's gradient flows back through it) */
+    /* reaches[i]: node i leads to some output or added loss (so a loss's gradient flows back
+     * through it); eager calls have no losses of their own */
+    p->with_added = mode < PN_MODE_EAGER;
     unsigned char *reaches = written; /* reused as scratch; cleared below */
     for (int k = 0; k < m->g->n_outputs; k++) reaches[m->g->outputs[k]] = 1;
+    for (int k = 0; p->with_added && k < m->g->n_added; k++) reaches[m->g->added[k]] = 1;
     for (int i = n - 1; i >= 0; i--)
         if (reaches[i])
             for (int j = 0; j < m->g->nodes[i].n_in; j++) reaches[m->g->nodes[i].in[j]] = 1;
@@ -309,6 +321,12 @@ int pn_plan_create(pn_plan **out, const pn_model *m, int64_t batch, pn_mode mode
             if (!active[ln]) continue;
             p->loss_acc[k] = written[ln];
             written[ln] = 1;
+        }
+        for (int k = 0; p->with_added && k < m->g->n_added; k++) {
+            int e = m->g->added[k];
+            if (!active[e]) continue;
+            p->added_acc[k] = written[e];
+            written[e] = 1;
         }
         for (int i = n - 1; i >= 0; i--) {
             const pn_node *nd = &m->g->nodes[i];

@@ -50,6 +50,7 @@ extern "C" {
 #define PN_MAX_MODEL_INPUTS 16 /* inputs of a model */
 #define PN_MAX_GRAPHS 16       /* graphs of a model over one set of variables */
 #define PN_MAX_OUTPUTS 16      /* outputs of a model */
+#define PN_MAX_ADDED_LOSSES 32 /* scalar loss terms of a graph besides its outputs' losses */
 
 /* ---- errors -------------------------------------------------------------------------------- */
 
@@ -295,6 +296,11 @@ int pn_model_output_count(const pn_model *m);
 int pn_model_output_node(const pn_model *m, int k); /* the k-th output's node, or -1 */
 /* Output k's per-sample shape; returns its rank, or a negative code when there is none. */
 int pn_model_output_shape(const pn_model *m, int k, int64_t *shape);
+/* Scalar nodes (unbatched float32, one value) added to the total loss of training and test
+ * steps as they are (Keras's add_loss): each step's loss is the outputs' weighted losses, the
+ * weight penalties and these; their gradient is 1. At most PN_MAX_ADDED_LOSSES; drops cached
+ * plans. Eager calls (pn_model_call) leave them out. */
+int pn_model_set_added_losses(pn_model *m, int n, const int *nodes);
 
 /* One output's loss (from_logits: the output holds logits), its weight in the total loss, and
  * its metrics. */

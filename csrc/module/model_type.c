@@ -506,6 +506,16 @@ static PyObject *model_set_output(PnModel *self, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
+/* set_added_losses(nodes): scalar nodes added to the training and test steps' loss */
+static PyObject *model_set_added_losses(PnModel *self, PyObject *arg) {
+    int nodes[PN_MAX_ADDED_LOSSES];
+    int n = parse_ints(arg, nodes, PN_MAX_ADDED_LOSSES, "added losses");
+    if (n < 0) return NULL;
+    int rc = pn_model_set_added_losses(self->m, n, nodes);
+    if (rc) return pn_raise(rc);
+    Py_RETURN_NONE;
+}
+
 static const char *loss_names[PN_LOSS_COUNT] = {
     [PN_LOSS_MSE] = "mean_squared_error",
     [PN_LOSS_MAE] = "mean_absolute_error",
@@ -1101,6 +1111,8 @@ static PyMethodDef model_methods[] = {
     {"add_node", KW(model_add_node),
      "add_node(op, inputs, variables=(), iattr=(), fattr=()) -> (node, shape)"},
     {"node_shape", (PyCFunction)model_node_shape, METH_O, "node_shape(node) -> tuple"},
+    {"set_added_losses", (PyCFunction)model_set_added_losses, METH_O,
+     "set_added_losses(nodes): scalar nodes added to the steps' loss (add_loss)"},
     {"add_constant", (PyCFunction)model_add_constant, METH_O,
      "add_constant(array) -> node: an unbatched node holding a copy of the array"},
     {"add_graph", (PyCFunction)model_add_graph, METH_NOARGS,

@@ -12,7 +12,7 @@ import weakref
 
 import numpy as np
 
-from .. import initializers, regularizers
+from .. import _core, initializers, regularizers
 
 _NAME_COUNTS: dict[str, int] = {}
 _weight_budget = None  # set by pynn.saving while a saved model is rebuilt: caps new weights
@@ -509,7 +509,10 @@ class Layer:
         many = isinstance(inputs, (list, tuple))
         tensors = list(inputs) if many else [inputs]
         if not any(isinstance(t, KerasTensor) for t in tensors):
-            return self._call_eager(inputs, bool(kwargs.pop("training", False) or False), kwargs)
+            training = kwargs.pop("training", None)
+            if training is None:  # inherited from the call this one runs in, as in Keras
+                training = tracing.current_training()
+            return self._call_eager(inputs, bool(training), kwargs)
         # training= in a graph: the core decides at each run (fit trains, predict infers)
         kwargs.pop("training", None)
         if kwargs.get("mask") is not None:
@@ -658,23 +661,39 @@ class Layer:
             if isinstance(v, list) and v and all(isinstance(x, np.ndarray) for x in v):
                 return [as_tensor(x) for x in v]
             return v
+        from . import tracing
         args = tuple(conv(a) for a in args)
         kwargs = {k: conv(v) if k not in ("training", "mask") else v for k, v in kwargs.items()}
         if not self.built:
             self._build_for(args[0] if args else next(iter(kwargs.values())))
-        if "training" in kwargs and not _takes_arg(type(self).call, "training"):
-            kwargs.pop("training")
-        return self.call(*args, **kwargs)
+        training = kwargs.get("training")
+        if training is None:  # inherited from the call this one runs in, as in Keras
+            training = tracing.current_training()
+        if _takes_arg(type(self).call, "training"):
+            kwargs["training"] = training
+        else:
+            kwargs.pop("training", None)
+        with tracing.training_scope(training):
+            return self.call(*args, **kwargs)
 
     def lower_call(self, core, nodes: list, spec: dict):
         """Adds the ops of one call (its tensors' nodes in `spec['names']` order); a traced call
         replays its trace."""
         if "trace" in spec:
-            out = self._replay(core, nodes, spec["args"], spec["trace"], spec["kwargs"])
-            if "train" in spec:  # call() branches on training: both, the core picks per run
+            from . import tracing
+            if "train" not in spec:
+                out = self._replay(core, nodes, spec["args"], spec["trace"], spec["kwargs"])
+                return out if len(out) > 1 else out[0]
+            # call() branches on training: both, the core picks per run (its added losses too)
+            with tracing.collect_losses() as infer_losses:
+                out = self._replay(core, nodes, spec["args"], spec["trace"], spec["kwargs"])
+            with tracing.collect_losses() as train_losses:
                 train = self._replay(core, nodes, spec["args"], spec["train"]["trace"],
                                      spec["train"]["kwargs"])
-                out = [core.add_node("training_select", (a, b))[0] for a, b in zip(train, out)]
+            out = [core.add_node("training_select", (a, b))[0] for a, b in zip(train, out)]
+            if infer_losses or train_losses:
+                a, b = _sum_nodes(core, train_losses), _sum_nodes(core, infer_losses)
+                tracing.keep_loss_nodes([core.add_node("training_select", (a, b))[0]])
             return out if len(out) > 1 else out[0]
         self._missing_hook("lower_call")
 
@@ -743,7 +762,10 @@ class Layer:
         spec = {"names": names, "options": options}
         if not any(symbolic):
             from ..eager import run_layer_call
-            return run_layer_call(self, given, spec, bool(training or False))
+            from . import tracing
+            if training is None:  # inherited from the call this one runs in, as in Keras
+                training = tracing.current_training()
+            return run_layer_call(self, given, spec, bool(training))
         if not all(symbolic):
             raise TypeError(f"{type(self).__name__} '{self.name}' was called on a mix of "
                             "pynn.Input tensors and data: "
@@ -880,6 +902,17 @@ def _node_tensor(core, node: int):
     t = KerasTensor(shape if unbatched else (None,) + shape, core.node_dtype(node))
     t._unbatched = unbatched
     return t
+
+
+def _sum_nodes(core, nodes: list) -> int:
+    """One scalar node: the sum of scalar nodes (a zero constant for none)."""
+    if not nodes:
+        return core.add_constant(np.zeros((), np.float32))
+    total = nodes[0]
+    add = _core.op_code("binary", "add")
+    for n in nodes[1:]:
+        total, _ = core.add_node("binary", (total, n), (), (add,))
+    return total
 
 
 def layer_losses(layers: list) -> list:

@@ -65,6 +65,57 @@ def note_loss(loss) -> None:
     _stack()[-1][2].append(loss)
 
 
+def collect_losses():
+    """A context in which lowering a model's graph gathers the nodes of the losses its traced
+    calls added (add_loss): `with collect_losses() as nodes: ...`."""
+    return _LossNodes()
+
+
+class _LossNodes:
+    def __enter__(self) -> list:
+        if not hasattr(_state, "loss_nodes"):
+            _state.loss_nodes = []
+        self.nodes: list = []
+        _state.loss_nodes.append(self.nodes)
+        return self.nodes
+
+    def __exit__(self, *exc):
+        _state.loss_nodes.pop()
+
+
+def keep_loss_nodes(nodes: list) -> None:
+    """Hands the nodes of added losses to the innermost collect_losses (none: they are
+    dropped, as for a layer lowered outside a model, whose call adds no loss to anything)."""
+    stack = getattr(_state, "loss_nodes", None)
+    if stack:
+        stack[-1].extend(nodes)
+
+
+def current_training():
+    """The `training` of the innermost call on data running on this thread (None outside one):
+    what a layer called inside it without `training=` inherits, as in Keras."""
+    stack = getattr(_state, "training", None)
+    return stack[-1] if stack else None
+
+
+def training_scope(training):
+    """A context in which calls on data without `training=` inherit `training`."""
+    return _TrainingScope(training)
+
+
+class _TrainingScope:
+    def __init__(self, training):
+        self.training = training
+
+    def __enter__(self):
+        if not hasattr(_state, "training"):
+            _state.training = []
+        _state.training.append(self.training)
+
+    def __exit__(self, *exc):
+        _state.training.pop()
+
+
 def in_eager_call() -> bool:
     """Whether a layer's call() runs on data on this thread (its ops go on the tape)."""
     return getattr(_state, "eager_depth", 0) > 0
@@ -270,9 +321,11 @@ def pack_outputs(structure, values: list):
 
 
 def replay(core, trace: Trace, in_nodes: list) -> list:
-    """Lowers a trace into `core` with its inputs at `in_nodes`; returns its output nodes."""
+    """Lowers a trace into `core` with its inputs at `in_nodes`; returns its output nodes (the
+    nodes of the losses it added go to collect_losses)."""
     from ..models.functional import lower_calls
 
     nodes = {id(p): n for p, n in zip(trace.inputs, in_nodes)}
     lower_calls(core, trace.calls, nodes, trace.outputs + trace.losses)
+    keep_loss_nodes([nodes[id(t)] for t in trace.losses])
     return [nodes[id(o)] for o in trace.outputs]

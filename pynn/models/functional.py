@@ -65,7 +65,9 @@ class Functional(Model):
                 seen[nm] = seen.get(nm, 0) + 1
                 if seen[nm] > 1:
                     self._output_names[i] = f"{nm}_{seen[nm] - 1}"
-        self._calls = calls_between(ins, outs, self._input_names)
+        # the calls to the outputs, and to the losses a subclass's call() added (add_loss)
+        self._calls = calls_between(ins, outs + vars(self).get("_added_losses", []),
+                                    self._input_names)
         layers: list[Layer] = []
         listed = set()  # ids of the layers in `layers`: a lookup, not a scan of the list
         for t in self._calls:
@@ -159,7 +161,10 @@ class Functional(Model):
     def _lower_model(self, core, sample_shape: tuple) -> list[int]:
         shapes = self._input_sample_shapes(sample_shape)
         nodes = {id(t): core.add_input(shape, t.dtype) for t, shape in zip(self._inputs, shapes)}
-        lower_calls(core, self._calls, nodes, self._outputs)
+        added = vars(self).get("_added_losses", [])
+        lower_calls(core, self._calls, nodes, self._outputs + added)
+        from ..layers import tracing
+        tracing.keep_loss_nodes([nodes[id(t)] for t in added])
         return [nodes[id(o)] for o in self._outputs]
 
     def _ensure_built(self, x) -> None:

@@ -234,13 +234,18 @@ class Model(Trainer):
             compile_utils.compile_core(self)
 
     def _lower_graph(self, core, sample_shape: tuple) -> None:
-        """Adds the model's nodes and outputs to the core's current graph."""
+        """Adds the model's nodes and outputs to the core's current graph, and the losses its
+        calls add (add_loss), which the core's steps add to the compiled ones."""
+        from ..layers import tracing
         try:
-            nodes = self._lower_model(core, sample_shape)
+            with tracing.collect_losses() as added:
+                nodes = self._lower_model(core, sample_shape)
         except OverflowError as e:  # a size or attribute beyond what the core's ints hold
             raise ValueError(f"Model '{self.name}': a layer's size or attribute is too large: "
                              f"{e}") from None
         core.set_output(nodes if len(nodes) > 1 else nodes[0])
+        if added:
+            core.set_added_losses(added)
         self._output_sample_shapes = [tuple(core.node_shape(n)) for n in nodes]
         self._output_sample_shape = self._output_sample_shapes[0]
 
@@ -452,8 +457,8 @@ class Model(Trainer):
         from ..layers import tracing
         outputs, added = tracing.run_model_call(self, inputs)
         self.__class__ = _with_functional(type(self))
-        self._init_graph(inputs, outputs)
         self._added_losses = added
+        self._init_graph(inputs, outputs)
 
     def _tracked(self) -> list:
         """The layers and models held in this model's attributes (directly, or in lists, tuples
@@ -556,7 +561,7 @@ class Model(Trainer):
             return out[0] if isinstance(out, list) else out
         return self._pack_outputs(out if isinstance(out, list) else [out])
 
-    def __call__(self, x, training: bool = False):
+    def __call__(self, x, training=None):
         """On data: the model run now, returning a `pynn.Tensor`. With training=True (or inside
         a GradientTape, or on a Tensor that requires a gradient) the call is recorded on the tape,
         so `loss.backward()` or `tape.gradient` can reach the weights; training=True also makes
@@ -568,6 +573,9 @@ class Model(Trainer):
         if isinstance(x, KerasTensor) or (isinstance(parts, (list, tuple)) and parts and all(
                 isinstance(t, KerasTensor) for t in parts)):
             return self._call_symbolic(x)
+        if training is None:  # inherited from the call this one runs in, as in Keras
+            from ..layers import tracing
+            training = bool(tracing.current_training())
         if self._is_subclassed():
             self._build_from_data(x)
         elif self._core is None and not self._layers_in_order() and self._tracked():
@@ -599,12 +607,15 @@ class Model(Trainer):
             if isinstance(v, (list, tuple)):
                 return [conv(a) for a in v]
             return v if isinstance(v, Tensor) else as_tensor(np.asarray(v))
+        from ..layers import tracing
         x = conv(x)
         user = getattr(type(self), "_user_class", None)
-        if user is not None and "call" in vars(user):
-            fn = type(self).call
-            return self.call(x, training=training) if _takes_arg(fn, "training") else self.call(x)
-        return self._call_symbolic(x, training=training)
+        with tracing.training_scope(training):  # what its layers inherit, as in Keras
+            if user is not None and callable(getattr(user, "call", None)):  # its own or inherited
+                fn = type(self).call
+                return (self.call(x, training=training) if _takes_arg(fn, "training")
+                        else self.call(x))
+            return self._call_symbolic(x, training=training)
 
     def _call_inputs(self, x):
         """x for a call on data: what _prepare_x makes of it, except that Tensors which need a

@@ -190,8 +190,9 @@ class Trainer:
         mine = getattr(type(self), step) is not getattr(Trainer, step)
         if step == "predict_step":
             return mine or self._core is None and not self._is_subclassed()
-        # losses added in call() (add_loss) are computed on the tape, with the compiled ones
-        return mine or not self._losses or self._adds_losses()
+        # losses added in call() (add_loss) are nodes of the core's graph, which its steps add
+        # to the compiled ones
+        return mine or not self._losses
 
     def train_step(self, data):
         """One training step on a batch `data` ((x,), (x, y) or (x, y, sample_weight) Tensors),
