@@ -429,7 +429,7 @@ int pn_model_add_constant(pn_model *m, int ndim, const int64_t *shape, const flo
     pn_node nd = {.op = PN_OP_CONSTANT, .dtype = PN_F32, .unbatched = 1, .ndim = ndim};
     int rc = check_shape("constant", ndim, shape, &nd.size);
     if (rc) return rc;
-    memcpy(nd.shape, shape, (size_t)ndim * sizeof *shape);
+    if (ndim > 0) memcpy(nd.shape, shape, (size_t)ndim * sizeof *shape);
     if (!(nd.data = pn_aligned_alloc(64, (size_t)(nd.size > 0 ? nd.size : 1) * sizeof(float))))
         return pn_error(PN_ENOMEM, "out of memory for a constant of %lld values",
                         (long long)nd.size);

@@ -274,11 +274,74 @@ static void test_graphs(void) {
     pn_model_destroy(m);
 }
 
+/* An added loss (0.1 * sum of the hidden relu over the batch): the steps' loss grows by its value
+ * and the first bias's gradient by 0.1 per sample where the unit is active; eager calls leave it
+ * out; only a float32 scalar without a batch axis is taken. */
+static void test_added_losses(void) {
+    pn_model *m = make_mlp(9);
+    unsigned s = 12;
+    float x[B * C], y[B * K];
+    for (int i = 0; i < B * C; i++) x[i] = frand(&s);
+    for (int i = 0; i < B * K; i++) y[i] = frand(&s);
+    pn_tensor tx = {.ndim = 2, .dims = {B, C}, .dtype = PN_F32, .data = x};
+    pn_tensor ty = {.ndim = 2, .dims = {B, K}, .dtype = PN_F32, .data = y};
+    float base, with, gb_base[H], gb_with[H];
+    CHECK(pn_model_gradients(m, &tx, &ty, &base, NULL) == 0, "gradients");
+    memcpy(gb_base, grad(m, 1), sizeof gb_base);
+    int sum, tenth, scaled, relu = 2, red[PN_MAX_ATTRS] = {PN_RED_SUM, 3, 0};
+    int mul[PN_MAX_ATTRS] = {PN_BIN_MUL}, pair[2];
+    float k = 0.1f;
+    CHECK(pn_model_add_node(m, PN_OP_REDUCE, 1, &relu, 0, NULL, red, NULL, &sum) == 0, "sum");
+    CHECK(pn_model_add_constant(m, 0, NULL, &k, &tenth) == 0, "a scalar constant");
+    pair[0] = sum, pair[1] = tenth;
+    CHECK(pn_model_add_node(m, PN_OP_BINARY, 2, pair, 0, NULL, mul, NULL, &scaled) == 0, "mul");
+    int out = 3;
+    CHECK(pn_model_set_added_losses(m, 1, &out) == PN_ESHAPE, "a batched node is refused");
+    CHECK(pn_model_set_added_losses(m, 1, &scaled) == 0, "added loss");
+    CHECK(pn_model_compile(m, PN_LOSS_MSE, 0, 0, NULL) == 0, "compiled again after new nodes");
+    CHECK(pn_model_gradients(m, &tx, &ty, &with, NULL) == 0, "gradients with the added loss");
+    memcpy(gb_with, grad(m, 1), sizeof gb_with);
+    double want = 0, err = 0;
+    const float *W = param(m, 0), *b = param(m, 1);
+    for (int r = 0; r < B; r++)
+        for (int j = 0; j < H; j++) {
+            double z = b[j];
+            for (int c = 0; c < C; c++) z += (double)x[r * C + c] * W[c * H + j];
+            want += z > 0 ? 0.1 * z : 0;
+            gb_base[j] += z > 0 ? 0.1f : 0.0f;
+        }
+    CHECK(fabs(with - base - want) < 1e-5, "loss grows by %g, want %g", with - base, want);
+    for (int j = 0; j < H; j++) err = fmax(err, fabs(gb_with[j] - gb_base[j]));
+    CHECK(err < 1e-5, "bias gradient off by %g", err);
+    float res[1];
+    CHECK(pn_model_test_step(m, &tx, &ty, NULL, NULL, 0, res) == 0 && fabsf(res[0] - with) < 1e-5,
+          "a test step's loss includes it");
+    pn_value *xv, *o;
+    int64_t xd[2] = {B, C};
+    pn_value_create(&xv, 2, xd, PN_F32, x);
+    float ones[B * K];
+    for (int i = 0; i < B * K; i++) ones[i] = 1.0f;
+    pn_model_zero_grads(m);
+    CHECK(pn_model_call(m, &xv, 1, &o) == 0 && pn_value_backward(o, ones) == 0, "eager call");
+    float gb_eager[H];
+    memcpy(gb_eager, grad(m, 1), sizeof gb_eager);
+    CHECK(pn_model_set_added_losses(m, 0, NULL) == 0, "none");
+    pn_value_release(o);
+    pn_model_zero_grads(m);
+    pn_model_call(m, &xv, 1, &o);
+    pn_value_backward(o, ones);
+    CHECK(memcmp(gb_eager, grad(m, 1), sizeof gb_eager) == 0, "an eager call leaves it out");
+    pn_value_release(o);
+    pn_value_release(xv);
+    pn_model_destroy(m);
+}
+
 int main(void) {
     test_model_call_matches_gradients();
     test_two_calls_and_ops_on_variables();
     test_errors();
     test_graphs();
+    test_added_losses();
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }
