@@ -134,6 +134,10 @@ def main() -> None:
         {"measure": "peak memory over baseline (MiB)", "pynn": p["peak_mb"],
          "pytorch": t["peak_mb"], "ratio (pynn/pytorch)": t["peak_mb"] / max(p["peak_mb"], 1e-9)},
     ]
+    model = build_pynn(seed=1)
+    rows += harness.ceiling_rows(p, t, [
+        ("train, batch 64", "train", harness.matrix_flops(model, training=True)),
+        ("inference, batch 256", "infer", harness.matrix_flops(model, training=False))])
     meta = harness.run_meta(args, "MNIST",
                             "ratio > 1 means pynn is better (for memory: pytorch / pynn)")
     print(harness.write_report(rows, "MNIST CNN: pynn vs PyTorch", Path(args.out), meta))

@@ -169,6 +169,9 @@ def main() -> None:
     rows = [{"measure": f"train tokens/s, batch {bs} x {CONTEXT}", "pynn": p[f"train{bs}"],
              "pytorch": t[f"train{bs}"], "ratio (pynn/pytorch)": p[f"train{bs}"] / t[f"train{bs}"]}
             for bs in BATCHES]
+    per_token = harness.matrix_flops(build_pynn(load_data(1)[2], seed=1), True) / CONTEXT
+    rows += harness.ceiling_rows(p, t, [(f"train, batch {bs}", f"train{bs}", per_token)
+                                        for bs in BATCHES])
     meta = harness.run_meta(args, runs["pynn"][0]["source"], "ratio > 1 means pynn is faster; "
                             f"model: {LAYERS} blocks, {HEADS} heads, embedding {DIM}, context "
                             f"{CONTEXT}, AdamW; samples are windows of {CONTEXT} tokens")

@@ -175,6 +175,10 @@ def main() -> None:
     bp, bt = (max(r["layer"] for r in runs[lib]) for lib in ("pynn", "torch"))
     rows.append({"measure": f"{what}, best round", "pynn": bp, "pytorch": bt,
                  "ratio (pynn/pytorch)": bp / bt})
+    rows += harness.ceiling_rows(p, t, [
+        ("train (model)", "train", harness.matrix_flops(build_pynn(seed=1), True) / SEQ),
+        ("train (layer alone)", "layer",
+         harness.matrix_flops(build_layer_alone(seed=2), True) / SEQ)])
     meta = harness.run_meta(args, runs["pynn"][0]["source"], "ratio > 1 means pynn is faster; "
                             "tokens = windows x 64 characters per epoch")
     print(harness.write_report(rows, "Character LSTM: pynn vs PyTorch", Path(args.out), meta))

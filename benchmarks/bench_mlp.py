@@ -136,6 +136,9 @@ def main() -> None:
     rows.append({"measure": "predict latency, 1 sample (us)", "pynn": p["latency"] * 1e6,
                  "pytorch": t["latency"] * 1e6,
                  "ratio (pynn/pytorch)": t["latency"] / p["latency"]})
+    flops = harness.matrix_flops(build_pynn(seed=1), training=True)
+    rows += harness.ceiling_rows(p, t, [(f"train, batch {bs}", f"train{bs}", flops)
+                                        for bs in (32, 256)])
 
     meta = harness.run_meta(args, runs["pynn"][0]["source"], "ratio > 1 means pynn is faster "
                             "(for latency: pytorch time / pynn time)")

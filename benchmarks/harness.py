@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 
 def best_of(fn, repeats: int = 5, warmup: int = 1) -> dict:
     """Runs fn() warmup + repeats times; returns min/median/max seconds of the timed runs."""
@@ -55,7 +57,9 @@ def compare(script: str, doc: str, samples: int, repeats: int, out: str, worker,
             # before pynn, whose import sets GOMP_SPINCOUNT for the libgomp it loads: PyTorch
             # loads its own first and runs with OpenMP's defaults, as its users have it
             import torch  # noqa: F401
-        print(json.dumps(worker(args.worker, args)))
+        out = worker(args.worker, args)
+        out["sgemm"] = sgemm_gflops(args.worker)  # at the threads the worker set
+        print(json.dumps(out))
         return None
     runs = alternate(script, ("pynn", "torch"), [
         "--threads", args.threads, "--samples", args.samples, "--repeats", args.repeats],
@@ -63,8 +67,21 @@ def compare(script: str, doc: str, samples: int, repeats: int, out: str, worker,
     import numpy as np
     np.testing.assert_allclose(runs["pynn"][0][check], runs["torch"][0][check], rtol=rtol,
                                atol=atol)
-    p, t = ({k: median_of(runs[lib], k) for k in keys} for lib in ("pynn", "torch"))
+    p, t = ({k: median_of(runs[lib], k) for k in keys + ("sgemm",)} for lib in ("pynn", "torch"))
     return args, p, t, runs
+
+
+def ceiling_rows(p: dict, t: dict, items: list) -> list[dict]:
+    """Rows for the SGEMM ceiling each library reached in the run (n = 2048, its own GEMM, the
+    run's threads) and, for each (label, key, FLOPs per unit of the key's rate), the share of
+    that ceiling the benchmark's matrix work ran at (matrix_flops)."""
+    rows = [{"measure": "SGEMM ceiling, n = 2048 (GFLOP/s)", "pynn": p["sgemm"],
+             "pytorch": t["sgemm"], "ratio (pynn/pytorch)": p["sgemm"] / t["sgemm"]}]
+    for label, key, flops in items:
+        share = [100.0 * r[key] * flops / 1e9 / r["sgemm"] for r in (p, t)]
+        rows.append({"measure": f"{label}: matrix work, % of the ceiling", "pynn": share[0],
+                     "pytorch": share[1], "ratio (pynn/pytorch)": share[0] / share[1]})
+    return rows
 
 
 def alternate(script: str, libs: tuple, args: list, rounds: int) -> dict:
@@ -124,15 +141,93 @@ def cpu_model() -> tuple[str, str]:
     return name, " ".join(f for f in wanted if f in flags) or "unknown"
 
 
+def openblas() -> dict:
+    """The OpenBLAS pynn multiplies with (scipy-openblas32): its build, and the kernel set
+    ("core") it chose for this CPU at load time."""
+    try:
+        import ctypes
+
+        import scipy_openblas32 as ob
+        corename = ob.dll.scipy_openblas_get_corename
+        corename.restype = ctypes.c_char_p
+        return {"openblas": ob.get_openblas_config(), "openblas core": corename().decode()}
+    except (ImportError, AttributeError, OSError) as e:
+        return {"openblas": f"unknown ({e})", "openblas core": "unknown"}
+
+
 def machine() -> dict:
+    import numpy as np
     cpu, vector = cpu_model()
     return {
         "cpu": cpu,
         "vector extensions": vector,
         "cores": os.cpu_count(),
+        **openblas(),
+        "numpy": np.__version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
+
+
+def sgemm_gflops(lib: str, n: int = 2048, repeats: int = 5) -> float:
+    """The SGEMM ceiling in this process: GFLOP/s of one n x n float32 matrix product through
+    the library's own path (pynn's core GEMM, or torch.mm), at the threads already set."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.random((n, n), dtype=np.float32) for _ in range(2))
+    if lib == "pynn":
+        import pynn
+        ta, tb = pynn.Tensor(a), pynn.Tensor(b)
+
+        def mm():
+            pynn.ops.matmul(ta, tb)
+    else:
+        import torch
+        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+
+        def mm():
+            torch.mm(ta, tb)
+    return 2.0 * n ** 3 / best_of(mm, repeats=repeats, warmup=2)["min"] / 1e9
+
+
+def matrix_flops(model, training: bool) -> float:
+    """Floating-point operations per sample of a pynn model's matrix work: its dense layers,
+    convolutions, attention (projections and both products) and recurrent layers (input and
+    recurrent products); nothing else. A training step counts each product three times
+    (forward, the weights' gradient, the input's gradient), twice where the layer reads a model
+    input, which needs no gradient."""
+    from pynn import layers as L
+
+    total = 0.0
+    inputs = {id(t) for t in model.inputs}
+    for layer in model.layers:
+        try:
+            x, y = layer.input, layer.output
+        except (AttributeError, ValueError):
+            continue
+        xs = x if isinstance(x, (list, tuple)) else [x]
+        ys = y if isinstance(y, (list, tuple)) else [y]
+        xshape, yshape = tuple(xs[0].shape[1:]), tuple(ys[0].shape[1:])
+        rows = float(np.prod(xshape[:-1])) if len(xshape) > 1 else 1.0
+        if isinstance(layer, L.Dense):
+            f = 2 * rows * xshape[-1] * layer.units
+        elif isinstance(layer, (L.Conv1D, L.Conv2D)):
+            taps = float(np.prod(layer.kernel_size))
+            f = 2 * float(np.prod(yshape[:-1])) * taps * xshape[-1] * layer.filters
+        elif isinstance(layer, L.MultiHeadAttention):
+            tq, tk = xshape[0], tuple(xs[-1].shape[1:])[0]
+            h, dk = layer.num_heads, layer.key_dim
+            dv = layer.value_dim or dk
+            f = 2 * (tq * xshape[-1] * h * dk + tk * xshape[-1] * h * (dk + dv)
+                     + tq * h * dv * yshape[-1] + h * tq * tk * (dk + dv))
+        elif isinstance(layer, (L.LSTM, L.GRU, L.SimpleRNN)):
+            gates = 4 if isinstance(layer, L.LSTM) else 3 if isinstance(layer, L.GRU) else 1
+            f = 2 * xshape[0] * (xshape[-1] + layer.units) * gates * layer.units
+        else:
+            continue
+        if training:
+            f *= 2 if all(id(t) in inputs for t in xs) else 3
+        total += f
+    return total
 
 
 def write_report(rows: list[dict], title: str, path: Path, meta: dict) -> str:
