@@ -49,9 +49,15 @@ def compare(script: str, doc: str, samples: int, repeats: int, out: str, worker,
     ap.add_argument("--samples", type=int, default=samples, help="samples per timed epoch")
     ap.add_argument("--repeats", type=int, default=repeats, help="timed epochs in each round")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--busy", type=int, default=0,
+                    help="busy processes running beside the benchmark (contention); the "
+                    "report goes to NAME_busy.md")
     ap.add_argument("--worker", choices=["pynn", "torch"], help=argparse.SUPPRESS)
-    ap.add_argument("--out", default=str(Path(script).resolve().parent / "results" / out))
+    ap.add_argument("--out", default=None)
     args = ap.parse_args()
+    if args.out is None:
+        name = out if not args.busy else out.replace(".md", "_busy.md")
+        args.out = str(Path(script).resolve().parent / "results" / name)
     if args.worker:
         if args.worker == "torch":
             # before pynn, whose import sets GOMP_SPINCOUNT for the libgomp it loads: PyTorch
@@ -61,9 +67,16 @@ def compare(script: str, doc: str, samples: int, repeats: int, out: str, worker,
         out["sgemm"] = sgemm_gflops(args.worker)  # at the threads the worker set
         print(json.dumps(out))
         return None
-    runs = alternate(script, ("pynn", "torch"), [
-        "--threads", args.threads, "--samples", args.samples, "--repeats", args.repeats],
-        args.rounds)
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+             for _ in range(args.busy)]
+    try:
+        runs = alternate(script, ("pynn", "torch"), [
+            "--threads", args.threads, "--samples", args.samples, "--repeats", args.repeats],
+            args.rounds)
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
     import numpy as np
     np.testing.assert_allclose(runs["pynn"][0][check], runs["torch"][0][check], rtol=rtol,
                                atol=atol)
@@ -114,7 +127,8 @@ def run_meta(args, data: str, note: str) -> dict:
 
     import pynn
     return {"threads": args.threads, "samples per epoch": args.samples, "data": data,
-            "repeats": args.repeats, "rounds": args.rounds, "torch": torch.__version__,
+            "repeats": args.repeats, "rounds": args.rounds,
+            "busy processes beside the run": getattr(args, "busy", 0), "torch": torch.__version__,
             "pynn": pynn.__version__, **machine(),
             "note": note + "; each library runs in its own process, alternating over the rounds"}
 
