@@ -8,6 +8,7 @@ is checked and converted in data.py.
 """
 
 import copyreg
+import functools
 import sys
 import weakref
 
@@ -103,6 +104,14 @@ def _with_functional(cls):
                                                       "_user_class": cls})
         _FUNCTIONAL_CLASSES[cls] = mixed
     return mixed
+
+
+@functools.cache
+def _graph_kinds() -> tuple:
+    """(Functional, Sequential): imported on first use, as they import this module."""
+    from .functional import Functional
+    from .sequential import Sequential
+    return Functional, Sequential
 
 
 def _with_inner(layers: list) -> list:
@@ -426,10 +435,8 @@ class Model(Trainer):
     # -- subclassed models: layers made in __init__, wired by call() -----------------------------
     def _is_subclassed(self) -> bool:
         """Whether this is a subclass of Model with a call() of its own, not yet traced."""
-        from .functional import Functional
-        from .sequential import Sequential
         return callable(getattr(type(self), "call", None)) and \
-            not isinstance(self, (Functional, Sequential))
+            not isinstance(self, _graph_kinds())
 
     def _build_from_data(self, x) -> None:
         """A subclassed model's first use on data: its call() traced on inputs of the data's

@@ -522,19 +522,21 @@ class Trainer:
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Returns the model's outputs for `x` as a float32 NumPy array (the caller owns it); a
         list of them (a dict, by output name) for a model with a list (dict) of outputs."""
+        core = self._core
+        if (type(x) is np.ndarray and verbose == 0 and callbacks is None and batch_size is None
+                and steps is None and core is not None and self._fast_dtype is not None
+                and not vars(self).get("_dyn_shapes") and not self._custom("predict_step")):
+            # the latency path, checked first (a single-sample predict costs a few
+            # microseconds): one float array of the input's dtype, checked by the core
+            out = core.predict_array(x)
+            if out is not NotImplemented:
+                return out if self._output_struct == "single" else self._wrap(out)
         if not is_batch_source(x):
             self._build_from_data(x)
         if self._custom("predict_step"):
             return predict_python(self, x, _check_batch_size(batch_size),
                                   _resolve_verbose(verbose), steps, callbacks)
         core = self._core
-        if (verbose == 0 and callbacks is None and batch_size is None and steps is None
-                and core is not None and self._fast_dtype is not None
-                and not vars(self).get("_dyn_shapes")):
-            # the latency path: one float array of the input's dtype, checked by the core
-            out = core.predict_array(x)
-            if out is not NotImplemented:
-                return out if self._output_struct == "single" else self._wrap(out)
         batch_size = _check_batch_size(batch_size)
         verbose = _resolve_verbose(verbose)
         check_steps(steps, "predict")
