@@ -254,3 +254,29 @@ def test_freezing_a_layer_and_compiling_again_takes_effect_on_every_length(kind)
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(dense, model.layers[-1].get_weights()[0])
     assert int(model.optimizer.iterations) == 2
+
+
+def test_threads_calling_one_model_on_different_lengths_wait_for_each_other():
+    import threading
+    pynn.utils.set_random_seed(15)
+    inputs = pynn.Input(shape=(None, 3))
+    model = pynn.Model(inputs, layers.Dense(2)(layers.GRU(8)(inputs)))
+    rng = np.random.default_rng(4)
+    data = {n: rng.random((64, n, 3)).astype(np.float32) for n in (5, 9, 13)}
+    want = {n: model.predict(d, verbose=0) for n, d in data.items()}
+    errors = []
+
+    def work(n):
+        try:
+            for _ in range(20):
+                np.testing.assert_allclose(model.predict(data[n], verbose=0), want[n],
+                                           rtol=1e-6)
+                np.testing.assert_allclose(np.asarray(model(data[n])), want[n], rtol=1e-6)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(repr(e))
+    threads = [threading.Thread(target=work, args=(n,)) for n in data]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []

@@ -22,7 +22,7 @@ from ..utils import random as pn_random
 from ..utils.shape_utils import shape_str
 from . import compile_utils
 from .data import match, prepare_x, prepare_xs, single_input
-from .trainer import Trainer
+from .trainer import Trainer, one_shape_at_a_time
 
 
 def _refuse_to_pickle(core):
@@ -568,6 +568,7 @@ class Model(Trainer):
             return out[0] if isinstance(out, list) else out
         return self._pack_outputs(out if isinstance(out, list) else [out])
 
+    @one_shape_at_a_time
     def __call__(self, x, training=None):
         """On data: the model run now, returning a `pynn.Tensor`. With training=True (or inside
         a GradientTape, or on a Tensor that requires a gradient) the call is recorded on the tape,

@@ -17,8 +17,11 @@ batches (shuffled each epoch), callbacks, the progress bar, History, validation,
 
 from __future__ import annotations
 
+import functools
 import math
+import threading
 import warnings
+import weakref
 
 import numpy as np
 
@@ -28,6 +31,26 @@ from ..layers.base import _takes_arg
 from ..tensor import GradientTape, no_grad
 from ..utils import random as pn_random
 from . import compile_utils
+
+_shape_locks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_shape_locks_guard = threading.Lock()
+
+
+def one_shape_at_a_time(method):
+    """A model whose input lengths come from the data runs one input shape at a time: its core
+    holds a graph per shape, and the current one is the core's state. Threads calling such a
+    model wait for each other's call to end (other models run freely)."""
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        if not vars(self).get("_dyn_shapes"):
+            return method(self, *args, **kwargs)
+        with _shape_locks_guard:
+            lock = _shape_locks.get(self)
+            if lock is None:
+                lock = _shape_locks[self] = threading.RLock()
+        with lock:
+            return method(self, *args, **kwargs)
+    return run
 from .data import (
     BatchSource,
     as_arrays,
@@ -290,6 +313,7 @@ class Trainer:
         return out
 
     # -- fit ------------------------------------------------------------------------------------
+    @one_shape_at_a_time
     def fit(self, x=None, y=None, batch_size=None, epochs: int = 1, verbose="auto",
             callbacks=None, validation_split: float = 0.0, validation_data=None,
             shuffle: bool = True, class_weight=None, sample_weight=None, initial_epoch: int = 0,
@@ -483,6 +507,7 @@ class Trainer:
             raise ValueError("evaluate: the data holds no batches")
         return totals.logs()  # in metrics_names order, as Keras's evaluate returns them
 
+    @one_shape_at_a_time
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
                  steps=None, callbacks=None, return_dict: bool = False):
         """Returns the loss (a float) when there are no metrics and one output, else [loss,
@@ -519,6 +544,7 @@ class Trainer:
         values = [logs[k] for k in self.metrics_names]
         return values[0] if len(values) == 1 else values
 
+    @one_shape_at_a_time
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Returns the model's outputs for `x` as a float32 NumPy array (the caller owns it); a
         list of them (a dict, by output name) for a model with a list (dict) of outputs."""
@@ -574,6 +600,7 @@ class Trainer:
             raise ValueError("predict: the data holds no batches")
         return self._wrap([np.concatenate(p) for p in zip(*parts)])
 
+    @one_shape_at_a_time
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
                        return_dict: bool = False):
         """One training step on the whole of (x, y): forward, loss, backward, update.
@@ -584,6 +611,7 @@ class Trainer:
         """
         return self._on_batch(x, y, return_dict, True, sample_weight, class_weight)
 
+    @one_shape_at_a_time
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict: bool = False):
         """The loss and metrics of (x, y) as one batch, without updating anything."""
         return self._on_batch(x, y, return_dict, False, sample_weight)
@@ -606,6 +634,7 @@ class Trainer:
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
+    @one_shape_at_a_time
     def predict_on_batch(self, x):
         """predict for one batch, without batching or progress."""
         x = prepare_x(self, x)
