@@ -47,18 +47,21 @@ static void kernel_hw(const pn_var *w, int64_t *KH, int64_t *KW) {
     *KW = w->shape[w->ndim - 3];
 }
 
-/* x is the input node, w the kernel */
-static conv_dims conv_get_dims(const pn_node *n, const pn_node *x, const pn_var *w,
-                               int64_t batch) {
+/* The dims of a conv2d over images (H, W, C) that gives (OH, OW, OC) with n's strides,
+ * dilations and top/left pads (iattr[0..5]): a conv2d node's own (image: its input), or the
+ * conv2d a conv2d_transpose node is the transpose of (image: its output). 1x1, stride 1, no
+ * padding (so OH = H, OW = W) reads the image itself as the cols matrix. */
+static conv_dims dims_of(const pn_node *n, const pn_var *w, int64_t batch, const int64_t *image,
+                         const int64_t *out) {
     conv_dims d;
     d.B = batch;
-    d.H = x->shape[0];
-    d.W = x->shape[1];
-    d.C = x->shape[2];
+    d.H = image[0];
+    d.W = image[1];
+    d.C = image[2];
     kernel_hw(w, &d.KH, &d.KW);
-    d.OH = n->shape[0];
-    d.OW = n->shape[1];
-    d.OC = n->shape[2];
+    d.OH = out[0];
+    d.OW = out[1];
+    d.OC = out[2];
     d.sh = n->iattr[0];
     d.sw = n->iattr[1];
     d.dh = n->iattr[2];
@@ -67,9 +70,15 @@ static conv_dims conv_get_dims(const pn_node *n, const pn_node *x, const pn_var 
     d.pl = n->iattr[5];
     d.R = d.B * d.OH * d.OW;
     d.K = d.KH * d.KW * d.C;
-    d.direct = d.KH == 1 && d.KW == 1 && d.sh == 1 && d.sw == 1 && n->iattr[4] == 0 &&
-               n->iattr[5] == 0 && n->iattr[6] == 0 && n->iattr[7] == 0;
+    d.direct = d.KH == 1 && d.KW == 1 && d.sh == 1 && d.sw == 1 && d.pt == 0 && d.pl == 0 &&
+               d.H == d.OH && d.W == d.OW;
     return d;
+}
+
+/* x is the input node, w the kernel */
+static conv_dims conv_get_dims(const pn_node *n, const pn_node *x, const pn_var *w,
+                               int64_t batch) {
+    return dims_of(n, w, batch, x->shape, n->shape);
 }
 
 static int conv2d_shape(const pn_model *m, pn_node *n) {
@@ -288,26 +297,7 @@ const pn_op_def pn_op_conv2d_def = {"conv2d", conv2d_shape, conv2d_forward, conv
  * Cout), its output the node's input x (IH, IW, Cin). */
 static conv_dims transpose_dims(const pn_node *n, const pn_node *x, const pn_var *w,
                                 int64_t batch) {
-    conv_dims d;
-    d.B = batch;
-    d.H = n->shape[0];
-    d.W = n->shape[1];
-    d.C = n->shape[2];
-    kernel_hw(w, &d.KH, &d.KW);
-    d.OH = x->shape[0];
-    d.OW = x->shape[1];
-    d.OC = x->shape[2];
-    d.sh = n->iattr[0];
-    d.sw = n->iattr[1];
-    d.dh = n->iattr[2];
-    d.dw = n->iattr[3];
-    d.pt = n->iattr[4];
-    d.pl = n->iattr[5];
-    d.R = d.B * d.OH * d.OW;
-    d.K = d.KH * d.KW * d.C;
-    d.direct = d.KH == 1 && d.KW == 1 && d.sh == 1 && d.sw == 1 && d.pt == 0 && d.pl == 0 &&
-               d.H == d.OH && d.W == d.OW;
-    return d;
+    return dims_of(n, w, batch, n->shape, x->shape);
 }
 
 static int conv2d_transpose_shape(const pn_model *m, pn_node *n) {
