@@ -4,7 +4,6 @@ matrix FLOPs it credits each model with, and what every report says about its ma
 import sys
 from pathlib import Path
 
-
 import pynn
 from pynn import layers
 

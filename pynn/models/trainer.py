@@ -31,6 +31,20 @@ from ..layers.base import _takes_arg
 from ..tensor import GradientTape, no_grad
 from ..utils import random as pn_random
 from . import compile_utils
+from .data import (
+    BatchSource,
+    as_arrays,
+    as_tensors,
+    check_steps,
+    is_batch_source,
+    n_samples,
+    prepare_batch,
+    prepare_weights,
+    prepare_x,
+    prepare_y,
+    take,
+    unpack_x_y_sample_weight,
+)
 
 _shape_locks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _shape_locks_guard = threading.Lock()
@@ -51,20 +65,6 @@ def one_shape_at_a_time(method):
         with lock:
             return method(self, *args, **kwargs)
     return run
-from .data import (
-    BatchSource,
-    as_arrays,
-    as_tensors,
-    check_steps,
-    is_batch_source,
-    n_samples,
-    prepare_batch,
-    prepare_weights,
-    prepare_x,
-    prepare_y,
-    take,
-    unpack_x_y_sample_weight,
-)
 
 
 def _resolve_verbose(verbose) -> int:
