@@ -65,6 +65,7 @@ from . import (  # noqa: E402
     layers,
     losses,
     metrics,
+    mixed_precision,
     models,
     ops,  # noqa: E402
     optimizers,
@@ -93,6 +94,7 @@ __all__ = [
     "layers",
     "losses",
     "metrics",
+    "mixed_precision",
     "models",
     "no_grad",
     "ops",

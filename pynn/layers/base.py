@@ -233,7 +233,7 @@ class Layer:
         batch_input_shape = kwargs.pop("batch_input_shape", None)
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected arguments {sorted(kwargs)}")
-        if dtype not in (None, "float32", np.float32):
+        if getattr(dtype, "name", dtype) not in (None, "float32", np.float32):  # a DTypePolicy
             raise ValueError(f"{type(self).__name__}: only float32 layers are supported")
         if input_shape is None and input_dim is not None:
             input_shape = (int(input_dim),)
