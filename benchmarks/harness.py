@@ -205,7 +205,7 @@ def sgemm_gflops(lib: str, n: int = 2048, repeats: int = 5) -> float:
 
 def matrix_flops(model, training: bool) -> float:
     """Floating-point operations per sample of a pynn model's matrix work: its dense layers,
-    convolutions, attention (projections and both products) and recurrent layers (input and
+    convolutions (transposed ones too), attention (projections and both products) and recurrent layers (input and
     recurrent products); nothing else. A training step counts each product three times
     (forward, the weights' gradient, the input's gradient), twice where the layer reads a model
     input, which needs no gradient."""
@@ -227,6 +227,9 @@ def matrix_flops(model, training: bool) -> float:
         elif isinstance(layer, (L.Conv1D, L.Conv2D)):
             taps = float(np.prod(layer.kernel_size))
             f = 2 * float(np.prod(yshape[:-1])) * taps * xshape[-1] * layer.filters
+        elif isinstance(layer, (L.Conv1DTranspose, L.Conv2DTranspose)):  # per input pixel
+            taps = float(np.prod(layer.kernel_size))
+            f = 2 * float(np.prod(xshape[:-1])) * taps * xshape[-1] * layer.filters
         elif isinstance(layer, L.MultiHeadAttention):
             tq, tk = xshape[0], tuple(xs[-1].shape[1:])[0]
             h, dk = layer.num_heads, layer.key_dim

@@ -22,6 +22,9 @@ def test_matrix_flops_of_an_mlp_and_a_cnn():
                            layers.MaxPooling2D(2), layers.Conv2D(64, 3)])
     want = 2 * 26 * 26 * 9 * 1 * 32 + 2 * 11 * 11 * 9 * 32 * 64
     assert harness.matrix_flops(cnn, training=False) == want
+    up = pynn.Sequential([pynn.Input(shape=(7, 7, 8)),
+                          layers.Conv2DTranspose(4, 3, strides=2, padding="same")])
+    assert harness.matrix_flops(up, training=False) == 2 * 7 * 7 * 9 * 8 * 4
 
 
 def test_matrix_flops_of_attention_and_an_lstm():
