@@ -513,3 +513,25 @@ def test_test_on_batch_changes_nothing_and_matches_evaluate():
     assert loss == pytest.approx(m.evaluate(X, Y_REG, batch_size=40, verbose=0), rel=1e-6)
     assert weights_equal(before, m.get_weights())
     assert set(m.test_on_batch(X, Y_REG, return_dict=True)) == {"loss"}
+
+
+@pytest.mark.parametrize("alias, name", [
+    ("AvgPool1D", "AveragePooling1D"), ("AvgPool2D", "AveragePooling2D"),
+    ("MaxPool1D", "MaxPooling1D"), ("MaxPool2D", "MaxPooling2D"),
+    ("GlobalAvgPool1D", "GlobalAveragePooling1D"), ("GlobalAvgPool2D", "GlobalAveragePooling2D"),
+    ("GlobalMaxPool1D", "GlobalMaxPooling1D"), ("GlobalMaxPool2D", "GlobalMaxPooling2D"),
+    ("Convolution1D", "Conv1D"), ("Convolution2D", "Conv2D"),
+    ("Convolution1DTranspose", "Conv1DTranspose"), ("Convolution2DTranspose", "Conv2DTranspose")])
+def test_keras_short_layer_names_are_the_same_classes(alias, name):
+    # as in Keras 3, where layers.MaxPool2D is layers.MaxPooling2D
+    assert getattr(pynn.layers, alias) is getattr(pynn.layers, name)
+    assert alias in pynn.layers.__all__
+
+
+def test_a_model_written_with_the_short_names_runs():
+    L = pynn.layers
+    model = pynn.Sequential([pynn.Input((8, 8, 1)), L.Convolution2D(4, 3, padding="same"),
+                             L.MaxPool2D(), L.Convolution2DTranspose(2, 3, strides=2,
+                                                                    padding="same"),
+                             L.GlobalAvgPool2D()])
+    assert model.predict(np.ones((2, 8, 8, 1), np.float32), verbose=0).shape == (2, 2)

@@ -22,6 +22,13 @@ from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN, TimeDistributed
 from .regularization import Dropout, SpatialDropout2D
 from .reshaping import Flatten, Reshape, ZeroPadding2D
 
+# Keras's other names for the same classes
+AvgPool1D, AvgPool2D = AveragePooling1D, AveragePooling2D
+MaxPool1D, MaxPool2D = MaxPooling1D, MaxPooling2D
+GlobalAvgPool1D, GlobalAvgPool2D = GlobalAveragePooling1D, GlobalAveragePooling2D
+GlobalMaxPool1D, GlobalMaxPool2D = GlobalMaxPooling1D, GlobalMaxPooling2D
+Convolution1D, Convolution2D = Conv1D, Conv2D
+Convolution1DTranspose, Convolution2DTranspose = Conv1DTranspose, Conv2DTranspose
 __all__ = ["Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D",
            "BatchNormalization", "Bidirectional", "Concatenate", "Conv1D", "Conv2D",
            "Conv1DTranspose", "Conv2DTranspose", "Dense",
@@ -31,4 +38,7 @@ __all__ = ["Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D
            "LSTM",
            "Maximum", "MaxPooling1D", "MaxPooling2D", "MultiHeadAttention", "Multiply",
            "PositionEmbedding", "ReLU", "Reshape", "SimpleRNN", "Softmax", "SpatialDropout2D",
-           "Subtract", "TimeDistributed", "ZeroPadding2D"]
+           "Subtract", "TimeDistributed", "ZeroPadding2D",
+           "AvgPool1D", "AvgPool2D", "MaxPool1D", "MaxPool2D", "GlobalAvgPool1D",
+           "GlobalAvgPool2D", "GlobalMaxPool1D", "GlobalMaxPool2D", "Convolution1D",
+           "Convolution2D", "Convolution1DTranspose", "Convolution2DTranspose"]
