@@ -71,6 +71,39 @@ def check_image(input_shape, rank: int, layer: str) -> None:
                          f"{shape_str(input_shape)}")
 
 
+def weight_args(layer, who: str, filters, activation, use_bias, kernel_initializer,
+                bias_initializer, kernel_regularizer, bias_regularizer, activity_regularizer,
+                kernel_constraint, bias_constraint) -> None:
+    """What every convolution takes besides its geometry: filters, activation, bias,
+    initializers and regularizers (constraints and activity regularizers are refused)."""
+    if isinstance(filters, bool) or not isinstance(filters, int) or filters <= 0:
+        raise ValueError(f"{who}: filters must be a positive int, got {filters!r}")
+    for arg, v in (("activity_regularizer", activity_regularizer),
+                   ("kernel_constraint", kernel_constraint),
+                   ("bias_constraint", bias_constraint)):
+        if v is not None:
+            raise ValueError(f"{who}: {arg} is not supported")
+    layer.filters = filters
+    layer.activation = activations.get(activation)
+    layer.use_bias = bool(use_bias)
+    layer.kernel_initializer = initializers.get(kernel_initializer)
+    layer.bias_initializer = initializers.get(bias_initializer)
+    layer.kernel_regularizer = regularizers.get(kernel_regularizer)
+    layer.bias_regularizer = regularizers.get(bias_regularizer)
+
+
+def weight_config(layer) -> dict:
+    """weight_args' part of a convolution's config, with its geometry's shared keys."""
+    return {"filters": layer.filters, "kernel_size": layer.kernel_size,
+            "strides": layer.strides, "padding": layer.padding,
+            "data_format": layer.data_format, "dilation_rate": layer.dilation_rate,
+            "activation": activations.serialize(layer.activation), "use_bias": layer.use_bias,
+            "kernel_initializer": initializers.serialize(layer.kernel_initializer),
+            "bias_initializer": initializers.serialize(layer.bias_initializer),
+            "kernel_regularizer": regularizers.serialize(layer.kernel_regularizer),
+            "bias_regularizer": regularizers.serialize(layer.bias_regularizer)}
+
+
 class BaseConv(Layer):
     """What Conv1D and Conv2D share: arguments, weights, output shape and lowering."""
 
@@ -83,16 +116,11 @@ class BaseConv(Layer):
                  kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
         who = f"{type(self).__name__} '{self.name}'"
-        if isinstance(filters, bool) or not isinstance(filters, int) or filters <= 0:
-            raise ValueError(f"{who}: filters must be a positive int, got {filters!r}")
+        weight_args(self, who, filters, activation, use_bias, kernel_initializer,
+                    bias_initializer, kernel_regularizer, bias_regularizer,
+                    activity_regularizer, kernel_constraint, bias_constraint)
         if groups != 1:
             raise ValueError(f"{who}: only groups=1 is supported, got {groups!r}")
-        for arg, v in (("activity_regularizer", activity_regularizer),
-                       ("kernel_constraint", kernel_constraint),
-                       ("bias_constraint", bias_constraint)):
-            if v is not None:
-                raise ValueError(f"{who}: {arg} is not supported")
-        self.filters = filters
         self.kernel_size = normalize_tuple(kernel_size, self.rank, "kernel_size", who)
         self.strides = normalize_tuple(strides, self.rank, "strides", who)
         self.dilation_rate = normalize_tuple(dilation_rate, self.rank, "dilation_rate", who)
@@ -103,12 +131,6 @@ class BaseConv(Layer):
         allowed = ("valid", "same", "causal") if self.rank == 1 else ("valid", "same")
         self.padding = normalize_padding(padding, who, allowed)
         self.data_format = normalize_data_format(data_format, who)
-        self.activation = activations.get(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
 
     def _who(self) -> str:
         return f"{type(self).__name__} '{self.name}'"
@@ -152,15 +174,7 @@ class BaseConv(Layer):
         return self._pair(self.kernel_size)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "filters": self.filters,
-                "kernel_size": self.kernel_size, "strides": self.strides,
-                "padding": self.padding, "data_format": self.data_format,
-                "dilation_rate": self.dilation_rate,
-                "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
-                "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
+        return {**super().get_config(), **weight_config(self)}
 
 
 class Conv2D(BaseConv):
@@ -253,15 +267,10 @@ class BaseConvTranspose(Layer):
                  **kwargs):
         super().__init__(**kwargs)
         who = f"{type(self).__name__} '{self.name}'"
-        if isinstance(filters, bool) or not isinstance(filters, int) or filters <= 0:
-            raise ValueError(f"{who}: filters must be a positive int, got {filters!r}")
-        for arg, v in (("activity_regularizer", activity_regularizer),
-                       ("kernel_constraint", kernel_constraint),
-                       ("bias_constraint", bias_constraint)):
-            if v is not None:
-                raise ValueError(f"{who}: {arg} is not supported")
+        weight_args(self, who, filters, activation, use_bias, kernel_initializer,
+                    bias_initializer, kernel_regularizer, bias_regularizer,
+                    activity_regularizer, kernel_constraint, bias_constraint)
         n = self.rank
-        self.filters = filters
         self.kernel_size = normalize_tuple(kernel_size, n, "kernel_size", who)
         self.strides = normalize_tuple(strides, n, "strides", who)
         self.dilation_rate = normalize_tuple(dilation_rate, n, "dilation_rate", who)
@@ -275,12 +284,6 @@ class BaseConvTranspose(Layer):
                                      f"smaller than strides {self.strides}")
         self.padding = normalize_padding(padding, who, ("valid", "same"))
         self.data_format = normalize_data_format(data_format, who)
-        self.activation = activations.get(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
 
     def build(self, input_shape) -> None:
         check_image(input_shape, self.rank, f"{type(self).__name__} '{self.name}'")
@@ -313,15 +316,8 @@ class BaseConvTranspose(Layer):
         return node
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "filters": self.filters,
-                "kernel_size": self.kernel_size, "strides": self.strides,
-                "padding": self.padding, "output_padding": self.output_padding,
-                "data_format": self.data_format, "dilation_rate": self.dilation_rate,
-                "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
-                "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
+        return {**super().get_config(), **weight_config(self),
+                "output_padding": self.output_padding}
 
 
 class Conv2DTranspose(BaseConvTranspose):
