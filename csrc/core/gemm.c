@@ -188,6 +188,9 @@ static int own(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, con
 void pn_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
              int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
     if (M <= 0 || N <= 0) return;
+    if (pn_gemm_bf16 && alpha == 1.0f && (beta == 0.0f || beta == 1.0f) &&
+        pn_gemm_bf16_product(ta, tb, M, N, K, A, lda, B, ldb, beta != 0.0f, NULL, C, ldc))
+        return;
     if (own(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, NULL, C, ldc, 0)) return;
     int by_rows = M >= N;
     int64_t len = by_rows ? M : N;
@@ -219,6 +222,8 @@ void pn_gemm_bias(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, 
         pn_gemm(0, 0, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
         return;
     }
+    if (pn_gemm_bf16 && pn_gemm_bf16_product(0, 0, M, N, K, A, lda, B, ldb, 0, bias, C, ldc))
+        return;
     if (own(0, 0, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, bias, C, ldc, 0)) return;
     PN_FOR(M * N > PN_PAR_MIN, r, M, memcpy(C + r * ldc, bias, (size_t)N * sizeof(float)););
     pn_gemm(0, 0, M, N, K, 1.0f, A, lda, B, ldb, 1.0f, C, ldc);

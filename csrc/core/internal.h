@@ -38,6 +38,18 @@ void pn_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const
 /* C (M, N) = A (M, K) B (K, N) + bias (N values added to each row; NULL: none), likewise */
 void pn_gemm_bias(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
                   int64_t ldb, const float *bias, float *C, int64_t ldc);
+/* 1 while the thread runs a node of mixed precision (pn_node.bf16, set by the plan around it):
+ * its pn_gemm and pn_gemm_bias products go to pn_gemm_bf16_product (gemm_bf16.c). */
+extern _Thread_local int pn_gemm_bf16;
+/* C (M, N) = [C +] op(A) op(B) (acc) or bias + op(A) op(B) (bias: N values, or NULL), the
+ * operands rounded to bfloat16 and summed in float32, on AVX512-BF16 where the CPU has it; 0
+ * when it did not run (K < PN_BF16_MIN_K, or no memory for its buffers: run the float32 product). */
+int pn_gemm_bf16_product(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
+                         int64_t lda, const float *B, int64_t ldb, int acc, const float *bias,
+                         float *C, int64_t ldc);
+#define PN_BF16_MIN_K 32 /* products of fewer terms stay float32 (pn_gemm_bf16_product) */
+/* x rounded to bfloat16 (to nearest, ties to even; NaN stays NaN), as a float */
+float pn_bf16_round(float x);
 extern int pn_gemm_kernels; /* gemm.c: 0 sends every product to OpenBLAS (for the tests) */
 extern _Atomic int64_t pn_gemm_own_runs; /* gemm.c: products its own kernels ran */
 extern int64_t pn_gemm_poll_macs; /* gemm.c: multiply-adds of a polled product's row block */
@@ -146,6 +158,8 @@ typedef struct {
     int64_t shape[PN_MAX_DIMS];
     int64_t size;                  /* elements per sample */
     float *data;                   /* constant: its values, owned by the graph; else NULL */
+    int bf16;                      /* its matrix products in mixed precision (bfloat16 operands,
+                                    * float32 sums): a layer of Keras's mixed_bfloat16 policy */
 } pn_node;
 
 /* What one node sees when it runs: pointers for this batch size. A NULL gradient means "not
@@ -462,6 +476,7 @@ struct pn_model {
     pn_model *prev, *next; /* the registry of live models, for the fork handlers */
     int refs;              /* the creator's, and one per value over a variable */
     int eager_grads;       /* the grads hold eager accumulations (else a step's leftovers) */
+    int bf16_nodes;        /* nodes added now take pn_node.bf16 = this (pn_model_set_bf16) */
 };
 
 /* ---- the plan's passes (passes.c): rewrites marked in a plan, the graph unchanged ----------- */

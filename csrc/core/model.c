@@ -298,6 +298,8 @@ int pn_model_set_regularizer(pn_model *m, int var, float l1, float l2) {
 
 /* ---- graph --------------------------------------------------------------------------------- */
 
+void pn_model_set_bf16(pn_model *m, int on) { m->bf16_nodes = on != 0; }
+
 static int push_node(pn_model *m, pn_node *nd, int *node) {
     if (m->g->n_nodes == m->g->cap_nodes) {
         int cap = m->g->cap_nodes ? 2 * m->g->cap_nodes : 16;
@@ -307,6 +309,7 @@ static int push_node(pn_model *m, pn_node *nd, int *node) {
         m->g->cap_nodes = cap;
     }
     m->g->nodes[m->g->n_nodes] = *nd;
+    m->g->nodes[m->g->n_nodes].bf16 = m->bf16_nodes;
     *node = m->g->n_nodes++;
     graph_changed(m);
     return PN_OK;

@@ -402,7 +402,9 @@ void pn_plan_forward(const pn_model *m, pn_plan *p) {
             continue;
         pn_ctx c;
         make_ctx(m, p, i, &c);
+        pn_gemm_bf16 = m->g->nodes[i].bf16;
         pn_op_table[m->g->nodes[i].op]->forward(&m->g->nodes[i], &c);
+        pn_gemm_bf16 = 0;
         if (p->swap[i] == PN_SWAP_RELU_AFTER) pn_plan_relu_after(&m->g->nodes[i], &c, 0);
     }
 }
@@ -416,6 +418,8 @@ void pn_plan_backward(const pn_model *m, pn_plan *p) {
         pn_ctx c;
         make_ctx(m, p, i, &c);
         if (p->swap[i] == PN_SWAP_RELU_AFTER) pn_plan_relu_after(nd, &c, 1);
+        pn_gemm_bf16 = nd->bf16;
         pn_op_table[nd->op]->backward(nd, &c);
+        pn_gemm_bf16 = 0;
     }
 }

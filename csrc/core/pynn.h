@@ -94,6 +94,22 @@ int pn_default_num_threads(void);
 /* 1 in a child of fork() (the core runs single-threaded there), else 0. */
 int pn_forked_child(void);
 
+/* ---- the CPU ------------------------------------------------------------------------------- */
+
+/* What the CPU and the OS run (cpu.c, read once from CPUID): kernels are chosen by it at run
+ * time, so one build runs on every x86-64 CPU. AVX512: F, BW, DQ and VL together. */
+enum {
+    PN_CPU_AVX2 = 1,       /* AVX2 and FMA */
+    PN_CPU_AVX512 = 2,
+    PN_CPU_AVX512BF16 = 4, /* VDPBF16PS: bfloat16 pairs summed in float32 */
+    PN_CPU_AMX_BF16 = 8,   /* AMX tiles with bfloat16 */
+};
+unsigned pn_cpu_features(void); /* the PN_CPU_* bits, less those pn_cpu_disable turned off */
+int pn_cpu_has(unsigned features); /* 1 when every bit of `features` is there */
+/* Tests only: the kernels act as if these features were missing (0: none missing), so the
+ * fallbacks run on any CPU. */
+void pn_cpu_disable(unsigned features);
+
 /* ---- interrupts ---------------------------------------------------------------------------- */
 
 /* Long calls (predict over many batches, large eager products) call the hook, on the calling
@@ -254,6 +270,10 @@ int pn_model_input_node(const pn_model *m, int k); /* the k-th input's node, or 
 /* iattr and fattr are NULL (all zero) or arrays of PN_MAX_ATTRS values each. */
 int pn_model_add_node(pn_model *m, int op, int n_in, const int *inputs, int n_var, const int *vars,
                       const int *iattr, const float *fattr, int *node);
+/* Nodes added after this call (until the next) run their matrix products in mixed precision
+ * when on: operands rounded to bfloat16, sums in float32 (Keras's "mixed_bfloat16" policy), on
+ * AVX512-BF16 where the CPU has it. Products with fewer than 32 terms stay float32. */
+void pn_model_set_bf16(pn_model *m, int on);
 /* An unbatched float32 node holding a copy of `data` (ndim axes of `shape`): a constant of a
  * traced call, kept by the graph rather than among the variables. */
 int pn_model_add_constant(pn_model *m, int ndim, const int64_t *shape, const float *data,

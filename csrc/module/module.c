@@ -85,6 +85,35 @@ static PyObject *forked_child(PyObject *self, PyObject *unused) {
     return PyBool_FromLong(pn_forked_child());
 }
 
+static PyObject *cpu_features(PyObject *self, PyObject *unused) {
+    (void)self, (void)unused;
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } names[] = {{PN_CPU_AVX2, "avx2"},
+                 {PN_CPU_AVX512, "avx512"},
+                 {PN_CPU_AVX512BF16, "avx512_bf16"},
+                 {PN_CPU_AMX_BF16, "amx_bf16"}};
+    PyObject *out = PyList_New(0);
+    for (size_t i = 0; out && i < sizeof names / sizeof names[0]; i++) {
+        if (!pn_cpu_has(names[i].bit)) continue;
+        PyObject *s = PyUnicode_FromString(names[i].name);
+        if (!s || PyList_Append(out, s)) Py_CLEAR(out);
+        Py_XDECREF(s);
+    }
+    return out;
+}
+
+static PyObject *cpu_disable(PyObject *self, PyObject *arg) {
+    (void)self;
+    const char *name = PyUnicode_AsUTF8(arg);
+    if (!name) return NULL;
+    if (!strcmp(name, "")) pn_cpu_disable(0);
+    else if (!strcmp(name, "avx512_bf16")) pn_cpu_disable(PN_CPU_AVX512BF16);
+    else return PyErr_Format(PyExc_ValueError, "cpu_disable: unknown feature %R", arg);
+    Py_RETURN_NONE;
+}
+
 /* Python's main thread, the only one whose signal handlers run */
 static unsigned long main_thread;
 
@@ -191,6 +220,12 @@ static PyObject *debug_swaps(PyObject *self, PyObject *arg) {
 #define FASTCALL(f) (PyCFunction)(void (*)(void))(f), METH_FASTCALL
 
 static PyMethodDef methods[] = {
+    {"cpu_features", cpu_features, METH_NOARGS,
+     "cpu_features() -> list of what the CPU runs that the core's kernels use ('avx2', "
+     "'avx512', 'avx512_bf16', 'amx_bf16')"},
+    {"cpu_disable", cpu_disable, METH_O,
+     "cpu_disable(name): tests only: the kernels act as if the feature ('avx512_bf16') were "
+     "missing; '' restores"},
     {"set_num_threads", set_num_threads, METH_O,
      "set_num_threads(n): threads for OpenBLAS and the core's OpenMP loops together."},
     {"get_num_threads", get_num_threads, METH_NOARGS, "get_num_threads() -> int"},
