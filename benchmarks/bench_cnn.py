@@ -102,13 +102,14 @@ def worker(lib: str, args) -> dict:
         def train_epoch():
             for s in range(0, len(xt), 64):
                 opt.zero_grad(set_to_none=True)
-                loss = torch.nn.functional.cross_entropy(net(xt[s:s + 64]), yt[s:s + 64])
+                with harness.autocast(args):
+                    loss = torch.nn.functional.cross_entropy(net(xt[s:s + 64]), yt[s:s + 64])
                 loss.backward()
                 opt.step()
 
         def infer():
-            with torch.inference_mode():
-                return torch.cat([net(xt[s:s + 256]).softmax(-1)
+            with torch.inference_mode(), harness.autocast(args):
+                return torch.cat([net(xt[s:s + 256]).float().softmax(-1)
                                   for s in range(0, len(xt), 256)]).numpy()
 
     first = infer()  # the untrained model's outputs, to check both compute the same function
@@ -134,10 +135,13 @@ def main() -> None:
         {"measure": "peak memory over baseline (MiB)", "pynn": p["peak_mb"],
          "pytorch": t["peak_mb"], "ratio (pynn/pytorch)": t["peak_mb"] / max(p["peak_mb"], 1e-9)},
     ]
+    rows = harness.precision_rows(args, p, rows, [("train, batch 64", "train"),
+                                                  ("inference, batch 256", "infer")])
     model = build_pynn(seed=1)
     rows += harness.ceiling_rows(p, t, [
         ("train, batch 64", "train", harness.matrix_flops(model, training=True)),
-        ("inference, batch 256", "infer", harness.matrix_flops(model, training=False))])
+        ("inference, batch 256", "infer", harness.matrix_flops(model, training=False))],
+        args.precision)
     meta = harness.run_meta(args, "MNIST",
                             "ratio > 1 means pynn is better (for memory: pytorch / pynn)")
     print(harness.write_report(rows, "MNIST CNN: pynn vs PyTorch", Path(args.out), meta))

@@ -143,17 +143,18 @@ def worker(lib: str, args) -> dict:
     torch.set_num_threads(args.threads)
     xt, yt = torch.from_numpy(x).long(), torch.from_numpy(y).long()
     net, _ = build_torch(model, vocab)
-    with torch.inference_mode():
-        out["logits"] = net(xt[:2])[:, -4:].tolist()
+    with torch.inference_mode(), harness.autocast(args):
+        out["logits"] = net(xt[:2])[:, -4:].float().tolist()
     for bs in BATCHES:
         net, opt = build_torch(model, vocab)
 
         def epoch(net=net, opt=opt, bs=bs):
             for s in range(0, len(x), bs):
                 opt.zero_grad(set_to_none=True)
-                logits = net(xt[s:s + bs])
-                loss = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab),
-                                                         yt[s:s + bs].reshape(-1))
+                with harness.autocast(args):
+                    logits = net(xt[s:s + bs])
+                    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab),
+                                                             yt[s:s + bs].reshape(-1))
                 loss.backward()
                 opt.step()
         out[f"train{bs}"] = tokens / harness.best_of(epoch, repeats=args.repeats)["median"]
@@ -169,9 +170,11 @@ def main() -> None:
     rows = [{"measure": f"train tokens/s, batch {bs} x {CONTEXT}", "pynn": p[f"train{bs}"],
              "pytorch": t[f"train{bs}"], "ratio (pynn/pytorch)": p[f"train{bs}"] / t[f"train{bs}"]}
             for bs in BATCHES]
+    rows = harness.precision_rows(args, p, rows, [(f"train, batch {bs}", f"train{bs}")
+                                                  for bs in BATCHES])
     per_token = harness.matrix_flops(build_pynn(load_data(1)[2], seed=1), True) / CONTEXT
     rows += harness.ceiling_rows(p, t, [(f"train, batch {bs}", f"train{bs}", per_token)
-                                        for bs in BATCHES])
+                                        for bs in BATCHES], args.precision)
     meta = harness.run_meta(args, runs["pynn"][0]["source"], "ratio > 1 means pynn is faster; "
                             f"model: {LAYERS} blocks, {HEADS} heads, embedding {DIM}, context "
                             f"{CONTEXT}, AdamW; samples are windows of {CONTEXT} tokens")

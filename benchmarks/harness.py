@@ -52,47 +52,90 @@ def compare(script: str, doc: str, samples: int, repeats: int, out: str, worker,
     ap.add_argument("--busy", type=int, default=0,
                     help="busy processes running beside the benchmark (contention); the "
                     "report goes to NAME_busy.md")
-    ap.add_argument("--worker", choices=["pynn", "torch"], help=argparse.SUPPRESS)
+    ap.add_argument("--precision", choices=["float32", "mixed_bfloat16"], default="float32",
+                    help="mixed_bfloat16: pynn under Keras's mixed_bfloat16 policy against "
+                    "PyTorch under torch.autocast('cpu', bfloat16), and pynn in float32 beside "
+                    "them; the report goes to NAME_bf16.md")
+    ap.add_argument("--worker", choices=["pynn", "torch", "pynn32"], help=argparse.SUPPRESS)
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     if args.out is None:
         name = out if not args.busy else out.replace(".md", "_busy.md")
+        name = name if args.precision == "float32" else name.replace(".md", "_bf16.md")
         args.out = str(Path(script).resolve().parent / "results" / name)
     if args.worker:
         if args.worker == "torch":
             # before pynn, whose import sets GOMP_SPINCOUNT for the libgomp it loads: PyTorch
             # loads its own first and runs with OpenMP's defaults, as its users have it
             import torch  # noqa: F401
-        out = worker(args.worker, args)
-        out["sgemm"] = sgemm_gflops(args.worker)  # at the threads the worker set
+        lib = args.worker
+        if lib == "pynn32":  # the float32 baseline of a mixed-precision run
+            lib, args.precision = "pynn", "float32"
+        if lib == "pynn":
+            import pynn
+            pynn.mixed_precision.set_global_policy(args.precision)
+        out = worker(lib, args)
+        out["sgemm"] = sgemm_gflops(lib)  # at the threads the worker set
         print(json.dumps(out))
         return None
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
              for _ in range(args.busy)]
+    libs = ("pynn", "torch") if args.precision == "float32" else ("pynn", "torch", "pynn32")
     try:
-        runs = alternate(script, ("pynn", "torch"), [
-            "--threads", args.threads, "--samples", args.samples, "--repeats", args.repeats],
-            args.rounds)
+        runs = alternate(script, libs, [
+            "--threads", args.threads, "--samples", args.samples, "--repeats", args.repeats,
+            "--precision", args.precision], args.rounds)
     finally:
         for h in hogs:
             h.kill()
             h.wait()
     import numpy as np
+    if args.precision != "float32":  # both libraries round to bfloat16: about 2^-8 relative
+        rtol, atol = max(rtol, 3e-2), max(atol, 3e-2)
     np.testing.assert_allclose(runs["pynn"][0][check], runs["torch"][0][check], rtol=rtol,
                                atol=atol)
     p, t = ({k: median_of(runs[lib], k) for k in keys + ("sgemm",)} for lib in ("pynn", "torch"))
+    if "pynn32" in runs:
+        args.float32 = {k: median_of(runs["pynn32"], k) for k in keys + ("sgemm",)}
     return args, p, t, runs
 
 
-def ceiling_rows(p: dict, t: dict, items: list) -> list[dict]:
+def autocast(args):
+    """The context a PyTorch worker runs its forward passes and losses in: torch.autocast
+    to bfloat16 on the CPU for a mixed_bfloat16 run, nothing for float32."""
+    import contextlib
+
+    import torch
+    if args.precision == "mixed_bfloat16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def precision_rows(args, p: dict, rows: list, keys: list) -> list[dict]:
+    """In a mixed_bfloat16 run: labels each row's library columns as bfloat16, and adds for
+    each (label, key) pynn's float32 figure of the same run and pynn's bfloat16/float32 ratio."""
+    if args.precision == "float32":
+        return rows
+    for r in rows:
+        r["measure"] += " (pynn mixed_bfloat16, PyTorch autocast bfloat16)"
+    for label, key in keys:
+        f32 = args.float32[key]
+        rows.append({"measure": f"{label}: pynn float32, and pynn mixed_bfloat16 / float32",
+                     "pynn": f32, "pytorch": float("nan"), "ratio (pynn/pytorch)": p[key] / f32})
+    return rows
+
+
+def ceiling_rows(p: dict, t: dict, items: list, precision: str = "float32") -> list[dict]:
     """Rows for the SGEMM ceiling each library reached in the run (n = 2048, its own GEMM, the
     run's threads) and, for each (label, key, FLOPs per unit of the key's rate), the share of
-    that ceiling the benchmark's matrix work ran at (matrix_flops)."""
+    that ceiling the benchmark's matrix work ran at (matrix_flops). In a mixed_bfloat16 run the
+    work is bfloat16's, which can pass the float32 ceiling."""
+    work = "matrix work" if precision == "float32" else "bfloat16 matrix work"
     rows = [{"measure": "SGEMM ceiling, n = 2048 (GFLOP/s)", "pynn": p["sgemm"],
              "pytorch": t["sgemm"], "ratio (pynn/pytorch)": p["sgemm"] / t["sgemm"]}]
     for label, key, flops in items:
         share = [100.0 * r[key] * flops / 1e9 / r["sgemm"] for r in (p, t)]
-        rows.append({"measure": f"{label}: matrix work, % of the ceiling", "pynn": share[0],
+        rows.append({"measure": f"{label}: {work}, % of the ceiling", "pynn": share[0],
                      "pytorch": share[1], "ratio (pynn/pytorch)": share[0] / share[1]})
     return rows
 
@@ -127,6 +170,7 @@ def run_meta(args, data: str, note: str) -> dict:
 
     import pynn
     return {"threads": args.threads, "samples per epoch": args.samples, "data": data,
+            "precision": getattr(args, "precision", "float32"),
             "repeats": args.repeats, "rounds": args.rounds,
             "busy processes beside the run": getattr(args, "busy", 0), "torch": torch.__version__,
             "pynn": pynn.__version__, **machine(),
@@ -205,10 +249,10 @@ def sgemm_gflops(lib: str, n: int = 2048, repeats: int = 5) -> float:
 
 def matrix_flops(model, training: bool) -> float:
     """Floating-point operations per sample of a pynn model's matrix work: its dense layers,
-    convolutions (transposed ones too), attention (projections and both products) and recurrent layers (input and
-    recurrent products); nothing else. A training step counts each product three times
-    (forward, the weights' gradient, the input's gradient), twice where the layer reads a model
-    input, which needs no gradient."""
+    convolutions (transposed ones too), attention (projections and both products) and
+    recurrent layers (input and recurrent products); nothing else. A training step counts each
+    product three times (forward, the weights' gradient, the input's gradient), twice where the
+    layer reads a model input, which needs no gradient."""
     from pynn import layers as L
 
     total = 0.0

@@ -1,36 +1,61 @@
 """keras.mixed_precision: dtype policies.
 
-pynn computes in float32: its kernels have no bfloat16 or float16 path yet, so the float32
-policy is the one there is. Asking for another ("mixed_bfloat16", "mixed_float16", "bfloat16",
-...) raises NotImplementedError rather than training in float32 while the script believes it
-trains in bfloat16. Keras's names are all here, so a script that sets float32, or reads the
-policy, runs unchanged.
+Two policies run:
+
+- "float32" (the default): everything in float32.
+- "mixed_bfloat16": a layer's matrix products (Dense and EinsumDense-like projections, the
+  convolutions and transposed convolutions, MultiHeadAttention's projections, the recurrent
+  layers' input projections, and `ops.matmul` inside a custom layer of this policy) read their
+  inputs and weights rounded to bfloat16 and sum the products in float32, as Keras's policy
+  does. Weights stay float32 (the optimizer updates float32 masters), and so do the other ops
+  (activations, normalisation, softmax, losses) and the arrays `predict` returns. On a CPU with
+  AVX512-BF16 the products run on the core's bfloat16 kernel, at up to twice the float32
+  speed; elsewhere the same rounding is emulated (the same results, a little slower than
+  float32). Products of fewer than 32 terms (a convolution over one input channel) stay
+  float32: converting them costs more than it saves.
+
+"bfloat16", "float16" and "mixed_float16" (float16 or bfloat16 weights, float16 products) raise
+NotImplementedError rather than training in another precision than the script asked for, and so
+does LossScaleOptimizer (bfloat16 keeps float32's exponent range: it needs no loss scaling).
+
+Example:
+    >>> pynn.mixed_precision.set_global_policy("mixed_bfloat16")
+    >>> layer = pynn.layers.Dense(10)
+    >>> layer.compute_dtype, layer.variable_dtype
+    ('bfloat16', 'float32')
 """
 
-_SUPPORTED = "float32"
-
-
-def _refuse(name: str):
-    raise NotImplementedError(
-        f"dtype policy {name!r}: pynn computes in float32 only for now (its matrix kernels have "
-        "no bfloat16 or float16 path yet); use the 'float32' policy")
+# name: (compute dtype, variable dtype)
+_POLICIES = {"float32": ("float32", "float32"), "mixed_bfloat16": ("bfloat16", "float32")}
+_REFUSED = {
+    "bfloat16": "pynn keeps weights in float32; use 'mixed_bfloat16' (bfloat16 products, "
+                "float32 weights)",
+    "float16": "pynn has no float16 kernels; use 'mixed_bfloat16' or 'float32'",
+    "mixed_float16": "pynn has no float16 kernels; use 'mixed_bfloat16' (the same speed-up "
+                     "where the CPU has AVX512-BF16, and no loss scaling needed) or 'float32'",
+}
 
 
 class DTypePolicy:
-    """A dtype policy: the dtype layers compute in and the dtype of their weights. Only
-    "float32" (both float32) is available.
+    """A dtype policy: the dtype a layer computes in and the dtype of its weights.
+
+    Args:
+        name: "float32" or "mixed_bfloat16" (None: "float32").
 
     Example:
-        >>> pynn.mixed_precision.DTypePolicy("float32").compute_dtype
-        'float32'
+        >>> pynn.mixed_precision.DTypePolicy("mixed_bfloat16").compute_dtype
+        'bfloat16'
     """
 
     def __init__(self, name: str | None = None):
-        name = _SUPPORTED if name is None else name
+        name = "float32" if name is None else name
         if not isinstance(name, str):
             raise TypeError(f"DTypePolicy: name must be a string, got {name!r}")
-        if name != _SUPPORTED:
-            _refuse(name)
+        if name not in _POLICIES:
+            if name in _REFUSED:
+                raise NotImplementedError(f"dtype policy {name!r}: {_REFUSED[name]}")
+            raise ValueError(f"DTypePolicy: unknown policy {name!r}; pynn runs "
+                             f"{sorted(_POLICIES)}")
         self._name = name
 
     @property
@@ -39,11 +64,11 @@ class DTypePolicy:
 
     @property
     def compute_dtype(self) -> str:
-        return "float32"
+        return _POLICIES[self._name][0]
 
     @property
     def variable_dtype(self) -> str:
-        return "float32"
+        return _POLICIES[self._name][1]
 
     def get_config(self) -> dict:
         return {"name": self._name}
@@ -63,16 +88,33 @@ class DTypePolicy:
 
 
 Policy = DTypePolicy
+_global = DTypePolicy("float32")
+
+
+def get(policy) -> DTypePolicy:
+    """A DTypePolicy from a policy, its name, a dtype (np.float32) or None (the global one)."""
+    if policy is None:
+        return _global
+    if isinstance(policy, DTypePolicy):
+        return policy
+    if isinstance(policy, dict):  # a serialized policy, as Keras writes it in a layer's config
+        policy = policy.get("config", policy).get("name")
+    if not isinstance(policy, str):
+        name = getattr(policy, "__name__", None) or getattr(policy, "name", None)
+        policy = "float32" if name == "float32" else repr(policy)
+    return DTypePolicy(policy)
 
 
 def set_global_policy(policy) -> None:
-    """Sets the policy new layers take: "float32" (or a DTypePolicy of it); others raise."""
-    DTypePolicy(policy.name if isinstance(policy, DTypePolicy) else policy)
+    """Sets the policy that layers made from now on take: "float32", "mixed_bfloat16", a
+    DTypePolicy, or None (back to "float32")."""
+    global _global
+    _global = get(policy) if policy is not None else DTypePolicy("float32")
 
 
 def global_policy() -> DTypePolicy:
-    """The policy new layers take: float32."""
-    return DTypePolicy(_SUPPORTED)
+    """The policy that layers made now take."""
+    return _global
 
 
 set_dtype_policy = set_global_policy
@@ -80,13 +122,14 @@ dtype_policy = global_policy
 
 
 class LossScaleOptimizer:
-    """Keras's loss-scaling wrapper for float16 training, which pynn does not run yet."""
+    """Keras's loss-scaling wrapper for float16 training. pynn has no float16 compute, and
+    bfloat16 (mixed_bfloat16) keeps float32's exponent range, so no loss needs scaling."""
 
     def __init__(self, inner_optimizer=None, initial_scale=2.0**15, dynamic_growth_steps=2000,
                  **kwargs):
         raise NotImplementedError(
-            "LossScaleOptimizer: pynn trains in float32 only for now, where losses need no "
-            "scaling; pass the inner optimizer to compile() directly")
+            "LossScaleOptimizer: pynn has no float16 compute; mixed_bfloat16 needs no loss "
+            "scaling: pass the inner optimizer to compile() directly")
 
 
 __all__ = ["DTypePolicy", "LossScaleOptimizer", "Policy", "dtype_policy", "global_policy",

@@ -298,7 +298,11 @@ int pn_model_set_regularizer(pn_model *m, int var, float l1, float l2) {
 
 /* ---- graph --------------------------------------------------------------------------------- */
 
-void pn_model_set_bf16(pn_model *m, int on) { m->bf16_nodes = on != 0; }
+int pn_model_set_bf16(pn_model *m, int on) {
+    const int was = m->bf16_nodes;
+    m->bf16_nodes = on != 0;
+    return was;
+}
 
 static int push_node(pn_model *m, pn_node *nd, int *node) {
     if (m->g->n_nodes == m->g->cap_nodes) {

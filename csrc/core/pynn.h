@@ -272,8 +272,9 @@ int pn_model_add_node(pn_model *m, int op, int n_in, const int *inputs, int n_va
                       const int *iattr, const float *fattr, int *node);
 /* Nodes added after this call (until the next) run their matrix products in mixed precision
  * when on: operands rounded to bfloat16, sums in float32 (Keras's "mixed_bfloat16" policy), on
- * AVX512-BF16 where the CPU has it. Products with fewer than 32 terms stay float32. */
-void pn_model_set_bf16(pn_model *m, int on);
+ * AVX512-BF16 where the CPU has it. Products with fewer than 32 terms stay float32. Returns
+ * the setting it replaced. */
+int pn_model_set_bf16(pn_model *m, int on);
 /* An unbatched float32 node holding a copy of `data` (ndim axes of `shape`): a constant of a
  * traced call, kept by the graph rather than among the variables. */
 int pn_model_add_constant(pn_model *m, int ndim, const int64_t *shape, const float *data,

@@ -995,8 +995,7 @@ static PyObject *model_set_seed(PnModel *self, PyObject *arg) {
 static PyObject *model_set_bf16(PnModel *self, PyObject *arg) {
     int on = PyObject_IsTrue(arg);
     if (on < 0) return NULL;
-    pn_model_set_bf16(self->m, on);
-    Py_RETURN_NONE;
+    return PyBool_FromLong(pn_model_set_bf16(self->m, on));
 }
 
 static PyObject *model_node_shape(PnModel *self, PyObject *arg) {
@@ -1151,8 +1150,8 @@ static PyMethodDef model_methods[] = {
      "predict_array(x) -> predict(x, 32) for one plain array, else NotImplemented"},
     {"set_seed", (PyCFunction)model_set_seed, METH_O, "set_seed(seed): random ops' stream"},
     {"set_bf16", (PyCFunction)model_set_bf16, METH_O,
-     "set_bf16(on): nodes added from now on run their matrix products in mixed precision "
-     "(bfloat16 operands, float32 sums)"},
+     "set_bf16(on) -> bool: nodes added from now on run their matrix products in mixed "
+     "precision (bfloat16 operands, float32 sums); returns the setting it replaced"},
     {"call", FAST(model_call), "call(x, training) -> Tensor, recorded on the tape"},
     {"variable_value", (PyCFunction)model_variable_value, METH_O,
      "variable_value(id) -> Tensor over a variable and its gradient"},

@@ -6,13 +6,14 @@ layer's weights are NumPy arrays of its own; once the model's core exists they b
 the core's flat parameter buffer, so the layer, the model and the optimizer all see one copy.
 """
 
+import contextlib
 import functools
 import re
 import weakref
 
 import numpy as np
 
-from .. import _core, initializers, regularizers
+from .. import _core, initializers, mixed_precision, regularizers
 
 _NAME_COUNTS: dict[str, int] = {}
 _weight_budget = None  # set by pynn.saving while a saved model is rebuilt: caps new weights
@@ -28,6 +29,27 @@ def unique_name(base: str) -> str:
 def snake_case(name: str) -> str:
     s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", s).lower()
+
+
+_FLOAT32 = mixed_precision.DTypePolicy("float32")
+
+
+@contextlib.contextmanager
+def lowering(core, layer):
+    """While `layer` adds its nodes to `core`: they run their matrix products in the layer's
+    compute dtype (the core's bf16 setting, restored after). A layer that stands for ops of an
+    enclosing call (an OpLayer: `ops.matmul` in a custom layer's call) keeps the enclosing
+    layer's, as Keras computes them in that layer's dtype; so does a core without the setting
+    (a layer called on data)."""
+    set_bf16 = getattr(core, "set_bf16", None)
+    if set_bf16 is None or getattr(layer, "_precision_of_caller", False):
+        yield
+        return
+    was = set_bf16(layer.compute_dtype == "bfloat16")
+    try:
+        yield
+    finally:
+        set_bf16(was)
 
 
 class Variable(np.ndarray):
@@ -233,8 +255,7 @@ class Layer:
         batch_input_shape = kwargs.pop("batch_input_shape", None)
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected arguments {sorted(kwargs)}")
-        if getattr(dtype, "name", dtype) not in (None, "float32", np.float32):  # a DTypePolicy
-            raise ValueError(f"{type(self).__name__}: only float32 layers are supported")
+        self._dtype_policy = mixed_precision.get(dtype)
         if input_shape is None and input_dim is not None:
             input_shape = (int(input_dim),)
         if input_shape is None and batch_input_shape is not None:
@@ -347,7 +368,29 @@ class Layer:
         return self.add_weight(shape=shape, initializer=initializer, dtype=dtype,
                                trainable=trainable, name=name, **kwargs)
 
-    dtype = compute_dtype = variable_dtype = input_dtype = "float32"
+    @property
+    def dtype_policy(self) -> mixed_precision.DTypePolicy:
+        """The layer's DTypePolicy: the global one when it was made, unless `dtype` said."""
+        return vars(self).get("_dtype_policy") or _FLOAT32
+
+    @dtype_policy.setter
+    def dtype_policy(self, policy) -> None:
+        if self._bound_to is not None and self._bound_to() is not None:
+            raise ValueError(f"{self.name}: set dtype_policy before the layer's model is built "
+                             "(its graph is made in the policy the layer had then)")
+        self._dtype_policy = mixed_precision.get(policy)
+
+    @property
+    def compute_dtype(self) -> str:
+        """The dtype of the layer's matrix products: "float32" or "bfloat16"."""
+        return self.dtype_policy.compute_dtype
+
+    @property
+    def variable_dtype(self) -> str:
+        return self.dtype_policy.variable_dtype
+
+    dtype = variable_dtype
+    input_dtype = compute_dtype
     supports_masking = False
     input_spec = None
 
@@ -863,7 +906,10 @@ class Layer:
             "rather than pass the input through unchanged.)")
 
     def get_config(self) -> dict:
-        return {"name": self.name, "trainable": self.trainable}
+        config = {"name": self.name, "trainable": self.trainable}
+        if self.dtype_policy.name != "float32":
+            config["dtype"] = self.dtype_policy.name
+        return config
 
     @classmethod
     def from_config(cls, config: dict):

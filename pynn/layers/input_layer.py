@@ -147,6 +147,8 @@ class InputLayer(Layer):
         dtype: 'float32', or 'int32' for indices.
     """
 
+    dtype = "float32"  # the input's own ("float32" or "int32"), not a policy's
+
     def __init__(self, shape=None, batch_size=None, dtype=None, name: str | None = None,
                  **kwargs):
         batch_shape = kwargs.pop("batch_shape", None)

@@ -30,6 +30,8 @@ class OpLayer(Layer):
         weight: for op "variable": (layer, attribute) of the weight it reads.
     """
 
+    _precision_of_caller = True  # computes in the dtype of the layer whose call made it
+
     def __init__(self, op: str, iattr=(), fattr=(), name: str | None = None, constant=None,
                  weight=None):
         super().__init__(name=name or unique_name(op))

@@ -6,7 +6,7 @@ graph in that order. A layer called twice is one set of weights used by two call
 by two calls gets both gradients added (the core's plan accumulates them).
 """
 
-from ..layers.base import Layer, snake_case, unique_name
+from ..layers.base import Layer, lowering, snake_case, unique_name
 from ..layers.input_layer import InputLayer, KerasTensor
 from .data import match
 from .model import Model
@@ -226,14 +226,16 @@ def lower_calls(core, calls: list, nodes: dict, keep: list | None = None) -> Non
         layer = t._layer
         if id(t) in fused:  # its kernel and bias reads are folded: only x is lowered
             kernel, bias, out = fused[id(t)]
-            nodes[id(out)] = lower_dense(core, nodes[id(t._inputs[0])], kernel, bias)
+            with lowering(core, layer):
+                nodes[id(out)] = lower_dense(core, nodes[id(t._inputs[0])], kernel, bias)
             continue
         ins = [nodes[id(i)] for i in t._inputs]
         try:
-            if t._call_spec is not None:
-                _store(nodes, t, layer.lower_call(core, ins, t._call_spec))
-                continue
-            out = layer.lower(core, ins if len(ins) != 1 or _takes_list(layer) else ins[0])
+            with lowering(core, layer):
+                if t._call_spec is not None:
+                    _store(nodes, t, layer.lower_call(core, ins, t._call_spec))
+                    continue
+                out = layer.lower(core, ins if len(ins) != 1 or _takes_list(layer) else ins[0])
             _store(nodes, t, out)
         except ValueError as e:
             raise ValueError(f"Layer '{layer.name}': {e}") from None

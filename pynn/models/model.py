@@ -15,7 +15,7 @@ import weakref
 import numpy as np
 
 from .. import _core
-from ..layers.base import _takes_arg, assign_values, read_values, unique_name
+from ..layers.base import _takes_arg, assign_values, lowering, read_values, unique_name
 from ..layers.input_layer import KerasTensor
 from ..tensor import Tensor, _taping, no_grad
 from ..utils import random as pn_random
@@ -407,7 +407,8 @@ class Model(Trainer):
         """Adds the stack's ops after the input node; returns the output node."""
         for layer in self._layers_in_order():
             try:
-                node = layer.lower(core, node)
+                with lowering(core, layer):
+                    node = layer.lower(core, node)
                 if isinstance(node, (list, tuple)):
                     raise ValueError("it has several outputs (return_state, or Bidirectional "
                                      "with merge_mode=None): a Sequential model takes one; use "
@@ -808,7 +809,7 @@ class Model(Trainer):
     # (or in Python when train_step is overridden)
     run_eagerly = False
     jit_compile = False
-    dtype = compute_dtype = variable_dtype = input_dtype = "float32"
+    dtype = compute_dtype = variable_dtype = input_dtype = "float32"  # its layers have their own
     supports_masking = False
     input_spec = None
 
