@@ -3,7 +3,10 @@
 Environment variables:
   PYNN_BLAS=system   link a system OpenBLAS (-lopenblas, unprefixed cblas_* names) instead of
                      PyPI's scipy-openblas32.
-  PYNN_PORTABLE=1    do not optimise for the building CPU (-march=native is the default).
+  PYNN_PORTABLE=1    do not optimise for the building CPU (-march=native is the default): build
+                     for x86-64-v3 (AVX2 and FMA), for wheels that run on every x86-64 CPU
+                     since 2013; the AVX-512 and AVX512-BF16 kernels are chosen at run time
+                     from CPUID in either build.
   PYNN_DEBUG=1       -O0 -g, for debuggers.
   PYNN_SANITIZE=1    AddressSanitizer and UndefinedBehaviorSanitizer (-O1 -g, UB aborts), built
                      under build/sanitize so that a normal build's objects are never reused. Run
@@ -53,6 +56,8 @@ cflags = ["-std=c11", "-Wall", "-Wextra", "-fopenmp", "-fno-math-errno", "-fno-t
 ldflags = ["-fopenmp"]
 options = {}
 native = not os.environ.get("PYNN_PORTABLE") and compiler_accepts("-march=native")
+# the portable baseline: AVX2 and FMA (the core's own GEMM tile needs them)
+portable = [] if native or not compiler_accepts("-march=x86-64-v3") else ["-march=x86-64-v3"]
 if os.environ.get("PYNN_SANITIZE"):
     sanitize = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined"]
     cflags += [*sanitize, "-fno-omit-frame-pointer", "-O1", "-g"]
@@ -64,7 +69,7 @@ if os.environ.get("PYNN_SANITIZE"):
 elif os.environ.get("PYNN_DEBUG"):
     cflags += ["-O0", "-g"]
 else:
-    cflags += ["-O3", *(["-march=native"] if native else [])]
+    cflags += ["-O3", *(["-march=native"] if native else portable)]
 
 sources = sorted(glob("csrc/core/*.c")) + sorted(glob("csrc/module/*.c"))
 

@@ -16,7 +16,10 @@ static unsigned long long xcr0(void) {
 
 static unsigned detect(void) {
     unsigned a, b, c, d, f = 0;
+    if (!__get_cpuid(0, &a, &b, &c, &d)) return 0;
+    const int amd = b == 0x68747541u && d == 0x69746e65u && c == 0x444d4163u; /* AuthenticAMD */
     if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    const unsigned base = (a >> 8) & 0xf, family = base == 0xf ? base + ((a >> 20) & 0xff) : base;
     const int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, fma = (c >> 12) & 1;
     if (!osxsave) return 0; /* no XGETBV: the OS saves no AVX state */
     const unsigned long long x = xcr0();
@@ -27,6 +30,8 @@ static unsigned detect(void) {
     if (ymm && avx && ((b >> 5) & 1) && fma) f |= PN_CPU_AVX2;
     if (zmm && ((b >> 16) & 1) && ((b >> 30) & 1) && ((b >> 17) & 1) && ((b >> 31) & 1))
         f |= PN_CPU_AVX512; /* F, BW, DQ, VL */
+    /* Zen 4 (AMD family 25) runs a 512-bit FMA as two 256-bit halves: no faster than AVX2 */
+    if ((f & PN_CPU_AVX512) && !(amd && family == 25)) f |= PN_CPU_FMA512;
     if (((d >> 24) & 1) && ((d >> 22) & 1)) f |= PN_CPU_AMX_BF16; /* AMX-TILE, AMX-BF16 */
     if (!tiles) f &= ~(unsigned)PN_CPU_AMX_BF16; /* the kernel may still grant it per process */
     const unsigned leaf7_max = a;

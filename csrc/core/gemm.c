@@ -20,6 +20,10 @@
  * order of k, so results do not depend on the thread count. Anything else (A^T B, where
  * OpenBLAS was faster, widths far from whole panels, alpha != 1, other betas, small products, a
  * build without AVX2) goes to OpenBLAS.
+ *
+ * Before both: a node of mixed precision sends its products to pn_gemm_bf16_product, and on CPUs
+ * whose 512-bit FMAs run at full rate (Intel's AVX-512 cores, not Zen 4) the float32 products
+ * these kernels would take go to gemm_avx512.c's 12 x 32 tile, chosen at run time.
  */
 #ifdef _OPENMP
 #include <omp.h>
@@ -185,12 +189,26 @@ static int own(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, con
 }
 #endif
 
+/* The AVX-512 kernel (gemm_avx512.c), where the CPU has it, for the products the own kernels
+ * take: 1 when it ran the product. */
+static int wide(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                int64_t lda, const float *B, int64_t ldb, float beta, const float *bias, float *C,
+                int64_t ldc) {
+    if (alpha != 1.0f || (beta != 0.0f && beta != 1.0f) || M * N * K < GEMM_PAR_MIN ||
+        !pn_gemm_kernels ||
+        !pn_gemm_avx512_product(ta, tb, M, N, K, A, lda, B, ldb, beta != 0.0f, bias, C, ldc))
+        return 0;
+    atomic_fetch_add_explicit(&pn_gemm_own_runs, 1, memory_order_relaxed);
+    return 1;
+}
+
 void pn_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
              int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
     if (M <= 0 || N <= 0) return;
     if (pn_gemm_bf16 && alpha == 1.0f && (beta == 0.0f || beta == 1.0f) &&
         pn_gemm_bf16_product(ta, tb, M, N, K, A, lda, B, ldb, beta != 0.0f, NULL, C, ldc))
         return;
+    if (wide(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, NULL, C, ldc)) return;
     if (own(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, NULL, C, ldc, 0)) return;
     int by_rows = M >= N;
     int64_t len = by_rows ? M : N;
@@ -224,6 +242,7 @@ void pn_gemm_bias(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, 
     }
     if (pn_gemm_bf16 && pn_gemm_bf16_product(0, 0, M, N, K, A, lda, B, ldb, 0, bias, C, ldc))
         return;
+    if (wide(0, 0, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, bias, C, ldc)) return;
     if (own(0, 0, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, bias, C, ldc, 0)) return;
     PN_FOR(M * N > PN_PAR_MIN, r, M, memcpy(C + r * ldc, bias, (size_t)N * sizeof(float)););
     pn_gemm(0, 0, M, N, K, 1.0f, A, lda, B, ldb, 1.0f, C, ldc);

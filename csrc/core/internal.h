@@ -38,8 +38,17 @@ void pn_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const
 /* C (M, N) = A (M, K) B (K, N) + bias (N values added to each row; NULL: none), likewise */
 void pn_gemm_bias(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
                   int64_t ldb, const float *bias, float *C, int64_t ldc);
+/* C (M, N) = [C +] op(A) op(B) (acc) or bias + op(A) op(B), float32 on the AVX-512 kernel
+ * (gemm_avx512.c) where pn_gemm_avx512 says and the shape suits its panels: 1 when it ran, 0
+ * when not (no AVX-512, fewer than 48 rows, a width far from whole panels, no memory). */
+int pn_gemm_avx512_product(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
+                           int64_t lda, const float *B, int64_t ldb, int acc, const float *bias,
+                           float *C, int64_t ldc);
+/* gemm_avx512.c: 1 (the default) runs float32 products on the AVX-512 kernel where the CPU
+ * has full-rate 512-bit FMAs (PN_CPU_FMA512), 2 wherever it has AVX-512 (the tests), 0 never */
+extern int pn_gemm_avx512;
 /* 1 while the thread runs a node of mixed precision (pn_node.bf16, set by the plan around it):
- * its pn_gemm and pn_gemm_bias products go to pn_gemm_bf16_product (gemm_bf16.c). */
+ * its pn_gemm and pn_gemm_bias products go to pn_gemm_bf16_product (gemm_avx512.c). */
 extern _Thread_local int pn_gemm_bf16;
 /* C (M, N) = [C +] op(A) op(B) (acc) or bias + op(A) op(B) (bias: N values, or NULL), the
  * operands rounded to bfloat16 and summed in float32, on AVX512-BF16 where the CPU has it; 0

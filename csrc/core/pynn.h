@@ -103,6 +103,7 @@ enum {
     PN_CPU_AVX512 = 2,
     PN_CPU_AVX512BF16 = 4, /* VDPBF16PS: bfloat16 pairs summed in float32 */
     PN_CPU_AMX_BF16 = 8,   /* AMX tiles with bfloat16 */
+    PN_CPU_FMA512 = 16,    /* AVX-512 with 512-bit FMAs at full rate (not Zen 4's halves) */
 };
 unsigned pn_cpu_features(void); /* the PN_CPU_* bits, less those pn_cpu_disable turned off */
 int pn_cpu_has(unsigned features); /* 1 when every bit of `features` is there */

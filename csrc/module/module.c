@@ -93,7 +93,8 @@ static PyObject *cpu_features(PyObject *self, PyObject *unused) {
     } names[] = {{PN_CPU_AVX2, "avx2"},
                  {PN_CPU_AVX512, "avx512"},
                  {PN_CPU_AVX512BF16, "avx512_bf16"},
-                 {PN_CPU_AMX_BF16, "amx_bf16"}};
+                 {PN_CPU_AMX_BF16, "amx_bf16"},
+                 {PN_CPU_FMA512, "fma512"}};
     PyObject *out = PyList_New(0);
     for (size_t i = 0; out && i < sizeof names / sizeof names[0]; i++) {
         if (!pn_cpu_has(names[i].bit)) continue;
@@ -222,7 +223,7 @@ static PyObject *debug_swaps(PyObject *self, PyObject *arg) {
 static PyMethodDef methods[] = {
     {"cpu_features", cpu_features, METH_NOARGS,
      "cpu_features() -> list of what the CPU runs that the core's kernels use ('avx2', "
-     "'avx512', 'avx512_bf16', 'amx_bf16')"},
+     "'avx512', 'avx512_bf16', 'amx_bf16', 'fma512': 512-bit FMAs at full rate)"},
     {"cpu_disable", cpu_disable, METH_O,
      "cpu_disable(name): tests only: the kernels act as if the feature ('avx512_bf16') were "
      "missing; '' restores"},

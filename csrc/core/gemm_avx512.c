@@ -1,5 +1,11 @@
 /*
- * gemm_bf16.c: matrix products of mixed precision, bfloat16 operands summed in float32.
+ * gemm_avx512.c: matrix products on AVX-512, chosen at run time (pn_cpu_has; the functions here
+ * are compiled for AVX-512 whatever the build's own flags): float32, and mixed precision,
+ * bfloat16 operands summed in float32.
+ *
+ * Float32 (pn_gemm_avx512_product, where the CPU has AVX-512): a 12 x 32 register tile of
+ * 24 zmm accumulators, on the same blocking and threads as the bfloat16 product below. On
+ * Intel's cores with two 512-bit FMA units it has twice the AVX2 tile's (tile.h) peak.
  *
  *   C (M, N) = [C +] bf16(op(A)) bf16(op(B))       or starting from a bias row instead of C
  *
@@ -73,7 +79,7 @@ static int emulated(int ta, int tb, int64_t M, int64_t N, int64_t K, const float
 }
 
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && !defined(__clang__)
-#define PN_HAVE_BF16_KERNEL 1
+#define PN_HAVE_AVX512_KERNELS 1 /* and the float32 one */
 #include <immintrin.h>
 
 #define TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16")))
@@ -125,7 +131,8 @@ TARGET static void row_pairs(const float *x, int64_t k0, int64_t K, int64_t np, 
 
 /* Panel p of op(B): K2 pairs of 32 columns (64 bfloat16 each), zeros past N and K. */
 TARGET static void pack_b(int tb, int64_t p, int64_t N, int64_t K, const float *B, int64_t ldb,
-                          uint16_t *panel) {
+                          uint32_t *panel32) {
+    uint16_t *panel = (uint16_t *)panel32;
     const int64_t K2 = (K + 1) / 2, j0 = p * NR, w = N - j0 < NR ? N - j0 : NR;
     if (!tb) { /* op(B) = B (K, N): pair q is rows 2q and 2q+1 */
         for (int64_t q = 0; q < K2; q++)
@@ -208,20 +215,120 @@ tile(const int64_t sq, const int64_t sr, int64_t mr, int64_t w, int64_t kp,
 
 /* the two layouts of pack_a: rows (pair q of row r at a[q + r KCP]) and slivers (a[q MR + r]) */
 TARGET static void tile_rows(int64_t mr, int64_t w, int64_t kp, const uint32_t *a,
-                             const uint16_t *b, float *c, int64_t ldc, int acc, const float *init) {
-    tile(1, KCP, mr, w, kp, a, b, c, ldc, acc, init);
+                             const uint32_t *b, float *c, int64_t ldc, int acc, const float *init) {
+    tile(1, KCP, mr, w, kp, a, (const uint16_t *)b, c, ldc, acc, init);
 }
 TARGET static void tile_slivers(int64_t mr, int64_t w, int64_t kp, const uint32_t *a,
-                                const uint16_t *b, float *c, int64_t ldc, int acc,
+                                const uint32_t *b, float *c, int64_t ldc, int acc,
                                 const float *init) {
-    tile(MR, 1, mr, w, kp, a, b, c, ldc, acc, init);
+    tile(MR, 1, mr, w, kp, a, (const uint16_t *)b, c, ldc, acc, init);
 }
 
+/* ---- float32: a unit is one k ---- */
+
+/* Panel p of op(B): K rows of 32 floats, zeros past N. */
+TARGET static void pack_b32(int tb, int64_t p, int64_t N, int64_t K, const float *B,
+                            int64_t ldb, uint32_t *panel) {
+    const int64_t j0 = p * NR, w = N - j0 < NR ? N - j0 : NR;
+    float *o = (float *)panel;
+    if (!tb) {
+        for (int64_t k = 0; k < K; k++) {
+            const float *x = B + k * ldb + j0;
+            _mm512_storeu_ps(o + 32 * k, _mm512_maskz_loadu_ps(lanes(w), x));
+            _mm512_storeu_ps(o + 32 * k + 16, _mm512_maskz_loadu_ps(lanes(w - 16), x + 16));
+        }
+        return;
+    }
+    if (w < NR) memset(o, 0, (size_t)(K * NR) * sizeof(float));
+    for (int64_t j = 0; j < w; j++) {
+        const float *restrict x = B + (j0 + j) * ldb;
+        for (int64_t k = 0; k < K; k++) o[32 * k + j] = x[k];
+    }
+}
+
+/* Rows i0..i0+mc of op(A), k from q0 to q0+kp, in pack_a's two layouts (a unit: one float) */
+TARGET static void pack_a32(int ta, int64_t i0, int64_t mc, int64_t q0, int64_t kp, int64_t K,
+                            const float *A, int64_t lda, uint32_t *ap) {
+    (void)K;
+    float *o = (float *)ap;
+    const int64_t rows = (mc + MR - 1) / MR * MR;
+    if (!ta) {
+        for (int64_t r = 0; r < mc; r++)
+            memcpy(o + r * KCP, A + (i0 + r) * lda + q0, (size_t)kp * sizeof(float));
+        for (int64_t r = mc; r < rows; r++) memset(o + r * KCP, 0, (size_t)kp * sizeof(float));
+        return;
+    }
+    for (int64_t s = 0; s * MR < mc; s++) {
+        const int64_t mr = mc - s * MR < MR ? mc - s * MR : MR;
+        float *sl = o + s * kp * MR;
+        for (int64_t q = q0; q < q0 + kp; q++)
+            _mm512_mask_storeu_ps(sl + (q - q0) * MR, lanes(MR),
+                                  _mm512_maskz_loadu_ps(lanes(mr), A + q * lda + i0 + s * MR));
+    }
+}
+
+TARGET static inline __attribute__((always_inline)) void
+tile32(const int64_t sq, const int64_t sr, int64_t mr, int64_t w, int64_t kp,
+       const float *restrict a, const float *restrict b, float *restrict c, int64_t ldc, int acc,
+       const float *init) {
+    const __mmask16 m0 = lanes(w), m1 = lanes(w - 16);
+    __m512 s[MR][2], z0 = _mm512_setzero_ps(), z1 = z0;
+    if (!acc && init) z0 = _mm512_maskz_loadu_ps(m0, init), z1 = _mm512_maskz_loadu_ps(m1, init + 16);
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; r++) {
+        s[r][0] = z0, s[r][1] = z1;
+        if (acc && r < mr)
+            s[r][0] = _mm512_maskz_loadu_ps(m0, c + r * ldc),
+            s[r][1] = _mm512_maskz_loadu_ps(m1, c + r * ldc + 16);
+    }
+    for (int64_t q = 0; q < kp; q++, a += sq, b += 32) {
+        const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+#pragma GCC unroll 12
+        for (int r = 0; r < MR; r++) {
+            const __m512 x = _mm512_set1_ps(a[r * sr]);
+            s[r][0] = _mm512_fmadd_ps(x, b0, s[r][0]);
+            s[r][1] = _mm512_fmadd_ps(x, b1, s[r][1]);
+        }
+    }
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; r++)
+        if (r < mr)
+            _mm512_mask_storeu_ps(c + r * ldc, m0, s[r][0]),
+            _mm512_mask_storeu_ps(c + r * ldc + 16, m1, s[r][1]);
+}
+
+TARGET static void tile32_rows(int64_t mr, int64_t w, int64_t kp, const uint32_t *a,
+                               const uint32_t *b, float *c, int64_t ldc, int acc,
+                               const float *init) {
+    tile32(1, KCP, mr, w, kp, (const float *)a, (const float *)b, c, ldc, acc, init);
+}
+TARGET static void tile32_slivers(int64_t mr, int64_t w, int64_t kp, const uint32_t *a,
+                                  const uint32_t *b, float *c, int64_t ldc, int acc,
+                                  const float *init) {
+    tile32(MR, 1, mr, w, kp, (const float *)a, (const float *)b, c, ldc, acc, init);
+}
+
+/* ---- the products' shared blocking and threads ---- */
+
+/* A kind of product: how many k make one packed unit (32 bits: a float, or a bfloat16 pair),
+ * and its packing and tiles (op(B)'s panels: 32 units per row of units; pack_a's layouts). */
+typedef struct {
+    int64_t unit;
+    void (*pack_b)(int tb, int64_t p, int64_t N, int64_t K, const float *B, int64_t ldb,
+                   uint32_t *panel);
+    void (*pack_a)(int ta, int64_t i0, int64_t mc, int64_t q0, int64_t kp, int64_t K,
+                   const float *A, int64_t lda, uint32_t *ap);
+    void (*rows)(int64_t mr, int64_t w, int64_t kp, const uint32_t *a, const uint32_t *b,
+                 float *c, int64_t ldc, int acc, const float *init);
+    void (*slivers)(int64_t mr, int64_t w, int64_t kp, const uint32_t *a, const uint32_t *b,
+                    float *c, int64_t ldc, int acc, const float *init);
+} kind;
+
 /* out rows i0..i1 (of C's M) = [out +] op(A) op(B) over pairs qa..qb, from bias when not acc */
-TARGET static void blocks(int ta, int64_t i0, int64_t i1, int64_t qa, int64_t qb, int64_t N,
-                          int64_t K, const float *A, int64_t lda, const uint16_t *bp, uint32_t *ap,
-                          int acc, const float *bias, float *out, int64_t ldo) {
-    const int64_t np = (N + NR - 1) / NR, K2 = (K + 1) / 2;
+static void blocks(const kind *kd, int ta, int64_t i0, int64_t i1, int64_t qa, int64_t qb,
+                   int64_t N, int64_t K, const float *A, int64_t lda, const uint32_t *bp,
+                   uint32_t *ap, int acc, const float *bias, float *out, int64_t ldo) {
+    const int64_t np = (N + NR - 1) / NR, KU = (K + kd->unit - 1) / kd->unit;
     for (int64_t jc = 0; jc < np; jc += NCP) {
         const int64_t jn = jc + NCP < np ? jc + NCP : np;
         for (int64_t q0 = qa; q0 < qb; q0 += KCP) {
@@ -229,16 +336,16 @@ TARGET static void blocks(int ta, int64_t i0, int64_t i1, int64_t qa, int64_t qb
             const int first = q0 == qa && !acc;
             for (int64_t ic = i0; ic < i1; ic += MC) {
                 const int64_t mc = i1 - ic < MC ? i1 - ic : MC;
-                pack_a(ta, ic, mc, q0, kp, K, A, lda, ap);
+                kd->pack_a(ta, ic, mc, q0, kp, K, A, lda, ap);
                 for (int64_t p = jc; p < jn; p++) {
                     const int64_t w = N - p * NR < NR ? N - p * NR : NR;
-                    const uint16_t *b = bp + (p * K2 + q0) * 64;
+                    const uint32_t *b = bp + (p * KU + q0) * NR;
                     for (int64_t s = 0; s * MR < mc; s++) {
                         const int64_t mr = mc - s * MR < MR ? mc - s * MR : MR;
                         float *c = out + (ic + s * MR) * ldo + p * NR;
                         const float *init = first && bias ? bias + p * NR : NULL;
-                        if (ta) tile_slivers(mr, w, kp, ap + s * kp * MR, b, c, ldo, !first, init);
-                        else tile_rows(mr, w, kp, ap + s * MR * KCP, b, c, ldo, !first, init);
+                        if (ta) kd->slivers(mr, w, kp, ap + s * kp * MR, b, c, ldo, !first, init);
+                        else kd->rows(mr, w, kp, ap + s * MR * KCP, b, c, ldo, !first, init);
                     }
                 }
             }
@@ -246,16 +353,21 @@ TARGET static void blocks(int ta, int64_t i0, int64_t i1, int64_t qa, int64_t qb
     }
 }
 
-static int hardware(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
-                    const float *B, int64_t ldb, int acc, const float *bias, float *C,
-                    int64_t ldc) {
-    const int64_t np = (N + NR - 1) / NR, K2 = (K + 1) / 2, tiles = (M + MR - 1) / MR;
+static const kind bf16_kind = {2, pack_b, pack_a, tile_rows, tile_slivers};
+static const kind f32_kind = {1, pack_b32, pack_a32, tile32_rows, tile32_slivers};
+
+/* C = [C +] op(A) op(B) (or from bias) as `kd` computes it; 0 when its buffers cannot be had */
+static int run(const kind *kd, int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
+               int64_t lda, const float *B, int64_t ldb, int acc, const float *bias, float *C,
+               int64_t ldc) {
+    const int64_t np = (N + NR - 1) / NR, K2 = (K + kd->unit - 1) / kd->unit,
+                  tiles = (M + MR - 1) / MR;
     int nt = M * N * K < PAR_MIN ? 1 : pn_threads;
-    /* too few rows for every thread to have two tiles: split the pairs of k instead */
+    /* too few rows for every thread to have two tiles: split k (by whole blocks) instead */
     const int ksplit = nt > 1 && tiles < 2 * nt;
     if (ksplit && K2 < 2 * KCP * nt) nt = 1;
     const int split = ksplit && nt > 1;
-    uint16_t *bp = aligned_alloc(64, (size_t)(np * K2 * 64) * sizeof(uint16_t));
+    uint32_t *bp = aligned_alloc(64, (size_t)(np * K2 * NR) * sizeof(uint32_t));
     uint32_t *ap = aligned_alloc(64, (size_t)(nt * MC * KCP) * sizeof(uint32_t));
     float *part = split ? malloc((size_t)((nt - 1) * M * N) * sizeof(float)) : NULL;
     if (!bp || !ap || (split && !part)) {
@@ -269,18 +381,18 @@ static int hardware(int ta, int tb, int64_t M, int64_t N, int64_t K, const float
         t = omp_get_thread_num(), n = omp_get_num_threads();
 #endif
         for (int64_t p = np * t / n; p < np * (t + 1) / n; p++)
-            pack_b(tb, p, N, K, B, ldb, bp + p * K2 * 64);
+            kd->pack_b(tb, p, N, K, B, ldb, bp + p * K2 * NR);
 #pragma omp barrier
         uint32_t *mine = ap + (int64_t)t * MC * KCP;
         if (!split || n == 1) { /* rows by whole tiles; all of k (n == 1: a smaller team) */
             const int64_t i0 = tiles * t / n * MR, i1e = tiles * (t + 1) / n * MR,
                           i1 = i1e < M ? i1e : M;
-            blocks(ta, i0, i1, 0, K2, N, K, A, lda, bp, mine, acc, bias, C, ldc);
+            blocks(kd, ta, i0, i1, 0, K2, N, K, A, lda, bp, mine, acc, bias, C, ldc);
         } else { /* every row; k's pairs by whole blocks; partial sums of threads 1.. apart */
             const int64_t nb = (K2 + KCP - 1) / KCP, qa = nb * t / n * KCP,
                           qe = nb * (t + 1) / n * KCP, qb = qe < K2 ? qe : K2;
-            if (t == 0) blocks(ta, 0, M, qa, qb, N, K, A, lda, bp, mine, acc, bias, C, ldc);
-            else blocks(ta, 0, M, qa, qb, N, K, A, lda, bp, mine, 0, NULL,
+            if (t == 0) blocks(kd, ta, 0, M, qa, qb, N, K, A, lda, bp, mine, acc, bias, C, ldc);
+            else blocks(kd, ta, 0, M, qa, qb, N, K, A, lda, bp, mine, 0, NULL,
                         part + (t - 1) * M * N, N);
 #pragma omp barrier
             for (int64_t r = M * t / n; r < M * (t + 1) / n; r++)
@@ -302,10 +414,30 @@ int pn_gemm_bf16_product(int ta, int tb, int64_t M, int64_t N, int64_t K, const 
     /* a product of few terms (a convolution over one input channel: 9) costs less than
      * converting its operands: it stays float32 */
     if (M <= 0 || N <= 0 || K < PN_BF16_MIN_K) return 0;
-#ifdef PN_HAVE_BF16_KERNEL
+#ifdef PN_HAVE_AVX512_KERNELS
     if (pn_cpu_has(PN_CPU_AVX512BF16) &&
-        hardware(ta, tb, M, N, K, A, lda, B, ldb, acc, bias, C, ldc))
+        run(&bf16_kind, ta, tb, M, N, K, A, lda, B, ldb, acc, bias, C, ldc))
         return 1;
 #endif
     return emulated(ta, tb, M, N, K, A, lda, B, ldb, acc, bias, C, ldc);
+}
+
+int pn_gemm_avx512 = 1;
+
+int pn_gemm_avx512_product(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
+                           int64_t lda, const float *B, int64_t ldb, int acc, const float *bias,
+                           float *C, int64_t ldc) {
+#ifdef PN_HAVE_AVX512_KERNELS
+    /* where 512-bit FMAs run at half rate (Zen 4) the AVX2 tile is as fast: it stays */
+    const unsigned need = pn_gemm_avx512 == 2 ? PN_CPU_AVX512 : PN_CPU_AVX512 | PN_CPU_FMA512;
+    if (!pn_gemm_avx512 || !pn_cpu_has(need) || N <= 0 || K <= 0) return 0;
+    if (M < 4 * MR) return 0; /* too few rows to share: the other paths split k or columns */
+    /* columns padded to whole panels of 32 cost their share: at most an eighth */
+    if (((N + NR - 1) / NR * NR - N) * 8 > N) return 0;
+    return run(&f32_kind, ta, tb, M, N, K, A, lda, B, ldb, acc, bias, C, ldc);
+#else
+    (void)ta, (void)tb, (void)M, (void)N, (void)K, (void)A, (void)lda, (void)B, (void)ldb;
+    (void)acc, (void)bias, (void)C, (void)ldc;
+    return 0;
+#endif
 }
