@@ -215,10 +215,14 @@ def openblas() -> dict:
 
 def machine() -> dict:
     import numpy as np
+    from pynn import _core
     cpu, vector = cpu_model()
     return {
         "cpu": cpu,
         "vector extensions": vector,
+        # what pynn's kernels found (CPUID) and chose by: fma512 (full-rate 512-bit FMAs) takes
+        # the AVX-512 float32 tile, avx512_bf16 the mixed-precision one
+        "pynn kernels see": " ".join(_core.cpu_features()) or "none",
         "cores": os.cpu_count(),
         **openblas(),
         "numpy": np.__version__,

@@ -55,7 +55,7 @@ class _EagerGraph:
                    for v in variables]
         seed = int(pn_random.generator().integers(2**63)) if op in _RANDOM_OPS else 0
         out = _core.op(op, [self._values[i] for i in inputs], weights, tuple(iattr),
-                       tuple(fattr), self._training, seed)
+                       tuple(fattr), self._training, seed, layer.compute_dtype == "bfloat16")
         return self.add(out), tuple(out.shape[1:])
 
     def value(self, node: int) -> Tensor:

@@ -181,3 +181,20 @@ def test_mnist_cnn_trains_as_well_in_mixed_bfloat16(mnist_small):
     assert scores["float32"][1] > 0.85
     assert abs(scores["mixed_bfloat16"][1] - scores["float32"][1]) < 0.02
     assert abs(scores["mixed_bfloat16"][0] - scores["float32"][0]) < 0.05
+
+
+def test_a_mixed_layer_called_on_data_rounds_forward_and_backward():
+    mixed_precision.set_global_policy("mixed_bfloat16")
+    x = np.random.default_rng(5).standard_normal((70, 64)).astype(np.float32)
+    dense = layers.Dense(40)
+    out = np.asarray(dense(x))
+    w, b = dense.get_weights()
+    np.testing.assert_allclose(out, bf16(x).astype(np.float64) @ bf16(w) + b, rtol=1e-5,
+                               atol=1e-5)
+    g = np.random.default_rng(6).standard_normal((70, 40)).astype(np.float32)
+    with pynn.GradientTape() as tape:
+        loss = pynn.ops.sum(dense(x) * g)
+    dw, db = tape.gradient(loss, dense.trainable_weights)
+    np.testing.assert_allclose(np.asarray(dw), bf16(x).astype(np.float64).T @ bf16(g),
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(db), g.sum(0), rtol=1e-5, atol=1e-5)

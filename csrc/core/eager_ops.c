@@ -62,13 +62,21 @@ static int op_backward(pn_fn *f, pn_value *out) {
             c.acc_var[k] = 1;
         }
     }
+    pn_gemm_bf16 = nd->bf16;
     pn_op_table[nd->op]->backward(nd, &c);
+    pn_gemm_bf16 = 0;
     return PN_OK;
 }
 
 int pn_eager_op(int op, int n_in, pn_value *const *in, int n_var, pn_value *const *vars,
                 const int *iattr, const float *fattr, int training, uint64_t seed,
                 pn_value **out) {
+    return pn_eager_op_mixed(op, n_in, in, n_var, vars, iattr, fattr, training, seed, 0, out);
+}
+
+int pn_eager_op_mixed(int op, int n_in, pn_value *const *in, int n_var, pn_value *const *vars,
+                      const int *iattr, const float *fattr, int training, uint64_t seed,
+                      int bf16, pn_value **out) {
     if (op <= PN_OP_INPUT || op >= PN_OP_COUNT) return pn_error(PN_EVALUE, "unknown op %d", op);
     const char *name = pn_op_name(op);
     if (op >= PN_OP_WHERE && op <= PN_OP_PAD && n_var == 0) /* whole tensors, no batch axis */
@@ -114,6 +122,7 @@ int pn_eager_op(int op, int n_in, pn_value *const *in, int n_var, pn_value *cons
     nd->op = op;
     nd->n_in = n_in;
     nd->n_var = n_var;
+    nd->bf16 = bf16 != 0;
     for (int a = 0; a < PN_MAX_ATTRS; a++) {
         nd->iattr[a] = iattr ? iattr[a] : 0;
         nd->fattr[a] = fattr ? fattr[a] : 0.0f;
@@ -158,7 +167,9 @@ int pn_eager_op(int op, int n_in, pn_value *const *in, int n_var, pn_value *cons
     }
     pn_ctx c;
     op_ctx(s, all, o, &c);
+    pn_gemm_bf16 = nd->bf16;
     def->forward(nd, &c);
+    pn_gemm_bf16 = 0;
     if (f) {
         f->saved = s;
         f->destroy = op_destroy;

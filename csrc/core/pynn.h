@@ -446,6 +446,11 @@ int pn_value_backward(pn_value *v, const float *seed);
 int pn_eager_op(int op, int n_in, pn_value *const *in, int n_var, pn_value *const *vars,
                 const int *iattr, const float *fattr, int training, uint64_t seed,
                 pn_value **out);
+/* pn_eager_op, with the op's matrix products (forward and backward) in mixed precision when
+ * bf16 is 1, as a node of pn_model_set_bf16: a layer of the mixed_bfloat16 policy on data. */
+int pn_eager_op_mixed(int op, int n_in, pn_value *const *in, int n_var, pn_value *const *vars,
+                      const int *iattr, const float *fattr, int training, uint64_t seed,
+                      int bf16, pn_value **out);
 
 /* Comparisons and logical ops give float32 0/1 (a nonzero operand, NaN included, is true) and
  * no gradient; floor_divide and mod follow Python's signs (NumPy's divmod). */

@@ -253,7 +253,9 @@ static PyMethodDef methods[] = {
     {"slice", FASTCALL(pn_py_slice), "slice(a, starts, steps, counts, drop) -> Tensor"},
     {"reshape", FASTCALL(pn_py_reshape), "reshape(a, shape) -> Tensor"},
     {"transpose", FASTCALL(pn_py_transpose), "transpose(a, axes) -> Tensor"},
-    {"op", FASTCALL(pn_py_op), "op(name, inputs, variables, iattr, fattr, training, seed)"},
+    {"op", FASTCALL(pn_py_op),
+     "op(name, inputs, variables, iattr, fattr, training, seed[, bf16]): bf16 runs its matrix "
+     "products in mixed precision"},
     {"loss", FASTCALL(pn_py_loss), "loss(name, from_logits, y_true, y_pred) -> scalar Tensor"},
     {"metric_size", pn_py_metric_size, METH_O,
      "metric_size(spec) -> the number of accumulators a metric adds per batch"},

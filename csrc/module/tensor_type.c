@@ -555,12 +555,13 @@ PyObject *pn_py_transpose(PyObject *self, PyObject *const *args, Py_ssize_t narg
     return finish(rc, out, &a, 1);
 }
 
-/* op(name, inputs, variables, iattr, fattr, training, seed): a graph op run on tensors */
+/* op(name, inputs, variables, iattr, fattr, training, seed[, bf16]): a graph op run on tensors
+ * (bf16: its matrix products in mixed precision, for a layer of the mixed_bfloat16 policy) */
 PyObject *pn_py_op(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (nargs != 7)
+    if (nargs != 7 && nargs != 8)
         return PyErr_Format(PyExc_TypeError,
-                            "op(name, inputs, variables, iattr, fattr, training, seed)");
+                            "op(name, inputs, variables, iattr, fattr, training, seed[, bf16])");
     const char *name = PyUnicode_AsUTF8(args[0]);
     if (!name) return NULL;
     int op = pn_op_find(name);
@@ -576,9 +577,9 @@ PyObject *pn_py_op(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(ff) && i < PN_MAX_ATTRS; i++)
         fattr[i] = (float)PyFloat_AsDouble(PySequence_Fast_GET_ITEM(ff, i));
     Py_DECREF(ff);
-    int training = PyObject_IsTrue(args[5]);
+    int training = PyObject_IsTrue(args[5]), bf16 = nargs == 8 ? PyObject_IsTrue(args[7]) : 0;
     unsigned long long seed = PyLong_AsUnsignedLongLongMask(args[6]);
-    if (PyErr_Occurred() || training < 0) return NULL;
+    if (PyErr_Occurred() || training < 0 || bf16 < 0) return NULL;
     PyObject *ins = PySequence_Fast(args[1], "inputs must be a sequence");
     PyObject *vars = ins ? PySequence_Fast(args[2], "variables must be a sequence") : NULL;
     if (!vars) {
@@ -602,7 +603,8 @@ PyObject *pn_py_op(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     Py_DECREF(vars);
     if (n != n_in + n_var) return drop(v, n);
     pn_value *out = NULL;
-    int rc = pn_eager_op(op, n_in, v, n_var, v + n_in, iattr, fattr, training, seed, &out);
+    int rc = pn_eager_op_mixed(op, n_in, v, n_var, v + n_in, iattr, fattr, training, seed, bf16,
+                               &out);
     return finish(rc, out, v, n);
 }
 
