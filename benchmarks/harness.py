@@ -215,6 +215,7 @@ def openblas() -> dict:
 
 def machine() -> dict:
     import numpy as np
+
     from pynn import _core
     cpu, vector = cpu_model()
     return {
