@@ -116,3 +116,6 @@ class Softmax(_ActivationLayer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "axis": self.axis}
+
+
+__all__ = ["ELU", "LeakyReLU", "ReLU", "Softmax"]

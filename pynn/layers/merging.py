@@ -128,3 +128,6 @@ class Concatenate(Merge):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "axis": self.axis}
+
+
+__all__ = ["Add", "Average", "Concatenate", "Maximum", "Multiply", "Subtract"]

@@ -60,3 +60,6 @@ class SpatialDropout2D(Dropout):
         config = {**super().get_config(), "data_format": "channels_last"}
         del config["noise_shape"]
         return config
+
+
+__all__ = ["Dropout", "SpatialDropout2D"]

@@ -143,3 +143,6 @@ class ZeroPadding2D(Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "padding": self.padding, "data_format": self.data_format}
+
+
+__all__ = ["Flatten", "Reshape", "ZeroPadding2D"]
