@@ -50,6 +50,9 @@ class _EagerGraph:
         return "int32" if self._values[node].dtype.kind in "iu" else "float32"
 
     def add_node(self, op: str, inputs, variables=(), iattr=(), fattr=()):
+        if op == "transpose":  # a math op: its eager form is the Tensor call, batch axis first
+            out = _core.transpose(self._values[inputs[0]], (0, *(a + 1 for a in iattr)))
+            return self.add(out), tuple(out.shape[1:])
         layer = self._layer
         weights = [getattr(layer, layer._weight_attrs[layer._var_ids.index(v)])._tensor()
                    for v in variables]

@@ -202,7 +202,7 @@ def test_bad_shapes_raise_value_error_naming_the_layer(shape, make, match):
     (lambda: layers.Conv2D(0, 3), "filters"),
     (lambda: layers.Conv2D(2, 3, padding="full"), "padding"),
     (lambda: layers.Conv2D(2, 3, strides=2, dilation_rate=2), "cannot be combined"),
-    (lambda: layers.Conv2D(2, 3, data_format="channels_first"), "channels_first"),
+    (lambda: layers.Conv2D(2, 3, data_format="NCHW"), "data_format"),
     (lambda: layers.MaxPooling2D(0), "pool_size"),
     (lambda: layers.MaxPooling2D(2, strides=0), "strides"),
     (lambda: layers.ZeroPadding2D(-1), "padding"),

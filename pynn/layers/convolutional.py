@@ -31,14 +31,61 @@ def normalize_padding(padding, layer: str, allowed=("valid", "same")) -> str:
     return p
 
 
-def normalize_data_format(data_format, layer: str) -> str:
+def normalize_data_format(data_format, layer: str, channels_first: bool = False) -> str:
+    """'channels_last' for None or itself; 'channels_first' where the layer takes it
+    (`channels_first`), else a ValueError that says so."""
     if data_format in (None, "channels_last"):
         return "channels_last"
     if data_format == "channels_first":
+        if channels_first:
+            return data_format
         raise ValueError(f"{layer}: data_format='channels_first' is not supported; pynn's images "
                          "are channels_last (batch, height, width, channels)")
     raise ValueError(f"{layer}: data_format must be 'channels_last' or 'channels_first', got "
                      f"{data_format!r}")
+
+
+def channels_last_shape(shape) -> tuple:
+    """(batch, channels, *spatial) as (batch, *spatial, channels)."""
+    return (shape[0], *shape[2:], shape[1])
+
+
+def channels_first_shape(shape) -> tuple:
+    """(batch, *spatial, channels) as (batch, channels, *spatial)."""
+    return (shape[0], shape[-1], *shape[1:-1])
+
+
+class ChannelsLastKernel(Layer):
+    """A layer whose core op reads channels-last images (the convolutions and the pools) and
+    that takes data_format='channels_first' too. Subclasses write `build_last`,
+    `output_shape_last` and `lower_last` for channels-last shapes; with channels_first the input
+    is transposed to channels last and the output back (an output without spatial axes, a
+    global pool's, as it is), as Keras's TensorFlow backend runs channels_first on a CPU."""
+
+    data_format = "channels_last"
+
+    def _first(self) -> bool:
+        return self.data_format == "channels_first"
+
+    def build(self, input_shape) -> None:
+        self.build_last(channels_last_shape(input_shape) if self._first() else input_shape)
+
+    def compute_output_shape(self, input_shape):
+        if not self._first():
+            return self.output_shape_last(input_shape)
+        out = self.output_shape_last(channels_last_shape(input_shape))
+        return channels_first_shape(out) if len(out) > 2 else out
+
+    def lower(self, core, node: int) -> int:
+        if not self._first():
+            return self.lower_last(core, node)
+        rank = len(core.node_shape(node))
+        node, _ = core.add_node("transpose", (node,), (), (*range(1, rank), 0))
+        node = self.lower_last(core, node)
+        rank = len(core.node_shape(node))
+        if rank > 1:
+            node, _ = core.add_node("transpose", (node,), (), (rank - 1, *range(rank - 1)))
+        return node
 
 
 def conv_output_length(size, window: int, padding: str, stride: int, dilation: int = 1):
@@ -104,7 +151,7 @@ def weight_config(layer) -> dict:
             "bias_regularizer": regularizers.serialize(layer.bias_regularizer)}
 
 
-class BaseConv(Layer):
+class BaseConv(ChannelsLastKernel):
     """What Conv1D and Conv2D share: arguments, weights, output shape and lowering."""
 
     rank = 2
@@ -130,14 +177,14 @@ class BaseConv(Layer):
                              f"dilation_rate={self.dilation_rate}")
         allowed = ("valid", "same", "causal") if self.rank == 1 else ("valid", "same")
         self.padding = normalize_padding(padding, who, allowed)
-        self.data_format = normalize_data_format(data_format, who)
+        self.data_format = normalize_data_format(data_format, who, channels_first=True)
 
     def _who(self) -> str:
         return f"{type(self).__name__} '{self.name}'"
 
-    def build(self, input_shape) -> None:
+    def build_last(self, input_shape) -> None:
         check_image(input_shape, self.rank, self._who())
-        out = self.compute_output_shape(input_shape)
+        out = self.output_shape_last(input_shape)
         if any(d is not None and d < 1 for d in out[1:-1]):
             span = tuple((k - 1) * d + 1 for k, d in zip(self.kernel_size, self.dilation_rate))
             raise ValueError(f"{self._who()}: the kernel (span {span}) is larger than the input "
@@ -150,7 +197,7 @@ class BaseConv(Layer):
                             regularizer=self.bias_regularizer, name="bias")
         self.built = True
 
-    def compute_output_shape(self, input_shape):
+    def output_shape_last(self, input_shape):
         spatial = tuple(conv_output_length(s, k, self.padding, st, d) for s, k, st, d in zip(
             input_shape[1:-1], self.kernel_size, self.strides, self.dilation_rate))
         return (input_shape[0],) + spatial + (self.filters,)
@@ -185,7 +232,7 @@ class Conv2D(BaseConv):
         kernel_size: an int or (height, width).
         strides: an int or (height, width) (1).
         padding: 'valid' (no padding) or 'same' (output size = ceil(input / stride)).
-        data_format: 'channels_last' (None means the same).
+        data_format: 'channels_last' (None means the same) or 'channels_first'.
         dilation_rate: an int or (height, width) (1).
         activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
         bias_regularizer: as for Dense.
@@ -198,7 +245,7 @@ class Conv2D(BaseConv):
 
     rank = 2
 
-    def lower(self, core, node: int) -> int:
+    def lower_last(self, core, node: int) -> int:
         shape = core.node_shape(node)
         node, _ = core.add_node("conv2d", (node,), tuple(self._var_ids),
                                 self._conv_attrs(shape[:2]))
@@ -224,7 +271,7 @@ class Conv1D(BaseConv):
 
     rank = 1
 
-    def lower(self, core, node: int) -> int:
+    def lower_last(self, core, node: int) -> int:
         steps, channels = core.node_shape(node)
         node, _ = core.add_node("reshape", (node,), (), (3, 1, steps, channels))
         node, (_, out_steps, filters) = core.add_node(
@@ -250,7 +297,7 @@ def transpose_geometry(size: int, kernel: int, stride: int, dilation: int, paddi
     return (size - 1) * stride + 1 + lo + hi - span + 1, span - 1 - lo
 
 
-class BaseConvTranspose(Layer):
+class BaseConvTranspose(ChannelsLastKernel):
     """What Conv1DTranspose and Conv2DTranspose share: the transposed convolution
     ("deconvolution"), conv's input gradient as a layer. It maps (batch, *spatial, C) to (batch,
     *spatial * strides, filters) with padding 'same' ((size - 1) * s + k with 'valid'); the
@@ -283,9 +330,9 @@ class BaseConvTranspose(Layer):
                     raise ValueError(f"{who}: output_padding {self.output_padding} must be "
                                      f"smaller than strides {self.strides}")
         self.padding = normalize_padding(padding, who, ("valid", "same"))
-        self.data_format = normalize_data_format(data_format, who)
+        self.data_format = normalize_data_format(data_format, who, channels_first=True)
 
-    def build(self, input_shape) -> None:
+    def build_last(self, input_shape) -> None:
         check_image(input_shape, self.rank, f"{type(self).__name__} '{self.name}'")
         self.add_weight(self.kernel_size + (self.filters, input_shape[-1]),
                         self.kernel_initializer, regularizer=self.kernel_regularizer,
@@ -300,7 +347,7 @@ class BaseConvTranspose(Layer):
         return [transpose_geometry(n, k, s, d, self.padding, p) for n, k, s, d, p in zip(
             spatial, self.kernel_size, self.strides, self.dilation_rate, pads)]
 
-    def compute_output_shape(self, input_shape):
+    def output_shape_last(self, input_shape):
         spatial = tuple(None if n is None else size for n, (size, _) in zip(
             input_shape[1:-1], self._geometry([n or 1 for n in input_shape[1:-1]])))
         return (input_shape[0],) + spatial + (self.filters,)
@@ -339,7 +386,7 @@ class Conv2DTranspose(BaseConvTranspose):
 
     rank = 2
 
-    def lower(self, core, node: int) -> int:
+    def lower_last(self, core, node: int) -> int:
         h, w, _ = core.node_shape(node)
         node = self._lower_2d(core, node, (h, w))
         return activations.spec(self.activation).lower(core, node)
@@ -358,7 +405,7 @@ class Conv1DTranspose(BaseConvTranspose):
 
     rank = 1
 
-    def lower(self, core, node: int) -> int:
+    def lower_last(self, core, node: int) -> int:
         steps, channels = core.node_shape(node)
         node, _ = core.add_node("reshape", (node,), (), (3, 1, steps, channels))
         node = self._lower_2d(core, node, (steps,))

@@ -1,9 +1,9 @@
-"""Pooling layers, channels-last as in Keras. The 1D layers lower to the 2D ops over a
-(1, steps, channels) image."""
+"""Pooling layers, channels-last as in Keras (channels_first transposed around the op). The 1D
+layers lower to the 2D ops over a (1, steps, channels) image."""
 
 from ..utils.shape_utils import shape_str
-from .base import Layer
 from .convolutional import (
+    ChannelsLastKernel,
     check_image,
     conv_output_length,
     normalize_data_format,
@@ -13,7 +13,7 @@ from .convolutional import (
 )
 
 
-class BasePooling(Layer):
+class BasePooling(ChannelsLastKernel):
     """Max or average pooling over 1 or 2 spatial axes."""
 
     rank = 2
@@ -26,17 +26,17 @@ class BasePooling(Layer):
         self.strides = (self.pool_size if strides is None
                         else normalize_tuple(strides, self.rank, "strides", who))
         self.padding = normalize_padding(padding, who)
-        self.data_format = normalize_data_format(data_format, who)
+        self.data_format = normalize_data_format(data_format, who, channels_first=True)
 
-    def build(self, input_shape) -> None:
+    def build_last(self, input_shape) -> None:
         check_image(input_shape, self.rank, f"{type(self).__name__} '{self.name}'")
-        out = self.compute_output_shape(input_shape)
+        out = self.output_shape_last(input_shape)
         if any(d is not None and d < 1 for d in out[1:-1]):
             raise ValueError(f"{type(self).__name__} '{self.name}': pool_size {self.pool_size} "
                              f"is larger than the input {shape_str(input_shape)}")
         self.built = True
 
-    def compute_output_shape(self, input_shape):
+    def output_shape_last(self, input_shape):
         spatial = tuple(conv_output_length(s, p, self.padding, st) for s, p, st in zip(
             input_shape[1:-1], self.pool_size, self.strides))
         return (input_shape[0],) + spatial + (input_shape[-1],)
@@ -50,7 +50,7 @@ class BasePooling(Layer):
             left, right = same_pads(w, pw, sw)
         return (ph, pw, sh, sw, top, left, bottom, right)
 
-    def lower(self, core, node: int) -> int:
+    def lower_last(self, core, node: int) -> int:
         if self.rank == 2:
             h, w, _ = core.node_shape(node)
             node, _ = core.add_node(self.op, (node,), (), self._attrs(h, w))
@@ -73,7 +73,7 @@ class MaxPooling2D(BasePooling):
         pool_size: an int or (height, width) (2).
         strides: an int or (height, width); None means pool_size.
         padding: 'valid' or 'same'.
-        data_format: 'channels_last' (None means the same).
+        data_format: 'channels_last' (None means the same) or 'channels_first'.
 
     Example:
         >>> pynn.layers.MaxPooling2D(2).compute_output_shape((None, 26, 26, 32))
@@ -106,7 +106,7 @@ class AveragePooling1D(BasePooling):
     rank, op = 1, "avg_pool2d"
 
 
-class BaseGlobalPooling(Layer):
+class BaseGlobalPooling(ChannelsLastKernel):
     """The mean or maximum over all spatial axes (1 or 2) of channels-last input."""
 
     rank = 2
@@ -114,20 +114,20 @@ class BaseGlobalPooling(Layer):
 
     def __init__(self, data_format=None, keepdims: bool = False, **kwargs):
         super().__init__(**kwargs)
-        self.data_format = normalize_data_format(data_format, f"{type(self).__name__} "
-                                                              f"'{self.name}'")
+        self.data_format = normalize_data_format(
+            data_format, f"{type(self).__name__} '{self.name}'", channels_first=True)
         self.keepdims = bool(keepdims)
 
-    def build(self, input_shape) -> None:
+    def build_last(self, input_shape) -> None:
         check_image(input_shape, self.rank, f"{type(self).__name__} '{self.name}'")
         self.built = True
 
-    def compute_output_shape(self, input_shape):
+    def output_shape_last(self, input_shape):
         if self.keepdims:
             return (input_shape[0],) + (1,) * self.rank + (input_shape[-1],)
         return (input_shape[0], input_shape[-1])
 
-    def lower(self, core, node: int) -> int:
+    def lower_last(self, core, node: int) -> int:
         if self.rank == 1:  # (steps, channels) as a (1, steps, channels) image
             steps, channels = core.node_shape(node)
             node, _ = core.add_node("reshape", (node,), (), (3, 1, steps, channels))
@@ -146,7 +146,7 @@ class GlobalAveragePooling2D(BaseGlobalPooling):
     """The mean over height and width: (batch, h, w, c) -> (batch, c).
 
     Args:
-        data_format: 'channels_last' (None means the same).
+        data_format: 'channels_last' (None means the same) or 'channels_first'.
         keepdims: keep the spatial axes as size 1: (batch, 1, 1, c).
     """
 
@@ -164,7 +164,7 @@ class GlobalAveragePooling1D(BaseGlobalPooling):
     """The mean over the steps: (batch, steps, c) -> (batch, c).
 
     Args:
-        data_format: 'channels_last' (None means the same).
+        data_format: 'channels_last' (None means the same) or 'channels_first'.
         keepdims: keep the steps axis as size 1: (batch, 1, c).
 
     Example:
