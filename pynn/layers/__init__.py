@@ -1,6 +1,7 @@
 """Layers, one module per family as in Keras. The families below export their `__all__`."""
 
 from . import activations as _activations
+from . import convolutional_ops as _convolutional_ops
 from . import merging as _merging
 from . import normalization as _normalization
 from . import regularization as _regularization
@@ -9,6 +10,7 @@ from .activations import *  # noqa: F403
 from .attention import MultiHeadAttention
 from .base import Layer
 from .convolutional import Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose
+from .convolutional_ops import *  # noqa: F403
 from .core import Activation, Dense, Embedding, Lambda, PositionEmbedding
 from .input_layer import Input, InputLayer, KerasTensor
 from .merging import *  # noqa: F403
@@ -43,5 +45,5 @@ __all__ = ["Activation", "AveragePooling1D", "AveragePooling2D", "Bidirectional"
            "AvgPool2D", "MaxPool1D", "MaxPool2D", "GlobalAvgPool1D", "GlobalAvgPool2D",
            "GlobalMaxPool1D", "GlobalMaxPool2D", "Convolution1D", "Convolution2D",
            "Convolution1DTranspose", "Convolution2DTranspose"] + [
-    *_activations.__all__, *_merging.__all__, *_normalization.__all__, *_regularization.__all__,
-    *_reshaping.__all__]
+    *_activations.__all__, *_convolutional_ops.__all__, *_merging.__all__,
+    *_normalization.__all__, *_regularization.__all__, *_reshaping.__all__]
