@@ -17,6 +17,8 @@ def as_tensor(x) -> Tensor:
     stays int32, for Embedding)."""
     if isinstance(x, Tensor):
         return x
+    if callable(getattr(x, "_tensor", None)):  # a Variable: its leaf, which the tape tracks
+        return x._tensor()
     a = np.asarray(x)
     if a.dtype.kind not in "biuf":
         raise TypeError(f"a layer's input must hold real numbers, got dtype {a.dtype}")

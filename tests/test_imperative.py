@@ -310,3 +310,19 @@ def test_several_inputs_and_outputs_train_imperatively_as_fit_does():
     reg, cls = model([xa[:4], xb[:4]], training=True)
     sparse_ce()(y2[:4], cls).backward()
     assert np.abs(model.get_layer("cls").kernel.grad).sum() > 0
+
+
+def test_a_layer_called_on_variables_under_a_tape_gives_them_their_gradients():
+    """A Variable passed to a built-in layer (or in a list to a traced one) is tracked, as
+    Keras's tape tracks variables: no silent None gradient."""
+    x = pynn.Variable(np.random.default_rng(0).standard_normal((2, 3, 4)).astype(np.float32))
+    dense = pynn.layers.Dense(2)
+    with pynn.GradientTape() as tape:
+        loss = pynn.ops.sum(dense(x))
+    (g,) = tape.gradient(loss, [x])
+    want = np.broadcast_to(dense.get_weights()[0].sum(1), (2, 3, 4))
+    np.testing.assert_allclose(np.asarray(g), want, rtol=1e-6)
+    attention = pynn.layers.Attention()
+    with pynn.GradientTape() as tape:
+        loss = pynn.ops.sum(attention([x, x]))
+    assert all(g is not None for g in tape.gradient(loss, [x]))

@@ -7,7 +7,7 @@ from . import normalization as _normalization
 from . import regularization as _regularization
 from . import reshaping as _reshaping
 from .activations import *  # noqa: F403
-from .attention import MultiHeadAttention
+from .attention import AdditiveAttention, Attention, MultiHeadAttention
 from .base import Layer
 from .convolutional import Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose
 from .convolutional_ops import *  # noqa: F403
@@ -36,8 +36,9 @@ GlobalAvgPool1D, GlobalAvgPool2D = GlobalAveragePooling1D, GlobalAveragePooling2
 GlobalMaxPool1D, GlobalMaxPool2D = GlobalMaxPooling1D, GlobalMaxPooling2D
 Convolution1D, Convolution2D = Conv1D, Conv2D
 Convolution1DTranspose, Convolution2DTranspose = Conv1DTranspose, Conv2DTranspose
-__all__ = ["Activation", "AveragePooling1D", "AveragePooling2D", "Bidirectional", "Conv1D",
-           "Conv2D", "Conv1DTranspose", "Conv2DTranspose", "Dense", "Embedding",
+__all__ = ["Activation", "AdditiveAttention", "Attention", "AveragePooling1D",
+           "AveragePooling2D", "Bidirectional", "Conv1D", "Conv2D", "Conv1DTranspose",
+           "Conv2DTranspose", "Dense", "Embedding",
            "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D",
            "GlobalMaxPooling2D", "GRU", "Input", "InputLayer", "KerasTensor", "Lambda",
            "Layer", "LSTM", "MaxPooling1D", "MaxPooling2D", "MultiHeadAttention",

@@ -224,3 +224,113 @@ class MultiHeadAttention(Layer):
                 "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
                 "bias_regularizer": regularizers.serialize(self.bias_regularizer),
                 "seed": self.seed}
+
+
+class Attention(Layer):
+    """Dot-product attention (Luong-style), Keras's Attention layer: called on [query, value] or
+    [query, value, key] (key defaults to value), (batch, Tq, dim) and (batch, Tv, dim), it
+    returns softmax(scores) value, (batch, Tq, dim). Written with pynn.ops and traced into the
+    core graph.
+
+    Args:
+        use_scale: learn a scalar "scale" that multiplies the scores (initialised to 1).
+        score_mode: "dot" (query key^T) or "concat" (sum(tanh(query + key)), with a learned
+            scalar "concat_score_weight").
+        dropout: the rate of dropout on the attention weights, in training.
+        seed: the dropout's seed.
+
+    Call arguments: return_attention_scores (also return the weights, (batch, Tq, Tv)),
+    use_causal_mask (query i attends to keys 0..i), training.
+
+    Example:
+        >>> q, v = pynn.Input((4, 8)), pynn.Input((6, 8))
+        >>> pynn.layers.Attention()([q, v]).shape
+        (None, 4, 8)
+    """
+
+    def __init__(self, use_scale: bool = False, score_mode: str = "dot", dropout: float = 0.0,
+                 seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if score_mode not in ("dot", "concat"):
+            raise ValueError(f"{type(self).__name__} '{self.name}': score_mode must be 'dot' or "
+                             f"'concat', got {score_mode!r}")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"{type(self).__name__} '{self.name}': dropout must be in [0, 1), "
+                             f"got {dropout!r}")
+        self.use_scale, self.score_mode = bool(use_scale), score_mode
+        self.dropout, self.seed = float(dropout), seed
+
+    def _inputs(self, inputs):
+        if not isinstance(inputs, (list, tuple)) or len(inputs) not in (2, 3):
+            raise ValueError(f"{type(self).__name__} '{self.name}': call it on [query, value] or "
+                             f"[query, value, key], got {type(inputs).__name__}")
+        q, v = inputs[0], inputs[1]
+        return q, v, inputs[2] if len(inputs) == 3 else v
+
+    def build(self, input_shape) -> None:
+        if self.use_scale:
+            self.scale = self.add_weight((), "ones", name="scale")
+        if self.score_mode == "concat":
+            self.concat_score_weight = self.add_weight((), "ones", name="concat_score_weight")
+
+    def _scores(self, q, k):
+        from .. import ops
+        if self.score_mode == "dot":
+            scores = ops.matmul(q, ops.transpose(k, (0, 2, 1)))
+            return scores * self.scale if self.use_scale else scores
+        s = ops.expand_dims(q, -2) + ops.expand_dims(k, -3)  # (batch, Tq, Tv, dim)
+        if self.use_scale:
+            s = s * self.scale
+        return self.concat_score_weight * ops.sum(ops.tanh(s), axis=-1)
+
+    def call(self, inputs, return_attention_scores: bool = False, training=None,
+             use_causal_mask: bool = False):
+        from .. import ops, random
+        q, v, k = self._inputs(inputs)
+        scores = self._scores(q, k)
+        if use_causal_mask:  # Keras subtracts 1e9 where query i would see key j > i
+            ones = ops.ones_like(scores)
+            later = ops.greater(ops.cumsum(ones, axis=-1), ops.cumsum(ones, axis=-2))
+            scores = scores - 1.0e9 * ops.cast(later, "float32")
+        weights = ops.softmax(scores, axis=-1)
+        dropped = weights
+        if training and self.dropout > 0:
+            dropped = random.dropout(weights, self.dropout, seed=self.seed)
+        out = ops.matmul(dropped, v)
+        return (out, weights) if return_attention_scores else out
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[0][:-1]) + (input_shape[1][-1],)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "use_scale": self.use_scale,
+                "score_mode": self.score_mode, "dropout": self.dropout, "seed": self.seed}
+
+
+class AdditiveAttention(Attention):
+    """Additive (Bahdanau-style) attention, Keras's AdditiveAttention layer: the scores are
+    sum(scale * tanh(query + key)) over the features, with a learned "scale" of one value per
+    feature (glorot_uniform) when use_scale (the default). Called as Attention is.
+
+    Example:
+        >>> q, v = pynn.Input((4, 8)), pynn.Input((6, 8))
+        >>> pynn.layers.AdditiveAttention()([q, v]).shape
+        (None, 4, 8)
+    """
+
+    def __init__(self, use_scale: bool = True, dropout: float = 0.0, seed=None, **kwargs):
+        super().__init__(use_scale=use_scale, dropout=dropout, seed=seed, **kwargs)
+
+    def build(self, input_shape) -> None:
+        if self.use_scale:
+            self.scale = self.add_weight((input_shape[0][-1],), "glorot_uniform", name="scale")
+
+    def _scores(self, q, k):
+        from .. import ops
+        s = ops.tanh(ops.expand_dims(q, -2) + ops.expand_dims(k, -3))  # (batch, Tq, Tv, dim)
+        return ops.sum(s * self.scale if self.use_scale else s, axis=-1)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        del config["score_mode"]
+        return config

@@ -701,8 +701,9 @@ class Layer:
                 return v
             if isinstance(v, np.ndarray):
                 return as_tensor(v)
-            if isinstance(v, list) and v and all(isinstance(x, np.ndarray) for x in v):
-                return [as_tensor(x) for x in v]
+            if isinstance(v, (list, tuple)) and v and all(
+                    isinstance(x, (np.ndarray, Tensor)) for x in v):
+                return [conv(x) for x in v]  # Variables stay Variables: the tape tracks them
             return v
         from . import tracing
         args = tuple(conv(a) for a in args)
