@@ -1,7 +1,9 @@
 """Keras 3's activation layers: ReLU, LeakyReLU, ELU and Softmax, each the core's elementwise op
-(or softmax over the last axis) with the layer's own arguments and defaults."""
+(or softmax over the last axis) with the layer's own arguments and defaults; and PReLU, whose
+slope is a weight, written with pynn.ops as Keras writes it."""
 
-from .. import activations
+from .. import activations, initializers, ops, regularizers
+from ..utils.shape_utils import shape_str
 from .base import Layer
 
 
@@ -118,4 +120,71 @@ class Softmax(_ActivationLayer):
         return {**super().get_config(), "axis": self.axis}
 
 
-__all__ = ["ELU", "LeakyReLU", "ReLU", "Softmax"]
+class PReLU(Layer):
+    """Parametric ReLU (He et al., 2015): `x` above 0, `alpha * x` below, with `alpha` a
+    learned weight of the input's per-sample shape (computed as Keras does,
+    `relu(x) - alpha * relu(-x)`).
+
+    Args:
+        alpha_initializer: the initializer of alpha ('Zeros': a plain relu to start with).
+        alpha_regularizer: an L1/L2 penalty on alpha.
+        alpha_constraint: not supported (None).
+        shared_axes: the axes (of the whole input, 1 the first after the batch) along which
+            one alpha is shared: [1, 2] for one alpha per channel of (batch, height, width,
+            channels) images.
+
+    Example:
+        >>> layer = pynn.layers.PReLU(shared_axes=[1])
+        >>> layer(np.ones((2, 5, 3), np.float32)).shape
+        (2, 5, 3)
+        >>> layer.alpha.shape
+        (1, 3)
+    """
+
+    def __init__(self, alpha_initializer="Zeros", alpha_regularizer=None, alpha_constraint=None,
+                 shared_axes=None, **kwargs):
+        super().__init__(**kwargs)
+        who = f"PReLU '{self.name}'"
+        if alpha_constraint is not None:
+            raise ValueError(f"{who}: alpha_constraint is not supported")
+        self.alpha_initializer = initializers.get(alpha_initializer)
+        self.alpha_regularizer = regularizers.get(alpha_regularizer)
+        if shared_axes is None:
+            self.shared_axes = None
+        else:
+            axes = list(shared_axes) if isinstance(shared_axes, (list, tuple)) else [shared_axes]
+            if any(isinstance(a, bool) or not isinstance(a, int) for a in axes):
+                raise TypeError(f"{who}: shared_axes must be an int or a list of ints, got "
+                                f"{shared_axes!r}")
+            self.shared_axes = axes
+
+    def build(self, input_shape) -> None:
+        who = f"PReLU '{self.name}'"
+        shape = list(input_shape[1:])
+        for a in self.shared_axes or ():
+            if not 1 <= a <= len(shape):
+                raise ValueError(f"{who}: shared_axes {self.shared_axes} must be axes 1 to "
+                                 f"{len(shape)} of an input {shape_str(input_shape)}")
+            shape[a - 1] = 1
+        if None in shape:
+            raise ValueError(f"{who}: alpha needs the input's sizes, got {shape_str(input_shape)}"
+                             "; share alpha along the axes of unknown size (shared_axes)")
+        self.add_weight(shape, self.alpha_initializer, regularizer=self.alpha_regularizer,
+                        name="alpha")
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def call(self, inputs):
+        return ops.subtract(ops.relu(inputs),
+                            ops.multiply(self.alpha, ops.relu(ops.negative(inputs))))
+
+    def get_config(self) -> dict:
+        return {**super().get_config(),
+                "alpha_initializer": initializers.serialize(self.alpha_initializer),
+                "alpha_regularizer": regularizers.serialize(self.alpha_regularizer),
+                "alpha_constraint": None, "shared_axes": self.shared_axes}
+
+
+__all__ = ["ELU", "LeakyReLU", "PReLU", "ReLU", "Softmax"]

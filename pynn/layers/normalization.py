@@ -1,7 +1,8 @@
 """BatchNormalization over the last (channel) axis and LayerNormalization over the last axis,
-as Keras 3 computes them."""
+as Keras 3 computes them; GroupNormalization, UnitNormalization and RMSNormalization, written
+with pynn.ops (each a `call()` traced into core ops) as Keras 3 writes them."""
 
-from .. import initializers, regularizers
+from .. import initializers, ops, regularizers
 from ..utils.shape_utils import shape_str
 from .base import Layer
 
@@ -169,4 +170,248 @@ class LayerNormalization(Layer):
                 "gamma_regularizer": regularizers.serialize(self.gamma_regularizer)}
 
 
-__all__ = ["BatchNormalization", "LayerNormalization"]
+def _who(layer) -> str:
+    return f"{type(layer).__name__} '{layer.name}'"
+
+
+def _number(value, what: str, who: str) -> float:
+    """value as a float, refusing anything but a finite number >= 0 (TypeError for a
+    non-number, ValueError for a negative one)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{who}: {what} must be a number, got {value!r}")
+    if not 0.0 <= value < float("inf"):
+        raise ValueError(f"{who}: {what} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def _axes_of(axis, what: str, who: str) -> list:
+    """axis (an int, or a list or tuple of ints) as a list of ints; TypeError otherwise."""
+    axes = list(axis) if isinstance(axis, (list, tuple)) else [axis]
+    if not axes or any(isinstance(a, bool) or not isinstance(a, int) for a in axes):
+        raise TypeError(f"{who}: {what} must be an int or a list/tuple of ints, got {axis!r}")
+    return axes
+
+
+def _check_axes(axes: list, input_shape, who: str, axis) -> list:
+    """The axes as non-negative indices of an input of `input_shape`, each in range and once
+    (ValueError otherwise, as Keras's compute_output_shape)."""
+    rank = len(input_shape)
+    out = []
+    for a in axes:
+        if not -rank <= a < rank:
+            raise ValueError(f"{who}: axis {a} is out of bounds for input shape "
+                             f"{shape_str(input_shape)} (axis={axis!r})")
+        out.append(a % rank)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{who}: axis={axis!r} names an axis twice")
+    return out
+
+
+def _weight_as(weight, shape: list):
+    """A weight read in call(), shaped to broadcast against an input of `shape` (its sizes
+    where the weight's axes are, 1 elsewhere); as it is when it broadcasts already.
+
+    The weight is reshaped after `weight * 1.0`, which reads it as a node of the traced graph
+    (or a Tensor on the tape, on data): pynn.ops.reshape of the Variable itself would run at
+    once and keep its present values as a constant of the graph, which no training updates."""
+    kept = [d for d in shape if d != 1]
+    if list(weight.shape) == kept and shape[len(shape) - len(kept):] == kept:
+        return weight
+    return ops.reshape(weight * 1.0, shape)
+
+
+class GroupNormalization(Layer):
+    """Normalises the channels in `groups` groups (Wu & He, 2018): each sample's group of
+    channels, over every other axis but the batch, to mean 0 and variance 1, then
+    `gamma * xhat + beta` per channel. groups=1 normalises each sample as a whole (layer
+    normalization over all its axes); groups=-1 (one channel a group) is instance normalization.
+
+    Args:
+        groups: the number of groups (32), dividing the channels; -1 for one per channel.
+        axis: the channel axis (-1).
+        epsilon: added to the variance (1e-3).
+        center: learn beta. scale: learn gamma.
+        beta_initializer, gamma_initializer: initializers ('zeros', 'ones').
+        beta_regularizer, gamma_regularizer: L1/L2 penalties.
+        beta_constraint, gamma_constraint: not supported (None).
+
+    Example:
+        >>> layer = pynn.layers.GroupNormalization(groups=4)
+        >>> layer(np.ones((2, 5, 8), np.float32)).shape
+        (2, 5, 8)
+    """
+
+    def __init__(self, groups: int = 32, axis: int = -1, epsilon: float = 1e-3,
+                 center: bool = True, scale: bool = True, beta_initializer="zeros",
+                 gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None,
+                 beta_constraint=None, gamma_constraint=None, **kwargs):
+        if isinstance(groups, bool) or not isinstance(groups, int) or (groups <= 0
+                                                                       and groups != -1):
+            raise ValueError("GroupNormalization: groups must be a positive int (or -1 for "
+                             f"instance normalization), got groups={groups!r}")
+        super().__init__(**kwargs)
+        who = _who(self)
+        if isinstance(axis, bool) or not isinstance(axis, int):
+            raise TypeError(f"{who}: axis must be an int (the channel axis), got {axis!r}")
+        if beta_constraint is not None or gamma_constraint is not None:
+            raise ValueError(f"{who}: constraints are not supported")
+        self.groups, self.axis = groups, axis
+        self.epsilon = _number(epsilon, "epsilon", who)
+        self.center, self.scale = bool(center), bool(scale)
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.beta_regularizer = regularizers.get(beta_regularizer)
+        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+
+    def _channel_axis(self, input_shape) -> int:
+        axis = _check_axes([self.axis], input_shape, _who(self), self.axis)[0]
+        if axis == 0:
+            raise ValueError(f"{_who(self)}: axis {self.axis} is the batch axis of an input "
+                             f"{shape_str(input_shape)}; give the channel axis")
+        return axis
+
+    def build(self, input_shape) -> None:
+        dim = input_shape[self._channel_axis(input_shape)]
+        if dim is None:
+            raise ValueError(f"{_who(self)}: axis {self.axis} of the input must have a known "
+                             f"size, got an input of shape {shape_str(input_shape)}")
+        if self.groups == -1:  # instance normalization: Keras keeps the count it stands for
+            self.groups = dim
+        if dim < self.groups:
+            raise ValueError(f"{_who(self)}: the number of groups ({self.groups}) cannot be "
+                             f"more than the number of channels ({dim})")
+        if dim % self.groups:
+            raise ValueError(f"{_who(self)}: the number of channels ({dim}) must be a multiple "
+                             f"of the number of groups ({self.groups})")
+        if self.scale:
+            self.add_weight((dim,), self.gamma_initializer, regularizer=self.gamma_regularizer,
+                            name="gamma")
+        if self.center:
+            self.add_weight((dim,), self.beta_initializer, regularizer=self.beta_regularizer,
+                            name="beta")
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        self._channel_axis(input_shape)
+        return tuple(input_shape)
+
+    def call(self, inputs):
+        # x (batch, ..., C, ...) viewed as (batch, ..., G, C / G, ...): each group normalised
+        # over every axis but the batch and the group's, xhat = (x - mean) / sqrt(var + epsilon),
+        # then y = gamma xhat + beta per channel
+        shape = list(ops.shape(inputs))
+        axis = self._channel_axis(shape)
+        grouped = [-1] + shape[1:]
+        grouped[axis] = shape[axis] // self.groups
+        grouped.insert(axis, self.groups)
+        x = ops.reshape(inputs, grouped)
+        reduce_axes = [i for i in range(1, len(grouped)) if i != axis]
+        mean, variance = ops.moments(x, axes=reduce_axes, keepdims=True)
+        xhat = ops.multiply(ops.subtract(x, mean), ops.rsqrt(ops.add(variance, self.epsilon)))
+        out = ops.reshape(xhat, [-1] + shape[1:])
+        along = [d if i == axis else 1 for i, d in enumerate(shape)]
+        if self.scale:
+            out = ops.multiply(out, _weight_as(self.gamma, along))
+        if self.center:
+            out = ops.add(out, _weight_as(self.beta, along))
+        return out
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "groups": self.groups, "axis": self.axis,
+                "epsilon": self.epsilon, "center": self.center, "scale": self.scale,
+                "beta_initializer": initializers.serialize(self.beta_initializer),
+                "gamma_initializer": initializers.serialize(self.gamma_initializer),
+                "beta_regularizer": regularizers.serialize(self.beta_regularizer),
+                "gamma_regularizer": regularizers.serialize(self.gamma_regularizer),
+                "beta_constraint": None, "gamma_constraint": None}
+
+
+class UnitNormalization(Layer):
+    """Scales each sample to an L2 norm of 1 over `axis`: `x / sqrt(sum(x**2))` (computed as
+    Keras does, `x * min(rsqrt(sum(x**2)), 1e12)`, so an all-zero row stays zero).
+
+    Args:
+        axis: the axis, or a list of axes, to normalise over (-1).
+
+    Example:
+        >>> y = pynn.layers.UnitNormalization()(np.array([[3.0, 4.0]], np.float32))
+        >>> np.asarray(y)
+        array([[0.6, 0.8]], dtype=float32)
+    """
+
+    def __init__(self, axis=-1, **kwargs):
+        super().__init__(**kwargs)
+        _axes_of(axis, "axis", _who(self))
+        self.axis = list(axis) if isinstance(axis, (list, tuple)) else axis
+
+    def build(self, input_shape) -> None:
+        self.compute_output_shape(input_shape)
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        _check_axes(_axes_of(self.axis, "axis", _who(self)), input_shape, _who(self), self.axis)
+        return tuple(input_shape)
+
+    def call(self, inputs):
+        return ops.normalize(inputs, axis=self.axis, order=2, epsilon=1e-12)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "axis": self.axis}
+
+
+class RMSNormalization(Layer):
+    """Root mean square normalization (Zhang & Sennrich, 2019), as Keras 3 defines it:
+    `x * rsqrt(mean(x**2) + epsilon) * scale` over `axis`, with a learned `scale` (initially
+    ones) of the normalised axes' shape. Unlike LayerNormalization(rms_scaling=True), the mean
+    square is taken about 0.
+
+    Args:
+        axis: the axis, or a list of axes, to normalise over (-1); a list is kept sorted, and
+            an int becomes a one-item list when the layer is built, as in Keras.
+        epsilon: added to the mean square (1e-6).
+
+    Example:
+        >>> layer = pynn.layers.RMSNormalization()
+        >>> layer(np.ones((2, 8), np.float32)).shape
+        (2, 8)
+    """
+
+    def __init__(self, axis=-1, epsilon: float = 1e-6, **kwargs):
+        super().__init__(**kwargs)
+        _axes_of(axis, "axis", _who(self))
+        self.axis = list(axis) if isinstance(axis, (list, tuple)) else axis
+        self.epsilon = _number(epsilon, "epsilon", _who(self))
+
+    def _axes(self, input_shape) -> list:
+        return _check_axes(_axes_of(self.axis, "axis", _who(self)), input_shape, _who(self),
+                           self.axis)
+
+    def build(self, input_shape) -> None:
+        axes = sorted(self._axes(input_shape))
+        if 0 in axes:
+            raise ValueError(f"{_who(self)}: cannot normalise over the batch axis (axis="
+                             f"{self.axis!r} of an input {shape_str(input_shape)})")
+        shape = tuple(input_shape[a] for a in axes)
+        if None in shape:
+            raise ValueError(f"{_who(self)}: the normalised axes must have known sizes, got "
+                             f"axis={self.axis!r} of an input {shape_str(input_shape)}")
+        self.axis = sorted(self.axis) if isinstance(self.axis, list) else [self.axis]
+        self.add_weight(shape, "ones", name="scale")
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        self._axes(input_shape)
+        return tuple(input_shape)
+
+    def call(self, x):
+        shape = list(ops.shape(x))
+        axes = sorted(self._axes(shape))
+        scale = _weight_as(self.scale, [d if i in axes else 1 for i, d in enumerate(shape)])
+        return ops.rms_normalization(x, scale=scale, axis=axes, epsilon=self.epsilon)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon}
+
+
+__all__ = ["BatchNormalization", "GroupNormalization", "LayerNormalization", "RMSNormalization",
+           "UnitNormalization"]
