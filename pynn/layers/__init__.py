@@ -11,7 +11,7 @@ from .attention import AdditiveAttention, Attention, MultiHeadAttention
 from .base import Layer
 from .convolutional import Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose
 from .convolutional_ops import *  # noqa: F403
-from .core import Activation, Dense, Embedding, Lambda, PositionEmbedding
+from .core import Activation, Dense, EinsumDense, Embedding, Lambda, PositionEmbedding
 from .input_layer import Input, InputLayer, KerasTensor
 from .merging import *  # noqa: F403
 from .normalization import *  # noqa: F403
@@ -38,7 +38,7 @@ Convolution1D, Convolution2D = Conv1D, Conv2D
 Convolution1DTranspose, Convolution2DTranspose = Conv1DTranspose, Conv2DTranspose
 __all__ = ["Activation", "AdditiveAttention", "Attention", "AveragePooling1D",
            "AveragePooling2D", "Bidirectional", "Conv1D", "Conv2D", "Conv1DTranspose",
-           "Conv2DTranspose", "Dense", "Embedding",
+           "Conv2DTranspose", "Dense", "EinsumDense", "Embedding",
            "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D",
            "GlobalMaxPooling2D", "GRU", "Input", "InputLayer", "KerasTensor", "Lambda",
            "Layer", "LSTM", "MaxPooling1D", "MaxPooling2D", "MultiHeadAttention",

@@ -1,4 +1,8 @@
-"""Core layers: Dense, Activation, Embedding, PositionEmbedding."""
+"""Core layers: Dense, EinsumDense, Activation, Embedding, PositionEmbedding, Lambda."""
+
+import math
+import re
+import string
 
 import numpy as np
 
@@ -69,6 +73,276 @@ class Dense(Layer):
                 "bias_initializer": initializers.serialize(self.bias_initializer),
                 "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
                 "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
+
+
+class EinsumDense(Layer):
+    """A dense layer written as an einsum, as Keras's EinsumDense: `output = activation(
+    einsum(equation, input, kernel) + bias)`, with the kernel's shape read from the equation.
+
+    The equation is `X,W->Z` (or `...X,W->...Z`, or `X...,W->Z...`, the `...` standing for
+    axes the kernel leaves as they are); the input's first axis, the batch, must come first in
+    the output and not be the kernel's. It runs as one batched matrix product (with transposes
+    and reshapes around it), a dense node where the kernel is a plain (in, out) matrix.
+
+    Args:
+        equation: the einsum equation, e.g. "ab,bc->ac" (Dense) or "abc,cd->abd".
+        output_shape: the output's shape without the batch axis and the `...` axes (an int for
+            one axis); None for an axis the input gives.
+        activation: name or function of `pynn.activations`; None means linear.
+        bias_axes: the output letters that get a bias (a bias broadcast over the others), or
+            None for no bias.
+        kernel_initializer, bias_initializer: initializers ('glorot_uniform' and 'zeros'); a
+            variance-scaling one counts fans over the kernel's input and output letters, as
+            Keras does.
+        kernel_regularizer, bias_regularizer: L1/L2 penalties added to the loss.
+
+    Example:
+        >>> layer = pynn.layers.EinsumDense("abc,cd->abd", output_shape=(None, 64), bias_axes="d")
+        >>> layer(pynn.Input(shape=(32, 128))).shape
+        (None, 32, 64)
+    """
+
+    def __init__(self, equation: str, output_shape, activation=None, bias_axes=None,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
+                 bias_constraint=None, lora_rank=None, lora_alpha=None,
+                 gptq_unpacked_column_size=None, quantization_config=None,
+                 activity_regularizer=None, **kwargs):
+        super().__init__(**kwargs)
+        who = f"EinsumDense '{self.name}'"
+        for arg, v in (("kernel_constraint", kernel_constraint),
+                       ("bias_constraint", bias_constraint), ("lora_rank", lora_rank),
+                       ("lora_alpha", lora_alpha),
+                       ("gptq_unpacked_column_size", gptq_unpacked_column_size),
+                       ("quantization_config", quantization_config),
+                       ("activity_regularizer", activity_regularizer)):
+            if v is not None:
+                raise ValueError(f"{who}: {arg} is not supported")
+        if not isinstance(equation, str):
+            raise TypeError(f"{who}: equation must be a string, got {equation!r}")
+        try:
+            _einsum_parts(equation)  # a form Keras takes
+        except ValueError as e:
+            raise ValueError(f"{who}: {e}") from None
+        shape = (output_shape,) if isinstance(output_shape, int) else output_shape
+        if not isinstance(shape, (list, tuple)) or any(
+                d is not None and (isinstance(d, bool) or not isinstance(d, int) or d <= 0)
+                for d in shape):
+            raise TypeError(f"{who}: output_shape must be an int or a tuple of positive ints "
+                            f"and None, got {output_shape!r}")
+        if bias_axes is not None and not isinstance(bias_axes, str):
+            raise TypeError(f"{who}: bias_axes must be a string of output letters, got "
+                            f"{bias_axes!r}")
+        self.equation = equation
+        self.partial_output_shape = tuple(shape)
+        self.bias_axes = bias_axes
+        self.activation = activations.get(activation)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+
+    def _plan(self, input_shape) -> "_EinsumPlan":
+        try:
+            return _einsum_plan(self.equation, self.bias_axes, tuple(input_shape),
+                                self.partial_output_shape)
+        except ValueError as e:
+            raise ValueError(f"EinsumDense '{self.name}': {e}") from None
+
+    def build(self, input_shape) -> None:
+        plan = self._plan(input_shape)
+        init = self.kernel_initializer
+        if isinstance(init, initializers.VarianceScaling):
+            init = _FansOf(init, plan.fans)
+        self.add_weight(plan.kernel_shape, init, regularizer=self.kernel_regularizer,
+                        name="kernel")
+        if plan.bias_shape is not None:
+            self.add_weight(plan.bias_shape, self.bias_initializer,
+                            regularizer=self.bias_regularizer, name="bias")
+        else:
+            self.bias = None
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return self._plan(input_shape).output_shape
+
+    def call(self, inputs):
+        from .. import ops
+        from . import tracing
+
+        plan = self._plan(inputs.shape)
+        kernel = self.kernel
+        if plan.kernel_shape != kernel.shape:
+            raise ValueError(f"EinsumDense '{self.name}': an input of shape "
+                             f"{shape_str(inputs.shape)} needs a kernel of shape "
+                             f"{plan.kernel_shape}; the layer's is {kernel.shape}")
+        if tracing.tracing():  # its read in the graph (ops on the weight alone would run now)
+            from ..ops import _base
+            kernel = _base.symbolic(kernel, allow_scalar=False)
+        x = _einsum_matmul(inputs, kernel, *plan.letters)
+        if self.bias is not None:
+            x = ops.add(x, self.bias)
+        return self.activation(x)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "output_shape": self.partial_output_shape,
+                "equation": self.equation, "activation": activations.serialize(self.activation),
+                "bias_axes": self.bias_axes,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+                "activity_regularizer": None, "kernel_constraint": None,
+                "bias_constraint": None, "quantization_config": None}
+
+
+class _FansOf(initializers.Initializer):
+    """A variance-scaling initializer drawn with given fans (Keras's compute_fans over an einsum
+    kernel's input and output axes): values for a (fan_in, fan_out) matrix, in the kernel's
+    shape."""
+
+    def __init__(self, base: initializers.VarianceScaling, fans: tuple[int, int]):
+        self.base, self.fans = base, fans
+
+    def __call__(self, shape, dtype=None):
+        return self.base(self.fans).reshape(tuple(shape))
+
+
+def _einsum_parts(equation: str) -> tuple[str, str, str, str]:
+    """(input letters, kernel letters, output letters, where '...' is: '', 'left' or
+    'right') of an EinsumDense equation, in one of Keras's three forms."""
+    forms = ((r"([a-zA-Z]+),([a-zA-Z]+)->([a-zA-Z]+)", ""),
+             (r"\.\.\.([a-zA-Z]+),([a-zA-Z]+)->\.\.\.([a-zA-Z]+)", "left"),
+             (r"([a-zA-Z]{2,})\.\.\.,([a-zA-Z]+)->([a-zA-Z]+)\.\.\.", "right"))
+    for pattern, elided in forms:
+        m = re.fullmatch(pattern, equation.replace(" ", ""))
+        if m:
+            for spec in m.groups():
+                if len(set(spec)) != len(spec):
+                    raise ValueError(f"Invalid einsum equation '{equation}': a letter repeats "
+                                     f"in '{spec}'")
+            return (*m.groups(), elided)
+    raise ValueError(f"Invalid einsum equation '{equation}'. Equations must be in the form "
+                     "[X],[Y]->[Z], ...[X],[Y]->...[Z], or [X]...,[Y]->[Z]....")
+
+
+class _EinsumPlan:
+    """What an EinsumDense equation makes of an input shape: the letters of the input, kernel
+    and output with '...' spelled out as letters of its own, the weights' shapes, the full
+    output shape and the kernel's fans."""
+
+    def __init__(self, letters, kernel_shape, bias_shape, output_shape, fans):
+        self.letters = letters
+        self.kernel_shape = kernel_shape
+        self.bias_shape = bias_shape
+        self.output_shape = output_shape
+        self.fans = fans
+
+
+def _einsum_plan(equation: str, bias_axes, input_shape: tuple, partial: tuple) -> _EinsumPlan:
+    """Keras's EinsumDense shape analysis (`_analyze_einsum_string`) for an input of shape
+    `input_shape` (batch axis first), with its checks and messages, and those a run needs."""
+    xs, ws, zs, elided = _einsum_parts(equation)
+    n_el = len(input_shape) - len(xs)
+    if (elided == "" and n_el != 0) or (elided == "left" and n_el < 1) or n_el < 0:
+        raise ValueError(f"equation '{equation}' does not fit an input of shape "
+                         f"{shape_str(input_shape)} (the batch axis included)")
+    free = [c for c in string.ascii_letters if c not in xs + ws + zs][:n_el]
+    if elided == "left":
+        x_letters, z_letters = "".join(free) + xs, "".join(free) + zs
+    else:
+        x_letters, z_letters = xs + "".join(free), zs + "".join(free)
+    want = len(zs) - (elided != "left")  # output axes partial gives: not the batch, not '...'
+    if len(partial) != want:
+        raise ValueError(f"output_shape {partial} has {len(partial)} axes, but equation "
+                         f"'{equation}' makes {want} besides the batch axis and '...'")
+    # the output's shape: the batch, the '...' axes, and the given ones
+    head = (input_shape[0],) + (tuple(input_shape[1:n_el]) if elided == "left" else ())
+    tail = tuple(input_shape[len(xs):]) if elided == "right" else ()
+    out = list(head + partial + tail)
+    x_dims = dict(zip(x_letters, input_shape))
+    for c in zs:
+        if c not in xs and c not in ws:
+            raise ValueError(f"Dimension '{c}' was specified in the output '{zs}' but has no "
+                             f"corresponding dim in the input spec '{xs}' or weight spec "
+                             f"'{ws}'")
+    for i, c in enumerate(z_letters):
+        if c in x_dims:
+            if out[i] is not None and x_dims[c] is not None and out[i] != x_dims[c]:
+                raise ValueError(f"Input shape and output shape do not match at shared "
+                                 f"dimension '{c}'. Input shape is {x_dims[c]}, and output "
+                                 f"shape is {out[i]}.")
+            out[i] = x_dims[c] if out[i] is None else out[i]
+    if z_letters[0] != x_letters[0] or x_letters[0] in ws:
+        raise ValueError(f"equation '{equation}': the input's first axis, the batch, must be "
+                         "the output's first axis and not the kernel's")
+    z_dims = dict(zip(z_letters, out))
+    kernel, fan_in, fan_out = [], 1, 1
+    for c in ws:
+        if c not in z_dims and c not in x_dims:
+            raise ValueError(f"Weight dimension '{c}' did not have a match in either the input "
+                             f"spec '{xs}' or the output spec '{zs}'. For this layer, the "
+                             "weight must be fully specified.")
+        d = z_dims[c] if c in z_dims else x_dims[c]
+        if d is None:
+            raise ValueError(f"the kernel's axis '{c}' needs a known size (from output_shape "
+                             f"or the input's shape {shape_str(input_shape)})")
+        kernel.append(d)
+        if c in z_dims:
+            fan_out *= d
+        else:
+            fan_in *= d
+    bias = None
+    if bias_axes is not None:
+        if not bias_axes:
+            raise ValueError("bias_axes is empty: give output letters, or None for no bias")
+        for c in bias_axes:
+            if c not in zs:
+                raise ValueError(f"Bias dimension '{c}' was requested, but is not part of the "
+                                 f"output spec '{zs}'")
+        first = min(zs.find(c) for c in bias_axes)
+        bias = [z_dims[c] if c in bias_axes else 1 for c in zs[first:]]
+        bias += [1] * (n_el if elided == "right" else 0)
+        if None in bias:
+            raise ValueError(f"a bias over axes '{bias_axes}' needs their sizes known, got "
+                             f"output shape {shape_str(out)}")
+        bias = tuple(bias)
+    return _EinsumPlan((x_letters, ws, z_letters), tuple(kernel), bias, tuple(out),
+                       (fan_in, fan_out))
+
+
+def _einsum_matmul(x, kernel, xs: str, ws: str, zs: str):
+    """einsum(xs,ws->zs) of x (batch first) and the kernel as one matmul: x as (batch, shared,
+    m, k) by the kernel as (shared, k, n), where k spans the letters summed over, m x's other
+    letters, n the kernel's, and shared those of both that the output keeps; letters of x
+    alone that the output drops are summed first."""
+    from .. import ops
+
+    dims = {**dict(zip(xs, x.shape)), **dict(zip(ws, kernel.shape))}
+    gone = [i for i, c in enumerate(xs) if c not in ws and c not in zs]
+    if gone:
+        x = ops.sum(x, axis=tuple(gone))
+        xs = "".join(c for c in xs if c in ws or c in zs)
+    shared = "".join(c for c in xs[1:] if c in ws and c in zs)
+    summed = "".join(c for c in xs[1:] if c in ws and c not in zs)
+    rows = "".join(c for c in xs[1:] if c not in ws)
+    cols = "".join(c for c in ws if c not in xs)
+    x = _permute(x, xs, xs[0] + shared + rows + summed)
+    kernel = _permute(kernel, ws, shared + summed + cols)
+    s = tuple(dims[c] for c in shared)
+
+    def size(letters):
+        return math.prod(dims[c] for c in letters)
+    y = ops.matmul(ops.reshape(x, (-1,) + s + (size(rows), size(summed))),
+                   ops.reshape(kernel, s + (size(summed), size(cols))))
+    y = ops.reshape(y, (-1,) + tuple(dims[c] for c in shared + rows + cols))
+    return _permute(y, xs[0] + shared + rows + cols, zs)
+
+
+def _permute(t, have: str, want: str):
+    """t with its axes (lettered `have`) in the order of `want`."""
+    from .. import ops
+    return t if have == want else ops.transpose(t, [have.index(c) for c in want])
 
 
 class Activation(Layer):
