@@ -243,3 +243,27 @@ def test_sequential_input_output_and_layer_outputs_build_feature_extractors():
         _ = lazy.input
     lazy.predict(x, verbose=0)
     assert lazy.output.shape == (None, 2)
+
+
+def test_ops_on_weights_alone_in_a_traced_call_read_the_weights_at_every_step():
+    """ops.reshape / ops.transpose of a weight, with no input among the operands, inside a
+    traced call(): the graph reads the weight, so training moves it and predict follows it (it
+    used to run once at trace time and keep the values as a constant: no training, no error)."""
+    class Projection(pynn.layers.Layer):
+        def build(self, shape):
+            self.w = self.add_weight(shape=(shape[-1], 3), initializer="ones")
+
+        def call(self, x):
+            w = pynn.ops.transpose(pynn.ops.transpose(pynn.ops.reshape(self.w, (-1, 3))))
+            return pynn.ops.matmul(x, w * 2.0)
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((8, 4), np.float32), rng.random((8, 3), np.float32)
+    inp = pynn.Input((4,))
+    model = pynn.Model(inp, Projection()(inp))
+    model.compile(optimizer="sgd", loss="mse")
+    before = model.get_weights()[0].copy()
+    model.fit(x, y, epochs=2, verbose=0)
+    after = model.get_weights()[0]
+    assert not np.allclose(before, after)
+    np.testing.assert_allclose(model.predict(x, verbose=0), x @ (after * 2.0), rtol=1e-5)

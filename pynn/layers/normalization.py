@@ -209,15 +209,11 @@ def _check_axes(axes: list, input_shape, who: str, axis) -> list:
 
 def _weight_as(weight, shape: list):
     """A weight read in call(), shaped to broadcast against an input of `shape` (its sizes
-    where the weight's axes are, 1 elsewhere); as it is when it broadcasts already.
-
-    The weight is reshaped after `weight * 1.0`, which reads it as a node of the traced graph
-    (or a Tensor on the tape, on data): pynn.ops.reshape of the Variable itself would run at
-    once and keep its present values as a constant of the graph, which no training updates."""
+    where the weight's axes are, 1 elsewhere); as it is when it broadcasts already."""
     kept = [d for d in shape if d != 1]
     if list(weight.shape) == kept and shape[len(shape) - len(kept):] == kept:
         return weight
-    return ops.reshape(weight * 1.0, shape)
+    return ops.reshape(weight, shape)
 
 
 class GroupNormalization(Layer):

@@ -19,12 +19,18 @@ from ..tensor import Tensor
 
 
 def is_symbolic(*values) -> bool:
-    """Whether any value (or a value in a list or tuple) is a symbolic tensor."""
+    """Whether any value (or a value in a list or tuple) is a symbolic tensor, or a layer's
+    weight read while a call() is traced: an op on weights alone is then a node that reads them
+    at every step, not a constant of their values of now (which training would never change)."""
+    weights = False
     for v in values:
-        if isinstance(v, KerasTensor):
-            return True
-        if isinstance(v, (list, tuple)) and any(isinstance(x, KerasTensor) for x in v):
-            return True
+        for x in v if isinstance(v, (list, tuple)) else (v,):
+            if isinstance(x, KerasTensor):
+                return True
+            weights = weights or isinstance(x, Variable)
+    if weights:
+        from ..layers import tracing
+        return tracing.tracing()
     return False
 
 
