@@ -267,3 +267,22 @@ def test_ops_on_weights_alone_in_a_traced_call_read_the_weights_at_every_step():
     after = model.get_weights()[0]
     assert not np.allclose(before, after)
     np.testing.assert_allclose(model.predict(x, verbose=0), x @ (after * 2.0), rtol=1e-5)
+
+
+def test_training_given_to_a_model_reaches_layers_whose_call_does_not_take_it():
+    """A model called with training= passes it on; a custom layer whose call() has no
+    `training` argument is called without it, as Keras does (it raised TypeError)."""
+    class Double(pynn.layers.Layer):
+        def call(self, x):
+            return x * 2.0
+
+    i = pynn.Input((4,))
+    inner = pynn.Model(i, Double()(i))
+    j = pynn.Input((4,))
+    outer = pynn.Model(j, inner(j, training=True))
+    x = np.ones((2, 4), np.float32)
+    np.testing.assert_array_equal(outer.predict(x, verbose=0), 2 * x)
+    k = pynn.Input((4,))
+    np.testing.assert_array_equal(
+        pynn.Model(k, Double()(k, training=False)).predict(x, verbose=0), 2 * x)
+    np.testing.assert_array_equal(np.asarray(Double()(x, training=True)), 2 * x)

@@ -584,6 +584,10 @@ class Layer:
         if not tensors:
             with tracing.eager_call(self):
                 return self._call_traced_eager(args, kwargs)
+        if "training" in kwargs and not _takes_arg(type(self).call, "training"):
+            # Keras passes training= only to a call() that takes it (a model called with
+            # training= hands it to each of its layers)
+            kwargs = {k: v for k, v in kwargs.items() if k != "training"}
         if not self.built:
             first = args[0] if args else next(iter(kwargs.values()))
             self._build_for(first)
