@@ -23,7 +23,7 @@ def t(a, nsp):  # channels-last array to a torch NC... tensor
 
 
 def back(y):  # torch NC... to channels last
-    return np.moveaxis(y.detach().numpy(), 1, -1)
+    return np.ascontiguousarray(np.moveaxis(y.detach().numpy(), 1, -1))
 
 
 @pytest.mark.parametrize("x,nsp", [(X2, 2), (X1, 1)])
@@ -156,3 +156,71 @@ def test_gradients_training_and_saving(tmp_path):
     back_model = pynn.saving.load_model(tmp_path / "m.keras")
     np.testing.assert_allclose(back_model.predict(x, verbose=0), model.predict(x, verbose=0),
                                rtol=1e-6)
+
+
+@pytest.mark.parametrize("padding,strides,output_padding", [("same", 2, None),
+                                                            ("valid", (1, 2, 3), None),
+                                                            ("valid", 2, (1, 0, 1))])
+def test_conv3d_transpose_matches_torch(padding, strides, output_padding):
+    layer = layers.Conv3DTranspose(3, (2, 3, 2), strides=strides, padding=padding,
+                                   output_padding=output_padding)
+    x = X3[:, :3, :4, :3]
+    y = layer(x).numpy()
+    kernel, bias = layer.get_weights()
+    assert kernel.shape == (2, 3, 2, 3, 4)
+    assert layer.compute_output_shape((None,) + x.shape[1:]) == (None,) + y.shape[1:]
+    s = (strides,) * 3 if isinstance(strides, int) else strides
+    if output_padding is None and padding == "valid":  # Keras: (n - 1) s + max(k, s)
+        output_padding = tuple(max(k, st) - k for k, st in zip((2, 3, 2), s))
+    full = F.conv_transpose3d(t(x, 3), torch.from_numpy(np.moveaxis(kernel, (-1, -2), (0, 1))
+                                                       .copy()), torch.from_numpy(bias),
+                              stride=s, output_padding=output_padding or 0)
+    full = back(full)
+    if padding == "same":  # Keras's 'same' keeps the first input * stride positions here
+        full = full[:, :y.shape[1], :y.shape[2], :y.shape[3]]
+    np.testing.assert_allclose(y, full, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("cls,nsp,fn", [
+    (layers.AdaptiveAveragePooling1D, 1, F.adaptive_avg_pool1d),
+    (layers.AdaptiveMaxPooling1D, 1, F.adaptive_max_pool1d),
+    (layers.AdaptiveAveragePooling2D, 2, F.adaptive_avg_pool2d),
+    (layers.AdaptiveMaxPooling2D, 2, F.adaptive_max_pool2d),
+    (layers.AdaptiveAveragePooling3D, 3, F.adaptive_avg_pool3d),
+    (layers.AdaptiveMaxPooling3D, 3, F.adaptive_max_pool3d)])
+def test_adaptive_pools_match_torch(cls, nsp, fn):
+    x = {1: X1, 2: X2, 3: X3}[nsp]
+    size = (3, 4, 2)[:nsp]
+    layer = cls(size)
+    np.testing.assert_allclose(layer(x).numpy(), back(fn(t(x, nsp), size)), rtol=1e-5,
+                               atol=1e-6)
+    first = cls(size, data_format="channels_first")
+    np.testing.assert_allclose(first(np.moveaxis(x, -1, 1)).numpy(),
+                               np.moveaxis(layer(x).numpy(), -1, 1), rtol=1e-5, atol=1e-6)
+    assert cls.from_config(layer.get_config()).output_size == size
+
+
+def test_adaptive_max_pool_gradient_matches_torch():
+    xt = t(X2, 2).requires_grad_(True)
+    g = RNG.standard_normal((2, 3, 2, 4)).astype(np.float32)
+    (F.adaptive_max_pool2d(xt, (2, 4)) * torch.from_numpy(g)).sum().backward()
+    x = pynn.Variable(X2)
+    with pynn.GradientTape() as tape:
+        loss = pynn.ops.sum(layers.AdaptiveMaxPooling2D((2, 4))(x) * back(torch.from_numpy(g)))
+    (dx,) = tape.gradient(loss, [x])
+    np.testing.assert_allclose(np.asarray(dx), back(xt.grad), rtol=1e-6)
+
+
+def test_conv3d_transpose_and_adaptive_pool_train_and_pass_the_gradient_check():
+    pynn.utils.set_random_seed(0)
+    model = pynn.Sequential([
+        pynn.Input((2, 3, 2, 1)), layers.Conv3DTranspose(2, 2, strides=2, activation="tanh"),
+        layers.AdaptiveAveragePooling3D((2, 2, 1)), layers.Flatten(), layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    x = RNG.standard_normal((3, 2, 3, 2, 1)).astype(np.float32)
+    y = RNG.standard_normal((3, 1)).astype(np.float32)
+    grad_check(model, x, y)
+    history = model.fit(x, y, epochs=20, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    with pytest.raises(ValueError, match="output_padding"):
+        layers.Conv3DTranspose(2, 3, strides=2, output_padding=2)

@@ -4,6 +4,7 @@ from . import activations as _activations
 from . import convolutional_ops as _convolutional_ops
 from . import merging as _merging
 from . import normalization as _normalization
+from . import preprocessing as _preprocessing
 from . import regularization as _regularization
 from . import reshaping as _reshaping
 from .activations import *  # noqa: F403
@@ -11,7 +12,17 @@ from .attention import AdditiveAttention, Attention, MultiHeadAttention
 from .base import Layer
 from .convolutional import Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose
 from .convolutional_ops import *  # noqa: F403
-from .core import Activation, Dense, EinsumDense, Embedding, Lambda, PositionEmbedding
+from .core import (
+    Activation,
+    Dense,
+    EinsumDense,
+    Embedding,
+    Lambda,
+    PositionEmbedding,
+    Wrapper,
+    deserialize,
+    serialize,
+)
 from .input_layer import Input, InputLayer, KerasTensor
 from .merging import *  # noqa: F403
 from .normalization import *  # noqa: F403
@@ -25,6 +36,7 @@ from .pooling import (
                       MaxPooling1D,
                       MaxPooling2D,
 )
+from .preprocessing import *  # noqa: F403
 from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN, TimeDistributed
 from .regularization import *  # noqa: F403
 from .reshaping import *  # noqa: F403
@@ -38,7 +50,8 @@ Convolution1D, Convolution2D = Conv1D, Conv2D
 Convolution1DTranspose, Convolution2DTranspose = Conv1DTranspose, Conv2DTranspose
 __all__ = ["Activation", "AdditiveAttention", "Attention", "AveragePooling1D",
            "AveragePooling2D", "Bidirectional", "Conv1D", "Conv2D", "Conv1DTranspose",
-           "Conv2DTranspose", "Dense", "EinsumDense", "Embedding",
+           "Conv2DTranspose", "Dense", "EinsumDense", "Embedding", "Wrapper", "deserialize",
+           "serialize",
            "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D",
            "GlobalMaxPooling2D", "GRU", "Input", "InputLayer", "KerasTensor", "Lambda",
            "Layer", "LSTM", "MaxPooling1D", "MaxPooling2D", "MultiHeadAttention",
@@ -47,4 +60,5 @@ __all__ = ["Activation", "AdditiveAttention", "Attention", "AveragePooling1D",
            "GlobalMaxPool1D", "GlobalMaxPool2D", "Convolution1D", "Convolution2D",
            "Convolution1DTranspose", "Convolution2DTranspose"] + [
     *_activations.__all__, *_convolutional_ops.__all__, *_merging.__all__,
-    *_normalization.__all__, *_regularization.__all__, *_reshaping.__all__]
+    *_normalization.__all__, *_preprocessing.__all__, *_regularization.__all__,
+    *_reshaping.__all__]

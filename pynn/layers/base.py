@@ -64,7 +64,9 @@ class Variable(np.ndarray):
 
     def __new__(cls, value, name: str = "variable", path: str | None = None,
                 trainable: bool = True):
-        obj = np.asarray(value, dtype=np.float32).view(cls)
+        a = np.asarray(value, dtype=np.float32)
+        # contiguous (copy() keeps the shape, 0-d too): the core reads a variable as one block
+        obj = (a if a.flags.c_contiguous else a.copy()).view(cls)
         obj._name, obj._path, obj._trainable = name, path or name, trainable
         return obj
 
@@ -701,13 +703,13 @@ class Layer:
         from ..tensor import Tensor
 
         def conv(v):
-            if isinstance(v, Tensor) or isinstance(v, Variable):
+            if isinstance(v, Tensor):
                 return v
-            if isinstance(v, np.ndarray):
+            if isinstance(v, np.ndarray):  # a Variable too: its leaf, which the tape tracks
                 return as_tensor(v)
             if isinstance(v, (list, tuple)) and v and all(
                     isinstance(x, (np.ndarray, Tensor)) for x in v):
-                return [conv(x) for x in v]  # Variables stay Variables: the tape tracks them
+                return [conv(x) for x in v]
             return v
         from . import tracing
         args = tuple(conv(a) for a in args)

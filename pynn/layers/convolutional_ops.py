@@ -1,8 +1,8 @@
 """Convolutions written with pynn.ops, as Keras writes its own: depthwise, separable and 3-D
-convolutions, 3-D pooling. Each layer's `call()` is traced into the core graph like a user
-layer's (the taps of the window are strided slices, concatenated and multiplied out), so they
-train, save and run in the core; the 1-D and 2-D convolutions and pools of convolutional.py and
-pooling.py are single core ops instead, and faster.
+convolutions (transposed too), 3-D and adaptive pooling. Each layer's `call()` is traced into
+the core graph like a user layer's (the taps of the window are strided slices, concatenated and
+multiplied out), so they train, save and run in the core; the 1-D and 2-D convolutions and pools
+of convolutional.py and pooling.py are single core ops instead, and faster.
 """
 
 from .. import activations, initializers, ops, regularizers
@@ -12,6 +12,7 @@ from .convolutional import (
     normalize_data_format,
     normalize_padding,
     normalize_tuple,
+    transpose_geometry,
 )
 
 
@@ -325,6 +326,87 @@ class Conv3D(_WindowConv):
                 "kernel_regularizer": regularizers.serialize(self.kernel_regularizer)}
 
 
+class Conv3DTranspose(_WindowConv):
+    """The transposed 3-D convolution over (batch, depth, height, width, channels) volumes:
+    (batch, *spatial * strides, filters) with padding 'same'. The kernel is (kd, kh, kw, filters,
+    in_channels), as in Keras.
+
+    Args:
+        filters: the output channels.
+        kernel_size, strides, dilation_rate: an int or (depth, height, width).
+        padding: 'valid' or 'same'. output_padding: None, or extra rows at the end of each axis.
+        Other arguments as for Conv3D.
+
+    Example:
+        >>> pynn.layers.Conv3DTranspose(4, 3, strides=2, padding="same").compute_output_shape(
+        ...     (None, 4, 4, 4, 2))
+        (None, 8, 8, 8, 4)
+    """
+
+    rank = 3
+
+    def __init__(self, filters: int, kernel_size, strides=1, padding="valid", data_format=None,
+                 output_padding=None, dilation_rate=1, activation=None, use_bias: bool = True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(**kwargs)
+        who = self._who()
+        _refuse(who, activity_regularizer=activity_regularizer,
+                kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)
+        if isinstance(filters, bool) or not isinstance(filters, int) or filters < 1:
+            raise ValueError(f"{who}: filters must be a positive int, got {filters!r}")
+        self._geometry(kernel_size, strides, padding, data_format, dilation_rate)
+        self.output_padding = (None if output_padding is None else normalize_tuple(
+            output_padding, 3, "output_padding", who, allow_zero=True))
+        if self.output_padding is not None and any(
+                p >= s for p, s in zip(self.output_padding, self.strides)):
+            raise ValueError(f"{who}: output_padding {self.output_padding} must be smaller "
+                             f"than strides {self.strides}")
+        self.filters = filters
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+
+    def _out_channels(self, input_shape) -> int:
+        self._channels(input_shape)
+        return self.filters
+
+    def compute_output_shape(self, input_shape):
+        first = self.data_format == "channels_first"
+        self._channels(input_shape)
+        pads = self.output_padding or (None,) * 3
+        spatial = tuple(None if n is None else transpose_geometry(n, k, s, d, self.padding, p)[0]
+                        for n, k, s, d, p in zip(input_shape[2:] if first else input_shape[1:-1],
+                                                 self.kernel_size, self.strides,
+                                                 self.dilation_rate, pads))
+        return ((input_shape[0], self.filters, *spatial) if first
+                else (input_shape[0], *spatial, self.filters))
+
+    def build(self, input_shape) -> None:
+        c = self._channels(input_shape)
+        self.kernel = self.add_weight(self.kernel_size + (self.filters, c),
+                                      self.kernel_initializer, name="kernel",
+                                      regularizer=self.kernel_regularizer)
+        if self.use_bias:
+            self.bias = self.add_weight((self.filters,), self.bias_initializer, name="bias",
+                                        regularizer=self.bias_regularizer)
+
+    def call(self, inputs):
+        y = ops.conv_transpose(inputs, self.kernel, self.strides, self.padding,
+                               self.output_padding, self.data_format, self.dilation_rate)
+        return self._finish(y)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "filters": self.filters,
+                "output_padding": self.output_padding, **self._window_config(),
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer)}
+
+
 class _Pool3D(Layer):
     """Max or average pooling over (batch, depth, height, width, channels) volumes."""
 
@@ -442,11 +524,105 @@ class GlobalMaxPooling3D(_GlobalPool3D):
     reduce = "max"
 
 
-Convolution3D = Conv3D
+class _AdaptivePool(Layer):
+    """Pools each spatial axis into output_size windows: window i of an axis of length n spans
+    [floor(i n / out), ceil((i + 1) n / out)), as Keras and PyTorch define adaptive pooling;
+    the windows' means or maxima are concatenated along the axis."""
+
+    rank = 1
+    reduce = "mean"
+
+    def __init__(self, output_size, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        who = f"{type(self).__name__} '{self.name}'"
+        self.output_size = normalize_tuple(output_size, self.rank, "output_size", who)
+        self.data_format = normalize_data_format(data_format, who, channels_first=True)
+
+    def _axes(self) -> tuple:
+        start = 2 if self.data_format == "channels_first" else 1
+        return tuple(range(start, start + self.rank))
+
+    def compute_output_shape(self, input_shape):
+        if len(input_shape) != self.rank + 2:
+            raise ValueError(f"{type(self).__name__} '{self.name}': expects inputs of rank "
+                             f"{self.rank + 2}, got {tuple(input_shape)}")
+        out = list(input_shape)
+        for axis, size in zip(self._axes(), self.output_size):
+            out[axis] = size
+        return tuple(out)
+
+    def call(self, inputs):
+        fn = ops.mean if self.reduce == "mean" else ops.max
+        x = inputs
+        for axis, out in zip(self._axes(), self.output_size):
+            n = ops.shape(x)[axis]
+            if n is None:
+                raise ValueError(f"{type(self).__name__} '{self.name}': the pooled axes' "
+                                 f"lengths must be known, got {ops.shape(inputs)}")
+            pieces = []
+            for i in range(out):
+                lo, hi = (i * n) // out, -((-(i + 1) * n) // out)
+                key = (slice(None),) * axis + (slice(lo, hi),)
+                pieces.append(fn(x[key], axis=axis, keepdims=True))
+            x = pieces[0] if out == 1 else ops.concatenate(pieces, axis=axis)
+        return x
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "output_size": self.output_size,
+                "data_format": self.data_format}
+
+
+class AdaptiveAveragePooling1D(_AdaptivePool):
+    """The mean over output_size adaptive windows of (batch, steps, channels) sequences.
+
+    Example:
+        >>> pynn.layers.AdaptiveAveragePooling1D(3).compute_output_shape((None, 7, 2))
+        (None, 3, 2)
+    """
+
+    rank, reduce = 1, "mean"
+
+
+class AdaptiveAveragePooling2D(_AdaptivePool):
+    """The mean over (rows, cols) adaptive windows of (batch, h, w, channels) images."""
+
+    rank, reduce = 2, "mean"
+
+
+class AdaptiveAveragePooling3D(_AdaptivePool):
+    """The mean over adaptive windows of (batch, d, h, w, channels) volumes."""
+
+    rank, reduce = 3, "mean"
+
+
+class AdaptiveMaxPooling1D(_AdaptivePool):
+    """The maximum over output_size adaptive windows of (batch, steps, channels) sequences."""
+
+    rank, reduce = 1, "max"
+
+
+class AdaptiveMaxPooling2D(_AdaptivePool):
+    """The maximum over (rows, cols) adaptive windows of (batch, h, w, channels) images."""
+
+    rank, reduce = 2, "max"
+
+
+class AdaptiveMaxPooling3D(_AdaptivePool):
+    """The maximum over adaptive windows of (batch, d, h, w, channels) volumes."""
+
+    rank, reduce = 3, "max"
+
+
+Convolution3D, Convolution3DTranspose = Conv3D, Conv3DTranspose
+SeparableConvolution1D, SeparableConvolution2D = SeparableConv1D, SeparableConv2D
 MaxPool3D, AvgPool3D = MaxPooling3D, AveragePooling3D
 GlobalAvgPool3D, GlobalMaxPool3D = GlobalAveragePooling3D, GlobalMaxPooling3D
 
-__all__ = ["AveragePooling3D", "AvgPool3D", "Conv3D", "Convolution3D", "DepthwiseConv1D",
+__all__ = ["AdaptiveAveragePooling1D", "AdaptiveAveragePooling2D", "AdaptiveAveragePooling3D",
+           "AdaptiveMaxPooling1D", "AdaptiveMaxPooling2D", "AdaptiveMaxPooling3D",
+           "AveragePooling3D", "AvgPool3D", "Conv3D", "Conv3DTranspose", "Convolution3D",
+           "Convolution3DTranspose", "SeparableConvolution1D", "SeparableConvolution2D",
+           "DepthwiseConv1D",
            "DepthwiseConv2D", "GlobalAveragePooling3D", "GlobalAvgPool3D", "GlobalMaxPool3D",
            "GlobalMaxPooling3D", "MaxPool3D", "MaxPooling3D", "SeparableConv1D",
            "SeparableConv2D"]

@@ -573,3 +573,56 @@ def _takes(fn, name: str) -> bool:
         return name in inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return False
+
+
+class Wrapper(Layer):
+    """Keras's base class of layers that wrap another layer: it holds `layer`, builds it, and
+    saves it inside its own config. A subclass writes call() (with pynn.ops and self.layer),
+    as in Keras.
+
+    Args:
+        layer: the wrapped layer.
+
+    Example:
+        >>> class Twice(pynn.layers.Wrapper):
+        ...     def call(self, x):
+        ...         return self.layer(self.layer(x))
+        >>> Twice(pynn.layers.Dense(4)).layer.units
+        4
+    """
+
+    def __init__(self, layer, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(layer, Layer):
+            raise ValueError(f"{type(self).__name__} '{self.name}': layer must be a Layer, got "
+                             f"{type(layer).__name__}")
+        self.layer = layer
+
+    def build(self, input_shape=None) -> None:
+        if not self.layer.built:
+            self.layer.build(input_shape)
+        self.built = True
+
+    def get_config(self) -> dict:
+        from ..saving.serialization import serialize_keras_object
+        return {**super().get_config(), "layer": serialize_keras_object(self.layer)}
+
+    @classmethod
+    def from_config(cls, config: dict, custom_objects=None):
+        from ..saving.serialization import deserialize_keras_object
+        config = dict(config)
+        layer = deserialize_keras_object(config.pop("layer"), custom_objects)
+        return cls(layer, **config)
+
+
+def serialize(layer) -> dict:
+    """Keras's form of a layer: {module, class_name, config, registered_name}."""
+    from ..saving.serialization import serialize_keras_object
+    return serialize_keras_object(layer)
+
+
+def deserialize(config: dict, custom_objects: dict | None = None):
+    """The layer `serialize` described (pynn's classes, registered ones or custom_objects;
+    nothing is imported or evaluated)."""
+    from ..saving.serialization import deserialize_keras_object
+    return deserialize_keras_object(config, custom_objects, kind="layer")
