@@ -144,7 +144,7 @@ def test_dropout_rate_zero_and_model_with_dropout_match_torch_without_it():
     (lambda: layers.Dropout(-0.1), "rate"),
     (lambda: layers.BatchNormalization(momentum=1.5), "momentum"),
     (lambda: layers.BatchNormalization(epsilon=0.0), "epsilon"),
-    (lambda: layers.BatchNormalization(axis=1), "axis"),
+    (lambda: layers.BatchNormalization(axis=[1, 2]), "axis"),
 ])
 def test_bad_arguments_raise_value_error(make, match):
     with pytest.raises(ValueError, match=match):

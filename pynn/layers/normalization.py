@@ -1,6 +1,7 @@
-"""BatchNormalization over the last (channel) axis and LayerNormalization over the last axis,
+"""BatchNormalization over any one (channel) axis and LayerNormalization over the last axis,
 as Keras 3 computes them; GroupNormalization, UnitNormalization and RMSNormalization, written
-with pynn.ops (each a `call()` traced into core ops) as Keras 3 writes them."""
+with pynn.ops (each a `call()` traced into core ops) as Keras 3 writes them. SpectralNormalization
+is declared and refused (see its docstring)."""
 
 from .. import initializers, ops, regularizers
 from ..utils.shape_utils import shape_str
@@ -15,8 +16,12 @@ class BatchNormalization(Layer):
     `moving = moving * momentum + batch_statistic * (1 - momentum)`. They are non-trainable
     weights, listed after gamma and beta as in Keras.
 
+    The core's batch_norm op normalises the last axis. With another channel axis (axis=1 after a
+    Conv2D with data_format="channels_first") the input is transposed to put that axis last and
+    the output back, around the same op; the weights are the same (channels,) vectors.
+
     Args:
-        axis: the channel axis; only the last (-1) is supported.
+        axis: the channel axis (-1), an int (or a list of one int); not the batch axis.
         momentum: of the moving averages (0.99).
         epsilon: added to the variance (0.001).
         center: learn beta. scale: learn gamma.
@@ -25,7 +30,9 @@ class BatchNormalization(Layer):
         beta_regularizer, gamma_regularizer: L1/L2 penalties.
 
     Example:
-        >>> layer = pynn.layers.BatchNormalization()
+        >>> layer = pynn.layers.BatchNormalization(axis=1)  # (batch, channels, h, w) images
+        >>> layer(np.ones((2, 3, 4, 4), np.float32)).shape
+        (2, 3, 4, 4)
     """
 
     def __init__(self, axis=-1, momentum: float = 0.99, epsilon: float = 0.001,
@@ -36,15 +43,18 @@ class BatchNormalization(Layer):
                  synchronized: bool = False, **kwargs):
         super().__init__(**kwargs)
         who = f"BatchNormalization '{self.name}'"
-        if axis not in (-1, [-1], (-1,)):
-            raise ValueError(f"{who}: only axis=-1 (channels last) is supported, got {axis!r}")
+        axes = _axes_of(axis, "axis", who)
+        if len(axes) != 1:
+            raise ValueError(f"{who}: normalises along one channel axis; a list of several "
+                             f"axes is not supported, got axis={axis!r}")
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"{who}: momentum must be in [0, 1], got {momentum!r}")
         if not epsilon > 0.0:
             raise ValueError(f"{who}: epsilon must be > 0, got {epsilon!r}")
         if beta_constraint is not None or gamma_constraint is not None:
             raise ValueError(f"{who}: constraints are not supported")
-        self.axis, self.momentum, self.epsilon = -1, float(momentum), float(epsilon)
+        self.axis, self.momentum, self.epsilon = axes[0], float(momentum), float(epsilon)
+        self._from_end = -1  # the channel axis counted from the end of the input (set by build)
         self.center, self.scale = bool(center), bool(scale)
         self.beta_initializer = initializers.get(beta_initializer)
         self.gamma_initializer = initializers.get(gamma_initializer)
@@ -53,11 +63,24 @@ class BatchNormalization(Layer):
         self.beta_regularizer = regularizers.get(beta_regularizer)
         self.gamma_regularizer = regularizers.get(gamma_regularizer)
 
+    def _channel_axis(self, input_shape) -> int:
+        """The channel axis as an index of an input of `input_shape` (ValueError when it is out
+        of range or the batch axis)."""
+        axis = _check_axes([self.axis], input_shape, _who(self), self.axis)[0]
+        if axis == 0:
+            raise ValueError(f"{_who(self)}: axis={self.axis} is the batch axis of an input "
+                             f"{shape_str(input_shape)}; give the channel axis")
+        return axis
+
     def build(self, input_shape) -> None:
-        if len(input_shape) < 2 or input_shape[-1] is None:
-            raise ValueError(f"BatchNormalization '{self.name}': the last axis of the input "
-                             f"must be known, got {shape_str(input_shape)}")
-        c = (input_shape[-1],)
+        axis = self._channel_axis(input_shape)
+        if input_shape[axis] is None:
+            raise ValueError(f"{_who(self)}: axis {self.axis} of the input must have a known "
+                             f"size, got an input of shape {shape_str(input_shape)}")
+        # counted from the end, so the axis stays the channels' when a wrapper (TimeDistributed)
+        # lowers the layer on an input with more leading axes
+        self._from_end = axis - len(input_shape)
+        c = (input_shape[axis],)
         if self.scale:
             self.add_weight(c, self.gamma_initializer, regularizer=self.gamma_regularizer,
                             name="gamma")
@@ -69,12 +92,25 @@ class BatchNormalization(Layer):
                         name="moving_variance")
         self.built = True
 
+    def compute_output_shape(self, input_shape):
+        self._channel_axis(input_shape)
+        return tuple(input_shape)
+
     def lower(self, core, node: int) -> int:
+        # the core op normalises the last axis; another channel axis is moved last and back
+        rank = len(core.node_shape(node))  # per sample
+        axis = rank + self._from_end
+        if axis != rank - 1:
+            order = (*range(axis), *range(axis + 1, rank), axis)
+            node, _ = core.add_node("transpose", (node,), (), order)
         # A frozen layer (trainable=False) normalises with its moving statistics in fit too, as
         # Keras runs it in inference mode.
         node, _ = core.add_node("batch_norm", (node,), tuple(self._var_ids),
                                 (int(self.scale), int(self.center), int(not self.trainable)),
                                 (self.momentum, self.epsilon))
+        if axis != rank - 1:
+            back = (*range(axis), rank - 1, *range(axis, rank - 1))
+            node, _ = core.add_node("transpose", (node,), (), back)
         return node
 
     def get_config(self) -> dict:
@@ -409,5 +445,44 @@ class RMSNormalization(Layer):
         return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon}
 
 
+class SpectralNormalization(Layer):
+    """Keras 3's wrapper that divides a layer's kernel by its spectral norm (Miyato et al.,
+    2018): not supported yet, it raises NotImplementedError.
+
+    What Keras computes: `vector_u`, a non-trainable (1, units) weight, starts at random; each
+    training call runs `power_iterations` steps of `v = normalize(u W^T)`,
+    `u = normalize(v W)` on the kernel W seen as (-1, units), takes `sigma = v W u^T` (u and v
+    without gradient), computes the wrapped layer with `W / sigma`, and writes the new u back
+    into `vector_u`, so the next step starts from it and sigma converges to W's largest
+    singular value over training. In inference the wrapped layer runs as it is.
+
+    Why pynn refuses it: a model's training step (fit, train_on_batch, a model called with
+    training=True) runs as one core graph, and the core has no op that writes a value computed
+    in the graph into a variable (batch_norm updates its own moving statistics, nothing else
+    can). Without that write every step would start again from the initial u, and one power
+    iteration from a random vector is not the sigma Keras reaches: training would silently
+    differ from Keras. The forward and its gradient need only pynn.ops (matmul, normalize,
+    stop_gradient, divide, then the wrapped layer's op); the missing piece is a core op that
+    assigns a node's value to a variable in training runs.
+
+    Args:
+        layer: the wrapped layer (one with a `kernel`, such as Dense or Conv2D, or Embedding's
+            `embeddings`).
+        power_iterations: power iteration steps per training call (1).
+
+    Example:
+        >>> pynn.layers.SpectralNormalization(pynn.layers.Dense(4))
+        Traceback (most recent call last):
+        NotImplementedError: SpectralNormalization (of a Dense) is not supported yet: ...
+    """
+
+    def __init__(self, layer, power_iterations: int = 1, **kwargs):
+        raise NotImplementedError(
+            f"SpectralNormalization (of a {type(layer).__name__}) is not supported yet: it must "
+            "write its power-iteration vector (vector_u) in every training step, and pynn's core "
+            "cannot write a variable from a model's graph, so training would silently differ "
+            "from Keras")
+
+
 __all__ = ["BatchNormalization", "GroupNormalization", "LayerNormalization", "RMSNormalization",
-           "UnitNormalization"]
+           "SpectralNormalization", "UnitNormalization"]
