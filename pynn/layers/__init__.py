@@ -5,6 +5,7 @@ from . import convolutional_ops as _convolutional_ops
 from . import merging as _merging
 from . import normalization as _normalization
 from . import preprocessing as _preprocessing
+from . import recurrent as _recurrent
 from . import regularization as _regularization
 from . import reshaping as _reshaping
 from .activations import *  # noqa: F403
@@ -37,7 +38,7 @@ from .pooling import (
                       MaxPooling2D,
 )
 from .preprocessing import *  # noqa: F403
-from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN, TimeDistributed
+from .recurrent import *  # noqa: F403
 from .regularization import *  # noqa: F403
 from .reshaping import *  # noqa: F403
 
@@ -49,16 +50,16 @@ GlobalMaxPool1D, GlobalMaxPool2D = GlobalMaxPooling1D, GlobalMaxPooling2D
 Convolution1D, Convolution2D = Conv1D, Conv2D
 Convolution1DTranspose, Convolution2DTranspose = Conv1DTranspose, Conv2DTranspose
 __all__ = ["Activation", "AdditiveAttention", "Attention", "AveragePooling1D",
-           "AveragePooling2D", "Bidirectional", "Conv1D", "Conv2D", "Conv1DTranspose",
+           "AveragePooling2D", "Conv1D", "Conv2D", "Conv1DTranspose",
            "Conv2DTranspose", "Dense", "EinsumDense", "Embedding", "Wrapper", "deserialize",
            "serialize",
            "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D",
-           "GlobalMaxPooling2D", "GRU", "Input", "InputLayer", "KerasTensor", "Lambda",
-           "Layer", "LSTM", "MaxPooling1D", "MaxPooling2D", "MultiHeadAttention",
-           "PositionEmbedding", "SimpleRNN", "TimeDistributed", "AvgPool1D",
+           "GlobalMaxPooling2D", "Input", "InputLayer", "KerasTensor", "Lambda",
+           "Layer", "MaxPooling1D", "MaxPooling2D", "MultiHeadAttention",
+           "PositionEmbedding", "AvgPool1D",
            "AvgPool2D", "MaxPool1D", "MaxPool2D", "GlobalAvgPool1D", "GlobalAvgPool2D",
            "GlobalMaxPool1D", "GlobalMaxPool2D", "Convolution1D", "Convolution2D",
            "Convolution1DTranspose", "Convolution2DTranspose"] + [
     *_activations.__all__, *_convolutional_ops.__all__, *_merging.__all__,
-    *_normalization.__all__, *_preprocessing.__all__, *_regularization.__all__,
-    *_reshaping.__all__]
+    *_normalization.__all__, *_preprocessing.__all__, *_recurrent.__all__,
+    *_regularization.__all__, *_reshaping.__all__]

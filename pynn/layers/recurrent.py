@@ -1,14 +1,16 @@
-"""Recurrent layers: SimpleRNN, LSTM, GRU, and the wrappers Bidirectional and TimeDistributed.
+"""Recurrent layers: SimpleRNN, LSTM, GRU, Keras's generic RNN(cell) with SimpleRNNCell,
+LSTMCell, GRUCell and StackedRNNCells, and the wrappers Bidirectional and TimeDistributed.
 
 Each recurrent layer lowers to one core op that runs the whole sequence (forward and
 backpropagation through time, csrc/core/ops_rnn.c). With return_state the op's per-sample output
 packs the sequence output and the final states, and one `slice` op per output takes them apart,
-so the layer has several outputs in the functional API.
+so the layer has several outputs in the functional API. RNN(cell) runs the built-in cells as
+those ops, and unrolls any other cell into the graph one timestep at a time.
 """
 
 import numpy as np
 
-from .. import _core, activations, initializers, regularizers
+from .. import _core, activations, initializers, ops, random, regularizers
 from ..utils.shape_utils import shape_str
 from .base import Layer
 
@@ -37,9 +39,9 @@ def _rate(v, who: str, arg: str) -> float:
     return float(v)
 
 
-class RNN(Layer):
-    """Base of SimpleRNN, LSTM and GRU: the arguments they share, shapes and lowering. (Not
-    Keras's `RNN(cell)`, which pynn does not have: it is not exported.)
+class _FusedRNN(Layer):
+    """Base of SimpleRNN, LSTM and GRU: the arguments they share, shapes and lowering. (Keras's
+    generic `RNN(cell)` is `RNN` below; it lowers built-in cells to these layers' ops.)
 
     Subclasses set `op` (the core op), `gates` and `n_states`.
     """
@@ -205,7 +207,7 @@ def _slice(core, node: int, offset: int, shape: tuple) -> int:
     return out
 
 
-class SimpleRNN(RNN):
+class SimpleRNN(_FusedRNN):
     """Fully connected RNN: `h_t = activation(x_t W + h_{t-1} U + b)`.
 
     Args:
@@ -243,7 +245,7 @@ class SimpleRNN(RNN):
         return config
 
 
-class LSTM(RNN):
+class LSTM(_FusedRNN):
     """Long short-term memory (Hochreiter 1997), Keras 3's: gates i, f, c, o in that column
     order of `kernel` (features, 4 units), `recurrent_kernel` (units, 4 units) and `bias`.
 
@@ -289,7 +291,7 @@ class _ForgetBias(initializers.Initializer):
                                self.base((2 * u,))]).astype(np.float32)
 
 
-class GRU(RNN):
+class GRU(_FusedRNN):
     """Gated recurrent unit (Cho 2014), Keras 3's: gates z, r, h in that column order.
 
     Args:
@@ -317,6 +319,773 @@ class GRU(RNN):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "reset_after": self.reset_after}
+
+
+# ---- cells and the generic RNN ---------------------------------------------------------------
+# Keras's cell API: a cell computes one timestep, `call(inputs, states) -> (output, new_states)`,
+# and RNN(cell) runs it over the sequence. The built-in cells are written with pynn.ops (so they
+# also run alone, on data); RNN lowers them to the fused ops above, and unrolls any other cell
+# step by step while its call() is traced (one set of ops per timestep, all in the core graph).
+
+
+def _cell_act(identifier, who: str, arg: str) -> str:
+    """An activation's name: any of pynn.activations, or 'hard_sigmoid' (Keras 3's)."""
+    if identifier == "hard_sigmoid" or identifier is ops.hard_sigmoid:
+        return "hard_sigmoid"
+    try:
+        return activations.serialize(activations.get(identifier))
+    except ValueError as e:
+        raise ValueError(f"{who}: {arg}: {e}") from None
+
+
+def _act_fn(name: str):
+    return ops.hard_sigmoid if name == "hard_sigmoid" else activations.get(name)
+
+
+def _core_runs(name: str) -> bool:
+    """Whether the fused recurrent ops run this activation (else its cell runs unrolled)."""
+    try:
+        _core.op_code("rnn_activation", name)
+    except ValueError:
+        return False
+    return True
+
+
+def _flat_sizes(state_size) -> list:
+    """A cell's state_size (an int, or nested lists of them) as the list of state widths."""
+    if isinstance(state_size, (list, tuple)):
+        return [d for s in state_size for d in _flat_sizes(s)]
+    return [int(state_size)]
+
+
+def _flatten(states) -> list:
+    """Nested lists and tuples of tensors as one flat list (None: an empty one)."""
+    if states is None:
+        return []
+    if isinstance(states, (list, tuple)):
+        return [t for s in states for t in _flatten(s)]
+    return [states]
+
+
+def _pack(flat: list, state_size) -> list:
+    """Flat states in the structure a cell takes: a list with, for each entry of a list
+    state_size, one tensor (an int) or a list (a nested list, a stacked cell's)."""
+    sizes = state_size if isinstance(state_size, (list, tuple)) else [state_size]
+    out, k = [], 0
+    for s in sizes:
+        n = len(_flat_sizes(s))
+        out.append(_pack(flat[k:k + n], s) if isinstance(s, (list, tuple)) else flat[k])
+        k += n
+    return out
+
+
+def _takes_training(cell) -> bool:
+    from .base import _takes_arg
+    return _takes_arg(type(cell).call, "training")
+
+
+def _step(cell, inputs, states, training):
+    """One timestep of `cell`: (output, new states as a list)."""
+    kwargs = {"training": training} if _takes_training(cell) else {}
+    output, new_states = cell.call(inputs, states, **kwargs)
+    if not isinstance(new_states, (list, tuple)):
+        new_states = [new_states]
+    return output, list(new_states)
+
+
+def _output_size(cell) -> int:
+    size = getattr(cell, "output_size", None)
+    return int(size) if size is not None else _flat_sizes(cell.state_size)[0]
+
+
+def _check_cell(cell, who: str) -> None:
+    if not isinstance(cell, Layer) or not callable(getattr(cell, "call", None)):
+        raise ValueError(f"{who}: a cell must be a Layer with a call(inputs, states) method, got "
+                         f"{type(cell).__name__}")
+    size = getattr(cell, "state_size", None)
+    try:
+        ok = size is not None and all(d > 0 for d in _flat_sizes(size))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{who}: cell {type(cell).__name__} '{cell.name}' needs a state_size "
+                         f"attribute (a positive int, or a list of them), got {size!r}")
+
+
+def _reset_dropout_masks(cell) -> None:
+    """Keras's RNN does this before and after each sequence: its cells draw new masks."""
+    if isinstance(cell, _DropoutCell):
+        cell.reset_dropout_mask()
+        cell.reset_recurrent_dropout_mask()
+    if isinstance(cell, StackedRNNCells):
+        for inner in cell.cells:
+            _reset_dropout_masks(inner)
+
+
+class _CellCall:
+    """A cell's __call__: on data it runs call() (as any layer's); on symbolic tensors inside
+    another layer's traced call() (a cell that calls a cell), its ops join that trace. A cell
+    alone in a model's graph is refused: RNN(cell) is the layer that runs it."""
+
+    def __call__(self, *args, **kwargs):
+        from . import tracing
+        from .input_layer import KerasTensor
+        if not tracing.find_tensors((args, kwargs), KerasTensor):
+            return super().__call__(*args, **kwargs)
+        if not tracing.tracing():
+            raise NotImplementedError(
+                f"{type(self).__name__} '{self.name}' was called on symbolic tensors: a cell "
+                "computes one timestep inside a recurrent layer; use pynn.layers.RNN(cell) in "
+                "a model (or call the cell on data)")
+        if not self.built:
+            self._build_for(args[0] if args else kwargs["inputs"])
+        if not _takes_training(self):
+            kwargs.pop("training", None)
+        return self.call(*args, **kwargs)
+
+
+class _DropoutCell(_CellCall, Layer):
+    """What SimpleRNNCell, LSTMCell and GRUCell share: their arguments, weights and Keras's
+    dropout masks (DropoutRNNCell's: drawn at a sequence's first step, reused at every step).
+
+    Subclasses set `gates` and `_has_recurrent_activation`.
+    """
+
+    gates = 1
+    _has_recurrent_activation = True
+
+    def __init__(self, units: int, activation="tanh", recurrent_activation="sigmoid",
+                 use_bias: bool = True, kernel_initializer="glorot_uniform",
+                 recurrent_initializer="orthogonal", bias_initializer="zeros",
+                 kernel_regularizer=None, recurrent_regularizer=None, bias_regularizer=None,
+                 kernel_constraint=None, recurrent_constraint=None, bias_constraint=None,
+                 dropout: float = 0.0, recurrent_dropout: float = 0.0, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        who = f"{type(self).__name__} '{self.name}'"
+        if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
+            raise ValueError(f"{who}: units must be a positive int, got {units!r}")
+        for arg, v in (("kernel_constraint", kernel_constraint),
+                       ("recurrent_constraint", recurrent_constraint),
+                       ("bias_constraint", bias_constraint)):
+            if v is not None:
+                raise ValueError(f"{who}: {arg} is not supported")
+        self.units = units
+        self.activation = _cell_act(activation, who, "activation")
+        self.recurrent_activation = _cell_act(recurrent_activation, who, "recurrent_activation")
+        self.use_bias = _flag(use_bias, who, "use_bias")
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.recurrent_initializer = initializers.get(recurrent_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.dropout = _rate(dropout, who, "dropout")
+        self.recurrent_dropout = _rate(recurrent_dropout, who, "recurrent_dropout")
+        self.seed = seed
+
+    @property
+    def state_size(self):
+        return self.units
+
+    @property
+    def output_size(self) -> int:
+        return self.units
+
+    def get_initial_state(self, batch_size=None) -> list:
+        """Zeros for each state, (batch_size, units): a list, as Keras's cells give them."""
+        return [ops.zeros((batch_size, d)) for d in _flat_sizes(self.state_size)]
+
+    # -- weights --------------------------------------------------------------------------------
+    def _bias_shape(self) -> tuple:
+        return (self.gates * self.units,)
+
+    def _bias_value(self):
+        return self.bias_initializer
+
+    def build(self, input_shape) -> None:
+        features = tuple(input_shape)[-1]
+        if features is None:
+            raise ValueError(f"{type(self).__name__} '{self.name}': the number of input features "
+                             f"must be known, got {shape_str(tuple(input_shape))}")
+        gu = self.gates * self.units
+        self.kernel = self.add_weight((features, gu), self.kernel_initializer,
+                                      regularizer=self.kernel_regularizer, name="kernel")
+        self.recurrent_kernel = self.add_weight((self.units, gu), self.recurrent_initializer,
+                                                regularizer=self.recurrent_regularizer,
+                                                name="recurrent_kernel")
+        if self.use_bias:
+            self.bias = self.add_weight(self._bias_shape(), self._bias_value(),
+                                        regularizer=self.bias_regularizer, name="bias")
+        else:
+            self.bias = None
+
+    # -- dropout masks (Keras's DropoutRNNCell) -------------------------------------------------
+    def _mask(self, attr: str, rate: float, like):
+        from .input_layer import KerasTensor
+        mask = vars(self).get(attr)
+        if mask is None or isinstance(mask, KerasTensor) != isinstance(like, KerasTensor) or \
+                tuple(mask.shape) != tuple(like.shape):
+            mask = random.dropout(ops.ones_like(like), rate)
+            setattr(self, attr, mask)
+        return mask
+
+    def get_dropout_mask(self, step_inputs):
+        """The inputs' dropout mask of the current sequence (drawn at its first step)."""
+        return self._mask("_dropout_mask", self.dropout, step_inputs) if self.dropout else None
+
+    def get_recurrent_dropout_mask(self, step_inputs):
+        """The state's dropout mask of the current sequence (drawn at its first step)."""
+        return self._mask("_recurrent_dropout_mask", self.recurrent_dropout, step_inputs) \
+            if self.recurrent_dropout else None
+
+    def reset_dropout_mask(self) -> None:
+        self._dropout_mask = None
+
+    def reset_recurrent_dropout_mask(self) -> None:
+        self._recurrent_dropout_mask = None
+
+    def _dropped(self, inputs, h, training):
+        """(inputs, h) with the sequence's dropout masks applied in training."""
+        if training and self.dropout:
+            inputs = inputs * self.get_dropout_mask(inputs)
+        if training and self.recurrent_dropout:
+            h = h * self.get_recurrent_dropout_mask(h)
+        return inputs, h
+
+    def get_config(self) -> dict:
+        config = {**super().get_config(), "units": self.units, "activation": self.activation}
+        if self._has_recurrent_activation:
+            config["recurrent_activation"] = self.recurrent_activation
+        return {**config, "use_bias": self.use_bias,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+                "kernel_constraint": None, "recurrent_constraint": None,
+                "bias_constraint": None, "dropout": self.dropout,
+                "recurrent_dropout": self.recurrent_dropout, "seed": self.seed}
+
+
+class SimpleRNNCell(_DropoutCell):
+    """One timestep of SimpleRNN: `h = activation(x W + h_prev U + b)`; output and state h.
+
+    Args:
+        units: the size of the state and output.
+        activation: 'tanh' by default (any of pynn.activations, or 'hard_sigmoid').
+        use_bias, kernel_initializer, recurrent_initializer, bias_initializer, *_regularizer,
+        dropout, recurrent_dropout, seed: as SimpleRNN's.
+
+    `call(inputs, states, training=None)` returns `(h, [h])` (`(h, h)` for a bare state), as
+    Keras's cell. `RNN(SimpleRNNCell(...))` runs SimpleRNN's fused op.
+
+    Example:
+        >>> cell = pynn.layers.SimpleRNNCell(4)
+        >>> h, [state] = cell(np.ones((2, 3), "float32"), cell.get_initial_state(2))
+    """
+
+    gates = 1
+    _has_recurrent_activation = False
+
+    def __init__(self, units: int, activation="tanh", **kwargs):
+        if "recurrent_activation" in kwargs:
+            raise TypeError("SimpleRNNCell: unexpected argument 'recurrent_activation'")
+        super().__init__(units, activation=activation, **kwargs)
+
+    def call(self, inputs, states, training=None):
+        h_prev = states[0] if isinstance(states, (list, tuple)) else states
+        inputs, h_prev = self._dropped(inputs, h_prev, training)
+        h = ops.matmul(inputs, self.kernel)
+        if self.use_bias:
+            h = h + self.bias
+        output = _act_fn(self.activation)(h + ops.matmul(h_prev, self.recurrent_kernel))
+        return output, [output] if isinstance(states, (list, tuple)) else output
+
+
+class LSTMCell(_DropoutCell):
+    """One timestep of LSTM: gates i, f, c, o in that column order of `kernel` (features,
+    4 units), `recurrent_kernel` (units, 4 units) and `bias` (4 units), as Keras's.
+
+    Args:
+        units: the size of the states and output.
+        activation: of the cell candidate and the output ('tanh').
+        recurrent_activation: of the gates ('sigmoid').
+        unit_forget_bias: the forget gate's bias starts at 1 (True).
+        Others as SimpleRNNCell.
+
+    state_size is [units, units] (h, c); `call(inputs, [h, c])` returns `(h, [h, c])`.
+    `RNN(LSTMCell(...))` runs LSTM's fused op.
+
+    Example:
+        >>> cell = pynn.layers.LSTMCell(4)
+        >>> h, (h, c) = cell(np.ones((2, 3), "float32"), cell.get_initial_state(2))
+    """
+
+    gates = 4
+
+    def __init__(self, units: int, activation="tanh", recurrent_activation="sigmoid",
+                 use_bias: bool = True, kernel_initializer="glorot_uniform",
+                 recurrent_initializer="orthogonal", bias_initializer="zeros",
+                 unit_forget_bias: bool = True, **kwargs):
+        super().__init__(units, activation=activation,
+                         recurrent_activation=recurrent_activation, use_bias=use_bias,
+                         kernel_initializer=kernel_initializer,
+                         recurrent_initializer=recurrent_initializer,
+                         bias_initializer=bias_initializer, **kwargs)
+        self.unit_forget_bias = _flag(unit_forget_bias, f"LSTMCell '{self.name}'",
+                                      "unit_forget_bias")
+
+    @property
+    def state_size(self):
+        return [self.units, self.units]
+
+    def _bias_value(self):
+        if not self.unit_forget_bias:
+            return self.bias_initializer
+        return _ForgetBias(self.bias_initializer, self.units)
+
+    def call(self, inputs, states, training=None):
+        h_prev, c_prev = states[0], states[1]
+        inputs, h_prev = self._dropped(inputs, h_prev, training)
+        z = ops.matmul(inputs, self.kernel) + ops.matmul(h_prev, self.recurrent_kernel)
+        if self.use_bias:
+            z = z + self.bias
+        u, act, ract = self.units, _act_fn(self.activation), _act_fn(self.recurrent_activation)
+        i, f = ract(z[:, :u]), ract(z[:, u:2 * u])
+        c = f * c_prev + i * act(z[:, 2 * u:3 * u])
+        h = ract(z[:, 3 * u:]) * act(c)
+        return h, [h, c]
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        keys = list(config)  # Keras's order: unit_forget_bias after use_bias
+        at = keys.index("use_bias") + 1
+        items = list(config.items())
+        return dict(items[:at] + [("unit_forget_bias", self.unit_forget_bias)] + items[at:])
+
+
+class GRUCell(_DropoutCell):
+    """One timestep of GRU: gates z, r, h in that column order, as Keras's.
+
+    Args:
+        units: the size of the state and output.
+        reset_after: apply the reset gate after the recurrent product (True, Keras's default;
+            the bias is then (2, 3 units): input and recurrent).
+        Others as LSTMCell.
+
+    `call(inputs, [h])` returns `(h, [h])`. `RNN(GRUCell(...))` runs GRU's fused op.
+
+    Example:
+        >>> cell = pynn.layers.GRUCell(4)
+        >>> h, [state] = cell(np.ones((2, 3), "float32"), cell.get_initial_state(2))
+        >>> [w.shape for w in cell.weights]
+        [(3, 12), (4, 12), (2, 12)]
+    """
+
+    gates = 3
+
+    def __init__(self, units: int, activation="tanh", recurrent_activation="sigmoid",
+                 reset_after: bool = True, **kwargs):
+        super().__init__(units, activation=activation,
+                         recurrent_activation=recurrent_activation, **kwargs)
+        self.reset_after = _flag(reset_after, f"GRUCell '{self.name}'", "reset_after")
+
+    def _bias_shape(self) -> tuple:
+        return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
+
+    def call(self, inputs, states, training=None):
+        h_prev = states[0] if isinstance(states, (list, tuple)) else states
+        x, h_in = self._dropped(inputs, h_prev, training)
+        u, act, ract = self.units, _act_fn(self.activation), _act_fn(self.recurrent_activation)
+        weight = ops.get_item  # a part of a weight (a graph node that reads it, in a trace)
+        mx = ops.matmul(x, self.kernel)
+        if self.use_bias:
+            mx = mx + (weight(self.bias, 0) if self.reset_after else self.bias)
+        if self.reset_after:
+            mh = ops.matmul(h_in, self.recurrent_kernel)
+            if self.use_bias:
+                mh = mh + weight(self.bias, 1)
+        else:
+            mh = ops.matmul(h_in, weight(self.recurrent_kernel, (slice(None), slice(0, 2 * u))))
+        z = ract(mx[:, :u] + mh[:, :u])
+        r = ract(mx[:, u:2 * u] + mh[:, u:2 * u])
+        if self.reset_after:
+            rh = r * mh[:, 2 * u:]
+        else:
+            rh = ops.matmul(r * h_in, weight(self.recurrent_kernel,
+                                             (slice(None), slice(2 * u, None))))
+        h = z * h_prev + (1 - z) * act(mx[:, 2 * u:] + rh)
+        return h, [h] if isinstance(states, (list, tuple)) else h
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        seed = config.pop("seed")  # Keras's order: reset_after, then seed
+        return {**config, "reset_after": self.reset_after, "seed": seed}
+
+
+class StackedRNNCells(_CellCall, Layer):
+    """Cells run one after the other at each timestep, each on the output of the one before:
+    RNN(StackedRNNCells([a, b])) is the stack of two recurrent layers (RNN([a, b]) makes it).
+
+    Args:
+        cells: a list of cells (built-in or user-written).
+
+    state_size is the list of the cells' state sizes; the states are one entry per cell (each
+    its own structure), the output is the last cell's. Built-in cells in RNN run as one fused op
+    per cell; a stack with another cell runs unrolled.
+
+    Example:
+        >>> layer = pynn.layers.RNN(pynn.layers.StackedRNNCells(
+        ...     [pynn.layers.LSTMCell(8), pynn.layers.GRUCell(4)]))
+        >>> layer.cell.state_size
+        [[8, 8], 4]
+    """
+
+    def __init__(self, cells, **kwargs):
+        from .. import saving
+        super().__init__(**kwargs)
+        if not isinstance(cells, (list, tuple)) or not cells:
+            raise ValueError(f"StackedRNNCells '{self.name}': cells must be a non-empty list, "
+                             f"got {cells!r}")
+        cells = [saving.deserialize_keras_object(c) if isinstance(c, dict) else c
+                 for c in cells]
+        for c in cells:
+            _check_cell(c, f"StackedRNNCells '{self.name}'")
+        self.cells = list(cells)
+
+    @property
+    def state_size(self) -> list:
+        return [c.state_size for c in self.cells]
+
+    @property
+    def output_size(self) -> int:
+        return _output_size(self.cells[-1])
+
+    def get_initial_state(self, batch_size=None) -> list:
+        """Each cell's initial states (its get_initial_state, or zeros)."""
+        out = []
+        for c in self.cells:
+            fn = getattr(c, "get_initial_state", None)
+            if fn is not None:
+                out.append(fn(batch_size=batch_size))
+            elif isinstance(c.state_size, (list, tuple)):
+                out.append([ops.zeros((batch_size, d)) for d in _flat_sizes(c.state_size)])
+            else:
+                out.append(ops.zeros((batch_size, int(c.state_size))))
+        return out
+
+    def build(self, input_shape) -> None:
+        shape = tuple(input_shape)
+        for c in self.cells:
+            if not c.built:
+                c.build(shape)
+                c.built = True
+            shape = shape[:-1] + (_output_size(c),)
+
+    def call(self, inputs, states, training=None):
+        new_states = []
+        for c, s in zip(self.cells, states):
+            nested = isinstance(s, (list, tuple))
+            inputs, s = _step(c, inputs, list(s) if nested else [s], training)
+            new_states.append(s if nested or len(s) != 1 else s[0])
+        return inputs, new_states
+
+    def get_config(self) -> dict:
+        from .. import saving
+        return {**super().get_config(),
+                "cells": [saving.serialize_keras_object(c) for c in self.cells]}
+
+    @classmethod
+    def from_config(cls, config: dict, custom_objects=None):
+        from .. import saving
+        config = dict(config)
+        cells = [saving.deserialize_keras_object(c, custom_objects) if isinstance(c, dict)
+                 else c for c in config.pop("cells", [])]
+        return cls(cells, **config)
+
+
+_FUSED_CELLS = {SimpleRNNCell: SimpleRNN, LSTMCell: LSTM, GRUCell: GRU}
+
+
+def _fusable(cell) -> bool:
+    """Whether a cell computes what a fused op runs: a built-in cell (not a subclass, which
+    may change call()) whose activations the core's recurrent ops have."""
+    if type(cell) not in _FUSED_CELLS:
+        return False
+    acts = [cell.activation] + ([cell.recurrent_activation]
+                                if cell._has_recurrent_activation else [])
+    return all(_core_runs(a) for a in acts)
+
+
+class _WeightTable:
+    """Stands for a layer in an eager graph (eager._EagerGraph): several cells' weights under
+    the variable ids 0, 1, ..."""
+
+    def __init__(self, variables: list, compute_dtype: str):
+        self._weight_attrs = [f"w{k}" for k in range(len(variables))]
+        self._var_ids = list(range(len(variables)))
+        for attr, var in zip(self._weight_attrs, variables):
+            setattr(self, attr, var)
+        self.compute_dtype = compute_dtype
+
+
+class _FusedCells(Layer):
+    """RNN's fast path: built-in cells run by the fused ops of SimpleRNN, LSTM and GRU over the
+    cells' own weights, one op per cell of a stack (each but the last returning its sequence,
+    which the next one reads in processing order). Its input: [sequence, *initial states]."""
+
+    _precision_of_caller = True  # computes in the RNN's dtype, as the ops of its call()
+
+    def __init__(self, rnn, cells: list):
+        super().__init__(name=f"{rnn.name}_fused_cells", dtype=rnn.dtype_policy)
+        self._cells = cells
+        self.return_state = rnn.return_state
+        self._stages = []
+        for k, cell in enumerate(cells):
+            last = k == len(cells) - 1
+            config = {"units": cell.units, "activation": cell.activation,
+                      "use_bias": cell.use_bias, "dropout": cell.dropout,
+                      "recurrent_dropout": cell.recurrent_dropout,
+                      "return_sequences": rnn.return_sequences or not last,
+                      "return_state": rnn.return_state,
+                      "go_backwards": rnn.go_backwards and k == 0, "name": cell.name}
+            if cell._has_recurrent_activation:
+                config["recurrent_activation"] = cell.recurrent_activation
+            if isinstance(cell, GRUCell):
+                config["reset_after"] = cell.reset_after
+            self._stages.append(_FUSED_CELLS[type(cell)](**config))
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        shapes = input_shape if isinstance(input_shape, list) else [input_shape]
+        x, states, out_states = tuple(shapes[0]), list(shapes[1:]), []
+        for stage in self._stages:
+            given, states = states[:stage.n_states], states[stage.n_states:]
+            out = stage.compute_output_shape([x] + given if given else x)
+            x, out_states = (out[0], out_states + out[1:]) if self.return_state else (out, [])
+        return [x] + out_states if self.return_state else x
+
+    def _lower_with(self, core, node, var_ids: list):
+        """The stages' ops, stage k over the variables var_ids[k]."""
+        nodes = list(node) if isinstance(node, (list, tuple)) else [node]
+        x, states, out_states = nodes[0], nodes[1:], []
+        for stage, ids in zip(self._stages, var_ids):
+            given, states = states[:stage.n_states], states[stage.n_states:]
+            stage._var_ids = list(ids)
+            out = stage.lower(core, [x] + given if given else x)
+            x, out_states = (out[0], out_states + out[1:]) if self.return_state else (out, [])
+        return [x] + out_states if self.return_state else x
+
+    def lower(self, core, node):
+        return self._lower_with(core, node, [c._var_ids for c in self._cells])
+
+    def _call_eager(self, inputs, training: bool, kwargs: dict):
+        """On data: the same ops run now (eager._EagerGraph), over the cells' weights."""
+        from ..eager import _EagerGraph, as_tensor
+        many = isinstance(inputs, (list, tuple))
+        xs = [as_tensor(x) for x in (inputs if many else [inputs])]
+        variables = [getattr(c, a) for c in self._cells for a in c._weight_attrs]
+        graph = _EagerGraph(_WeightTable(variables, self.compute_dtype), training)
+        ids, k = [], 0
+        for c in self._cells:
+            ids.append(range(k, k + len(c._weight_attrs)))
+            k += len(c._weight_attrs)
+        out = self._lower_with(graph, [graph.add(t) for t in xs], ids)
+        return [graph.value(o) for o in out] if isinstance(out, list) else graph.value(out)
+
+
+class RNN(Layer):
+    """Keras's generic recurrent layer: runs a cell over the time axis of (batch, timesteps,
+    features).
+
+    A cell is a layer with `state_size` (an int, or a list of them) and
+    `call(inputs, states) -> (output, new_states)` computing one timestep: SimpleRNNCell,
+    LSTMCell, GRUCell, StackedRNNCells, or one of your own written with pynn.ops. The built-in
+    cells run as the fused ops of SimpleRNN, LSTM and GRU (RNN(LSTMCell(n)) computes what
+    LSTM(n) computes, with the same weights); any other cell is unrolled step by step while the
+    model is built, each timestep's ops joining the core graph (a sequence length unknown until
+    the data comes is unrolled for each length the data has).
+
+    Args:
+        cell: a cell, or a list of cells (a StackedRNNCells).
+        return_sequences: output every step's output (batch, timesteps, units), else the last.
+        return_state: also return the final states, flat: [output, *states].
+        go_backwards: process the sequence in reverse (and return it reversed).
+        stateful: must be False (pynn keeps no state between batches: pass the previous
+            batch's final states as initial_state instead).
+        unroll: accepted (the fused ops run the whole loop; other cells are unrolled anyway).
+        zero_output_for_mask: accepted; pynn's layers take no masks.
+
+    Call it as `layer(x)` or `layer(x, initial_state=[h, ...])` (the cell's states, flat).
+
+    Example:
+        >>> layer = pynn.layers.RNN(pynn.layers.LSTMCell(8), return_sequences=True)
+        >>> pynn.Sequential([pynn.Input((5, 3)), layer]).output_shape
+        (None, 5, 8)
+    """
+
+    def __init__(self, cell, return_sequences: bool = False, return_state: bool = False,
+                 go_backwards: bool = False, stateful: bool = False, unroll: bool = False,
+                 zero_output_for_mask: bool = False, **kwargs):
+        from .. import saving
+        if isinstance(cell, dict):
+            cell = saving.deserialize_keras_object(cell)
+        if isinstance(cell, (list, tuple)):
+            cell = StackedRNNCells(cell)
+        super().__init__(**kwargs)
+        who = self._who()
+        _check_cell(cell, who)
+        if stateful is not False:
+            raise NotImplementedError(
+                f"{who}: stateful=True is not supported: pynn's core graph keeps no state "
+                "between batches. Pass the final states of one batch (return_state=True) as "
+                "initial_state of the next instead")
+        self.cell = cell
+        self.return_sequences = _flag(return_sequences, who, "return_sequences")
+        self.return_state = _flag(return_state, who, "return_state")
+        self.go_backwards = _flag(go_backwards, who, "go_backwards")
+        self.stateful = False
+        self.unroll = _flag(unroll, who, "unroll")
+        self.zero_output_for_mask = _flag(zero_output_for_mask, who, "zero_output_for_mask")
+
+    def _who(self) -> str:
+        return f"{type(self).__name__} '{self.name}'"
+
+    @property
+    def state_size(self):
+        return self.cell.state_size
+
+    def get_initial_state(self, batch_size) -> list:
+        """The cell's initial states (its get_initial_state, else zeros), as a list."""
+        fn = getattr(self.cell, "get_initial_state", None)
+        if fn is None:
+            return [ops.zeros((batch_size, d)) for d in _flat_sizes(self.cell.state_size)]
+        states = fn(batch_size=batch_size)
+        return list(states) if isinstance(states, (list, tuple)) else [states]
+
+    def reset_states(self) -> None:
+        """Nothing to reset: pynn's recurrent layers keep no state between calls."""
+
+    reset_state = reset_states
+
+    # -- calls ----------------------------------------------------------------------------------
+    def __call__(self, *args, **kwargs):
+        """Runs the layer on a sequence; `initial_state` (a tensor, or a list of them: the
+        cell's states, flat) starts the recurrence instead of the cell's initial state. The
+        states are passed on as further tensor arguments, so a functional model that gives
+        them can be saved."""
+        if args and isinstance(args[0], (list, tuple)):  # [sequence, *initial states]
+            args = (args[0][0], *args[0][1:], *args[1:])
+        states = _flatten(list(args[1:])) + _flatten(kwargs.pop("initial_state", None))
+        if args:
+            args = (args[0], *states)
+        elif states:
+            kwargs["initial_state"] = states
+        return super().__call__(*args, **kwargs)
+
+    def build(self, sequences_shape) -> None:
+        shape = tuple(sequences_shape)
+        if shape and isinstance(shape[0], (list, tuple)):  # [sequence, *states] shapes
+            shape = tuple(shape[0])
+        if len(shape) < 3:
+            raise ValueError(f"{self._who()}: expects input of rank 3 (batch, timesteps, "
+                             f"features), got {shape_str(shape)}")
+        if shape[-1] is None:
+            raise ValueError(f"{self._who()}: the number of features must be known, got "
+                             f"{shape_str(shape)}")
+        if not self.cell.built:
+            self.cell.build((shape[0],) + shape[2:])
+            self.cell.built = True
+        _prefix_paths(self.cell, self.name)  # Keras's paths: 'rnn/lstm_cell/kernel'
+
+    def call(self, sequences, *states, initial_state=None, mask=None, training=None):
+        who = self._who()
+        if mask is not None:
+            raise ValueError(f"{who}: mask= is not supported (pynn's layers take no masks)")
+        shape = tuple(sequences.shape)
+        if len(shape) < 3:
+            raise ValueError(f"{who}: expects input of rank 3 (batch, timesteps, features), "
+                             f"got {shape_str(shape)}")
+        given = _flatten(list(states)) + _flatten(initial_state)
+        sizes = _flat_sizes(self.cell.state_size)
+        if given:
+            if len(given) != len(sizes):
+                raise ValueError(f"{who}: its cell has {len(sizes)} state"
+                                 f"{'s' if len(sizes) > 1 else ''} of sizes {sizes}, got "
+                                 f"{len(given)} initial states")
+            for s, d in zip(given, sizes):
+                if len(s.shape) != 2 or s.shape[1] != d:
+                    raise ValueError(f"{who}: an initial state must be (batch, {d}), got "
+                                     f"{shape_str(tuple(s.shape))}")
+        fused = self._fused()
+        if fused is not None and len(shape) == 3:
+            return fused([sequences] + given if given else sequences)
+        return self._unrolled(sequences, given, training)
+
+    def _fused(self):
+        """The fused ops' layer when every cell is a built-in one, else None. Made once, and
+        kept in a list: a helper of this layer's trace, not a sublayer that pickling, copies or
+        configs describe."""
+        if "_fused_cache" not in vars(self):
+            cells = self.cell.cells if isinstance(self.cell, StackedRNNCells) else [self.cell]
+            fused = _FusedCells(self, cells) if all(map(_fusable, cells)) else None
+            self._fused_cache = [fused]
+        return self._fused_cache[0]
+
+    def _unrolled(self, sequences, given: list, training):
+        """The cell's call() at each timestep (pynn.ops: graph nodes in a trace, or run now on
+        data)."""
+        steps = sequences.shape[1]
+        if steps is None:
+            raise ValueError(f"{self._who()}: cell {type(self.cell).__name__} runs unrolled, one "
+                             "timestep at a time, so the number of timesteps must be known, got "
+                             f"{shape_str(tuple(sequences.shape))}")
+        if steps == 0:
+            raise ValueError(f"{self._who()}: the sequence has no timesteps")
+        if given:
+            states = _pack(given, self.cell.state_size)
+        else:
+            states = self.get_initial_state(ops.shape(sequences)[0])
+        outputs = []
+        _reset_dropout_masks(self.cell)
+        try:
+            for t in (range(steps - 1, -1, -1) if self.go_backwards else range(steps)):
+                output, states = _step(self.cell, sequences[:, t], states, training)
+                if self.return_sequences:
+                    outputs.append(output)
+        finally:
+            _reset_dropout_masks(self.cell)
+        out = ops.stack(outputs, axis=1) if self.return_sequences else output
+        return [out] + _flatten(states) if self.return_state else out
+
+    def get_config(self) -> dict:
+        from .. import saving
+        return {**super().get_config(), "return_sequences": self.return_sequences,
+                "return_state": self.return_state, "go_backwards": self.go_backwards,
+                "stateful": False, "unroll": self.unroll,
+                "zero_output_for_mask": self.zero_output_for_mask,
+                "cell": saving.serialize_keras_object(self.cell)}
+
+    @classmethod
+    def from_config(cls, config: dict, custom_objects=None):
+        from .. import saving
+        config = dict(config)
+        cell = config.pop("cell", None)
+        if isinstance(cell, dict):
+            cell = saving.deserialize_keras_object(cell, custom_objects)
+        return cls(cell, **config)
+
+
+def _prefix_paths(layer, prefix: str) -> None:
+    """Puts `prefix/` before the paths of a cell's weights (a stack's cells' too), once."""
+    for attr in layer._weight_attrs:
+        var = getattr(layer, attr)
+        if not var.path.startswith(prefix + "/"):
+            var._path = f"{prefix}/{var.path}"
+    if isinstance(layer, StackedRNNCells):
+        for cell in layer.cells:
+            _prefix_paths(cell, f"{prefix}/{layer.name}")
 
 
 # ---- wrappers ------------------------------------------------------------------------------
@@ -378,7 +1147,7 @@ class Bidirectional(_Wrapper):
             layer = saving.deserialize_keras_object(layer)
         if isinstance(backward_layer, dict):
             backward_layer = saving.deserialize_keras_object(backward_layer)
-        if not isinstance(layer, RNN):
+        if not isinstance(layer, _FusedRNN):
             raise ValueError(f"{who}: wraps a SimpleRNN, LSTM or GRU layer, got "
                              f"{type(layer).__name__}")
         if merge_mode not in ("concat", "sum", "mul", "ave", None):
@@ -398,7 +1167,7 @@ class Bidirectional(_Wrapper):
             self.backward_layer = type(layer).from_config(config)
             self._backward_given = None
         else:
-            if not isinstance(backward_layer, RNN):
+            if not isinstance(backward_layer, _FusedRNN):
                 raise ValueError(f"{who}: backward_layer must be a SimpleRNN, LSTM or GRU, got "
                                  f"{type(backward_layer).__name__}")
             for attr in ("return_sequences", "return_state"):
@@ -528,4 +1297,5 @@ class TimeDistributed(_Wrapper):
         return {**super().get_config(), "layer": saving.serialize_keras_object(self.layer)}
 
 
-__all__ = ["SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed"]
+__all__ = ["SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed", "RNN",
+           "SimpleRNNCell", "LSTMCell", "GRUCell", "StackedRNNCells"]
