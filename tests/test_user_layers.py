@@ -286,3 +286,24 @@ def test_training_given_to_a_model_reaches_layers_whose_call_does_not_take_it():
     np.testing.assert_array_equal(
         pynn.Model(k, Double()(k, training=False)).predict(x, verbose=0), 2 * x)
     np.testing.assert_array_equal(np.asarray(Double()(x, training=True)), 2 * x)
+
+
+@pynn.saving.register_keras_serializable(package="tests")
+class _Noisy(pynn.layers.Layer):
+    def call(self, x, training=None):
+        return pynn.random.dropout(x, 0.5) if training else x
+
+
+def test_a_saved_model_keeps_a_custom_layers_training_branch(tmp_path):
+    """A traced call() that branches on `training` is saved as the user called it: after
+    loading, training still drops (it was saved as its inference variant, training=False:
+    dropout silently gone from fit)."""
+    i = pynn.Input((64,))
+    model = pynn.Model(i, _Noisy()(i))
+    model.save(tmp_path / "m.keras")
+    loaded = pynn.saving.load_model(tmp_path / "m.keras")
+    x = np.ones((8, 64), np.float32)
+    for m in (model, loaded):
+        dropped = np.asarray(m(x, training=True))
+        assert 0.2 < np.mean(dropped == 0) < 0.8
+        np.testing.assert_array_equal(np.asarray(m(x)), x)

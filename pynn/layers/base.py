@@ -612,7 +612,8 @@ class Layer:
         if len(made) == 2 and tracing.signature(made[0][0]) == tracing.signature(made[1][0]):
             made = made[:1]
         trace, shapes, kw = made[0]
-        spec = {"trace": trace, "args": spec_args, "kwargs": kw}
+        # "given": the call's own keyword arguments, which saving writes (kw may be a variant)
+        spec = {"trace": trace, "args": spec_args, "kwargs": kw, "given": spec_kwargs}
         if len(made) == 2:
             other, other_shapes, other_kw = made[1]
             if other_shapes != shapes or other.structure != trace.structure:

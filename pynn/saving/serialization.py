@@ -221,8 +221,10 @@ def _inbound_node(model, t, numbers: dict | None = None):
                                  "one argument cannot be saved yet; pass them as separate "
                                  "arguments")
             return v
+        # the call as the user wrote it, not the training or inference variant traced for it
+        given = spec.get("given", spec["kwargs"])
         return {"args": [value(v) for v in spec["args"]],
-                "kwargs": {k: value(v) for k, v in spec["kwargs"].items()}}
+                "kwargs": {k: value(v) for k, v in given.items()}}
     names, n_pos = t._call_spec["names"], t._layer._call_positional
     args = [kt(i) for i in t._inputs[:n_pos]]
     kwargs = {n: kt(i) for n, i in zip(names[n_pos:], t._inputs[n_pos:])}
