@@ -133,7 +133,8 @@ class VarianceScaling(Initializer):
     truncated normal, an untruncated normal, or a uniform distribution."""
 
     def __init__(self, scale: float = 1.0, mode: str = "fan_in",
-                 distribution: str = "truncated_normal", seed: int | None = None):
+                 distribution: str = "truncated_normal", seed: int | None = None,
+                 input_axes=None, output_axes=None):
         if scale <= 0:
             raise ValueError(f"VarianceScaling: scale must be positive, got {scale}")
         if mode not in ("fan_in", "fan_out", "fan_avg"):
@@ -142,9 +143,16 @@ class VarianceScaling(Initializer):
             raise ValueError(f"VarianceScaling: unknown distribution '{distribution}'")
         self.scale, self.mode, self.distribution = scale, mode, distribution
         self.seed = _seed(seed, type(self).__name__)
+        # Keras 3.15's: the kernel axes that count as the input's and the output's (an einsum
+        # kernel's); None: the usual fans
+        self.input_axes, self.output_axes = _axes(input_axes), _axes(output_axes)
 
     def __call__(self, shape, dtype=None):
         fan_in, fan_out = _fans(tuple(shape))
+        if self.input_axes is not None:
+            fan_in = math.prod(shape[a] for a in self.input_axes)
+        if self.output_axes is not None:
+            fan_out = math.prod(shape[a] for a in self.output_axes)
         fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}[self.mode]
         var = self.scale / max(1.0, fan)
         g = generator(self.seed)
@@ -158,16 +166,28 @@ class VarianceScaling(Initializer):
 
     def get_config(self):
         return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution,
-                "seed": self.seed}
+                "seed": self.seed, "input_axes": self.input_axes,
+                "output_axes": self.output_axes}
+
+
+def _axes(axes):
+    """None, or a list of ints (an int alone as a list of one)."""
+    if axes is None:
+        return None
+    items = [axes] if isinstance(axes, int) else list(axes)
+    if any(isinstance(a, bool) or not isinstance(a, int) for a in items):
+        raise ValueError(f"initializer axes must be ints, got {axes!r}")
+    return items
 
 
 def _variance_scaling(name: str, scale: float, mode: str, distribution: str):
     class _VS(VarianceScaling):
-        def __init__(self, seed: int | None = None):
-            super().__init__(scale, mode, distribution, seed)
+        def __init__(self, seed: int | None = None, input_axes=None, output_axes=None):
+            super().__init__(scale, mode, distribution, seed, input_axes, output_axes)
 
         def get_config(self):
-            return {"seed": self.seed}
+            return {"seed": self.seed, "input_axes": self.input_axes,
+                    "output_axes": self.output_axes}
 
     _VS.__name__ = _VS.__qualname__ = name
     _VS.__doc__ = f"VarianceScaling(scale={scale}, mode='{mode}', distribution='{distribution}')."

@@ -535,3 +535,15 @@ def test_a_model_written_with_the_short_names_runs():
                                                                     padding="same"),
                              L.GlobalAvgPool2D()])
     assert model.predict(np.ones((2, 8, 8, 1), np.float32), verbose=0).shape == (2, 2)
+
+
+def test_variance_scaling_takes_keras_3_15s_input_and_output_axes():
+    """Keras 3.15 writes input_axes/output_axes in every Glorot/He initializer's config: they
+    load, and given axes choose the fans (an einsum kernel (a, b, c) with input axes [0, 1])."""
+    config = {"seed": 3, "input_axes": None, "output_axes": None}
+    init = pynn.initializers.GlorotUniform.from_config(config)
+    assert init.get_config() == config
+    w = pynn.initializers.VarianceScaling(scale=1.0, mode="fan_in", distribution="uniform",
+                                          seed=0, input_axes=[0, 1], output_axes=[2])((4, 5, 6))
+    limit = np.sqrt(3.0 / 20)  # fan_in = 4 * 5
+    assert np.abs(w).max() <= limit and np.abs(w).max() > 0.9 * limit
