@@ -95,3 +95,12 @@ def test_convolutional_denoising_autoencoder(small):
     reconstruct, denoise, mse_noisy, mse_denoised = _load("autoencoder").main()
     # 0.0316 against 0.0798 measured (Keras 3 on JAX, same data: 0.0269)
     assert mse_denoised < 0.6 * mse_noisy
+
+
+def test_timeseries_anomaly_detection(monkeypatch):
+    # Conv1DTranspose decoder; the jump is found (Keras 3 on JAX, same sizes: 59 of 60 inside)
+    monkeypatch.setenv("EXAMPLE_DAYS", "6")
+    monkeypatch.setenv("EXAMPLE_EPOCHS", "5")
+    count, indices, (start, length) = _load("timeseries_anomaly_detection").main()
+    inside = [i for i in indices if start <= i < start + length]
+    assert count > 0 and len(inside) >= 0.8 * length and len(inside) >= 0.9 * len(indices)
