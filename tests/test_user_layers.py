@@ -307,3 +307,23 @@ def test_a_saved_model_keeps_a_custom_layers_training_branch(tmp_path):
         dropped = np.asarray(m(x, training=True))
         assert 0.2 < np.mean(dropped == 0) < 0.8
         np.testing.assert_array_equal(np.asarray(m(x)), x)
+
+
+def test_input_spec_is_checked_on_every_call():
+    class Rank3(pynn.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.input_spec = pynn.layers.InputSpec(ndim=3, axes={-1: 4})
+
+        def call(self, x):
+            return x * 2.0
+
+    layer = Rank3()
+    np.testing.assert_array_equal(np.asarray(layer(np.ones((2, 3, 4), np.float32))), 2.0)
+    with pytest.raises(ValueError, match="expected ndim=3, found ndim=2"):
+        layer(np.ones((2, 4), np.float32))
+    with pytest.raises(ValueError, match="expected axis -1 of input shape to have value 4"):
+        layer(pynn.Input((3, 5)))
+    inp = pynn.Input((3, 4))
+    assert pynn.Model(inp, Rank3()(inp)).output_shape == (None, 3, 4)
+    assert repr(pynn.layers.InputSpec(min_ndim=2)) == "InputSpec(min_ndim=2)"

@@ -52,6 +52,84 @@ def lowering(core, layer):
         set_bf16(was)
 
 
+class InputSpec:
+    """What a layer accepts, Keras's InputSpec: set `self.input_spec` (one, or a list for a layer
+    of several inputs) and each call checks its inputs against it, raising ValueError.
+
+    Args:
+        dtype: the input's dtype. shape: its shape (None for any size of an axis).
+        ndim, max_ndim, min_ndim: its rank (batch axis included).
+        axes: {axis: size} that must match.
+        allow_last_axis_squeeze, name, optional: as Keras (optional: the input may be None).
+
+    Example:
+        >>> spec = pynn.layers.InputSpec(ndim=3, axes={-1: 8})
+        >>> spec.ndim, spec.axes
+        (3, {-1: 8})
+    """
+
+    def __init__(self, dtype=None, shape=None, ndim=None, max_ndim=None, min_ndim=None,
+                 axes=None, allow_last_axis_squeeze: bool = False, name=None,
+                 optional: bool = False):
+        self.dtype = None if dtype is None else str(np.dtype(dtype))
+        self.shape = None if shape is None else tuple(shape)
+        self.ndim = len(self.shape) if self.shape is not None else ndim
+        self.max_ndim, self.min_ndim = max_ndim, min_ndim
+        self.axes = dict(axes or {})
+        self.allow_last_axis_squeeze, self.name = allow_last_axis_squeeze, name
+        self.optional = optional
+
+    def __repr__(self):
+        parts = [f"{k}={v}" for k, v in (("dtype", self.dtype), ("shape", self.shape),
+                                          ("ndim", self.ndim), ("max_ndim", self.max_ndim),
+                                          ("min_ndim", self.min_ndim), ("axes", self.axes))
+                 if v]
+        return f"InputSpec({', '.join(parts)})"
+
+    def get_config(self) -> dict:
+        return {"dtype": self.dtype, "shape": self.shape, "ndim": self.ndim,
+                "max_ndim": self.max_ndim, "min_ndim": self.min_ndim, "axes": self.axes}
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)
+
+
+def check_input_spec(layer, inputs) -> None:
+    """Raises ValueError when `inputs` do not fit `layer.input_spec`, as Keras does."""
+    specs = layer.input_spec
+    specs = list(specs) if isinstance(specs, (list, tuple)) else [specs]
+    values = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+    if len(specs) > 1 and len(values) != len(specs):
+        raise ValueError(f"Layer '{layer.name}' expects {len(specs)} inputs, got {len(values)}")
+    for k, (spec, x) in enumerate(zip(specs, values)):
+        if spec is None or (x is None and spec.optional):
+            continue
+        shape = tuple(getattr(x, "shape", np.shape(x)))
+        rank = len(shape)
+        what = f"Input {k} of layer '{layer.name}' is incompatible with the layer"
+        if spec.ndim is not None and rank != spec.ndim and not (
+                spec.allow_last_axis_squeeze and rank - 1 == spec.ndim and shape[-1] == 1):
+            raise ValueError(f"{what}: expected ndim={spec.ndim}, found ndim={rank}; full "
+                             f"shape received: {shape}")
+        if spec.max_ndim is not None and rank > spec.max_ndim:
+            raise ValueError(f"{what}: expected max_ndim={spec.max_ndim}, found ndim={rank}")
+        if spec.min_ndim is not None and rank < spec.min_ndim:
+            raise ValueError(f"{what}: expected min_ndim={spec.min_ndim}, found ndim={rank}")
+        for axis, size in spec.axes.items():
+            if not -rank <= axis < rank:
+                raise ValueError(f"{what}: expected axis {axis} of size {size}, found shape "
+                                 f"{shape}")
+            if size is not None and shape[axis] not in (size, None):
+                raise ValueError(f"{what}: expected axis {axis} of input shape to have value "
+                                 f"{size}, but received input with shape {shape}")
+        if spec.shape is not None:
+            for want, got in zip(spec.shape, shape):
+                if want is not None and got is not None and want != got:
+                    raise ValueError(f"{what}: expected shape={spec.shape}, found shape="
+                                     f"{shape}")
+
+
 class Variable(np.ndarray):
     """A float32 NumPy array with Keras's Variable attributes: name, path, trainable.
 
@@ -535,6 +613,8 @@ class Layer:
         from . import tracing
         from .input_layer import KerasTensor
 
+        if self.input_spec is not None and args:
+            check_input_spec(self, args[0])
         if tracing.tracing() and args and not tracing.find_tensors((args, kwargs), KerasTensor):
             # data met inside a traced call() (an arange of positions for an Embedding): a
             # constant of the graph, so the layer's weights stay in the model
