@@ -1,6 +1,7 @@
 """Layers, one module per family as in Keras. The families below export their `__all__`."""
 
 from . import activations as _activations
+from . import conv_lstm as _conv_lstm
 from . import convolutional_ops as _convolutional_ops
 from . import merging as _merging
 from . import normalization as _normalization
@@ -11,6 +12,7 @@ from . import reshaping as _reshaping
 from .activations import *  # noqa: F403
 from .attention import AdditiveAttention, Attention, MultiHeadAttention
 from .base import InputSpec, Layer
+from .conv_lstm import *  # noqa: F403
 from .convolutional import Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose
 from .convolutional_ops import *  # noqa: F403
 from .core import (
@@ -61,6 +63,6 @@ __all__ = ["Activation", "AdditiveAttention", "Attention", "AveragePooling1D",
            "AvgPool2D", "MaxPool1D", "MaxPool2D", "GlobalAvgPool1D", "GlobalAvgPool2D",
            "GlobalMaxPool1D", "GlobalMaxPool2D", "Convolution1D", "Convolution2D",
            "Convolution1DTranspose", "Convolution2DTranspose"] + [
-    *_activations.__all__, *_convolutional_ops.__all__, *_merging.__all__,
+    *_activations.__all__, *_conv_lstm.__all__, *_convolutional_ops.__all__, *_merging.__all__,
     *_normalization.__all__, *_preprocessing.__all__, *_recurrent.__all__,
     *_regularization.__all__, *_reshaping.__all__]
