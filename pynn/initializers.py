@@ -148,7 +148,12 @@ class VarianceScaling(Initializer):
         self.input_axes, self.output_axes = _axes(input_axes), _axes(output_axes)
 
     def __call__(self, shape, dtype=None):
-        fan_in, fan_out = _fans(tuple(shape))
+        shape = tuple(shape)
+        fan_in, fan_out = _fans(shape)
+        for axes in (self.input_axes, self.output_axes):
+            if axes is not None and any(not -len(shape) <= a < len(shape) for a in axes):
+                raise ValueError(f"{type(self).__name__}: axes {axes} are out of range for a "
+                                 f"weight of shape {shape}")
         if self.input_axes is not None:
             fan_in = math.prod(shape[a] for a in self.input_axes)
         if self.output_axes is not None:

@@ -547,3 +547,5 @@ def test_variance_scaling_takes_keras_3_15s_input_and_output_axes():
                                           seed=0, input_axes=[0, 1], output_axes=[2])((4, 5, 6))
     limit = np.sqrt(3.0 / 20)  # fan_in = 4 * 5
     assert np.abs(w).max() <= limit and np.abs(w).max() > 0.9 * limit
+    with pytest.raises(ValueError, match="out of range"):
+        pynn.initializers.GlorotUniform(input_axes=[5])((3, 4))
