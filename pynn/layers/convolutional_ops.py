@@ -46,6 +46,18 @@ class _WindowConv(Layer):
         self.padding = normalize_padding(padding, who)
         self.data_format = normalize_data_format(data_format, who, channels_first=True)
 
+    def _weight_args(self, activation, use_bias, bias_initializer, bias_regularizer,
+                     **kernels) -> None:
+        """The activation, the bias, and each kernel's initializer and regularizer: kernels
+        maps a prefix ("kernel", "depthwise", "pointwise") to (initializer, regularizer)."""
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        for prefix, (init, reg) in kernels.items():
+            setattr(self, f"{prefix}_initializer", initializers.get(init))
+            setattr(self, f"{prefix}_regularizer", regularizers.get(reg))
+
     def _who(self) -> str:
         return f"{type(self).__name__} '{self.name}'"
 
@@ -128,12 +140,8 @@ class DepthwiseConv2D(_WindowConv):
                              f"{depth_multiplier!r}")
         self._geometry(kernel_size, strides, padding, data_format, dilation_rate)
         self.depth_multiplier = depth_multiplier
-        self.activation = activations.get(activation)
-        self.use_bias = bool(use_bias)
-        self.depthwise_initializer = initializers.get(depthwise_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.depthwise_regularizer = regularizers.get(depthwise_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self._weight_args(activation, use_bias, bias_initializer, bias_regularizer,
+                          depthwise=(depthwise_initializer, depthwise_regularizer))
 
     def _out_channels(self, input_shape) -> int:
         return self._channels(input_shape) * self.depth_multiplier
@@ -205,14 +213,9 @@ class SeparableConv2D(_WindowConv):
                 raise ValueError(f"{who}: {arg} must be a positive int, got {v!r}")
         self._geometry(kernel_size, strides, padding, data_format, dilation_rate)
         self.filters, self.depth_multiplier = filters, depth_multiplier
-        self.activation = activations.get(activation)
-        self.use_bias = bool(use_bias)
-        self.depthwise_initializer = initializers.get(depthwise_initializer)
-        self.pointwise_initializer = initializers.get(pointwise_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.depthwise_regularizer = regularizers.get(depthwise_regularizer)
-        self.pointwise_regularizer = regularizers.get(pointwise_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self._weight_args(activation, use_bias, bias_initializer, bias_regularizer,
+                          depthwise=(depthwise_initializer, depthwise_regularizer),
+                          pointwise=(pointwise_initializer, pointwise_regularizer))
 
     def _out_channels(self, input_shape) -> int:
         self._channels(input_shape)
@@ -290,12 +293,8 @@ class Conv3D(_WindowConv):
                              f"({groups})")
         self._geometry(kernel_size, strides, padding, data_format, dilation_rate)
         self.filters, self.groups = filters, groups
-        self.activation = activations.get(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self._weight_args(activation, use_bias, bias_initializer, bias_regularizer,
+                          kernel=(kernel_initializer, kernel_regularizer))
 
     def _out_channels(self, input_shape) -> int:
         self._channels(input_shape)
@@ -364,12 +363,8 @@ class Conv3DTranspose(_WindowConv):
             raise ValueError(f"{who}: output_padding {self.output_padding} must be smaller "
                              f"than strides {self.strides}")
         self.filters = filters
-        self.activation = activations.get(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self._weight_args(activation, use_bias, bias_initializer, bias_regularizer,
+                          kernel=(kernel_initializer, kernel_regularizer))
 
     def _out_channels(self, input_shape) -> int:
         self._channels(input_shape)
