@@ -451,7 +451,10 @@ typedef struct pn_graph {
     int compiled;
     int n_outputs, outputs[PN_MAX_OUTPUTS];    /* the output nodes (a node may repeat) */
     pn_loss_config out[PN_MAX_OUTPUTS];        /* per output: loss, weight, metrics */
-    int n_results;         /* floats a step returns: total loss, per-output losses, metrics */
+    int masks[PN_MAX_OUTPUTS]; /* per output: its mask node, or -1 (set with the outputs) */
+    int n_masked;              /* outputs with a mask */
+    int n_results;         /* floats a step returns: total loss, per-output losses, metrics,
+                            * masked outputs' metric weights */
     int n_added, added[PN_MAX_ADDED_LOSSES]; /* scalar nodes added to the loss (add_loss) */
 
     pn_plan *plans[PN_PLAN_CACHE];
@@ -535,6 +538,8 @@ float pn_loss_forward(const pn_model *m, const pn_plan *p, int k, const void *y,
 void pn_loss_backward(const pn_model *m, pn_plan *p, int k, const void *y, const float *w);
 /* output k's metric accumulators for the batch (metrics.c) */
 void pn_metrics_sum(const pn_model *m, const pn_plan *p, int k, const void *y, float *sums);
+/* output k's weight of its mean metrics for the batch: its kept rows over its rows per sample */
+float pn_metrics_weight(const pn_model *m, const pn_plan *p, int k);
 
 /* A loss over R rows of C values: the outputs, the logits it reads when they are logits (fused:
  * out = softmax/sigmoid(z), folded into the loss; from_logits: out = z), the targets. */
@@ -546,8 +551,9 @@ typedef struct {
     const void *y;       /* float32 targets, or int32 labels (one per row) for the sparse loss */
     const float *w;      /* NULL, or a weight per sample: row r's is w[r / rows_per_w] */
     int64_t rows_per_w;
+    const float *mask;   /* NULL, or one value per row: 0 leaves the row out of the mean */
 } pn_loss_rows;
-double pn_loss_value(const pn_loss_rows *L);  /* the mean over rows */
+double pn_loss_value(const pn_loss_rows *L);  /* the mean over rows (the kept rows) */
 void pn_loss_grad(const pn_loss_rows *L, float *g, float w, int acc);
 int pn_loss_check_labels(const int32_t *t, int64_t R, int64_t C);
 

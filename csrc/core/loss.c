@@ -10,6 +10,9 @@
  * are computed from z, exactly: lse(z) - z[label], and max(z,0) - z y + log1p(e^-|z|); their
  * gradients are (p - y) / R and (p - y) / (R C). Probabilities are clipped to [1e-7, 1 - 1e-7]
  * as Keras does when they are not logits.
+ * With a mask (one value per row, pn_model_set_output_masks) the mean is over the kept rows:
+ * sum_r l_r w_r m_r / sum_r m_r, m_r = [mask_r != 0] (Keras's apply_mask: weight total / valid on
+ * kept rows), and 0 when none is kept; masked rows get a zero gradient.
  * With several outputs each has its own loss and metrics; output k's loss gradient is scaled by
  * its weight, and written (=) or added (+=) to its loss node's gradient (p->loss_acc[k]: an
  * earlier loss wrote that buffer).
@@ -54,7 +57,8 @@ static pn_loss_rows plan_rows(const pn_model *m, const pn_plan *p, int k, const 
                               const float *w) {
     pn_loss_rows L = {.kind = m->g->out[k].loss, .from_logits = m->g->out[k].from_logits,
                       .fused = p->fused[k], .out = p->value[m->g->outputs[k]],
-                      .z = p->value[p->loss_node[k]], .y = y, .w = w};
+                      .z = p->value[p->loss_node[k]], .y = y, .w = w,
+                      .mask = m->g->masks[k] >= 0 ? p->value[m->g->masks[k]] : NULL};
     rows_cols(m, k, p->batch, &L.R, &L.C);
     L.rows_per_w = L.R / p->batch;
     return L;
@@ -93,8 +97,17 @@ static float logsumexp(const float *z, int64_t C) {
 
 static float clip_p(float p) { return fminf(fmaxf(p, PN_EPS), 1.0f - PN_EPS); }
 
-/* row r's loss, times its sample weight */
+/* The rows the mean divides by: all of them, or those the mask keeps. */
+static int64_t kept_rows(const pn_loss_rows *L) {
+    if (!L->mask) return L->R;
+    int64_t kept = 0;
+    for (int64_t r = 0; r < L->R; r++) kept += L->mask[r] != 0.0f;
+    return kept;
+}
+
+/* row r's loss, times its sample weight (0 for a masked row, whatever its values) */
 static double row_loss(const pn_loss_rows *L, int64_t r) {
+    if (L->mask && L->mask[r] == 0.0f) return 0.0;
     const int64_t C = L->C;
     const int logits = L->fused || L->from_logits;
     const int32_t *lab = L->y;
@@ -154,7 +167,9 @@ double pn_loss_value(const pn_loss_rows *L) {
         part[b] = sum;
     }
     for (int64_t b = 0; b < nb; b++) total += part[b];
-    return total / (double)R;
+    if (!L->mask) return total / (double)R;
+    const int64_t kept = kept_rows(L);
+    return kept ? total / (double)kept : 0.0; /* Keras's divide_no_nan */
 }
 
 /* The gradient of the mean loss, times w, with respect to the logits z when the loss reads
@@ -165,12 +180,18 @@ void pn_loss_grad(const pn_loss_rows *L, float *g, float w, int acc) {
     const float *out = L->out, *z = L->z;
     const float *y = L->y;
     const int32_t *lab = L->y;
-    const float wr = w / (float)R, wrc = w / (float)(R * C);
+    const int64_t kept = kept_rows(L); /* R without a mask */
+    const float wr = !L->mask || kept ? w / (float)kept : 0.0f,
+                wrc = !L->mask || kept ? w / (float)(kept * C) : 0.0f;
 #define PUT(j, v) (gr[j] = acc ? gr[j] + (v) : (v))
 #pragma omp parallel for num_threads(pn_threads) if (R * C >= LOSS_PAR_MIN)
     for (int64_t r = 0; r < R; r++) {
         const float *pr = out + r * C, *zr = z + r * C, *yr = y + r * C;
         float *gr = g + r * C;
+        if (L->mask && L->mask[r] == 0.0f) { /* a masked row: no gradient, whatever its values */
+            for (int64_t j = 0; j < C; j++) PUT(j, 0.0f);
+            continue;
+        }
         const float sw = L->w ? L->w[r / L->rows_per_w] : 1.0f; /* the row's sample weight */
         const float inv_r = wr * sw, inv_rc = wrc * sw;
         switch (L->kind) {

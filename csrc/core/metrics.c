@@ -6,6 +6,11 @@
  *   binary accuracy  mean_c [(p > thr) == y]     mae  mean_c |p - y|    mse, rmse  mean_c (p - y)^2
  *   categorical      argmax p == argmax y        sparse  argmax p == label
  *   top-k            #{j : p_j > p_t} < k, t = argmax y (or the label): ties with p_t count in
+ * With a mask on the output (one value per row, non-zero keeps it) a mean metric sums over the
+ * kept rows only, and the step reports the batch's weight, kept rows / rows per sample, which
+ * the epoch's value divides by in place of the samples (Keras's MeanMetricWrapper with the mask
+ * as its sample weight: a mean over the epoch's kept rows). RMSE (a Mean of (p - y)^2 in Keras,
+ * which carries no mask) and the confusion metrics count every row.
  * Confusion metrics count elements: positive prediction p > thr, positive target y != 0.
  *   precision  tp, fp       recall  tp, fn
  *   AUC        each p (clipped to [0, 1]) falls in bucket b = max(ceil(p (T - 1)) - 1, 0), the
@@ -38,6 +43,19 @@ pn_metric pn_metric_default(pn_metric_kind kind) {
 
 int pn_metric_sparse_targets(pn_metric_kind kind) {
     return kind == PN_METRIC_SPARSE_ACCURACY || kind == PN_METRIC_SPARSE_TOP_K;
+}
+
+int pn_metric_reads_mask(pn_metric_kind kind) {
+    switch (kind) {
+    case PN_METRIC_BINARY_ACCURACY:
+    case PN_METRIC_CATEGORICAL_ACCURACY:
+    case PN_METRIC_SPARSE_ACCURACY:
+    case PN_METRIC_MAE:
+    case PN_METRIC_MSE:
+    case PN_METRIC_TOP_K:
+    case PN_METRIC_SPARSE_TOP_K: return 1;
+    default: return 0;
+    }
 }
 
 const char *pn_metric_name(pn_metric_kind kind) {
@@ -106,12 +124,22 @@ static double elementwise_sum(pn_metric_kind kind, float thr, const float *restr
     return s;
 }
 
-/* rows whose target class t (argmax of y, or the label) is argmax p (k = 0) or has fewer than
- * k predictions above p_t */
-static int64_t class_hits(const float *p, const float *y, const int32_t *lab, int64_t R,
-                          int64_t C, int k) {
+/* the same over the rows the mask keeps (each row's C values in one sum, then the rows) */
+static double elementwise_sum_kept(pn_metric_kind kind, float thr, const float *p,
+                                   const float *y, const float *mask, int64_t R, int64_t C) {
+    double s = 0.0;
+    for (int64_t r = 0; r < R; r++)
+        if (mask[r] != 0.0f) s += elementwise_sum(kind, thr, p + r * C, y + r * C, C);
+    return s;
+}
+
+/* rows (that the mask keeps, when non-NULL) whose target class t (argmax of y, or the label) is
+ * argmax p (k = 0) or has fewer than k predictions above p_t */
+static int64_t class_hits(const float *p, const float *y, const int32_t *lab, const float *mask,
+                          int64_t R, int64_t C, int k) {
     int64_t hits = 0;
     for (int64_t r = 0; r < R; r++) {
+        if (mask && mask[r] == 0.0f) continue;
         const float *pr = p + r * C;
         int64_t t = lab ? lab[r] : argmax(y + r * C, C);
         if (k == 0) {
@@ -168,8 +196,9 @@ static void auc_counts(float *s, const float *restrict p, const float *restrict 
     }
 }
 
-int pn_metric_accumulate(const pn_metric *m, float *sums, const float *pred, const void *target,
-                         int64_t R, int64_t C, int64_t batch) {
+/* pn_metric_accumulate, with a mask (NULL: none) leaving rows out of the mean metrics */
+static int accumulate(const pn_metric *m, float *sums, const float *pred, const void *target,
+                      const float *mask, int64_t R, int64_t C, int64_t batch) {
     int rc = pn_metric_check(m);
     if (rc) return rc;
     if (R < 0 || C < 1 || batch < 0 || (batch == 0) != (R == 0) || (batch > 0 && R % batch))
@@ -193,21 +222,22 @@ int pn_metric_accumulate(const pn_metric *m, float *sums, const float *pred, con
     case PN_METRIC_BINARY_ACCURACY:
     case PN_METRIC_MAE:
     case PN_METRIC_MSE:
-    case PN_METRIC_RMSE:
-        sums[0] = (float)(elementwise_sum(m->kind, m->threshold, pred, y, n) / (double)C *
-                          per_sample);
+    case PN_METRIC_RMSE: /* no mask: pn_metrics_sum passes none */
+        sums[0] = (float)((mask ? elementwise_sum_kept(m->kind, m->threshold, pred, y, mask, R, C)
+                                : elementwise_sum(m->kind, m->threshold, pred, y, n)) /
+                          (double)C * per_sample);
         break;
     case PN_METRIC_CATEGORICAL_ACCURACY:
-        sums[0] = (float)((double)class_hits(pred, y, NULL, R, C, 0) * per_sample);
+        sums[0] = (float)((double)class_hits(pred, y, NULL, mask, R, C, 0) * per_sample);
         break;
     case PN_METRIC_SPARSE_ACCURACY:
-        sums[0] = (float)((double)class_hits(pred, NULL, lab, R, C, 0) * per_sample);
+        sums[0] = (float)((double)class_hits(pred, NULL, lab, mask, R, C, 0) * per_sample);
         break;
     case PN_METRIC_TOP_K:
-        sums[0] = (float)((double)class_hits(pred, y, NULL, R, C, m->k) * per_sample);
+        sums[0] = (float)((double)class_hits(pred, y, NULL, mask, R, C, m->k) * per_sample);
         break;
     case PN_METRIC_SPARSE_TOP_K:
-        sums[0] = (float)((double)class_hits(pred, NULL, lab, R, C, m->k) * per_sample);
+        sums[0] = (float)((double)class_hits(pred, NULL, lab, mask, R, C, m->k) * per_sample);
         break;
     case PN_METRIC_PRECISION:
     case PN_METRIC_RECALL:
@@ -223,6 +253,11 @@ int pn_metric_accumulate(const pn_metric *m, float *sums, const float *pred, con
     return PN_OK;
 }
 
+int pn_metric_accumulate(const pn_metric *m, float *sums, const float *pred, const void *target,
+                         int64_t R, int64_t C, int64_t batch) {
+    return accumulate(m, sums, pred, target, NULL, R, C, batch);
+}
+
 /* Output k's metrics for the plan's batch, each metric's accumulators in turn. Compile checked
  * the specs and the kind of targets; the loss checked sparse labels. */
 void pn_metrics_sum(const pn_model *m, const pn_plan *p, int k, const void *y, float *sums) {
@@ -230,8 +265,21 @@ void pn_metrics_sum(const pn_model *m, const pn_plan *p, int k, const void *y, f
     const int64_t C = o->shape[o->ndim - 1], R = p->batch * (o->size / C);
     const pn_loss_config *cfg = &m->g->out[k];
     const float *out = p->value[m->g->outputs[k]];
+    const float *mask = m->g->masks[k] >= 0 ? p->value[m->g->masks[k]] : NULL;
     for (int i = 0; i < cfg->n_metrics; i++) {
-        pn_metric_accumulate(&cfg->metrics[i], sums, out, y, R, C, p->batch);
+        const int reads = pn_metric_reads_mask(cfg->metrics[i].kind);
+        accumulate(&cfg->metrics[i], sums, out, y, reads ? mask : NULL, R, C, p->batch);
         sums += pn_metric_size(&cfg->metrics[i]);
     }
+}
+
+/* kept rows / rows per sample: what a masked output's mean metrics divide by (the batch's
+ * samples when every row is kept) */
+float pn_metrics_weight(const pn_model *m, const pn_plan *p, int k) {
+    const pn_node *o = &m->g->nodes[m->g->outputs[k]];
+    const int64_t rows = o->size / o->shape[o->ndim - 1], R = p->batch * rows;
+    const float *mask = p->value[m->g->masks[k]];
+    int64_t kept = 0;
+    for (int64_t r = 0; r < R; r++) kept += mask[r] != 0.0f;
+    return (float)((double)kept / (double)rows);
 }

@@ -540,6 +540,8 @@ int pn_model_set_outputs(pn_model *m, int n, const int *nodes) {
     }
     memcpy(m->g->outputs, nodes, (size_t)n * sizeof *nodes);
     m->g->n_outputs = n;
+    for (int k = 0; k < PN_MAX_OUTPUTS; k++) m->g->masks[k] = -1;
+    m->g->n_masked = 0;
     graph_changed(m);
     return PN_OK;
 }
@@ -575,6 +577,44 @@ int pn_model_output_shape(const pn_model *m, int k, int64_t *shape) {
     return pn_model_node_shape(m, m->g->outputs[k], shape);
 }
 
+int pn_model_set_output_masks(pn_model *m, int n, const int *nodes) {
+    const pn_graph *g = m->g;
+    if (g->n_outputs < 1) return pn_error(PN_ESTATE, "the model has no output to mask");
+    if (n != g->n_outputs || (n > 0 && !nodes))
+        return pn_error(PN_EVALUE, "output masks: one node (or -1) per output: the model has %d "
+                        "outputs, got %d", g->n_outputs, n);
+    int n_masked = 0;
+    for (int k = 0; k < n; k++) {
+        const int id = nodes[k];
+        if (id == -1) continue;
+        if (id < 0 || id >= g->n_nodes)
+            return pn_error(PN_EVALUE, "output %d's mask: no node %d in the current graph (it "
+                            "has %d)", k, id, g->n_nodes);
+        const pn_node *mk = &g->nodes[id], *o = &g->nodes[g->outputs[k]];
+        if (mk->dtype != PN_F32)
+            return pn_error(PN_ETYPE, "output %d's mask (node %d) must be float32", k, id);
+        if (mk->unbatched)
+            return pn_error(PN_ESHAPE, "output %d's mask (node %d) has no batch axis: a mask "
+                            "holds a value per row of each sample", k, id);
+        const int64_t rows = o->size / o->shape[o->ndim - 1];
+        if (mk->size != rows)
+            return pn_error(PN_ESHAPE, "output %d's mask (node %d) holds %lld values per sample, "
+                            "the output has %lld rows per sample (its size over its last axis, "
+                            "%lld)", k, id, (long long)mk->size, (long long)rows,
+                            (long long)o->shape[o->ndim - 1]);
+        n_masked++;
+    }
+    drop_plans(m);
+    memcpy(m->g->masks, nodes, (size_t)n * sizeof *nodes);
+    if (m->g->compiled) m->g->n_results += n_masked - m->g->n_masked;
+    m->g->n_masked = n_masked;
+    return PN_OK;
+}
+
+int pn_model_output_mask(const pn_model *m, int k) {
+    return k >= 0 && k < m->g->n_outputs ? m->g->masks[k] : -1;
+}
+
 int pn_model_compile_outputs(pn_model *m, const pn_loss_config *cfg) {
     if (m->g->n_outputs < 1) return pn_error(PN_ESTATE, "the model has no output");
     if (!m->params) return pn_error(PN_ESTATE, "the model's variables are not allocated");
@@ -607,7 +647,7 @@ int pn_model_compile_outputs(pn_model *m, const pn_loss_config *cfg) {
         m->g->out[o] = cfg[o];
         m->g->out[o].from_logits = cfg[o].from_logits != 0;
     }
-    m->g->n_results = n_results;
+    m->g->n_results = n_results + m->g->n_masked;
     m->g->compiled = 1;
     return PN_OK;
 }
@@ -887,7 +927,8 @@ static int prepare(pn_model *m, const pn_tensor *xs, const pn_tensor *ys,
 }
 
 /* Forward has run: the losses (total into *total; with several outputs each one's own into
- * losses) and, when sums is non-NULL, every output's metric sums in turn. */
+ * losses) and, when sums is non-NULL, every output's metric sums in turn, then the masked
+ * outputs' metric weights. */
 static void losses_and_metrics(pn_model *m, const pn_plan *p, const void *const *yd,
                                const float *const *wd, float *total, float *losses, float *sums) {
     float t = 0.0f;
@@ -902,6 +943,8 @@ static void losses_and_metrics(pn_model *m, const pn_plan *p, const void *const 
                 sums += pn_metric_size(&m->g->out[k].metrics[i]);
         }
     }
+    for (int k = 0; sums && k < m->g->n_outputs; k++)
+        if (m->g->masks[k] >= 0) *sums++ = pn_metrics_weight(m, p, k);
     *total = t;
 }
 

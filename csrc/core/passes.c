@@ -62,8 +62,8 @@ int pn_plan_fold(const pn_model *m, const pn_node *l, int64_t batch) {
     const pn_node *en = &m->g->nodes[e];
     const int table = en->var[0];
     if (m->vars[table].shape[0] > en->shape[0] * batch) return -1; /* rows > steps x batch */
-    for (int k = 0; k < m->g->n_outputs; k++)
-        if (m->g->outputs[k] == e) return -1;
+    for (int k = 0; k < m->g->n_outputs; k++) /* an output or a mask: read, so not folded */
+        if (m->g->outputs[k] == e || m->g->masks[k] == e) return -1;
     int reads = 0, uses = 0; /* l's input 0 must be the only read, e the only user of the table */
     for (int j = 0; j < m->g->n_nodes; j++) {
         const pn_node *o = &m->g->nodes[j];
@@ -103,6 +103,7 @@ int pn_pass_relu_pool(const pn_model *m, pn_plan *p) {
     for (int k = 0; k < m->g->n_outputs; k++) { /* the losses and predict read these */
         readers[m->g->outputs[k]] += 2;
         readers[p->loss_node[k]] += 2;
+        if (m->g->masks[k] >= 0) readers[m->g->masks[k]] += 2;
     }
     for (int q = 0; q < n; q++) {
         const pn_node *pool = &m->g->nodes[q];

@@ -33,7 +33,8 @@ void pn_plan_destroy(pn_plan *p) {
  * training the backwards of consumers that read their inputs and its own backward if it reads its
  * output. A gradient lives from its first write (the backward of its last consumer, or the loss)
  * to its node's backward. Scratch lives through its node's forward, and in training until its
- * backward. Each output has its own gathered targets, alive through the whole step. Spans whose
+ * backward. An output's mask (pn_model_set_output_masks) lives until the losses, as the output
+ * does. Each output has its own gathered targets, alive through the whole step. Spans whose
  * intervals overlap get disjoint memory; the others share it.
  * An elementwise op whose input has no other reader runs in place: its output and its input's
  * gradient reuse its input's value and its own gradient (in training only when its backward
@@ -156,6 +157,10 @@ static int layout(pn_plan *p, const pn_model *m, const unsigned char *active) {
         readers[m->g->outputs[k]]++; /* the loss and predict read the output */
         if (p->loss_node[k] != m->g->outputs[k]) readers[p->loss_node[k]]++;
         is_loss[p->loss_node[k]] = 1;
+        if (p->mode < PN_MODE_EAGER && m->g->masks[k] >= 0) { /* the loss and metrics read it */
+            readers[m->g->masks[k]]++;
+            is_loss[m->g->masks[k]] = 1;
+        }
     }
     for (int k = 0; p->with_added && k < m->g->n_added; k++) {
         readers[m->g->added[k]]++; /* the step's total reads it */
@@ -212,6 +217,8 @@ static int layout(pn_plan *p, const pn_model *m, const unsigned char *active) {
         V(root[o]).end = max_i(V(root[o]).end, loss_t);
         V(root[ln]).end = max_i(V(root[ln]).end, loss_t);
         if (active[ln]) G(ln).start = loss_t;
+        if (p->mode < PN_MODE_EAGER && m->g->masks[k] >= 0)
+            V(root[m->g->masks[k]]).end = max_i(V(root[m->g->masks[k]]).end, loss_t);
     }
     for (int k = 0; p->with_added && k < m->g->n_added; k++) {
         int e = m->g->added[k];

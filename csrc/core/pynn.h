@@ -213,6 +213,10 @@ int pn_metric_size(const pn_metric *m);
 /* Whether the metric reads int32 class indices (one per row) rather than float32 targets shaped
  * like the predictions. */
 int pn_metric_sparse_targets(pn_metric_kind kind);
+/* Whether a masked output's mask weighs the metric (pn_model_set_output_masks): the mean
+ * metrics that Keras 3 wraps in MeanMetricWrapper (accuracies, top-k, MAE, MSE). RMSE,
+ * precision, recall and AUC read no mask in Keras 3, and count every row here too. */
+int pn_metric_reads_mask(pn_metric_kind kind);
 /* One batch of `batch` samples: pred is (R, C) (R = batch * rows per sample), target (R, C)
  * float32, or (R) int32 indices for a sparse metric. Writes the batch's pn_metric_size(m)
  * accumulators into sums, to be added to running totals (sums may be reused: nothing is read). */
@@ -318,6 +322,17 @@ int pn_model_output_count(const pn_model *m);
 int pn_model_output_node(const pn_model *m, int k); /* the k-th output's node, or -1 */
 /* Output k's per-sample shape; returns its rank, or a negative code when there is none. */
 int pn_model_output_shape(const pn_model *m, int k, int64_t *shape);
+/* Per output, a node holding its mask or -1 for none (Keras 3's masks: an Embedding with
+ * mask_zero, Masking). A mask is float32, batched, with one value per row of its output (the
+ * output's per-sample size over its last axis: (T) for an output (T, C)); a non-zero value
+ * keeps the row. The steps then leave masked rows out of the output's loss, as Keras's
+ * "sum over batch size" does: loss = sum_r l_r w_r m_r / sum_r m_r (w: sample weights, m: the
+ * mask as 0/1; 0 when no row is kept), and out of its mean metrics, which become a weighted
+ * mean over the epoch's kept rows (see the results below); RMSE, precision, recall and AUC
+ * count every row, masked or not, as Keras 3's do (pn_metric_reads_mask). pn_model_set_outputs
+ * clears the masks; this call drops cached plans and keeps the model compiled. */
+int pn_model_set_output_masks(pn_model *m, int n, const int *nodes);
+int pn_model_output_mask(const pn_model *m, int k); /* the k-th output's mask node, or -1 */
 /* Scalar nodes (unbatched float32, one value) added to the total loss of training and test
  * steps as they are (Keras's add_loss): each step's loss is the outputs' weighted losses, the
  * weight penalties and these; their gradient is 1. At most PN_MAX_ADDED_LOSSES; drops cached
@@ -367,10 +382,17 @@ int pn_model_optimizer_state(pn_model *m, float **state, int64_t *n);
  * results receives pn_model_result_count() values: the batch's total loss (the sum over outputs
  * of weight * mean loss, regularizers included); then, with more than one output, each output's
  * own mean loss (unweighted); then each output's metrics in turn, each as its accumulators for
- * the batch (pn_metric_accumulate). One output with mean metrics only: 1 + n_metrics values.
+ * the batch (pn_metric_accumulate); then, for each output with a mask (in output order), the
+ * weight of its mean metrics: its kept rows over its rows per sample (the batch's samples when
+ * nothing is masked). A masked output's metric that reads the mask (pn_metric_reads_mask)
+ * accumulates the sum of its per-row value over the kept rows, over the rows per sample, so
+ * that its epoch value is the sum of its accumulators over the sum of that weight (Keras's
+ * mask-weighted mean); the other mean metrics' are divided by the samples. One output with
+ * mean metrics only and no mask: 1 + n_metrics values.
  * sw, when non-NULL, holds per output NULL or a weight per sample (as many as the samples of
  * xs, finite and >= 0): each sample's loss is multiplied by its weight, and the mean stays over
- * all samples ("sum over batch size", as Keras weighs). Metrics are not weighted.
+ * all samples ("sum over batch size", as Keras weighs), or over the kept rows with a mask.
+ * Metrics are not weighted (Keras's compile(metrics=...)); a mask weighs them as above.
  */
 int pn_model_train_step(pn_model *m, const pn_tensor *xs, const pn_tensor *ys,
                         const float *const *sw, const int64_t *idx, int64_t batch,

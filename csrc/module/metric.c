@@ -44,6 +44,14 @@ PyObject *pn_py_metric_size(PyObject *self, PyObject *spec) {
     return PyLong_FromLong(pn_metric_size(&m));
 }
 
+/* metric_reads_mask(spec) -> whether a masked output's mask weighs the metric in the steps */
+PyObject *pn_py_metric_reads_mask(PyObject *self, PyObject *spec) {
+    (void)self;
+    pn_metric m;
+    if (pn_parse_metric(spec, &m)) return NULL;
+    return PyBool_FromLong(pn_metric_reads_mask(m.kind));
+}
+
 /* metric_accumulate(spec, y_true, y_pred) -> float64 array: the batch's accumulators. y_pred
  * (batch, ..., C), or (batch,) read as (batch, 1); y_true as many values (float32), or one int32
  * label per row of C for a sparse metric. */

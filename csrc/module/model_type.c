@@ -506,6 +506,39 @@ static PyObject *model_set_output(PnModel *self, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
+/* set_output_masks([node or -1, ...]): per output, the node holding its mask, or -1 */
+static PyObject *model_set_output_masks(PnModel *self, PyObject *arg) {
+    if (!PyList_Check(arg) && !PyTuple_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "set_output_masks takes a list of nodes (or -1), one per "
+                     "output, not %.100s", Py_TYPE(arg)->tp_name);
+        return NULL;
+    }
+    int nodes[PN_MAX_OUTPUTS];
+    int n = parse_ints(arg, nodes, PN_MAX_OUTPUTS, "output masks");
+    if (n < 0) return NULL;
+    int rc = pn_model_set_output_masks(self->m, n, nodes);
+    if (rc) return pn_raise(rc);
+    self->g->n_results = pn_model_result_count(self->m);
+    Py_RETURN_NONE;
+}
+
+/* output_masks() -> [node or -1, ...]: per output, its mask node */
+static PyObject *model_output_masks(PnModel *self, PyObject *unused) {
+    (void)unused;
+    int n = pn_model_output_count(self->m);
+    PyObject *list = PyList_New(n);
+    if (!list) return NULL;
+    for (int k = 0; k < n; k++) {
+        PyObject *v = PyLong_FromLong(pn_model_output_mask(self->m, k));
+        if (!v) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, k, v);
+    }
+    return list;
+}
+
 /* set_added_losses(nodes): scalar nodes added to the training and test steps' loss */
 static PyObject *model_set_added_losses(PnModel *self, PyObject *arg) {
     int nodes[PN_MAX_ADDED_LOSSES];
@@ -816,7 +849,7 @@ typedef int (*step_fn)(pn_model *, const pn_tensor *, const pn_tensor *, const f
                        const int64_t *, int64_t, float *);
 
 /* train_step / test_step (x, y, idx=None, sample_weight=None) -> float64 array (loss, [output
- * losses...], metric accumulators...) */
+ * losses...], metric accumulators..., [masked outputs' metric weights...]) */
 static PyObject *run_step(PnModel *self, PyObject *const *args, Py_ssize_t nargs, step_fn fn) {
     if (nargs < 2 || nargs > 4) {
         PyErr_SetString(PyExc_TypeError, "expected (x, y, idx=None, sample_weight=None)");
@@ -1132,6 +1165,11 @@ static PyMethodDef model_methods[] = {
      "node_unbatched(node) -> bool: the node's value has no batch axis"},
     {"set_output", (PyCFunction)model_set_output, METH_O,
      "set_output(node or [node, ...]): the output nodes"},
+    {"set_output_masks", (PyCFunction)model_set_output_masks, METH_O,
+     "set_output_masks([node or -1, ...]): per output, the node holding its mask (one float32 "
+     "value per row, non-zero keeps it), or -1"},
+    {"output_masks", (PyCFunction)model_output_masks, METH_NOARGS,
+     "output_masks() -> [node or -1, ...]: per output, its mask node"},
     {"compile", (PyCFunction)model_compile, METH_VARARGS,
      "compile(loss, from_logits, metrics): the same loss for every output"},
     {"compile_outputs", (PyCFunction)model_compile_outputs, METH_O,
@@ -1140,9 +1178,11 @@ static PyMethodDef model_methods[] = {
     {"optimizer_state", (PyCFunction)model_optimizer_state, METH_NOARGS,
      "optimizer_state() -> float32 view of every slot, flat"},
     {"train_step", FAST(model_train_step),
-     "train_step(x, y, idx=None, sw=None) -> array [loss, *output_losses, *metric_accumulators]"},
+     "train_step(x, y, idx=None, sw=None) -> array [loss, *output_losses, *metric_accumulators, "
+     "*masked_outputs_metric_weights]"},
     {"test_step", FAST(model_test_step),
-     "test_step(x, y, idx=None, sw=None) -> array [loss, *output_losses, *metric_accumulators]"},
+     "test_step(x, y, idx=None, sw=None) -> array [loss, *output_losses, *metric_accumulators, "
+     "*masked_outputs_metric_weights]"},
     {"gradients", (PyCFunction)model_gradients, METH_VARARGS,
      "gradients(x, y, input_grad=False) -> (loss, dx or [dx, ...] or None)"},
     {"predict", FAST(model_predict), "predict(x, batch_size) -> array or [array, ...]"},

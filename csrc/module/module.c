@@ -259,6 +259,8 @@ static PyMethodDef methods[] = {
     {"loss", FASTCALL(pn_py_loss), "loss(name, from_logits, y_true, y_pred) -> scalar Tensor"},
     {"metric_size", pn_py_metric_size, METH_O,
      "metric_size(spec) -> the number of accumulators a metric adds per batch"},
+    {"metric_reads_mask", pn_py_metric_reads_mask, METH_O,
+     "metric_reads_mask(spec) -> bool: a masked output's mask weighs the metric in the steps"},
     {"metric_accumulate", FASTCALL(pn_py_metric_accumulate),
      "metric_accumulate(spec, y_true, y_pred) -> float64 array: one batch's accumulators"},
     {"_debug_fail_alloc", debug_fail_alloc, METH_O,

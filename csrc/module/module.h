@@ -39,6 +39,7 @@ pn_value *pn_tensor_value(PyObject *obj, int npy_type, const char *what);
  * from_logits); -1 with an exception set */
 int pn_parse_metric(PyObject *obj, pn_metric *out);
 PyObject *pn_py_metric_size(PyObject *self, PyObject *spec);
+PyObject *pn_py_metric_reads_mask(PyObject *self, PyObject *spec);
 PyObject *pn_py_metric_accumulate(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 
 /* module functions of the imperative path (tensor_type.c) */

@@ -161,7 +161,7 @@ def compile_graph(model) -> None:
     if n_out != model._n_outputs:
         raise ValueError(f"Model '{model.name}' has {model._n_outputs} outputs but was "
                          f"compiled for {n_out}")
-    entries, all_names, objs = [], [], []
+    entries, all_names, objs, outputs = [], [], [], []
     for k in range(n_out):
         loss = model._losses[k]
         units = model._output_sample_shapes[k][-1]
@@ -177,6 +177,7 @@ def compile_graph(model) -> None:
         entries.append((loss.core_name, loss.from_logits, model._loss_weights[k],
                         [m._spec() for _, m in resolved]))
         objs.extend(m for _, m in resolved)
+        outputs.extend([k] * len(resolved))
     if n_out > 1:
         seen: dict = {}
         for i, nm in enumerate(all_names):
@@ -187,4 +188,5 @@ def compile_graph(model) -> None:
                 seen[nm] = 1
     model._core.compile_outputs(entries)
     model._metric_names, model._metric_objs = all_names, objs
+    model._metric_outputs = outputs  # each metric's output: whose mask weighs it (_Totals)
     model._metric_core_names = [m.core_name for m in objs]  # for EarlyStopping & co.

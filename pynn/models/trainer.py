@@ -25,6 +25,7 @@ import weakref
 
 import numpy as np
 
+from .. import _core
 from .. import metrics as metrics_mod
 from ..callbacks import CallbackList, History
 from ..layers.base import _takes_arg
@@ -87,23 +88,46 @@ def _check_batch_size(batch_size) -> int:
 class _Totals:
     """Running sums of steps' results: the losses (batch means, weighed by the batch's samples)
     and every metric's accumulators; `logs()` turns them into Keras's logs, as each metric's
-    `result()` would. Made once per fit or evaluate: a step then costs a few microseconds (fit
-    calls add() and, for batch callbacks, logs() every step)."""
+    `result()` would. A mean metric of an output with a mask (one the mask weighs:
+    _core.metric_reads_mask) divides by that output's summed metric weight (its kept rows, which
+    the core reports after the metrics, one per masked output) where the others divide by the
+    samples. Made once per fit or evaluate: a step then costs a
+    few microseconds (fit calls add() and, for batch callbacks, logs() every step)."""
 
-    __slots__ = ("names", "means", "metrics", "sums", "seen", "_scale", "_batch", "_order")
+    __slots__ = ("names", "means", "metrics", "sums", "seen", "_scale", "_batch", "_order",
+                 "_model")
 
     def __init__(self, model):
         self.names = model.metrics_names
         self.means = model._n_means
-        pos, self.metrics = self.means, []
-        for nm, metric in zip(self.names[self.means:], model._metric_objs):
-            self.metrics.append((nm, metric, pos, pos + metric._size))
-            pos += metric._size
-        self.sums, self._scale = np.zeros(pos), np.ones(pos)
+        self._model = model
+        self.metrics = None  # (name, metric, start, stop, weight index or None): at the first add
+        self.sums = self._scale = None
         self.seen, self._batch = 0, -1
         self._order = sorted(self.names)
 
+    def _layout(self, n: int) -> None:
+        """Where each metric's accumulators (and, for a masked output's, its weight) are in a
+        step's n results."""
+        model = self._model
+        objs = model._metric_objs
+        pos = self.means
+        stop = pos + sum(m._size for m in objs)
+        weight: dict = {}
+        if n > stop:  # masked outputs' weights, in output order
+            masked = [k for k, node in enumerate(model._core.output_masks()) if node >= 0]
+            weight = {k: stop + i for i, k in enumerate(masked)}
+        outputs = vars(model).get("_metric_outputs") or [0] * len(objs)
+        self.metrics = []
+        for nm, metric, k in zip(self.names[self.means:], objs, outputs):
+            w = weight.get(k) if k in weight and _core.metric_reads_mask(metric._spec()) else None
+            self.metrics.append((nm, metric, pos, pos + metric._size, w))
+            pos += metric._size
+        self.sums, self._scale = np.zeros(n), np.ones(n)
+
     def add(self, r: np.ndarray, batch: int) -> None:
+        if self.sums is None:
+            self._layout(r.shape[0])
         if batch != self._batch:
             self._scale[:self.means] = batch
             self._batch = batch
@@ -113,11 +137,13 @@ class _Totals:
 
     def logs(self, sort: bool = False) -> dict:
         """Keyed as metrics_names (sorted, as Keras's batch and epoch logs are, with sort)."""
+        if self.sums is None:
+            self._layout(self.means + sum(m._size for m in self._model._metric_objs))
         seen, sums = self.seen, self.sums
         values = sums[:self.means].tolist()
         logs = {nm: v / seen for nm, v in zip(self.names, values)}
-        for nm, metric, start, stop in self.metrics:
-            logs[nm] = metric._combine(sums[start:stop], seen)
+        for nm, metric, start, stop, w in self.metrics:
+            logs[nm] = metric._combine(sums[start:stop], seen if w is None else sums[w])
         return {k: logs[k] for k in self._order} if sort else logs
 
 
@@ -135,6 +161,7 @@ class Trainer:
         self._metric_names: list[str] = []
         self._metric_core_names: list[str] = []
         self._metric_objs: list = []     # the compiled metrics, in the order of their results
+        self._metric_outputs: list = []  # each compiled metric's output
         self._losses: list = []          # per output: a pynn.losses.Loss
         self._loss_weights: list = []    # per output: a float
         self.history = None
