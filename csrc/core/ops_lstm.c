@@ -8,6 +8,8 @@
  *   dc += dh o act'(act(c_t));  dgx_t = [dc g ract'(i), dc c_{t-1} ract'(f), dc i act'(g),
  *   dh act(c_t) ract'(o)];  dc_{t-1} = dc f;  dh_{t-1} = (dgx_t U^T) rm
  * and dW, dU, db summed from dgx while it is in cache (only dx stays a GEMM, ops_rnn.c's).
+ * A masked step (ops_rnn.c's step mask) carries h and c, and backward passes dh and dc through
+ * it with zero gate gradients: each thread does both for its units, in its own loop.
  * The common gates run vmath.h's lean sigmoid and tanh; other activations its exact ones.
  * Scratch (ops_rnn.c's layout): gx[t] the activated gates, cs the cell states, aux[t] act(c_t),
  * pk U's panels, prod a step's product, gbuf a thread's block of dgx's columns, step the bias's
@@ -444,7 +446,12 @@ static void lstm_steps_forward(const pn_rnn_dims *d, const pn_rnn_scratch *s, co
                 float *gb = gt + b * GU + u0;
                 const float *pb = s->prod + b * ldp + u0;
                 const int64_t r = b * U + u0;
-                if (fast)
+                /* a masked step carries h and c, this thread's units of them before the barrier
+                 * lets the next step read h_t; its gates stay unwritten (backward reads none) */
+                if (pn_rnn_skip(s->mk, t, B, b)) {
+                    memcpy(c + r, cp + r, (size_t)w * sizeof(float));
+                    memcpy(h + r, s->hs + t * BU + r, (size_t)w * sizeof(float));
+                } else if (fast)
                     lstm_row_fast(gb, gb + U, gb + 2 * U, gb + 3 * U, c + r, tc + r, h + r,
                                   cp + r, pb, pb + UP, pb + 2 * UP, pb + 3 * UP, w);
                 else
@@ -521,12 +528,20 @@ static void lstm_steps_backward(const pn_rnn_dims *d, const pn_rnn_scratch *s, c
             for (int64_t b = 0; b < B; b++) {
                 const int64_t r = b * U + u0;
                 float *restrict dh = s->dh + r;
-                if (d->rs) {
+                const int skip = pn_rnn_skip(s->mk, t, B, b);
+                if (d->rs && !(skip && d->zero_masked)) { /* a zeroed output has no gradient */
                     const float *restrict ob = dout + b * S + (d->rev ? T - 1 - t : t) * U + u0;
                     for (int64_t j = 0; j < w; j++) dh[j] += ob[j];
                 }
                 const float *gb = gt + b * GU + u0;
                 float *db = dg + b * GU + u0;
+                /* a masked step is the identity on (h, c): dc and dh (output's share included)
+                 * pass on to step t - 1 unchanged, and its gate gradients are zero (they join
+                 * dW, dU and the product below) */
+                if (skip) {
+                    for (int g = 0; g < 4; g++) memset(db + g * U, 0, (size_t)w * sizeof(float));
+                    continue;
+                }
                 if (fast)
                     lstm_row_bwd(db, db + U, db + 2 * U, db + 3 * U, s->dc + r, gb, gb + U,
                                  gb + 2 * U, gb + 3 * U, tc + r, cp + r, dh, w, PN_RNN_ACT_TANH,
@@ -549,6 +564,7 @@ static void lstm_steps_backward(const pn_rnn_dims *d, const pn_rnn_scratch *s, c
             panels_product(s->prod + o.q0 * NR, UP, s->pk + o.q0 * GU * NR, GU * NR, START_ZERO,
                            o.q1 - o.q0, B, GU, dg, GU, 0, dg, GU);
             for (int64_t b = 0; b < B; b++) {
+                if (pn_rnn_skip(s->mk, t, B, b)) continue; /* keeps dL/dh_t, as above */
                 float *restrict dh = s->dh + b * U + u0;
                 const float *restrict pv = s->prod + b * UP + u0, *restrict rm = s->rm + b * U + u0;
                 if (rdrop)

@@ -15,9 +15,12 @@
  *                                 [6] gru: reset_after
  *                                 [7] reverse_output: the sequence in input order although
  *                                     processed backwards (Bidirectional's backward layer)
+ *                                 [8] the last input is a step mask m (T)
+ *                                 [9] zero_output_for_mask (flags: 0 or 1)
  *                           fattr [0] dropout          [1] recurrent_dropout, each in [0, 1)
  *                           inputs  x (T, F), then optionally the initial states h0 (U) and,
- *                                   for lstm, c0 (U)
+ *                                   for lstm, c0 (U), then with iattr[8] the mask m (T),
+ *                                   float32, nonzero: keep the step
  *                           vars    kernel (F, GU), recurrent_kernel (U, GU), optional bias:
  *                                   (GU), or (2, GU) for gru with reset_after (input, recurrent)
  *
@@ -37,6 +40,16 @@
  *               otherwise:   s = (h rm) U[:, :2U],  z, r as above (one bias, on x W)
  *                            hh = act(ah + (r (h rm)) U[:, 2U:])
  *               h = z h_prev + (1 - z) hh
+ *
+ * Step mask (Keras 3's mask argument, as keras/src/backend/jax/rnn.py applies it): where
+ * m[b, t] == 0 step t of sample b is the identity on the states (h_t = h_{t-1}, c_t = c_{t-1})
+ * and its output is the previous one, h_{t-1} (at t = 0 the initial state), or zeros with
+ * zero_output_for_mask; the output without return_sequences is the last step's. The mask is read
+ * in processing order, like x (m[b, T-1-t] at step t with go_backwards). Backward is the
+ * derivative of that: a masked step passes dL/dh_t (dL/dc_t) on to dL/dh_{t-1} (dL/dc_{t-1})
+ * and its gate gradients dgx are zero, so nothing reaches the weights or x_t from it; with
+ * zero_output_for_mask its output's gradient is dropped. The mask gets no gradient. The forward
+ * copies it to mk, since backward does not read the inputs (PN_OPF_BWD_NO_IN).
  *
  * A forward: pn_rnn_forward_begin (masks, xt, gx = xt W + b, initial states), the cell's steps
  * (simple_rnn and gru through pn_rnn_steps_forward, one step function each; the lstm its own
@@ -69,12 +82,16 @@
  *   xt T B F | gx T B GU | hs (T+1) B U | cs (T+1) B U | aux T B U | hm T B U | dm B F | rm B U
  *   | dgx T B GU | dgh T B GU | dh, dc, dt1, dt2 4 B U | step B GU | dxt T B F
  *   | pk 4 UP (1 + F + U) | prod B 4 UP | gbuf UP pn_rnn_grad_rows(B) | tab V GU | dtab V GU
- * (xt and dxt: none with a folded embedding; tab and dtab: only with one)
+ *   | mk T B | sdh B U
+ * (xt and dxt: none with a folded embedding; tab and dtab: only with one; mk and sdh: only with
+ * a step mask, sdh not for lstm)
  * aux: lstm act(c_t); gru s_h (reset_after) or r (h rm). hm: h_{t-1} rm (with recurrent
  * dropout). cs: lstm only. dgh: gru reset_after only (the gradient of s differs from gx's).
  * pk, prod: lstm only, U's panels and a step's product (UP: U rounded up to whole panels of 16);
  * gbuf (UP pn_rnn_grad_rows(B)): lstm only, a block of dgx's columns per thread; the lstm's
- * backward sums the bias gradient into step.
+ * backward sums the bias gradient into step. mk: the step mask as 1 (keep) or 0, in processing
+ * order; sdh: simple_rnn's and gru's dh of the masked samples while a step runs back (the lstm
+ * skips a masked row's step in its own loop instead).
  */
 #include "ops_rnn.h"
 
@@ -105,7 +122,9 @@ static pn_rnn_dims rnn_get(const pn_node *n, const pn_node *x, int64_t B) {
                      .U = n->iattr[0], .rs = n->iattr[1], .back = n->iattr[2],
                      .rstate = n->iattr[3], .act = n->iattr[4], .ract = n->iattr[5],
                      .reset_after = n->iattr[6], .rev = n->iattr[7], .drop = n->fattr[0],
-                     .rdrop = n->fattr[1]};
+                     .rdrop = n->fattr[1], .step_mask = n->iattr[8],
+                     .zero_masked = n->iattr[9]};
+    d.states_in = n->n_in - 1 - d.step_mask;
     d.G = gates_of(d.cell);
     d.GU = d.G * d.U;
     d.S = (d.rs ? d.T * d.U : d.U) + (d.rstate ? states_of(d.cell) * d.U : 0);
@@ -117,17 +136,19 @@ static int64_t rnn_layout(const pn_rnn_dims *d, float *s, pn_rnn_scratch *o) {
     const int64_t B = d->B, T = d->T, TB = T * B, U = d->U, lstm = d->cell == PN_RNN_LSTM;
     const int64_t UP = pn_rnn_panels(U) * PN_TILE_NR; /* U rounded up to whole panels */
     const int64_t xs = d->V ? 0 : TB * d->F; /* xt and dxt: not with a folded embedding */
-    const int64_t sizes[21] = {
+    const int64_t mk = d->step_mask ? TB : 0, sdh = d->step_mask && !lstm ? B * U : 0;
+    const int64_t sizes[23] = {
         xs, TB * d->GU, (T + 1) * B * U, lstm ? (T + 1) * B * U : 0,
         TB * U, d->rdrop > 0.0f ? TB * U : 0, B * d->F, B * U,
         TB * d->GU, d->cell == PN_RNN_GRU && d->reset_after ? TB * d->GU : 0,
         B * U, B * U, B * U, B * U, B * d->GU, xs, lstm ? 4 * UP * (1 + d->F + U) : 0,
-        lstm ? B * 4 * UP : 0, lstm ? UP * pn_rnn_grad_rows(B) : 0, d->V * d->GU, d->V * d->GU};
-    float **slots[21] = {&o->xt, &o->gx, &o->hs, &o->cs, &o->aux, &o->hm, &o->dm, &o->rm,
+        lstm ? B * 4 * UP : 0, lstm ? UP * pn_rnn_grad_rows(B) : 0, d->V * d->GU, d->V * d->GU,
+        mk, sdh};
+    float **slots[23] = {&o->xt, &o->gx, &o->hs, &o->cs, &o->aux, &o->hm, &o->dm, &o->rm,
                          &o->dgx, &o->dgh, &o->dh, &o->dc, &o->dt1, &o->dt2, &o->step, &o->dxt,
-                         &o->pk, &o->prod, &o->gbuf, &o->tab, &o->dtab};
+                         &o->pk, &o->prod, &o->gbuf, &o->tab, &o->dtab, &o->mk, &o->sdh};
     int64_t off = 0;
-    for (int i = 0; i < 21; i++) {
+    for (int i = 0; i < 23; i++) {
         if (s) *slots[i] = sizes[i] ? s + off : NULL;
         off += (sizes[i] + 15) / 16 * 16; /* each buffer 64-byte aligned when scratch is */
     }
@@ -147,9 +168,15 @@ int64_t pn_rnn_scratch_size(const pn_model *m, const pn_node *n, int64_t batch,
 int pn_rnn_shape(const pn_model *m, pn_node *n) {
     const char *name = pn_op_name(n->op);
     const int cell = cell_of(n->op), G = gates_of(cell), ns = states_of(cell);
-    if (n->n_in != 1 && n->n_in != 1 + ns)
-        return pn_error(PN_EVALUE, "%s: takes a sequence and optionally %d initial state%s, got "
-                        "%d inputs", name, ns, ns > 1 ? "s" : "", n->n_in);
+    for (int a = 8; a <= 9; a++)
+        if (n->iattr[a] != 0 && n->iattr[a] != 1)
+            return pn_error(PN_EVALUE, "%s: %s must be 0 or 1, got %d", name,
+                            a == 8 ? "the mask flag" : "zero_output_for_mask", n->iattr[a]);
+    const int has_mask = n->iattr[8]; /* the last input is the step mask */
+    if (n->n_in != 1 + has_mask && n->n_in != 1 + ns + has_mask)
+        return pn_error(PN_EVALUE, "%s: takes a sequence, optionally %d initial state%s%s, got "
+                        "%d inputs", name, ns, ns > 1 ? "s" : "",
+                        has_mask ? " and the mask" : "", n->n_in);
     const pn_node *x = pn_input_node(m, n, 0);
     if (x->dtype != PN_F32) return pn_error(PN_ETYPE, "%s: input must be float32", name);
     if (x->ndim != 2)
@@ -192,11 +219,23 @@ int pn_rnn_shape(const pn_model *m, pn_node *n) {
         if (!(n->fattr[a] >= 0.0f && n->fattr[a] < 1.0f))
             return pn_error(PN_EVALUE, "%s: %s must be in [0, 1), got %g", name,
                             a ? "recurrent_dropout" : "dropout", n->fattr[a]);
-    for (int j = 1; j < n->n_in; j++) {
+    for (int j = 1; j < n->n_in - has_mask; j++) {
         const pn_node *s = pn_input_node(m, n, j);
         if (s->dtype != PN_F32 || s->ndim != 1 || s->shape[0] != U)
             return pn_error(PN_ESHAPE, "%s: initial state %d must be float32 (%lld) per sample",
                             name, j - 1, (long long)U);
+    }
+    if (has_mask) {
+        const pn_node *mk = pn_input_node(m, n, n->n_in - 1);
+        if (mk->dtype != PN_F32)
+            return pn_error(PN_ETYPE, "%s: the mask must be float32 (nonzero: keep the step)",
+                            name);
+        if (mk->ndim != 1)
+            return pn_error(PN_ESHAPE, "%s: the mask must have rank 1 (timesteps) besides the "
+                            "batch, got rank %d", name, mk->ndim);
+        if (mk->shape[0] != T)
+            return pn_error(PN_ESHAPE, "%s: the mask has %lld timesteps, the input %lld", name,
+                            (long long)mk->shape[0], (long long)T);
     }
     if (T * F > INT32_MAX || T * G * U > INT32_MAX)
         return pn_error(PN_ESHAPE, "%s: the sequence is too long", name);
@@ -280,12 +319,31 @@ void pn_rnn_forward_begin(const pn_node *n, const pn_ctx *c, pn_rnn_dims *d, pn_
     }
 
     /* initial states */
-    if (n->n_in > 1) memcpy(s->hs, c->in[1], (size_t)(B * U) * sizeof(float));
+    if (d->states_in) memcpy(s->hs, c->in[1], (size_t)(B * U) * sizeof(float));
     else memset(s->hs, 0, (size_t)(B * U) * sizeof(float));
     if (s->cs) { /* the lstm's cell state */
-        if (n->n_in > 2) memcpy(s->cs, c->in[2], (size_t)(B * U) * sizeof(float));
+        if (d->states_in) memcpy(s->cs, c->in[2], (size_t)(B * U) * sizeof(float));
         else memset(s->cs, 0, (size_t)(B * U) * sizeof(float));
     }
+
+    /* mk[t, b] = (m[b, step t's index] != 0): a NaN keeps, as Keras's cast to bool */
+    if (s->mk) {
+        const float *mask = c->in[n->n_in - 1]; /* (B, T) */
+        for (int64_t t = 0; t < T; t++) {
+            const int64_t src = back ? T - 1 - t : t;
+            for (int64_t b = 0; b < B; b++) s->mk[t * B + b] = mask[b * T + src] != 0.0f;
+        }
+    }
+}
+
+/* h_t = h_{t-1} in the samples whose step t is masked (simple_rnn and gru: the lstm carries
+ * h and c in its own loop) */
+static void carry_state(const pn_rnn_dims *d, const pn_rnn_scratch *s, int64_t t) {
+    const int64_t B = d->B, U = d->U, BU = B * U;
+    for (int64_t b = 0; b < B; b++)
+        if (pn_rnn_skip(s->mk, t, B, b))
+            memcpy(s->hs + (t + 1) * BU + b * U, s->hs + t * BU + b * U,
+                   (size_t)U * sizeof(float));
 }
 
 void pn_rnn_steps_forward(const pn_rnn_dims *d, const pn_rnn_scratch *s, const pn_ctx *c,
@@ -300,6 +358,7 @@ void pn_rnn_steps_forward(const pn_rnn_dims *d, const pn_rnn_scratch *s, const p
             hp = hm;
         }
         step(d, s, c, t, hprev, hp);
+        if (s->mk) carry_state(d, s, t);
     }
 }
 
@@ -307,14 +366,20 @@ void pn_rnn_forward_end(const pn_ctx *c, const pn_rnn_dims *d, const pn_rnn_scra
     /* out[b] = the sequence (or h_T), then h_T (and c_T) */
     float *out = c->out;
     const int64_t B = d->B, T = d->T, U = d->U, S = d->S, seq = d->rs ? T * U : U;
+    const float *zmk = d->zero_masked ? s->mk : NULL; /* steps whose output is zeros */
     for (int64_t b = 0; b < B; b++) {
         float *o = out + b * S;
-        if (d->rs)
-            for (int64_t t = 0; t < T; t++) /* step t's h, at t or (reversed) T - 1 - t */
-                memcpy(o + (d->rev ? T - 1 - t : t) * U, s->hs + ((t + 1) * B + b) * U,
-                       (size_t)U * sizeof(float));
-        else
+        if (d->rs) {
+            for (int64_t t = 0; t < T; t++) { /* step t's h, at t or (reversed) T - 1 - t */
+                float *r = o + (d->rev ? T - 1 - t : t) * U;
+                if (pn_rnn_skip(zmk, t, B, b)) memset(r, 0, (size_t)U * sizeof(float));
+                else memcpy(r, s->hs + ((t + 1) * B + b) * U, (size_t)U * sizeof(float));
+            }
+        } else if (T > 0 && pn_rnn_skip(zmk, T - 1, B, b)) {
+            memset(o, 0, (size_t)U * sizeof(float));
+        } else {
             memcpy(o, s->hs + (T * B + b) * U, (size_t)U * sizeof(float));
+        }
         if (d->rstate) {
             memcpy(o + seq, s->hs + (T * B + b) * U, (size_t)U * sizeof(float));
             if (s->cs) memcpy(o + seq + U, s->cs + (T * B + b) * U, (size_t)U * sizeof(float));
@@ -352,13 +417,14 @@ void pn_rnn_backward_begin(const pn_node *n, const pn_ctx *c, pn_rnn_dims *d,
     rnn_begin(n, c, d, s);
     const int64_t B = d->B, U = d->U, BU = B * U, S = d->S, seq = d->rs ? d->T * U : U;
     const float *dout = c->dout;
+    const float *zmk = d->zero_masked ? s->mk : NULL;
     /* dh = dL/dh_T from the last output and the state; dc = dL/dc_T */
     memset(s->dh, 0, (size_t)BU * sizeof(float));
     memset(s->dc, 0, (size_t)BU * sizeof(float));
     for (int64_t b = 0; b < B; b++) {
         const float *o = dout + b * S;
         float *restrict dh = s->dh + b * U, *restrict dc = s->dc + b * U;
-        if (!d->rs)
+        if (!d->rs && !(d->T > 0 && pn_rnn_skip(zmk, d->T - 1, B, b)))
             for (int64_t j = 0; j < U; j++) dh[j] += o[j];
         if (d->rstate) {
             for (int64_t j = 0; j < U; j++) dh[j] += o[seq + j];
@@ -371,15 +437,28 @@ void pn_rnn_backward_begin(const pn_node *n, const pn_ctx *c, pn_rnn_dims *d,
 void pn_rnn_steps_backward(const pn_rnn_dims *d, const pn_rnn_scratch *s, const pn_ctx *c,
                            pn_rnn_step_back_fn step) {
     const int64_t B = d->B, T = d->T, U = d->U, BU = B * U, S = d->S;
+    const float *zmk = d->zero_masked ? s->mk : NULL;
+    const size_t row = (size_t)U * sizeof(float);
     for (int64_t t = T - 1; t >= 0; t--) {
         if (d->rs)
             for (int64_t b = 0; b < B; b++) {
+                if (pn_rnn_skip(zmk, t, B, b)) continue; /* a zeroed output: no gradient */
                 const float *restrict o = c->dout + b * S + (d->rev ? T - 1 - t : t) * U;
                 float *restrict dh = s->dh + b * U;
                 for (int64_t j = 0; j < U; j++) dh[j] += o[j];
             }
+        /* a masked step is the identity: its dh (output's share included) is dL/dh_{t-1}; with
+         * its row zero, the step gives the row zero gate gradients (the step back is linear in
+         * dh), so nothing reaches dU, dW, db or x_t from it */
+        for (int64_t b = 0; s->mk && b < B; b++)
+            if (pn_rnn_skip(s->mk, t, B, b)) {
+                memcpy(s->sdh + b * U, s->dh + b * U, row);
+                memset(s->dh + b * U, 0, row);
+            }
         const float *hprev = s->hs + t * BU;
         step(d, s, c, t, hprev, d->masked ? s->hm + t * BU : hprev);
+        for (int64_t b = 0; s->mk && b < B; b++)
+            if (pn_rnn_skip(s->mk, t, B, b)) memcpy(s->dh + b * U, s->sdh + b * U, row);
     }
 }
 
@@ -392,12 +471,16 @@ void pn_rnn_backward_end(const pn_node *n, const pn_ctx *c, const pn_rnn_dims *d
     const int64_t B = d->B, T = d->T, F = d->F, U = d->U, GU = d->GU, TB = T * B, BU = B * U;
     const float *W = c->var[0];
 
-    /* the initial states' gradients */
-    if (n->n_in > 1 && c->din[1]) {
+    /* the initial states' gradients; the mask's is zero (written when a float mask computed
+     * upstream has a gradient buffer that this op writes first) */
+    if (d->states_in && c->din[1]) {
         float *restrict o = c->din[1];
         for (int64_t i = 0; i < BU; i++) o[i] = c->acc_in[1] ? o[i] + s->dh[i] : s->dh[i];
     }
-    if (n->n_in > 2 && c->din[2]) {
+    const int mi = n->n_in - 1;
+    if (d->step_mask && c->din[mi] && !c->acc_in[mi])
+        memset(c->din[mi], 0, (size_t)(B * T) * sizeof(float));
+    if (d->states_in > 1 && c->din[2]) {
         float *restrict o = c->din[2];
         for (int64_t i = 0; i < BU; i++) o[i] = c->acc_in[2] ? o[i] + s->dc[i] : s->dc[i];
     }

@@ -1,11 +1,11 @@
 /*
  * ops_rnn.h: what the recurrent ops' files share. ops_rnn.c holds the sequence machinery common
- * to the three cells (attributes and shapes, the scratch layout, dropout masks, the input
- * projection, the time loop of simple_rnn and gru, the outputs, and the gradients of the inputs,
- * the initial states, a folded embedding, the kernel and the bias); ops_simple_rnn.c,
- * ops_lstm.c and ops_gru.c each hold one cell: its step forward and backward, its recurrent
- * kernel's gradient and its pn_op_def. The math, layout and attributes are described at the top
- * of ops_rnn.c.
+ * to the three cells (attributes and shapes, the scratch layout, dropout masks, the step mask,
+ * the input projection, the time loop of simple_rnn and gru, the outputs, and the gradients of
+ * the inputs, the initial states, a folded embedding, the kernel and the bias);
+ * ops_simple_rnn.c, ops_lstm.c and ops_gru.c each hold one cell: its step forward and backward,
+ * its recurrent kernel's gradient and its pn_op_def. The math, layout and attributes are
+ * described at the top of ops_rnn.c.
  */
 #ifndef PYNN_OPS_RNN_H
 #define PYNN_OPS_RNN_H
@@ -52,6 +52,9 @@ typedef struct {
     int64_t V;                 /* with a folded embedding: the table's rows; else 0 */
     float drop, rdrop;
     int masked;                /* recurrent dropout applies (training): hm holds h_{t-1} rm */
+    int step_mask, zero_masked; /* iattr[8]: the last input is a step mask; iattr[9]:
+                                 * zero_output_for_mask */
+    int states_in;             /* initial states among the inputs: 0, or 1 (2 for lstm) */
 } pn_rnn_dims;
 
 typedef struct {
@@ -59,7 +62,15 @@ typedef struct {
     float *pk, *prod; /* lstm: U packed into panels, the recurrent product of a step */
     float *gbuf;      /* lstm: per thread, a block of dgx's columns (grad_columns) */
     float *tab, *dtab; /* with a folded embedding: table W + b (V, GU), its gradient */
+    float *mk;         /* with a step mask: (T, B) 1 keep, 0 carry, in processing order */
+    float *sdh;        /* with a step mask, simple_rnn and gru: dh's masked rows (B, U) while a
+                        * step runs back */
 } pn_rnn_scratch;
+
+/* Whether step t of sample b is masked (the step carries the states; NULL mk: no mask) */
+static inline int pn_rnn_skip(const float *mk, int64_t t, int64_t B, int64_t b) {
+    return mk && mk[t * B + b] == 0.0f;
+}
 
 /* The lstm's recurrent product runs on panels of PN_TILE_NR units (ops_lstm.c) */
 static inline int64_t pn_rnn_panels(int64_t U) { return (U + PN_TILE_NR - 1) / PN_TILE_NR; }
@@ -98,25 +109,31 @@ void pn_rnn_forward_begin(const pn_node *n, const pn_ctx *c, pn_rnn_dims *d, pn_
  * h_t (hs[t+1]) from h_{t-1} (hprev) and h_{t-1} rm (hp, hprev without recurrent dropout). */
 typedef void (*pn_rnn_step_fn)(const pn_rnn_dims *d, const pn_rnn_scratch *s, const pn_ctx *c,
                                int64_t t, const float *hprev, const float *hp);
-/* The time loop: step(t) for t = 0 .. T-1, with hm[t] = h_{t-1} rm made first when masked. */
+/* The time loop: step(t) for t = 0 .. T-1, with hm[t] = h_{t-1} rm made first when masked;
+ * after each step, h_t = h_{t-1} in the samples whose step mask is 0 there. */
 void pn_rnn_steps_forward(const pn_rnn_dims *d, const pn_rnn_scratch *s, const pn_ctx *c,
                           pn_rnn_step_fn step);
-/* The output: the sequence or h_T, then with return_state h_T (and c_T). */
+/* The output: the sequence or h_T, then with return_state h_T (and c_T); with
+ * zero_output_for_mask, zeros for a masked step. */
 void pn_rnn_forward_end(const pn_ctx *c, const pn_rnn_dims *d, const pn_rnn_scratch *s);
 
-/* Sizes, scratch, and dh = dL/dh_T (dc = dL/dc_T) from the output's gradient. */
+/* Sizes, scratch, and dh = dL/dh_T (dc = dL/dc_T) from the output's gradient (the last
+ * output's share dropped where zero_output_for_mask zeroed it). */
 void pn_rnn_backward_begin(const pn_node *n, const pn_ctx *c, pn_rnn_dims *d, pn_rnn_scratch *s);
 /* One step back of simple_rnn or gru: dh holds dL/dh_t in (the output's share added), and
  * leaves dL/dh_{t-1}; dgx[t] (and dgh[t]) the gates' gradients. */
 typedef pn_rnn_step_fn pn_rnn_step_back_fn;
 /* The time loop backward: for t = T-1 .. 0, the output's gradient of step t into dh, then
- * step(t). */
+ * step(t); a sample whose step is masked keeps its dh (dL/dh_{t-1} = dL/dh_t) and gets zero
+ * gate gradients: its dh row is zeroed while step(t) runs (which is linear in dh), then put
+ * back. */
 void pn_rnn_steps_backward(const pn_rnn_dims *d, const pn_rnn_scratch *s, const pn_ctx *c,
                            pn_rnn_step_back_fn step);
 /* A folded embedding's table gradient buffer, NULL when no gradient needs it */
 float *pn_rnn_dtab(const pn_rnn_dims *d, const pn_rnn_scratch *s, const pn_ctx *c);
 /* After the cell's steps (and its recurrent kernel's gradient): the initial states' gradients,
- * a folded table's (and dW from it), dW = xt^T dgx, the bias's and dx = (dgx W^T) dm. in_steps:
+ * a folded table's (and dW from it), dW = xt^T dgx, the bias's and dx = (dgx W^T) dm; a step
+ * mask's gradient is zero. in_steps:
  * the lstm's steps summed dtab, dW and the bias's gradient (into db_sum, NULL: none wanted). */
 void pn_rnn_backward_end(const pn_node *n, const pn_ctx *c, const pn_rnn_dims *d,
                          const pn_rnn_scratch *s, int in_steps, const float *db_sum);
