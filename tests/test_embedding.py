@@ -87,7 +87,6 @@ def test_fractional_indices_are_refused():
 @pytest.mark.parametrize("make, match", [
     (lambda: layers.Embedding(0, 4), "input_dim"),
     (lambda: layers.Embedding(10, -1), "output_dim"),
-    (lambda: layers.Embedding(10, 4, mask_zero=True), "mask_zero"),
 ])
 def test_bad_embedding_arguments_raise_value_error(make, match):
     with pytest.raises(ValueError, match=match):

@@ -696,7 +696,16 @@ def test_bad_calls_raise_errors_naming_the_layer():
         L.RNN(L.GRUCell(3), name="rnn_size")(inp, initial_state=[pynn.Input((4,))])
     with pytest.raises(NotImplementedError, match="RNN\\(cell\\)"):
         L.LSTMCell(3)(inp[:, 0], [pynn.Input((3,)), pynn.Input((3,))])
-    with pytest.raises(ValueError, match="mask"):
-        L.RNN(L.GRUCell(3))(_data(2, 5, 2), mask=np.ones((2, 5), bool))
     with pytest.raises(ValueError, match="rnn_none.*number of timesteps must be known"):
         L.RNN(MinimalRNNCell(3), name="rnn_none")._unrolled(pynn.Input((None, 2)), [], None)
+
+
+def test_a_mask_on_data_skips_the_padded_steps():
+    """RNN(cell)(x, mask=m) on data: right padding masked gives the final state of the
+    unpadded sequence, for a fused and an unrolled cell."""
+    x = _data(2, 5, 2)
+    mask = np.array([[1, 1, 1, 0, 0]] * 2, bool)
+    for cell in (L.GRUCell(3), MinimalRNNCell(3)):
+        rnn = L.RNN(cell)
+        masked = np.asarray(rnn(x, mask=mask))
+        np.testing.assert_allclose(masked, np.asarray(rnn(x[:, :3])), rtol=1e-5, atol=1e-6)

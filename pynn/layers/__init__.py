@@ -3,6 +3,7 @@
 from . import activations as _activations
 from . import conv_lstm as _conv_lstm
 from . import convolutional_ops as _convolutional_ops
+from . import masking as _masking
 from . import merging as _merging
 from . import normalization as _normalization
 from . import preprocessing as _preprocessing
@@ -27,6 +28,7 @@ from .core import (
     serialize,
 )
 from .input_layer import Input, InputLayer, KerasTensor
+from .masking import *  # noqa: F403
 from .merging import *  # noqa: F403
 from .normalization import *  # noqa: F403
 from .pooling import (
@@ -63,6 +65,7 @@ __all__ = ["Activation", "AdditiveAttention", "Attention", "AveragePooling1D",
            "AvgPool2D", "MaxPool1D", "MaxPool2D", "GlobalAvgPool1D", "GlobalAvgPool2D",
            "GlobalMaxPool1D", "GlobalMaxPool2D", "Convolution1D", "Convolution2D",
            "Convolution1DTranspose", "Convolution2DTranspose"] + [
-    *_activations.__all__, *_conv_lstm.__all__, *_convolutional_ops.__all__, *_merging.__all__,
+    *_activations.__all__, *_conv_lstm.__all__, *_convolutional_ops.__all__, *_masking.__all__,
+    *_merging.__all__,
     *_normalization.__all__, *_preprocessing.__all__, *_recurrent.__all__,
     *_regularization.__all__, *_reshaping.__all__]

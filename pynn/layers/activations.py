@@ -11,6 +11,8 @@ class _ActivationLayer(Layer):
     """An activation op with an attribute: each subclass's `_spec()` gives its
     `pynn.activations.ActivationSpec`."""
 
+    supports_masking = True  # passes its input's mask on, as Keras's
+
     def _who(self) -> str:
         return f"{type(self).__name__} '{self.name}'"
 
@@ -116,6 +118,12 @@ class Softmax(_ActivationLayer):
     def _spec(self):
         return activations.ActivationSpec("softmax")
 
+    def _lower_mask(self, core, inputs, output, mask):
+        if mask is not None:  # Keras masks the softmax's own axis with it
+            raise ValueError(f"{self._who()}: a masked input is not supported (the mask "
+                             "would apply to the softmax's axis)")
+        return None
+
     def get_config(self) -> dict:
         return {**super().get_config(), "axis": self.axis}
 
@@ -140,6 +148,8 @@ class PReLU(Layer):
         >>> layer.alpha.shape
         (1, 3)
     """
+
+    supports_masking = True  # passes its input's mask on, as Keras's
 
     def __init__(self, alpha_initializer="Zeros", alpha_regularizer=None, alpha_constraint=None,
                  shared_axes=None, **kwargs):

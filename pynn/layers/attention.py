@@ -1,6 +1,8 @@
 """MultiHeadAttention, as Keras 3 defines it: four projections (dense ops over Keras's EinsumDense
 kernels) around the core's fused attention op."""
 
+import numpy as np
+
 from .. import initializers, regularizers
 from ..utils.shape_utils import shape_str
 from .base import Layer
@@ -194,7 +196,38 @@ class MultiHeadAttention(Layer):
                          "attention_mask): call it in the functional API, "
                          "mha(query, value, ...), not in a Sequential stack")
 
-    def lower_call(self, core, nodes: list, spec: dict) -> int:
+    supports_masking = True  # the query's mask goes on to the output, as Keras's
+
+    def _attention_mask(self, core, given: dict, masks: dict):
+        """The attention_mask node (Tq, Tk) with the inputs' masks folded in as Keras's
+        _compute_attention_mask does: a masked query step attends nowhere (its softmax is
+        uniform), a masked value or key step is attended by none. None when there is none."""
+        from .masking import _binary, expand, not_equal
+        qm, vm = masks.get("query"), masks.get("value")
+        km = masks.get("key") if "key" in given else None
+        given_mask = given.get("attention_mask")
+        if qm is None and vm is None and km is None:
+            return given_mask
+        tq = core.node_shape(given["query"])[0]
+        tk = core.node_shape(given["value"])[0]
+        auto = core.add_constant(np.ones((tq, tk), np.float32))
+        if qm is not None:
+            auto = _binary(core, "multiply", auto, expand(core, qm, -1))
+        for m in (vm, km):
+            if m is not None:
+                auto = _binary(core, "multiply", auto, expand(core, m, 0))
+        if given_mask is None:
+            return auto
+        if core.node_dtype(given_mask) != "float32":
+            given_mask, _ = core.add_node("cast", (given_mask,), (), (0,))
+        keep = not_equal(core, given_mask, 0.0)
+        return _binary(core, "multiply", auto, keep)
+
+    def _lower_spec_mask(self, core, ins, out, in_masks, spec):
+        qm = dict(zip(spec["names"], in_masks)).get("query")
+        return [qm, None] if isinstance(out, list) else qm
+
+    def lower_call(self, core, nodes: list, spec: dict, masks=None) -> int:
         given = dict(zip(spec["names"], nodes))
         q, v = given["query"], given["value"]
         k = given.get("key", v)
@@ -204,7 +237,8 @@ class MultiHeadAttention(Layer):
         qn, _ = core.add_node("dense", (q,), wq)
         kn, _ = core.add_node("dense", (k,), wk)
         vn, _ = core.add_node("dense", (v,), wv)
-        ins = (qn, kn, vn) + ((given["attention_mask"],) if "attention_mask" in given else ())
+        mask = self._attention_mask(core, given, dict(zip(spec["names"], masks or [])))
+        ins = (qn, kn, vn) + ((mask,) if mask is not None else ())
         causal = int(spec["options"].get("use_causal_mask", False))
         attrs = (self.num_heads, self.key_dim, self.value_dim, causal)
         an, _ = core.add_node("attention", ins, (), attrs, (self.dropout,))
@@ -283,20 +317,36 @@ class Attention(Layer):
             s = s * self.scale
         return self.concat_score_weight * ops.sum(ops.tanh(s), axis=-1)
 
-    def call(self, inputs, return_attention_scores: bool = False, training=None,
+    supports_masking = True  # the query's mask goes on to the output, as Keras's
+
+    def call(self, inputs, mask=None, return_attention_scores: bool = False, training=None,
              use_causal_mask: bool = False):
         from .. import ops, random
         q, v, k = self._inputs(inputs)
+        if mask is not None and (not isinstance(mask, (list, tuple)) or len(mask) < 2):
+            raise ValueError(f"{type(self).__name__} '{self.name}': mask must be a list "
+                             f"[query_mask, value_mask], got {mask!r}")
+        q_mask, v_mask = (mask[0], mask[1]) if mask is not None else (None, None)
         scores = self._scores(q, k)
-        if use_causal_mask:  # Keras subtracts 1e9 where query i would see key j > i
+        # Keras subtracts 1e9 from the scores of the keys a query may not see: later ones
+        # (use_causal_mask) and masked value steps
+        hidden = None
+        if use_causal_mask:
             ones = ops.ones_like(scores)
-            later = ops.greater(ops.cumsum(ones, axis=-1), ops.cumsum(ones, axis=-2))
-            scores = scores - 1.0e9 * ops.cast(later, "float32")
+            hidden = ops.cast(ops.greater(ops.cumsum(ones, axis=-1), ops.cumsum(ones, axis=-2)),
+                              "float32")
+        if v_mask is not None:
+            padded = 1.0 - ops.expand_dims(ops.cast(v_mask, "float32"), -2)  # (batch, 1, Tv)
+            hidden = padded if hidden is None else ops.maximum(hidden, padded)
+        if hidden is not None:
+            scores = scores - 1.0e9 * hidden
         weights = ops.softmax(scores, axis=-1)
         dropped = weights
         if training and self.dropout > 0:
             dropped = random.dropout(weights, self.dropout, seed=self.seed)
         out = ops.matmul(dropped, v)
+        if q_mask is not None:  # masked query steps output zeros
+            out = out * ops.expand_dims(ops.cast(q_mask, "float32"), -1)
         return (out, weights) if return_attention_scores else out
 
     def compute_output_shape(self, input_shape):

@@ -9,6 +9,7 @@ the core's flat parameter buffer, so the layer, the model and the optimizer all 
 import contextlib
 import functools
 import re
+import warnings
 import weakref
 
 import numpy as np
@@ -428,8 +429,7 @@ class Layer:
         return [w for w in self.weights if not (w.trainable and self.trainable and
                                                 _owner_trainable(w))]
 
-    # Keras 3's other names for the weights, and its dtype and masking attributes (pynn's layers
-    # compute in float32 and propagate no masks)
+    # Keras 3's other names for the weights
     @property
     def variables(self) -> list[Variable]:
         return self.weights
@@ -471,15 +471,44 @@ class Layer:
 
     dtype = variable_dtype
     input_dtype = compute_dtype
-    supports_masking = False
     input_spec = None
 
     @property
     def path(self) -> str:
         return self.name
 
+    # Keras's masks: whether the layer passes the mask of its input on to its output (a
+    # layer that does not drops it, with a warning, as Keras). Set it on an instance, as Keras
+    # code does in __init__, or on a class.
+    supports_masking = False
+
     def compute_mask(self, inputs, previous_mask=None):
-        return None  # pynn's layers make and propagate no masks
+        """The output's mask given the input's (Keras's API; pynn computes masks inside the
+        core graph, with `_lower_mask`): the input's when the layer supports masking."""
+        return previous_mask if self.supports_masking else None
+
+    def _lower_mask(self, core, inputs, output, mask):
+        """The node of the output's mask (or None), from the nodes of the inputs, the output
+        and the input's mask (a list of them for a layer taking a list). The default passes a
+        single input's mask on when the layer supports masking, and otherwise drops it with
+        Keras's warning."""
+        masks = mask if isinstance(mask, list) else [mask]
+        if all(m is None for m in masks):
+            return None
+        if _overrides(type(self), "compute_mask"):
+            raise ValueError(f"{type(self).__name__} '{self.name}': its compute_mask() cannot "
+                             "run: pynn computes masks inside the core graph, for its own "
+                             "layers (Embedding(mask_zero=True), Masking) only")
+        if self.supports_masking and not isinstance(mask, list):
+            return mask
+        if self.supports_masking:  # a list input: the masks combined, as Keras's merges do
+            from . import masking
+            return masking.all_of(core, masks)
+        warnings.warn(f"Layer '{self.name}' (of type {type(self).__name__}) was passed an "
+                      "input with a mask attached to it. However, this layer does not support "
+                      "masking and will therefore destroy the mask information. Downstream "
+                      "layers will not see the mask.", stacklevel=2)
+        return None
 
     def get_build_config(self) -> dict:
         args = self._build_args
@@ -828,6 +857,40 @@ class Layer:
             return out if len(out) > 1 else out[0]
         self._missing_hook("lower_call")
 
+    def _lower_call_masked(self, core, nodes: list, masks: list, spec: dict):
+        """A traced call whose call() takes `mask`, lowered with the mask nodes of its tensors
+        (`masks`, None where a tensor has none): traced again with `mask` set to the masks of
+        its first argument, as Keras passes them, each mask a float32 tensor of 1 and 0."""
+        from .tracing import Slot
+        extra, slots = [], {}
+        for k, m in enumerate(masks):
+            if m is not None:
+                slots[k] = Slot(len(nodes) + len(extra))
+                extra.append(m)
+
+        def masks_of(value):  # the first argument's structure, its tensors' masks in place
+            if isinstance(value, Slot):
+                return slots.get(value.index)
+            if isinstance(value, (list, tuple)):
+                return [masks_of(v) for v in value]
+            return None
+
+        first = spec["args"][0] if spec["args"] else spec["kwargs"].get("inputs")
+        mask_arg = masks_of(first)
+
+        def with_mask(kwargs: dict) -> dict:
+            return kwargs if kwargs.get("mask") is not None else {**kwargs, "mask": mask_arg}
+
+        all_nodes = list(nodes) + extra
+        tensors = [_node_tensor(core, n) for n in all_nodes]
+        masked = {**spec, "kwargs": with_mask(spec["kwargs"])}
+        masked["trace"] = self._trace_for(spec["args"], masked["kwargs"], tensors)
+        if "train" in spec:
+            kw = with_mask(spec["train"]["kwargs"])
+            masked["train"] = {"kwargs": kw,
+                               "trace": self._trace_for(spec["args"], kw, tensors)}
+        return self.lower_call(core, all_nodes, masked)
+
     def _replay(self, core, nodes: list, spec_args, trace, spec_kwargs) -> list:
         """A trace's ops after `nodes`; traced again first when the nodes' shapes differ from
         the trace's (a model of data-given lengths builds a core for the data's shapes)."""
@@ -1067,6 +1130,11 @@ def _owner_trainable(w) -> bool:
     owner = getattr(w, "_owner", None)
     layer = owner() if owner is not None else None
     return layer is None or layer.trainable
+
+
+def _overrides(cls, name: str) -> bool:
+    """Whether a class below Layer defines the method `name` (a user's compute_mask)."""
+    return getattr(cls, name, None) is not getattr(Layer, name)
 
 
 def _takes_arg(fn, name: str) -> bool:

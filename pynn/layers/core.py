@@ -28,6 +28,8 @@ class Dense(Layer):
         (None, 8)
     """
 
+    supports_masking = True  # passes its input's mask on, as Keras's
+
     def __init__(self, units: int, activation=None, use_bias: bool = True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
@@ -101,6 +103,8 @@ class EinsumDense(Layer):
         >>> layer(pynn.Input(shape=(32, 128))).shape
         (None, 32, 64)
     """
+
+    supports_masking = True  # passes its input's mask on, as Keras's
 
     def __init__(self, equation: str, output_shape, activation=None, bias_axes=None,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
@@ -355,6 +359,8 @@ class Activation(Layer):
         >>> layer = pynn.layers.Activation("relu")
     """
 
+    supports_masking = True  # passes its input's mask on, as Keras's
+
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self.activation = activations.get(activation)
@@ -378,7 +384,8 @@ class Embedding(Layer):
         output_dim: the length of each vector.
         embeddings_initializer: 'uniform' (Keras's: uniform in [-0.05, 0.05]).
         embeddings_regularizer: an L1/L2 penalty on the table.
-        mask_zero: must be False (masks are not supported).
+        mask_zero: index 0 is padding: the output carries a mask (False at 0s) that
+            recurrent layers, attention, GlobalAveragePooling1D and the losses honour.
 
     Example:
         >>> model = pynn.Sequential([pynn.Input((10,), dtype="int32"),
@@ -399,12 +406,10 @@ class Embedding(Layer):
                        ("lora_rank", lora_rank)):
             if v is not None:
                 raise ValueError(f"{who}: {arg} is not supported")
-        if mask_zero:
-            raise ValueError(f"{who}: mask_zero=True is not supported: pynn has no masks yet")
         self.input_dim, self.output_dim = input_dim, output_dim
         self.embeddings_initializer = initializers.get(embeddings_initializer)
         self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
-        self.mask_zero = False
+        self.mask_zero = bool(mask_zero)
         self._initial_weights = weights
 
     def build(self, input_shape) -> None:
@@ -422,6 +427,12 @@ class Embedding(Layer):
             node, _ = core.add_node("cast", (node,), (), (1,))
         node, _ = core.add_node("embedding", (node,), tuple(self._var_ids))
         return node
+
+    supports_masking = True  # it makes its own mask (mask_zero), as Keras's compute_mask
+
+    def _lower_mask(self, core, inputs, output, mask):
+        from .masking import not_equal
+        return not_equal(core, inputs, 0.0) if self.mask_zero else None
 
     def _call_eager(self, inputs, training: bool, kwargs: dict):
         from ..tensor import Tensor

@@ -20,6 +20,7 @@ class Merge(Layer):
 
     op = "add"
     n_inputs = None  # exactly this many, when set
+    supports_masking = True  # the inputs' masks combined: kept where all keep (as Keras)
     max_inputs = _MAX_INPUTS  # at most this many (None: no limit)
 
     def _who(self) -> str:
@@ -160,6 +161,19 @@ class Concatenate(Merge):
 
     op = "concatenate"
 
+    def _lower_mask(self, core, inputs, output, mask):
+        """Joined along the features (the last axis): kept where every masked input keeps, as
+        Keras's (an unmasked input keeps everywhere)."""
+        present = [m for m in (mask or []) if m is not None]
+        if not present:
+            return None
+        rank = len(core.node_shape(inputs[0])) + 1
+        if self._sample_axis(rank) != rank - 2:
+            raise ValueError(f"{self._who()}: joining masked inputs along axis {self.axis} is "
+                             "not supported (only along the last axis)")
+        from .masking import all_of
+        return all_of(core, present)
+
     def __init__(self, axis: int = -1, **kwargs):
         super().__init__(**kwargs)
         if isinstance(axis, bool) or not isinstance(axis, int):
@@ -219,6 +233,9 @@ class Dot(_TracedMerge):
     Example:
         >>> pynn.layers.Dot(axes=1)([x1, x2])
     """
+
+    def _lower_mask(self, core, inputs, output, mask):
+        return None  # the product has no steps to mask, as Keras's Dot
 
     n_inputs = 2
 

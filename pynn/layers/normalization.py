@@ -35,6 +35,8 @@ class BatchNormalization(Layer):
         (2, 3, 4, 4)
     """
 
+    supports_masking = True  # passes its input's mask on, as Keras's
+
     def __init__(self, axis=-1, momentum: float = 0.99, epsilon: float = 0.001,
                  center: bool = True, scale: bool = True, beta_initializer="zeros",
                  gamma_initializer="ones", moving_mean_initializer="zeros",
@@ -141,6 +143,8 @@ class LayerNormalization(Layer):
     Example:
         >>> layer = pynn.layers.LayerNormalization(epsilon=1e-5)
     """
+
+    supports_masking = True  # passes its input's mask on, as Keras's
 
     def __init__(self, axis=-1, epsilon: float = 1e-3, center: bool = True, scale: bool = True,
                  rms_scaling: bool = False, beta_initializer="zeros", gamma_initializer="ones",
@@ -273,6 +277,8 @@ class GroupNormalization(Layer):
         (2, 5, 8)
     """
 
+    supports_masking = True  # passes its input's mask on, as Keras's
+
     def __init__(self, groups: int = 32, axis: int = -1, epsilon: float = 1e-3,
                  center: bool = True, scale: bool = True, beta_initializer="zeros",
                  gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None,
@@ -370,6 +376,8 @@ class UnitNormalization(Layer):
         >>> np.asarray(y)
         array([[0.6, 0.8]], dtype=float32)
     """
+
+    supports_masking = True  # passes its input's mask on, as Keras's
 
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)

@@ -52,6 +52,9 @@ class OpLayer(Layer):
 
     _takes_batch = False
 
+    def _lower_mask(self, core, inputs, output, mask):
+        return None  # a keras.ops result carries no mask (and Keras gives no warning)
+
     def _check_runnable(self) -> None:
         pass
 

@@ -1,6 +1,7 @@
 """Pooling layers, channels-last as in Keras (channels_first transposed around the op). The 1D
 layers lower to the 2D ops over a (1, steps, channels) image."""
 
+from .. import _core
 from ..utils.shape_utils import shape_str
 from .convolutional import (
     ChannelsLastKernel,
@@ -173,6 +174,27 @@ class GlobalAveragePooling1D(BaseGlobalPooling):
     """
 
     rank, op = 1, "global_avg_pool2d"
+    supports_masking = True
+
+    def lower(self, core, node: int, mask=None) -> int:
+        """With a mask (steps,), the mean over the unmasked steps, as Keras's."""
+        if mask is None:
+            return super().lower(core, node)
+        from .masking import _binary, expand
+        if self._first():  # (channels, steps) -> (steps, channels)
+            node, _ = core.add_node("transpose", (node,), (), (1, 0))
+        total = _core.op_code("reduce", "sum")
+        weights = expand(core, mask, -1)  # (steps, 1)
+        num, _ = core.add_node("reduce", (_binary(core, "multiply", node, weights),), (),
+                               (total, 1 << 1, 0))
+        den, _ = core.add_node("reduce", (weights,), (), (total, 1 << 1, 0))  # (1,)
+        node = _binary(core, "divide", num, den)
+        if self.keepdims:
+            node, _ = core.add_node("reshape", (node,), (), (2, 1, core.node_shape(node)[0]))
+        return node
+
+    def _lower_mask(self, core, inputs, output, mask):
+        return None  # no steps left to mask
 
 
 class GlobalMaxPooling1D(BaseGlobalPooling):

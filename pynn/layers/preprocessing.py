@@ -28,6 +28,8 @@ class Rescaling(Layer):
         array([[1., 1.]], dtype=float32)
     """
 
+    supports_masking = True  # passes its input's mask on, as Keras's
+
     def __init__(self, scale, offset=0.0, **kwargs):
         super().__init__(**kwargs)
         self.scale, self.offset = scale, offset
@@ -128,6 +130,8 @@ class Normalization(Layer):
         >>> np.round(norm(np.array([[3.0]], np.float32)).numpy(), 3)
         array([[0.]], dtype=float32)
     """
+
+    supports_masking = True  # passes its input's mask on, as Keras's
 
     def __init__(self, axis=-1, mean=None, variance=None, invert: bool = False, **kwargs):
         super().__init__(**kwargs)

@@ -56,7 +56,7 @@ class _FusedRNN(Layer):
                  bias_constraint=None, dropout: float = 0.0, recurrent_dropout: float = 0.0,
                  seed=None, return_sequences: bool = False, return_state: bool = False,
                  go_backwards: bool = False, stateful: bool = False, unroll: bool = False,
-                 **kwargs):
+                 zero_output_for_mask: bool = False, **kwargs):
         super().__init__(**kwargs)
         who = self._who()
         if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
@@ -89,6 +89,8 @@ class _FusedRNN(Layer):
         self.go_backwards = _flag(go_backwards, who, "go_backwards")
         self.stateful = False
         self.unroll = bool(unroll)  # accepted; the core runs the loop either way
+        # with a mask, the output of a masked step: zeros, or (False) the step before's
+        self.zero_output_for_mask = _flag(zero_output_for_mask, who, "zero_output_for_mask")
         self._reverse_output = False  # Bidirectional's backward layer: sequence in input order
 
     def _who(self) -> str:
@@ -170,10 +172,19 @@ class _FusedRNN(Layer):
                 int(getattr(self, "reset_after", False)),
                 int(self._reverse_output))
 
-    def lower(self, core, node):
+    supports_masking = True
+
+    def lower(self, core, node, mask=None):
+        """The op over the sequence (and initial states); with a mask (steps,) per sample, the
+        masked steps are skipped as Keras does: the states carried over them unchanged."""
         nodes = list(node) if isinstance(node, (list, tuple)) else [node]
+        mask = mask[0] if isinstance(mask, list) else mask
         steps = core.node_shape(nodes[0])[0]
-        out, _ = core.add_node(self.op, tuple(nodes), tuple(self._var_ids), self._iattr(),
+        iattr = self._iattr()
+        if mask is not None:  # the mask is the op's last input
+            nodes.append(mask)
+            iattr += (1, int(self.zero_output_for_mask))
+        out, _ = core.add_node(self.op, tuple(nodes), tuple(self._var_ids), iattr,
                                (self.dropout, self.recurrent_dropout))
         if not self.return_state:
             return out
@@ -184,6 +195,12 @@ class _FusedRNN(Layer):
         for k in range(self.n_states):
             outs.append(_slice(core, out, seq + k * u, (u,)))
         return outs
+
+    def _lower_mask(self, core, inputs, output, mask):
+        """The sequence's mask goes on with the sequence (return_sequences), as Keras's."""
+        mask = mask[0] if isinstance(mask, list) else mask
+        out = mask if self.return_sequences else None
+        return [out] + [None] * self.n_states if self.return_state else out
 
     def get_config(self) -> dict:
         return {**super().get_config(), "units": self.units, "activation": self.activation,
@@ -199,7 +216,8 @@ class _FusedRNN(Layer):
                 "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout,
                 "seed": self.seed, "return_sequences": self.return_sequences,
                 "return_state": self.return_state, "go_backwards": self.go_backwards,
-                "stateful": False, "unroll": self.unroll}
+                "stateful": False, "unroll": self.unroll,
+                "zero_output_for_mask": self.zero_output_for_mask}
 
 
 def _slice(core, node: int, offset: int, shape: tuple) -> int:
@@ -837,9 +855,10 @@ class _FusedCells(Layer):
 
     _precision_of_caller = True  # computes in the RNN's dtype, as the ops of its call()
 
-    def __init__(self, rnn, cells: list):
+    def __init__(self, rnn, cells: list, masked: bool = False):
         super().__init__(name=f"{rnn.name}_fused_cells", dtype=rnn.dtype_policy)
         self._cells = cells
+        self._masked = masked  # its last input is the sequence's mask
         self.return_state = rnn.return_state
         self._stages = []
         for k, cell in enumerate(cells):
@@ -849,7 +868,8 @@ class _FusedCells(Layer):
                       "recurrent_dropout": cell.recurrent_dropout,
                       "return_sequences": rnn.return_sequences or not last,
                       "return_state": rnn.return_state,
-                      "go_backwards": rnn.go_backwards and k == 0, "name": cell.name}
+                      "go_backwards": rnn.go_backwards and k == 0, "name": cell.name,
+                      "zero_output_for_mask": rnn.zero_output_for_mask and last}
             if cell._has_recurrent_activation:
                 config["recurrent_activation"] = cell.recurrent_activation
             if isinstance(cell, GRUCell):
@@ -859,6 +879,7 @@ class _FusedCells(Layer):
 
     def compute_output_shape(self, input_shape):
         shapes = input_shape if isinstance(input_shape, list) else [input_shape]
+        shapes = shapes[:-1] if self._masked else shapes
         x, states, out_states = tuple(shapes[0]), list(shapes[1:]), []
         for stage in self._stages:
             given, states = states[:stage.n_states], states[stage.n_states:]
@@ -869,11 +890,15 @@ class _FusedCells(Layer):
     def _lower_with(self, core, node, var_ids: list):
         """The stages' ops, stage k over the variables var_ids[k]."""
         nodes = list(node) if isinstance(node, (list, tuple)) else [node]
+        mask = nodes.pop() if self._masked else None
+        if mask is not None and len(self._stages) > 1 and self._stages[0].go_backwards:
+            raise ValueError(f"{self.name}: a mask with go_backwards and stacked cells is not "
+                             "supported")
         x, states, out_states = nodes[0], nodes[1:], []
         for stage, ids in zip(self._stages, var_ids):
             given, states = states[:stage.n_states], states[stage.n_states:]
             stage._var_ids = list(ids)
-            out = stage.lower(core, [x] + given if given else x)
+            out = stage.lower(core, [x] + given if given else x, mask=mask)
             x, out_states = (out[0], out_states + out[1:]) if self.return_state else (out, [])
         return [x] + out_states if self.return_state else x
 
@@ -915,7 +940,8 @@ class RNN(Layer):
         stateful: must be False (pynn keeps no state between batches: pass the previous
             batch's final states as initial_state instead).
         unroll: accepted (the fused ops run the whole loop; other cells are unrolled anyway).
-        zero_output_for_mask: accepted; pynn's layers take no masks.
+        zero_output_for_mask: with a mask, the output of a masked step is zeros instead of
+            the step before's.
 
     Call it as `layer(x)` or `layer(x, initial_state=[h, ...])` (the cell's states, flat).
 
@@ -999,10 +1025,23 @@ class RNN(Layer):
             self.cell.built = True
         _prefix_paths(self.cell, self.name)  # Keras's paths: 'rnn/lstm_cell/kernel'
 
+    supports_masking = True
+
+    def _lower_mask(self, core, inputs, output, mask):
+        mask = mask[0] if isinstance(mask, list) else mask
+        out = mask if self.return_sequences else None
+        n = len(_flat_sizes(self.cell.state_size))
+        return [out] + [None] * n if self.return_state else out
+
     def call(self, sequences, *states, initial_state=None, mask=None, training=None):
+        """The cell over the sequence; with a mask (batch, timesteps) the masked steps are
+        skipped as Keras does (states carried over them; their output the step before's, or
+        zeros with zero_output_for_mask)."""
         who = self._who()
-        if mask is not None:
-            raise ValueError(f"{who}: mask= is not supported (pynn's layers take no masks)")
+        if isinstance(mask, (list, tuple)):
+            mask = mask[0]
+        if mask is not None and not hasattr(mask, "_layer"):  # data: 1 keeps, 0 masks
+            mask = np.asarray(mask).astype(np.float32)
         shape = tuple(sequences.shape)
         if len(shape) < 3:
             raise ValueError(f"{who}: expects input of rank 3 (batch, timesteps, features), "
@@ -1018,22 +1057,24 @@ class RNN(Layer):
                 if len(s.shape) != 2 or s.shape[1] != d:
                     raise ValueError(f"{who}: an initial state must be (batch, {d}), got "
                                      f"{shape_str(tuple(s.shape))}")
-        fused = self._fused()
+        fused = self._fused(mask is not None)
         if fused is not None and len(shape) == 3:
-            return fused([sequences] + given if given else sequences)
-        return self._unrolled(sequences, given, training)
+            ins = [sequences] + given + ([mask] if mask is not None else [])
+            return fused(ins if len(ins) > 1 else sequences)
+        return self._unrolled(sequences, given, training, mask)
 
-    def _fused(self):
-        """The fused ops' layer when every cell is a built-in one, else None. Made once, and
-        kept in a list: a helper of this layer's trace, not a sublayer that pickling, copies or
-        configs describe."""
-        if "_fused_cache" not in vars(self):
+    def _fused(self, masked: bool = False):
+        """The fused ops' layer when every cell is a built-in one, else None (one taking the
+        mask as its last input when `masked`). Made once, and kept in a dict: a helper of this
+        layer's trace, not a sublayer that pickling, copies or configs describe."""
+        cache = vars(self).setdefault("_fused_cache", {})
+        if masked not in cache:
             cells = self.cell.cells if isinstance(self.cell, StackedRNNCells) else [self.cell]
-            fused = _FusedCells(self, cells) if all(map(_fusable, cells)) else None
-            self._fused_cache = [fused]
-        return self._fused_cache[0]
+            cache[masked] = _FusedCells(self, cells, masked) if all(map(_fusable, cells)) \
+                else None
+        return cache[masked]
 
-    def _unrolled(self, sequences, given: list, training):
+    def _unrolled(self, sequences, given: list, training, mask=None):
         """The cell's call() at each timestep (pynn.ops: graph nodes in a trace, or run now on
         data)."""
         steps = sequences.shape[1]
@@ -1048,10 +1089,24 @@ class RNN(Layer):
         else:
             states = self.get_initial_state(ops.shape(sequences)[0])
         outputs = []
+        keep_all = None if mask is None else ops.cast(mask, "float32")
         _reset_dropout_masks(self.cell)
         try:
             for t in (range(steps - 1, -1, -1) if self.go_backwards else range(steps)):
-                output, states = _step(self.cell, sequences[:, t], states, training)
+                output, new_states = _step(self.cell, sequences[:, t], states, training)
+                if keep_all is not None:  # a masked step keeps the states, as Keras's rnn
+                    keep = keep_all[:, t:t + 1]
+                    before = _flatten(states)
+                    # its output: zeros, or the first state before the step (the last
+                    # cell's, for a stack)
+                    last = states[-1] if isinstance(states[-1], (list, tuple)) else states
+                    prev = _flatten(last)[0]
+                    output = output * keep if self.zero_output_for_mask else \
+                        output * keep + prev * (1.0 - keep)
+                    new_states = _pack([n * keep + o * (1.0 - keep) for n, o in
+                                        zip(_flatten(new_states), before)],
+                                       self.cell.state_size)
+                states = new_states
                 if self.return_sequences:
                     outputs.append(output)
         finally:
@@ -1109,13 +1164,15 @@ class _Wrapper(Layer):
         inner, inner_attr = self._owners[attr]
         setattr(inner, inner_attr, getattr(self, attr))
 
-    def _lower_inner(self, inner, core, node, start: int):
-        """Lowers `inner` with its slice of this wrapper's variable ids."""
+    def _lower_inner(self, inner, core, node, start: int, mask=None):
+        """Lowers `inner` with its slice of this wrapper's variable ids (and the input's mask,
+        when there is one)."""
         n = len(inner._weight_attrs)
         saved = inner._var_ids
         inner._var_ids = list(self._var_ids[start:start + n])
         try:
-            return inner.lower(core, node)
+            return inner.lower(core, node) if mask is None else \
+                inner.lower(core, node, mask=mask)
         finally:
             inner._var_ids = saved
 
@@ -1179,6 +1236,9 @@ class Bidirectional(_Wrapper):
             self.backward_layer = backward_layer
             self._backward_given = backward_layer
         self.backward_layer._reverse_output = self.backward_layer.return_sequences
+        for inner in (self.forward_layer, self.backward_layer):
+            # as Keras: masked steps of a returned sequence are zeros in both directions
+            inner.zero_output_for_mask = inner.return_sequences
         self.return_sequences = layer.return_sequences
         self.return_state = layer.return_state
         self._owners = {}
@@ -1204,10 +1264,22 @@ class Bidirectional(_Wrapper):
             out += list(f[1:]) + list(b[1:])
         return out if len(out) > 1 else out[0]
 
-    def lower(self, core, node):
+    supports_masking = True
+
+    def _lower_mask(self, core, inputs, output, mask):
+        mask = mask[0] if isinstance(mask, list) else mask
+        if not self.return_sequences:
+            out = [None, None] if self.merge_mode is None else [None]
+        else:
+            out = [mask, mask] if self.merge_mode is None else [mask]
+        if self.return_state:
+            out += [None] * (2 * self.forward_layer.n_states)
+        return out if len(out) > 1 else out[0]
+
+    def lower(self, core, node, mask=None):
         nf = len(self.forward_layer._weight_attrs)
-        f = self._lower_inner(self.forward_layer, core, node, 0)
-        b = self._lower_inner(self.backward_layer, core, node, nf)
+        f = self._lower_inner(self.forward_layer, core, node, 0, mask)
+        b = self._lower_inner(self.backward_layer, core, node, nf, mask)
         fo, bo = (f[0], b[0]) if self.return_state else (f, b)
         if self.merge_mode == "concat":
             axis = len(core.node_shape(fo)) - 1
@@ -1244,6 +1316,8 @@ class TimeDistributed(_Wrapper):
         >>> layer.compute_output_shape((None, 10, 8))
         (None, 10, 4)
     """
+
+    supports_masking = True  # passes its input's mask on, as Keras's
 
     def __init__(self, layer, **kwargs):
         from .. import saving

@@ -32,6 +32,8 @@ class Dropout(Layer):
         >>> layer = pynn.layers.Dropout(0.5)
     """
 
+    supports_masking = True  # passes its input's mask on, as Keras's
+
     spatial = 0
 
     def __init__(self, rate: float, noise_shape=None, seed=None, **kwargs):
@@ -141,6 +143,8 @@ def _fraction(value, what: str, who: str) -> float:
 class _NoiseLayer(Layer):
     """What the noise layers share: a seed, checked, whose SeedGenerator draws the noise of
     calls on data (None: pynn's global generator); the output shape of the input's."""
+
+    supports_masking = True  # passes its input's mask on, as Keras's
 
     def __init__(self, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -320,6 +324,8 @@ class ActivityRegularization(Layer):
     Example:
         >>> layer = pynn.layers.ActivityRegularization(l2=1e-3)
     """
+
+    supports_masking = True  # passes its input's mask on, as Keras's
 
     def __init__(self, l1: float = 0.0, l2: float = 0.0, **kwargs):
         super().__init__(**kwargs)

@@ -288,6 +288,8 @@ class Identity(Layer):
         (None, 3, 4)
     """
 
+    supports_masking = True  # passes its input's mask on, as Keras's
+
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 

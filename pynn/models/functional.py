@@ -6,6 +6,8 @@ graph in that order. A layer called twice is one set of weights used by two call
 by two calls gets both gradients added (the core's plan accumulates them).
 """
 
+import inspect
+
 from ..layers.base import Layer, lowering, snake_case, unique_name
 from ..layers.input_layer import InputLayer, KerasTensor
 from .data import match
@@ -162,9 +164,11 @@ class Functional(Model):
         shapes = self._input_sample_shapes(sample_shape)
         nodes = {id(t): core.add_input(shape, t.dtype) for t, shape in zip(self._inputs, shapes)}
         added = vars(self).get("_added_losses", [])
-        lower_calls(core, self._calls, nodes, self._outputs + added)
+        masks: dict = {}
+        lower_calls(core, self._calls, nodes, self._outputs + added, masks)
         from ..layers import tracing
         tracing.keep_loss_nodes([nodes[id(t)] for t in added])
+        self._lowered_masks = [masks.get(id(o)) for o in self._outputs]
         return [nodes[id(o)] for o in self._outputs]
 
     def _ensure_built(self, x) -> None:
@@ -213,11 +217,17 @@ class Functional(Model):
         return numbers
 
 
-def lower_calls(core, calls: list, nodes: dict, keep: list | None = None) -> None:
+def lower_calls(core, calls: list, nodes: dict, keep: list | None = None,
+                masks: dict | None = None) -> None:
     """Adds the ops of each layer call in `calls` (in order) to `core`; `nodes` maps the id of
     each tensor already lowered to its node, and receives the calls' outputs. With `keep` (the
-    tensors read after these calls), a Dense written with pynn.ops becomes one dense node."""
+    tensors read after these calls), a Dense written with pynn.ops becomes one dense node.
+    `masks` maps the id of a tensor to the node of its mask (masking.py), and receives the
+    masks of the calls' outputs."""
+    from ..layers.masking import lower_layer
     from ..layers.op_layer import dense_fusions, lower_dense
+
+    masks = {} if masks is None else masks
 
     fused, folded = dense_fusions(calls, keep) if keep is not None else ({}, set())
     for t in calls:
@@ -230,15 +240,45 @@ def lower_calls(core, calls: list, nodes: dict, keep: list | None = None) -> Non
                 nodes[id(out)] = lower_dense(core, nodes[id(t._inputs[0])], kernel, bias)
             continue
         ins = [nodes[id(i)] for i in t._inputs]
+        in_masks = [masks.get(id(i)) for i in t._inputs]
         try:
             with lowering(core, layer):
                 if t._call_spec is not None:
-                    _store(nodes, t, layer.lower_call(core, ins, t._call_spec))
-                    continue
-                out = layer.lower(core, ins if len(ins) != 1 or _takes_list(layer) else ins[0])
+                    out, out_mask = _lower_spec_call(core, layer, ins, in_masks, t._call_spec)
+                else:
+                    one = len(ins) == 1 and not _takes_list(layer)
+                    out, out_mask = lower_layer(core, layer, ins[0] if one else ins,
+                                                in_masks[0] if one else in_masks)
             _store(nodes, t, out)
+            if out_mask is not None:
+                if t._siblings and not isinstance(out_mask, list):  # the first output's
+                    out_mask = [out_mask] + [None] * (len(t._siblings) - 1)
+                _store(masks, t, out_mask)
         except ValueError as e:
             raise ValueError(f"Layer '{layer.name}': {e}") from None
+
+
+def _lower_spec_call(core, layer, ins: list, in_masks: list, spec: dict) -> tuple:
+    """(outputs, output mask) of a call recorded with its arguments (a traced call(), or a
+    layer taking named tensors such as MultiHeadAttention): such a layer takes the masks of
+    its tensors when its lower_call accepts `masks`; a traced call() cannot receive one."""
+    from ..layers.base import _takes_arg
+    if all(m is None for m in in_masks):
+        return layer.lower_call(core, ins, spec), None
+    if _takes_arg(type(layer).lower_call, "masks"):
+        out = layer.lower_call(core, ins, spec, masks=in_masks)
+        return out, layer._lower_spec_mask(core, ins, out, in_masks, spec)
+    if "trace" in spec and "mask" in inspect.signature(type(layer).call).parameters:
+        out = layer._lower_call_masked(core, ins, in_masks, spec)
+    else:
+        out = layer.lower_call(core, ins, spec)
+    outs = out if isinstance(out, list) else [out]
+    # the first tensor's mask goes on (supports_masking) or is dropped, as Keras
+    if _takes_list(layer):  # a merge written with ops: all its inputs' masks
+        mask = layer._lower_mask(core, ins, outs[0], in_masks)
+    else:
+        mask = layer._lower_mask(core, ins[0], outs[0], in_masks[0])
+    return out, mask
 
 
 def _store(table: dict, t, out) -> None:

@@ -253,6 +253,9 @@ class Model(Trainer):
             raise ValueError(f"Model '{self.name}': a layer's size or attribute is too large: "
                              f"{e}") from None
         core.set_output(nodes if len(nodes) > 1 else nodes[0])
+        masks = vars(self).pop("_lowered_masks", None) or []
+        if any(m is not None for m in masks):  # the losses and metrics leave masked rows out
+            core.set_output_masks([-1 if m is None else m for m in masks])
         if added:
             core.set_added_losses(added)
         self._output_sample_shapes = [tuple(core.node_shape(n)) for n in nodes]
@@ -385,7 +388,9 @@ class Model(Trainer):
     def _lower_model(self, core, sample_shape: tuple) -> list[int]:
         """Adds the model's input nodes (node k is input k) and its ops; returns the output
         nodes."""
-        return [self._lower(core, core.add_input(tuple(sample_shape), self._input_dtype))]
+        node, mask = self._lower(core, core.add_input(tuple(sample_shape), self._input_dtype))
+        self._lowered_masks = [mask]
+        return [node]
 
     @property
     def _n_outputs(self) -> int:
@@ -403,19 +408,21 @@ class Model(Trainer):
                                  "Bidirectional with merge_mode=None): a Sequential model "
                                  "takes one; use the functional API")
 
-    def _lower(self, core, node: int) -> int:
-        """Adds the stack's ops after the input node; returns the output node."""
+    def _lower(self, core, node: int, mask=None) -> tuple:
+        """Adds the stack's ops after the input node (whose mask node is `mask`, or None);
+        returns the output node and its mask node (or None)."""
+        from ..layers.masking import lower_layer
         for layer in self._layers_in_order():
             try:
                 with lowering(core, layer):
-                    node = layer.lower(core, node)
+                    node, mask = lower_layer(core, layer, node, mask)
                 if isinstance(node, (list, tuple)):
                     raise ValueError("it has several outputs (return_state, or Bidirectional "
                                      "with merge_mode=None): a Sequential model takes one; use "
                                      "the functional API")
             except ValueError as e:
                 raise ValueError(f"Layer '{layer.name}': {e}") from None
-        return node
+        return node, mask
 
     def _ensure_built(self, x: np.ndarray) -> None:
         if vars(self).get("_dyn_shapes"):
