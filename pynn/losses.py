@@ -4,6 +4,8 @@ The core computes each loss and its gradient inside the training step. A softmax
 output feeding a cross-entropy is folded into it, so the loss is computed from the logits, exactly.
 """
 
+import numpy as np
+
 from . import _core
 
 _CORE_NAMES = {
@@ -40,6 +42,7 @@ class Loss:
         Example:
             >>> loss = pynn.losses.SparseCategoricalCrossentropy(from_logits=True)(y, logits)
         """
+        sample_weight = _with_mask(sample_weight, y_pred)
         if sample_weight is not None:
             if self.core_name not in _CLASSES:
                 raise ValueError(f"{type(self).__name__}: sample_weight is not supported")
@@ -140,9 +143,30 @@ class KLDivergence(Loss):
         one weight per sample, then divided by the batch size as Keras does)."""
         from . import ops
         values = kl_divergence(y_true, y_pred)
+        sample_weight = _with_mask(sample_weight, y_pred)
         if sample_weight is not None:
             return _weighted_mean(values, sample_weight)
         return ops.mean(values)
+
+
+def _with_mask(sample_weight, y_pred):
+    """The sample weights with y_pred's mask (`_keras_mask`, a model output on data) folded
+    in as Keras's apply_mask does for "sum_over_batch_size": kept rows weigh total / kept, so
+    the mean is over the kept rows only (all masked: weight 0)."""
+    mask = getattr(y_pred, "_keras_mask", None)
+    if mask is None:
+        return sample_weight
+    m = (np.asarray(mask) != 0).astype(np.float32)
+    kept = m.sum()
+    m = m * (m.size / kept) if kept > 0 else m
+    if sample_weight is None:
+        return m
+    w = np.asarray(sample_weight, np.float32)
+    while w.ndim > m.ndim and w.shape[-1] == 1:
+        w = w[..., 0]
+    while w.ndim < m.ndim:
+        w = w[..., None]
+    return m * w
 
 
 def _weighted_mean(values, sample_weight):

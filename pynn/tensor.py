@@ -41,7 +41,9 @@ class Tensor(_core.Tensor):
         requires_grad: whether a gradient is computed for it.
     """
 
-    __slots__ = ()
+    # _keras_mask: Keras's mask of a layer's output on data (Embedding(mask_zero=True),
+    # Masking, and the layers passing one on): the next layer called on it uses it
+    __slots__ = ("_keras_mask",)
     __array_priority__ = 1000  # ndarray <op> Tensor calls the Tensor's reflected operator
 
     # -- arithmetic (a layer's weight as the other operand is read as its leaf Tensor, so the

@@ -185,7 +185,9 @@ def test_a_user_call_receives_the_mask():
     inp = pynn.Input((5,), dtype="int32")
     emb = layers.Embedding(10, 3, mask_zero=True)
     out = MaskedSum()(emb(inp))
-    got = pynn.Model(inp, out).predict(_ids()[:3], verbose=0)
+    with pytest.warns(UserWarning, match="does not support masking"):  # as Keras: no mask out
+        model = pynn.Model(inp, out)
+    got = model.predict(_ids()[:3], verbose=0)
     table = emb.get_weights()[0]
     want = np.stack([table[row[row > 0]].sum(0) for row in _ids()[:3]])
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
@@ -255,3 +257,56 @@ def test_embedding_mask_zero_round_trips_and_is_saved(tmp_path):
     assert again.layers[1].mask_zero is True
     np.testing.assert_allclose(again.predict(_ids(), verbose=0),
                                model.predict(_ids(), verbose=0), rtol=1e-6)
+
+
+# ---- masks on data: layers called eagerly, custom training loops ------------------------------
+
+def _per_step_model(seed=0):
+    pynn.utils.set_random_seed(seed)
+    inp = pynn.Input((5,), dtype="int32")
+    h = layers.Embedding(10, 4, mask_zero=True)(inp)
+    out = layers.Dense(3, activation="softmax")(layers.LSTM(4, return_sequences=True)(h))
+    return pynn.Model(inp, out)
+
+
+def test_layers_called_on_data_pass_masks_as_keras_does():
+    ids = _ids()
+    emb, lstm = layers.Embedding(10, 4, mask_zero=True), layers.LSTM(3, return_sequences=True)
+    gap = layers.GlobalAveragePooling1D()
+    h = emb(ids)
+    np.testing.assert_array_equal(np.asarray(h._keras_mask), ids > 0)
+    seq = lstm(h)
+    np.testing.assert_array_equal(np.asarray(seq._keras_mask), ids > 0)
+    inp = pynn.Input((5,), dtype="int32")
+    model = pynn.Model(inp, gap(lstm(emb(inp))))
+    np.testing.assert_allclose(np.asarray(gap(seq))[:3], model.predict(ids, verbose=0)[:3],
+                               rtol=1e-5, atol=1e-6)
+    x = np.ones((2, 3, 2), np.float32)
+    x[0, 2] = 0.0
+    np.testing.assert_array_equal(np.asarray(layers.Masking()(x)._keras_mask),
+                                  [[1, 1, 0], [1, 1, 1]])
+    att = layers.Attention()([h, h])
+    np.testing.assert_array_equal(np.asarray(att._keras_mask), ids > 0)
+
+
+def test_a_custom_training_loop_loss_leaves_padding_out_like_fit():
+    """loss_fn(y, model(x)) honours the output's mask, as Keras's Loss does: the value equals
+    evaluate's, and one SGD step by hand equals train_on_batch's."""
+    ids = _ids()[:3]
+    y = (ids % 3).astype(np.int32)
+    loss_fn = pynn.losses.SparseCategoricalCrossentropy()
+    a, b = _per_step_model(), _per_step_model()
+    b.set_weights(a.get_weights())
+    for m in (a, b):
+        m.compile(optimizer=pynn.optimizers.SGD(0.5), loss="sparse_categorical_crossentropy")
+    out = a(ids)
+    np.testing.assert_array_equal(np.asarray(out._keras_mask), ids > 0)
+    assert float(np.asarray(loss_fn(y, out))) == pytest.approx(a.evaluate(ids, y, verbose=0),
+                                                                rel=1e-5)
+    a.train_on_batch(ids, y)
+    with pynn.GradientTape() as tape:
+        loss = loss_fn(y, b(ids, training=True))
+    grads = tape.gradient(loss, b.trainable_weights)
+    b.optimizer.apply(grads, b.trainable_weights)
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-6)

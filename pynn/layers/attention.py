@@ -319,6 +319,11 @@ class Attention(Layer):
 
     supports_masking = True  # the query's mask goes on to the output, as Keras's
 
+    def compute_mask(self, inputs, previous_mask=None):
+        if isinstance(previous_mask, list):
+            return previous_mask[0]
+        return previous_mask
+
     def call(self, inputs, mask=None, return_attention_scores: bool = False, training=None,
              use_causal_mask: bool = False):
         from .. import ops, random

@@ -8,6 +8,7 @@ the core's flat parameter buffer, so the layer, the model and the optimizer all 
 
 import contextlib
 import functools
+import inspect
 import re
 import warnings
 import weakref
@@ -483,9 +484,16 @@ class Layer:
     supports_masking = False
 
     def compute_mask(self, inputs, previous_mask=None):
-        """The output's mask given the input's (Keras's API; pynn computes masks inside the
-        core graph, with `_lower_mask`): the input's when the layer supports masking."""
-        return previous_mask if self.supports_masking else None
+        """The output's mask given the input's, on data (Keras's API; in a model pynn computes
+        masks inside the core graph, with `_lower_mask`): the input's when the layer supports
+        masking (the masks of a list of inputs combined: kept where all keep)."""
+        if not self.supports_masking:
+            return None
+        if isinstance(previous_mask, list):
+            if any(m is None for m in previous_mask):
+                return None
+            return functools.reduce(lambda a, b: a * b, previous_mask)
+        return previous_mask
 
     def _lower_mask(self, core, inputs, output, mask):
         """The node of the output's mask (or None), from the nodes of the inputs, the output
@@ -833,8 +841,18 @@ class Layer:
             kwargs["training"] = training
         else:
             kwargs.pop("training", None)
+        from ..eager import mask_of, set_mask
+        first = args[0] if args else kwargs.get("inputs")
+        given = [mask_of(x) for x in first] if isinstance(first, list) else mask_of(first)
+        has_mask = any(m is not None for m in (given if isinstance(given, list) else [given]))
+        if has_mask and kwargs.get("mask") is None and \
+                "mask" in inspect.signature(type(self).call).parameters:
+            kwargs["mask"] = given  # as Keras: call() gets its first argument's masks
         with tracing.training_scope(training):
-            return self.call(*args, **kwargs)
+            out = self.call(*args, **kwargs)
+        if has_mask:
+            set_mask(out, self.compute_mask(first, given))
+        return out
 
     def lower_call(self, core, nodes: list, spec: dict):
         """Adds the ops of one call (its tensors' nodes in `spec['names']` order); a traced call
@@ -1133,8 +1151,11 @@ def _owner_trainable(w) -> bool:
 
 
 def _overrides(cls, name: str) -> bool:
-    """Whether a class below Layer defines the method `name` (a user's compute_mask)."""
-    return getattr(cls, name, None) is not getattr(Layer, name)
+    """Whether a user's class (not one of pynn's) defines the method `name` (compute_mask)."""
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            return not klass.__module__.startswith("pynn.")
+    return False
 
 
 def _takes_arg(fn, name: str) -> bool:

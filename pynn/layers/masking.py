@@ -12,8 +12,6 @@ its inputs (`lower_layer`) and gets the output's mask from the layer (`Layer._lo
 masks cost nothing in models that make none.
 """
 
-import numpy as np
-
 from .. import _core
 from .base import Layer, _takes_arg
 
@@ -114,11 +112,6 @@ class Masking(Layer):
 
     def _lower_mask(self, core, inputs, output, mask):
         return self._keep(core, inputs)
-
-    def _call_eager(self, inputs, training: bool, kwargs: dict):
-        a = np.asarray(inputs, dtype=np.float32)
-        keep = np.any(a != self.mask_value, axis=-1, keepdims=True)
-        return a * keep
 
     def get_config(self) -> dict:
         return {**super().get_config(), "mask_value": self.mask_value}

@@ -1028,7 +1028,10 @@ class RNN(Layer):
     supports_masking = True
 
     def _lower_mask(self, core, inputs, output, mask):
-        mask = mask[0] if isinstance(mask, list) else mask
+        return self.compute_mask(inputs, mask)
+
+    def compute_mask(self, inputs, previous_mask=None):
+        mask = previous_mask[0] if isinstance(previous_mask, list) else previous_mask
         out = mask if self.return_sequences else None
         n = len(_flat_sizes(self.cell.state_size))
         return [out] + [None] * n if self.return_state else out

@@ -597,7 +597,9 @@ class Model(Trainer):
         elif self._core is None and not self._layers_in_order() and self._tracked():
             raise ValueError(f"Model '{self.name}' has no call() and no layers of its own to "
                              "run: call its parts (such as self.encoder) instead")
-        if self._adds_losses():  # call() runs in Python, so its add_loss terms are computed
+        if self._adds_losses() or self._masked_outputs():
+            # call() runs in Python, so its add_loss terms are computed, and the outputs carry
+            # their masks (_keras_mask) for the losses of a custom training loop
             from ..layers import tracing
             with tracing.eager_call(self):
                 if training or _taping():
@@ -611,6 +613,11 @@ class Model(Trainer):
             return self._wrap(self._core.call(x, bool(training)))
         with no_grad():
             return self._wrap(self._core.call(x, False))
+
+    def _masked_outputs(self) -> bool:
+        """Whether an output of the model carries a mask (Embedding(mask_zero=True) ...)."""
+        core = self._core
+        return core is not None and any(m >= 0 for m in core.output_masks())
 
     def _run_python(self, x, training: bool):
         """The model run on data in Python, layer call by layer call (each on the tape): a
