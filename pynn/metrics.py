@@ -82,7 +82,20 @@ class Metric:
         shaped like it (or integer labels, one per row, for the sparse metrics)."""
         if not self.core_name:
             raise NotImplementedError(f"{type(self).__name__} must define update_state")
+        mask = getattr(y_pred, "_keras_mask", None)  # a model output on data (masking)
         y_pred = _as_array(y_pred)
+        if mask is not None and _core.metric_reads_mask(self._spec()):
+            # as Keras's MeanMetricWrapper: the mask weighs each row, so the mean is over
+            # the kept rows (each kept row counts as a sample)
+            keep = np.asarray(mask) != 0
+            if keep.shape != y_pred.shape[:keep.ndim] or keep.ndim >= y_pred.ndim:
+                raise ValueError(f"{self.name}: y_pred's mask has shape {keep.shape}, which "
+                                 f"does not lead y_pred's {y_pred.shape}")
+            if sample_weight is not None:
+                w = np.asarray(sample_weight, np.float64).reshape(
+                    (-1,) + (1,) * (keep.ndim - 1))
+                sample_weight = np.broadcast_to(w, keep.shape)[keep]
+            y_true, y_pred = _as_array(y_true)[keep], y_pred[keep]
         if sample_weight is not None and y_pred.ndim:
             self._update_weighted(_as_array(y_true), y_pred, sample_weight)
             return

@@ -310,3 +310,25 @@ def test_a_custom_training_loop_loss_leaves_padding_out_like_fit():
     b.optimizer.apply(grads, b.trainable_weights)
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-6)
+
+
+def test_a_metric_on_a_masked_output_counts_the_kept_rows_like_evaluate():
+    ids = _ids()[:3]
+    y = (ids % 3).astype(np.int32)
+    model = _per_step_model(1)
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    acc = pynn.metrics.SparseCategoricalAccuracy()
+    out = model(ids)
+    acc.update_state(y[:2], _sliced(out, 2))
+    acc.update_state(y[2:], _sliced(out, slice(2, None)))
+    assert acc.result() == pytest.approx(model.evaluate(ids, y, verbose=0)[1], rel=1e-6)
+    want = (np.asarray(out).argmax(-1) == y)[ids > 0].mean()
+    assert acc.result() == pytest.approx(want, rel=1e-6)
+
+
+def _sliced(out, rows):
+    """Rows of a masked output, their mask with them (a Tensor from Tensors)."""
+    rows = slice(None, rows) if isinstance(rows, int) else rows
+    part = pynn.tensor.Tensor(np.asarray(out)[rows])
+    part._keras_mask = pynn.tensor.Tensor(np.asarray(out._keras_mask)[rows])
+    return part
