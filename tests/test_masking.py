@@ -4,6 +4,8 @@ layers, attention, GlobalAveragePooling1D, user layers and the losses and metric
 The models of tests/keras_reference/masking.py are compared with what Keras 3 (JAX) gave for
 the same weights and data (masking.npz); the rest checks against NumPy."""
 
+import os
+import subprocess
 import warnings
 from pathlib import Path
 
@@ -33,6 +35,22 @@ def keras_run():
         warnings.simplefilter("ignore")
         mine = mod.run()
     return mine, dict(np.load(REF / "masking.npz"))
+
+
+@pytest.mark.skipif(not os.environ.get("PYNN_KERAS_PYTHON"),
+                    reason="set PYNN_KERAS_PYTHON to a Python with keras and jax")
+def test_the_stored_keras_reference_is_what_keras_computes(tmp_path):
+    """masking.npz made again by Keras 3 now (a Python with keras and jax installed, named by
+    PYNN_KERAS_PYTHON) equals the stored one: the comparison above is against Keras itself."""
+    tool = Path(__file__).resolve().parents[2] / "shared" / "tools" / "keras_ref.py"
+    out = tmp_path / "fresh.npz"
+    subprocess.run([os.environ["PYNN_KERAS_PYTHON"], str(tool), str(REF / "masking.py"),
+                    str(out)], check=True, env={**os.environ, "KERAS_BACKEND": "jax"},
+                   timeout=600)
+    fresh, stored = dict(np.load(out)), dict(np.load(REF / "masking.npz"))
+    assert fresh.keys() == stored.keys()
+    for k in stored:
+        np.testing.assert_allclose(fresh[k], stored[k], rtol=1e-5, atol=1e-6, err_msg=k)
 
 
 MODELS = ["lstm", "gru", "gru_v1", "simple_rnn", "bidirectional", "rnn_cells", "attention",
