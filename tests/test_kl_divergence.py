@@ -73,9 +73,11 @@ def test_kl_divergence_names_config_and_get():
     assert kl.name == "kl_divergence" and kl.reduction == "sum_over_batch_size"
     assert not kl.in_core
     assert losses.KLDivergence.from_config(kl.get_config()).name == "kl_divergence"
-    for name in ("kl_divergence", "KLDivergence", "kld", "KLD", "kullback_leibler_divergence"):
-        assert isinstance(losses.get(name), losses.KLDivergence)
-    assert isinstance(losses.get(losses.kl_divergence), losses.KLDivergence)
+    # Keras's get: a function's name gives the function, the class's name an instance
+    for name in ("kl_divergence", "kld", "KLD", "kullback_leibler_divergence"):
+        assert losses.get(name) is losses.kl_divergence
+    assert isinstance(losses.get("KLDivergence"), losses.KLDivergence)
+    assert isinstance(losses.to_loss("kld"), losses.KLDivergence)
     assert losses.kld is losses.KLD is losses.kullback_leibler_divergence is losses.kl_divergence
 
 

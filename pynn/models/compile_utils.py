@@ -32,20 +32,22 @@ def resolve(model, optimizer, loss, loss_weights, metrics, weighted_metrics,
     n_out = model._n_outputs
     names = model.output_names or ["output"]
     # without a loss: a model whose train_step (or its layers' add_loss) makes one
-    loss_objs = [] if loss is None else [losses.get(spec) for spec in
+    loss_objs = [] if loss is None else [losses.to_loss(spec) for spec in
                                          per_output(model, loss, "loss", names)]
     weights = loss_weight_list(model, loss_weights, names)
     specs = metric_lists(model, metrics, names)
-    loose = []  # without a loss: metric objects for a Python step (one output)
-    if loss is None and any(specs):
-        if n_out > 1:
-            raise ValueError("compile: metrics without a loss take a model with one output")
-        for m in specs[0]:
-            if isinstance(m, str) and m in metrics_mod._ACCURACY:
+    loose = []  # without a loss, or with one the core lacks: metrics for a Python step
+    if python_losses(loss_objs) or loss is None:
+        if any(specs) and n_out > 1:
+            raise ValueError("compile: metrics with a loss the core does not compute (or "
+                             "without a loss) take a model with one output")
+        form = loss_objs[0].core_name if loss_objs else ""
+        for m in specs[0] if specs else []:
+            if not form and isinstance(m, str) and m in metrics_mod._ACCURACY:
                 raise ValueError(f"compile: metric '{m}' takes its form from the loss; "
-                                 "without a loss name the metric (such as pynn.metrics."
+                                 "name the metric (such as pynn.metrics."
                                  "SparseCategoricalAccuracy())")
-            loose.append(metrics_mod.resolve(m, "", 0))
+            loose.append(metrics_mod.resolve(m, form, 0))
     for objs, lo in zip(specs, loss_objs):  # unknown names fail here, before state changes
         for m in objs:
             metrics_mod.resolve(m, lo.core_name, 0)
@@ -53,6 +55,12 @@ def resolve(model, optimizer, loss, loss_weights, metrics, weighted_metrics,
             raise ValueError("compile: at most 8 metrics" + (" per output" if n_out > 1
                                                              else ""))
     return opt, loss_objs, weights, specs, loose
+
+
+def python_losses(loss_objs: list) -> bool:
+    """Whether a loss is one the core's fused step does not compute (a user function, a Loss
+    subclass, or arguments the core lacks): the model then trains by Python steps."""
+    return any(not lo.in_core for lo in loss_objs)
 
 
 def per_output(model, value, what: str, names: list) -> list:
@@ -147,6 +155,9 @@ def metric_lists(model, metrics, names: list) -> list[list]:
 def compile_core(model) -> None:
     """Compiles the model's core with its losses, loss weights and metrics (resolved now that
     each output's size is known), names the metrics, and binds the optimizer to the core."""
+    if python_losses(model._losses):  # Python steps: the core only runs the model
+        model.optimizer._bind(model._core)
+        return
     graphs = vars(model).get("_graphs")
     if graphs is not None and graphs.core is model._core:
         graphs.drop_others()  # a dynamic model's other input shapes: built again with this loss

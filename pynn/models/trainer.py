@@ -198,10 +198,11 @@ class Trainer:
         self._losses, self._loss_weights = loss_objs, weights
         self.loss = loss_objs[0] if n_out == 1 and loss_objs else loss
         self._compiled = True
-        if loss is None:
+        python = loss is None or compile_utils.python_losses(loss_objs)
+        if python:  # Python steps update these metric objects
             self._metric_names = [k for k, _ in loose]
             self._metric_objs = [m for _, m in loose]
-        if self._core is not None and loss is None:
+        if self._core is not None and python:
             self.optimizer._bind(self._core)
         elif self._core is not None:
             if self._current_trainable_flags() != self._trainable_flags:
@@ -242,7 +243,7 @@ class Trainer:
             return mine or self._core is None and not self._is_subclassed()
         # losses added in call() (add_loss) are nodes of the core's graph, which its steps add
         # to the compiled ones
-        return mine or not self._losses
+        return mine or not self._losses or compile_utils.python_losses(self._losses)
 
     def train_step(self, data):
         """One training step on a batch `data` ((x,), (x, y) or (x, y, sample_weight) Tensors),
