@@ -949,3 +949,148 @@ class ProgbarLogger(Callback):
             count, info = self._line(now, logs, final=True)
             when, rest = info.split(" ", 1)
             print(f"{count} - {when} - {rest}", file=sys.stdout, flush=True)
+
+
+class RemoteMonitor(Callback):
+    """Sends each epoch's logs to a server by HTTP POST (Keras's RemoteMonitor): the logs and
+    the epoch as JSON, in the form field `field` (or as the JSON body with send_as_json).
+    A server that does not answer gives a warning, not an error: training goes on.
+
+    Args:
+        root: the server's root URL ("http://localhost:9000").
+        path: the path under root the logs are posted to ("/publish/epoch/end/").
+        field: the form field holding the JSON ("data").
+        headers: extra HTTP headers (a dict).
+        send_as_json: send the logs as the JSON request body.
+    """
+
+    def __init__(self, root="http://localhost:9000", path="/publish/epoch/end/", field="data",
+                 headers=None, send_as_json=False):
+        super().__init__()
+        for arg, v in (("root", root), ("path", path), ("field", field)):
+            if not isinstance(v, str):
+                raise ValueError(f"RemoteMonitor: {arg} must be a string, got {v!r}")
+        if headers is not None and not isinstance(headers, dict):
+            raise ValueError(f"RemoteMonitor: headers must be a dict, got {headers!r}")
+        self.root, self.path, self.field = root, path, field
+        self.headers = dict(headers or {})
+        self.send_as_json = bool(send_as_json)
+
+    def on_epoch_end(self, epoch, logs=None):
+        import json
+        import urllib.error
+        import urllib.parse
+        import urllib.request
+        send = {"epoch": int(epoch)}
+        for k, v in (logs or {}).items():  # numbers as plain floats, as Keras's
+            send[k] = float(v) if isinstance(v, (int, float, np.floating, np.integer)) else v
+        if self.send_as_json:
+            body = json.dumps(send).encode()
+            headers = {"Content-Type": "application/json", **self.headers}
+        else:
+            body = urllib.parse.urlencode({self.field: json.dumps(send)}).encode()
+            headers = {"Content-Type": "application/x-www-form-urlencoded", **self.headers}
+        request = urllib.request.Request(self.root + self.path, data=body, headers=headers,
+                                         method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as reply:
+                reply.read()
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            warnings.warn(f"RemoteMonitor: could not reach the server at {self.root}: {e}",
+                          stacklevel=2)
+
+
+class TensorBoard(Callback):
+    """Writes logs that TensorBoard shows (Keras's TensorBoard callback), with tensorboardX's
+    event-file writer (`pip install tensorboardX`): the epoch's metrics as scalars
+    "epoch_<name>" under log_dir/train and log_dir/validation (the "val_" ones), with
+    update_freq="batch" or an int also "batch_<name>" every so many batches, the learning rate,
+    and with histogram_freq each weight's histogram every so many epochs.
+
+    Args:
+        log_dir: the directory ("logs").
+        histogram_freq: write weight histograms every this many epochs (0: never).
+        write_graph: accepted; pynn writes no graph (the model's summary is in model.summary()).
+        write_images: accepted; no images are written.
+        write_steps_per_second: also write the training steps per second of each epoch.
+        update_freq: "epoch", "batch" or an int (every that many batches).
+        profile_batch, embeddings_freq, embeddings_metadata: must stay off (0 / None).
+    """
+
+    def __init__(self, log_dir="logs", histogram_freq=0, write_graph=True, write_images=False,
+                 write_steps_per_second=False, update_freq="epoch", profile_batch=0,
+                 embeddings_freq=0, embeddings_metadata=None):
+        super().__init__()
+        if isinstance(histogram_freq, bool) or not isinstance(histogram_freq, int) or \
+                histogram_freq < 0:
+            raise ValueError(f"TensorBoard: histogram_freq must be an int >= 0, got "
+                             f"{histogram_freq!r}")
+        if update_freq not in ("epoch", "batch") and (
+                isinstance(update_freq, bool) or not isinstance(update_freq, int) or
+                update_freq < 1):
+            raise ValueError(f"TensorBoard: update_freq must be 'epoch', 'batch' or an int "
+                             f">= 1, got {update_freq!r}")
+        if profile_batch not in (0, None) or embeddings_freq or embeddings_metadata:
+            raise ValueError("TensorBoard: profiling and embeddings are not supported (keep "
+                             "profile_batch=0, embeddings_freq=0)")
+        self.log_dir = os.fspath(log_dir)
+        self.histogram_freq = histogram_freq
+        self.write_graph, self.write_images = bool(write_graph), bool(write_images)
+        self.write_steps_per_second = bool(write_steps_per_second)
+        self.update_freq = 1 if update_freq == "batch" else update_freq
+        self._writers: dict = {}
+        self._batches = 0
+
+    def _writer(self, kind: str):
+        if kind not in self._writers:
+            try:
+                from tensorboardX import SummaryWriter
+            except ImportError:
+                raise ImportError("TensorBoard needs tensorboardX to write its event files: "
+                                  "pip install tensorboardX") from None
+            self._writers[kind] = SummaryWriter(os.path.join(self.log_dir, kind))
+        return self._writers[kind]
+
+    def on_train_begin(self, logs=None):
+        self._writer("train")  # fails now, before training, when tensorboardX is missing
+        self._batches = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start, self._epoch_batches = time.perf_counter(), 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._batches += 1
+        self._epoch_batches += 1
+        if self.update_freq != "epoch" and self._batches % self.update_freq == 0:
+            writer = self._writer("train")
+            for k, v in (logs or {}).items():
+                writer.add_scalar(f"batch_{k}", float(v), self._batches)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        train, val = self._writer("train"), None
+        for k, v in logs.items():
+            if k.startswith("val_"):
+                val = val or self._writer("validation")
+                val.add_scalar(f"epoch_{k[4:]}", float(v), epoch)
+            else:
+                train.add_scalar(f"epoch_{k}", float(v), epoch)
+        opt = getattr(self.model, "optimizer", None)
+        if opt is not None and "learning_rate" not in logs:
+            try:
+                train.add_scalar("epoch_learning_rate", float(opt.learning_rate), epoch)
+            except (TypeError, ValueError):
+                pass
+        if self.write_steps_per_second and self._epoch_batches:
+            seconds = time.perf_counter() - self._epoch_start
+            train.add_scalar("epoch_steps_per_second", self._epoch_batches / seconds, epoch)
+        if self.histogram_freq and epoch % self.histogram_freq == 0:
+            for w in self.model.weights:
+                train.add_histogram(getattr(w, "path", w.name), np.asarray(w), epoch)
+        for writer in self._writers.values():
+            writer.flush()
+
+    def on_train_end(self, logs=None):
+        for writer in self._writers.values():
+            writer.close()
+        self._writers = {}
