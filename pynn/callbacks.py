@@ -801,6 +801,13 @@ def _unicode_ok(fp) -> bool:
         return False
 
 
+def _interactive() -> bool:
+    """False after pynn.utils.disable_interactive_logging(): progress goes to logging."""
+    from .utils.io_utils import is_interactive_logging_enabled
+
+    return is_interactive_logging_enabled()
+
+
 class ProgbarLogger(Callback):
     """The progress display of fit, evaluate and predict, as Keras prints it.
 
@@ -842,7 +849,12 @@ class ProgbarLogger(Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._reset()
         if self.verbose and self.epochs > 1:
-            print(f"Epoch {epoch + 1}/{self.epochs}", file=sys.stdout, flush=True)
+            if not _interactive():
+                from .utils.io_utils import print_msg
+
+                print_msg(f"Epoch {epoch + 1}/{self.epochs}")
+            else:
+                print(f"Epoch {epoch + 1}/{self.epochs}", file=sys.stdout, flush=True)
 
     def on_train_batch_end(self, batch, logs=None):
         self._update(batch, logs)
@@ -883,7 +895,7 @@ class ProgbarLogger(Callback):
 
     def _update(self, batch: int, logs) -> None:
         self.seen = batch + 1
-        if self.verbose != 1:
+        if self.verbose != 1 or not _interactive():
             return
         now = time.perf_counter()
         if self.seen == 1:
@@ -943,7 +955,12 @@ class ProgbarLogger(Callback):
             self.target = self.seen
         self.seen = self.target
         now = time.perf_counter()
-        if self.verbose == 1:
+        if not _interactive():  # pynn.utils.disable_interactive_logging(): one logged line
+            count, info = self._line(now, logs, final=True)
+            from .utils.io_utils import print_msg
+
+            print_msg(f"{count} - {info}")
+        elif self.verbose == 1:
             self._draw(now, logs, final=True)
         elif self.verbose == 2:
             count, info = self._line(now, logs, final=True)

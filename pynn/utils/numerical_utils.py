@@ -35,3 +35,17 @@ def to_categorical(x, num_classes: int | None = None) -> np.ndarray:
     out = np.zeros(y.shape + (num_classes,), dtype=np.float32)
     np.put_along_axis(out, y[..., None], 1.0, axis=-1)
     return out
+
+
+def normalize(x, axis: int = -1, order: int = 2) -> np.ndarray:
+    """Scales x to unit `order`-norm along `axis` (a zero vector stays zero), as
+    keras.utils.normalize.
+
+    Example:
+        >>> pynn.utils.normalize(np.array([[3.0, 4.0]]))
+        array([[0.6, 0.8]])
+    """
+    x = np.asarray(x)
+    norm = np.atleast_1d(np.linalg.norm(x, order, axis))
+    norm[norm == 0] = 1
+    return x / np.expand_dims(norm, axis)  # Keras's `axis or -1` breaks axis=0; not here
