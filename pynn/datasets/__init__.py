@@ -9,6 +9,18 @@ from pynn.datasets import mnist
 ```
 """
 
-from . import auto_mpg, fashion_mnist, mnist, tiny_shakespeare
+from . import (
+    auto_mpg,
+    boston_housing,
+    california_housing,
+    cifar10,
+    cifar100,
+    fashion_mnist,
+    imdb,
+    mnist,
+    reuters,
+    tiny_shakespeare,
+)
 
-__all__ = ["auto_mpg", "fashion_mnist", "mnist", "tiny_shakespeare"]
+__all__ = ["auto_mpg", "boston_housing", "california_housing", "cifar10", "cifar100",
+           "fashion_mnist", "imdb", "mnist", "reuters", "tiny_shakespeare"]

@@ -133,7 +133,7 @@ def verify_file(path: PathLike, expected_sha256: str) -> None:
 
     Args:
         path: the file to check.
-        expected_sha256: the expected hex digest.
+        expected_sha256: the expected hex digest (an md5 one when 32 digits long).
 
     Raises:
         ValueError: the file's digest is not `expected_sha256`.
@@ -143,6 +143,18 @@ def verify_file(path: PathLike, expected_sha256: str) -> None:
     >>> verify_file("mnist/train-labels-idx1-ubyte.gz",
     ...             "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c")
     """
+    if len(expected_sha256) == 32:  # an md5 digest, as Keras gives for its word indexes
+        h = hashlib.md5()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(_CHUNK), b""):
+                h.update(chunk)
+        if h.hexdigest() != expected_sha256.lower():
+            raise ValueError(
+                f"File {os.fspath(path)!r} failed its integrity check: md5 is "
+                f"{h.hexdigest()}, expected {expected_sha256.lower()}. The file is corrupt, "
+                "truncated or not the expected one; delete or replace it."
+            )
+        return
     key = _cache_key(path)
     with _hash_lock:
         digest = _hash_cache.get(key)
