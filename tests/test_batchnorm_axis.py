@@ -1,7 +1,6 @@
 """BatchNormalization along any one channel axis (axis=1 for channels_first images, as Keras 3):
 values and gradients against NumPy and PyTorch, training against inference, the moving
-statistics after fit, channels_first against channels_last models, configs and saving; and
-SpectralNormalization's clear refusal."""
+statistics after fit, channels_first against channels_last models, configs and saving."""
 
 import numpy as np
 import pytest
@@ -250,14 +249,3 @@ def test_bad_axes_are_refused_clearly(make, shape, error, match):
 def test_axis_of_unknown_size_is_refused():
     with pytest.raises(ValueError, match="known size"):
         layers.BatchNormalization(axis=1)(pynn.Input((None, 4)))
-
-
-# -- SpectralNormalization ------------------------------------------------------------------------
-@pytest.mark.parametrize("inner", [lambda: layers.Dense(4), lambda: layers.Conv2D(2, 3)],
-                         ids=["Dense", "Conv2D"])
-def test_spectral_normalization_is_refused_with_the_reason(inner):
-    assert "SpectralNormalization" in pynn.layers.normalization.__all__
-    with pytest.raises(NotImplementedError, match="vector_u.*cannot write a variable"):
-        layers.SpectralNormalization(inner(), power_iterations=2)
-    with pytest.raises(NotImplementedError, match="not supported"):
-        layers.SpectralNormalization.from_config({"layer": inner(), "power_iterations": 1})

@@ -41,6 +41,7 @@ static void op_ctx(const op_saved *s, pn_value *const *vals, pn_value *out, pn_c
     c->out = out->data;
     c->scratch = s->scratch;
     c->training = s->training;
+    c->eager = 1;
     c->seed = s->seed;
 }
 

@@ -189,6 +189,9 @@ typedef struct {
     float *scratch;
     int training;        /* 1 in a training forward/backward: dropout drops, batch norm uses and
                           * updates batch statistics; 0 in evaluate and predict */
+    int eager;           /* 1 in a model called on values (PN_MODE_EAGER, PN_MODE_EAGER_DX) or an
+                          * op run on values, 0 in a step of fit (spectral_norm: Keras's eager
+                          * call assigns the kernel, its fit step does not) */
     uint64_t seed;       /* this forward's random stream (random ops hash it with node and index) */
     /* an embedding folded into this node (pn_plan_fold; input 0 is then the embedding's node,
      * with no value and no gradient): its indices (batch, steps), its table (fold_rows, F) and

@@ -387,6 +387,7 @@ static void make_ctx(const pn_model *m, const pn_plan *p, int i, pn_ctx *c) {
     }
     c->scratch = p->scratch[i];
     c->training = p->training;
+    c->eager = p->mode >= PN_MODE_EAGER;
     c->seed = pn_hash64(p->seed, (uint64_t)i);
     if (p->fold[i] >= 0) {
         const int e = p->fold[i];

@@ -1,11 +1,15 @@
 """BatchNormalization over any one (channel) axis and LayerNormalization over the last axis,
 as Keras 3 computes them; GroupNormalization, UnitNormalization and RMSNormalization, written
-with pynn.ops (each a `call()` traced into core ops) as Keras 3 writes them. SpectralNormalization
-is declared and refused (see its docstring)."""
+with pynn.ops (each a `call()` traced into core ops) as Keras 3 writes them; SpectralNormalization,
+a wrapper whose power iteration runs in the core (spectral_norm, csrc/core/ops_spectral.c)."""
 
-from .. import initializers, ops, regularizers
+import numpy as np
+
+from .. import _core, initializers, ops, regularizers
 from ..utils.shape_utils import shape_str
-from .base import Layer
+from .base import InputSpec, Layer, Variable, assign_values
+from .core import Dense, EinsumDense, Embedding, Wrapper
+from .recurrent import _Wrapper
 
 
 class BatchNormalization(Layer):
@@ -453,43 +457,186 @@ class RMSNormalization(Layer):
         return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon}
 
 
-class SpectralNormalization(Layer):
-    """Keras 3's wrapper that divides a layer's kernel by its spectral norm (Miyato et al.,
-    2018): not supported yet, it raises NotImplementedError.
+_SN_EPSILON = 1e-7  # Keras's backend.epsilon(): the floor of the l2 normalisations' norms
 
-    What Keras computes: `vector_u`, a non-trainable (1, units) weight, starts at random; each
-    training call runs `power_iterations` steps of `v = normalize(u W^T)`,
+
+class SpectralNormalization(_Wrapper, Wrapper):
+    """Divides a layer's kernel by its spectral norm (Miyato et al., 2018), as Keras 3's
+    wrapper: it bounds the layer's Lipschitz constant, which steadies the training of GANs.
+
+    `vector_u`, a non-trainable (1, units) weight, starts from a truncated normal (stddev
+    0.02). Each training call runs `power_iterations` steps of `v = normalize(u W^T)`,
     `u = normalize(v W)` on the kernel W seen as (-1, units), takes `sigma = v W u^T` (u and v
-    without gradient), computes the wrapped layer with `W / sigma`, and writes the new u back
-    into `vector_u`, so the next step starts from it and sigma converges to W's largest
-    singular value over training. In inference the wrapped layer runs as it is.
+    without gradient), computes the wrapped layer with `W / sigma` and writes the new u into
+    `vector_u`. In inference the wrapped layer runs as it is. What happens to the kernel
+    variable follows Keras on JAX: a step of `fit` or `train_on_batch` trains W itself through
+    `W / sigma` (Keras's kernel assignment inside its stateless step is dropped), while a call
+    on data with `training=True` (the layer, or a model holding it) assigns `W / sigma` to the
+    kernel, the layer then reading the assigned kernel (as Keras's TensorFlow and PyTorch
+    backends do in a custom training loop).
 
-    Why pynn refuses it: a model's training step (fit, train_on_batch, a model called with
-    training=True) runs as one core graph, and the core has no op that writes a value computed
-    in the graph into a variable (batch_norm updates its own moving statistics, nothing else
-    can). Without that write every step would start again from the initial u, and one power
-    iteration from a random vector is not the sigma Keras reaches: training would silently
-    differ from Keras. The forward and its gradient need only pynn.ops (matmul, normalize,
-    stop_gradient, divide, then the wrapped layer's op); the missing piece is a core op that
-    assigns a node's value to a variable in training runs.
+    The core's spectral_norm op computes the power iteration and 1 / sigma; the wrapped layer,
+    linear in its input before its bias, runs unchanged on its input times 1 / sigma (an
+    Embedding's output is scaled instead), so it keeps its own fused op.
 
     Args:
-        layer: the wrapped layer (one with a `kernel`, such as Dense or Conv2D, or Embedding's
-            `embeddings`).
-        power_iterations: power iteration steps per training call (1).
+        layer: the wrapped layer: Dense, EinsumDense, Conv1D/2D/3D, Conv1D/2D/3DTranspose,
+            DepthwiseConv1D/2D (their `kernel`) or Embedding (its `embeddings`).
+        power_iterations: power iteration steps per training call, an int >= 1 (1).
+
+    Weights: the kernel, `vector_u`, then the wrapped layer's others (its bias), as Keras
+    lists them. As Keras, the output is cast to the input's dtype: over int32 token ids an
+    Embedding's output is truncated to integers (given as float32 values), with no gradient;
+    give float32 ids (`Input(..., dtype="float32")`) to keep the vectors.
 
     Example:
-        >>> pynn.layers.SpectralNormalization(pynn.layers.Dense(4))
-        Traceback (most recent call last):
-        NotImplementedError: SpectralNormalization (of a Dense) is not supported yet: ...
+        >>> layer = pynn.layers.SpectralNormalization(pynn.layers.Dense(4))
+        >>> layer(np.ones((2, 3), np.float32), training=True).shape
+        (2, 4)
     """
 
     def __init__(self, layer, power_iterations: int = 1, **kwargs):
+        super().__init__(layer, **kwargs)
+        if isinstance(power_iterations, bool) or not isinstance(power_iterations,
+                                                                (int, np.integer)):
+            raise ValueError(f"SpectralNormalization '{self.name}': power_iterations must be an "
+                             f"int, got {power_iterations!r}")
+        if power_iterations <= 0:
+            raise ValueError("`power_iterations` should be greater than zero. Received: "
+                             f"`power_iterations={power_iterations}`")
+        if power_iterations > 2**31 - 1:
+            raise ValueError(f"SpectralNormalization '{self.name}': power_iterations must be "
+                             f"below 2**31, got {power_iterations}")
+        self.power_iterations = int(power_iterations)
+        self._owners = {}
+        self._kernel_attr = None
+
+    def build(self, input_shape) -> None:
+        if "vector_u" in self._weight_attrs:
+            return
+        super().build(input_shape)  # Wrapper's: builds the wrapped layer
+        self.input_spec = InputSpec(min_ndim=1, axes={-1: tuple(input_shape)[-1]})
+        self._kernel_attr = _spectral_kernel_attr(self.layer)
+        self._adopt(self.layer, "")
+        kernel = getattr(self, self._kernel_attr)
+        self.kernel_shape = kernel.shape
+        if self._kernel_attr != "kernel":
+            self.kernel = kernel  # Keras's name for the embeddings too
+        self.add_weight((1, kernel.shape[-1]), initializers.TruncatedNormal(stddev=0.02),
+                        trainable=False, name="vector_u")
+        self.built = True
+
+    @property
+    def weights(self) -> list:
+        """The kernel, vector_u, then the wrapped layer's other weights: Keras's order (the
+        wrapper tracks the kernel and vector_u as its own)."""
+        if self._kernel_attr is None:
+            return []
+        kernel = getattr(self, self._kernel_attr)
+        return [kernel, self.vector_u] + [w for w in self.layer.weights if w is not kernel]
+
+    def _rebind(self, attr: str, core, vid: int) -> None:
+        Layer._rebind(self, attr, core, vid)
+        if attr in self._owners:
+            inner, inner_attr = self._owners[attr]
+            setattr(inner, inner_attr, getattr(self, attr))
+        if attr == self._kernel_attr and attr != "kernel":
+            self.kernel = getattr(self, attr)
+
+    def compute_output_shape(self, input_shape):
+        return self.layer.compute_output_shape(input_shape)
+
+    def lower(self, core, node: int) -> int:
+        """spectral_norm's scalar s (1 / sigma in a step of fit, 1 otherwise) times the wrapped
+        layer's input (an Embedding's output), then the wrapped layer's own ops."""
+        ids = dict(zip(self._weight_attrs, self._var_ids))
+        s, _ = core.add_node("spectral_norm", (), (ids[self._kernel_attr], ids["vector_u"]),
+                             (self.power_iterations,), (_SN_EPSILON,))
+        times = (_core.op_code("binary", "multiply"),)
+        if isinstance(self.layer, Embedding):
+            out = self._lower_inner(self.layer, core, node, 0)
+            out, _ = core.add_node("binary", (out, s), (), times)
+        else:
+            scaled, _ = core.add_node("binary", (node, s), (), times)
+            out = self._lower_inner(self.layer, core, scaled, 0)
+        if core.node_dtype(node) == "int32":  # Keras casts the output to the input's dtype
+            out, _ = core.add_node("cast", (out,), (), (1,))
+            out, _ = core.add_node("cast", (out,), (), (0,))
+        return out
+
+    def _call_eager(self, inputs, training: bool, kwargs: dict):
+        """On data: in training, Keras's normalized_weights() now (pynn.ops on the weights'
+        values) and both assignments, then the wrapped layer on the assigned kernel."""
+        if kwargs.get("mask") is not None or set(kwargs) - {"mask"}:
+            raise ValueError(f"SpectralNormalization '{self.name}': unexpected arguments "
+                             f"{sorted(kwargs)}")
+        if not self.built:
+            shape = tuple(getattr(inputs, "shape", np.shape(inputs)))
+            self.build((None,) + shape[1:])
+        if training:
+            self._normalize_now()
+        out = self.layer(inputs, training=training)
+        if np.dtype(getattr(inputs, "dtype", np.asarray(inputs).dtype)).kind in "iub":
+            # Keras casts the output to the input's dtype: integers (kept as float32 values)
+            out = ops.cast(ops.cast(out, "int32"), "float32")
+        return out
+
+    def _normalize_now(self) -> None:
+        kernel_var = getattr(self, self._kernel_attr)
+        kernel, u = kernel_var.numpy(), self.vector_u.numpy()
+        if bool(np.asarray(ops.all(ops.equal(kernel, 0.0)))):
+            return  # Keras's ops.cond: an all-zero kernel stays, and so does vector_u
+        weights = ops.reshape(kernel, (-1, kernel.shape[-1]))
+        v = None
+        for _ in range(self.power_iterations):
+            v = ops.normalize(ops.matmul(u, ops.transpose(weights)), axis=None,
+                              epsilon=_SN_EPSILON)
+            u = ops.normalize(ops.matmul(v, weights), axis=None, epsilon=_SN_EPSILON)
+        sigma = ops.matmul(ops.matmul(v, weights), ops.transpose(u))
+        normalized = ops.reshape(ops.divide(weights, sigma), kernel.shape)
+        assign_values([(self.vector_u, np.asarray(u)), (kernel_var, np.asarray(normalized))])
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "power_iterations": self.power_iterations}
+
+    @classmethod
+    def from_config(cls, config: dict, custom_objects=None):
+        if not isinstance(config, dict) or not isinstance(config.get("layer"), (dict, Layer)):
+            raise ValueError("SpectralNormalization: its config needs the wrapped layer's "
+                             "config under 'layer'")
+        config = dict(config)
+        layer = config.pop("layer")
+        if isinstance(layer, dict):
+            from ..saving.serialization import deserialize_keras_object
+            layer = deserialize_keras_object(layer, custom_objects)
+        return cls(layer, **config)
+
+
+def _spectral_kernel_attr(layer) -> str:
+    """The attribute of the weight SpectralNormalization normalises ('kernel' or 'embeddings'),
+    or Keras's ValueError; NotImplementedError for a kernel pynn cannot scale."""
+    from .convolutional import BaseConv, BaseConvTranspose
+    from .convolutional_ops import Conv3D, Conv3DTranspose, DepthwiseConv2D
+    from .recurrent import RNN, _FusedRNN
+
+    name = type(layer).__name__
+    # Keras's recurrent layers (ConvLSTM too) keep their kernels in their cells
+    has = {a for a in ("kernel", "embeddings")
+           if isinstance(getattr(layer, a, None), Variable)
+           and not isinstance(layer, (_FusedRNN, RNN))}
+    if not has:
+        raise ValueError(f"{name} object has no attribute 'kernel' nor 'embeddings'")
+    attr = "kernel" if "kernel" in has else "embeddings"
+    linear = (Dense, EinsumDense, BaseConv, BaseConvTranspose, DepthwiseConv2D, Conv3D,
+              Conv3DTranspose)
+    if (attr == "kernel" and not isinstance(layer, linear)) or \
+            (attr == "embeddings" and not isinstance(layer, Embedding)):
         raise NotImplementedError(
-            f"SpectralNormalization (of a {type(layer).__name__}) is not supported yet: it must "
-            "write its power-iteration vector (vector_u) in every training step, and pynn's core "
-            "cannot write a variable from a model's graph, so training would silently differ "
-            "from Keras")
+            f"SpectralNormalization over a {name}: pynn runs it over Dense, EinsumDense, the "
+            "convolutions (Conv1D/2D/3D, their transposes, DepthwiseConv1D/2D) and Embedding, "
+            "layers linear in their input before the bias, whose input (an Embedding's output) "
+            "it scales by 1 / sigma")
+    return attr
 
 
 __all__ = ["BatchNormalization", "GroupNormalization", "LayerNormalization", "RMSNormalization",
