@@ -15,8 +15,9 @@ Two policies run:
   float32: converting them costs more than it saves.
 
 "bfloat16", "float16" and "mixed_float16" (float16 or bfloat16 weights, float16 products) raise
-NotImplementedError rather than training in another precision than the script asked for, and so
-does LossScaleOptimizer (bfloat16 keeps float32's exponent range: it needs no loss scaling).
+NotImplementedError rather than training in another precision than the script asked for.
+LossScaleOptimizer is pynn.optimizers.LossScaleOptimizer: it scales as Keras's does, though
+bfloat16 keeps float32's exponent range and needs no loss scaling.
 
 Example:
     >>> pynn.mixed_precision.set_global_policy("mixed_bfloat16")
@@ -121,16 +122,9 @@ set_dtype_policy = set_global_policy
 dtype_policy = global_policy
 
 
-class LossScaleOptimizer:
-    """Keras's loss-scaling wrapper for float16 training. pynn has no float16 compute, and
-    bfloat16 (mixed_bfloat16) keeps float32's exponent range, so no loss needs scaling."""
-
-    def __init__(self, inner_optimizer=None, initial_scale=2.0**15, dynamic_growth_steps=2000,
-                 **kwargs):
-        raise NotImplementedError(
-            "LossScaleOptimizer: pynn has no float16 compute; mixed_bfloat16 needs no loss "
-            "scaling: pass the inner optimizer to compile() directly")
-
+# keras.mixed_precision.LossScaleOptimizer is keras.optimizers.LossScaleOptimizer: in pynn's
+# float32 (and bfloat16 products, float32's range) it scales and unscales as Keras does
+from .optimizers import LossScaleOptimizer  # noqa: E402
 
 __all__ = ["DTypePolicy", "LossScaleOptimizer", "Policy", "dtype_policy", "global_policy",
            "set_dtype_policy", "set_global_policy"]

@@ -216,8 +216,58 @@ class CosineDecay(LearningRateSchedule):
                 "warmup_target": self.warmup_target, "warmup_steps": self.warmup_steps}
 
 
+class CosineDecayRestarts(LearningRateSchedule):
+    """Cosine decay with warm restarts (Loshchilov and Hutter, SGDR): each period decays as
+    CosineDecay, then the rate restarts; period i lasts `first_decay_steps * t_mul^i` steps and
+    starts from `initial_learning_rate * m_mul^i`.
+
+    Args:
+        initial_learning_rate: the rate at step 0.
+        first_decay_steps: the first period's length (> 0).
+        t_mul: each period's length, as a multiple of the previous one's.
+        m_mul: each restart's rate, as a multiple of the previous one's.
+        alpha: the rate at the end of a period, as a fraction of its starting rate.
+
+    Example:
+        >>> CosineDecayRestarts(0.1, first_decay_steps=10)(10)
+        0.1
+    """
+
+    def __init__(self, initial_learning_rate: float, first_decay_steps: int, t_mul: float = 2.0,
+                 m_mul: float = 1.0, alpha: float = 0.0, name: str = "SGDRDecay"):
+        _positive_steps("first_decay_steps", first_decay_steps)
+        self.initial_learning_rate = initial_learning_rate
+        self.first_decay_steps = first_decay_steps
+        self._t_mul = t_mul
+        self._m_mul = m_mul
+        self.alpha = alpha
+        self.name = name
+
+    def __call__(self, step) -> float:
+        fraction = float(step) / self.first_decay_steps
+        t_mul, m_mul = float(self._t_mul), float(self._m_mul)
+        if t_mul == 1.0:
+            i_restart = math.floor(fraction)
+            fraction -= i_restart
+        else:
+            # periods so far: log(1 - fraction (1 - t_mul)) / log(t_mul), floored; nudged so
+            # that a step exactly at a restart (where that is a whole number) counts it, as
+            # Keras's float32 arithmetic does, rather than falling just short in float64
+            x = math.log(1.0 - fraction * (1.0 - t_mul)) / math.log(t_mul)
+            i_restart = math.floor(x + 1e-9 * max(1.0, abs(x)))
+            sum_r = (1.0 - t_mul ** i_restart) / (1.0 - t_mul)
+            fraction = (fraction - sum_r) / t_mul ** i_restart
+        cosine = 0.5 * m_mul ** i_restart * (1.0 + math.cos(math.pi * fraction))
+        return self.initial_learning_rate * ((1 - self.alpha) * cosine + self.alpha)
+
+    def get_config(self) -> dict:
+        return {"initial_learning_rate": self.initial_learning_rate,
+                "first_decay_steps": self.first_decay_steps, "t_mul": self._t_mul,
+                "m_mul": self._m_mul, "alpha": self.alpha, "name": self.name}
+
+
 _BY_NAME = {c.__name__: c for c in (ExponentialDecay, PiecewiseConstantDecay, PolynomialDecay,
-                                    InverseTimeDecay, CosineDecay)}
+                                    InverseTimeDecay, CosineDecay, CosineDecayRestarts)}
 
 
 def serialize(schedule: LearningRateSchedule) -> dict:

@@ -151,6 +151,7 @@ typedef struct {
     int64_t offset;      /* into params/grads, set by pn_model_alloc */
     int trainable;
     float l1, l2;        /* penalties, 0 when none */
+    int optim_flags;     /* PN_VAR_* (pn_model_set_variable_optim) */
 } pn_var;
 
 typedef struct {
@@ -478,8 +479,9 @@ struct pn_model {
 
     int has_optimizer;
     pn_optim_config opt;
-    float *opt_state;      /* n_slots * n_trainable */
-    int n_slots;
+    float *opt_state;      /* n_slots * n_trainable, then n_opt_scalars */
+    int n_slots, n_opt_scalars;
+    float *opt_scratch;    /* Muon's Newton-Schulz matrices (NULL for the other rules) */
     int64_t iterations;
     uint64_t seed, forwards; /* random ops: the seed, and training forwards run so far */
     uint64_t infer_forwards; /* inference forwards so far: random ops' noise in predict and
@@ -564,6 +566,10 @@ float pn_regularizer_apply(pn_model *m, const pn_plan *p, int want_grad);
 
 /* optimizer (optimizer.c) */
 int pn_optimizer_slots(const pn_optim_config *cfg);
+/* Checks cfg and replaces the model's optimizer state with a fresh one (PN_EVALUE or
+ * PN_ENOMEM with the model unchanged). */
+int pn_optimizer_create(pn_model *m, const pn_optim_config *cfg);
+/* The fused training step's update, from the gradients of the unscaled loss. */
 void pn_optimizer_step(pn_model *m);
 
 /* A counter-based random stream for random ops: the same (key, i) always gives the same bits,

@@ -144,6 +144,7 @@ void pn_model_release(pn_model *m) {
     free(m->params);
     free(m->grads);
     free(m->opt_state);
+    free(m->opt_scratch);
     pthread_mutex_destroy(&m->lock);
     free(m);
 }
@@ -669,25 +670,7 @@ int pn_model_result_count(const pn_model *m) { return m->g->compiled ? m->g->n_r
 
 int pn_model_set_optimizer(pn_model *m, const pn_optim_config *cfg) {
     if (!m->params) return pn_error(PN_ESTATE, "the model's variables are not allocated");
-    if ((int)cfg->kind < 0 || cfg->kind >= PN_OPTIM_COUNT)
-        return pn_error(PN_EVALUE, "unknown optimizer %d", cfg->kind);
-    if (!(cfg->learning_rate >= 0.0f) || isinf(cfg->learning_rate))
-        return pn_error(PN_EVALUE, "learning_rate must be finite and >= 0, got %g",
-                        cfg->learning_rate);
-    int slots = pn_optimizer_slots(cfg);
-    float *state = NULL;
-    size_t n = (size_t)slots * (size_t)m->n_trainable;
-    if (n > 0 && !(state = pn_calloc(n, sizeof *state)))
-        return pn_error(PN_ENOMEM, "out of memory for the optimizer's state");
-    if (cfg->kind == PN_ADAGRAD)
-        for (size_t i = 0; i < n; i++) state[i] = cfg->initial_accumulator_value;
-    free(m->opt_state);
-    m->opt_state = state;
-    m->n_slots = slots;
-    m->opt = *cfg;
-    m->iterations = 0;
-    m->has_optimizer = 1;
-    return PN_OK;
+    return pn_optimizer_create(m, cfg); /* optimizer.c */
 }
 
 int pn_model_set_learning_rate(pn_model *m, float lr) {
@@ -719,7 +702,7 @@ void pn_model_set_rng_state(pn_model *m, uint64_t seed, uint64_t forwards) {
 
 int pn_model_optimizer_state(pn_model *m, float **state, int64_t *n) {
     *state = m->opt_state;
-    *n = (int64_t)m->n_slots * m->n_trainable;
+    *n = (int64_t)m->n_slots * m->n_trainable + m->n_opt_scalars;
     return PN_OK;
 }
 

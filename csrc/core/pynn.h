@@ -196,7 +196,7 @@ typedef enum {
 typedef struct {
     pn_metric_kind kind;
     int k;              /* top-k: 1.. (default 5) */
-    float threshold;    /* binary accuracy, precision, recall: in [0, 1] (default 0.5) */
+    float threshold;    /* binary accuracy: finite; precision, recall: in [0, 1] (default 0.5) */
     int num_thresholds; /* AUC: 2..10000 (default 200) */
     int from_logits;    /* AUC: the predictions are logits (a sigmoid is applied first) */
 } pn_metric;
@@ -223,25 +223,59 @@ int pn_metric_reads_mask(pn_metric_kind kind);
 int pn_metric_accumulate(const pn_metric *m, float *sums, const float *pred, const void *target,
                          int64_t R, int64_t C, int64_t batch);
 
-typedef enum { PN_SGD = 0, PN_ADAM, PN_ADAMW, PN_RMSPROP, PN_ADAGRAD, PN_OPTIM_COUNT } pn_optim_kind;
+typedef enum {
+    PN_SGD = 0, PN_ADAM, PN_ADAMW, PN_RMSPROP, PN_ADAGRAD,
+    PN_NADAM, PN_ADAMAX, PN_ADADELTA, PN_LION, PN_ADAFACTOR, PN_FTRL, PN_LAMB, PN_MUON,
+    PN_SCHEDULE_FREE_ADAMW,
+    PN_OPTIM_COUNT
+} pn_optim_kind;
 
-/* Keras 3's update rules and arguments. A clip or decay of 0 means "off". */
+/* Keras 3's update rules and arguments (optimizer.c gives the math). A clip or decay of 0
+ * means "off"; pn_optim_default() gives Keras's defaults. */
 typedef struct {
     pn_optim_kind kind;
     float learning_rate;
-    float momentum;          /* SGD, RMSprop */
-    int nesterov;            /* SGD */
-    float beta_1, beta_2;    /* Adam, AdamW */
+    float momentum;          /* SGD, RMSprop, Muon */
+    int nesterov;            /* SGD, Muon */
+    float beta_1, beta_2;    /* Adam(W), Nadam, Adamax, Lion, Lamb, ScheduleFreeAdamW; Muon's
+                              * adam_beta_1/2 */
     float epsilon;
     int amsgrad;             /* Adam, AdamW */
-    float rho;               /* RMSprop */
+    float rho;               /* RMSprop, Adadelta */
     int centered;            /* RMSprop */
-    float initial_accumulator_value; /* Adagrad */
+    float initial_accumulator_value; /* Adagrad, Ftrl */
+    float beta_2_decay, epsilon_1, epsilon_2, clip_threshold;             /* Adafactor */
+    float learning_rate_power, l1, l2, l2_shrinkage, beta;               /* Ftrl */
+    float muon_a, muon_b, muon_c, adam_lr_ratio, adam_weight_decay;       /* Muon */
+    float rms_rate;          /* Muon: update scaled by sqrt(max(rows, cols)) rms_rate; < 0 off */
+    int ns_steps;            /* Muon: Newton-Schulz iterations */
+    int warmup_steps;        /* ScheduleFreeAdamW: lr t / warmup_steps until t reaches it */
     float weight_decay;      /* decoupled: w -= lr * wd * w, before the update */
     float clipnorm;          /* each variable's gradient scaled to norm <= clipnorm */
     float global_clipnorm;   /* all gradients scaled together to norm <= global_clipnorm */
     float clipvalue;         /* each element clipped to [-clipvalue, clipvalue] */
+    /* every rule: an exponential moving average of the weights (slot "average"), copied into
+     * them every ema_overwrite_frequency steps (0: only by pn_model_optimizer_finalize) */
+    int use_ema;
+    float ema_momentum;
+    int ema_overwrite_frequency;
+    int gradient_accumulation_steps; /* >= 2: the mean gradient of that many calls, one update */
+    float loss_scale_factor;  /* pn_model_apply_gradients divides the gradients by it (0: off) */
+    /* LossScaleOptimizer: a dynamic loss scale (halved, and the step skipped, when a gradient
+     * is not finite; doubled after dynamic_growth_steps finite steps) */
+    int dynamic_loss_scale;
+    float initial_scale;
+    int dynamic_growth_steps;
 } pn_optim_config;
+
+/* Keras's defaults for `kind` (its learning rate, betas, epsilon, ...). */
+pn_optim_config pn_optim_default(pn_optim_kind kind);
+
+/* Per-variable optimizer flags (pn_model_set_variable_optim). */
+enum {
+    PN_VAR_NO_DECAY = 1, /* exclude_from_weight_decay */
+    PN_VAR_ADAM = 2      /* Muon: this variable takes the AdamW step (not 2-D, embeddings, ...) */
+};
 
 /* ---- the model ----------------------------------------------------------------------------- */
 
@@ -356,7 +390,13 @@ int pn_model_compile(pn_model *m, pn_loss_kind loss, int from_logits, int n_metr
                      const pn_metric *metrics);
 /* The number of floats a train or test step writes to results (see below). */
 int pn_model_result_count(const pn_model *m);
+/* The update rule and its fresh state (PN_EVALUE, nothing changed, for a bad argument). */
 int pn_model_set_optimizer(pn_model *m, const pn_optim_config *cfg);
+/* A trainable variable's PN_VAR_* flags (kept across pn_model_set_optimizer). */
+int pn_model_set_variable_optim(pn_model *m, int var, int flags);
+/* use_ema: copies the moving averages into the trainable weights (Keras's
+ * finalize_variable_values, which fit runs at its end); a no-op otherwise. */
+int pn_model_optimizer_finalize(pn_model *m);
 int pn_model_set_learning_rate(pn_model *m, float lr);
 float pn_model_learning_rate(const pn_model *m);
 int64_t pn_model_iterations(const pn_model *m);

@@ -647,30 +647,69 @@ static PyObject *model_compile_outputs(PnModel *self, PyObject *arg) {
 
 static const char *optim_names[PN_OPTIM_COUNT] = {
     [PN_SGD] = "sgd", [PN_ADAM] = "adam", [PN_ADAMW] = "adamw",
-    [PN_RMSPROP] = "rmsprop", [PN_ADAGRAD] = "adagrad",
+    [PN_RMSPROP] = "rmsprop", [PN_ADAGRAD] = "adagrad", [PN_NADAM] = "nadam",
+    [PN_ADAMAX] = "adamax", [PN_ADADELTA] = "adadelta", [PN_LION] = "lion",
+    [PN_ADAFACTOR] = "adafactor", [PN_FTRL] = "ftrl", [PN_LAMB] = "lamb", [PN_MUON] = "muon",
+    [PN_SCHEDULE_FREE_ADAMW] = "schedule_free_adamw",
 };
+_Static_assert(PN_OPTIM_COUNT == 14, "name the new optimizer in optim_names");
 
-/* set_optimizer(kind, learning_rate=, momentum=, ...): every field of pn_optim_config by name */
+/* set_optimizer(kind, learning_rate=, momentum=, ...): every field of pn_optim_config by name,
+ * Keras's defaults for the others */
 static PyObject *model_set_optimizer(PnModel *self, PyObject *args, PyObject *kw) {
-    static char *kwlist[] = {"kind", "learning_rate", "momentum", "nesterov", "beta_1", "beta_2",
-                             "epsilon", "amsgrad", "rho", "centered", "initial_accumulator_value",
-                             "weight_decay", "clipnorm", "global_clipnorm", "clipvalue", NULL};
+    static char *kwlist[] = {
+        "kind", "learning_rate", "momentum", "nesterov", "beta_1", "beta_2", "epsilon",
+        "amsgrad", "rho", "centered", "initial_accumulator_value", "weight_decay", "clipnorm",
+        "global_clipnorm", "clipvalue", "beta_2_decay", "epsilon_1", "epsilon_2",
+        "clip_threshold", "learning_rate_power", "l1", "l2", "l2_shrinkage", "beta", "muon_a",
+        "muon_b", "muon_c", "adam_lr_ratio", "adam_weight_decay", "rms_rate", "ns_steps",
+        "warmup_steps",
+        "use_ema", "ema_momentum", "ema_overwrite_frequency", "gradient_accumulation_steps",
+        "loss_scale_factor", "dynamic_loss_scale", "initial_scale", "dynamic_growth_steps", NULL};
     const char *kind;
-    pn_optim_config c = {.learning_rate = 0.001f, .beta_1 = 0.9f, .beta_2 = 0.999f,
-                         .epsilon = 1e-7f, .rho = 0.9f, .initial_accumulator_value = 0.1f};
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "s|ffpfffpfpfffff", kwlist, &kind, &c.learning_rate,
-                                     &c.momentum, &c.nesterov, &c.beta_1, &c.beta_2, &c.epsilon,
-                                     &c.amsgrad, &c.rho, &c.centered, &c.initial_accumulator_value,
-                                     &c.weight_decay, &c.clipnorm, &c.global_clipnorm,
-                                     &c.clipvalue))
+    PyObject *kind_obj = PyTuple_Size(args) > 0 ? PyTuple_GetItem(args, 0) : NULL;
+    if (!kind_obj || !PyUnicode_Check(kind_obj))
+        return PyErr_Format(PyExc_TypeError, "set_optimizer: kind must be a string");
+    const char *name = PyUnicode_AsUTF8(kind_obj);
+    if (!name) return NULL;
+    int k = find_name(optim_names, PN_OPTIM_COUNT, name);
+    if (k < 0) return PyErr_Format(PyExc_ValueError, "unknown optimizer '%U'", kind_obj);
+    pn_optim_config c = pn_optim_default((pn_optim_kind)k);
+    c.weight_decay = 0.0f; /* off unless given, as Keras's None */
+    c.adam_weight_decay = 0.0f;
+    if (!PyArg_ParseTupleAndKeywords(
+            args, kw, "s|ffpfffpfpffffffffffffffffffffiipfiifpfi", kwlist, &kind, &c.learning_rate,
+            &c.momentum, &c.nesterov, &c.beta_1, &c.beta_2, &c.epsilon, &c.amsgrad, &c.rho,
+            &c.centered, &c.initial_accumulator_value, &c.weight_decay, &c.clipnorm,
+            &c.global_clipnorm, &c.clipvalue, &c.beta_2_decay, &c.epsilon_1, &c.epsilon_2,
+            &c.clip_threshold, &c.learning_rate_power, &c.l1, &c.l2, &c.l2_shrinkage, &c.beta,
+            &c.muon_a, &c.muon_b, &c.muon_c, &c.adam_lr_ratio, &c.adam_weight_decay,
+            &c.rms_rate, &c.ns_steps, &c.warmup_steps, &c.use_ema, &c.ema_momentum, &c.ema_overwrite_frequency,
+            &c.gradient_accumulation_steps, &c.loss_scale_factor, &c.dynamic_loss_scale,
+            &c.initial_scale, &c.dynamic_growth_steps))
         return NULL;
-    int k = find_name(optim_names, PN_OPTIM_COUNT, kind);
-    if (k < 0) {
-        PyErr_Format(PyExc_ValueError, "unknown optimizer '%s'", kind);
-        return NULL;
-    }
-    c.kind = (pn_optim_kind)k;
     int rc = pn_model_set_optimizer(self->m, &c);
+    if (rc) return pn_raise(rc);
+    Py_RETURN_NONE;
+}
+
+/* set_variable_optim(id, flags): a variable's PN_VAR_* flags (1: no weight decay, 2: Muon's
+ * AdamW step) */
+static PyObject *model_set_variable_optim(PnModel *self, PyObject *args) {
+    int id, flags;
+    if (!PyArg_ParseTuple(args, "ii", &id, &flags)) return NULL;
+    int rc = pn_model_set_variable_optim(self->m, id, flags);
+    if (rc) return pn_raise(rc);
+    Py_RETURN_NONE;
+}
+
+/* finalize_optimizer(): use_ema's moving averages into the weights */
+static PyObject *model_finalize_optimizer(PnModel *self, PyObject *unused) {
+    (void)unused;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = pn_model_optimizer_finalize(self->m);
+    Py_END_ALLOW_THREADS
     if (rc) return pn_raise(rc);
     Py_RETURN_NONE;
 }
@@ -1175,6 +1214,10 @@ static PyMethodDef model_methods[] = {
     {"compile_outputs", (PyCFunction)model_compile_outputs, METH_O,
      "compile_outputs([(loss, from_logits, weight, metrics), ...]): one per output"},
     {"set_optimizer", KW(model_set_optimizer), "set_optimizer(kind, **config)"},
+    {"set_variable_optim", (PyCFunction)model_set_variable_optim, METH_VARARGS,
+     "set_variable_optim(id, flags): 1 no weight decay, 2 Muon's AdamW step"},
+    {"finalize_optimizer", (PyCFunction)model_finalize_optimizer, METH_NOARGS,
+     "finalize_optimizer(): use_ema's averages into the weights"},
     {"optimizer_state", (PyCFunction)model_optimizer_state, METH_NOARGS,
      "optimizer_state() -> float32 view of every slot, flat"},
     {"train_step", FAST(model_train_step),

@@ -156,13 +156,13 @@ def compile_core(model) -> None:
     """Compiles the model's core with its losses, loss weights and metrics (resolved now that
     each output's size is known), names the metrics, and binds the optimizer to the core."""
     if python_losses(model._losses):  # Python steps: the core only runs the model
-        model.optimizer._bind(model._core)
+        model.optimizer._bind(model._core, model)
         return
     graphs = vars(model).get("_graphs")
     if graphs is not None and graphs.core is model._core:
         graphs.drop_others()  # a dynamic model's other input shapes: built again with this loss
     compile_graph(model)
-    model.optimizer._bind(model._core)
+    model.optimizer._bind(model._core, model)
 
 
 def compile_graph(model) -> None:

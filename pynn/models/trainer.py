@@ -203,7 +203,7 @@ class Trainer:
             self._metric_names = [k for k, _ in loose]
             self._metric_objs = [m for _, m in loose]
         if self._core is not None and python:
-            self.optimizer._bind(self._core)
+            self.optimizer._bind(self._core, self)
         elif self._core is not None:
             if self._current_trainable_flags() != self._trainable_flags:
                 # a layer was frozen or unfrozen since the build: as in Keras, compile makes it
@@ -254,8 +254,9 @@ class Trainer:
         with GradientTape() as tape:
             y_pred = self(x, training=True)
             loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sw)
+            scaled = self.optimizer.scale_loss(loss)  # a loss scale's gradients, as Keras
         weights = self.trainable_weights
-        self.optimizer.apply(tape.gradient(loss, weights), weights)
+        self.optimizer.apply(tape.gradient(scaled, weights), weights)
         return self.compute_metrics(x, y, y_pred, sw, loss=loss)
 
     def test_step(self, data):
@@ -481,6 +482,8 @@ class Trainer:
             cb.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
+        if epochs > 0:  # use_ema: the moving averages become the weights, as Keras's fit ends
+            opt.finalize_variable_values(self.trainable_weights)
         cb.on_train_end(logs)
         return self.history
 
@@ -772,6 +775,8 @@ def fit_python(model, x, y, batch_size, epochs, verbose, callbacks, validation_s
         cb.on_epoch_end(epoch, logs)
         if model.stop_training:
             break
+    if epochs > 0:  # use_ema: the moving averages become the weights, as Keras's fit ends
+        model.optimizer.finalize_variable_values(model.trainable_weights)
     cb.on_train_end(logs)
     return model.history
 

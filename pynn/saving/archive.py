@@ -60,50 +60,52 @@ _MAX_UINT64 = 2**64 - 1      # the random stream's seed and position: the core's
 def _slot_names(opt) -> list[str]:
     """The optimizer's state buffers, in the core's order (csrc/core/optimizer.c), by Keras's
     names."""
-    kind = getattr(opt, "_kind", "")
-    if kind == "sgd":
-        return ["momentum"] if opt.momentum else []
-    if kind in ("adam", "adamw"):
-        return ["momentum", "velocity"] + (["velocity_hat"] if opt.amsgrad else [])
-    if kind == "rmsprop":
-        return (["velocity"] + (["average_gradient"] if opt.centered else [])
-                + (["momentum"] if opt.momentum else []))
-    if kind == "adagrad":
-        return ["accumulator"]
-    return []
+    names = getattr(opt, "_slot_names", None)
+    return names() if callable(names) else []
 
 
 def _optimizer_slots(model) -> dict[str, np.ndarray]:
-    """{'optimizer/<slot>/<variable path>': view} over the core's optimizer state, or {} when the
-    model has no bound optimizer state.
+    """{'optimizer/<slot>/<variable path>': view} over the core's optimizer state, and
+    {'optimizer/scalars/<name>': 0-d view} over its scalars (Nadam's u_product, a loss scale),
+    or {} when the model has no bound optimizer state.
 
-    The state is n_slots runs of the trainable span, each parallel to the parameters. The core
-    places the variables it trains first (from offset 0) and the others after them, so a
-    variable's offset is its distance from the lowest variable address, and it is trained (has
-    slots) when that offset lies inside the span."""
+    The state is n_slots runs of the trainable span, each parallel to the parameters, then the
+    scalars. The core places the variables it trains first (from offset 0) and the others after
+    them, so a variable's offset is its distance from the lowest variable address, and it is
+    trained (has slots) when that offset lies inside the span. A slot smaller than its variable
+    (Adafactor's row and column factors) is the start of the variable's run."""
     core, opt = model._core, model.optimizer
     if core is None or opt is None or getattr(opt, "_core", None) is not core:
         return {}
     state = core.optimizer_state()
-    names = _slot_names(opt)
+    names, scalars = _slot_names(opt), opt._scalar_names()
     variables = model.weights
-    if state.size == 0 or not names or not variables:
+    if state.size == 0 or not variables or not names and not scalars:
         return {}
-    if any(v._owner_core() is not core for v in variables) or state.size % len(names):
+    body = state.size - len(scalars)
+    if any(v._owner_core() is not core for v in variables) or body < 0 or \
+            (body % len(names) if names else body):
         raise RuntimeError(f"Model '{model.name}': its optimizer state does not lie over its "
                            "weights; compile it again")
-    span = state.size // len(names)
-    base = min(v.__array_interface__["data"][0] for v in variables)
     out = {}
-    for v in variables:
-        off = (v.__array_interface__["data"][0] - base) // 4
-        if off >= span:
-            continue  # not trained by the core
-        if off + v.size > span:
-            raise RuntimeError(f"variable {v.path} straddles the optimizer's span")
-        for k, slot in enumerate(names):
-            start = k * span + off
-            out[f"optimizer/{slot}/{v.path}"] = state[start:start + v.size].reshape(v.shape)
+    if names:
+        span = body // len(names)
+        base = min(v.__array_interface__["data"][0] for v in variables)
+        for v in variables:
+            off = (v.__array_interface__["data"][0] - base) // 4
+            if off >= span:
+                continue  # not trained by the core
+            if off + v.size > span:
+                raise RuntimeError(f"variable {v.path} straddles the optimizer's span")
+            for k, slot in enumerate(names):
+                shape = opt._slot_shape(slot, v)
+                if shape is None:
+                    continue
+                start = k * span + off
+                out[f"optimizer/{slot}/{v.path}"] = \
+                    state[start:start + math.prod(shape)].reshape(shape)
+    for i, name in enumerate(scalars):
+        out[f"optimizer/scalars/{name}"] = state[body + i:body + i + 1].reshape(())
     return out
 
 
@@ -345,7 +347,8 @@ def _model_writer(model):
         metadata["rng.seed"], metadata["rng.forwards"] = map(str, pending[2])
     # an unbuilt model has no optimizer state yet (its optimizer binds when the model builds)
     if model._compiled and model.optimizer is not None and model._core is not None:
-        metadata["optimizer.iterations"] = str(int(model.optimizer.iterations))
+        # every call of the optimizer (with gradient accumulation, more than its updates)
+        metadata["optimizer.iterations"] = str(int(model.optimizer._steps_taken()))
         metadata["optimizer.slots"] = ",".join(_slot_names(model.optimizer))
     elif pending is not None and pending[1] is not None:
         slots = dict(pending[0])
@@ -572,7 +575,7 @@ def _restore_optimizer(model, slots: dict, metadata: dict, path: str) -> None:
         return
     views = _optimizer_slots(model)
     frozen = {v.path for v in model.weights} - {k.split("/", 2)[2] for k in views}
-    known = set(_slot_names(model.optimizer))
+    known = set(_slot_names(model.optimizer)) | {"scalars"}
     missing = sorted(set(views) - set(slots))
     # slots of a variable this model does not train (frozen after the saved model was built)
     # are ignored; any other difference is an error
@@ -594,16 +597,22 @@ def _restore_optimizer(model, slots: dict, metadata: dict, path: str) -> None:
 def _pend_optimizer(model, slots: dict, iterations: int, path: str) -> None:
     """Optimizer slots for a model whose core waits for data: each must name a known slot of
     the optimizer and a trainable weight of the model, with the weight's shape."""
-    known = set(_slot_names(model.optimizer))
-    shapes = {v.path: v.shape for v in model.trainable_weights}
+    opt = model.optimizer
+    known = set(_slot_names(opt))
+    weights = {v.path: v for v in model.trainable_weights}
     for name, value in slots.items():
         parts = name.split("/", 2)
-        if len(parts) != 3 or parts[1] not in known or parts[2] not in shapes:
+        if len(parts) == 3 and parts[1] == "scalars" and parts[2] in opt._scalar_names():
+            want = ()
+        elif len(parts) != 3 or parts[1] not in known or parts[2] not in weights or \
+                opt._slot_shape(parts[1], weights[parts[2]]) is None:
             raise ValueError(f"{path}: the optimizer state does not match the model's "
                              f"optimizer: unexpected {name}")
-        if value.shape != shapes[parts[2]]:
+        else:
+            want = tuple(opt._slot_shape(parts[1], weights[parts[2]]))
+        if value.shape != want:
             raise ValueError(f"{path}: optimizer slot '{name}' has shape {value.shape}, the "
-                             f"model needs {shapes[parts[2]]}")
+                             f"model needs {want}")
     _, _, rng = vars(model).get("_pending_state") or ({}, None, None)
     model._pending_state = ({k: np.array(v) for k, v in slots.items()}, iterations, rng)
 
