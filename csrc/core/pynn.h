@@ -411,7 +411,8 @@ void pn_model_set_rng_state(pn_model *m, uint64_t seed, uint64_t forwards);
  * correction reads; counting on from there by one a step cannot overflow). PN_EVALUE outside. */
 #define PN_MAX_ITERATIONS (INT64_C(1) << 53)
 int pn_model_set_iterations(pn_model *m, int64_t it);
-/* The optimizer's state (slots parallel to the trainable span of params) for saving. */
+/* The optimizer's state for saving: n_slots runs parallel to the trainable span of params,
+ * then its scalars (Nadam's u_product; a dynamic loss scale's scale and step counter). */
 int pn_model_optimizer_state(pn_model *m, float **state, int64_t *n);
 
 /*
