@@ -276,10 +276,10 @@ class Optimizer:
             return 1
         return 0
 
-    def _flag_variables(self, core, variables) -> None:
+    def _flag_variables(self, core, variables, force: bool = False) -> None:
         """Tells the core which of `variables` (of that core) skip weight decay or take Muon's
-        AdamW step."""
-        if not self._needs_flags():
+        AdamW step (all of them 0 when none does, unless forced)."""
+        if not (force or self._needs_flags()):
             return
         for v in variables:
             if getattr(v, "_owner_core", lambda: None)() is core and v.trainable:
@@ -291,7 +291,8 @@ class Optimizer:
         if self._schedule is not None:
             self._learning_rate = self._scheduled(0)
         if model is not None:
-            self._flag_variables(core, model.weights)
+            self._bound_variables = list(model.weights)
+            self._flag_variables(core, self._bound_variables)
         core.set_optimizer(self._kind, **self._core_settings())
         self._core = core
 
@@ -458,13 +459,16 @@ class Optimizer:
         if self._core is not None and self.iterations > 0:
             raise ValueError("`exclude_from_weight_decay()` can only be configured before "
                              "the optimizer is built.")
+        if var_names and not all(isinstance(n, str) for n in var_names):
+            raise ValueError(f"var_names must be strings, got {var_names!r}")
+        try:
+            pattern = re.compile("|".join(sorted(set(var_names)))) if var_names else None
+        except re.error as e:
+            raise ValueError(f"var_names: {e}") from None
         self._exclude_ids = {id(v) for v in var_list} if var_list else set()
-        if var_names:
-            if not all(isinstance(n, str) for n in var_names):
-                raise ValueError(f"var_names must be strings, got {var_names!r}")
-            self._exclude_pattern = re.compile("|".join(sorted(set(var_names))))
-        else:
-            self._exclude_pattern = None
+        self._exclude_pattern = pattern
+        if self._core is not None:  # compiled already: the bound model's weights learn it now
+            self._flag_variables(self._core, vars(self).get("_bound_variables", []), force=True)
 
     def finalize_variable_values(self, var_list=None) -> None:
         """With use_ema, writes the moving averages into the weights (fit does at its end)."""
@@ -1173,7 +1177,8 @@ class LossScaleOptimizer(Optimizer):
         if inner._schedule is not None:
             inner._learning_rate = inner._scheduled(0)
         if model is not None:
-            self._flag_variables(core, model.weights)
+            inner._bound_variables = list(model.weights)
+            self._flag_variables(core, inner._bound_variables)
         core.set_optimizer(self._kind, **self._core_settings())
         self._core = core
 

@@ -422,17 +422,33 @@ def test_ema_averages_replace_the_weights_at_the_end_of_fit():
     np.testing.assert_array_equal(m._core.variable(0).ravel(), state[2 * span:][:8 * 16])
 
 
-def test_exclude_from_weight_decay_leaves_named_variables_alone():
-    m = _mlp(optimizers.SGD(0.0, weight_decay=0.5))
-    m.optimizer.exclude_from_weight_decay(var_names=["bias"])
-    m.compile(optimizer=m.optimizer, loss="mse")  # bound again, now with the exclusions
-    m.optimizer.learning_rate = 0.1
+@pytest.mark.parametrize("when", ["before compile", "after compile"])
+def test_exclude_from_weight_decay_leaves_named_variables_alone(when):
+    opt = optimizers.SGD(0.1, weight_decay=0.5)
+    if when == "before compile":
+        opt.exclude_from_weight_decay(var_names=["bias"])
+    m = _mlp(opt)
+    if when == "after compile":
+        opt.exclude_from_weight_decay(var_list=[m.layers[0].bias, m.layers[1].bias])
     before = m.get_weights()
     zeros = [np.zeros(w.shape, np.float32) for w in m.trainable_weights]
     m.optimizer.apply(zeros, m.trainable_weights)
     after = m.get_weights()
     np.testing.assert_allclose(after[0], before[0] * (1 - 0.1 * 0.5), rtol=1e-6)
     np.testing.assert_array_equal(after[1], before[1])
+    np.testing.assert_array_equal(after[3], before[3])
+    with pytest.raises(ValueError, match="before the optimizer is built"):
+        opt.exclude_from_weight_decay()  # as Keras: not once it has taken a step
+
+
+def test_exclude_from_weight_decay_cleared_before_training():
+    m = _mlp(optimizers.SGD(0.1, weight_decay=0.5))
+    m.optimizer.exclude_from_weight_decay(var_names=["bias"])
+    m.optimizer.exclude_from_weight_decay()  # cleared: every weight decays again
+    before = m.get_weights()
+    m.optimizer.apply([np.zeros(w.shape, np.float32) for w in m.trainable_weights],
+                      m.trainable_weights)
+    np.testing.assert_allclose(m.get_weights()[1], before[1] * (1 - 0.1 * 0.5), rtol=1e-6)
 
 
 def test_muon_takes_adamw_for_embeddings_excluded_layers_and_vectors():
