@@ -536,7 +536,7 @@ def test_sequential_config_round_trip_and_save_load(tmp_path):
     (lambda: L.GRU(4, activation="nope"), "Unknown activation"),
     (lambda: L.SimpleRNN(4, dropout=1.0), "dropout"),
     (lambda: L.LSTM(4, recurrent_dropout=-0.1), "recurrent_dropout"),
-    (lambda: L.LSTM(4, stateful=True), "stateful"),
+    (lambda: L.LSTM(4, stateful="yes"), "stateful"),
     (lambda: L.LSTM(4, return_sequences="yes"), "return_sequences"),
     (lambda: L.Bidirectional(L.Dense(3)), "wraps a SimpleRNN"),
     (lambda: L.Bidirectional(L.LSTM(3), merge_mode="max"), "merge_mode"),

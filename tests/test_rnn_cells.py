@@ -668,7 +668,7 @@ class NoStateCell(L.Layer):
 
 
 @pytest.mark.parametrize("make,error,match", [
-    (lambda: L.RNN(L.LSTMCell(3), stateful=True), NotImplementedError, "stateful=True"),
+    (lambda: L.RNN(L.LSTMCell(3), stateful=1), ValueError, "stateful"),
     (lambda: L.RNN(L.Dense(3)), ValueError, "must be a Layer with a call"),
     (lambda: L.RNN(NoStateCell()), ValueError, "needs a state_size"),
     (lambda: L.RNN("lstm"), ValueError, "must be a Layer with a call"),

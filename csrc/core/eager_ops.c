@@ -135,6 +135,7 @@ int pn_eager_op_mixed(int op, int n_in, pn_value *const *in, int n_var, pn_value
         if (nd->size > INT32_MAX / batch)
             rc = pn_error(PN_EVALUE, "%s: the output would hold too many values", name);
     }
+    if (rc == PN_OK) rc = pn_node_check_batch(&tmp, nd, batch);
     if (rc == PN_OK && op == PN_OP_EMBEDDING) /* indices are checked before any kernel runs */
         rc = pn_embedding_check_rows(in[0]->data, in[0]->size, s->var[0].shape[0]);
     const pn_op_def *def = pn_op_table[op];

@@ -226,6 +226,11 @@ typedef struct {
 
 extern const pn_op_def *const pn_op_table[PN_OP_COUNT];
 
+/* Refuses a batch size node n cannot run: a stateful recurrent op's states hold one batch
+ * (ops_rnn.c); PN_OK for any other node. Asked when a plan is made and before an op runs on
+ * values. */
+int pn_node_check_batch(const pn_model *m, const pn_node *n, int64_t batch);
+
 /* One row per op, defined in the op family files. */
 #define PN_OP(e, d) extern const pn_op_def pn_op_##d##_def;
 #include "ops.def"

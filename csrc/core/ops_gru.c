@@ -31,8 +31,8 @@ static void gru_step(const pn_rnn_dims *d, const pn_rnn_scratch *s, const pn_ctx
     float *h = s->hs + (t + 1) * B * U;
     float *st = s->step, *aux = s->aux + t * B * U;
     if (d->reset_after) {
-        /* s = hp U + b_rec (B, 3U); the bias (2, GU) is [b_in; b_rec] (no bias: var[2] NULL) */
-        const float *b_rec = c->var[2] ? c->var[2] + GU : NULL;
+        /* s = hp U + b_rec (B, 3U); the bias (2, GU) is [b_in; b_rec] */
+        const float *b_rec = d->bias ? c->var[2] + GU : NULL;
         if (b_rec)
             for (int64_t b = 0; b < B; b++) memcpy(st + b * GU, b_rec, (size_t)GU * sizeof(float));
         pn_gemm(0, 0, B, GU, U, 1.0f, hp, U, Uw, GU, b_rec ? 1.0f : 0.0f, st, GU);

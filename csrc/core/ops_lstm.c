@@ -580,7 +580,7 @@ static void lstm_forward(const pn_node *n, const pn_ctx *c) {
     pn_rnn_dims d;
     pn_rnn_scratch s;
     pn_rnn_forward_begin(n, c, &d, &s, 1);
-    lstm_steps_forward(&d, &s, c->var[0], c->var[1], n->n_var == 3 ? c->var[2] : NULL, d.masked,
+    lstm_steps_forward(&d, &s, c->var[0], c->var[1], d.bias ? c->var[2] : NULL, d.masked,
                        d.V ? c->fold_idx : NULL);
     pn_rnn_forward_end(c, &d, &s);
 }
@@ -590,7 +590,7 @@ static void lstm_backward(const pn_node *n, const pn_ctx *c) {
     pn_rnn_scratch s;
     pn_rnn_backward_begin(n, c, &d, &s);
     /* the bias's gradient, summed in the steps into step (GU) */
-    float *db = n->n_var == 3 && c->dvar[2] ? s.step : NULL;
+    float *db = d.bias && c->dvar[2] ? s.step : NULL;
     /* it also fills dW (without a folded embedding; with one, dtab), dU and db */
     lstm_steps_backward(&d, &s, c->var[1], c->dout, db, d.V ? NULL : c->dvar[0], c->acc_var[0],
                         c->dvar[1], c->acc_var[1], d.masked, c->fold_idx, pn_rnn_dtab(&d, &s, c));

@@ -17,12 +17,19 @@
  *                                     processed backwards (Bidirectional's backward layer)
  *                                 [8] the last input is a step mask m (T)
  *                                 [9] zero_output_for_mask (flags: 0 or 1)
+ *                                 [10] stateful (0 or 1): the last variables are the states
+ *                                     h (B0, U) and, for lstm, c (B0, U), Keras's layer.states
+ *                                     (stateful=True): with no initial state among the inputs
+ *                                     the recurrence starts from them, and every forward
+ *                                     (training or not) writes the final states into them.
+ *                                     They take no gradient; a run must have batch B0.
  *                           fattr [0] dropout          [1] recurrent_dropout, each in [0, 1)
  *                           inputs  x (T, F), then optionally the initial states h0 (U) and,
  *                                   for lstm, c0 (U), then with iattr[8] the mask m (T),
  *                                   float32, nonzero: keep the step
  *                           vars    kernel (F, GU), recurrent_kernel (U, GU), optional bias:
- *                                   (GU), or (2, GU) for gru with reset_after (input, recurrent)
+ *                                   (GU), or (2, GU) for gru with reset_after (input, recurrent),
+ *                                   then with iattr[10] the states
  *
  * Output per sample: the sequence (T, U) (in processing order: reversed with go_backwards, as
  * Keras) or the last h (U); with return_state the same values flat, followed by h_T and, for
@@ -123,8 +130,9 @@ static pn_rnn_dims rnn_get(const pn_node *n, const pn_node *x, int64_t B) {
                      .rstate = n->iattr[3], .act = n->iattr[4], .ract = n->iattr[5],
                      .reset_after = n->iattr[6], .rev = n->iattr[7], .drop = n->fattr[0],
                      .rdrop = n->fattr[1], .step_mask = n->iattr[8],
-                     .zero_masked = n->iattr[9]};
+                     .zero_masked = n->iattr[9], .stateful = n->iattr[10]};
     d.states_in = n->n_in - 1 - d.step_mask;
+    d.bias = pn_rnn_has_bias(n);
     d.G = gates_of(d.cell);
     d.GU = d.G * d.U;
     d.S = (d.rs ? d.T * d.U : d.U) + (d.rstate ? states_of(d.cell) * d.U : 0);
@@ -168,10 +176,11 @@ int64_t pn_rnn_scratch_size(const pn_model *m, const pn_node *n, int64_t batch,
 int pn_rnn_shape(const pn_model *m, pn_node *n) {
     const char *name = pn_op_name(n->op);
     const int cell = cell_of(n->op), G = gates_of(cell), ns = states_of(cell);
-    for (int a = 8; a <= 9; a++)
+    for (int a = 8; a <= 10; a++)
         if (n->iattr[a] != 0 && n->iattr[a] != 1)
             return pn_error(PN_EVALUE, "%s: %s must be 0 or 1, got %d", name,
-                            a == 8 ? "the mask flag" : "zero_output_for_mask", n->iattr[a]);
+                            a == 8 ? "the mask flag" : a == 9 ? "zero_output_for_mask"
+                                                              : "stateful", n->iattr[a]);
     const int has_mask = n->iattr[8]; /* the last input is the step mask */
     if (n->n_in != 1 + has_mask && n->n_in != 1 + ns + has_mask)
         return pn_error(PN_EVALUE, "%s: takes a sequence, optionally %d initial state%s%s, got "
@@ -184,9 +193,10 @@ int pn_rnn_shape(const pn_model *m, pn_node *n) {
                         "the batch, got rank %d", name, x->ndim);
     int64_t T = x->shape[0], F = x->shape[1], U = n->iattr[0];
     if (U < 1) return pn_error(PN_EVALUE, "%s: units must be >= 1, got %lld", name, (long long)U);
-    if (n->n_var != 2 && n->n_var != 3)
-        return pn_error(PN_EVALUE, "%s: takes a kernel, a recurrent kernel and an optional bias",
-                        name);
+    const int nsv = n->iattr[10] ? ns : 0; /* state variables */
+    if (n->n_var != 2 + nsv && n->n_var != 3 + nsv)
+        return pn_error(PN_EVALUE, "%s: takes a kernel, a recurrent kernel, an optional bias%s",
+                        name, nsv ? " and the states (stateful)" : "");
     const pn_var *w = &m->vars[n->var[0]], *u = &m->vars[n->var[1]];
     if (w->ndim != 2 || w->shape[0] != F || w->shape[1] != G * U)
         return pn_error(PN_ESHAPE, "%s: kernel must be (%lld, %lld) for %lld input features and "
@@ -204,7 +214,15 @@ int pn_rnn_shape(const pn_model *m, pn_node *n) {
     int ra = cell == PN_RNN_GRU ? n->iattr[6] : 0;
     if (ra != 0 && ra != 1)
         return pn_error(PN_EVALUE, "%s: reset_after must be 0 or 1, got %d", name, ra);
-    if (n->n_var == 3) {
+    for (int k = n->n_var - nsv; k < n->n_var; k++) {
+        const pn_var *v = &m->vars[n->var[k]];
+        if (v->ndim != 2 || v->shape[1] != U || v->shape[0] < 1 ||
+            v->shape[0] != m->vars[n->var[n->n_var - nsv]].shape[0])
+            return pn_error(PN_ESHAPE, "%s: a stateful layer's states must be (batch, %lld), "
+                            "one batch size for all, got rank %d with %lld values", name,
+                            (long long)U, v->ndim, (long long)v->size);
+    }
+    if (pn_rnn_has_bias(n)) {
         const pn_var *b = &m->vars[n->var[2]];
         int ok = ra ? (b->ndim == 2 && b->shape[0] == 2 && b->shape[1] == G * U)
                     : (b->ndim == 1 && b->shape[0] == G * U);
@@ -253,6 +271,18 @@ int pn_rnn_shape(const pn_model *m, pn_node *n) {
     return PN_OK;
 }
 
+int pn_node_check_batch(const pn_model *m, const pn_node *n, int64_t batch) {
+    if ((n->op != PN_OP_SIMPLE_RNN && n->op != PN_OP_LSTM && n->op != PN_OP_GRU) ||
+        !n->iattr[10])
+        return PN_OK;
+    const int64_t B0 = m->vars[n->var[n->n_var - 1]].shape[0];
+    if (batch == B0) return PN_OK;
+    return pn_error(PN_ESHAPE, "%s: If an RNN is stateful, the batch size of the input sequences "
+                    "must be the same as the batch size of the initial state. Expected batch "
+                    "size: %lld, received batch size: %lld", pn_op_name(n->op), (long long)B0,
+                    (long long)batch);
+}
+
 /* ---- forward --------------------------------------------------------------------------------- */
 
 /* mask[i] = keep / (1 - rate) for n draws from key (all ones without dropout) */
@@ -279,7 +309,7 @@ void pn_rnn_forward_begin(const pn_node *n, const pn_ctx *c, pn_rnn_dims *d, pn_
     const int64_t B = d->B, T = d->T, F = d->F, U = d->U, GU = d->GU, TB = T * B;
     const float *x = c->in[0];                 /* (B, T, F) */
     const float *W = c->var[0];                /* (F, GU) */
-    const float *bias = n->n_var == 3 ? c->var[2] : NULL; /* (GU) or (2, GU) */
+    const float *bias = d->bias ? c->var[2] : NULL; /* (GU) or (2, GU) */
     const int back = d->back;
 
     make_mask(s->dm, B * F, pn_hash64(c->seed, 1), d->drop, c->training && d->drop > 0.0f);
@@ -318,11 +348,14 @@ void pn_rnn_forward_begin(const pn_node *n, const pn_ctx *c, pn_rnn_dims *d, pn_
         pn_gemm(0, 0, TB, GU, F, 1.0f, s->xt, F, W, GU, beta, s->gx, GU);
     }
 
-    /* initial states */
-    if (d->states_in) memcpy(s->hs, c->in[1], (size_t)(B * U) * sizeof(float));
+    /* initial states: the inputs', a stateful op's kept ones, or zeros */
+    const int sv = 2 + d->bias; /* a stateful op's first state variable */
+    const float *h0 = d->states_in ? c->in[1] : d->stateful ? c->var[sv] : NULL;
+    if (h0) memcpy(s->hs, h0, (size_t)(B * U) * sizeof(float));
     else memset(s->hs, 0, (size_t)(B * U) * sizeof(float));
     if (s->cs) { /* the lstm's cell state */
-        if (d->states_in) memcpy(s->cs, c->in[2], (size_t)(B * U) * sizeof(float));
+        const float *c0 = d->states_in ? c->in[2] : d->stateful ? c->var[sv + 1] : NULL;
+        if (c0) memcpy(s->cs, c0, (size_t)(B * U) * sizeof(float));
         else memset(s->cs, 0, (size_t)(B * U) * sizeof(float));
     }
 
@@ -384,6 +417,11 @@ void pn_rnn_forward_end(const pn_ctx *c, const pn_rnn_dims *d, const pn_rnn_scra
             memcpy(o + seq, s->hs + (T * B + b) * U, (size_t)U * sizeof(float));
             if (s->cs) memcpy(o + seq + U, s->cs + (T * B + b) * U, (size_t)U * sizeof(float));
         }
+    }
+    if (d->stateful) { /* the final states stay for the next call (hs, cs keep h_0, c_0) */
+        const int sv = 2 + d->bias;
+        memcpy(c->var[sv], s->hs + T * B * U, (size_t)(B * U) * sizeof(float));
+        if (s->cs) memcpy(c->var[sv + 1], s->cs + T * B * U, (size_t)(B * U) * sizeof(float));
     }
 }
 
@@ -485,6 +523,11 @@ void pn_rnn_backward_end(const pn_node *n, const pn_ctx *c, const pn_rnn_dims *d
         for (int64_t i = 0; i < BU; i++) o[i] = c->acc_in[2] ? o[i] + s->dc[i] : s->dc[i];
     }
 
+    /* a stateful op's states take no gradient (zero, should they be marked trainable) */
+    for (int k = 2 + d->bias; d->stateful && k < n->n_var; k++)
+        if (c->dvar[k] && !c->acc_var[k])
+            memset(c->dvar[k], 0, (size_t)c->var_info[k]->size * sizeof(float));
+
     /* weights, over all steps at once */
     float *dtab = pn_rnn_dtab(d, s, c);
     if (dtab) {
@@ -504,7 +547,7 @@ void pn_rnn_backward_end(const pn_node *n, const pn_ctx *c, const pn_rnn_dims *d
             float *restrict db = c->dvar[2];
             for (int64_t j = 0; j < GU; j++) db[j] = c->acc_var[2] ? db[j] + db_sum[j] : db_sum[j];
         }
-    } else if (n->n_var == 3 && c->dvar[2]) { /* column sums of dgx (and dgh), columns split */
+    } else if (d->bias && c->dvar[2]) { /* column sums of dgx (and dgh), columns split */
         float *db = c->dvar[2];
         const float *dgx = s->dgx, *dgh = s->dgh;
         const int rows = dgh ? 2 : 1, acc = c->acc_var[2];

@@ -55,6 +55,10 @@ typedef struct {
     int step_mask, zero_masked; /* iattr[8]: the last input is a step mask; iattr[9]:
                                  * zero_output_for_mask */
     int states_in;             /* initial states among the inputs: 0, or 1 (2 for lstm) */
+    int bias;                  /* a bias variable (var[2]) */
+    int stateful;              /* iattr[10]: the last variables hold the states (h, then the
+                                * lstm's c), read when no initial state is given and written
+                                * with the final states by every forward */
 } pn_rnn_dims;
 
 typedef struct {
@@ -99,6 +103,10 @@ static inline const float *pn_rnn_hp_all(const pn_rnn_dims *d, const pn_rnn_scra
 int pn_rnn_shape(const pn_model *m, pn_node *n);
 int64_t pn_rnn_scratch_size(const pn_model *m, const pn_node *n, int64_t batch, int training);
 #define PN_RNN_FLAGS (PN_OPF_BWD_NO_IN | PN_OPF_BWD_NO_OUT)
+/* Whether node n has a bias variable: kernel, recurrent kernel, [bias], [states] */
+static inline int pn_rnn_has_bias(const pn_node *n) {
+    return n->n_var - 2 - (n->iattr[10] ? (n->op == PN_OP_LSTM ? 2 : 1) : 0) == 1;
+}
 
 /* Sizes, scratch, dropout masks, xt (masked inputs in processing order), a folded embedding's
  * tab = E W + b, the initial states hs[0] (and cs[0]); and, unless own_input (the lstm, whose
@@ -114,7 +122,7 @@ typedef void (*pn_rnn_step_fn)(const pn_rnn_dims *d, const pn_rnn_scratch *s, co
 void pn_rnn_steps_forward(const pn_rnn_dims *d, const pn_rnn_scratch *s, const pn_ctx *c,
                           pn_rnn_step_fn step);
 /* The output: the sequence or h_T, then with return_state h_T (and c_T); with
- * zero_output_for_mask, zeros for a masked step. */
+ * zero_output_for_mask, zeros for a masked step. A stateful op's states take h_T (and c_T). */
 void pn_rnn_forward_end(const pn_ctx *c, const pn_rnn_dims *d, const pn_rnn_scratch *s);
 
 /* Sizes, scratch, and dh = dL/dh_T (dc = dL/dc_T) from the output's gradient (the last

@@ -263,6 +263,9 @@ int pn_plan_create(pn_plan **out, const pn_model *m, int64_t batch, pn_mode mode
                             "would hold %lld values per sample; use a smaller batch_size",
                             (long long)batch, pn_op_name(m->g->nodes[i].op),
                             (long long)m->g->nodes[i].size);
+    for (int i = 0; i < n; i++)
+        if ((rc = pn_node_check_batch(m, &m->g->nodes[i], batch))) return rc;
+    rc = PN_ENOMEM;
     unsigned char *active = NULL, *written = NULL;
     pn_plan *p = pn_calloc(1, sizeof *p);
     if (!p) goto fail;

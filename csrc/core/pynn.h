@@ -44,7 +44,7 @@ extern "C" {
 
 #define PN_MAX_DIMS 8    /* rank of a tensor, batch axis included */
 #define PN_MAX_INPUTS 4  /* inputs of one node */
-#define PN_MAX_VARS 4    /* variables of one node */
+#define PN_MAX_VARS 6    /* variables of one node (a stateful lstm has five) */
 #define PN_MAX_ATTRS 28  /* integer and float attributes of one node */
 #define PN_MAX_METRICS 8   /* metrics of one output */
 #define PN_MAX_MODEL_INPUTS 16 /* inputs of a model */

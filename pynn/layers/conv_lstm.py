@@ -147,6 +147,11 @@ class _ConvLSTM(RNN):
             kernel_regularizer=kernel_regularizer, recurrent_regularizer=recurrent_regularizer,
             bias_regularizer=bias_regularizer, seed=seed, name="conv_lstm_cell",
             dtype=kwargs.get("dtype"))
+        if stateful is not False:
+            raise NotImplementedError(
+                f"{who}: stateful=True is not supported: its convolutional cell runs unrolled, "
+                "and only the fused SimpleRNN, LSTM and GRU ops keep states in the core. Pass "
+                "the final states of one batch (return_state=True) as initial_state of the next")
         super().__init__(cell, return_sequences=return_sequences, return_state=return_state,
                          go_backwards=go_backwards, stateful=stateful, **kwargs)
 
@@ -264,7 +269,7 @@ class ConvLSTM1D(_ConvLSTM):
         dropout, recurrent_dropout: must be 0 (refused with NotImplementedError otherwise).
         seed: accepted for Keras compatibility.
         return_sequences, return_state, go_backwards: as RNN's; return_state gives [output, h, c].
-        stateful: must be False (NotImplementedError).
+        stateful: must be False (NotImplementedError: the cell runs unrolled).
 
     Weights: kernel (*kernel_size, channels, 4 filters), recurrent_kernel (*kernel_size, filters,
     4 filters), bias (4 filters), gates i, f, c, o. The timesteps must be known (the cell is

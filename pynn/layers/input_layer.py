@@ -22,6 +22,11 @@ class KerasTensor:
         # a value of weights and constants only (in a traced call): no batch axis, `shape` is
         # the whole tensor's
         self._unbatched = False
+        # the batch size an Input fixed (Input(batch_size=...)), passed on to the tensors made
+        # from it: what a stateful recurrent layer builds its states for. The batch axis of
+        # `shape` stays None: the core runs any batch size.
+        self._batch_size = next((i._batch_size for i in self._inputs
+                                 if getattr(i, "_batch_size", None)), None)
 
     @property
     def _call(self) -> "KerasTensor":
@@ -143,7 +148,8 @@ class InputLayer(Layer):
 
     Args:
         shape: the shape of one sample (without the batch axis).
-        batch_size: accepted for Keras compatibility; the batch axis is always open.
+        batch_size: the batch size, fixed (or None): what a stateful recurrent layer keeps its
+            states for; the model's other layers run any batch size.
         dtype: 'float32', or 'int32' for indices.
     """
 
@@ -154,8 +160,17 @@ class InputLayer(Layer):
         batch_shape = kwargs.pop("batch_shape", None)
         input_shape = kwargs.pop("input_shape", None)
         super().__init__(name=name, **kwargs)
-        if shape is None and batch_shape is not None:
-            shape = tuple(batch_shape)[1:]
+        if batch_shape is not None:
+            if not isinstance(batch_shape, (list, tuple)) or not batch_shape:
+                raise ValueError(f"Input: batch_shape must be a tuple (batch, *shape), got "
+                                 f"{batch_shape!r}")
+            if shape is not None or batch_size is not None:
+                raise ValueError("Input: pass either batch_shape, or shape and batch_size")
+            batch_size, shape = batch_shape[0], tuple(batch_shape)[1:]
+        if batch_size is not None and (isinstance(batch_size, bool) or
+                                       not isinstance(batch_size, int) or batch_size <= 0):
+            raise ValueError(f"Input: batch_size must be a positive int or None, got "
+                             f"{batch_size!r}")
         if shape is None:
             shape = input_shape
         if shape is None:
@@ -171,9 +186,15 @@ class InputLayer(Layer):
         if str(dtype) not in ("float32", "int32"):
             raise ValueError(f"Input: dtype must be 'float32' or 'int32', got {dtype}")
         self.sample_shape = shape
+        self.batch_size = batch_size
         self.dtype = str(dtype)
         self._output = KerasTensor((None,) + shape, self.dtype, self.name, self)
+        self._output._batch_size = batch_size
         self.built = True
+
+    @property
+    def batch_shape(self) -> tuple:
+        return (self.batch_size,) + tuple(self.sample_shape)
 
     def lower(self, core, node: int) -> int:
         return node  # the model's input node itself
@@ -184,8 +205,7 @@ class InputLayer(Layer):
         return self._output
 
     def get_config(self):
-        return {"name": self.name, "batch_shape": (None,) + tuple(self.sample_shape),
-                "dtype": self.dtype}
+        return {"name": self.name, "batch_shape": self.batch_shape, "dtype": self.dtype}
 
 
 def Input(shape=None, batch_size=None, dtype=None, name: str | None = None, batch_shape=None,

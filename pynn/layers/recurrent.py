@@ -2,11 +2,15 @@
 LSTMCell, GRUCell and StackedRNNCells, and the wrappers Bidirectional and TimeDistributed.
 
 Each recurrent layer lowers to one core op that runs the whole sequence (forward and
-backpropagation through time, csrc/core/ops_rnn.c). With return_state the op's per-sample output
-packs the sequence output and the final states, and one `slice` op per output takes them apart,
-so the layer has several outputs in the functional API. RNN(cell) runs the built-in cells as
-those ops, and unrolls any other cell into the graph one timestep at a time.
+backpropagation through time, csrc/core/ops_rnn.c); a stateful layer's states are variables
+the op starts from and writes its final states into at every forward. With return_state the
+op's per-sample output packs the sequence output and the final states, and one `slice` op per
+output takes them apart, so the layer has several outputs in the functional API. RNN(cell) runs
+the built-in cells as those ops, and unrolls any other cell into the graph one timestep at a
+time.
 """
+
+import weakref
 
 import numpy as np
 
@@ -67,9 +71,6 @@ class _FusedRNN(Layer):
                        ("bias_constraint", bias_constraint)):
             if v is not None:
                 raise ValueError(f"{who}: {arg} is not supported")
-        if stateful:
-            raise ValueError(f"{who}: stateful=True is not supported: pynn keeps no state "
-                             "between batches (pass initial_state= instead)")
         self.units = units
         self.activation = _act_name(activation, who, "activation")
         self.recurrent_activation = _act_name(recurrent_activation, who,
@@ -87,7 +88,8 @@ class _FusedRNN(Layer):
         self.return_sequences = _flag(return_sequences, who, "return_sequences")
         self.return_state = _flag(return_state, who, "return_state")
         self.go_backwards = _flag(go_backwards, who, "go_backwards")
-        self.stateful = False
+        self.stateful = _flag(stateful, who, "stateful")
+        self._state_attrs: list = []  # stateful: the attributes of its states, once built
         self.unroll = bool(unroll)  # accepted; the core runs the loop either way
         # with a mask, the output of a masked step: zeros, or (False) the step before's
         self.zero_output_for_mask = _flag(zero_output_for_mask, who, "zero_output_for_mask")
@@ -99,7 +101,8 @@ class _FusedRNN(Layer):
     # -- calls ----------------------------------------------------------------------------------
     def __call__(self, inputs, initial_state=None, **kwargs):
         """Runs the layer on a sequence (batch, timesteps, features); `initial_state` (a tensor,
-        or a list of them: [h] or, for LSTM, [h, c]) starts the recurrence instead of zeros."""
+        or a list of them: [h] or, for LSTM, [h, c]) starts the recurrence instead of zeros
+        (instead of the kept states, for a stateful layer)."""
         if initial_state is not None:
             states = list(initial_state) if isinstance(initial_state, (list, tuple)) \
                 else [initial_state]
@@ -107,7 +110,30 @@ class _FusedRNN(Layer):
                 raise ValueError(f"{self._who()}: pass the initial states either in the input "
                                  "list or as initial_state=, not both")
             inputs = [inputs] + states
+        if self.stateful:
+            _stateful_call(self, inputs[0] if isinstance(inputs, (list, tuple)) else inputs)
         return super().__call__(inputs, **kwargs)
+
+    # -- stateful=True: the final states kept between calls ---------------------------------------
+    @property
+    def states(self):
+        """A stateful layer's states (Variables of shape (batch, units): [h], or [h, c] for
+        LSTM), which each call starts from and leaves its final states in; None otherwise (as
+        Keras). They are not among the layer's weights, nor saved."""
+        if not self.stateful or not self._state_attrs:
+            return None
+        return [getattr(self, a) for a in self._state_attrs]
+
+    def reset_states(self) -> None:
+        """Zeros the states of a stateful layer (nothing to do otherwise)."""
+        _zero_states(self.states)
+
+    reset_state = reset_states
+
+    @property
+    def weights(self) -> list:
+        states = {id(v) for v in self.states or ()}
+        return [w for w in super().weights if id(w) not in states]
 
     def _split(self, input_shape):
         """(sequence shape, [state shapes]) of a call's input shape(s)."""
@@ -155,6 +181,8 @@ class _FusedRNN(Layer):
         for attr in self._weight_attrs:  # Keras's paths: 'lstm/lstm_cell/kernel'
             var = getattr(self, attr)
             var._path = f"{self.name}/{self.cell_name}/{attr}"
+        if self.stateful:
+            self._state_attrs = _add_states(self, x, [self.units] * self.n_states)
         self.built = True
 
     # -- shapes and lowering --------------------------------------------------------------------
@@ -165,12 +193,18 @@ class _FusedRNN(Layer):
             return [out] + [(x[0], self.units)] * self.n_states
         return out
 
-    def _iattr(self) -> tuple:
-        return (self.units, int(self.return_sequences), int(self.go_backwards),
-                int(self.return_state), _core.op_code("rnn_activation", self.activation),
-                _core.op_code("rnn_activation", self.recurrent_activation),
-                int(getattr(self, "reset_after", False)),
-                int(self._reverse_output))
+    def _iattr(self, masked: bool = False) -> tuple:
+        """The op's attributes: [0..7], then [8] the mask input, [9] zero_output_for_mask and
+        [10] stateful (its states are the op's last variables) when any of them is set."""
+        iattr = (self.units, int(self.return_sequences), int(self.go_backwards),
+                 int(self.return_state), _core.op_code("rnn_activation", self.activation),
+                 _core.op_code("rnn_activation", self.recurrent_activation),
+                 int(getattr(self, "reset_after", False)),
+                 int(self._reverse_output))
+        if masked or self.stateful:
+            iattr += (int(masked), int(self.zero_output_for_mask) if masked else 0,
+                      int(self.stateful))
+        return iattr
 
     supports_masking = True
 
@@ -180,10 +214,10 @@ class _FusedRNN(Layer):
         nodes = list(node) if isinstance(node, (list, tuple)) else [node]
         mask = mask[0] if isinstance(mask, list) else mask
         steps = core.node_shape(nodes[0])[0]
-        iattr = self._iattr()
+        iattr = self._iattr(mask is not None)
         if mask is not None:  # the mask is the op's last input
             nodes.append(mask)
-            iattr += (1, int(self.zero_output_for_mask))
+        # the variables: kernel, recurrent kernel, [bias], then a stateful layer's states
         out, _ = core.add_node(self.op, tuple(nodes), tuple(self._var_ids), iattr,
                                (self.dropout, self.recurrent_dropout))
         if not self.return_state:
@@ -216,8 +250,69 @@ class _FusedRNN(Layer):
                 "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout,
                 "seed": self.seed, "return_sequences": self.return_sequences,
                 "return_state": self.return_state, "go_backwards": self.go_backwards,
-                "stateful": False, "unroll": self.unroll,
+                "stateful": self.stateful, "unroll": self.unroll,
                 "zero_output_for_mask": self.zero_output_for_mask}
+
+
+def _stateful_call(layer, x) -> None:
+    """Before a stateful layer's call on `x` (a symbolic tensor or data): builds it for the
+    batch size x has (an Input's batch_size, or the data's), and refuses another batch size
+    than its states', as Keras does."""
+    from .input_layer import KerasTensor
+    if isinstance(x, KerasTensor):
+        batch = x._batch_size
+        shape = (batch,) + tuple(x.shape[1:])
+    else:
+        shape = tuple(getattr(x, "shape", np.shape(x)))
+        batch = shape[0] if shape else None
+    states = layer.states
+    if states is None and not layer.built:
+        layer.build(shape)
+        return
+    if states and batch is not None and batch != states[0].shape[0]:
+        raise ValueError("If an RNN is stateful, the batch size of the input sequences must be "
+                         "the same as the batch size of the initial state. \n"
+                         f"- Expected batch size: {states[0].shape[0]}\n"
+                         f"- Received batch size: {batch}")
+
+
+def _add_states(layer, sequences_shape: tuple, sizes: list) -> list:
+    """A stateful layer's states: one non-trainable Variable of zeros (batch, size) per state,
+    named as Keras names them ('lstm/rnn_state'); returns their attributes. ValueError (Keras's)
+    when the batch size is not known."""
+    batch = sequences_shape[0]
+    if batch is None:
+        raise ValueError("When using `stateful=True` in a RNN, the batch size must be static. "
+                         f"Found dynamic batch size: sequence.shape={shape_str(sequences_shape)}"
+                         "; give the model's Input a batch_size (pynn.Input(shape, "
+                         "batch_size=...)), or call the layer on data")
+    from . import base
+    budget = base._weight_budget  # loading a saved model: the states are not in its file
+    if budget is not None and int(batch) * max(sizes) > _MAX_LOADED_STATE:
+        raise ValueError(f"Invalid saved model: {layer._who()}'s states of batch size {batch} "
+                         f"would hold more than {_MAX_LOADED_STATE} values each")
+    attrs = []
+    base._weight_budget = None
+    try:
+        for k, size in enumerate(sizes):
+            attr = "rnn_state" if k == 0 else f"rnn_state_{k}"
+            var = layer.add_weight((int(batch), int(size)), "zeros", trainable=False, name=attr)
+            var._name, var._path = "rnn_state", f"{layer.name}/rnn_state"
+            attrs.append(attr)
+    finally:
+        base._weight_budget = budget
+    return attrs
+
+
+# While a saved model is rebuilt its weights may not exceed what its file holds; its stateful
+# layers' states are not in the file, so each is capped at this many values instead.
+_MAX_LOADED_STATE = 2**24
+
+
+def _zero_states(states) -> None:
+    from .base import assign_values
+    if states:
+        assign_values([(v, np.zeros(v.shape, np.float32)) for v in states])
 
 
 def _slice(core, node: int, offset: int, shape: tuple) -> int:
@@ -240,7 +335,12 @@ class SimpleRNN(_FusedRNN):
         return_sequences: output every step's h (batch, timesteps, units), else the last.
         return_state: also return the final state: [output, h].
         go_backwards: process the sequence in reverse (and return it reversed).
-        stateful: must be False; unroll: accepted and ignored (the core runs the whole loop).
+        stateful: keep the final states of each call (each batch of fit, predict and
+            evaluate) as the next call's initial states, in `layer.states` (non-trainable
+            Variables (batch, units), not weights, not saved); the batch size is then fixed:
+            give the model's Input a batch_size (`pynn.Input(shape, batch_size=4)`), and every
+            batch must have it. `reset_states()` zeros them.
+        unroll: accepted and ignored (the core runs the whole loop).
 
     Call it as `layer(x)` or `layer(x, initial_state=[h])` (LSTM: `[h, c]`).
 
@@ -857,6 +957,7 @@ class _FusedCells(Layer):
 
     def __init__(self, rnn, cells: list, masked: bool = False):
         super().__init__(name=f"{rnn.name}_fused_cells", dtype=rnn.dtype_policy)
+        self._rnn = weakref.ref(rnn)  # a stateful RNN's states: the stages' last variables
         self._cells = cells
         self._masked = masked  # its last input is the sequence's mask
         self.return_state = rnn.return_state
@@ -875,7 +976,20 @@ class _FusedCells(Layer):
             if isinstance(cell, GRUCell):
                 config["reset_after"] = cell.reset_after
             self._stages.append(_FUSED_CELLS[type(cell)](**config))
+            self._stages[-1].stateful = rnn.stateful
         self.built = True
+
+    def _state_groups(self, items: list) -> list:
+        """A stateful RNN's states (ids or Variables, flat) cut per stage; empty lists when
+        it keeps none."""
+        rnn = self._rnn()
+        if rnn is None or not rnn.stateful:
+            return [[] for _ in self._stages]
+        out, k = [], 0
+        for stage in self._stages:
+            out.append(list(items[k:k + stage.n_states]))
+            k += stage.n_states
+        return out
 
     def compute_output_shape(self, input_shape):
         shapes = input_shape if isinstance(input_shape, list) else [input_shape]
@@ -903,19 +1017,27 @@ class _FusedCells(Layer):
         return [x] + out_states if self.return_state else x
 
     def lower(self, core, node):
-        return self._lower_with(core, node, [c._var_ids for c in self._cells])
+        rnn = self._rnn()
+        state_ids = [rnn._var_ids[rnn._weight_attrs.index(a)] for a in rnn._state_attrs] \
+            if rnn is not None and rnn.stateful else []
+        return self._lower_with(core, node, [
+            list(c._var_ids) + ids
+            for c, ids in zip(self._cells, self._state_groups(state_ids))])
 
     def _call_eager(self, inputs, training: bool, kwargs: dict):
-        """On data: the same ops run now (eager._EagerGraph), over the cells' weights."""
+        """On data: the same ops run now (eager._EagerGraph), over the cells' weights (and a
+        stateful RNN's states)."""
         from ..eager import _EagerGraph, as_tensor
         many = isinstance(inputs, (list, tuple))
         xs = [as_tensor(x) for x in (inputs if many else [inputs])]
-        variables = [getattr(c, a) for c in self._cells for a in c._weight_attrs]
+        rnn = self._rnn()
+        groups = self._state_groups((rnn.states or []) if rnn is not None else [])
+        variables, ids = [], []
+        for c, states in zip(self._cells, groups):
+            mine = [getattr(c, a) for a in c._weight_attrs] + states
+            ids.append(range(len(variables), len(variables) + len(mine)))
+            variables += mine
         graph = _EagerGraph(_WeightTable(variables, self.compute_dtype), training)
-        ids, k = [], 0
-        for c in self._cells:
-            ids.append(range(k, k + len(c._weight_attrs)))
-            k += len(c._weight_attrs)
         out = self._lower_with(graph, [graph.add(t) for t in xs], ids)
         return [graph.value(o) for o in out] if isinstance(out, list) else graph.value(out)
 
@@ -937,8 +1059,9 @@ class RNN(Layer):
         return_sequences: output every step's output (batch, timesteps, units), else the last.
         return_state: also return the final states, flat: [output, *states].
         go_backwards: process the sequence in reverse (and return it reversed).
-        stateful: must be False (pynn keeps no state between batches: pass the previous
-            batch's final states as initial_state instead).
+        stateful: keep the final states of each call as the next call's initial states, as
+            SimpleRNN's (over SimpleRNNCell, LSTMCell, GRUCell and stacks of them; another
+            cell is refused); `layer.states` holds them flat.
         unroll: accepted (the fused ops run the whole loop; other cells are unrolled anyway).
         zero_output_for_mask: with a mask, the output of a masked step is zeros instead of
             the step before's.
@@ -962,16 +1085,21 @@ class RNN(Layer):
         super().__init__(**kwargs)
         who = self._who()
         _check_cell(cell, who)
-        if stateful is not False:
+        stateful = _flag(stateful, who, "stateful")
+        cells = cell.cells if isinstance(cell, StackedRNNCells) else [cell]
+        if stateful and not all(map(_fusable, cells)):
             raise NotImplementedError(
-                f"{who}: stateful=True is not supported: pynn's core graph keeps no state "
-                "between batches. Pass the final states of one batch (return_state=True) as "
+                f"{who}: stateful=True runs over SimpleRNNCell, LSTMCell and GRUCell (and stacks "
+                "of them), whose fused ops keep the states in the core; "
+                f"{', '.join(type(c).__name__ for c in cells if not _fusable(c))} runs "
+                "unrolled. Pass the final states of one batch (return_state=True) as "
                 "initial_state of the next instead")
         self.cell = cell
         self.return_sequences = _flag(return_sequences, who, "return_sequences")
         self.return_state = _flag(return_state, who, "return_state")
         self.go_backwards = _flag(go_backwards, who, "go_backwards")
-        self.stateful = False
+        self.stateful = stateful
+        self._state_attrs: list = []  # stateful: the attributes of its states, once built
         self.unroll = _flag(unroll, who, "unroll")
         self.zero_output_for_mask = _flag(zero_output_for_mask, who, "zero_output_for_mask")
 
@@ -990,10 +1118,24 @@ class RNN(Layer):
         states = fn(batch_size=batch_size)
         return list(states) if isinstance(states, (list, tuple)) else [states]
 
+    @property
+    def states(self):
+        """A stateful layer's states (Variables (batch, size), the cell's states flat), which
+        each call starts from and leaves its final states in; None otherwise, as Keras."""
+        if not self.stateful or not self._state_attrs:
+            return None
+        return [getattr(self, a) for a in self._state_attrs]
+
     def reset_states(self) -> None:
-        """Nothing to reset: pynn's recurrent layers keep no state between calls."""
+        """Zeros the states of a stateful layer (nothing to do otherwise)."""
+        _zero_states(self.states)
 
     reset_state = reset_states
+
+    @property
+    def weights(self) -> list:
+        states = {id(v) for v in self.states or ()}
+        return [w for w in super().weights if id(w) not in states]
 
     # -- calls ----------------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
@@ -1003,6 +1145,8 @@ class RNN(Layer):
         them can be saved."""
         if args and isinstance(args[0], (list, tuple)):  # [sequence, *initial states]
             args = (args[0][0], *args[0][1:], *args[1:])
+        if self.stateful and (args or "sequences" in kwargs):
+            _stateful_call(self, args[0] if args else kwargs["sequences"])
         states = _flatten(list(args[1:])) + _flatten(kwargs.pop("initial_state", None))
         if args:
             args = (args[0], *states)
@@ -1024,6 +1168,8 @@ class RNN(Layer):
             self.cell.build((shape[0],) + shape[2:])
             self.cell.built = True
         _prefix_paths(self.cell, self.name)  # Keras's paths: 'rnn/lstm_cell/kernel'
+        if self.stateful and not self._state_attrs:
+            self._state_attrs = _add_states(self, shape, _flat_sizes(self.cell.state_size))
 
     supports_masking = True
 
@@ -1121,7 +1267,7 @@ class RNN(Layer):
         from .. import saving
         return {**super().get_config(), "return_sequences": self.return_sequences,
                 "return_state": self.return_state, "go_backwards": self.go_backwards,
-                "stateful": False, "unroll": self.unroll,
+                "stateful": self.stateful, "unroll": self.unroll,
                 "zero_output_for_mask": self.zero_output_for_mask,
                 "cell": saving.serialize_keras_object(self.cell)}
 
@@ -1210,6 +1356,10 @@ class Bidirectional(_Wrapper):
         if not isinstance(layer, _FusedRNN):
             raise ValueError(f"{who}: wraps a SimpleRNN, LSTM or GRU layer, got "
                              f"{type(layer).__name__}")
+        if layer.stateful or getattr(backward_layer, "stateful", False):
+            raise NotImplementedError(f"{who}: a stateful layer inside Bidirectional is not "
+                                      "supported yet; use stateful SimpleRNN, LSTM, GRU or RNN "
+                                      "layers directly")
         if merge_mode not in ("concat", "sum", "mul", "ave", None):
             raise ValueError(f"{who}: merge_mode must be 'concat', 'sum', 'mul', 'ave' or None, "
                              f"got {merge_mode!r}")

@@ -62,8 +62,9 @@ def clone_model(model, input_tensors=None, clone_function=None, call_function=No
             return Sequential([first] + layers, name=model.name)
         if model._sample_shape is not None:
             dtype = getattr(model, "_input_dtype", "float32")
-            return Sequential([Input(shape=model._sample_shape, dtype=dtype)] + layers,
-                              name=model.name)
+            batch = vars(model).get("_batch_size")  # a stateful layer's, or None
+            return Sequential([Input(shape=model._sample_shape, batch_size=batch,
+                                     dtype=dtype)] + layers, name=model.name)
         return Sequential(layers, name=model.name)
     if not isinstance(model, Functional):
         raise ValueError(f"clone_model: cannot clone {type(model).__name__}")
@@ -83,8 +84,8 @@ def _checked(new, old):
 
 def _clone_functional(model, input_tensors, clone, call_function):
     if input_tensors is None:
-        ins = [Input(shape=t.shape[1:], dtype=t.dtype, name=t._layer.name)
-               for t in model._inputs]
+        ins = [Input(shape=t.shape[1:], batch_size=t._batch_size, dtype=t.dtype,
+                     name=t._layer.name) for t in model._inputs]
     else:
         ins = list(input_tensors) if isinstance(input_tensors, (list, tuple)) else \
             list(input_tensors.values()) if isinstance(input_tensors, dict) else [input_tensors]

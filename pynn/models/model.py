@@ -397,11 +397,14 @@ class Model(Trainer):
         return max(1, len(self._output_names))
 
     def _build_layers(self, layers: list, sample_shape: tuple) -> None:
-        """Builds the layers of a stack, each on the output shape of the one before."""
+        """Builds the layers of a stack, each on the output shape of the one before (a
+        stateful recurrent layer on the batch size the Input fixed, for its states)."""
         shape = (None,) + tuple(sample_shape)
+        batch = vars(self).get("_batch_size")
         for layer in layers:
             if not layer.built:
-                layer.build(shape)
+                layer.build((batch,) + tuple(shape[1:]) if getattr(layer, "stateful", False)
+                            else shape)
             shape = layer.compute_output_shape(shape)
             if isinstance(shape, list):
                 raise ValueError(f"Layer '{layer.name}' has several outputs (return_state, or "

@@ -41,6 +41,7 @@ class Sequential(Model):
             if self._stack or self._sample_shape is not None:
                 raise ValueError("Sequential: an Input can only come first")
             self._sample_shape = layer.sample_shape
+            self._batch_size = layer.batch_size  # a stateful layer's batch size, or None
             self._input_dtype = layer.dtype
             self._input_tensor = layer.output
             return False
@@ -88,6 +89,7 @@ class Sequential(Model):
         x = vars(self).get("_input_tensor")
         if x is None or tuple(x.shape[1:]) != tuple(self._sample_shape):
             x = self._input_tensor = Input(shape=self._sample_shape,
+                                           batch_size=vars(self).get("_batch_size"),
                                            dtype=getattr(self, "_input_dtype", "float32"))
         y = x
         for layer in self._stack:

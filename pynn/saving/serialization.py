@@ -149,13 +149,14 @@ def sequential_config(model) -> dict:
 
     layers = []
     if model._sample_shape is not None:
-        inp = InputLayer(shape=model._sample_shape, dtype=model._input_dtype,
-                         name=f"{model.name}_input")
+        inp = InputLayer(shape=model._sample_shape, batch_size=vars(model).get("_batch_size"),
+                         dtype=model._input_dtype, name=f"{model.name}_input")
         layers.append(serialize_keras_object(inp))
     layers += [serialize_keras_object(layer) for layer in model._layers_in_order()]
     config = {"name": model.name, "trainable": model.trainable, "layers": layers}
     if model._sample_shape is not None:
-        config["build_input_shape"] = (None,) + tuple(model._sample_shape)
+        config["build_input_shape"] = (vars(model).get("_batch_size"),) + \
+            tuple(model._sample_shape)
     return config
 
 
