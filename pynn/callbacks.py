@@ -257,10 +257,17 @@ def _metric_direction(model, name: str) -> str | None:
                           and name in getattr(model, "metrics_names", ())):
         return "down"
     names = list(getattr(model, "_metric_names", []) or [])
+    objs = list(getattr(model, "_metric_objs", []) or [])
+    if name in names and len(objs) == len(names):  # Keras 3: the metric's own _direction
+        direction = getattr(objs[names.index(name)], "_direction", None)
+        if direction in ("up", "down"):
+            return direction
     cores = list(getattr(model, "_metric_core_names", []) or [])
     if name in names and len(cores) == len(names):
         core = cores[names.index(name)]
-        return "up" if "accuracy" in core or core in ("precision", "recall", "auc") else "down"
+        if core:
+            return "up" if "accuracy" in core or core in ("precision", "recall", "auc") \
+                else "down"
     return None
 
 

@@ -71,7 +71,11 @@ int pn_metric_check(const pn_metric *m) {
     case PN_METRIC_SPARSE_TOP_K:
         if (m->k < 1) return pn_error(PN_EVALUE, "%s: k must be at least 1, got %d", name, m->k);
         break;
-    case PN_METRIC_BINARY_ACCURACY:
+    case PN_METRIC_BINARY_ACCURACY: /* any threshold, as Keras (0 for logits) */
+        if (!isfinite(m->threshold))
+            return pn_error(PN_EVALUE, "%s: threshold must be finite, got %g", name,
+                            (double)m->threshold);
+        break;
     case PN_METRIC_PRECISION:
     case PN_METRIC_RECALL:
         if (!(m->threshold >= 0.0f && m->threshold <= 1.0f))

@@ -394,6 +394,7 @@ def model_from_config(config: dict, custom_objects=None):
 
 # -- compile settings ----------------------------------------------------------------------------
 def compile_config(model) -> dict | None:
+    from .. import metrics as metrics_mod
     if not model._compiled:
         return None
     metrics = []
@@ -404,8 +405,8 @@ def compile_config(model) -> dict | None:
                 out.append(m)
             elif isinstance(m, type):
                 out.append(serialize_keras_object(m()))
-            else:
-                out.append(serialize_keras_object(m))
+            else:  # a Metric, or a metric function (saved by name, as Keras saves it)
+                out.append(metrics_mod.serialize(m))
         metrics.append(out)
     return {"optimizer": serialize_keras_object(model.optimizer),
             "loss": [serialize_keras_object(lo) for lo in model._losses],
@@ -413,6 +414,7 @@ def compile_config(model) -> dict | None:
 
 
 def compile_from_config(model, config: dict, custom_objects=None) -> None:
+    from .. import metrics as metrics_mod
     _expect(config, dict, "compile_config")
     opt = deserialize_keras_object(config.get("optimizer"), custom_objects, "optimizer")
     loss = [deserialize_keras_object(lo, custom_objects, "loss")
@@ -422,8 +424,7 @@ def compile_from_config(model, config: dict, custom_objects=None) -> None:
     for specs in _expect(config.get("metrics", []), list, "compile_config's metrics"):
         out = []
         for m in _expect(specs, list, "compile_config's metrics"):
-            out.append(m if isinstance(m, str) else
-                       deserialize_keras_object(m, custom_objects, "metric"))
+            out.append(m if isinstance(m, str) else metrics_mod.deserialize(m, custom_objects))
         metrics.append(out)
     n = model._n_outputs
     if not (len(loss) == len(weights) == n) or len(metrics) not in (0, n):

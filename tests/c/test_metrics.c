@@ -80,6 +80,11 @@ static void test_bad_specs_are_refused(void) {
     CHECK(pn_metric_size(&m) == PN_EVALUE && strstr(pn_last_error(), "threshold"), "thr 1.5");
     m.threshold = NAN;
     CHECK(pn_metric_check(&m) == PN_EVALUE, "threshold NaN");
+    m = pn_metric_default(PN_METRIC_BINARY_ACCURACY); /* any finite threshold, as Keras */
+    m.threshold = -2.0f;
+    CHECK(pn_metric_check(&m) == PN_OK, "binary accuracy: threshold -2");
+    m.threshold = INFINITY;
+    CHECK(pn_metric_check(&m) == PN_EVALUE && strstr(pn_last_error(), "finite"), "thr inf");
     m = pn_metric_default(PN_METRIC_AUC);
     m.num_thresholds = 1;
     CHECK(pn_metric_check(&m) == PN_EVALUE && strstr(pn_last_error(), "num_thresholds"), "T=1");
