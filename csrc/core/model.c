@@ -944,9 +944,24 @@ static void backward(pn_model *m, pn_plan *p, const void *const *yd, const float
             memset(m->grads + m->vars[v].offset, 0, (size_t)m->vars[v].size * sizeof(float));
 }
 
+/* The forward's outputs (and masks) into outs[k] (masks[k]) where non-NULL: what metrics outside
+ * the core read. */
+static void copy_outputs(const pn_model *m, const pn_plan *p, float *const *outs,
+                         float *const *masks) {
+    for (int k = 0; k < m->g->n_outputs; k++) {
+        const int out = m->g->outputs[k];
+        if (outs[k])
+            memcpy(outs[k], p->value[out],
+                   (size_t)(p->batch * m->g->nodes[out].size) * sizeof(float));
+        if (masks && masks[k] && m->g->masks[k] >= 0)
+            memcpy(masks[k], p->value[m->g->masks[k]],
+                   (size_t)(p->batch * m->g->nodes[m->g->masks[k]].size) * sizeof(float));
+    }
+}
+
 static int run_step(pn_model *m, const pn_tensor *xs, const pn_tensor *ys,
                     const float *const *sw, const int64_t *idx, int64_t batch, float *results,
-                    int train) {
+                    float *const *outs, float *const *masks, int train) {
     if (train && !m->has_optimizer)
         return pn_error(PN_ESTATE, "the model has no optimizer: compile it first");
     int rc = pn_model_lock(m);
@@ -965,6 +980,7 @@ static int run_step(pn_model *m, const pn_tensor *xs, const pn_tensor *ys,
         m->writing = 0;
         goto done;
     }
+    if (outs) copy_outputs(m, p, outs, masks);
     float loss;
     int n_loss = m->g->n_outputs > 1 ? m->g->n_outputs : 0;
     losses_and_metrics(m, p, yd, wd, &loss, results + 1, results + 1 + n_loss);
@@ -982,13 +998,25 @@ done:
 int pn_model_train_step(pn_model *m, const pn_tensor *xs, const pn_tensor *ys,
                         const float *const *sw, const int64_t *idx, int64_t batch,
                         float *results) {
-    return run_step(m, xs, ys, sw, idx, batch, results, 1);
+    return run_step(m, xs, ys, sw, idx, batch, results, NULL, NULL, 1);
 }
 
 int pn_model_test_step(pn_model *m, const pn_tensor *xs, const pn_tensor *ys,
                        const float *const *sw, const int64_t *idx, int64_t batch,
                        float *results) {
-    return run_step(m, xs, ys, sw, idx, batch, results, 0);
+    return run_step(m, xs, ys, sw, idx, batch, results, NULL, NULL, 0);
+}
+
+int pn_model_train_step_outputs(pn_model *m, const pn_tensor *xs, const pn_tensor *ys,
+                                const float *const *sw, const int64_t *idx, int64_t batch,
+                                float *results, float *const *outs, float *const *masks) {
+    return run_step(m, xs, ys, sw, idx, batch, results, outs, masks, 1);
+}
+
+int pn_model_test_step_outputs(pn_model *m, const pn_tensor *xs, const pn_tensor *ys,
+                               const float *const *sw, const int64_t *idx, int64_t batch,
+                               float *results, float *const *outs, float *const *masks) {
+    return run_step(m, xs, ys, sw, idx, batch, results, outs, masks, 0);
 }
 
 int pn_model_gradients(pn_model *m, const pn_tensor *xs, const pn_tensor *ys, float *loss,

@@ -441,6 +441,16 @@ int pn_model_train_step(pn_model *m, const pn_tensor *xs, const pn_tensor *ys,
 int pn_model_test_step(pn_model *m, const pn_tensor *xs, const pn_tensor *ys,
                        const float *const *sw, const int64_t *idx, int64_t batch,
                        float *results);
+/* The same steps, which also copy the forward's outputs for metrics computed outside the core:
+ * for each output k with outs[k] non-NULL, its batch * per-sample size values; with masks
+ * non-NULL, for each output k with masks[k] non-NULL and a mask (pn_model_output_mask), the
+ * mask's batch * rows-per-sample values (0 drops a row). outs may be NULL (nothing copied). */
+int pn_model_train_step_outputs(pn_model *m, const pn_tensor *xs, const pn_tensor *ys,
+                                const float *const *sw, const int64_t *idx, int64_t batch,
+                                float *results, float *const *outs, float *const *masks);
+int pn_model_test_step_outputs(pn_model *m, const pn_tensor *xs, const pn_tensor *ys,
+                               const float *const *sw, const int64_t *idx, int64_t batch,
+                               float *results, float *const *outs, float *const *masks);
 /* Gradients of the total loss only, no update: fills pn_model_grads() and, when dx is non-NULL,
  * dloss/dx[k] for each input k whose dx[k] is non-NULL (that input's size; zeros for an int32
  * input). */

@@ -885,31 +885,105 @@ static int borrow_xy(PnModel *self, PyObject *xo, PyObject *yo, PyObject *idxo, 
 }
 
 typedef int (*step_fn)(pn_model *, const pn_tensor *, const pn_tensor *, const float *const *,
-                       const int64_t *, int64_t, float *);
+                       const int64_t *, int64_t, float *, float *const *, float *const *);
 
-/* train_step / test_step (x, y, idx=None, sample_weight=None) -> float64 array (loss, [output
- * losses...], metric accumulators..., [masked outputs' metric weights...]) */
+/* New float32 arrays for the outputs listed in `which` (a sequence of output indices), shaped
+ * (batch, output shape...), and for those with a mask, the mask (batch, mask shape...): what
+ * the step copies its forward's values into. 0, or -1 with an exception set. */
+static int new_outputs(PnModel *self, PyObject *which, int64_t batch, PyArrayObject **out,
+                       PyArrayObject **msk, float **outp, float **mskp) {
+    int n = pn_model_output_count(self->m);
+    PyObject *fast = PySequence_Fast(which, "outputs must be a sequence of output indices");
+    if (!fast) return -1;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(fast); i++) {
+        long k = PyLong_AsLong(PySequence_Fast_GET_ITEM(fast, i));
+        if (k == -1 && PyErr_Occurred()) goto fail;
+        if (k < 0 || k >= n) {
+            PyErr_Format(PyExc_ValueError, "outputs: no output %ld (the model has %d)", k, n);
+            goto fail;
+        }
+        if (out[k]) continue;
+        for (int pass = 0; pass < 2; pass++) {
+            int node = pass ? pn_model_output_mask(self->m, (int)k)
+                            : pn_model_output_node(self->m, (int)k);
+            if (node < 0) continue;
+            npy_intp dims[PN_MAX_DIMS + 1];
+            int64_t shape[PN_MAX_DIMS];
+            int nd = pn_model_node_shape(self->m, node, shape);
+            if (nd < 0) {
+                pn_raise(nd);
+                goto fail;
+            }
+            dims[0] = (npy_intp)batch;
+            for (int d = 0; d < nd; d++) dims[d + 1] = (npy_intp)shape[d];
+            PyArrayObject *a = (PyArrayObject *)PyArray_SimpleNew(nd + 1, dims, NPY_FLOAT32);
+            if (!a) goto fail;
+            (pass ? msk : out)[k] = a;
+            (pass ? mskp : outp)[k] = PyArray_DATA(a);
+        }
+    }
+    Py_DECREF(fast);
+    return 0;
+fail:
+    Py_DECREF(fast);
+    return -1;
+}
+
+/* [array or None per output] from out, stealing the references. */
+static PyObject *list_of(PyArrayObject **a, int n) {
+    PyObject *l = PyList_New(n);
+    for (int k = 0; k < n; k++) {
+        PyObject *o = a[k] ? (PyObject *)a[k] : Py_None;
+        a[k] = NULL;
+        if (!l) {
+            if (o != Py_None) Py_DECREF(o);
+            continue;
+        }
+        if (o == Py_None) Py_INCREF(o);
+        PyList_SET_ITEM(l, k, o);
+    }
+    return l;
+}
+
+/* train_step / test_step (x, y, idx=None, sample_weight=None, outputs=None) -> float64 array
+ * (loss, [output losses...], metric accumulators..., [masked outputs' metric weights...]); with
+ * outputs (a sequence of output indices), a tuple (that array, [the batch's values of each
+ * listed output, None for the others], [the listed outputs' masks, None where none]): the
+ * predictions of the step's own forward, for metrics computed outside the core. */
 static PyObject *run_step(PnModel *self, PyObject *const *args, Py_ssize_t nargs, step_fn fn) {
-    if (nargs < 2 || nargs > 4) {
-        PyErr_SetString(PyExc_TypeError, "expected (x, y, idx=None, sample_weight=None)");
+    if (nargs < 2 || nargs > 5) {
+        PyErr_SetString(PyExc_TypeError,
+                        "expected (x, y, idx=None, sample_weight=None, outputs=None)");
         return NULL;
     }
     step_args a;
     if (borrow_xy(self, args[0], args[1], nargs >= 3 ? args[2] : NULL, &a) ||
-        (nargs == 4 && args[3] != Py_None && borrow_weights(self, args[3], &a))) {
+        (nargs >= 4 && args[3] != Py_None && borrow_weights(self, args[3], &a))) {
         release_xy(&a);
+        return NULL;
+    }
+    const int64_t *idx = a.idx ? PyArray_DATA(a.idx) : NULL;
+    int64_t batch = a.idx ? PyArray_DIM(a.idx, 0) : 0;
+    int n_out = pn_model_output_count(self->m);
+    PyArrayObject *out[PN_MAX_OUTPUTS] = {NULL}, *msk[PN_MAX_OUTPUTS] = {NULL};
+    float *outp[PN_MAX_OUTPUTS] = {NULL}, *mskp[PN_MAX_OUTPUTS] = {NULL};
+    int want = nargs == 5 && args[4] != Py_None;
+    int64_t rows = a.idx ? batch : (a.x.t[0].ndim ? a.x.t[0].dims[0] : 0);
+    if (want && new_outputs(self, args[4], rows, out, msk, outp, mskp)) {
+        release_xy(&a);
+        for (int k = 0; k < PN_MAX_OUTPUTS; k++) Py_XDECREF(out[k]), Py_XDECREF(msk[k]);
         return NULL;
     }
     float small[64], *results = small;
     if (self->g->n_results > 64 &&
         !(results = PyMem_RawMalloc((size_t)self->g->n_results * sizeof(float)))) {
         release_xy(&a);
+        for (int k = 0; k < PN_MAX_OUTPUTS; k++) Py_XDECREF(out[k]), Py_XDECREF(msk[k]);
         return PyErr_NoMemory();
     }
-    const int64_t *idx = a.idx ? PyArray_DATA(a.idx) : NULL;
-    int64_t batch = a.idx ? PyArray_DIM(a.idx, 0) : 0;
     int rc;
-    RUN(self, rc = fn(self->m, a.x.t, a.y.t, a.weighted ? a.wp : NULL, idx, batch, results));
+    RUN(self, rc = fn(self->m, a.x.t, a.y.t, a.weighted ? a.wp : NULL, idx, batch, results,
+                      want ? outp : NULL, want ? mskp : NULL));
     release_xy(&a);
     PyObject *t = NULL;
     if (rc) {
@@ -921,17 +995,25 @@ static PyObject *run_step(PnModel *self, PyObject *const *args, Py_ssize_t nargs
     if (!t) goto done;
     double *d = PyArray_DATA((PyArrayObject *)t);
     for (int i = 0; i < self->g->n_results; i++) d[i] = results[i];
+    if (want) {
+        PyObject *o = list_of(out, n_out), *mk = list_of(msk, n_out);
+        PyObject *r = o && mk ? PyTuple_Pack(3, t, o, mk) : NULL;
+        Py_XDECREF(o);
+        Py_XDECREF(mk);
+        Py_SETREF(t, r);
+    }
 done:
+    for (int k = 0; k < PN_MAX_OUTPUTS; k++) Py_XDECREF(out[k]), Py_XDECREF(msk[k]);
     if (results != small) PyMem_RawFree(results);
     return t;
 }
 
 static PyObject *model_train_step(PnModel *self, PyObject *const *args, Py_ssize_t nargs) {
-    return run_step(self, args, nargs, pn_model_train_step);
+    return run_step(self, args, nargs, pn_model_train_step_outputs);
 }
 
 static PyObject *model_test_step(PnModel *self, PyObject *const *args, Py_ssize_t nargs) {
-    return run_step(self, args, nargs, pn_model_test_step);
+    return run_step(self, args, nargs, pn_model_test_step_outputs);
 }
 
 /* A list of the n arrays, or the one array itself when n is 1; steals the references. */
@@ -1221,11 +1303,11 @@ static PyMethodDef model_methods[] = {
     {"optimizer_state", (PyCFunction)model_optimizer_state, METH_NOARGS,
      "optimizer_state() -> float32 view of every slot, flat"},
     {"train_step", FAST(model_train_step),
-     "train_step(x, y, idx=None, sw=None) -> array [loss, *output_losses, *metric_accumulators, "
-     "*masked_outputs_metric_weights]"},
+     "train_step(x, y, idx=None, sw=None, outputs=None) -> array [loss, *output_losses, "
+     "*metric_accumulators, *masked_outputs_metric_weights]; with outputs (output indices), "
+     "(that array, [outputs' values or None], [their masks or None])"},
     {"test_step", FAST(model_test_step),
-     "test_step(x, y, idx=None, sw=None) -> array [loss, *output_losses, *metric_accumulators, "
-     "*masked_outputs_metric_weights]"},
+     "test_step(x, y, idx=None, sw=None, outputs=None) -> as train_step, without the update"},
     {"gradients", (PyCFunction)model_gradients, METH_VARARGS,
      "gradients(x, y, input_grad=False) -> (loss, dx or [dx, ...] or None)"},
     {"predict", FAST(model_predict), "predict(x, batch_size) -> array or [array, ...]"},

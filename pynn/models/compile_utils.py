@@ -51,9 +51,6 @@ def resolve(model, optimizer, loss, loss_weights, metrics, weighted_metrics,
     for objs, lo in zip(specs, loss_objs):  # unknown names fail here, before state changes
         for m in objs:
             metrics_mod.resolve(m, lo.core_name, 0)
-        if len(objs) > 8:
-            raise ValueError("compile: at most 8 metrics" + (" per output" if n_out > 1
-                                                             else ""))
     return opt, loss_objs, weights, specs, loose
 
 
@@ -172,32 +169,46 @@ def compile_graph(model) -> None:
     if n_out != model._n_outputs:
         raise ValueError(f"Model '{model.name}' has {model._n_outputs} outputs but was "
                          f"compiled for {n_out}")
-    entries, all_names, objs, outputs = [], [], [], []
+    entries, all_names, objs, outputs, in_core = [], [], [], [], []
     for k in range(n_out):
         loss = model._losses[k]
-        units = model._output_sample_shapes[k][-1]
-        resolved = [metrics_mod.resolve(m, loss.core_name, units)
-                    for m in model._metric_specs[k]]
+        resolved = resolved_metrics(model, k, loss.core_name)
         names = [name for name, _ in resolved]
-        if n_out == 1:
-            if len(set(names)) != len(names):
-                raise ValueError(f"compile: metric names repeat: {names}")
-        else:  # Keras 3: '<output>_<metric>', a repeat gets '_1', '_2', ...
+        if n_out > 1:  # Keras 3: '<output>_<metric>'
             names = [f"{model._output_names[k]}_{nm}" for nm in names]
         all_names.extend(names)
-        entries.append((loss.core_name, loss.from_logits, model._loss_weights[k],
-                        [m._spec() for _, m in resolved]))
+        # the core adds the metrics it has (up to 8 per output) in its step; the others update
+        # in Python from the predictions the step hands back (trainer._Totals)
+        specs = []
+        for _, m in resolved:
+            spec = m._spec()
+            in_core.append(spec is not None and len(specs) < 8)
+            if in_core[-1]:
+                specs.append(spec)
+        entries.append((loss.core_name, loss.from_logits, model._loss_weights[k], specs))
         objs.extend(m for _, m in resolved)
         outputs.extend([k] * len(resolved))
-    if n_out > 1:
-        seen: dict = {}
-        for i, nm in enumerate(all_names):
-            if nm in seen:
-                seen[nm] += 1
-                all_names[i] = f"{nm}_{seen[nm] - 1}"
-            else:
-                seen[nm] = 1
+    seen: dict = {}  # Keras 3: a repeated name gets '_1', '_2', ...
+    for i, nm in enumerate(all_names):
+        if nm in seen:
+            seen[nm] += 1
+            all_names[i] = f"{nm}_{seen[nm] - 1}"
+        else:
+            seen[nm] = 1
     model._core.compile_outputs(entries)
     model._metric_names, model._metric_objs = all_names, objs
     model._metric_outputs = outputs  # each metric's output: whose mask weighs it (_Totals)
-    model._metric_core_names = [m.core_name for m in objs]  # for EarlyStopping & co.
+    model._metric_in_core = in_core
+    model._metric_core_names = [(m._spec() or ("",))[0] for m in objs]
+
+
+def resolved_metrics(model, k: int, loss_name: str) -> list:
+    """Output k's (name, metric) pairs for compile's metrics, resolved once per compile (a
+    name becomes one object, which every graph of a dynamic model shares)."""
+    cache = vars(model).get("_resolved_metrics")
+    if cache is None or cache[0] is not model._metric_specs:
+        cache = model._resolved_metrics = (model._metric_specs, {})
+    if k not in cache[1]:
+        units = model._output_sample_shapes[k][-1]
+        cache[1][k] = [metrics_mod.resolve(m, loss_name, units) for m in model._metric_specs[k]]
+    return cache[1][k]

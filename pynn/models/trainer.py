@@ -92,10 +92,17 @@ class _Totals:
     _core.metric_reads_mask) divides by that output's summed metric weight (its kept rows, which
     the core reports after the metrics, one per masked output) where the others divide by the
     samples. Made once per fit or evaluate: a step then costs a
-    few microseconds (fit calls add() and, for batch callbacks, logs() every step)."""
+    few microseconds (fit calls add() and, for batch callbacks, logs() every step).
+
+    Metrics the core does not compute (compile_utils: `_metric_in_core`) are updated in Python
+    from the predictions of the step itself: `stepper(core.train_step)` asks the step to hand
+    back the outputs (and masks) those metrics read, and updates the metric objects with them;
+    with none, it is the core's step itself, so fit costs what it did. Made, it resets those
+    metrics (an epoch, an evaluate); logs() loads the core's totals into the other metric
+    objects, so every object given to compile holds what the logs report."""
 
     __slots__ = ("names", "means", "metrics", "sums", "seen", "_scale", "_batch", "_order",
-                 "_model")
+                 "_model", "_python", "_outputs")
 
     def __init__(self, model):
         self.names = model.metrics_names
@@ -105,25 +112,62 @@ class _Totals:
         self.sums = self._scale = None
         self.seen, self._batch = 0, -1
         self._order = sorted(self.names)
+        objs = model._metric_objs
+        in_core = vars(model).get("_metric_in_core") or [True] * len(objs)
+        outputs = vars(model).get("_metric_outputs") or [0] * len(objs)
+        self._python = [(m, k) for m, k, c in zip(objs, outputs, in_core) if not c]
+        self._outputs = sorted({k for _, k in self._python}) or None
+        for m, _ in self._python:
+            m.reset_state()
+
+    def _in_core(self) -> list:
+        objs = self._model._metric_objs
+        return vars(self._model).get("_metric_in_core") or [True] * len(objs)
 
     def _layout(self, n: int) -> None:
         """Where each metric's accumulators (and, for a masked output's, its weight) are in a
         step's n results."""
         model = self._model
-        objs = model._metric_objs
+        objs, in_core = model._metric_objs, self._in_core()
         pos = self.means
-        stop = pos + sum(m._size for m in objs)
+        stop = pos + sum(m._size for m, c in zip(objs, in_core) if c)
         weight: dict = {}
         if n > stop:  # masked outputs' weights, in output order
             masked = [k for k, node in enumerate(model._core.output_masks()) if node >= 0]
             weight = {k: stop + i for i, k in enumerate(masked)}
         outputs = vars(model).get("_metric_outputs") or [0] * len(objs)
         self.metrics = []
-        for nm, metric, k in zip(self.names[self.means:], objs, outputs):
+        for nm, metric, k, c in zip(self.names[self.means:], objs, outputs, in_core):
+            if not c:
+                self.metrics.append((nm, metric, None, None, None))
+                continue
             w = weight.get(k) if k in weight and _core.metric_reads_mask(metric._spec()) else None
             self.metrics.append((nm, metric, pos, pos + metric._size, w))
             pos += metric._size
         self.sums, self._scale = np.zeros(n), np.ones(n)
+
+    def stepper(self, step):
+        """The core's train_step or test_step as this fit or evaluate calls it: itself, or,
+        with metrics outside the core, a step that also updates them from its own outputs."""
+        if self._outputs is None:
+            return step
+        outputs = self._outputs
+
+        def step_and_update(x, y, idx=None, sw=None):
+            r, outs, masks = step(x, y, idx, sw, outputs)
+            self.update(y if idx is None else take(y, idx), outs, masks)
+            return r
+        return step_and_update
+
+    def update(self, y, outs: list, masks: list) -> None:
+        """Adds a batch's targets and predictions (with their masks, as a model output on data
+        carries them) to the metrics outside the core."""
+        several = isinstance(y, list) and len(outs) > 1
+        for metric, k in self._python:
+            pred = outs[k]
+            if masks[k] is not None:
+                pred = metrics_mod.base.with_mask(pred, masks[k])
+            metric.update_state(y[k] if several else y, pred)
 
     def add(self, r: np.ndarray, batch: int) -> None:
         if self.sums is None:
@@ -138,12 +182,16 @@ class _Totals:
     def logs(self, sort: bool = False) -> dict:
         """Keyed as metrics_names (sorted, as Keras's batch and epoch logs are, with sort)."""
         if self.sums is None:
-            self._layout(self.means + sum(m._size for m in self._model._metric_objs))
+            objs = self._model._metric_objs
+            self._layout(self.means + sum(m._size for m, c in zip(objs, self._in_core()) if c))
         seen, sums = self.seen, self.sums
         values = sums[:self.means].tolist()
         logs = {nm: v / seen for nm, v in zip(self.names, values)}
         for nm, metric, start, stop, w in self.metrics:
-            logs[nm] = metric._combine(sums[start:stop], seen if w is None else sums[w])
+            if start is None:
+                logs[nm] = metrics_mod.base.result_value(metric.result())
+            else:
+                logs[nm] = metric._combine(sums[start:stop], seen if w is None else sums[w])
         return {k: logs[k] for k in self._order} if sort else logs
 
 
@@ -455,13 +503,14 @@ class Trainer:
         for epoch in range(initial_epoch, epochs):
             cb.on_epoch_begin(epoch)
             totals = _Totals(self)
+            train_step = totals.stepper(core.train_step)
             batches = self._train_batches(train, batch_size, steps, shuffle, class_weight)
             for step, (bx, by, idx, bsw, b) in enumerate(batches):
                 if begin:
                     cb.batch("on_train_batch_begin", step)
                 if scheduled:
                     opt._apply_schedule()
-                r = core.train_step(bx, by, idx, bsw)
+                r = train_step(bx, by, idx, bsw)
                 totals.add(r, b)
                 if end:
                     cb.batch("on_train_batch_end", step, totals.logs(sort=True))
@@ -522,13 +571,14 @@ class Trainer:
         """The loss and metrics over (x, y, idx, sample_weight, size) batches; calls the test
         batch hooks of `cb` (a CallbackList) that some callback defines."""
         totals = _Totals(self)
+        test_step = totals.stepper(self._core.test_step)
         begin = cb is not None and cb.wants("on_test_batch_begin")
         end = cb is not None and cb.wants("on_test_batch_end")
         self.stop_evaluating = False
         for step, (bx, by, _, bsw, b) in enumerate(batches):
             if begin:
                 cb.batch("on_test_batch_begin", step)
-            r = self._core.test_step(bx, by, None, bsw)
+            r = test_step(bx, by, None, bsw)
             totals.add(r, b)
             if end:
                 cb.batch("on_test_batch_end", step, totals.logs(sort=True))
@@ -656,9 +706,9 @@ class Trainer:
         sw = prepare_weights(self, sample_weight, class_weight, y, n)
         if train:
             self.optimizer._apply_schedule()
-        r = (self._core.train_step if train else self._core.test_step)(x, y, None, sw)
         totals = _Totals(self)
-        totals.add(r, n)
+        step = totals.stepper(self._core.train_step if train else self._core.test_step)
+        totals.add(step(x, y, None, sw), n)
         logs = totals.logs()
         if return_dict:
             return logs

@@ -749,8 +749,11 @@ def _check_findable(obj, kind: str) -> None:
         if obj._compiled:
             classes += [(type(obj.optimizer), "optimizer")]
             classes += [(type(loss), "loss") for loss in obj._losses]
+            from .. import metrics
+            known = set(metrics.FUNCTIONS.values()) | set(_REGISTERED_NAMES)
             classes += [(m if isinstance(m, type) else type(m), "metric")
-                        for specs in obj._metric_specs for m in specs if not isinstance(m, str)]
+                        for specs in obj._metric_specs for m in specs
+                        if not isinstance(m, str) and m not in known]  # a function: by name
     seen = set()
     while stack:  # layers, and the layers they wrap (Bidirectional's, TimeDistributed's)
         layer = stack.pop()
