@@ -105,11 +105,12 @@ def test_function_forms_match_keras(keras_run):
         np.testing.assert_allclose(mine[key], ref[key], rtol=2e-5, atol=2e-6, err_msg=key)
 
 
-@pytest.mark.parametrize("model", ["categorical", "binary", "regression", "sparse"])
+@pytest.mark.parametrize("model", ["categorical", "binary", "regression", "sparse", "weighted"])
 def test_compile_evaluate_and_fit_logs_match_keras(keras_run, model):
     """evaluate's dict, fit's History (two epochs of SGD, validation included: the same keys
     and values) and, after fit, the metric objects given to compile (they hold the last run's
-    state, the validation's, as Keras's do)."""
+    state, the validation's, as Keras's do). 'weighted': weighted_metrics with sample weights
+    in evaluate, fit and validation."""
     _, mine, ref = keras_run
     for part in ("evaluate", "fit", "after"):
         prefix = f"{part}/{model}/"
@@ -402,6 +403,75 @@ def test_a_custom_train_step_updates_the_same_metric_objects():
     want.update_state(y, model.predict(x, verbose=0))
     assert h.history["f1_score"][0] == pytest.approx(want.result(), rel=1e-5)
     assert float(f1.result()) == pytest.approx(want.result(), rel=1e-5)
+
+
+def test_weighted_metrics_take_sample_and_class_weights():
+    x, y = _data(30)
+    model = _model()
+    model.compile(pynn.optimizers.SGD(0.0), "categorical_crossentropy",
+                  metrics=["accuracy", metrics.F1Score(average="macro")],
+                  weighted_metrics=["accuracy", metrics.F1Score(average="macro"), "mae"])
+    assert model.metrics_names == ["loss", "accuracy", "f1_score", "weighted_accuracy",
+                                   "weighted_f1_score", "mae"]
+    sw = np.random.default_rng(1).uniform(0, 2, 30)
+    p = model.predict(x, verbose=0)
+    hit = (p.argmax(-1) == y.argmax(-1)).astype(np.float64)
+    logs = model.evaluate(x, y, sample_weight=sw, batch_size=7, verbose=0, return_dict=True)
+    assert logs["accuracy"] == pytest.approx(hit.mean())
+    assert logs["weighted_accuracy"] == pytest.approx((hit * sw).sum() / sw.sum())
+    assert logs["mae"] == pytest.approx((np.abs(p - y).mean(-1) * sw).sum() / sw.sum(),
+                                        rel=1e-5)
+    f1 = metrics.F1Score(average="macro")
+    f1.update_state(y, p, sw)
+    assert logs["weighted_f1_score"] == pytest.approx(f1.result(), rel=1e-5)
+    plain = model.evaluate(x, y, verbose=0, return_dict=True)  # no weights: all count 1
+    assert plain["weighted_accuracy"] == pytest.approx(hit.mean())
+    cw = {0: 2.0, 1: 0.5, 2: 1.0}
+    h = model.fit(x, y, class_weight=cw, batch_size=30, epochs=1, shuffle=False, verbose=0)
+    w = np.array([cw[c] for c in y.argmax(-1)])
+    assert h.history["weighted_accuracy"][0] == pytest.approx((hit * w).sum() / w.sum())
+    assert h.history["accuracy"][0] == pytest.approx(hit.mean())
+
+
+def test_weighted_metrics_of_several_outputs_and_their_saving(tmp_path):
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(20, 4)).astype(np.float32)
+    ya = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 20)]
+    yb = rng.normal(size=(20, 2)).astype(np.float32)
+    pynn.utils.set_random_seed(0)
+    inp = pynn.Input((4,))
+    model = pynn.Model(inp, [layers.Dense(3, activation="softmax", name="a")(inp),
+                             layers.Dense(2, name="b")(inp)])
+    model.compile(pynn.optimizers.SGD(0.0), ["categorical_crossentropy", "mse"],
+                  metrics={"b": ["mae"]}, weighted_metrics={"a": ["accuracy"], "b": ["mae"]})
+    assert model.metrics_names[-3:] == ["b_mae", "a_accuracy", "b_weighted_mae"]
+    swa, swb = rng.uniform(0, 2, 20), rng.uniform(0, 2, 20)
+    logs = model.evaluate(x, [ya, yb], sample_weight=[swa, swb], verbose=0, return_dict=True)
+    pa, pb = model.predict(x, verbose=0)
+    hit = (pa.argmax(-1) == ya.argmax(-1))
+    assert logs["a_accuracy"] == pytest.approx((hit * swa).sum() / swa.sum())
+    err = np.abs(pb - yb).mean(-1)
+    assert logs["b_weighted_mae"] == pytest.approx((err * swb).sum() / swb.sum(), rel=1e-5)
+    assert logs["b_mae"] == pytest.approx(err.mean(), rel=1e-5)
+    path = tmp_path / "w.keras"
+    model.save(path)
+    loaded = pynn.saving.load_model(path)
+    again = loaded.evaluate(x, [ya, yb], sample_weight=[swa, swb], verbose=0, return_dict=True)
+    assert again == pytest.approx(logs)
+
+
+def test_weighted_metrics_in_a_python_step():
+    """A model compiled without a loss the core has: compute_metrics passes the sample
+    weights to the weighted metrics only."""
+    x, y = _data(24)
+    model = _model()
+    model.compile(pynn.optimizers.SGD(0.0), loss=lambda t, p: pynn.ops.mean(
+        pynn.ops.square(t - p)), metrics=["mae"], weighted_metrics=["mae"])
+    sw = np.random.default_rng(2).uniform(0, 2, 24)
+    logs = model.evaluate(x, y, sample_weight=sw, batch_size=24, verbose=0, return_dict=True)
+    err = np.abs(model.predict(x, verbose=0) - y).mean(-1)
+    assert logs["mae"] == pytest.approx(err.mean(), rel=1e-5)
+    assert logs["weighted_mae"] == pytest.approx((err * sw).sum() / sw.sum(), rel=1e-5)
 
 
 def test_early_stopping_reads_a_metrics_direction():

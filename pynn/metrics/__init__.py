@@ -233,9 +233,10 @@ class CompileMetrics(Metric):
     """The metrics given to compile, as one entry of `model.metrics` (Keras 3's
     'compile_metrics'): update_state updates each, result() is a dict of their results."""
 
-    def __init__(self, metrics: list, names: list):
+    def __init__(self, metrics: list, names: list, weighted: list | None = None):
         super().__init__(name="compile_metrics")
         self.metrics, self._names = list(metrics), list(names)
+        self._weighted = list(weighted or [False] * len(self.metrics))
 
     @property
     def variables(self) -> list:
@@ -248,8 +249,11 @@ class CompileMetrics(Metric):
     def update_state(self, y_true, y_pred, sample_weight=None) -> None:
         # compile's `metrics` are unweighted in Keras 3 (only `weighted_metrics` get the
         # sample_weight): a custom train_step passing it gets the same figures
-        for m in self.metrics:
-            m.update_state(y_true, y_pred)
+        for m, weighted in zip(self.metrics, self._weighted):
+            if weighted and sample_weight is not None:
+                m.update_state(y_true, y_pred, sample_weight)
+            else:
+                m.update_state(y_true, y_pred)
 
     def result(self) -> dict:
         from .base import result_value

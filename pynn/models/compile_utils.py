@@ -22,10 +22,8 @@ def _as_list(value) -> list:
 def resolve(model, optimizer, loss, loss_weights, metrics, weighted_metrics,
             steps_per_execution) -> tuple:
     """compile's arguments for `model`, checked: (optimizer, a pynn.losses.Loss per output (none
-    without a loss), a float per output, the metrics given per output, and without a loss the
-    (name, metric) pairs a Python step updates)."""
-    if weighted_metrics is not None:
-        raise ValueError("compile: weighted_metrics is not supported")
+    without a loss), a float per output, the metrics and the weighted metrics given per output,
+    and without a loss the (name, metric, weighted) triples a Python step updates)."""
     if steps_per_execution != 1:
         raise ValueError("compile: only steps_per_execution=1 is supported")
     opt = optimizers.get(optimizer)
@@ -36,22 +34,48 @@ def resolve(model, optimizer, loss, loss_weights, metrics, weighted_metrics,
                                          per_output(model, loss, "loss", names)]
     weights = loss_weight_list(model, loss_weights, names)
     specs = metric_lists(model, metrics, names)
+    wspecs = metric_lists(model, weighted_metrics, names)
     loose = []  # without a loss, or with one the core lacks: metrics for a Python step
     if python_losses(loss_objs) or loss is None:
-        if any(specs) and n_out > 1:
+        if (any(specs) or any(wspecs)) and n_out > 1:
             raise ValueError("compile: metrics with a loss the core does not compute (or "
                              "without a loss) take a model with one output")
         form = loss_objs[0].core_name if loss_objs else ""
-        for m in specs[0] if specs else []:
-            if not form and isinstance(m, str) and m in metrics_mod._ACCURACY:
-                raise ValueError(f"compile: metric '{m}' takes its form from the loss; "
-                                 "name the metric (such as pynn.metrics."
-                                 "SparseCategoricalAccuracy())")
-            loose.append(metrics_mod.resolve(m, form, 0))
+        for weighted, lists in ((False, specs), (True, wspecs)):
+            for m in lists[0] if lists else []:
+                if not form and isinstance(m, str) and m in metrics_mod._ACCURACY:
+                    raise ValueError(f"compile: metric '{m}' takes its form from the loss; "
+                                     "name the metric (such as pynn.metrics."
+                                     "SparseCategoricalAccuracy())")
+                loose.append(metrics_mod.resolve(m, form, 0) + (weighted,))
+        names = unique_metric_names([(None, nm, w) for nm, _, w in loose])
+        loose = [(nm, m, w) for nm, (_, m, w) in zip(names, loose)]
     for objs, lo in zip(specs, loss_objs):  # unknown names fail here, before state changes
         for m in objs:
             metrics_mod.resolve(m, lo.core_name, 0)
-    return opt, loss_objs, weights, specs, loose
+    for objs, lo in zip(wspecs, loss_objs):
+        for m in objs:
+            metrics_mod.resolve(m, lo.core_name, 0)
+    return opt, loss_objs, weights, specs, wspecs, loose
+
+
+def unique_metric_names(entries: list) -> list[str]:
+    """History names of (output prefix or None, metric name, weighted) entries, as Keras 3's
+    CompileMetrics makes them: '<output>_<name>'; a repeat gets '_1', '_2', ...; a weighted
+    metric that repeats a name is 'weighted_<name>' first."""
+    seen: dict = {}
+    out = []
+    for prefix, name, weighted in entries:
+        full = f"{prefix}_{name}" if prefix else name
+        if full in seen and weighted:
+            full = f"{prefix}_weighted_{name}" if prefix else f"weighted_{name}"
+        if full in seen:
+            seen[full] += 1
+            full = f"{full}_{seen[full] - 1}"
+        else:
+            seen[full] = 1
+        out.append(full)
+    return out
 
 
 def python_losses(loss_objs: list) -> bool:
@@ -169,14 +193,12 @@ def compile_graph(model) -> None:
     if n_out != model._n_outputs:
         raise ValueError(f"Model '{model.name}' has {model._n_outputs} outputs but was "
                          f"compiled for {n_out}")
-    entries, all_names, objs, outputs, in_core = [], [], [], [], []
+    entries, named, objs, outputs, in_core = [], [], [], [], []
     for k in range(n_out):
         loss = model._losses[k]
         resolved = resolved_metrics(model, k, loss.core_name)
-        names = [name for name, _ in resolved]
-        if n_out > 1:  # Keras 3: '<output>_<metric>'
-            names = [f"{model._output_names[k]}_{nm}" for nm in names]
-        all_names.extend(names)
+        prefix = model._output_names[k] if n_out > 1 else None  # Keras 3: '<output>_<metric>'
+        named.extend((prefix, name, False) for name, _ in resolved)
         # the core adds the metrics it has (up to 8 per output) in its step; the others update
         # in Python from the predictions the step hands back (trainer._Totals)
         specs = []
@@ -188,27 +210,33 @@ def compile_graph(model) -> None:
         entries.append((loss.core_name, loss.from_logits, model._loss_weights[k], specs))
         objs.extend(m for _, m in resolved)
         outputs.extend([k] * len(resolved))
-    seen: dict = {}  # Keras 3: a repeated name gets '_1', '_2', ...
-    for i, nm in enumerate(all_names):
-        if nm in seen:
-            seen[nm] += 1
-            all_names[i] = f"{nm}_{seen[nm] - 1}"
-        else:
-            seen[nm] = 1
+    # weighted_metrics, after the others as Keras lists them: in Python, with the sample
+    # weights (the core's metrics are unweighted)
+    for k in range(n_out):
+        resolved = resolved_metrics(model, k, model._losses[k].core_name, weighted=True)
+        prefix = model._output_names[k] if n_out > 1 else None
+        named.extend((prefix, name, True) for name, _ in resolved)
+        objs.extend(m for _, m in resolved)
+        outputs.extend([k] * len(resolved))
+        in_core.extend([False] * len(resolved))
     model._core.compile_outputs(entries)
-    model._metric_names, model._metric_objs = all_names, objs
+    model._metric_names, model._metric_objs = unique_metric_names(named), objs
     model._metric_outputs = outputs  # each metric's output: whose mask weighs it (_Totals)
     model._metric_in_core = in_core
+    model._metric_weighted = [w for _, _, w in named]
     model._metric_core_names = [(m._spec() or ("",))[0] for m in objs]
 
 
-def resolved_metrics(model, k: int, loss_name: str) -> list:
-    """Output k's (name, metric) pairs for compile's metrics, resolved once per compile (a
-    name becomes one object, which every graph of a dynamic model shares)."""
+def resolved_metrics(model, k: int, loss_name: str, weighted: bool = False) -> list:
+    """Output k's (name, metric) pairs for compile's metrics (or weighted_metrics), resolved
+    once per compile (a name becomes one object, which every graph of a dynamic model
+    shares)."""
     cache = vars(model).get("_resolved_metrics")
     if cache is None or cache[0] is not model._metric_specs:
         cache = model._resolved_metrics = (model._metric_specs, {})
-    if k not in cache[1]:
+    if (k, weighted) not in cache[1]:
         units = model._output_sample_shapes[k][-1]
-        cache[1][k] = [metrics_mod.resolve(m, loss_name, units) for m in model._metric_specs[k]]
-    return cache[1][k]
+        lists = (vars(model).get("_weighted_specs") or [[]] * (k + 1)) if weighted \
+            else model._metric_specs
+        cache[1][(k, weighted)] = [metrics_mod.resolve(m, loss_name, units) for m in lists[k]]
+    return cache[1][(k, weighted)]

@@ -115,9 +115,11 @@ class _Totals:
         objs = model._metric_objs
         in_core = vars(model).get("_metric_in_core") or [True] * len(objs)
         outputs = vars(model).get("_metric_outputs") or [0] * len(objs)
-        self._python = [(m, k) for m, k, c in zip(objs, outputs, in_core) if not c]
-        self._outputs = sorted({k for _, k in self._python}) or None
-        for m, _ in self._python:
+        weighted = vars(model).get("_metric_weighted") or [False] * len(objs)
+        self._python = [(m, k, w) for m, k, c, w in zip(objs, outputs, in_core, weighted)
+                        if not c]
+        self._outputs = sorted({k for _, k, _ in self._python}) or None
+        for m, _, _ in self._python:
             m.reset_state()
 
     def _in_core(self) -> list:
@@ -155,19 +157,26 @@ class _Totals:
 
         def step_and_update(x, y, idx=None, sw=None):
             r, outs, masks = step(x, y, idx, sw, outputs)
-            self.update(y if idx is None else take(y, idx), outs, masks)
+            if idx is not None:
+                y, sw = take(y, idx), take(sw, idx)
+            self.update(y, outs, masks, sw)
             return r
         return step_and_update
 
-    def update(self, y, outs: list, masks: list) -> None:
+    def update(self, y, outs: list, masks: list, sw=None) -> None:
         """Adds a batch's targets and predictions (with their masks, as a model output on data
-        carries them) to the metrics outside the core."""
+        carries them) to the metrics outside the core; the weighted metrics get the batch's
+        sample weights (None, an array, or a list with one per output)."""
         several = isinstance(y, list) and len(outs) > 1
-        for metric, k in self._python:
+        for metric, k, weighted in self._python:
             pred = outs[k]
             if masks[k] is not None:
                 pred = metrics_mod.base.with_mask(pred, masks[k])
-            metric.update_state(y[k] if several else y, pred)
+            w = (sw[k] if isinstance(sw, list) else sw) if weighted else None
+            if w is None:
+                metric.update_state(y[k] if several else y, pred)
+            else:
+                metric.update_state(y[k] if several else y, pred, w)
 
     def add(self, r: np.ndarray, batch: int) -> None:
         if self.sums is None:
@@ -206,6 +215,7 @@ class Trainer:
         self.optimizer = None
         self.loss = None
         self._metric_specs: list = []    # per output: the metrics compile was given
+        self._weighted_specs: list = []  # per output: its weighted_metrics
         self._metric_names: list[str] = []
         self._metric_core_names: list[str] = []
         self._metric_objs: list = []     # the compiled metrics, in the order of their results
@@ -231,25 +241,29 @@ class Trainer:
                 dict keyed by output name.
             loss_weights: with several outputs, a list or a dict of floats (default 1.0 each):
                 the loss minimised is the sum of weight * loss over the outputs.
-            metrics: list of names ('accuracy', 'mae', ...) or pynn.metrics instances; with
-                several outputs, a list with one entry (a metric or a list) per output, or a
-                dict {output name: metric or list}, as Keras 3 takes them.
+            metrics: list of names ('accuracy', 'mae', ...), pynn.metrics instances or
+                functions (y_true, y_pred); with several outputs, a list with one entry (a
+                metric or a list) per output, or a dict {output name: metric or list}, as
+                Keras 3 takes them. They ignore sample weights.
+            weighted_metrics: the same, weighed by fit's and evaluate's sample_weight (and
+                class_weight); named 'weighted_<name>' where a metric has that name already.
 
         Example:
             >>> model.compile(optimizer="adam", loss="mse", metrics=["mae"])
         """
-        opt, loss_objs, weights, specs, loose = compile_utils.resolve(
+        opt, loss_objs, weights, specs, wspecs, loose = compile_utils.resolve(
             self, optimizer, loss, loss_weights, metrics, weighted_metrics,
             steps_per_execution)
         n_out = self._n_outputs
-        self.optimizer, self._metric_specs = opt, specs
+        self.optimizer, self._metric_specs, self._weighted_specs = opt, specs, wspecs
         self._losses, self._loss_weights = loss_objs, weights
         self.loss = loss_objs[0] if n_out == 1 and loss_objs else loss
         self._compiled = True
         python = loss is None or compile_utils.python_losses(loss_objs)
         if python:  # Python steps update these metric objects
-            self._metric_names = [k for k, _ in loose]
-            self._metric_objs = [m for _, m in loose]
+            self._metric_names = [k for k, _, _ in loose]
+            self._metric_objs = [m for _, m, _ in loose]
+            self._metric_weighted = [w for _, _, w in loose]
         if self._core is not None and python:
             self.optimizer._bind(self._core, self)
         elif self._core is not None:
@@ -385,7 +399,7 @@ class Trainer:
             cm = vars(self).get("_compile_metrics")
             if cm is None or cm.metrics != self._metric_objs:
                 cm = self._compile_metrics = metrics_mod.CompileMetrics(
-                    self._metric_objs, self._metric_names)
+                    self._metric_objs, self._metric_names, vars(self).get("_metric_weighted"))
             out.append(cm)
         return out
 

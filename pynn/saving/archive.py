@@ -752,7 +752,8 @@ def _check_findable(obj, kind: str) -> None:
             from .. import metrics
             known = set(metrics.FUNCTIONS.values()) | set(_REGISTERED_NAMES)
             classes += [(m if isinstance(m, type) else type(m), "metric")
-                        for specs in obj._metric_specs for m in specs
+                        for specs in obj._metric_specs + (obj._weighted_specs or [])
+                        for m in specs
                         if not isinstance(m, str) and m not in known]  # a function: by name
     seen = set()
     while stack:  # layers, and the layers they wrap (Bidirectional's, TimeDistributed's)

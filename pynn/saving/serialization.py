@@ -397,20 +397,26 @@ def compile_config(model) -> dict | None:
     from .. import metrics as metrics_mod
     if not model._compiled:
         return None
-    metrics = []
-    for specs in model._metric_specs:
+
+    def saved(lists):
         out = []
-        for m in specs:
-            if isinstance(m, str):
-                out.append(m)
-            elif isinstance(m, type):
-                out.append(serialize_keras_object(m()))
-            else:  # a Metric, or a metric function (saved by name, as Keras saves it)
-                out.append(metrics_mod.serialize(m))
-        metrics.append(out)
-    return {"optimizer": serialize_keras_object(model.optimizer),
-            "loss": [serialize_keras_object(lo) for lo in model._losses],
-            "loss_weights": list(model._loss_weights), "metrics": metrics}
+        for specs in lists:
+            out.append([])
+            for m in specs:
+                if isinstance(m, str):
+                    out[-1].append(m)
+                elif isinstance(m, type):
+                    out[-1].append(serialize_keras_object(m()))
+                else:  # a Metric, or a metric function (saved by name, as Keras saves it)
+                    out[-1].append(metrics_mod.serialize(m))
+        return out
+    config = {"optimizer": serialize_keras_object(model.optimizer),
+              "loss": [serialize_keras_object(lo) for lo in model._losses],
+              "loss_weights": list(model._loss_weights), "metrics": saved(model._metric_specs)}
+    weighted = getattr(model, "_weighted_specs", None) or []
+    if any(weighted):
+        config["weighted_metrics"] = saved(weighted)
+    return config
 
 
 def compile_from_config(model, config: dict, custom_objects=None) -> None:
@@ -420,19 +426,26 @@ def compile_from_config(model, config: dict, custom_objects=None) -> None:
     loss = [deserialize_keras_object(lo, custom_objects, "loss")
             for lo in _expect(config.get("loss"), list, "compile_config's loss")]
     weights = _expect(config.get("loss_weights"), list, "compile_config's loss_weights")
-    metrics = []
-    for specs in _expect(config.get("metrics", []), list, "compile_config's metrics"):
+
+    def loaded(key):
         out = []
-        for m in _expect(specs, list, "compile_config's metrics"):
-            out.append(m if isinstance(m, str) else metrics_mod.deserialize(m, custom_objects))
-        metrics.append(out)
+        for specs in _expect(config.get(key) or [], list, f"compile_config's {key}"):
+            out.append([])
+            for m in _expect(specs, list, f"compile_config's {key}"):
+                out[-1].append(m if isinstance(m, str)
+                               else metrics_mod.deserialize(m, custom_objects))
+        return out
+    metrics, weighted = loaded("metrics"), loaded("weighted_metrics")
     n = model._n_outputs
-    if not (len(loss) == len(weights) == n) or len(metrics) not in (0, n):
+    if not (len(loss) == len(weights) == n) or len(metrics) not in (0, n) \
+            or len(weighted) not in (0, n):
         raise ValueError(f"Invalid saved model: compile_config has {len(loss)} losses, "
                          f"{len(weights)} loss weights and {len(metrics)} metric lists for a "
                          f"model with {n} output{'s' if n > 1 else ''}")
     if n == 1:
         model.compile(optimizer=opt, loss=loss[0], loss_weights=weights,
-                      metrics=metrics[0] if metrics else None)
+                      metrics=metrics[0] if metrics else None,
+                      weighted_metrics=weighted[0] if weighted else None)
     else:
-        model.compile(optimizer=opt, loss=loss, loss_weights=weights, metrics=metrics or None)
+        model.compile(optimizer=opt, loss=loss, loss_weights=weights, metrics=metrics or None,
+                      weighted_metrics=weighted or None)

@@ -278,6 +278,20 @@ def compiled_models(d):
     return out
 
 
+def weighted_model(d):
+    """weighted_metrics with fit's and evaluate's sample weights (and validation weights)."""
+    rng = np.random.RandomState(8)
+    x = rng.normal(size=(N, 5)).astype(np.float32)
+    xv = rng.normal(size=(12, 5)).astype(np.float32)
+    yv = np.eye(C, dtype=np.float32)[rng.randint(0, C, 12)]
+    swv = rng.uniform(0, 2, 12).astype(np.float32)
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(C, activation="softmax")])
+    mets = ["accuracy", metrics.AUC(name="auc")]
+    weighted = ["accuracy", metrics.AUC(name="wauc"), metrics.F1Score(average="macro"),
+                metrics.CategoricalCrossentropy(), user_mae]
+    return model, mets, weighted, x, d["onehot"], d["sw"], (xv, yv, swv)
+
+
 def config_json(cfg) -> str:
     return json.dumps(cfg, sort_keys=True, default=lambda o: np.asarray(o).tolist())
 
@@ -314,6 +328,17 @@ def run() -> dict:
         for m in mets:
             if isinstance(m, metrics.Metric):
                 results[f"after/{name}/{m.name}"] = np.asarray(m.result(), np.float32)
+    model, mets, weighted, x, y, sw, val = weighted_model(d)
+    set_weights(model, 9)
+    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="categorical_crossentropy",
+                  metrics=mets, weighted_metrics=weighted)
+    logs = model.evaluate(x, y, sample_weight=sw, batch_size=8, verbose=0, return_dict=True)
+    for key, v in logs.items():
+        results[f"evaluate/weighted/{key}"] = np.asarray(v, np.float32)
+    history = model.fit(x, y, sample_weight=sw, batch_size=8, epochs=2, shuffle=False,
+                        verbose=0, validation_data=val)
+    for key, v in history.history.items():
+        results[f"fit/weighted/{key}"] = np.asarray(v, np.float32)
     return results
 
 
