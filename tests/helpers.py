@@ -197,9 +197,10 @@ def _torch_conv(layer, x, kernel, bias=None):
     if layer.rank == 1:
         x = x[:, None]
         kernel = kernel[None]
-    sh, sw, dh, dw, top, left, bottom, right = layer._conv_attrs(tuple(x.shape[1:3]))
+    sh, sw, dh, dw, top, left, bottom, right, groups = layer._conv_attrs(tuple(x.shape[1:3]))
     z = F.pad(_nchw(x), (left, right, top, bottom))
-    z = F.conv2d(z, kernel.permute(3, 2, 0, 1), bias, stride=(sh, sw), dilation=(dh, dw))
+    z = F.conv2d(z, kernel.permute(3, 2, 0, 1), bias, stride=(sh, sw), dilation=(dh, dw),
+                 groups=groups)
     z = _nhwc(z)
     return z[:, 0] if layer.rank == 1 else z
 

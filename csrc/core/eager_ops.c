@@ -139,8 +139,10 @@ int pn_eager_op_mixed(int op, int n_in, pn_value *const *in, int n_var, pn_value
     if (rc == PN_OK && op == PN_OP_EMBEDDING) /* indices are checked before any kernel runs */
         rc = pn_embedding_check_rows(in[0]->data, in[0]->size, s->var[0].shape[0]);
     const pn_op_def *def = pn_op_table[op];
-    if (rc == PN_OK && def->scratch) {
-        int64_t sc = def->scratch(&tmp, nd, batch, training);
+    if (rc == PN_OK && def->scratch) { /* a backward's too when the tape will record one (an
+                                        * op run with training 0 may still be differentiated) */
+        const int bwd = pn_fn_wanted(n_in, in) || pn_fn_wanted(n_var, vars);
+        int64_t sc = def->scratch(&tmp, nd, batch, training || bwd);
         if (sc > 0 && !(s->scratch = pn_malloc((size_t)sc * sizeof(float))))
             rc = pn_error(PN_ENOMEM, "out of memory for %s's scratch", name);
     }

@@ -166,8 +166,13 @@ class BaseConv(ChannelsLastKernel):
         weight_args(self, who, filters, activation, use_bias, kernel_initializer,
                     bias_initializer, kernel_regularizer, bias_regularizer,
                     activity_regularizer, kernel_constraint, bias_constraint)
-        if groups != 1:
-            raise ValueError(f"{who}: only groups=1 is supported, got {groups!r}")
+        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+            raise ValueError(f"{who}: the number of groups must be a positive int, got "
+                             f"groups={groups!r}")
+        if filters % groups:
+            raise ValueError(f"{who}: the number of filters must be evenly divisible by the "
+                             f"number of groups, got groups={groups}, filters={filters}")
+        self.groups = groups
         self.kernel_size = normalize_tuple(kernel_size, self.rank, "kernel_size", who)
         self.strides = normalize_tuple(strides, self.rank, "strides", who)
         self.dilation_rate = normalize_tuple(dilation_rate, self.rank, "dilation_rate", who)
@@ -189,7 +194,11 @@ class BaseConv(ChannelsLastKernel):
             span = tuple((k - 1) * d + 1 for k, d in zip(self.kernel_size, self.dilation_rate))
             raise ValueError(f"{self._who()}: the kernel (span {span}) is larger than the input "
                              f"{shape_str(input_shape)} with padding='{self.padding}'")
-        self.add_weight(self.kernel_size + (input_shape[-1], self.filters),
+        if input_shape[-1] % self.groups:
+            raise ValueError(f"{self._who()}: the number of input channels must be evenly "
+                             f"divisible by the number of groups, got groups={self.groups}, "
+                             f"but the input has {input_shape[-1]} channels")
+        self.add_weight(self.kernel_size + (input_shape[-1] // self.groups, self.filters),
                         self.kernel_initializer, regularizer=self.kernel_regularizer,
                         name="kernel")
         if self.use_bias:
@@ -203,7 +212,8 @@ class BaseConv(ChannelsLastKernel):
         return (input_shape[0],) + spatial + (self.filters,)
 
     def _conv_attrs(self, spatial) -> tuple:
-        """conv2d's attributes for a (height, width) image: strides, dilations, four pads."""
+        """conv2d's attributes for a (height, width) image: strides, dilations, four pads,
+        groups."""
         (h, w), (kh, kw) = spatial, self._kernel_2d()
         (sh, sw), (dh, dw) = self._pair(self.strides), self._pair(self.dilation_rate)
         top = bottom = left = right = 0
@@ -212,7 +222,7 @@ class BaseConv(ChannelsLastKernel):
             left, right = same_pads(w, kw, sw, dw)
         elif self.padding == "causal":
             left = (kw - 1) * dw
-        return (sh, sw, dh, dw, top, left, bottom, right)
+        return (sh, sw, dh, dw, top, left, bottom, right, self.groups)
 
     def _pair(self, t: tuple) -> tuple:
         return t if self.rank == 2 else (1,) + t
@@ -221,7 +231,7 @@ class BaseConv(ChannelsLastKernel):
         return self._pair(self.kernel_size)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), **weight_config(self)}
+        return {**super().get_config(), **weight_config(self), "groups": self.groups}
 
 
 class Conv2D(BaseConv):
@@ -234,6 +244,10 @@ class Conv2D(BaseConv):
         padding: 'valid' (no padding) or 'same' (output size = ceil(input / stride)).
         data_format: 'channels_last' (None means the same) or 'channels_first'.
         dilation_rate: an int or (height, width) (1).
+        groups: the number of groups the input channels are split into (1); each group is
+            convolved with its own filters // groups filters, and the results are concatenated
+            along the channel axis. Input channels and filters must both be divisible by it.
+            The kernel is (kh, kw, in_channels // groups, filters).
         activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
         bias_regularizer: as for Dense.
 
@@ -261,6 +275,7 @@ class Conv1D(BaseConv):
         strides: an int (1).
         padding: 'valid', 'same' or 'causal' (left padding only: output t sees inputs <= t).
         dilation_rate: an int (1).
+        groups: as for Conv2D (kernel (width, in_channels // groups, filters)).
         Other arguments as for Conv2D.
 
     Example:
