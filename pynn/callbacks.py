@@ -975,6 +975,205 @@ class ProgbarLogger(Callback):
             print(f"{count} - {when} - {rest}", file=sys.stdout, flush=True)
 
 
+class BackupAndRestore(Callback):
+    """Backs up the training state to `backup_dir` during fit, and when a fit is started again
+    after an interruption (an exception, a killed process, a lost machine), restores it and
+    resumes where the last backup was taken: at the start of the next epoch, or, with an int
+    save_freq, at the next step of the interrupted epoch, with the same samples in the same
+    order (the shuffle's and dropout's random states are part of the backup). The state is the
+    weights, the optimizer's slots and step count, and the random streams, in one file written
+    atomically (backup_dir/latest.weights.safetensors), so a run killed while it writes leaves
+    the previous backup whole. A fit that ends normally deletes the backup.
+
+    Keras 3 resumes at an epoch's start only; pynn also resumes inside an epoch (the resumed
+    epoch's logs then cover the steps after the backup). The model and compile settings must
+    be those of the interrupted run.
+
+    Args:
+        backup_dir: a folder for the backup, used by nothing else.
+        save_freq: 'epoch' (back up at each epoch's end), an int n (also every n batches), or
+            False (never).
+        double_checkpoint: keep the previous backup too, and fall back on it when the latest
+            cannot be read.
+        delete_checkpoint: delete the backup when fit ends (its files, then the folder if it
+            is left empty; Keras deletes the whole folder).
+
+    Example:
+        >>> backup = pynn.callbacks.BackupAndRestore("/tmp/backup", save_freq=100)
+        >>> model.fit(x, y, epochs=10, callbacks=[backup])  # run again after a crash: resumes
+    """
+
+    _FILE = "latest.weights.safetensors"
+
+    def __init__(self, backup_dir, save_freq="epoch", double_checkpoint: bool = False,
+                 delete_checkpoint: bool = True):
+        super().__init__()
+        if not backup_dir:
+            raise ValueError("Empty `backup_dir` argument passed")
+        if save_freq != "epoch" and (not isinstance(save_freq, int) or save_freq < 0):
+            raise ValueError("Invalid value for argument `save_freq`. Received: "
+                             f"save_freq={save_freq}. Expected either 'epoch' or an integer "
+                             "value.")
+        self.backup_dir = os.fspath(backup_dir)
+        self.save_freq = save_freq
+        self.double_checkpoint = bool(double_checkpoint)
+        self.delete_checkpoint = bool(delete_checkpoint)
+        self._path = os.path.join(self.backup_dir, self._FILE)
+        self._previous = self._path + ".bkp"
+        self._epoch = 0           # the epoch under way
+        self._epoch_shuffle = None  # the shuffle's random state as that epoch began
+        self._since_save = 0
+
+    def on_train_begin(self, logs=None):
+        from .saving.archive import load_checkpoint
+
+        for path in (self._path, self._previous):
+            if not os.path.exists(path):
+                continue
+            try:
+                meta = load_checkpoint(self.model, path)
+            except (OSError, ValueError) as e:
+                if path == self._path and self.double_checkpoint and \
+                        os.path.exists(self._previous):
+                    warnings.warn(f"BackupAndRestore: the backup {path} cannot be restored "
+                                  f"({e}); restoring the previous one", stacklevel=2)
+                    continue
+                raise ValueError(f"BackupAndRestore: cannot resume from {path}: {e}") from e
+            self._resume(meta, path)
+            return
+
+    def _resume(self, meta: dict, path: str) -> None:
+        import json
+
+        from .utils import random as pn_random
+        try:
+            epoch, step = int(meta["fit.epoch"]), int(meta["fit.step"])
+            shuffle = json.loads(meta["fit.shuffle"])
+            if epoch < 0 or step < 0:
+                raise ValueError("negative epoch or step")
+            pn_random.generator().bit_generator.state = shuffle
+        except (KeyError, ValueError, TypeError) as e:
+            raise ValueError(f"BackupAndRestore: {path} is not a backup of a fit's state "
+                             f"({e})") from None
+        self.model._initial_epoch, self.model._initial_step = epoch, step
+        self._epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        from .utils import random as pn_random
+
+        self._epoch = epoch
+        self._epoch_shuffle = pn_random.generator().bit_generator.state
+
+    def on_train_batch_end(self, batch, logs=None):
+        if isinstance(self.save_freq, int) and self.save_freq > 0:
+            self._since_save += 1
+            if self._since_save >= self.save_freq:
+                self._save(self._epoch, batch + 1, self._epoch_shuffle)
+
+    def on_epoch_end(self, epoch, logs=None):
+        from .utils import random as pn_random
+
+        if self.save_freq == "epoch":
+            self._save(epoch + 1, 0, pn_random.generator().bit_generator.state)
+
+    def _save(self, epoch: int, step: int, shuffle) -> None:
+        import json
+        import shutil
+
+        from .saving.archive import save_checkpoint
+        self._since_save = 0
+        os.makedirs(self.backup_dir, exist_ok=True)
+        if self.double_checkpoint and os.path.exists(self._path):
+            shutil.copyfile(self._path, self._previous)
+        save_checkpoint(self.model, self._path, {
+            "fit.epoch": str(epoch), "fit.step": str(step), "fit.shuffle": json.dumps(shuffle)})
+
+    def on_train_end(self, logs=None):
+        if not self.delete_checkpoint:
+            return
+        for path in (self._path, self._previous):
+            if os.path.exists(path):
+                os.remove(path)
+        try:
+            os.rmdir(self.backup_dir)
+        except OSError:
+            pass  # not there, or holding other files: left as it is
+
+
+class SwapEMAWeights(Callback):
+    """Evaluates with the moving averages of the weights that an optimizer made with
+    use_ema=True keeps: swaps them into the model for validation (and evaluate, predict) and
+    back for training. With swap_on_epoch=True the averages are also in the model from each
+    epoch's end to the next epoch's start, so callbacks after this one (ModelCheckpoint, say)
+    see them.
+
+    Args:
+        swap_on_epoch: also swap at each epoch's end.
+
+    Example:
+        >>> model.compile(optimizer=pynn.optimizers.Adam(use_ema=True), loss="mse")
+        >>> model.fit(x, y, validation_split=0.1, callbacks=[pynn.callbacks.SwapEMAWeights()])
+    """
+
+    def __init__(self, swap_on_epoch: bool = False):
+        super().__init__()
+        self.swap_on_epoch = bool(swap_on_epoch)
+        self._swapped = False
+
+    def _averages(self) -> list:
+        """(weight, average) view pairs of the weights the optimizer averages."""
+        from .saving.archive import _optimizer_slots
+
+        opt = getattr(self.model, "optimizer", None)
+        opt = getattr(opt, "inner_optimizer", opt)  # a LossScaleOptimizer's
+        if not getattr(opt, "use_ema", False):
+            raise ValueError("SwapEMAWeights must be used when `use_ema=True` is set on the "
+                             f"optimizer. Received: use_ema={getattr(opt, 'use_ema', None)}")
+        slots = _optimizer_slots(self.model)
+        return [(w, slots[f"optimizer/average/{w.path}"]) for w in self.model.trainable_weights
+                if f"optimizer/average/{w.path}" in slots]
+
+    def _swap(self, into_model: bool) -> None:
+        from .layers.base import assign_values, read_values
+
+        if self._swapped == into_model:
+            return
+        opt = self.model.optimizer
+        pairs = self._averages()
+        if pairs and getattr(opt, "inner_optimizer", opt)._steps_taken() > 0:
+            # no step yet: the averages are not made, and the weights stay
+            weights = read_values([w for w, _ in pairs])
+            assign_values([(w, avg) for w, avg in pairs])
+            for (_, avg), held in zip(pairs, weights):
+                avg[...] = held
+        self._swapped = into_model
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.swap_on_epoch:
+            self._swap(False)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.swap_on_epoch:
+            self._swap(True)
+            if epoch == self.params.get("epochs", 0) - 1:
+                # fit ends by writing the averages into the weights, which hold them now: the
+                # averages take the same values, so the weights stay
+                for w, avg in self._averages():
+                    avg[...] = np.asarray(w)
+                self._swapped = False
+
+    def on_test_begin(self, logs=None):
+        self._swap(True)
+
+    def on_test_end(self, logs=None):
+        self._swap(False)
+
+    def on_predict_begin(self, logs=None):
+        self._swap(True)
+
+    def on_predict_end(self, logs=None):
+        self._swap(False)
+
 class RemoteMonitor(Callback):
     """Sends each epoch's logs to a server by HTTP POST (Keras's RemoteMonitor): the logs and
     the epoch as JSON, in the form field `field` (or as the JSON body with send_as_json).

@@ -513,13 +513,13 @@ class Trainer:
         begin = cb.wants("on_train_batch_begin")
         end = cb.wants("on_train_batch_end")
         logs: dict = {}
-        cb.on_train_begin()
+        initial_epoch, skip = _on_train_begin(self, cb, initial_epoch)
         for epoch in range(initial_epoch, epochs):
             cb.on_epoch_begin(epoch)
             totals = _Totals(self)
             train_step = totals.stepper(core.train_step)
-            batches = self._train_batches(train, batch_size, steps, shuffle, class_weight)
-            for step, (bx, by, idx, bsw, b) in enumerate(batches):
+            batches = self._train_batches(train, batch_size, steps, shuffle, class_weight, skip)
+            for step, (bx, by, idx, bsw, b) in enumerate(batches, skip):
                 if begin:
                     cb.batch("on_train_batch_begin", step)
                 if scheduled:
@@ -542,6 +542,7 @@ class Trainer:
                 cb.on_test_end(vlogs)
                 logs.update({"val_" + k: v for k, v in vlogs.items()})
                 logs = dict(sorted(logs.items()))
+            skip = 0
             cb.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
@@ -551,18 +552,22 @@ class Trainer:
         return self.history
 
     # -- evaluate / predict ---------------------------------------------------------------------
-    def _train_batches(self, train, batch_size: int, steps, shuffle: bool, class_weight):
+    def _train_batches(self, train, batch_size: int, steps, shuffle: bool, class_weight,
+                       skip: int = 0):
         """One epoch of training batches as (x, y, idx, sample_weight, size): rows idx of the
-        arrays (shuffled), or a BatchSource's batches, prepared."""
+        arrays (shuffled), or a BatchSource's batches, prepared; the first `skip` left out (a
+        run resumed inside an epoch)."""
         if isinstance(train, BatchSource):
-            for bx, by, bsw in train.epoch():
+            for step, (bx, by, bsw) in enumerate(train.epoch()):
+                if step < skip:
+                    continue
                 bx, by, bsw, b = prepare_batch(self, bx, by, bsw, class_weight, "fit")
                 yield bx, by, None, bsw, b
             return
         x, y, sw = train
         n = n_samples(x)
         order = pn_random.generator().permutation(n) if shuffle else np.arange(n)
-        for step in range(steps):
+        for step in range(skip, steps):
             idx = order[step * batch_size:(step + 1) * batch_size]
             yield x, y, idx, sw, idx.shape[0]
 
@@ -762,6 +767,17 @@ def _scalar_logs(logs) -> dict:
     return out
 
 
+def _on_train_begin(model, cb, initial_epoch: int) -> tuple[int, int]:
+    """Calls the callbacks' on_train_begin; returns the epoch and step to start at: those a
+    callback restored (BackupAndRestore sets model._initial_epoch and _initial_step), else
+    initial_epoch and 0."""
+    model._initial_epoch = model._initial_step = None
+    cb.on_train_begin()
+    epoch, step = model._initial_epoch, model._initial_step
+    model._initial_epoch = model._initial_step = None
+    return (initial_epoch, 0) if epoch is None else (epoch, step or 0)
+
+
 def _reset(model) -> None:
     for m in model.metrics:
         m.reset_state()
@@ -819,13 +835,15 @@ def fit_python(model, x, y, batch_size, epochs, verbose, callbacks, validation_s
     model._validates = val is not None
     model.stop_training = False
     logs: dict = {}
-    cb.on_train_begin()
+    initial_epoch, skip = _on_train_begin(model, cb, initial_epoch)
     for epoch in range(initial_epoch, epochs):
         _reset(model)
         cb.on_epoch_begin(epoch)
         step_logs: dict = {}
         for step, (bx, by, bsw) in enumerate(_batches(model, train, batch_size, shuffle,
                                                       steps_per_epoch)):
+            if step < skip:
+                continue
             cb.batch("on_train_batch_begin", step)
             step_logs = _scalar_logs(model.train_step(_data(as_tensors(bx), as_tensors(by),
                                                             as_tensors(bsw))))
@@ -833,6 +851,7 @@ def fit_python(model, x, y, batch_size, epochs, verbose, callbacks, validation_s
             if model.stop_training:
                 break
         logs = dict(step_logs)
+        skip = 0
         if val is not None:
             vlogs = _evaluate_python(model, val, batch_size, cb)
             logs.update({"val_" + k: v for k, v in vlogs.items()})

@@ -337,6 +337,13 @@ def _model_writer(model):
               "compile_config": compile_config(model),
               "pynn_version": __version__, "format_version": FORMAT_VERSION}
     config_text = _dumps(config, f"Model '{model.name}''s config")
+    tensors, metadata = _training_state(model)
+    return lambda f: _write_archive(f, config_text, tensors, metadata)
+
+
+def _training_state(model) -> tuple[dict, dict]:
+    """What training needs to go on exactly: the weights and the optimizer's slots by name, and
+    the safetensors metadata for the optimizer's step count and the random stream."""
     tensors = _model_tensors(model)
     slots = _optimizer_slots(model)
     metadata = {"format": "pynn", "format_version": str(FORMAT_VERSION)}
@@ -355,7 +362,7 @@ def _model_writer(model):
         metadata["optimizer.iterations"] = str(int(pending[1]))
         metadata["optimizer.slots"] = ",".join(_slot_names(model.optimizer))
     tensors.update(slots)
-    return lambda f: _write_archive(f, config_text, tensors, metadata)
+    return tensors, metadata
 
 
 def _write_archive(stream, config_text: str, tensors: dict, metadata: dict) -> None:
@@ -698,6 +705,60 @@ def load_weights(model, filepath, skip_mismatch: bool = False) -> None:
     model._assert_built("its weights")
     _assign(model, tensors, path, by_name=False, skip_mismatch=skip_mismatch)
 
+
+
+def save_checkpoint(model, filepath, extra: dict | None = None) -> None:
+    """Writes what training needs to go on exactly (weights, the optimizer's slots and step
+    count, the random stream) to a `.safetensors` file, with `extra` ({str: str}) in its
+    metadata; atomically, so a run killed while it writes leaves the previous checkpoint whole.
+    BackupAndRestore's file."""
+    tensors, metadata = _training_state(model)
+    if not tensors:
+        raise ValueError(f"Model '{model.name}' has no weights yet (it is not built)")
+    for key, value in (extra or {}).items():
+        if key in metadata or not isinstance(value, str):
+            raise ValueError(f"save_checkpoint: metadata {key!r} is taken or not a string")
+        metadata[key] = value
+    _atomic_write(os.fspath(filepath), lambda f: write_safetensors(f, tensors, metadata),
+                  overwrite=True)
+
+
+def _renamed_slot(key: str, rename: dict) -> str:
+    """'optimizer/<slot>/<variable path>' with the path renamed (scalars keep their names)."""
+    parts = key.split("/", 2)
+    if len(parts) == 3 and parts[2] in rename:
+        parts[2] = rename[parts[2]]
+    return "/".join(parts)
+
+
+def load_checkpoint(model, filepath) -> dict:
+    """Restores, in place, a checkpoint that save_checkpoint wrote for this model (weights by
+    path, the optimizer's state, the random stream); returns the file's metadata. The file is
+    checked against the model before the weights change."""
+    path = os.fspath(filepath)
+    with open(path, "rb") as f:
+        data = f.read()
+    tensors, metadata = read_safetensors(data, path)
+    model._assert_built("a checkpoint")
+    slots = {k: v for k, v in tensors.items() if k.startswith("optimizer/")}
+    weights = {k: v for k, v in tensors.items() if k not in slots}
+    names = {w.path: w.shape for w in model.weights}
+    if set(names) != set(weights):
+        # the same architecture with other layer names (made again in the same process): by
+        # order, the order the weights were written in
+        if [v.shape for v in weights.values()] != list(names.values()):
+            raise ValueError(f"{path} is a checkpoint of another model than '{model.name}' "
+                             "(its weights' names and shapes differ)")
+        rename = dict(zip(weights, names))
+        weights = {rename[k]: v for k, v in weights.items()}
+        slots = {_renamed_slot(k, rename): v for k, v in slots.items()}
+    elif any(names[k] != weights[k].shape for k in names):
+        raise ValueError(f"{path} is a checkpoint of another model than '{model.name}' (its "
+                         "weights' shapes differ)")
+    _restore_optimizer(model, slots, metadata, path)
+    _assign(model, weights, path, by_name=True)
+    _restore_rng(model, metadata, path)
+    return metadata
 
 # -- pickling --------------------------------------------------------------------------------------
 # pickle, copy.copy and copy.deepcopy go through the archive, as Keras 3's do: a model or a layer
