@@ -7,6 +7,7 @@ from . import masking as _masking
 from . import merging as _merging
 from . import normalization as _normalization
 from . import preprocessing as _preprocessing
+from . import preprocessing_text as _preprocessing_text
 from . import recurrent as _recurrent
 from . import regularization as _regularization
 from . import reshaping as _reshaping
@@ -42,6 +43,7 @@ from .pooling import (
                       MaxPooling2D,
 )
 from .preprocessing import *  # noqa: F403
+from .preprocessing_text import *  # noqa: F403
 from .recurrent import *  # noqa: F403
 from .regularization import *  # noqa: F403
 from .reshaping import *  # noqa: F403
@@ -67,5 +69,6 @@ __all__ = ["Activation", "AdditiveAttention", "Attention", "AveragePooling1D",
            "Convolution1DTranspose", "Convolution2DTranspose"] + [
     *_activations.__all__, *_conv_lstm.__all__, *_convolutional_ops.__all__, *_masking.__all__,
     *_merging.__all__,
-    *_normalization.__all__, *_preprocessing.__all__, *_recurrent.__all__,
+    *_normalization.__all__, *_preprocessing.__all__, *_preprocessing_text.__all__,
+    *_recurrent.__all__,
     *_regularization.__all__, *_reshaping.__all__]
