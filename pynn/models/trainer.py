@@ -85,6 +85,34 @@ def _check_batch_size(batch_size) -> int:
     return int(batch_size)
 
 
+# Metrics outside the core are updated once per this many samples (and whenever logs are read).
+_DEFERRED_ROWS = 4096
+
+
+def _copy_arrays(value):
+    """A copy of an array, or of each array in a list (None stays None)."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return [_copy_arrays(v) for v in value]
+    return np.array(value)
+
+
+def _concat(parts: list):
+    """Batches (arrays, or lists of arrays or None, alike in structure) joined along the batch
+    axis; ValueError when their shapes do not line up."""
+    first = parts[0]
+    if first is None:
+        if any(p is not None for p in parts):
+            raise ValueError("some batches have no value")
+        return None
+    if isinstance(first, (list, tuple)):
+        if any(not isinstance(p, (list, tuple)) or len(p) != len(first) for p in parts):
+            raise ValueError("batches differ in structure")
+        return [_concat([p[i] for p in parts]) for i in range(len(first))]
+    return np.concatenate(parts, axis=0)
+
+
 class _Totals:
     """Running sums of steps' results: the losses (batch means, weighed by the batch's samples)
     and every metric's accumulators; `logs()` turns them into Keras's logs, as each metric's
@@ -102,7 +130,7 @@ class _Totals:
     objects, so every object given to compile holds what the logs report."""
 
     __slots__ = ("names", "means", "metrics", "sums", "seen", "_scale", "_batch", "_order",
-                 "_model", "_python", "_outputs")
+                 "_model", "_python", "_outputs", "_pending", "_pending_rows")
 
     def __init__(self, model):
         self.names = model.metrics_names
@@ -119,6 +147,7 @@ class _Totals:
         self._python = [(m, k, w) for m, k, c, w in zip(objs, outputs, in_core, weighted)
                         if not c]
         self._outputs = sorted({k for _, k, _ in self._python}) or None
+        self._pending, self._pending_rows = [], 0
         for m, _, _ in self._python:
             m.reset_state()
 
@@ -159,9 +188,31 @@ class _Totals:
             r, outs, masks = step(x, y, idx, sw, outputs)
             if idx is not None:
                 y, sw = take(y, idx), take(sw, idx)
-            self.update(y, outs, masks, sw)
+            else:  # the caller's batch, which a generator may fill again: kept as a copy
+                y, sw = _copy_arrays(y), _copy_arrays(sw)
+            self._pending.append((y, outs, masks, sw))
+            self._pending_rows += next(o.shape[0] for o in outs if o is not None)
+            if self._pending_rows >= _DEFERRED_ROWS:
+                self.flush()
             return r
         return step_and_update
+
+    def flush(self) -> None:
+        """Updates the metrics outside the core with the batches held back: all at once, so
+        their Python cost is paid per few thousand samples, not per batch (their sums do not
+        depend on how the samples are grouped). Batches whose shapes do not line up (sequence
+        lengths that vary) update one by one."""
+        pending, self._pending, self._pending_rows = self._pending, [], 0
+        if len(pending) == 1:
+            self.update(*pending[0])
+        elif pending:
+            try:
+                joined = [_concat([p[i] for p in pending]) for i in range(4)]
+            except ValueError:
+                for batch in pending:
+                    self.update(*batch)
+                return
+            self.update(*joined)
 
     def update(self, y, outs: list, masks: list, sw=None) -> None:
         """Adds a batch's targets and predictions (with their masks, as a model output on data
@@ -190,6 +241,8 @@ class _Totals:
 
     def logs(self, sort: bool = False) -> dict:
         """Keyed as metrics_names (sorted, as Keras's batch and epoch logs are, with sort)."""
+        if self._pending:
+            self.flush()
         if self.sums is None:
             objs = self._model._metric_objs
             self._layout(self.means + sum(m._size for m, c in zip(objs, self._in_core()) if c))
