@@ -60,6 +60,7 @@ _core.set_num_threads(_core.default_num_threads())
 from . import (  # noqa: E402
     activations,
     callbacks,
+    constraints,
     datasets,
     initializers,
     layers,
@@ -88,6 +89,7 @@ __all__ = [
     "Variable",
     "activations",
     "callbacks",
+    "constraints",
     "datasets",
     "get_num_threads",
     "initializers",

@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 
-from . import schedules
+from . import constraints, schedules
 from .schedules import LearningRateSchedule
 
 # `from pynn.optimizers.schedules import CosineDecay` works as in Keras, with this a module
@@ -418,6 +418,7 @@ class Optimizer:
                 dst[...] = src
         self._apply_schedule(core)
         core.apply_gradients(ids)
+        constraints.apply_python(constraints.python_weights([v for _, v in pairs]))
 
     def apply_gradients(self, grads_and_vars) -> int:
         """apply() on (gradient, variable) pairs, as Keras 2 and TensorFlow write it; returns
@@ -435,6 +436,7 @@ class Optimizer:
         for core, ids in self._locate_all(self._variables):
             self._apply_schedule(core)
             core.apply_gradients(ids)
+        constraints.apply_python(constraints.python_weights(self._variables))
 
     def zero_grad(self) -> None:
         """Zeroes the gradients of the model this optimizer updates (PyTorch's zero_grad)."""

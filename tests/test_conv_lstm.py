@@ -296,7 +296,6 @@ def test_trains_in_a_model():
     (dict(filters=2, kernel_size=2, padding="causal"), ValueError, "padding"),
     (dict(filters=2, kernel_size=2, data_format="nhwc"), ValueError, "data_format"),
     (dict(filters=2, kernel_size=2, activation="nope"), ValueError, "activation"),
-    (dict(filters=2, kernel_size=2, kernel_constraint="non_neg"), ValueError, "constraint"),
     (dict(filters=2, kernel_size=2, dropout=0.2), NotImplementedError, "dropout"),
     (dict(filters=2, kernel_size=2, recurrent_dropout=0.2), NotImplementedError, "dropout"),
     (dict(filters=2, kernel_size=2, dropout=1.5), ValueError, "dropout"),

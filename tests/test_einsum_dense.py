@@ -235,8 +235,6 @@ def test_a_model_fits_and_reduces_the_loss():
     ({"equation": "ab,bc->ac", "output_shape": None}, TypeError, "output_shape"),
     ({"equation": "ab,bc->ac", "output_shape": 4, "bias_axes": 3}, TypeError, "bias_axes"),
     ({"equation": "ab,bc->ac", "output_shape": 4, "lora_rank": 2}, ValueError, "lora_rank"),
-    ({"equation": "ab,bc->ac", "output_shape": 4, "kernel_constraint": "non_neg"}, ValueError,
-     "kernel_constraint"),
 ], ids=lambda v: str(v) if isinstance(v, dict) else None)
 def test_bad_arguments_are_refused_when_made(kwargs, exc, match):
     with pytest.raises(exc, match=match):

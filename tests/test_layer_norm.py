@@ -139,7 +139,6 @@ def test_called_on_data_records_backward():
     ({"axis": [1, 2]}, "one axis"),
     ({"axis": "x"}, "one axis"),
     ({"epsilon": 0.0}, "epsilon"),
-    ({"gamma_constraint": "non_neg"}, "constraints"),
 ])
 def test_bad_arguments_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):

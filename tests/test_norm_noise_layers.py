@@ -623,7 +623,6 @@ def test_sequential_with_new_layers_and_their_calls_on_data_agree():
     (lambda: layers.GroupNormalization(groups=2.0), ValueError, "groups"),
     (lambda: layers.GroupNormalization(axis="x"), TypeError, "axis"),
     (lambda: layers.GroupNormalization(epsilon=-1.0), ValueError, "epsilon"),
-    (lambda: layers.GroupNormalization(gamma_constraint="non_neg"), ValueError, "constraint"),
     (lambda: layers.UnitNormalization(axis="x"), TypeError, "axis"),
     (lambda: layers.UnitNormalization(axis=1.0), TypeError, "axis"),
     (lambda: layers.RMSNormalization(axis=None), TypeError, "axis"),
@@ -644,7 +643,6 @@ def test_sequential_with_new_layers_and_their_calls_on_data_agree():
      "channels_last"),
     (lambda: layers.ActivityRegularization(l1=-1.0), ValueError, "l1"),
     (lambda: layers.ActivityRegularization(l2="x"), ValueError, "l2"),
-    (lambda: layers.PReLU(alpha_constraint="non_neg"), ValueError, "alpha_constraint"),
     (lambda: layers.PReLU(shared_axes="x"), TypeError, "shared_axes"),
 ])
 def test_bad_arguments_raise_like_keras(make, error, match):

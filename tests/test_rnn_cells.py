@@ -677,7 +677,6 @@ class NoStateCell(L.Layer):
     (lambda: L.LSTMCell(0), ValueError, "units"),
     (lambda: L.GRUCell(3, activation="nope"), ValueError, "Unknown activation"),
     (lambda: L.SimpleRNNCell(3, dropout=1.0), ValueError, "dropout"),
-    (lambda: L.LSTMCell(3, kernel_constraint="non_neg"), ValueError, "not supported"),
     (lambda: L.SimpleRNNCell(3, recurrent_activation="tanh"), TypeError,
      "recurrent_activation"),
 ])

@@ -152,6 +152,9 @@ typedef struct {
     int trainable;
     float l1, l2;        /* penalties, 0 when none */
     int optim_flags;     /* PN_VAR_* (pn_model_set_variable_optim) */
+    int constraint;      /* PN_CONSTRAINT_* after each update (pn_model_set_variable_constraint) */
+    unsigned constraint_axes;     /* bit i: the constraint's norms reduce over axis i */
+    float cmin, cmax, crate;      /* its min_value, max_value, rate */
 } pn_var;
 
 typedef struct {

@@ -242,6 +242,26 @@ int pn_model_set_variable_optim(pn_model *m, int var, int flags) {
     return PN_OK;
 }
 
+int pn_model_set_variable_constraint(pn_model *m, int var, int kind, unsigned axes,
+                                     float min_value, float max_value, float rate) {
+    if (var < 0 || var >= m->n_vars) return pn_error(PN_EVALUE, "no variable %d", var);
+    if (kind < 0 || kind >= PN_CONSTRAINT_COUNT)
+        return pn_error(PN_EVALUE, "unknown constraint kind %d", kind);
+    const int nd = m->vars[var].ndim;
+    if (nd < 32 && (axes >> nd) != 0u)
+        return pn_error(PN_EVALUE, "constraint axes 0x%x: variable %d has %d axes", axes, var, nd);
+    if (!isfinite(min_value) || !isfinite(max_value) || !isfinite(rate))
+        return pn_error(PN_EVALUE, "constraint: min_value, max_value and rate must be finite, "
+                        "got %g, %g, %g", min_value, max_value, rate);
+    pn_var *v = &m->vars[var];
+    v->constraint = kind;
+    v->constraint_axes = axes;
+    v->cmin = min_value;
+    v->cmax = max_value;
+    v->crate = rate;
+    return PN_OK;
+}
+
 /* ---- helpers -------------------------------------------------------------------------------- */
 
 static double sumsq(const float *restrict g, int64_t n) {
@@ -749,6 +769,120 @@ static void divide_gradients(pn_model *m, const unsigned char *sel, float s) {
     }
 }
 
+/* ---- constraints ---------------------------------------------------------------------------- */
+
+#define CONSTRAINT_EPS 1e-7f /* Keras's backend.epsilon() */
+#define LANES 64             /* norms computed side by side when the last axis is kept */
+
+/* jnp.clip: min(max(x, lo), hi), NaN kept */
+static float clip_to(float x, float lo, float hi) {
+    x = x < lo ? lo : x;
+    return x > hi ? hi : x;
+}
+
+/* For one norm: the factor that w is multiplied by, desired / (eps + norm); UnitNorm's is the
+ * divisor eps + norm (Keras divides). */
+static float norm_factor(const pn_var *v, float norm) {
+    const float d = CONSTRAINT_EPS + norm;
+    switch (v->constraint) {
+    case PN_CONSTRAINT_MAX_NORM: return clip_to(norm, 0.0f, v->cmax) / d;
+    case PN_CONSTRAINT_MIN_MAX_NORM:
+        return (v->crate * clip_to(norm, v->cmin, v->cmax) + (1.0f - v->crate) * norm) / d;
+    default: return d;
+    }
+}
+
+/* The offset of element `idx` of the sub-array over axes ax[0..n) (the last fastest). */
+static int64_t offset_of(int64_t idx, const int *ax, int n, const int64_t *shape,
+                         const int64_t *stride) {
+    int64_t off = 0;
+    for (int j = n - 1; j >= 0; j--) {
+        off += (idx % shape[ax[j]]) * stride[ax[j]];
+        idx /= shape[ax[j]];
+    }
+    return off;
+}
+
+/* A norm constraint on one variable w: norm = sqrt(sum w^2) over the masked axes, one per index
+ * of the others, then w *= desired / (eps + norm) (UnitNorm: w /= eps + norm). When the last
+ * axis is kept (Dense's kernel with axis 0, a conv kernel with [0, 1, 2]) LANES neighbouring
+ * norms are summed side by side from contiguous rows; when it is reduced, each norm's sum runs
+ * along it. No allocation: the sums live on the stack. */
+static void constrain_norms(float *restrict w, const pn_var *v) {
+    int64_t shape[PN_MAX_DIMS], stride[PN_MAX_DIMS];
+    int nd = v->ndim, kept[PN_MAX_DIMS], red[PN_MAX_DIMS], nk = 0, nr = 0;
+    unsigned axes = v->constraint_axes;
+    memcpy(shape, v->shape, sizeof shape);
+    if (nd == 0) { /* a scalar: one element, its own norm */
+        nd = 1;
+        shape[0] = 1;
+        axes = 0u;
+    }
+    int64_t s = 1;
+    for (int a = nd - 1; a >= 0; a--) {
+        stride[a] = s;
+        s *= shape[a];
+    }
+    for (int a = 0; a < nd; a++) {
+        if ((axes >> a) & 1u) red[nr++] = a;
+        else kept[nk++] = a;
+    }
+    const int last_kept = !((axes >> (nd - 1)) & 1u);
+    const int64_t lanes = last_kept ? shape[nd - 1] : 1, run = last_kept ? 1 : shape[nd - 1];
+    const int nk_outer = last_kept ? nk - 1 : nk, nr_outer = last_kept ? nr : nr - 1;
+    int64_t groups = 1, rows = 1;
+    for (int j = 0; j < nk_outer; j++) groups *= shape[kept[j]];
+    for (int j = 0; j < nr_outer; j++) rows *= shape[red[j]];
+    const int div = v->constraint == PN_CONSTRAINT_UNIT_NORM;
+    for (int64_t g = 0; g < groups; g++) {
+        float *wg = w + offset_of(g, kept, nk_outer, shape, stride);
+        for (int64_t l0 = 0; l0 < lanes; l0 += LANES) {
+            const int64_t nl = lanes - l0 < LANES ? lanes - l0 : LANES;
+            double acc[LANES] = {0};
+            float f[LANES];
+            for (int64_t r = 0; r < rows; r++) {
+                const float *restrict p = wg + l0 + offset_of(r, red, nr_outer, shape, stride);
+                if (last_kept) {
+                    for (int64_t j = 0; j < nl; j++) acc[j] += (double)p[j] * p[j];
+                } else {
+                    double sum = 0.0;
+                    for (int64_t i = 0; i < run; i++) sum += (double)p[i] * p[i];
+                    acc[0] += sum;
+                }
+            }
+            for (int64_t j = 0; j < nl; j++) f[j] = norm_factor(v, sqrtf((float)acc[j]));
+            for (int64_t r = 0; r < rows; r++) {
+                float *restrict p = wg + l0 + offset_of(r, red, nr_outer, shape, stride);
+                if (last_kept && div) {
+                    for (int64_t j = 0; j < nl; j++) p[j] /= f[j];
+                } else if (last_kept) {
+                    for (int64_t j = 0; j < nl; j++) p[j] *= f[j];
+                } else if (div) {
+                    for (int64_t i = 0; i < run; i++) p[i] /= f[0];
+                } else {
+                    for (int64_t i = 0; i < run; i++) p[i] *= f[0];
+                }
+            }
+        }
+    }
+}
+
+/* Every selected variable's constraint, after the update (Keras's apply: constraints after
+ * _backend_apply_gradients, every call). */
+static void apply_constraints(pn_model *m, const unsigned char *sel) {
+    for (int v = 0; v < m->n_vars; v++) {
+        const pn_var *var = &m->vars[v];
+        if (var->constraint == PN_CONSTRAINT_NONE || !selected(m, sel, v)) continue;
+        float *restrict w = m->params + var->offset;
+        if (var->constraint == PN_CONSTRAINT_NON_NEG) {
+            SIMD_LOOP
+            for (int64_t i = 0; i < var->size; i++) w[i] = w[i] < 0.0f ? 0.0f : w[i];
+        } else {
+            constrain_norms(w, var);
+        }
+    }
+}
+
 /* One optimizer call on the selected variables. `scaled`: the gradients are those of a scaled
  * loss (pn_model_apply_gradients), so the loss scale is divided out; the fused step's come from
  * the loss itself, and a dynamic scale only checks that they would stay finite scaled. */
@@ -771,6 +905,7 @@ static void optimizer_update(pn_model *m, const unsigned char *sel, int scaled) 
         apply_rule(m, sel);
     }
     if (o->use_ema) moving_average(m);
+    apply_constraints(m, sel);
     m->iterations++;
     if (ls) {
         if (ls[1] >= (float)(o->dynamic_growth_steps - 1)) {

@@ -277,6 +277,20 @@ enum {
     PN_VAR_ADAM = 2      /* Muon: this variable takes the AdamW step (not 2-D, embeddings, ...) */
 };
 
+/* Keras 3's weight constraints, applied by the core to a trainable variable after every
+ * optimizer update (pn_model_set_variable_constraint). The norms are sqrt(sum w^2) over the
+ * axes set in a mask (bit i: axis i of the variable's shape), one norm per index of the other
+ * axes; eps = 1e-7 (Keras's backend.epsilon()):
+ *   MAX_NORM       w *= clip(norm, 0, max) / (eps + norm)
+ *   NON_NEG        w = max(w, 0)
+ *   UNIT_NORM      w /= eps + norm
+ *   MIN_MAX_NORM   w *= (rate clip(norm, min, max) + (1 - rate) norm) / (eps + norm) */
+typedef enum {
+    PN_CONSTRAINT_NONE = 0, PN_CONSTRAINT_MAX_NORM, PN_CONSTRAINT_NON_NEG,
+    PN_CONSTRAINT_UNIT_NORM, PN_CONSTRAINT_MIN_MAX_NORM,
+    PN_CONSTRAINT_COUNT
+} pn_constraint_kind;
+
 /* ---- the model ----------------------------------------------------------------------------- */
 
 typedef struct pn_model pn_model;
@@ -394,6 +408,14 @@ int pn_model_result_count(const pn_model *m);
 int pn_model_set_optimizer(pn_model *m, const pn_optim_config *cfg);
 /* A trainable variable's PN_VAR_* flags (kept across pn_model_set_optimizer). */
 int pn_model_set_variable_optim(pn_model *m, int var, int flags);
+/* A trainable variable's constraint (PN_CONSTRAINT_NONE removes it): its kind, the mask of
+ * the axes its norms reduce over (bits below the variable's rank only), and min_value,
+ * max_value, rate (each finite; read by the kinds that use them). Applied after each update of
+ * pn_model_train_step and pn_model_apply_gradients (gradient accumulation's in-between steps
+ * too, as Keras), not after a step a dynamic loss scale skips. PN_EVALUE, nothing changed, for
+ * a bad argument. Kept across pn_model_set_optimizer. */
+int pn_model_set_variable_constraint(pn_model *m, int var, int kind, unsigned axes,
+                                     float min_value, float max_value, float rate);
 /* use_ema: copies the moving averages into the trainable weights (Keras's
  * finalize_variable_values, which fit runs at its end); a no-op otherwise. */
 int pn_model_optimizer_finalize(pn_model *m);

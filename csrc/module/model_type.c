@@ -703,6 +703,28 @@ static PyObject *model_set_variable_optim(PnModel *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* set_variable_constraint(id, kind, axes, min_value, max_value, rate): the constraint the core
+ * applies to variable id after each update; kind "max_norm", "non_neg", "unit_norm",
+ * "min_max_norm" or "none", axes the mask of the axes its norms reduce over */
+static PyObject *model_set_variable_constraint(PnModel *self, PyObject *args) {
+    static const char *const names[PN_CONSTRAINT_COUNT] = {
+        [PN_CONSTRAINT_NONE] = "none", [PN_CONSTRAINT_MAX_NORM] = "max_norm",
+        [PN_CONSTRAINT_NON_NEG] = "non_neg", [PN_CONSTRAINT_UNIT_NORM] = "unit_norm",
+        [PN_CONSTRAINT_MIN_MAX_NORM] = "min_max_norm"};
+    int id;
+    const char *name;
+    unsigned int axes;
+    float lo, hi, rate;
+    if (!PyArg_ParseTuple(args, "isIfff", &id, &name, &axes, &lo, &hi, &rate)) return NULL;
+    int kind = -1;
+    for (int k = 0; k < PN_CONSTRAINT_COUNT; k++)
+        if (strcmp(name, names[k]) == 0) kind = k;
+    if (kind < 0) return PyErr_Format(PyExc_ValueError, "unknown constraint kind '%s'", name);
+    int rc = pn_model_set_variable_constraint(self->m, id, kind, axes, lo, hi, rate);
+    if (rc) return pn_raise(rc);
+    Py_RETURN_NONE;
+}
+
 /* finalize_optimizer(): use_ema's moving averages into the weights */
 static PyObject *model_finalize_optimizer(PnModel *self, PyObject *unused) {
     (void)unused;
@@ -1298,6 +1320,9 @@ static PyMethodDef model_methods[] = {
     {"set_optimizer", KW(model_set_optimizer), "set_optimizer(kind, **config)"},
     {"set_variable_optim", (PyCFunction)model_set_variable_optim, METH_VARARGS,
      "set_variable_optim(id, flags): 1 no weight decay, 2 Muon's AdamW step"},
+    {"set_variable_constraint", (PyCFunction)model_set_variable_constraint, METH_VARARGS,
+     "set_variable_constraint(id, kind, axes, min_value, max_value, rate): a constraint the "
+     "core applies after each update"},
     {"finalize_optimizer", (PyCFunction)model_finalize_optimizer, METH_NOARGS,
      "finalize_optimizer(): use_ema's averages into the weights"},
     {"optimizer_state", (PyCFunction)model_optimizer_state, METH_NOARGS,

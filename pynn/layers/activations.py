@@ -2,7 +2,7 @@
 (or softmax over the last axis) with the layer's own arguments and defaults; and PReLU, whose
 slope is a weight, written with pynn.ops as Keras writes it."""
 
-from .. import activations, initializers, ops, regularizers
+from .. import activations, constraints, initializers, ops, regularizers
 from ..utils.shape_utils import shape_str
 from .base import Layer
 
@@ -136,7 +136,7 @@ class PReLU(Layer):
     Args:
         alpha_initializer: the initializer of alpha ('Zeros': a plain relu to start with).
         alpha_regularizer: an L1/L2 penalty on alpha.
-        alpha_constraint: not supported (None).
+        alpha_constraint: a `pynn.constraints` constraint applied after each update.
         shared_axes: the axes (of the whole input, 1 the first after the batch) along which
             one alpha is shared: [1, 2] for one alpha per channel of (batch, height, width,
             channels) images.
@@ -155,10 +155,9 @@ class PReLU(Layer):
                  shared_axes=None, **kwargs):
         super().__init__(**kwargs)
         who = f"PReLU '{self.name}'"
-        if alpha_constraint is not None:
-            raise ValueError(f"{who}: alpha_constraint is not supported")
         self.alpha_initializer = initializers.get(alpha_initializer)
         self.alpha_regularizer = regularizers.get(alpha_regularizer)
+        self.alpha_constraint = constraints.get(alpha_constraint)
         if shared_axes is None:
             self.shared_axes = None
         else:
@@ -180,7 +179,7 @@ class PReLU(Layer):
             raise ValueError(f"{who}: alpha needs the input's sizes, got {shape_str(input_shape)}"
                              "; share alpha along the axes of unknown size (shared_axes)")
         self.add_weight(shape, self.alpha_initializer, regularizer=self.alpha_regularizer,
-                        name="alpha")
+                        constraint=self.alpha_constraint, name="alpha")
         self.built = True
 
     def compute_output_shape(self, input_shape):
@@ -194,7 +193,8 @@ class PReLU(Layer):
         return {**super().get_config(),
                 "alpha_initializer": initializers.serialize(self.alpha_initializer),
                 "alpha_regularizer": regularizers.serialize(self.alpha_regularizer),
-                "alpha_constraint": None, "shared_axes": self.shared_axes}
+                "alpha_constraint": constraints.serialize(self.alpha_constraint),
+                "shared_axes": self.shared_axes}
 
 
 __all__ = ["ELU", "LeakyReLU", "PReLU", "ReLU", "Softmax"]

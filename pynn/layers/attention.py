@@ -3,7 +3,7 @@ kernels) around the core's fused attention op."""
 
 import numpy as np
 
-from .. import initializers, regularizers
+from .. import constraints, initializers, regularizers
 from ..utils.shape_utils import shape_str
 from .base import Layer
 
@@ -80,11 +80,8 @@ class MultiHeadAttention(Layer):
             raise ValueError(f"{who}: only attention_axes=None (attention over the steps of "
                              f"(batch, steps, features) inputs) is supported, got "
                              f"{attention_axes!r}")
-        for arg, v in (("activity_regularizer", activity_regularizer),
-                       ("kernel_constraint", kernel_constraint),
-                       ("bias_constraint", bias_constraint)):
-            if v is not None:
-                raise ValueError(f"{who}: {arg} is not supported")
+        if activity_regularizer is not None:
+            raise ValueError(f"{who}: activity_regularizer is not supported")
         self.num_heads, self.key_dim = num_heads, key_dim
         self.value_dim = value_dim if value_dim is not None else key_dim
         self._value_dim_arg = value_dim
@@ -98,6 +95,8 @@ class MultiHeadAttention(Layer):
         self.bias_initializer = initializers.get(bias_initializer)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
 
     def _who(self) -> str:
         return f"MultiHeadAttention '{self.name}'"
@@ -177,15 +176,18 @@ class MultiHeadAttention(Layer):
         for sub, dim, head in (("query", query_shape[-1], kd), ("key", key_shape[-1], kd),
                                ("value", value_shape[-1], vd)):
             self.add_weight((dim, H, head), self.kernel_initializer,
-                            regularizer=self.kernel_regularizer, name=f"{sub}/kernel")
+                            regularizer=self.kernel_regularizer,
+                            constraint=self.kernel_constraint, name=f"{sub}/kernel")
             if self.use_bias:
                 self.add_weight((H, head), self.bias_initializer,
-                                regularizer=self.bias_regularizer, name=f"{sub}/bias")
+                                regularizer=self.bias_regularizer,
+                                constraint=self.bias_constraint, name=f"{sub}/bias")
         self.add_weight((H, vd, out), self.kernel_initializer,
-                        regularizer=self.kernel_regularizer, name="attention_output/kernel")
+                        regularizer=self.kernel_regularizer,
+                        constraint=self.kernel_constraint, name="attention_output/kernel")
         if self.use_bias:
             self.add_weight((out,), self.bias_initializer, regularizer=self.bias_regularizer,
-                            name="attention_output/bias")
+                            constraint=self.bias_constraint, name="attention_output/bias")
         self.built = True
 
     def compute_output_shape(self, query_shape, value_shape=None, key_shape=None):
@@ -257,6 +259,8 @@ class MultiHeadAttention(Layer):
                 "bias_initializer": initializers.serialize(self.bias_initializer),
                 "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
                 "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+                "kernel_constraint": constraints.serialize(self.kernel_constraint),
+                "bias_constraint": constraints.serialize(self.bias_constraint),
                 "seed": self.seed}
 
 

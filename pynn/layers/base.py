@@ -15,7 +15,7 @@ import weakref
 
 import numpy as np
 
-from .. import _core, initializers, mixed_precision, regularizers
+from .. import _core, constraints, initializers, mixed_precision, regularizers
 
 _NAME_COUNTS: dict[str, int] = {}
 _weight_budget = None  # set by pynn.saving while a saved model is rebuilt: caps new weights
@@ -251,6 +251,15 @@ class Variable(np.ndarray):
         """A copy of the values (taken under the model's lock once a model holds them)."""
         return read_values([self])[0]
 
+    @property
+    def constraint(self):
+        """The constraint add_weight was given (None without one), as Keras's
+        Variable.constraint: applied after each optimizer update."""
+        owner = getattr(self, "_owner", None)
+        layer = owner() if owner is not None else None
+        return vars(layer).get("_weight_constraints", {}).get(getattr(self, "_attr", None)) \
+            if layer is not None else None
+
     def assign(self, value) -> None:
         """Writes `value` into the variable in place (under the model's lock once a model holds
         it, so that a predict on another thread sees the old value or the new one, never a mix)."""
@@ -373,8 +382,6 @@ class Layer:
             dtype, trainable = None, dtype
         if dtype not in (None, "float32", np.float32):
             raise ValueError(f"{self.name}: add_weight supports float32 weights, got {dtype}")
-        if constraint is not None:
-            raise NotImplementedError(f"{self.name}: weight constraints are not supported yet")
         unknown = set(kwargs) - {"autocast", "aggregation", "overwrite_with_gradient"}
         if unknown:
             raise TypeError(f"add_weight: unexpected arguments {sorted(unknown)}")
@@ -389,6 +396,7 @@ class Layer:
                                          not isinstance(vars(self)[name], Variable)):
             attr = f"_weight_{name}"  # an attribute of the layer's own: keep it, store beside
         shape = tuple(int(d) for d in shape)
+        constraint = constraints.check(constraint, shape, f"{self.name}: weight '{name}'")
         if _weight_budget is not None:
             _weight_budget.take(int(np.prod(shape, dtype=object)), f"weight {self.name}/{name} "
                                 f"of shape {shape}")
@@ -403,6 +411,8 @@ class Layer:
         object.__setattr__(self, attr, var)
         self._weight_attrs.append(attr)
         self._weight_regs.append(regularizers.get(regularizer))
+        if constraint is not None:  # applied after each optimizer update (pynn.constraints)
+            vars(self).setdefault("_weight_constraints", {})[attr] = constraint
         return var
 
     @property

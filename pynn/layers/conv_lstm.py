@@ -6,7 +6,7 @@ the input's spatial axes: (batch, *spatial, filters). The layers are Keras's gen
 at a time into the core graph, so the layers train, save and run in the core like a user's cell.
 """
 
-from .. import initializers, ops, regularizers
+from .. import constraints, initializers, ops, regularizers
 from ..utils.shape_utils import shape_str
 from .convolutional import (
     conv_output_length,
@@ -58,13 +58,16 @@ class _ConvLSTMCell(LSTMCell):
         self._state_shape = self.state_shape(input_shape)
         gf = 4 * self.filters
         self.kernel = self.add_weight(self.kernel_size + (channels, gf), self.kernel_initializer,
-                                      regularizer=self.kernel_regularizer, name="kernel")
+                                      regularizer=self.kernel_regularizer,
+                                      constraint=self.kernel_constraint, name="kernel")
         self.recurrent_kernel = self.add_weight(
             self.kernel_size + (self.filters, gf), self.recurrent_initializer,
-            regularizer=self.recurrent_regularizer, name="recurrent_kernel")
+            regularizer=self.recurrent_regularizer, constraint=self.recurrent_constraint,
+            name="recurrent_kernel")
         if self.use_bias:
             self.bias = self.add_weight((gf,), self._bias_value(),
-                                        regularizer=self.bias_regularizer, name="bias")
+                                        regularizer=self.bias_regularizer,
+                                        constraint=self.bias_constraint, name="bias")
         else:
             self.bias = None
 
@@ -120,12 +123,8 @@ class _ConvLSTM(RNN):
         who = f"{type(self).__name__} '{name}'" if name else type(self).__name__
         if isinstance(filters, bool) or not isinstance(filters, int) or filters <= 0:
             raise ValueError(f"{who}: filters must be a positive int, got {filters!r}")
-        for arg, v in (("activity_regularizer", activity_regularizer),
-                       ("kernel_constraint", kernel_constraint),
-                       ("recurrent_constraint", recurrent_constraint),
-                       ("bias_constraint", bias_constraint)):
-            if v is not None:
-                raise ValueError(f"{who}: {arg} is not supported")
+        if activity_regularizer is not None:
+            raise ValueError(f"{who}: activity_regularizer is not supported")
         for arg, v in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
             if _rate(v, who, arg):
                 raise NotImplementedError(
@@ -145,7 +144,9 @@ class _ConvLSTM(RNN):
             kernel_initializer=kernel_initializer, recurrent_initializer=recurrent_initializer,
             bias_initializer=bias_initializer, unit_forget_bias=unit_forget_bias,
             kernel_regularizer=kernel_regularizer, recurrent_regularizer=recurrent_regularizer,
-            bias_regularizer=bias_regularizer, seed=seed, name="conv_lstm_cell",
+            bias_regularizer=bias_regularizer, kernel_constraint=kernel_constraint,
+            recurrent_constraint=recurrent_constraint, bias_constraint=bias_constraint,
+            seed=seed, name="conv_lstm_cell",
             dtype=kwargs.get("dtype"))
         if stateful is not False:
             raise NotImplementedError(
@@ -171,6 +172,9 @@ class _ConvLSTM(RNN):
     kernel_regularizer = _from_cell("kernel_regularizer")
     recurrent_regularizer = _from_cell("recurrent_regularizer")
     bias_regularizer = _from_cell("bias_regularizer")
+    kernel_constraint = _from_cell("kernel_constraint")
+    recurrent_constraint = _from_cell("recurrent_constraint")
+    bias_constraint = _from_cell("bias_constraint")
     dropout = _from_cell("dropout")
     recurrent_dropout = _from_cell("recurrent_dropout")
     seed = _from_cell("seed")
@@ -243,8 +247,10 @@ class _ConvLSTM(RNN):
                 "kernel_regularizer": regularizers.serialize(cell.kernel_regularizer),
                 "recurrent_regularizer": regularizers.serialize(cell.recurrent_regularizer),
                 "bias_regularizer": regularizers.serialize(cell.bias_regularizer),
-                "activity_regularizer": None, "kernel_constraint": None,
-                "recurrent_constraint": None, "bias_constraint": None,
+                "activity_regularizer": None,
+                "kernel_constraint": constraints.serialize(cell.kernel_constraint),
+                "recurrent_constraint": constraints.serialize(cell.recurrent_constraint),
+                "bias_constraint": constraints.serialize(cell.bias_constraint),
                 "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout,
                 "seed": self.seed}
 

@@ -4,7 +4,7 @@ A Conv1D lowers to the core's conv2d over a (1, steps, channels) image; its kern
 (1, width, in, out) kernel seen without its leading 1, so both share one buffer.
 """
 
-from .. import activations, initializers, regularizers
+from .. import activations, constraints, initializers, regularizers
 from ..utils.shape_utils import shape_str
 from .base import Layer
 
@@ -122,14 +122,11 @@ def weight_args(layer, who: str, filters, activation, use_bias, kernel_initializ
                 bias_initializer, kernel_regularizer, bias_regularizer, activity_regularizer,
                 kernel_constraint, bias_constraint) -> None:
     """What every convolution takes besides its geometry: filters, activation, bias,
-    initializers and regularizers (constraints and activity regularizers are refused)."""
+    initializers, regularizers and constraints (activity regularizers are refused)."""
     if isinstance(filters, bool) or not isinstance(filters, int) or filters <= 0:
         raise ValueError(f"{who}: filters must be a positive int, got {filters!r}")
-    for arg, v in (("activity_regularizer", activity_regularizer),
-                   ("kernel_constraint", kernel_constraint),
-                   ("bias_constraint", bias_constraint)):
-        if v is not None:
-            raise ValueError(f"{who}: {arg} is not supported")
+    if activity_regularizer is not None:
+        raise ValueError(f"{who}: activity_regularizer is not supported")
     layer.filters = filters
     layer.activation = activations.get(activation)
     layer.use_bias = bool(use_bias)
@@ -137,6 +134,8 @@ def weight_args(layer, who: str, filters, activation, use_bias, kernel_initializ
     layer.bias_initializer = initializers.get(bias_initializer)
     layer.kernel_regularizer = regularizers.get(kernel_regularizer)
     layer.bias_regularizer = regularizers.get(bias_regularizer)
+    layer.kernel_constraint = constraints.get(kernel_constraint)
+    layer.bias_constraint = constraints.get(bias_constraint)
 
 
 def weight_config(layer) -> dict:
@@ -148,7 +147,9 @@ def weight_config(layer) -> dict:
             "kernel_initializer": initializers.serialize(layer.kernel_initializer),
             "bias_initializer": initializers.serialize(layer.bias_initializer),
             "kernel_regularizer": regularizers.serialize(layer.kernel_regularizer),
-            "bias_regularizer": regularizers.serialize(layer.bias_regularizer)}
+            "bias_regularizer": regularizers.serialize(layer.bias_regularizer),
+            "kernel_constraint": constraints.serialize(layer.kernel_constraint),
+            "bias_constraint": constraints.serialize(layer.bias_constraint)}
 
 
 class BaseConv(ChannelsLastKernel):
@@ -200,10 +201,11 @@ class BaseConv(ChannelsLastKernel):
                              f"but the input has {input_shape[-1]} channels")
         self.add_weight(self.kernel_size + (input_shape[-1] // self.groups, self.filters),
                         self.kernel_initializer, regularizer=self.kernel_regularizer,
-                        name="kernel")
+                        constraint=self.kernel_constraint, name="kernel")
         if self.use_bias:
             self.add_weight((self.filters,), self.bias_initializer,
-                            regularizer=self.bias_regularizer, name="bias")
+                            regularizer=self.bias_regularizer,
+                            constraint=self.bias_constraint, name="bias")
         self.built = True
 
     def output_shape_last(self, input_shape):
@@ -351,10 +353,11 @@ class BaseConvTranspose(ChannelsLastKernel):
         check_image(input_shape, self.rank, f"{type(self).__name__} '{self.name}'")
         self.add_weight(self.kernel_size + (self.filters, input_shape[-1]),
                         self.kernel_initializer, regularizer=self.kernel_regularizer,
-                        name="kernel")
+                        constraint=self.kernel_constraint, name="kernel")
         if self.use_bias:
             self.add_weight((self.filters,), self.bias_initializer,
-                            regularizer=self.bias_regularizer, name="bias")
+                            regularizer=self.bias_regularizer,
+                            constraint=self.bias_constraint, name="bias")
         self.built = True
 
     def _geometry(self, spatial) -> list:

@@ -5,7 +5,7 @@ multiplied out), so they train, save and run in the core; the 1-D and 2-D convol
 of convolutional.py and pooling.py are single core ops instead, and faster.
 """
 
-from .. import activations, initializers, ops, regularizers
+from .. import activations, constraints, initializers, ops, regularizers
 from .base import Layer
 from .convolutional import (
     conv_output_length,
@@ -58,6 +58,11 @@ class _WindowConv(Layer):
             setattr(self, f"{prefix}_initializer", initializers.get(init))
             setattr(self, f"{prefix}_regularizer", regularizers.get(reg))
 
+    def _constraints(self, **given) -> None:
+        """Each weight's constraint: given maps a prefix ("bias", "kernel", ...) to it."""
+        for prefix, c in given.items():
+            setattr(self, f"{prefix}_constraint", constraints.get(c))
+
     def _who(self) -> str:
         return f"{type(self).__name__} '{self.name}'"
 
@@ -102,7 +107,8 @@ class _WindowConv(Layer):
                 "dilation_rate": self.dilation_rate,
                 "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
                 "bias_initializer": initializers.serialize(self.bias_initializer),
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+                "bias_constraint": constraints.serialize(self.bias_constraint)}
 
 
 class DepthwiseConv2D(_WindowConv):
@@ -132,8 +138,8 @@ class DepthwiseConv2D(_WindowConv):
                  depthwise_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
         who = self._who()
-        _refuse(who, activity_regularizer=activity_regularizer,
-                depthwise_constraint=depthwise_constraint, bias_constraint=bias_constraint)
+        _refuse(who, activity_regularizer=activity_regularizer)
+        self._constraints(bias=bias_constraint, depthwise=depthwise_constraint)
         if isinstance(depth_multiplier, bool) or not isinstance(depth_multiplier, int) or \
                 depth_multiplier < 1:
             raise ValueError(f"{who}: depth_multiplier must be a positive int, got "
@@ -151,10 +157,12 @@ class DepthwiseConv2D(_WindowConv):
         self._check_fits(input_shape)
         self.kernel = self.add_weight(self.kernel_size + (c, self.depth_multiplier),
                                       self.depthwise_initializer, name="kernel",
-                                      regularizer=self.depthwise_regularizer)
+                                      regularizer=self.depthwise_regularizer,
+                                      constraint=self.depthwise_constraint)
         if self.use_bias:
             self.bias = self.add_weight((c * self.depth_multiplier,), self.bias_initializer,
-                                        name="bias", regularizer=self.bias_regularizer)
+                                        name="bias", regularizer=self.bias_regularizer,
+                                        constraint=self.bias_constraint)
 
     def call(self, inputs):
         y = ops.depthwise_conv(inputs, self.kernel, self.strides, self.padding,
@@ -165,7 +173,8 @@ class DepthwiseConv2D(_WindowConv):
         return {**super().get_config(), "depth_multiplier": self.depth_multiplier,
                 **self._window_config(),
                 "depthwise_initializer": initializers.serialize(self.depthwise_initializer),
-                "depthwise_regularizer": regularizers.serialize(self.depthwise_regularizer)}
+                "depthwise_regularizer": regularizers.serialize(self.depthwise_regularizer),
+                "depthwise_constraint": constraints.serialize(self.depthwise_constraint)}
 
 
 class DepthwiseConv1D(DepthwiseConv2D):
@@ -205,9 +214,9 @@ class SeparableConv2D(_WindowConv):
                  bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
         who = self._who()
-        _refuse(who, activity_regularizer=activity_regularizer,
-                depthwise_constraint=depthwise_constraint,
-                pointwise_constraint=pointwise_constraint, bias_constraint=bias_constraint)
+        _refuse(who, activity_regularizer=activity_regularizer)
+        self._constraints(bias=bias_constraint, depthwise=depthwise_constraint,
+                          pointwise=pointwise_constraint)
         for arg, v in (("filters", filters), ("depth_multiplier", depth_multiplier)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{who}: {arg} must be a positive int, got {v!r}")
@@ -226,14 +235,16 @@ class SeparableConv2D(_WindowConv):
         self._check_fits(input_shape)
         self.depthwise_kernel = self.add_weight(
             self.kernel_size + (c, self.depth_multiplier), self.depthwise_initializer,
-            name="depthwise_kernel", regularizer=self.depthwise_regularizer)
+            name="depthwise_kernel", regularizer=self.depthwise_regularizer,
+            constraint=self.depthwise_constraint)
         self.pointwise_kernel = self.add_weight(
             (1,) * self.rank + (c * self.depth_multiplier, self.filters),
             self.pointwise_initializer, name="pointwise_kernel",
-            regularizer=self.pointwise_regularizer)
+            regularizer=self.pointwise_regularizer, constraint=self.pointwise_constraint)
         if self.use_bias:
             self.bias = self.add_weight((self.filters,), self.bias_initializer, name="bias",
-                                        regularizer=self.bias_regularizer)
+                                        regularizer=self.bias_regularizer,
+                                        constraint=self.bias_constraint)
 
     def call(self, inputs):
         y = ops.separable_conv(inputs, self.depthwise_kernel, self.pointwise_kernel,
@@ -246,7 +257,9 @@ class SeparableConv2D(_WindowConv):
                 "depthwise_initializer": initializers.serialize(self.depthwise_initializer),
                 "pointwise_initializer": initializers.serialize(self.pointwise_initializer),
                 "depthwise_regularizer": regularizers.serialize(self.depthwise_regularizer),
-                "pointwise_regularizer": regularizers.serialize(self.pointwise_regularizer)}
+                "pointwise_regularizer": regularizers.serialize(self.pointwise_regularizer),
+                "depthwise_constraint": constraints.serialize(self.depthwise_constraint),
+                "pointwise_constraint": constraints.serialize(self.pointwise_constraint)}
 
 
 class SeparableConv1D(SeparableConv2D):
@@ -283,8 +296,8 @@ class Conv3D(_WindowConv):
                  kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
         who = self._who()
-        _refuse(who, activity_regularizer=activity_regularizer,
-                kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)
+        _refuse(who, activity_regularizer=activity_regularizer)
+        self._constraints(bias=bias_constraint, kernel=kernel_constraint)
         for arg, v in (("filters", filters), ("groups", groups)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{who}: {arg} must be a positive int, got {v!r}")
@@ -308,10 +321,12 @@ class Conv3D(_WindowConv):
         self._check_fits(input_shape)
         self.kernel = self.add_weight(self.kernel_size + (c // self.groups, self.filters),
                                       self.kernel_initializer, name="kernel",
-                                      regularizer=self.kernel_regularizer)
+                                      regularizer=self.kernel_regularizer,
+                                      constraint=self.kernel_constraint)
         if self.use_bias:
             self.bias = self.add_weight((self.filters,), self.bias_initializer, name="bias",
-                                        regularizer=self.bias_regularizer)
+                                        regularizer=self.bias_regularizer,
+                                        constraint=self.bias_constraint)
 
     def call(self, inputs):
         y = ops.conv(inputs, self.kernel, self.strides, self.padding, self.data_format,
@@ -322,7 +337,8 @@ class Conv3D(_WindowConv):
         return {**super().get_config(), "filters": self.filters, "groups": self.groups,
                 **self._window_config(),
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer)}
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "kernel_constraint": constraints.serialize(self.kernel_constraint)}
 
 
 class Conv3DTranspose(_WindowConv):
@@ -351,8 +367,8 @@ class Conv3DTranspose(_WindowConv):
                  kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
         who = self._who()
-        _refuse(who, activity_regularizer=activity_regularizer,
-                kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)
+        _refuse(who, activity_regularizer=activity_regularizer)
+        self._constraints(bias=bias_constraint, kernel=kernel_constraint)
         if isinstance(filters, bool) or not isinstance(filters, int) or filters < 1:
             raise ValueError(f"{who}: filters must be a positive int, got {filters!r}")
         self._geometry(kernel_size, strides, padding, data_format, dilation_rate)
@@ -385,10 +401,12 @@ class Conv3DTranspose(_WindowConv):
         c = self._channels(input_shape)
         self.kernel = self.add_weight(self.kernel_size + (self.filters, c),
                                       self.kernel_initializer, name="kernel",
-                                      regularizer=self.kernel_regularizer)
+                                      regularizer=self.kernel_regularizer,
+                                      constraint=self.kernel_constraint)
         if self.use_bias:
             self.bias = self.add_weight((self.filters,), self.bias_initializer, name="bias",
-                                        regularizer=self.bias_regularizer)
+                                        regularizer=self.bias_regularizer,
+                                        constraint=self.bias_constraint)
 
     def call(self, inputs):
         y = ops.conv_transpose(inputs, self.kernel, self.strides, self.padding,
@@ -399,7 +417,8 @@ class Conv3DTranspose(_WindowConv):
         return {**super().get_config(), "filters": self.filters,
                 "output_padding": self.output_padding, **self._window_config(),
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer)}
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "kernel_constraint": constraints.serialize(self.kernel_constraint)}
 
 
 class _Pool3D(Layer):

@@ -6,7 +6,7 @@ import string
 
 import numpy as np
 
-from .. import activations, initializers, regularizers
+from .. import activations, constraints, initializers, regularizers
 from ..utils.shape_utils import shape_str
 from .base import Layer
 
@@ -21,6 +21,7 @@ class Dense(Layer):
         use_bias: whether to add a bias vector.
         kernel_initializer, bias_initializer: initializers ('glorot_uniform' and 'zeros').
         kernel_regularizer, bias_regularizer: L1/L2 penalties added to the loss.
+        kernel_constraint, bias_constraint: `pynn.constraints` applied after each update.
 
     Example:
         >>> model = pynn.Sequential([pynn.Input(shape=(16,)), pynn.layers.Dense(8, "relu")])
@@ -37,11 +38,8 @@ class Dense(Layer):
         super().__init__(**kwargs)
         if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
             raise ValueError(f"Dense '{self.name}': units must be a positive int, got {units!r}")
-        for arg, v in (("activity_regularizer", activity_regularizer),
-                       ("kernel_constraint", kernel_constraint),
-                       ("bias_constraint", bias_constraint)):
-            if v is not None:
-                raise ValueError(f"Dense '{self.name}': {arg} is not supported")
+        if activity_regularizer is not None:
+            raise ValueError(f"Dense '{self.name}': activity_regularizer is not supported")
         self.units = units
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
@@ -49,16 +47,20 @@ class Dense(Layer):
         self.bias_initializer = initializers.get(bias_initializer)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
 
     def build(self, input_shape) -> None:
         if len(input_shape) < 2 or input_shape[-1] is None:
             raise ValueError(f"Dense '{self.name}': input needs a known last axis, got "
                              f"{shape_str(input_shape)}")
         self.add_weight((input_shape[-1], self.units), self.kernel_initializer,
-                        regularizer=self.kernel_regularizer, name="kernel")
+                        regularizer=self.kernel_regularizer,
+                        constraint=self.kernel_constraint, name="kernel")
         if self.use_bias:
             self.add_weight((self.units,), self.bias_initializer,
-                            regularizer=self.bias_regularizer, name="bias")
+                            regularizer=self.bias_regularizer,
+                            constraint=self.bias_constraint, name="bias")
         self.built = True
 
     def compute_output_shape(self, input_shape):
@@ -74,7 +76,9 @@ class Dense(Layer):
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),
                 "bias_initializer": initializers.serialize(self.bias_initializer),
                 "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+                "kernel_constraint": constraints.serialize(self.kernel_constraint),
+                "bias_constraint": constraints.serialize(self.bias_constraint)}
 
 
 class EinsumDense(Layer):
@@ -97,6 +101,7 @@ class EinsumDense(Layer):
             variance-scaling one counts fans over the kernel's input and output letters, as
             Keras does.
         kernel_regularizer, bias_regularizer: L1/L2 penalties added to the loss.
+        kernel_constraint, bias_constraint: `pynn.constraints` applied after each update.
 
     Example:
         >>> layer = pynn.layers.EinsumDense("abc,cd->abd", output_shape=(None, 64), bias_axes="d")
@@ -114,8 +119,7 @@ class EinsumDense(Layer):
                  activity_regularizer=None, **kwargs):
         super().__init__(**kwargs)
         who = f"EinsumDense '{self.name}'"
-        for arg, v in (("kernel_constraint", kernel_constraint),
-                       ("bias_constraint", bias_constraint), ("lora_rank", lora_rank),
+        for arg, v in (("lora_rank", lora_rank),
                        ("lora_alpha", lora_alpha),
                        ("gptq_unpacked_column_size", gptq_unpacked_column_size),
                        ("quantization_config", quantization_config),
@@ -145,6 +149,8 @@ class EinsumDense(Layer):
         self.bias_initializer = initializers.get(bias_initializer)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
 
     def _plan(self, input_shape) -> "_EinsumPlan":
         try:
@@ -159,10 +165,11 @@ class EinsumDense(Layer):
         if isinstance(init, initializers.VarianceScaling):
             init = _FansOf(init, plan.fans)
         self.add_weight(plan.kernel_shape, init, regularizer=self.kernel_regularizer,
-                        name="kernel")
+                        constraint=self.kernel_constraint, name="kernel")
         if plan.bias_shape is not None:
             self.add_weight(plan.bias_shape, self.bias_initializer,
-                            regularizer=self.bias_regularizer, name="bias")
+                            regularizer=self.bias_regularizer,
+                            constraint=self.bias_constraint, name="bias")
         else:
             self.bias = None
         self.built = True
@@ -196,8 +203,10 @@ class EinsumDense(Layer):
                 "bias_initializer": initializers.serialize(self.bias_initializer),
                 "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
                 "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-                "activity_regularizer": None, "kernel_constraint": None,
-                "bias_constraint": None, "quantization_config": None}
+                "activity_regularizer": None,
+                "kernel_constraint": constraints.serialize(self.kernel_constraint),
+                "bias_constraint": constraints.serialize(self.bias_constraint),
+                "quantization_config": None}
 
 
 class _FansOf(initializers.Initializer):
@@ -384,6 +393,7 @@ class Embedding(Layer):
         output_dim: the length of each vector.
         embeddings_initializer: 'uniform' (Keras's: uniform in [-0.05, 0.05]).
         embeddings_regularizer: an L1/L2 penalty on the table.
+        embeddings_constraint: a `pynn.constraints` constraint applied after each update.
         mask_zero: index 0 is padding: the output carries a mask (False at 0s) that
             recurrent layers, attention, GlobalAveragePooling1D and the losses honour.
 
@@ -402,19 +412,19 @@ class Embedding(Layer):
         for arg, v in (("input_dim", input_dim), ("output_dim", output_dim)):
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise ValueError(f"{who}: {arg} must be a positive int, got {v!r}")
-        for arg, v in (("embeddings_constraint", embeddings_constraint),
-                       ("lora_rank", lora_rank)):
-            if v is not None:
-                raise ValueError(f"{who}: {arg} is not supported")
+        if lora_rank is not None:
+            raise ValueError(f"{who}: lora_rank is not supported")
         self.input_dim, self.output_dim = input_dim, output_dim
         self.embeddings_initializer = initializers.get(embeddings_initializer)
         self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
+        self.embeddings_constraint = constraints.get(embeddings_constraint)
         self.mask_zero = bool(mask_zero)
         self._initial_weights = weights
 
     def build(self, input_shape) -> None:
         self.add_weight((self.input_dim, self.output_dim), self.embeddings_initializer,
-                        regularizer=self.embeddings_regularizer, name="embeddings")
+                        regularizer=self.embeddings_regularizer,
+                        constraint=self.embeddings_constraint, name="embeddings")
         if self._initial_weights is not None:
             self.set_weights(self._initial_weights)
         self.built = True
@@ -446,6 +456,7 @@ class Embedding(Layer):
                 "output_dim": self.output_dim,
                 "embeddings_initializer": initializers.serialize(self.embeddings_initializer),
                 "embeddings_regularizer": regularizers.serialize(self.embeddings_regularizer),
+                "embeddings_constraint": constraints.serialize(self.embeddings_constraint),
                 "mask_zero": self.mask_zero}
 
 

@@ -5,7 +5,7 @@ a wrapper whose power iteration runs in the core (spectral_norm, csrc/core/ops_s
 
 import numpy as np
 
-from .. import _core, initializers, ops, regularizers
+from .. import _core, constraints, initializers, ops, regularizers
 from ..utils.shape_utils import shape_str
 from .base import InputSpec, Layer, Variable, assign_values
 from .core import Dense, EinsumDense, Embedding, Wrapper
@@ -57,8 +57,6 @@ class BatchNormalization(Layer):
             raise ValueError(f"{who}: momentum must be in [0, 1], got {momentum!r}")
         if not epsilon > 0.0:
             raise ValueError(f"{who}: epsilon must be > 0, got {epsilon!r}")
-        if beta_constraint is not None or gamma_constraint is not None:
-            raise ValueError(f"{who}: constraints are not supported")
         self.axis, self.momentum, self.epsilon = axes[0], float(momentum), float(epsilon)
         self._from_end = -1  # the channel axis counted from the end of the input (set by build)
         self.center, self.scale = bool(center), bool(scale)
@@ -68,6 +66,8 @@ class BatchNormalization(Layer):
         self.moving_variance_initializer = initializers.get(moving_variance_initializer)
         self.beta_regularizer = regularizers.get(beta_regularizer)
         self.gamma_regularizer = regularizers.get(gamma_regularizer)
+        self.beta_constraint = constraints.get(beta_constraint)
+        self.gamma_constraint = constraints.get(gamma_constraint)
 
     def _channel_axis(self, input_shape) -> int:
         """The channel axis as an index of an input of `input_shape` (ValueError when it is out
@@ -89,10 +89,10 @@ class BatchNormalization(Layer):
         c = (input_shape[axis],)
         if self.scale:
             self.add_weight(c, self.gamma_initializer, regularizer=self.gamma_regularizer,
-                            name="gamma")
+                            constraint=self.gamma_constraint, name="gamma")
         if self.center:
             self.add_weight(c, self.beta_initializer, regularizer=self.beta_regularizer,
-                            name="beta")
+                            constraint=self.beta_constraint, name="beta")
         self.add_weight(c, self.moving_mean_initializer, trainable=False, name="moving_mean")
         self.add_weight(c, self.moving_variance_initializer, trainable=False,
                         name="moving_variance")
@@ -128,7 +128,9 @@ class BatchNormalization(Layer):
                 "moving_variance_initializer":
                     initializers.serialize(self.moving_variance_initializer),
                 "beta_regularizer": regularizers.serialize(self.beta_regularizer),
-                "gamma_regularizer": regularizers.serialize(self.gamma_regularizer)}
+                "gamma_regularizer": regularizers.serialize(self.gamma_regularizer),
+                "beta_constraint": constraints.serialize(self.beta_constraint),
+                "gamma_constraint": constraints.serialize(self.gamma_constraint)}
 
 
 class LayerNormalization(Layer):
@@ -162,8 +164,6 @@ class LayerNormalization(Layer):
         if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) \
                 or not epsilon > 0.0:
             raise ValueError(f"{who}: epsilon must be > 0, got {epsilon!r}")
-        if beta_constraint is not None or gamma_constraint is not None:
-            raise ValueError(f"{who}: constraints are not supported")
         self.axis = axis
         self._axis = ax[0]
         self.epsilon = float(epsilon)
@@ -172,6 +172,8 @@ class LayerNormalization(Layer):
         self.gamma_initializer = initializers.get(gamma_initializer)
         self.beta_regularizer = regularizers.get(beta_regularizer)
         self.gamma_regularizer = regularizers.get(gamma_regularizer)
+        self.beta_constraint = constraints.get(beta_constraint)
+        self.gamma_constraint = constraints.get(gamma_constraint)
 
     def _check_axis(self, input_shape) -> None:
         rank = len(input_shape)
@@ -188,10 +190,10 @@ class LayerNormalization(Layer):
         c = (input_shape[-1],)
         if self.scale or self.rms_scaling:
             self.add_weight(c, self.gamma_initializer, regularizer=self.gamma_regularizer,
-                            name="gamma")
+                            constraint=self.gamma_constraint, name="gamma")
         if self.center and not self.rms_scaling:
             self.add_weight(c, self.beta_initializer, regularizer=self.beta_regularizer,
-                            name="beta")
+                            constraint=self.beta_constraint, name="beta")
         self.built = True
 
     def compute_output_shape(self, input_shape):
@@ -211,7 +213,9 @@ class LayerNormalization(Layer):
                 "beta_initializer": initializers.serialize(self.beta_initializer),
                 "gamma_initializer": initializers.serialize(self.gamma_initializer),
                 "beta_regularizer": regularizers.serialize(self.beta_regularizer),
-                "gamma_regularizer": regularizers.serialize(self.gamma_regularizer)}
+                "gamma_regularizer": regularizers.serialize(self.gamma_regularizer),
+                "beta_constraint": constraints.serialize(self.beta_constraint),
+                "gamma_constraint": constraints.serialize(self.gamma_constraint)}
 
 
 def _who(layer) -> str:
@@ -273,7 +277,7 @@ class GroupNormalization(Layer):
         center: learn beta. scale: learn gamma.
         beta_initializer, gamma_initializer: initializers ('zeros', 'ones').
         beta_regularizer, gamma_regularizer: L1/L2 penalties.
-        beta_constraint, gamma_constraint: not supported (None).
+        beta_constraint, gamma_constraint: `pynn.constraints` applied after each update.
 
     Example:
         >>> layer = pynn.layers.GroupNormalization(groups=4)
@@ -295,8 +299,6 @@ class GroupNormalization(Layer):
         who = _who(self)
         if isinstance(axis, bool) or not isinstance(axis, int):
             raise TypeError(f"{who}: axis must be an int (the channel axis), got {axis!r}")
-        if beta_constraint is not None or gamma_constraint is not None:
-            raise ValueError(f"{who}: constraints are not supported")
         self.groups, self.axis = groups, axis
         self.epsilon = _number(epsilon, "epsilon", who)
         self.center, self.scale = bool(center), bool(scale)
@@ -304,6 +306,8 @@ class GroupNormalization(Layer):
         self.gamma_initializer = initializers.get(gamma_initializer)
         self.beta_regularizer = regularizers.get(beta_regularizer)
         self.gamma_regularizer = regularizers.get(gamma_regularizer)
+        self.beta_constraint = constraints.get(beta_constraint)
+        self.gamma_constraint = constraints.get(gamma_constraint)
 
     def _channel_axis(self, input_shape) -> int:
         axis = _check_axes([self.axis], input_shape, _who(self), self.axis)[0]
@@ -327,10 +331,10 @@ class GroupNormalization(Layer):
                              f"of the number of groups ({self.groups})")
         if self.scale:
             self.add_weight((dim,), self.gamma_initializer, regularizer=self.gamma_regularizer,
-                            name="gamma")
+                            constraint=self.gamma_constraint, name="gamma")
         if self.center:
             self.add_weight((dim,), self.beta_initializer, regularizer=self.beta_regularizer,
-                            name="beta")
+                            constraint=self.beta_constraint, name="beta")
         self.built = True
 
     def compute_output_shape(self, input_shape):
@@ -365,7 +369,8 @@ class GroupNormalization(Layer):
                 "gamma_initializer": initializers.serialize(self.gamma_initializer),
                 "beta_regularizer": regularizers.serialize(self.beta_regularizer),
                 "gamma_regularizer": regularizers.serialize(self.gamma_regularizer),
-                "beta_constraint": None, "gamma_constraint": None}
+                "beta_constraint": constraints.serialize(self.beta_constraint),
+                "gamma_constraint": constraints.serialize(self.gamma_constraint)}
 
 
 class UnitNormalization(Layer):

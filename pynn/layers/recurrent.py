@@ -14,7 +14,7 @@ import weakref
 
 import numpy as np
 
-from .. import _core, activations, initializers, ops, random, regularizers
+from .. import _core, activations, constraints, initializers, ops, random, regularizers
 from ..utils.shape_utils import shape_str
 from .base import Layer
 
@@ -65,12 +65,8 @@ class _FusedRNN(Layer):
         who = self._who()
         if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
             raise ValueError(f"{who}: units must be a positive int, got {units!r}")
-        for arg, v in (("activity_regularizer", activity_regularizer),
-                       ("kernel_constraint", kernel_constraint),
-                       ("recurrent_constraint", recurrent_constraint),
-                       ("bias_constraint", bias_constraint)):
-            if v is not None:
-                raise ValueError(f"{who}: {arg} is not supported")
+        if activity_regularizer is not None:
+            raise ValueError(f"{who}: activity_regularizer is not supported")
         self.units = units
         self.activation = _act_name(activation, who, "activation")
         self.recurrent_activation = _act_name(recurrent_activation, who,
@@ -82,6 +78,9 @@ class _FusedRNN(Layer):
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.recurrent_constraint = constraints.get(recurrent_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
         self.dropout = _rate(dropout, who, "dropout")
         self.recurrent_dropout = _rate(recurrent_dropout, who, "recurrent_dropout")
         self.seed = seed
@@ -172,12 +171,15 @@ class _FusedRNN(Layer):
         x, _ = self._check_input(input_shape)
         gu = self.gates * self.units
         self.add_weight((x[2], gu), self.kernel_initializer,
-                        regularizer=self.kernel_regularizer, name="kernel")
+                        regularizer=self.kernel_regularizer,
+                        constraint=self.kernel_constraint, name="kernel")
         self.add_weight((self.units, gu), self.recurrent_initializer,
-                        regularizer=self.recurrent_regularizer, name="recurrent_kernel")
+                        regularizer=self.recurrent_regularizer,
+                        constraint=self.recurrent_constraint, name="recurrent_kernel")
         if self.use_bias:
             self.add_weight(self._bias_shape(), self._bias_value(),
-                            regularizer=self.bias_regularizer, name="bias")
+                            regularizer=self.bias_regularizer,
+                            constraint=self.bias_constraint, name="bias")
         for attr in self._weight_attrs:  # Keras's paths: 'lstm/lstm_cell/kernel'
             var = getattr(self, attr)
             var._path = f"{self.name}/{self.cell_name}/{attr}"
@@ -245,8 +247,10 @@ class _FusedRNN(Layer):
                 "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
                 "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
                 "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-                "activity_regularizer": None, "kernel_constraint": None,
-                "recurrent_constraint": None, "bias_constraint": None,
+                "activity_regularizer": None,
+                "kernel_constraint": constraints.serialize(self.kernel_constraint),
+                "recurrent_constraint": constraints.serialize(self.recurrent_constraint),
+                "bias_constraint": constraints.serialize(self.bias_constraint),
                 "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout,
                 "seed": self.seed, "return_sequences": self.return_sequences,
                 "return_state": self.return_state, "go_backwards": self.go_backwards,
@@ -582,11 +586,6 @@ class _DropoutCell(_CellCall, Layer):
         who = f"{type(self).__name__} '{self.name}'"
         if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
             raise ValueError(f"{who}: units must be a positive int, got {units!r}")
-        for arg, v in (("kernel_constraint", kernel_constraint),
-                       ("recurrent_constraint", recurrent_constraint),
-                       ("bias_constraint", bias_constraint)):
-            if v is not None:
-                raise ValueError(f"{who}: {arg} is not supported")
         self.units = units
         self.activation = _cell_act(activation, who, "activation")
         self.recurrent_activation = _cell_act(recurrent_activation, who, "recurrent_activation")
@@ -597,6 +596,9 @@ class _DropoutCell(_CellCall, Layer):
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.recurrent_constraint = constraints.get(recurrent_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
         self.dropout = _rate(dropout, who, "dropout")
         self.recurrent_dropout = _rate(recurrent_dropout, who, "recurrent_dropout")
         self.seed = seed
@@ -627,13 +629,16 @@ class _DropoutCell(_CellCall, Layer):
                              f"must be known, got {shape_str(tuple(input_shape))}")
         gu = self.gates * self.units
         self.kernel = self.add_weight((features, gu), self.kernel_initializer,
-                                      regularizer=self.kernel_regularizer, name="kernel")
+                                      regularizer=self.kernel_regularizer,
+                                      constraint=self.kernel_constraint, name="kernel")
         self.recurrent_kernel = self.add_weight((self.units, gu), self.recurrent_initializer,
                                                 regularizer=self.recurrent_regularizer,
+                                                constraint=self.recurrent_constraint,
                                                 name="recurrent_kernel")
         if self.use_bias:
             self.bias = self.add_weight(self._bias_shape(), self._bias_value(),
-                                        regularizer=self.bias_regularizer, name="bias")
+                                        regularizer=self.bias_regularizer,
+                                        constraint=self.bias_constraint, name="bias")
         else:
             self.bias = None
 
@@ -681,8 +686,10 @@ class _DropoutCell(_CellCall, Layer):
                 "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
                 "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
                 "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-                "kernel_constraint": None, "recurrent_constraint": None,
-                "bias_constraint": None, "dropout": self.dropout,
+                "kernel_constraint": constraints.serialize(self.kernel_constraint),
+                "recurrent_constraint": constraints.serialize(self.recurrent_constraint),
+                "bias_constraint": constraints.serialize(self.bias_constraint),
+                "dropout": self.dropout,
                 "recurrent_dropout": self.recurrent_dropout, "seed": self.seed}
 
 

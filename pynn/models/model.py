@@ -14,7 +14,7 @@ import weakref
 
 import numpy as np
 
-from .. import _core
+from .. import _core, constraints
 from ..layers.base import _takes_arg, assign_values, lowering, read_values, unique_name
 from ..layers.input_layer import KerasTensor
 from ..tensor import Tensor, _taping, no_grad
@@ -235,6 +235,9 @@ class Model(Trainer):
             reg = layer._weight_regs[layer._weight_attrs.index(attr)]
             if reg is not None:
                 core.set_regularizer(vid, reg.l1, reg.l2)
+            var = getattr(layer, attr)
+            if var.constraint is not None:  # the core applies a built-in one after each update
+                constraints.register(core, vid, var.constraint, var.shape, var.path)
         self._lower_graph(core, sample_shape)
         self._core = core
         self._built_shape = sample_shape

@@ -25,7 +25,7 @@ import weakref
 
 import numpy as np
 
-from .. import _core
+from .. import _core, constraints
 from .. import metrics as metrics_mod
 from ..callbacks import CallbackList, History
 from ..layers.base import _takes_arg
@@ -570,7 +570,8 @@ class Trainer:
         for epoch in range(initial_epoch, epochs):
             cb.on_epoch_begin(epoch)
             totals = _Totals(self)
-            train_step = totals.stepper(core.train_step)
+            train_step = totals.stepper(constraints.after_steps(core.train_step,
+                                                                self.trainable_weights))
             batches = self._train_batches(train, batch_size, steps, shuffle, class_weight, skip)
             for step, (bx, by, idx, bsw, b) in enumerate(batches, skip):
                 if begin:
@@ -779,7 +780,9 @@ class Trainer:
         if train:
             self.optimizer._apply_schedule()
         totals = _Totals(self)
-        step = totals.stepper(self._core.train_step if train else self._core.test_step)
+        step = totals.stepper(constraints.after_steps(self._core.train_step,
+                                                      self.trainable_weights)
+                              if train else self._core.test_step)
         totals.add(step(x, y, None, sw), n)
         logs = totals.logs()
         if return_dict:
