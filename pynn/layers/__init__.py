@@ -1,6 +1,7 @@
 """Layers, one module per family as in Keras. The families below export their `__all__`."""
 
 from . import activations as _activations
+from . import augmentation as _augmentation
 from . import conv_lstm as _conv_lstm
 from . import convolutional_ops as _convolutional_ops
 from . import masking as _masking
@@ -13,6 +14,7 @@ from . import regularization as _regularization
 from . import reshaping as _reshaping
 from .activations import *  # noqa: F403
 from .attention import AdditiveAttention, Attention, MultiHeadAttention
+from .augmentation import *  # noqa: F403
 from .base import InputSpec, Layer
 from .conv_lstm import *  # noqa: F403
 from .convolutional import Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose
@@ -67,7 +69,8 @@ __all__ = ["Activation", "AdditiveAttention", "Attention", "AveragePooling1D",
            "AvgPool2D", "MaxPool1D", "MaxPool2D", "GlobalAvgPool1D", "GlobalAvgPool2D",
            "GlobalMaxPool1D", "GlobalMaxPool2D", "Convolution1D", "Convolution2D",
            "Convolution1DTranspose", "Convolution2DTranspose"] + [
-    *_activations.__all__, *_conv_lstm.__all__, *_convolutional_ops.__all__, *_masking.__all__,
+    *_activations.__all__, *_augmentation.__all__,
+    *_conv_lstm.__all__, *_convolutional_ops.__all__, *_masking.__all__,
     *_merging.__all__,
     *_normalization.__all__, *_preprocessing.__all__, *_preprocessing_text.__all__,
     *_recurrent.__all__,
