@@ -111,3 +111,64 @@ def test_errors():
         layers.StringLookup(output_mode="multi_hot")(np.array([["a"]]))
     with pytest.raises(TypeError, match="string input"):
         layers.StringLookup(vocabulary=["a"])(pynn.Input(shape=(1,)))
+
+
+def _texts(n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    words = [["bad", "awful", "poor"], ["good", "great", "fine"]]
+    x = np.array([" ".join(rng.choice(["the", "a", "movie", "is"] + words[k], 5)) for k in y])
+    return x, y.astype(np.float32)
+
+
+def _vectorizer(x):
+    tv = layers.TextVectorization(max_tokens=30, output_sequence_length=6)
+    tv.adapt(x)
+    return tv
+
+
+def test_functional_model_on_strings(tmp_path):
+    x, y = _texts()
+    inp = pynn.Input(shape=(1,), dtype="string")
+    h = layers.GlobalAveragePooling1D()(layers.Embedding(30, 8)(_vectorizer(x)(inp)))
+    model = pynn.Model(inp, layers.Dense(1, activation="sigmoid")(h))
+    model.compile("adam", "binary_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, epochs=3, batch_size=16, verbose=0)
+    loss, acc = model.evaluate(x, y, verbose=0)
+    assert np.isfinite(loss)
+    p = model.predict(x[:5], verbose=0)
+    np.testing.assert_allclose(model.predict(list(x[:5]), verbose=0), p)
+    np.testing.assert_allclose(np.asarray(model(x[:5].reshape(-1, 1))), p, rtol=1e-6)
+    model.save(tmp_path / "m.keras")
+    loaded = pynn.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(loaded.predict(x[:5], verbose=0), p, rtol=1e-6)
+    assert loaded.layers[1].get_vocabulary() == model.layers[1].get_vocabulary()
+
+
+def test_sequential_on_strings_and_batches(tmp_path):
+    x, y = _texts()
+    tv = layers.TextVectorization(max_tokens=30, output_mode="tf_idf")
+    tv.adapt(x)
+    model = pynn.Sequential([pynn.Input(shape=(1,), dtype="string"), tv,
+                             layers.Dense(1, activation="sigmoid")])
+    model.compile("adam", "binary_crossentropy")
+    batches = [(x[i:i + 32], y[i:i + 32]) for i in range(0, len(x), 32)]
+    model.fit(iter(batches), epochs=1, verbose=0)
+    model.fit(x, y, epochs=1, verbose=0)
+    p = model.predict(x, verbose=0)
+    model.save(tmp_path / "s.keras")
+    loaded = pynn.saving.load_model(tmp_path / "s.keras")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), p, rtol=1e-6)
+    np.testing.assert_allclose(loaded.layers[0].idf_weights, tv.idf_weights)
+
+
+def test_model_errors():
+    x, _ = _texts(10)
+    i = pynn.Input(shape=(3,))
+    with pytest.raises(ValueError, match="host"):
+        pynn.Model(i, layers.Hashing(4)(layers.Dense(3)(i)))
+    s = pynn.Input(shape=(1,), dtype="string")
+    with pytest.raises(ValueError, match="strings"):
+        pynn.Model(s, layers.Dense(3)(s))
+    with pytest.raises(TypeError, match="string input"):
+        layers.TextVectorization()(pynn.Input(shape=(1,)))

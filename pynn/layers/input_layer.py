@@ -183,8 +183,11 @@ class InputLayer(Layer):
             raise ValueError(f"Input: shape must be positive ints or None (a length known only "
                              f"from the data; batch axis excluded), got {shape}")
         dtype = dtype or "float32"
-        if str(dtype) not in ("float32", "int32"):
-            raise ValueError(f"Input: dtype must be 'float32' or 'int32', got {dtype}")
+        if str(dtype) in ("str", "object"):
+            dtype = "string"
+        if str(dtype) not in ("float32", "int32", "string"):
+            raise ValueError(f"Input: dtype must be 'float32', 'int32' or 'string' (for "
+                             f"TextVectorization and the lookup layers), got {dtype}")
         self.sample_shape = shape
         self.batch_size = batch_size
         self.dtype = str(dtype)

@@ -970,7 +970,9 @@ class TextVectorization(_HostLayer):
         if self._split is None:
             if len(input_shape) <= 1:
                 input_shape = input_shape + (1,)
-        else:
+        else:  # the texts' axis of 1 goes, a tokens axis comes
+            if len(input_shape) == 2 and input_shape[-1] == 1:
+                input_shape = input_shape[:1]
             input_shape = input_shape + (None,)
         return self._lookup_layer.compute_output_shape(input_shape)
 

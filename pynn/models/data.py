@@ -200,6 +200,8 @@ def prepare_x(model, x, what: str = "x"):
     """The inputs as the core takes them: one contiguous array per input (the array itself
     for a one-input model, else a list in input order). Builds the model's core for them when
     it has none yet (or for their lengths, when the model takes any)."""
+    if vars(model).get("_host") is not None:  # strings: its host layers run first (host.py)
+        return model._host.prepare(model, x, what)
     if model._n_inputs > 1:
         return prepare_xs(model, x, what)
     x = single_input(model, x, what)

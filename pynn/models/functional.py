@@ -10,6 +10,7 @@ import inspect
 
 from ..layers.base import Layer, lowering, snake_case, unique_name
 from ..layers.input_layer import InputLayer, KerasTensor
+from . import host
 from .data import match
 from .model import Model
 
@@ -77,11 +78,15 @@ class Functional(Model):
                 listed.add(id(t._layer))
                 layers.append(t._layer)
         self._graph_layers = layers
-        self._input_dtypes = [t.dtype for t in ins]
-        self._input_dtype = ins[0].dtype
-        if self._n_inputs > 1 or len(outs) > 1:
+        # layers that run on the host (TextVectorization ...) after the inputs: the core starts
+        # from what they make (host.py)
+        self._host = host.split(ins, self._calls)
+        self._core_sources = self._host.sources if self._host is not None else ins
+        self._input_dtypes = [t.dtype for t in self._core_sources]
+        self._input_dtype = self._core_sources[0].dtype
+        if self._n_inputs > 1 or len(outs) > 1 or self._host is not None:
             self._fast_dtype = None  # predict's one-array fast path does not apply
-        self._sample_shape = tuple(ins[0].shape[1:])
+        self._sample_shape = tuple(self._core_sources[0].shape[1:])
         self._build_core(self._sample_shape)
 
     # -- the graph ------------------------------------------------------------------------------
@@ -155,17 +160,20 @@ class Functional(Model):
     def _input_sample_shapes(self, sample_shape: tuple) -> list[tuple]:
         if vars(self).get("_dyn_shapes") is None and vars(self).get("_concrete"):
             return list(self._concrete)  # a concrete build of a dynamic model
-        return [tuple(t.shape[1:]) for t in self._inputs]
+        return [tuple(t.shape[1:]) for t in self._core_sources]
 
     def _template_output_shapes(self, layers: list, sample_shape: tuple) -> list[tuple]:
         return [tuple(o.shape[1:]) for o in self._outputs]
 
     def _lower_model(self, core, sample_shape: tuple) -> list[int]:
         shapes = self._input_sample_shapes(sample_shape)
-        nodes = {id(t): core.add_input(shape, t.dtype) for t, shape in zip(self._inputs, shapes)}
+        nodes = {id(t): core.add_input(shape, t.dtype)
+                 for t, shape in zip(self._core_sources, shapes)}
         added = vars(self).get("_added_losses", [])
         masks: dict = {}
-        lower_calls(core, self._calls, nodes, self._outputs + added, masks)
+        calls = self._calls if self._host is None else [
+            t for t in self._calls if not host.is_host(t._layer)]
+        lower_calls(core, calls, nodes, self._outputs + added, masks)
         from ..layers import tracing
         tracing.keep_loss_nodes([nodes[id(t)] for t in added])
         self._lowered_masks = [masks.get(id(o)) for o in self._outputs]

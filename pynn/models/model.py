@@ -181,11 +181,11 @@ class Model(Trainer):
     # -- building -------------------------------------------------------------------------------
     @property
     def _input_dtype(self) -> str:
-        return self._x_dtype.name
+        return self._x_dtype.name if self._x_dtype.kind != "U" else "string"
 
     @_input_dtype.setter
     def _input_dtype(self, name: str) -> None:
-        self._x_dtype = np.dtype(name)
+        self._x_dtype = np.dtype(name) if name != "string" else np.dtype("U")
         # predict's fast path (one array in, one out) compares with it; None turns it off
         self._fast_dtype = self._x_dtype
 
@@ -414,11 +414,12 @@ class Model(Trainer):
                                  "Bidirectional with merge_mode=None): a Sequential model "
                                  "takes one; use the functional API")
 
-    def _lower(self, core, node: int, mask=None) -> tuple:
+    def _lower(self, core, node: int, mask=None, skip: int = 0) -> tuple:
         """Adds the stack's ops after the input node (whose mask node is `mask`, or None);
-        returns the output node and its mask node (or None)."""
+        returns the output node and its mask node (or None). The first `skip` layers run
+        before the core (on the host: models/host.py)."""
         from ..layers.masking import lower_layer
-        for layer in self._layers_in_order():
+        for layer in self._layers_in_order()[skip:]:
             try:
                 with lowering(core, layer):
                     node, mask = lower_layer(core, layer, node, mask)
@@ -652,6 +653,8 @@ class Model(Trainer):
         def needs_grad(t):
             return isinstance(t, Tensor) and t.requires_grad
 
+        if vars(self).get("_host") is not None:  # strings for its host layers (host.py)
+            return prepare_x(self, x)
         if self._n_inputs > 1:
             self._assert_built("its inputs")
             parts = match(self, x, self._input_names, "x", "input")

@@ -2,6 +2,7 @@
 
 from ..layers.base import Layer, unique_name
 from ..layers.input_layer import InputLayer, KerasTensor
+from . import host
 from .model import Model
 
 
@@ -72,6 +73,7 @@ class Sequential(Model):
 
     def _build_core(self, sample_shape) -> None:
         self._sample_shape = tuple(sample_shape)
+        self._host = self._host_stage()
         super()._build_core(sample_shape)
         self._symbolic = None  # the stack's graph, made again for `input`, `output`
         self._graph()
@@ -112,6 +114,39 @@ class Sequential(Model):
     @property
     def outputs(self) -> list:
         return [self._graph()[1]]
+
+    def _host_stage(self):
+        """The host layers that start the stack (TextVectorization ...; host.py), or None."""
+        if not any(host.is_host(layer) for layer in self._stack) and \
+                vars(self).get("_input_dtype", "float32") != "string":
+            return None
+        self._symbolic = None
+        x, y = self._graph()
+        calls = []
+        while y is not x:
+            calls.append(y)
+            y = y._inputs[0]
+        stage = host.split([x], calls[::-1])
+        if stage is not None and any(d is None for d in stage.sources[0].shape[1:]):
+            raise ValueError(f"Sequential model '{self.name}': its host layers make "
+                             f"{stage.sources[0].shape}, of a length known only from the data; "
+                             "give TextVectorization an output_sequence_length, or use the "
+                             "functional API")
+        return stage
+
+    def _input_sample_shapes(self, sample_shape: tuple) -> list[tuple]:
+        if vars(self).get("_host") is not None:
+            return [tuple(self._host.sources[0].shape[1:])]
+        return super()._input_sample_shapes(sample_shape)
+
+    def _lower_model(self, core, sample_shape: tuple) -> list[int]:
+        if vars(self).get("_host") is None:
+            return super()._lower_model(core, sample_shape)
+        src = self._host.sources[0]  # the core starts after the host layers
+        node, mask = self._lower(core, core.add_input(tuple(src.shape[1:]), src.dtype),
+                                 skip=len(self._host.calls))
+        self._lowered_masks = [mask]
+        return [node]
 
     def _build_concrete(self, shapes: list) -> None:
         template = self._sample_shape
