@@ -337,7 +337,7 @@ def test_bilinear_rotation_matches_torch_grid_sample():
                                atol=1e-4)
 
 
-# -- bad input --------------------------------------------------------------------------------------
+# -- bad input -----------------------------------------------------------------------------------
 def test_bad_arguments_and_shapes_raise():
     with pytest.raises(ValueError, match="mode"):
         layers.RandomFlip("diagonal")
