@@ -172,3 +172,14 @@ def test_model_errors():
         pynn.Model(s, layers.Dense(3)(s))
     with pytest.raises(TypeError, match="string input"):
         layers.TextVectorization()(pynn.Input(shape=(1,)))
+
+
+def test_text_classification_example_quick(monkeypatch, capsys):
+    import runpy
+    path = Path(__file__).parent.parent / "examples" / "text_classification_from_scratch.py"
+    monkeypatch.setattr("sys.argv", [str(path), "--quick"])
+    runpy.run_path(str(path), run_name="__main__")
+    out = capsys.readouterr().out
+    vec = float(out.split("test accuracy (vectorized): ")[1].split()[0])
+    e2e = float(out.split("test accuracy (end to end, raw strings): ")[1].split()[0])
+    assert vec == pytest.approx(e2e, abs=1e-6)  # raw strings give what the indices gave

@@ -185,6 +185,8 @@ class InputLayer(Layer):
         dtype = dtype or "float32"
         if str(dtype) in ("str", "object"):
             dtype = "string"
+        if str(dtype) == "int64":  # Keras's index type: pynn's core takes indices as int32
+            dtype = "int32"
         if str(dtype) not in ("float32", "int32", "string"):
             raise ValueError(f"Input: dtype must be 'float32', 'int32' or 'string' (for "
                              f"TextVectorization and the lookup layers), got {dtype}")
