@@ -445,6 +445,26 @@ def tversky(y_true, y_pred, alpha=0.5, beta=0.5, axis=None):
     return 1.0 - ops.divide(inter, inter + fp * alpha + fn * beta + _EPS)
 
 
+def ctc(y_true, y_pred):
+    """CTC loss per sample (Keras's losses.ctc): y_true (batch, max_length) integer labels, 0
+    the blank and the padding (a row's length is its count of nonzero labels); y_pred (batch,
+    steps, classes) logits, every step counted."""
+    ops = _ops()
+    if len(ops.shape(y_true)) != 2:
+        raise ValueError("Targets `y_true` are expected to be a tensor of shape `(batch_size, "
+                         f"max_length)` in integer format. Received: y_true.shape="
+                         f"{ops.shape(y_true)}")
+    if len(ops.shape(y_pred)) != 3:
+        raise ValueError("Logits `y_pred` are expected to be a tensor of shape `(batch_size, "
+                         "max_length, num_classes)`. Received: y_pred.shape="
+                         f"{ops.shape(y_pred)}")
+    labels = np.asarray(y_true).astype(np.int32)
+    batch, steps = ops.shape(y_pred)[0], ops.shape(y_pred)[1]
+    label_length = np.count_nonzero(labels != 0, axis=-1).astype(np.int32)
+    return ops.ctc_loss(labels, y_pred, label_length, np.full((batch,), steps, np.int32),
+                        mask_index=0)
+
+
 def circle(y_true, y_pred, ref_labels=None, ref_embeddings=None, remove_diagonal=True,
            gamma=80, margin=0.4):
     """Circle loss (Sun et al., 2020) of L2-normalised embeddings y_pred with integer labels
@@ -603,6 +623,7 @@ CategoricalFocalCrossentropy = _class("CategoricalFocalCrossentropy",
                                       axis=-1)
 Dice = _class("Dice", dice, doc=dice.__doc__, axis=None)
 Tversky = _class("Tversky", tversky, doc=tversky.__doc__, alpha=0.5, beta=0.5, axis=None)
+CTC = _class("CTC", ctc, doc=ctc.__doc__)
 Circle = _class("Circle", circle, doc=circle.__doc__, gamma=80.0, margin=0.4,
                 remove_diagonal=True)
 CategoricalGeneralizedCrossEntropy = _class("CategoricalGeneralizedCrossEntropy",
@@ -620,7 +641,7 @@ _FUNCTIONS = {f.__name__: f for f in (
     mean_squared_logarithmic_error, cosine_similarity, huber, log_cosh, hinge, squared_hinge,
     categorical_hinge, kl_divergence, poisson, binary_crossentropy, categorical_crossentropy,
     sparse_categorical_crossentropy, binary_focal_crossentropy, categorical_focal_crossentropy,
-    dice, tversky, circle, categorical_generalized_cross_entropy)}
+    dice, tversky, circle, categorical_generalized_cross_entropy, ctc)}
 _ALIASES = {"mse": mean_squared_error, "MSE": mean_squared_error, "mae": mean_absolute_error,
             "MAE": mean_absolute_error, "mape": mean_absolute_percentage_error,
             "MAPE": mean_absolute_percentage_error, "msle": mean_squared_logarithmic_error,
@@ -632,7 +653,7 @@ _CLASSES = {c.__name__: c for c in (
     MeanSquaredLogarithmicError, CosineSimilarity, Huber, LogCosh, Hinge, SquaredHinge,
     CategoricalHinge, KLDivergence, Poisson, BinaryCrossentropy, CategoricalCrossentropy,
     SparseCategoricalCrossentropy, BinaryFocalCrossentropy, CategoricalFocalCrossentropy, Dice,
-    Tversky, Circle, CategoricalGeneralizedCrossEntropy)}
+    Tversky, Circle, CategoricalGeneralizedCrossEntropy, CTC)}
 # a function's class, for compile (huber's is Huber: the function with its defaults)
 _CLASS_OF = {fn: _CLASSES[c] for fn, c in (
     (mean_squared_error, "MeanSquaredError"), (mean_absolute_error, "MeanAbsoluteError"),
@@ -646,7 +667,7 @@ _CLASS_OF = {fn: _CLASSES[c] for fn, c in (
     (sparse_categorical_crossentropy, "SparseCategoricalCrossentropy"),
     (binary_focal_crossentropy, "BinaryFocalCrossentropy"),
     (categorical_focal_crossentropy, "CategoricalFocalCrossentropy"), (dice, "Dice"),
-    (tversky, "Tversky"))}
+    (tversky, "Tversky"), (ctc, "CTC"))}
 
 
 def get(identifier):

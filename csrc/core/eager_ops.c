@@ -172,8 +172,15 @@ int pn_eager_op_mixed(int op, int n_in, pn_value *const *in, int n_var, pn_value
     pn_ctx c;
     op_ctx(s, all, o, &c);
     pn_gemm_bf16 = nd->bf16;
+    pn_fault_take();
     def->forward(nd, &c);
     pn_gemm_bf16 = 0;
+    if ((rc = pn_fault_take())) { /* bad data the op found (ctc_loss's labels) */
+        pn_fn_free(f);
+        op_destroy(&(pn_fn){.saved = s});
+        pn_value_release(o);
+        return rc;
+    }
     if (f) {
         f->saved = s;
         f->destroy = op_destroy;

@@ -405,6 +405,8 @@ void pn_math_pad_grad(float *gx, const float *g, const pn_value *o, const pn_val
 /* The first fault of this thread's forward since the last call (bad data a kernel found, its
  * message set), clearing it; 0 when none. Whoever runs a forward asks after it. */
 int pn_fault_take(void);
+/* Records a fault that a forward found in its data (the first of a run wins). */
+void pn_fault_note(int rc);
 
 /* ---- plans --------------------------------------------------------------------------------- */
 

@@ -28,6 +28,10 @@ static _Thread_local int fault_code;
         if (!fault_code) fault_code = pn_error(PN_EVALUE, __VA_ARGS__);                        \
     } while (0)
 
+void pn_fault_note(int rc) {
+    if (!fault_code) fault_code = rc;
+}
+
 int pn_fault_take(void) {
     int rc = fault_code;
     fault_code = 0;

@@ -77,6 +77,7 @@ from .nn import (  # noqa: F401
     celu,
     conv,
     conv_transpose,
+    ctc_loss,
     depthwise_conv,
     dot_product_attention,
     elu,

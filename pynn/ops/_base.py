@@ -396,6 +396,16 @@ def gather(x, indices, axis: int, along: bool = False):
     return record("gather", [tx, ti], (0, ax), name=name)
 
 
+def ctc_loss(target, output, target_length, output_length, mask_index: int):
+    """Each sample's CTC loss (ops_ctc.c): output (batch, steps, classes) logits, target
+    (batch, max_label_length) int32 labels, the lengths one int32 per sample."""
+    if not is_symbolic(target, output, target_length, output_length):
+        return _run("ctc_loss", [_f32(output), _i32(target), _i32(target_length),
+                                 _i32(output_length)], (int(mask_index),))
+    return record("ctc_loss", [_sym_f32(output), _sym_i32(target), _sym_i32(target_length),
+                               _sym_i32(output_length)], (int(mask_index),), name="ctc_loss")
+
+
 def cumulative(kind: str, x, axis: int):
     """cumsum or cumprod along a NumPy axis."""
     code = {"cumsum": 0, "cumprod": 1}[kind]

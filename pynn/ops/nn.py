@@ -356,6 +356,41 @@ def sparse_categorical_crossentropy(target, output, from_logits: bool = False, a
     return categorical_crossentropy(hot, o, from_logits, -1)
 
 
+def ctc_loss(target, output, target_length, output_length, mask_index: int = 0):
+    """Connectionist temporal classification loss, per sample (Keras's ops.ctc_loss).
+
+    Args:
+        target: (batch, max_label_length) integer labels; only the first target_length of each
+            row count.
+        output: (batch, max_steps, num_classes) logits (not softmaxed).
+        target_length: (batch,) each label's length.
+        output_length: (batch,) each sample's number of steps.
+        mask_index: the blank class.
+
+    Returns:
+        (batch,) float32 negative log likelihoods; infinite for a label no alignment of the
+        sample's steps can produce (PyTorch's convention; Keras's JAX backend gives a large
+        finite value there).
+
+    Example:
+        >>> pynn.ops.ctc_loss(np.array([[1, 2]]), np.zeros((1, 4, 3)), np.array([2]),
+        ...                   np.array([4])).shape
+        (1,)
+    """
+    N = _np()
+    os_, ts = N._shape(output), N._shape(target)
+    if len(os_) != 3 or len(ts) != 2 or os_[0] != ts[0]:
+        raise ValueError(f"ctc_loss: output must be (batch, steps, classes) and target (batch, "
+                         f"max_label_length) with the same batch, got {os_} and {ts}")
+    for name, v in (("target_length", target_length), ("output_length", output_length)):
+        if N._shape(v) != (os_[0],):
+            raise ValueError(f"ctc_loss: {name} must have one length per sample, shape "
+                             f"({os_[0]},), got {N._shape(v)}")
+    if isinstance(mask_index, bool) or not isinstance(mask_index, (int, np.integer)):
+        raise ValueError(f"ctc_loss: mask_index must be an int, got {mask_index!r}")
+    return _base.ctc_loss(target, output, target_length, output_length, int(mask_index))
+
+
 def psnr(x1, x2, max_val):
     """Peak signal-to-noise ratio: 20 log10(max_val) - 10 log10(mean((x1 - x2)^2))."""
     N = _np()
