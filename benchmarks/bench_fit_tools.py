@@ -2,9 +2,9 @@
 softmax, Adam) with a bare fit (no metrics, no callbacks, silent) against the same epoch with
 TensorBoard (scalars every epoch), BackupAndRestore (a backup every epoch) and five metrics
 (sparse categorical accuracy, top-3 accuracy, crossentropy, mean IoU and a user metric
-function; the last two updated outside the core, in Python, from the step's outputs). The two kinds of epoch alternate in one process, and
-their per-epoch times are compared as fastest and median. Writes
-benchmarks/results/fit_tools.md.
+function; the last two updated outside the core, in Python, from the step's outputs). The two
+kinds of epoch alternate in one process, and their per-epoch times are compared as fastest and
+median. Writes benchmarks/results/fit_tools.md.
 
     PYNN_DATASETS=../shared/data python benchmarks/bench_fit_tools.py --threads 2
 """

@@ -9,14 +9,16 @@ training texts (a NumPy custom standardization: lower case, '<br />' removed, pu
 stripped), classified by the example's Conv1D model, and finally evaluated end to end on raw
 strings: Input(shape=(1,), dtype="string") -> vectorize_layer -> model.
 
-Run it under real Keras with the same code (pynn aliased to keras):
-    JAX_ENABLE_X64=1 KERAS_BACKEND=jax PYTHONPATH=/tmp/kvenv/lib/python3.11/site-packages \
-        /tmp/tfvenv/bin/python ../shared/tools/keras_ref.py \
+Run it under real Keras with the same code (pynn aliased to keras), on the TensorFlow backend
+(Keras's string layers need it inside a model; the standardization then takes the original's
+tf.strings form):
+    KERAS_BACKEND=tensorflow python ../shared/tools/keras_ref.py \
         examples/text_classification_from_scratch.py [--quick]
 --quick: fewer files, smaller layers (what tests/test_text_preprocessing.py runs).
 """
 
 import os
+import re
 import string
 import sys
 import tempfile
@@ -79,6 +81,13 @@ print(f"Number of batches in raw_train_ds: {len(raw_train_ds)}")
 # -- preparing the data ----
 def custom_standardization(input_data):
     """NumPy strings in, NumPy strings out: lower case, no HTML breaks, no punctuation."""
+    if "tensorflow" in type(input_data).__module__:  # the reference run on Keras's TF backend:
+        import tensorflow as tf  # the original's tf.strings version
+
+        lowercase = tf.strings.lower(input_data)
+        stripped_html = tf.strings.regex_replace(lowercase, "<br />", " ")
+        return tf.strings.regex_replace(stripped_html, f"[{re.escape(string.punctuation)}]",
+                                        "")
     lowercase = np.char.lower(np.asarray(input_data, dtype=str))
     stripped_html = np.char.replace(lowercase, "<br />", " ")
     return np.char.translate(stripped_html, str.maketrans("", "", string.punctuation))

@@ -136,3 +136,19 @@ def test_customizing_fit_guide(monkeypatch):
     d_loss, g_loss = f["gan"]
     assert np.isfinite([d_loss, g_loss]).all() and 0.1 < d_loss < 2 and 0.1 < g_loss < 3
     assert f["gan_weights_moved"] == 1.0  # both networks' weights updated by their optimizer
+
+
+def test_imbalanced_classification(monkeypatch, capsys):
+    """The credit-card fraud example on a generated CSV of the same layout: class weights, the
+    four count metrics, Precision and Recall, a ModelCheckpoint per epoch."""
+    monkeypatch.setenv("EXAMPLE_SAMPLES", "30000")
+    monkeypatch.setenv("EXAMPLE_EPOCHS", "3")
+    out = _load("imbalanced_classification").main()
+    val = out["val"]
+    assert {"fn", "fp", "tn", "tp", "precision", "recall", "loss"} <= set(val)
+    assert val["tp"] + val["fn"] == out["positives"] and val["tp"] + val["fn"] + val["fp"] + \
+        val["tn"] == 6000  # every validation sample counted once
+    assert val["recall"] > 0.6  # the class weights make it find most frauds
+    assert val["precision"] == pytest.approx(val["tp"] / (val["tp"] + val["fp"]))
+    assert out["checkpoints"] == 3
+    assert "val_fn:" in capsys.readouterr().out  # verbose=2's epoch lines
