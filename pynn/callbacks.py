@@ -73,6 +73,13 @@ _BATCH_HOOKS = ("on_train_batch_begin", "on_train_batch_end", "on_test_batch_beg
 _ALIASES = {"on_train_batch_begin": "on_batch_begin", "on_train_batch_end": "on_batch_end"}
 
 
+def _logs(logs) -> dict:
+    """Batch logs as a dict: `logs` itself, or what the function fit passes makes."""
+    if callable(logs):
+        logs = logs()
+    return logs or {}
+
+
 def _defines(cb, hook: str) -> bool:
     """Whether a callback does something in `hook`: its class overrides it (or the Keras 2
     alias), or it holds a function of that name (LambdaCallback)."""
@@ -177,9 +184,19 @@ class CallbackList(Callback):
         return bool(self._batch[hook])
 
     def batch(self, hook: str, batch: int, logs=None) -> None:
-        """Calls the batch hook `hook` on the callbacks that define it."""
+        """Calls the batch hook `hook` on the callbacks that define it. `logs` may be a function
+        that makes them (fit's running totals, whose metrics outside the core cost a flush): it
+        is called once, and only when a callback needs the dict; pynn's own callbacks, which
+        read batch logs rarely (a progress bar's redraw, a checkpoint's save), take the
+        function itself (`_lazy_logs`)."""
+        made = None
         for fn in self._batch[hook]:
-            fn(batch, logs=logs if logs is not None else {})
+            if callable(logs) and not getattr(getattr(fn, "__self__", None), "_lazy_logs", False):
+                if made is None:
+                    made = logs()
+                fn(batch, logs=made)
+            else:
+                fn(batch, logs=logs if logs is not None else {})
 
     # -- every hook ----------------------------------------------------------------------------
     def on_batch_begin(self, batch, logs=None):
@@ -417,6 +434,8 @@ class ModelCheckpoint(_MonitorCallback):
         >>> ckpt = pynn.callbacks.ModelCheckpoint("ckpt/{epoch:02d}-{val_loss:.2f}.keras")
     """
 
+    _lazy_logs = True  # batch logs may come as a function (CallbackList.batch)
+
     def __init__(self, filepath, monitor: str = "val_loss", verbose: int = 0,
                  save_best_only: bool = False, save_weights_only: bool = False,
                  mode: str = "auto", save_freq="epoch", initial_value_threshold=None):
@@ -492,7 +511,7 @@ class ModelCheckpoint(_MonitorCallback):
         return False
 
     def _save_model(self, epoch: int, batch, logs) -> None:
-        logs = logs or {}
+        logs = _logs(logs)
         filepath = self._get_file_path(epoch, batch, logs)
         if not self._should_save(epoch, logs, filepath):
             return
@@ -826,6 +845,8 @@ class ProgbarLogger(Callback):
     The bar is redrawn at most every 0.1 s, so a batch costs a clock read and a comparison.
     """
 
+    _lazy_logs = True  # batch logs may come as a function (CallbackList.batch)
+
     interval = 0.1  # seconds between two redraws of the bar
 
     def __init__(self, verbose=None):
@@ -921,6 +942,7 @@ class ProgbarLogger(Callback):
     def _line(self, now: float, logs, final: bool) -> tuple[str, str]:
         """(count, info): `12/20`, and `3s 25ms/step - loss: ...` (ETA while running, the time
         taken at the end)."""
+        logs = _logs(logs)
         target = self.target or self.seen
         count = f"{self.seen:>{len(str(target))}}/{target}"
         per_step = self._step_time(now)
@@ -1003,6 +1025,8 @@ class BackupAndRestore(Callback):
         >>> model.fit(x, y, epochs=10, callbacks=[backup])  # run again after a crash: resumes
     """
 
+    _lazy_logs = True  # batch logs may come as a function (CallbackList.batch)
+
     _FILE = "latest.weights.safetensors"
 
     def __init__(self, backup_dir, save_freq="epoch", double_checkpoint: bool = False,
@@ -1023,6 +1047,9 @@ class BackupAndRestore(Callback):
         self._epoch = 0           # the epoch under way
         self._epoch_shuffle = None  # the shuffle's random state as that epoch began
         self._since_save = 0
+        if save_freq != "epoch" and save_freq > 0:
+            # a batch hook only then: fit computes batch logs for the callbacks that have one
+            self.on_train_batch_end = self._after_batch
 
     def on_train_begin(self, logs=None):
         from .saving.archive import load_checkpoint
@@ -1064,11 +1091,10 @@ class BackupAndRestore(Callback):
         self._epoch = epoch
         self._epoch_shuffle = pn_random.generator().bit_generator.state
 
-    def on_train_batch_end(self, batch, logs=None):
-        if isinstance(self.save_freq, int) and self.save_freq > 0:
-            self._since_save += 1
-            if self._since_save >= self.save_freq:
-                self._save(self._epoch, batch + 1, self._epoch_shuffle)
+    def _after_batch(self, batch, logs=None):
+        self._since_save += 1
+        if self._since_save >= self.save_freq:
+            self._save(self._epoch, batch + 1, self._epoch_shuffle)
 
     def on_epoch_end(self, epoch, logs=None):
         from .utils import random as pn_random
@@ -1240,6 +1266,8 @@ class TensorBoard(Callback):
         profile_batch, embeddings_freq, embeddings_metadata: must stay off (0 / None).
     """
 
+    _lazy_logs = True  # batch logs may come as a function (CallbackList.batch)
+
     def __init__(self, log_dir="logs", histogram_freq=0, write_graph=True, write_images=False,
                  write_steps_per_second=False, update_freq="epoch", profile_batch=0,
                  embeddings_freq=0, embeddings_metadata=None):
@@ -1286,7 +1314,7 @@ class TensorBoard(Callback):
         self._epoch_batches += 1
         if self.update_freq != "epoch" and self._batches % self.update_freq == 0:
             writer = self._writer("train")
-            for k, v in (logs or {}).items():
+            for k, v in _logs(logs).items():
                 writer.add_scalar(f"batch_{k}", float(v), self._batches)
 
     def on_epoch_end(self, epoch, logs=None):

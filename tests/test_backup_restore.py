@@ -230,3 +230,40 @@ def test_swap_ema_weights_without_use_ema_is_refused():
     with pytest.raises(ValueError, match="use_ema=True"):
         model.fit(_X, _Y, epochs=1, verbose=0, validation_split=0.2,
                   callbacks=[pynn.callbacks.SwapEMAWeights()])
+
+
+def test_batch_logs_of_metrics_outside_the_core_are_current_for_a_callback_that_reads_them():
+    """Metrics outside the core update per few thousand samples, but a callback reading batch
+    logs gets them up to that batch; pynn's own callbacks take them as a function (computed
+    only when read), so an unread batch costs no metric update."""
+    pynn.utils.set_random_seed(2)
+    model = pynn.Sequential([pynn.Input((4,)), pynn.layers.Dense(3, "softmax")])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy",
+                  metrics=[pynn.metrics.MeanIoU(num_classes=3, sparse_y_pred=False)])
+    labels = np.random.default_rng(4).integers(0, 3, 40)
+    seen, kinds = [], []
+
+    class Read(pynn.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(logs["mean_io_u"])
+
+    class Lazy(pynn.callbacks.Callback):
+        _lazy_logs = True
+
+        def on_train_batch_end(self, batch, logs=None):
+            kinds.append(callable(logs))
+
+    model.fit(_X, labels, epochs=1, batch_size=8, shuffle=False, verbose=0,
+              callbacks=[Read(), Lazy()])
+    assert kinds == [True] * 5 and len(seen) == 5
+    # each batch's value is the IoU of the predictions of the steps so far (each made before
+    # its step's update): the same model trained step by step gives them again
+    probe = pynn.metrics.MeanIoU(num_classes=3, sparse_y_pred=False)
+    pynn.utils.set_random_seed(2)
+    ref = pynn.Sequential([pynn.Input((4,)), pynn.layers.Dense(3, "softmax")])
+    ref.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    for step in range(5):
+        rows = slice(8 * step, 8 * step + 8)
+        probe.update_state(labels[rows], ref.predict(_X[rows], verbose=0))
+        ref.train_on_batch(_X[rows], labels[rows])
+        assert seen[step] == pytest.approx(float(probe.result()), abs=1e-6)

@@ -581,7 +581,7 @@ class Trainer:
                 r = train_step(bx, by, idx, bsw)
                 totals.add(r, b)
                 if end:
-                    cb.batch("on_train_batch_end", step, totals.logs(sort=True))
+                    cb.batch("on_train_batch_end", step, functools.partial(totals.logs, sort=True))
                 if self.stop_training:
                     break
             if not totals.seen and isinstance(train, BatchSource):
@@ -654,7 +654,7 @@ class Trainer:
             r = test_step(bx, by, None, bsw)
             totals.add(r, b)
             if end:
-                cb.batch("on_test_batch_end", step, totals.logs(sort=True))
+                cb.batch("on_test_batch_end", step, functools.partial(totals.logs, sort=True))
             if self.stop_evaluating:
                 break
         if not totals.seen:
