@@ -348,3 +348,45 @@ def test_compile_refuses_dense_metric_with_integer_labels_and_unknown_names():
     with pytest.raises(ValueError, match="integer labels"):
         model.compile(loss="categorical_crossentropy",
                       metrics=[metrics.SparseTopKCategoricalAccuracy()])
+
+
+def _accuracy_model(units, activation, loss):
+    model = pynn.Sequential([pynn.Input((4,)), pynn.layers.Dense(units, activation=activation)])
+    model.compile(optimizer="sgd", loss=loss, metrics=["accuracy"])
+    return model
+
+
+def _user_mse(y_true, y_pred):
+    return pynn.ops.mean((y_true - y_pred) ** 2, axis=-1)
+
+
+@pytest.mark.parametrize("units, loss, y_kind, form", [
+    (3, "binary_crossentropy", "multi_label", "categorical"),  # Keras: the shapes decide
+    (1, "binary_crossentropy", "binary", "binary"),
+    (3, "sparse_categorical_crossentropy", "labels", "sparse"),
+    (3, "categorical_crossentropy", "onehot", "categorical"),
+    (1, _user_mse, "binary", "binary"),
+    (3, _user_mse, "labels_column", "sparse"),
+    (3, _user_mse, "onehot", "categorical"),
+    (3, pynn.losses.Huber(), "onehot", "categorical")])
+def test_accuracy_takes_its_form_from_the_shapes_as_keras_3_does(units, loss, y_kind, form):
+    """Keras 3's compile picks binary accuracy for one prediction per sample, sparse for
+    integer labels, categorical otherwise, whatever the loss (a multi-label binary
+    cross-entropy gets categorical accuracy); with a user loss too."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 4)).astype(np.float32)
+    labels = rng.integers(0, units, 16)
+    y = {"multi_label": (rng.random((16, units)) > 0.5).astype(np.float32),
+         "binary": (rng.random((16, 1)) > 0.5).astype(np.float32),
+         "labels": labels, "labels_column": labels[:, None].astype(np.float32),
+         "onehot": np.eye(units, dtype=np.float32)[labels]}[y_kind]
+    model = _accuracy_model(units, "sigmoid" if units == 1 else "softmax", loss)
+    got = model.evaluate(x, y, verbose=0, return_dict=True)["accuracy"]
+    p = model.predict(x, verbose=0)
+    if form == "binary":
+        want = np.mean((p > 0.5) == (y > 0.5))
+    elif form == "sparse":
+        want = np.mean(p.argmax(-1) == np.asarray(y).reshape(-1))
+    else:
+        want = np.mean(p.argmax(-1) == y.argmax(-1))
+    assert got == pytest.approx(want)

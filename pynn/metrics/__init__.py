@@ -28,6 +28,7 @@ from .accuracy import (
     SparseCategoricalAccuracy,
     SparseTopKCategoricalAccuracy,
     TopKCategoricalAccuracy,
+    accuracy_by_shapes,
     binary_accuracy,
     categorical_accuracy,
     sparse_categorical_accuracy,
@@ -273,10 +274,14 @@ def resolve(identifier, loss_name: str, output_units: int) -> tuple[str, Metric]
         m = identifier()
         return m.name, m
     if isinstance(identifier, str) and identifier.lower() in _ACCURACY:
-        if loss_name == "sparse_categorical_crossentropy":
-            cls = SparseCategoricalAccuracy
-        elif output_units == 1 or loss_name == "binary_crossentropy":
+        if not loss_name:  # no loss of pynn's: the shapes of the data decide, batch by batch
+            return identifier, MeanMetricWrapper(accuracy_by_shapes, name=identifier)
+        # Keras's choice from the shapes, which the loss fixes: one unit is binary (a
+        # multi-label binary cross-entropy is categorical, as in Keras), integer labels sparse
+        if output_units == 1:
             cls = BinaryAccuracy
+        elif loss_name == "sparse_categorical_crossentropy":
+            cls = SparseCategoricalAccuracy
         else:
             cls = CategoricalAccuracy
         return identifier, cls(name=identifier)

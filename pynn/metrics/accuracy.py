@@ -139,6 +139,20 @@ class Accuracy(_FunctionMetric):
         super().__init__(name=name, dtype=dtype)
 
 
+def accuracy_by_shapes(y_true, y_pred):
+    """Keras 3's 'accuracy' when no loss fixes its form, chosen from the shapes as Keras's
+    compile does: binary for one prediction per sample, sparse for integer labels (of a lower
+    rank than the predictions, or a last axis of 1 against several classes), categorical
+    otherwise."""
+    t = tuple(getattr(y_true, "shape", np.shape(y_true)))
+    p = tuple(getattr(y_pred, "shape", np.shape(y_pred)))
+    if p[-1:] == (1,):
+        return binary_accuracy(y_true, y_pred)
+    if len(t) < len(p) or (t[-1:] == (1,) and p[-1:] != (1,)):
+        return sparse_categorical_accuracy(y_true, y_pred)
+    return categorical_accuracy(y_true, y_pred)
+
+
 class BinaryAccuracy(_FunctionMetric):
     """How often `y_pred > threshold` equals the 0/1 target.
 

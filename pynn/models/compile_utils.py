@@ -40,14 +40,10 @@ def resolve(model, optimizer, loss, loss_weights, metrics, weighted_metrics,
         if (any(specs) or any(wspecs)) and n_out > 1:
             raise ValueError("compile: metrics with a loss the core does not compute (or "
                              "without a loss) take a model with one output")
-        form = loss_objs[0].core_name if loss_objs else ""
         for weighted, lists in ((False, specs), (True, wspecs)):
             for m in lists[0] if lists else []:
-                if not form and isinstance(m, str) and m in metrics_mod._ACCURACY:
-                    raise ValueError(f"compile: metric '{m}' takes its form from the loss; "
-                                     "name the metric (such as pynn.metrics."
-                                     "SparseCategoricalAccuracy())")
-                loose.append(metrics_mod.resolve(m, form, 0) + (weighted,))
+                # 'accuracy' takes its form from the data's shapes, as Keras's compile does
+                loose.append(metrics_mod.resolve(m, "", 0) + (weighted,))
         names = unique_metric_names([(None, nm, w) for nm, _, w in loose])
         loose = [(nm, m, w) for nm, (_, m, w) in zip(names, loose)]
     for objs, lo in zip(specs, loss_objs):  # unknown names fail here, before state changes
