@@ -280,3 +280,49 @@ def test_bad_graphs_name_the_input_or_layer():
     stray = pynn.Input(shape=(2,), name="stray")
     with pytest.raises(ValueError, match="depend on 'stray', which is not the model's input"):
         pynn.Model(a, [layers.Dense(1)(a), layers.Dense(1, name="lost")(stray)])
+
+
+def _two_outputs_python_loss():
+    pynn.utils.set_random_seed(0)
+    inp = pynn.Input((4,))
+    a = pynn.layers.Dense(2, name="a")(inp)
+    b = pynn.layers.Dense(3, name="b")(inp)
+    model = pynn.Model(inp, [a, b])
+    # Huber is not one of the core's losses: the model trains and evaluates by Python steps
+    model.compile(optimizer="sgd", loss=[pynn.losses.Huber(), "mse"], loss_weights=[1.0, 0.5],
+                  metrics=[["mae"], ["mse", "mae"]])
+    return model
+
+
+def test_python_step_losses_give_each_outputs_loss_and_metrics_as_keras_3():
+    """Keras 3's keys for this compile: 'loss', 'a_loss', 'b_loss' (unweighted), and each
+    output's metrics as '<output>_<metric>' (from a Keras 3 run of the same script)."""
+    rng = np.random.default_rng(0)
+    x = rng.random((20, 4), dtype=np.float32)
+    ya, yb = rng.random((20, 2), dtype=np.float32), rng.random((20, 3), dtype=np.float32)
+    model = _two_outputs_python_loss()
+    history = model.fit(x, [ya, yb], epochs=1, batch_size=8, verbose=0)
+    assert sorted(history.history) == ["a_loss", "a_mae", "b_loss", "b_mae", "b_mse", "loss"]
+    got = model.evaluate(x, {"a": ya, "b": yb}, batch_size=8, verbose=0, return_dict=True)
+    pa, pb = model.predict(x, verbose=0)
+    err = np.abs(pa - ya)
+    huber = np.where(err <= 1.0, 0.5 * err ** 2, err - 0.5).mean()
+    mse_b = ((pb - yb) ** 2).mean()
+    want = {"a_loss": huber, "b_loss": mse_b, "loss": huber + 0.5 * mse_b,
+            "a_mae": np.abs(pa - ya).mean(), "b_mse": mse_b, "b_mae": np.abs(pb - yb).mean()}
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, rel=1e-5), key
+    # the list form follows metrics_names: the loss, each output's, then the metrics
+    values = model.evaluate(x, [ya, yb], batch_size=8, verbose=0)
+    assert values == pytest.approx([got[k] for k in model.metrics_names], rel=1e-6)
+
+
+def test_python_step_loss_is_a_mean_over_samples_when_the_last_batch_is_smaller():
+    rng = np.random.default_rng(1)
+    x = rng.random((20, 4), dtype=np.float32)
+    ya, yb = rng.random((20, 2), dtype=np.float32), rng.random((20, 3), dtype=np.float32)
+    model = _two_outputs_python_loss()
+    whole = model.evaluate(x, [ya, yb], batch_size=20, verbose=0, return_dict=True)
+    batched = model.evaluate(x, [ya, yb], batch_size=8, verbose=0, return_dict=True)  # 8, 8, 4
+    for key in ("loss", "a_loss", "b_loss"):
+        assert batched[key] == pytest.approx(whole[key], rel=1e-5), key

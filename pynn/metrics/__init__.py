@@ -234,10 +234,14 @@ class CompileMetrics(Metric):
     """The metrics given to compile, as one entry of `model.metrics` (Keras 3's
     'compile_metrics'): update_state updates each, result() is a dict of their results."""
 
-    def __init__(self, metrics: list, names: list, weighted: list | None = None):
+    def __init__(self, metrics: list, names: list, weighted: list | None = None,
+                 outputs: list | None = None, output_names: list | None = None):
         super().__init__(name="compile_metrics")
         self.metrics, self._names = list(metrics), list(names)
         self._weighted = list(weighted or [False] * len(self.metrics))
+        # with several outputs: each metric's output (an index into y and y_pred, or their
+        # key by output name when they are dicts)
+        self._outputs, self._output_names = outputs, list(output_names or [])
 
     @property
     def variables(self) -> list:
@@ -250,11 +254,23 @@ class CompileMetrics(Metric):
     def update_state(self, y_true, y_pred, sample_weight=None) -> None:
         # compile's `metrics` are unweighted in Keras 3 (only `weighted_metrics` get the
         # sample_weight): a custom train_step passing it gets the same figures
-        for m, weighted in zip(self.metrics, self._weighted):
-            if weighted and sample_weight is not None:
-                m.update_state(y_true, y_pred, sample_weight)
+        for i, (m, weighted) in enumerate(zip(self.metrics, self._weighted)):
+            yt, yp, sw = y_true, y_pred, sample_weight
+            if self._outputs is not None:
+                yt, yp, sw = (self._of_output(v, self._outputs[i]) for v in (yt, yp, sw))
+            if weighted and sw is not None:
+                m.update_state(yt, yp, sw)
             else:
-                m.update_state(y_true, y_pred)
+                m.update_state(yt, yp)
+
+    def _of_output(self, value, k: int):
+        """Output k's part of y, y_pred or sample_weight given for every output (a list, or a
+        dict by output name); a sample_weight for all outputs is everyone's."""
+        if isinstance(value, dict):
+            return value.get(self._output_names[k]) if self._output_names else None
+        if isinstance(value, (list, tuple)):
+            return value[k]
+        return value
 
     def result(self) -> dict:
         from .base import result_value
@@ -264,9 +280,11 @@ class CompileMetrics(Metric):
 def resolve(identifier, loss_name: str, output_units: int) -> tuple[str, Metric]:
     """(history key, a Metric) for one entry of compile's `metrics`, as Keras 3's get_metric.
 
-    A string keeps its spelling as the key; 'accuracy' (or 'acc') follows the loss and the
-    output: binary for one output unit or a binary cross-entropy, sparse for integer labels,
-    categorical otherwise. A function becomes a MeanMetricWrapper named after it.
+    A string keeps its spelling as the key; 'accuracy' (or 'acc') takes its form from the
+    shapes as Keras's compile does: binary for one output unit, sparse for integer labels (a
+    sparse cross-entropy), categorical otherwise; without a loss of pynn's (`loss_name` ''),
+    from the data's shapes batch by batch. A function becomes a MeanMetricWrapper named
+    after it.
     """
     if isinstance(identifier, Metric):
         return identifier.name, identifier

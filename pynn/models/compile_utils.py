@@ -37,15 +37,16 @@ def resolve(model, optimizer, loss, loss_weights, metrics, weighted_metrics,
     wspecs = metric_lists(model, weighted_metrics, names)
     loose = []  # without a loss, or with one the core lacks: metrics for a Python step
     if python_losses(loss_objs) or loss is None:
-        if (any(specs) or any(wspecs)) and n_out > 1:
-            raise ValueError("compile: metrics with a loss the core does not compute (or "
-                             "without a loss) take a model with one output")
+        # (name, metric, weighted, output), the unweighted ones first, each output's in turn
+        # ('<output>_<name>' with several), as Keras 3's CompileMetrics orders and names them
         for weighted, lists in ((False, specs), (True, wspecs)):
-            for m in lists[0] if lists else []:
-                # 'accuracy' takes its form from the data's shapes, as Keras's compile does
-                loose.append(metrics_mod.resolve(m, "", 0) + (weighted,))
-        names = unique_metric_names([(None, nm, w) for nm, _, w in loose])
-        loose = [(nm, m, w) for nm, (_, m, w) in zip(names, loose)]
+            for k, entries in enumerate(lists):
+                for m in entries:
+                    # 'accuracy' takes its form from the data's shapes, as Keras's compile does
+                    loose.append(metrics_mod.resolve(m, "", 0) + (weighted, k))
+        names = unique_metric_names([(names[k] if n_out > 1 else None, nm, w)
+                                     for nm, _, w, k in loose])
+        loose = [(nm, m, w, k) for nm, (_, m, w, k) in zip(names, loose)]
     for objs, lo in zip(specs, loss_objs):  # unknown names fail here, before state changes
         for m in objs:
             metrics_mod.resolve(m, lo.core_name, 0)

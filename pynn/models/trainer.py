@@ -313,10 +313,12 @@ class Trainer:
         self.loss = loss_objs[0] if n_out == 1 and loss_objs else loss
         self._compiled = True
         python = loss is None or compile_utils.python_losses(loss_objs)
+        self._out_trackers = None  # made again for these losses (_output_loss_trackers)
         if python:  # Python steps update these metric objects
-            self._metric_names = [k for k, _, _ in loose]
-            self._metric_objs = [m for _, m, _ in loose]
-            self._metric_weighted = [w for _, _, w in loose]
+            self._metric_names = [nm for nm, _, _, _ in loose]
+            self._metric_objs = [m for _, m, _, _ in loose]
+            self._metric_weighted = [w for _, _, w, _ in loose]
+            self._metric_outputs = [k for _, _, _, k in loose]
         if self._core is not None and python:
             self.optimizer._bind(self._core, self)
         elif self._core is not None:
@@ -405,9 +407,15 @@ class Trainer:
                 list(y_pred.values()) if isinstance(y_pred, dict) else [y_pred])
             ys = y if isinstance(y, (list, tuple)) else (
                 [y[k] for k in self._output_names] if isinstance(y, dict) else [y])
-            for lo, w, yt, yp in zip(self._losses, self._loss_weights, ys, preds):
-                term = lo(yt, yp, sample_weight=sample_weight) if sample_weight is not None \
-                    else lo(yt, yp)
+            trackers = self._output_loss_trackers()
+            for k, (lo, w, yt, yp) in enumerate(zip(self._losses, self._loss_weights, ys,
+                                                    preds)):
+                sw = sample_weight[k] if isinstance(sample_weight, (list, tuple)) else (
+                    sample_weight.get(self._output_names[k])
+                    if isinstance(sample_weight, dict) else sample_weight)
+                term = lo(yt, yp, sample_weight=sw) if sw is not None else lo(yt, yp)
+                if trackers:  # each output's own loss, unweighted, a mean over the samples
+                    trackers[k].update_state(np.asarray(term), sample_weight=len(yp))
                 term = term if w == 1.0 else ops.multiply(term, w)
                 total = term if total is None else ops.add(total, term)
         for extra in self.losses:
@@ -421,12 +429,24 @@ class Trainer:
         """Updates `model.metrics` with the batch (the loss tracker with the loss) and returns
         their results."""
         for m in self.metrics:
-            if m.name == "loss":
-                if loss is not None:
-                    m.update_state(loss)
-            else:
+            if m is vars(self).get("_loss_tracker"):
+                if loss is not None:  # a mean over the samples, as Keras's loss tracker
+                    m.update_state(np.asarray(loss), sample_weight=_batch_size(x, y_pred))
+            elif m.name != "loss" and m not in (vars(self).get("_out_trackers") or []):
                 m.update_state(y, y_pred, sample_weight)
         return self.get_metrics_result()
+
+    def _output_loss_trackers(self) -> list:
+        """Keras 3's per-output loss trackers ('<output>_loss': each output's unweighted loss,
+        a mean over the samples) of a model with several outputs compiled with losses, which
+        compute_loss updates; [] otherwise."""
+        if not self._compiled or self._n_outputs < 2 or not self._losses:
+            return []
+        trackers = vars(self).get("_out_trackers")
+        if trackers is None:
+            trackers = self._out_trackers = [metrics_mod.Mean(name=f"{nm}_loss")
+                                             for nm in self._output_names]
+        return trackers
 
     def get_metrics_result(self) -> dict:
         out = {}
@@ -448,11 +468,14 @@ class Trainer:
         if tracker is None:
             tracker = self._loss_tracker = metrics_mod.Mean(name="loss")
         out = [tracker]  # Keras 3 tracks the loss whenever the model is compiled
+        out.extend(self._output_loss_trackers())
         if self._metric_objs:
             cm = vars(self).get("_compile_metrics")
             if cm is None or cm.metrics != self._metric_objs:
                 cm = self._compile_metrics = metrics_mod.CompileMetrics(
-                    self._metric_objs, self._metric_names, vars(self).get("_metric_weighted"))
+                    self._metric_objs, self._metric_names, vars(self).get("_metric_weighted"),
+                    vars(self).get("_metric_outputs") if self._n_outputs > 1 else None,
+                    self._output_names)
             out.append(cm)
         return out
 
@@ -821,6 +844,17 @@ def _scalar_logs(logs) -> dict:
         a = np.asarray(v)
         out[k] = float(a) if a.size == 1 else a
     return out
+
+
+def _batch_size(x, y_pred) -> int:
+    """A batch's samples: the first axis of its first input (or prediction)."""
+    for value in (x, y_pred):
+        while isinstance(value, (list, tuple, dict)) and value:
+            value = next(iter(value.values())) if isinstance(value, dict) else value[0]
+        shape = getattr(value, "shape", None)
+        if shape:
+            return int(shape[0])
+    return 1
 
 
 def _on_train_begin(model, cb, initial_epoch: int) -> tuple[int, int]:
