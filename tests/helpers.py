@@ -11,6 +11,9 @@ pynn's loss is Keras's "sum_over_batch_size" reduction; `torch_loss` writes each
 the way Keras 3 defines it, so the two must agree to float32 precision.
 """
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -447,3 +450,34 @@ class Affine(pynn.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "note": self.note}
+
+
+# -- comparisons with Keras 3 ---------------------------------------------------------------------
+KERAS_REFERENCE = Path(__file__).parent / "keras_reference"
+
+
+def keras_reference_module(name: str):
+    """tests/keras_reference/<name>.py, a script that runs the same under pynn and Keras 3, loaded
+    as a module (its run() gives pynn's values)."""
+    spec = importlib.util.spec_from_file_location(f"{name}_ref", KERAS_REFERENCE / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def keras_reference_values(name: str) -> dict:
+    """What Keras 3 gave for tests/keras_reference/<name>.py, kept beside it in <name>.npz."""
+    return dict(np.load(KERAS_REFERENCE / f"{name}.npz"))
+
+
+def keras_values_now(name: str, python: str, backend: str, folder, timeout: int = 600) -> dict:
+    """tests/keras_reference/<name>.py run by Keras 3 now, under `python` (a Python with keras
+    and the backend installed) through shared/tools/keras_ref.py: the values it saves."""
+    import os
+    import subprocess
+
+    tool = Path(__file__).resolve().parents[2] / "shared" / "tools" / "keras_ref.py"
+    out = Path(folder) / f"{name}_now.npz"
+    subprocess.run([python, str(tool), str(KERAS_REFERENCE / f"{name}.py"), str(out)],
+                   check=True, env={**os.environ, "KERAS_BACKEND": backend}, timeout=timeout)
+    return dict(np.load(out))

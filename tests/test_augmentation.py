@@ -4,27 +4,21 @@ csrc/core/ops_augment.c): exact agreement with Keras 3 where the transform is de
 ranges, spread and independence, seeds, identity in inference, fit of a small CNN, gradients
 against finite differences and PyTorch's grid_sample, configs and bad arguments."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from helpers import numeric_gradient
+from helpers import keras_reference_module, keras_reference_values, numeric_gradient
 
 import pynn
 from pynn import layers
 
-REF = Path(__file__).parent / "keras_reference"
-
 
 @pytest.fixture(scope="module")
 def values():
-    spec = importlib.util.spec_from_file_location("augmentation_ref", REF / "augmentation.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.run(), dict(np.load(REF / "augmentation.npz"))
+    mod = keras_reference_module("augmentation")
+    return mod.run(), keras_reference_values("augmentation")
 
 
 def test_deterministic_transforms_match_keras(values):

@@ -4,25 +4,20 @@ a constraint argument passes it to its weights and round-trips it in its config;
 fused constraints in fit, train_on_batch and optimizer.apply; user constraints from Python;
 errors; save and load."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import keras_reference_module, keras_reference_values
 
 import pynn
 from pynn import constraints, layers
 
-REF = Path(__file__).parent / "keras_reference"
-
 
 @pytest.fixture(scope="module")
 def reference():
-    spec = importlib.util.spec_from_file_location("constraints_ref", REF / "constraints.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod, mod.run(), dict(np.load(REF / "constraints.npz"))
+    mod = keras_reference_module("constraints")
+    return mod, mod.run(), keras_reference_values("constraints")
 
 
 # ---- against Keras 3 ---------------------------------------------------------------------------

@@ -2,24 +2,19 @@
 (tests/keras_reference/losses.py, its values in losses.npz), and compile with any of them, a
 user function or a Loss subclass (trained by Python steps on the tape)."""
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import keras_reference_module, keras_reference_values
 
 import pynn
 from pynn import layers, losses, ops
 
-REF = Path(__file__).parent / "keras_reference"
-
 
 @pytest.fixture(scope="module")
 def values():
-    spec = importlib.util.spec_from_file_location("losses_ref", REF / "losses.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.run(), dict(np.load(REF / "losses.npz"))
+    mod = keras_reference_module("losses")
+    return mod.run(), keras_reference_values("losses")
 
 
 def test_every_loss_matches_keras(values):

@@ -5,17 +5,18 @@ The models of tests/keras_reference/masking.py are compared with what Keras 3 (J
 the same weights and data (masking.npz); the rest checks against NumPy."""
 
 import os
-import subprocess
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import (
+    keras_reference_module,
+    keras_reference_values,
+    keras_values_now,
+)
 
 import pynn
 from pynn import layers, ops
-
-REF = Path(__file__).parent / "keras_reference"
 
 
 def _ids():
@@ -27,14 +28,11 @@ def _ids():
 
 @pytest.fixture(scope="module")
 def keras_run():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("masking_ref", REF / "masking.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = keras_reference_module("masking")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         mine = mod.run()
-    return mine, dict(np.load(REF / "masking.npz"))
+    return mine, keras_reference_values("masking")
 
 
 @pytest.mark.skipif(not os.environ.get("PYNN_KERAS_PYTHON"),
@@ -42,12 +40,9 @@ def keras_run():
 def test_the_stored_keras_reference_is_what_keras_computes(tmp_path):
     """masking.npz made again by Keras 3 now (a Python with keras and jax installed, named by
     PYNN_KERAS_PYTHON) equals the stored one: the comparison above is against Keras itself."""
-    tool = Path(__file__).resolve().parents[2] / "shared" / "tools" / "keras_ref.py"
-    out = tmp_path / "fresh.npz"
-    subprocess.run([os.environ["PYNN_KERAS_PYTHON"], str(tool), str(REF / "masking.py"),
-                    str(out)], check=True, env={**os.environ, "KERAS_BACKEND": "jax"},
-                   timeout=600)
-    fresh, stored = dict(np.load(out)), dict(np.load(REF / "masking.npz"))
+    fresh = keras_values_now("masking", os.environ["PYNN_KERAS_PYTHON"], "jax",
+                             tmp_path, timeout=600)
+    stored = keras_reference_values("masking")
     assert fresh.keys() == stored.keys()
     for k in stored:
         np.testing.assert_allclose(fresh[k], stored[k], rtol=1e-5, atol=1e-6, err_msg=k)

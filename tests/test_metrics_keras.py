@@ -5,21 +5,21 @@ function forms; the configs; and compile/evaluate/fit logs with metrics inside a
 core. The rest checks the machinery: metrics outside the core updated from the fused step's own
 predictions, user functions and Metric subclasses in compile, masks, configs, refusals."""
 
-import importlib.util
 import json
 import os
 import re
-import subprocess
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import (
+    keras_reference_module,
+    keras_reference_values,
+    keras_values_now,
+)
 
 import pynn
 from pynn import layers, metrics
-
-REF = Path(__file__).parent / "keras_reference"
 
 # keras.metrics' public names in Keras 3.15 (dir(keras.metrics))
 KERAS_NAMES = [
@@ -44,9 +44,7 @@ KERAS_NAMES = [
 
 
 def _reference_module():
-    spec = importlib.util.spec_from_file_location("metrics_ref", REF / "metrics.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = keras_reference_module("metrics")
     return mod
 
 
@@ -56,7 +54,7 @@ def keras_run():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         mine = mod.run()
-    return mod, mine, dict(np.load(REF / "metrics.npz"))
+    return mod, mine, keras_reference_values("metrics")
 
 
 def _cases():
@@ -124,12 +122,8 @@ def test_compile_evaluate_and_fit_logs_match_keras(keras_run, model):
                     reason="set PYNN_KERAS_PYTHON to a Python with keras and jax")
 def test_the_stored_keras_reference_is_what_keras_computes(tmp_path):
     """metrics.npz made again by Keras 3 now equals the stored one."""
-    tool = Path(__file__).resolve().parents[2] / "shared" / "tools" / "keras_ref.py"
-    out = tmp_path / "fresh.npz"
-    subprocess.run([os.environ["PYNN_KERAS_PYTHON"], str(tool), str(REF / "metrics.py"),
-                    str(out)], check=True, env={**os.environ, "KERAS_BACKEND": "jax"},
-                   capture_output=True)
-    fresh, stored = dict(np.load(out)), dict(np.load(REF / "metrics.npz"))
+    fresh = keras_values_now("metrics", os.environ["PYNN_KERAS_PYTHON"], "jax", tmp_path)
+    stored = keras_reference_values("metrics")
     assert set(fresh) == set(stored)
     for key in stored:
         if stored[key].dtype.kind in "US":

@@ -8,27 +8,25 @@ The runs of tests/keras_reference/optimizers.py (a fixed gradient sequence throu
 gave (optimizers.npz); NAdam, Adamax and Adadelta also against PyTorch's; the rest checks
 configs, training, saving and refusals."""
 
-import importlib.util
 import json
 import os
-import subprocess
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import (
+    keras_reference_module,
+    keras_reference_values,
+    keras_values_now,
+)
 
 import pynn
 from pynn import mixed_precision, optimizers
 from pynn.optimizers import schedules
 
-REF = Path(__file__).parent / "keras_reference"
-
 
 def _reference_module():
-    spec = importlib.util.spec_from_file_location("optimizers_ref", REF / "optimizers.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = keras_reference_module("optimizers")
     return mod
 
 
@@ -40,7 +38,7 @@ def keras_run():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         mine = ref_mod.run()
-    return mine, dict(np.load(REF / "optimizers.npz"))
+    return mine, keras_reference_values("optimizers")
 
 
 # ---- against Keras 3 -----------------------------------------------------------------------
@@ -48,12 +46,9 @@ def keras_run():
 @pytest.mark.skipif(not os.environ.get("PYNN_KERAS_PYTHON"),
                     reason="set PYNN_KERAS_PYTHON to a Python with keras and jax")
 def test_the_stored_keras_reference_is_what_keras_computes(tmp_path):
-    tool = Path(__file__).resolve().parents[2] / "shared" / "tools" / "keras_ref.py"
-    out = tmp_path / "fresh.npz"
-    subprocess.run([os.environ["PYNN_KERAS_PYTHON"], str(tool), str(REF / "optimizers.py"),
-                    str(out)], check=True, env={**os.environ, "KERAS_BACKEND": "jax"},
-                   timeout=600)
-    fresh, stored = dict(np.load(out)), dict(np.load(REF / "optimizers.npz"))
+    fresh = keras_values_now("optimizers", os.environ["PYNN_KERAS_PYTHON"], "jax",
+                             tmp_path, timeout=600)
+    stored = keras_reference_values("optimizers")
     assert fresh.keys() == stored.keys()
     for k in stored:
         if k.startswith("config/"):

@@ -8,17 +8,19 @@ gradient (against the formula with u and v held, finite differences once the ite
 converged, PyTorch's spectral_norm at convergence), configs, saving, and refusals."""
 
 import os
-import subprocess
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import (
+    keras_reference_module,
+    keras_reference_values,
+    keras_values_now,
+)
 
 import pynn
 from pynn import layers
 
-REF = Path(__file__).parent / "keras_reference"
 SN = layers.SpectralNormalization
 
 
@@ -26,14 +28,11 @@ SN = layers.SpectralNormalization
 
 @pytest.fixture(scope="module")
 def keras_run():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("spectral_ref", REF / "spectral.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = keras_reference_module("spectral")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         mine = mod.run()
-    return mine, dict(np.load(REF / "spectral.npz"))
+    return mine, keras_reference_values("spectral")
 
 
 @pytest.mark.skipif(not os.environ.get("PYNN_KERAS_PYTHON"),
@@ -41,12 +40,9 @@ def keras_run():
 def test_the_stored_keras_reference_is_what_keras_computes(tmp_path):
     """spectral.npz made again by Keras 3 now (PYNN_KERAS_PYTHON: a Python with keras and jax)
     equals the stored one: the comparisons below are against Keras itself."""
-    tool = Path(__file__).resolve().parents[2] / "shared" / "tools" / "keras_ref.py"
-    out = tmp_path / "fresh.npz"
-    subprocess.run([os.environ["PYNN_KERAS_PYTHON"], str(tool), str(REF / "spectral.py"),
-                    str(out)], check=True, env={**os.environ, "KERAS_BACKEND": "jax"},
-                   timeout=600)
-    fresh, stored = dict(np.load(out)), dict(np.load(REF / "spectral.npz"))
+    fresh = keras_values_now("spectral", os.environ["PYNN_KERAS_PYTHON"], "jax",
+                             tmp_path, timeout=600)
+    stored = keras_reference_values("spectral")
     assert fresh.keys() == stored.keys()
     for k in stored:
         np.testing.assert_allclose(fresh[k], stored[k], rtol=1e-5, atol=1e-6, err_msg=k)

@@ -7,17 +7,19 @@ gave for the same weights and data (stateful.npz); the rest checks the states ag
 on the concatenated sequence, configs and saving, and the refusals."""
 
 import os
-import subprocess
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import (
+    keras_reference_module,
+    keras_reference_values,
+    keras_values_now,
+)
 
 import pynn
 from pynn import layers
 
-REF = Path(__file__).parent / "keras_reference"
 B, T, F = 4, 5, 3
 
 
@@ -25,14 +27,11 @@ B, T, F = 4, 5, 3
 
 @pytest.fixture(scope="module")
 def keras_run():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("stateful_ref", REF / "stateful.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = keras_reference_module("stateful")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         mine = mod.run()
-    return mine, dict(np.load(REF / "stateful.npz"))
+    return mine, keras_reference_values("stateful")
 
 
 @pytest.mark.skipif(not os.environ.get("PYNN_KERAS_TF_PYTHON"),
@@ -41,12 +40,9 @@ def test_the_stored_keras_reference_is_what_keras_computes(tmp_path):
     """stateful.npz made again by Keras 3 on TensorFlow now (PYNN_KERAS_TF_PYTHON: a Python
     with keras and tensorflow) equals the stored one. (Keras on JAX keeps no state across the
     batches of its compiled predict and fit; on PyTorch its stateful fit fails.)"""
-    tool = Path(__file__).resolve().parents[2] / "shared" / "tools" / "keras_ref.py"
-    out = tmp_path / "fresh.npz"
-    subprocess.run([os.environ["PYNN_KERAS_TF_PYTHON"], str(tool), str(REF / "stateful.py"),
-                    str(out)], check=True, env={**os.environ, "KERAS_BACKEND": "tensorflow"},
-                   timeout=900)
-    fresh, stored = dict(np.load(out)), dict(np.load(REF / "stateful.npz"))
+    fresh = keras_values_now("stateful", os.environ["PYNN_KERAS_TF_PYTHON"], "tensorflow",
+                             tmp_path, timeout=900)
+    stored = keras_reference_values("stateful")
     assert fresh.keys() == stored.keys()
     for k in stored:
         np.testing.assert_allclose(fresh[k], stored[k], rtol=1e-5, atol=1e-6, err_msg=k)

@@ -3,29 +3,25 @@ Keras 3 (tests/keras_reference/text_preprocessing.py and its .npz: vocabularies,
 mode, OOV and mask handling, invert, ngrams, tf_idf, FarmHash and SipHash bins), models that take
 strings (functional and Sequential: fit, evaluate, predict, call), saving, and errors."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import KERAS_REFERENCE, keras_reference_module, keras_reference_values
 
 import pynn
 from pynn import layers
 
-REF = Path(__file__).parent / "keras_reference"
-
 
 @pytest.fixture(scope="module")
 def keras_run():
-    spec = importlib.util.spec_from_file_location("text_ref", REF / "text_preprocessing.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.run(), dict(np.load(REF / "text_preprocessing.npz"))
+    mod = keras_reference_module("text_preprocessing")
+    return mod.run(), keras_reference_values("text_preprocessing")
 
 
 def _keys():
-    return sorted(np.load(REF / "text_preprocessing.npz").files)
+    return sorted(np.load(KERAS_REFERENCE / "text_preprocessing.npz").files)
 
 
 @pytest.mark.parametrize("key", _keys())

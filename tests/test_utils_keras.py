@@ -1,7 +1,6 @@
 """keras.utils in pynn: the names, and what they compute against Keras 3 (tests/keras_reference/
 utils.py and its utils.npz); the dataset builders, images, get_file and the registry."""
 
-import importlib.util
 import io
 import logging
 import os
@@ -11,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import keras_reference_module, keras_reference_values
 
 import pynn
 from pynn import utils
 
-REF = Path(__file__).parent / "keras_reference"
 KERAS_UTILS = ['Config', 'CustomObjectScope', 'FeatureSpace', 'Progbar', 'PyDataset', 'Sequence',
                'array_to_img', 'audio_dataset_from_directory', 'bounding_boxes', 'clear_session',
                'custom_object_scope', 'deserialize_keras_object', 'disable_interactive_logging',
@@ -36,10 +35,8 @@ def test_keras_utils_names_are_there_but_three():
 
 
 def test_deterministic_utils_match_keras():
-    spec = importlib.util.spec_from_file_location("utils_ref", REF / "utils.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    mine, ref = mod.run(), dict(np.load(REF / "utils.npz"))
+    mod = keras_reference_module("utils")
+    mine, ref = mod.run(), keras_reference_values("utils")
     assert set(mine) == set(ref)
     for k in sorted(ref):
         if ref[k].dtype.kind in "US":
