@@ -1,7 +1,8 @@
 """Preprocessing layers that are arithmetic on images and features, and run in the core graph
 like any layer: Rescaling, CenterCrop, Resizing, Normalization (with `adapt`), CategoryEncoding,
-Discretization. (Keras's layers with vocabularies, such as StringLookup and TextVectorization,
-and its random augmentations are not here yet.)"""
+Discretization. Keras's random augmentations are in augmentation.py (core ops drawing per
+image in training); its layers on strings (TextVectorization, StringLookup, IntegerLookup,
+Hashing) in preprocessing_text.py (NumPy, before the core)."""
 
 import numpy as np
 
