@@ -1,0 +1,178 @@
+"""pynn.export.to_c (issue 20): the exported C99 model, compiled with the system compiler, gives
+predict's outputs; unsupported layers are refused before a file is written."""
+
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+import pynn
+from pynn import layers
+from pynn.export.c import to_c
+
+CC = shutil.which("cc")
+needs_cc = pytest.mark.skipif(CC is None, reason="no C compiler (cc) found")
+
+MAIN_C = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include "model.h"
+
+/* prog in.bin out.bin n: reads n samples of MODEL_INPUT_SIZE floats, writes their outputs */
+int main(int argc, char **argv) {
+    static float in[MODEL_INPUT_SIZE], out[MODEL_OUTPUT_SIZE], ws[MODEL_WORKSPACE_FLOATS];
+    if (argc != 4) return 2;
+    FILE *fi = fopen(argv[1], "rb"), *fo = fopen(argv[2], "wb");
+    if (!fi || !fo) return 3;
+    int n = atoi(argv[3]);
+    for (int s = 0; s < n; s++) {
+        if (fread(in, sizeof(float), MODEL_INPUT_SIZE, fi) != MODEL_INPUT_SIZE) return 4;
+        model_predict(in, out, ws);
+        if (fwrite(out, sizeof(float), MODEL_OUTPUT_SIZE, fo) != MODEL_OUTPUT_SIZE) return 5;
+    }
+    fclose(fi);
+    return fclose(fo) != 0;
+}
+"""
+
+
+def _compile(model, tmp_path):
+    src, hdr = to_c(model, str(tmp_path / "model.c"))
+    assert os.path.basename(hdr) == "model.h"
+    (tmp_path / "main.c").write_text(MAIN_C)
+    prog = str(tmp_path / "prog")
+    r = subprocess.run([CC, "-O2", "-std=c99", "-Wall", "-Werror", "-o", prog,
+                        str(tmp_path / "main.c"), src, "-lm"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return prog
+
+
+def _run(prog, x, out_shape, tmp_path, wrapper=()):
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    (tmp_path / "in.bin").write_bytes(x.tobytes())
+    r = subprocess.run([*wrapper, prog, str(tmp_path / "in.bin"), str(tmp_path / "out.bin"),
+                        str(len(x))], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return np.fromfile(tmp_path / "out.bin", dtype=np.float32).reshape((len(x),) + out_shape)
+
+
+def _check(model, x, tmp_path, atol=1e-5, rtol=1e-5):
+    expected = model.predict(x, verbose=0)
+    prog = _compile(model, tmp_path)
+    got = _run(prog, x, expected.shape[1:], tmp_path)
+    np.testing.assert_allclose(got, expected, rtol=rtol, atol=atol)
+    return prog
+
+
+def _mlp():
+    return pynn.models.Sequential([
+        layers.Input((20,)), layers.Dense(32, activation="relu"), layers.Dropout(0.5),
+        layers.Dense(16, activation="tanh"), layers.Dense(10, activation="softmax")])
+
+
+@needs_cc
+def test_mlp_matches_predict(tmp_path):
+    x = np.random.default_rng(0).normal(size=(5, 20)).astype(np.float32)
+    _check(_mlp(), x, tmp_path)
+
+
+@needs_cc
+@pytest.mark.parametrize("act", ["linear", "relu", "sigmoid", "tanh", "softmax", "gelu", "elu",
+                                 "leaky_relu", "swish", "silu", "softplus"])
+def test_every_activation_matches_predict(tmp_path, act):
+    model = pynn.models.Sequential([layers.Input((6,)), layers.Dense(8, activation=act),
+                                    layers.Reshape((2, 4)), layers.Activation(act),
+                                    layers.Flatten()])
+    x = np.random.default_rng(1).normal(size=(3, 6)).astype(np.float32) * 3
+    _check(model, x, tmp_path)
+
+
+@needs_cc
+def test_cnn_matches_predict(tmp_path):
+    model = pynn.models.Sequential([
+        layers.Input((9, 8, 3)),
+        layers.Conv2D(4, 3, padding="same", activation="relu"),
+        layers.BatchNormalization(),
+        layers.MaxPooling2D(),
+        layers.Conv2D(5, (2, 3), strides=(2, 1), padding="valid"),
+        layers.AveragePooling2D(pool_size=2, strides=1, padding="same"),
+        layers.Conv2D(3, 3, strides=2, padding="same", dilation_rate=1, activation="elu"),
+        layers.GlobalAveragePooling2D(),
+        layers.Dense(4, activation="softmax")])
+    # non-trivial BatchNormalization statistics
+    bn = model.layers[1]
+    rng = np.random.default_rng(2)
+    for w in bn.weights:
+        w[...] = rng.uniform(0.5, 1.5, size=w.shape).astype(np.float32)
+    x = rng.normal(size=(4, 9, 8, 3)).astype(np.float32)
+    _check(model, x, tmp_path)
+
+
+@needs_cc
+def test_lstm_and_gru_match_predict(tmp_path):
+    model = pynn.models.Sequential([
+        layers.Input((7, 5)), layers.LSTM(6, return_sequences=True),
+        layers.GRU(4, go_backwards=True, return_sequences=True), layers.LSTM(3),
+        layers.Dense(2)])
+    rng = np.random.default_rng(3)
+    for layer in model.layers:  # non-zero biases
+        for w in layer.weights:
+            w[...] = rng.normal(scale=0.5, size=w.shape).astype(np.float32)
+    x = rng.normal(size=(3, 7, 5)).astype(np.float32)
+    _check(model, x, tmp_path)
+
+
+@needs_cc
+def test_embedding_gru_matches_predict(tmp_path):
+    model = pynn.models.Sequential([layers.Input((6,), dtype="int32"), layers.Embedding(11, 4),
+                                    layers.GRU(5), layers.Dense(3, activation="sigmoid")])
+    rng = np.random.default_rng(4)
+    for w in model.layers[1].weights:
+        w[...] = rng.normal(scale=0.5, size=w.shape).astype(np.float32)
+    x = rng.integers(0, 11, size=(4, 6)).astype(np.int32)
+    expected = model.predict(x, verbose=0)
+    prog = _compile(model, tmp_path)
+    got = _run(prog, x.astype(np.float32), expected.shape[1:], tmp_path)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_weights_round_trip_exactly(tmp_path):
+    model = _mlp()
+    to_c(model, str(tmp_path / "m.c"), name="net")
+    text = (tmp_path / "m.c").read_text()
+    kernel = model.layers[0].weights[0]
+    start = text.index("net_l0_kernel[")
+    body = text[text.index("{", start) + 1:text.index("}", start)]
+    values = np.array([float(v) for v in body.replace("\n", " ").split(",")], dtype=np.float32)
+    np.testing.assert_array_equal(values, np.asarray(kernel).ravel())
+    header = (tmp_path / "m.h").read_text()
+    assert "#define NET_INPUT_SIZE 20" in header and "#define NET_OUTPUT_SIZE 10" in header
+    assert "void net_predict(const float *input, float *output, float *workspace);" in header
+
+
+def test_unsupported_layer_raises_before_writing(tmp_path):
+    model = pynn.models.Sequential([layers.Input((4, 3)), layers.Conv1D(2, 2), layers.Flatten()])
+    with pytest.raises(NotImplementedError, match="Conv1D"):
+        to_c(model, str(tmp_path / "m.c"))
+    assert not os.listdir(tmp_path)
+
+
+def test_unsupported_argument_raises(tmp_path):
+    model = pynn.models.Sequential([layers.Input((4, 3)), layers.GRU(2, reset_after=False)])
+    with pytest.raises(NotImplementedError, match="reset_after"):
+        to_c(model, str(tmp_path / "m.c"))
+    with pytest.raises(ValueError, match="C identifier"):
+        to_c(_mlp(), str(tmp_path / "m.c"), name="my-model")
+    assert not os.listdir(tmp_path)
+
+
+@needs_cc
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind not installed")
+def test_mlp_valgrind_clean(tmp_path):
+    model = _mlp()
+    prog = _compile(model, tmp_path)
+    x = np.random.default_rng(5).normal(size=(2, 20)).astype(np.float32)
+    got = _run(prog, x, (10,), tmp_path, wrapper=("valgrind", "--error-exitcode=1", "-q"))
+    np.testing.assert_allclose(got, model.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
