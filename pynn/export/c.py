@@ -71,9 +71,9 @@ def to_c(model, filepath: str, header: str | None = None, name: str = "model") -
     `void <name>_predict(const float *input, float *output, float *workspace)`, which computes one
     sample (input and output as flat channels_last float arrays; an Embedding's indices passed as
     floats) with plain loops, no allocation and no global state, so separate workspaces make it
-    safe to call from several threads. The weights are `static const float` arrays printed with
-    `%.9g`, which round-trips float32 exactly. Build with e.g. `cc -O2 -std=c99 -c model.c` and
-    link with `-lm`.
+    safe to call from several threads (input, output and workspace must not overlap). The
+    weights are `static const float` arrays printed with `%.9g`, which round-trips float32
+    exactly. Build with e.g. `cc -O2 -std=c99 -c model.c` and link with `-lm`.
 
     Args:
         model: a built `pynn.models.Sequential` of the layers listed in this module's docstring.
@@ -197,7 +197,8 @@ def _generate(model, name: str, header_name: str) -> tuple[str, str]:
          f" * {upper}_OUTPUT_SIZE floats (shape {tuple(shape)}), and workspace is caller-owned\n"
          f" * scratch of"
          f" * {upper}_WORKSPACE_FLOATS floats (nothing is allocated; no global state, so one\n"
-         f" * workspace per thread makes concurrent calls safe). Link with -lm. */\n",
+         f" * workspace per thread makes concurrent calls safe). input, output and workspace must\n"
+         f" * not overlap. Link with -lm. */\n",
          f"#ifndef {upper}_H\n#define {upper}_H\n\n",
          f"#define {upper}_INPUT_SIZE {in_size}\n#define {upper}_OUTPUT_SIZE {out_size}\n"
          f"#define {upper}_WORKSPACE_FLOATS {ws}\n\n",
@@ -261,10 +262,18 @@ def _dense(g, layer, cfg, shape, first):
     init = f"{bias}[o]" if bias else "0.0f"
     g.funcs.append(
         f"/* {layer.name}: y[r] = x[r] W + b,  x (rows={rows}, {cin}), W ({cin}, {units}) */\n"
-        f"static void {f}(float *y, const float *x) {{\n"
+        f"static void {f}(float *restrict y, const float *restrict x) {{\n"
         f"    for (int r = 0; r < {rows}; r++, x += {cin}, y += {units}) {{\n"
         f"        for (int o = 0; o < {units}; o++) y[o] = {init};\n"
-        f"        for (int i = 0; i < {cin}; i++) {{\n"
+        f"        int i = 0;\n"
+        f"        for (; i + 4 <= {cin}; i += 4) {{  /* four rows of W per pass over y */\n"
+        f"            const float x0 = x[i], x1 = x[i + 1], x2 = x[i + 2], x3 = x[i + 3];\n"
+        f"            const float *w0 = {kn} + (long)i * {units}, *w1 = w0 + {units};\n"
+        f"            const float *w2 = w1 + {units}, *w3 = w2 + {units};\n"
+        f"            for (int o = 0; o < {units}; o++)\n"
+        f"                y[o] += x0 * w0[o] + x1 * w1[o] + x2 * w2[o] + x3 * w3[o];\n"
+        f"        }}\n"
+        f"        for (; i < {cin}; i++) {{\n"
         f"            const float xi = x[i];\n"
         f"            const float *wr = {kn} + (long)i * {units};\n"
         f"            for (int o = 0; o < {units}; o++) y[o] += xi * wr[o];\n"
@@ -330,7 +339,7 @@ def _conv2d(g, layer, cfg, shape, first):
         f"/* {layer.name}: y[oh,ow,o] = b[o]\n"
         f"     + sum_{{i,j,c}} x[oh*{sh}+i*{dh}-{ph}, ow*{sw}+j*{dw}-{pw}, c] K[i,j,c,o]\n"
         f"   x ({H},{W},{C}), K ({kh},{kw},{C},{F}), y ({OH},{OW},{F}); outside x reads 0 */\n"
-        f"static void {f}(float *y, const float *x) {{\n"
+        f"static void {f}(float *restrict y, const float *restrict x) {{\n"
         f"    for (int oh = 0; oh < {OH}; oh++)\n"
         f"    for (int ow = 0; ow < {OW}; ow++) {{\n"
         f"        float *yo = y + ((long)oh * {OW} + ow) * {F};\n"
@@ -377,7 +386,7 @@ def _pool2d(g, layer, cfg, shape, first):
         f"/* {layer.name}: y[oh,ow,c] = {math_},\n"
         f"   window {kh}x{kw} at (oh*{sh}-{ph}, ow*{sw}-{pw});"
         f" x ({H},{W},{C}), y ({OH},{OW},{C}) */\n"
-        f"static void {f}(float *y, const float *x) {{\n"
+        f"static void {f}(float *restrict y, const float *restrict x) {{\n"
         f"    for (int oh = 0; oh < {OH}; oh++)\n"
         f"    for (int ow = 0; ow < {OW}; ow++) {{\n"
         f"        float *yo = y + ((long)oh * {OW} + ow) * {C};\n"
@@ -405,7 +414,7 @@ def _global_avg2d(g, layer, cfg, shape, first):
     f = f"{g.name}_gap{g.n}"
     g.funcs.append(
         f"/* {layer.name}: y[c] = mean_{{h,w}} x[h,w,c],  x ({H},{W},{C}) */\n"
-        f"static void {f}(float *y, const float *x) {{\n"
+        f"static void {f}(float *restrict y, const float *restrict x) {{\n"
         f"    for (int c = 0; c < {C}; c++) y[c] = 0.0f;\n"
         f"    for (int p = 0; p < {H * W}; p++, x += {C})\n"
         f"        for (int c = 0; c < {C}; c++) y[c] += x[c];\n"
@@ -432,7 +441,7 @@ def _batchnorm(g, layer, cfg, shape, first):
     g.funcs.append(
         f"/* {layer.name}: y[.,c] = (x[.,c] - mean[c]) / sqrt(var[c] + {eps!r}) gamma[c]"
         f" + beta[c] */\n"
-        f"static void {f}(float *y, const float *x) {{\n"
+        f"static void {f}(float *restrict y, const float *restrict x) {{\n"
         f"    for (int r = 0; r < {rows}; r++, x += {C}, y += {C})\n"
         f"        for (int c = 0; c < {C}; c++)\n"
         f"            y[c] = (x[c] - {mn}[c]) / sqrtf({vn}[c] + {eps!r}f) * {gn}[c]"
@@ -454,7 +463,7 @@ def _embedding(g, layer, cfg, shape, first):
     g.funcs.append(
         f"/* {layer.name}: y[t] = E[(int)x[t]],  E ({V},{D});"
         f" an index outside [0, {V}) gives zeros */\n"
-        f"static void {f}(float *y, const float *x) {{\n"
+        f"static void {f}(float *restrict y, const float *restrict x) {{\n"
         f"    for (int t = 0; t < {n}; t++, y += {D}) {{\n"
         f"        const int k = (int)x[t];\n"
         f"        if (k < 0 || k >= {V}) {{\n"
@@ -511,7 +520,7 @@ def _lstm(g, layer, cfg, shape, first):
         f"   i, f, o = {ract}(z_i, z_f, z_o);"
         f"   c = f c + i {act}(z_c);  h = o {act}(c).  x ({T},{NI}), h, c ({U},) start at 0;"
         f" y = {'every h' if seq else 'the last h'} */\n"
-        f"static void {f}(float *y, const float *x, float *scratch) {{\n"
+        f"static void {f}(float *restrict y, const float *restrict x, float *scratch) {{\n"
         f"    float *h = scratch, *c = scratch + {U}, *z = scratch + {2 * U}, *th = z + {4 * U};\n"
         f"    (void)th;\n"
         f"    for (int u = 0; u < {U}; u++) h[u] = c[u] = 0.0f;\n"
@@ -566,7 +575,7 @@ def _gru(g, layer, cfg, shape, first):
         f"/* {layer.name} (GRU, reset_after, gates z r h): xz = x_t W + b_in, hz = h U + b_rec;\n"
         f"   z, r = {ract}(xz + hz);  hh = {act}(xz_h + r hz_h);  h = z h + (1 - z) hh.\n"
         f"   x ({T},{NI}), h ({U},) starts at 0; y = {'every h' if seq else 'the last h'} */\n"
-        f"static void {f}(float *y, const float *x, float *scratch) {{\n"
+        f"static void {f}(float *restrict y, const float *restrict x, float *scratch) {{\n"
         f"    float *h = scratch, *xz = scratch + {U}, *hz = xz + {3 * U}, *hh = hz + {3 * U};\n"
         f"    for (int u = 0; u < {U}; u++) h[u] = 0.0f;\n"
         f"    for (int s = 0; s < {T}; s++) {{\n"
