@@ -799,6 +799,27 @@ class Model(Trainer):
         from .. import saving
         saving.load_weights(self, filepath, skip_mismatch=skip_mismatch)
 
+    def export(self, filepath, format: str = "onnx", verbose: bool = True,
+               input_signature=None, **kwargs) -> None:
+        """Exports the model for inference outside pynn, as Keras 3's `Model.export`.
+
+        format='onnx' writes an ONNX file (`pynn.export.to_onnx`; needs the `onnx` package):
+        Sequential and functional models of the built-in layers, with a dynamic batch axis.
+        Keras's other formats ('tf_saved_model', 'openvino', 'litert', 'torch') raise
+        NotImplementedError. kwargs: opset_version for 'onnx'.
+
+        Example:
+            >>> model.export("model.onnx", format="onnx")
+        """
+        if format == "onnx":
+            from ..export import to_onnx
+            to_onnx(self, filepath, verbose=verbose, input_signature=input_signature, **kwargs)
+            return
+        if format in ("tf_saved_model", "openvino", "litert", "torch"):
+            raise NotImplementedError(f"Model.export: format='{format}' is not supported by "
+                                      "pynn; use format='onnx'")
+        raise ValueError(f"Unrecognized format={format!r}. Supported formats are: ['onnx']")
+
     def get_config(self) -> dict:
         raise NotImplementedError(f"{type(self).__name__} has no get_config(); pynn serializes "
                                   "Sequential and functional models")
