@@ -80,12 +80,22 @@ def test_mlp_matches_predict(tmp_path):
 
 @needs_cc
 @pytest.mark.parametrize("act", ["linear", "relu", "sigmoid", "tanh", "softmax", "gelu", "elu",
-                                 "leaky_relu", "swish", "silu", "softplus"])
+                                 "selu", "leaky_relu", "swish", "silu", "softplus"])
 def test_every_activation_matches_predict(tmp_path, act):
     model = pynn.models.Sequential([layers.Input((6,)), layers.Dense(8, activation=act),
                                     layers.Reshape((2, 4)), layers.Activation(act),
                                     layers.Flatten()])
     x = np.random.default_rng(1).normal(size=(3, 6)).astype(np.float32) * 3
+    _check(model, x, tmp_path)
+
+
+@needs_cc
+def test_activation_layers_match_predict(tmp_path):
+    model = pynn.models.Sequential([
+        layers.Input((3, 4)), layers.Dense(6), layers.ReLU(negative_slope=0.1),
+        layers.Dense(6), layers.LeakyReLU(negative_slope=0.3), layers.Dense(6), layers.ELU(0.5),
+        layers.Dense(5), layers.ReLU(), layers.Dense(4), layers.Softmax()])
+    x = np.random.default_rng(6).normal(size=(3, 3, 4)).astype(np.float32) * 2
     _check(model, x, tmp_path)
 
 
@@ -145,7 +155,7 @@ def test_weights_round_trip_exactly(tmp_path):
     kernel = model.layers[0].weights[0]
     start = text.index("net_l0_kernel[")
     body = text[text.index("{", start) + 1:text.index("}", start)]
-    values = np.array([float(v) for v in body.replace("\n", " ").split(",")], dtype=np.float32)
+    values = np.array([float(v.strip().rstrip("f")) for v in body.split(",")], dtype=np.float32)
     np.testing.assert_array_equal(values, np.asarray(kernel).ravel())
     header = (tmp_path / "m.h").read_text()
     assert "#define NET_INPUT_SIZE 20" in header and "#define NET_OUTPUT_SIZE 10" in header
@@ -159,6 +169,14 @@ def test_unsupported_layer_raises_before_writing(tmp_path):
     assert not os.listdir(tmp_path)
 
 
+def test_functional_model_raises(tmp_path):
+    inputs = layers.Input((4,))
+    model = pynn.models.Model(inputs, layers.Dense(2)(inputs))
+    with pytest.raises(NotImplementedError, match="Sequential"):
+        to_c(model, str(tmp_path / "m.c"))
+    assert not os.listdir(tmp_path)
+
+
 def test_unsupported_argument_raises(tmp_path):
     model = pynn.models.Sequential([layers.Input((4, 3)), layers.GRU(2, reset_after=False)])
     with pytest.raises(NotImplementedError, match="reset_after"):
@@ -168,11 +186,25 @@ def test_unsupported_argument_raises(tmp_path):
     assert not os.listdir(tmp_path)
 
 
+def _small_rnn():
+    return pynn.models.Sequential([layers.Input((4, 3)), layers.LSTM(4, return_sequences=True),
+                                   layers.GRU(3), layers.Dense(2, activation="softmax")])
+
+
+def _small_cnn():
+    return pynn.models.Sequential([
+        layers.Input((6, 6, 2)), layers.Conv2D(3, 3, padding="same", activation="relu"),
+        layers.MaxPooling2D(padding="same"), layers.Flatten(), layers.Dense(2)])
+
+
 @needs_cc
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind not installed")
-def test_mlp_valgrind_clean(tmp_path):
-    model = _mlp()
+@pytest.mark.parametrize("make", [_mlp, _small_cnn, _small_rnn])
+def test_valgrind_clean(tmp_path, make):
+    model = make()
     prog = _compile(model, tmp_path)
-    x = np.random.default_rng(5).normal(size=(2, 20)).astype(np.float32)
-    got = _run(prog, x, (10,), tmp_path, wrapper=("valgrind", "--error-exitcode=1", "-q"))
-    np.testing.assert_allclose(got, model.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+    x = np.random.default_rng(5).normal(size=(2,) + tuple(model.input_shape[1:]))
+    expected = model.predict(x.astype(np.float32), verbose=0)
+    got = _run(prog, x, expected.shape[1:], tmp_path,
+               wrapper=("valgrind", "--error-exitcode=1", "-q"))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)

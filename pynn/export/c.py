@@ -22,14 +22,16 @@ from .. import activations as _activations
 
 __all__ = ["to_c"]
 
-_ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax", "gelu", "elu", "leaky_relu",
-                "swish", "softplus")
+_ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax", "gelu", "elu", "selu",
+                "leaky_relu", "swish", "softplus")
+_DEFAULT_ALPHA = {"leaky_relu": 0.2, "elu": 1.0}  # Keras's negative_slope and alpha
 
-# One C helper per activation, applied in place to n floats (softmax: to rows of `cols` floats).
+# One C helper per activation, applied in place to n floats (softmax: to rows of `cols` floats;
+# leaky_relu and elu take their slope or alpha as a third argument).
 _ACT_C = {
-    "relu": "/* y = max(x, 0) */\n"
+    "relu": "/* y = max(x, 0), NaN kept */\n"
             "static void act_relu(float *x, int n) {\n"
-            "    for (int i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;\n}\n",
+            "    for (int i = 0; i < n; i++) x[i] = x[i] <= 0.0f ? 0.0f : x[i];\n}\n",
     "sigmoid": "/* y = 1 / (1 + exp(-x)) */\n"
                "static void act_sigmoid(float *x, int n) {\n"
                "    for (int i = 0; i < n; i++) x[i] = 1.0f / (1.0f + expf(-x[i]));\n}\n",
@@ -40,12 +42,18 @@ _ACT_C = {
             "static void act_gelu(float *x, int n) {\n"
             "    for (int i = 0; i < n; i++)\n"
             "        x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));\n}\n",
-    "elu": "/* y = x if x > 0 else alpha (exp(x) - 1),  alpha = 1 */\n"
-           "static void act_elu(float *x, int n) {\n"
-           "    for (int i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : expm1f(x[i]);\n}\n",
-    "leaky_relu": "/* y = x if x > 0 else 0.2 x  (Keras's default negative_slope) */\n"
-                  "static void act_leaky_relu(float *x, int n) {\n"
-                  "    for (int i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.2f * x[i];\n}\n",
+    "elu": "/* y = x if x > 0 else a (exp(x) - 1) */\n"
+           "static void act_elu(float *x, int n, float a) {\n"
+           "    for (int i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : a * expm1f(x[i]);\n}\n",
+    "selu": "/* y = s x if x > 0 else s A (exp(x) - 1),  A = 1.6732632, s = 1.0507010 */\n"
+            "static void act_selu(float *x, int n) {\n"
+            "    const float A = 1.67326324235437728481f, s = 1.05070098735548049342f;\n"
+            "    for (int i = 0; i < n; i++)\n"
+            "        x[i] = x[i] > 0.0f ? s * x[i] : s * A * expm1f(x[i]);\n"
+            "}\n",
+    "leaky_relu": "/* y = x if x > 0 else a x */\n"
+                  "static void act_leaky_relu(float *x, int n, float a) {\n"
+                  "    for (int i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : a * x[i];\n}\n",
     "swish": "/* y = x sigmoid(x) */\n"
              "static void act_swish(float *x, int n) {\n"
              "    for (int i = 0; i < n; i++) x[i] = x[i] / (1.0f + expf(-x[i]));\n}\n",
@@ -114,10 +122,16 @@ def _c_array(cname: str, values: np.ndarray, what: str) -> str:
     flat = np.ascontiguousarray(values, dtype=np.float32).ravel()
     if not np.all(np.isfinite(flat)):
         raise ValueError(f"to_c: {what} holds NaN or Inf; a C initializer cannot carry them")
-    items = [f"{float(v):.9g}" for v in flat]
+    items = [_c_float(v) for v in flat]
     lines = [", ".join(items[i:i + 8]) for i in range(0, len(items), 8)]
     body = ",\n    ".join(lines) if lines else "0"
     return f"static const float {cname}[{max(len(items), 1)}] = {{\n    {body}\n}};\n"
+
+
+def _c_float(v: float) -> str:
+    """A float C literal that round-trips float32: "0.2f", "1.0f", "1e-05f"."""
+    text = f"{float(np.float32(v)):.9g}"
+    return text + ("f" if any(c in text for c in ".e") else ".0f")
 
 
 def _act_name(identifier, layer) -> str:
@@ -157,12 +171,15 @@ class _Gen:
         self.weights.append(_c_array(cname, values, f"layer '{layer.name}' {tag}"))
         return cname
 
-    def act_call(self, act: str, ptr: str, rows: int, cols: int) -> str:
+    def act_call(self, act: str, ptr: str, rows: int, cols: int, alpha: float | None = None) -> str:
         if act == "linear":
             return ""
         self.acts.add(act)
         if act == "softmax":
             return f"act_softmax({ptr}, {rows}, {cols});"
+        if act in _DEFAULT_ALPHA:
+            a = float(_DEFAULT_ALPHA[act] if alpha is None else alpha)
+            return f"act_{act}({ptr}, {rows * cols}, {_c_float(a)});"
         return f"act_{act}({ptr}, {rows * cols});"
 
 
@@ -187,7 +204,7 @@ def _generate(model, name: str, header_name: str) -> tuple[str, str]:
         shape = _emit(g, layer, shape, first=(i == 0))
         sizes.append(int(np.prod(shape, dtype=np.int64)))
     out_size = sizes[-1]
-    buf = max(sizes)
+    buf = max(sizes[1:])  # the buffers hold layer outputs, never the input
     ws = 2 * buf + g.scratch
     upper = name.upper()
 
@@ -283,12 +300,30 @@ def _dense(g, layer, cfg, shape, first):
 
 
 def _activation(g, layer, cfg, shape, first):
-    act = _act_name(cfg["activation"], layer)
+    kind = type(layer).__name__
+    alpha = None
+    if kind == "Activation":
+        act = _act_name(cfg["activation"], layer)
+    elif kind == "ReLU":
+        if cfg.get("max_value") is not None or cfg.get("threshold", 0.0) != 0.0:
+            _unsupported(layer, "max_value or threshold")
+        alpha = float(cfg.get("negative_slope", 0.0))
+        act = "leaky_relu" if alpha != 0.0 else "relu"
+    elif kind == "LeakyReLU":
+        act, alpha = "leaky_relu", float(cfg["negative_slope"])
+    elif kind == "ELU":
+        act, alpha = "elu", float(cfg["alpha"])
+    else:  # Softmax
+        axis = cfg.get("axis", -1)
+        axis = axis[0] if isinstance(axis, (list, tuple)) and len(axis) == 1 else axis
+        if axis not in (-1, len(shape)):
+            _unsupported(layer, f"axis={cfg.get('axis')} (only the last axis is exported)")
+        act = "softmax"
     if act != "linear":
         n = int(np.prod(shape, dtype=np.int64))
         cols = shape[-1] if shape else 1
         g.calls.append(f"memcpy({{dst}}, {{src}}, sizeof(float) * {n}); "
-                       + g.act_call(act, "{dst}", n // cols, cols))
+                       + g.act_call(act, "{dst}", n // cols, cols, alpha))
     return shape
 
 
@@ -444,7 +479,7 @@ def _batchnorm(g, layer, cfg, shape, first):
         f"static void {f}(float *restrict y, const float *restrict x) {{\n"
         f"    for (int r = 0; r < {rows}; r++, x += {C}, y += {C})\n"
         f"        for (int c = 0; c < {C}; c++)\n"
-        f"            y[c] = (x[c] - {mn}[c]) / sqrtf({vn}[c] + {eps!r}f) * {gn}[c]"
+        f"            y[c] = (x[c] - {mn}[c]) / sqrtf({vn}[c] + {_c_float(eps)}) * {gn}[c]"
         f" + {bn}[c];\n}}\n")
     g.calls.append(f"{f}({{dst}}, {{src}});")
     return shape
@@ -604,7 +639,8 @@ def _gru(g, layer, cfg, shape, first):
 
 
 _HANDLERS = {
-    "Dense": _dense, "Activation": _activation, "Dropout": _identity, "Flatten": _flatten,
+    "Dense": _dense, "Activation": _activation, "ReLU": _activation, "LeakyReLU": _activation,
+    "ELU": _activation, "Softmax": _activation, "Dropout": _identity, "Flatten": _flatten,
     "Reshape": _reshape, "Conv2D": _conv2d, "MaxPooling2D": _pool2d,
     "AveragePooling2D": _pool2d, "GlobalAveragePooling2D": _global_avg2d,
     "BatchNormalization": _batchnorm, "Embedding": _embedding, "LSTM": _lstm, "GRU": _gru,
