@@ -205,3 +205,100 @@ def test_other_formats():
         model.export("m", format="nope")
     with pytest.raises(TypeError, match="unexpected keyword"):
         model.export("m.onnx", format="onnx", bogus=1)
+
+
+# -- MultiHeadAttention (issue 20) ---------------------------------------------------------------
+def _perturb(model):
+    """Biases, gammas and betas other than their initial zeros and ones."""
+    for layer in model.layers:
+        ws = layer.get_weights()
+        if ws:
+            layer.set_weights([w + 0.2 * _normal(*w.shape, seed=7) if w.ndim else w for w in ws])
+
+
+def _tokens(n, steps, seed=0):
+    return np.random.default_rng(seed + 100 * n + steps).integers(0, 30, (n, steps)).astype(
+        np.int32)
+
+
+def _transformer_block(x, dim=16, heads=4, key_dim=8):
+    a = L.MultiHeadAttention(heads, key_dim, dropout=0.1)(x, x, use_causal_mask=True)
+    x = L.LayerNormalization(epsilon=1e-5)(L.Add()([x, a]))
+    f = L.Dense(dim)(L.Dense(2 * dim, "relu")(x))
+    return L.LayerNormalization()(L.Add()([x, f]))
+
+
+def test_transformer_block_with_position_embedding(tmp_path):
+    x = pynn.Input((12,), dtype="int32")
+    e = L.Embedding(30, 16)(x)
+    h = L.Add()([e, L.PositionEmbedding(12)(e)])
+    model = pynn.Model(x, L.Dense(3)(_transformer_block(h)))
+    _perturb(model)
+    _check(model, lambda n: [_tokens(n, 12)], tmp_path)
+
+
+def test_transformer_block_dynamic_steps(tmp_path):
+    x = pynn.Input((None,), dtype="int32")
+    model = pynn.Model(x, _transformer_block(L.Embedding(30, 16)(x)))
+    _perturb(model)
+    sess = _session(model, tmp_path / "m.onnx")  # one file for every length
+    assert sess.get_inputs()[0].shape[0] == "batch"
+    assert isinstance(sess.get_inputs()[0].shape[1], str)
+    for steps in (12, 5):
+        for n in (1, 7):
+            x = _tokens(n, steps)
+            got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+            want = model.predict(x, verbose=0)
+            assert got.shape == want.shape == (n, steps, 16)
+            np.testing.assert_allclose(got, want, atol=ATOL, rtol=0)
+
+
+def test_mha_key_dim_value_dim_no_bias_keywords(tmp_path):
+    q = pynn.Input((6, 10))
+    v = pynn.Input((9, 10))
+    k = pynn.Input((9, 7))
+    a = L.MultiHeadAttention(3, 4, value_dim=5, use_bias=False, output_shape=8)(
+        query=q, value=v, key=k, use_causal_mask=True)
+    b = L.MultiHeadAttention(2, 6, value_dim=3)(q, v)
+    model = pynn.Model([q, v, k], [a, b])
+    _perturb(model)
+    _check(model, lambda n: [_normal(n, 6, 10), _normal(n, 9, 10, seed=1),
+                             _normal(n, 9, 7, seed=2)], tmp_path)
+
+
+def test_mha_cross_attention_different_lengths(tmp_path):
+    q = pynn.Input((5, 8))
+    v = pynn.Input((11, 8))
+    model = pynn.Model([q, v], L.MultiHeadAttention(2, 4)(q, v, use_causal_mask=False))
+    _perturb(model)
+    _check(model, lambda n: [_normal(n, 5, 8), _normal(n, 11, 8, seed=1)], tmp_path)
+
+
+def test_mha_attention_mask(tmp_path):
+    q = pynn.Input((4, 6))
+    m = pynn.Input((4, 4), dtype="int32")
+    model = pynn.Model([q, m], L.MultiHeadAttention(2, 3)(q, q, attention_mask=m,
+                                                          use_causal_mask=True))
+    _perturb(model)
+
+    def make(n):
+        mask = np.random.default_rng(n).integers(0, 2, (n, 4, 4)).astype(np.int32)
+        mask[0, 1] = 0  # a row with every key masked: uniform over the keys
+        return [_normal(n, 4, 6), mask]
+    _check(model, make, tmp_path)
+
+
+def test_mha_refusals(tmp_path):
+    q = pynn.Input((4, 6))
+    out, scores = L.MultiHeadAttention(2, 3)(q, q, return_attention_scores=True)
+    model = pynn.Model(q, out)
+    with pytest.raises(NotImplementedError, match="MultiHeadAttention.*return_attention_scores"):
+        model.export(tmp_path / "m.onnx", format="onnx", verbose=False)
+    with pytest.raises(ValueError, match="attention_axes"):  # pynn refuses it when built
+        L.MultiHeadAttention(2, 3, attention_axes=(2,))
+    layer = L.MultiHeadAttention(2, 3)
+    model = pynn.Model(q, layer(q, q))
+    layer.attention_axes = (1, 2)  # as a layer restored from another config would carry it
+    with pytest.raises(NotImplementedError, match="MultiHeadAttention.*attention_axes"):
+        model.export(tmp_path / "m.onnx", format="onnx", verbose=False)
+    assert not os.path.exists(tmp_path / "m.onnx")

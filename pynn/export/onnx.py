@@ -9,6 +9,11 @@ Convolutions and pools read pynn's channels-last images; ONNX's Conv and pools t
 first, so the image is transposed to (N, C, ...) around each of them (a layer built with
 data_format='channels_first' already has that layout and is written without transposes).
 
+MultiHeadAttention is written with MatMul, Reshape, Transpose and Softmax; its causal mask is
+built for the steps of each run (Range, Greater), and masked logits become -1e9 (Where), as
+Keras adds -1e9, so a row with every key masked attends uniformly as in pynn's core.
+return_attention_scores=True and attention_axes other than the steps axis are refused.
+
 A layer, or an argument of a layer, that the exporter does not cover raises
 NotImplementedError naming the layer's class and the argument, before any file is written.
 """
@@ -290,6 +295,88 @@ def _embedding(g, layer, ins, in_shapes, t, in_dtypes=None):
     return [g.op("Gather", [g.const(f"{h}_embeddings", table), idx], h, axis=0)]
 
 
+def _position_embedding(g, layer, ins, in_shapes, t):
+    """The table's rows 0..steps-1, broadcast to the input's shape."""
+    h = layer.name
+    table = g.const(f"{h}_embeddings", _weights(layer)["embeddings"])
+    shape = g.op("Shape", [ins[0]], h)
+    steps = g.op("Gather", [shape, g.ints(f"{h}_axis", [len(in_shapes[0]) - 2])], h, axis=0)
+    rows = g.op("Slice", [table, g.ints(f"{h}_zero", [0]), steps, g.ints(f"{h}_ax0", [0])], h)
+    return [g.op("Expand", [rows, shape], h)]
+
+
+def _mha_project(g, h, x, kernel, bias, heads: int, size: int):
+    """x (B, T, d) through an EinsumDense kernel (d, heads, size) -> (B, heads, T, size)."""
+    y = g.op("MatMul", [x, g.const(f"{h}_kernel", kernel.reshape(kernel.shape[0], -1))], h)
+    if bias is not None:
+        y = g.op("Add", [y, g.const(f"{h}_bias", bias.reshape(-1))], h)
+    y = g.op("Reshape", [y, g.ints(f"{h}_split", [0, 0, heads, size])], h)
+    return g.op("Transpose", [y], h, perm=[0, 2, 1, 3])
+
+
+def _multi_head_attention(g, layer, ins, in_shapes, t):
+    """Keras 3's MultiHeadAttention at inference (dropout off): the projections as MatMuls,
+    softmax(q k^T / sqrt(key_dim)) per head with masked logits set to -1e9 (as Keras adds
+    -1e9: a query row with every key masked attends uniformly, as pynn's core does)."""
+    h = layer.name
+    spec = t._call_spec
+    if spec is None or "trace" in spec:
+        _refuse(layer, "a call without named query and value tensors")
+    options = spec["options"]
+    if options.get("return_attention_scores"):
+        _refuse(layer, "return_attention_scores=True")
+    unknown = [k for k in options if k not in ("use_causal_mask", "return_attention_scores")]
+    if unknown:
+        _refuse(layer, f"the call options {unknown}")
+    if layer.attention_axes not in (None, 1, -2, (1,), [1], (-2,), [-2]):
+        _refuse(layer, f"attention_axes={layer.attention_axes!r}")
+    given = dict(zip(spec["names"], ins))
+    shapes = dict(zip(spec["names"], in_shapes))
+    if any(len(s) != 3 for s in shapes.values() if s is not None):
+        _refuse(layer, "inputs other than (batch, steps, features)")
+    q, v = given["query"], given["value"]
+    k = given.get("key", v)
+    H, kd, vd = layer.num_heads, layer.key_dim, layer.value_dim
+    ws = [np.asarray(w, np.float32) for w in layer.get_weights()]
+    per = 2 if layer.use_bias else 1
+    (wq, wk, wv, wo) = (ws[i * per:(i + 1) * per] for i in range(4))
+
+    def b(w):
+        return w[1] if layer.use_bias else None
+    qh = _mha_project(g, f"{h}_query", q, wq[0], b(wq), H, kd)         # (B, H, Tq, kd)
+    kh = _mha_project(g, f"{h}_key", k, wk[0], b(wk), H, kd)           # (B, H, Tk, kd)
+    vh = _mha_project(g, f"{h}_value", v, wv[0], b(wv), H, vd)         # (B, H, Tk, vd)
+    qh = g.op("Mul", [qh, g.const(f"{h}_scale", 1.0 / math.sqrt(kd))], h)
+    kt = g.op("Transpose", [kh], h, perm=[0, 1, 3, 2])
+    s = g.op("MatMul", [qh, kt], h)                                    # (B, H, Tq, Tk)
+    hidden = None                                                      # bool, True: masked
+    if options.get("use_causal_mask"):
+        zero, one = (g.const(f"{h}_i0", 0, np.int64), g.const(f"{h}_i1", 1, np.int64))
+        tq = g.op("Gather", [g.op("Shape", [q], h), g.const(f"{h}_ax1", 1, np.int64)], h, axis=0)
+        tk = g.op("Gather", [g.op("Shape", [k], h), g.const(f"{h}_ax1k", 1, np.int64)], h,
+                  axis=0)
+        rows = g.op("Unsqueeze", [g.op("Range", [zero, tq, one], h), g.ints(f"{h}_last", [1])],
+                    h)                                                 # (Tq, 1)
+        cols = g.op("Range", [zero, tk, one], h)                       # (Tk,)
+        hidden = g.op("Greater", [cols, rows], h)                      # (Tq, Tk): j > i
+    if "attention_mask" in given:
+        m = g.op("Cast", [given["attention_mask"]], h, to=g.onnx.TensorProto.FLOAT)
+        m = g.op("Equal", [m, g.const(f"{h}_mzero", 0.0)], h)
+        m = g.op("Unsqueeze", [m, g.ints(f"{h}_head_axis", [1])], h)  # (B, 1, Tq, Tk)
+        hidden = m if hidden is None else g.op("Or", [hidden, m], h)
+    if hidden is not None:
+        s = g.op("Where", [hidden, g.const(f"{h}_neg", -1e9), s], h)
+    p = g.op("Softmax", [s], h, axis=-1)
+    o = g.op("MatMul", [p, vh], h)                                     # (B, H, Tq, vd)
+    o = g.op("Transpose", [o], h, perm=[0, 2, 1, 3])
+    o = g.op("Reshape", [o, g.ints(f"{h}_merge", [0, 0, H * vd])], h)
+    kernel = wo[0]
+    y = g.op("MatMul", [o, g.const(f"{h}_out_kernel", kernel.reshape(H * vd, -1))], h)
+    if layer.use_bias:
+        y = g.op("Add", [y, g.const(f"{h}_out_bias", wo[1])], h)
+    return [y]
+
+
 _MERGE_OPS = {"Add": "Sum", "Multiply": None, "Average": "Mean", "Maximum": "Max",
               "Minimum": "Min"}
 
@@ -384,7 +471,8 @@ _CONVERTERS = {
     "GlobalAveragePooling1D": _global_pool, "GlobalAveragePooling2D": _global_pool,
     "GlobalMaxPooling1D": _global_pool, "GlobalMaxPooling2D": _global_pool,
     "BatchNormalization": _batch_norm, "LayerNormalization": _layer_norm,
-    "Embedding": _embedding,
+    "Embedding": _embedding, "PositionEmbedding": _position_embedding,
+    "MultiHeadAttention": _multi_head_attention,
     "Add": _merge, "Subtract": _merge, "Multiply": _merge, "Average": _merge,
     "Maximum": _merge, "Minimum": _merge, "Concatenate": _merge,
     "LSTM": _rnn, "GRU": _rnn, "SimpleRNN": _rnn,
@@ -441,7 +529,8 @@ def _emit(g: _Graph, model, values: dict, prefix: str = "") -> list:
             sub_values = {id(s): v for s, v in zip(sub_ins, srcs)}
             made = _emit(g, layer, sub_values, prefix + layer.name + "/")
         else:
-            if t._call_spec is not None:
+            if t._call_spec is not None and (_converter(layer) is not _multi_head_attention
+                                             or "trace" in t._call_spec):
                 _refuse(layer, "a call with keyword tensors or a traced call()")
             made = _converter(layer)(g, layer, srcs, in_shapes, t)
         sibs = t._siblings or [t]
