@@ -121,6 +121,35 @@ def test_cnn_matches_predict(tmp_path):
 
 
 @needs_cc
+def test_1d_stack_matches_predict(tmp_path):
+    model = pynn.models.Sequential([
+        layers.Input((12, 3)),
+        layers.Conv1D(4, 3, padding="causal", dilation_rate=2, activation="tanh"),
+        layers.Conv1D(5, 2, strides=2, padding="same"),
+        layers.LayerNormalization(),
+        layers.AveragePooling1D(pool_size=2, strides=1, padding="same"),
+        layers.Conv1D(4, 2, padding="valid"),
+        layers.SimpleRNN(6, return_sequences=True),
+        layers.MaxPooling1D(),
+        layers.SimpleRNN(3, go_backwards=True, return_sequences=True, activation="relu"),
+        layers.GlobalMaxPooling1D()])
+    rng = np.random.default_rng(7)
+    for w in model.layers[2].weights:  # LayerNormalization's gamma and beta
+        w[...] = rng.normal(size=w.shape).astype(np.float32)
+    x = rng.normal(size=(3, 12, 3)).astype(np.float32)
+    _check(model, x, tmp_path)
+
+
+@needs_cc
+def test_global_pools_2d_match_predict(tmp_path):
+    model = pynn.models.Sequential([
+        layers.Input((5, 4, 2)), layers.Conv2D(3, 2), layers.GlobalMaxPooling2D(keepdims=True),
+        layers.Flatten(), layers.Dense(2)])
+    x = np.random.default_rng(8).normal(size=(3, 5, 4, 2)).astype(np.float32)
+    _check(model, x, tmp_path)
+
+
+@needs_cc
 def test_lstm_and_gru_match_predict(tmp_path):
     model = pynn.models.Sequential([
         layers.Input((7, 5)), layers.LSTM(6, return_sequences=True),
@@ -163,8 +192,9 @@ def test_weights_round_trip_exactly(tmp_path):
 
 
 def test_unsupported_layer_raises_before_writing(tmp_path):
-    model = pynn.models.Sequential([layers.Input((4, 3)), layers.Conv1D(2, 2), layers.Flatten()])
-    with pytest.raises(NotImplementedError, match="Conv1D"):
+    model = pynn.models.Sequential([layers.Input((4, 4, 3)), layers.Conv2DTranspose(2, 2),
+                                    layers.Flatten()])
+    with pytest.raises(NotImplementedError, match="Conv2DTranspose"):
         to_c(model, str(tmp_path / "m.c"))
     assert not os.listdir(tmp_path)
 

@@ -5,9 +5,11 @@ float` arrays and one inference function for a single sample, depending on nothi
 standard library (`<math.h>`, `<string.h>`). The generated code allocates nothing: the caller
 passes a workspace of `<NAME>_WORKSPACE_FLOATS` floats (static, on the stack, or its own arena).
 
-Covered: Sequential models of Dense, Activation, Dropout (identity), Flatten, Reshape, Conv2D
-(channels_last, valid/same, strides, dilation), MaxPooling2D, AveragePooling2D,
-GlobalAveragePooling2D, BatchNormalization (inference form), Embedding (first layer), LSTM and GRU
+Covered: Sequential models of Dense, Activation (linear relu sigmoid tanh softmax gelu elu selu
+leaky_relu swish/silu softplus), ReLU (negative_slope), LeakyReLU, ELU, Softmax (last axis),
+Dropout (identity), Flatten, Reshape, Conv1D/Conv2D (channels_last, valid/same/causal, strides,
+dilation), Max/AveragePooling1D/2D, GlobalAverage/MaxPooling1D/2D, BatchNormalization (inference
+form) and LayerNormalization (last axis), Embedding (first layer), SimpleRNN, LSTM and GRU
 (reset_after=True). Anything else raises NotImplementedError before a file is written.
 """
 
@@ -346,17 +348,26 @@ def _reshape(g, layer, cfg, shape, first):
     return tuple(target)
 
 
+def _as_2d(layer, cfg, shape, keys) -> tuple:
+    """A 1-D layer's input shape and window arguments as 2-D ones of height 1."""
+    one_d = type(layer).__name__.endswith("1D")
+    if len(shape) != (2 if one_d else 3):
+        want = "(steps, channels)" if one_d else "(height, width, channels)"
+        _unsupported(layer, f"input shape {shape} (expects {want})")
+    if not one_d:
+        return one_d, shape, [tuple(cfg[k]) for k in keys]
+    return one_d, (1,) + tuple(shape), [(1,) + tuple(cfg[k]) for k in keys]
+
+
 def _conv2d(g, layer, cfg, shape, first):
     if cfg.get("groups", 1) != 1:
         _unsupported(layer, f"groups={cfg['groups']}")
-    if len(shape) != 3:
-        _unsupported(layer, f"input shape {shape} (expects (height, width, channels))")
-    H, W, C = shape
-    kh, kw = cfg["kernel_size"]
-    sh, sw = cfg["strides"]
-    dh, dw = cfg["dilation_rate"]
+    one_d, (H, W, C), ((kh, kw), (sh, sw), (dh, dw)) = _as_2d(
+        layer, cfg, shape, ("kernel_size", "strides", "dilation_rate"))
     pad = cfg["padding"]
-    if pad == "valid":
+    if pad == "causal" and one_d:  # (kernel - 1) dilation zeros on the left, then valid
+        OH, OW, ph, pw = 1, (W - 1) // sw + 1, 0, (kw - 1) * dw
+    elif pad == "valid":
         OH, OW = (H - (kh - 1) * dh - 1) // sh + 1, (W - (kw - 1) * dw - 1) // sw + 1
         ph = pw = 0
     elif pad == "same":
@@ -364,7 +375,7 @@ def _conv2d(g, layer, cfg, shape, first):
     else:
         _unsupported(layer, f"padding='{pad}'")
     w = _w(layer)
-    F = w["kernel"].shape[-1]
+    F = w["kernel"].shape[-1]  # a 1-D kernel (k, C, F) is the 2-D one (1, k, C, F)
     act = _act_name(cfg["activation"], layer)
     kn = g.weight("kernel", w["kernel"], layer)
     bias = g.weight("bias", w["bias"], layer) if cfg["use_bias"] else None
@@ -392,15 +403,12 @@ def _conv2d(g, layer, cfg, shape, first):
         f"                    for (int o = 0; o < {F}; o++) yo[o] += xc * kp[o];\n"
         f"                }}\n            }}\n        }}\n    }}\n}}\n")
     g.calls.append(f"{f}({{dst}}, {{src}}); " + g.act_call(act, "{dst}", OH * OW, F))
-    return (OH, OW, F)
+    return (OW, F) if one_d else (OH, OW, F)
 
 
 def _pool2d(g, layer, cfg, shape, first):
-    if len(shape) != 3:
-        _unsupported(layer, f"input shape {shape} (expects (height, width, channels))")
-    H, W, C = shape
-    kh, kw = cfg["pool_size"]
-    sh, sw = cfg["strides"] if cfg.get("strides") is not None else cfg["pool_size"]
+    cfg = {**cfg, "strides": cfg["pool_size"] if cfg.get("strides") is None else cfg["strides"]}
+    one_d, (H, W, C), ((kh, kw), (sh, sw)) = _as_2d(layer, cfg, shape, ("pool_size", "strides"))
     pad = cfg["padding"]
     if pad == "valid":
         OH, OW, ph, pw = (H - kh) // sh + 1, (W - kw) // sw + 1, 0, 0
@@ -408,7 +416,7 @@ def _pool2d(g, layer, cfg, shape, first):
         (OH, ph), (OW, pw) = _same_pad(H, kh, sh), _same_pad(W, kw, sw)
     else:
         _unsupported(layer, f"padding='{pad}'")
-    is_max = type(layer).__name__ == "MaxPooling2D"
+    is_max = type(layer).__name__.startswith("Max")
     f = f"{g.name}_pool{g.n}"
     if is_max:
         math_ = "max over the window (padding ignored)"
@@ -439,23 +447,30 @@ def _pool2d(g, layer, cfg, shape, first):
         f"            }}\n        }}\n{fin}"
         f"        (void)cnt;\n    }}\n}}\n")
     g.calls.append(f"{f}({{dst}}, {{src}});")
-    return (OH, OW, C)
+    return (OW, C) if one_d else (OH, OW, C)
 
 
-def _global_avg2d(g, layer, cfg, shape, first):
-    if len(shape) != 3:
-        _unsupported(layer, f"input shape {shape} (expects (height, width, channels))")
-    H, W, C = shape
-    f = f"{g.name}_gap{g.n}"
+def _global_pool(g, layer, cfg, shape, first):
+    kind = type(layer).__name__
+    rank = 2 if kind.endswith("1D") else 3
+    if len(shape) != rank:
+        _unsupported(layer, f"input shape {shape} (expects {rank} dimensions)")
+    P, C = int(np.prod(shape[:-1], dtype=np.int64)), shape[-1]
+    f = f"{g.name}_gpool{g.n}"
+    if kind.startswith("GlobalMax"):
+        what, init, upd, fin = "max", "x[c]", "y[c] = x[c] > y[c] ? x[c] : y[c];", ""
+        start = f"    x += {C};\n    for (int p = 1; p < {P}; p++, x += {C})\n"
+    else:
+        what, init, upd = "mean", "0.0f", "y[c] += x[c];"
+        fin = f"    for (int c = 0; c < {C}; c++) y[c] /= {_c_float(P)};\n"
+        start = f"    for (int p = 0; p < {P}; p++, x += {C})\n"
     g.funcs.append(
-        f"/* {layer.name}: y[c] = mean_{{h,w}} x[h,w,c],  x ({H},{W},{C}) */\n"
+        f"/* {layer.name}: y[c] = {what} over the {P} positions p of x[p,c],  x {shape} */\n"
         f"static void {f}(float *restrict y, const float *restrict x) {{\n"
-        f"    for (int c = 0; c < {C}; c++) y[c] = 0.0f;\n"
-        f"    for (int p = 0; p < {H * W}; p++, x += {C})\n"
-        f"        for (int c = 0; c < {C}; c++) y[c] += x[c];\n"
-        f"    for (int c = 0; c < {C}; c++) y[c] /= {float(H * W)!r}f;\n}}\n")
+        f"    for (int c = 0; c < {C}; c++) y[c] = {init};\n{start}"
+        f"        for (int c = 0; c < {C}; c++) {upd}\n{fin}}}\n")
     g.calls.append(f"{f}({{dst}}, {{src}});")
-    return (1, 1, C) if cfg.get("keepdims") else (C,)
+    return (1,) * (rank - 1) + (C,) if cfg.get("keepdims") else (C,)
 
 
 def _batchnorm(g, layer, cfg, shape, first):
@@ -481,6 +496,37 @@ def _batchnorm(g, layer, cfg, shape, first):
         f"        for (int c = 0; c < {C}; c++)\n"
         f"            y[c] = (x[c] - {mn}[c]) / sqrtf({vn}[c] + {_c_float(eps)}) * {gn}[c]"
         f" + {bn}[c];\n}}\n")
+    g.calls.append(f"{f}({{dst}}, {{src}});")
+    return shape
+
+
+def _layernorm(g, layer, cfg, shape, first):
+    axis = cfg["axis"]
+    axis = axis[0] if isinstance(axis, (list, tuple)) and len(axis) == 1 else axis
+    if not isinstance(axis, int) or axis not in (-1, len(shape)):
+        _unsupported(layer, f"axis={cfg['axis']} (only the last axis is exported)")
+    if cfg.get("rms_scaling"):
+        _unsupported(layer, "rms_scaling=True")
+    w = _w(layer)
+    C = shape[-1]
+    eps = _c_float(cfg["epsilon"])
+    gn = g.weight("gamma", w["gamma"], layer) if "gamma" in w else None
+    bn = g.weight("beta", w["beta"], layer) if "beta" in w else None
+    rows = int(np.prod(shape[:-1], dtype=np.int64))
+    f = f"{g.name}_ln{g.n}"
+    scale = f" * {gn}[c]" if gn else ""
+    shift = f" + {bn}[c]" if bn else ""
+    g.funcs.append(
+        f"/* {layer.name}: per row of {C}: y = (x - mean x) / sqrt(var x + {eps}) gamma + beta */\n"
+        f"static void {f}(float *restrict y, const float *restrict x) {{\n"
+        f"    for (int r = 0; r < {rows}; r++, x += {C}, y += {C}) {{\n"
+        f"        float m = 0.0f, v = 0.0f;\n"
+        f"        for (int c = 0; c < {C}; c++) m += x[c];\n"
+        f"        m /= {_c_float(C)};\n"
+        f"        for (int c = 0; c < {C}; c++) v += (x[c] - m) * (x[c] - m);\n"
+        f"        const float inv = 1.0f / sqrtf(v / {_c_float(C)} + {eps});\n"
+        f"        for (int c = 0; c < {C}; c++) y[c] = (x[c] - m) * inv{scale}{shift};\n"
+        f"    }}\n}}\n")
     g.calls.append(f"{f}({{dst}}, {{src}});")
     return shape
 
@@ -529,6 +575,54 @@ def _rnn_store(seq: bool, U: int) -> tuple[str, str]:
     if seq:
         return f"        memcpy(y + (long)s * {U}, h, sizeof(float) * {U});\n", ""
     return "", f"    memcpy(y, h, sizeof(float) * {U});\n"
+
+
+def _simple_rnn(g, layer, cfg, shape, first):
+    act = _act_name(cfg["activation"], layer)
+    for arg in ("return_state", "stateful"):
+        if cfg.get(arg):
+            _unsupported(layer, f"{arg}=True")
+    if len(shape) != 2:
+        _unsupported(layer, f"input shape {shape} (expects (timesteps, features))")
+    if act == "softmax":
+        _unsupported(layer, "a softmax activation")
+    T, NI = shape
+    w = _w(layer)
+    U = w["recurrent_kernel"].shape[0]
+    kn = g.weight("kernel", w["kernel"], layer)
+    rn = g.weight("recurrent", w["recurrent_kernel"], layer)
+    bn = g.weight("bias", w["bias"], layer) if cfg["use_bias"] else None
+    seq, back = bool(cfg["return_sequences"]), bool(cfg["go_backwards"])
+    off = g.scratch
+    g.scratch += 2 * U  # h, z
+    f = f"{g.name}_rnn{g.n}"
+    a_z = g.act_call(act, "z", 1, U)
+    t_expr = f"{T - 1} - s" if back else "s"
+    store, final = _rnn_store(seq, U)
+    g.funcs.append(
+        f"/* {layer.name} (SimpleRNN): h = {act}(x_t W + h U + b).  x ({T},{NI}), h ({U},)"
+        f" starts at 0;\n   y = {'every h' if seq else 'the last h'} */\n"
+        f"static void {f}(float *y, const float *x, float *scratch) {{\n"
+        f"    float *h = scratch, *z = scratch + {U};\n"
+        f"    for (int u = 0; u < {U}; u++) h[u] = 0.0f;\n"
+        f"    for (int s = 0; s < {T}; s++) {{\n"
+        f"        const float *xt = x + (long)({t_expr}) * {NI};\n"
+        f"        for (int k = 0; k < {U}; k++) z[k] = {bn + '[k]' if bn else '0.0f'};\n"
+        f"        for (int i = 0; i < {NI}; i++) {{\n"
+        f"            const float xi = xt[i]; const float *wr = {kn} + (long)i * {U};\n"
+        f"            for (int k = 0; k < {U}; k++) z[k] += xi * wr[k];\n"
+        f"        }}\n"
+        f"        for (int j = 0; j < {U}; j++) {{\n"
+        f"            const float hj = h[j]; const float *ur = {rn} + (long)j * {U};\n"
+        f"            for (int k = 0; k < {U}; k++) z[k] += hj * ur[k];\n"
+        f"        }}\n"
+        f"        {a_z}\n"
+        f"        memcpy(h, z, sizeof(float) * {U});\n"
+        f"{store}"
+        f"    }}\n"
+        f"{final}}}\n")
+    g.calls.append(f"{f}({{dst}}, {{src}}, scratch + {off});")
+    return (T, U) if seq else (U,)
 
 
 def _lstm(g, layer, cfg, shape, first):
@@ -641,7 +735,10 @@ def _gru(g, layer, cfg, shape, first):
 _HANDLERS = {
     "Dense": _dense, "Activation": _activation, "ReLU": _activation, "LeakyReLU": _activation,
     "ELU": _activation, "Softmax": _activation, "Dropout": _identity, "Flatten": _flatten,
-    "Reshape": _reshape, "Conv2D": _conv2d, "MaxPooling2D": _pool2d,
-    "AveragePooling2D": _pool2d, "GlobalAveragePooling2D": _global_avg2d,
-    "BatchNormalization": _batchnorm, "Embedding": _embedding, "LSTM": _lstm, "GRU": _gru,
+    "Reshape": _reshape, "Conv1D": _conv2d, "Conv2D": _conv2d, "MaxPooling1D": _pool2d,
+    "MaxPooling2D": _pool2d, "AveragePooling1D": _pool2d, "AveragePooling2D": _pool2d,
+    "GlobalAveragePooling1D": _global_pool, "GlobalAveragePooling2D": _global_pool,
+    "GlobalMaxPooling1D": _global_pool, "GlobalMaxPooling2D": _global_pool,
+    "BatchNormalization": _batchnorm, "LayerNormalization": _layernorm,
+    "Embedding": _embedding, "SimpleRNN": _simple_rnn, "LSTM": _lstm, "GRU": _gru,
 }
