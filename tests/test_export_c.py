@@ -79,13 +79,19 @@ def test_mlp_matches_predict(tmp_path):
 
 
 @needs_cc
-@pytest.mark.parametrize("act", ["linear", "relu", "sigmoid", "tanh", "softmax", "gelu", "elu",
-                                 "selu", "leaky_relu", "swish", "silu", "softplus"])
-def test_every_activation_matches_predict(tmp_path, act):
-    model = pynn.models.Sequential([layers.Input((6,)), layers.Dense(8, activation=act),
-                                    layers.Reshape((2, 4)), layers.Activation(act),
-                                    layers.Flatten()])
-    x = np.random.default_rng(1).normal(size=(3, 6)).astype(np.float32) * 3
+def test_every_activation_matches_predict(tmp_path):
+    # one model (one compile): each activation in a Dense and in an Activation over 2-D rows
+    stack = [layers.Input((6,))]
+    for act in ["linear", "relu", "sigmoid", "tanh", "softmax", "gelu", "elu", "selu",
+                "leaky_relu", "swish", "silu", "softplus"]:
+        stack += [layers.Dense(8, activation=act), layers.Reshape((2, 4)),
+                  layers.Activation(act), layers.Flatten()]
+    model = pynn.models.Sequential(stack)
+    rng = np.random.default_rng(1)
+    for layer in model.layers:  # weights large enough to reach every branch
+        for w in layer.weights:
+            w[...] = rng.normal(scale=1.5, size=w.shape).astype(np.float32)
+    x = rng.normal(size=(4, 6)).astype(np.float32) * 3
     _check(model, x, tmp_path)
 
 
@@ -216,20 +222,18 @@ def test_unsupported_argument_raises(tmp_path):
     assert not os.listdir(tmp_path)
 
 
-def _small_rnn():
-    return pynn.models.Sequential([layers.Input((4, 3)), layers.LSTM(4, return_sequences=True),
-                                   layers.GRU(3), layers.Dense(2, activation="softmax")])
-
-
-def _small_cnn():
+def _small_cnn_rnn():
     return pynn.models.Sequential([
         layers.Input((6, 6, 2)), layers.Conv2D(3, 3, padding="same", activation="relu"),
-        layers.MaxPooling2D(padding="same"), layers.Flatten(), layers.Dense(2)])
+        layers.BatchNormalization(), layers.MaxPooling2D(padding="same"),
+        layers.Reshape((9, 3)), layers.Conv1D(4, 2, padding="causal"),
+        layers.SimpleRNN(4, return_sequences=True), layers.LSTM(4, return_sequences=True),
+        layers.GRU(3), layers.Dense(2, activation="softmax")])
 
 
 @needs_cc
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind not installed")
-@pytest.mark.parametrize("make", [_mlp, _small_cnn, _small_rnn])
+@pytest.mark.parametrize("make", [_mlp, _small_cnn_rnn])
 def test_valgrind_clean(tmp_path, make):
     model = make()
     prog = _compile(model, tmp_path)
