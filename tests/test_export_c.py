@@ -183,6 +183,25 @@ def test_embedding_gru_matches_predict(tmp_path):
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
 
 
+@needs_cc
+def test_inference_identities_match_predict(tmp_path):
+    model = pynn.models.Sequential([
+        layers.Input((4, 3)), layers.SpatialDropout1D(0.5), layers.GaussianNoise(1.0),
+        layers.GaussianDropout(0.3), layers.AlphaDropout(0.2), layers.ActivityRegularization(),
+        layers.Identity(), layers.Flatten(), layers.Dense(2)])
+    x = np.random.default_rng(10).normal(size=(2, 4, 3)).astype(np.float32)
+    _check(model, x, tmp_path)
+
+
+def test_unbuilt_or_variable_shape_model_raises(tmp_path):
+    with pytest.raises(ValueError, match="not built"):
+        to_c(pynn.models.Sequential([layers.Dense(3)]), str(tmp_path / "m.c"))
+    with pytest.raises(ValueError, match="fixed"):
+        to_c(pynn.models.Sequential([layers.Input((None, 3)), layers.LSTM(2)]),
+             str(tmp_path / "m.c"))
+    assert not os.listdir(tmp_path)
+
+
 def test_weights_round_trip_exactly(tmp_path):
     model = _mlp()
     to_c(model, str(tmp_path / "m.c"), name="net")

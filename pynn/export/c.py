@@ -7,9 +7,11 @@ passes a workspace of `<NAME>_WORKSPACE_FLOATS` floats (static, on the stack, or
 
 Covered: Sequential models of Dense, Activation (linear relu sigmoid tanh softmax gelu elu selu
 leaky_relu swish/silu softplus), ReLU (negative_slope), LeakyReLU, ELU, Softmax (last axis),
-Dropout (identity), Flatten, Reshape, Conv1D/Conv2D (channels_last, valid/same/causal, strides,
-dilation), Max/AveragePooling1D/2D, GlobalAverage/MaxPooling1D/2D, BatchNormalization (inference
-form) and LayerNormalization (last axis), Embedding (first layer), SimpleRNN, LSTM and GRU
+Dropout and the other layers that are identities at inference (SpatialDropout1D/2D/3D,
+GaussianNoise, GaussianDropout, AlphaDropout, ActivityRegularization, Identity), Flatten,
+Reshape, Conv1D/Conv2D (channels_last, valid/same/causal, strides, dilation),
+Max/AveragePooling1D/2D, GlobalAverage/MaxPooling1D/2D, BatchNormalization (inference form) and
+LayerNormalization (last axis), Embedding (first layer), SimpleRNN, LSTM and GRU
 (reset_after=True). Anything else raises NotImplementedError before a file is written.
 """
 
@@ -741,4 +743,8 @@ _HANDLERS = {
     "GlobalMaxPooling1D": _global_pool, "GlobalMaxPooling2D": _global_pool,
     "BatchNormalization": _batchnorm, "LayerNormalization": _layernorm,
     "Embedding": _embedding, "SimpleRNN": _simple_rnn, "LSTM": _lstm, "GRU": _gru,
+    # identities at inference
+    "SpatialDropout1D": _identity, "SpatialDropout2D": _identity, "SpatialDropout3D": _identity,
+    "GaussianNoise": _identity, "GaussianDropout": _identity, "AlphaDropout": _identity,
+    "ActivityRegularization": _identity, "Identity": _identity,
 }
