@@ -202,6 +202,15 @@ def test_unbuilt_or_variable_shape_model_raises(tmp_path):
     assert not os.listdir(tmp_path)
 
 
+@needs_cc
+def test_names_that_end_a_comment_compile(tmp_path):
+    model = pynn.models.Sequential([layers.Input((3,)), layers.Dense(2, name="a*/b\nc")],
+                                   name="m*/")
+    _check(model, np.ones((1, 3), np.float32), tmp_path)
+    with pytest.raises(ValueError, match="include"):
+        to_c(model, str(tmp_path / "m.c"), header=str(tmp_path / 'q"h.h'))
+
+
 def test_weights_round_trip_exactly(tmp_path):
     model = _mlp()
     to_c(model, str(tmp_path / "m.c"), name="net")
