@@ -159,7 +159,8 @@ def test_global_pools_2d_match_predict(tmp_path):
 def test_lstm_and_gru_match_predict(tmp_path):
     model = pynn.models.Sequential([
         layers.Input((7, 5)), layers.LSTM(6, return_sequences=True),
-        layers.GRU(4, go_backwards=True, return_sequences=True), layers.LSTM(3),
+        layers.GRU(4, go_backwards=True, return_sequences=True),
+        layers.GRU(4, reset_after=False, return_sequences=True), layers.LSTM(3),
         layers.Dense(2)])
     rng = np.random.default_rng(3)
     for layer in model.layers:  # non-zero biases
@@ -242,8 +243,11 @@ def test_functional_model_raises(tmp_path):
 
 
 def test_unsupported_argument_raises(tmp_path):
-    model = pynn.models.Sequential([layers.Input((4, 3)), layers.GRU(2, reset_after=False)])
-    with pytest.raises(NotImplementedError, match="reset_after"):
+    model = pynn.models.Sequential([layers.Input((4, 4, 4)), layers.Conv2D(4, 2, groups=2)])
+    with pytest.raises(NotImplementedError, match="groups=2"):
+        to_c(model, str(tmp_path / "m.c"))
+    model = pynn.models.Sequential([layers.Input((4, 3)), layers.BatchNormalization(axis=1)])
+    with pytest.raises(NotImplementedError, match="axis=1"):
         to_c(model, str(tmp_path / "m.c"))
     with pytest.raises(ValueError, match="C identifier"):
         to_c(_mlp(), str(tmp_path / "m.c"), name="my-model")

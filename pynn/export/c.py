@@ -12,7 +12,7 @@ GaussianNoise, GaussianDropout, AlphaDropout, ActivityRegularization, Identity),
 Reshape, Conv1D/Conv2D (channels_last, valid/same/causal, strides, dilation),
 Max/AveragePooling1D/2D, GlobalAverage/MaxPooling1D/2D, BatchNormalization (inference form) and
 LayerNormalization (last axis), Embedding (first layer), SimpleRNN, LSTM and GRU
-(reset_after=True). Anything else raises NotImplementedError before a file is written.
+(either reset_after). Anything else raises NotImplementedError before a file is written.
 """
 
 from __future__ import annotations
@@ -691,20 +691,37 @@ def _lstm(g, layer, cfg, shape, first):
     return (T, U) if seq else (U,)
 
 
+def _gru_candidate(rn: str, U: int, after: bool) -> str:
+    """C lines that set hh to the candidate's pre-activation, from xz (z, r activated) and hz."""
+    if after:  # xz_h + r (h U_h + b_rec_h)
+        return (f"        for (int u = 0; u < {U}; u++)\n"
+                f"            hh[u] = xz[{2 * U} + u] + xz[{U} + u] * hz[{2 * U} + u];\n")
+    return (f"        for (int u = 0; u < {U}; u++) hh[u] = xz[{U} + u] * h[u];  /* r h */\n"
+            f"        for (int u = 0; u < {U}; u++) hz[{2 * U} + u] = 0.0f;\n"
+            f"        for (int j = 0; j < {U}; j++) {{\n"
+            f"            const float rh = hh[j];\n"
+            f"            const float *ur = {rn} + (long)j * {3 * U} + {2 * U};\n"
+            f"            for (int u = 0; u < {U}; u++) hz[{2 * U} + u] += rh * ur[u];\n"
+            f"        }}\n"
+            f"        for (int u = 0; u < {U}; u++) hh[u] = xz[{2 * U} + u] + hz[{2 * U} + u];\n")
+
+
 def _gru(g, layer, cfg, shape, first):
     act, ract = _rnn_common(g, layer, cfg, shape)
-    if not cfg.get("reset_after", True):
-        _unsupported(layer, "reset_after=False")
+    after = bool(cfg.get("reset_after", True))
     T, NI = shape
     w = _w(layer)
     U = w["recurrent_kernel"].shape[0]
     kn = g.weight("kernel", w["kernel"], layer)
     rn = g.weight("recurrent", w["recurrent_kernel"], layer)
     bias = w.get("bias") if cfg["use_bias"] else None
-    if bias is not None and bias.shape != (2, 3 * U):
+    if bias is not None and bias.shape != ((2, 3 * U) if after else (3 * U,)):
         _unsupported(layer, f"bias of shape {bias.shape}")
+    if bias is not None and not after:
+        bias = np.stack([bias, np.zeros_like(bias)])  # the input bias only
     bin_ = g.weight("bias_in", bias[0], layer) if bias is not None else None
-    brn = g.weight("bias_rec", bias[1], layer) if bias is not None else None
+    brn = g.weight("bias_rec", bias[1], layer) if bias is not None and after else None
+    kr = 3 * U if after else 2 * U  # columns of h U computed before the reset gate
     seq, back = bool(cfg["return_sequences"]), bool(cfg["go_backwards"])
     off = g.scratch
     g.scratch += 8 * U  # h, xz (3U), hz (3U), hh (U)
@@ -714,9 +731,10 @@ def _gru(g, layer, cfg, shape, first):
     t_expr = f"{T - 1} - s" if back else "s"
     store, final = _rnn_store(seq, U)
     g.funcs.append(
-        f"/* {_safe(layer.name)} (GRU, reset_after, gates z r h):"
+        f"/* {_safe(layer.name)} (GRU, reset_after={after}, gates z r h):"
         f" xz = x_t W + b_in, hz = h U + b_rec;\n"
-        f"   z, r = {ract}(xz + hz);  hh = {act}(xz_h + r hz_h);  h = z h + (1 - z) hh.\n"
+        f"   z, r = {ract}(xz + hz);  hh = {act}(xz_h + "
+        f"{'r hz_h' if after else '(r h) U_h'});  h = z h + (1 - z) hh.\n"
         f"   x ({T},{NI}), h ({U},) starts at 0; y = {'every h' if seq else 'the last h'} */\n"
         f"static void {f}(float *restrict y, const float *restrict x, float *scratch) {{\n"
         f"    float *h = scratch, *xz = scratch + {U}, *hz = xz + {3 * U}, *hh = hz + {3 * U};\n"
@@ -731,12 +749,11 @@ def _gru(g, layer, cfg, shape, first):
         f"        }}\n"
         f"        for (int j = 0; j < {U}; j++) {{\n"
         f"            const float hj = h[j]; const float *ur = {rn} + (long)j * {3 * U};\n"
-        f"            for (int k = 0; k < {3 * U}; k++) hz[k] += hj * ur[k];\n"
+        f"            for (int k = 0; k < {kr}; k++) hz[k] += hj * ur[k];\n"
         f"        }}\n"
         f"        for (int k = 0; k < {2 * U}; k++) xz[k] += hz[k];\n"
         f"        {a_zr}\n"
-        f"        for (int u = 0; u < {U}; u++)\n"
-        f"            hh[u] = xz[{2 * U} + u] + xz[{U} + u] * hz[{2 * U} + u];\n"
+        f"{_gru_candidate(rn, U, after)}"
         f"        {a_h}\n"
         f"        for (int u = 0; u < {U}; u++) h[u] = xz[u] * h[u] + (1.0f - xz[u]) * hh[u];\n"
         f"{store}"
