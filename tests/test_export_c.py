@@ -212,6 +212,13 @@ def test_names_that_end_a_comment_compile(tmp_path):
         to_c(model, str(tmp_path / "m.c"), header=str(tmp_path / 'q"h.h'))
 
 
+@needs_cc
+def test_model_of_identities_copies_input(tmp_path):
+    model = pynn.models.Sequential([layers.Input((2, 3)), layers.Dropout(0.1), layers.Flatten()])
+    _check(model, np.arange(12, dtype=np.float32).reshape(2, 2, 3), tmp_path)
+    assert "#define MODEL_WORKSPACE_FLOATS 1\n" in (tmp_path / "model.h").read_text()
+
+
 def test_weights_round_trip_exactly(tmp_path):
     model = _mlp()
     to_c(model, str(tmp_path / "m.c"), name="net")

@@ -173,7 +173,7 @@ class _Gen:
         self.name = name
         self.weights: list[str] = []   # C array definitions
         self.funcs: list[str] = []     # layer functions
-        self.calls: list[tuple[str, int]] = []  # (call with {dst}/{src}, output size)
+        self.calls: list[str] = []     # C statements, {dst} and {src} to fill in
         self.acts: set[str] = set()
         self.scratch = 0               # floats past the two ping-pong buffers
         self.n = 0
@@ -216,8 +216,9 @@ def _generate(model, name: str, header_name: str) -> tuple[str, str]:
         shape = _emit(g, layer, shape, first=(i == 0))
         sizes.append(int(np.prod(shape, dtype=np.int64)))
     out_size = sizes[-1]
-    buf = max(sizes[1:])  # the buffers hold layer outputs, never the input
-    ws = 2 * buf + g.scratch
+    # the buffers hold layer outputs, never the input; a model of identities needs none
+    buf = max(sizes[1:], default=0) if g.calls else 0
+    ws = max(2 * buf + g.scratch, 1)  # at least 1: a C array cannot have 0 elements
     upper = name.upper()
 
     h = [f"/* {_safe(header_name)}: model '{_safe(model.name)}' exported by pynn.export.to_c"
@@ -225,10 +226,9 @@ def _generate(model, name: str, header_name: str) -> tuple[str, str]:
          f" *\n * {name}_predict computes one sample: input holds {upper}_INPUT_SIZE floats (the\n"
          f" * sample's shape {in_shape}, flattened in C order), output receives\n"
          f" * {upper}_OUTPUT_SIZE floats (shape {tuple(shape)}), and workspace is caller-owned\n"
-         f" * scratch of"
-         f" * {upper}_WORKSPACE_FLOATS floats (nothing is allocated; no global state, so one\n"
-         f" * workspace per thread makes concurrent calls safe). input, output and workspace must\n"
-         f" * not overlap. Link with -lm. */\n",
+         f" * scratch of {upper}_WORKSPACE_FLOATS floats (nothing is allocated; no global state,\n"
+         f" * so one workspace per thread makes concurrent calls safe). input, output and\n"
+         f" * workspace must not overlap. Link with -lm. */\n",
          f"#ifndef {upper}_H\n#define {upper}_H\n\n",
          f"#define {upper}_INPUT_SIZE {in_size}\n#define {upper}_OUTPUT_SIZE {out_size}\n"
          f"#define {upper}_WORKSPACE_FLOATS {ws}\n\n",
@@ -245,7 +245,7 @@ def _generate(model, name: str, header_name: str) -> tuple[str, str]:
             f"    float *buf[2] = {{workspace, workspace + {buf}}};",
             f"    float *scratch = workspace + {2 * buf};",
             "    const float *src = input;",
-            "    (void)scratch; (void)buf;"]
+            "    (void)scratch; (void)buf; (void)src;"]
     if not g.calls:
         body.append(f"    memcpy(output, input, sizeof(float) * {out_size});")
     for k, call in enumerate(g.calls):
