@@ -241,10 +241,25 @@ def test_unsupported_layer_raises_before_writing(tmp_path):
     assert not os.listdir(tmp_path)
 
 
-def test_functional_model_raises(tmp_path):
+@needs_cc
+def test_functional_chain_matches_predict(tmp_path):
+    inputs = layers.Input((6, 6, 2))
+    h = layers.Conv2D(3, 3, activation="relu")(inputs)
+    h = layers.Flatten()(h)
+    model = pynn.models.Model(inputs, layers.Dense(2, activation="softmax")(h))
+    x = np.random.default_rng(11).normal(size=(3, 6, 6, 2)).astype(np.float32)
+    _check(model, x, tmp_path)
+
+
+def test_functional_graph_raises(tmp_path):
     inputs = layers.Input((4,))
-    model = pynn.models.Model(inputs, layers.Dense(2)(inputs))
-    with pytest.raises(NotImplementedError, match="Sequential"):
+    a, b = layers.Dense(3)(inputs), layers.Dense(3)(inputs)
+    model = pynn.models.Model(inputs, layers.Add()([a, b]))
+    with pytest.raises(NotImplementedError, match="single chain"):
+        to_c(model, str(tmp_path / "m.c"))
+    shared = layers.Dense(4)
+    model = pynn.models.Model(inputs, shared(shared(inputs)))
+    with pytest.raises(NotImplementedError, match="more than once"):
         to_c(model, str(tmp_path / "m.c"))
     assert not os.listdir(tmp_path)
 

@@ -5,14 +5,15 @@ float` arrays and one inference function for a single sample, depending on nothi
 standard library (`<math.h>`, `<string.h>`). The generated code allocates nothing: the caller
 passes a workspace of `<NAME>_WORKSPACE_FLOATS` floats (static, on the stack, or its own arena).
 
-Covered: Sequential models of Dense, Activation (linear relu sigmoid tanh softmax gelu elu selu
-leaky_relu swish/silu softplus), ReLU (negative_slope), LeakyReLU, ELU, Softmax (last axis),
-Dropout and the other layers that are identities at inference (SpatialDropout1D/2D/3D,
-GaussianNoise, GaussianDropout, AlphaDropout, ActivityRegularization, Identity), Flatten,
-Reshape, Conv1D/Conv2D (channels_last, valid/same/causal, strides, dilation),
-Max/AveragePooling1D/2D, GlobalAverage/MaxPooling1D/2D, BatchNormalization (inference form) and
-LayerNormalization (last axis), Embedding (first layer), SimpleRNN, LSTM and GRU
-(either reset_after). Anything else raises NotImplementedError before a file is written.
+Covered: Sequential models (and functional ones that are a single chain) of Dense, Activation
+(linear relu sigmoid tanh softmax gelu elu selu leaky_relu swish/silu softplus), ReLU
+(negative_slope), LeakyReLU, ELU, Softmax (last axis), Dropout and the other layers that are
+identities at inference (SpatialDropout1D/2D/3D, GaussianNoise, GaussianDropout, AlphaDropout,
+ActivityRegularization, Identity), Flatten, Reshape, Conv1D/Conv2D (channels_last,
+valid/same/causal, strides, dilation), Max/AveragePooling1D/2D, GlobalAverage/MaxPooling1D/2D,
+BatchNormalization (inference form) and LayerNormalization (last axis), Embedding (first layer),
+SimpleRNN, LSTM and GRU (either reset_after). Anything else raises NotImplementedError before a
+file is written.
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ def to_c(model, filepath: str, header: str | None = None, name: str = "model") -
     exactly. Build with e.g. `cc -O2 -std=c99 -c model.c` and link with `-lm`.
 
     Args:
-        model: a built `pynn.models.Sequential` of the layers listed in this module's docstring.
+        model: a built `pynn.models.Sequential` of the layers listed in this module's
+            docstring, or a functional model whose layers form one chain.
         filepath: path of the C source file to write (e.g. "model.c").
         header: path of the header; by default `filepath` with its extension replaced by ".h".
         name: prefix of the C symbols (a C identifier); the macros use it in upper case.
@@ -195,23 +197,50 @@ class _Gen:
         return f"act_{act}({ptr}, {rows * cols});"
 
 
-def _generate(model, name: str, header_name: str) -> tuple[str, str]:
+def _chain(model) -> tuple[tuple, list]:
+    """The sample's input shape and the layers in order, for a Sequential model or a functional
+    one whose layers form a single chain (one input, one output, each layer called once on the
+    previous one's output); anything else raises NotImplementedError."""
     from ..models.sequential import Sequential
 
-    if not isinstance(model, Sequential):
-        raise NotImplementedError(
-            f"to_c: only Sequential models are exported, not {type(model).__name__}")
-    try:
-        in_shape = tuple(model.input_shape)[1:]
-    except Exception as e:  # not built: the exporter needs the shapes
-        raise ValueError("to_c: the model is not built; call it on data or give it an Input") from e
+    if isinstance(model, Sequential):
+        try:
+            return tuple(model.input_shape)[1:], list(model.layers)
+        except Exception as e:  # not built: the exporter needs the shapes
+            raise ValueError(
+                "to_c: the model is not built; call it on data or give it an Input") from e
+    why = (f"to_c: a {type(model).__name__} model is exported when it is Sequential or a single "
+           "chain of layers (one input, one output, no branches or shared layers)")
+    inputs, outputs = getattr(model, "inputs", None), getattr(model, "outputs", None)
+    if not inputs or not outputs or len(inputs) != 1 or len(outputs) != 1:
+        raise NotImplementedError(why)
+    layers = [lay for lay in model.layers if type(lay).__name__ != "InputLayer"]
+    prev = inputs[0]
+    for layer in layers:
+        if len(vars(layer).get("_inbound") or ()) != 1:
+            raise NotImplementedError(f"{why}: layer '{layer.name}' is called more than once")
+        try:
+            chained = layer.input is prev
+            prev = layer.output
+        except (AttributeError, ValueError):
+            chained = False
+        if not chained:
+            raise NotImplementedError(f"{why}: layer '{layer.name}' does not read the previous "
+                                      "layer's output alone")
+    if prev is not outputs[0]:
+        raise NotImplementedError(why)
+    return tuple(inputs[0].shape)[1:], layers
+
+
+def _generate(model, name: str, header_name: str) -> tuple[str, str]:
+    in_shape, layers = _chain(model)
     if any(d is None for d in in_shape):
         raise ValueError(f"to_c: the input shape {in_shape} must be fixed (no None dimensions)")
     g = _Gen(name)
     shape = in_shape
     in_size = int(np.prod(shape, dtype=np.int64))
     sizes = [in_size]
-    for i, layer in enumerate(model.layers):
+    for i, layer in enumerate(layers):
         g.n = i
         shape = _emit(g, layer, shape, first=(i == 0))
         sizes.append(int(np.prod(shape, dtype=np.int64)))
