@@ -30,6 +30,13 @@ import zlib
 
 import numpy as np
 
+from .keras_format import (
+    KERAS_WEIGHTS_FILE,
+    keras_compile,
+    read_keras_optimizer,
+    read_keras_weights,
+    translate_config,
+)
 from .serialization import (
     _REGISTERED_NAMES,
     _brief,
@@ -43,6 +50,7 @@ from .serialization import (
 )
 
 FORMAT_VERSION = 1
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _CONFIG_FILE, _METADATA_FILE, _WEIGHTS_FILE = "config.json", "metadata.json", "model.safetensors"
 _MODEL_SUFFIXES = (".keras", ".pynn")
 _WEIGHTS_SUFFIX = ".weights.safetensors"
@@ -407,12 +415,15 @@ def _read_archive(source, path: str, limit: int) -> tuple[dict, bytes]:
     try:
         with zipfile.ZipFile(source, "r") as zf:
             members = {i.filename: i for i in zf.infolist()}
-            for name in (_CONFIG_FILE, _WEIGHTS_FILE):
+            # pynn's archive holds model.safetensors; Keras 3's holds model.weights.h5
+            weights_file = _WEIGHTS_FILE if _WEIGHTS_FILE in members or \
+                KERAS_WEIGHTS_FILE not in members else KERAS_WEIGHTS_FILE
+            for name in (_CONFIG_FILE, weights_file):
                 if name not in members:
                     raise ValueError(f"{path}: the archive has no {name}; it is not a model saved "
-                                     "by pynn")
+                                     "by pynn or Keras 3")
             for name, info in members.items():
-                if name == _WEIGHTS_FILE:
+                if name == weights_file:
                     # deflate expands at most about 1032-fold: a larger claim is a lie (or a bomb)
                     cap = limit if info.compress_type == zipfile.ZIP_STORED else \
                         1032 * info.compress_size + 1024
@@ -424,7 +435,7 @@ def _read_archive(source, path: str, limit: int) -> tuple[dict, bytes]:
                     raise ValueError(f"{path}: {name} claims {info.file_size} bytes, more than "
                                      f"the {cap} it can hold")
             config = _parse_json(zf.read(_CONFIG_FILE), f"{path}: {_CONFIG_FILE}")
-            weights = zf.read(_WEIGHTS_FILE)
+            weights = zf.read(weights_file)
     except zipfile.BadZipFile as e:
         raise ValueError(f"{path} is not a valid .keras archive (corrupted or truncated): "
                          f"{e}") from None
@@ -488,13 +499,16 @@ def load_model(filepath, custom_objects: dict | None = None, compile: bool = Tru
     if custom_objects is not None and not isinstance(custom_objects, dict):
         raise TypeError("load_model: custom_objects must be a dict {name: class}")
     config, weights = _open_archive(path)
-    return _model_from_archive(config, weights, path, custom_objects, compile)
+    return _model_from_archive(config, weights, path, custom_objects, compile, safe_mode)
 
 
 def _model_from_archive(config: dict, weights: bytes, path: str, custom_objects,
-                        compile: bool):
+                        compile: bool, safe_mode: bool = True):
     """The model an archive's config.json and model.safetensors bytes describe, with its
     weights, compile settings, optimizer state and random state; `path` names it in errors."""
+    if weights.startswith(_HDF5_SIGNATURE):
+        return _model_from_keras_archive(config, weights, path, custom_objects, compile,
+                                         safe_mode)
     tensors, metadata = read_safetensors(weights, f"{path}: {_WEIGHTS_FILE}")
     version = config.get("format_version", FORMAT_VERSION)
     if isinstance(version, bool) or not isinstance(version, int) or \
@@ -520,6 +534,40 @@ def _model_from_archive(config: dict, weights: bytes, path: str, custom_objects,
             raise ValueError(f"{path}: {e}") from None
         _restore_optimizer(model, slots, metadata, path)
     _restore_rng(model, metadata, path)
+    return model
+
+
+def _model_from_keras_archive(config: dict, weights: bytes, path: str, custom_objects,
+                              compile: bool, safe_mode: bool):
+    """The model of an archive Keras 3 wrote: config.json translated to pynn's classes
+    (keras_format.translate_config), the weights from model.weights.h5 by Keras's layout, and
+    when compiling, the optimizer's state."""
+    what = f"{path}: {KERAS_WEIGHTS_FILE}"
+    config = translate_config(config, custom_objects, safe_mode)
+    _check_config_ints(config, path)
+    with _WeightBudget(len(weights) // 4):
+        try:
+            model = model_from_config(config, custom_objects)
+        except TypeError as e:
+            raise ValueError(f"Invalid saved model {path}: its config does not build: "
+                             f"{e}") from None
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+    model._assert_built("its weights")
+    tensors, h5 = read_keras_weights(model, weights, what)
+    with h5:
+        _assign(model, tensors, path, by_name=True)
+        cc = config.get("compile_config")
+        if compile and cc is not None:
+            try:
+                keras_compile(model, cc, custom_objects)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"{path}: its compile_config: {e}") from None
+            state = read_keras_optimizer(model, h5, what)
+            if state is not None:
+                slots, iterations = state
+                _restore_optimizer(model, slots, {"optimizer.iterations": str(iterations)},
+                                   path)
     return model
 
 

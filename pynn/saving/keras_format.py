@@ -1,0 +1,316 @@
+"""Keras 3's own files: reading `.keras` archives written by Keras 3 (config.json, metadata.json,
+model.weights.h5) and `.weights.h5` files.
+
+Keras's HDF5 layout (keras/src/saving/saving_lib.py, H5IOStore): a group per object, by its path
+in Keras's walk of the model (`layers/<snake_case class name>[_<k>]`, the k-th layer of that class
+in `model.layers`; a recurrent layer's weights under its `cell`; `optimizer`), each with a `vars`
+group holding the object's own variables as datasets "0", "1", ... (trainable first, then the
+others, in creation order), and an attribute `name` (the layer's name, from Keras 3.10 on). The
+optimizer's `vars` are its step count, its learning rate (unless a schedule), then its slots:
+for each `add_optimizer_variables` call, each trained variable's slots in turn.
+
+Loading executes no code: config.json is translated to pynn's configs (Keras's module names are
+checked, Keras-only defaults dropped) and read by serialization.py, so only pynn's built-in
+classes and registered (or custom_objects) ones are made. HDF5 is read with h5py; every
+dataset's shape and dtype is checked against the model before it is read.
+"""
+
+import io
+import re
+import warnings
+
+import numpy as np
+
+from .serialization import _REGISTERED, _brief, _expect
+
+KERAS_WEIGHTS_FILE = "model.weights.h5"
+WEIGHTS_H5_SUFFIX = ".weights.h5"
+# modules a built-in Keras object may name: Keras's public and private paths, and pynn's own
+_MODULE_PREFIXES = ("keras", "pynn")
+# arguments Keras writes that pynn's classes do not take, dropped when they hold these values
+_KERAS_ONLY = {"sparse": False, "ragged": False, "optional": False, "quantization_config": None,
+               "lora_rank": None, "lora_alpha": None, "renorm": False, "renorm_clipping": None,
+               "renorm_momentum": 0.99, "activity_regularizer": None}
+# the slots each `add_optimizer_variables` call of a Keras optimizer creates, in order; an
+# optimizer not named here makes all its slots in one call
+_SLOT_CALLS = {"Adam": (("momentum", "velocity"), ("velocity_hat",)),
+               "AdamW": (("momentum", "velocity"), ("velocity_hat",)),
+               "RMSprop": (("velocity",), ("momentum",), ("average_gradient",))}
+
+
+def _h5py():
+    try:
+        import h5py
+    except ImportError:  # pragma: no cover - h5py is a dependency
+        raise ImportError("Reading Keras's HDF5 weight files needs h5py: pip install h5py") \
+            from None
+    return h5py
+
+
+def to_snake_case(name: str) -> str:
+    """Keras's naming.to_snake_case: 'MaxPooling2D' -> 'max_pooling2d'."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+# -- config.json -----------------------------------------------------------------------------------
+def is_keras_config(config: dict) -> bool:
+    """Whether a config.json was written by Keras (its top module is Keras's)."""
+    module = config.get("module")
+    return isinstance(module, str) and module.split(".")[0] == "keras"
+
+
+def translate_config(value, custom_objects: dict | None, safe_mode: bool, where: str = "config"):
+    """Keras 3's config JSON as pynn reads it: every object {module, class_name, config} checked
+    (a module outside Keras and pynn is refused unless the class is registered or in
+    custom_objects), DTypePolicy objects as their names, Keras-only arguments at their defaults
+    dropped, `shared_object_id` dropped. Iterative, as the JSON may be nested deeply."""
+    custom = custom_objects or {}
+    root = [value]
+    stack = [(root, 0, where)]
+    while stack:
+        parent, key, at = stack.pop()
+        v = parent[key]
+        if isinstance(v, list):
+            stack += [(v, i, f"{at}[{i}]") for i in range(len(v))]
+            continue
+        if not isinstance(v, dict):
+            continue
+        v = dict(v)
+        parent[key] = v
+        v.pop("shared_object_id", None)
+        if isinstance(v.get("inbound_nodes"), list):
+            v["inbound_nodes"] = [_plain_node(n) for n in v["inbound_nodes"]]
+        if isinstance(v.get("class_name"), str) and "module" in v:
+            _check_module(v, custom, safe_mode, at)
+            if v["class_name"] in ("DTypePolicy", "FloatDTypePolicy") and \
+                    isinstance(v.get("config"), dict):
+                parent[key] = v["config"].get("name", "float32")
+                continue
+            inner = v.get("config")
+            if isinstance(inner, dict):
+                inner = dict(inner)
+                for arg, default in _KERAS_ONLY.items():
+                    if arg in inner and inner[arg] == default:
+                        del inner[arg]
+                v["config"] = inner
+        stack += [(v, k, f"{at}.{k}") for k in v]
+    return root[0]
+
+
+def _plain_node(node):
+    """A Keras 3 call {"args": [tensor or [tensors]], "kwargs": {}} in the form pynn reads for a
+    call on tensors alone: [[layer, call index, output], ...]; any other call is left as is."""
+    def ref(t):
+        if isinstance(t, dict) and t.get("class_name") == "__keras_tensor__" and \
+                isinstance(t.get("config"), dict):
+            return t["config"].get("keras_history")
+        return None
+    if not isinstance(node, dict) or node.get("kwargs") or \
+            not isinstance(node.get("args"), list) or len(node["args"]) != 1:
+        return node
+    arg = node["args"][0]
+    refs = [ref(t) for t in (arg if isinstance(arg, list) else [arg])]
+    return node if not refs or any(r is None for r in refs) else refs
+
+
+def _check_module(obj: dict, custom: dict, safe_mode: bool, where: str) -> None:
+    module, name = obj.get("module"), obj["class_name"]
+    registered = obj.get("registered_name")
+    if name in custom or registered in custom or registered in _REGISTERED or \
+            name in _REGISTERED:
+        return
+    if module is None or isinstance(module, str) and \
+            module.split(".")[0] in _MODULE_PREFIXES:
+        return
+    raise ValueError(f"Could not locate class '{name}' of module {_brief(module)} ({where}): "
+                     "only Keras's built-in classes that pynn has, registered classes and "
+                     "custom_objects are loaded; pynn never imports a module named by a file" +
+                     ("" if safe_mode else " (even with safe_mode=False)"))
+
+
+def keras_compile(model, config, custom_objects: dict | None) -> None:
+    """Compiles `model` as Keras's compile_config says (optimizer, loss, loss_weights, metrics,
+    weighted_metrics, each in any form Keras's compile takes)."""
+    from .. import metrics as metrics_mod
+    from .serialization import deserialize_keras_object
+
+    _expect(config, dict, "compile_config")
+
+    def obj(spec, kind):
+        if isinstance(spec, dict) and "class_name" in spec:
+            if kind == "metric":
+                return metrics_mod.deserialize(spec, custom_objects)
+            return deserialize_keras_object(spec, custom_objects, kind)
+        if isinstance(spec, list):
+            return [obj(s, kind) for s in spec]
+        if isinstance(spec, dict):
+            return {k: obj(s, kind) for k, s in spec.items()}
+        if spec is None or isinstance(spec, str):
+            return spec
+        raise ValueError(f"Invalid saved model: compile_config holds {_brief(spec)} as a {kind}")
+
+    model.compile(optimizer=obj(config.get("optimizer"), "optimizer"),
+                  loss=obj(config.get("loss"), "loss"),
+                  loss_weights=config.get("loss_weights"),
+                  metrics=obj(config.get("metrics"), "metric"),
+                  weighted_metrics=obj(config.get("weighted_metrics"), "metric"))
+
+
+# -- model.weights.h5 ------------------------------------------------------------------------------
+def _own_weights(layer) -> list:
+    """A layer's variables in Keras's order: trainable first, then the others."""
+    ws = list(layer.weights)
+    return [w for w in ws if w.trainable] + [w for w in ws if not w.trainable]
+
+
+def keras_weight_paths(model) -> list[tuple[str, str, str, list]]:
+    """[(layer's group, sub-group, layer name, [variables])] for every layer of `model` with
+    weights, as Keras's walk names them: `layers/<snake_case class>[_k]`, its variables in
+    `vars` below it, a recurrent layer's in `cell/vars`."""
+    from ..layers import InputLayer
+
+    out, counts = [], {}
+    layers = list(model.layers)
+    if type(model).__name__ == "Sequential":
+        layers = [layer for layer in layers if not isinstance(layer, InputLayer)]
+    for layer in layers:
+        base = to_snake_case(type(layer).__name__)
+        k = counts.get(base, 0)
+        counts[base] = k + 1
+        group = f"layers/{base}" + (f"_{k}" if k else "")
+        ws = _own_weights(layer)
+        if not ws:
+            continue
+        sub = ""
+        if getattr(layer, "cell", None) is not None or \
+                all("_cell/" in w.path for w in ws):
+            sub = "/cell"
+        elif any(hasattr(layer, a) for a in ("layers", "forward_layer", "layer")):
+            raise ValueError(f"Layer '{layer.name}' ({type(layer).__name__}) holds other layers; "
+                             "pynn does not map its weights to Keras's file layout yet")
+        out.append((group, sub, layer.name, ws))
+    return out
+
+
+def _open_h5(data: bytes, what: str):
+    h5py = _h5py()
+    try:
+        return h5py.File(io.BytesIO(data), "r")
+    except (OSError, ValueError, KeyError, RuntimeError) as e:
+        raise ValueError(f"{what} is not a readable HDF5 file: {e}") from None
+
+
+def _dataset(f, path: str, what: str):
+    h5py = _h5py()
+    try:
+        ds = f.get(path)
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as e:
+        raise ValueError(f"{what}: cannot read {path}: {e}") from None
+    if ds is None:
+        raise ValueError(f"{what} has no {path}")
+    if not isinstance(ds, h5py.Dataset):
+        raise ValueError(f"{what}: {path} is not a dataset")
+    return ds
+
+
+def _read(ds, shape: tuple, what: str, integer: bool = False) -> np.ndarray:
+    """The dataset's values, after its shape and dtype are checked (nothing is read before)."""
+    try:
+        have, dtype = tuple(ds.shape or ()), ds.dtype
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as e:
+        raise ValueError(f"{what}: cannot read {ds.name}: {e}") from None
+    if have != tuple(shape):
+        raise ValueError(f"{what}: {ds.name} has shape {have}, the model needs {tuple(shape)}")
+    kinds = "iu" if integer else "f"
+    if dtype.kind not in kinds or dtype.itemsize > 8:
+        raise ValueError(f"{what}: {ds.name} has dtype {dtype}, expected "
+                         f"{'an integer' if integer else 'a float'}")
+    try:
+        values = np.empty(shape, dtype)
+        ds.read_direct(values) if values.size else None
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as e:
+        raise ValueError(f"{what}: cannot read {ds.name}: {e}") from None
+    if not integer and not values.flags.c_contiguous:  # pragma: no cover
+        values = np.ascontiguousarray(values)
+    return values
+
+
+def _vars_count(f, group: str) -> int:
+    g = f.get(group)
+    if g is None:
+        return 0
+    n = 0
+    while str(n) in g:
+        n += 1
+    return n
+
+
+def read_keras_weights(model, data: bytes, what: str, skip_mismatch: bool = False) -> tuple:
+    """({variable path: values} of the model's weights, the opened file) from a Keras
+    model.weights.h5 / .weights.h5. A group is found by its layer's name (the `name` attribute
+    Keras writes) or else by Keras's path; every dataset's shape is checked before it is read."""
+    f = _open_h5(data, what)
+    by_name = {}
+    try:
+        layers_group = f.get("layers")
+        if layers_group is not None:
+            def visit(name, obj):
+                if name.endswith("/vars") and name.count("/") == 1 and "name" in obj.attrs:
+                    by_name.setdefault(str(obj.attrs["name"]), []).append(
+                        "layers/" + name[:-len("/vars")])
+            layers_group.visititems(visit)
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as e:
+        raise ValueError(f"{what}: cannot read its groups: {e}") from None
+    plan = keras_weight_paths(model)
+    use_names = all(len(by_name.get(name, ())) == 1 for _, _, name, _ in plan)
+    tensors = {}
+    for group, sub, name, ws in plan:
+        group = (by_name[name][0] if use_names else group) + sub + "/vars"
+        n = _vars_count(f, group)
+        if n != len(ws):
+            if skip_mismatch:
+                continue
+            raise ValueError(f"{what}: {group} holds {n} variables, layer '{name}' has "
+                             f"{len(ws)}")
+        for i, w in enumerate(ws):
+            if skip_mismatch and f.get(f"{group}/{i}") is None:
+                continue
+            ds = _dataset(f, f"{group}/{i}", what)
+            if skip_mismatch and tuple(ds.shape or ()) != tuple(w.shape):
+                continue
+            tensors[w.path] = _read(ds, w.shape, what).astype(np.float32)
+    return tensors, f
+
+
+def read_keras_optimizer(model, f, what: str) -> tuple[dict, int] | None:
+    """(slots as archive.py names them, 'optimizer/<slot>/<path>', step count) from the
+    `optimizer/vars` of a Keras file, or None (with a warning) when the file's optimizer
+    variables do not match the model's optimizer."""
+    opt = model.optimizer
+    names = list(opt._slot_names())
+    trained = [w for w in model.trainable_weights
+               if any(opt._slot_shape(s, w) is not None for s in names)] if names else []
+    calls = _SLOT_CALLS.get(type(opt).__name__, (tuple(names),))
+    order = [(slot, w) for call in calls for w in trained for slot in call if slot in names]
+    n = _vars_count(f, "optimizer/vars")
+    if n == 0:
+        return None
+    has_lr = n == 2 + len(order)
+    if opt._scalar_names() or n - len(order) not in (1, 2) or \
+            any(opt._slot_shape(s, w) is None for s, w in order):
+        warnings.warn(f"{what}: the optimizer's {n} saved variables do not match "
+                      f"{type(opt).__name__}'s layout in pynn; its state is not restored",
+                      stacklevel=3)
+        return None
+    it = _read(_dataset(f, "optimizer/vars/0", what), (), what, integer=True)
+    iterations = int(it)
+    if not 0 <= iterations <= 2**53:
+        raise ValueError(f"{what}: the optimizer's step count {iterations} is out of range")
+    slots = {}
+    for i, (slot, w) in enumerate(order):
+        ds = _dataset(f, f"optimizer/vars/{i + 1 + has_lr}", what)
+        shape = tuple(opt._slot_shape(slot, w))
+        slots[f"optimizer/{slot}/{w.path}"] = _read(ds, shape, what).astype(np.float32)
+    return slots, iterations

@@ -1,0 +1,145 @@
+"""Keras 3's own files (issue 20): `.keras` archives and `.weights.h5` files that Keras 3 wrote
+(tests/keras_reference/keras_files/, made by keras_files.py beside them) load in pynn and predict
+as Keras did; compiled, the optimizer's state (Adam's slots, the step count) is Keras's, so one
+more training step matches Keras's; classes that are neither Keras's built-ins that pynn has nor
+registered are refused by name."""
+
+import io
+import json
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+import pynn
+
+h5py = pytest.importorskip("h5py")
+
+FOLDER = os.path.join(os.path.dirname(__file__), "keras_reference", "keras_files")
+MODELS = ["mlp", "cnn", "text", "two"]
+
+
+def _reference(name):
+    data = np.load(os.path.join(FOLDER, f"{name}.npz"))
+
+    def pick(prefix):
+        values = [data[f"{prefix}{i}"] for i in range(10) if f"{prefix}{i}" in data]
+        return values if len(values) > 1 else values[0]
+    return {k: pick(k) for k in ("x", "y", "tx", "ty", "z")}
+
+
+def _close(got, want, tol=1e-5):
+    got = got if isinstance(got, list) else [got]
+    want = want if isinstance(want, list) else [want]
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(np.asarray(g).reshape(w.shape), w, atol=tol, rtol=tol)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_a_keras_archive_loads_and_predicts_as_keras(name):
+    ref = _reference(name)
+    model = pynn.saving.load_model(os.path.join(FOLDER, f"{name}.keras"))
+    _close(model.predict(ref["x"], verbose=0), ref["y"])
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_training_goes_on_from_keras_optimizer_state(name):
+    ref = _reference(name)
+    model = pynn.saving.load_model(os.path.join(FOLDER, f"{name}.keras"))
+    assert model.optimizer.iterations == 2  # 16 samples, batches of 8
+    model.train_on_batch(ref["tx"], ref["ty"])
+    _close(model.predict(ref["x"], verbose=0), ref["z"], tol=5e-5)  # a fresh Adam: >3e-4
+
+
+def test_the_optimizer_slots_are_keras_ones():
+    model = pynn.saving.load_model(os.path.join(FOLDER, "mlp.keras"))
+    slots = pynn.saving._optimizer_slots(model)
+    with zipfile.ZipFile(os.path.join(FOLDER, "mlp.keras")) as zf:
+        f = h5py.File(io.BytesIO(zf.read("model.weights.h5")), "r")
+        kernel = model.layers[0].kernel.path
+        np.testing.assert_array_equal(slots[f"optimizer/momentum/{kernel}"],
+                                      f["optimizer/vars/2"][()])
+        np.testing.assert_array_equal(slots[f"optimizer/velocity/{kernel}"],
+                                      f["optimizer/vars/3"][()])
+
+
+def test_compile_false_loads_an_uncompiled_model():
+    model = pynn.saving.load_model(os.path.join(FOLDER, "two.keras"), compile=False)
+    assert not model._compiled
+    ref = _reference("two")
+    _close(model.predict(ref["x"], verbose=0), ref["y"])
+
+
+def _edited(tmp_path, name, edit):
+    """A copy of a Keras archive with its config.json edited by `edit`."""
+    with zipfile.ZipFile(os.path.join(FOLDER, f"{name}.keras")) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    config = json.loads(members["config.json"])
+    edit(config)
+    members["config.json"] = json.dumps(config).encode()
+    path = str(tmp_path / f"{name}.keras")
+    with zipfile.ZipFile(path, "w") as zf:
+        for n, raw in members.items():
+            zf.writestr(n, raw)
+    return path
+
+
+def test_an_unknown_class_is_refused_by_name(tmp_path):
+    def edit(config):
+        config["config"]["layers"][1]["class_name"] = "NoSuchLayer"
+    with pytest.raises(ValueError, match="NoSuchLayer"):
+        pynn.saving.load_model(_edited(tmp_path, "mlp", edit))
+
+
+@pytest.mark.parametrize("safe_mode", [True, False])
+def test_a_class_from_another_module_is_refused(tmp_path, safe_mode):
+    def edit(config):
+        config["config"]["layers"][1]["module"] = "os"
+        config["config"]["layers"][1]["class_name"] = "system"
+    with pytest.raises(ValueError, match="system.*'os'"):
+        pynn.saving.load_model(_edited(tmp_path, "mlp", edit), safe_mode=safe_mode)
+
+
+def test_a_registered_class_from_another_module_loads(tmp_path):
+    @pynn.saving.register_keras_serializable(package="kf_test")
+    class ScaledDense(pynn.layers.Dense):
+        pass
+
+    def edit(config):
+        layer = config["config"]["layers"][1]
+        layer.update(module="my_project.layers", class_name="ScaledDense",
+                     registered_name="kf_test>ScaledDense")
+    model = pynn.saving.load_model(_edited(tmp_path, "mlp", edit), compile=False)
+    assert type(model.layers[0]) is ScaledDense
+    ref = _reference("mlp")
+    _close(model.predict(ref["x"], verbose=0), ref["y"])
+
+
+def test_a_dataset_of_the_wrong_shape_is_refused_before_reading(tmp_path):
+    with zipfile.ZipFile(os.path.join(FOLDER, "mlp.keras")) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    buffer = io.BytesIO(members["model.weights.h5"])
+    with h5py.File(buffer, "r+") as f:
+        del f["layers/dense/vars/0"]
+        f["layers/dense/vars/0"] = np.zeros((7, 8), np.float32)
+    members["model.weights.h5"] = buffer.getvalue()
+    path = str(tmp_path / "bad.keras")
+    with zipfile.ZipFile(path, "w") as zf:
+        for n, raw in members.items():
+            zf.writestr(n, raw)
+    with pytest.raises(ValueError, match=r"\(7, 8\).*\(6, 8\)"):
+        pynn.saving.load_model(path)
+
+
+def test_pynn_archives_still_load(tmp_path):
+    model = pynn.Sequential([pynn.Input((3,)), pynn.layers.Dense(2)])
+    model.compile(optimizer="adam", loss="mse")
+    path = str(tmp_path / "own.keras")
+    model.save(path)
+    with zipfile.ZipFile(path) as zf:
+        assert "model.safetensors" in zf.namelist()
+    x = np.ones((2, 3), np.float32)
+    np.testing.assert_array_equal(pynn.saving.load_model(path).predict(x, verbose=0),
+                                  model.predict(x, verbose=0))
