@@ -143,3 +143,59 @@ def test_pynn_archives_still_load(tmp_path):
     x = np.ones((2, 3), np.float32)
     np.testing.assert_array_equal(pynn.saving.load_model(path).predict(x, verbose=0),
                                   model.predict(x, verbose=0))
+
+
+# -- .weights.h5 ---------------------------------------------------------------------------------
+def _layout(path):
+    """{object path: (shape, layer name)} of a Keras weights file (the optimizer's name, which
+    Keras numbers per process, left out)."""
+    out = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda n, o: out.__setitem__(
+            n, (getattr(o, "shape", None),
+                None if n.startswith("optimizer") else o.attrs.get("name"))))
+    return out
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_load_weights_reads_a_keras_weights_file(name):
+    ref = _reference(name)
+    model = pynn.saving.load_model(os.path.join(FOLDER, f"{name}.keras"), compile=False)
+    for w in model.weights:
+        w.assign(np.zeros(w.shape, np.float32))
+    model.load_weights(os.path.join(FOLDER, f"{name}.weights.h5"))
+    _close(model.predict(ref["x"], verbose=0), ref["y"])
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_save_weights_writes_keras_layout(tmp_path, name):
+    model = pynn.saving.load_model(os.path.join(FOLDER, f"{name}.keras"))
+    path = str(tmp_path / f"{name}.weights.h5")
+    model.save_weights(path)
+    assert _layout(path) == _layout(os.path.join(FOLDER, f"{name}.weights.h5"))
+    # and back, the optimizer's state with the weights: training goes on as Keras's
+    ref = _reference(name)
+    other = pynn.saving.load_model(os.path.join(FOLDER, f"{name}.keras"))
+    for w in other.weights:
+        w.assign(np.zeros(w.shape, np.float32))
+    other.load_weights(path)
+    other.train_on_batch(ref["tx"], ref["ty"])
+    _close(other.predict(ref["x"], verbose=0), ref["z"], tol=5e-5)
+
+
+def test_load_weights_refuses_a_keras_file_of_another_model(tmp_path):
+    model = pynn.Sequential([pynn.Input((6,)), pynn.layers.Dense(5), pynn.layers.Dense(3)])
+    with pytest.raises(ValueError, match=r"\(6, 8\)|holds"):
+        model.load_weights(os.path.join(FOLDER, "mlp.weights.h5"))
+
+
+def test_a_pynn_model_round_trips_through_weights_h5(tmp_path):
+    def make():
+        return pynn.Sequential([pynn.Input((4,)), pynn.layers.Dense(3, activation="relu"),
+                                pynn.layers.BatchNormalization(), pynn.layers.Dense(2)])
+    model, other = make(), make()
+    path = str(tmp_path / "m.weights.h5")
+    model.save_weights(path)
+    other.load_weights(path)
+    x = np.random.RandomState(0).normal(size=(5, 4)).astype(np.float32)
+    np.testing.assert_array_equal(other.predict(x, verbose=0), model.predict(x, verbose=0))

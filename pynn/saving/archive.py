@@ -32,7 +32,9 @@ import numpy as np
 
 from .keras_format import (
     KERAS_WEIGHTS_FILE,
+    WEIGHTS_H5_SUFFIX,
     keras_compile,
+    keras_weights_bytes,
     read_keras_optimizer,
     read_keras_weights,
     translate_config,
@@ -311,8 +313,8 @@ def _check_suffix(filepath, suffixes, what: str) -> str:
             "Use a `.keras` (or `.pynn`) file, pynn's native format (a zip of config.json and "
             "model.safetensors); HDF5 (.h5) is not supported."
             if suffixes == _MODEL_SUFFIXES else
-            f"The filename must end in `{_WEIGHTS_SUFFIX}` (Keras's `.weights.h5`: pynn stores "
-            "weights as safetensors)."))
+            f"The filename must end in `{_WEIGHTS_SUFFIX}` (pynn's safetensors) or "
+            f"`{WEIGHTS_H5_SUFFIX}` (Keras's HDF5 layout)."))
     return path
 
 
@@ -711,15 +713,22 @@ def _assign(model, tensors: dict, path: str, by_name: bool, skip_mismatch: bool 
 
 def save_weights(model, filepath, overwrite: bool = True) -> None:
     """Saves the model's weights to a `.weights.safetensors` file, each named by its path
-    ('dense/kernel').
+    ('dense/kernel'), or to a `.weights.h5` file in Keras 3's layout (with the optimizer's
+    state, as Keras writes it), which Keras's `load_weights` reads.
 
     Example:
         >>> model.save_weights("model.weights.safetensors")
     """
-    path = _check_suffix(filepath, (_WEIGHTS_SUFFIX,), "save_weights")
+    path = _check_suffix(filepath, (_WEIGHTS_SUFFIX, WEIGHTS_H5_SUFFIX), "save_weights")
     tensors = _model_tensors(model)
     if not tensors:
         raise ValueError(f"Model '{model.name}' has no weights yet (it is not built)")
+    if path.endswith(WEIGHTS_H5_SUFFIX):  # Keras's layout, the optimizer's state included
+        state, metadata = _training_state(model)
+        it = metadata.get("optimizer.iterations")
+        data = keras_weights_bytes(model, state, None if it is None else int(it))
+        _atomic_write(path, lambda f: f.write(data), overwrite)
+        return
     metadata = {"format": "pynn", "format_version": str(FORMAT_VERSION)}
     if model._core is not None:  # dropout's random stream, so training resumes exactly
         metadata["rng.seed"], metadata["rng.forwards"] = map(str, model._core.rng_state)
@@ -730,7 +739,8 @@ def load_weights(model, filepath, skip_mismatch: bool = False) -> None:
     """Loads weights saved by `save_weights` (a `.weights.safetensors` file) or held in a
     `.keras` archive into `model`, by weight path; when no path matches (the same architecture
     with other layer names) by order, if every shape agrees. The optimizer's state is not
-    touched.
+    touched. A `.weights.h5` file (or an archive) in Keras 3's layout is read as Keras reads it:
+    by layer, and a compiled model's optimizer state with it.
 
     Args:
         skip_mismatch: skip weights missing from the file or of another shape, instead of
@@ -742,12 +752,26 @@ def load_weights(model, filepath, skip_mismatch: bool = False) -> None:
         _, data = _open_archive(path)
         what = f"{path}: {_WEIGHTS_FILE}"
     else:
-        _check_suffix(path, (_WEIGHTS_SUFFIX,), "load_weights")
+        _check_suffix(path, (_WEIGHTS_SUFFIX, WEIGHTS_H5_SUFFIX), "load_weights")
         if not os.path.exists(path):
             raise FileNotFoundError(f"File not found: filepath={path}")
         with open(path, "rb") as f:
             data = f.read()
         what = path
+    if data.startswith(_HDF5_SIGNATURE):  # Keras's layout, from Keras or from pynn
+        if path.endswith(_MODEL_SUFFIXES):
+            what = f"{path}: {KERAS_WEIGHTS_FILE}"
+        model._assert_built("its weights")
+        tensors, h5 = read_keras_weights(model, data, what, skip_mismatch)
+        with h5:
+            _assign(model, tensors, path, by_name=True, skip_mismatch=skip_mismatch)
+            # as Keras's load_weights: a compiled model's optimizer state too
+            if model._compiled and model.optimizer is not None:
+                state = read_keras_optimizer(model, h5, what)
+                if state is not None:
+                    _restore_optimizer(model, state[0],
+                                       {"optimizer.iterations": str(state[1])}, path)
+        return
     tensors, _ = read_safetensors(data, what)
     tensors = {k: v for k, v in tensors.items() if not k.startswith("optimizer/")}
     model._assert_built("its weights")

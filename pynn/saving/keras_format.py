@@ -289,11 +289,7 @@ def read_keras_optimizer(model, f, what: str) -> tuple[dict, int] | None:
     `optimizer/vars` of a Keras file, or None (with a warning) when the file's optimizer
     variables do not match the model's optimizer."""
     opt = model.optimizer
-    names = list(opt._slot_names())
-    trained = [w for w in model.trainable_weights
-               if any(opt._slot_shape(s, w) is not None for s in names)] if names else []
-    calls = _SLOT_CALLS.get(type(opt).__name__, (tuple(names),))
-    order = [(slot, w) for call in calls for w in trained for slot in call if slot in names]
+    order = _optimizer_order(model)
     n = _vars_count(f, "optimizer/vars")
     if n == 0:
         return None
@@ -314,3 +310,61 @@ def read_keras_optimizer(model, f, what: str) -> tuple[dict, int] | None:
         shape = tuple(opt._slot_shape(slot, w))
         slots[f"optimizer/{slot}/{w.path}"] = _read(ds, shape, what).astype(np.float32)
     return slots, iterations
+
+
+def _optimizer_order(model) -> list[tuple[str, object]]:
+    """[(slot, variable)] in the order Keras's optimizer creates its slot variables."""
+    opt = model.optimizer
+    names = list(opt._slot_names())
+    trained = [w for w in model.trainable_weights
+               if any(opt._slot_shape(s, w) is not None for s in names)] if names else []
+    calls = _SLOT_CALLS.get(type(opt).__name__, (tuple(names),))
+    return [(slot, w) for call in calls for w in trained for slot in call if slot in names]
+
+
+def keras_weights_bytes(model, tensors: dict, iterations: int | None) -> bytes:
+    """Keras's weights file (model.weights.h5, or a .weights.h5) of `model`, in memory: the
+    model's group, each layer's by Keras's path with its variables "0", "1", ..., and when
+    `iterations` is given the optimizer's (step count, learning rate, slots in Keras's order,
+    from `tensors`: 'optimizer/<slot>/<path>', as archive.py names them)."""
+    h5py = _h5py()
+    from ..layers import InputLayer
+
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as f:
+        f.create_group("vars").attrs["name"] = model.name
+        plan = {group: (sub, ws) for group, sub, _, ws in keras_weight_paths(model)}
+        counts = {}
+        layers = list(model.layers)
+        if type(model).__name__ == "Sequential":
+            layers = [layer for layer in layers if not isinstance(layer, InputLayer)]
+        for layer in layers:  # every layer has a group, as Keras's walk makes them
+            base = to_snake_case(type(layer).__name__)
+            k = counts.get(base, 0)
+            counts[base] = k + 1
+            group = f"layers/{base}" + (f"_{k}" if k else "")
+            f.create_group(group + "/vars").attrs["name"] = layer.name
+            sub, ws = plan.get(group, ("", []))
+            target = f[group + "/vars"]
+            if sub:
+                cell = ws[0].path.split("/")[-2] if ws[0].path.count("/") >= 2 else "cell"
+                target = f.create_group(group + sub + "/vars")
+                target.attrs["name"] = cell
+            for i, w in enumerate(ws):
+                target.create_dataset(str(i), data=np.asarray(w, np.float32))
+        opt = model.optimizer
+        if iterations is not None and opt is not None:
+            g = f.create_group("optimizer/vars")
+            g.attrs["name"] = getattr(opt, "name", to_snake_case(type(opt).__name__))
+            g.create_dataset("0", data=np.asarray(iterations, np.int64))
+            i = 1
+            if getattr(opt, "_schedule", None) is None:
+                g.create_dataset("1", data=np.asarray(opt.learning_rate, np.float32))
+                i = 2
+            for slot, w in _optimizer_order(model):
+                value = tensors.get(f"optimizer/{slot}/{w.path}")
+                if value is None:
+                    value = np.zeros(opt._slot_shape(slot, w), np.float32)
+                g.create_dataset(str(i), data=np.asarray(value, np.float32))
+                i += 1
+    return buffer.getvalue()
