@@ -302,7 +302,8 @@ int pn_eager_loss(pn_loss_kind loss, int from_logits, pn_value *y, pn_value *p, 
     static const char *names[PN_LOSS_COUNT] = {"mean_squared_error", "mean_absolute_error",
                                                "binary_crossentropy", "categorical_crossentropy",
                                                "sparse_categorical_crossentropy"};
-    if ((int)loss < 0 || loss >= PN_LOSS_COUNT) return pn_error(PN_EVALUE, "unknown loss %d", loss);
+    if ((int)loss < 0 || loss >= PN_LOSS_COUNT || !names[loss])
+        return pn_error(PN_EVALUE, "unknown loss %d", loss);
     const char *name = names[loss];
     int sparse = loss == PN_LOSS_SPARSE_CE;
     if (p->dtype != PN_F32) return pn_error(PN_ETYPE, "%s: predictions must be float32", name);

@@ -437,6 +437,9 @@ typedef struct {
     int loss_acc[PN_MAX_OUTPUTS];
     int with_added;        /* the added losses are computed, and seed their gradient (1) */
     int added_acc[PN_MAX_ADDED_LOSSES]; /* added loss k adds to its node's gradient */
+    unsigned char *needs_y; /* per node: a target node, or reads one (pn_model_add_target) */
+    int targets_set;       /* this run pointed the target nodes at its data (prepare): the nodes
+                            * that need them run; reset whenever the plan is taken */
     uint64_t seed;         /* the random stream of the current training forward */
     int training;          /* what the ops see as c->training (eager calls choose it) */
     /* PLAN_HELD: an eager call holds it until its backward (not shared, not evicted);
@@ -470,6 +473,8 @@ typedef struct pn_graph {
     int n_results;         /* floats a step returns: total loss, per-output losses, metrics,
                             * masked outputs' metric weights */
     int n_added, added[PN_MAX_ADDED_LOSSES]; /* scalar nodes added to the loss (add_loss) */
+    int targets[PN_MAX_OUTPUTS][2]; /* per output: its target and sample-weight nodes + 1, or 0
+                                     * (pn_model_add_target) */
 
     pn_plan *plans[PN_PLAN_CACHE];
     uint64_t clock;

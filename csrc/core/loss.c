@@ -16,8 +16,11 @@
  * With several outputs each has its own loss and metrics; output k's loss gradient is scaled by
  * its weight, and written (=) or added (+=) to its loss node's gradient (p->loss_acc[k]: an
  * earlier loss wrote that buffer).
+ * PN_LOSS_NONE (a traced loss function, computed by the graph's added losses from its target
+ * nodes) is 0 here and writes a zero gradient.
  */
 #include <math.h>
+#include <string.h>
 
 #include "internal.h"
 #include "vmath.h"
@@ -32,6 +35,8 @@ static void rows_cols(const pn_model *m, int k, int64_t batch, int64_t *R, int64
 
 int64_t pn_loss_target_size(const pn_model *m, int k) {
     const pn_node *o = &m->g->nodes[m->g->outputs[k]];
+    if (m->g->out[k].loss == PN_LOSS_NONE) /* what its target node holds, else the output's */
+        return m->g->targets[k][0] ? m->g->nodes[m->g->targets[k][0] - 1].size : o->size;
     return m->g->out[k].loss == PN_LOSS_SPARSE_CE ? o->size / o->shape[o->ndim - 1] : o->size;
 }
 
@@ -66,6 +71,7 @@ static pn_loss_rows plan_rows(const pn_model *m, const pn_plan *p, int k, const 
 
 /* Returns output k's mean loss, unweighted, without penalties. */
 float pn_loss_forward(const pn_model *m, const pn_plan *p, int k, const void *y, const float *w) {
+    if (m->g->out[k].loss == PN_LOSS_NONE) return 0.0f; /* the added losses are its loss */
     pn_loss_rows L = plan_rows(m, p, k, y, w);
     return (float)pn_loss_value(&L);
 }
@@ -75,6 +81,12 @@ float pn_loss_forward(const pn_model *m, const pn_plan *p, int k, const void *y,
 void pn_loss_backward(const pn_model *m, pn_plan *p, int k, const void *y, const float *w) {
     float *g = p->grad[p->loss_node[k]];
     if (!g) return;
+    if (m->g->out[k].loss == PN_LOSS_NONE) { /* no gradient of its own: 0, which the added
+                                                * losses' backward then adds to */
+        if (!p->loss_acc[k])
+            memset(g, 0, (size_t)(p->batch * m->g->nodes[p->loss_node[k]].size) * sizeof *g);
+        return;
+    }
     pn_loss_rows L = plan_rows(m, p, k, y, w);
     pn_loss_grad(&L, g, m->g->out[k].weight, p->loss_acc[k]);
 }

@@ -336,6 +336,31 @@ int pn_model_add_input(pn_model *m, int ndim, const int64_t *shape, pn_dtype dty
     return rc;
 }
 
+int pn_model_add_target(pn_model *m, int k, int kind, int ndim, const int64_t *shape, int *node) {
+    if (k < 0 || k >= m->g->n_outputs)
+        return pn_error(PN_EVALUE, "target: output %d does not exist (the model has %d)", k,
+                        m->g->n_outputs);
+    if (kind != 0 && kind != 1)
+        return pn_error(PN_EVALUE, "target: kind must be 0 (targets) or 1 (sample weights), "
+                        "got %d", kind);
+    if (m->g->targets[k][kind])
+        return pn_error(PN_EVALUE, "target: output %d already has its %s node", k,
+                        kind ? "sample-weight" : "target");
+    if (ndim < 0 || ndim > PN_MAX_DIMS - 1)
+        return pn_error(PN_ESHAPE, "target: rank %d (batch excluded) is outside 0..%d", ndim,
+                        PN_MAX_DIMS - 1);
+    if (ndim > 0 && !shape) return pn_error(PN_EVALUE, "target: no shape");
+    if (kind == 1 && ndim != 0)
+        return pn_error(PN_ESHAPE, "target: sample weights are one value per sample, shape ()");
+    pn_node nd = {.op = PN_OP_TARGET, .dtype = PN_F32, .ndim = ndim, .iattr = {k, kind}};
+    int rc = check_shape("target", ndim, shape, &nd.size);
+    if (rc) return rc;
+    if (ndim > 0) memcpy(nd.shape, shape, (size_t)ndim * sizeof *shape);
+    rc = push_node(m, &nd, node);
+    if (rc == PN_OK) m->g->targets[k][kind] = *node + 1;
+    return rc;
+}
+
 int pn_model_input_count(const pn_model *m) { return m->g->n_inputs; }
 int pn_model_input_node(const pn_model *m, int k) {
     return k >= 0 && k < m->g->n_inputs ? m->g->inputs[k] : -1;
@@ -628,6 +653,12 @@ int pn_model_compile_outputs(pn_model *m, const pn_loss_config *cfg) {
             return pn_error(PN_EVALUE, "loss weight %d must be finite, got %g", o, c->weight);
         if (c->n_metrics < 0 || c->n_metrics > PN_MAX_METRICS)
             return pn_error(PN_EVALUE, "at most %d metrics", PN_MAX_METRICS);
+        if (c->loss == PN_LOSS_NONE && c->n_metrics > 0)
+            return pn_error(PN_EVALUE, "output %d has no fused loss (none): its metrics are "
+                            "computed outside the core", o);
+        if (c->loss != PN_LOSS_NONE && m->g->targets[o][0])
+            return pn_error(PN_EVALUE, "output %d has a target node: its loss must be none (the "
+                            "added losses read the targets)", o);
         int sparse = c->loss == PN_LOSS_SPARSE_CE;
         for (int k = 0; k < c->n_metrics; k++) {
             int size = pn_metric_size(&c->metrics[k]);
@@ -722,6 +753,7 @@ int pn_model_get_plan(pn_model *m, int64_t batch, pn_mode mode, pn_plan **out) {
         if (atomic_load(&p->held)) continue;
         if (p->batch == batch && p->mode == mode) {
             p->last_used = ++m->g->clock;
+            p->targets_set = 0; /* until a step points the target nodes at its data */
             *out = p;
             return PN_OK;
         }
@@ -894,8 +926,14 @@ static int prepare(pn_model *m, const pn_tensor *xs, const pn_tensor *ys,
         if (rc) return rc;
         yd[k] = yb.data;
         wd[k] = NULL;
-        if (!sw || !sw[k]) continue;
         float *w = p->wbuf + k * batch;
+        if (m->g->targets[k][0]) p->value[m->g->targets[k][0] - 1] = (float *)(uintptr_t)yb.data;
+        if (m->g->targets[k][1]) { /* the weight node reads w: ones unless the step has some */
+            p->value[m->g->targets[k][1] - 1] = w;
+            if (!sw || !sw[k])
+                for (int64_t b = 0; b < batch; b++) w[b] = 1.0f;
+        }
+        if (!sw || !sw[k]) continue;
         if (idx)
             gather(w, sw[k], idx, batch, 1);
         else
@@ -906,6 +944,7 @@ static int prepare(pn_model *m, const pn_tensor *xs, const pn_tensor *ys,
                                 (double)w[b]);
         wd[k] = w;
     }
+    p->targets_set = 1;
     return PN_OK;
 }
 

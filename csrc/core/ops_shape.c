@@ -5,6 +5,8 @@
  *
  * Attributes (iattr):
  *   input        none: the plan points its value at the caller's batch (or the gathered rows)
+ *   target       [0] output k, [1] 0 its targets, 1 its sample weights: the plan points its
+ *                value at the step's (gathered) data; made by pn_model_add_target only
  *   reshape      [0] target rank r (1..7), [1..r] the target dims
  *   slice        [0] offset within a sample  [1] rank r (1..6)  [2..2+r) dims
  *   zero_pad2d   [0] top [1] bottom [2] left [3] right (images channels-last: (H, W, C))
@@ -44,6 +46,24 @@ static void input_forward(const pn_node *n, const pn_ctx *c) { (void)n, (void)c;
 static void input_backward(const pn_node *n, const pn_ctx *c) { (void)n, (void)c; }
 
 const pn_op_def pn_op_input_def = {"input", input_shape, input_forward, input_backward, NULL, 0};
+
+/* ---- target: a placeholder for a step's targets or sample weights (pn_model_add_target) ---- */
+
+static int target_shape(const pn_model *m, pn_node *n) {
+    (void)m, (void)n;
+    return pn_error(PN_EVALUE, "target: made by pn_model_add_target, not as a node");
+}
+
+/* Never runs: the plan skips it and points its value at the step's data; nodes reading it run
+ * only when a step bound that data (pn_plan_forward). Reaching here is a fault, not garbage. */
+static void target_forward(const pn_node *n, const pn_ctx *c) {
+    (void)n, (void)c;
+    pn_fault_note(pn_error(PN_ESTATE, "target: read without a step's targets"));
+}
+static void target_backward(const pn_node *n, const pn_ctx *c) { (void)n, (void)c; }
+
+const pn_op_def pn_op_target_def = {"target", target_shape, target_forward, target_backward,
+                                    NULL, 0};
 
 /* ---- zero_pad2d ---------------------------------------------------------------------------------
  * out[b, h + top, w + left, c] = inp[b,h,w,c], zero elsewhere     dinp = dout's interior

@@ -21,6 +21,7 @@ void pn_plan_destroy(pn_plan *p) {
     free(p->swap);
     free(p->var_written);
     free(p->wbuf);
+    free(p->needs_y);
     free(p);
 }
 
@@ -179,7 +180,9 @@ static int layout(pn_plan *p, const pn_model *m, const unsigned char *active) {
         if (p->swap[i] != PN_SWAP_SKIP) {
             if (!(f & PN_OPF_INPLACE) || nd->n_in != 1) continue;
             int j = nd->in[0];
-            if (readers[j] != 1 || m->g->nodes[j].op == PN_OP_INPUT || is_loss[j]) continue;
+            if (readers[j] != 1 || m->g->nodes[j].op == PN_OP_INPUT ||
+                m->g->nodes[j].op == PN_OP_TARGET || is_loss[j])
+                continue; /* an input or target is the caller's data */
             if (train && (!(f & PN_OPF_BWD_NO_IN) || active[i] != active[j] ||
                           (active[j] && reads_out(p, m, j))))
                 continue;
@@ -283,11 +286,26 @@ int pn_plan_create(pn_plan **out, const pn_model *m, int64_t batch, pn_mode mode
     if (mode < PN_MODE_EAGER &&
         !(p->wbuf = pn_malloc((size_t)(batch * m->g->n_outputs) * sizeof(float))))
         goto fail;
+    p->needs_y = pn_calloc((size_t)n, 1);
     active = pn_calloc((size_t)n, 1);
     written = pn_calloc((size_t)n, 1);
     if (!p->value || !p->grad || !p->scratch || !p->acc_in || !p->acc_var || !p->var_written ||
-        !p->fold || !p->swap || !active || !written)
+        !p->fold || !p->swap || !p->needs_y || !active || !written)
         goto fail;
+    /* needs_y: the nodes that read a step's targets; they may feed added losses, not what
+     * predict returns */
+    for (int i = 0; i < n; i++) {
+        const pn_node *nd = &m->g->nodes[i];
+        p->needs_y[i] = nd->op == PN_OP_TARGET;
+        for (int j = 0; j < nd->n_in; j++) p->needs_y[i] |= p->needs_y[nd->in[j]];
+    }
+    for (int k = 0; k < m->g->n_outputs; k++)
+        if (p->needs_y[m->g->outputs[k]] ||
+            (m->g->masks[k] >= 0 && p->needs_y[m->g->masks[k]])) {
+            rc = pn_error(PN_ESHAPE, "output %d (or its mask) depends on the step's targets "
+                          "(a target node): only added losses may read them", k);
+            goto fail;
+        }
     pn_pass_fold(m, p);
 
     /* reaches[i]: node i leads to some output or added loss (so a loss's gradient flows back
@@ -405,12 +423,15 @@ static void make_ctx(const pn_model *m, const pn_plan *p, int i, pn_ctx *c) {
 }
 
 /* Nodes in order; a folded embedding and a swapped relu do not run (passes.c), and a pool the
- * relu moved to applies it to its output. */
+ * relu moved to applies it to its output. Nodes reading the targets run only when the step
+ * pointed the target nodes at its data (p->targets_set: train and test steps, not predict). */
 void pn_plan_forward(const pn_model *m, pn_plan *p) {
     for (int i = 0; i < m->g->n_nodes; i++) {
         if (m->g->nodes[i].op == PN_OP_INPUT || p->fold[i] == PN_FOLDED ||
             p->swap[i] == PN_SWAP_SKIP)
             continue;
+        if (p->needs_y[i] && (m->g->nodes[i].op == PN_OP_TARGET || !p->targets_set))
+            continue; /* its value is the step's data, or nothing reads it in this run */
         pn_ctx c;
         make_ctx(m, p, i, &c);
         pn_gemm_bf16 = m->g->nodes[i].bf16;

@@ -160,6 +160,9 @@ typedef enum {
     PN_LOSS_BINARY_CE,
     PN_LOSS_CATEGORICAL_CE,
     PN_LOSS_SPARSE_CE,   /* targets are int32 class indices */
+    PN_LOSS_NONE,        /* no fused loss: 0, no gradient; float32 targets of the output's
+                          * target node's size (pn_model_add_target), the loss being the graph's
+                          * added losses (a traced loss function) */
     PN_LOSS_COUNT
 } pn_loss_kind;
 
@@ -386,6 +389,14 @@ int pn_model_output_mask(const pn_model *m, int k); /* the k-th output's mask no
  * weight penalties and these; their gradient is 1. At most PN_MAX_ADDED_LOSSES; drops cached
  * plans. Eager calls (pn_model_call) leave them out. */
 int pn_model_set_added_losses(pn_model *m, int n, const int *nodes);
+/* A float32 node holding a step's targets of output k (kind 0: per-sample shape (ndim, shape),
+ * rank 0.., whose size the step's y for output k then has) or its sample weights (kind 1: rank
+ * 0, one value per sample; ones when the step has none), for nodes computing an added loss from
+ * them (a traced loss function; the output compiled with PN_LOSS_NONE). One of each kind per
+ * output; the plan points it at the step's gathered data. Nodes that read it run only in train
+ * and test steps: predict and eager calls skip them, and a model output or mask that depends on
+ * it makes plans fail (PN_ESHAPE). Changes the graph (recompile). */
+int pn_model_add_target(pn_model *m, int k, int kind, int ndim, const int64_t *shape, int *node);
 
 /* One output's loss (from_logits: the output holds logits), its weight in the total loss, and
  * its metrics. */

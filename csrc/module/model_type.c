@@ -280,6 +280,20 @@ static PyObject *model_add_input(PnModel *self, PyObject *args) {
     return PyLong_FromLong(node);
 }
 
+/* add_target(k, kind, shape) -> node: output k's targets (kind 0, per-sample shape) or sample
+ * weights (kind 1, shape (1,)) as a float32 node for a traced loss (pn_model_add_target) */
+static PyObject *model_add_target(PnModel *self, PyObject *args) {
+    int k, kind;
+    PyObject *shape_o;
+    if (!PyArg_ParseTuple(args, "iiO", &k, &kind, &shape_o)) return NULL;
+    int64_t shape[PN_MAX_DIMS];
+    int nd = parse_shape(shape_o, shape, "target");
+    if (nd < 0) return NULL;
+    int node, rc = pn_model_add_target(self->m, k, kind, nd, shape, &node);
+    if (rc) return pn_raise(rc);
+    return PyLong_FromLong(node);
+}
+
 /* Up to max ints or floats from a sequence. Returns the count or -1. */
 static int parse_ints(PyObject *seq, int *out, int max, const char *what) {
     if (!seq || seq == Py_None) return 0;
@@ -555,6 +569,7 @@ static const char *loss_names[PN_LOSS_COUNT] = {
     [PN_LOSS_BINARY_CE] = "binary_crossentropy",
     [PN_LOSS_CATEGORICAL_CE] = "categorical_crossentropy",
     [PN_LOSS_SPARSE_CE] = "sparse_categorical_crossentropy",
+    [PN_LOSS_NONE] = "none", /* a traced loss: the graph's added losses (add_target) */
 };
 
 static int find_name(const char *const *names, int n, const char *s) {
@@ -1290,6 +1305,8 @@ static PyMethodDef model_methods[] = {
     {"set_regularizer", (PyCFunction)model_set_regularizer, METH_VARARGS,
      "set_regularizer(var, l1, l2)"},
     {"add_input", (PyCFunction)model_add_input, METH_VARARGS, "add_input(shape, dtype) -> node"},
+    {"add_target", (PyCFunction)model_add_target, METH_VARARGS,
+     "add_target(k, kind, shape) -> node: output k's targets (kind 0) or sample weights (1)"},
     {"add_node", KW(model_add_node),
      "add_node(op, inputs, variables=(), iattr=(), fattr=()) -> (node, shape)"},
     {"node_shape", (PyCFunction)model_node_shape, METH_O, "node_shape(node) -> tuple"},

@@ -619,7 +619,7 @@ PyObject *pn_py_loss(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (!name) return NULL;
     int kind = -1;
     for (int k = 0; k < PN_LOSS_COUNT; k++)
-        if (!strcmp(name, names[k])) kind = k;
+        if (names[k] && !strcmp(name, names[k])) kind = k;
     if (kind < 0) return PyErr_Format(PyExc_ValueError, "unknown loss '%s'", name);
     int logits = PyObject_IsTrue(args[1]);
     if (logits < 0) return NULL;
