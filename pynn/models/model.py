@@ -775,17 +775,21 @@ class Model(Trainer):
         from .. import saving
         return saving._unpickle_model, (saving._archive_bytes(self, "model"),)
 
-    def save(self, filepath, overwrite: bool = True, zipped: bool | None = None) -> None:
+    def save(self, filepath, overwrite: bool = True, zipped: bool | None = None,
+             keras_format: bool = False) -> None:
         """Saves the model to a `.keras` (or `.pynn`) archive: its architecture and compile
         settings (config.json) and its weights and optimizer state (model.safetensors), so
         `pynn.models.load_model` gives a model that predicts the same and trains on exactly
         where this one stopped. Writes a temporary file and renames it over `filepath`.
+        With keras_format=True, the archive Keras 3 writes (model.weights.h5), which
+        `keras.saving.load_model` opens.
 
         Example:
             >>> model.save("model.keras")
         """
         from .. import saving
-        saving.save_model(self, filepath, overwrite=overwrite, zipped=zipped)
+        saving.save_model(self, filepath, overwrite=overwrite, zipped=zipped,
+                          keras_format=keras_format)
 
     def save_weights(self, filepath, overwrite: bool = True) -> None:
         """Saves the weights to a `.weights.safetensors` file (Keras's `.weights.h5`), each

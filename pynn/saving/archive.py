@@ -31,8 +31,10 @@ import zlib
 import numpy as np
 
 from .keras_format import (
+    KERAS_API_VERSION,
     KERAS_WEIGHTS_FILE,
     WEIGHTS_H5_SUFFIX,
+    keras_archive_config,
     keras_compile,
     keras_weights_bytes,
     read_keras_optimizer,
@@ -318,7 +320,8 @@ def _check_suffix(filepath, suffixes, what: str) -> str:
     return path
 
 
-def save_model(model, filepath, overwrite: bool = True, zipped: bool | None = None) -> None:
+def save_model(model, filepath, overwrite: bool = True, zipped: bool | None = None,
+               keras_format: bool = False) -> None:
     """Saves `model` to a `.keras` (or `.pynn`) archive: config.json, metadata.json and
     model.safetensors (weights, and the optimizer's state when compiled).
 
@@ -327,6 +330,9 @@ def save_model(model, filepath, overwrite: bool = True, zipped: bool | None = No
         filepath: a path ending in `.keras` or `.pynn`.
         overwrite: replace an existing file (else FileExistsError).
         zipped: True or None (a zip archive); unzipped directories are not supported.
+        keras_format: write the archive as Keras 3 writes it (config.json with Keras's module
+            names, model.weights.h5 with Keras's variable paths and the optimizer's state), which
+            `keras.saving.load_model` opens; pynn's own archive also keeps the random stream.
 
     Example:
         >>> model.save("model.keras")
@@ -334,7 +340,8 @@ def save_model(model, filepath, overwrite: bool = True, zipped: bool | None = No
     if zipped is False:
         raise ValueError("save: zipped=False is not supported; pynn saves one .keras archive")
     path = _check_suffix(filepath, _MODEL_SUFFIXES, "saving")
-    _atomic_write(path, _model_writer(model), overwrite)
+    _atomic_write(path, (_keras_model_writer if keras_format else _model_writer)(model),
+                  overwrite)
 
 
 def _model_writer(model):
@@ -349,6 +356,30 @@ def _model_writer(model):
     config_text = _dumps(config, f"Model '{model.name}''s config")
     tensors, metadata = _training_state(model)
     return lambda f: _write_archive(f, config_text, tensors, metadata)
+
+
+def _keras_model_writer(model):
+    """write(stream), which writes the model's archive as Keras 3 writes it: config.json with
+    Keras's module names, metadata.json, and model.weights.h5 (weights and optimizer state in
+    Keras's layout). Everything is gathered, and checked, now: before a file is opened."""
+    from .. import __version__
+
+    config_text = _dumps(keras_archive_config(model, compile_config(model)),
+                         f"Model '{model.name}''s config")
+    model._assert_built("its weights")
+    state, metadata = _training_state(model)
+    it = metadata.get("optimizer.iterations")
+    weights = keras_weights_bytes(model, state, None if it is None else int(it))
+    meta_text = _dumps({"keras_version": KERAS_API_VERSION, "pynn_version": __version__,
+                        "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")},
+                       "metadata")
+
+    def write(stream):
+        with zipfile.ZipFile(stream, "w") as zf:
+            zf.writestr(_METADATA_FILE, meta_text, compress_type=zipfile.ZIP_DEFLATED)
+            zf.writestr(_CONFIG_FILE, config_text, compress_type=zipfile.ZIP_DEFLATED)
+            zf.writestr(KERAS_WEIGHTS_FILE, weights, compress_type=zipfile.ZIP_STORED)
+    return write
 
 
 def _training_state(model) -> tuple[dict, dict]:

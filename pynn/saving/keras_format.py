@@ -24,6 +24,7 @@ import numpy as np
 from .serialization import _REGISTERED, _brief, _expect
 
 KERAS_WEIGHTS_FILE = "model.weights.h5"
+KERAS_API_VERSION = "3.15.1"  # the Keras whose archive layout pynn writes and tests against
 WEIGHTS_H5_SUFFIX = ".weights.h5"
 # modules a built-in Keras object may name: Keras's public and private paths, and pynn's own
 _MODULE_PREFIXES = ("keras", "pynn")
@@ -368,3 +369,78 @@ def keras_weights_bytes(model, tensors: dict, iterations: int | None) -> bytes:
                 g.create_dataset(str(i), data=np.asarray(value, np.float32))
                 i += 1
     return buffer.getvalue()
+
+
+# -- writing Keras's archive ----------------------------------------------------------------------
+def keras_config(config):
+    """pynn's config JSON as Keras 3 names it: every object of pynn's modules ('pynn.layers')
+    under Keras's ('keras.layers'). Iterative, as configs may be nested deeply."""
+    root = [config]
+    stack = [(root, 0)]
+    while stack:
+        parent, key = stack.pop()
+        v = parent[key]
+        if isinstance(v, list):
+            v = list(v)
+            parent[key] = v
+            stack += [(v, i) for i in range(len(v))]
+        elif isinstance(v, dict):
+            v = dict(v)
+            parent[key] = v
+            module = v.get("module")
+            if isinstance(module, str) and module.split(".")[0] == "pynn" and \
+                    v.get("registered_name") is None:
+                v["module"] = "keras" + module[len("pynn"):]
+            for k, item in v.items():
+                kind = k.rsplit("_", 1)[-1]
+                if kind in _KINDS and isinstance(item, dict) and "class_name" in item and \
+                        "module" not in item:  # an initializer, regularizer or constraint
+                    v[k] = {"module": _KINDS[kind], **item, "registered_name": None}
+            inner = v.get("config")
+            if v.get("module") in _POLICY_MODULES and v.get("class_name") != "InputLayer" and \
+                    isinstance(inner, dict) and "trainable" in inner and \
+                    isinstance(inner.get("dtype", ""), str):
+                # a layer's (or a model's) dtype as Keras writes it: its DTypePolicy
+                v["config"] = {**inner, "dtype": {
+                    "module": "keras", "class_name": "DTypePolicy",
+                    "config": {"name": inner.get("dtype") or "float32"},
+                    "registered_name": None}}
+            stack += [(v, k) for k in v]
+    return root[0]
+
+
+_POLICY_MODULES = ("keras.layers", "keras")  # Keras writes no policy for a Functional
+_KINDS = {"initializer": "keras.initializers", "regularizer": "keras.regularizers",
+          "constraint": "keras.constraints"}
+
+
+def keras_archive_config(model, compile_cfg) -> dict:
+    """config.json of Keras's archive for `model`: Keras's module and class names, its
+    build_config and compile_config."""
+    from ..models import Sequential
+
+    sequential = type(model) is Sequential
+    config = {"module": "keras" if sequential else "keras.src.models.functional",
+              "class_name": "Sequential" if sequential else "Functional",
+              "config": model.get_config(), "registered_name": None}
+    shape = config["config"].get("build_input_shape") if sequential else None
+    if shape is not None:
+        config["build_config"] = {"input_shape": list(shape)}
+    if compile_cfg is not None:
+        config["compile_config"] = _keras_compile_config(compile_cfg, model._n_outputs)
+    return keras_config(config)
+
+
+def _keras_compile_config(cc: dict, n_outputs: int) -> dict:
+    """pynn's compile_config (a list per output of everything) in the form Keras writes: one
+    output's loss, loss weight and metrics unwrapped."""
+    cc = dict(cc)
+    if n_outputs == 1:
+        cc["loss"] = cc["loss"][0]
+        cc["loss_weights"] = None if cc["loss_weights"] == [1.0] else cc["loss_weights"][0]
+        for key in ("metrics", "weighted_metrics"):
+            if cc.get(key):
+                cc[key] = cc[key][0]
+    for key in ("metrics", "weighted_metrics"):
+        cc[key] = cc.get(key) or None
+    return cc

@@ -5,6 +5,8 @@ state, saved as <name>.keras and <name>.weights.h5, with their inputs (x*) and p
 <name>.npz, and the predictions (z*) after one more train_on_batch step on (tx*, ty*) from the
 saved state. Run under real Keras 3 (not pynn):
     KERAS_BACKEND=jax python tests/keras_reference/keras_files.py tests/keras_reference/keras_files
+With --check <folder> <reference folder> it loads in Keras the archives pynn wrote to <folder>
+instead (tests/test_keras_files.py runs it when PYNN_KERAS_PYTHON names a Python with Keras).
 """
 
 import os
@@ -87,5 +89,39 @@ def main(folder: str) -> None:
         np.savez(os.path.join(folder, f"{name}.npz"), **arrays)
 
 
+def check(folder: str, reference: str) -> None:
+    """Loads in Keras each <name>.keras that pynn wrote in `folder`, and prints as JSON, by
+    name, the largest difference from Keras's predictions (`reference`'s <name>.npz) before
+    and after one more training step, the optimizer's step count and Keras's warnings."""
+    import json
+    import warnings
+
+    out = {}
+    for name in models():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = keras.saving.load_model(os.path.join(folder, f"{name}.keras"))
+        data = np.load(os.path.join(reference, f"{name}.npz"))
+
+        def get(prefix, data=data):
+            values = [data[f"{prefix}{i}"] for i in range(10) if f"{prefix}{i}" in data]
+            return values if len(values) > 1 else values[0]
+
+        def gap(pred, want):
+            pred = pred if isinstance(pred, list) else [pred]
+            want = want if isinstance(want, list) else [want]
+            return max(float(np.abs(np.asarray(p) - w).max()) for p, w in zip(pred, want))
+        before = gap(model.predict(get("x"), verbose=0), get("y"))
+        model.train_on_batch(get("tx"), get("ty"))
+        after = gap(model.predict(get("x"), verbose=0), get("z"))
+        out[name] = {"before": before, "after": after,
+                     "iterations": int(model.optimizer.iterations),
+                     "warnings": [str(w.message) for w in caught]}
+    print(json.dumps(out))
+
+
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if sys.argv[1] == "--check":  # keras_files.py --check <pynn's files> <reference folder>
+        check(sys.argv[2], sys.argv[3])
+    else:
+        main(sys.argv[1])
