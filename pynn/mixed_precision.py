@@ -99,7 +99,8 @@ def get(policy) -> DTypePolicy:
     if isinstance(policy, DTypePolicy):
         return policy
     if isinstance(policy, dict):  # a serialized policy, as Keras writes it in a layer's config
-        policy = policy.get("config", policy).get("name")
+        inner = policy.get("config", policy)
+        policy = inner.get("name") if isinstance(inner, dict) else inner
     if not isinstance(policy, str):
         name = getattr(policy, "__name__", None) or getattr(policy, "name", None)
         policy = "float32" if name == "float32" else repr(policy)

@@ -10,6 +10,9 @@ Mutations: byte flips, truncations, insertions, duplicated ranges and overwrites
 interesting integers (0, -1, 2**31, 2**63, ...), applied to the zip itself, to model.safetensors
 re-zipped, to config.json re-zipped, and structured: a random value of config.json or of the
 safetensors header replaced by another (a huge number, a negative one, a string, null, a list).
+The same for archives and `.weights.h5` files in Keras 3's layout (issue 20), whose HDF5 weights
+are also mutated through h5py (a dataset of another shape, up to a huge one, or dtype, a group
+in its place, a deleted one, a changed layer name).
 """
 
 import copy
@@ -126,8 +129,62 @@ def rezip(members: dict, rnd: random.Random) -> bytes:
     return f.getvalue()
 
 
+def mutate_h5(data: bytes, rnd: random.Random) -> bytes:
+    """An HDF5 file (Keras's weights) with one dataset replaced, through h5py: another shape
+    (up to a huge one, stored sparse), another dtype (int, float64, strings), a group in its
+    place, or deleted; or a group's `name` attribute changed."""
+    import h5py
+
+    buffer = io.BytesIO(data)
+    with h5py.File(buffer, "r+") as f:
+        datasets = []
+        f.visititems(lambda n, o: datasets.append(n) if isinstance(o, h5py.Dataset) else None)
+        name = rnd.choice(datasets)
+        old = f[name]
+        shape, dtype = old.shape, old.dtype
+        del f[name]
+        how = rnd.randrange(6)
+        if how == 0:
+            new = tuple(rnd.choice([0, 1, 7, 2**31, 2**40]) for _ in range(rnd.randrange(4)))
+            try:
+                f.create_dataset(name, shape=new, dtype="f4",
+                                 chunks=True if new and rnd.random() < 0.5 else None)
+            except ValueError:  # more than HDF5 can address
+                f.create_dataset(name, shape=(2**31, 7), dtype="f4", chunks=True)
+        elif how == 1:
+            f.create_dataset(name, data=np.zeros(shape, rnd.choice(["i8", "f8", "u1", "f2"])))
+        elif how == 2:
+            f.create_dataset(name, data=np.array(["x" * 5] * max(1, int(np.prod(shape[:1]))),
+                                                 dtype="S5"))
+        elif how == 3:
+            f.create_group(name)
+        elif how == 4:
+            group = f[name.rsplit("/", 1)[0]] if "/" in name else f
+            group.attrs["name"] = rnd.choice(["dense", "", "x" * 300, "lstm_cell"])
+            f.create_dataset(name, shape=shape, dtype=dtype)
+        # how == 5: deleted
+    return buffer.getvalue()
+
+
 def make_case(kind: str, original: bytes, members: dict, rnd: random.Random) -> bytes:
     """The bytes of one mutated file of `kind` from the original file (and its members)."""
+    if kind == "weights_h5":          # a .weights.h5 file in Keras's layout
+        return mutate_h5(original, rnd) if rnd.random() < 0.4 else mutate_bytes(original, rnd)
+    if kind == "keras_h5":            # an archive in Keras's layout (model.weights.h5)
+        where = rnd.randrange(5)
+        if where == 0:
+            return mutate_bytes(original, rnd)
+        members = dict(members)
+        if where == 1:
+            members["model.weights.h5"] = mutate_bytes(members["model.weights.h5"], rnd)
+        elif where == 2:
+            members["model.weights.h5"] = mutate_h5(members["model.weights.h5"], rnd)
+        elif where == 3:
+            members["config.json"] = mutate_bytes(members["config.json"], rnd)
+        else:
+            members["config.json"] = json.dumps(
+                mutate_json(json.loads(members["config.json"]), rnd)).encode()
+        return rezip(members, rnd)
     if kind == "weights":             # a .weights.safetensors file
         if rnd.random() < 0.3:
             header, body = split_safetensors(original)
@@ -201,19 +258,22 @@ def child(kind: str, seed: int, cases: int, workdir: str) -> None:
     import pynn
 
     model_path = os.path.join(workdir, "orig.keras")
-    weights_path = os.path.join(workdir, "orig.weights.safetensors")
-    if kind == "functional":
+    suffix = ".weights.h5" if kind == "weights_h5" else ".weights.safetensors"
+    weights_path = os.path.join(workdir, "orig" + suffix)
+    if kind in ("functional", "keras_h5"):
         model, x = build_functional(model_path)
+        if kind == "keras_h5":  # in Keras's layout, the optimizer's state included
+            model.save(model_path, keras_format=True)
     else:
         model, x = build_model(model_path, weights_path)
-    with open(model_path if kind != "weights" else weights_path, "rb") as f:
+    weights_only = kind.startswith("weights")
+    with open(weights_path if weights_only else model_path, "rb") as f:
         original = f.read()
     members = {}
-    if kind != "weights":
+    if not weights_only:
         with zipfile.ZipFile(model_path) as zf:
             members = {n: zf.read(n) for n in zf.namelist()}
-    target = os.path.join(workdir, "case.keras" if kind != "weights" else
-                          "case.weights.safetensors")
+    target = os.path.join(workdir, "case" + (suffix if weights_only else ".keras"))
     progress = os.path.join(workdir, "progress")
     reference = model.get_weights()
     stats = {"cases": 0, "loaded": 0, "rejected": 0, "failures": [], "slowest": 0.0}
@@ -226,7 +286,7 @@ def child(kind: str, seed: int, cases: int, workdir: str) -> None:
             f.write(data)
         t = time.perf_counter()
         try:
-            if kind != "weights":
+            if not weights_only:
                 loaded = pynn.models.load_model(target)
             else:
                 model.load_weights(target)
@@ -246,7 +306,7 @@ def child(kind: str, seed: int, cases: int, workdir: str) -> None:
         stats["slowest"] = max(stats["slowest"], dt)
         if dt > CASE_SECONDS:
             stats["failures"].append(f"case {i}: took {dt:.1f} s")
-        if kind == "weights":
+        if weights_only:
             model.set_weights(reference)
         stats["cases"] += 1
     print(json.dumps(stats))
@@ -276,7 +336,7 @@ def run_child(kind: str, seed: int, cases: int):
     return stats
 
 
-@pytest.mark.parametrize("kind", ["keras", "functional", "weights"])
+@pytest.mark.parametrize("kind", ["keras", "functional", "weights", "keras_h5", "weights_h5"])
 def test_mutated_files_load_or_raise_value_or_os_error(kind):
     seed = int(os.environ.get("PYNN_FUZZ_SEED", 20261123))
     stats = run_child(kind, seed, CASES)

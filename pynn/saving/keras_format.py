@@ -119,6 +119,9 @@ def _plain_node(node):
 def _check_module(obj: dict, custom: dict, safe_mode: bool, where: str) -> None:
     module, name = obj.get("module"), obj["class_name"]
     registered = obj.get("registered_name")
+    if registered is not None and not isinstance(registered, str):
+        raise ValueError(f"Invalid saved model: {where}'s registered_name must be a string, "
+                         f"got {_brief(registered)}")
     if name in custom or registered in custom or registered in _REGISTERED or \
             name in _REGISTERED:
         return
@@ -248,11 +251,28 @@ def _vars_count(f, group: str) -> int:
     return n
 
 
+_H5_ERRORS = (OSError, KeyError, RuntimeError, TypeError, AttributeError, IndexError)
+
+
 def read_keras_weights(model, data: bytes, what: str, skip_mismatch: bool = False) -> tuple:
     """({variable path: values} of the model's weights, the opened file) from a Keras
-    model.weights.h5 / .weights.h5. A group is found by its layer's name (the `name` attribute
-    Keras writes) or else by Keras's path; every dataset's shape is checked before it is read."""
+    model.weights.h5 / .weights.h5 (see _read_keras_weights); a file HDF5 cannot read is a
+    ValueError."""
     f = _open_h5(data, what)
+    try:
+        return _read_keras_weights(model, f, what, skip_mismatch), f
+    except _H5_ERRORS as e:
+        f.close()
+        raise ValueError(f"{what}: a corrupted HDF5 file ({type(e).__name__}: {e})") from None
+    except BaseException:
+        f.close()
+        raise
+
+
+def _read_keras_weights(model, f, what: str, skip_mismatch: bool) -> dict:
+    """{variable path: values} of the model's weights from an open Keras model.weights.h5 /
+    .weights.h5. A group is found by its layer's name (the `name` attribute
+    Keras writes) or else by Keras's path; every dataset's shape is checked before it is read."""
     by_name = {}
     try:
         layers_group = f.get("layers")
@@ -282,10 +302,18 @@ def read_keras_weights(model, data: bytes, what: str, skip_mismatch: bool = Fals
             if skip_mismatch and tuple(ds.shape or ()) != tuple(w.shape):
                 continue
             tensors[w.path] = _read(ds, w.shape, what).astype(np.float32)
-    return tensors, f
+    return tensors
 
 
 def read_keras_optimizer(model, f, what: str) -> tuple[dict, int] | None:
+    """See _read_keras_optimizer; a file HDF5 cannot read is a ValueError."""
+    try:
+        return _read_keras_optimizer(model, f, what)
+    except _H5_ERRORS as e:
+        raise ValueError(f"{what}: a corrupted HDF5 file ({type(e).__name__}: {e})") from None
+
+
+def _read_keras_optimizer(model, f, what: str) -> tuple[dict, int] | None:
     """(slots as archive.py names them, 'optimizer/<slot>/<path>', step count) from the
     `optimizer/vars` of a Keras file, or None (with a warning) when the file's optimizer
     variables do not match the model's optimizer."""
@@ -299,7 +327,7 @@ def read_keras_optimizer(model, f, what: str) -> tuple[dict, int] | None:
             any(opt._slot_shape(s, w) is None for s, w in order):
         warnings.warn(f"{what}: the optimizer's {n} saved variables do not match "
                       f"{type(opt).__name__}'s layout in pynn; its state is not restored",
-                      stacklevel=3)
+                      stacklevel=4)
         return None
     it = _read(_dataset(f, "optimizer/vars/0", what), (), what, integer=True)
     iterations = int(it)
