@@ -139,6 +139,9 @@ def reduce_weighted_values(values, sample_weight=None, mask=None,
     ops = _ops()
     values = ops.convert_to_tensor(values, "float32")
     ndim = len(ops.shape(values))
+    from .layers.input_layer import KerasTensor
+    if isinstance(sample_weight, KerasTensor) or isinstance(values, KerasTensor):
+        return _reduce_symbolic(values, sample_weight, mask, reduction, ndim)
     w = None
     if mask is not None:
         m = (np.asarray(mask) != 0).astype(np.float32)
@@ -160,6 +163,24 @@ def reduce_weighted_values(values, sample_weight=None, mask=None,
     divisor = float(np.sum(w)) if reduction == "mean_with_sample_weight" and \
         sample_weight is not None else float(size)
     return ops.multiply(total, 1.0 / divisor if divisor else 0.0)
+
+
+def _reduce_symbolic(values, sample_weight, mask, reduction, ndim: int):
+    """reduce_weighted_values on symbolic tensors (a loss traced into the core's step,
+    compile_utils.trace_loss): sample_weight is the step's weight per sample, (None,); the
+    mean reductions divide by the values' count (batch included), as the array path does.
+    What it cannot express (a mask, mean_with_sample_weight, unreduced values) raises, and the
+    model keeps Python steps."""
+    ops = _ops()
+    if mask is not None or reduction not in ("sum", "sum_over_batch_size", "mean") or ndim < 1:
+        raise ValueError(f"a loss with reduction {reduction!r}, a mask or values of rank {ndim} "
+                         "is not traced")
+    if sample_weight is not None:
+        w = sample_weight
+        for _ in range(ndim - len(ops.shape(w))):
+            w = ops.expand_dims(w, -1)
+        values = ops.multiply(values, w)
+    return ops.sum(values) if reduction == "sum" else ops.mean(values)
 
 
 class LossFunctionWrapper(Loss):
@@ -271,7 +292,7 @@ def huber(y_true, y_pred, delta=1.0):
     error = ops.subtract(y_pred, y_true)
     abs_error = ops.abs(error)
     delta = float(delta)
-    return ops.mean(ops.where(abs_error <= delta, 0.5 * ops.square(error),
+    return ops.mean(ops.where(ops.less_equal(abs_error, delta), 0.5 * ops.square(error),
                               delta * abs_error - 0.5 * delta * delta), axis=-1)
 
 

@@ -1197,6 +1197,13 @@ static PyObject *model_node_shape(PnModel *self, PyObject *arg) {
     return nd < 0 ? pn_raise(nd) : shape_tuple(nd, shape);
 }
 
+/* output_node(k) -> the node of output k (-1 when there is none) */
+static PyObject *model_output_node(PnModel *self, PyObject *arg) {
+    int k = (int)PyLong_AsLong(arg);
+    if (k == -1 && PyErr_Occurred()) return NULL;
+    return PyLong_FromLong(pn_model_output_node(self->m, k));
+}
+
 static PyObject *model_node_dtype(PnModel *self, PyObject *arg) {
     int node = (int)PyLong_AsLong(arg);
     if (node == -1 && PyErr_Occurred()) return NULL;
@@ -1319,6 +1326,8 @@ static PyMethodDef model_methods[] = {
     {"use_graph", (PyCFunction)model_use_graph, METH_O, "use_graph(id): make graph id current"},
     {"drop_graph", (PyCFunction)model_drop_graph, METH_O,
      "drop_graph(id): free a graph that is not current and no tape still needs"},
+    {"output_node", (PyCFunction)model_output_node, METH_O,
+     "output_node(k) -> the node of output k, or -1"},
     {"node_dtype", (PyCFunction)model_node_dtype, METH_O,
      "node_dtype(node) -> 'float32' or 'int32'"},
     {"node_unbatched", (PyCFunction)model_node_unbatched, METH_O,

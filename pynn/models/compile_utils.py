@@ -172,9 +172,17 @@ def metric_lists(model, metrics, names: list) -> list[list]:
 
 def compile_core(model) -> None:
     """Compiles the model's core with its losses, loss weights and metrics (resolved now that
-    each output's size is known), names the metrics, and binds the optimizer to the core."""
-    if python_losses(model._losses):  # Python steps: the core only runs the model
-        model.optimizer._bind(model._core, model)
+    each output's size is known), names the metrics, and binds the optimizer to the core. A
+    loss the core lacks is traced into its graph where it can be (trace_loss)."""
+    state = vars(model).get("_loss_trace")
+    if state is not None and state[0] is model._core and state[4] \
+            and state[1:3] != _trace_key(model):
+        # the graph holds another loss's trace: built again, without it, for this one
+        model._loss_trace = None
+        model._build_core(model._built_shape)
+        return
+    if python_losses(model._losses) and not trace_loss(model):
+        model.optimizer._bind(model._core, model)  # Python steps: the core only runs the model
         return
     graphs = vars(model).get("_graphs")
     if graphs is not None and graphs.core is model._core:
@@ -193,24 +201,27 @@ def compile_graph(model) -> None:
     entries, named, objs, outputs, in_core = [], [], [], [], []
     for k in range(n_out):
         loss = model._losses[k]
-        resolved = resolved_metrics(model, k, loss.core_name)
+        resolved = resolved_metrics(model, k, loss.core_name, python=not loss.in_core)
         prefix = model._output_names[k] if n_out > 1 else None  # Keras 3: '<output>_<metric>'
         named.extend((prefix, name, False) for name, _ in resolved)
         # the core adds the metrics it has (up to 8 per output) in its step; the others update
-        # in Python from the predictions the step hands back (trainer._Totals)
-        specs = []
+        # in Python from the predictions the step hands back (trainer._Totals); a traced loss's
+        # output has no fused loss ('none'), and all its metrics update in Python
+        specs, traced = [], not loss.in_core
         for _, m in resolved:
             spec = m._spec()
-            in_core.append(spec is not None and len(specs) < 8)
+            in_core.append(spec is not None and len(specs) < 8 and not traced)
             if in_core[-1]:
                 specs.append(spec)
-        entries.append((loss.core_name, loss.from_logits, model._loss_weights[k], specs))
+        entries.append(("none", False, 1.0, []) if traced else
+                       (loss.core_name, loss.from_logits, model._loss_weights[k], specs))
         objs.extend(m for _, m in resolved)
         outputs.extend([k] * len(resolved))
     # weighted_metrics, after the others as Keras lists them: in Python, with the sample
     # weights (the core's metrics are unweighted)
     for k in range(n_out):
-        resolved = resolved_metrics(model, k, model._losses[k].core_name, weighted=True)
+        resolved = resolved_metrics(model, k, model._losses[k].core_name, weighted=True,
+                                    python=not model._losses[k].in_core)
         prefix = model._output_names[k] if n_out > 1 else None
         named.extend((prefix, name, True) for name, _ in resolved)
         objs.extend(m for _, m in resolved)
@@ -224,10 +235,120 @@ def compile_graph(model) -> None:
     model._metric_core_names = [(m._spec() or ("",))[0] for m in objs]
 
 
-def resolved_metrics(model, k: int, loss_name: str, weighted: bool = False) -> list:
+def _trace_key(model) -> tuple:
+    return (model._losses[0] if model._losses else None,
+            model._loss_weights[0] if model._loss_weights else None)
+
+
+def traced(model) -> bool:
+    """Whether the model's loss (one the core lacks) runs traced in its core's step."""
+    state = vars(model).get("_loss_trace")
+    return state is not None and state[0] is model._core and state[3] \
+        and state[1:3] == _trace_key(model)
+
+
+def _traceable(model) -> bool:
+    from .trainer import Trainer
+    if not getattr(model, "_trace_losses", True) or model._core is None:
+        return False
+    if model._n_outputs != 1 or len(model._losses) != 1 or model._losses[0].in_core:
+        return False  # several outputs keep Python steps
+    cls = type(model)
+    if any(getattr(cls, f) is not getattr(Trainer, f)
+           for f in ("train_step", "test_step", "compute_loss")):
+        return False
+    if vars(model).get("_dyn_shapes") or model._adds_losses():
+        return False
+    return all(mk < 0 for mk in model._core.output_masks())
+
+
+def trace_loss(model) -> bool:
+    """Traces the model's loss (a user function, a Loss subclass, a loss the core lacks) into
+    its core graph: symbolic y_true (the output's per-sample shape) and sample weights bound to
+    the core's target nodes, `loss(y_true, y_pred, sample_weight=sw)` (Loss.__call__, as the
+    Python step calls it) times the loss weight, lowered after the output as an added loss; the
+    output is then compiled without a fused loss ('none'). Returns whether it did: anything the
+    trace cannot express (an op without a core row, NumPy on a symbolic tensor, Python
+    branching on one, a mask) leaves Python steps, without an error."""
+    if traced(model):
+        return True
+    state = vars(model).get("_loss_trace")
+    if state is not None and (isinstance(state[0], str) or state[0] is model._core
+                              and state[1:3] == _trace_key(model)):
+        return False  # tried on this core, and failed (or building it again after a failure)
+    if not _traceable(model):
+        return False
+    from .. import ops
+    from ..layers import tracing
+    from ..layers.input_layer import KerasTensor
+    from .functional import calls_between, lower_calls
+    core, (loss, weight) = model._core, _trace_key(model)
+    shape = tuple(model._output_sample_shapes[0])
+    y_pred = KerasTensor((None,) + shape, "float32", "y_pred")
+    y_true = KerasTensor((None,) + shape, "float32", "y_true")
+    sw = KerasTensor((None,), "float32", "sample_weight")
+    model._loss_trace = (core, loss, weight, False, False)
+    try:
+        with tracing.quiet():
+            tracing._stack().append((model, {}, []))
+            try:
+                term = loss(y_true, y_pred, sample_weight=sw)
+                if weight != 1.0:
+                    term = ops.multiply(term, weight)
+            finally:
+                tracing._stack().pop()
+        if not isinstance(term, KerasTensor) or not term._unbatched or tuple(term.shape):
+            return False
+        calls = calls_between([y_true, y_pred, sw], [term], None)
+    except Exception:  # noqa: BLE001 - any failure of the user's code: Python steps
+        return False
+    try:
+        nodes = {id(y_pred): core.output_node(0), id(y_true): core.add_target(0, 0, shape),
+                 id(sw): core.add_target(0, 1, ())}
+        lower_calls(core, calls, nodes, [term])
+        core.set_added_losses([nodes[id(term)]])
+    except Exception:  # noqa: BLE001 - an op the core cannot run: a clean graph, Python steps
+        model._loss_trace = ("rebuilding", loss, weight, False, False)
+        try:
+            model._build_core(model._built_shape)  # a graph without the partial trace
+        finally:
+            model._loss_trace = (model._core, loss, weight, False, False)
+        return False
+    model._loss_trace = (core, loss, weight, True, True)
+    return True
+
+
+def check_traced_y(model, y) -> None:
+    """Before a step on targets y: a traced loss read targets shaped like the output; targets
+    of another per-sample shape (labels for a loss that broadcasts them) go back to Python
+    steps, which compute that loss as Keras does (the graph keeps its unused trace)."""
+    if y is None or not traced(model):
+        return
+    if isinstance(y, dict) and len(y) == 1:
+        y = next(iter(y.values()))
+    elif isinstance(y, (list, tuple)) and len(y) == 1 and hasattr(y[0], "shape"):
+        y = y[0]
+    try:
+        per = tuple(np.shape(y))[1:]
+    except Exception:  # noqa: BLE001 - not array-like: the data checks say why
+        return
+    if per != tuple(model._output_sample_shapes[0]):
+        state = model._loss_trace
+        model._loss_trace = state[:3] + (False, True)
+        model.optimizer._bind(model._core, model)
+
+
+def resolved_metrics(model, k: int, loss_name: str, weighted: bool = False,
+                     python: bool = False) -> list:
     """Output k's (name, metric) pairs for compile's metrics (or weighted_metrics), resolved
     once per compile (a name becomes one object, which every graph of a dynamic model
-    shares)."""
+    shares). python: as Python steps resolve them (a traced loss's output: 'accuracy' takes
+    its form from the data, and the objects serve Python steps if the model goes back to
+    them)."""
+    if python:
+        lists = (vars(model).get("_weighted_specs") or [[]] * (k + 1)) if weighted \
+            else model._metric_specs
+        return [metrics_mod.resolve(m, "", 0) for m in lists[k]]
     cache = vars(model).get("_resolved_metrics")
     if cache is None or cache[0] is not model._metric_specs:
         cache = model._resolved_metrics = (model._metric_specs, {})

@@ -319,7 +319,7 @@ class Trainer:
             self._metric_objs = [m for _, m, _, _ in loose]
             self._metric_weighted = [w for _, _, w, _ in loose]
             self._metric_outputs = [k for _, _, _, k in loose]
-        if self._core is not None and python:
+        if self._core is not None and python and loss is None:
             self.optimizer._bind(self._core, self)
         elif self._core is not None:
             if self._current_trainable_flags() != self._trainable_flags:
@@ -360,7 +360,9 @@ class Trainer:
             return mine or self._core is None and not self._is_subclassed()
         # losses added in call() (add_loss) are nodes of the core's graph, which its steps add
         # to the compiled ones
-        return mine or not self._losses or compile_utils.python_losses(self._losses)
+        # a loss the core lacks runs in its step when it was traced (compile_utils.trace_loss)
+        return mine or not self._losses or (compile_utils.python_losses(self._losses)
+                                            and not compile_utils.traced(self))
 
     def train_step(self, data):
         """One training step on a batch `data` ((x,), (x, y) or (x, y, sample_weight) Tensors),
@@ -518,6 +520,7 @@ class Trainer:
         batch_size = _check_batch_size(batch_size)
         if not is_batch_source(x):
             self._build_from_data(x)
+        compile_utils.check_traced_y(self, y)
         if self._custom("train_step"):
             if class_weight is not None:
                 raise ValueError("fit: class_weight is not supported with a Python train_step")
@@ -696,6 +699,7 @@ class Trainer:
         check_steps(steps, "evaluate")
         if not is_batch_source(x):
             self._build_from_data(x)
+        compile_utils.check_traced_y(self, y)
         if self._custom("test_step"):
             return evaluate_python(self, x, y, batch_size, verbose, sample_weight, steps,
                                    callbacks, return_dict)
