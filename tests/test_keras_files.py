@@ -289,3 +289,42 @@ def test_keras_loads_what_pynn_writes(tmp_path):
         r = result[name]
         assert r["before"] <= 1e-5 and r["after"] <= 5e-5, (name, r)
         assert r["iterations"] == 3 and not r["warnings"], (name, r)
+
+
+def _branches():
+    """Two inputs, one branch deeper than the other: Keras 3 lists the layers (and so names
+    their groups in a weights file) by depth, not in pynn's order."""
+    layers = pynn.layers
+    a, b = pynn.Input((5,), name="a"), pynn.Input((3,), name="b")
+    ha = layers.Dense(4, name="da")(a)
+    hb = layers.Dense(6, name="db2")(layers.Dense(7, name="db1")(b))
+    out = layers.Dense(2, name="out")(layers.Concatenate(name="concatenate")([ha, hb]))
+    return pynn.Model([a, b], out)
+
+
+def test_layers_are_named_in_keras_order():
+    from pynn.saving.keras_format import keras_layers
+
+    # as keras.Model([a, b], out).layers lists them in Keras 3.15.1
+    assert [layer.name for layer in keras_layers(_branches())] == \
+        ["b", "a", "db1", "da", "db2", "concatenate", "out"]
+    model = pynn.saving.load_model(os.path.join(FOLDER, "two.keras"))
+    with zipfile.ZipFile(os.path.join(FOLDER, "two.keras")) as zf:
+        config = json.loads(zf.read("config.json"))
+    assert [layer.name for layer in keras_layers(model)] == \
+        [layer["name"] for layer in config["config"]["layers"]]
+
+
+def test_a_branching_model_round_trips_in_keras_format(tmp_path):
+    model = _branches()
+    model.compile(optimizer="adam", loss="mse")
+    x = [np.ones((2, 5), np.float32), np.linspace(0, 1, 6, dtype=np.float32).reshape(2, 3)]
+    y = np.zeros((2, 2), np.float32)
+    model.fit(x, y, verbose=0)
+    path = str(tmp_path / "branch.keras")
+    model.save(path, keras_format=True)
+    again = pynn.saving.load_model(path)
+    model.train_on_batch(x, y + 1)
+    again.train_on_batch(x, y + 1)
+    np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0),
+                               atol=1e-6)

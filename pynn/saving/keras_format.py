@@ -169,17 +169,61 @@ def _own_weights(layer) -> list:
     return [w for w in ws if w.trainable] + [w for w in ws if not w.trainable]
 
 
+def keras_layers(model) -> list:
+    """The model's layers in the order Keras 3's `model.layers` lists them, which names their
+    groups in a weights file: a Sequential's without its InputLayer; a functional model's as
+    Keras's map_graph orders its operations (by depth from the outputs, deepest first, then by
+    first visit in a depth-first walk from the outputs), which may differ from pynn's."""
+    from ..layers import InputLayer
+
+    if type(model).__name__ == "Sequential" or not hasattr(model, "_outputs"):
+        return [layer for layer in model.layers if not isinstance(layer, InputLayer)]
+
+    def node(t):  # a call of a layer: the layer and the tensors it read
+        return (id(t._layer), tuple(id(i) for i in t._inputs))
+    inputs = {id(t) for t in model._inputs}
+    finished, ordered, index = set(), [], {}
+    stack = [(t, False) for t in reversed(list(model._outputs))]
+    while stack:  # _build_map: a depth-first walk from each output in turn
+        t, done = stack.pop()
+        key = node(t)
+        if done:
+            if key not in finished:
+                finished.add(key)
+                ordered.append(t)
+            continue
+        if key in finished:
+            continue
+        if id(t) in inputs and not isinstance(t._layer, InputLayer):  # an inner tensor
+            finished.add(key)
+            continue
+        index.setdefault(id(t._layer), (len(index), t._layer))
+        stack.append((t, True))
+        stack += [(i, False) for i in reversed(list(t._inputs))]
+    in_graph = {node(t) for t in ordered}
+    node_depth, op_depth = {}, {}
+    for t in reversed(ordered):
+        key = node(t)
+        depth = max(node_depth.setdefault(key, 0), op_depth.get(id(t._layer), 0))
+        op_depth[id(t._layer)] = node_depth[key] = depth
+        for i in t._inputs:
+            if node(i) in in_graph:
+                node_depth[node(i)] = max(depth + 1, node_depth.get(node(i), 0))
+    for t in model._inputs:  # inputs no output reads
+        if id(t._layer) not in op_depth:
+            op_depth[id(t._layer)] = 0
+            index[id(t._layer)] = (-1, t._layer)
+    layers = sorted(index.values(), key=lambda e: (-op_depth[id(e[1])], e[0]))
+    return [layer for _, layer in layers]
+
+
 def keras_weight_paths(model) -> list[tuple[str, str, str, list]]:
     """[(layer's group, sub-group, layer name, [variables])] for every layer of `model` with
     weights, as Keras's walk names them: `layers/<snake_case class>[_k]`, its variables in
     `vars` below it, a recurrent layer's in `cell/vars`."""
-    from ..layers import InputLayer
 
     out, counts = [], {}
-    layers = list(model.layers)
-    if type(model).__name__ == "Sequential":
-        layers = [layer for layer in layers if not isinstance(layer, InputLayer)]
-    for layer in layers:
+    for layer in keras_layers(model):
         base = to_snake_case(type(layer).__name__)
         k = counts.get(base, 0)
         counts[base] = k + 1
@@ -345,7 +389,13 @@ def _optimizer_order(model) -> list[tuple[str, object]]:
     """[(slot, variable)] in the order Keras's optimizer creates its slot variables."""
     opt = model.optimizer
     names = list(opt._slot_names())
-    trained = [w for w in model.trainable_weights
+    trainable = {id(w) for w in model.trainable_weights}
+    # Keras's model.trainable_variables: layer by layer, in Keras's order of the layers
+    variables = [w for layer in keras_layers(model) for w in _own_weights(layer)
+                 if id(w) in trainable]
+    if len(variables) != len(trainable):
+        variables = list(model.trainable_weights)
+    trained = [w for w in variables
                if any(opt._slot_shape(s, w) is not None for s in names)] if names else []
     calls = _SLOT_CALLS.get(type(opt).__name__, (tuple(names),))
     return [(slot, w) for call in calls for w in trained for slot in call if slot in names]
@@ -357,17 +407,13 @@ def keras_weights_bytes(model, tensors: dict, iterations: int | None) -> bytes:
     `iterations` is given the optimizer's (step count, learning rate, slots in Keras's order,
     from `tensors`: 'optimizer/<slot>/<path>', as archive.py names them)."""
     h5py = _h5py()
-    from ..layers import InputLayer
 
     buffer = io.BytesIO()
     with h5py.File(buffer, "w") as f:
         f.create_group("vars").attrs["name"] = model.name
         plan = {group: (sub, ws) for group, sub, _, ws in keras_weight_paths(model)}
         counts = {}
-        layers = list(model.layers)
-        if type(model).__name__ == "Sequential":
-            layers = [layer for layer in layers if not isinstance(layer, InputLayer)]
-        for layer in layers:  # every layer has a group, as Keras's walk makes them
+        for layer in keras_layers(model):  # every layer has a group, as Keras's walk makes them
             base = to_snake_case(type(layer).__name__)
             k = counts.get(base, 0)
             counts[base] = k + 1
