@@ -3,6 +3,7 @@
 import sys
 
 import numpy as np
+import pytest
 
 import pynn
 from pynn import layers
@@ -87,3 +88,50 @@ def test_freezing_a_layer_after_build_takes_effect_at_compile_as_in_keras():
     model.fit(x, y, epochs=1, verbose=0)
     for a, b in zip(before, model.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_train_on_batch_runs_a_subclass_own_train_step_even_with_a_compiled_core_loss():
+    """A custom train_step is never bypassed: train_on_batch and test_on_batch run the model's
+    own steps as fit does (they used to run the core's fused step)."""
+    calls = []
+
+    class Counting(pynn.Model):
+        def train_step(self, data):
+            calls.append("train")
+            return super().train_step(data)
+
+        def test_step(self, data):
+            calls.append("test")
+            return super().test_step(data)
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((16, 4), dtype=np.float32), rng.random((16, 2), dtype=np.float32)
+    inp = pynn.Input((4,))
+    model = Counting(inp, pynn.layers.Dense(2)(inp))
+    model.compile(optimizer="sgd", loss="mse")
+    before = np.array(model.weights[0])
+    loss = model.train_on_batch(x, y)
+    assert calls == ["train"] and not np.array_equal(np.array(model.weights[0]), before)
+    assert model.test_on_batch(x, y) == pytest.approx(
+        float(((model.predict(x, verbose=0) - y) ** 2).mean()), rel=1e-5)
+    assert calls == ["train", "test"] and np.isfinite(loss)
+
+
+def test_train_on_batch_with_a_loss_on_python_steps_trains_and_reports_its_metrics():
+    def loss_via_numpy(y_true, y_pred):  # NumPy on the prediction: not traceable
+        return pynn.ops.mean((y_true - y_pred) ** 2, axis=-1) + 0.0 * float(
+            np.asarray(y_pred).sum())
+
+    rng = np.random.default_rng(1)
+    x, y = rng.random((16, 4), dtype=np.float32), rng.random((16, 2), dtype=np.float32)
+    model = pynn.Sequential([pynn.Input((4,)), pynn.layers.Dense(2)])
+    model.compile(optimizer="sgd", loss=loss_via_numpy, metrics=["mae"])
+    assert model._custom("train_step")
+    first = model.train_on_batch(x, y, return_dict=True)
+    assert set(first) == {"loss", "mae"}
+    logs = model.test_on_batch(x, y, return_dict=True)
+    pred = model.predict(x, verbose=0)
+    assert logs["loss"] == pytest.approx(float(((pred - y) ** 2).mean()), rel=1e-5)
+    assert logs["mae"] == pytest.approx(float(np.abs(pred - y).mean()), rel=1e-5)
+    with pytest.raises(ValueError, match="class_weight"):
+        model.train_on_batch(x, y, class_weight={0: 1.0})

@@ -800,6 +800,25 @@ class Trainer:
     def _on_batch(self, x, y, return_dict: bool, train: bool, sample_weight=None,
                   class_weight=None):
         self._assert_compiled("train_on_batch" if train else "test_on_batch")
+        if self._custom("train_step" if train else "test_step"):
+            # a train_step (test_step) of the subclass's own, or a loss on Python steps: that
+            # step, as fit runs it; each call reports its own batch, as the fused step does
+            if class_weight is not None:
+                raise ValueError("train_on_batch: class_weight is not supported with a Python "
+                                 "train_step")
+            _reset(self)
+            data = _data(as_tensors(as_arrays(x)), as_tensors(as_arrays(y)),
+                         as_tensors(as_arrays(sample_weight)))
+            logs = _scalar_logs(self.train_step(data) if train else self.test_step(data))
+        else:
+            logs = self._fused_on_batch(x, y, train, sample_weight, class_weight)
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
+    def _fused_on_batch(self, x, y, train: bool, sample_weight, class_weight) -> dict:
+        """train_on_batch / test_on_batch as one call of the core's fused step."""
         x = prepare_x(self, x)
         n = n_samples(x)
         y = prepare_y(self, y, n)
@@ -811,11 +830,7 @@ class Trainer:
                                                       self.trainable_weights)
                               if train else self._core.test_step)
         totals.add(step(x, y, None, sw), n)
-        logs = totals.logs()
-        if return_dict:
-            return logs
-        values = list(logs.values())
-        return values[0] if len(values) == 1 else values
+        return totals.logs()
 
     @one_shape_at_a_time
     def predict_on_batch(self, x):
