@@ -366,8 +366,10 @@ def _read_keras_optimizer(model, f, what: str) -> tuple[dict, int] | None:
     n = _vars_count(f, "optimizer/vars")
     if n == 0:
         return None
-    has_lr = n == 2 + len(order)
-    if opt._scalar_names() or n - len(order) not in (1, 2) or \
+    scalars = list(opt._scalar_names())
+    has_lr = n == 2 + len(order) + len(scalars)
+    if any(name not in _KERAS_SCALARS for name in scalars) or \
+            n - len(order) - len(scalars) not in (1, 2) or \
             any(opt._slot_shape(s, w) is None for s, w in order):
         warnings.warn(f"{what}: the optimizer's {n} saved variables do not match "
                       f"{type(opt).__name__}'s layout in pynn; its state is not restored",
@@ -382,6 +384,9 @@ def _read_keras_optimizer(model, f, what: str) -> tuple[dict, int] | None:
         ds = _dataset(f, f"optimizer/vars/{i + 1 + has_lr}", what)
         shape = tuple(opt._slot_shape(slot, w))
         slots[f"optimizer/{slot}/{w.path}"] = _read(ds, shape, what).astype(np.float32)
+    for i, name in enumerate(scalars):  # after the slots, as Keras creates them
+        ds = _dataset(f, f"optimizer/vars/{1 + has_lr + len(order) + i}", what)
+        slots[f"optimizer/scalars/{name}"] = _read(ds, (), what).astype(np.float32)
     return slots, iterations
 
 
@@ -442,6 +447,11 @@ def keras_weights_bytes(model, tensors: dict, iterations: int | None) -> bytes:
                     value = np.zeros(opt._slot_shape(slot, w), np.float32)
                 g.create_dataset(str(i), data=np.asarray(value, np.float32))
                 i += 1
+            for name in opt._scalar_names():  # Nadam's u_product, after the slots as Keras's
+                if name in _KERAS_SCALARS:
+                    value = tensors.get(f"optimizer/scalars/{name}", _KERAS_SCALARS[name])
+                    g.create_dataset(str(i), data=np.asarray(value, np.float32))
+                    i += 1
     return buffer.getvalue()
 
 
@@ -483,6 +493,8 @@ def keras_config(config):
     return root[0]
 
 
+# an optimizer's scalar state that Keras keeps as a variable after the slots, and its start
+_KERAS_SCALARS = {"u_product": 1.0}
 _POLICY_MODULES = ("keras.layers", "keras")  # Keras writes no policy for a Functional
 _KINDS = {"initializer": "keras.initializers", "regularizer": "keras.regularizers",
           "constraint": "keras.constraints"}

@@ -120,8 +120,33 @@ def check(folder: str, reference: str) -> None:
     print(json.dumps(out))
 
 
+def check_steps(folder: str) -> None:
+    """Loads in Keras each <name>.keras that pynn wrote in `folder`, takes one training step on
+    folder/x.npy, folder/y.npy and prints as JSON, by name, the largest difference of its
+    predictions on x from pynn's after the same step (<name>.npy), and Keras's warnings (one
+    when the optimizer's saved variables do not fit)."""
+    import json
+    import warnings
+
+    x, y = np.load(os.path.join(folder, "x.npy")), np.load(os.path.join(folder, "y.npy"))
+    out = {}
+    for file in sorted(os.listdir(folder)):
+        if file.endswith(".keras"):
+            name = file[:-len(".keras")]
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                model = keras.saving.load_model(os.path.join(folder, file))
+            model.train_on_batch(x, y)
+            want = np.load(os.path.join(folder, f"{name}.npy"))
+            out[name] = {"after": float(np.abs(model.predict(x, verbose=0) - want).max()),
+                         "warnings": [str(w.message) for w in caught]}
+    print(json.dumps(out))
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "--check":  # keras_files.py --check <pynn's files> <reference folder>
         check(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "--check-steps":  # keras_files.py --check-steps <pynn's files>
+        check_steps(sys.argv[2])
     else:
         main(sys.argv[1])
