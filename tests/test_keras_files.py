@@ -17,7 +17,7 @@ import pynn
 h5py = pytest.importorskip("h5py")
 
 FOLDER = os.path.join(os.path.dirname(__file__), "keras_reference", "keras_files")
-MODELS = ["mlp", "cnn", "text", "two"]
+MODELS = ["mlp", "cnn", "text", "two", "wrappers"]
 
 
 def _reference(name):
@@ -147,13 +147,14 @@ def test_pynn_archives_still_load(tmp_path):
 
 # -- .weights.h5 ---------------------------------------------------------------------------------
 def _layout(path):
-    """{object path: (shape, layer name)} of a Keras weights file (the optimizer's name, which
-    Keras numbers per process, left out)."""
+    """{object path: (shape, layer name)} of a Keras weights file (the names of the optimizer,
+    which Keras numbers per process, and of the objects inside a layer left out)."""
     out = {}
     with h5py.File(path, "r") as f:
         f.visititems(lambda n, o: out.__setitem__(
             n, (getattr(o, "shape", None),
-                None if n.startswith("optimizer") else o.attrs.get("name"))))
+                None if n.startswith("optimizer") or n.count("/") > 2
+                else o.attrs.get("name"))))
     return out
 
 

@@ -217,28 +217,41 @@ def keras_layers(model) -> list:
     return [layer for _, layer in layers]
 
 
-def keras_weight_paths(model) -> list[tuple[str, str, str, list]]:
-    """[(layer's group, sub-group, layer name, [variables])] for every layer of `model` with
-    weights, as Keras's walk names them: `layers/<snake_case class>[_k]`, its variables in
-    `vars` below it, a recurrent layer's in `cell/vars`."""
+def _entries(layer, sub: str = "") -> list[tuple[str, str, list]]:
+    """[(sub-group, object name, [variables])] of a layer as Keras's walk saves it: its own
+    variables in `vars`; a recurrent layer's in `cell/vars` (its own `vars` empty); a
+    Bidirectional's in `backward_layer/...` and `forward_layer/...`, a TimeDistributed's in
+    `layer/...`."""
+    if hasattr(layer, "forward_layer") and hasattr(layer, "backward_layer"):
+        return [(sub, layer.name, [])] + _entries(layer.backward_layer, sub + "/backward_layer") \
+            + _entries(layer.forward_layer, sub + "/forward_layer")
+    if hasattr(layer, "layer") and hasattr(layer.layer, "weights"):
+        return [(sub, layer.name, [])] + _entries(layer.layer, sub + "/layer")
+    if hasattr(layer, "layers"):
+        raise ValueError(f"Layer '{layer.name}' ({type(layer).__name__}) holds other layers; "
+                         "pynn does not map its weights to Keras's file layout yet")
+    ws = _own_weights(layer)
+    if ws and (getattr(layer, "cell", None) is not None or
+               all("_cell/" in w.path for w in ws)):
+        cell = ws[0].path.split("/")[-2] if ws[0].path.count("/") >= 2 else "cell"
+        return [(sub, layer.name, []), (sub + "/cell", cell, ws)]
+    return [(sub, layer.name, ws)]
 
+
+def keras_weight_paths(model, empty: bool = False) -> list[tuple[str, str, str, str, list]]:
+    """[(layer's group, sub-group, layer name, object name, [variables])] for every layer of
+    `model`, as
+    Keras's walk names them: `layers/<snake_case class>[_k]`, its variables in `vars` below it
+    or below a sub-group (see _entries); the entries without variables only when `empty`."""
     out, counts = [], {}
     for layer in keras_layers(model):
         base = to_snake_case(type(layer).__name__)
         k = counts.get(base, 0)
         counts[base] = k + 1
         group = f"layers/{base}" + (f"_{k}" if k else "")
-        ws = _own_weights(layer)
-        if not ws:
-            continue
-        sub = ""
-        if getattr(layer, "cell", None) is not None or \
-                all("_cell/" in w.path for w in ws):
-            sub = "/cell"
-        elif any(hasattr(layer, a) for a in ("layers", "forward_layer", "layer")):
-            raise ValueError(f"Layer '{layer.name}' ({type(layer).__name__}) holds other layers; "
-                             "pynn does not map its weights to Keras's file layout yet")
-        out.append((group, sub, layer.name, ws))
+        for sub, name, ws in _entries(layer):
+            if ws or empty:
+                out.append((group, sub, layer.name, name, ws))
     return out
 
 
@@ -329,9 +342,9 @@ def _read_keras_weights(model, f, what: str, skip_mismatch: bool) -> dict:
     except (OSError, ValueError, KeyError, RuntimeError, TypeError) as e:
         raise ValueError(f"{what}: cannot read its groups: {e}") from None
     plan = keras_weight_paths(model)
-    use_names = all(len(by_name.get(name, ())) == 1 for _, _, name, _ in plan)
+    use_names = all(len(by_name.get(name, ())) == 1 for _, _, name, _, _ in plan)
     tensors = {}
-    for group, sub, name, ws in plan:
+    for group, sub, name, _, ws in plan:
         group = (by_name[name][0] if use_names else group) + sub + "/vars"
         n = _vars_count(f, group)
         if n != len(ws):
@@ -416,20 +429,10 @@ def keras_weights_bytes(model, tensors: dict, iterations: int | None) -> bytes:
     buffer = io.BytesIO()
     with h5py.File(buffer, "w") as f:
         f.create_group("vars").attrs["name"] = model.name
-        plan = {group: (sub, ws) for group, sub, _, ws in keras_weight_paths(model)}
-        counts = {}
-        for layer in keras_layers(model):  # every layer has a group, as Keras's walk makes them
-            base = to_snake_case(type(layer).__name__)
-            k = counts.get(base, 0)
-            counts[base] = k + 1
-            group = f"layers/{base}" + (f"_{k}" if k else "")
-            f.create_group(group + "/vars").attrs["name"] = layer.name
-            sub, ws = plan.get(group, ("", []))
-            target = f[group + "/vars"]
-            if sub:
-                cell = ws[0].path.split("/")[-2] if ws[0].path.count("/") >= 2 else "cell"
-                target = f.create_group(group + sub + "/vars")
-                target.attrs["name"] = cell
+        # every layer (and object in it) has a group, as Keras's walk makes them
+        for group, sub, _, name, ws in keras_weight_paths(model, empty=True):
+            target = f.create_group(group + sub + "/vars")
+            target.attrs["name"] = name
             for i, w in enumerate(ws):
                 target.create_dataset(str(i), data=np.asarray(w, np.float32))
         opt = model.optimizer

@@ -1,9 +1,10 @@
-"""Keras 3 `.keras` archives and `.weights.h5` files for tests/test_keras_files.py: four small
+"""Keras 3 `.keras` archives and `.weights.h5` files for tests/test_keras_files.py: five small
 models (an MLP, a CNN with BatchNormalization, an Embedding+LSTM+GRU text model, a two-input
-two-output functional model), each compiled with Adam and trained one epoch so the optimizer has
-state, saved as <name>.keras and <name>.weights.h5, with their inputs (x*) and predictions (y*) in
-<name>.npz, and the predictions (z*) after one more train_on_batch step on (tx*, ty*) from the
-saved state. Run under real Keras 3 (not pynn):
+two-output functional model, Bidirectional and TimeDistributed wrappers), each compiled with
+Adam and trained one epoch so the optimizer has state, saved as <name>.keras and
+<name>.weights.h5, with their inputs (x*) and predictions (y*) in <name>.npz, and the
+predictions (z*) after one more train_on_batch step on (tx*, ty*) from the saved state. Run
+under real Keras 3 (not pynn):
     KERAS_BACKEND=jax python tests/keras_reference/keras_files.py tests/keras_reference/keras_files
 With --check <folder> <reference folder> it loads in Keras the archives pynn wrote to <folder>
 instead (tests/test_keras_files.py runs it when PYNN_KERAS_PYTHON names a Python with Keras).
@@ -62,6 +63,15 @@ def models() -> dict:
     out["two"] = (two, [xa, xb], [y1, y2],
                   [rng.normal(size=(4, 5)).astype("float32"),
                    rng.normal(size=(4, 3)).astype("float32")])
+
+    wrappers = keras.Sequential([keras.Input((6, 3)),
+                                 L.Bidirectional(L.LSTM(4, return_sequences=True)),
+                                 L.TimeDistributed(L.Dense(2)), L.Flatten(), L.Dense(1)],
+                                name="wrappers")
+    wrappers.compile(optimizer="adam", loss="mse")
+    x = rng.normal(size=(16, 6, 3)).astype("float32")
+    y = rng.normal(size=(16, 1)).astype("float32")
+    out["wrappers"] = (wrappers, x, y, rng.normal(size=(3, 6, 3)).astype("float32"))
     return out
 
 
