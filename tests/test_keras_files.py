@@ -392,3 +392,17 @@ def test_keras_goes_on_from_every_optimizer_state_pynn_writes(tmp_path):
     assert sorted(result) == sorted(OPTIMIZERS)
     for name, r in result.items():
         assert r["after"] <= 1e-5 and not r["warnings"], (name, r)
+
+
+@pytest.mark.parametrize("safe_mode", [True, False])
+def test_a_lambda_with_code_is_refused(tmp_path, safe_mode):
+    def edit(config):
+        config["config"]["layers"].insert(2, {
+            "module": "keras.layers", "class_name": "Lambda", "registered_name": None,
+            "config": {"name": "evil", "trainable": True, "dtype": "float32",
+                       "function": {"class_name": "__lambda__",
+                                    "config": {"code": "4wEAAAAAAAAA", "defaults": None,
+                                               "closure": None}},
+                       "arguments": {}}})
+    with pytest.raises(ValueError, match="code"):
+        pynn.saving.load_model(_edited(tmp_path, "mlp", edit), safe_mode=safe_mode)
