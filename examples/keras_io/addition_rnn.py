@@ -4,6 +4,22 @@
 categorical cross-entropy. Questions are generated as the example generates them (reversed,
 3 digits). Sizes from the environment: EXAMPLE_SAMPLES (50000, the example's), EXAMPLE_EPOCHS
 (29: the example's loop of 1-epoch fits), EXAMPLE_SEED (1).
+
+At full size (50,000 questions, 45,000 to train, 29 epochs of 1,407 steps) against Keras 3.15.1
+(JAX backend; this file run under shared/tools/keras_ref.py), runs 1 and 2 with EXAMPLE_SEED 1
+and 2, on a 2-vCPU AMD EPYC shared with other work (seconds per epoch: the median of the epochs'
+ms/step x 1,407 steps):
+
+    | run         | val accuracy, last epoch | best epoch | exact answers | s/epoch |
+    |-------------|--------------------------|------------|---------------|---------|
+    | pynn, 1     | 0.9815                   | 0.9997     | 0.928         | 2.8     |
+    | Keras 3, 1  | 0.9984                   | 0.9992     | 0.993         | 8.4     |
+    | pynn, 2     | 0.9981                   | 0.9989     | 0.992         | 7.0     |
+    | Keras 3, 2  | 0.9973                   | 0.9987     | 0.990         | 7.0     |
+
+Per-character validation accuracy follows the same curve in both (run 1, epoch 5: 0.7265 and
+0.7376, epoch 8: 0.9717 and 0.9617); both drop now and then (pynn 0.9135 at epoch 19, Keras
+0.9769 at epoch 19), and pynn's first run ends on such a dip.
 """
 
 import os
