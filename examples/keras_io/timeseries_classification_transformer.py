@@ -7,7 +7,8 @@ categorical cross-entropy, EarlyStopping(restore_best_weights=True), validation_
 The FordA download (500-step engine-noise recordings, two classes) is replaced by synthetic
 recordings of the same shape: a noisy base wave, with a second harmonic in class 1. Sizes from
 the environment: EXAMPLE_SAMPLES (3601, FordA's training set), EXAMPLE_STEPS (500),
-EXAMPLE_EPOCHS (2, as the example), EXAMPLE_BLOCKS (4).
+EXAMPLE_EPOCHS (2; the original trains up to 200 with EarlyStopping, out of reach on a
+CPU here), EXAMPLE_BLOCKS (4).
 
 At full size (3,601 recordings of 500 steps, 2 epochs of 45 steps, 1,200 to test) against Keras
 3.15.1 (JAX backend; this file run under shared/tools/keras_ref.py), on a 2-vCPU AMD EPYC shared
