@@ -259,7 +259,7 @@ def _open_h5(data: bytes, what: str):
     h5py = _h5py()
     try:
         return h5py.File(io.BytesIO(data), "r")
-    except (OSError, ValueError, KeyError, RuntimeError) as e:
+    except (OSError, ValueError, KeyError, RuntimeError, OverflowError) as e:
         raise ValueError(f"{what} is not a readable HDF5 file: {e}") from None
 
 
@@ -267,7 +267,7 @@ def _dataset(f, path: str, what: str):
     h5py = _h5py()
     try:
         ds = f.get(path)
-    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as e:
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError, OverflowError) as e:
         raise ValueError(f"{what}: cannot read {path}: {e}") from None
     if ds is None:
         raise ValueError(f"{what} has no {path}")
@@ -280,7 +280,7 @@ def _read(ds, shape: tuple, what: str, integer: bool = False) -> np.ndarray:
     """The dataset's values, after its shape and dtype are checked (nothing is read before)."""
     try:
         have, dtype = tuple(ds.shape or ()), ds.dtype
-    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as e:
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError, OverflowError) as e:
         raise ValueError(f"{what}: cannot read {ds.name}: {e}") from None
     if have != tuple(shape):
         raise ValueError(f"{what}: {ds.name} has shape {have}, the model needs {tuple(shape)}")
@@ -291,7 +291,7 @@ def _read(ds, shape: tuple, what: str, integer: bool = False) -> np.ndarray:
     try:
         values = np.empty(shape, dtype)
         ds.read_direct(values) if values.size else None
-    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as e:
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError, OverflowError) as e:
         raise ValueError(f"{what}: cannot read {ds.name}: {e}") from None
     if not integer and not values.flags.c_contiguous:  # pragma: no cover
         values = np.ascontiguousarray(values)
@@ -308,7 +308,8 @@ def _vars_count(f, group: str) -> int:
     return n
 
 
-_H5_ERRORS = (OSError, KeyError, RuntimeError, TypeError, AttributeError, IndexError)
+_H5_ERRORS = (OSError, KeyError, RuntimeError, TypeError, AttributeError, IndexError,
+              OverflowError)  # h5py's, on a corrupted file (an offset beyond ssize_t)
 
 
 def read_keras_weights(model, data: bytes, what: str, skip_mismatch: bool = False) -> tuple:
@@ -339,7 +340,7 @@ def _read_keras_weights(model, f, what: str, skip_mismatch: bool) -> dict:
                     by_name.setdefault(str(obj.attrs["name"]), []).append(
                         "layers/" + name[:-len("/vars")])
             layers_group.visititems(visit)
-    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as e:
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError, OverflowError) as e:
         raise ValueError(f"{what}: cannot read its groups: {e}") from None
     plan = keras_weight_paths(model)
     use_names = all(len(by_name.get(name, ())) == 1 for _, _, name, _, _ in plan)
