@@ -72,13 +72,20 @@ def test_compile_false_loads_an_uncompiled_model():
     _close(model.predict(ref["x"], verbose=0), ref["y"])
 
 
-def _edited(tmp_path, name, edit):
-    """A copy of a Keras archive with its config.json edited by `edit`."""
+def _edited(tmp_path, name, edit, moves=()):
+    """A copy of a Keras archive with its config.json edited by `edit`, and groups of its
+    model.weights.h5 moved ((old path, new path) pairs)."""
     with zipfile.ZipFile(os.path.join(FOLDER, f"{name}.keras")) as zf:
         members = {n: zf.read(n) for n in zf.namelist()}
     config = json.loads(members["config.json"])
     edit(config)
     members["config.json"] = json.dumps(config).encode()
+    if moves:
+        buffer = io.BytesIO(members["model.weights.h5"])
+        with h5py.File(buffer, "r+") as f:
+            for old, new in moves:
+                f.move(old, new)
+        members["model.weights.h5"] = buffer.getvalue()
     path = str(tmp_path / f"{name}.keras")
     with zipfile.ZipFile(path, "w") as zf:
         for n, raw in members.items():
@@ -111,7 +118,10 @@ def test_a_registered_class_from_another_module_loads(tmp_path):
         layer = config["config"]["layers"][1]
         layer.update(module="my_project.layers", class_name="ScaledDense",
                      registered_name="kf_test>ScaledDense")
-    model = pynn.saving.load_model(_edited(tmp_path, "mlp", edit), compile=False)
+    # Keras names a layer's weights group after its class and that class's count: the
+    # first layer's is 'scaled_dense', the second Dense becomes the first 'dense'
+    moves = [("layers/dense", "layers/scaled_dense"), ("layers/dense_1", "layers/dense")]
+    model = pynn.saving.load_model(_edited(tmp_path, "mlp", edit, moves), compile=False)
     assert type(model.layers[0]) is ScaledDense
     ref = _reference("mlp")
     _close(model.predict(ref["x"], verbose=0), ref["y"])

@@ -329,24 +329,13 @@ def read_keras_weights(model, data: bytes, what: str, skip_mismatch: bool = Fals
 
 def _read_keras_weights(model, f, what: str, skip_mismatch: bool) -> dict:
     """{variable path: values} of the model's weights from an open Keras model.weights.h5 /
-    .weights.h5. A group is found by its layer's name (the `name` attribute
-    Keras writes) or else by Keras's path; every dataset's shape is checked before it is read."""
-    by_name = {}
-    try:
-        layers_group = f.get("layers")
-        if layers_group is not None:
-            def visit(name, obj):
-                if name.endswith("/vars") and name.count("/") == 1 and "name" in obj.attrs:
-                    by_name.setdefault(str(obj.attrs["name"]), []).append(
-                        "layers/" + name[:-len("/vars")])
-            layers_group.visititems(visit)
-    except (OSError, ValueError, KeyError, RuntimeError, TypeError, OverflowError) as e:
-        raise ValueError(f"{what}: cannot read its groups: {e}") from None
+    .weights.h5, each group found by Keras's path, as Keras's own loader finds it (the `name`
+    attributes Keras writes are not read: a corrupted variable-length string makes HDF5 loop);
+    every dataset's shape is checked before it is read."""
     plan = keras_weight_paths(model)
-    use_names = all(len(by_name.get(name, ())) == 1 for _, _, name, _, _ in plan)
     tensors = {}
     for group, sub, name, _, ws in plan:
-        group = (by_name[name][0] if use_names else group) + sub + "/vars"
+        group = group + sub + "/vars"
         n = _vars_count(f, group)
         if n != len(ws):
             if skip_mismatch:
